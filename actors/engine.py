@@ -1,0 +1,408 @@
+"""The engine: runs optimization cycles and every operator change, and journals them.
+
+A cycle takes the recent figures, updates the weights (global, and per regime),
+assesses the lifecycle, pushes weights and statuses to the scorer, then journals the
+audit entries, a history row and a state snapshot in one transaction, and only then
+publishes the alerts (an alert's ``seq`` is its audit entry's). Snapshots are also
+taken on a timer and every so many trades, so a restart replays only a short tail.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import structlog
+
+from actors.base import TAKE_STATE, Actor
+from actors.events import ClosedTrade
+from actors.lifecycle import Assess, Force, HealthRows, RegisterStrategy, Statuses, Transition
+from actors.performance import RecentFigures, ReportTables
+from actors.scorer import SetAllocation, SetRegimeFit, SignalSummary
+from actors.store import AuditDraft, Commit, Snapshot
+from actors.weighting import (
+    Allocation,
+    ApplyStatuses,
+    Register,
+    Reset,
+    Rollback,
+    UpdateWeights,
+    WeightUpdate,
+)
+from protocol.messages import (
+    Alert,
+    AuditEntry,
+    ForceStatus,
+    GetReport,
+    OptimizationState,
+    Report,
+    ResetWeights,
+    RollbackWeights,
+    StatusChange,
+    StatusChanged,
+    StatusReply,
+    UpdateOptimization,
+    WeightChange,
+    Weights,
+)
+
+log = structlog.get_logger("alphad.engine")
+
+_state_encoder = msgspec.msgpack.Encoder()
+
+
+class Tick(msgspec.Struct, frozen=True):
+    """Tell: the timer fired; run a cycle or take a snapshot if one is due."""
+
+
+class StrategySeen(msgspec.Struct, frozen=True):
+    """Tell: a request named a strategy for the first time."""
+
+    strategy: str
+
+
+class FinalSnapshot(msgspec.Struct, frozen=True):
+    """Ask: write a snapshot now (at shutdown)."""
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the epoch; the daemon's clock (a replay injects event time)."""
+    return time.time_ns() // 1_000_000
+
+
+class EngineActor(Actor):
+    """Coordinates the optimization components; the only writer of audit and snapshots."""
+
+    name = "engine"
+
+    def __init__(
+        self,
+        *,
+        performance: Actor,
+        weighting: Actor,
+        lifecycle: Actor,
+        scorer: Actor,
+        store: Actor,
+        alerts: Actor,
+        update_interval_s: float,
+        snapshot_interval_s: float,
+        snapshot_every_trades: int,
+        status: Callable[[], StatusReply],
+        clock: Callable[[], int] = wall_clock_ms,
+        cycle: int = 0,
+        last_cycle_ms: int = 0,
+        mailbox_size: int = 8192,
+    ) -> None:
+        super().__init__(mailbox_size)
+        self.performance = performance
+        self.weighting = weighting
+        self.lifecycle = lifecycle
+        self.scorer = scorer
+        self.store = store
+        self.alerts = alerts
+        self.update_interval_ms = int(update_interval_s * 1000)
+        self.snapshot_interval_ms = int(snapshot_interval_s * 1000)
+        self.snapshot_every_trades = snapshot_every_trades
+        self.status = status
+        self.clock = clock
+        self.cycle = cycle
+        self.last_cycle_ms = last_cycle_ms or clock()
+        self.last_snapshot_ms = clock()
+        self.trades_since_snapshot = 0
+        self.last_trade_seq = 0
+        self.last_state: OptimizationState | None = None
+
+    async def handle(self, message: Any) -> Any:
+        match message:
+            case ClosedTrade():
+                self.last_trade_seq = message.seq
+                self.trades_since_snapshot += 1
+                if self.trades_since_snapshot >= self.snapshot_every_trades:
+                    await self.snapshot("trades")
+                return None
+            case UpdateOptimization():
+                return await self.run_cycle(message.regime, "request")
+            case Tick():
+                await self._tick()
+                return None
+            case StrategySeen():
+                now = self.clock()
+                self.weighting.tell(Register(message.strategy))
+                self.lifecycle.tell(RegisterStrategy(message.strategy, now))
+                return None
+            case ForceStatus():
+                return await self.force_status(message)
+            case ResetWeights():
+                return await self.change_weights(Reset(message.reason or "reset by operator"),
+                                                 message.operator)
+            case RollbackWeights():
+                return await self.change_weights(
+                    Rollback(message.reason or "rollback by operator"), message.operator
+                )
+            case GetReport():
+                return await self.report()
+            case FinalSnapshot():
+                await self.snapshot("shutdown")
+                return None
+            case _ if message is TAKE_STATE:
+                return {"cycle": self.cycle, "last_cycle_ms": self.last_cycle_ms}
+        raise TypeError(f"engine cannot handle {type(message).__name__}")
+
+    # ------------------------------------------------------------------ cycles
+
+    async def _tick(self) -> None:
+        now = self.clock()
+        if self.update_interval_ms > 0 and now - self.last_cycle_ms >= self.update_interval_ms:
+            await self.run_cycle(None, "schedule")
+        elif self.trades_since_snapshot and now - self.last_snapshot_ms >= self.snapshot_interval_ms:
+            await self.snapshot("timer")
+
+    async def run_cycle(self, regime: str | None, trigger: str) -> OptimizationState:
+        """One optimization cycle; returns what changed."""
+        started = time.perf_counter()
+        now = self.clock()
+        by_strategy, by_regime = await self.performance.ask(RecentFigures())
+        # A requested regime updates that regime's table; a scheduled cycle updates all.
+        regimes = {regime: by_regime.get(regime, {})} if regime is not None else by_regime
+        updates: list[WeightUpdate] = await self.weighting.ask(
+            UpdateWeights(by_strategy, regimes, f"cycle {self.cycle + 1}")
+        )
+        transitions: list[Transition] = await self.lifecycle.ask(Assess(by_strategy, now))
+        statuses: dict[str, str] = await self.lifecycle.ask(Statuses())
+        allocation: Allocation = await self.weighting.ask(ApplyStatuses(statuses))
+        self.scorer.tell(SetRegimeFit(by_strategy, by_regime))
+        self._push_allocation(allocation)
+        self.cycle += 1
+        self.last_cycle_ms = now
+        state = OptimizationState(
+            cycle=self.cycle,
+            ts_ms=now,
+            regime=regime,
+            weights=dict(allocation.global_table.adaptive),
+            statuses=statuses,
+            weight_changes=[_weight_change(u) for u in updates],
+            status_changes=[_status_change(t) for t in transitions],
+            weighting_frozen=allocation.frozen,
+        )
+        drafts = [_weight_draft(u, now, "system") for u in updates]
+        drafts += [_status_draft(t) for t in transitions]
+        duration_ms = (time.perf_counter() - started) * 1000
+        drafts.append(
+            AuditDraft(
+                ts_ms=now,
+                kind="cycle",
+                strategy=None,
+                old=self.cycle - 1,
+                new=self.cycle,
+                reason=f"optimization cycle ({trigger})",
+                actor="system",
+                data={
+                    "regime": regime,
+                    "weight_changes": len(updates),
+                    "status_changes": len(transitions),
+                    "duration_ms": round(duration_ms, 3),
+                },
+            )
+        )
+        await self._journal(drafts, history=(self.cycle, now, _state_encoder.encode(state)))
+        self.last_state = state
+        log.info(
+            "optimization_cycle",
+            cycle=self.cycle,
+            trigger=trigger,
+            weight_changes=len(updates),
+            status_changes=len(transitions),
+            duration_ms=round(duration_ms, 3),
+        )
+        return state
+
+    async def force_status(self, request: ForceStatus) -> StatusChanged:
+        """An operator sets a status by hand; journaled and published like any transition."""
+        now = self.clock()
+        transition: Transition = await self.lifecycle.ask(
+            Force(request.strategy, request.status, request.reason, request.operator, now)
+        )
+        statuses: dict[str, str] = await self.lifecycle.ask(Statuses())
+        allocation: Allocation = await self.weighting.ask(ApplyStatuses(statuses))
+        self._push_allocation(allocation)
+        entries = await self._journal([_status_draft(transition)])
+        return StatusChanged(
+            strategy=transition.strategy,
+            old=transition.old,
+            new=transition.new,
+            reason=transition.reason,
+            operator=request.operator,
+            seq=entries[0].seq,
+        )
+
+    async def change_weights(self, command: Any, operator: str) -> Weights:
+        """Reset or roll back the adaptive weights, journaled per strategy."""
+        now = self.clock()
+        updates: list[WeightUpdate] = await self.weighting.ask(command)
+        statuses: dict[str, str] = await self.lifecycle.ask(Statuses())
+        allocation: Allocation = await self.weighting.ask(ApplyStatuses(statuses))
+        self._push_allocation(allocation)
+        await self._journal([_weight_draft(u, now, operator) for u in updates])
+        table = allocation.global_table
+        return Weights(
+            regime=None,
+            base=table.base,
+            adaptive=table.adaptive,
+            effective=table.effective,
+            normalized=table.normalized,
+            frozen=allocation.frozen,
+        )
+
+    def _push_allocation(self, allocation: Allocation) -> None:
+        table = allocation.global_table
+        self.scorer.tell(
+            SetAllocation(
+                statuses=dict(allocation.statuses),
+                weights=dict(table.effective),
+                multipliers=dict(allocation.multipliers),
+                regime_multipliers={k: dict(v) for k, v in allocation.regime_multipliers.items()},
+            )
+        )
+
+    # ------------------------------------------------------------------ journal
+
+    async def _journal(
+        self, drafts: list[AuditDraft], history: tuple[int, int, bytes] | None = None
+    ) -> list[AuditEntry]:
+        """Commit audit entries with a fresh snapshot, then publish them as alerts."""
+        snapshot = await self._snapshot_now()
+        entries: list[AuditEntry] = await self.store.ask(
+            Commit(audit=drafts, history=history, snapshot=snapshot), timeout=30.0
+        )
+        self._after_snapshot(snapshot)
+        alerts = [
+            Alert(
+                seq=e.seq,
+                ts_ms=e.ts_ms,
+                kind=e.kind,
+                strategy=e.strategy,
+                old=e.old,
+                new=e.new,
+                reason=e.reason,
+                data=e.data,
+            )
+            for e in entries
+        ]
+        if alerts:
+            try:
+                self.alerts.tell(alerts)
+            except Exception as exc:  # the audit row is the record; the alert is a courtesy
+                log.warning("alerts_not_queued", error=str(exc), count=len(alerts))
+        return entries
+
+    async def snapshot(self, reason: str) -> None:
+        """Write a snapshot of every stateful actor."""
+        snapshot = await self._snapshot_now()
+        await self.store.ask(Commit(snapshot=snapshot), timeout=30.0)
+        self._after_snapshot(snapshot)
+        log.debug("snapshot_written", reason=reason, trade_seq=snapshot.trade_seq)
+
+    def _after_snapshot(self, snapshot: Snapshot) -> None:
+        self.last_snapshot_ms = self.clock()
+        self.trades_since_snapshot = 0
+
+    async def _snapshot_now(self) -> Snapshot:
+        performance = await self.performance.ask(TAKE_STATE, timeout=30.0)
+        scorer = await self.scorer.ask(TAKE_STATE, timeout=30.0)
+        weighting = await self.weighting.ask(TAKE_STATE, timeout=30.0)
+        lifecycle = await self.lifecycle.ask(TAKE_STATE, timeout=30.0)
+        state = {
+            "performance": performance,
+            "scorer": scorer,
+            "weighting": weighting,
+            "lifecycle": lifecycle,
+            "engine": {"cycle": self.cycle, "last_cycle_ms": self.last_cycle_ms},
+        }
+        return Snapshot(
+            ts_ms=self.clock(),
+            trade_seq=min(performance["last_seq"], scorer["last_trade_seq"]),
+            outcome_seq=scorer["last_outcome_seq"],
+            state=_state_encoder.encode(state),
+        )
+
+    # ------------------------------------------------------------------ report
+
+    async def report(self) -> Report:
+        """Everything a dashboard needs in one reply."""
+        tables: dict[str, Any] = await self.performance.ask(ReportTables())
+        statuses: dict[str, str] = await self.lifecycle.ask(Statuses())
+        allocation: Allocation = await self.weighting.ask(ApplyStatuses(statuses))
+        health = await self.lifecycle.ask(HealthRows(None))
+        summary: dict[str, Any] = await self.scorer.ask(SignalSummary())
+        table = allocation.global_table
+        return Report(
+            status=self.status(),
+            strategies=tables["strategies"],
+            allocation={
+                "base": table.base,
+                "adaptive": table.adaptive,
+                "effective": table.effective,
+                "normalized": table.normalized,
+                "frozen": allocation.frozen,
+                "regimes": {
+                    regime: {
+                        "adaptive": t.adaptive,
+                        "effective": t.effective,
+                        "normalized": t.normalized,
+                    }
+                    for regime, t in allocation.regime_tables.items()
+                },
+            },
+            health=health,
+            regime_effectiveness=tables["regime_effectiveness"],
+            signal_quality=summary,
+            top_strategies=tables["top_strategies"],
+        )
+
+
+def _weight_change(update: WeightUpdate) -> WeightChange:
+    return WeightChange(
+        strategy=update.strategy,
+        regime=update.regime,
+        old=update.old,
+        new=update.new,
+        reason=update.reason,
+    )
+
+
+def _status_change(transition: Transition) -> StatusChange:
+    return StatusChange(
+        strategy=transition.strategy,
+        old=transition.old,
+        new=transition.new,
+        reason=transition.reason,
+        actor=transition.actor,
+    )
+
+
+def _weight_draft(update: WeightUpdate, now: int, actor: str) -> AuditDraft:
+    return AuditDraft(
+        ts_ms=now,
+        kind="weight",
+        strategy=update.strategy,
+        old=update.old,
+        new=update.new,
+        reason=update.reason,
+        actor=actor,
+        data={"regime": update.regime, "target": update.target, "metrics": update.metrics},
+    )
+
+
+def _status_draft(transition: Transition) -> AuditDraft:
+    return AuditDraft(
+        ts_ms=transition.ts_ms,
+        kind="status",
+        strategy=transition.strategy,
+        old=transition.old,
+        new=transition.new,
+        reason=transition.reason,
+        actor=transition.actor,
+        data={"metrics": transition.metrics},
+    )

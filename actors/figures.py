@@ -1,0 +1,39 @@
+"""The performance figures of one group of trades, as defined in docs/metrics.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Figures(msgspec.Struct, kw_only=True):
+    """Every figure of one group over one window (None where the figure is undefined)."""
+
+    trades: int = 0
+    wins: int = 0
+    losses: int = 0
+    win_rate: float = 0.0
+    expectancy: float = 0.0
+    total_pnl: float = 0.0
+    gross_profit: float = 0.0
+    gross_loss: float = 0.0
+    profit_factor: float | None = None
+    profit_factor_infinite: bool = False
+    avg_win: float | None = None
+    avg_loss: float | None = None
+    sharpe: float | None = None
+    sortino: float | None = None
+    sqn: float | None = None
+    psr: float | None = None
+    max_drawdown: float = 0.0
+    current_drawdown: float = 0.0
+    # Mean absolute pnl of the window: the scale that makes drawdowns comparable across
+    # strategies that trade different sizes (drawdown / mean_abs_pnl is in "average trades").
+    mean_abs_pnl: float = 0.0
+
+    def as_row(self) -> dict[str, Any]:
+        """The wire row's metric keys (``protocol.messages.METRIC_FIELDS``)."""
+        row = msgspec.structs.asdict(self)
+        del row["mean_abs_pnl"]
+        return row

@@ -1,0 +1,766 @@
+"""The store actor: the only owner of the SQLite connection.
+
+Writes that arrive together commit in one transaction (group commit), with one
+``executemany`` per table per batch, because every aiosqlite call is a hop to its
+thread. A ``record_trade`` is answered only after the transaction holding it has
+committed; committed trades and signal outcomes are then told, in commit order, to
+the actors that learn from them. When the database cannot be written, every waiting
+write fails with ``StorageUnavailable`` (nothing is acknowledged that is not on disk)
+and the next batch tries again, so the store recovers by itself when storage returns.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import msgspec
+import structlog
+
+from actors.base import Actor, Envelope
+from actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
+from protocol.messages import AuditEntry, RecordTrade
+
+log = structlog.get_logger("alphad.store")
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE trades (
+        seq INTEGER PRIMARY KEY,
+        trade_id TEXT NOT NULL UNIQUE,
+        strategy TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        pnl REAL NOT NULL,
+        entry_ts_ms INTEGER NOT NULL,
+        exit_ts_ms INTEGER NOT NULL,
+        regime TEXT NOT NULL,
+        size REAL,
+        signal_id TEXT,
+        recorded_ms INTEGER NOT NULL
+    );
+    CREATE INDEX trades_strategy ON trades (strategy, seq);
+    CREATE TABLE signals (
+        id INTEGER PRIMARY KEY,
+        signal_id TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        strategy TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        confidence REAL NOT NULL,
+        confluence INTEGER NOT NULL,
+        regime TEXT,
+        quality REAL NOT NULL,
+        execute INTEGER NOT NULL,
+        size_multiplier REAL NOT NULL,
+        weight REAL NOT NULL,
+        status TEXT NOT NULL,
+        reasons TEXT NOT NULL
+    );
+    CREATE INDEX signals_signal_id ON signals (signal_id);
+    CREATE TABLE signal_outcomes (
+        seq INTEGER PRIMARY KEY,
+        signal_id TEXT NOT NULL UNIQUE,
+        success INTEGER NOT NULL,
+        ts_ms INTEGER NOT NULL
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        ts_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        strategy TEXT,
+        old TEXT,
+        new TEXT,
+        reason TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX audit_strategy ON audit (strategy, seq);
+    CREATE TABLE history (
+        cycle INTEGER PRIMARY KEY,
+        ts_ms INTEGER NOT NULL,
+        state BLOB NOT NULL
+    );
+    CREATE TABLE snapshots (
+        id INTEGER PRIMARY KEY,
+        ts_ms INTEGER NOT NULL,
+        trade_seq INTEGER NOT NULL,
+        outcome_seq INTEGER NOT NULL,
+        audit_seq INTEGER NOT NULL,
+        state BLOB NOT NULL
+    );
+    """,
+}
+
+
+class StorageUnavailable(Exception):
+    """The database could not be written; nothing in the failed batch was recorded."""
+
+
+# ----------------------------------------------------------------------------- messages
+
+
+class AppendTrade(msgspec.Struct, frozen=True):
+    """Ask: record a trade; answered with ``(duplicate, seq)`` after the commit."""
+
+    trade: RecordTrade
+
+
+class AppendOutcome(msgspec.Struct, frozen=True):
+    """Ask: record a signal outcome; answered with ``(duplicate, seq)`` after the commit."""
+
+    signal_id: str
+    success: bool
+    ts_ms: int
+
+
+class AppendSignal(msgspec.Struct, frozen=True, array_like=True):
+    """Tell: keep a scored signal (best effort, batched, off the hot path)."""
+
+    signal_id: str
+    ts_ms: int
+    strategy: str
+    symbol: str
+    side: str
+    confidence: float
+    confluence: int
+    regime: str | None
+    quality: float
+    execute: bool
+    size_multiplier: float
+    weight: float
+    status: str
+    reasons: str
+
+
+class AuditDraft(msgspec.Struct, frozen=True, kw_only=True):
+    """An audit entry before the store gives it its ``seq``."""
+
+    ts_ms: int
+    kind: str
+    strategy: str | None
+    old: Any
+    new: Any
+    reason: str
+    actor: str
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """The state of every stateful actor at a point in the trade and outcome streams."""
+
+    ts_ms: int
+    trade_seq: int
+    outcome_seq: int
+    state: bytes
+
+
+class Commit(msgspec.Struct, frozen=True, kw_only=True):
+    """Ask: journal audit entries, a history row and a snapshot in one transaction.
+
+    Answered with the committed ``AuditEntry`` list (with their seqs).
+    """
+
+    audit: list[AuditDraft] = msgspec.field(default_factory=list)
+    history: tuple[int, int, bytes] | None = None
+    snapshot: Snapshot | None = None
+
+
+class QueryAudit(msgspec.Struct, frozen=True):
+    """Ask: audit entries after ``since_seq``."""
+
+    since_seq: int
+    strategy: str | None
+    limit: int
+
+
+class QueryHistory(msgspec.Struct, frozen=True):
+    """Ask: the latest history rows (msgpack blobs), newest first."""
+
+    limit: int
+
+
+class Recovery(msgspec.Struct, kw_only=True):
+    """What a restart needs: the last snapshot and everything committed after it."""
+
+    snapshot: Snapshot | None
+    trades: list[ClosedTrade]
+    outcomes: list[SignalOutcome]
+
+
+_json = msgspec.json.Encoder()
+_json_decode = msgspec.json.Decoder()
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class StoreActor(Actor):
+    """Owns the database; batches writes; tells subscribers what was committed."""
+
+    name = "store"
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "FULL",
+        batch_max: int = 512,
+        busy_timeout_ms: int = 5000,
+        history_keep: int = 10_000,
+        snapshots_keep: int = 3,
+        mailbox_size: int = 8192,
+    ) -> None:
+        super().__init__(mailbox_size)
+        self.path = path
+        self.synchronous = synchronous
+        self.max_batch = batch_max
+        self.busy_timeout_ms = busy_timeout_ms
+        self.history_keep = history_keep
+        self.snapshots_keep = snapshots_keep
+        self.db: aiosqlite.Connection | None = None
+        self.trade_subscribers: list[Actor] = []
+        self.outcome_subscribers: list[Actor] = []
+        self.last_trade_seq = 0
+        self.last_outcome_seq = 0
+        self.last_audit_seq = 0
+        self.trades_committed = 0
+        self.healthy = True
+        self.failed_batches = 0
+        self.dropped_signals = 0
+        self._pending_signals: list[AppendSignal] = []
+
+    # ------------------------------------------------------------------ opening
+
+    async def on_start(self) -> None:
+        if self.db is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = await aiosqlite.connect(self.path, isolation_level=None)
+        await self.db.execute("PRAGMA journal_mode=WAL")
+        await self.db.execute(f"PRAGMA synchronous={self.synchronous}")
+        await self.db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        await self.db.execute("PRAGMA foreign_keys=ON")
+        await self._migrate()
+        self.last_trade_seq = await self._scalar("SELECT COALESCE(MAX(seq), 0) FROM trades")
+        self.last_outcome_seq = await self._scalar(
+            "SELECT COALESCE(MAX(seq), 0) FROM signal_outcomes"
+        )
+        self.last_audit_seq = await self._scalar("SELECT COALESCE(MAX(seq), 0) FROM audit")
+        self.trades_committed = await self._scalar("SELECT COUNT(*) FROM trades")
+
+    async def on_stop(self) -> None:
+        if self.db is not None:
+            await self._flush_signals()
+            await self.db.close()
+            self.db = None
+
+    async def _migrate(self) -> None:
+        db = self._conn()
+        version = await self._scalar("PRAGMA user_version")
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database {self.path} has schema version {version}, newer than this "
+                f"alphad ({SCHEMA_VERSION}); upgrade alphad"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(MIGRATIONS[target]):
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version={target}")
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            log.info("schema_migrated", version=target, database=str(self.path))
+
+    def _conn(self) -> aiosqlite.Connection:
+        if self.db is None:
+            raise StorageUnavailable("database is not open")
+        return self.db
+
+    async def _scalar(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self._conn().execute(sql, params) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    # ------------------------------------------------------------------ recovery
+
+    async def load_recovery(self) -> Recovery:
+        """The last snapshot and the trades and outcomes committed after it."""
+        db = self._conn()
+        snapshot = None
+        async with db.execute(
+            "SELECT ts_ms, trade_seq, outcome_seq, state FROM snapshots ORDER BY id DESC LIMIT 1"
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is not None:
+            snapshot = Snapshot(
+                ts_ms=row[0], trade_seq=row[1], outcome_seq=row[2], state=bytes(row[3])
+            )
+        trade_seq = snapshot.trade_seq if snapshot else 0
+        outcome_seq = snapshot.outcome_seq if snapshot else 0
+        trades = await self.trades_after(trade_seq)
+        async with db.execute(
+            "SELECT seq, signal_id, success, ts_ms FROM signal_outcomes WHERE seq > ? ORDER BY seq",
+            (outcome_seq,),
+        ) as cursor:
+            outcome_rows = await cursor.fetchall()
+        outcomes = [
+            SignalOutcome(seq=r[0], signal_id=r[1], success=bool(r[2]), ts_ms=r[3])
+            for r in outcome_rows
+        ]
+        return Recovery(snapshot=snapshot, trades=trades, outcomes=outcomes)
+
+    async def trades_after(self, seq: int, limit: int | None = None) -> list[ClosedTrade]:
+        """Committed trades with a greater seq, in seq order."""
+        sql = (
+            "SELECT seq, trade_id, strategy, symbol, side, pnl, entry_ts_ms, exit_ts_ms, "
+            "regime, size, signal_id FROM trades WHERE seq > ? ORDER BY seq"
+        )
+        params: tuple[int, ...] = (seq,)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (seq, limit)
+        async with self._conn().execute(sql, params) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            ClosedTrade(
+                seq=r[0],
+                trade_id=r[1],
+                strategy=r[2],
+                symbol=r[3],
+                side=r[4],
+                pnl=r[5],
+                entry_ts_ms=r[6],
+                exit_ts_ms=r[7],
+                regime=r[8],
+                size=r[9],
+                signal_id=r[10],
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ the loop
+
+    async def handle_batch(self, batch: list[Envelope]) -> None:
+        trades: list[Envelope] = []
+        outcomes: list[Envelope] = []
+        commits: list[Envelope] = []
+        queries: list[Envelope] = []
+        for envelope in batch:
+            message = envelope.message
+            if isinstance(message, AppendSignal):
+                self._pending_signals.append(message)
+            elif isinstance(message, AppendTrade):
+                trades.append(envelope)
+            elif isinstance(message, AppendOutcome):
+                outcomes.append(envelope)
+            elif isinstance(message, Commit):
+                commits.append(envelope)
+            else:
+                queries.append(envelope)
+        if trades or outcomes or commits or self._pending_signals:
+            await self._write(trades, outcomes, commits)
+        for envelope in queries:
+            await self._answer_query(envelope)
+
+    async def _write(
+        self, trades: list[Envelope], outcomes: list[Envelope], commits: list[Envelope]
+    ) -> None:
+        db = self._conn()
+        now = _now_ms()
+        trade_results, trade_rows, new_trades = self._plan_trades(trades, now)
+        outcome_results, outcome_rows, new_outcomes = self._plan_outcomes(outcomes)
+        audit_rows, commit_results, history_rows, snapshot_rows = self._plan_commits(commits)
+        signals = self._pending_signals
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                if trade_rows:
+                    before = db.total_changes
+                    await db.executemany(
+                        "INSERT OR IGNORE INTO trades (seq, trade_id, strategy, symbol, side, pnl,"
+                        " entry_ts_ms, exit_ts_ms, regime, size, signal_id, recorded_ms)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        trade_rows,
+                    )
+                    if db.total_changes - before != len(trade_rows):
+                        await self._resolve_trade_duplicates(trade_results, new_trades)
+                if outcome_rows:
+                    before = db.total_changes
+                    await db.executemany(
+                        "INSERT OR IGNORE INTO signal_outcomes (seq, signal_id, success, ts_ms)"
+                        " VALUES (?,?,?,?)",
+                        outcome_rows,
+                    )
+                    if db.total_changes - before != len(outcome_rows):
+                        await self._resolve_outcome_duplicates(outcome_results, new_outcomes)
+                if signals:
+                    await db.executemany(
+                        "INSERT INTO signals (signal_id, ts_ms, strategy, symbol, side, confidence,"
+                        " confluence, regime, quality, execute, size_multiplier, weight, status,"
+                        " reasons) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        [msgspec.structs.astuple(s) for s in signals],
+                    )
+                if audit_rows:
+                    await db.executemany(
+                        "INSERT INTO audit (seq, ts_ms, kind, strategy, old, new, reason, actor,"
+                        " data) VALUES (?,?,?,?,?,?,?,?,?)",
+                        audit_rows,
+                    )
+                if history_rows:
+                    await db.executemany(
+                        "INSERT OR REPLACE INTO history (cycle, ts_ms, state) VALUES (?,?,?)",
+                        history_rows,
+                    )
+                    await db.execute(
+                        "DELETE FROM history WHERE cycle <= ?",
+                        (history_rows[-1][0] - self.history_keep,),
+                    )
+                if snapshot_rows:
+                    await db.executemany(
+                        "INSERT INTO snapshots (ts_ms, trade_seq, outcome_seq, audit_seq, state)"
+                        " VALUES (?,?,?,?,?)",
+                        snapshot_rows,
+                    )
+                    await db.execute(
+                        "DELETE FROM snapshots WHERE id NOT IN"
+                        " (SELECT id FROM snapshots ORDER BY id DESC LIMIT ?)",
+                        (self.snapshots_keep,),
+                    )
+                await db.execute("COMMIT")
+            except BaseException:
+                await _rollback(db)
+                raise
+        except (sqlite3.Error, StorageUnavailable, ValueError) as exc:
+            self._fail_batch(exc, trades, outcomes, commits)
+            return
+        # Committed: advance the sequences, answer the waiting asks, tell the learners.
+        self.healthy = True
+        self._pending_signals = []
+        if new_trades:
+            self.last_trade_seq = max(self.last_trade_seq, new_trades[-1].seq)
+            self.trades_committed += len(new_trades)
+        if new_outcomes:
+            self.last_outcome_seq = new_outcomes[-1].seq
+        if audit_rows:
+            self.last_audit_seq = audit_rows[-1][0]
+        for envelope, result in zip(trades, trade_results, strict=True):
+            _resolve(envelope, result)
+        for envelope, result in zip(outcomes, outcome_results, strict=True):
+            _resolve(envelope, result)
+        for envelope, result in zip(commits, commit_results, strict=True):
+            _resolve(envelope, result)
+        # Learners must see every committed record: a full mailbox slows the store down
+        # (and so the acknowledgements) instead of dropping a trade.
+        for trade in new_trades:
+            for actor in self.trade_subscribers:
+                await actor.tell_wait(trade)
+        for outcome in new_outcomes:
+            for actor in self.outcome_subscribers:
+                await actor.tell_wait(outcome)
+
+    def _plan_trades(
+        self, trades: list[Envelope], now: int
+    ) -> tuple[list[tuple[bool, int]], list[tuple[Any, ...]], list[ClosedTrade]]:
+        results: list[tuple[bool, int]] = []
+        rows: list[tuple[Any, ...]] = []
+        new: list[ClosedTrade] = []
+        in_batch: dict[str, int] = {}
+        seq = self.last_trade_seq
+        for envelope in trades:
+            request: RecordTrade = envelope.message.trade
+            earlier = in_batch.get(request.trade_id)
+            if earlier is not None:
+                results.append((True, earlier))
+                continue
+            seq += 1
+            in_batch[request.trade_id] = seq
+            regime = request.regime or UNKNOWN_REGIME
+            rows.append(
+                (
+                    seq,
+                    request.trade_id,
+                    request.strategy,
+                    request.symbol,
+                    request.side,
+                    request.pnl,
+                    request.entry_ts_ms,
+                    request.exit_ts_ms,
+                    regime,
+                    request.size,
+                    request.signal_id,
+                    now,
+                )
+            )
+            results.append((False, seq))
+            new.append(
+                ClosedTrade(
+                    seq=seq,
+                    trade_id=request.trade_id,
+                    strategy=request.strategy,
+                    symbol=request.symbol,
+                    side=request.side,
+                    pnl=request.pnl,
+                    entry_ts_ms=request.entry_ts_ms,
+                    exit_ts_ms=request.exit_ts_ms,
+                    regime=regime,
+                    size=request.size,
+                    signal_id=request.signal_id,
+                )
+            )
+        return results, rows, new
+
+    async def _resolve_trade_duplicates(
+        self, results: list[tuple[bool, int]], new: list[ClosedTrade]
+    ) -> None:
+        """Some trade_ids were already recorded: find their seqs, drop them from ``new``."""
+        ids = [trade.trade_id for trade in new]
+        existing: dict[str, int] = {}
+        for chunk_start in range(0, len(ids), 500):
+            chunk = ids[chunk_start : chunk_start + 500]
+            marks = ",".join("?" * len(chunk))
+            async with self._conn().execute(
+                f"SELECT trade_id, seq FROM trades WHERE trade_id IN ({marks})", chunk
+            ) as cursor:
+                for trade_id, seq in await cursor.fetchall():
+                    existing[trade_id] = seq
+        assigned = {trade.seq: trade for trade in new}
+        kept = [t for t in new if existing.get(t.trade_id) == t.seq]
+        remap: dict[int, tuple[bool, int]] = {}
+        for seq, trade in assigned.items():
+            actual = existing[trade.trade_id]
+            if actual != seq:
+                remap[seq] = (True, actual)
+        for index, (_, seq) in enumerate(results):
+            if seq in remap:
+                results[index] = remap[seq]
+        # The seqs given to ignored rows were never written; seq only has to increase.
+        new[:] = kept
+
+    def _plan_outcomes(
+        self, outcomes: list[Envelope]
+    ) -> tuple[list[tuple[bool, int]], list[tuple[Any, ...]], list[SignalOutcome]]:
+        results: list[tuple[bool, int]] = []
+        rows: list[tuple[Any, ...]] = []
+        new: list[SignalOutcome] = []
+        in_batch: dict[str, int] = {}
+        seq = self.last_outcome_seq
+        for envelope in outcomes:
+            message: AppendOutcome = envelope.message
+            earlier = in_batch.get(message.signal_id)
+            if earlier is not None:
+                results.append((True, earlier))
+                continue
+            seq += 1
+            in_batch[message.signal_id] = seq
+            rows.append((seq, message.signal_id, int(message.success), message.ts_ms))
+            results.append((False, seq))
+            new.append(
+                SignalOutcome(
+                    seq=seq, signal_id=message.signal_id, success=message.success,
+                    ts_ms=message.ts_ms,
+                )
+            )
+        return results, rows, new
+
+    async def _resolve_outcome_duplicates(
+        self, results: list[tuple[bool, int]], new: list[SignalOutcome]
+    ) -> None:
+        ids = [o.signal_id for o in new]
+        existing: dict[str, int] = {}
+        for chunk_start in range(0, len(ids), 500):
+            chunk = ids[chunk_start : chunk_start + 500]
+            marks = ",".join("?" * len(chunk))
+            async with self._conn().execute(
+                f"SELECT signal_id, seq FROM signal_outcomes WHERE signal_id IN ({marks})", chunk
+            ) as cursor:
+                for signal_id, seq in await cursor.fetchall():
+                    existing[signal_id] = seq
+        remap = {o.seq: (True, existing[o.signal_id]) for o in new if existing[o.signal_id] != o.seq}
+        for index, (_, seq) in enumerate(results):
+            if seq in remap:
+                results[index] = remap[seq]
+        new[:] = [o for o in new if existing[o.signal_id] == o.seq]
+
+    def _plan_commits(
+        self, commits: list[Envelope]
+    ) -> tuple[
+        list[tuple[Any, ...]],
+        list[list[AuditEntry]],
+        list[tuple[int, int, bytes]],
+        list[tuple[Any, ...]],
+    ]:
+        audit_rows: list[tuple[Any, ...]] = []
+        results: list[list[AuditEntry]] = []
+        history_rows: list[tuple[int, int, bytes]] = []
+        snapshot_rows: list[tuple[Any, ...]] = []
+        seq = self.last_audit_seq
+        for envelope in commits:
+            commit: Commit = envelope.message
+            entries: list[AuditEntry] = []
+            for draft in commit.audit:
+                seq += 1
+                audit_rows.append(
+                    (
+                        seq,
+                        draft.ts_ms,
+                        draft.kind,
+                        draft.strategy,
+                        _json.encode(draft.old).decode(),
+                        _json.encode(draft.new).decode(),
+                        draft.reason,
+                        draft.actor,
+                        _json.encode(draft.data).decode(),
+                    )
+                )
+                entries.append(
+                    AuditEntry(
+                        seq=seq,
+                        ts_ms=draft.ts_ms,
+                        kind=draft.kind,
+                        strategy=draft.strategy,
+                        old=draft.old,
+                        new=draft.new,
+                        reason=draft.reason,
+                        actor=draft.actor,
+                        data=draft.data,
+                    )
+                )
+            results.append(entries)
+            if commit.history is not None:
+                history_rows.append(commit.history)
+            if commit.snapshot is not None:
+                snap = commit.snapshot
+                snapshot_rows.append(
+                    (snap.ts_ms, snap.trade_seq, snap.outcome_seq, seq, snap.state)
+                )
+        return audit_rows, results, history_rows, snapshot_rows
+
+    def _fail_batch(
+        self,
+        exc: BaseException,
+        trades: list[Envelope],
+        outcomes: list[Envelope],
+        commits: list[Envelope],
+    ) -> None:
+        self.healthy = False
+        self.failed_batches += 1
+        # Scored signals are best effort: keep a bounded backlog for the next batch.
+        if len(self._pending_signals) > 100_000:
+            self.dropped_signals += len(self._pending_signals)
+            self._pending_signals = []
+        log.error("storage_write_failed", error=str(exc), trades=len(trades))
+        failure = StorageUnavailable(f"database cannot be written: {exc}")
+        for envelope in (*trades, *outcomes, *commits):
+            if envelope.reply_to is not None and not envelope.reply_to.done():
+                envelope.reply_to.set_exception(failure)
+
+    async def _flush_signals(self) -> None:
+        if self._pending_signals and self.db is not None:
+            await self._write([], [], [])
+
+    # ------------------------------------------------------------------ reads
+
+    async def _answer_query(self, envelope: Envelope) -> None:
+        reply_to = envelope.reply_to
+        try:
+            result = await self.handle(envelope.message)
+        except Exception as exc:
+            if reply_to is None:
+                raise
+            if not reply_to.done():
+                if isinstance(exc, sqlite3.Error):
+                    exc = StorageUnavailable(str(exc))
+                reply_to.set_exception(exc)
+            return
+        if reply_to is not None and not reply_to.done():
+            reply_to.set_result(result)
+
+    async def handle(self, message: Any) -> Any:
+        if isinstance(message, QueryAudit):
+            return await self.audit_since(message.since_seq, message.strategy, message.limit)
+        if isinstance(message, QueryHistory):
+            return await self.history(message.limit)
+        raise TypeError(f"store cannot handle {type(message).__name__}")
+
+    async def audit_since(
+        self, since_seq: int, strategy: str | None, limit: int
+    ) -> list[AuditEntry]:
+        """Audit entries after ``since_seq``, oldest first."""
+        sql = "SELECT seq, ts_ms, kind, strategy, old, new, reason, actor, data FROM audit"
+        sql += " WHERE seq > ?"
+        params: list[Any] = [since_seq]
+        if strategy is not None:
+            sql += " AND strategy = ?"
+            params.append(strategy)
+        sql += " ORDER BY seq LIMIT ?"
+        params.append(limit)
+        async with self._conn().execute(sql, params) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            AuditEntry(
+                seq=r[0],
+                ts_ms=r[1],
+                kind=r[2],
+                strategy=r[3],
+                old=_json_decode.decode(r[4]) if r[4] is not None else None,
+                new=_json_decode.decode(r[5]) if r[5] is not None else None,
+                reason=r[6],
+                actor=r[7],
+                data=_json_decode.decode(r[8]),
+            )
+            for r in rows
+        ]
+
+    async def history(self, limit: int) -> list[bytes]:
+        """The latest history blobs, newest first."""
+        async with self._conn().execute(
+            "SELECT state FROM history ORDER BY cycle DESC LIMIT ?", (limit,)
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    async def latest_cycle(self) -> int:
+        """The number of the last journaled optimization cycle (0 if none)."""
+        return await self._scalar("SELECT COALESCE(MAX(cycle), 0) FROM history")
+
+
+def _resolve(envelope: Envelope, result: Any) -> None:
+    if envelope.reply_to is not None and not envelope.reply_to.done():
+        envelope.reply_to.set_result(result)
+
+
+async def _rollback(db: aiosqlite.Connection) -> None:
+    try:
+        await db.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+__all__ = [
+    "AppendOutcome",
+    "AppendSignal",
+    "AppendTrade",
+    "AuditDraft",
+    "Commit",
+    "QueryAudit",
+    "QueryHistory",
+    "Recovery",
+    "Snapshot",
+    "StorageUnavailable",
+    "StoreActor",
+]

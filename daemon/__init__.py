@@ -1,0 +1,1 @@
+"""The daemon: config, sockets, wiring, supervision, systemd integration and CLI."""

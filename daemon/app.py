@@ -1,0 +1,407 @@
+"""Wiring and serving: startup (recover, start actors, bind) → serve → graceful shutdown.
+
+Start order is store → domain actors → alerts → engine → gateway; stop is the reverse,
+each step within the grace period. READY=1 is sent only after recovery and binding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+import msgspec
+import structlog
+import zmq
+
+from actors.base import Actor
+from actors.engine import EngineActor, FinalSnapshot, StrategySeen, Tick
+from actors.lifecycle import LifecycleActor, LifecycleModel
+from actors.performance import PerformanceActor, PerformanceModel
+from actors.scorer import ScorerActor, ScorerModel
+from actors.store import (
+    AppendOutcome,
+    AppendTrade,
+    QueryAudit,
+    QueryHistory,
+    Recovery,
+    StoreActor,
+)
+from actors.weighting import WeightingActor, WeightingModel
+from daemon import sdnotify
+from daemon.admission import Admission
+from daemon.config import Config, Paths
+from daemon.gateway import Gateway, Route
+from daemon.supervisor import Supervisor
+from protocol.messages import (
+    Audit,
+    ForceStatus,
+    GetAudit,
+    GetHealth,
+    GetHistory,
+    GetPerformance,
+    GetReport,
+    GetStatus,
+    GetWeights,
+    History,
+    OptimizationState,
+    Ok,
+    RecordSignalOutcome,
+    RecordTrade,
+    Request,
+    ResetWeights,
+    RollbackWeights,
+    ScoreSignal,
+    StatusReply,
+    TradeRecorded,
+    UpdateOptimization,
+)
+
+log = structlog.get_logger("alphad")
+
+VERSION = "0.1.0"
+_state_decoder = msgspec.msgpack.Decoder(dict[str, Any])
+_history_decoder = msgspec.msgpack.Decoder(OptimizationState)
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message is one line for the operator."""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Daemon:
+    """One running alphad: its actors, its sockets and its lifecycle."""
+
+    def __init__(self, config: Config, paths: Paths) -> None:
+        self.config = config
+        self.paths = paths
+        self.started = time.monotonic()
+        self.stop_requested = asyncio.Event()
+        self.supervisor = Supervisor(
+            max_restarts=config.daemon.max_restarts, window_s=config.daemon.restart_window_s
+        )
+        self.context: zmq.Context[Any] | None = None
+        self.gateway: Gateway | None = None
+        self._lock_file: IO[str] | None = None
+        self._timers: list[asyncio.TimerHandle] = []
+
+    # ------------------------------------------------------------------ startup
+
+    def _lock(self) -> None:
+        self.paths.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        lock_path = self.paths.state_dir / "alphad.lock"
+        handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise StartupError(
+                f"another alphad is running with state directory {self.paths.state_dir}"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock_file = handle
+
+    async def start(self) -> None:
+        """Recover state, start the actors, bind the sockets, tell systemd we are ready."""
+        cfg = self.config
+        self._lock()
+        self.paths.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        sdnotify.status("recovering state")
+        store = StoreActor(
+            self.paths.database,
+            synchronous=cfg.store.synchronous,
+            batch_max=cfg.store.batch_max,
+            busy_timeout_ms=cfg.store.busy_timeout_ms,
+            history_keep=cfg.store.history_keep,
+            snapshots_keep=cfg.store.snapshots_keep,
+            mailbox_size=cfg.daemon.mailbox_size,
+        )
+        try:
+            await store.on_start()
+            recovery = await store.load_recovery()
+            cycle = await store.latest_cycle()
+        except Exception as exc:
+            raise StartupError(f"cannot open database {self.paths.database}: {exc}") from exc
+        mailbox = cfg.daemon.mailbox_size
+        started_recovery = time.perf_counter()
+        state = _state_decoder.decode(recovery.snapshot.state) if recovery.snapshot else {}
+        performance_model = (
+            PerformanceModel.from_state(cfg.performance, state["performance"])
+            if "performance" in state
+            else PerformanceModel(cfg.performance)
+        )
+        weighting_model = (
+            WeightingModel.from_state(cfg.weighting, cfg.strategies, state["weighting"])
+            if "weighting" in state
+            else WeightingModel(cfg.weighting, cfg.strategies)
+        )
+        lifecycle_model = (
+            LifecycleModel.from_state(cfg.lifecycle, cfg.strategies, state["lifecycle"])
+            if "lifecycle" in state
+            else LifecycleModel(cfg.lifecycle, cfg.strategies)
+        )
+        id_prefix = f"{_now_ms():x}"
+        scorer_state = state.get("scorer")
+        scorer_model = (
+            ScorerModel.from_state(cfg.scorer, id_prefix, scorer_state["model"])
+            if scorer_state
+            else ScorerModel(cfg.scorer, id_prefix)
+        )
+        performance = PerformanceActor(performance_model, mailbox)
+        scorer = ScorerActor(
+            scorer_model,
+            store,
+            last_trade_seq=scorer_state["last_trade_seq"] if scorer_state else 0,
+            last_outcome_seq=scorer_state["last_outcome_seq"] if scorer_state else 0,
+            mailbox_size=mailbox,
+        )
+        weighting = WeightingActor(weighting_model, mailbox)
+        lifecycle = LifecycleActor(lifecycle_model, mailbox)
+        self._replay(recovery, performance_model, scorer, weighting_model, lifecycle_model)
+        statuses = lifecycle_model.statuses()
+        weighting.statuses = statuses
+        allocation = weighting.allocation()
+        scorer_model.set_allocation(
+            allocation.statuses,
+            allocation.global_table.effective,
+            allocation.multipliers,
+            allocation.regime_multipliers,
+        )
+        scorer_model.set_regime_fit(
+            performance_model.recent_by_strategy(), performance_model.recent_by_regime()
+        )
+        log.info(
+            "state_recovered",
+            snapshot_trade_seq=recovery.snapshot.trade_seq if recovery.snapshot else None,
+            replayed_trades=len(recovery.trades),
+            replayed_outcomes=len(recovery.outcomes),
+            trades=store.trades_committed,
+            duration_ms=round((time.perf_counter() - started_recovery) * 1000, 1),
+        )
+
+        self.context = zmq.Context()
+        from daemon.alerts import AlertPublisher
+
+        alerts = AlertPublisher(
+            self.context, self.paths.alerts, hwm=cfg.daemon.alerts_hwm, mailbox_size=mailbox
+        )
+        engine_state = state.get("engine", {})
+        engine = EngineActor(
+            performance=performance,
+            weighting=weighting,
+            lifecycle=lifecycle,
+            scorer=scorer,
+            store=store,
+            alerts=alerts,
+            update_interval_s=cfg.engine.update_interval_s,
+            snapshot_interval_s=cfg.store.snapshot_interval_s,
+            snapshot_every_trades=cfg.store.snapshot_every_trades,
+            status=self.status,
+            cycle=max(cycle, int(engine_state.get("cycle", 0))),
+            last_cycle_ms=int(engine_state.get("last_cycle_ms", 0)),
+            mailbox_size=mailbox,
+        )
+        self.store, self.engine = store, engine
+        store.trade_subscribers = [performance, scorer, engine]
+        store.outcome_subscribers = [scorer]
+
+        admission = Admission(
+            configured=cfg.strategies.keys(),
+            auto_register=cfg.weighting.auto_register,
+            max_strategies=cfg.limits.max_strategies,
+            max_symbols=cfg.limits.max_symbols,
+            max_regimes=cfg.limits.max_regimes,
+            on_new_strategy=lambda name: _tell_quietly(engine, StrategySeen(name)),
+        )
+        admission.learn(
+            [*performance_model.strategies(), *weighting_model.strategies()],
+            performance_model.symbols(),
+            performance_model.regimes(),
+        )
+        self.admission = admission
+
+        for actor in (store, performance, scorer, weighting, lifecycle, alerts, engine):
+            await self.supervisor.start(actor)
+
+        self.gateway = Gateway(
+            self.context,
+            self._routes(store, performance, scorer, weighting, lifecycle, engine, admission),
+            max_message_size=cfg.daemon.max_message_size,
+            request_timeout_s=cfg.daemon.request_timeout_s,
+        )
+        try:
+            self.gateway.bind(self.paths.rpc, admin=False, mode=0o660)
+            self.gateway.bind(self.paths.admin, admin=True, mode=0o600)
+        except zmq.ZMQError as exc:
+            raise StartupError(f"cannot bind sockets in {self.paths.runtime_dir}: {exc}") from exc
+
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stop_requested.set)
+        self._every(1.0, lambda: _tell_quietly(engine, Tick()))
+        watchdog = sdnotify.watchdog_interval_s()
+        if watchdog:
+            # Pinged from the event loop itself: a wedged loop stops the pings.
+            self._every(watchdog, sdnotify.watchdog)
+        sdnotify.ready(f"serving {store.trades_committed} trades, cycle {engine.cycle}")
+        log.info(
+            "alphad_ready",
+            version=VERSION,
+            rpc=self.paths.rpc,
+            admin=self.paths.admin,
+            alerts=self.paths.alerts,
+            database=str(self.paths.database),
+        )
+
+    def _replay(
+        self,
+        recovery: Recovery,
+        performance: PerformanceModel,
+        scorer: ScorerActor,
+        weighting: WeightingModel,
+        lifecycle: LifecycleModel,
+    ) -> None:
+        """Feed what was committed after the snapshot, as the live daemon would have."""
+        now = _now_ms()
+        for trade in recovery.trades:
+            performance.record(trade)
+            scorer.learn_trade(trade)
+        for outcome in recovery.outcomes:
+            scorer.learn_outcome(outcome)
+        for strategy in performance.strategies():
+            with contextlib.suppress(Exception):
+                weighting.ensure_registered(strategy)
+            lifecycle.register(strategy, now)
+
+    def _routes(
+        self,
+        store: StoreActor,
+        performance: Actor,
+        scorer: ScorerActor,
+        weighting: Actor,
+        lifecycle: Actor,
+        engine: Actor,
+        admission: Admission,
+    ) -> dict[type[Request], Route]:
+        admit = admission.admit
+
+        def admit_signal(request: ScoreSignal) -> None:
+            admit(request.strategy, request.symbol, request.regime)
+
+        def admit_trade(request: RecordTrade) -> None:
+            admit(request.strategy, request.symbol, request.regime)
+
+        return {
+            ScoreSignal: Route(inline=scorer.score, admit=admit_signal),
+            RecordTrade: Route(
+                actor=store,
+                admit=admit_trade,
+                wrap=AppendTrade,
+                unwrap=lambda r, result: TradeRecorded(
+                    trade_id=r.trade_id, duplicate=result[0], seq=result[1]
+                ),
+            ),
+            RecordSignalOutcome: Route(
+                actor=store,
+                wrap=lambda r: AppendOutcome(r.signal_id, r.success, _now_ms()),
+                unwrap=lambda r, result: Ok(),
+            ),
+            UpdateOptimization: Route(actor=engine),
+            GetStatus: Route(inline=lambda r: self.status()),
+            GetPerformance: Route(actor=performance),
+            GetWeights: Route(actor=weighting),
+            GetHealth: Route(actor=lifecycle),
+            GetAudit: Route(
+                actor=store,
+                wrap=lambda r: QueryAudit(r.since_seq, r.strategy, r.limit),
+                unwrap=lambda r, entries: Audit(entries=entries),
+            ),
+            GetHistory: Route(
+                actor=store,
+                wrap=lambda r: QueryHistory(r.limit),
+                unwrap=lambda r, blobs: History(
+                    states=[_history_decoder.decode(b) for b in blobs]
+                ),
+            ),
+            GetReport: Route(actor=engine),
+            ForceStatus: Route(actor=engine, admin_only=True),
+            ResetWeights: Route(actor=engine, admin_only=True),
+            RollbackWeights: Route(actor=engine, admin_only=True),
+        }
+
+    def _every(self, interval_s: float, action: Callable[[], Any]) -> None:
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            action()
+            self._timers.append(loop.call_later(interval_s, fire))
+            if len(self._timers) > 16:
+                del self._timers[:-8]
+
+        self._timers.append(loop.call_later(interval_s, fire))
+
+    # ------------------------------------------------------------------ serving
+
+    def status(self) -> StatusReply:
+        """The daemon's status, answered inline."""
+        components = self.supervisor.states()
+        components["storage"] = "ok" if self.store.healthy else "failing"
+        return StatusReply(
+            version=VERSION,
+            uptime_s=round(time.monotonic() - self.started, 3),
+            trades=self.store.trades_committed,
+            strategies=len(self.admission.strategies),
+            cycle=self.engine.cycle,
+            components=components,
+        )
+
+    async def serve(self) -> int:
+        """Run until SIGTERM/SIGINT or an unrecoverable actor failure."""
+        await self.start()
+        stop = asyncio.create_task(self.stop_requested.wait())
+        failed = asyncio.create_task(self.supervisor.failed.wait())
+        await asyncio.wait({stop, failed}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        failed.cancel()
+        code = 1 if self.supervisor.failed.is_set() else 0
+        if code:
+            log.error("alphad_failing", reason=self.supervisor.failure)
+        await self.shutdown(final_snapshot=not code)
+        return code
+
+    async def shutdown(self, *, final_snapshot: bool = True) -> None:
+        """Answer what is in flight, write the final snapshot, stop in reverse order."""
+        grace = self.config.daemon.shutdown_grace_s
+        sdnotify.stopping()
+        log.info("alphad_stopping")
+        for timer in self._timers:
+            timer.cancel()
+        if self.gateway is not None:
+            await self.gateway.close(grace)
+        if final_snapshot:
+            try:
+                await self.engine.ask(FinalSnapshot(), timeout=grace)
+            except Exception as exc:
+                log.error("final_snapshot_failed", error=str(exc))
+        await self.supervisor.stop(grace)
+        if self.context is not None:
+            self.context.term()
+        if self._lock_file is not None:
+            self._lock_file.close()
+        log.info("alphad_stopped")
+
+
+def _tell_quietly(actor: Actor, message: Any) -> None:
+    with contextlib.suppress(Exception):
+        actor.tell(message)

@@ -1,0 +1,159 @@
+"""The ``alphad`` command line. A user mistake is one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from daemon.config import Config, ConfigError, Paths, load_config, resolve_paths
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class CommandError(Exception):
+    """A failure to report as one line."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alphad", description="Signal scoring and strategy lifecycle daemon for trading bots."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_location(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", help="TOML configuration file")
+        p.add_argument("--state-dir", help="directory of the database")
+        p.add_argument("--runtime-dir", help="directory of the sockets")
+        return p
+
+    with_location(sub.add_parser("run", help="run the daemon in the foreground"))
+    status = with_location(sub.add_parser("status", help="show a running daemon's status"))
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.add_argument("--timeout", type=float, default=2.0, help="seconds to wait")
+    watch = with_location(sub.add_parser("watch", help="print alerts as they are published"))
+    watch.add_argument("topics", nargs="*", help="topic prefixes (default: all)")
+    watch.add_argument("--json", action="store_true", help="print JSON lines")
+    sub.add_parser("schema", help="print the JSON Schema of every message")
+    check = sub.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``alphad`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (ConfigError, CommandError) as exc:
+        print(f"alphad: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command: str = args.command
+    if command == "schema":
+        print(schema_json())
+        return 0
+    if command == "check-config":
+        config = load_config(args.file)
+        print(f"{args.file}: ok ({len(config.strategies)} strategies configured)")
+        return 0
+    config, paths = _locate(args)
+    if command == "run":
+        return run(config, paths)
+    if command == "status":
+        return status(paths, as_json=args.json, timeout_s=args.timeout)
+    if command == "watch":
+        return watch(paths, args.topics, as_json=args.json)
+    raise CommandError(f"unknown command {command}")
+
+
+def _locate(args: argparse.Namespace) -> tuple[Config, Paths]:
+    config = load_config(args.config)
+    return config, resolve_paths(config, args.state_dir, args.runtime_dir)
+
+
+def run(config: Config, paths: Paths) -> int:
+    """Run the daemon on uvloop until it is told to stop."""
+    import uvloop
+
+    from daemon.app import Daemon, StartupError
+    from daemon.logs import configure_logging
+
+    configure_logging(config.daemon.log_level)
+
+    async def serve() -> int:
+        return await Daemon(config, paths).serve()
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(serve())
+    except StartupError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def status(paths: Paths, *, as_json: bool, timeout_s: float) -> int:
+    """Print a running daemon's status."""
+    from protocol.client import Client
+    from protocol.errors import AlphadError
+
+    try:
+        with Client(paths.rpc, timeout_s=timeout_s, retries=0) as client:
+            reply = client.get_status()
+    except AlphadError as exc:
+        if exc.code == "timeout":
+            raise CommandError(f"no answer from {paths.rpc}: is alphad running?") from None
+        raise CommandError(str(exc)) from None
+    if as_json:
+        print(msgspec.json.encode(reply).decode())
+        return 0
+    print(f"alphad {reply.version} up {reply.uptime_s:.0f}s at {paths.rpc}")
+    print(f"  trades {reply.trades}  strategies {reply.strategies}  cycle {reply.cycle}")
+    for name, state in sorted(reply.components.items()):
+        print(f"  {name:<12} {state}")
+    return 0
+
+
+def watch(paths: Paths, topics: list[str], *, as_json: bool) -> int:
+    """Print alerts until interrupted."""
+    from protocol.client import Client, Subscriber
+
+    with Client(paths.rpc) as client, Subscriber(paths.alerts, topics or [""], client=client) as sub:
+        for topic, alert in sub:
+            if as_json:
+                print(json.dumps({"topic": topic, **msgspec.to_builtins(alert)}), flush=True)
+            else:
+                who = f" {alert.strategy}" if alert.strategy else ""
+                print(
+                    f"#{alert.seq} {topic}{who}: {alert.old} -> {alert.new} ({alert.reason})",
+                    flush=True,
+                )
+    return 0
+
+
+def schema_json() -> str:
+    """The JSON Schema of every request, reply and alert."""
+    from protocol.messages import Alert, AnyReply, AnyRequest
+
+    types: list[Any] = [*AnyRequest.__args__, *AnyReply.__args__, Alert]  # type: ignore[attr-defined]
+    schemas, components = msgspec.json.schema_components(types)
+    document = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "alphad wire protocol v1",
+        "messages": list(schemas),
+        "$defs": components,
+    }
+    return json.dumps(document, indent=2, sort_keys=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

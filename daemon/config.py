@@ -1,0 +1,167 @@
+"""Configuration: one TOML file decoded into frozen Structs; every key has a default.
+
+A key the daemon does not know is an error that names the key and the file, so a
+typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from actors.lifecycle import LifecycleConfig
+from actors.performance import PerformanceConfig
+from actors.scorer import ScorerConfig
+from actors.weighting import StrategyConfig, WeightingConfig
+from protocol.endpoints import default_runtime_dir
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message is one line for the operator."""
+
+
+class _Section(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class DaemonConfig(_Section):
+    """Sockets, directories and request handling."""
+
+    state_dir: str = ""
+    runtime_dir: str = ""
+    rpc_endpoint: str = ""
+    admin_endpoint: str = ""
+    alerts_endpoint: str = ""
+    max_message_size: Annotated[int, Meta(ge=256, le=64 * 1024 * 1024)] = 64 * 1024
+    request_timeout_s: Annotated[float, Meta(gt=0, le=300)] = 5.0
+    mailbox_size: Annotated[int, Meta(ge=16, le=1_000_000)] = 8192
+    shutdown_grace_s: Annotated[float, Meta(gt=0, le=300)] = 10.0
+    alerts_hwm: Annotated[int, Meta(ge=100, le=10_000_000)] = 100_000
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_restarts: Annotated[int, Meta(ge=0, le=1000)] = 5
+    restart_window_s: Annotated[float, Meta(gt=0)] = 60.0
+
+
+class StoreConfig(_Section):
+    """SQLite durability and batching."""
+
+    synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
+    batch_max: Annotated[int, Meta(ge=1, le=10_000)] = 512
+    busy_timeout_ms: Annotated[int, Meta(ge=0, le=600_000)] = 5_000
+    snapshot_interval_s: Annotated[float, Meta(ge=1, le=86_400)] = 60.0
+    snapshot_every_trades: Annotated[int, Meta(ge=100, le=10_000_000)] = 20_000
+    history_keep: Annotated[int, Meta(ge=1, le=1_000_000)] = 10_000
+    snapshots_keep: Annotated[int, Meta(ge=1, le=1000)] = 3
+
+
+class EngineConfig(_Section):
+    """Optimization cycles."""
+
+    update_interval_s: Annotated[float, Meta(ge=0, le=30 * 86_400)] = 3600.0
+
+
+class LimitsConfig(_Section):
+    """Caps that keep a misbehaving bot from exhausting memory."""
+
+    max_strategies: Annotated[int, Meta(ge=1, le=100_000)] = 1_000
+    max_symbols: Annotated[int, Meta(ge=1, le=1_000_000)] = 10_000
+    max_regimes: Annotated[int, Meta(ge=1, le=10_000)] = 64
+
+
+class Config(_Section):
+    """The whole configuration file."""
+
+    daemon: DaemonConfig = DaemonConfig()
+    store: StoreConfig = StoreConfig()
+    engine: EngineConfig = EngineConfig()
+    limits: LimitsConfig = LimitsConfig()
+    performance: PerformanceConfig = PerformanceConfig()
+    weighting: WeightingConfig = WeightingConfig()
+    scorer: ScorerConfig = ScorerConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
+    strategies: dict[str, StrategyConfig] = msgspec.field(default_factory=dict)
+
+
+_KEY_IN_PATH = re.compile(r"`\$\.(?P<path>[^`]+)`")
+
+
+def load_config(path: str | os.PathLike[str] | None) -> Config:
+    """Read and validate a TOML config file; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    file = Path(path)
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML ({exc})") from None
+    try:
+        return msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{file}: {_describe(str(exc))}") from None
+
+
+def _describe(error: str) -> str:
+    """Turn msgspec's message into one naming the TOML key."""
+    match = _KEY_IN_PATH.search(error)
+    if match is None:
+        return error
+    key = match.group("path").replace("[", ".").replace("]", "").replace("'", "")
+    text = error[: match.start()].rstrip(" -")
+    if text.startswith("Object contains unknown field"):
+        return f"unknown key `{key}`"
+    return f"key `{key}`: {text}"
+
+
+class Paths(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the daemon keeps its database and sockets."""
+
+    state_dir: Path
+    runtime_dir: Path
+    database: Path
+    rpc: str
+    admin: str
+    alerts: str
+
+
+def resolve_paths(config: Config, state_dir: str | None, runtime_dir: str | None) -> Paths:
+    """Command line beats config beats systemd's directories beats per-user defaults."""
+    state = Path(
+        state_dir
+        or config.daemon.state_dir
+        or _first_of(os.environ.get("STATE_DIRECTORY"))
+        or _default_state_dir()
+    )
+    runtime = Path(
+        runtime_dir
+        or config.daemon.runtime_dir
+        or _first_of(os.environ.get("RUNTIME_DIRECTORY"))
+        or default_runtime_dir()
+    )
+    return Paths(
+        state_dir=state,
+        runtime_dir=runtime,
+        database=state / "alphad.db",
+        rpc=config.daemon.rpc_endpoint or f"ipc://{runtime / 'rpc.sock'}",
+        admin=config.daemon.admin_endpoint or f"ipc://{runtime / 'admin.sock'}",
+        alerts=config.daemon.alerts_endpoint or f"ipc://{runtime / 'alerts.sock'}",
+    )
+
+
+def _first_of(value: str | None) -> str | None:
+    # systemd passes a colon-separated list when several directories are configured.
+    return value.split(":")[0] if value else None
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "alphad"

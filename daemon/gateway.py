@@ -1,0 +1,284 @@
+"""The ZeroMQ gateway: ROUTER sockets for requests, answered exactly once each.
+
+The sockets are registered with the event loop's reader (``add_reader`` on the
+ZeroMQ FD, which is edge-triggered) and drained with NOBLOCK until empty. Requests
+with an inline route (``score_signal``) are decoded, answered and encoded in the same
+callback, with no task and no await between receive and reply. Other requests go to
+an actor's mailbox with a future; the reply is sent from the future's callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import msgspec
+import structlog
+import zmq
+
+from actors.base import Actor
+from daemon.errors import error_code
+from protocol.errors import AlphadError
+from protocol.codec import json_encoder, msgpack_encoder, request_decoder, request_json_decoder
+from protocol.messages import Error, Reply, Request
+
+log = structlog.get_logger("alphad.gateway")
+
+
+class Route(msgspec.Struct, frozen=True, kw_only=True):
+    """Where one request type goes.
+
+    ``inline`` answers synchronously in the receive callback. Otherwise ``actor`` gets
+    ``wrap(request)`` (the request itself by default) and ``unwrap(request, result)``
+    turns the actor's answer into the reply (the answer itself by default).
+    """
+
+    inline: Callable[[Any], Reply] | None = None
+    actor: Actor | None = None
+    wrap: Callable[[Any], Any] | None = None
+    unwrap: Callable[[Any, Any], Reply] | None = None
+    admin_only: bool = False
+    admit: Callable[[Any], None] | None = None
+
+
+class GatewayStats:
+    """Counters an operator reads from ``get_status``."""
+
+    __slots__ = ("dropped_frames", "errors", "in_flight", "requests")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.dropped_frames = 0
+        self.in_flight = 0
+
+
+class Gateway:
+    """Owns the rpc and admin ROUTER sockets."""
+
+    def __init__(
+        self,
+        context: zmq.Context[Any],
+        routes: dict[type[Request], Route],
+        *,
+        max_message_size: int,
+        request_timeout_s: float,
+    ) -> None:
+        self.context = context
+        self.routes = routes
+        self.max_message_size = max_message_size
+        self.request_timeout_s = request_timeout_s
+        self.stats = GatewayStats()
+        self.sockets: list[tuple[zmq.Socket[Any], bool]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # ------------------------------------------------------------------ sockets
+
+    def bind(self, endpoint: str, *, admin: bool, mode: int) -> None:
+        """Bind a ROUTER socket; an ipc socket file is created with ``mode`` and no wider."""
+        sock = self.context.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        # A hard ceiling far above the configured limit: frames up to it get a clear
+        # error reply, anything beyond is dropped by ZeroMQ before it reaches memory.
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_size * 4 + 4096)
+        sock.setsockopt(zmq.RCVHWM, 100_000)
+        sock.setsockopt(zmq.SNDHWM, 100_000)
+        bind_with_mode(sock, endpoint, mode)
+        self.sockets.append((sock, admin))
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        loop.add_reader(sock.FD, self._drain, sock, admin)
+        # Messages may already be queued before the reader saw an edge.
+        loop.call_soon(self._drain, sock, admin)
+
+    async def close(self, grace_s: float) -> None:
+        """Stop reading, let in-flight requests be answered within ``grace_s``, close."""
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        for sock, _ in self.sockets:
+            loop.remove_reader(sock.FD)
+        if self.stats.in_flight:
+            try:
+                await asyncio.wait_for(self._idle.wait(), grace_s)
+            except TimeoutError:
+                log.warning("gateway_unanswered_at_stop", in_flight=self.stats.in_flight)
+        for sock, _ in self.sockets:
+            sock.close(linger=0)
+        self.sockets.clear()
+
+    # ------------------------------------------------------------------ receiving
+
+    def _drain(self, sock: zmq.Socket[Any], admin: bool) -> None:
+        if self._closing:
+            return
+        recv = sock.recv_multipart
+        try:
+            while True:
+                try:
+                    frames = recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    return
+                self._dispatch(sock, admin, frames)
+        except zmq.ZMQError as exc:
+            if not self._closing:
+                log.error("gateway_socket_error", error=str(exc))
+
+    def _dispatch(self, sock: zmq.Socket[Any], admin: bool, frames: list[bytes]) -> None:
+        self.stats.requests += 1
+        # REQ peers send [identity, b"", payload]; DEALER peers may omit the delimiter.
+        if len(frames) == 3 and not frames[1]:
+            header = frames[:2]
+        elif len(frames) == 2:
+            header = frames[:1]
+        else:
+            self.stats.dropped_frames += 1
+            return
+        payload = frames[-1]
+        as_json = payload[:1] == b"{"
+        try:
+            if len(payload) > self.max_message_size:
+                raise _too_large(len(payload), self.max_message_size)
+            request = (request_json_decoder if as_json else request_decoder).decode(payload)
+            route = self.routes[type(request)]
+            if route.admin_only and not admin:
+                raise _forbidden(request)
+            if route.admit is not None:
+                route.admit(request)
+            if route.inline is not None:
+                reply = route.inline(request)
+                reply.request_id = request.request_id
+                self._send(sock, header, reply, as_json)
+                return
+            self._ask(sock, header, request, route, as_json)
+        except Exception as exc:
+            self._send_error(sock, header, exc, as_json, _request_id_of(payload, as_json))
+
+    def _ask(
+        self,
+        sock: zmq.Socket[Any],
+        header: list[bytes],
+        request: Any,
+        route: Route,
+        as_json: bool,
+    ) -> None:
+        assert route.actor is not None
+        message = route.wrap(request) if route.wrap is not None else request
+        future = route.actor.ask_future(message)
+        loop = self._loop
+        assert loop is not None
+        timer = loop.call_later(self.request_timeout_s, _expire, future)
+        self.stats.in_flight += 1
+        self._idle.clear()
+        future.add_done_callback(
+            partial(self._answer_later, sock, header, request, route, as_json, timer)
+        )
+
+    def _answer_later(
+        self,
+        sock: zmq.Socket[Any],
+        header: list[bytes],
+        request: Any,
+        route: Route,
+        as_json: bool,
+        timer: asyncio.TimerHandle,
+        future: asyncio.Future[Any],
+    ) -> None:
+        timer.cancel()
+        self.stats.in_flight -= 1
+        if self.stats.in_flight == 0:
+            self._idle.set()
+        try:
+            if future.cancelled():
+                raise asyncio.CancelledError()
+            result = future.result()
+            reply = route.unwrap(request, result) if route.unwrap is not None else result
+            reply.request_id = request.request_id
+        except BaseException as exc:
+            self._send_error(sock, header, exc, as_json, request.request_id)
+        else:
+            self._send(sock, header, reply, as_json)
+        # A send outside the drain loop can consume the FD's edge while requests are
+        # queued; look again so none waits for the next unrelated wake-up.
+        if not self._closing and sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            self._drain(sock, self._is_admin(sock))
+
+    # ------------------------------------------------------------------ sending
+
+    def _send(
+        self, sock: zmq.Socket[Any], header: list[bytes], reply: Reply, as_json: bool
+    ) -> None:
+        body = json_encoder.encode(reply) if as_json else msgpack_encoder.encode(reply)
+        try:
+            sock.send_multipart([*header, body], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            # The peer is gone or the socket is closed: nobody is left to answer.
+            log.debug("gateway_send_failed", error=str(exc))
+
+    def _send_error(
+        self,
+        sock: zmq.Socket[Any],
+        header: list[bytes],
+        exc: BaseException,
+        as_json: bool,
+        request_id: str | None,
+    ) -> None:
+        self.stats.errors += 1
+        code, message = error_code(exc)
+        if code == "internal":
+            log.error("request_failed", error=message, exc_info=exc)
+        self._send(sock, header, Error(code=code, message=message, request_id=request_id), as_json)
+
+    def _is_admin(self, sock: zmq.Socket[Any]) -> bool:
+        return any(s is sock and admin for s, admin in self.sockets)
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+def _too_large(size: int, limit: int) -> Exception:
+    return AlphadError("bad_request", f"message of {size} bytes exceeds the limit of {limit}")
+
+
+def _forbidden(request: Any) -> Exception:
+    kind = type(request).__struct_config__.tag
+    return AlphadError("forbidden", f"{kind} is only accepted on the admin socket")
+
+
+class _RequestIdOnly(msgspec.Struct):
+    request_id: str | None = None
+
+
+_id_decoder = msgspec.msgpack.Decoder(_RequestIdOnly)
+_id_json_decoder = msgspec.json.Decoder(_RequestIdOnly)
+
+
+def _request_id_of(payload: bytes, as_json: bool) -> str | None:
+    """Best effort: echo the request_id even of a request that failed validation."""
+    try:
+        found = (_id_json_decoder if as_json else _id_decoder).decode(payload).request_id
+    except Exception:
+        return None
+    return found if found is None or len(found) <= 128 else None
+
+
+def bind_with_mode(sock: zmq.Socket[Any], endpoint: str, mode: int) -> None:
+    """Bind; for ipc:// the umask makes the file's mode ``mode`` from its creation on."""
+    if not endpoint.startswith("ipc://"):
+        sock.bind(endpoint)
+        return
+    path = endpoint[len("ipc://") :]
+    old = os.umask(0o777 & ~mode)
+    try:
+        sock.bind(endpoint)
+    finally:
+        os.umask(old)
+    if not path.startswith("@"):
+        os.chmod(path, mode)

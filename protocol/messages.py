@@ -1,0 +1,404 @@
+"""alphad wire protocol v1: every request, reply and alert as one msgspec Struct.
+
+Each message is a map with a ``type`` tag in snake_case. New fields are only ever
+added with defaults, unknown fields are ignored, and an unknown ``type`` gets an
+``error`` reply with code ``unknown_type``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+PROTOCOL_VERSION = 1
+
+# Names of strategies, symbols and regimes: short, printable, no spaces.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/@+\-]*$"
+Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+Identifier = Annotated[str, Meta(min_length=1, max_length=128)]
+Text = Annotated[str, Meta(max_length=1024)]
+Side = Literal["buy", "sell"]
+Confidence = Annotated[float, Meta(ge=0.0, le=1.0)]
+Confluence = Annotated[int, Meta(ge=0, le=1000)]
+# Finite money amounts; NaN and infinities are refused by the bounds.
+Amount = Annotated[float, Meta(ge=-1e15, le=1e15)]
+PositiveAmount = Annotated[float, Meta(ge=0.0, le=1e15)]
+TimestampMs = Annotated[int, Meta(ge=0, le=2**53)]
+Limit = Annotated[int, Meta(ge=1, le=10_000)]
+Seq = Annotated[int, Meta(ge=0)]
+Status = Literal["active", "degraded", "suspended", "retired"]
+GroupKey = Literal["strategy", "symbol", "regime"]
+Window = Literal["all", "recent"]
+
+STATUSES: tuple[str, ...] = ("active", "degraded", "suspended", "retired")
+
+
+class Request(msgspec.Struct, tag_field="type", kw_only=True):
+    """Base of every request; ``request_id`` is echoed in the reply."""
+
+    request_id: Identifier | None = None
+
+
+class Reply(msgspec.Struct, tag_field="type", kw_only=True):
+    """Base of every reply."""
+
+    request_id: str | None = None
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class ScoreSignal(Request, tag="score_signal"):
+    """Ask whether a signal should be executed, and at what size."""
+
+    strategy: Name
+    symbol: Name
+    side: Side
+    confidence: Confidence
+    confluence: Confluence = 1
+    regime: Name | None = None
+    signal_id: Identifier | None = None
+    ts_ms: TimestampMs | None = None
+
+
+class RecordTrade(Request, tag="record_trade"):
+    """Report a closed trade; idempotent on ``trade_id``."""
+
+    trade_id: Identifier
+    strategy: Name
+    symbol: Name
+    side: Side
+    pnl: Amount
+    entry_ts_ms: TimestampMs
+    exit_ts_ms: TimestampMs
+    regime: Name | None = None
+    size: PositiveAmount | None = None
+    signal_id: Identifier | None = None
+
+
+class RecordSignalOutcome(Request, tag="record_signal_outcome"):
+    """Report whether a scored signal succeeded."""
+
+    signal_id: Identifier
+    success: bool
+
+
+class UpdateOptimization(Request, tag="update_optimization"):
+    """Run one optimization cycle now."""
+
+    regime: Name | None = None
+
+
+class GetStatus(Request, tag="get_status"):
+    """Daemon status."""
+
+
+class GetPerformance(Request, tag="get_performance"):
+    """Performance figures grouped by any non-empty subset of strategy, symbol, regime."""
+
+    group_by: Annotated[list[GroupKey], Meta(min_length=1, max_length=3)] = msgspec.field(
+        default_factory=lambda: ["strategy"]
+    )
+    window: Window = "all"
+    strategy: Name | None = None
+
+
+class GetWeights(Request, tag="get_weights"):
+    """Strategy weights, globally or for one regime."""
+
+    regime: Name | None = None
+
+
+class GetHealth(Request, tag="get_health"):
+    """Lifecycle status of one or every strategy."""
+
+    strategy: Name | None = None
+
+
+class GetAudit(Request, tag="get_audit"):
+    """Audit entries with ``seq`` greater than ``since_seq``, oldest first."""
+
+    since_seq: Seq = 0
+    strategy: Name | None = None
+    limit: Limit = 100
+
+
+class GetHistory(Request, tag="get_history"):
+    """The latest optimization cycles, newest first."""
+
+    limit: Limit = 20
+
+
+class GetReport(Request, tag="get_report"):
+    """Everything a dashboard needs in one reply."""
+
+
+class ForceStatus(Request, tag="force_status"):
+    """Admin: set a strategy's lifecycle status by hand."""
+
+    strategy: Name
+    status: Status
+    reason: Text
+    operator: Name
+
+
+class ResetWeights(Request, tag="reset_weights"):
+    """Admin: return every adaptive weight to its base weight."""
+
+    reason: Text = ""
+    operator: Name = "operator"
+
+
+class RollbackWeights(Request, tag="rollback_weights"):
+    """Admin: return the adaptive weights to what they were before the last update."""
+
+    reason: Text = ""
+    operator: Name = "operator"
+
+
+AnyRequest = (
+    ScoreSignal
+    | RecordTrade
+    | RecordSignalOutcome
+    | UpdateOptimization
+    | GetStatus
+    | GetPerformance
+    | GetWeights
+    | GetHealth
+    | GetAudit
+    | GetHistory
+    | GetReport
+    | ForceStatus
+    | ResetWeights
+    | RollbackWeights
+)
+
+ADMIN_REQUESTS: tuple[type[Request], ...] = (ForceStatus, ResetWeights, RollbackWeights)
+
+# --------------------------------------------------------------------------- replies
+
+
+class SignalScore(Reply, tag="signal_score"):
+    """The answer to ``score_signal``; ``quality`` never exceeds the confidence sent."""
+
+    signal_id: str | None
+    quality: float
+    execute: bool
+    size_multiplier: float
+    weight: float
+    status: str
+    reasons: list[str] = msgspec.field(default_factory=list)
+
+
+class TradeRecorded(Reply, tag="trade_recorded"):
+    """Sent only after the trade is committed; ``duplicate`` for a resent ``trade_id``."""
+
+    trade_id: str
+    duplicate: bool
+    seq: int
+
+
+class Ok(Reply, tag="ok"):
+    """A request that has nothing to return succeeded."""
+
+
+class WeightChange(msgspec.Struct, kw_only=True):
+    """One strategy's weight moved during a cycle or by an operator."""
+
+    strategy: str
+    regime: str | None
+    old: float
+    new: float
+    reason: str
+
+
+class StatusChange(msgspec.Struct, kw_only=True):
+    """One strategy's lifecycle status changed."""
+
+    strategy: str
+    old: str
+    new: str
+    reason: str
+    actor: str = "system"
+
+
+class OptimizationState(Reply, tag="optimization_state"):
+    """The outcome of one optimization cycle."""
+
+    cycle: int
+    ts_ms: int
+    regime: str | None
+    weights: dict[str, float]
+    statuses: dict[str, str]
+    weight_changes: list[WeightChange] = msgspec.field(default_factory=list)
+    status_changes: list[StatusChange] = msgspec.field(default_factory=list)
+    weighting_frozen: bool = False
+
+
+class StatusReply(Reply, tag="status"):
+    """Daemon status."""
+
+    version: str
+    uptime_s: float
+    trades: int
+    strategies: int
+    cycle: int
+    components: dict[str, str]
+    protocol: int = PROTOCOL_VERSION
+
+
+METRIC_FIELDS: tuple[str, ...] = (
+    "trades",
+    "wins",
+    "losses",
+    "win_rate",
+    "expectancy",
+    "total_pnl",
+    "gross_profit",
+    "gross_loss",
+    "profit_factor",
+    "profit_factor_infinite",
+    "avg_win",
+    "avg_loss",
+    "sharpe",
+    "sortino",
+    "sqn",
+    "psr",
+    "max_drawdown",
+    "current_drawdown",
+)
+"""Keys of every performance row, after the group's keys (strategy, symbol, regime)."""
+
+
+class Performance(Reply, tag="performance"):
+    """Rows of performance figures: the group's keys, then ``METRIC_FIELDS``."""
+
+    group_by: list[str]
+    window: str
+    rows: list[dict[str, Any]]
+
+
+class Weights(Reply, tag="weights"):
+    """Strategy weights: base, adaptive, effective (0 when suspended) and normalized."""
+
+    regime: str | None
+    base: dict[str, float]
+    adaptive: dict[str, float]
+    effective: dict[str, float]
+    normalized: dict[str, float]
+    frozen: bool = False
+
+
+class HealthRow(msgspec.Struct, kw_only=True):
+    """One strategy's lifecycle state."""
+
+    strategy: str
+    status: str
+    since_ms: int
+    reason: str
+    violations: int
+    suspensions: int = 0
+
+
+class Health(Reply, tag="health"):
+    """Lifecycle state of strategies."""
+
+    rows: list[HealthRow]
+
+
+class AuditEntry(msgspec.Struct, kw_only=True):
+    """One journaled decision; ``seq`` increases by one per entry."""
+
+    seq: int
+    ts_ms: int
+    kind: str
+    strategy: str | None
+    old: Any
+    new: Any
+    reason: str
+    actor: str
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Audit(Reply, tag="audit"):
+    """Audit entries, oldest first."""
+
+    entries: list[AuditEntry]
+
+
+class History(Reply, tag="history"):
+    """Optimization cycles, newest first."""
+
+    states: list[OptimizationState]
+
+
+class Report(Reply, tag="report"):
+    """Everything a dashboard needs in one reply."""
+
+    status: StatusReply
+    strategies: list[dict[str, Any]]
+    allocation: dict[str, Any]
+    health: list[HealthRow]
+    regime_effectiveness: list[dict[str, Any]]
+    signal_quality: dict[str, Any]
+    top_strategies: list[dict[str, Any]]
+
+
+class StatusChanged(Reply, tag="status_changed"):
+    """A forced status change took effect."""
+
+    strategy: str
+    old: str
+    new: str
+    reason: str
+    operator: str
+    seq: int
+
+
+class Error(Reply, tag="error"):
+    """Any failure; ``code`` is one of ``protocol.errors.ERROR_CODES``."""
+
+    code: str
+    message: str
+
+
+AnyReply = (
+    SignalScore
+    | TradeRecorded
+    | Ok
+    | OptimizationState
+    | StatusReply
+    | Performance
+    | Weights
+    | Health
+    | Audit
+    | History
+    | Report
+    | StatusChanged
+    | Error
+)
+
+
+class Alert(msgspec.Struct, tag_field="type", tag="alert", kw_only=True):
+    """Published on the alerts socket as ``[topic, payload]``; ``seq`` is the audit seq."""
+
+    seq: int
+    ts_ms: int
+    kind: str
+    strategy: str | None
+    old: Any
+    new: Any
+    reason: str
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+ALERT_TOPICS: tuple[str, ...] = (
+    "status.active",
+    "status.degraded",
+    "status.suspended",
+    "status.retired",
+    "weights",
+    "cycle",
+)

@@ -1,0 +1,43 @@
+"""Shared fixtures: a real daemon process in temporary directories, and raw REQ clients."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+import uvloop
+
+from tests.daemon_process import DaemonProcess, RawClient
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every async test runs twice: on the standard loop and on uvloop (the daemon's loop)."""
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
+    """A running ``alphad run`` with default config (cycles only on request)."""
+    process = DaemonProcess(tmp_path, "[engine]\nupdate_interval_s = 0\n").start()
+    try:
+        yield process
+    finally:
+        process.close()
+
+
+@pytest.fixture
+def rpc(daemon: DaemonProcess) -> Iterator[RawClient]:
+    client = RawClient(daemon.rpc)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def admin(daemon: DaemonProcess) -> Iterator[RawClient]:
+    client = RawClient(daemon.admin)
+    yield client
+    client.close()

@@ -1,0 +1,140 @@
+"""The actor base: bounded mailbox, ask and tell, failures that reach the asker, stopping."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from actors.base import Actor, ActorStopped, MailboxFull
+from daemon.supervisor import Supervisor
+
+
+class Counter(Actor):
+    name = "counter"
+
+    def __init__(self, mailbox_size: int = 8) -> None:
+        super().__init__(mailbox_size)
+        self.total = 0
+        self.batches: list[int] = []
+
+    async def handle(self, message: Any) -> Any:
+        if message == "boom":
+            raise ValueError("boom")
+        if message == "crash-loop":
+            raise RuntimeError("loop crash")
+        if message == "slow":
+            await asyncio.sleep(10)
+        self.total += message
+        return self.total
+
+
+async def test_ask_returns_the_answer_and_tell_changes_state() -> None:
+    actor = Counter()
+    supervisor = Supervisor()
+    await supervisor.start(actor)
+    actor.tell(2)
+    assert await actor.ask(3) == 5
+    await supervisor.stop(1.0)
+
+
+async def test_exception_in_ask_goes_to_asker_and_actor_keeps_running() -> None:
+    actor = Counter()
+    supervisor = Supervisor()
+    await supervisor.start(actor)
+    with pytest.raises(ValueError, match="boom"):
+        await actor.ask("boom")
+    assert await actor.ask(1) == 1
+    assert actor.state == "running"
+    await supervisor.stop(1.0)
+
+
+async def test_full_mailbox_is_reported_not_grown() -> None:
+    actor = Counter(mailbox_size=2)  # not started: nothing drains it
+    actor.tell(1)
+    actor.tell(1)
+    with pytest.raises(MailboxFull):
+        actor.tell(1)
+    assert actor.depth() == 2
+    assert actor.full_count == 1
+
+
+async def test_ask_times_out() -> None:
+    actor = Counter()
+    supervisor = Supervisor()
+    await supervisor.start(actor)
+    with pytest.raises(TimeoutError):
+        await actor.ask("slow", timeout=0.05)
+    await supervisor.stop(0.1)
+
+
+async def test_pending_asks_fail_cleanly_on_stop() -> None:
+    actor = Counter()
+    supervisor = Supervisor()
+    await supervisor.start(actor)
+    blocker = actor.ask_future("slow")
+    queued = actor.ask_future(1)
+    await asyncio.sleep(0)
+    await supervisor.stop(0.05)
+    with pytest.raises(ActorStopped):
+        await blocker
+    with pytest.raises(ActorStopped):
+        await queued
+    with pytest.raises(ActorStopped):
+        actor.tell(1)
+
+
+async def test_crashed_loop_is_restarted_by_supervisor() -> None:
+    actor = Counter()
+    supervisor = Supervisor(max_restarts=3, backoff_s=0.001)
+    await supervisor.start(actor)
+    actor.tell("crash-loop")
+    await asyncio.sleep(0.05)
+    assert await actor.ask(4) == 4
+    assert len(supervisor.crashes["counter"]) == 1
+    assert not supervisor.failed.is_set()
+    await supervisor.stop(1.0)
+
+
+async def test_too_many_crashes_fail_the_supervisor() -> None:
+    actor = Counter(mailbox_size=16)
+    supervisor = Supervisor(max_restarts=2, window_s=60, backoff_s=0.001)
+    await supervisor.start(actor)
+    for _ in range(3):
+        actor.tell("crash-loop")
+        await asyncio.sleep(0.02)  # one crash per batch: let the supervisor restart the loop
+    await asyncio.wait_for(supervisor.failed.wait(), 2.0)
+    assert actor.state == "failed"
+    assert supervisor.failure is not None and "counter" in supervisor.failure
+    await supervisor.stop(0.1)
+
+
+async def test_a_failing_tell_does_not_cost_the_rest_of_its_batch() -> None:
+    actor = Counter(mailbox_size=16)
+    actor.tell(1)
+    actor.tell("crash-loop")
+    actor.tell(2)
+    last = actor.ask_future(3)
+    supervisor = Supervisor(backoff_s=0.001)
+    await supervisor.start(actor)
+    assert await last == 6
+    assert len(supervisor.crashes["counter"]) == 1
+    await supervisor.stop(1.0)
+
+
+async def test_messages_arriving_together_are_handled_as_one_batch() -> None:
+    class Batcher(Counter):
+        async def handle_batch(self, batch: list[Any]) -> None:
+            self.batches.append(len(batch))
+            await super().handle_batch(batch)
+
+    actor = Batcher(mailbox_size=64)
+    for _ in range(10):
+        actor.tell(1)
+    last = actor.ask_future(1)
+    supervisor = Supervisor()
+    await supervisor.start(actor)
+    assert await last == 11
+    assert actor.batches[0] == 11
+    await supervisor.stop(1.0)

@@ -1,0 +1,199 @@
+"""The store actor against a real SQLite file: group commit, idempotency, failure, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.base import Actor
+from actors.events import ClosedTrade
+from actors.store import (
+    AppendOutcome,
+    AppendTrade,
+    AuditDraft,
+    Commit,
+    QueryAudit,
+    Snapshot,
+    StorageUnavailable,
+    StoreActor,
+)
+from daemon.supervisor import Supervisor
+from protocol.messages import RecordTrade
+
+
+class Learner(Actor):
+    name = "learner"
+
+    def __init__(self) -> None:
+        super().__init__(1024)
+        self.seen: list[Any] = []
+
+    async def handle(self, message: Any) -> None:
+        self.seen.append(message)
+
+
+def trade(trade_id: str, pnl: float = 1.0, strategy: str = "ema") -> RecordTrade:
+    return RecordTrade(
+        trade_id=trade_id,
+        strategy=strategy,
+        symbol="BTC/USDT",
+        side="buy",
+        pnl=pnl,
+        entry_ts_ms=1_000,
+        exit_ts_ms=2_000,
+    )
+
+
+async def start_store(path: Path, **kwargs: Any) -> tuple[StoreActor, Learner, Supervisor]:
+    store = StoreActor(path, **kwargs)
+    learner = Learner()
+    store.trade_subscribers = [learner]
+    store.outcome_subscribers = [learner]
+    supervisor = Supervisor()
+    await supervisor.start(store)
+    await supervisor.start(learner)
+    return store, learner, supervisor
+
+
+def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as db:
+        return db.execute(sql).fetchall()
+
+
+async def test_acknowledged_trade_is_on_disk(tmp_path: Path) -> None:
+    db = tmp_path / "alphad.db"
+    store, _, supervisor = await start_store(db)
+    duplicate, seq = await store.ask(AppendTrade(trade("t1", 2.5)))
+    assert (duplicate, seq) == (False, 1)
+    assert rows(db, "SELECT seq, trade_id, pnl, regime FROM trades") == [(1, "t1", 2.5, "unknown")]
+    await supervisor.stop(1.0)
+
+
+async def test_resent_trade_is_a_duplicate_and_changes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "alphad.db"
+    store, learner, supervisor = await start_store(db)
+    first = await store.ask(AppendTrade(trade("t1", 1.0)))
+    again = await store.ask(AppendTrade(trade("t1", 99.0)))
+    assert first == (False, 1)
+    assert again == (True, 1)
+    assert rows(db, "SELECT trade_id, pnl FROM trades") == [("t1", 1.0)]
+    await asyncio.sleep(0.01)
+    assert [t.trade_id for t in learner.seen] == ["t1"]
+    await supervisor.stop(1.0)
+
+
+async def test_trades_arriving_together_commit_once_with_duplicates_resolved(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "alphad.db"
+    store, learner, supervisor = await start_store(db)
+    await store.ask(AppendTrade(trade("old")))
+    futures = [store.ask_future(AppendTrade(trade(f"t{i % 5}"))) for i in range(10)]
+    futures.append(store.ask_future(AppendTrade(trade("old"))))
+    results = await asyncio.gather(*futures)
+    new = [r for r in results if not r[0]]
+    assert len(new) == 5
+    assert results[-1] == (True, 1)
+    for i in range(5, 10):
+        assert results[i] == (True, results[i - 5][1])
+    stored = rows(db, "SELECT trade_id, seq FROM trades ORDER BY seq")
+    assert len(stored) == 6
+    await asyncio.sleep(0.01)
+    seqs = [t.seq for t in learner.seen]
+    assert seqs == sorted(seqs) and len(seqs) == 6
+    assert {t.trade_id for t in learner.seen} == {"old", "t0", "t1", "t2", "t3", "t4"}
+    await supervisor.stop(1.0)
+
+
+async def test_locked_database_refuses_instead_of_acknowledging_and_recovers(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "alphad.db"
+    store, learner, supervisor = await start_store(db, busy_timeout_ms=50)
+    await store.ask(AppendTrade(trade("before")))
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(StorageUnavailable):
+        await store.ask(AppendTrade(trade("during")))
+    assert not store.healthy
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert await store.ask(AppendTrade(trade("during"))) == (False, 2)
+    assert store.healthy
+    assert [r[0] for r in rows(db, "SELECT trade_id FROM trades ORDER BY seq")] == [
+        "before",
+        "during",
+    ]
+    await asyncio.sleep(0.01)
+    assert [t.trade_id for t in learner.seen] == ["before", "during"]
+    await supervisor.stop(1.0)
+
+
+async def test_audit_entries_get_increasing_seqs_and_are_queryable(tmp_path: Path) -> None:
+    db = tmp_path / "alphad.db"
+    store, _, supervisor = await start_store(db)
+    drafts = [
+        AuditDraft(ts_ms=5, kind="status", strategy="ema", old="active", new="degraded",
+                   reason="expectancy < 0", actor="system", data={"expectancy": -1.0}),
+        AuditDraft(ts_ms=6, kind="weight", strategy="rsi", old=1.0, new=0.85,
+                   reason="cycle 1", actor="system"),
+    ]
+    entries = await store.ask(Commit(audit=drafts))
+    more = await store.ask(Commit(audit=drafts[:1]))
+    assert [e.seq for e in entries] == [1, 2]
+    assert [e.seq for e in more] == [3]
+    since = await store.ask(QueryAudit(1, None, 100))
+    assert [e.seq for e in since] == [2, 3]
+    assert since[1].data == {"expectancy": -1.0}
+    only_rsi = await store.ask(QueryAudit(0, "rsi", 100))
+    assert [(e.seq, e.old, e.new) for e in only_rsi] == [(2, 1.0, 0.85)]
+    await supervisor.stop(1.0)
+
+
+async def test_recovery_gives_last_snapshot_and_the_tail_after_it(tmp_path: Path) -> None:
+    db = tmp_path / "alphad.db"
+    store, _, supervisor = await start_store(db)
+    for i in range(5):
+        await store.ask(AppendTrade(trade(f"t{i}", float(i))))
+    await store.ask(AppendOutcome("sig-1", True, 7))
+    await store.ask(Commit(snapshot=Snapshot(ts_ms=1, trade_seq=3, outcome_seq=0, state=b"S")))
+    await store.ask(AppendOutcome("sig-2", False, 8))
+    await supervisor.stop(1.0)
+
+    reopened = StoreActor(db)
+    await reopened.on_start()
+    recovery = await reopened.load_recovery()
+    assert recovery.snapshot is not None and recovery.snapshot.state == b"S"
+    assert [t.trade_id for t in recovery.trades] == ["t3", "t4"]
+    assert all(isinstance(t, ClosedTrade) for t in recovery.trades)
+    assert [(o.signal_id, o.success) for o in recovery.outcomes] == [
+        ("sig-1", True),
+        ("sig-2", False),
+    ]
+    assert reopened.last_trade_seq == 5
+    await reopened.on_stop()
+
+
+async def test_database_from_a_newer_alphad_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "alphad.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA user_version=99")
+    store = StoreActor(db)
+    with pytest.raises(RuntimeError, match="newer"):
+        await store.on_start()
+    if store.db is not None:
+        await store.db.close()
+
+
+async def test_schema_is_created_once_with_wal(tmp_path: Path) -> None:
+    db = tmp_path / "alphad.db"
+    for _ in range(2):
+        store = StoreActor(db)
+        await store.on_start()
+        await store.on_stop()
+    assert rows(db, "PRAGMA user_version") == [(1,)]
+    assert rows(db, "PRAGMA journal_mode") == [("wal",)]
