@@ -135,7 +135,9 @@ class Actor:
                 await self.handle_batch(batch)
             except BaseException as exc:
                 # No ask of this batch may be left waiting forever.
-                failure = exc if isinstance(exc, Exception) else ActorStopped(f"{self.name} stopped")
+                failure = (
+                    exc if isinstance(exc, Exception) else ActorStopped(f"{self.name} stopped")
+                )
                 for envelope in batch:
                     if envelope.reply_to is not None and not envelope.reply_to.done():
                         envelope.reply_to.set_exception(failure)

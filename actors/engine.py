@@ -135,8 +135,9 @@ class EngineActor(Actor):
             case ForceStatus():
                 return await self.force_status(message)
             case ResetWeights():
-                return await self.change_weights(Reset(message.reason or "reset by operator"),
-                                                 message.operator)
+                return await self.change_weights(
+                    Reset(message.reason or "reset by operator"), message.operator
+                )
             case RollbackWeights():
                 return await self.change_weights(
                     Rollback(message.reason or "rollback by operator"), message.operator
@@ -156,7 +157,9 @@ class EngineActor(Actor):
         now = self.clock()
         if self.update_interval_ms > 0 and now - self.last_cycle_ms >= self.update_interval_ms:
             await self.run_cycle(None, "schedule")
-        elif self.trades_since_snapshot and now - self.last_snapshot_ms >= self.snapshot_interval_ms:
+        elif (
+            self.trades_since_snapshot and now - self.last_snapshot_ms >= self.snapshot_interval_ms
+        ):
             await self.snapshot("timer")
 
     async def run_cycle(self, regime: str | None, trigger: str) -> OptimizationState:

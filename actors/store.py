@@ -567,7 +567,9 @@ class StoreActor(Actor):
             results.append((False, seq))
             new.append(
                 SignalOutcome(
-                    seq=seq, signal_id=message.signal_id, success=message.success,
+                    seq=seq,
+                    signal_id=message.signal_id,
+                    success=message.success,
                     ts_ms=message.ts_ms,
                 )
             )
@@ -586,7 +588,9 @@ class StoreActor(Actor):
             ) as cursor:
                 for signal_id, seq in await cursor.fetchall():
                     existing[signal_id] = seq
-        remap = {o.seq: (True, existing[o.signal_id]) for o in new if existing[o.signal_id] != o.seq}
+        remap = {
+            o.seq: (True, existing[o.signal_id]) for o in new if existing[o.signal_id] != o.seq
+        }
         for index, (_, seq) in enumerate(results):
             if seq in remap:
                 results[index] = remap[seq]

@@ -34,7 +34,9 @@ class Admission:
         self.regimes: set[str] = set()
         self.on_new_strategy = on_new_strategy
 
-    def learn(self, strategies: Iterable[str], symbols: Iterable[str], regimes: Iterable[str]) -> None:
+    def learn(
+        self, strategies: Iterable[str], symbols: Iterable[str], regimes: Iterable[str]
+    ) -> None:
         """Accept names already in the recovered state, whatever the caps (they are history)."""
         self.strategies.update(strategies)
         self.symbols.update(symbols)
@@ -50,7 +52,8 @@ class Admission:
                 )
             if len(self.strategies) >= self.max_strategies:
                 raise AlphadError(
-                    "limit", f"{self.max_strategies} strategies already known (limits.max_strategies)"
+                    "limit",
+                    f"{self.max_strategies} strategies already known (limits.max_strategies)",
                 )
         if symbol not in self.symbols and len(self.symbols) >= self.max_symbols:
             raise AlphadError(

@@ -18,12 +18,13 @@ from typing import IO, Any
 import msgspec
 import structlog
 import zmq
-
-from actors.base import Actor
-from actors.engine import EngineActor, FinalSnapshot, StrategySeen, Tick
 from actors.lifecycle import LifecycleActor, LifecycleModel
 from actors.performance import PerformanceActor, PerformanceModel
 from actors.scorer import ScorerActor, ScorerModel
+from actors.weighting import WeightingActor, WeightingModel
+
+from actors.base import Actor
+from actors.engine import EngineActor, FinalSnapshot, StrategySeen, Tick
 from actors.store import (
     AppendOutcome,
     AppendTrade,
@@ -32,7 +33,6 @@ from actors.store import (
     Recovery,
     StoreActor,
 )
-from actors.weighting import WeightingActor, WeightingModel
 from daemon import sdnotify
 from daemon.admission import Admission
 from daemon.config import Config, Paths
@@ -49,8 +49,8 @@ from protocol.messages import (
     GetStatus,
     GetWeights,
     History,
-    OptimizationState,
     Ok,
+    OptimizationState,
     RecordSignalOutcome,
     RecordTrade,
     Request,
@@ -330,9 +330,7 @@ class Daemon:
             GetHistory: Route(
                 actor=store,
                 wrap=lambda r: QueryHistory(r.limit),
-                unwrap=lambda r, blobs: History(
-                    states=[_history_decoder.decode(b) for b in blobs]
-                ),
+                unwrap=lambda r, blobs: History(states=[_history_decoder.decode(b) for b in blobs]),
             ),
             GetReport: Route(actor=engine),
             ForceStatus: Route(actor=engine, admin_only=True),

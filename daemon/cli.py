@@ -104,6 +104,7 @@ def run(config: Config, paths: Paths) -> int:
 def status(paths: Paths, *, as_json: bool, timeout_s: float) -> int:
     """Print a running daemon's status."""
     from protocol.client import Client
+
     from protocol.errors import AlphadError
 
     try:
@@ -127,7 +128,10 @@ def watch(paths: Paths, topics: list[str], *, as_json: bool) -> int:
     """Print alerts until interrupted."""
     from protocol.client import Client, Subscriber
 
-    with Client(paths.rpc) as client, Subscriber(paths.alerts, topics or [""], client=client) as sub:
+    with (
+        Client(paths.rpc) as client,
+        Subscriber(paths.alerts, topics or [""], client=client) as sub,
+    ):
         for topic, alert in sub:
             if as_json:
                 print(json.dumps({"topic": topic, **msgspec.to_builtins(alert)}), flush=True)

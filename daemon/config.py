@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
-from msgspec import Meta
-
 from actors.lifecycle import LifecycleConfig
 from actors.performance import PerformanceConfig
 from actors.scorer import ScorerConfig
 from actors.weighting import StrategyConfig, WeightingConfig
+from msgspec import Meta
 from protocol.endpoints import default_runtime_dir
 
 

@@ -21,8 +21,8 @@ import zmq
 
 from actors.base import Actor
 from daemon.errors import error_code
-from protocol.errors import AlphadError
 from protocol.codec import json_encoder, msgpack_encoder, request_decoder, request_json_decoder
+from protocol.errors import AlphadError
 from protocol.messages import Error, Reply, Request
 
 log = structlog.get_logger("alphad.gateway")
@@ -132,14 +132,23 @@ class Gateway:
     def _dispatch(self, sock: zmq.Socket[Any], admin: bool, frames: list[bytes]) -> None:
         self.stats.requests += 1
         # REQ peers send [identity, b"", payload]; DEALER peers may omit the delimiter.
-        if len(frames) == 3 and not frames[1]:
-            header = frames[:2]
-        elif len(frames) == 2:
-            header = frames[:1]
+        if len(frames) >= 3 and not frames[1]:
+            header, body = frames[:2], frames[2:]
+        elif len(frames) >= 2:
+            header, body = frames[:1], frames[1:]
         else:
             self.stats.dropped_frames += 1
             return
-        payload = frames[-1]
+        if len(body) != 1:
+            self._send_error(
+                sock,
+                header,
+                AlphadError("bad_request", f"expected 1 payload frame, got {len(body)}"),
+                False,
+                None,
+            )
+            return
+        payload = body[0]
         as_json = payload[:1] == b"{"
         try:
             if len(payload) > self.max_message_size:

@@ -61,10 +61,16 @@ class DaemonProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "daemon.cli", "run",
-                "--config", str(self.config_path),
-                "--state-dir", str(self.state_dir),
-                "--runtime-dir", str(self.runtime_dir),
+                sys.executable,
+                "-m",
+                "daemon.cli",
+                "run",
+                "--config",
+                str(self.config_path),
+                "--state-dir",
+                str(self.state_dir),
+                "--runtime-dir",
+                str(self.runtime_dir),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

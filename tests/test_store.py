@@ -137,10 +137,25 @@ async def test_audit_entries_get_increasing_seqs_and_are_queryable(tmp_path: Pat
     db = tmp_path / "alphad.db"
     store, _, supervisor = await start_store(db)
     drafts = [
-        AuditDraft(ts_ms=5, kind="status", strategy="ema", old="active", new="degraded",
-                   reason="expectancy < 0", actor="system", data={"expectancy": -1.0}),
-        AuditDraft(ts_ms=6, kind="weight", strategy="rsi", old=1.0, new=0.85,
-                   reason="cycle 1", actor="system"),
+        AuditDraft(
+            ts_ms=5,
+            kind="status",
+            strategy="ema",
+            old="active",
+            new="degraded",
+            reason="expectancy < 0",
+            actor="system",
+            data={"expectancy": -1.0},
+        ),
+        AuditDraft(
+            ts_ms=6,
+            kind="weight",
+            strategy="rsi",
+            old=1.0,
+            new=0.85,
+            reason="cycle 1",
+            actor="system",
+        ),
     ]
     entries = await store.ask(Commit(audit=drafts))
     more = await store.ask(Commit(audit=drafts[:1]))

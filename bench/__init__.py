@@ -1,0 +1,1 @@
+"""Benchmarks: alphad against the machine's own floor (python -m bench)."""

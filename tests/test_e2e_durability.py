@@ -1,0 +1,152 @@
+"""End to end: kill -9 mid-stream loses no acknowledged trade, and state survives restarts."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import zmq
+
+from protocol.codec import decode_reply, encode
+from protocol.messages import (
+    GetPerformance,
+    Performance,
+    RecordTrade,
+    TradeRecorded,
+)
+from tests.daemon_process import DaemonProcess, RawClient
+
+
+class StreamingBot(threading.Thread):
+    """Sends record_trade for its own trade ids, resending on timeout until acknowledged."""
+
+    def __init__(self, endpoint: str, bot: int, count: int) -> None:
+        super().__init__(daemon=True)
+        self.endpoint = endpoint
+        self.bot = bot
+        self.count = count
+        self.acknowledged: dict[str, int] = {}
+        self.sent: set[str] = set()
+        self.duplicates = 0
+        self.failure: str | None = None
+        self.stop_by = time.monotonic() + 120
+
+    def _socket(self, context: zmq.Context[Any]) -> zmq.Socket[Any]:
+        sock = context.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVTIMEO, 1000)
+        sock.connect(self.endpoint)
+        return sock
+
+    def run(self) -> None:
+        context = zmq.Context.instance()
+        sock = self._socket(context)
+        for i in range(self.count):
+            trade = RecordTrade(
+                trade_id=f"b{self.bot}-{i}",
+                strategy=f"s{i % 3}",
+                symbol=f"SYM{self.bot}",
+                side="buy",
+                pnl=round(math.sin(i + self.bot) * 10, 6),
+                entry_ts_ms=1_000 + i,
+                exit_ts_ms=2_000 + i,
+                regime="trending" if i % 2 else None,
+            )
+            payload = encode(trade)
+            while True:
+                if time.monotonic() > self.stop_by:
+                    self.failure = "gave up"
+                    return
+                self.sent.add(trade.trade_id)
+                sock.send(payload)
+                try:
+                    reply = decode_reply(sock.recv())
+                except zmq.Again:
+                    sock.close(linger=0)  # Lazy Pirate: a fresh socket, then resend
+                    sock = self._socket(context)
+                    continue
+                if isinstance(reply, TradeRecorded):
+                    self.acknowledged[trade.trade_id] = reply.seq
+                    self.duplicates += reply.duplicate
+                    break
+                time.sleep(0.05)  # overloaded or shutting down: resend shortly
+        sock.close(linger=0)
+
+
+def stored_trades(database: Path) -> list[tuple[str, str, float]]:
+    with sqlite3.connect(database) as db:
+        return db.execute("SELECT trade_id, strategy, pnl FROM trades ORDER BY seq").fetchall()
+
+
+def test_kill9_storm_loses_no_acknowledged_trade(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, "[engine]\nupdate_interval_s = 0\n").start()
+    try:
+        bots = [StreamingBot(daemon.rpc, b, 400) for b in range(8)]
+        for bot in bots:
+            bot.start()
+        for _ in range(3):
+            time.sleep(0.7)
+            daemon.kill9()
+            daemon.start()
+        for bot in bots:
+            bot.join(timeout=150)
+        assert all(bot.failure is None and not bot.is_alive() for bot in bots)
+
+        rows = stored_trades(daemon.database)
+        ids = [r[0] for r in rows]
+        assert len(ids) == len(set(ids)), "a trade was stored twice"
+        acknowledged = {tid for bot in bots for tid in bot.acknowledged}
+        sent = {tid for bot in bots for tid in bot.sent}
+        assert (
+            acknowledged == set(ids) == sent == {f"b{b}-{i}" for b in range(8) for i in range(400)}
+        )
+
+        # The daemon's figures equal a recomputation from the database.
+        client = RawClient(daemon.rpc)
+        reply = client.call(GetPerformance(group_by=["strategy"]))
+        client.close()
+        assert isinstance(reply, Performance)
+        by_strategy: dict[str, list[float]] = {}
+        for _, strategy, pnl in rows:
+            by_strategy.setdefault(strategy, []).append(pnl)
+        got = {row["strategy"]: row for row in reply.rows}
+        assert set(got) == set(by_strategy)
+        for strategy, pnls in by_strategy.items():
+            assert got[strategy]["trades"] == len(pnls)
+            assert math.isclose(got[strategy]["total_pnl"], math.fsum(pnls), abs_tol=1e-6)
+            assert got[strategy]["wins"] == sum(p > 0 for p in pnls)
+    finally:
+        daemon.close()
+
+
+def test_state_survives_a_graceful_restart(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, "[engine]\nupdate_interval_s = 0\n").start()
+    try:
+        client = RawClient(daemon.rpc)
+        for i in range(30):
+            client.call(
+                RecordTrade(
+                    trade_id=f"t{i}",
+                    strategy="ema",
+                    symbol="BTC",
+                    side="buy",
+                    pnl=float(i % 7 - 3),
+                    entry_ts_ms=i,
+                    exit_ts_ms=i + 1,
+                )
+            )
+        before = client.call(GetPerformance(group_by=["strategy", "symbol"], window="recent"))
+        client.close()
+        assert daemon.stop() == 0
+        daemon.start()
+        client = RawClient(daemon.rpc)
+        after = client.call(GetPerformance(group_by=["strategy", "symbol"], window="recent"))
+        client.close()
+        assert msgspec.to_builtins(after.rows) == msgspec.to_builtins(before.rows)
+    finally:
+        daemon.close()

@@ -1,0 +1,284 @@
+"""End to end: the real daemon, a plain REQ socket, msgpack and JSON, good and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import msgspec
+import zmq
+
+from protocol.messages import (
+    Error,
+    ForceStatus,
+    GetAudit,
+    GetStatus,
+    RecordTrade,
+    ResetWeights,
+    ScoreSignal,
+    SignalScore,
+    StatusChanged,
+    StatusReply,
+    TradeRecorded,
+)
+from tests.daemon_process import DaemonProcess, RawClient
+
+SIGNAL = ScoreSignal(
+    strategy="ema_trend",
+    symbol="BTC/USDT",
+    side="buy",
+    confidence=0.75,
+    confluence=3,
+    regime="trending",
+    request_id="r-1",
+)
+
+
+def json_call(client: RawClient, document: object) -> dict[str, object]:
+    reply = json.loads(client.raw(json.dumps(document).encode()))
+    assert isinstance(reply, dict)
+    return reply
+
+
+def test_score_signal_over_msgpack_echoes_request_id_and_never_raises_confidence(
+    rpc: RawClient,
+) -> None:
+    reply = rpc.call(SIGNAL)
+    assert isinstance(reply, SignalScore)
+    assert reply.request_id == "r-1"
+    assert 0.0 <= reply.quality <= SIGNAL.confidence
+    assert 0.0 <= reply.size_multiplier <= 2.0
+    assert reply.status == "active"
+    assert reply.signal_id
+
+
+def test_json_request_gets_json_reply(rpc: RawClient) -> None:
+    reply = json_call(
+        rpc,
+        {
+            "type": "score_signal",
+            "strategy": "rsi",
+            "symbol": "ETH/USDT",
+            "side": "sell",
+            "confidence": 0.6,
+            "request_id": "j-1",
+            "some_future_field": [1, 2],
+        },
+    )
+    assert reply["type"] == "signal_score"
+    assert reply["request_id"] == "j-1"
+    assert isinstance(reply["quality"], float) and reply["quality"] <= 0.6
+
+
+def test_record_trade_is_idempotent_on_trade_id(rpc: RawClient, daemon: DaemonProcess) -> None:
+    trade = RecordTrade(
+        trade_id="T-1",
+        strategy="ema_trend",
+        symbol="BTC/USDT",
+        side="buy",
+        pnl=12.5,
+        entry_ts_ms=1_700_000_000_000,
+        exit_ts_ms=1_700_000_060_000,
+        regime="trending",
+    )
+    first = rpc.call(trade)
+    again = rpc.call(trade)
+    assert isinstance(first, TradeRecorded) and isinstance(again, TradeRecorded)
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert first.seq == again.seq
+    status = rpc.call(GetStatus())
+    assert isinstance(status, StatusReply) and status.trades == 1
+
+
+def test_bad_input_gets_error_codes_and_daemon_keeps_serving(rpc: RawClient) -> None:
+    cases: list[tuple[bytes, str]] = [
+        (b"\xc1\xff\x00garbage", "bad_request"),
+        (b"", "bad_request"),
+        (b"{not json", "bad_request"),
+        (json.dumps({"type": "launch_rockets"}).encode(), "unknown_type"),
+        (json.dumps({"strategy": "x"}).encode(), "bad_request"),
+        (
+            json.dumps(
+                {
+                    "type": "score_signal",
+                    "strategy": "x",
+                    "symbol": "y",
+                    "side": "buy",
+                    "confidence": 1.5,
+                }
+            ).encode(),
+            "bad_request",
+        ),
+        (
+            json.dumps(
+                {
+                    "type": "score_signal",
+                    "strategy": "x",
+                    "symbol": "y",
+                    "side": "hold",
+                    "confidence": 0.5,
+                }
+            ).encode(),
+            "bad_request",
+        ),
+        (
+            json.dumps(
+                {
+                    "type": "score_signal",
+                    "strategy": "x" * 65,
+                    "symbol": "y",
+                    "side": "buy",
+                    "confidence": 0.5,
+                }
+            ).encode(),
+            "bad_request",
+        ),
+        (
+            json.dumps(
+                {
+                    "type": "score_signal",
+                    "strategy": "has space",
+                    "symbol": "y",
+                    "side": "buy",
+                    "confidence": 0.5,
+                }
+            ).encode(),
+            "bad_request",
+        ),
+        (
+            msgspec.msgpack.encode(
+                {
+                    "type": "score_signal",
+                    "strategy": "x",
+                    "symbol": "y",
+                    "side": "buy",
+                    "confidence": float("nan"),
+                }
+            ),
+            "bad_request",
+        ),
+        (
+            msgspec.msgpack.encode(
+                {
+                    "type": "record_trade",
+                    "trade_id": "t",
+                    "strategy": "x",
+                    "symbol": "y",
+                    "side": "buy",
+                    "pnl": float("inf"),
+                    "entry_ts_ms": 1,
+                    "exit_ts_ms": 2,
+                }
+            ),
+            "bad_request",
+        ),
+        (
+            msgspec.msgpack.encode(
+                {
+                    "type": "score_signal",
+                    "strategy": "x",
+                    "symbol": "y",
+                    "side": "buy",
+                    "confidence": "high",
+                }
+            ),
+            "bad_request",
+        ),
+        (msgspec.msgpack.encode([1, 2, 3]), "bad_request"),
+        (b"\x91" * 10_000, "bad_request"),
+        (b"x" * 70_000, "bad_request"),
+    ]
+    for payload, code in cases:
+        reply = rpc.raw(payload)
+        decoded = msgspec.json.decode(reply) if reply[:1] == b"{" else msgspec.msgpack.decode(reply)
+        assert decoded["type"] == "error", (payload[:40], decoded)
+        assert decoded["code"] == code, (payload[:40], decoded)
+        assert decoded["message"]
+    assert isinstance(rpc.call(SIGNAL), SignalScore)
+
+
+def test_request_id_is_echoed_even_when_validation_fails(rpc: RawClient) -> None:
+    reply = json_call(rpc, {"type": "score_signal", "request_id": "bad-1", "confidence": 7})
+    assert reply["type"] == "error" and reply["code"] == "bad_request"
+    assert reply["request_id"] == "bad-1"
+
+
+def test_multipart_request_gets_an_error_not_silence(daemon: DaemonProcess) -> None:
+    context = zmq.Context.instance()
+    sock = context.socket(zmq.REQ)
+    sock.setsockopt(zmq.RCVTIMEO, 5000)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(daemon.rpc)
+    sock.send_multipart([b"part-1", b"part-2"])
+    reply = msgspec.msgpack.decode(sock.recv())
+    assert reply["type"] == "error" and reply["code"] == "bad_request"
+    sock.close()
+
+
+def test_admin_requests_are_forbidden_on_rpc_and_served_on_admin(
+    rpc: RawClient, admin: RawClient
+) -> None:
+    force = ForceStatus(
+        strategy="ema_trend", status="suspended", reason="manual review", operator="alice"
+    )
+    refused = rpc.call(force)
+    assert isinstance(refused, Error) and refused.code == "forbidden"
+    refused_reset = rpc.call(ResetWeights(reason="x"))
+    assert isinstance(refused_reset, Error) and refused_reset.code == "forbidden"
+    audit_before = rpc.call(GetAudit())
+    assert audit_before.entries == []
+    changed = admin.call(force)
+    assert isinstance(changed, StatusChanged)
+    assert changed.new == "suspended" and changed.old == "active"
+    score = rpc.call(SIGNAL)
+    assert isinstance(score, SignalScore)
+    assert score.execute is False and score.size_multiplier == 0.0
+    assert score.status == "suspended"
+    audit = rpc.call(GetAudit())
+    assert [(e.kind, e.strategy, e.new, e.actor) for e in audit.entries] == [
+        ("status", "ema_trend", "suspended", "alice")
+    ]
+
+
+def test_sockets_are_created_with_their_modes(daemon: DaemonProcess) -> None:
+    modes = {
+        name: stat.S_IMODE(os.stat(daemon.runtime_dir / f"{name}.sock").st_mode)
+        for name in ("rpc", "admin", "alerts")
+    }
+    assert modes == {"rpc": 0o660, "admin": 0o600, "alerts": 0o660}
+
+
+def test_sigterm_stops_gracefully_and_notifies_systemd(daemon: DaemonProcess) -> None:
+    assert "READY=1" in daemon.notifications
+    assert daemon.stop() == 0
+    notes = daemon.drain_notifications()
+    assert "STOPPING=1" in notes
+    assert "alphad_stopped" in daemon.log()
+
+
+def test_second_daemon_on_the_same_state_dir_refuses_to_start(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "daemon.cli",
+            "run",
+            "--state-dir",
+            str(daemon.state_dir),
+            "--runtime-dir",
+            str(tmp_path / "other-run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "another alphad is running" in result.stderr
+    assert "Traceback" not in result.stderr
