@@ -19,6 +19,7 @@ from actors.scorer import ScorerConfig
 from actors.weighting import StrategyConfig, WeightingConfig
 from msgspec import Meta
 from protocol.endpoints import default_runtime_dir
+from protocol.messages import NAME_PATTERN
 
 
 class ConfigError(Exception):
@@ -103,22 +104,40 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML ({exc})") from None
+    strategies = raw.pop("strategies", {})
+    if not isinstance(strategies, dict):
+        raise ConfigError(f"{file}: key `strategies`: expected a table of strategies")
     try:
-        return msgspec.convert(raw, Config)
+        config = msgspec.convert(raw, Config)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{file}: {_describe(str(exc))}") from None
+    parsed: dict[str, StrategyConfig] = {}
+    for name, table in strategies.items():
+        if not _STRATEGY_NAME.match(name) or len(name) > 64:
+            raise ConfigError(f"{file}: key `strategies.{name}`: not a valid strategy name")
+        try:
+            parsed[name] = msgspec.convert(table, StrategyConfig)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"{file}: {_describe(str(exc), f'strategies.{name}')}") from None
+    return msgspec.structs.replace(config, strategies=parsed)
 
 
-def _describe(error: str) -> str:
+_STRATEGY_NAME = re.compile(NAME_PATTERN)
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
+
+
+def _describe(error: str, prefix: str = "") -> str:
     """Turn msgspec's message into one naming the TOML key."""
+    unknown = _UNKNOWN_FIELD.match(error)
     match = _KEY_IN_PATH.search(error)
-    if match is None:
+    path = match.group("path").replace("[", ".").replace("]", "").replace("'", "") if match else ""
+    path = ".".join(p for p in (prefix, path) if p)
+    if unknown is not None:
+        return f"unknown key `{'.'.join(p for p in (path, unknown.group('field')) if p)}`"
+    if match is None and not prefix:
         return error
-    key = match.group("path").replace("[", ".").replace("]", "").replace("'", "")
-    text = error[: match.start()].rstrip(" -")
-    if text.startswith("Object contains unknown field"):
-        return f"unknown key `{key}`"
-    return f"key `{key}`: {text}"
+    text = error[: match.start()].rstrip(" -") if match else error
+    return f"key `{path}`: {text}"
 
 
 class Paths(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,0 +1,113 @@
+"""Configuration: defaults without a file, typed keys, and errors that name the key and file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon.config import Config, ConfigError, load_config, resolve_paths
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "alphad.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_no_file_gives_the_defaults() -> None:
+    config = load_config(None)
+    assert config == Config()
+    assert config.store.synchronous == "FULL"
+    assert config.scorer.max_size_multiplier == 2.0
+
+
+def test_example_config_in_systemd_dir_is_valid() -> None:
+    config = load_config(Path(__file__).parent.parent / "systemd" / "alphad.toml")
+    assert config.strategies["rsi_reversion"].base_weight == 0.8
+
+
+def test_values_are_read_and_typed(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            "[engine]\nupdate_interval_s = 0\n[strategies.ema]\nbase_weight = 1.5\n"
+            "[scorer.regime_factors]\nvolatile = 0.8\n",
+        )
+    )
+    assert config.engine.update_interval_s == 0
+    assert config.strategies["ema"].base_weight == 1.5
+    assert config.scorer.regime_factors == {"volatile": 0.8}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[daemon]\nmax_mesage_size = 10\n", "unknown key `daemon.max_mesage_size`"),
+        ("[deamon]\n", "unknown key `deamon`"),
+        ("[store]\nsynchronous = \"OFF\"\n", "key `store.synchronous`"),
+        ("[daemon]\nrequest_timeout_s = -1\n", "key `daemon.request_timeout_s`"),
+        ("[strategies.ema]\nbase_weight = \"big\"\n", "key `strategies.ema.base_weight`"),
+        ("[daemon\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_the_key_and_the_file(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(str(path))
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_command_line_beats_config_beats_systemd_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/alphad")
+    monkeypatch.setenv("RUNTIME_DIRECTORY", "/run/alphad:/run/other")
+    from_systemd = resolve_paths(Config(), None, None)
+    assert str(from_systemd.database) == "/var/lib/alphad/alphad.db"
+    assert from_systemd.rpc == "ipc:///run/alphad/rpc.sock"
+    config = load_config(write(tmp_path, '[daemon]\nstate_dir = "/srv/a"\n'))
+    assert str(resolve_paths(config, None, None).state_dir) == "/srv/a"
+    assert str(resolve_paths(config, "/cli", None).state_dir) == "/cli"
+
+
+def test_check_config_cli_prints_one_line_and_fails(tmp_path: Path) -> None:
+    path = write(tmp_path, "[daemon]\nbogus = 1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "check-config", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "unknown key `daemon.bogus`" in result.stderr
+    assert "Traceback" not in result.stderr
+    ok = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "check-config",
+         str(Path(__file__).parent.parent / "systemd" / "alphad.toml")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ok.returncode == 0 and "ok" in ok.stdout
+
+
+def test_schema_lists_every_message() -> None:
+    import json
+
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "schema"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    document = json.loads(result.stdout)
+    names = set(document["$defs"])
+    for name in ("ScoreSignal", "SignalScore", "RecordTrade", "TradeRecorded", "Error", "Alert"):
+        assert name in names
+    tags = {
+        d["properties"]["type"]["enum"][0]
+        for d in document["$defs"].values()
+        if "type" in d.get("properties", {}) and "enum" in d["properties"]["type"]
+    }
+    assert {"score_signal", "record_trade", "get_report", "force_status", "error"} <= tags
