@@ -99,7 +99,9 @@ class LifecycleModel:
 
     # ------------------------------------------------------------------ assessment
 
-    def breaches(self, strategy: str, figures: Figures, margin: float = 0.0) -> tuple[list[str], bool]:
+    def breaches(
+        self, strategy: str, figures: Figures, margin: float = 0.0
+    ) -> tuple[list[str], bool]:
         """Soft breaches in words, and whether the drawdown is over the hard limit.
 
         With ``margin`` > 0 every threshold is tightened: that is the recovery test.
@@ -124,8 +126,12 @@ class LifecycleModel:
     def _drawdown_limits(self, strategy: str, scale: float) -> tuple[float, float]:
         cfg = self.config
         limits = self.limits.get(strategy)
-        soft = limits.soft_drawdown if limits and limits.soft_drawdown else cfg.soft_drawdown * scale
-        hard = limits.hard_drawdown if limits and limits.hard_drawdown else cfg.hard_drawdown * scale
+        soft = (
+            limits.soft_drawdown if limits and limits.soft_drawdown else cfg.soft_drawdown * scale
+        )
+        hard = (
+            limits.hard_drawdown if limits and limits.hard_drawdown else cfg.hard_drawdown * scale
+        )
         return soft, hard
 
     def assess(self, recent: Mapping[str, Figures], now_ms: int) -> list[Transition]:
@@ -145,9 +151,16 @@ class LifecycleModel:
                 ):
                     state.violations = 0
                     state.recoveries = 0
-                    transitions.append(self._move(strategy, state, "degraded",
-                        f"probation after {cfg.probation_after_hours:g} h suspended",
-                        now_ms, figures))  # fmt: skip
+                    transitions.append(
+                        self._move(
+                            strategy,
+                            state,
+                            "degraded",
+                            f"probation after {cfg.probation_after_hours:g} h suspended",
+                            now_ms,
+                            figures,
+                        )
+                    )
                 continue
             if state.status == "retired" or figures is None or figures.trades < cfg.min_trades:
                 continue
@@ -161,8 +174,9 @@ class LifecycleModel:
                 state.recoveries = 0
                 state.violations += 1
                 if state.status == "active":
-                    transitions.append(self._move(strategy, state, "degraded", "; ".join(soft),
-                                                  now_ms, figures))  # fmt: skip
+                    transitions.append(
+                        self._move(strategy, state, "degraded", "; ".join(soft), now_ms, figures)
+                    )
                 elif state.violations >= cfg.max_violations:
                     reason = f"{state.violations} breached assessments: " + "; ".join(soft)
                     transitions += self._suspend(strategy, state, reason, now_ms, figures)
@@ -173,9 +187,16 @@ class LifecycleModel:
                 state.recoveries = 0 if tight else state.recoveries + 1
                 if state.recoveries >= cfg.recovery_checks:
                     state.recoveries = 0
-                    transitions.append(self._move(strategy, state, "active",
-                        f"recovered for {cfg.recovery_checks} assessments", now_ms,
-                        figures))  # fmt: skip
+                    transitions.append(
+                        self._move(
+                            strategy,
+                            state,
+                            "active",
+                            f"recovered for {cfg.recovery_checks} assessments",
+                            now_ms,
+                            figures,
+                        )
+                    )
         return transitions
 
     def _suspend(
@@ -187,8 +208,16 @@ class LifecycleModel:
         state.recoveries = 0
         moves = [self._move(strategy, state, "suspended", reason, now_ms, figures)]
         if state.suspensions >= self.config.retire_after_suspensions:
-            moves.append(self._move(strategy, state, "retired",
-                f"suspended {state.suspensions} times", now_ms, figures))  # fmt: skip
+            moves.append(
+                self._move(
+                    strategy,
+                    state,
+                    "retired",
+                    f"suspended {state.suspensions} times",
+                    now_ms,
+                    figures,
+                )
+            )
         return moves
 
     def _move(
@@ -206,10 +235,19 @@ class LifecycleModel:
         state.since_ms = now_ms
         state.reason = reason
         metrics = figures.as_row() if figures is not None else {}
-        return Transition(strategy=strategy, old=old, new=new, reason=reason, actor=actor,
-                          ts_ms=now_ms, metrics=metrics)  # fmt: skip
+        return Transition(
+            strategy=strategy,
+            old=old,
+            new=new,
+            reason=reason,
+            actor=actor,
+            ts_ms=now_ms,
+            metrics=metrics,
+        )
 
-    def force(self, strategy: str, status: str, reason: str, operator: str, now_ms: int) -> Transition:
+    def force(
+        self, strategy: str, status: str, reason: str, operator: str, now_ms: int
+    ) -> Transition:
         """An operator's change: any status; counters start over."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
@@ -219,8 +257,9 @@ class LifecycleModel:
         state.violations = 0
         state.recoveries = 0
         state.suspended_at_ms = now_ms if status == "suspended" else None
-        return self._move(strategy, state, status, reason or f"forced by {operator}", now_ms,
-                          None, actor=operator)  # fmt: skip
+        return self._move(
+            strategy, state, status, reason or f"forced by {operator}", now_ms, None, actor=operator
+        )
 
     def health(self, strategy: str | None = None) -> list[dict[str, Any]]:
         """Rows of ``get_health``."""
@@ -228,11 +267,16 @@ class LifecycleModel:
         rows = []
         for name in names:
             state = self.states.get(name) or HealthState()
-            rows.append({
-                "strategy": name, "status": state.status, "since_ms": state.since_ms,
-                "reason": state.reason, "violations": state.violations,
-                "suspensions": state.suspensions,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "strategy": name,
+                    "status": state.status,
+                    "since_ms": state.since_ms,
+                    "reason": state.reason,
+                    "violations": state.violations,
+                    "suspensions": state.suspensions,
+                }
+            )
         return rows
 
     # ------------------------------------------------------------------ state
@@ -310,8 +354,13 @@ class LifecycleActor(Actor):
             case Assess():
                 return model.assess(message.recent, message.now_ms)
             case Force():
-                return model.force(message.strategy, message.status, message.reason,
-                                   message.operator, message.now_ms)  # fmt: skip
+                return model.force(
+                    message.strategy,
+                    message.status,
+                    message.reason,
+                    message.operator,
+                    message.now_ms,
+                )
             case Statuses():
                 return model.statuses()
             case HealthRows():

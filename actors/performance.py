@@ -88,9 +88,7 @@ class RunningStats:
         term1 = delta * delta_n * n1
         self.mean += delta_n
         self.m4 += (
-            term1 * delta_n2 * (n * n - 3 * n + 3)
-            + 6 * delta_n2 * self.m2
-            - 4 * delta_n * self.m3
+            term1 * delta_n2 * (n * n - 3 * n + 3) + 6 * delta_n2 * self.m2 - 4 * delta_n * self.m3
         )
         self.m3 += term1 * delta_n * (n - 2) - 3 * delta_n * self.m2
         self.m2 += term1

@@ -19,7 +19,7 @@ from msgspec import Meta
 from actors.base import TAKE_STATE, Actor
 from actors.events import ClosedTrade, SignalOutcome
 from actors.figures import Figures
-from actors.store import AppendSignal
+from actors.store import AppendSignal, AppendSignals
 from protocol.messages import ScoreSignal, SignalScore
 
 Factor = Annotated[float, Meta(ge=0.0, le=1.0)]
@@ -307,8 +307,9 @@ class ScorerModel:
             (s, sym, side, reg, int(c)): [int(w), int(n)]
             for s, sym, side, reg, c, w, n in state["setups"]
         }
-        model.strategy_outcomes = {k: [int(v[0]), int(v[1])] for k, v in
-                                   state["strategy_outcomes"].items()}  # fmt: skip
+        model.strategy_outcomes = {
+            k: [int(v[0]), int(v[1])] for k, v in state["strategy_outcomes"].items()
+        }
         model.pending = {
             sid: ((s, sym, side, reg, int(c)), int(bucket))
             for sid, s, sym, side, reg, c, bucket in state["pending"]
@@ -354,6 +355,10 @@ class SetRegimeFit(msgspec.Struct, frozen=True):
     by_regime: Mapping[str, Mapping[str, Figures]]
 
 
+class FlushSignals(msgspec.Struct, frozen=True):
+    """Tell: hand the scored signals kept so far to the store (sent every second)."""
+
+
 class SignalSummary(msgspec.Struct, frozen=True):
     """Ask: the signal quality summary of ``get_report``."""
 
@@ -378,33 +383,50 @@ class ScorerActor(Actor):
         self.last_trade_seq = last_trade_seq
         self.last_outcome_seq = last_outcome_seq
         self.signals_not_kept = 0
+        self.flush_every = 1024
+        self._signal_rows: list[AppendSignal] = []
 
     def score(self, request: ScoreSignal) -> SignalScore:
-        """The hot path: score from the model's state, keep the signal off the path."""
+        """The hot path: score from the model's state; the journal row waits for a flush."""
         reply = self.model.score(request)
-        try:
-            self.store.tell(
-                AppendSignal(
-                    reply.signal_id or "",
-                    request.ts_ms if request.ts_ms is not None else time.time_ns() // 1_000_000,
-                    request.strategy,
-                    request.symbol,
-                    request.side,
-                    request.confidence,
-                    request.confluence,
-                    request.regime,
-                    reply.quality,
-                    reply.execute,
-                    reply.size_multiplier,
-                    reply.weight,
-                    reply.status,
-                    "; ".join(reply.reasons),
-                )
+        rows = self._signal_rows
+        rows.append(
+            AppendSignal(
+                reply.signal_id or "",
+                request.ts_ms if request.ts_ms is not None else time.time_ns() // 1_000_000,
+                request.strategy,
+                request.symbol,
+                request.side,
+                request.confidence,
+                request.confluence,
+                request.regime,
+                reply.quality,
+                reply.execute,
+                reply.size_multiplier,
+                reply.weight,
+                reply.status,
+                "; ".join(reply.reasons),
             )
-        except Exception:
-            # The answer matters more than its journal line; the count shows the loss.
-            self.signals_not_kept += 1
+        )
+        if len(rows) >= self.flush_every:
+            self.flush_signals()
         return reply
+
+    def flush_signals(self) -> None:
+        """Hand the scored signals to the store in one message (one insert per batch)."""
+        rows = self._signal_rows
+        if not rows:
+            return
+        self._signal_rows = []
+        try:
+            self.store.tell(AppendSignals(rows))
+        except Exception:
+            # The answers were given; only their journal rows are lost, and counted.
+            self.signals_not_kept += len(rows)
+
+    async def on_stop(self) -> None:
+        # The store stops after the scorer: the last signals still reach it.
+        self.flush_signals()
 
     def learn_trade(self, trade: ClosedTrade) -> None:
         """A committed trade that carries a signal_id is that signal's outcome."""
@@ -440,6 +462,9 @@ class ScorerActor(Actor):
                 return None
             case SetRegimeFit():
                 model.set_regime_fit(message.overall, message.by_regime)
+                return None
+            case FlushSignals():
+                self.flush_signals()
                 return None
             case SignalSummary():
                 summary = model.summary()

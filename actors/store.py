@@ -139,6 +139,12 @@ class AppendSignal(msgspec.Struct, frozen=True, array_like=True):
     reasons: str
 
 
+class AppendSignals(msgspec.Struct, frozen=True):
+    """Tell: scored signals collected by the scorer since its last flush."""
+
+    rows: list[AppendSignal]
+
+
 class AuditDraft(msgspec.Struct, frozen=True, kw_only=True):
     """An audit entry before the store gives it its ``seq``."""
 
@@ -243,7 +249,9 @@ class StoreActor(Actor):
         if self.db is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = await aiosqlite.connect(self.path, isolation_level=None)
+        # "IMMEDIATE": the first write of a batch opens the write transaction itself, so a
+        # batch of trades costs two hops to the database thread (executemany, commit).
+        self.db = await aiosqlite.connect(self.path, isolation_level="IMMEDIATE")
         await self.db.execute("PRAGMA journal_mode=WAL")
         await self.db.execute(f"PRAGMA synchronous={self.synchronous}")
         await self.db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
@@ -358,8 +366,8 @@ class StoreActor(Actor):
         queries: list[Envelope] = []
         for envelope in batch:
             message = envelope.message
-            if isinstance(message, AppendSignal):
-                self._pending_signals.append(message)
+            if isinstance(message, AppendSignals):
+                self._pending_signals.extend(message.rows)
             elif isinstance(message, AppendTrade):
                 trades.append(envelope)
             elif isinstance(message, AppendOutcome):
@@ -383,7 +391,6 @@ class StoreActor(Actor):
         audit_rows, commit_results, history_rows, snapshot_rows = self._plan_commits(commits)
         signals = self._pending_signals
         try:
-            await db.execute("BEGIN IMMEDIATE")
             try:
                 if trade_rows:
                     before = db.total_changes
@@ -437,7 +444,7 @@ class StoreActor(Actor):
                         " (SELECT id FROM snapshots ORDER BY id DESC LIMIT ?)",
                         (self.snapshots_keep,),
                     )
-                await db.execute("COMMIT")
+                await db.commit()
             except BaseException:
                 await _rollback(db)
                 raise
@@ -454,12 +461,12 @@ class StoreActor(Actor):
             self.last_outcome_seq = new_outcomes[-1].seq
         if audit_rows:
             self.last_audit_seq = audit_rows[-1][0]
-        for envelope, result in zip(trades, trade_results, strict=True):
-            _resolve(envelope, result)
-        for envelope, result in zip(outcomes, outcome_results, strict=True):
-            _resolve(envelope, result)
-        for envelope, result in zip(commits, commit_results, strict=True):
-            _resolve(envelope, result)
+        for envelope, trade_result in zip(trades, trade_results, strict=True):
+            _resolve(envelope, trade_result)
+        for envelope, outcome_result in zip(outcomes, outcome_results, strict=True):
+            _resolve(envelope, outcome_result)
+        for envelope, entries in zip(commits, commit_results, strict=True):
+            _resolve(envelope, entries)
         # Learners must see every committed record: a full mailbox slows the store down
         # (and so the acknowledgements) instead of dropping a trade.
         for trade in new_trades:
@@ -746,7 +753,7 @@ def _resolve(envelope: Envelope, result: Any) -> None:
 
 async def _rollback(db: aiosqlite.Connection) -> None:
     try:
-        await db.execute("ROLLBACK")
+        await db.rollback()
     except sqlite3.Error:
         pass
 

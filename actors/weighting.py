@@ -122,8 +122,9 @@ class WeightingModel:
         if figures.profit_factor is not None:
             profit_factor = figures.profit_factor
         else:
-            profit_factor = 1.0 + 2 * cfg.profit_factor_reference if (
-                figures.profit_factor_infinite) else 1.0
+            profit_factor = (
+                1.0 + 2 * cfg.profit_factor_reference if (figures.profit_factor_infinite) else 1.0
+            )
         expectancy_units = figures.expectancy / scale
         drawdown_units = figures.max_drawdown / scale
         terms = {
@@ -133,9 +134,11 @@ class WeightingModel:
             "drawdown": _clamp(1 - drawdown_units / cfg.drawdown_reference, -1, 1),
         }
         total_weight = (
-            cfg.sharpe_weight + cfg.expectancy_weight + cfg.profit_factor_weight
+            cfg.sharpe_weight
+            + cfg.expectancy_weight
+            + cfg.profit_factor_weight
             + cfg.drawdown_weight
-        )  # fmt: skip
+        )
         raw = (
             cfg.sharpe_weight * terms["sharpe"]
             + cfg.expectancy_weight * terms["expectancy"]
@@ -183,8 +186,10 @@ class WeightingModel:
         for regime, table in sorted(regime_recent.items()):
             weights = self.regime_adaptive.setdefault(regime, {})
             for strategy, figures in table.items():
-                if strategy in self.base and strategy not in weights and (
-                    figures.trades >= self.config.min_trades
+                if (
+                    strategy in self.base
+                    and strategy not in weights
+                    and (figures.trades >= self.config.min_trades)
                 ):
                     weights[strategy] = self.adaptive[strategy]
             updates += self._update_table(weights, table, regime, reason)
@@ -210,10 +215,14 @@ class WeightingModel:
                 weights[strategy] = new
                 updates.append(
                     WeightUpdate(
-                        strategy=strategy, regime=regime, old=old, new=new, target=target,
+                        strategy=strategy,
+                        regime=regime,
+                        old=old,
+                        new=new,
+                        target=target,
                         reason=f"{reason}: score {score:+.2f}, target × {target:.2f}",
                         metrics=metrics,
-                    )  # fmt: skip
+                    )
                 )
         return updates
 
@@ -225,14 +234,18 @@ class WeightingModel:
         updates = []
         for strategy in sorted(self.base):
             if self.adaptive[strategy] != self.base[strategy]:
-                updates.append(self._change(strategy, None, self.adaptive[strategy],
-                                            self.base[strategy], reason))  # fmt: skip
+                updates.append(
+                    self._change(
+                        strategy, None, self.adaptive[strategy], self.base[strategy], reason
+                    )
+                )
                 self.adaptive[strategy] = self.base[strategy]
         for regime, table in sorted(self.regime_adaptive.items()):
             for strategy, weight in sorted(table.items()):
                 if weight != self.base[strategy]:
-                    updates.append(self._change(strategy, regime, weight, self.base[strategy],
-                                                reason))  # fmt: skip
+                    updates.append(
+                        self._change(strategy, regime, weight, self.base[strategy], reason)
+                    )
         self.regime_adaptive = {}
         return updates
 
@@ -261,10 +274,12 @@ class WeightingModel:
         return updates
 
     @staticmethod
-    def _change(strategy: str, regime: str | None, old: float, new: float,
-                reason: str) -> WeightUpdate:  # fmt: skip
-        return WeightUpdate(strategy=strategy, regime=regime, old=old, new=new, target=None,
-                            reason=reason)  # fmt: skip
+    def _change(
+        strategy: str, regime: str | None, old: float, new: float, reason: str
+    ) -> WeightUpdate:
+        return WeightUpdate(
+            strategy=strategy, regime=regime, old=old, new=new, target=None, reason=reason
+        )
 
     # ------------------------------------------------------------------ reading
 
@@ -278,9 +293,12 @@ class WeightingModel:
         total = math.fsum(effective.values())
         normalized = {s: (w / total if total > 0 else 0.0) for s, w in effective.items()}
         return WeightTable(
-            regime=regime, base=dict(sorted(self.base.items())), adaptive=adaptive,
-            effective=effective, normalized=normalized,
-        )  # fmt: skip
+            regime=regime,
+            base=dict(sorted(self.base.items())),
+            adaptive=adaptive,
+            effective=effective,
+            normalized=normalized,
+        )
 
     def multiplier(self, strategy: str, regime: str | None = None) -> float:
         """adaptive / base, from the regime's table when it has the strategy."""
@@ -424,7 +442,8 @@ class WeightingActor(Actor):
             global_table=model.table(None, self.statuses),
             regime_tables={r: model.table(r, self.statuses) for r in regimes},
             multipliers={s: model.multiplier(s) for s in strategies},
-            regime_multipliers={r: {s: model.multiplier(s, r) for s in strategies}
-                                for r in regimes},  # fmt: skip
+            regime_multipliers={
+                r: {s: model.multiplier(s, r) for s in strategies} for r in regimes
+            },
             frozen=model.frozen,
         )

@@ -6,11 +6,11 @@ from typing import Any
 
 import structlog
 import zmq
-from protocol.endpoints import alert_topic
 
 from actors.base import Actor
 from daemon.gateway import bind_with_mode
 from protocol.codec import msgpack_encoder
+from protocol.endpoints import alert_topic
 from protocol.messages import Alert
 
 log = structlog.get_logger("alphad.alerts")

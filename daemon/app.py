@@ -18,13 +18,12 @@ from typing import IO, Any
 import msgspec
 import structlog
 import zmq
-from actors.lifecycle import LifecycleActor, LifecycleModel
-from actors.performance import PerformanceActor, PerformanceModel
-from actors.scorer import ScorerActor, ScorerModel
-from actors.weighting import WeightingActor, WeightingModel
 
 from actors.base import Actor
 from actors.engine import EngineActor, FinalSnapshot, StrategySeen, Tick
+from actors.lifecycle import LifecycleActor, LifecycleModel
+from actors.performance import PerformanceActor, PerformanceModel
+from actors.scorer import FlushSignals, ScorerActor, ScorerModel
 from actors.store import (
     AppendOutcome,
     AppendTrade,
@@ -33,6 +32,7 @@ from actors.store import (
     Recovery,
     StoreActor,
 )
+from actors.weighting import WeightingActor, WeightingModel
 from daemon import sdnotify
 from daemon.admission import Admission
 from daemon.config import Config, Paths
@@ -250,6 +250,7 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop_requested.set)
         self._every(1.0, lambda: _tell_quietly(engine, Tick()))
+        self._every(1.0, lambda: _tell_quietly(scorer, FlushSignals()))
         watchdog = sdnotify.watchdog_interval_s()
         if watchdog:
             # Pinged from the event loop itself: a wedged loop stops the pings.

@@ -148,7 +148,7 @@ def schema_json() -> str:
     """The JSON Schema of every request, reply and alert."""
     from protocol.messages import Alert, AnyReply, AnyRequest
 
-    types: list[Any] = [*AnyRequest.__args__, *AnyReply.__args__, Alert]  # type: ignore[attr-defined]
+    types: list[Any] = [*AnyRequest.__args__, *AnyReply.__args__, Alert]
     schemas, components = msgspec.json.schema_components(types)
     document = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

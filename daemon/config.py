@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
+
 from actors.lifecycle import LifecycleConfig
 from actors.performance import PerformanceConfig
 from actors.scorer import ScorerConfig
 from actors.weighting import StrategyConfig, WeightingConfig
-from msgspec import Meta
 from protocol.endpoints import default_runtime_dir
 from protocol.messages import NAME_PATTERN
 
@@ -26,11 +27,7 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message is one line for the operator."""
 
 
-class _Section(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    pass
-
-
-class DaemonConfig(_Section):
+class DaemonConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """Sockets, directories and request handling."""
 
     state_dir: str = ""
@@ -48,7 +45,7 @@ class DaemonConfig(_Section):
     restart_window_s: Annotated[float, Meta(gt=0)] = 60.0
 
 
-class StoreConfig(_Section):
+class StoreConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """SQLite durability and batching."""
 
     synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
@@ -60,13 +57,13 @@ class StoreConfig(_Section):
     snapshots_keep: Annotated[int, Meta(ge=1, le=1000)] = 3
 
 
-class EngineConfig(_Section):
+class EngineConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """Optimization cycles."""
 
     update_interval_s: Annotated[float, Meta(ge=0, le=30 * 86_400)] = 3600.0
 
 
-class LimitsConfig(_Section):
+class LimitsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """Caps that keep a misbehaving bot from exhausting memory."""
 
     max_strategies: Annotated[int, Meta(ge=1, le=100_000)] = 1_000
@@ -74,7 +71,7 @@ class LimitsConfig(_Section):
     max_regimes: Annotated[int, Meta(ge=1, le=10_000)] = 64
 
 
-class Config(_Section):
+class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """The whole configuration file."""
 
     daemon: DaemonConfig = DaemonConfig()

@@ -214,7 +214,7 @@ class Gateway:
             self._send(sock, header, reply, as_json)
         # A send outside the drain loop can consume the FD's edge while requests are
         # queued; look again so none waits for the next unrelated wake-up.
-        if not self._closing and sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        if not self._closing and int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
             self._drain(sock, self._is_admin(sock))
 
     # ------------------------------------------------------------------ sending

@@ -12,9 +12,17 @@ import msgspec
 from protocol.messages import Report
 
 STRATEGY_COLUMNS = (
-    "trades", "win_rate", "expectancy", "total_pnl", "profit_factor", "sharpe", "sortino",
-    "psr", "max_drawdown", "current_drawdown",
-)  # fmt: skip
+    "trades",
+    "win_rate",
+    "expectancy",
+    "total_pnl",
+    "profit_factor",
+    "sharpe",
+    "sortino",
+    "psr",
+    "max_drawdown",
+    "current_drawdown",
+)
 
 
 def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]]:
@@ -57,34 +65,53 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
     )
     tables["health"] = (
         ["strategy", "status", "since_ms", "violations", "suspensions", "reason"],
-        [[h.strategy, h.status, h.since_ms, h.violations, h.suspensions, h.reason]
-         for h in report.health],
-    )  # fmt: skip
+        [
+            [h.strategy, h.status, h.since_ms, h.violations, h.suspensions, h.reason]
+            for h in report.health
+        ],
+    )
     tables["regime_effectiveness"] = (
         ["strategy", "regime", "trades", "win_rate", "expectancy", "profit_factor", "sharpe"],
         [
-            [r.get("strategy"), r.get("regime"), r.get("trades"), r.get("win_rate"),
-             r.get("expectancy"), r.get("profit_factor"), r.get("sharpe")]
+            [
+                r.get("strategy"),
+                r.get("regime"),
+                r.get("trades"),
+                r.get("win_rate"),
+                r.get("expectancy"),
+                r.get("profit_factor"),
+                r.get("sharpe"),
+            ]
             for r in report.regime_effectiveness
         ],
-    )  # fmt: skip
+    )
     quality = report.signal_quality
     tables["signal_quality"] = (
         ["bucket", "scored", "executed", "outcomes", "success_rate"],
         [
-            [b.get("bucket"), b.get("scored"), b.get("executed"), b.get("outcomes"),
-             b.get("success_rate")]
+            [
+                b.get("bucket"),
+                b.get("scored"),
+                b.get("executed"),
+                b.get("outcomes"),
+                b.get("success_rate"),
+            ]
             for b in quality.get("buckets", [])
         ],
-    )  # fmt: skip
+    )
     tables["top_strategies"] = (
         ["strategy", "expectancy", "trades", "win_rate", "profit_factor"],
         [
-            [r.get("strategy"), r.get("expectancy"), r.get("trades"), r.get("win_rate"),
-             r.get("profit_factor")]
+            [
+                r.get("strategy"),
+                r.get("expectancy"),
+                r.get("trades"),
+                r.get("win_rate"),
+                r.get("profit_factor"),
+            ]
             for r in report.top_strategies
         ],
-    )  # fmt: skip
+    )
     return tables
 
 
@@ -142,8 +169,12 @@ def _format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     for row in cells:
-        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in
-                               enumerate(zip(row, widths, strict=True))))  # fmt: skip
+        lines.append(
+            "  ".join(
+                c.rjust(w) if i else c.ljust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
     if not cells:
         lines.append("(none)")
     return "\n".join(lines)

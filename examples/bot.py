@@ -17,6 +17,7 @@ import threading
 import time
 
 from protocol.client import Client, Subscriber
+
 from protocol.endpoints import default_endpoint
 from protocol.errors import AlphadError
 

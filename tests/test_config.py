@@ -47,9 +47,9 @@ def test_values_are_read_and_typed(tmp_path: Path) -> None:
     [
         ("[daemon]\nmax_mesage_size = 10\n", "unknown key `daemon.max_mesage_size`"),
         ("[deamon]\n", "unknown key `deamon`"),
-        ("[store]\nsynchronous = \"OFF\"\n", "key `store.synchronous`"),
+        ('[store]\nsynchronous = "OFF"\n', "key `store.synchronous`"),
         ("[daemon]\nrequest_timeout_s = -1\n", "key `daemon.request_timeout_s`"),
-        ("[strategies.ema]\nbase_weight = \"big\"\n", "key `strategies.ema.base_weight`"),
+        ('[strategies.ema]\nbase_weight = "big"\n', "key `strategies.ema.base_weight`"),
         ("[daemon\n", "not valid TOML"),
     ],
 )
@@ -80,17 +80,26 @@ def test_check_config_cli_prints_one_line_and_fails(tmp_path: Path) -> None:
     path = write(tmp_path, "[daemon]\nbogus = 1\n")
     result = subprocess.run(
         [sys.executable, "-m", "daemon.cli", "check-config", str(path)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert "unknown key `daemon.bogus`" in result.stderr
     assert "Traceback" not in result.stderr
     ok = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "check-config",
-         str(Path(__file__).parent.parent / "systemd" / "alphad.toml")],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "daemon.cli",
+            "check-config",
+            str(Path(__file__).parent.parent / "systemd" / "alphad.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0 and "ok" in ok.stdout
 
 

@@ -1,0 +1,351 @@
+"""alphad benchmarks against the machine's own floor, side by side in one run.
+
+    python -m bench            # every row, several repetitions
+    python -m bench --quick    # a smoke run in well under a minute
+    python -m bench --write    # also write bench/RESULTS.md
+
+Each baseline is written here with plain pyzmq or sqlite3, so a ratio shows what
+alphad adds on top of the machine: a bare blocking REP echo server answering the
+same bytes, and a plain sqlite3 loop committing one row per transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from protocol.codec import encode
+from protocol.messages import RecordTrade, ScoreSignal
+from tests.daemon_process import DaemonProcess
+
+SIGNAL = encode(
+    ScoreSignal(
+        strategy="ema_trend_following",
+        symbol="BTC/USDT",
+        side="buy",
+        confidence=0.75,
+        confluence=3,
+        regime="trending",
+        signal_id="sig-000000000001",
+        ts_ms=1_732_000_000_000,
+        request_id="req-000000000001",
+    )
+)
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    name: str
+    alphad: float
+    floor: float
+    unit: str
+    target: str = ""
+    higher_is_better: bool = False
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.alphad / self.floor if self.floor else float("nan")
+
+    def met(self) -> str:
+        if not self.target:
+            return ""
+        op, value = self.target.split()
+        limit = float(value)
+        ok = self.ratio <= limit if op == "<=" else self.ratio >= limit
+        return "yes" if ok else "NO"
+
+
+# ----------------------------------------------------------------------------- servers
+
+
+def echo_server(endpoint: str, ready: Any) -> None:
+    """The floor: a bare blocking REP socket answering the bytes it receives."""
+    context = zmq.Context()
+    sock = context.socket(zmq.REP)
+    sock.bind(endpoint)
+    ready.set()
+    while True:
+        message = sock.recv()
+        if message == b"STOP":
+            sock.send(b"")
+            break
+        sock.send(message)
+    sock.close(linger=0)
+    context.term()
+
+
+class Echo:
+    """An echo server in its own process."""
+
+    def __init__(self, root: Path) -> None:
+        self.endpoint = f"ipc://{root / 'echo.sock'}"
+        ready = mp.Event()
+        self.process = mp.Process(target=echo_server, args=(self.endpoint, ready), daemon=True)
+        self.process.start()
+        if not ready.wait(30):
+            raise RuntimeError("the echo server did not start")
+
+    def close(self) -> None:
+        context = zmq.Context.instance()
+        sock = context.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVTIMEO, 2000)
+        sock.connect(self.endpoint)
+        sock.send(b"STOP")
+        try:
+            sock.recv()
+        except zmq.Again:
+            pass
+        sock.close(linger=0)
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+# ----------------------------------------------------------------------------- clients
+
+
+def round_trips(endpoint: str, payload: bytes, count: int) -> list[float]:
+    """Latencies in microseconds of ``count`` sequential round trips."""
+    context = zmq.Context.instance()
+    sock = context.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    for _ in range(min(200, count)):  # warm up: connection, caches, branch predictors
+        sock.send(payload)
+        sock.recv()
+    samples = []
+    clock = time.perf_counter_ns
+    for _ in range(count):
+        start = clock()
+        sock.send(payload)
+        sock.recv()
+        samples.append((clock() - start) / 1000)
+    sock.close(linger=0)
+    return samples
+
+
+def _load_worker(
+    endpoint: str,
+    make_payload: Callable[[int, int], bytes],
+    worker: int,
+    seconds: float,
+    results: Any,
+) -> None:
+    context = zmq.Context()
+    sock = context.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    sock.send(make_payload(worker, -1))
+    sock.recv()
+    latencies = []
+    done = 0
+    deadline = time.perf_counter() + seconds
+    clock = time.perf_counter_ns
+    while time.perf_counter() < deadline:
+        payload = make_payload(worker, done)
+        start = clock()
+        sock.send(payload)
+        sock.recv()
+        latencies.append((clock() - start) / 1000)
+        done += 1
+    results.put((done, latencies))
+    sock.close(linger=0)
+    context.term()
+
+
+def signal_payload(worker: int, i: int) -> bytes:
+    return SIGNAL
+
+
+def trade_payload(worker: int, i: int) -> bytes:
+    return encode(
+        RecordTrade(
+            trade_id=f"w{worker}-{i}-{os.getpid()}-{time.monotonic_ns()}",
+            strategy=f"strategy_{i % 10}",
+            symbol=f"SYM{worker}",
+            side="buy",
+            pnl=(i % 7) - 3.0,
+            entry_ts_ms=1_000,
+            exit_ts_ms=2_000,
+            regime="trending",
+        )
+    )
+
+
+def load(
+    endpoint: str, make_payload: Callable[[int, int], bytes], clients: int, seconds: float
+) -> tuple[float, float]:
+    """``clients`` processes sending as fast as they can: (requests/s, p99 µs)."""
+    results: Any = mp.Queue()
+    workers = [
+        mp.Process(target=_load_worker, args=(endpoint, make_payload, w, seconds, results))
+        for w in range(clients)
+    ]
+    for w in workers:
+        w.start()
+    total = 0
+    latencies: list[float] = []
+    for _ in workers:
+        done, lat = results.get(timeout=seconds + 60)
+        total += done
+        latencies.extend(lat)
+    for w in workers:
+        w.join(10)
+    return total / seconds, percentile(latencies, 99)
+
+
+def sqlite_one_row_per_commit(root: Path, seconds: float) -> float:
+    """Rows per second committing one row per transaction with synchronous=FULL."""
+    db = sqlite3.connect(root / "floor.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, pnl REAL)")
+    done = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        db.execute("BEGIN")
+        db.execute("INSERT INTO t VALUES (?, ?)", (f"id-{done}", 1.0))
+        db.execute("COMMIT")
+        done += 1
+    db.close()
+    return done / seconds
+
+
+def percentile(samples: list[float], p: float) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# ----------------------------------------------------------------------------- the suite
+
+
+def run(quick: bool) -> list[Row]:
+    reps = 1 if quick else 5
+    trips = 2_000 if quick else 20_000
+    seconds = 1.5 if quick else 5.0
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="alphad-bench-") as tmp:
+        root = Path(tmp)
+        echo = Echo(root)
+        (root / "daemon").mkdir()
+        daemon = DaemonProcess(root / "daemon", "[engine]\nupdate_interval_s = 0\n").start()
+        try:
+            p50s: list[tuple[float, float]] = []
+            p99s: list[tuple[float, float]] = []
+            p999s: list[tuple[float, float]] = []
+            for _ in range(reps):
+                floor = round_trips(echo.endpoint, SIGNAL, trips)
+                ours = round_trips(daemon.rpc, SIGNAL, trips)
+                p50s.append((percentile(ours, 50), percentile(floor, 50)))
+                p99s.append((percentile(ours, 99), percentile(floor, 99)))
+                p999s.append((percentile(ours, 99.9), percentile(floor, 99.9)))
+            rows.append(_median_row("latency p50 (1 bot)", p50s, "µs", "<= 1.3"))
+            rows.append(_median_row("latency p99 (1 bot)", p99s, "µs", "<= 2.0"))
+            rows.append(_median_row("latency p99.9 (1 bot)", p999s, "µs"))
+
+            rates: list[tuple[float, float]] = []
+            tails: list[tuple[float, float]] = []
+            for _ in range(reps):
+                floor_rate, floor_p99 = load(echo.endpoint, signal_payload, 8, seconds)
+                our_rate, our_p99 = load(daemon.rpc, signal_payload, 8, seconds)
+                rates.append((our_rate, floor_rate))
+                tails.append((our_p99, floor_p99))
+            rows.append(
+                _median_row(
+                    "score_signal throughput (8 bots)", rates, "req/s", ">= 0.8", higher=True
+                )
+            )
+            rows.append(_median_row("score_signal p99 under load (8 bots)", tails, "µs"))
+
+            ingest: list[tuple[float, float]] = []
+            for _ in range(reps):
+                floor_rate, _ = load(echo.endpoint, trade_payload, 8, seconds)
+                our_rate, _ = load(daemon.rpc, trade_payload, 8, seconds)
+                ingest.append((our_rate, floor_rate))
+            rows.append(
+                _median_row(
+                    "record_trade durable ingest (8 bots)", ingest, "req/s", ">= 0.5", higher=True
+                )
+            )
+            sqlite_rates = [sqlite_one_row_per_commit(root, seconds) for _ in range(reps)]
+            rows.append(
+                Row(
+                    "plain sqlite3, 1 row per FULL commit",
+                    statistics.median(r for r, _ in ingest),
+                    statistics.median(sqlite_rates),
+                    "rows/s",
+                    higher_is_better=True,
+                )
+            )
+        finally:
+            daemon.close()
+            echo.close()
+    return rows
+
+
+def _median_row(
+    name: str, pairs: list[tuple[float, float]], unit: str, target: str = "", higher: bool = False
+) -> Row:
+    return Row(
+        name,
+        statistics.median(a for a, _ in pairs),
+        statistics.median(b for _, b in pairs),
+        unit,
+        target,
+        higher,
+    )
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| benchmark | alphad | floor | unit | ratio | target | met |",
+        "|---|---:|---:|---|---:|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.name} | {row.alphad:,.1f} | {row.floor:,.1f} | {row.unit} | "
+            f"{row.ratio:.2f} | {row.target} | {row.met()} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smoke run (one repetition)")
+    parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    rows = run(args.quick)
+    text = table(rows)
+    print(text)
+    elapsed = time.perf_counter() - started
+    print(f"\n{os.cpu_count()} cores, {'quick' if args.quick else 'full'} run in {elapsed:.0f}s")
+    if args.write:
+        header = (
+            "# Benchmark results\n\n"
+            f"Machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+            f"{time.strftime('%Y-%m-%d')}. Command: `python -m bench --write` "
+            "(medians of 5 repetitions; floor = bare blocking pyzmq REP echo,"
+            " or plain sqlite3).\n\n"
+        )
+        (Path(__file__).parent / "RESULTS.md").write_text(header + text + "\n", encoding="utf-8")
+    return 0
