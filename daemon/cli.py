@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     watch = with_location(sub.add_parser("watch", help="print alerts as they are published"))
     watch.add_argument("topics", nargs="*", help="topic prefixes (default: all)")
     watch.add_argument("--json", action="store_true", help="print JSON lines")
+    report = with_location(sub.add_parser("report", help="print a running daemon's report"))
+    report.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    report.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
     sub.add_parser("schema", help="print the JSON Schema of every message")
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
@@ -72,6 +75,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run(config, paths)
     if command == "status":
         return status(paths, as_json=args.json, timeout_s=args.timeout)
+    if command == "report":
+        return report(paths, args.format, timeout_s=args.timeout)
     if command == "watch":
         return watch(paths, args.topics, as_json=args.json)
     raise CommandError(f"unknown command {command}")
@@ -103,17 +108,7 @@ def run(config: Config, paths: Paths) -> int:
 
 def status(paths: Paths, *, as_json: bool, timeout_s: float) -> int:
     """Print a running daemon's status."""
-    from protocol.client import Client
-
-    from protocol.errors import AlphadError
-
-    try:
-        with Client(paths.rpc, timeout_s=timeout_s, retries=0) as client:
-            reply = client.get_status()
-    except AlphadError as exc:
-        if exc.code == "timeout":
-            raise CommandError(f"no answer from {paths.rpc}: is alphad running?") from None
-        raise CommandError(str(exc)) from None
+    reply = _ask(paths, timeout_s, lambda client: client.get_status())
     if as_json:
         print(msgspec.json.encode(reply).decode())
         return 0
@@ -122,6 +117,30 @@ def status(paths: Paths, *, as_json: bool, timeout_s: float) -> int:
     for name, state in sorted(reply.components.items()):
         print(f"  {name:<12} {state}")
     return 0
+
+
+def report(paths: Paths, form: str, *, timeout_s: float) -> int:
+    """Print the report as tables, JSON or CSV."""
+    from daemon.report import render_csv, render_json, render_text
+
+    reply = _ask(paths, timeout_s, lambda client: client.get_report())
+    renderer = {"text": render_text, "json": render_json, "csv": render_csv}[form]
+    print(renderer(reply))
+    return 0
+
+
+def _ask(paths: Paths, timeout_s: float, call: Any) -> Any:
+    """One request to the rpc socket; a failure becomes one line for the operator."""
+    from protocol.client import Client
+    from protocol.errors import AlphadError
+
+    try:
+        with Client(paths.rpc, timeout_s=timeout_s, retries=0) as client:
+            return call(client)
+    except AlphadError as exc:
+        if exc.code == "timeout":
+            raise CommandError(f"no answer from {paths.rpc}: is alphad running?") from None
+        raise CommandError(str(exc)) from None
 
 
 def watch(paths: Paths, topics: list[str], *, as_json: bool) -> int:

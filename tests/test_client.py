@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import threading
@@ -160,3 +161,24 @@ def test_status_command_reports_a_running_daemon_and_a_missing_one(
     )
     assert down.returncode == 1
     assert "is alphad running?" in down.stderr and "Traceback" not in down.stderr
+
+
+def test_report_command_prints_tables_json_and_csv(daemon: DaemonProcess) -> None:
+    with Client(daemon.rpc) as client:
+        for i in range(25):
+            client.record_trade(
+                f"r{i}", "ema", "BTC", "buy", float(i % 4 - 1), 1, 2, regime="trend"
+            )
+        client.update_optimization()
+    base = [sys.executable, "-m", "daemon.cli", "report", "--runtime-dir", str(daemon.runtime_dir)]
+    text = subprocess.run(base, capture_output=True, text=True, timeout=60)
+    assert text.returncode == 0, text.stderr
+    assert "STRATEGIES RECENT" in text.stdout and "ema" in text.stdout
+    as_json = subprocess.run(
+        [*base, "--format", "json"], capture_output=True, text=True, timeout=60
+    )
+    document = json.loads(as_json.stdout)
+    assert document["type"] == "report"
+    assert document["strategies"][0]["all"]["trades"] == 25
+    as_csv = subprocess.run([*base, "--format", "csv"], capture_output=True, text=True, timeout=60)
+    assert "# allocation\nstrategy,base,adaptive,effective,normalized\nema," in as_csv.stdout

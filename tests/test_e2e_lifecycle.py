@@ -38,8 +38,13 @@ def record(client: RawClient, strategy: str, n: int, pnl: float, start: int) -> 
     for i in range(start, start + n):
         client.call(
             RecordTrade(
-                trade_id=f"{strategy}-{i}", strategy=strategy, symbol="BTC/USDT", side="buy",
-                pnl=pnl + (0.01 * (i % 3)), entry_ts_ms=i * 1000, exit_ts_ms=i * 1000 + 500,
+                trade_id=f"{strategy}-{i}",
+                strategy=strategy,
+                symbol="BTC/USDT",
+                side="buy",
+                pnl=pnl + (0.01 * (i % 3)),
+                entry_ts_ms=i * 1000,
+                exit_ts_ms=i * 1000 + 500,
                 regime="trending",
             )
         )

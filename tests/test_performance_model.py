@@ -86,7 +86,7 @@ trade_rows = st.lists(
         st.sampled_from(NAMES["regime"]),
         # Money: cents up to 100k, plus small odd amounts and exact repeats.
         st.one_of(
-            st.integers(-10**7, 10**7).map(lambda cents: cents / 100),
+            st.integers(-(10**7), 10**7).map(lambda cents: cents / 100),
             st.floats(1e-4, 1e3).flatmap(lambda x: st.sampled_from([x, -x])),
             st.sampled_from([0.0, 1.0, -1.0, 0.5]),
         ),
