@@ -17,7 +17,6 @@ import threading
 import time
 
 from protocol.client import Client, Subscriber
-
 from protocol.endpoints import default_endpoint
 from protocol.errors import AlphadError
 
