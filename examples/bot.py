@@ -34,8 +34,16 @@ def print_alerts(stop: threading.Event) -> None:
     with Client() as client, Subscriber(default_endpoint("alerts"), [""], client=client) as sub:
         for topic, alert in sub.iter(timeout_s=0.5, stop=stop):
             who = alert.strategy or "-"
-            print(f"  ALERT #{alert.seq} {topic:<17} {who:<15} {alert.old} -> {alert.new}: "
-                  f"{alert.reason}")  # fmt: skip
+            regime = alert.data.get("regime")
+            where = f" [{regime}]" if regime else ""
+            print(
+                f"  ALERT #{alert.seq} {topic:<17} {who:<15}{where} "
+                f"{_show(alert.old)} -> {_show(alert.new)}: {alert.reason}"
+            )
+
+
+def _show(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def main() -> None:
