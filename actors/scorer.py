@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -17,40 +19,135 @@ import msgspec
 from msgspec import Meta
 
 from actors.base import TAKE_STATE, Actor
-from actors.events import ClosedTrade, SignalOutcome
+from actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
 from actors.figures import Figures
 from actors.store import AppendSignal, AppendSignals
-from protocol.messages import ScoreSignal, SignalScore
+from protocol.messages import Name, ScoreSignal, SignalScore
 
 Factor = Annotated[float, Meta(ge=0.0, le=1.0)]
+Cap = Annotated[int, Meta(ge=1, le=10_000_000)]
+
 BUCKETS: tuple[float, ...] = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""Lower edges of the quality buckets of the summary: 0-0.5, 0.5-0.6, ..., 0.9-1.0."""
+
 EXECUTABLE = frozenset(("active", "degraded"))
+STATE_VERSION = 1
+
+SetupKey = tuple[str, str, str, str, int]
+"""(strategy, symbol, side, regime, confluence bucket): signals alike enough to share a record."""
 
 
 class ScorerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """``[scorer]``: thresholds and shapes of the quality factors and the position size."""
 
     min_quality: Factor = 0.5
+    # f_confluence: confluence_floor with no agreeing indicator, rising linearly to 1.0 at
+    # confluence_target agreeing indicators or more.
     confluence_target: Annotated[int, Meta(ge=1, le=100)] = 3
-    # f_confluence with no agreeing indicator; it rises linearly to 1.0 at the target.
     confluence_floor: Factor = 0.6
-    regime_factors: dict[str, Factor] = msgspec.field(default_factory=dict)
-    # Regime fit: trades of the strategy in that regime needed before it counts.
-    regime_min_trades: Annotated[int, Meta(ge=1, le=100_000)] = 10
+    # f_regime: per-regime caps set by the operator, e.g. {"volatile": 0.8}.
+    regime_factors: dict[Name, Factor] = msgspec.field(default_factory=dict)
+    # A regime's fit counts once the strategy has this many recent trades in it.
+    regime_min_trades: Annotated[int, Meta(ge=1, le=1_000_000)] = 10
+    # Shrinks a regime's shortfall toward "fits as well as overall": with n trades in the
+    # regime only n / (n + regime_prior_trades) of it counts, so 10 unlucky trades do not
+    # condemn a regime.
+    regime_prior_trades: Annotated[int, Meta(ge=0, le=1_000_000)] = 20
     # How strongly a regime's shortfall (in units of the strategy's mean |pnl|) lowers it.
     regime_sensitivity: Annotated[float, Meta(ge=0.0, le=100.0)] = 1.0
     regime_floor: Factor = 0.5
-    # Beta prior strength (pseudo-outcomes) of a setup's success rate.
-    prior_strength: Annotated[float, Meta(gt=0.0, le=10_000.0)] = 10.0
+    # f_history: weight of the strategy's overall success rate, in pseudo-outcomes, in the
+    # Beta prior of each setup's success rate.
+    prior_strength: Annotated[float, Meta(gt=0.0, le=1_000_000.0)] = 10.0
     history_floor: Factor = 0.5
+    # Outcomes remembered per setup and per strategy: past the window each new outcome
+    # replaces an average old one, so the rates follow what the market does now.
+    setup_window: Annotated[int, Meta(ge=1, le=1_000_000)] = 100
+    strategy_window: Annotated[int, Meta(ge=1, le=10_000_000)] = 1_000
+    # size_multiplier: the quality scale is size_at_min_quality at min_quality and 1.0 at
+    # quality 1.0; a degraded strategy gets degraded_size_factor of an active one's size.
+    size_at_min_quality: Factor = 0.5
     max_size_multiplier: Annotated[float, Meta(gt=0.0, le=2.0)] = 2.0
-    degraded_size_factor: Factor = 0.5
-    max_pending_signals: Annotated[int, Meta(ge=1, le=10_000_000)] = 200_000
-    max_setups: Annotated[int, Meta(ge=1, le=10_000_000)] = 200_000
+    degraded_size_factor: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.5
+    # Memory bounds for any input stream; the oldest pending signal and the least recently
+    # updated setup or strategy record are forgotten first.
+    max_pending_signals: Cap = 100_000
+    max_setups: Cap = 100_000
+    max_strategies: Cap = 10_000
+
+
+class Tally:
+    """Successes out of outcomes, remembering about the last ``window`` outcomes."""
+
+    __slots__ = ("outcomes", "successes")
+
+    def __init__(self, successes: float = 0.0, outcomes: float = 0.0) -> None:
+        self.successes = successes
+        self.outcomes = outcomes
+
+    def add(self, success: bool, window: int) -> None:
+        """Count one outcome; past ``window`` the oldest ones fade out proportionally."""
+        if self.outcomes >= window:
+            # Scaling both counts keeps the observed rate and frees room for one outcome:
+            # the count stays at ``window`` and the rate becomes an exponential average.
+            keep = (window - 1) / self.outcomes
+            self.successes *= keep
+            self.outcomes = float(window - 1)
+        if success:
+            self.successes += 1.0
+        self.outcomes += 1.0
+
+    def shrink_to(self, window: int) -> None:
+        """Fit a record kept under a larger window (a config change between restarts)."""
+        if self.outcomes > window:
+            self.successes *= window / self.outcomes
+            self.outcomes = float(window)
+
+
+class SetupTally(Tally):
+    """A setup's record; it keeps its key so that pending signals of a known setup share
+    its strings instead of each holding copies (most of a pending signal's memory)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: SetupKey, successes: float = 0.0, outcomes: float = 0.0) -> None:
+        super().__init__(successes, outcomes)
+        self.key = key
+
+
+class ScorerState(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The snapshot layout of ``ScorerModel.to_state``, validated on load."""
+
+    version: int
+    enabled: bool
+    counter: int
+    statuses: dict[str, str]
+    weights: dict[str, float]
+    multipliers: dict[str, float]
+    regime_multipliers: dict[str, dict[str, float]]
+    regime_fit: dict[str, dict[str, float]]
+    # [strategy, symbol, side, regime, confluence bucket, successes, outcomes], oldest first
+    setups: list[tuple[str, str, str, str, int, float, float]]
+    # [strategy, successes, outcomes], oldest first
+    strategies: list[tuple[str, float, float]]
+    # [signal_id, strategy, symbol, side, regime, confluence bucket, quality bucket]
+    pending: list[tuple[str, str, str, str, str, int, int]]
+    scored: int
+    executed: int
+    quality_sum: float
+    evicted_signals: int
+    bucket_scored: list[int]
+    bucket_executed: list[int]
+    bucket_outcomes: list[int]
+    bucket_successes: list[int]
 
 
 class ScorerModel:
-    """The scoring state: allocation pushed by the engine, outcomes of past setups."""
+    """The scoring state: allocation pushed by the engine, regime fits, outcomes of setups.
+
+    ``enabled = False`` is the operator's "scorer off": quality = confidence, execute
+    follows only the strategy's status, size = the weight multiplier under the usual caps.
+    """
 
     def __init__(self, config: ScorerConfig, id_prefix: str) -> None:
         self.config = config
@@ -61,77 +158,129 @@ class ScorerModel:
         self.weights: dict[str, float] = {}
         self.multipliers: dict[str, float] = {}
         self.regime_multipliers: dict[str, dict[str, float]] = {}
-        self.regime_fit: dict[tuple[str, str], float] = {}
-        # setup key -> [successes, outcomes]; strategy -> [successes, outcomes]
-        self.setups: dict[tuple[str, str, str, str, int], list[int]] = {}
-        self.strategy_outcomes: dict[str, list[int]] = {}
-        # signal_id -> (setup key, quality bucket); insertion order = age
-        self.pending: dict[str, tuple[tuple[str, str, str, str, int], int]] = {}
+        # regime -> strategy -> learned fit; only fits below 1.0 are kept.
+        self.regime_fit: dict[str, dict[str, float]] = {}
+        # Least recently updated first, so eviction drops the stalest record.
+        self.setups: OrderedDict[SetupKey, SetupTally] = OrderedDict()
+        self.strategy_tallies: OrderedDict[str, Tally] = OrderedDict()
+        # signal_id -> (setup, quality bucket), oldest first. An OrderedDict because a
+        # plain dict's "delete the first key" slows down as the deleted slots pile up.
+        self.pending: OrderedDict[str, tuple[SetupKey, int]] = OrderedDict()
         self.scored = 0
         self.executed = 0
         self.quality_sum = 0.0
+        self.evicted_signals = 0
         self.bucket_scored = [0] * len(BUCKETS)
         self.bucket_executed = [0] * len(BUCKETS)
         self.bucket_outcomes = [0] * len(BUCKETS)
         self.bucket_successes = [0] * len(BUCKETS)
+        # Hoisted out of score(): f_confluence by confluence bucket, and the size slope.
         target = config.confluence_target
         floor = config.confluence_floor
-        self._confluence = [floor + (1.0 - floor) * c / target for c in range(target)] + [1.0]
+        self._confluence: tuple[float, ...] = (
+            *(floor + (1.0 - floor) * c / target for c in range(target)),
+            1.0,
+        )
+        span = 1.0 - config.min_quality
+        self._size_slope = (1.0 - config.size_at_min_quality) / span if span > 0.0 else 0.0
 
     # ------------------------------------------------------------------ the hot path
 
     def score(self, request: ScoreSignal) -> SignalScore:
-        """Score one signal; a few microseconds, no I/O."""
+        """Score one signal and keep it pending until its outcome; a few µs, no I/O."""
         cfg = self.config
         strategy = request.strategy
         regime = request.regime
         status = self.statuses.get(strategy, "active")
-        multiplier = self.multipliers.get(strategy, 1.0)
-        if regime is not None:
-            by_regime = self.regime_multipliers.get(regime)
-            if by_regime is not None:
-                multiplier = by_regime.get(strategy, multiplier)
         confidence = request.confidence
+        if not 0.0 <= confidence <= 1.0:
+            # The wire refuses these; a request built in-process is clamped (NaN to 0)
+            # so the bounds hold for every caller.
+            confidence = 1.0 if confidence > 1.0 else 0.0
         confluence = request.confluence
-        bucket_c = confluence if confluence < cfg.confluence_target else cfg.confluence_target
-        setup = (strategy, request.symbol, request.side, regime or "", bucket_c)
+        target = cfg.confluence_target
+        bucket_c = target if confluence >= target else (confluence if confluence > 0 else 0)
+        key: SetupKey = (
+            strategy,
+            request.symbol,
+            request.side,
+            UNKNOWN_REGIME if regime is None else regime,
+            bucket_c,
+        )
+        tally = self.setups.get(key)
+        if tally is not None:
+            key = tally.key
         reasons: list[str] = []
+        quality = confidence
         if self.enabled:
             f_confluence = self._confluence[bucket_c]
-            f_regime = self._regime_factor(strategy, regime)
-            f_history, history_note = self._history_factor(strategy, setup)
-            quality = confidence * f_confluence * f_regime * f_history
             if f_confluence < 1.0:
-                reasons.append(f"confluence {confluence} of {cfg.confluence_target}")
-            if f_regime < 1.0:
-                reasons.append(f"regime {regime} fits this strategy poorly ({f_regime:.2f})")
-            if history_note:
-                reasons.append(history_note)
-        else:
-            quality = confidence
-        executable = status in EXECUTABLE
-        execute = executable and (quality >= cfg.min_quality or not self.enabled)
-        if not executable:
+                quality *= f_confluence
+                reasons.append(f"confluence {confluence} of {target}")
+            if regime is not None:
+                fits = self.regime_fit.get(regime)
+                f_regime = 1.0 if fits is None else fits.get(strategy, 1.0)
+                cap = cfg.regime_factors.get(regime)
+                if cap is not None and cap < f_regime:
+                    quality *= cap
+                    reasons.append(f"regime {regime} capped at {cap:.2f} by config")
+                elif f_regime < 1.0:
+                    quality *= f_regime
+                    reasons.append(f"regime {regime} fits this strategy poorly ({f_regime:.2f})")
+            if tally is not None:
+                # history_factor() inlined: this is the hot path.
+                overall = self.strategy_tallies.get(strategy)
+                if overall is None:
+                    won, outcomes = 1.0, 2.0
+                else:
+                    won, outcomes = overall.successes, overall.outcomes
+                if tally.successes * outcomes < won * tally.outcomes:
+                    base = won / outcomes
+                    k = cfg.prior_strength
+                    f_history = (tally.successes + k * base) / (tally.outcomes + k) / base
+                    if f_history < cfg.history_floor:
+                        f_history = cfg.history_floor
+                    quality *= f_history
+                    reasons.append(
+                        f"similar setups won {tally.successes / tally.outcomes:.0%}"
+                        f" of {tally.outcomes:.0f}"
+                    )
+        if status not in EXECUTABLE:
+            execute = False
             reasons.append(f"strategy {status}")
-        elif not execute:
-            reasons.append(f"quality {quality:.2f} below minimum {cfg.min_quality:.2f}")
+        elif self.enabled and quality < cfg.min_quality:
+            execute = False
+            # Rounded down so a refused 0.497 never reads "0.50 below minimum 0.50".
+            shown = math.floor(quality * 100.0) / 100.0
+            reasons.append(f"quality {shown:.2f} below minimum {cfg.min_quality:.2f}")
+        else:
+            execute = True
+        size = 0.0
         if execute:
+            multiplier = self.multipliers.get(strategy, 1.0)
+            if regime is not None:
+                by_regime = self.regime_multipliers.get(regime)
+                if by_regime is not None:
+                    multiplier = by_regime.get(strategy, multiplier)
             if self.enabled:
-                size = multiplier * (0.5 + quality)
+                quality_scale = cfg.size_at_min_quality + self._size_slope * (
+                    quality - cfg.min_quality
+                )
+                size = multiplier * quality_scale
             else:
                 size = multiplier
+            if size > cfg.max_size_multiplier:
+                size = cfg.max_size_multiplier
+                reasons.append(f"size capped at {size:g}")
+            # After the cap, so a degraded strategy is always sized below an active one.
             if status == "degraded":
                 size *= cfg.degraded_size_factor
                 reasons.append(f"strategy degraded: size × {cfg.degraded_size_factor:g}")
-            if size > cfg.max_size_multiplier:
-                size = cfg.max_size_multiplier
-        else:
-            size = 0.0
         signal_id = request.signal_id
         if signal_id is None:
             self.counter += 1
             signal_id = f"{self.id_prefix}-{self.counter}"
-        bucket_q = _bucket(quality)
+        bucket_q = bisect_right(BUCKETS, quality) - 1
         self.scored += 1
         self.quality_sum += quality
         self.bucket_scored[bucket_q] += 1
@@ -140,8 +289,9 @@ class ScorerModel:
             self.bucket_executed[bucket_q] += 1
         pending = self.pending
         if len(pending) >= cfg.max_pending_signals:
-            del pending[next(iter(pending))]
-        pending[signal_id] = (setup, bucket_q)
+            pending.popitem(last=False)
+            self.evicted_signals += 1
+        pending[signal_id] = (key, bucket_q)
         return SignalScore(
             signal_id=signal_id,
             quality=quality,
@@ -152,58 +302,87 @@ class ScorerModel:
             reasons=reasons,
         )
 
-    def _regime_factor(self, strategy: str, regime: str | None) -> float:
+    # ------------------------------------------------------------------ the factors
+
+    def confluence_factor(self, confluence: int) -> float:
+        """f_confluence: confluence_floor at 0, rising linearly to 1.0 at the target."""
+        target = self.config.confluence_target
+        return self._confluence[target if confluence >= target else max(confluence, 0)]
+
+    def regime_factor(self, strategy: str, regime: str | None) -> float:
+        """f_regime: the learned fit of the strategy in the regime, under the config cap."""
         if regime is None:
             return 1.0
-        fit = self.regime_fit.get((strategy, regime), 1.0)
-        cap = self.config.regime_factors.get(regime)
-        return fit if cap is None or cap >= fit else cap
+        fit = self.regime_fit.get(regime, {}).get(strategy, 1.0)
+        cap = self.config.regime_factors.get(regime, 1.0)
+        return min(fit, cap)
 
-    def _history_factor(
-        self, strategy: str, setup: tuple[str, str, str, str, int]
-    ) -> tuple[float, str]:
-        counts = self.setups.get(setup)
-        if counts is None or counts[1] == 0:
-            return 1.0, ""
-        base = self.base_rate(strategy)
-        posterior = self.posterior(strategy, setup)
-        factor = posterior / base if base > 0 else 1.0
-        floor = self.config.history_floor
-        factor = 1.0 if factor > 1.0 else (floor if factor < floor else factor)
-        if factor >= 1.0:
-            return 1.0, ""
-        return factor, f"similar setups won {counts[0]} of {counts[1]}"
+    def base_rate(self, strategy: str) -> float:
+        """The strategy's success rate over its remembered outcomes (0.5 with none yet)."""
+        tally = self.strategy_tallies.get(strategy)
+        if tally is None:
+            return 0.5
+        return tally.successes / tally.outcomes
+
+    def posterior(self, key: SetupKey) -> float:
+        """Beta posterior mean of a setup's success rate; the prior is Beta(k·p, k·(1 − p))
+        with p the strategy's base rate and k = prior_strength."""
+        base = self.base_rate(key[0])
+        k = self.config.prior_strength
+        tally = self.setups.get(key)
+        if tally is None:
+            return base
+        return (tally.successes + k * base) / (tally.outcomes + k)
+
+    def history_factor(self, key: SetupKey) -> float:
+        """f_history = posterior / base rate when the setup has done worse than its
+        strategy, else 1.0; at least history_floor. An average setup keeps its quality."""
+        tally = self.setups.get(key)
+        base = self.base_rate(key[0])
+        # Compared by rates, not through the posterior, so that an exactly average
+        # setup is exactly neutral whatever the rounding of the division.
+        if tally is None or tally.successes >= base * tally.outcomes:
+            return 1.0
+        return max(self.config.history_floor, self.posterior(key) / base)
+
+    def setup_of(self, request: ScoreSignal) -> SetupKey:
+        """The setup a signal belongs to (its regime is ``unknown`` when it has none)."""
+        target = self.config.confluence_target
+        bucket = target if request.confluence >= target else max(request.confluence, 0)
+        regime = UNKNOWN_REGIME if request.regime is None else request.regime
+        return (request.strategy, request.symbol, request.side, regime, bucket)
 
     # ------------------------------------------------------------------ learning
 
-    def base_rate(self, strategy: str) -> float:
-        """The strategy's success rate over every outcome (0.5 with none yet)."""
-        successes, outcomes = self.strategy_outcomes.get(strategy, (0, 0))
-        return (successes + 1.0) / (outcomes + 2.0)
-
-    def posterior(self, strategy: str, setup: tuple[str, str, str, str, int]) -> float:
-        """Beta posterior mean of the setup's success rate, prior at the strategy's rate."""
-        successes, outcomes = self.setups.get(setup, (0, 0))
-        k = self.config.prior_strength
-        return (successes + k * self.base_rate(strategy)) / (outcomes + k)
-
     def record_outcome(self, signal_id: str, success: bool) -> bool:
-        """Learn a scored signal's outcome; False if the signal is unknown or already done."""
+        """Learn a scored signal's outcome; False if it is unknown, evicted or already done."""
         entry = self.pending.pop(signal_id, None)
         if entry is None:
             return False
-        setup, bucket_q = entry
-        counts = self.setups.get(setup)
-        if counts is None and len(self.setups) < self.config.max_setups:
-            counts = self.setups[setup] = [0, 0]
-        if counts is not None:
-            counts[0] += success
-            counts[1] += 1
-        strategy_counts = self.strategy_outcomes.setdefault(setup[0], [0, 0])
-        strategy_counts[0] += success
-        strategy_counts[1] += 1
+        key, bucket_q = entry
+        cfg = self.config
+        setups = self.setups
+        tally = setups.get(key)
+        if tally is None:
+            if len(setups) >= cfg.max_setups:
+                setups.popitem(last=False)
+            tally = setups[key] = SetupTally(key)
+        else:
+            setups.move_to_end(key)
+        tally.add(success, cfg.setup_window)
+        strategies = self.strategy_tallies
+        strategy = key[0]
+        overall = strategies.get(strategy)
+        if overall is None:
+            if len(strategies) >= cfg.max_strategies:
+                strategies.popitem(last=False)
+            overall = strategies[strategy] = Tally()
+        else:
+            strategies.move_to_end(strategy)
+        overall.add(success, cfg.strategy_window)
         self.bucket_outcomes[bucket_q] += 1
-        self.bucket_successes[bucket_q] += success
+        if success:
+            self.bucket_successes[bucket_q] += 1
         return True
 
     def set_allocation(
@@ -213,40 +392,49 @@ class ScorerModel:
         multipliers: Mapping[str, float],
         regime_multipliers: Mapping[str, Mapping[str, float]],
     ) -> None:
-        """Take statuses, effective weights and weight multipliers after a change."""
+        """Take statuses, effective weights and weight multipliers (adaptive / base, global
+        and per regime) after an optimization cycle or an operator's change."""
         self.statuses = dict(statuses)
-        self.weights = dict(weights)
-        self.multipliers = {k: _finite(v, 1.0) for k, v in multipliers.items()}
+        self.weights = {k: _finite(v, 1.0) for k, v in weights.items()}
+        self.multipliers = {k: _multiplier(v) for k, v in multipliers.items()}
         self.regime_multipliers = {
-            regime: {k: _finite(v, 1.0) for k, v in table.items()}
+            regime: {k: _multiplier(v) for k, v in table.items()}
             for regime, table in regime_multipliers.items()
         }
 
     def set_regime_fit(
         self, overall: Mapping[str, Figures], by_regime: Mapping[str, Mapping[str, Figures]]
     ) -> None:
-        """Learn f_regime: a regime whose expectancy falls short of the strategy's overall
-        expectancy, measured in units of its mean |pnl|, lowers the factor."""
-        cfg = self.config
-        fit: dict[tuple[str, str], float] = {}
+        """Learn f_regime from each strategy's recent results per regime (regime ->
+        strategy -> figures) against its recent results overall (strategy -> figures)."""
+        fit: dict[str, dict[str, float]] = {}
         for regime, table in by_regime.items():
             for strategy, figures in table.items():
-                whole = overall.get(strategy)
-                if whole is None or figures.trades < cfg.regime_min_trades:
-                    continue
-                scale = whole.mean_abs_pnl
-                if not scale > 0:
-                    continue
-                shortfall = (figures.expectancy - whole.expectancy) / scale
-                factor = 1.0 + cfg.regime_sensitivity * min(0.0, shortfall)
+                factor = self.regime_fit_of(overall.get(strategy), figures)
                 if factor < 1.0:
-                    fit[(strategy, regime)] = max(cfg.regime_floor, _finite(factor, 1.0))
+                    fit.setdefault(regime, {})[strategy] = factor
         self.regime_fit = fit
+
+    def regime_fit_of(self, overall: Figures | None, in_regime: Figures) -> float:
+        """1 + sensitivity × n / (n + prior trades) × min(0, (E_regime − E_overall) / mean|pnl|),
+        at least regime_floor; 1.0 without enough evidence."""
+        cfg = self.config
+        trades = in_regime.trades
+        if overall is None or trades < cfg.regime_min_trades:
+            return 1.0
+        scale = overall.mean_abs_pnl
+        if not (scale > 0.0 and math.isfinite(scale)):
+            return 1.0
+        gap = (in_regime.expectancy - overall.expectancy) / scale
+        if not gap < 0.0:  # also the NaN of a broken figure: no evidence, neutral
+            return 1.0
+        evidence = trades / (trades + cfg.regime_prior_trades)
+        return max(cfg.regime_floor, 1.0 + cfg.regime_sensitivity * evidence * gap)
 
     # ------------------------------------------------------------------ reports and state
 
     def summary(self) -> dict[str, Any]:
-        """Scored, executed, mean quality and success rate by quality bucket."""
+        """Scored, executed, mean quality, outcomes and success rate by quality bucket."""
         buckets = []
         for i, low in enumerate(BUCKETS):
             high = BUCKETS[i + 1] if i + 1 < len(BUCKETS) else 1.0
@@ -260,80 +448,110 @@ class ScorerModel:
                     "success_rate": self.bucket_successes[i] / outcomes if outcomes else None,
                 }
             )
+        outcomes = sum(self.bucket_outcomes)
         return {
             "enabled": self.enabled,
             "scored": self.scored,
             "executed": self.executed,
             "mean_quality": self.quality_sum / self.scored if self.scored else None,
-            "outcomes": sum(self.bucket_outcomes),
+            "outcomes": outcomes,
+            "success_rate": sum(self.bucket_successes) / outcomes if outcomes else None,
             "pending": len(self.pending),
+            "evicted": self.evicted_signals,
+            "setups": len(self.setups),
             "buckets": buckets,
         }
 
     def to_state(self) -> dict[str, Any]:
-        """Plain data for a snapshot."""
+        """Plain msgpack-serializable data for a snapshot (the layout of ``ScorerState``)."""
         return {
+            "version": STATE_VERSION,
             "enabled": self.enabled,
             "counter": self.counter,
-            "statuses": self.statuses,
-            "weights": self.weights,
-            "multipliers": self.multipliers,
-            "regime_multipliers": self.regime_multipliers,
-            "regime_fit": [[s, r, f] for (s, r), f in self.regime_fit.items()],
-            "setups": [[*key, *counts] for key, counts in self.setups.items()],
-            "strategy_outcomes": self.strategy_outcomes,
-            "pending": [[sid, *setup, bucket] for sid, (setup, bucket) in self.pending.items()],
-            "totals": [self.scored, self.executed, self.quality_sum],
-            "buckets": [
-                self.bucket_scored,
-                self.bucket_executed,
-                self.bucket_outcomes,
-                self.bucket_successes,
-            ],
+            "statuses": dict(self.statuses),
+            "weights": dict(self.weights),
+            "multipliers": dict(self.multipliers),
+            "regime_multipliers": {k: dict(v) for k, v in self.regime_multipliers.items()},
+            "regime_fit": {k: dict(v) for k, v in self.regime_fit.items()},
+            "setups": [[*key, t.successes, t.outcomes] for key, t in self.setups.items()],
+            "strategies": [[s, t.successes, t.outcomes] for s, t in self.strategy_tallies.items()],
+            "pending": [[sid, *key, bq] for sid, (key, bq) in self.pending.items()],
+            "scored": self.scored,
+            "executed": self.executed,
+            "quality_sum": self.quality_sum,
+            "evicted_signals": self.evicted_signals,
+            "bucket_scored": list(self.bucket_scored),
+            "bucket_executed": list(self.bucket_executed),
+            "bucket_outcomes": list(self.bucket_outcomes),
+            "bucket_successes": list(self.bucket_successes),
         }
 
     @classmethod
     def from_state(cls, config: ScorerConfig, id_prefix: str, state: dict[str, Any]) -> ScorerModel:
-        """Rebuild from ``to_state``."""
+        """Rebuild from ``to_state``; raises ``ValueError`` on a snapshot it cannot read.
+        Records beyond the config's current caps or windows are trimmed, newest kept."""
+        try:
+            saved = msgspec.convert(state, ScorerState)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"scorer state: {exc}") from None
+        if saved.version != STATE_VERSION:
+            raise ValueError(f"scorer state: version {saved.version}, expected {STATE_VERSION}")
+        if any(len(b) != len(BUCKETS) for b in _buckets_of(saved)):
+            raise ValueError(f"scorer state: quality buckets are not {len(BUCKETS)} long")
         model = cls(config, id_prefix)
-        model.enabled = bool(state["enabled"])
-        model.counter = int(state["counter"])
-        model.statuses = dict(state["statuses"])
-        model.weights = dict(state["weights"])
-        model.multipliers = dict(state["multipliers"])
-        model.regime_multipliers = {k: dict(v) for k, v in state["regime_multipliers"].items()}
-        model.regime_fit = {(s, r): f for s, r, f in state["regime_fit"]}
-        model.setups = {
-            (s, sym, side, reg, int(c)): [int(w), int(n)]
-            for s, sym, side, reg, c, w, n in state["setups"]
-        }
-        model.strategy_outcomes = {
-            k: [int(v[0]), int(v[1])] for k, v in state["strategy_outcomes"].items()
-        }
-        model.pending = {
-            sid: ((s, sym, side, reg, int(c)), int(bucket))
-            for sid, s, sym, side, reg, c, bucket in state["pending"]
-        }
-        model.scored, model.executed, model.quality_sum = state["totals"]
+        model.enabled = saved.enabled
+        model.counter = saved.counter
+        model.set_allocation(
+            saved.statuses, saved.weights, saved.multipliers, saved.regime_multipliers
+        )
+        model.regime_fit = saved.regime_fit
+        for strategy, symbol, side, regime, bucket, successes, outcomes in saved.setups[
+            -config.max_setups :
+        ]:
+            key = (strategy, symbol, side, regime, bucket)
+            tally = model.setups[key] = SetupTally(key, successes, outcomes)
+            tally.shrink_to(config.setup_window)
+        for strategy, successes, outcomes in saved.strategies[-config.max_strategies :]:
+            overall = model.strategy_tallies[strategy] = Tally(successes, outcomes)
+            overall.shrink_to(config.strategy_window)
+        for sid, strategy, symbol, side, regime, bucket_c, bucket_q in saved.pending[
+            -config.max_pending_signals :
+        ]:
+            setup = (strategy, symbol, side, regime, bucket_c)
+            known = model.setups.get(setup)
+            model.pending[sid] = (setup if known is None else known.key, bucket_q)
+        model.scored = saved.scored
+        model.executed = saved.executed
+        model.quality_sum = saved.quality_sum
+        model.evicted_signals = saved.evicted_signals
         (
             model.bucket_scored,
             model.bucket_executed,
             model.bucket_outcomes,
             model.bucket_successes,
-        ) = (list(b) for b in state["buckets"])
+        ) = _buckets_of(saved)
         return model
 
 
-def _bucket(quality: float) -> int:
-    index = 0
-    for i, low in enumerate(BUCKETS):
-        if quality >= low:
-            index = i
-    return index
+def _buckets_of(saved: ScorerState) -> tuple[list[int], list[int], list[int], list[int]]:
+    return (
+        saved.bucket_scored,
+        saved.bucket_executed,
+        saved.bucket_outcomes,
+        saved.bucket_successes,
+    )
 
 
 def _finite(value: float, default: float) -> float:
     return value if math.isfinite(value) else default
+
+
+def _multiplier(value: float) -> float:
+    # A broken upstream figure must not size a position: NaN or ±inf falls back to
+    # neutral, a negative multiplier to nothing; the size cap applies afterwards anyway.
+    if not math.isfinite(value):
+        return 1.0
+    return value if value > 0.0 else 0.0
 
 
 # ----------------------------------------------------------------------------- the actor

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import IO, Any
@@ -115,6 +116,9 @@ class Daemon:
     async def start(self) -> None:
         """Recover state, start the actors, bind the sockets, tell systemd we are ready."""
         cfg = self.config
+        # The database thread must get the GIL back promptly after each fsync: with the
+        # default 5 ms switch interval a busy event loop holds every commit hostage.
+        sys.setswitchinterval(0.0001)
         self._lock()
         self.paths.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         sdnotify.status("recovering state")
