@@ -26,6 +26,9 @@ from protocol.messages import Name, ScoreSignal, SignalScore
 
 Factor = Annotated[float, Meta(ge=0.0, le=1.0)]
 Cap = Annotated[int, Meta(ge=1, le=10_000_000)]
+NonNegative = Annotated[float, Meta(ge=0.0)]
+Positive = Annotated[float, Meta(gt=0.0)]
+NonNegativeInt = Annotated[int, Meta(ge=0)]
 
 BUCKETS: tuple[float, ...] = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Lower edges of the quality buckets of the summary: 0-0.5, 0.5-0.6, ..., 0.9-1.0."""
@@ -127,9 +130,9 @@ class ScorerState(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     regime_multipliers: dict[str, dict[str, float]]
     regime_fit: dict[str, dict[str, float]]
     # [strategy, symbol, side, regime, confluence bucket, successes, outcomes], oldest first
-    setups: list[tuple[str, str, str, str, int, float, float]]
+    setups: list[tuple[str, str, str, str, NonNegativeInt, NonNegative, Positive]]
     # [strategy, successes, outcomes], oldest first
-    strategies: list[tuple[str, float, float]]
+    strategies: list[tuple[str, NonNegative, Positive]]
     # [signal_id, strategy, symbol, side, regime, confluence bucket, quality bucket]
     pending: list[tuple[str, str, str, str, str, int, int]]
     scored: int
@@ -150,7 +153,9 @@ class ScorerModel:
     """
 
     def __init__(self, config: ScorerConfig, id_prefix: str) -> None:
-        self.config = config
+        # Structs built in code skip the Meta bounds; check them once here so that the
+        # bounds of the replies hold for any caller, not only for a config file.
+        self.config = msgspec.convert(msgspec.structs.asdict(config), ScorerConfig)
         self.id_prefix = id_prefix
         self.enabled = True
         self.counter = 0
@@ -175,6 +180,7 @@ class ScorerModel:
         self.bucket_outcomes = [0] * len(BUCKETS)
         self.bucket_successes = [0] * len(BUCKETS)
         # Hoisted out of score(): f_confluence by confluence bucket, and the size slope.
+        config = self.config
         target = config.confluence_target
         floor = config.confluence_floor
         self._confluence: tuple[float, ...] = (
@@ -231,7 +237,7 @@ class ScorerModel:
                 # history_factor() inlined: this is the hot path.
                 overall = self.strategy_tallies.get(strategy)
                 if overall is None:
-                    won, outcomes = 1.0, 2.0
+                    won, outcomes = 1.0, 2.0  # as _strategy_record()
                 else:
                     won, outcomes = overall.successes, overall.outcomes
                 if tally.successes * outcomes < won * tally.outcomes:
@@ -240,6 +246,8 @@ class ScorerModel:
                     f_history = (tally.successes + k * base) / (tally.outcomes + k) / base
                     if f_history < cfg.history_floor:
                         f_history = cfg.history_floor
+                    elif f_history > 1.0:  # rounding of a setup within an ulp of average
+                        f_history = 1.0
                     quality *= f_history
                     reasons.append(
                         f"similar setups won {tally.successes / tally.outcomes:.0%}"
@@ -288,7 +296,7 @@ class ScorerModel:
             self.executed += 1
             self.bucket_executed[bucket_q] += 1
         pending = self.pending
-        if len(pending) >= cfg.max_pending_signals:
+        if len(pending) >= cfg.max_pending_signals and signal_id not in pending:
             pending.popitem(last=False)
             self.evicted_signals += 1
         pending[signal_id] = (key, bucket_q)
@@ -319,10 +327,14 @@ class ScorerModel:
 
     def base_rate(self, strategy: str) -> float:
         """The strategy's success rate over its remembered outcomes (0.5 with none yet)."""
+        won, outcomes = self._strategy_record(strategy)
+        return won / outcomes
+
+    def _strategy_record(self, strategy: str) -> tuple[float, float]:
         tally = self.strategy_tallies.get(strategy)
         if tally is None:
-            return 0.5
-        return tally.successes / tally.outcomes
+            return 1.0, 2.0  # no record yet: even odds
+        return tally.successes, tally.outcomes
 
     def posterior(self, key: SetupKey) -> float:
         """Beta posterior mean of a setup's success rate; the prior is Beta(k·p, k·(1 − p))
@@ -338,12 +350,14 @@ class ScorerModel:
         """f_history = posterior / base rate when the setup has done worse than its
         strategy, else 1.0; at least history_floor. An average setup keeps its quality."""
         tally = self.setups.get(key)
-        base = self.base_rate(key[0])
-        # Compared by rates, not through the posterior, so that an exactly average
-        # setup is exactly neutral whatever the rounding of the division.
-        if tally is None or tally.successes >= base * tally.outcomes:
+        if tally is None:
             return 1.0
-        return max(self.config.history_floor, self.posterior(key) / base)
+        won, outcomes = self._strategy_record(key[0])
+        # Cross-multiplied rates, so that an exactly average setup is exactly neutral
+        # whatever the rounding of a division.
+        if not tally.successes * outcomes < won * tally.outcomes:
+            return 1.0
+        return min(1.0, max(self.config.history_floor, self.posterior(key) / (won / outcomes)))
 
     def setup_of(self, request: ScoreSignal) -> SetupKey:
         """The setup a signal belongs to (its regime is ``unknown`` when it has none)."""
@@ -498,6 +512,12 @@ class ScorerModel:
             raise ValueError(f"scorer state: version {saved.version}, expected {STATE_VERSION}")
         if any(len(b) != len(BUCKETS) for b in _buckets_of(saved)):
             raise ValueError(f"scorer state: quality buckets are not {len(BUCKETS)} long")
+        if any(row[5] > row[6] for row in saved.setups) or any(
+            row[1] > row[2] for row in saved.strategies
+        ):
+            raise ValueError("scorer state: a record has more successes than outcomes")
+        if any(not 0 <= row[-1] < len(BUCKETS) for row in saved.pending):
+            raise ValueError("scorer state: a pending signal has no quality bucket")
         model = cls(config, id_prefix)
         model.enabled = saved.enabled
         model.counter = saved.counter

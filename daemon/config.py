@@ -50,7 +50,8 @@ class StoreConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
 
     synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
     batch_max: Annotated[int, Meta(ge=1, le=10_000)] = 512
-    busy_timeout_ms: Annotated[int, Meta(ge=0, le=600_000)] = 5_000
+    # Below the request timeout, so a locked database is answered storage_unavailable.
+    busy_timeout_ms: Annotated[int, Meta(ge=0, le=600_000)] = 2_000
     snapshot_interval_s: Annotated[float, Meta(ge=1, le=86_400)] = 60.0
     snapshot_every_trades: Annotated[int, Meta(ge=100, le=10_000_000)] = 20_000
     history_keep: Annotated[int, Meta(ge=1, le=1_000_000)] = 10_000

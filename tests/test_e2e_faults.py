@@ -1,0 +1,112 @@
+"""End to end faults: storage going away and coming back, SIGTERM under load, overload."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import zmq
+
+from protocol.client import Client
+from protocol.codec import decode_reply, encode
+from protocol.errors import AlphadError
+from protocol.messages import Error, RecordTrade, ScoreSignal, SignalScore, TradeRecorded
+from tests.daemon_process import DaemonProcess, RawClient
+
+
+def trade(trade_id: str) -> RecordTrade:
+    return RecordTrade(
+        trade_id=trade_id,
+        strategy="ema",
+        symbol="BTC",
+        side="buy",
+        pnl=1.0,
+        entry_ts_ms=1,
+        exit_ts_ms=2,
+    )
+
+
+def test_locked_database_answers_storage_unavailable_and_recovers(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, "[store]\nbusy_timeout_ms = 200\n").start()
+    client = RawClient(daemon.rpc)
+    try:
+        assert isinstance(client.call(trade("before")), TradeRecorded)
+        blocker = sqlite3.connect(daemon.database, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        refused = client.call(trade("during"))
+        assert isinstance(refused, Error) and refused.code == "storage_unavailable"
+        scored = client.call(
+            ScoreSignal(strategy="ema", symbol="BTC", side="buy", confidence=0.8, confluence=3)
+        )
+        assert isinstance(scored, SignalScore), "scoring must not depend on storage"
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        accepted = client.call(trade("during"))
+        assert isinstance(accepted, TradeRecorded) and not accepted.duplicate
+        with sqlite3.connect(daemon.database) as db:
+            ids = [r[0] for r in db.execute("SELECT trade_id FROM trades ORDER BY seq")]
+        assert ids == ["before", "during"]
+    finally:
+        client.close()
+        daemon.close()
+
+
+def test_sigterm_under_load_answers_in_flight_requests_and_exits_zero(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, "").start()
+    acknowledged: list[str] = []
+    failures: list[str] = []
+
+    def bot(n: int) -> None:
+        with Client(daemon.rpc, timeout_s=3.0, retries=0) as client:
+            for i in range(100_000):
+                try:
+                    reply = client.record_trade(f"b{n}-{i}", "ema", "BTC", "buy", 1.0, 1, 2)
+                except AlphadError as exc:
+                    failures.append(exc.code)
+                    return
+                acknowledged.append(reply.trade_id)
+
+    bots = [threading.Thread(target=bot, args=(n,)) for n in range(4)]
+    for b in bots:
+        b.start()
+    time.sleep(1.0)
+    assert daemon.stop(timeout_s=20) == 0
+    for b in bots:
+        b.join(30)
+    assert "alphad_stopped" in daemon.log()
+    with sqlite3.connect(daemon.database) as db:
+        stored = {r[0] for r in db.execute("SELECT trade_id FROM trades")}
+        snapshot_seq = db.execute("SELECT MAX(trade_seq) FROM snapshots").fetchone()[0]
+        last_seq = db.execute("SELECT MAX(seq) FROM trades").fetchone()[0]
+    assert set(acknowledged) <= stored, "an acknowledged trade is missing"
+    assert snapshot_seq == last_seq, "the final snapshot covers every committed trade"
+    # Bots stop on a timeout (the daemon is gone) or on a refusal while it shuts down.
+    assert set(failures) <= {"timeout", "overloaded"}
+
+
+def test_more_requests_than_the_mailbox_holds_get_overloaded_promptly(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, "[daemon]\nmailbox_size = 16\n").start()
+    try:
+        context = zmq.Context.instance()
+        dealer = context.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.connect(daemon.rpc)
+        for i in range(2000):
+            dealer.send_multipart([b"", encode(trade(f"o{i}"))])
+        codes: dict[str, int] = {}
+        started = time.monotonic()
+        for _ in range(2000):
+            assert dealer.poll(10_000), "a request went unanswered"
+            reply = decode_reply(dealer.recv_multipart()[-1])
+            kind = reply.code if isinstance(reply, Error) else "recorded"
+            codes[kind] = codes.get(kind, 0) + 1
+        assert codes.get("overloaded", 0) > 0 and codes.get("recorded", 0) > 0
+        assert set(codes) <= {"overloaded", "recorded"}
+        assert time.monotonic() - started < 30
+        dealer.close()
+        with Client(daemon.rpc) as client:
+            assert client.get_status().trades == codes["recorded"]
+    finally:
+        daemon.close()
