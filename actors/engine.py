@@ -17,7 +17,7 @@ import msgspec
 import structlog
 
 from actors.base import TAKE_STATE, Actor
-from actors.events import ClosedTrade
+from actors.events import ClosedTrade, SetEnabled
 from actors.lifecycle import Assess, Force, HealthRows, RegisterStrategy, Statuses, Transition
 from actors.performance import RecentFigures, ReportTables
 from actors.scorer import SetAllocation, SetRegimeFit, SignalSummary
@@ -34,12 +34,14 @@ from actors.weighting import (
 from protocol.messages import (
     Alert,
     AuditEntry,
+    Components,
     ForceStatus,
     GetReport,
     OptimizationState,
     Report,
     ResetWeights,
     RollbackWeights,
+    SetComponent,
     StatusChange,
     StatusChanged,
     StatusReply,
@@ -93,6 +95,7 @@ class EngineActor(Actor):
         clock: Callable[[], int] = wall_clock_ms,
         cycle: int = 0,
         last_cycle_ms: int = 0,
+        switches: dict[str, bool] | None = None,
         mailbox_size: int = 8192,
     ) -> None:
         super().__init__(mailbox_size)
@@ -113,6 +116,8 @@ class EngineActor(Actor):
         self.trades_since_snapshot = 0
         self.last_trade_seq = 0
         self.last_state: OptimizationState | None = None
+        # Which optimization components are on; an operator's switch outlives restarts.
+        self.switches = dict(switches or {})
 
     async def handle(self, message: Any) -> Any:
         match message:
@@ -144,11 +149,13 @@ class EngineActor(Actor):
                 )
             case GetReport():
                 return await self.report()
+            case SetComponent():
+                return await self.set_component(message)
             case FinalSnapshot():
                 await self.snapshot("shutdown")
                 return None
             case _ if message is TAKE_STATE:
-                return {"cycle": self.cycle, "last_cycle_ms": self.last_cycle_ms}
+                return self._state()
         raise TypeError(f"engine cannot handle {type(message).__name__}")
 
     # ------------------------------------------------------------------ cycles
@@ -269,6 +276,43 @@ class EngineActor(Actor):
             )
         )
 
+    async def set_component(self, request: SetComponent) -> Components:
+        """An operator switches a component off or on; journaled, published, persisted."""
+        old = self.switches.get(request.name, True)
+        actor = {"scorer": self.scorer, "weighting": self.weighting, "lifecycle": self.lifecycle}[
+            request.name
+        ]
+        await actor.ask(SetEnabled(request.enabled))
+        self.switches[request.name] = request.enabled
+        if old == request.enabled:
+            return Components(components=dict(self.switches), changed=False)
+        verb = "on" if request.enabled else "off"
+        entries = await self._journal(
+            [
+                AuditDraft(
+                    ts_ms=self.clock(),
+                    kind="component",
+                    strategy=None,
+                    old=old,
+                    new=request.enabled,
+                    reason=request.reason or f"{request.name} switched {verb}",
+                    actor=request.operator,
+                    data={"component": request.name},
+                )
+            ]
+        )
+        log.warning(
+            "component_switched",
+            component=request.name,
+            enabled=request.enabled,
+            operator=request.operator,
+            reason=request.reason,
+        )
+        return Components(components=dict(self.switches), changed=True, seq=entries[0].seq)
+
+    def _state(self) -> dict[str, Any]:
+        return {"cycle": self.cycle, "last_cycle_ms": self.last_cycle_ms, "switches": self.switches}
+
     # ------------------------------------------------------------------ journal
 
     async def _journal(
@@ -321,7 +365,7 @@ class EngineActor(Actor):
             "scorer": scorer,
             "weighting": weighting,
             "lifecycle": lifecycle,
-            "engine": {"cycle": self.cycle, "last_cycle_ms": self.last_cycle_ms},
+            "engine": self._state(),
         }
         return Snapshot(
             ts_ms=self.clock(),

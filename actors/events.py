@@ -30,3 +30,9 @@ class SignalOutcome(msgspec.Struct, frozen=True, kw_only=True):
     signal_id: str
     success: bool
     ts_ms: int
+
+
+class SetEnabled(msgspec.Struct, frozen=True):
+    """Ask: switch the receiving component's optimization off or on (answered with None)."""
+
+    enabled: bool

@@ -15,6 +15,7 @@ import msgspec
 from msgspec import Meta
 
 from actors.base import TAKE_STATE, Actor
+from actors.events import SetEnabled
 from actors.figures import Figures
 from actors.weighting import StrategyConfig
 from protocol.messages import STATUSES, GetHealth, Health, HealthRow
@@ -80,6 +81,8 @@ class LifecycleModel:
         self.config = config
         self.limits = dict(strategies)
         self.states: dict[str, HealthState] = {}
+        # Off: no automatic transitions (force_status still works).
+        self.enabled = True
         for name in strategies:
             self.states[name] = HealthState(reason="configured")
 
@@ -138,6 +141,8 @@ class LifecycleModel:
         """Apply the rules of ``TRANSITIONS`` to every strategy."""
         cfg = self.config
         transitions: list[Transition] = []
+        if not self.enabled:
+            return transitions
         for strategy in sorted(set(self.states) | set(recent)):
             state = self.states.get(strategy)
             if state is None:
@@ -283,7 +288,10 @@ class LifecycleModel:
 
     def to_state(self) -> dict[str, Any]:
         """Plain data for a snapshot."""
-        return {name: msgspec.to_builtins(state) for name, state in self.states.items()}
+        return {
+            "enabled": self.enabled,
+            "strategies": {name: msgspec.to_builtins(st) for name, st in self.states.items()},
+        }
 
     @classmethod
     def from_state(
@@ -294,7 +302,8 @@ class LifecycleModel:
     ) -> LifecycleModel:
         """Rebuild from ``to_state``."""
         model = cls(config, strategies)
-        for name, saved in state.items():
+        model.enabled = bool(state["enabled"])
+        for name, saved in state["strategies"].items():
             model.states[name] = msgspec.convert(saved, HealthState)
         return model
 
@@ -348,6 +357,9 @@ class LifecycleActor(Actor):
     async def handle(self, message: Any) -> Any:
         model = self.model
         match message:
+            case SetEnabled():
+                model.enabled = message.enabled
+                return None
             case RegisterStrategy():
                 model.register(message.strategy, message.now_ms)
                 return None

@@ -19,7 +19,7 @@ import msgspec
 from msgspec import Meta
 
 from actors.base import TAKE_STATE, Actor
-from actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
+from actors.events import UNKNOWN_REGIME, ClosedTrade, SetEnabled, SignalOutcome
 from actors.figures import Figures
 from actors.store import AppendSignal, AppendSignals
 from protocol.messages import Name, ScoreSignal, SignalScore
@@ -700,6 +700,9 @@ class ScorerActor(Actor):
                 return None
             case SetRegimeFit():
                 model.set_regime_fit(message.overall, message.by_regime)
+                return None
+            case SetEnabled():
+                model.enabled = message.enabled
                 return None
             case FlushSignals():
                 self.flush_signals()

@@ -17,6 +17,7 @@ import msgspec
 from msgspec import Meta
 
 from actors.base import TAKE_STATE, Actor
+from actors.events import SetEnabled
 from actors.figures import Figures
 from protocol.errors import AlphadError
 from protocol.messages import GetWeights, Weights
@@ -408,6 +409,9 @@ class WeightingActor(Actor):
         match message:
             case Register():
                 model.ensure_registered(message.strategy)
+                return None
+            case SetEnabled():
+                model.frozen = not message.enabled
                 return None
             case UpdateWeights():
                 return model.update(message.recent, message.regime_recent, message.reason)

@@ -58,6 +58,7 @@ from protocol.messages import (
     ResetWeights,
     RollbackWeights,
     ScoreSignal,
+    SetComponent,
     StatusReply,
     TradeRecorded,
     UpdateOptimization,
@@ -162,6 +163,17 @@ class Daemon:
             if scorer_state
             else ScorerModel(cfg.scorer, id_prefix)
         )
+        # Off-switches: the config's, unless an operator switched a component since.
+        engine_state = state.get("engine", {})
+        switches = {
+            "scorer": cfg.components.scorer,
+            "weighting": cfg.components.weighting,
+            "lifecycle": cfg.components.lifecycle,
+        }
+        switches.update(engine_state.get("switches", {}))
+        scorer_model.enabled = switches["scorer"]
+        weighting_model.frozen = not switches["weighting"]
+        lifecycle_model.enabled = switches["lifecycle"]
         performance = PerformanceActor(performance_model, mailbox)
         scorer = ScorerActor(
             scorer_model,
@@ -200,7 +212,6 @@ class Daemon:
         alerts = AlertPublisher(
             self.context, self.paths.alerts, hwm=cfg.daemon.alerts_hwm, mailbox_size=mailbox
         )
-        engine_state = state.get("engine", {})
         engine = EngineActor(
             performance=performance,
             weighting=weighting,
@@ -214,6 +225,7 @@ class Daemon:
             status=self.status,
             cycle=max(cycle, int(engine_state.get("cycle", 0))),
             last_cycle_ms=int(engine_state.get("last_cycle_ms", 0)),
+            switches=switches,
             mailbox_size=mailbox,
         )
         self.store, self.engine = store, engine
@@ -341,6 +353,7 @@ class Daemon:
             ForceStatus: Route(actor=engine, admin_only=True),
             ResetWeights: Route(actor=engine, admin_only=True),
             RollbackWeights: Route(actor=engine, admin_only=True),
+            SetComponent: Route(actor=engine, admin_only=True),
         }
 
     def _every(self, interval_s: float, action: Callable[[], Any]) -> None:
@@ -367,6 +380,7 @@ class Daemon:
             strategies=len(self.admission.strategies),
             cycle=self.engine.cycle,
             components=components,
+            enabled=dict(self.engine.switches),
         )
 
     async def serve(self) -> int:

@@ -72,6 +72,14 @@ class LimitsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     max_regimes: Annotated[int, Meta(ge=1, le=10_000)] = 64
 
 
+class ComponentsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Optimization components on at start (an operator's later switch wins)."""
+
+    scorer: bool = True
+    weighting: bool = True
+    lifecycle: bool = True
+
+
 class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """The whole configuration file."""
 
@@ -79,6 +87,7 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     store: StoreConfig = StoreConfig()
     engine: EngineConfig = EngineConfig()
     limits: LimitsConfig = LimitsConfig()
+    components: ComponentsConfig = ComponentsConfig()
     performance: PerformanceConfig = PerformanceConfig()
     weighting: WeightingConfig = WeightingConfig()
     scorer: ScorerConfig = ScorerConfig()

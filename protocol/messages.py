@@ -158,6 +158,18 @@ class RollbackWeights(Request, tag="rollback_weights"):
     operator: Name = "operator"
 
 
+ComponentName = Literal["scorer", "weighting", "lifecycle"]
+
+
+class SetComponent(Request, tag="set_component"):
+    """Admin: switch an optimization component off or on (docs/operations.md)."""
+
+    name: ComponentName
+    enabled: bool
+    reason: Text
+    operator: Name
+
+
 AnyRequest = (
     ScoreSignal
     | RecordTrade
@@ -173,9 +185,15 @@ AnyRequest = (
     | ForceStatus
     | ResetWeights
     | RollbackWeights
+    | SetComponent
 )
 
-ADMIN_REQUESTS: tuple[type[Request], ...] = (ForceStatus, ResetWeights, RollbackWeights)
+ADMIN_REQUESTS: tuple[type[Request], ...] = (
+    ForceStatus,
+    ResetWeights,
+    RollbackWeights,
+    SetComponent,
+)
 
 # --------------------------------------------------------------------------- replies
 
@@ -247,6 +265,7 @@ class StatusReply(Reply, tag="status"):
     cycle: int
     components: dict[str, str]
     protocol: int = PROTOCOL_VERSION
+    enabled: dict[str, bool] = msgspec.field(default_factory=dict)
 
 
 METRIC_FIELDS: tuple[str, ...] = (
@@ -357,6 +376,14 @@ class StatusChanged(Reply, tag="status_changed"):
     seq: int
 
 
+class Components(Reply, tag="components"):
+    """Which optimization components are on; ``seq`` of the audit entry of a change."""
+
+    components: dict[str, bool]
+    changed: bool = False
+    seq: int | None = None
+
+
 class Error(Reply, tag="error"):
     """Any failure; ``code`` is one of ``protocol.errors.ERROR_CODES``."""
 
@@ -377,6 +404,7 @@ AnyReply = (
     | History
     | Report
     | StatusChanged
+    | Components
     | Error
 )
 
@@ -401,4 +429,5 @@ ALERT_TOPICS: tuple[str, ...] = (
     "status.retired",
     "weights",
     "cycle",
+    "component",
 )

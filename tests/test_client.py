@@ -101,8 +101,7 @@ def test_subscriber_backfills_a_gap_from_the_audit_log(daemon: DaemonProcess) ->
         admin.force_status("a", "suspended", "stop it", "alice")
         admin.reset_weights("noise", "alice")
         admin.force_status("b", "retired", "old", "alice")
-        second = Subscriber(daemon.alerts, ["status."], client=rpc)
-        second.last_seq = resume_at
+        second = Subscriber(daemon.alerts, ["status."], client=rpc, last_seq=resume_at)
         time.sleep(0.3)
         admin.force_status("a", "active", "back", "alice")
         received = second.receive(5.0)

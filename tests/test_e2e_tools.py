@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from protocol.client import Client
+from protocol.client import Client, Subscriber
 from tests.daemon_process import DaemonProcess
 
 ROOT = Path(__file__).parent.parent
@@ -66,3 +66,42 @@ def test_watchdog_is_pinged_from_the_event_loop(tmp_path: Path) -> None:
         assert pings >= 3
     finally:
         daemon.close()
+
+
+def test_component_switch_takes_effect_is_journaled_and_survives_restart(
+    daemon: DaemonProcess,
+) -> None:
+    from protocol.errors import AlphadError
+
+    alerts = Subscriber(daemon.alerts, ["component"])
+    time.sleep(0.3)
+    with Client(daemon.rpc) as rpc, Client(daemon.admin) as admin:
+        before = rpc.score_signal("ema", "BTC", "buy", 0.7, confluence=0)
+        assert before.quality < 0.7
+        try:
+            rpc.set_component("scorer", False, "x", "alice")
+        except AlphadError as exc:
+            assert exc.code == "forbidden"
+        else:
+            raise AssertionError("set_component must be refused on the rpc socket")
+        switched = admin.set_component("scorer", False, "scores look wrong", "alice")
+        assert switched.changed and switched.components["scorer"] is False
+        after = rpc.score_signal("ema", "BTC", "buy", 0.7, confluence=0)
+        assert after.quality == 0.7 and after.execute and after.size_multiplier == 1.0
+        admin.force_status("ema", "suspended", "risk review", "alice")
+        assert not rpc.score_signal("ema", "BTC", "buy", 0.9).execute
+        entry = rpc.get_audit(since_seq=switched.seq - 1, limit=1).entries[0]
+        assert (entry.kind, entry.old, entry.new, entry.actor) == (
+            "component",
+            True,
+            False,
+            "alice",
+        )
+    (topic, alert), *_ = alerts.receive(5.0)
+    alerts.close()
+    assert topic == "component" and alert.seq == switched.seq
+    daemon.kill9()
+    daemon.start()
+    with Client(daemon.rpc) as rpc:
+        assert rpc.get_status().enabled == {"scorer": False, "weighting": True, "lifecycle": True}
+        assert rpc.score_signal("rsi", "BTC", "buy", 0.6, confluence=0).quality == 0.6

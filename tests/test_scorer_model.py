@@ -1,169 +1,769 @@
-"""Signal quality: the risk rules hold for any request and any learned state."""
+"""Signal quality (docs/scoring.md): the scorer's model, its bounds and its learning."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.figures import Figures
-from actors.scorer import ScorerConfig, ScorerModel
-from protocol.messages import ScoreSignal
+from actors.scorer import BUCKETS, ScorerConfig, ScorerModel
+from protocol.messages import STATUSES, ScoreSignal, SignalScore
+
+STRATEGIES = ["ema", "rsi", "macd"]
+SYMBOLS = ["BTC", "ETH"]
+REGIMES = ["trend", "range", "volatile"]
+
+PROPERTY = settings(max_examples=60, deadline=None)
+
+
+def signal(
+    strategy: str = "ema",
+    *,
+    symbol: str = "BTC",
+    side: str = "buy",
+    confidence: float = 0.8,
+    confluence: int = 3,
+    regime: str | None = None,
+    signal_id: str | None = None,
+) -> ScoreSignal:
+    return ScoreSignal(
+        strategy=strategy,
+        symbol=symbol,
+        side=side,  # type: ignore[arg-type]
+        confidence=confidence,
+        confluence=confluence,
+        regime=regime,
+        signal_id=signal_id,
+    )
+
+
+def learn(model: ScorerModel, request: ScoreSignal, outcomes: list[bool]) -> None:
+    """Score the same setup once per outcome and report each outcome."""
+    for success in outcomes:
+        reply = model.score(msgspec.structs.replace(request, signal_id=None))
+        assert reply.signal_id is not None
+        assert model.record_outcome(reply.signal_id, success)
+
+
+def allocate(
+    model: ScorerModel,
+    statuses: dict[str, str] | None = None,
+    multipliers: dict[str, float] | None = None,
+    regime_multipliers: dict[str, dict[str, float]] | None = None,
+    weights: dict[str, float] | None = None,
+) -> None:
+    model.set_allocation(statuses or {}, weights or {}, multipliers or {}, regime_multipliers or {})
+
+
+def figures(trades: int, expectancy: float, mean_abs_pnl: float = 5.0) -> Figures:
+    return Figures(trades=trades, expectancy=expectancy, mean_abs_pnl=mean_abs_pnl)
+
+
+# --------------------------------------------------------------------------- generators
 
 requests = st.builds(
-    ScoreSignal,
-    strategy=st.sampled_from(["ema", "rsi", "new"]),
-    symbol=st.sampled_from(["BTC", "ETH"]),
+    signal,
+    st.sampled_from(STRATEGIES),
+    symbol=st.sampled_from(SYMBOLS),
     side=st.sampled_from(["buy", "sell"]),
-    confidence=st.floats(0, 1),
-    confluence=st.integers(0, 10),
-    regime=st.sampled_from([None, "trend", "volatile"]),
+    confidence=st.floats(0.0, 1.0),
+    confluence=st.integers(0, 6),
+    regime=st.none() | st.sampled_from(REGIMES),
+    signal_id=st.none() | st.sampled_from(["a", "b", "c", "d"]),
 )
-statuses = st.dictionaries(
-    st.sampled_from(["ema", "rsi"]), st.sampled_from(["active", "degraded", "suspended", "retired"])
+
+# Anything a broken upstream could push, not only what the weighting model produces.
+multiplier_values = st.floats(0.0, 10.0) | st.sampled_from([-1.0, math.nan, math.inf, -math.inf])
+
+allocations = st.tuples(
+    st.dictionaries(st.sampled_from(STRATEGIES), st.sampled_from(STATUSES)),
+    st.dictionaries(st.sampled_from(STRATEGIES), st.floats(0.0, 10.0)),
+    st.dictionaries(st.sampled_from(STRATEGIES), multiplier_values),
+    st.dictionaries(
+        st.sampled_from(REGIMES), st.dictionaries(st.sampled_from(STRATEGIES), multiplier_values)
+    ),
 )
-multipliers = st.dictionaries(st.sampled_from(["ema", "rsi"]), st.floats(0.1, 2.0))
 
-
-def signal(**fields: object) -> ScoreSignal:
-    base: dict[str, object] = {
-        "strategy": "ema",
-        "symbol": "BTC",
-        "side": "buy",
-        "confidence": 0.8,
-        "confluence": 3,
-    }
-    base.update(fields)
-    return ScoreSignal(**base)  # type: ignore[arg-type]
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    st.lists(requests, min_size=1, max_size=40),
-    st.lists(st.booleans(), max_size=40),
-    statuses,
-    multipliers,
-    st.booleans(),
+figures_values = st.builds(
+    figures,
+    st.integers(0, 300),
+    st.floats(-50.0, 50.0),
+    st.floats(0.0, 50.0),
 )
-def test_quality_never_exceeds_confidence_and_size_never_exceeds_cap(
-    stream: list[ScoreSignal],
-    outcomes: list[bool],
-    status: dict[str, str],
-    mult: dict[str, float],
-    enabled: bool,
+
+regime_fits = st.tuples(
+    st.dictionaries(st.sampled_from(STRATEGIES), figures_values),
+    st.dictionaries(
+        st.sampled_from(REGIMES), st.dictionaries(st.sampled_from(STRATEGIES), figures_values)
+    ),
+)
+
+configs = st.builds(
+    ScorerConfig,
+    min_quality=st.floats(0.0, 1.0),
+    confluence_target=st.integers(1, 5),
+    confluence_floor=st.floats(0.0, 1.0),
+    regime_factors=st.dictionaries(st.sampled_from(REGIMES), st.floats(0.0, 1.0)),
+    regime_min_trades=st.integers(1, 50),
+    prior_strength=st.floats(0.1, 50.0),
+    history_floor=st.floats(0.0, 1.0),
+    setup_window=st.integers(1, 20),
+    strategy_window=st.integers(1, 50),
+    size_at_min_quality=st.floats(0.0, 1.0),
+    max_size_multiplier=st.floats(0.01, 2.0),
+    degraded_size_factor=st.floats(0.01, 0.99),
+    max_pending_signals=st.integers(1, 8),
+    max_setups=st.integers(1, 6),
+    max_strategies=st.integers(1, 2),
+)
+
+
+@dataclass
+class Outcome:
+    pick: int
+    success: bool
+
+
+@dataclass
+class Toggle:
+    pass
+
+
+operations = st.lists(
+    st.one_of(
+        requests,
+        st.builds(Outcome, st.integers(0, 1000), st.booleans()),
+        allocations,
+        regime_fits,
+        st.just(Toggle()),
+    ),
+    max_size=40,
+)
+
+
+def replay(model: ScorerModel, ops: list[Any]) -> list[tuple[ScoreSignal, SignalScore]]:
+    """Apply a stream of operations; outcomes go to signals scored earlier (or unknown ids)."""
+    scored: list[tuple[ScoreSignal, SignalScore]] = []
+    for op in ops:
+        if isinstance(op, ScoreSignal):
+            scored.append((op, model.score(op)))
+        elif isinstance(op, Outcome):
+            ids = [reply.signal_id for _, reply in scored] + ["never-scored"]
+            model.record_outcome(str(ids[op.pick % len(ids)]), op.success)
+        elif isinstance(op, Toggle):
+            model.enabled = not model.enabled
+        elif len(op) == 4:
+            model.set_allocation(*op)
+        else:
+            model.set_regime_fit(*op)
+    return scored
+
+
+# --------------------------------------------------------------------------- the bounds
+
+
+@PROPERTY
+@given(configs, operations, st.lists(requests, min_size=1, max_size=10))
+def test_every_reply_respects_the_risk_bounds(
+    config: ScorerConfig, ops: list[Any], probes: list[ScoreSignal]
 ) -> None:
-    model = ScorerModel(ScorerConfig(regime_factors={"volatile": 0.8}), "t")
-    model.enabled = enabled
-    model.set_allocation(status, {k: 1.0 for k in mult}, mult, {"trend": mult})
-    for i, request in enumerate(stream):
-        reply = model.score(request)
+    model = ScorerModel(config, "run")
+    scored = replay(model, ops) + replay(model, list(probes))
+    for request, reply in scored:
         assert 0.0 <= reply.quality <= request.confidence
-        assert 0.0 <= reply.size_multiplier <= 2.0
+        assert 0.0 <= reply.size_multiplier <= config.max_size_multiplier
         if not reply.execute:
             assert reply.size_multiplier == 0.0
-        if status.get(request.strategy) in ("suspended", "retired"):
+            assert reply.reasons, "a refusal always says why"
+        if reply.status not in ("active", "degraded"):
             assert not reply.execute
-            assert f"strategy {status[request.strategy]}" in reply.reasons
-        if i < len(outcomes):
-            model.record_outcome(reply.signal_id or "", outcomes[i])
 
 
-def test_confluence_factor_rises_to_one_at_the_target() -> None:
-    model = ScorerModel(ScorerConfig(confluence_target=3), "t")
-    qualities = [model.score(signal(confluence=c, confidence=1.0)).quality for c in range(6)]
-    assert qualities == sorted(qualities)
-    assert qualities[3] == qualities[4] == qualities[5] == 1.0
-    assert "confluence 1 of 3" in model.score(signal(confluence=1)).reasons
+@PROPERTY
+@given(configs, operations, requests, st.sampled_from(["suspended", "retired"]), st.booleans())
+def test_suspended_and_retired_strategies_never_execute(
+    config: ScorerConfig, ops: list[Any], request: ScoreSignal, status: str, enabled: bool
+) -> None:
+    model = ScorerModel(config, "run")
+    replay(model, ops)
+    allocate(model, statuses={request.strategy: status}, multipliers={request.strategy: 2.0})
+    model.enabled = enabled
+
+    reply = model.score(request)
+
+    assert reply.execute is False
+    assert reply.size_multiplier == 0.0
+    assert reply.status == status
+    assert f"strategy {status}" in reply.reasons
 
 
-def test_degraded_strategy_is_sized_lower_than_active_with_same_inputs() -> None:
-    active = ScorerModel(ScorerConfig(), "t")
-    degraded = ScorerModel(ScorerConfig(), "t")
-    degraded.set_allocation({"ema": "degraded"}, {"ema": 1.0}, {"ema": 1.0}, {})
-    a = active.score(signal())
-    d = degraded.score(signal())
-    assert a.execute and d.execute
-    assert 0 < d.size_multiplier < a.size_multiplier
+@PROPERTY
+@given(configs, operations, requests)
+def test_execute_needs_the_minimum_quality_and_a_tradable_status(
+    config: ScorerConfig, ops: list[Any], request: ScoreSignal
+) -> None:
+    model = ScorerModel(config, "run")
+    replay(model, ops)
+    model.enabled = True
+
+    reply = model.score(request)
+
+    tradable = reply.status in ("active", "degraded")
+    assert reply.execute == (tradable and reply.quality >= config.min_quality)
 
 
-def test_size_rises_with_quality_and_weight_multiplier() -> None:
-    model = ScorerModel(ScorerConfig(), "t")
-    low = model.score(signal(confidence=0.6)).size_multiplier
-    high = model.score(signal(confidence=0.9)).size_multiplier
-    assert high > low
-    model.set_allocation({}, {}, {"ema": 1.3}, {})
-    assert model.score(signal(confidence=0.6)).size_multiplier > low
+@PROPERTY
+@given(configs, operations, requests, st.floats(0.0, 10.0), st.booleans())
+def test_a_degraded_strategy_is_sized_below_an_active_one(
+    config: ScorerConfig, ops: list[Any], request: ScoreSignal, multiplier: float, enabled: bool
+) -> None:
+    replies = {}
+    for status in ("active", "degraded"):
+        model = ScorerModel(config, "run")
+        replay(model, ops)
+        allocate(
+            model, statuses={request.strategy: status}, multipliers={request.strategy: multiplier}
+        )
+        model.enabled = enabled
+        replies[status] = model.score(request)
+    active, degraded = replies["active"], replies["degraded"]
+
+    assert degraded.quality == active.quality
+    assert degraded.execute == active.execute
+    if active.size_multiplier > 0.0:
+        assert degraded.size_multiplier < active.size_multiplier
+        assert degraded.size_multiplier == pytest.approx(
+            active.size_multiplier * config.degraded_size_factor
+        )
+    else:
+        assert degraded.size_multiplier == 0.0
 
 
-def test_low_quality_is_refused_with_a_reason() -> None:
-    reply = ScorerModel(ScorerConfig(min_quality=0.5), "t").score(signal(confidence=0.4))
-    assert not reply.execute and reply.size_multiplier == 0.0
-    assert "quality 0.40 below minimum 0.50" in reply.reasons
+@PROPERTY
+@given(
+    configs,
+    requests,
+    st.floats(0.0, 1.0),
+    st.floats(0.0, 1.0),
+    st.floats(0.0, 10.0),
+    st.floats(0.0, 10.0),
+)
+def test_size_rises_with_quality_and_with_the_weight_multiplier(
+    config: ScorerConfig,
+    request: ScoreSignal,
+    confidence_a: float,
+    confidence_b: float,
+    multiplier_a: float,
+    multiplier_b: float,
+) -> None:
+    low_c, high_c = sorted((confidence_a, confidence_b))
+    low_m, high_m = sorted((multiplier_a, multiplier_b))
+
+    def size(confidence: float, multiplier: float) -> float:
+        model = ScorerModel(config, "run")
+        allocate(model, multipliers={request.strategy: multiplier})
+        return model.score(msgspec.structs.replace(request, confidence=confidence)).size_multiplier
+
+    assert size(low_c, high_m) <= size(high_c, high_m)
+    assert size(high_c, low_m) <= size(high_c, high_m)
 
 
-def test_history_factor_is_a_beta_posterior_with_the_strategy_rate_as_prior() -> None:
-    model = ScorerModel(ScorerConfig(prior_strength=10), "t")
-    # The strategy wins 6 of 10 elsewhere; this setup won 1 of 5.
-    for i in range(10):
-        sid = model.score(signal(symbol="ETH", signal_id=f"e{i}")).signal_id
-        model.record_outcome(sid or "", i < 6)
-    for i in range(5):
-        sid = model.score(signal(signal_id=f"b{i}")).signal_id
-        model.record_outcome(sid or "", i < 1)
-    base = (7 + 1) / (15 + 2)  # strategy: 7 wins of 15, Laplace-smoothed
-    posterior = (1 + 10 * base) / (5 + 10)
-    assert model.posterior("ema", ("ema", "BTC", "buy", "", 3)) == pytest.approx(posterior)
-    reply = model.score(signal())
-    assert reply.quality == pytest.approx(0.8 * max(0.5, posterior / base))
-    assert "similar setups won 1 of 5" in reply.reasons
+def test_size_is_the_weight_multiplier_scaled_by_quality_then_capped() -> None:
+    model = ScorerModel(ScorerConfig(min_quality=0.5, size_at_min_quality=0.5), "run")
+    allocate(model, multipliers={"ema": 1.2, "rsi": 3.0})
+
+    at_threshold = model.score(signal("ema", confidence=0.5))
+    midway = model.score(signal("ema", confidence=0.75))
+    perfect = model.score(signal("ema", confidence=1.0))
+    capped = model.score(signal("rsi", confidence=1.0))
+
+    assert at_threshold.size_multiplier == pytest.approx(1.2 * 0.5)
+    assert midway.size_multiplier == pytest.approx(1.2 * 0.75)
+    assert perfect.size_multiplier == pytest.approx(1.2)
+    assert capped.size_multiplier == 2.0
+    assert "size capped at 2" in capped.reasons
 
 
-def test_an_outcome_counts_once() -> None:
-    model = ScorerModel(ScorerConfig(), "t")
-    sid = model.score(signal()).signal_id or ""
-    assert model.record_outcome(sid, True) is True
-    assert model.record_outcome(sid, True) is False
-    assert model.record_outcome("never-scored", True) is False
+def test_a_broken_multiplier_never_sizes_beyond_the_cap() -> None:
+    model = ScorerModel(ScorerConfig(), "run")
+    allocate(model, multipliers={"ema": math.nan, "rsi": math.inf, "macd": -1.0})
+
+    nan_size = model.score(signal("ema", confidence=1.0)).size_multiplier
+    inf_size = model.score(signal("rsi", confidence=1.0)).size_multiplier
+    negative_size = model.score(signal("macd", confidence=1.0)).size_multiplier
+
+    assert nan_size == 1.0
+    assert inf_size == 1.0
+    assert negative_size == 0.0
 
 
-def test_regime_that_fits_poorly_lowers_quality_and_config_caps_it() -> None:
-    model = ScorerModel(ScorerConfig(regime_factors={"volatile": 0.8}), "t")
-    overall = {"ema": Figures(trades=60, expectancy=1.0, mean_abs_pnl=2.0)}
-    by_regime = {
-        "range": {"ema": Figures(trades=20, expectancy=0.0, mean_abs_pnl=2.0)},
-        "trend": {"ema": Figures(trades=40, expectancy=1.5, mean_abs_pnl=2.0)},
-    }
-    model.set_regime_fit(overall, by_regime)
-    assert model.score(signal(regime="trend", confidence=1.0)).quality == 1.0
-    assert model.score(signal(regime="range", confidence=1.0)).quality == pytest.approx(0.5)
-    assert model.score(signal(regime="volatile", confidence=1.0)).quality == pytest.approx(0.8)
-    assert model.score(signal(regime=None, confidence=1.0)).quality == 1.0
+def test_the_regime_multiplier_falls_back_to_the_global_one() -> None:
+    model = ScorerModel(ScorerConfig(), "run")
+    allocate(
+        model, multipliers={"ema": 1.5, "rsi": 0.8}, regime_multipliers={"trend": {"ema": 0.4}}
+    )
+
+    in_trend = model.score(signal("ema", confidence=1.0, regime="trend"))
+    other_strategy = model.score(signal("rsi", confidence=1.0, regime="trend"))
+    other_regime = model.score(signal("ema", confidence=1.0, regime="range"))
+
+    assert in_trend.size_multiplier == pytest.approx(0.4)
+    assert other_strategy.size_multiplier == pytest.approx(0.8)
+    assert other_regime.size_multiplier == pytest.approx(1.5)
 
 
-def test_pending_signals_and_setups_are_bounded() -> None:
-    model = ScorerModel(ScorerConfig(max_pending_signals=50, max_setups=3), "t")
-    for i in range(500):
-        sid = model.score(signal(symbol=f"S{i % 7}", signal_id=f"x{i}")).signal_id
-        model.record_outcome(sid or "", True) if i % 2 else None
-    assert len(model.pending) <= 50
-    assert len(model.setups) <= 3
+def test_an_unknown_strategy_is_active_with_a_neutral_weight() -> None:
+    model = ScorerModel(ScorerConfig(), "run")
+    allocate(model, statuses={"ema": "degraded"}, weights={"ema": 0.3}, multipliers={"ema": 0.3})
+
+    reply = model.score(signal("newcomer", confidence=1.0))
+
+    assert reply.status == "active"
+    assert reply.weight == 1.0
+    assert reply.execute
+    assert reply.size_multiplier == 1.0
+    assert reply.reasons == []
 
 
-def test_scorer_off_passes_confidence_through_but_keeps_risk_rules() -> None:
-    model = ScorerModel(ScorerConfig(), "t")
+def test_a_refused_signal_says_its_quality_and_the_minimum() -> None:
+    model = ScorerModel(ScorerConfig(min_quality=0.5), "run")
+
+    low = model.score(signal(confidence=0.42))
+    just_below = model.score(signal(confidence=0.4999))
+
+    assert low.reasons == ["quality 0.42 below minimum 0.50"]
+    assert just_below.reasons == ["quality 0.49 below minimum 0.50"]
+
+
+# --------------------------------------------------------------------------- f_confluence
+
+
+@PROPERTY
+@given(st.integers(1, 20), st.floats(0.0, 1.0))
+def test_confluence_factor_rises_to_one_at_the_target(target: int, floor: float) -> None:
+    model = ScorerModel(ScorerConfig(confluence_target=target, confluence_floor=floor), "run")
+
+    factors = [model.confluence_factor(c) for c in range(target + 5)]
+
+    assert factors[0] == floor
+    assert all(a <= b for a, b in pairwise(factors))
+    assert all(0.0 <= f <= 1.0 for f in factors)
+    assert factors[target:] == [1.0] * 5
+
+
+def test_too_few_agreeing_indicators_lower_quality_and_say_so() -> None:
+    model = ScorerModel(ScorerConfig(confluence_target=3, confluence_floor=0.6), "run")
+
+    none_agree = model.score(signal(confidence=0.9, confluence=0))
+    one_agrees = model.score(signal(confidence=0.9, confluence=1))
+    all_agree = model.score(signal(confidence=0.9, confluence=5))
+
+    assert none_agree.quality == pytest.approx(0.9 * 0.6)
+    assert one_agrees.quality == pytest.approx(0.9 * (0.6 + 0.4 / 3))
+    assert "confluence 1 of 3" in one_agrees.reasons
+    assert all_agree.quality == 0.9
+    assert all_agree.reasons == []
+
+
+# --------------------------------------------------------------------------- f_regime
+
+
+def test_regime_is_neutral_without_evidence() -> None:
+    model = ScorerModel(ScorerConfig(regime_min_trades=10), "run")
+    model.set_regime_fit(
+        {"ema": figures(100, 2.0)},
+        {
+            "range": {"ema": figures(9, -10.0)},  # too few trades to judge
+            "trend": {"ema": figures(50, 4.0)},  # better than overall
+        },
+    )
+
+    assert model.score(signal(confidence=0.9)).quality == 0.9
+    assert model.score(signal(confidence=0.9, regime="range")).quality == 0.9
+    assert model.score(signal(confidence=0.9, regime="trend")).quality == 0.9
+    assert model.score(signal(confidence=0.9, regime="never-seen")).quality == 0.9
+
+
+def test_a_regime_that_loses_where_the_strategy_wins_lowers_quality() -> None:
+    config = ScorerConfig(regime_min_trades=10, regime_prior_trades=20, regime_sensitivity=1.0)
+    model = ScorerModel(config, "run")
+    model.set_regime_fit({"ema": figures(100, 1.0, 5.0)}, {"range": {"ema": figures(40, -1.0)}})
+    # shortfall (-1 - 1) / 5 = -0.4 average trades, 40 / (40 + 20) of it counts
+    expected = 1.0 - 0.4 * 40 / 60
+
+    reply = model.score(signal(confidence=0.9, regime="range"))
+
+    assert model.regime_factor("ema", "range") == pytest.approx(expected)
+    assert reply.quality == pytest.approx(0.9 * expected)
+    assert f"regime range fits this strategy poorly ({expected:.2f})" in reply.reasons
+
+
+def test_the_config_factor_caps_a_regime_even_without_evidence() -> None:
+    model = ScorerModel(ScorerConfig(regime_factors={"volatile": 0.8, "range": 0.9}), "run")
+    model.set_regime_fit({"ema": figures(100, 1.0, 5.0)}, {"range": {"ema": figures(200, -5.0)}})
+
+    volatile = model.score(signal(confidence=1.0, regime="volatile"))
+    ranging = model.score(signal(confidence=1.0, regime="range"))
+
+    assert volatile.quality == pytest.approx(0.8)
+    assert "regime volatile capped at 0.80 by config" in volatile.reasons
+    learned = model.regime_factor("ema", "range")
+    assert learned < 0.9, "the learned fit is lower than the cap, so it applies"
+    assert ranging.quality == pytest.approx(learned)
+
+
+@PROPERTY
+@given(configs, figures_values, figures_values)
+def test_regime_fit_stays_between_its_floor_and_one(
+    config: ScorerConfig, overall: Figures, in_regime: Figures
+) -> None:
+    model = ScorerModel(config, "run")
+
+    fit = model.regime_fit_of(overall, in_regime)
+
+    assert config.regime_floor <= fit <= 1.0
+    if in_regime.trades < config.regime_min_trades or in_regime.expectancy >= overall.expectancy:
+        assert fit == 1.0
+
+
+# --------------------------------------------------------------------------- f_history
+
+setup_outcomes = st.lists(
+    st.tuples(st.sampled_from(SYMBOLS), st.sampled_from(["buy", "sell"]), st.booleans()),
+    max_size=40,
+)
+
+
+@PROPERTY
+@given(setup_outcomes, st.floats(0.5, 50.0), st.floats(0.0, 1.0), st.sampled_from(SYMBOLS))
+def test_history_is_the_beta_posterior_around_the_strategy_rate(
+    outcomes: list[tuple[str, str, bool]], strength: float, floor: float, probe_symbol: str
+) -> None:
+    config = ScorerConfig(prior_strength=strength, history_floor=floor)
+    model = ScorerModel(config, "run")
+    for symbol, side, success in outcomes:
+        learn(model, signal(symbol=symbol, side=side), [success])
+    probe = signal(symbol=probe_symbol, side="buy", confidence=1.0)
+    # Written from the definition: prior Beta(k·p, k·(1 − p)), p the strategy's rate.
+    wins_all = sum(success for _, _, success in outcomes)
+    p = wins_all / len(outcomes) if outcomes else 0.5
+    mine = [
+        success for symbol, side, success in outcomes if (symbol, side) == (probe_symbol, "buy")
+    ]
+    posterior = (sum(mine) + strength * p) / (len(mine) + strength)
+    rate = sum(mine) / len(mine) if mine else p
+    expected = 1.0 if rate >= p else max(floor, posterior / p)
+
+    reply = model.score(probe)
+
+    assert model.base_rate("ema") == pytest.approx(p)
+    assert model.posterior(model.setup_of(probe)) == pytest.approx(posterior)
+    assert model.history_factor(model.setup_of(probe)) == pytest.approx(expected)
+    assert reply.quality == pytest.approx(expected)
+
+
+def test_an_average_setup_keeps_its_full_quality() -> None:
+    model = ScorerModel(ScorerConfig(), "run")
+    learn(model, signal(symbol="BTC"), [True, False, False] * 5)
+    learn(model, signal(symbol="ETH"), [True, False, False] * 7)
+
+    reply = model.score(signal(symbol="BTC", confidence=0.8))
+
+    assert reply.quality == 0.8
+    assert reply.reasons == []
+
+
+def test_a_few_lucky_trades_do_not_make_a_setup_certain() -> None:
+    model = ScorerModel(ScorerConfig(prior_strength=10.0), "run")
+    learn(model, signal(symbol="ETH"), [False, True, False, False, True, False, False])
+    learn(model, signal(symbol="BTC"), [True, True, True])
+
+    posterior = model.posterior(model.setup_of(signal(symbol="BTC")))
+
+    assert model.base_rate("ema") == pytest.approx(0.5)
+    assert posterior == pytest.approx((3 + 10 * 0.5) / (3 + 10))
+    assert posterior < 0.65
+
+
+def test_a_losing_setup_lowers_quality_and_says_how_it_did() -> None:
+    config = ScorerConfig(prior_strength=10.0, history_floor=0.5)
+    model = ScorerModel(config, "run")
+    learn(model, signal(symbol="ETH"), [True] * 20 + [False] * 7)
+    learn(model, signal(symbol="BTC"), [True] * 4 + [False] * 9)
+    p = 24 / 40
+    expected = ((4 + 10 * p) / (13 + 10)) / p
+
+    reply = model.score(signal(symbol="BTC", confidence=1.0))
+
+    assert reply.quality == pytest.approx(expected)
+    assert "similar setups won 31% of 13" in reply.reasons
+
+
+def test_history_never_lowers_quality_below_its_floor() -> None:
+    model = ScorerModel(ScorerConfig(history_floor=0.7, prior_strength=1.0), "run")
+    learn(model, signal(symbol="ETH"), [True] * 30)
+    learn(model, signal(symbol="BTC"), [False] * 30)
+
+    reply = model.score(signal(symbol="BTC", confidence=1.0))
+
+    assert reply.quality == pytest.approx(0.7)
+
+
+def test_setups_are_told_apart_by_side_regime_and_confluence() -> None:
+    model = ScorerModel(ScorerConfig(), "run")
+    learn(model, signal(side="buy"), [True] * 10)
+    learn(model, signal(side="sell"), [False] * 10)
+
+    buy = model.score(signal(side="buy", confidence=1.0))
+    sell = model.score(signal(side="sell", confidence=1.0))
+    sell_in_trend = model.score(signal(side="sell", confidence=1.0, regime="trend"))
+    sell_weaker = model.score(signal(side="sell", confidence=1.0, confluence=1))
+
+    assert buy.quality == 1.0
+    assert sell.quality < 1.0
+    assert sell_in_trend.quality == 1.0
+    assert sell_weaker.quality == pytest.approx(model.confluence_factor(1))
+
+
+@PROPERTY
+@given(st.lists(st.booleans(), max_size=120), st.integers(1, 30))
+def test_a_setup_remembers_about_its_window_of_outcomes(outcomes: list[bool], window: int) -> None:
+    model = ScorerModel(ScorerConfig(setup_window=window, strategy_window=window), "run")
+    learn(model, signal(), outcomes)
+    key = model.setup_of(signal())
+
+    if outcomes:
+        tally = model.setups[key]
+        assert tally.outcomes == min(len(outcomes), window)
+        assert 0.0 <= tally.successes <= tally.outcomes
+        if len(outcomes) <= window:
+            assert tally.successes == sum(outcomes)
+
+
+def test_a_setup_rate_follows_a_change_of_fortune() -> None:
+    model = ScorerModel(ScorerConfig(setup_window=20), "run")
+    learn(model, signal(), [True] * 200 + [False] * 40)
+
+    tally = model.setups[model.setup_of(signal())]
+
+    assert tally.successes / tally.outcomes < 0.25
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+def test_an_outcome_is_learned_once_and_only_for_a_scored_signal() -> None:
+    model = ScorerModel(ScorerConfig(), "run")
+    reply = model.score(signal(signal_id="sig-1"))
+
+    assert model.record_outcome("sig-1", True) is True
+    assert model.record_outcome("sig-1", True) is False
+    assert model.record_outcome("never-scored", False) is False
+    assert model.summary()["outcomes"] == 1
+    assert reply.signal_id == "sig-1"
+
+
+def test_generated_signal_ids_carry_the_prefix_and_never_repeat() -> None:
+    model = ScorerModel(ScorerConfig(), "18c2f3a")
+
+    ids = [model.score(signal()).signal_id for _ in range(50)]
+
+    assert len(set(ids)) == 50
+    assert all(str(i).startswith("18c2f3a-") for i in ids)
+
+
+def test_the_oldest_pending_signal_is_forgotten_first() -> None:
+    model = ScorerModel(ScorerConfig(max_pending_signals=3), "run")
+    for n in range(5):
+        model.score(signal(signal_id=f"s{n}"))
+
+    assert [model.record_outcome(f"s{n}", True) for n in range(5)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+    assert model.summary()["evicted"] == 2
+
+
+@PROPERTY
+@given(configs, operations)
+def test_memory_stays_bounded_for_any_stream(config: ScorerConfig, ops: list[Any]) -> None:
+    model = ScorerModel(config, "run")
+    many = [
+        signal(f"s{n % 7}", symbol=f"X{n % 5}", confluence=n % 4, signal_id=f"id{n}")
+        for n in range(60)
+    ]
+
+    replay(model, ops)
+    for request in many:
+        reply = model.score(request)
+        model.record_outcome(str(reply.signal_id), reply.quality > 0.5)
+        model.score(msgspec.structs.replace(request, signal_id=f"open-{request.signal_id}"))
+
+    assert len(model.pending) <= config.max_pending_signals
+    assert len(model.setups) <= config.max_setups
+    assert len(model.strategy_tallies) <= config.max_strategies
+
+
+# --------------------------------------------------------------------------- scorer off
+
+
+@PROPERTY
+@given(configs, operations, requests, allocations)
+def test_scorer_off_passes_confidence_through_and_follows_only_the_status(
+    config: ScorerConfig, ops: list[Any], request: ScoreSignal, allocation: Any
+) -> None:
+    model = ScorerModel(config, "run")
+    replay(model, ops)
+    model.set_allocation(*allocation)
     model.enabled = False
-    model.set_allocation({"ema": "suspended", "rsi": "active"}, {}, {"rsi": 1.8}, {})
-    refused = model.score(signal(confidence=0.3))
-    assert not refused.execute and refused.quality == 0.3
-    taken = model.score(signal(strategy="rsi", confidence=0.3, confluence=0))
-    assert taken.execute and taken.quality == 0.3 and taken.size_multiplier == 1.8
+    status = model.statuses.get(request.strategy, "active")
+    multiplier = model.multipliers.get(request.strategy, 1.0)
+    if request.regime is not None:
+        multiplier = model.regime_multipliers.get(request.regime, {}).get(
+            request.strategy, multiplier
+        )
+    expected_size = min(multiplier, config.max_size_multiplier)
+    if status == "degraded":
+        expected_size *= config.degraded_size_factor
+
+    reply = model.score(request)
+
+    assert reply.quality == request.confidence
+    assert reply.execute == (status in ("active", "degraded"))
+    assert reply.size_multiplier == (pytest.approx(expected_size) if reply.execute else 0.0)
 
 
-def test_generated_ids_are_unique_and_state_round_trips() -> None:
-    model = ScorerModel(ScorerConfig(), "boot1")
-    ids = {model.score(signal()).signal_id for _ in range(20)}
-    assert len(ids) == 20 and all(i and i.startswith("boot1-") for i in ids)
-    model.record_outcome("boot1-3", False)
-    restored = ScorerModel.from_state(ScorerConfig(), "boot2", model.to_state())
+# --------------------------------------------------------------------------- summary
+
+
+def test_summary_counts_success_by_quality_bucket() -> None:
+    model = ScorerModel(ScorerConfig(confluence_target=1), "run")
+    for n, (confidence, success) in enumerate(
+        [(0.95, True), (0.92, True), (0.91, False), (0.55, False), (0.3, False)]
+    ):
+        model.score(signal(confidence=confidence, signal_id=f"s{n}"))
+        model.record_outcome(f"s{n}", success)
+    model.score(signal(confidence=0.65, signal_id="open"))
+
+    summary = model.summary()
+    buckets = {b["bucket"]: b for b in summary["buckets"]}
+
+    assert summary["scored"] == 6
+    assert summary["executed"] == 5
+    assert summary["outcomes"] == 5
+    assert summary["pending"] == 1
+    assert summary["mean_quality"] == pytest.approx((0.95 + 0.92 + 0.91 + 0.55 + 0.3 + 0.65) / 6)
+    assert buckets["0.9-1.0"]["success_rate"] == pytest.approx(2 / 3)
+    assert buckets["0.5-0.6"]["success_rate"] == 0.0
+    assert buckets["0.0-0.5"] == {
+        "bucket": "0.0-0.5",
+        "scored": 1,
+        "executed": 0,
+        "outcomes": 1,
+        "success_rate": 0.0,
+    }
+    assert buckets["0.6-0.7"]["outcomes"] == 0 and buckets["0.6-0.7"]["success_rate"] is None
+
+
+@pytest.mark.parametrize(
+    ("quality", "bucket"),
+    [(0.0, "0.0-0.5"), (0.4999, "0.0-0.5"), (0.5, "0.5-0.6"), (0.6, "0.6-0.7"), (1.0, "0.9-1.0")],
+)
+def test_a_quality_on_a_bucket_edge_counts_in_the_bucket_above(quality: float, bucket: str) -> None:
+    model = ScorerModel(ScorerConfig(), "run")
+
+    model.score(signal(confidence=quality))
+
+    scored = {b["bucket"]: b["scored"] for b in model.summary()["buckets"]}
+    assert scored[bucket] == 1
+    assert sum(scored.values()) == 1
+    assert len(scored) == len(BUCKETS)
+
+
+# --------------------------------------------------------------------------- state
+
+
+@PROPERTY
+@given(configs, operations, st.lists(requests, min_size=1, max_size=10), st.booleans())
+def test_state_survives_a_snapshot_round_trip(
+    config: ScorerConfig, ops: list[Any], follow_up: list[ScoreSignal], success: bool
+) -> None:
+    model = ScorerModel(config, "run")
+    replay(model, ops)
+    encoded = msgspec.msgpack.encode(model.to_state())
+
+    restored = ScorerModel.from_state(config, "run", msgspec.msgpack.decode(encoded))
+
+    assert restored.to_state() == model.to_state()
+    for request in follow_up:
+        expected, got = model.score(request), restored.score(request)
+        assert got == expected
+        assert restored.record_outcome(str(got.signal_id), success) == model.record_outcome(
+            str(expected.signal_id), success
+        )
     assert restored.summary() == model.summary()
-    assert restored.score(signal(signal_id="z")) == model.score(signal(signal_id="z"))
+
+
+def test_a_restored_scorer_keeps_only_the_newest_records_of_smaller_caps() -> None:
+    model = ScorerModel(ScorerConfig(), "run")
+    for n in range(6):
+        model.score(signal(symbol=f"S{n}", signal_id=f"s{n}"))
+    for n in range(4):
+        model.record_outcome(f"s{n}", True)
+    smaller = ScorerConfig(max_pending_signals=1, max_setups=2)
+
+    restored = ScorerModel.from_state(smaller, "run", model.to_state())
+
+    assert list(restored.pending) == ["s5"]
+    assert [key[1] for key in restored.setups] == ["S2", "S3"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"version": 99},
+        {"bucket_scored": [0, 0]},
+        {"setups": [["ema", "BTC", "buy", "unknown", 3, 5.0, 2.0]]},
+        {"pending": [["s1", "ema", "BTC", "buy", "unknown", 3, 9]]},
+        {"unexpected": 1},
+    ],
+)
+def test_a_damaged_snapshot_is_refused_with_a_clear_error(damage: dict[str, Any]) -> None:
+    state = ScorerModel(ScorerConfig(), "run").to_state() | damage
+
+    with pytest.raises(ValueError, match="scorer state"):
+        ScorerModel.from_state(ScorerConfig(), "run", state)
+
+
+# --------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"min_qualty": 0.5},
+        {"degraded_size_factor": 1.0},
+        {"max_size_multiplier": 2.5},
+        {"regime_factors": {"volatile": 1.2}},
+        {"confluence_target": 0},
+        {"max_pending_signals": 0},
+    ],
+)
+def test_a_config_out_of_bounds_is_refused(bad: dict[str, Any]) -> None:
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(bad, ScorerConfig)
+
+
+def test_a_config_built_in_code_is_checked_too() -> None:
+    with pytest.raises(msgspec.ValidationError, match="max_size_multiplier"):
+        ScorerModel(ScorerConfig(max_size_multiplier=3.0), "run")

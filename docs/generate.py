@@ -1,0 +1,76 @@
+"""Regenerate the "Every message" section of docs/protocol.md from protocol/messages.py.
+
+    python docs/generate.py
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from pathlib import Path
+
+import msgspec
+
+from protocol.messages import ADMIN_REQUESTS, Alert, AnyReply, AnyRequest
+
+DOC = Path(__file__).parent / "protocol.md"
+MARKER = "## Every message\n"
+NAME = "str (pattern='^[A-Za-z0-9][A-Za-z0-9_.:/@+\\\\-]*$', min_length=1, max_length=64)"
+SHORT = {
+    NAME: "name",
+    "str (min_length=1, max_length=128)": "id",
+    "int (ge=0, le=9007199254740992)": "timestamp_ms",
+    "float (ge=-1000000000000000.0, le=1000000000000000.0)": "amount",
+}
+
+
+def type_name(hint: object) -> str:
+    text = repr(hint).replace("typing.", "").replace("protocol.messages.", "")
+    text = re.sub(r"Annotated\[(\w+), msgspec.Meta\(([^)]*)\)\]", r"\1 (\2)", text)
+    text = text.replace("<class '", "").replace("'>", "")
+    for long, short in SHORT.items():
+        text = text.replace(long, short)
+    text = re.sub(r"Optional\[(.*)\]$", r"\1 or null", text)
+    if text.startswith("Annotated[list[Literal['strategy', 'symbol', 'regime']]"):
+        return 'list of "strategy", "symbol", "regime" (1 to 3)'
+    return text
+
+
+def default_of(field: msgspec.structs.FieldInfo) -> str:
+    if field.required:
+        return "required"
+    if field.default_factory is not msgspec.NODEFAULT:
+        value = field.default_factory()
+        return f"`{msgspec.json.encode(value).decode()}`"
+    return f"`{msgspec.json.encode(field.default).decode()}`"
+
+
+def section() -> str:
+    out = [MARKER, "Generated from `protocol/messages.py` by `python docs/generate.py`.\n"]
+    groups = (("Requests", AnyRequest.__args__), ("Replies", AnyReply.__args__),
+              ("Alert", (Alert,)))
+    for title, types in groups:
+        out.append(f"### {title}\n")
+        for message in types:
+            tag = message.__struct_config__.tag
+            admin = " (admin socket only)" if message in ADMIN_REQUESTS else ""
+            doc = (message.__doc__ or "").strip().replace("``", "`")
+            out.append(f"#### `{tag}`{admin}\n\n{doc}\n")
+            out.append("| field | type | default |\n|---|---|---|")
+            hints = typing.get_type_hints(message, include_extras=True)
+            for field in msgspec.structs.fields(message):
+                out.append(
+                    f"| `{field.name}` | {type_name(hints[field.name])} | {default_of(field)} |"
+                )
+            out.append("")
+    return "\n".join(out)
+
+
+def main() -> None:
+    text = DOC.read_text()
+    head = text[: text.index(MARKER)] if MARKER in text else text + "\n"
+    DOC.write_text(head + section() + "\n")
+
+
+if __name__ == "__main__":
+    main()
