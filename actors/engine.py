@@ -118,6 +118,7 @@ class EngineActor(Actor):
         self.last_state: OptimizationState | None = None
         # Which optimization components are on; an operator's switch outlives restarts.
         self.switches = dict(switches or {})
+        self.cycle_durations: list[float] = []  # seconds, drained by the metrics sampler
 
     async def handle(self, message: Any) -> Any:
         match message:
@@ -199,6 +200,8 @@ class EngineActor(Actor):
         drafts = [_weight_draft(u, now, "system") for u in updates]
         drafts += [_status_draft(t) for t in transitions]
         duration_ms = (time.perf_counter() - started) * 1000
+        if len(self.cycle_durations) < 10_000:
+            self.cycle_durations.append(duration_ms / 1000)
         drafts.append(
             AuditDraft(
                 ts_ms=now,

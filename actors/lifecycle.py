@@ -2,14 +2,15 @@
 
 Every automatic transition is one row of ``TRANSITIONS``; an operator's
 ``force_status`` may set any status. Time-based rules read ``now_ms`` passed in by the
-caller (event time in a replay, wall time in the daemon), so the same input gives the
-same transitions.
+caller (event time in a replay, the daemon's clock live), never the wall clock, so the
+same input gives the same transitions.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 from msgspec import Meta
@@ -17,61 +18,117 @@ from msgspec import Meta
 from actors.base import TAKE_STATE, Actor
 from actors.events import SetEnabled
 from actors.figures import Figures
-from actors.weighting import StrategyConfig
-from protocol.messages import STATUSES, GetHealth, Health, HealthRow
+from actors.weighting import StrategyConfig, pnl_scale
+from protocol.errors import AlphadError
+from protocol.messages import STATUSES, GetHealth, Health, HealthRow, Status
+
+HOUR_MS = 3_600_000
 
 TRANSITIONS: dict[tuple[str, str], str] = {
-    ("active", "degraded"): "a soft breach: expectancy < 0, profit factor < 1, win rate "
-    "below its floor, drawdown over its soft limit or PSR below its floor",
-    ("active", "suspended"): "a hard breach: drawdown over its hard limit",
-    ("degraded", "active"): "every threshold cleared by the hysteresis margin for "
+    ("active", "degraded"): "a soft breach: expectancy < 0, profit factor < 1, win rate below "
+    "win_rate_floor, max drawdown over the soft limit, or PSR below psr_floor",
+    ("active", "suspended"): "a hard breach: max drawdown over the hard limit",
+    ("degraded", "active"): "every threshold cleared by the hysteresis margin in "
     "recovery_checks consecutive assessments",
-    ("degraded", "suspended"): "max_violations consecutive breached assessments, or a hard breach",
-    ("suspended", "degraded"): "probation: probation_after_hours since the suspension",
-    ("suspended", "retired"): "the retire_after_suspensions-th automatic suspension",
+    ("degraded", "suspended"): "max_violations consecutive breached assessments (the one that "
+    "degraded it counts), or a hard breach",
+    ("suspended", "degraded"): "probation: probation_after_hours after an automatic suspension "
+    "(only when probation_after_hours is set)",
+    ("suspended", "retired"): "right after the retire_after_suspensions-th automatic suspension",
 }
-"""Every automatic transition and its rule. ``force_status`` may set any status."""
+"""Every automatic transition and its rule; nothing else happens without an operator.
+
+``force_status`` may set any status from any status.
+"""
+
+Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
+AverageTrades = Annotated[float, Meta(gt=0.0, le=1e6)]
+Count = Annotated[int, Meta(ge=1, le=1000)]
 
 
 class LifecycleConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """``[lifecycle]``: thresholds on the recent window (docs/optimization.md)."""
 
     min_trades: Annotated[int, Meta(ge=1, le=100_000)] = 20
-    win_rate_floor: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.30
-    psr_floor: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.10
-    # Drawdown limits in average trades: max_drawdown / mean |pnl| of the window.
-    soft_drawdown: Annotated[float, Meta(gt=0.0)] = 12.0
-    hard_drawdown: Annotated[float, Meta(gt=0.0)] = 25.0
-    # How far a degraded strategy must clear each threshold to count as recovered.
-    hysteresis: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.10
-    recovery_checks: Annotated[int, Meta(ge=1, le=1000)] = 3
-    max_violations: Annotated[int, Meta(ge=1, le=1000)] = 3
-    probation_after_hours: Annotated[float, Meta(gt=0.0)] | None = None
-    retire_after_suspensions: Annotated[int, Meta(ge=1, le=1000)] = 3
+    # Low enough for trend followers, which often win a third of their trades or less;
+    # expectancy and profit factor judge the edge, this floor catches a collapse.
+    win_rate_floor: Fraction = 0.25
+    # PSR below 0.5 implies a negative Sharpe, hence expectancy < 0: at the default this
+    # only backs up the expectancy rule. Above 0.5 it demands evidence of an edge.
+    psr_floor: Fraction = 0.10
+    # Drawdown limits in average trades: max drawdown / mean |pnl| of the window. A
+    # strategy without edge reaches about 12 over 100 trades; one losing steadily, 25.
+    soft_drawdown: AverageTrades = 12.0
+    hard_drawdown: AverageTrades = 25.0
+    # How far a degraded strategy must clear each threshold to count as recovered
+    # (fractions for rates and profit factor, average trades × margin for expectancy).
+    hysteresis: Annotated[float, Meta(ge=0.0, le=0.5)] = 0.05
+    recovery_checks: Count = 3
+    # At least 2: the assessment that degrades a strategy is its first violation, and a
+    # soft breach alone never suspends an active strategy in one go.
+    max_violations: Annotated[int, Meta(ge=2, le=1000)] = 3
+    probation_after_hours: Annotated[float, Meta(gt=0.0, le=1e5)] | None = None
+    retire_after_suspensions: Count = 3
+
+    def __post_init__(self) -> None:
+        if self.soft_drawdown > self.hard_drawdown:
+            raise ValueError(
+                f"soft_drawdown {self.soft_drawdown:g} is over hard_drawdown {self.hard_drawdown:g}"
+            )
 
 
 class Transition(msgspec.Struct, kw_only=True):
-    """One status change, with the metrics that drove it."""
+    """One status change, with the metrics that drove it (journaled and alerted)."""
 
     strategy: str
     old: str
     new: str
     reason: str
-    actor: str
+    actor: str  # "system" or the operator's name
     ts_ms: int
     metrics: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class HealthState(msgspec.Struct, kw_only=True):
-    """One strategy's lifecycle state."""
+    """One strategy's lifecycle record."""
 
-    status: str = "active"
+    status: Status = "active"
     since_ms: int = 0
     reason: str = "new strategy"
-    violations: int = 0
-    recoveries: int = 0
-    suspensions: int = 0
+    actor: str = "system"  # who set the current status
+    violations: Annotated[int, Meta(ge=0)] = 0  # consecutive breached assessments
+    recoveries: Annotated[int, Meta(ge=0)] = 0  # consecutive assessments clear by the margin
+    suspensions: Annotated[int, Meta(ge=0)] = 0  # automatic suspensions, toward retirement
     suspended_at_ms: int | None = None
+
+
+class Assessment(msgspec.Struct, kw_only=True):
+    """What one recent window says about a strategy."""
+
+    soft: list[str]  # soft breaches, in words
+    hard: str | None  # the hard breach, in words
+    recovered: bool  # every threshold cleared by the hysteresis margin
+    metrics: dict[str, Any]
+
+
+def _amount(value: float) -> str:
+    """A pnl amount for a reason: two decimals, or three significant digits if tiny or huge."""
+    if value == 0 or 0.01 <= abs(value) < 1e9:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def _metrics(figures: Figures) -> dict[str, Any]:
+    """The window's figures for the journal: no NaN or infinity in JSON."""
+    row = msgspec.structs.asdict(figures)
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
+    }
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 class LifecycleModel:
@@ -80,11 +137,11 @@ class LifecycleModel:
     def __init__(self, config: LifecycleConfig, strategies: Mapping[str, StrategyConfig]) -> None:
         self.config = config
         self.limits = dict(strategies)
-        self.states: dict[str, HealthState] = {}
-        # Off: no automatic transitions (force_status still works).
+        self.states: dict[str, HealthState] = {
+            name: HealthState(reason="configured") for name in sorted(strategies)
+        }
+        # Off-switch: no automatic transitions while off; force_status still works.
         self.enabled = True
-        for name in strategies:
-            self.states[name] = HealthState(reason="configured")
 
     def register(self, strategy: str, now_ms: int) -> bool:
         """Start tracking a strategy as active; False if already known."""
@@ -94,133 +151,182 @@ class LifecycleModel:
         return True
 
     def status(self, strategy: str) -> str:
+        """The strategy's status; "active" for one never seen."""
         state = self.states.get(strategy)
         return state.status if state is not None else "active"
 
     def statuses(self) -> dict[str, str]:
+        """Every known strategy's status, sorted by name."""
         return {name: state.status for name, state in sorted(self.states.items())}
 
     # ------------------------------------------------------------------ assessment
 
-    def breaches(
-        self, strategy: str, figures: Figures, margin: float = 0.0
-    ) -> tuple[list[str], bool]:
-        """Soft breaches in words, and whether the drawdown is over the hard limit.
+    def drawdown_limits(self, strategy: str, figures: Figures) -> tuple[float, float]:
+        """Soft and hard drawdown limits in pnl units for this window.
 
-        With ``margin`` > 0 every threshold is tightened: that is the recovery test.
+        The strategy's absolute limits when configured, else the relative ones times the
+        window's mean |pnl|.
+        """
+        scale = pnl_scale(figures)
+        limits = self.limits.get(strategy)
+        soft = limits.soft_drawdown if limits is not None else None
+        hard = limits.hard_drawdown if limits is not None else None
+        return (
+            soft if soft is not None else self.config.soft_drawdown * scale,
+            hard if hard is not None else self.config.hard_drawdown * scale,
+        )
+
+    def check(self, strategy: str, figures: Figures) -> Assessment:
+        """Soft and hard breaches of one recent window, and whether it clears the margin.
+
+        A NaN figure breaches nothing but never counts as cleared either, so bad data
+        can keep a strategy degraded but cannot bring it back.
         """
         cfg = self.config
-        scale = figures.mean_abs_pnl if figures.mean_abs_pnl > 0 else 1.0
-        soft_dd, hard_dd = self._drawdown_limits(strategy, scale)
-        found = []
-        if figures.expectancy < margin * scale:
-            found.append(f"expectancy {figures.expectancy:.4g} < {margin * scale:.4g}")
-        profit_factor = figures.profit_factor
-        if profit_factor is not None and profit_factor < 1.0 + margin:
-            found.append(f"profit factor {profit_factor:.2f} < {1.0 + margin:.2f}")
-        if figures.win_rate < cfg.win_rate_floor + margin:
-            found.append(f"win rate {figures.win_rate:.0%} < {cfg.win_rate_floor + margin:.0%}")
-        if figures.max_drawdown > soft_dd * (1.0 - margin):
-            found.append(f"drawdown {figures.max_drawdown:.4g} > {soft_dd * (1 - margin):.4g}")
-        if figures.psr is not None and figures.psr < cfg.psr_floor + margin:
-            found.append(f"PSR {figures.psr:.2f} < {cfg.psr_floor + margin:.2f}")
-        return found, figures.max_drawdown > hard_dd
-
-    def _drawdown_limits(self, strategy: str, scale: float) -> tuple[float, float]:
-        cfg = self.config
-        limits = self.limits.get(strategy)
-        soft = (
-            limits.soft_drawdown if limits and limits.soft_drawdown else cfg.soft_drawdown * scale
-        )
+        margin = cfg.hysteresis
+        scale = pnl_scale(figures)
+        soft_limit, hard_limit = self.drawdown_limits(strategy, figures)
+        expectancy, win_rate, drawdown = figures.expectancy, figures.win_rate, figures.max_drawdown
+        profit_factor, psr = figures.profit_factor, figures.psr
+        soft = []
+        if expectancy < 0:
+            soft.append(f"expectancy {_amount(expectancy)} < 0")
+        if profit_factor is not None and profit_factor < 1:
+            soft.append(f"profit factor {profit_factor:.2f} < 1")
+        if win_rate < cfg.win_rate_floor:
+            soft.append(f"win rate {win_rate:.0%} < {cfg.win_rate_floor:.0%}")
+        if drawdown > soft_limit:
+            soft.append(f"drawdown {_amount(drawdown)} > {_amount(soft_limit)}")
+        if psr is not None and psr < cfg.psr_floor:
+            soft.append(f"PSR {psr:.2f} < {cfg.psr_floor:.2f}")
         hard = (
-            limits.hard_drawdown if limits and limits.hard_drawdown else cfg.hard_drawdown * scale
+            f"drawdown {_amount(drawdown)} > hard limit {_amount(hard_limit)}"
+            if drawdown > hard_limit
+            else None
         )
-        return soft, hard
+        # No losing trade in the window (profit factor undefined) clears the profit
+        # factor test when there are wins; breakeven-only windows fail on expectancy.
+        recovered = (
+            expectancy > margin * scale
+            and (
+                profit_factor > 1 + margin
+                if profit_factor is not None
+                else figures.profit_factor_infinite
+            )
+            and win_rate > cfg.win_rate_floor + margin
+            and drawdown < soft_limit * (1 - margin)
+            and (psr is None or psr > cfg.psr_floor + margin)
+        )
+        metrics = _metrics(figures)
+        metrics["soft_drawdown_limit"] = soft_limit
+        metrics["hard_drawdown_limit"] = hard_limit
+        return Assessment(soft=soft, hard=hard, recovered=recovered, metrics=metrics)
 
     def assess(self, recent: Mapping[str, Figures], now_ms: int) -> list[Transition]:
-        """Apply the rules of ``TRANSITIONS`` to every strategy."""
+        """Apply the rules of ``TRANSITIONS`` to every strategy, in name order.
+
+        ``recent``: strategy → recent-window figures; strategies seen here for the first
+        time are registered. ``now_ms`` is the clock of the probation rule.
+        """
+        if not self.enabled:
+            return []
         cfg = self.config
         transitions: list[Transition] = []
-        if not self.enabled:
-            return transitions
         for strategy in sorted(set(self.states) | set(recent)):
             state = self.states.get(strategy)
             if state is None:
                 state = self.states[strategy] = HealthState(since_ms=now_ms)
-            figures = recent.get(strategy)
+            if state.status == "retired":
+                continue
             if state.status == "suspended":
-                if (
-                    cfg.probation_after_hours is not None
-                    and state.suspended_at_ms is not None
-                    and now_ms - state.suspended_at_ms >= cfg.probation_after_hours * 3_600_000
-                ):
-                    state.violations = 0
-                    state.recoveries = 0
+                if self._probation_due(state, now_ms):
+                    hours = (now_ms - (state.suspended_at_ms or 0)) / HOUR_MS
+                    state.violations = state.recoveries = 0
                     transitions.append(
                         self._move(
                             strategy,
                             state,
                             "degraded",
-                            f"probation after {cfg.probation_after_hours:g} h suspended",
+                            f"probation: suspended {hours:.1f} h "
+                            f"(probation after {cfg.probation_after_hours:g} h)",
                             now_ms,
-                            figures,
+                            {"suspended_at_ms": state.suspended_at_ms, "hours_suspended": hours},
                         )
                     )
                 continue
-            if state.status == "retired" or figures is None or figures.trades < cfg.min_trades:
+            figures = recent.get(strategy)
+            if figures is None or figures.trades < cfg.min_trades:
                 continue
-            soft, hard = self.breaches(strategy, figures)
-            if hard:
-                _, hard_dd = self._drawdown_limits(strategy, figures.mean_abs_pnl or 1.0)
-                reason = f"hard breach: drawdown {figures.max_drawdown:.4g} > {hard_dd:.4g}"
-                transitions += self._suspend(strategy, state, reason, now_ms, figures)
-                continue
-            if soft:
+            found = self.check(strategy, figures)
+            if found.hard is not None:
+                # The soft drawdown line would only repeat the hard one.
+                others = [b for b in found.soft if not b.startswith("drawdown")]
+                reason = "; ".join([found.hard, *others])
+                transitions += self._suspend(strategy, state, reason, now_ms, found.metrics)
+            elif found.soft:
                 state.recoveries = 0
                 state.violations += 1
+                found.metrics["violations"] = state.violations
+                breaches = "; ".join(found.soft)
                 if state.status == "active":
                     transitions.append(
-                        self._move(strategy, state, "degraded", "; ".join(soft), now_ms, figures)
+                        self._move(strategy, state, "degraded", breaches, now_ms, found.metrics)
                     )
                 elif state.violations >= cfg.max_violations:
-                    reason = f"{state.violations} breached assessments: " + "; ".join(soft)
-                    transitions += self._suspend(strategy, state, reason, now_ms, figures)
-                continue
-            state.violations = 0
-            if state.status == "degraded":
-                tight, _ = self.breaches(strategy, figures, cfg.hysteresis)
-                state.recoveries = 0 if tight else state.recoveries + 1
-                if state.recoveries >= cfg.recovery_checks:
-                    state.recoveries = 0
-                    transitions.append(
-                        self._move(
-                            strategy,
-                            state,
-                            "active",
-                            f"recovered for {cfg.recovery_checks} assessments",
-                            now_ms,
-                            figures,
-                        )
+                    reason = (
+                        f"{_ordinal(state.violations)} breached assessment in a row: {breaches}"
                     )
+                    transitions += self._suspend(strategy, state, reason, now_ms, found.metrics)
+            else:
+                state.violations = 0
+                if state.status == "degraded":
+                    state.recoveries = state.recoveries + 1 if found.recovered else 0
+                    if state.recoveries >= cfg.recovery_checks:
+                        state.recoveries = 0
+                        reason = (
+                            f"recovered: every threshold cleared by the {cfg.hysteresis:g} "
+                            f"margin in {cfg.recovery_checks} assessments in a row"
+                        )
+                        transitions.append(
+                            self._move(strategy, state, "active", reason, now_ms, found.metrics)
+                        )
         return transitions
 
+    def _probation_due(self, state: HealthState, now_ms: int) -> bool:
+        # Only automatic suspensions go on probation: one set by an operator stays until
+        # an operator lifts it.
+        hours = self.config.probation_after_hours
+        return (
+            hours is not None
+            and state.actor == "system"
+            and state.suspended_at_ms is not None
+            and now_ms - state.suspended_at_ms >= round(hours * HOUR_MS)
+        )
+
     def _suspend(
-        self, strategy: str, state: HealthState, reason: str, now_ms: int, figures: Figures | None
+        self,
+        strategy: str,
+        state: HealthState,
+        reason: str,
+        now_ms: int,
+        metrics: dict[str, Any],
     ) -> list[Transition]:
+        """Suspend, and retire at once on the retire_after_suspensions-th suspension."""
         state.suspensions += 1
         state.suspended_at_ms = now_ms
-        state.violations = 0
-        state.recoveries = 0
-        moves = [self._move(strategy, state, "suspended", reason, now_ms, figures)]
+        state.violations = state.recoveries = 0
+        metrics = {**metrics, "suspensions": state.suspensions}
+        moves = [self._move(strategy, state, "suspended", reason, now_ms, metrics)]
         if state.suspensions >= self.config.retire_after_suspensions:
             moves.append(
                 self._move(
                     strategy,
                     state,
                     "retired",
-                    f"suspended {state.suspensions} times",
+                    f"suspended {state.suspensions} times "
+                    f"(retire after {self.config.retire_after_suspensions})",
                     now_ms,
-                    figures,
+                    metrics,
                 )
             )
         return moves
@@ -229,17 +335,20 @@ class LifecycleModel:
         self,
         strategy: str,
         state: HealthState,
-        new: str,
+        new: Status,
         reason: str,
         now_ms: int,
-        figures: Figures | None,
+        metrics: dict[str, Any],
         actor: str = "system",
     ) -> Transition:
         old = state.status
+        if actor == "system" and (old, new) not in TRANSITIONS:
+            # The table is the specification; a move outside it is a bug, never a trade.
+            raise RuntimeError(f"automatic transition {old} -> {new} is not in TRANSITIONS")
         state.status = new
         state.since_ms = now_ms
         state.reason = reason
-        metrics = figures.as_row() if figures is not None else {}
+        state.actor = actor
         return Transition(
             strategy=strategy,
             old=old,
@@ -250,28 +359,44 @@ class LifecycleModel:
             metrics=metrics,
         )
 
+    # ------------------------------------------------------------------ operator actions
+
     def force(
         self, strategy: str, status: str, reason: str, operator: str, now_ms: int
     ) -> Transition:
-        """An operator's change: any status; counters start over."""
+        """An operator sets any status; the violation and recovery counters start over.
+
+        The suspension count is kept (three strikes stay three strikes), except when the
+        strategy leaves retirement: that is a new start. A strategy never seen is
+        registered. Raises ``AlphadError("bad_request")`` for an unknown status.
+        """
         if status not in STATUSES:
-            raise ValueError(f"unknown status {status!r}")
+            raise AlphadError("bad_request", f"unknown status {status!r}")
         state = self.states.get(strategy)
         if state is None:
             state = self.states[strategy] = HealthState(since_ms=now_ms)
-        state.violations = 0
-        state.recoveries = 0
+        if state.status == "retired" and status != "retired":
+            state.suspensions = 0
+        state.violations = state.recoveries = 0
         state.suspended_at_ms = now_ms if status == "suspended" else None
         return self._move(
-            strategy, state, status, reason or f"forced by {operator}", now_ms, None, actor=operator
+            strategy,
+            state,
+            cast(Status, status),
+            reason or f"set by {operator}",
+            now_ms,
+            {"suspensions": state.suspensions},
+            actor=operator,
         )
 
+    # ------------------------------------------------------------------ reading
+
     def health(self, strategy: str | None = None) -> list[dict[str, Any]]:
-        """Rows of ``get_health``."""
+        """Rows of ``get_health``: one strategy (a default row if never seen) or all."""
         names = [strategy] if strategy is not None else sorted(self.states)
         rows = []
         for name in names:
-            state = self.states.get(name) or HealthState()
+            state = self.states.get(name) or HealthState(reason="not seen yet")
             rows.append(
                 {
                     "strategy": name,
@@ -290,7 +415,9 @@ class LifecycleModel:
         """Plain data for a snapshot."""
         return {
             "enabled": self.enabled,
-            "strategies": {name: msgspec.to_builtins(st) for name, st in self.states.items()},
+            "strategies": {
+                name: msgspec.to_builtins(state) for name, state in sorted(self.states.items())
+            },
         }
 
     @classmethod
@@ -298,12 +425,12 @@ class LifecycleModel:
         cls,
         config: LifecycleConfig,
         strategies: Mapping[str, StrategyConfig],
-        state: dict[str, Any],
+        state: Mapping[str, Any],
     ) -> LifecycleModel:
-        """Rebuild from ``to_state``."""
+        """Rebuild from ``to_state``; the config's thresholds and limits apply from now on."""
         model = cls(config, strategies)
-        model.enabled = bool(state["enabled"])
-        for name, saved in state["strategies"].items():
+        model.enabled = bool(state.get("enabled", True))
+        for name, saved in state.get("strategies", {}).items():
             model.states[name] = msgspec.convert(saved, HealthState)
         return model
 

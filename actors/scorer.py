@@ -29,6 +29,7 @@ Cap = Annotated[int, Meta(ge=1, le=10_000_000)]
 NonNegative = Annotated[float, Meta(ge=0.0)]
 Positive = Annotated[float, Meta(gt=0.0)]
 NonNegativeInt = Annotated[int, Meta(ge=0)]
+StoredSetup = tuple[str, str, str, str, NonNegativeInt]
 
 BUCKETS: tuple[float, ...] = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Lower edges of the quality buckets of the summary: 0-0.5, 0.5-0.6, ..., 0.9-1.0."""
@@ -74,7 +75,7 @@ class ScorerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     degraded_size_factor: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.5
     # Memory bounds for any input stream; the oldest pending signal and the least recently
     # updated setup or strategy record are forgotten first.
-    max_pending_signals: Cap = 100_000
+    max_pending_signals: Cap = 50_000
     max_setups: Cap = 100_000
     max_strategies: Cap = 10_000
 
@@ -129,12 +130,12 @@ class ScorerState(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     multipliers: dict[str, float]
     regime_multipliers: dict[str, dict[str, float]]
     regime_fit: dict[str, dict[str, float]]
-    # [strategy, symbol, side, regime, confluence bucket, successes, outcomes], oldest first
-    setups: list[tuple[str, str, str, str, NonNegativeInt, NonNegative, Positive]]
-    # [strategy, successes, outcomes], oldest first
+    # [setup, successes, outcomes], least recently updated first
+    setups: list[tuple[StoredSetup, NonNegative, Positive]]
+    # [strategy, successes, outcomes], least recently updated first
     strategies: list[tuple[str, NonNegative, Positive]]
-    # [signal_id, strategy, symbol, side, regime, confluence bucket, quality bucket]
-    pending: list[tuple[str, str, str, str, str, int, int]]
+    # [signal_id, [setup, quality bucket]], oldest first
+    pending: list[tuple[str, tuple[StoredSetup, NonNegativeInt]]]
     scored: int
     executed: int
     quality_sum: float
@@ -487,9 +488,11 @@ class ScorerModel:
             "multipliers": dict(self.multipliers),
             "regime_multipliers": {k: dict(v) for k, v in self.regime_multipliers.items()},
             "regime_fit": {k: dict(v) for k, v in self.regime_fit.items()},
-            "setups": [[*key, t.successes, t.outcomes] for key, t in self.setups.items()],
-            "strategies": [[s, t.successes, t.outcomes] for s, t in self.strategy_tallies.items()],
-            "pending": [[sid, *key, bq] for sid, (key, bq) in self.pending.items()],
+            "setups": [(key, t.successes, t.outcomes) for key, t in self.setups.items()],
+            "strategies": [(s, t.successes, t.outcomes) for s, t in self.strategy_tallies.items()],
+            # The entries are immutable tuples: shared as they are, because the snapshot is
+            # taken on the event loop that answers score_signal.
+            "pending": list(self.pending.items()),
             "scored": self.scored,
             "executed": self.executed,
             "quality_sum": self.quality_sum,
@@ -512,11 +515,9 @@ class ScorerModel:
             raise ValueError(f"scorer state: version {saved.version}, expected {STATE_VERSION}")
         if any(len(b) != len(BUCKETS) for b in _buckets_of(saved)):
             raise ValueError(f"scorer state: quality buckets are not {len(BUCKETS)} long")
-        if any(row[5] > row[6] for row in saved.setups) or any(
-            row[1] > row[2] for row in saved.strategies
-        ):
+        if any(row[1] > row[2] for row in (*saved.setups, *saved.strategies)):
             raise ValueError("scorer state: a record has more successes than outcomes")
-        if any(not 0 <= row[-1] < len(BUCKETS) for row in saved.pending):
+        if any(entry[1] >= len(BUCKETS) for _, entry in saved.pending):
             raise ValueError("scorer state: a pending signal has no quality bucket")
         model = cls(config, id_prefix)
         model.enabled = saved.enabled
@@ -525,19 +526,13 @@ class ScorerModel:
             saved.statuses, saved.weights, saved.multipliers, saved.regime_multipliers
         )
         model.regime_fit = saved.regime_fit
-        for strategy, symbol, side, regime, bucket, successes, outcomes in saved.setups[
-            -config.max_setups :
-        ]:
-            key = (strategy, symbol, side, regime, bucket)
+        for key, successes, outcomes in saved.setups[-config.max_setups :]:
             tally = model.setups[key] = SetupTally(key, successes, outcomes)
             tally.shrink_to(config.setup_window)
         for strategy, successes, outcomes in saved.strategies[-config.max_strategies :]:
             overall = model.strategy_tallies[strategy] = Tally(successes, outcomes)
             overall.shrink_to(config.strategy_window)
-        for sid, strategy, symbol, side, regime, bucket_c, bucket_q in saved.pending[
-            -config.max_pending_signals :
-        ]:
-            setup = (strategy, symbol, side, regime, bucket_c)
+        for sid, (setup, bucket_q) in saved.pending[-config.max_pending_signals :]:
             known = model.setups.get(setup)
             model.pending[sid] = (setup if known is None else known.key, bucket_q)
         model.scored = saved.scored

@@ -242,6 +242,8 @@ class StoreActor(Actor):
         self.failed_batches = 0
         self.dropped_signals = 0
         self._pending_signals: list[AppendSignal] = []
+        # (commit seconds, trades in the batch), drained by the metrics sampler.
+        self.commit_samples: list[tuple[float, int]] = []
 
     # ------------------------------------------------------------------ opening
 
@@ -390,6 +392,7 @@ class StoreActor(Actor):
         outcome_results, outcome_rows, new_outcomes = self._plan_outcomes(outcomes)
         audit_rows, commit_results, history_rows, snapshot_rows = self._plan_commits(commits)
         signals = self._pending_signals
+        started = time.perf_counter()
         try:
             try:
                 if trade_rows:
@@ -452,6 +455,8 @@ class StoreActor(Actor):
             self._fail_batch(exc, trades, outcomes, commits)
             return
         # Committed: advance the sequences, answer the waiting asks, tell the learners.
+        if len(self.commit_samples) < 10_000:
+            self.commit_samples.append((time.perf_counter() - started, len(trade_rows)))
         self.healthy = True
         self._pending_signals = []
         if new_trades:

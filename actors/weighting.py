@@ -3,12 +3,12 @@
 Each update scores every strategy with enough recent trades on scale-free figures
 (docs/optimization.md), maps the score to a target multiplier in
 [min_multiplier, max_multiplier], and moves the weight toward target × base by at most
-``max_change`` of its current value. Weights never leave [min, max] × base.
+``max_change`` of its current value. Weights never leave [min, max] × base, whatever the
+figures say: undefined or NaN figures count as neutral, infinite ones are clamped.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -23,52 +23,67 @@ from protocol.errors import AlphadError
 from protocol.messages import GetWeights, Weights
 
 INACTIVE = frozenset(("suspended", "retired"))
+"""Statuses whose effective weight is 0."""
+
+# Upper bounds keep infinities out of the config (msgspec lets inf pass a bare ``gt=0``).
+BaseWeight = Annotated[float, Meta(gt=0.0, le=1000.0)]
+Reference = Annotated[float, Meta(gt=0.0, le=1e6)]
+TermWeight = Annotated[float, Meta(ge=0.0, le=100.0)]
+DrawdownLimit = Annotated[float, Meta(gt=0.0, le=1e15)]
 
 
 class StrategyConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """``[strategies.NAME]``: a configured strategy."""
 
-    base_weight: Annotated[float, Meta(gt=0.0, le=1000.0)] = 1.0
-    # Absolute drawdown limits in pnl units; without them the lifecycle's relative
-    # limits (in average trades) apply.
-    soft_drawdown: Annotated[float, Meta(gt=0.0)] | None = None
-    hard_drawdown: Annotated[float, Meta(gt=0.0)] | None = None
+    base_weight: BaseWeight = 1.0
+    # Absolute drawdown limits in pnl units, used by the lifecycle; without them its
+    # relative limits (in average trades) apply.
+    soft_drawdown: DrawdownLimit | None = None
+    hard_drawdown: DrawdownLimit | None = None
+
+    def __post_init__(self) -> None:
+        soft, hard = self.soft_drawdown, self.hard_drawdown
+        if soft is not None and hard is not None and soft > hard:
+            raise ValueError(f"soft_drawdown {soft:g} is over hard_drawdown {hard:g}")
 
 
 class WeightingConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """``[weighting]``: bounds and the composite score's shape."""
+    """``[weighting]``: registration, bounds and the composite score (docs/optimization.md)."""
 
-    default_base_weight: Annotated[float, Meta(gt=0.0, le=1000.0)] = 1.0
+    default_base_weight: BaseWeight = 1.0
     auto_register: bool = True
     min_trades: Annotated[int, Meta(ge=1, le=100_000)] = 20
     min_multiplier: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.1
     max_multiplier: Annotated[float, Meta(ge=1.0, le=10.0)] = 2.0
     max_change: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.15
-    # The composite score: each term is scaled to [-1, 1] at these reference values.
-    sharpe_reference: Annotated[float, Meta(gt=0.0)] = 0.3
-    expectancy_reference: Annotated[float, Meta(gt=0.0)] = 0.3
-    profit_factor_reference: Annotated[float, Meta(gt=0.0)] = 1.0
-    drawdown_reference: Annotated[float, Meta(gt=0.0)] = 10.0
-    sharpe_weight: Annotated[float, Meta(ge=0.0)] = 0.35
-    expectancy_weight: Annotated[float, Meta(ge=0.0)] = 0.25
-    profit_factor_weight: Annotated[float, Meta(ge=0.0)] = 0.25
-    drawdown_weight: Annotated[float, Meta(ge=0.0)] = 0.15
+    # Edge terms, each scaled so that its reference value scores +1 (clamped to [-1, 1]).
+    sharpe_reference: Reference = 0.3  # per-trade Sharpe
+    expectancy_reference: Reference = 0.3  # expectancy / mean |pnl|
+    # Profit factor on a log scale, so that 2.0 scores +1 and 0.5 scores -1.
+    profit_factor_reference: Annotated[float, Meta(gt=1.0, le=1e6)] = 2.0
+    sharpe_weight: TermWeight = 0.4
+    expectancy_weight: TermWeight = 0.3
+    profit_factor_weight: TermWeight = 0.3
+    # Drawdown is a penalty only (a small drawdown earns nothing): drawdown_weight at a
+    # max drawdown of drawdown_reference average trades or more.
+    drawdown_reference: Reference = 20.0
+    drawdown_weight: Annotated[float, Meta(ge=0.0, le=2.0)] = 0.25
 
 
 class WeightUpdate(msgspec.Struct, kw_only=True):
-    """One weight that moved, with what drove it."""
+    """One weight that moved, with what drove it (journaled as an audit entry)."""
 
     strategy: str
-    regime: str | None
+    regime: str | None  # None: the global table
     old: float
     new: float
-    target: float | None
+    target: float | None  # target multiplier of an update; None for a reset or rollback
     reason: str
     metrics: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class WeightTable(msgspec.Struct, kw_only=True):
-    """Weights of every strategy, globally or for one regime."""
+    """Weights of every strategy, globally (``regime`` None) or for one regime."""
 
     regime: str | None
     base: dict[str, float]
@@ -77,26 +92,59 @@ class WeightTable(msgspec.Struct, kw_only=True):
     normalized: dict[str, float]
 
 
-def _clamp(value: float, low: float, high: float) -> float:
-    if not math.isfinite(value):
-        return 0.0
+def _bounded(value: float, low: float = -1.0, high: float = 1.0, nan: float = 0.0) -> float:
+    """``value`` clamped to [low, high]; NaN becomes ``nan`` (neutral unless told)."""
+    if math.isnan(value):
+        return nan
     return low if value < low else high if value > high else value
 
 
+def _finite_or_none(value: float | None) -> float | None:
+    """For metrics that are journaled as JSON: no NaN or infinity."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def pnl_scale(figures: Figures) -> float:
+    """The window's average trade size, mean |pnl|; 0.0 when every trade broke even.
+
+    Figures from the performance actor always carry ``mean_abs_pnl``. The fallbacks are
+    lower bounds of it, so figures that lack it (hand-built, or from an older snapshot)
+    still get a scale rather than letting a drawdown or an expectancy pass unscaled.
+    """
+    candidates = [figures.mean_abs_pnl, abs(figures.expectancy)]
+    if figures.trades > 0:
+        candidates.append((figures.gross_profit + figures.gross_loss) / figures.trades)
+    return max((c for c in candidates if math.isfinite(c) and c > 0.0), default=0.0)
+
+
 class WeightingModel:
-    """Base weights from config, adaptive weights global and per regime."""
+    """Base weights from config, adaptive weights globally and per regime.
+
+    Invariant: every adaptive weight is finite and within
+    [min_multiplier, max_multiplier] × its base weight.
+    """
 
     def __init__(self, config: WeightingConfig, strategies: Mapping[str, StrategyConfig]) -> None:
         self.config = config
         self.configured = dict(strategies)
-        self.base: dict[str, float] = {n: s.base_weight for n, s in strategies.items()}
+        self.base: dict[str, float] = {n: s.base_weight for n, s in sorted(strategies.items())}
         self.adaptive: dict[str, float] = dict(self.base)
+        # regime -> strategy -> adaptive weight; a strategy missing from a regime's table
+        # uses its global weight there.
         self.regime_adaptive: dict[str, dict[str, float]] = {}
+        # Off-switch: while frozen, update() changes nothing; reset and rollback still work.
         self.frozen = False
+        # The tables as they were before the last update(), for one rollback.
         self._previous: tuple[dict[str, float], dict[str, dict[str, float]]] | None = None
 
+    # ------------------------------------------------------------------ strategies
+
     def ensure_registered(self, strategy: str) -> bool:
-        """Register a strategy first seen in a request; True if it is new."""
+        """Register a strategy first seen in a request at ``default_base_weight``.
+
+        Returns True if it is new. Raises ``AlphadError("unknown_strategy")`` when it is
+        not configured and ``auto_register`` is off.
+        """
         if strategy in self.base:
             return False
         if not self.config.auto_register:
@@ -108,70 +156,100 @@ class WeightingModel:
         return True
 
     def strategies(self) -> list[str]:
+        """Every registered strategy, sorted."""
         return sorted(self.base)
 
     def regimes(self) -> list[str]:
+        """Every regime that has its own weight table, sorted."""
         return sorted(self.regime_adaptive)
 
-    # ------------------------------------------------------------------ the update
+    # ------------------------------------------------------------------ the score
 
     def score(self, figures: Figures) -> tuple[float, dict[str, Any]]:
-        """The composite score in [-1, 1] and the scale-free terms behind it."""
+        """The composite score in [-1, 1] of one recent window, and the terms behind it.
+
+        Every term is scale-free, so strategies that trade different sizes compare.
+        """
         cfg = self.config
-        scale = figures.mean_abs_pnl if figures.mean_abs_pnl > 0 else 1.0
-        sharpe = figures.sharpe if figures.sharpe is not None else 0.0
-        if figures.profit_factor is not None:
-            profit_factor = figures.profit_factor
+        scale = pnl_scale(figures)
+        sharpe = figures.sharpe
+        sharpe_term = _bounded(sharpe / cfg.sharpe_reference) if sharpe is not None else 0.0
+        expectancy_units = figures.expectancy / scale if scale > 0 else 0.0
+        expectancy_term = _bounded(expectancy_units / cfg.expectancy_reference)
+        profit_factor = figures.profit_factor
+        if profit_factor is None:
+            # No losing trade: as good as a profit factor gets; no trade either way: neutral.
+            profit_factor_term = 1.0 if figures.profit_factor_infinite else 0.0
+        elif math.isnan(profit_factor):
+            profit_factor_term = 0.0
+        elif profit_factor <= 0.0:
+            profit_factor_term = -1.0
         else:
-            profit_factor = (
-                1.0 + 2 * cfg.profit_factor_reference if (figures.profit_factor_infinite) else 1.0
+            profit_factor_term = _bounded(
+                math.log(profit_factor) / math.log(cfg.profit_factor_reference)
             )
-        expectancy_units = figures.expectancy / scale
-        drawdown_units = figures.max_drawdown / scale
-        terms = {
-            "sharpe": _clamp(sharpe / cfg.sharpe_reference, -1, 1),
-            "expectancy": _clamp(expectancy_units / cfg.expectancy_reference, -1, 1),
-            "profit_factor": _clamp((profit_factor - 1) / cfg.profit_factor_reference, -1, 1),
-            "drawdown": _clamp(1 - drawdown_units / cfg.drawdown_reference, -1, 1),
-        }
-        total_weight = (
-            cfg.sharpe_weight
-            + cfg.expectancy_weight
-            + cfg.profit_factor_weight
-            + cfg.drawdown_weight
+        drawdown_units = figures.max_drawdown / scale if scale > 0 else 0.0
+        drawdown_penalty = _bounded(drawdown_units / cfg.drawdown_reference, 0.0, 1.0)
+        edge_weight = cfg.sharpe_weight + cfg.expectancy_weight + cfg.profit_factor_weight
+        edge = (
+            (
+                cfg.sharpe_weight * sharpe_term
+                + cfg.expectancy_weight * expectancy_term
+                + cfg.profit_factor_weight * profit_factor_term
+            )
+            / edge_weight
+            if edge_weight > 0
+            else 0.0
         )
-        raw = (
-            cfg.sharpe_weight * terms["sharpe"]
-            + cfg.expectancy_weight * terms["expectancy"]
-            + cfg.profit_factor_weight * terms["profit_factor"]
-            + cfg.drawdown_weight * terms["drawdown"]
-        )
-        score = _clamp(raw / total_weight, -1, 1) if total_weight > 0 else 0.0
-        metrics = {
+        score = _bounded(edge - cfg.drawdown_weight * drawdown_penalty)
+        metrics: dict[str, Any] = {
             "trades": figures.trades,
-            "expectancy": figures.expectancy,
-            "profit_factor": figures.profit_factor,
-            "sharpe": figures.sharpe,
-            "max_drawdown": figures.max_drawdown,
+            "expectancy": _finite_or_none(figures.expectancy),
+            "profit_factor": _finite_or_none(profit_factor),
+            "profit_factor_infinite": figures.profit_factor_infinite,
+            "sharpe": _finite_or_none(sharpe),
+            "max_drawdown": _finite_or_none(figures.max_drawdown),
+            "mean_abs_pnl": scale,
+            "terms": {
+                "sharpe": sharpe_term,
+                "expectancy": expectancy_term,
+                "profit_factor": profit_factor_term,
+                "drawdown_penalty": drawdown_penalty,
+            },
             "score": score,
-            "terms": terms,
         }
         return score, metrics
 
     def target_multiplier(self, score: float) -> float:
-        """Score -1 → min_multiplier, 0 → 1.0, +1 → max_multiplier (linear in between)."""
+        """Score -1 → ``min_multiplier``, 0 → 1.0, +1 → ``max_multiplier``, linear between."""
         cfg = self.config
+        score = _bounded(score)
         if score >= 0:
             return 1.0 + score * (cfg.max_multiplier - 1.0)
         return 1.0 + score * (1.0 - cfg.min_multiplier)
 
-    def _step(self, current: float, base: float, target: float) -> float:
-        cfg = self.config
-        low, high = cfg.min_multiplier * base, cfg.max_multiplier * base
-        wanted = _clamp(target * base, low, high)
-        limit = cfg.max_change * current
-        new = current + _clamp(wanted - current, -limit, limit)
-        return _clamp(new, low, high)
+    def _bounds(self, strategy: str) -> tuple[float, float]:
+        base = self.base[strategy]
+        return self.config.min_multiplier * base, self.config.max_multiplier * base
+
+    def _within(self, strategy: str, weight: float) -> float:
+        """``weight`` within the strategy's bounds; NaN becomes its base weight."""
+        low, high = self._bounds(strategy)
+        return _bounded(weight, low, high, nan=self.base[strategy])
+
+    def _step(self, strategy: str, current: float, target: float) -> tuple[float, bool]:
+        """The next weight toward target × base, and whether ``max_change`` held it back."""
+        low, high = self._bounds(strategy)
+        wanted = _bounded(target * self.base[strategy], low, high, nan=current)
+        limit = self.config.max_change * current
+        move = wanted - current
+        capped = abs(move) > limit
+        new = current + _bounded(move, -limit, limit)
+        # current and wanted are both in bounds, so this clamp only absorbs rounding; it
+        # also keeps the invariant should a weight ever be out of bounds.
+        return _bounded(new, low, high, nan=current), capped
+
+    # ------------------------------------------------------------------ the update
 
     def update(
         self,
@@ -179,21 +257,34 @@ class WeightingModel:
         regime_recent: Mapping[str, Mapping[str, Figures]],
         reason: str = "cycle",
     ) -> list[WeightUpdate]:
-        """One update of the global table and of each given regime's table."""
+        """One update of the global table and of each given regime's table.
+
+        ``recent``: strategy → recent-window figures; ``regime_recent``: regime →
+        strategy → recent figures of that strategy's trades in that regime. Strategies
+        that are not registered, or have fewer than ``min_trades`` trades, keep their
+        weight. Returns one ``WeightUpdate`` per weight that moved.
+        """
         if self.frozen:
             return []
-        self._previous = (dict(self.adaptive), copy.deepcopy(self.regime_adaptive))
+        before_global = dict(self.adaptive)
+        self._previous = (before_global, {r: dict(t) for r, t in self.regime_adaptive.items()})
         updates = self._update_table(self.adaptive, recent, None, reason)
-        for regime, table in sorted(regime_recent.items()):
-            weights = self.regime_adaptive.setdefault(regime, {})
-            for strategy, figures in table.items():
+        for regime in sorted(regime_recent):
+            table = regime_recent[regime]
+            weights = self.regime_adaptive.get(regime, {})
+            for strategy in sorted(table):
                 if (
                     strategy in self.base
                     and strategy not in weights
-                    and (figures.trades >= self.config.min_trades)
+                    and table[strategy].trades >= self.config.min_trades
                 ):
-                    weights[strategy] = self.adaptive[strategy]
-            updates += self._update_table(weights, table, regime, reason)
+                    # A regime's weight starts where the regime table showed it until now
+                    # (the global weight before this update), so its first step is also
+                    # at most max_change.
+                    weights[strategy] = before_global[strategy]
+            if weights:
+                self.regime_adaptive[regime] = weights
+                updates += self._update_table(weights, table, regime, reason)
         return updates
 
     def _update_table(
@@ -211,67 +302,81 @@ class WeightingModel:
             score, metrics = self.score(figures)
             target = self.target_multiplier(score)
             old = weights[strategy]
-            new = self._step(old, self.base[strategy], target)
-            if new != old:
-                weights[strategy] = new
-                updates.append(
-                    WeightUpdate(
-                        strategy=strategy,
-                        regime=regime,
-                        old=old,
-                        new=new,
-                        target=target,
-                        reason=f"{reason}: score {score:+.2f}, target × {target:.2f}",
-                        metrics=metrics,
-                    )
+            new, capped = self._step(strategy, old, target)
+            if new == old:
+                continue
+            weights[strategy] = new
+            metrics["target"] = target
+            held = f", step held to {self.config.max_change:.0%}" if capped else ""
+            updates.append(
+                WeightUpdate(
+                    strategy=strategy,
+                    regime=regime,
+                    old=old,
+                    new=new,
+                    target=target,
+                    reason=f"{reason}: score {score:+.2f}, target {target:.2f} × base{held}",
+                    metrics=metrics,
                 )
+            )
         return updates
 
     # ------------------------------------------------------------------ operator actions
 
     def reset(self, reason: str) -> list[WeightUpdate]:
-        """Every adaptive weight, global and per regime, back to base."""
-        self._previous = (dict(self.adaptive), copy.deepcopy(self.regime_adaptive))
-        updates = []
-        for strategy in sorted(self.base):
-            if self.adaptive[strategy] != self.base[strategy]:
-                updates.append(
-                    self._change(
-                        strategy, None, self.adaptive[strategy], self.base[strategy], reason
-                    )
-                )
-                self.adaptive[strategy] = self.base[strategy]
-        for regime, table in sorted(self.regime_adaptive.items()):
-            for strategy, weight in sorted(table.items()):
-                if weight != self.base[strategy]:
-                    updates.append(
-                        self._change(strategy, regime, weight, self.base[strategy], reason)
-                    )
-        self.regime_adaptive = {}
+        """Every adaptive weight, global and per regime, back to base.
+
+        A reset does not change what a rollback restores (the tables before the last
+        update).
+        """
+        updates = self._restore(dict(self.base), {}, reason)
+        # Regime tables are kept, at base, so every regime still has its table.
+        self.regime_adaptive = {
+            regime: {s: self.base[s] for s in table}
+            for regime, table in self.regime_adaptive.items()
+        }
         return updates
 
     def rollback(self, reason: str) -> list[WeightUpdate]:
-        """The adaptive weights as they were before the last update (once)."""
+        """The tables as they were before the last ``update()``; once, then a no-op."""
         if self._previous is None:
             return []
         previous, previous_regimes = self._previous
         self._previous = None
+        global_table = {s: previous.get(s, self.adaptive[s]) for s in self.base}
+        updates = self._restore(global_table, previous_regimes, reason)
+        self.regime_adaptive = {
+            regime: own
+            for regime, table in previous_regimes.items()
+            if (own := {s: self._within(s, w) for s, w in table.items() if s in self.base})
+        }
+        return updates
+
+    def _restore(
+        self,
+        global_table: dict[str, float],
+        regime_tables: dict[str, dict[str, float]],
+        reason: str,
+    ) -> list[WeightUpdate]:
+        """Set the global table, and report every weight a reader sees change.
+
+        A regime's row is reported where that regime has its own weight before or after:
+        elsewhere it shows the global weight, whose change has its own row.
+        """
         updates = []
-        for strategy in sorted(self.adaptive):
-            old = self.adaptive[strategy]
-            new = previous.get(strategy, self.base[strategy])
-            if old != new:
-                updates.append(self._change(strategy, None, old, new, reason))
-                self.adaptive[strategy] = new
-        for regime in sorted(set(self.regime_adaptive) | set(previous_regimes)):
-            current = self.regime_adaptive.get(regime, {})
-            before = previous_regimes.get(regime, {})
-            for strategy in sorted(set(current) | set(before)):
-                old = current.get(strategy, self.adaptive.get(strategy, 1.0))
-                new = before.get(strategy, self.adaptive.get(strategy, 1.0))
-                if old != new:
+        for strategy in sorted(self.base):
+            new = global_table[strategy] = self._within(strategy, global_table[strategy])
+            if new != self.adaptive[strategy]:
+                updates.append(self._change(strategy, None, self.adaptive[strategy], new, reason))
+        for regime in sorted(set(self.regime_adaptive) | set(regime_tables)):
+            now = self.regime_adaptive.get(regime, {})
+            then = regime_tables.get(regime, {})
+            for strategy in sorted((set(now) | set(then)) & set(self.base)):
+                old = now.get(strategy, self.adaptive[strategy])
+                new = self._within(strategy, then.get(strategy, global_table[strategy]))
+                if new != old:
                     updates.append(self._change(strategy, regime, old, new, reason))
-        self.regime_adaptive = previous_regimes
+        self.adaptive = global_table
         return updates
 
     @staticmethod
@@ -285,9 +390,14 @@ class WeightingModel:
     # ------------------------------------------------------------------ reading
 
     def table(self, regime: str | None, statuses: Mapping[str, str]) -> WeightTable:
-        """Weights under the given statuses; a regime falls back to the global weight."""
-        regime_weights = self.regime_adaptive.get(regime, {}) if regime is not None else {}
-        adaptive = {s: regime_weights.get(s, self.adaptive[s]) for s in sorted(self.base)}
+        """Every strategy's weights under the given statuses (missing = active).
+
+        A regime's table falls back to the global weight where the strategy has no weight
+        of its own in that regime. Effective is 0 for suspended and retired strategies;
+        normalized = effective / Σ effective, all 0 when nothing is effective.
+        """
+        own = self.regime_adaptive.get(regime, {}) if regime is not None else {}
+        adaptive = {s: own.get(s, self.adaptive[s]) for s in sorted(self.base)}
         effective = {
             s: 0.0 if statuses.get(s, "active") in INACTIVE else w for s, w in adaptive.items()
         }
@@ -295,14 +405,17 @@ class WeightingModel:
         normalized = {s: (w / total if total > 0 else 0.0) for s, w in effective.items()}
         return WeightTable(
             regime=regime,
-            base=dict(sorted(self.base.items())),
+            base={s: self.base[s] for s in adaptive},
             adaptive=adaptive,
             effective=effective,
             normalized=normalized,
         )
 
     def multiplier(self, strategy: str, regime: str | None = None) -> float:
-        """adaptive / base, from the regime's table when it has the strategy."""
+        """adaptive / base, from the regime's table when it has the strategy, else global.
+
+        1.0 for a strategy that is not registered.
+        """
         base = self.base.get(strategy)
         if base is None:
             return 1.0
@@ -314,13 +427,18 @@ class WeightingModel:
     # ------------------------------------------------------------------ state
 
     def to_state(self) -> dict[str, Any]:
-        """Plain data for a snapshot."""
+        """Plain data for a snapshot (copies: later updates do not change it)."""
+        previous = self._previous
         return {
-            "base": self.base,
-            "adaptive": self.adaptive,
-            "regime_adaptive": self.regime_adaptive,
+            "base": dict(self.base),
+            "adaptive": dict(self.adaptive),
+            "regime_adaptive": {r: dict(t) for r, t in self.regime_adaptive.items()},
             "frozen": self.frozen,
-            "previous": list(self._previous) if self._previous is not None else None,
+            "previous": (
+                [dict(previous[0]), {r: dict(t) for r, t in previous[1].items()}]
+                if previous is not None
+                else None
+            ),
         }
 
     @classmethod
@@ -328,24 +446,57 @@ class WeightingModel:
         cls,
         config: WeightingConfig,
         strategies: Mapping[str, StrategyConfig],
-        state: dict[str, Any],
+        state: Mapping[str, Any],
     ) -> WeightingModel:
-        """Rebuild from ``to_state``; base weights of configured strategies follow the config,
-        and an adaptive weight is brought back within its (possibly new) bounds."""
+        """Rebuild from ``to_state`` under the (possibly changed) config.
+
+        Base weights follow the config: a configured strategy's ``base_weight``, else
+        ``default_base_weight``; unconfigured strategies are dropped when
+        ``auto_register`` is off. Each adaptive weight keeps its multiplier (adaptive /
+        base) across a change of base weight, within the current bounds; a saved value
+        that is not a finite positive number falls back to base.
+        """
         model = cls(config, strategies)
-        for name, base in state["base"].items():
-            model.base.setdefault(name, float(base))
-        for name, weight in state["adaptive"].items():
-            base = model.base[name]
-            model.adaptive[name] = _clamp(
-                float(weight), config.min_multiplier * base, config.max_multiplier * base
-            )
-        model.regime_adaptive = {r: dict(t) for r, t in state["regime_adaptive"].items()}
+        saved_base: Mapping[str, Any] = state.get("base", {})
+        for name in sorted(saved_base):
+            if name not in model.base and config.auto_register:
+                model.base[name] = model.adaptive[name] = config.default_base_weight
+
+        def restore(table: Mapping[str, Any]) -> dict[str, float]:
+            restored = {}
+            for name, weight in table.items():
+                if name not in model.base:
+                    continue
+                base = model.base[name]
+                old_base = saved_base.get(name, base)
+                multiplier = _saved_multiplier(weight, old_base)
+                low, high = config.min_multiplier, config.max_multiplier
+                restored[name] = base * _bounded(multiplier, low, high, nan=1.0)
+            return restored
+
+        model.adaptive.update(restore(state.get("adaptive", {})))
+        model.regime_adaptive = {
+            regime: table
+            for regime, saved in state.get("regime_adaptive", {}).items()
+            if (table := restore(saved))
+        }
         model.frozen = bool(state.get("frozen", False))
         previous = state.get("previous")
         if previous is not None:
-            model._previous = (dict(previous[0]), {r: dict(t) for r, t in previous[1].items()})
+            before = {**model.adaptive, **restore(previous[0])}
+            model._previous = (before, {r: restore(t) for r, t in previous[1].items()})
         return model
+
+
+def _saved_multiplier(weight: Any, base: Any) -> float:
+    """weight / base from a snapshot; NaN when either is unusable."""
+    try:
+        weight, base = float(weight), float(base)
+    except (TypeError, ValueError):
+        return math.nan
+    if not (math.isfinite(weight) and math.isfinite(base)) or weight <= 0 or base <= 0:
+        return math.nan
+    return weight / base
 
 
 # ----------------------------------------------------------------------------- the actor

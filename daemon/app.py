@@ -38,6 +38,7 @@ from daemon import sdnotify
 from daemon.admission import Admission
 from daemon.config import Config, Paths
 from daemon.gateway import Gateway, Route
+from daemon.metrics import Sampler
 from daemon.supervisor import Supervisor
 from protocol.messages import (
     Audit,
@@ -94,6 +95,7 @@ class Daemon:
         self.gateway: Gateway | None = None
         self._lock_file: IO[str] | None = None
         self._timers: list[asyncio.TimerHandle] = []
+        self.sampler: Sampler | None = None
 
     # ------------------------------------------------------------------ startup
 
@@ -262,6 +264,23 @@ class Daemon:
         except zmq.ZMQError as exc:
             raise StartupError(f"cannot bind sockets in {self.paths.runtime_dir}: {exc}") from exc
 
+        if cfg.metrics.enabled:
+            self.sampler = Sampler(
+                config=cfg.metrics,
+                gateway_stats=self.gateway.stats,
+                store=store,
+                engine=engine,
+                alerts=alerts,
+                actors=self.supervisor.actors,
+                tag_of=_tag_of,
+            )
+            try:
+                self.sampler.start()
+            except OSError as exc:
+                # Metrics are for watching, not trading: serve bots without them.
+                log.error("metrics_not_served", port=cfg.metrics.port, error=str(exc))
+                self.sampler = None
+
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop_requested.set)
@@ -404,6 +423,8 @@ class Daemon:
         log.info("alphad_stopping")
         for timer in self._timers:
             timer.cancel()
+        if self.sampler is not None:
+            await self.sampler.stop()
         if self.gateway is not None:
             await self.gateway.close(grace)
         if final_snapshot:
@@ -417,6 +438,10 @@ class Daemon:
         if self._lock_file is not None:
             self._lock_file.close()
         log.info("alphad_stopped")
+
+
+def _tag_of(kind: type | None) -> str:
+    return kind.__struct_config__.tag if kind is not None else "undecodable"  # type: ignore[attr-defined]
 
 
 def _tell_quietly(actor: Actor, message: Any) -> None:

@@ -19,6 +19,7 @@ from actors.lifecycle import LifecycleConfig
 from actors.performance import PerformanceConfig
 from actors.scorer import ScorerConfig
 from actors.weighting import StrategyConfig, WeightingConfig
+from daemon.metrics import MetricsConfig
 from protocol.endpoints import default_runtime_dir
 from protocol.messages import NAME_PATTERN
 
@@ -88,6 +89,7 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     engine: EngineConfig = EngineConfig()
     limits: LimitsConfig = LimitsConfig()
     components: ComponentsConfig = ComponentsConfig()
+    metrics: MetricsConfig = MetricsConfig()
     performance: PerformanceConfig = PerformanceConfig()
     weighting: WeightingConfig = WeightingConfig()
     scorer: ScorerConfig = ScorerConfig()

@@ -13,6 +13,8 @@ import asyncio
 import os
 from collections.abc import Callable
 from functools import partial
+from random import getrandbits
+from time import perf_counter_ns
 from typing import Any
 
 import msgspec
@@ -45,15 +47,22 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class GatewayStats:
-    """Counters an operator reads from ``get_status``."""
+    """Counters read by the metrics sampler; the hot path only increments them."""
 
-    __slots__ = ("dropped_frames", "errors", "in_flight", "requests")
+    __slots__ = ("dropped_frames", "errors", "in_flight", "outcomes", "requests", "samples")
 
     def __init__(self) -> None:
         self.requests = 0
         self.errors = 0
         self.dropped_frames = 0
         self.in_flight = 0
+        # (request class or None when undecodable, "ok" or error code) -> count
+        self.outcomes: dict[tuple[type | None, str], int] = {}
+        # Latency of one request in LATENCY_SAMPLE: (request class, nanoseconds).
+        self.samples: list[tuple[type, int]] = []
+
+
+LATENCY_SAMPLE_BITS = 3  # one request in 2**3 is timed
 
 
 class Gateway:
@@ -130,7 +139,10 @@ class Gateway:
                 log.error("gateway_socket_error", error=str(exc))
 
     def _dispatch(self, sock: zmq.Socket[Any], admin: bool, frames: list[bytes]) -> None:
-        self.stats.requests += 1
+        stats = self.stats
+        stats.requests += 1
+        # Random, not every n-th: bots that alternate request types would alias.
+        started = perf_counter_ns() if not getrandbits(LATENCY_SAMPLE_BITS) else 0
         # REQ peers send [identity, b"", payload]; DEALER peers may omit the delimiter.
         if len(frames) >= 3 and not frames[1]:
             header, body = frames[:2], frames[2:]
@@ -150,6 +162,7 @@ class Gateway:
             return
         payload = body[0]
         as_json = payload[:1] == b"{"
+        request: Any = None
         try:
             if len(payload) > self.max_message_size:
                 raise _too_large(len(payload), self.max_message_size)
@@ -163,10 +176,21 @@ class Gateway:
                 reply = route.inline(request)
                 reply.request_id = request.request_id
                 self._send(sock, header, reply, as_json)
+                key = (type(request), "ok")
+                stats.outcomes[key] = stats.outcomes.get(key, 0) + 1
+                if started:
+                    stats.samples.append((type(request), perf_counter_ns() - started))
                 return
-            self._ask(sock, header, request, route, as_json)
+            self._ask(sock, header, request, route, as_json, started)
         except Exception as exc:
-            self._send_error(sock, header, exc, as_json, _request_id_of(payload, as_json))
+            self._send_error(
+                sock,
+                header,
+                exc,
+                as_json,
+                _request_id_of(payload, as_json),
+                type(request) if request is not None else None,
+            )
 
     def _ask(
         self,
@@ -175,6 +199,7 @@ class Gateway:
         request: Any,
         route: Route,
         as_json: bool,
+        started: int,
     ) -> None:
         assert route.actor is not None
         message = route.wrap(request) if route.wrap is not None else request
@@ -185,7 +210,7 @@ class Gateway:
         self.stats.in_flight += 1
         self._idle.clear()
         future.add_done_callback(
-            partial(self._answer_later, sock, header, request, route, as_json, timer)
+            partial(self._answer_later, sock, header, request, route, as_json, timer, started)
         )
 
     def _answer_later(
@@ -196,6 +221,7 @@ class Gateway:
         route: Route,
         as_json: bool,
         timer: asyncio.TimerHandle,
+        started: int,
         future: asyncio.Future[Any],
     ) -> None:
         timer.cancel()
@@ -209,9 +235,13 @@ class Gateway:
             reply = route.unwrap(request, result) if route.unwrap is not None else result
             reply.request_id = request.request_id
         except BaseException as exc:
-            self._send_error(sock, header, exc, as_json, request.request_id)
+            self._send_error(sock, header, exc, as_json, request.request_id, type(request))
         else:
             self._send(sock, header, reply, as_json)
+            key = (type(request), "ok")
+            self.stats.outcomes[key] = self.stats.outcomes.get(key, 0) + 1
+        if started:
+            self.stats.samples.append((type(request), perf_counter_ns() - started))
         # A send outside the drain loop can consume the FD's edge while requests are
         # queued; look again so none waits for the next unrelated wake-up.
         if not self._closing and int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
@@ -236,9 +266,12 @@ class Gateway:
         exc: BaseException,
         as_json: bool,
         request_id: str | None,
+        kind: type | None = None,
     ) -> None:
         self.stats.errors += 1
         code, message = error_code(exc)
+        key = (kind, code)
+        self.stats.outcomes[key] = self.stats.outcomes.get(key, 0) + 1
         if code == "internal":
             log.error("request_failed", error=message, exc_info=exc)
         self._send(sock, header, Error(code=code, message=message, request_id=request_id), as_json)

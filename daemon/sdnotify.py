@@ -1,64 +1,80 @@
-"""sd_notify without libsystemd: datagrams to $NOTIFY_SOCKET (see sd_notify(3))."""
+"""sd_notify without libsystemd: datagrams to ``$NOTIFY_SOCKET`` (see sd_notify(3)).
+
+Every function returns False instead of raising: a daemon run outside systemd, or whose
+notification socket went away, keeps serving. Nothing here logs, because ``watchdog()``
+runs on the event loop's hot path.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
 
+# One socket per process, opened on first use; a forked child opens its own.
 _socket: socket.socket | None = None
+_socket_pid = 0
 
 
 def _address() -> str | None:
     address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return None
-    # An address starting with "@" is in the abstract namespace.
-    return "\0" + address[1:] if address.startswith("@") else address
+    if not address or address[0] not in "/@":
+        return None  # unset, or a vsock address (not used by a service manager on a host)
+    # "@" stands for the leading NUL byte of an abstract-namespace address.
+    return "\0" + address[1:] if address[0] == "@" else address
 
 
 def notify(*lines: str) -> bool:
     """Send ``lines`` as one notification; False when not run by systemd or on failure."""
-    global _socket
+    global _socket, _socket_pid
     address = _address()
-    if address is None:
+    if address is None or not lines:
         return False
     try:
-        if _socket is None:
+        if _socket is None or _socket_pid != os.getpid():
             _socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        _socket.sendto("\n".join(lines).encode(), address)
+            _socket_pid = os.getpid()
+        _socket.sendto("\n".join(lines).encode("utf-8", "replace"), address)
     except OSError:
+        # No listener, a full queue, a path too long: none is a reason to stop serving.
         return False
     return True
 
 
 def watchdog_interval_s() -> float | None:
-    """Half of WATCHDOG_USEC in seconds, if the watchdog is on and meant for this process."""
-    usec = os.environ.get("WATCHDOG_USEC")
-    pid = os.environ.get("WATCHDOG_PID")
-    if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
+    """Half of ``WATCHDOG_USEC`` in seconds, when the watchdog is on and meant for us.
+
+    ``WATCHDOG_PID``, when set, names the process the watchdog is for (as in
+    sd_watchdog_enabled(3)); a value that is not our pid, or not a pid, disables it.
+    """
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if pid and (not pid.isdigit() or int(pid) != os.getpid()):
         return None
-    try:
-        value = int(usec)
-    except ValueError:
+    if not usec.isdigit() or int(usec) == 0:
         return None
-    return value / 2_000_000 if value > 0 else None
+    return int(usec) / 2_000_000
+
+
+def _one_line(text: str) -> str:
+    # A newline would start another assignment: "x\nREADY=1" must stay a status text.
+    return text.replace("\n", " ")
 
 
 def ready(status: str = "") -> bool:
-    """READY=1, with a STATUS= line."""
-    return notify("READY=1", f"STATUS={status}") if status else notify("READY=1")
+    """``READY=1``, with a ``STATUS=`` line when ``status`` is given."""
+    return notify("READY=1", f"STATUS={_one_line(status)}") if status else notify("READY=1")
 
 
 def status(text: str) -> bool:
-    """STATUS=text."""
-    return notify(f"STATUS={text}")
+    """``STATUS=text``: the line ``systemctl status`` shows."""
+    return notify(f"STATUS={_one_line(text)}")
 
 
 def stopping() -> bool:
-    """STOPPING=1."""
+    """``STOPPING=1``: the graceful shutdown has begun."""
     return notify("STOPPING=1", "STATUS=stopping")
 
 
 def watchdog() -> bool:
-    """WATCHDOG=1."""
+    """``WATCHDOG=1``: the event loop is alive."""
     return notify("WATCHDOG=1")

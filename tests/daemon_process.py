@@ -27,6 +27,9 @@ class DaemonProcess:
         self.state_dir = root / "state"
         self.runtime_dir = root / "run"
         self.config_path = root / "alphad.toml"
+        if "[metrics]" not in config_text:
+            # Tests run many daemons; only the ones about metrics serve them.
+            config_text = "[metrics]\nenabled = false\n" + config_text
         self.config_path.write_text(config_text, encoding="utf-8")
         self.log_path = root / "alphad.log"
         self.notify_path = root / "notify.sock"

@@ -4,17 +4,85 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
+import msgspec
 import pytest
+import zmq
 
-from protocol.client import AsyncClient, Client, Subscriber
+from protocol.client import AsyncClient, AsyncSubscriber, Client, Subscriber
+from protocol.endpoints import alert_topic, default_endpoint, default_runtime_dir
 from protocol.errors import AlphadError
-from protocol.messages import Ok, SignalScore, StatusReply
+from protocol.messages import (
+    Audit,
+    Health,
+    History,
+    Ok,
+    OptimizationState,
+    Performance,
+    Report,
+    SignalScore,
+    StatusReply,
+    TradeRecorded,
+    Weights,
+)
 from tests.daemon_process import DaemonProcess
+
+ROOT = Path(__file__).parent.parent
+
+# ---------------------------------------------------------------------------- endpoints
+
+
+def test_default_endpoints_live_in_xdg_runtime_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+    for name in ("rpc", "admin", "alerts"):
+        monkeypatch.delenv(f"ALPHAD_{name.upper()}", raising=False)
+        assert default_endpoint(name) == f"ipc:///run/user/1000/alphad/{name}.sock"
+
+
+def test_default_endpoints_fall_back_to_a_per_user_tmp_dir(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.delenv("ALPHAD_RPC", raising=False)
+    assert default_runtime_dir() == Path(f"/tmp/alphad-{os.getuid()}")
+    assert default_endpoint("rpc") == f"ipc:///tmp/alphad-{os.getuid()}/rpc.sock"
+
+
+def test_environment_overrides_each_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALPHAD_RPC", "tcp://127.0.0.1:7100")
+    monkeypatch.setenv("ALPHAD_ADMIN", "ipc:///srv/admin.sock")
+    monkeypatch.setenv("ALPHAD_ALERTS", "ipc:///srv/alerts.sock")
+    assert default_endpoint("rpc") == "tcp://127.0.0.1:7100"
+    assert default_endpoint("admin") == "ipc:///srv/admin.sock"
+    assert default_endpoint("alerts") == "ipc:///srv/alerts.sock"
+    with pytest.raises(ValueError, match="unknown socket"):
+        default_endpoint("metrics")
+
+
+def test_alert_topic_of_each_audit_kind() -> None:
+    assert alert_topic("status", "suspended") == "status.suspended"
+    assert alert_topic("weight", 1.15) == "weights"
+    assert alert_topic("cycle", 7) == "cycle"
+    assert alert_topic("component", "running") == "component"
+
+
+def test_client_refuses_bad_settings() -> None:
+    with pytest.raises(ValueError, match="encoding"):
+        Client("ipc:///nowhere", encoding="xml")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="retries"):
+        Client("ipc:///nowhere", retries=-1)
+    with pytest.raises(ValueError, match="timeout_s"):
+        AsyncClient("ipc:///nowhere", timeout_s=0)
+
+
+# ---------------------------------------------------------------------------- requests
 
 
 def test_typed_round_trips(daemon: DaemonProcess) -> None:
@@ -24,36 +92,111 @@ def test_typed_round_trips(daemon: DaemonProcess) -> None:
         recorded = client.record_trade(
             "t-1", "ema", "BTC/USDT", "buy", 5.0, 1, 2, signal_id=score.signal_id
         )
+        assert isinstance(recorded, TradeRecorded)
         assert (recorded.duplicate, recorded.seq) == (False, 1)
         assert isinstance(client.record_signal_outcome(score.signal_id or "", True), Ok)
-        assert client.get_status().trades == 1
-        assert client.get_performance().rows[0]["total_pnl"] == 5.0
-        assert client.get_health().rows[0].strategy == "ema"
+        status = client.get_status()
+        assert isinstance(status, StatusReply) and status.trades == 1
+        performance = client.get_performance(group_by=["strategy", "symbol"])
+        assert isinstance(performance, Performance)
+        assert performance.rows[0]["symbol"] == "BTC/USDT"
+        assert performance.rows[0]["total_pnl"] == 5.0
+        health = client.get_health("ema")
+        assert isinstance(health, Health) and health.rows[0].status == "active"
+        assert "ema" in client.get_weights().base
         state = client.update_optimization()
-        assert client.get_history().states[0].cycle == state.cycle
+        assert isinstance(state, OptimizationState)
+        history = client.get_history(limit=5)
+        assert isinstance(history, History) and history.states[0].cycle == state.cycle
+        audit = client.get_audit(since_seq=0)
+        assert isinstance(audit, Audit) and audit.entries[-1].kind == "cycle"
+        report = client.get_report()
+        assert isinstance(report, Report) and report.status.trades == 1
+
+
+def test_a_resent_trade_is_answered_as_a_duplicate(daemon: DaemonProcess) -> None:
+    with Client(daemon.rpc) as client:
+        first = client.record_trade("dup-1", "ema", "BTC", "sell", -2.0, 10, 20)
+        again = client.record_trade("dup-1", "ema", "BTC", "sell", -2.0, 10, 20)
+        assert (first.duplicate, again.duplicate) == (False, True)
+        assert client.get_status().trades == 1
 
 
 def test_json_encoding_gives_the_same_replies(daemon: DaemonProcess) -> None:
-    with Client(daemon.rpc, encoding="json") as client:
+    with Client(daemon.rpc, encoding="json") as as_json, Client(daemon.rpc) as as_msgpack:
+        from_json = as_json.score_signal("ema", "BTC", "buy", 0.7, signal_id="s-json")
+        from_msgpack = as_msgpack.score_signal("ema", "BTC", "buy", 0.7, signal_id="s-mp")
+        assert (from_json.quality, from_json.execute) == (
+            from_msgpack.quality,
+            from_msgpack.execute,
+        )
+        assert from_json.signal_id == "s-json"
+
+
+def test_error_reply_raises_alphad_error_with_its_code(daemon: DaemonProcess) -> None:
+    with Client(daemon.rpc) as client:
+        with pytest.raises(AlphadError) as out_of_range:
+            client.score_signal("ema", "BTC", "buy", 1.5)
+        with pytest.raises(AlphadError) as forbidden:
+            client.force_status("ema", "suspended", "not from a bot", "alice")
+        # The client is still usable after error replies.
         assert client.get_status().version
-
-
-def test_error_reply_raises_alphad_error_with_code(daemon: DaemonProcess) -> None:
-    with Client(daemon.rpc) as client, pytest.raises(AlphadError) as info:
-        client.score_signal("ema", "BTC", "buy", 1.5)
-    assert info.value.code == "bad_request"
-    with Client(daemon.rpc) as client, pytest.raises(AlphadError) as forbidden:
-        client.force_status("ema", "suspended", "x", "alice")
+    assert out_of_range.value.code == "bad_request"
+    assert "confidence" in out_of_range.value.message
     assert forbidden.value.code == "forbidden"
 
 
-def test_timeout_when_nobody_answers(tmp_path: object) -> None:
-    with Client("ipc:///tmp/alphad-nobody-here.sock", timeout_s=0.1, retries=2) as client:
+def test_admin_requests_work_on_the_admin_socket(daemon: DaemonProcess) -> None:
+    with Client(daemon.admin) as admin:
+        changed = admin.force_status("ema", "suspended", "drawdown review", "alice")
+        assert (changed.new, changed.operator) == ("suspended", "alice")
+        assert isinstance(admin.reset_weights("fresh start", "alice"), Weights)
+        assert isinstance(admin.rollback_weights("undo", "alice"), Weights)
+        assert admin.get_health("ema").rows[0].status == "suspended"
+
+
+# ---------------------------------------------------------------------------- timeouts
+
+
+def test_timeout_when_nobody_answers(tmp_path: Path) -> None:
+    with Client(f"ipc://{tmp_path}/nobody.sock", timeout_s=0.1, retries=2) as client:
         started = time.monotonic()
         with pytest.raises(AlphadError) as info:
             client.get_status()
+        elapsed = time.monotonic() - started
     assert info.value.code == "timeout"
-    assert time.monotonic() - started < 2.0
+    assert "3 attempt(s)" in info.value.message
+    assert 0.3 <= elapsed < 2.0
+
+
+def test_a_cycle_is_sent_once_because_a_lost_reply_may_hide_a_cycle_that_ran(
+    daemon: DaemonProcess,
+) -> None:
+    assert daemon.process is not None
+    with Client(daemon.rpc, timeout_s=0.3, retries=3) as client:
+        client.get_status()  # connected, so the next request reaches the daemon's socket
+        os.kill(daemon.process.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(AlphadError) as once:
+                client.update_optimization()
+            once_s = time.monotonic() - started
+            started = time.monotonic()
+            with pytest.raises(AlphadError) as resent:
+                client.get_status()
+            resent_s = time.monotonic() - started
+        finally:
+            os.kill(daemon.process.pid, signal.SIGCONT)
+        assert once.value.code == resent.value.code == "timeout"
+        assert "1 attempt(s)" in once.value.message and "not resent" in once.value.message
+        assert "4 attempt(s)" in resent.value.message
+        assert once_s < 1.0 <= resent_s
+        # The daemon read the request before it was paused: the cycle ran although the
+        # caller saw a timeout. This is why it is never sent twice.
+        deadline = time.monotonic() + 10
+        while client.get_status().cycle < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [s.cycle for s in client.get_history().states] == [1]
 
 
 def test_bot_rides_out_a_daemon_restart(daemon: DaemonProcess) -> None:
@@ -83,29 +226,126 @@ def test_bot_rides_out_a_daemon_restart(daemon: DaemonProcess) -> None:
     before = answered
     time.sleep(0.5)
     stop.set()
-    thread.join(30)
+    thread.join(60)
     assert errors == []
     assert answered > before > 0
 
 
+def test_every_acknowledged_trade_survives_kill_9_exactly_once(daemon: DaemonProcess) -> None:
+    acknowledged: list[str] = []
+    errors: list[Exception] = []
+    stop = threading.Event()
+
+    def bot() -> None:
+        with Client(daemon.rpc, timeout_s=1.0, retries=30) as client:
+            i = 0
+            while not stop.is_set():
+                try:
+                    reply = client.record_trade(f"k-{i}", "ema", "BTC", "buy", 1.0, 1, 2)
+                except Exception as exc:
+                    errors.append(exc)
+                    return
+                acknowledged.append(reply.trade_id)
+                i += 1
+
+    thread = threading.Thread(target=bot)
+    thread.start()
+    time.sleep(0.5)
+    daemon.kill9()
+    daemon.start()
+    time.sleep(0.5)
+    stop.set()
+    thread.join(60)
+    assert errors == []
+    with Client(daemon.rpc) as client:
+        trades = client.get_status().trades
+        performance = client.get_performance().rows[0]["trades"]
+    # A trade sent just before the kill may be committed without its reply arriving; the
+    # resend then gets duplicate=true and the bot counts it once.
+    assert len(acknowledged) == len(set(acknowledged)) == trades == performance
+
+
+# ---------------------------------------------------------------------------- async
+
+
+async def test_async_client_typed_round_trips(daemon: DaemonProcess) -> None:
+    async with AsyncClient(daemon.rpc) as client:
+        score = await client.score_signal("ema", "BTC", "sell", 0.6, regime="trend")
+        assert isinstance(score, SignalScore) and score.quality <= 0.6
+        recorded = await client.record_trade("a-1", "ema", "BTC", "sell", 3.0, 1, 2)
+        assert isinstance(recorded, TradeRecorded) and not recorded.duplicate
+        assert isinstance(await client.record_signal_outcome(score.signal_id or "", False), Ok)
+        assert (await client.get_status()).trades == 1
+        assert (await client.get_performance(window="recent")).rows[0]["trades"] == 1
+        assert (await client.get_health()).rows[0].strategy == "ema"
+        assert "ema" in (await client.get_weights()).effective
+        assert (await client.update_optimization()).cycle == 1
+        assert (await client.get_history()).states[0].cycle == 1
+        assert (await client.get_audit()).entries[-1].kind == "cycle"
+        assert (await client.get_report()).status.cycle == 1
+        with pytest.raises(AlphadError) as forbidden:
+            await client.reset_weights("not from a bot")
+        assert forbidden.value.code == "forbidden"
+    async with AsyncClient(daemon.admin) as admin:
+        changed = await admin.force_status("ema", "degraded", "watch it", "alice")
+        assert changed.new == "degraded"
+        assert isinstance(await admin.rollback_weights(), Weights)
+
+
+async def test_async_client_serializes_concurrent_calls(daemon: DaemonProcess) -> None:
+    async with AsyncClient(daemon.rpc) as client:
+        scores = await asyncio.gather(
+            *(client.score_signal("ema", "BTC", "buy", 0.5 + i / 100) for i in range(20))
+        )
+    assert [s.quality <= 0.5 + i / 100 for i, s in enumerate(scores)] == [True] * 20
+
+
+async def test_async_client_times_out_and_recovers(daemon: DaemonProcess) -> None:
+    assert daemon.process is not None
+    async with AsyncClient(daemon.rpc, timeout_s=0.2, retries=1) as client:
+        await client.get_status()
+        os.kill(daemon.process.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(AlphadError) as info:
+                await client.get_status()
+        finally:
+            os.kill(daemon.process.pid, signal.SIGCONT)
+        assert info.value.code == "timeout" and "2 attempt(s)" in info.value.message
+        assert (await client.get_status(timeout_s=5.0)).version
+
+
+# ---------------------------------------------------------------------------- alerts
+
+
+def test_subscriber_yields_alerts_of_its_topics_only(daemon: DaemonProcess) -> None:
+    with Client(daemon.admin) as admin, Subscriber(daemon.alerts, ["status.suspended"]) as sub:
+        time.sleep(0.3)  # a SUB socket misses what is published before it is connected
+        admin.force_status("a", "degraded", "watch it", "alice")
+        admin.force_status("a", "suspended", "stop it", "alice")
+        received = sub.receive(5.0)
+    assert [(t, a.strategy, a.old, a.new) for t, a in received] == [
+        ("status.suspended", "a", "degraded", "suspended")
+    ]
+
+
 def test_subscriber_backfills_a_gap_from_the_audit_log(daemon: DaemonProcess) -> None:
     with Client(daemon.rpc) as rpc, Client(daemon.admin) as admin:
-        first = Subscriber(daemon.alerts, ["status."], client=rpc)
-        time.sleep(0.3)
-        admin.force_status("a", "degraded", "watch it", "alice")
-        (topic, alert), *_ = first.receive(5.0)
-        assert topic == "status.degraded" and alert.strategy == "a"
-        resume_at = first.last_seq
-        first.close()
-        # While no subscriber listens: three more changes, one of them on another topic.
+        with Subscriber(daemon.alerts, ["status."], client=rpc) as first:
+            time.sleep(0.3)
+            admin.force_status("a", "degraded", "watch it", "alice")
+            ((topic, alert),) = first.receive(5.0)
+            assert topic == "status.degraded" and alert.strategy == "a"
+            resume_at = first.last_seq
+        # While no subscriber listens: three changes, one of them on another topic.
         admin.force_status("a", "suspended", "stop it", "alice")
         admin.reset_weights("noise", "alice")
         admin.force_status("b", "retired", "old", "alice")
-        second = Subscriber(daemon.alerts, ["status."], client=rpc, last_seq=resume_at)
-        time.sleep(0.3)
-        admin.force_status("a", "active", "back", "alice")
-        received = second.receive(5.0)
-        second.close()
+        with Subscriber(
+            daemon.alerts, ["status."], client=daemon.rpc, last_seq=resume_at
+        ) as second:
+            time.sleep(0.3)
+            admin.force_status("a", "active", "back", "alice")
+            received = second.receive(5.0)
     assert [(t, a.strategy, a.new) for t, a in received] == [
         ("status.suspended", "a", "suspended"),
         ("status.retired", "b", "retired"),
@@ -113,22 +353,82 @@ def test_subscriber_backfills_a_gap_from_the_audit_log(daemon: DaemonProcess) ->
     ]
     assert second.gaps == 1
     seqs = [a.seq for _, a in received]
-    assert seqs == sorted(seqs)
+    assert seqs == sorted(seqs) and second.last_seq == seqs[-1]
 
 
-def test_async_client(daemon: DaemonProcess) -> None:
-    async def main() -> StatusReply:
-        client = AsyncClient(daemon.rpc)
-        try:
-            score = await client.score_signal(
-                strategy="ema", symbol="BTC", side="sell", confidence=0.6
-            )
-            assert score.quality <= 0.6
-            return await client.get_status()
-        finally:
-            client.close()
+def test_subscriber_rides_out_a_daemon_restart_and_backfills_what_it_missed(
+    daemon: DaemonProcess,
+) -> None:
+    # A long reconnect interval guarantees that the changes made right after the restart
+    # are published while this subscriber is not connected, so they can only be backfilled.
+    context = zmq.Context()
+    context.setsockopt(zmq.RECONNECT_IVL, 3000)
+    try:
+        with (
+            Client(daemon.admin) as admin,
+            Subscriber(daemon.alerts, [""], client=daemon.rpc, context=context) as sub,
+        ):
+            time.sleep(0.3)
+            admin.force_status("a", "degraded", "watch it", "alice")
+            assert [a.new for _, a in sub.receive(5.0)] == ["degraded"]
+            daemon.restart()
+            admin.force_status("a", "suspended", "stop it", "alice")
+            admin.force_status("b", "retired", "old", "alice")
+            received: list[str] = []
+            deadline = time.monotonic() + 30
+            pings = 0
+            while not received and time.monotonic() < deadline:
+                admin.force_status(f"c{pings}", "degraded", "ping", "alice")
+                pings += 1
+                received = [f"{a.strategy}:{a.new}" for _, a in sub.receive(0.5)]
+            gaps = sub.gaps
+    finally:
+        context.destroy(linger=0)
+    assert received[:3] == ["a:suspended", "b:retired", "c0:degraded"]
+    assert gaps == 1
 
-    assert asyncio.run(main()).version
+
+async def test_async_subscriber_backfills_a_gap(daemon: DaemonProcess) -> None:
+    with Client(daemon.admin) as admin:
+        admin.force_status("a", "degraded", "watch it", "alice")
+        resume_at = admin.get_audit().entries[-1].seq
+        admin.force_status("a", "suspended", "stop it", "alice")
+        async with AsyncSubscriber(
+            daemon.alerts, ["status."], client=daemon.rpc, last_seq=resume_at
+        ) as sub:
+            await asyncio.sleep(0.3)
+            admin.force_status("a", "retired", "gone", "alice")
+            received = await sub.receive(5.0)
+            gaps = sub.gaps
+    assert [(t, a.new) for t, a in received] == [
+        ("status.suspended", "suspended"),
+        ("status.retired", "retired"),
+    ]
+    assert gaps == 1
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def test_report_frames_without_pandas_names_the_extra(daemon: DaemonProcess) -> None:
+    # sys.modules[name] = None is how Python itself marks a module as not importable.
+    script = (
+        "import sys; sys.modules['pandas'] = None\n"
+        "from protocol.client import Client\n"
+        f"client = Client({daemon.rpc!r})\n"
+        "try:\n"
+        "    client.report_frames()\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    assert "alphad[pandas]" in out.stdout
+
+
+# ---------------------------------------------------------------------------- command line
 
 
 def test_status_command_reports_a_running_daemon_and_a_missing_one(
@@ -179,5 +479,6 @@ def test_report_command_prints_tables_json_and_csv(daemon: DaemonProcess) -> Non
     document = json.loads(as_json.stdout)
     assert document["type"] == "report"
     assert document["strategies"][0]["all"]["trades"] == 25
+    assert msgspec.convert(document, Report).status.trades == 25
     as_csv = subprocess.run([*base, "--format", "csv"], capture_output=True, text=True, timeout=60)
     assert "# allocation\nstrategy,base,adaptive,effective,normalized\nema," in as_csv.stdout

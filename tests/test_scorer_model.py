@@ -733,8 +733,9 @@ def test_a_restored_scorer_keeps_only_the_newest_records_of_smaller_caps() -> No
     [
         {"version": 99},
         {"bucket_scored": [0, 0]},
-        {"setups": [["ema", "BTC", "buy", "unknown", 3, 5.0, 2.0]]},
-        {"pending": [["s1", "ema", "BTC", "buy", "unknown", 3, 9]]},
+        {"setups": [[["ema", "BTC", "buy", "unknown", 3], 5.0, 2.0]]},
+        {"pending": [["s1", [["ema", "BTC", "buy", "unknown", 3], 9]]]},
+        {"strategies": [["ema", 1.0, 0.0]]},
         {"unexpected": 1},
     ],
 )

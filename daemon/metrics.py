@@ -1,0 +1,254 @@
+"""Prometheus exposition: the daemon's health where operators already look.
+
+Nothing here runs on the request path. The gateway, store and engine only increment
+counters or append samples; once a second a sampler in the event loop folds them into
+this module's own totals and histograms and takes a consistent copy, and every few
+seconds it asks the engine for the report behind the per-strategy gauges. The HTTP
+thread of prometheus-client only reads the latest copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import msgspec
+import structlog
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from actors.base import Actor
+from protocol.messages import STATUSES, GetReport, Report
+
+log = structlog.get_logger("alphad.metrics")
+
+LATENCY_BUCKETS = (50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 50e-3, 0.25, 1.0)
+COMMIT_BUCKETS = (100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 0.25, 1.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+CYCLE_BUCKETS = (1e-3, 5e-3, 10e-3, 50e-3, 0.1, 0.5, 1.0, 5.0)
+
+
+class MetricsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """``[metrics]``: the Prometheus endpoint."""
+
+    enabled: bool = True
+    address: str = "127.0.0.1"
+    port: int = 9464
+    strategy_refresh_s: float = 5.0
+
+
+class Histogram:
+    """Cumulative histogram in base units."""
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.bounds = tuple(buckets)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def exposition(self) -> tuple[list[tuple[str, float]], float]:
+        cumulative = 0
+        out = []
+        for bound, count in zip(self.bounds, self.counts, strict=False):
+            cumulative += count
+            out.append((repr(bound), float(cumulative)))
+        out.append(("+Inf", float(cumulative + self.counts[-1])))
+        return out, self.total
+
+
+class Sampler:
+    """Folds the daemon's counters once a second; serves the copy to Prometheus."""
+
+    def __init__(
+        self,
+        *,
+        config: MetricsConfig,
+        gateway_stats: Any,
+        store: Any,
+        engine: Any,
+        alerts: Any,
+        actors: Iterable[Actor],
+        tag_of: Callable[[type | None], str],
+    ) -> None:
+        self.config = config
+        self.gateway_stats = gateway_stats
+        self.store = store
+        self.engine = engine
+        self.alerts = alerts
+        self.actors = list(actors)
+        self.tag_of = tag_of
+        self.latency: dict[str, Histogram] = {}
+        self.commit = Histogram(COMMIT_BUCKETS)
+        self.batch = Histogram(BATCH_BUCKETS)
+        self.cycle = Histogram(CYCLE_BUCKETS)
+        self.snapshot: list[Metric] = []
+        self.report: Report | None = None
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+        self._task: asyncio.Task[None] | None = None
+
+    # Prometheus calls this from its HTTP thread: hand over the last copy, nothing else.
+    def collect(self) -> list[Metric]:
+        return self.snapshot
+
+    def start(self) -> None:
+        """Serve HTTP and start folding."""
+        start_http_server(self.config.port, addr=self.config.address, registry=self.registry)
+        self._task = asyncio.create_task(self._run(), name="metrics")
+        log.info("metrics_serving", address=self.config.address, port=self.config.port)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        every = max(1, round(self.config.strategy_refresh_s))
+        tick = 0
+        while True:
+            if tick % every == 0:
+                try:
+                    self.report = await self.engine.ask(GetReport(), timeout=10.0)
+                except Exception as exc:
+                    log.debug("metrics_report_failed", error=str(exc))
+            self.fold()
+            tick += 1
+            await asyncio.sleep(1.0)
+
+    def fold(self) -> None:
+        """Move samples into histograms and rebuild the exposed copy (in the event loop)."""
+        samples, self.gateway_stats.samples = self.gateway_stats.samples, []
+        for kind, ns in samples:
+            tag = self.tag_of(kind)
+            histogram = self.latency.get(tag)
+            if histogram is None:
+                histogram = self.latency[tag] = Histogram(LATENCY_BUCKETS)
+            histogram.observe(ns / 1e9)
+        commits, self.store.commit_samples = self.store.commit_samples, []
+        for seconds, size in commits:
+            self.commit.observe(seconds)
+            self.batch.observe(size)
+        cycles, self.engine.cycle_durations = self.engine.cycle_durations, []
+        for seconds in cycles:
+            self.cycle.observe(seconds)
+        self.snapshot = self._build()
+
+    def _build(self) -> list[Metric]:
+        stats = self.gateway_stats
+        metrics: list[Metric] = []
+        requests = CounterMetricFamily(
+            "alphad_requests", "Requests answered, by type and outcome (ok or error code).",
+            labels=["type", "outcome"],
+        )  # fmt: skip
+        errors = CounterMetricFamily("alphad_errors", "Error replies by code.", labels=["code"])
+        by_code: dict[str, int] = {}
+        for (kind, outcome), count in sorted(
+            stats.outcomes.items(), key=lambda item: (self.tag_of(item[0][0]), item[0][1])
+        ):
+            requests.add_metric([self.tag_of(kind), outcome], count)
+            if outcome != "ok":
+                by_code[outcome] = by_code.get(outcome, 0) + count
+        for code, count in sorted(by_code.items()):
+            errors.add_metric([code], count)
+        metrics += [requests, errors]
+        dropped = CounterMetricFamily(
+            "alphad_dropped_frames", "Frames without an envelope to answer."
+        )
+        dropped.add_metric([], stats.dropped_frames)
+        metrics.append(dropped)
+        latency = HistogramMetricFamily(
+            "alphad_request_latency_seconds",
+            "Receive-to-reply time of one request in 8, by type.",
+            labels=["type"],
+        )
+        for tag, histogram in sorted(self.latency.items()):
+            buckets, total = histogram.exposition()
+            latency.add_metric([tag], buckets, total)
+        metrics.append(latency)
+        trades = CounterMetricFamily("alphad_trades_recorded", "Trades committed to the database.")
+        trades.add_metric([], self.store.trades_committed)
+        metrics.append(trades)
+        for name, doc, histogram in (
+            ("alphad_store_commit_seconds", "Time of one group commit.", self.commit),
+            ("alphad_store_batch_trades", "Trades per group commit.", self.batch),
+            ("alphad_cycle_duration_seconds", "Time of one optimization cycle.", self.cycle),
+        ):
+            family = HistogramMetricFamily(name, doc)
+            buckets, total = histogram.exposition()
+            family.add_metric([], buckets, total)
+            metrics.append(family)
+        storage = GaugeMetricFamily("alphad_storage_healthy", "1 while the database is writable.")
+        storage.add_metric([], 1.0 if self.store.healthy else 0.0)
+        metrics.append(storage)
+        depth = GaugeMetricFamily(
+            "alphad_mailbox_depth", "Messages waiting per actor.", labels=["actor"]
+        )
+        for actor in self.actors:
+            depth.add_metric([actor.name], actor.depth())
+        metrics.append(depth)
+        full = CounterMetricFamily(
+            "alphad_mailbox_full", "Messages refused by a full mailbox.", labels=["actor"]
+        )
+        for actor in self.actors:
+            full.add_metric([actor.name], actor.full_count)
+        metrics.append(full)
+        alerts = CounterMetricFamily("alphad_alerts_published", "Alerts sent on the PUB socket.")
+        alerts.add_metric([], self.alerts.published)
+        metrics.append(alerts)
+        cycle = GaugeMetricFamily("alphad_cycle", "Number of the last optimization cycle.")
+        cycle.add_metric([], self.engine.cycle)
+        metrics.append(cycle)
+        enabled = GaugeMetricFamily(
+            "alphad_component_enabled", "1 when the component is on.", labels=["component"]
+        )
+        for name, on in sorted(self.engine.switches.items()):
+            enabled.add_metric([name], 1.0 if on else 0.0)
+        metrics.append(enabled)
+        metrics += self._strategies()
+        return metrics
+
+    def _strategies(self) -> list[Metric]:
+        report = self.report
+        if report is None:
+            return []
+        status = GaugeMetricFamily(
+            "alphad_strategy_status", "1 for the strategy's current status.",
+            labels=["strategy", "status"],
+        )  # fmt: skip
+        for row in report.health:
+            for name in STATUSES:
+                status.add_metric([row.strategy, name], 1.0 if row.status == name else 0.0)
+        weight = GaugeMetricFamily(
+            "alphad_strategy_weight", "Strategy weight by kind.", labels=["strategy", "kind"]
+        )
+        allocation = report.allocation
+        for kind in ("base", "adaptive", "effective", "normalized"):
+            for strategy, value in sorted(allocation.get(kind, {}).items()):
+                weight.add_metric([strategy, kind], value)
+        families = {
+            "expectancy": "Recent-window expectancy (pnl per trade).",
+            "win_rate": "Recent-window win rate.",
+            "profit_factor": "Recent-window profit factor (absent when undefined).",
+            "max_drawdown": "Recent-window max drawdown (pnl units).",
+        }
+        figures: list[Metric] = []
+        for key, doc in families.items():
+            family = GaugeMetricFamily(f"alphad_strategy_recent_{key}", doc, labels=["strategy"])
+            for entry in report.strategies:
+                value = (entry.get("recent") or {}).get(key)
+                if value is not None:
+                    family.add_metric([entry["strategy"]], float(value))
+            figures.append(family)
+        return [status, weight, *figures]
