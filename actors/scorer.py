@@ -129,7 +129,7 @@ class ScorerState(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     weights: dict[str, float]
     multipliers: dict[str, float]
     regime_multipliers: dict[str, dict[str, float]]
-    regime_fit: dict[str, dict[str, float]]
+    regime_fit: dict[str, dict[str, Factor]]
     # [setup, successes, outcomes], least recently updated first
     setups: list[tuple[StoredSetup, NonNegative, Positive]]
     # [strategy, successes, outcomes], least recently updated first

@@ -468,10 +468,8 @@ class WeightingModel:
                 if name not in model.base:
                     continue
                 base = model.base[name]
-                old_base = saved_base.get(name, base)
-                multiplier = _saved_multiplier(weight, old_base)
-                low, high = config.min_multiplier, config.max_multiplier
-                restored[name] = base * _bounded(multiplier, low, high, nan=1.0)
+                saved = _saved_weight(weight, saved_base.get(name, base), base)
+                restored[name] = model._within(name, saved)
             return restored
 
         model.adaptive.update(restore(state.get("adaptive", {})))
@@ -488,15 +486,18 @@ class WeightingModel:
         return model
 
 
-def _saved_multiplier(weight: Any, base: Any) -> float:
-    """weight / base from a snapshot; NaN when either is unusable."""
+def _saved_weight(weight: Any, saved_base: Any, base: float) -> float:
+    """A saved weight under the current base: the same multiplier, NaN when unusable."""
     try:
-        weight, base = float(weight), float(base)
+        weight, saved_base = float(weight), float(saved_base)
     except (TypeError, ValueError):
         return math.nan
-    if not (math.isfinite(weight) and math.isfinite(base)) or weight <= 0 or base <= 0:
+    if not (math.isfinite(weight) and math.isfinite(saved_base)):
         return math.nan
-    return weight / base
+    if weight <= 0 or saved_base <= 0:
+        return math.nan
+    # Unchanged base: the exact saved value, so a restart changes no digit.
+    return weight if saved_base == base else base * (weight / saved_base)
 
 
 # ----------------------------------------------------------------------------- the actor

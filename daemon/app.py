@@ -400,6 +400,9 @@ class Daemon:
             cycle=self.engine.cycle,
             components=components,
             enabled=dict(self.engine.switches),
+            requests=self.gateway.stats.requests if self.gateway is not None else 0,
+            errors=self.gateway.stats.errors if self.gateway is not None else 0,
+            mailboxes={actor.name: actor.depth() for actor in self.supervisor.actors},
         )
 
     async def serve(self) -> int:

@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     report = with_location(sub.add_parser("report", help="print a running daemon's report"))
     report.add_argument("--format", choices=("text", "json", "csv"), default="text")
     report.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
+    top = with_location(sub.add_parser("top", help="live terminal dashboard"))
+    top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
     sub.add_parser("schema", help="print the JSON Schema of every message")
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
@@ -77,6 +79,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return status(paths, as_json=args.json, timeout_s=args.timeout)
     if command == "report":
         return report(paths, args.format, timeout_s=args.timeout)
+    if command == "top":
+        from daemon.top import run_top
+
+        return run_top(paths.rpc, paths.alerts, args.interval)
     if command == "watch":
         return watch(paths, args.topics, as_json=args.json)
     raise CommandError(f"unknown command {command}")

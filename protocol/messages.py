@@ -266,6 +266,9 @@ class StatusReply(Reply, tag="status"):
     components: dict[str, str]
     protocol: int = PROTOCOL_VERSION
     enabled: dict[str, bool] = msgspec.field(default_factory=dict)
+    requests: int = 0
+    errors: int = 0
+    mailboxes: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 METRIC_FIELDS: tuple[str, ...] = (

@@ -736,6 +736,7 @@ def test_a_restored_scorer_keeps_only_the_newest_records_of_smaller_caps() -> No
         {"setups": [[["ema", "BTC", "buy", "unknown", 3], 5.0, 2.0]]},
         {"pending": [["s1", [["ema", "BTC", "buy", "unknown", 3], 9]]]},
         {"strategies": [["ema", 1.0, 0.0]]},
+        {"regime_fit": {"trend": {"ema": 1.5}}},
         {"unexpected": 1},
     ],
 )

@@ -1,127 +1,497 @@
-"""Adaptive weights: bounds that hold for any stream of figures, reset, rollback, regimes."""
+"""Adaptive weights: the bounds hold for any stream of figures; reset, rollback, regimes, state."""
 
 from __future__ import annotations
 
 import math
+import random
+import statistics
+from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.figures import Figures
-from actors.weighting import StrategyConfig, WeightingConfig, WeightingModel
+from actors.weighting import StrategyConfig, WeightingConfig, WeightingModel, WeightUpdate
 from protocol.errors import AlphadError
 
 STRATEGIES = {"ema": StrategyConfig(base_weight=1.0), "rsi": StrategyConfig(base_weight=0.4)}
+STATUSES = ("active", "degraded", "suspended", "retired")
 
-maybe = st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False))
-figures_st = st.builds(
-    Figures,
-    trades=st.integers(0, 200),
-    wins=st.integers(0, 100),
-    losses=st.integers(0, 100),
-    win_rate=st.floats(0, 1),
-    expectancy=st.floats(-1e6, 1e6, allow_nan=False),
-    profit_factor=st.one_of(st.none(), st.floats(0, 1e6)),
-    profit_factor_infinite=st.booleans(),
-    sharpe=maybe,
-    max_drawdown=st.floats(0, 1e7),
-    mean_abs_pnl=st.floats(0, 1e6),
-)
+# --------------------------------------------------------------------------- figures
+
+
+def figures_of(pnls: list[float]) -> Figures:
+    """The figures of a window of trades, computed directly as docs/metrics.md defines them."""
+    n = len(pnls)
+    gross_profit = math.fsum(p for p in pnls if p > 0)
+    gross_loss = -math.fsum(p for p in pnls if p < 0)
+    mean = math.fsum(pnls) / n
+    std = statistics.stdev(pnls) if n >= 2 else 0.0
+    cumulative = peak = drawdown = 0.0
+    for pnl in pnls:
+        cumulative += pnl
+        peak = max(peak, cumulative)
+        drawdown = max(drawdown, peak - cumulative)
+    wins = sum(p > 0 for p in pnls)
+    return Figures(
+        trades=n,
+        wins=wins,
+        losses=sum(p < 0 for p in pnls),
+        win_rate=wins / n,
+        expectancy=mean,
+        total_pnl=math.fsum(pnls),
+        gross_profit=gross_profit,
+        gross_loss=gross_loss,
+        profit_factor=gross_profit / gross_loss if gross_loss > 0 else None,
+        profit_factor_infinite=gross_loss == 0 and gross_profit > 0,
+        sharpe=mean / std if std > 0 else None,
+        max_drawdown=drawdown,
+        mean_abs_pnl=math.fsum(abs(p) for p in pnls) / n,
+    )
 
 
 def good(trades: int = 50) -> Figures:
     return Figures(
         trades=trades,
+        win_rate=0.6,
         expectancy=1.0,
         profit_factor=2.5,
         sharpe=0.5,
         max_drawdown=2.0,
         mean_abs_pnl=2.0,
-        win_rate=0.6,
     )
 
 
 def bad(trades: int = 50) -> Figures:
     return Figures(
         trades=trades,
+        win_rate=0.2,
         expectancy=-1.5,
         profit_factor=0.4,
         sharpe=-0.6,
         max_drawdown=60.0,
         mean_abs_pnl=2.0,
-        win_rate=0.2,
     )
 
 
-@settings(max_examples=80, deadline=None)
-@given(st.lists(st.tuples(figures_st, figures_st), min_size=1, max_size=30))
-def test_weights_stay_in_bounds_and_move_at_most_max_change(
-    stream: list[tuple[Figures, Figures]],
+# Anything a Figures can hold, including what the performance actor never sends.
+wild = st.floats(allow_nan=True, allow_infinity=True)
+maybe_wild = st.one_of(st.none(), wild)
+any_figures = st.builds(
+    Figures,
+    trades=st.integers(-5, 300),
+    wins=st.integers(0, 300),
+    losses=st.integers(0, 300),
+    win_rate=wild,
+    expectancy=wild,
+    total_pnl=wild,
+    gross_profit=wild,
+    gross_loss=wild,
+    profit_factor=maybe_wild,
+    profit_factor_infinite=st.booleans(),
+    sharpe=maybe_wild,
+    psr=maybe_wild,
+    max_drawdown=wild,
+    mean_abs_pnl=wild,
+)
+sane = st.floats(-1e6, 1e6)
+realistic_figures = st.builds(
+    Figures,
+    trades=st.integers(0, 120),
+    win_rate=st.floats(0, 1),
+    expectancy=sane,
+    profit_factor=st.one_of(st.none(), st.floats(0, 1e3)),
+    profit_factor_infinite=st.booleans(),
+    sharpe=st.one_of(st.none(), st.floats(-3, 3)),
+    max_drawdown=st.floats(0, 1e6),
+    mean_abs_pnl=st.floats(0, 1e6),
+)
+figure_stream = st.lists(
+    st.fixed_dictionaries(
+        {
+            "ema": st.one_of(any_figures, realistic_figures),
+            "rsi": st.one_of(any_figures, realistic_figures),
+        }
+    ),
+    min_size=1,
+    max_size=25,
+)
+configs = st.builds(
+    WeightingConfig,
+    min_trades=st.integers(1, 60),
+    min_multiplier=st.floats(0.01, 1.0),
+    max_multiplier=st.floats(1.0, 10.0),
+    max_change=st.floats(0.01, 1.0),
+)
+
+
+def regime_view(model: WeightingModel) -> dict[tuple[str | None, str], float]:
+    """Every weight a reader sees: the global table and each regime's, with fallback."""
+    seen: dict[tuple[str | None, str], float] = {}
+    for regime in [None, *model.regimes()]:
+        for strategy, weight in model.table(regime, {}).adaptive.items():
+            seen[(regime, strategy)] = weight
+    return seen
+
+
+def finite_or_none(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(finite_or_none(v) for v in value.values())
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return True
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+@settings(max_examples=60, deadline=None)
+@given(configs, figure_stream)
+def test_weights_stay_within_bounds_for_any_figure_stream(
+    config: WeightingConfig, stream: list[dict[str, Figures]]
 ) -> None:
-    config = WeightingConfig()
     model = WeightingModel(config, STRATEGIES)
-    for ema, rsi in stream:
-        before = dict(model.adaptive)
-        model.update({"ema": ema, "rsi": rsi}, {"volatile": {"ema": rsi}})
-        for name, weight in model.adaptive.items():
-            base = STRATEGIES[name].base_weight
+    for recent in stream:
+        model.update(recent, {"volatile": {"ema": recent["rsi"], "rsi": recent["ema"]}})
+        for (_, strategy), weight in regime_view(model).items():
+            base = STRATEGIES[strategy].base_weight
             assert math.isfinite(weight)
-            assert 0.1 * base - 1e-12 <= weight <= 2.0 * base + 1e-12
-            assert abs(weight - before[name]) <= 0.15 * before[name] + 1e-12
-        for table in model.regime_adaptive.values():
-            for name, weight in table.items():
-                base = STRATEGIES[name].base_weight
-                assert 0.1 * base - 1e-12 <= weight <= 2.0 * base + 1e-12
+            assert config.min_multiplier * base <= weight <= config.max_multiplier * base
 
 
-def test_good_strategy_gains_and_bad_one_loses_weight_slowly() -> None:
+@settings(max_examples=60, deadline=None)
+@given(configs, figure_stream)
+def test_weight_change_never_exceeds_max_change(
+    config: WeightingConfig, stream: list[dict[str, Figures]]
+) -> None:
+    model = WeightingModel(config, STRATEGIES)
+    for recent in stream:
+        before = regime_view(model)
+        model.update(recent, {"volatile": {"ema": recent["rsi"]}, "calm": dict(recent)})
+        after = regime_view(model)
+        for key, weight in after.items():
+            # A regime table that did not exist yet showed the global weight.
+            old = before.get(key, before[(None, key[1])])
+            assert abs(weight - old) <= config.max_change * old * (1 + 1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(figure_stream)
+def test_every_weight_change_is_reported_with_finite_metrics(
+    stream: list[dict[str, Figures]],
+) -> None:
     model = WeightingModel(WeightingConfig(), STRATEGIES)
-    model.update({"ema": good(), "rsi": bad()}, {})
-    assert model.adaptive["ema"] == pytest.approx(1.15)
-    assert model.adaptive["rsi"] == pytest.approx(0.4 * 0.85)
+    for recent in stream:
+        before_global = dict(model.adaptive)
+        before_regimes = {r: dict(t) for r, t in model.regime_adaptive.items()}
+        updates = model.update(recent, {"volatile": {"ema": recent["rsi"]}})
+        reported = {(u.regime, u.strategy): (u.old, u.new) for u in updates}
+        assert len(reported) == len(updates)
+        changed = {
+            (None, s): (before_global[s], w)
+            for s, w in model.adaptive.items()
+            if w != before_global[s]
+        }
+        for regime, table in model.regime_adaptive.items():
+            for s, w in table.items():
+                old = before_regimes.get(regime, {}).get(s, before_global[s])
+                if w != old:
+                    changed[(regime, s)] = (old, w)
+        assert reported == changed
+        for update in updates:
+            assert update.target is not None and update.reason
+            assert finite_or_none(update.metrics)
+            msgspec.json.encode(update)  # journaled as JSON
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    figure_stream,
+    st.dictionaries(st.sampled_from(["ema", "rsi", "new"]), st.sampled_from(STATUSES)),
+)
+def test_inactive_weigh_zero_and_normalized_weights_sum_to_one(
+    stream: list[dict[str, Figures]], statuses: dict[str, str]
+) -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model.ensure_registered("new")
+    for recent in stream:
+        model.update(recent, {"volatile": dict(recent)})
+    for regime in (None, "volatile", "never-seen"):
+        table = model.table(regime, statuses)
+        for strategy, weight in table.effective.items():
+            if statuses.get(strategy, "active") in ("suspended", "retired"):
+                assert weight == 0.0
+            else:
+                assert weight == table.adaptive[strategy] > 0
+        if any(w > 0 for w in table.effective.values()):
+            assert math.fsum(table.normalized.values()) == pytest.approx(1.0, abs=1e-12)
+        else:
+            assert set(table.normalized.values()) == {0.0}
+        assert all(0.0 <= w <= 1.0 for w in table.normalized.values())
+
+
+# --------------------------------------------------------------------------- the update
+
+
+def test_good_strategy_gains_weight_and_bad_one_loses_it_gradually() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    updates = model.update({"ema": good(), "rsi": bad()}, {})
+    assert model.adaptive == {"ema": pytest.approx(1.15), "rsi": pytest.approx(0.4 * 0.85)}
+    assert [u.strategy for u in updates] == ["ema", "rsi"]
+    assert "step held to 15%" in updates[0].reason
     for _ in range(100):
         model.update({"ema": good(), "rsi": bad()}, {})
-    assert model.adaptive["rsi"] >= 0.1 * 0.4 - 1e-12
+    assert model.multiplier("ema") > 1.5
+    assert model.multiplier("rsi") == pytest.approx(0.1)
+
+
+def test_weight_settles_at_its_target_without_overshooting() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    figures = figures_of([1.0, -0.8] * 15)  # a modest edge
+    target = model.target_multiplier(model.score(figures)[0])
+    path = []
+    for _ in range(30):
+        model.update({"ema": figures}, {})
+        path.append(model.adaptive["ema"])
+    assert 1.0 < target < 2.0
+    assert path == sorted(path)  # monotonic toward the target
+    assert path[-1] == pytest.approx(target)
+    assert model.update({"ema": figures}, {}) == []  # at the target: nothing to journal
+
+
+def test_strategy_without_edge_sits_near_or_below_neutral() -> None:
+    rng = random.Random(20240601)
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    targets, weights = [], []
+    for _ in range(300):
+        window = figures_of([rng.gauss(0.0, 1.0) for _ in range(100)])
+        targets.append(model.target_multiplier(model.score(window)[0]))
+        model.update({"ema": window}, {})
+        weights.append(model.adaptive["ema"])
+    assert statistics.fmean(targets) < 1.0
+    assert statistics.fmean(weights[50:]) < 1.0
+
+
+def test_strategy_with_edge_is_weighted_up() -> None:
+    rng = random.Random(7)
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    for _ in range(40):
+        model.update({"ema": figures_of([rng.gauss(0.3, 1.0) for _ in range(100)])}, {})
+    assert model.multiplier("ema") > 1.3
+
+
+def test_score_is_scale_free() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    rng = random.Random(3)
+    pnls = [rng.gauss(0.1, 1.0) for _ in range(60)]
+    small = model.score(figures_of(pnls))[0]
+    large = model.score(figures_of([p * 2500.0 for p in pnls]))[0]
+    assert small == pytest.approx(large)
+
+
+def test_undefined_figures_count_as_neutral() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    flat = Figures(trades=30, profit_factor=None, sharpe=None)  # thirty breakeven trades
+    score, metrics = model.score(flat)
+    assert score == 0.0 and model.target_multiplier(score) == 1.0
+    assert metrics["terms"] == {
+        "sharpe": 0.0,
+        "expectancy": 0.0,
+        "profit_factor": 0.0,
+        "drawdown_penalty": 0.0,
+    }
+
+
+def test_profit_factor_without_losses_scores_best_and_zero_scores_worst() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    no_losses = Figures(trades=30, profit_factor=None, profit_factor_infinite=True)
+    no_wins = Figures(trades=30, profit_factor=0.0)
+    assert model.score(no_losses)[1]["terms"]["profit_factor"] == 1.0
+    assert model.score(no_wins)[1]["terms"]["profit_factor"] == -1.0
+    half = model.score(Figures(trades=30, profit_factor=0.5))[1]["terms"]["profit_factor"]
+    double = model.score(Figures(trades=30, profit_factor=2.0))[1]["terms"]["profit_factor"]
+    assert half == pytest.approx(-1.0) and double == pytest.approx(1.0)
+
+
+def test_drawdown_only_ever_lowers_the_score() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    calm = model.score(Figures(trades=30, mean_abs_pnl=1.0, max_drawdown=0.0))[0]
+    deep = model.score(Figures(trades=30, mean_abs_pnl=1.0, max_drawdown=40.0))[0]
+    assert calm == 0.0
+    assert deep == pytest.approx(-0.25)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_nan_and_infinite_figures_never_reach_a_weight(value: float) -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    poisoned = Figures(
+        trades=50,
+        win_rate=value,
+        expectancy=value,
+        gross_profit=value,
+        gross_loss=value,
+        profit_factor=value,
+        sharpe=value,
+        max_drawdown=value,
+        mean_abs_pnl=value,
+    )
+    for _ in range(30):
+        model.update({"ema": poisoned, "rsi": poisoned}, {"volatile": {"ema": poisoned}})
+    for (_, strategy), weight in regime_view(model).items():
+        base = STRATEGIES[strategy].base_weight
+        assert math.isfinite(weight) and 0.1 * base <= weight <= 2.0 * base
 
 
 def test_strategy_under_min_trades_keeps_its_weight() -> None:
     model = WeightingModel(WeightingConfig(min_trades=20), STRATEGIES)
-    assert model.update({"ema": good(trades=19)}, {}) == []
-    assert model.adaptive["ema"] == 1.0
+    assert model.update({"ema": good(trades=19), "rsi": bad(trades=19)}, {}) == []
+    assert model.adaptive == {"ema": 1.0, "rsi": 0.4}
+    assert [u.strategy for u in model.update({"ema": good(trades=20)}, {})] == ["ema"]
 
 
-def test_suspended_strategy_gets_zero_weight_and_normalized_sums_to_one() -> None:
+def test_figures_of_an_unregistered_strategy_are_ignored() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    assert model.update({"ghost": good()}, {"volatile": {"ghost": good()}}) == []
+    assert model.strategies() == ["ema", "rsi"]
+    assert model.regimes() == []
+
+
+# --------------------------------------------------------------------------- the tables
+
+
+def test_suspended_strategy_gets_zero_weight() -> None:
     model = WeightingModel(WeightingConfig(), STRATEGIES)
     table = model.table(None, {"ema": "suspended", "rsi": "degraded"})
+    assert table.adaptive == {"ema": 1.0, "rsi": 0.4}
     assert table.effective == {"ema": 0.0, "rsi": 0.4}
     assert table.normalized == {"ema": 0.0, "rsi": 1.0}
-    retired = model.table(None, {"ema": "retired", "rsi": "retired"})
-    assert sum(retired.normalized.values()) == 0.0
 
 
-def test_reset_returns_to_base_and_rollback_undoes_the_last_update() -> None:
+def test_retired_strategies_get_zero_weight_and_nothing_is_normalized() -> None:
     model = WeightingModel(WeightingConfig(), STRATEGIES)
-    model.update({"ema": good()}, {})
-    after_first = dict(model.adaptive)
-    model.update({"ema": good()}, {})
-    changes = model.rollback("operator says so")
-    assert model.adaptive == after_first
-    assert [(c.strategy, c.new) for c in changes] == [("ema", after_first["ema"])]
-    assert model.rollback("again") == []  # only the last update can be undone
-    reset = model.reset("clean slate")
-    assert model.adaptive == {"ema": 1.0, "rsi": 0.4}
-    assert [c.strategy for c in reset] == ["ema"]
+    table = model.table(None, {"ema": "retired", "rsi": "retired"})
+    assert table.effective == {"ema": 0.0, "rsi": 0.0}
+    assert table.normalized == {"ema": 0.0, "rsi": 0.0}
+
+
+def test_normalized_weights_are_shares_of_the_effective_total() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    table = model.table(None, {})
+    assert table.base == {"ema": 1.0, "rsi": 0.4}
+    assert table.normalized == {"ema": pytest.approx(1 / 1.4), "rsi": pytest.approx(0.4 / 1.4)}
 
 
 def test_regime_table_falls_back_to_global_weight() -> None:
     model = WeightingModel(WeightingConfig(), STRATEGIES)
-    model.update({"ema": good()}, {"volatile": {"ema": bad()}})
+    model.update({"ema": good(), "rsi": good()}, {"volatile": {"ema": bad(), "rsi": bad(10)}})
     volatile = model.table("volatile", {})
-    assert volatile.adaptive["ema"] < model.adaptive["ema"]
-    assert volatile.adaptive["rsi"] == model.adaptive["rsi"]  # no regime trades: global
+    assert volatile.adaptive["ema"] < 1.0 < model.adaptive["ema"]
+    assert volatile.adaptive["rsi"] == model.adaptive["rsi"]  # too few regime trades
+    assert model.table("ranging", {}).adaptive == model.adaptive  # no regime trades at all
     assert model.multiplier("ema", "volatile") == pytest.approx(volatile.adaptive["ema"])
-    assert model.multiplier("rsi", "ranging") == pytest.approx(1.0)
+    assert model.multiplier("rsi", "volatile") == pytest.approx(model.adaptive["rsi"] / 0.4)
+    assert model.multiplier("ema", "ranging") == model.multiplier("ema")
+    assert model.multiplier("never-seen") == 1.0
+
+
+def test_regime_weight_starts_from_the_global_weight_before_the_update() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model.update({"ema": good()}, {})
+    assert model.adaptive["ema"] == pytest.approx(1.15)
+    updates = model.update({"ema": good()}, {"volatile": {"ema": bad()}})
+    regime_update = next(u for u in updates if u.regime == "volatile")
+    assert regime_update.old == pytest.approx(1.15)
+    assert regime_update.new == pytest.approx(1.15 * 0.85)
+    assert model.adaptive["ema"] == pytest.approx(1.15 * 1.15)
+
+
+def test_a_regime_cycle_leaves_other_regimes_alone() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model.update({}, {"volatile": {"ema": bad()}, "trending": {"ema": good()}})
+    trending = dict(model.regime_adaptive["trending"])
+    model.update({}, {"volatile": {"ema": bad()}})
+    assert model.regime_adaptive["trending"] == trending
+    assert model.regime_adaptive["volatile"]["ema"] == pytest.approx(0.85 * 0.85)
+
+
+# --------------------------------------------------------------------------- operator actions
+
+
+def test_reset_returns_every_weight_to_base_and_reports_each_change() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model.update({"ema": good()}, {"volatile": {"ema": bad(), "rsi": good()}})
+    changes = model.reset("clean slate")
+    assert model.adaptive == {"ema": 1.0, "rsi": 0.4}
+    assert model.table("volatile", {}).adaptive == {"ema": 1.0, "rsi": 0.4}
+    assert {(c.regime, c.strategy) for c in changes} == {
+        (None, "ema"),
+        ("volatile", "ema"),
+        ("volatile", "rsi"),
+    }
+    assert all(c.reason == "clean slate" and c.target is None for c in changes)
+    assert model.reset("again") == []
+
+
+def test_rollback_restores_the_tables_before_the_last_update_once() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model.update({"ema": good()}, {"volatile": {"ema": good()}})
+    after_first = (dict(model.adaptive), {r: dict(t) for r, t in model.regime_adaptive.items()})
+    model.update({"ema": good(), "rsi": bad()}, {"volatile": {"ema": bad()}, "calm": {"ema": bad()}})
+    changes = model.rollback("operator says so")
+    assert (model.adaptive, model.regime_adaptive) == after_first
+    assert model.regimes() == ["volatile"]  # the table the rolled-back update made is gone
+    assert {(c.regime, c.strategy) for c in changes} == {
+        (None, "ema"),
+        (None, "rsi"),
+        ("volatile", "ema"),
+        ("calm", "ema"),
+    }
+    assert model.rollback("again") == []  # only the last update can be undone
+    assert (model.adaptive, model.regime_adaptive) == after_first
+
+
+def test_reset_does_not_change_what_rollback_restores() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model.update({"ema": good()}, {})
+    before_last = dict(model.adaptive)
+    model.update({"ema": good()}, {})
+    model.reset("flatten")
+    model.rollback("undo the last update")
+    assert model.adaptive == before_last
+
+
+def test_rollback_before_any_update_changes_nothing() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    assert model.rollback("nothing to undo") == []
+    assert model.adaptive == {"ema": 1.0, "rsi": 0.4}
+
+
+def test_frozen_weights_do_not_move_but_reset_and_rollback_still_work() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model.update({"ema": good()}, {})
+    model.frozen = True
+    assert model.update({"ema": good()}, {}) == []
+    assert model.adaptive["ema"] == pytest.approx(1.15)
+    assert [c.new for c in model.rollback("undo")] == [1.0]
+    model.update({"ema": bad()}, {})  # still frozen: no effect, nothing to roll back
+    assert model.rollback("again") == []
+    model.adaptive["ema"] = 1.5
+    assert [c.new for c in model.reset("flatten")] == [1.0]
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def test_first_seen_strategy_gets_the_default_base_weight() -> None:
+    model = WeightingModel(WeightingConfig(default_base_weight=0.7), STRATEGIES)
+    assert model.ensure_registered("new") is True
+    assert model.ensure_registered("new") is False
+    assert model.ensure_registered("ema") is False
+    assert model.strategies() == ["ema", "new", "rsi"]
+    assert model.table(None, {}).base["new"] == 0.7
+    assert model.multiplier("new") == 1.0
 
 
 def test_unknown_strategy_is_refused_without_auto_register() -> None:
@@ -129,31 +499,110 @@ def test_unknown_strategy_is_refused_without_auto_register() -> None:
     with pytest.raises(AlphadError) as info:
         model.ensure_registered("new")
     assert info.value.code == "unknown_strategy"
-    open_model = WeightingModel(WeightingConfig(default_base_weight=0.7), STRATEGIES)
-    assert open_model.ensure_registered("new") is True
-    assert open_model.base["new"] == 0.7 and open_model.adaptive["new"] == 0.7
+    assert model.ensure_registered("ema") is False
+    assert model.strategies() == ["ema", "rsi"]
 
 
-def test_score_is_scale_free() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
-    small = good()
-    large = Figures(
-        trades=50,
-        expectancy=1000.0,
-        profit_factor=2.5,
-        sharpe=0.5,
-        max_drawdown=2000.0,
-        mean_abs_pnl=2000.0,
-        win_rate=0.6,
+def test_config_rejects_typos_and_out_of_range_values() -> None:
+    with pytest.raises(msgspec.ValidationError, match="max_chnage"):
+        msgspec.convert({"max_chnage": 0.2}, WeightingConfig)
+    for bad_value in (
+        {"min_multiplier": 0.0},
+        {"max_multiplier": 0.9},
+        {"max_change": 1.5},
+        {"sharpe_reference": math.inf},
+        {"profit_factor_reference": 1.0},
+        {"drawdown_weight": -0.1},
+    ):
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.convert(bad_value, WeightingConfig)
+    with pytest.raises(msgspec.ValidationError, match="soft_drawdown"):
+        msgspec.convert({"soft_drawdown": 50.0, "hard_drawdown": 20.0}, StrategyConfig)
+    with pytest.raises(msgspec.ValidationError, match="base_weight"):
+        msgspec.convert({"base_weight": 0}, StrategyConfig)
+
+
+# --------------------------------------------------------------------------- state
+
+
+def round_trip(
+    model: WeightingModel,
+    config: WeightingConfig | None = None,
+    strategies: dict[str, StrategyConfig] | None = None,
+) -> WeightingModel:
+    """Through JSON, as a snapshot would go."""
+    state = msgspec.json.decode(msgspec.json.encode(model.to_state()))
+    return WeightingModel.from_state(
+        config or model.config, strategies if strategies is not None else STRATEGIES, state
     )
-    assert model.score(small)[0] == pytest.approx(model.score(large)[0])
 
 
-def test_state_round_trip() -> None:
+def updates_of(changes: list[WeightUpdate]) -> list[tuple[str, str | None, float, float]]:
+    return [(c.strategy, c.regime, c.old, c.new) for c in changes]
+
+
+@settings(max_examples=40, deadline=None)
+@given(figure_stream, st.integers(0, 25), st.booleans())
+def test_state_round_trip_gives_identical_behaviour(
+    stream: list[dict[str, Figures]], split: int, frozen: bool
+) -> None:
     model = WeightingModel(WeightingConfig(), STRATEGIES)
-    model.update({"ema": good(), "rsi": bad()}, {"trend": {"ema": good()}})
     model.ensure_registered("new")
-    restored = WeightingModel.from_state(WeightingConfig(), STRATEGIES, model.to_state())
-    assert restored.adaptive == model.adaptive
-    assert restored.regime_adaptive == model.regime_adaptive
-    assert restored.rollback("x") == model.rollback("x")
+    for recent in stream[:split]:
+        model.update(recent, {"volatile": {"ema": recent["rsi"]}})
+    model.frozen = frozen
+    restored = round_trip(model)
+    assert restored.to_state() == model.to_state()
+    for recent in stream[split:]:
+        regimes = {"volatile": {"ema": recent["ema"]}, "calm": {"rsi": recent["rsi"]}}
+        assert updates_of(restored.update(recent, regimes)) == updates_of(
+            model.update(recent, regimes)
+        )
+    assert updates_of(restored.rollback("x")) == updates_of(model.rollback("x"))
+    assert updates_of(restored.reset("y")) == updates_of(model.reset("y"))
+    assert restored.table("volatile", {}) == model.table("volatile", {})
+
+
+def test_a_new_base_weight_keeps_the_learned_multiplier() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    for _ in range(3):
+        model.update({"ema": good()}, {"volatile": {"ema": good()}})
+    multiplier = model.multiplier("ema")
+    restored = round_trip(model, strategies={**STRATEGIES, "ema": StrategyConfig(base_weight=3.0)})
+    assert restored.adaptive["ema"] == pytest.approx(3.0 * multiplier)
+    assert restored.multiplier("ema", "volatile") == pytest.approx(
+        model.multiplier("ema", "volatile")
+    )
+
+
+def test_restore_brings_weights_within_new_bounds() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    for _ in range(10):
+        model.update({"ema": good(), "rsi": bad()}, {})
+    tighter = WeightingConfig(min_multiplier=0.5, max_multiplier=1.2)
+    restored = round_trip(model, config=tighter)
+    assert restored.adaptive == {"ema": pytest.approx(1.2), "rsi": pytest.approx(0.2)}
+
+
+def test_restore_drops_unconfigured_strategies_when_auto_register_is_off() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model.ensure_registered("stray")
+    model.update({"stray": good()}, {"volatile": {"stray": good()}})
+    restored = round_trip(model, config=WeightingConfig(auto_register=False))
+    assert restored.strategies() == ["ema", "rsi"]
+    assert restored.regimes() == []
+    kept = round_trip(model, config=WeightingConfig(default_base_weight=2.0))
+    assert kept.adaptive["stray"] == pytest.approx(2.0 * model.multiplier("stray"))
+
+
+def test_restore_replaces_unusable_saved_weights_with_base() -> None:
+    state = {
+        "base": {"ema": 1.0, "rsi": 0.4, "odd": "x"},
+        "adaptive": {"ema": math.nan, "rsi": -3.0, "odd": None},
+        "regime_adaptive": {"volatile": {"ema": math.inf}},
+        "frozen": False,
+        "previous": None,
+    }
+    restored = WeightingModel.from_state(WeightingConfig(), STRATEGIES, state)
+    assert restored.adaptive == {"ema": 1.0, "odd": 1.0, "rsi": 0.4}
+    assert restored.regime_adaptive == {"volatile": {"ema": 1.0}}
