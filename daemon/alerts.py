@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -22,7 +23,13 @@ class AlertPublisher(Actor):
     name = "alerts"
 
     def __init__(
-        self, context: zmq.Context[Any], endpoint: str, *, hwm: int, mailbox_size: int
+        self,
+        context: zmq.Context[Any],
+        endpoint: str,
+        *,
+        hwm: int,
+        mailbox_size: int,
+        curve: Callable[[Any], None] | None = None,
     ) -> None:
         super().__init__(mailbox_size)
         self.context = context
@@ -30,6 +37,7 @@ class AlertPublisher(Actor):
         self.hwm = hwm
         self.socket: zmq.Socket[Any] | None = None
         self.published = 0
+        self.curve = curve
 
     async def on_start(self) -> None:
         sock = self.context.socket(zmq.PUB)
@@ -37,6 +45,10 @@ class AlertPublisher(Actor):
         # A cycle can change many strategies at once: the burst must fit the HWM, and a
         # subscriber that still misses some sees the gap in seq and backfills.
         sock.setsockopt(zmq.SNDHWM, self.hwm)
+        if not self.endpoint.startswith("ipc://"):
+            if self.curve is None:
+                raise ValueError(f"{self.endpoint}: a tcp endpoint needs CURVE keys")
+            self.curve(sock)
         bind_with_mode(sock, self.endpoint, 0o660)
         self.socket = sock
 

@@ -36,9 +36,11 @@ from actors.store import (
 from actors.weighting import WeightingActor, WeightingModel
 from daemon import sdnotify
 from daemon.admission import Admission
+from daemon.alerts import AlertPublisher
 from daemon.config import Config, Paths
 from daemon.gateway import Gateway, Route
 from daemon.metrics import Sampler
+from daemon.security import Curve, SecurityError, needs_curve
 from daemon.supervisor import Supervisor
 from protocol.messages import (
     Audit,
@@ -96,6 +98,7 @@ class Daemon:
         self._lock_file: IO[str] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self.sampler: Sampler | None = None
+        self.curve: Curve | None = None
 
     # ------------------------------------------------------------------ startup
 
@@ -134,6 +137,7 @@ class Daemon:
             snapshots_keep=cfg.store.snapshots_keep,
             mailbox_size=cfg.daemon.mailbox_size,
         )
+        self.store = store
         try:
             await store.on_start()
             recovery = await store.load_recovery()
@@ -209,10 +213,20 @@ class Daemon:
         )
 
         self.context = zmq.Context()
-        from daemon.alerts import AlertPublisher
-
+        endpoints = [self.paths.rpc, self.paths.admin, self.paths.alerts]
+        curve_server = None
+        if needs_curve(endpoints):
+            try:
+                self.curve = Curve(self.context, cfg.security)
+            except SecurityError as exc:
+                raise StartupError(str(exc)) from None
+            curve_server = self.curve.serve
         alerts = AlertPublisher(
-            self.context, self.paths.alerts, hwm=cfg.daemon.alerts_hwm, mailbox_size=mailbox
+            self.context,
+            self.paths.alerts,
+            hwm=cfg.daemon.alerts_hwm,
+            mailbox_size=mailbox,
+            curve=curve_server,
         )
         engine = EngineActor(
             performance=performance,
@@ -259,8 +273,8 @@ class Daemon:
             request_timeout_s=cfg.daemon.request_timeout_s,
         )
         try:
-            self.gateway.bind(self.paths.rpc, admin=False, mode=0o660)
-            self.gateway.bind(self.paths.admin, admin=True, mode=0o600)
+            self.gateway.bind(self.paths.rpc, admin=False, mode=0o660, curve=curve_server)
+            self.gateway.bind(self.paths.admin, admin=True, mode=0o600, curve=curve_server)
         except zmq.ZMQError as exc:
             raise StartupError(f"cannot bind sockets in {self.paths.runtime_dir}: {exc}") from exc
 
@@ -407,7 +421,11 @@ class Daemon:
 
     async def serve(self) -> int:
         """Run until SIGTERM/SIGINT or an unrecoverable actor failure."""
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self._abandon_start()
+            raise
         stop = asyncio.create_task(self.stop_requested.wait())
         failed = asyncio.create_task(self.supervisor.failed.wait())
         await asyncio.wait({stop, failed}, return_when=asyncio.FIRST_COMPLETED)
@@ -418,6 +436,21 @@ class Daemon:
             log.error("alphad_failing", reason=self.supervisor.failure)
         await self.shutdown(final_snapshot=not code)
         return code
+
+    async def _abandon_start(self) -> None:
+        """Release what a failed start opened, so the process can exit with its error."""
+        if self.gateway is not None:
+            await self.gateway.close(0.1)
+        await self.supervisor.stop(1.0)
+        store = getattr(self, "store", None)
+        if store is not None and store.db is not None:
+            await store.on_stop()
+        if self.curve is not None:
+            self.curve.stop()
+        if self.context is not None:
+            self.context.destroy(linger=0)
+        if self._lock_file is not None:
+            self._lock_file.close()
 
     async def shutdown(self, *, final_snapshot: bool = True) -> None:
         """Answer what is in flight, write the final snapshot, stop in reverse order."""
@@ -436,6 +469,8 @@ class Daemon:
             except Exception as exc:
                 log.error("final_snapshot_failed", error=str(exc))
         await self.supervisor.stop(grace)
+        if self.curve is not None:
+            self.curve.stop()
         if self.context is not None:
             self.context.term()
         if self._lock_file is not None:

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
     top = with_location(sub.add_parser("top", help="live terminal dashboard"))
     top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    keygen = sub.add_parser("keygen", help="write a CURVE key pair for tcp:// endpoints")
+    keygen.add_argument("directory")
+    keygen.add_argument("name", help="e.g. server, or the bot's name")
     sub.add_parser("schema", help="print the JSON Schema of every message")
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
@@ -67,6 +70,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     command: str = args.command
     if command == "schema":
         print(schema_json())
+        return 0
+    if command == "keygen":
+        from daemon.security import keygen
+
+        try:
+            public, secret = keygen(args.directory, args.name)
+        except OSError as exc:
+            raise CommandError(f"cannot write keys in {args.directory}: {exc.strerror}") from None
+        print(f"public key: {public}\nsecret key: {secret} (mode 0600; keep it private)")
         return 0
     if command == "check-config":
         config = load_config(args.file)

@@ -20,6 +20,7 @@ from actors.performance import PerformanceConfig
 from actors.scorer import ScorerConfig
 from actors.weighting import StrategyConfig, WeightingConfig
 from daemon.metrics import MetricsConfig
+from daemon.security import SecurityConfig
 from protocol.endpoints import default_runtime_dir
 from protocol.messages import NAME_PATTERN
 
@@ -90,6 +91,7 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     limits: LimitsConfig = LimitsConfig()
     components: ComponentsConfig = ComponentsConfig()
     metrics: MetricsConfig = MetricsConfig()
+    security: SecurityConfig = SecurityConfig()
     performance: PerformanceConfig = PerformanceConfig()
     weighting: WeightingConfig = WeightingConfig()
     scorer: ScorerConfig = ScorerConfig()

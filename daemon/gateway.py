@@ -89,9 +89,16 @@ class Gateway:
 
     # ------------------------------------------------------------------ sockets
 
-    def bind(self, endpoint: str, *, admin: bool, mode: int) -> None:
-        """Bind a ROUTER socket; an ipc socket file is created with ``mode`` and no wider."""
+    def bind(
+        self, endpoint: str, *, admin: bool, mode: int, curve: Callable[[Any], None] | None = None
+    ) -> None:
+        """Bind a ROUTER socket; an ipc socket file is created with ``mode`` and no wider;
+        a tcp socket is a CURVE server (``curve`` sets its keys)."""
         sock = self.context.socket(zmq.ROUTER)
+        if not endpoint.startswith("ipc://"):
+            if curve is None:
+                raise ValueError(f"{endpoint}: a tcp endpoint needs CURVE keys")
+            curve(sock)
         sock.setsockopt(zmq.LINGER, 0)
         # A hard ceiling far above the configured limit: frames up to it get a clear
         # error reply, anything beyond is dropped by ZeroMQ before it reaches memory.
