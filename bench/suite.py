@@ -26,6 +26,7 @@ from typing import Any
 
 import zmq
 
+from bench.state import cycle_seconds, memory_and_recovery
 from protocol.codec import encode
 from protocol.messages import RecordTrade, ScoreSignal
 from tests.daemon_process import DaemonProcess
@@ -247,7 +248,11 @@ def run(quick: bool) -> list[Row]:
         root = Path(tmp)
         echo = Echo(root)
         (root / "daemon").mkdir()
-        daemon = DaemonProcess(root / "daemon", "[engine]\nupdate_interval_s = 0\n").start()
+        # Metrics on, as in production: the hot path's counters are part of the cost.
+        daemon = DaemonProcess(
+            root / "daemon",
+            f"[engine]\nupdate_interval_s = 0\n[metrics]\nport = {free_port()}\n",
+        ).start()
         try:
             p50s: list[tuple[float, float]] = []
             p99s: list[tuple[float, float]] = []
@@ -299,7 +304,58 @@ def run(quick: bool) -> list[Row]:
         finally:
             daemon.close()
             echo.close()
+        rows += state_rows(root, quick)
     return rows
+
+
+def state_rows(root: Path, quick: bool) -> list[Row]:
+    """Cycle time, memory and recovery against the same on a small history."""
+    rows: list[Row] = []
+    reps = 3 if quick else 7
+    histories = (10_000, 50_000) if quick else (10_000, 100_000, 1_000_000)
+    for strategies in (10, 100) if quick else (10, 100, 1000):
+        small = cycle_seconds(strategies, histories[0], reps)
+        for trades in histories[1:]:
+            big = cycle_seconds(strategies, trades, reps)
+            target = "<= 1.5" if strategies == 100 and trades == histories[-1] else ""
+            rows.append(
+                Row(
+                    f"cycle, {strategies} strategies, {trades:,} vs {histories[0]:,} trades",
+                    big * 1000,
+                    small * 1000,
+                    "ms",
+                    target,
+                )
+            )
+    large = histories[-1]
+    small_rss, small_ready = memory_and_recovery(root, 10_000)
+    big_rss, big_ready = memory_and_recovery(root, large)
+    rows.append(
+        Row(
+            f"daemon RSS, {large:,} vs 10,000 trades (growth {big_rss - small_rss:.0f} MiB,"
+            " target <= 64)",
+            big_rss,
+            small_rss,
+            "MiB",
+        )
+    )
+    rows.append(
+        Row(
+            f"start to READY, {large:,} vs 10,000 trades (target <= 2 s)",
+            big_ready,
+            small_ready,
+            "s",
+        )
+    )
+    return rows
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _median_row(
