@@ -1,18 +1,22 @@
 """Performance decomposition: every figure of docs/metrics.md for any grouping of trades.
 
 Each closed trade updates seven groups (every non-empty subset of strategy, symbol,
-regime). A group keeps running sums and central moments up to the fourth (updated
-with the numerically stable one-pass formulas of Welford and Terriberry) for the
-``all`` window, and a fixed-size ring of the last ``window_trades`` pnls for the
-``recent`` window, so the work per trade does not grow with history.
+regime). For the ``all`` window a group keeps compensated running sums, the running
+peak and worst drawdown, and central moments up to the fourth updated one trade at a
+time (Welford, Terriberry). For the ``recent`` window it keeps its last
+``window_trades`` pnls in a preallocated ring and computes the figures from them when
+asked, caching them until the group's next trade. Either way the work and the memory
+per trade do not grow with history.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Collection, Sequence
 from itertools import combinations
+from operator import mul
 from typing import Annotated, Any
 
 import msgspec
@@ -21,18 +25,19 @@ from msgspec import Meta
 from actors.base import TAKE_STATE, Actor
 from actors.events import ClosedTrade
 from actors.figures import Figures
-from protocol.messages import GetPerformance, Performance
+from protocol.messages import METRIC_FIELDS, GetPerformance, Performance
 
 DIMENSIONS: tuple[str, ...] = ("strategy", "symbol", "regime")
 GROUPINGS: tuple[tuple[str, ...], ...] = tuple(
     combo for size in (1, 2, 3) for combo in combinations(DIMENSIONS, size)
 )
-WINDOWS = ("all", "recent")
-METRICS = tuple(f for f in Figures.__struct_fields__ if f != "mean_abs_pnl")
+WINDOWS: tuple[str, ...] = ("all", "recent")
+STATE_VERSION = 1
 
-# A standard deviation below this fraction of the pnls' scale is rounding noise:
-# identical pnls must give "no Sharpe", not a huge number.
-_RELATIVE_STD_FLOOR = 1e-12
+# Below this fraction of the figures' scale a quantity is rounding noise, not a
+# measurement: identical pnls must give "no Sharpe", not a huge number.
+_ROUNDING_FLOOR = 1e-12
+_SQRT2 = math.sqrt(2.0)
 
 
 class PerformanceConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -41,48 +46,102 @@ class PerformanceConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknow
     window_trades: Annotated[int, Meta(ge=2, le=100_000)] = 100
 
 
+def _add_compensated(total: float, error: float, value: float) -> tuple[float, float]:
+    """Neumaier's compensated addition: ``total + error`` keeps the digits ``total`` drops.
+
+    Without it a cent added to a running pnl of a billion is lost, and a long record
+    drifts away from the sum of its trades.
+    """
+    new_total = total + value
+    if abs(total) >= abs(value):
+        error += (total - new_total) + value
+    else:
+        error += (value - new_total) + total
+    return new_total, error
+
+
 class RunningStats:
-    """All-window figures of one group, updated in O(1) per trade."""
+    """The ``all`` window of one group, updated in constant time per trade.
+
+    ``mean``, ``m2``, ``m3`` and ``m4`` are the running mean and central moment sums of
+    ``pnl - shift``, where ``shift`` is the group's first pnl: central moments do not
+    change under a shift, and keeping what is accumulated near zero stops a large
+    average pnl from eating the digits of a small spread. ``pnl``, ``profit`` and
+    ``loss`` (the running pnl C_t, gross profit and gross loss) each carry the
+    rounding error of their sum in a ``*_error`` twin.
+    """
 
     __slots__ = (
-        "abs_sum",
-        "cum",
-        "gross_loss",
-        "gross_profit",
+        "loss",
+        "loss_error",
+        "loss_squares",
         "losses",
         "m2",
         "m3",
         "m4",
-        "max_dd",
+        "max_drawdown",
         "mean",
         "n",
-        "neg_sq",
         "peak",
-        "total",
+        "pnl",
+        "pnl_error",
+        "profit",
+        "profit_error",
+        "shift",
         "wins",
     )
+
+    # The layout of ``to_state``; fixed here so that reordering the slots cannot
+    # silently change the meaning of a stored snapshot.
+    STATE_FIELDS: tuple[str, ...] = (
+        "n",
+        "wins",
+        "losses",
+        "shift",
+        "mean",
+        "m2",
+        "m3",
+        "m4",
+        "pnl",
+        "pnl_error",
+        "profit",
+        "profit_error",
+        "loss",
+        "loss_error",
+        "loss_squares",
+        "peak",
+        "max_drawdown",
+    )
+    _COUNTS = frozenset(("n", "wins", "losses"))
 
     def __init__(self) -> None:
         self.n = 0
         self.wins = 0
         self.losses = 0
-        self.total = 0.0
-        self.gross_profit = 0.0
-        self.gross_loss = 0.0
-        self.abs_sum = 0.0
-        self.neg_sq = 0.0
+        self.shift = 0.0
         self.mean = 0.0
         self.m2 = 0.0
         self.m3 = 0.0
         self.m4 = 0.0
-        self.cum = 0.0
+        self.pnl = 0.0
+        self.pnl_error = 0.0
+        self.profit = 0.0
+        self.profit_error = 0.0
+        self.loss = 0.0
+        self.loss_error = 0.0
+        self.loss_squares = 0.0
         self.peak = 0.0
-        self.max_dd = 0.0
+        self.max_drawdown = 0.0
 
     def add(self, pnl: float) -> None:
+        """Count one more trade."""
         n1 = self.n
+        if n1 == 0:
+            self.shift = pnl
         n = n1 + 1
-        delta = pnl - self.mean
+        # Terriberry's one-pass update of the central moment sums, each from the old
+        # lower moments (so M4 before M3 before M2).
+        delta = (pnl - self.shift) - self.mean
         delta_n = delta / n
         delta_n2 = delta_n * delta_n
         term1 = delta * delta_n * n1
@@ -93,163 +152,173 @@ class RunningStats:
         self.m3 += term1 * delta_n * (n - 2) - 3 * delta_n * self.m2
         self.m2 += term1
         self.n = n
-        self.total += pnl
-        self.abs_sum += abs(pnl)
+
         if pnl > 0:
             self.wins += 1
-            self.gross_profit += pnl
+            self.profit, self.profit_error = _add_compensated(self.profit, self.profit_error, pnl)
         elif pnl < 0:
             self.losses += 1
-            self.gross_loss -= pnl
-            self.neg_sq += pnl * pnl
-        self.cum += pnl
-        if self.cum > self.peak:
-            self.peak = self.cum
-        drawdown = self.peak - self.cum
-        if drawdown > self.max_dd:
-            self.max_dd = drawdown
+            self.loss, self.loss_error = _add_compensated(self.loss, self.loss_error, -pnl)
+            self.loss_squares += pnl * pnl
+
+        self.pnl, self.pnl_error = _add_compensated(self.pnl, self.pnl_error, pnl)
+        running = self.pnl + self.pnl_error
+        if running > self.peak:
+            self.peak = running
+        drawdown = self.peak - running
+        if drawdown > self.max_drawdown:
+            self.max_drawdown = drawdown
 
     def figures(self) -> Figures:
-        n = self.n
-        if n == 0:
+        """Every figure of the trades counted so far."""
+        if self.n == 0:
             return Figures()
-        variance = self.m2 / (n - 1) if n > 1 else 0.0
-        std = math.sqrt(max(variance, 0.0))
-        pop_var = self.m2 / n
-        skew = kurt = None
-        if pop_var > 0:
-            skew = (self.m3 / n) / pop_var**1.5
-            kurt = (self.m4 / n) / (pop_var * pop_var)
+        total = self.pnl + self.pnl_error
         return _assemble(
-            n=n,
+            n=self.n,
             wins=self.wins,
             losses=self.losses,
-            total=self.total,
-            gross_profit=self.gross_profit,
-            gross_loss=self.gross_loss,
-            neg_sq=self.neg_sq,
-            mean=self.total / n,
-            std=std,
-            skew=skew,
-            kurt=kurt,
-            max_dd=self.max_dd,
-            current_dd=self.peak - self.cum,
-            mean_abs=self.abs_sum / n,
+            total=total,
+            gross_profit=self.profit + self.profit_error,
+            gross_loss=self.loss + self.loss_error,
+            loss_squares=self.loss_squares,
+            m2=self.m2,
+            m3=self.m3,
+            m4=self.m4,
+            max_drawdown=self.max_drawdown,
+            current_drawdown=self.peak - total,
         )
 
-    def to_state(self) -> list[float]:
-        return [getattr(self, name) for name in self.__slots__]
+    def to_state(self) -> list[int | float]:
+        """The fields, in ``STATE_FIELDS`` order."""
+        return [getattr(self, name) for name in self.STATE_FIELDS]
 
     @classmethod
-    def from_state(cls, values: Sequence[float]) -> RunningStats:
+    def from_state(cls, values: Sequence[int | float]) -> RunningStats:
+        """Rebuild from ``to_state``."""
+        if len(values) != len(cls.STATE_FIELDS):
+            raise ValueError(f"running stats need {len(cls.STATE_FIELDS)} values")
         stats = cls()
-        for name, value in zip(cls.__slots__, values, strict=True):
-            setattr(stats, name, int(value) if name in ("n", "wins", "losses") else value)
+        for name, value in zip(cls.STATE_FIELDS, values, strict=True):
+            setattr(stats, name, int(value) if name in cls._COUNTS else float(value))
         return stats
 
 
 class Ring:
-    """The last ``size`` pnls of a group, oldest first, in a preallocated array."""
+    """The last ``capacity`` pnls of a group in a preallocated array of doubles."""
 
-    __slots__ = ("count", "size", "start", "values")
+    __slots__ = ("count", "head", "values")
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.values = array("d", bytes(8 * size))
-        self.start = 0
+    def __init__(self, capacity: int) -> None:
+        self.values = array("d", bytes(8 * capacity))
+        self.head = 0  # where the next pnl goes; the oldest pnl once the ring is full
         self.count = 0
 
+    @property
+    def capacity(self) -> int:
+        """How many pnls the ring holds at most."""
+        return len(self.values)
+
     def add(self, pnl: float) -> None:
-        if self.count < self.size:
-            self.values[(self.start + self.count) % self.size] = pnl
+        """Keep ``pnl``, dropping the oldest one when the ring is full."""
+        values = self.values
+        values[self.head] = pnl
+        self.head += 1
+        if self.head == len(values):
+            self.head = 0
+        if self.count < len(values):
             self.count += 1
-        else:
-            self.values[self.start] = pnl
-            self.start = (self.start + 1) % self.size
 
     def items(self) -> list[float]:
-        end = self.start + self.count
-        if end <= self.size:
-            return self.values[self.start : end].tolist()
-        return self.values[self.start :].tolist() + self.values[: end - self.size].tolist()
+        """The pnls held, oldest first."""
+        if self.count < len(self.values):
+            return self.values[: self.count].tolist()
+        held = self.values.tolist()
+        return held[self.head :] + held[: self.head]
+
+    @classmethod
+    def of(cls, capacity: int, pnls: Sequence[float]) -> Ring:
+        """A ring holding the newest ``capacity`` of ``pnls``."""
+        ring = cls(capacity)
+        kept = pnls[len(pnls) - capacity :] if len(pnls) > capacity else pnls
+        ring.values[: len(kept)] = array("d", kept)
+        ring.count = len(kept)
+        ring.head = len(kept) % capacity
+        return ring
 
 
 class Group:
-    """One group of trades: running all-window stats and the recent ring."""
+    """One group of trades: the all-window stats and the recent-window ring."""
 
-    __slots__ = ("_recent", "ring", "stats")
+    __slots__ = ("recent", "ring", "stats")
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window_trades: int) -> None:
         self.stats = RunningStats()
-        self.ring = Ring(window)
-        self._recent: Figures | None = None
+        self.ring = Ring(window_trades)
+        # The recent figures, computed on the first ask after a trade: an optimization
+        # cycle reads every strategy's, and most have not traded since the last cycle.
+        self.recent: Figures | None = None
 
     def add(self, pnl: float) -> None:
+        """Count one more trade in both windows."""
         self.stats.add(pnl)
         self.ring.add(pnl)
-        self._recent = None
+        self.recent = None
 
     def figures(self, window: str) -> Figures:
+        """The figures of one window (the recent ones are shared: read, never modify)."""
         if window == "all":
             return self.stats.figures()
         if window != "recent":
-            raise ValueError(f"unknown window {window!r}")
-        if self._recent is None:
-            self._recent = figures_of(self.ring.items())
-        return self._recent
+            raise ValueError(f"unknown window {window!r}; one of {', '.join(WINDOWS)}")
+        if self.recent is None:
+            self.recent = figures_of(self.ring.items())
+        return self.recent
 
 
 def figures_of(pnls: Sequence[float]) -> Figures:
-    """Every figure of a list of pnls, computed directly (used for recent windows)."""
+    """Every figure of a window of pnls, computed directly in O(len(pnls)).
+
+    An optimization cycle asks for hundreds of groups at once, so the passes lean on
+    C-level builtins (``sorted``, ``sum``, ``map``) and tight comprehensions.
+    """
     n = len(pnls)
     if n == 0:
         return Figures()
+    ordered = sorted(pnls)
+    losing = ordered[: bisect_left(ordered, 0.0)]
+    winning = ordered[bisect_right(ordered, 0.0) :]
+    # Money is summed exactly rounded; the moment sums below add terms that are
+    # already centred (or all of one sign), where a plain sum loses nothing that shows.
     total = math.fsum(pnls)
     mean = total / n
-    wins = losses = 0
-    gross_profit = gross_loss = neg_sq = abs_sum = 0.0
-    cum = peak = max_dd = 0.0
-    m2 = m3 = m4 = 0.0
+    deviations = [p - mean for p in pnls]
+    # Corrected two-pass: remove what rounding left of the mean, so the deviations sum
+    # to zero and the moments keep their digits when the spread is tiny next to the mean.
+    residual = sum(deviations) / n
+    if residual:
+        deviations = [d - residual for d in deviations]
+    squares = [d * d for d in deviations]
+    running = peak = max_drawdown = 0.0
     for pnl in pnls:
-        if pnl > 0:
-            wins += 1
-            gross_profit += pnl
-        elif pnl < 0:
-            losses += 1
-            gross_loss -= pnl
-            neg_sq += pnl * pnl
-        abs_sum += abs(pnl)
-        d = pnl - mean
-        d2 = d * d
-        m2 += d2
-        m3 += d2 * d
-        m4 += d2 * d2
-        cum += pnl
-        if cum > peak:
-            peak = cum
-        if peak - cum > max_dd:
-            max_dd = peak - cum
-    std = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
-    pop_var = m2 / n
-    skew = kurt = None
-    if pop_var > 0:
-        skew = (m3 / n) / pop_var**1.5
-        kurt = (m4 / n) / (pop_var * pop_var)
+        running += pnl
+        if running > peak:
+            peak = running
+        elif peak - running > max_drawdown:
+            max_drawdown = peak - running
     return _assemble(
         n=n,
-        wins=wins,
-        losses=losses,
+        wins=len(winning),
+        losses=len(losing),
         total=total,
-        gross_profit=gross_profit,
-        gross_loss=gross_loss,
-        neg_sq=neg_sq,
-        mean=mean,
-        std=std,
-        skew=skew,
-        kurt=kurt,
-        max_dd=max_dd,
-        current_dd=peak - cum,
-        mean_abs=abs_sum / n,
+        gross_profit=math.fsum(winning),
+        gross_loss=-math.fsum(losing),
+        loss_squares=sum(map(mul, losing, losing)),
+        m2=sum(squares),
+        m3=sum(map(mul, squares, deviations)),
+        m4=sum(map(mul, squares, squares)),
+        max_drawdown=max_drawdown,
+        current_drawdown=peak - running,
     )
 
 
@@ -261,36 +330,34 @@ def _assemble(
     total: float,
     gross_profit: float,
     gross_loss: float,
-    neg_sq: float,
-    mean: float,
-    std: float,
-    skew: float | None,
-    kurt: float | None,
-    max_dd: float,
-    current_dd: float,
-    mean_abs: float,
+    loss_squares: float,
+    m2: float,
+    m3: float,
+    m4: float,
+    max_drawdown: float,
+    current_drawdown: float,
 ) -> Figures:
+    """The figures from the sums both windows keep (m2…m4: central moment sums)."""
+    mean = total / n
+    mean_abs = (gross_profit + gross_loss) / n
     sharpe: float | None = None
-    if n >= 2 and std > _RELATIVE_STD_FLOOR * max(mean_abs, 1e-300):
-        sharpe = mean / std
-    psr: float | None = None
-    if n >= 3 and sharpe is not None and skew is not None and kurt is not None:
-        under = 1.0 - skew * sharpe + (kurt - 1.0) / 4.0 * sharpe * sharpe
-        if under > 0:
-            z = sharpe * math.sqrt(n - 1) / math.sqrt(under)
-            psr = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
-    sortino = mean / math.sqrt(neg_sq / n) if losses and neg_sq > 0 else None
-    profit_factor = gross_profit / gross_loss if gross_loss > 0 else None
+    if n >= 2:
+        std = math.sqrt(m2 / (n - 1))
+        if std > _ROUNDING_FLOOR * mean_abs:
+            sharpe = mean / std
+    psr = _psr(n, sharpe, m2, m3, m4) if sharpe is not None and n >= 3 else None
+    # Tiny losses whose squares underflow leave no downside deviation to divide by.
+    sortino = mean / math.sqrt(loss_squares / n) if losses and loss_squares > 0 else None
     return Figures(
         trades=n,
         wins=wins,
         losses=losses,
         win_rate=wins / n,
-        expectancy=total / n,
+        expectancy=mean,
         total_pnl=total,
         gross_profit=gross_profit,
         gross_loss=gross_loss,
-        profit_factor=profit_factor,
+        profit_factor=gross_profit / gross_loss if gross_loss > 0 else None,
         profit_factor_infinite=gross_loss == 0 and gross_profit > 0,
         avg_win=gross_profit / wins if wins else None,
         avg_loss=gross_loss / losses if losses else None,
@@ -298,92 +365,172 @@ def _assemble(
         sortino=sortino,
         sqn=math.sqrt(n) * sharpe if sharpe is not None else None,
         psr=psr,
-        max_drawdown=max_dd,
-        current_drawdown=current_dd,
+        max_drawdown=max_drawdown,
+        current_drawdown=current_drawdown,
         mean_abs_pnl=mean_abs,
     )
 
 
+def _psr(n: int, sharpe: float, m2: float, m3: float, m4: float) -> float | None:
+    """Probabilistic Sharpe ratio against 0, or None where it is undefined."""
+    variance = m2 / n
+    sd_cubed = variance * math.sqrt(variance)
+    variance_squared = variance * variance
+    if sd_cubed == 0 or variance_squared == 0:  # pnls so tiny that their powers underflow
+        return None
+    skew = (m3 / n) / sd_cubed
+    kurtosis = (m4 / n) / variance_squared
+    spread = skew * sharpe
+    tail = (kurtosis - 1.0) / 4.0 * sharpe * sharpe
+    # Never negative in exact arithmetic (kurtosis >= 1 + skew²); 0 only for a
+    # two-valued record, where the Sharpe ratio's uncertainty vanishes and psr is
+    # undefined. Within rounding of 0 counts as 0.
+    under = 1.0 - spread + tail
+    if under <= _ROUNDING_FLOOR * (1.0 + abs(spread) + tail):
+        return None
+    z = sharpe * math.sqrt(n - 1) / math.sqrt(under)
+    # Φ(z) = (1 + erf(z/√2)) / 2 = erfc(−z/√2) / 2; erfc keeps the digits of a small
+    # probability that 1 + erf would round away.
+    return 0.5 * math.erfc(-z / _SQRT2)
+
+
+def _check_window(window: str) -> None:
+    if window not in WINDOWS:
+        raise ValueError(f"unknown window {window!r}; one of {', '.join(WINDOWS)}")
+
+
+def _grouping(dims: Collection[str]) -> tuple[str, ...]:
+    """The grouping of ``dims`` in canonical order (strategy, symbol, regime)."""
+    chosen = set(dims)
+    if not chosen or not chosen <= set(DIMENSIONS):
+        raise ValueError(f"group_by must be a non-empty subset of {', '.join(DIMENSIONS)}")
+    return tuple(d for d in DIMENSIONS if d in chosen)
+
+
 class PerformanceModel:
-    """Figures of every group of trades, for both windows."""
+    """Every figure of every group of trades, over the ``all`` and ``recent`` windows.
+
+    Groups are the trades sharing a strategy, a symbol, a regime, or any combination
+    of them. ``record`` does constant work per trade; ``all`` figures cost O(1) to read
+    and ``recent`` figures O(window_trades) on the first read after the group trades.
+    Figures returned are shared with the model's caches: read them, never modify them.
+    """
 
     def __init__(self, config: PerformanceConfig) -> None:
         self.config = config
         self.groups: dict[tuple[str, ...], dict[tuple[str, ...], Group]] = {
             grouping: {} for grouping in GROUPINGS
         }
+        self._tables = tuple(self.groups.values())  # in GROUPINGS order, for record
         self.last_seq = 0
         self.trade_count = 0
 
     def record(self, trade: ClosedTrade) -> None:
-        """Add a committed trade; a trade at or below ``last_seq`` was already counted."""
+        """Count a committed trade in its seven groups.
+
+        A trade at or below ``last_seq`` was already counted (a replay after a
+        restart) and is ignored. A non-finite pnl is refused with ValueError before
+        anything changes: it would poison every running figure of its groups.
+        """
         if trade.seq <= self.last_seq:
             return
+        pnl = trade.pnl
+        if not math.isfinite(pnl):
+            raise ValueError(f"trade {trade.trade_id!r} has a non-finite pnl {pnl!r}")
+        strategy, symbol, regime = trade.strategy, trade.symbol, trade.regime
+        keys = (
+            (strategy,),
+            (symbol,),
+            (regime,),
+            (strategy, symbol),
+            (strategy, regime),
+            (symbol, regime),
+            (strategy, symbol, regime),
+        )
+        window = self.config.window_trades
+        for table, key in zip(self._tables, keys, strict=True):
+            group = table.get(key)
+            if group is None:
+                group = table[key] = Group(window)
+            group.add(pnl)
         self.last_seq = trade.seq
         self.trade_count += 1
-        values = {"strategy": trade.strategy, "symbol": trade.symbol, "regime": trade.regime}
-        window = self.config.window_trades
-        pnl = trade.pnl
-        for grouping, groups in self.groups.items():
-            key = tuple(values[d] for d in grouping)
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = Group(window)
-            group.add(pnl)
 
     # ------------------------------------------------------------------ queries
 
     def group_figures(
         self, group_by: Sequence[str], key: tuple[str, ...], window: str = "all"
     ) -> Figures | None:
-        """The figures of one group, or None if it has no trade."""
-        group = self.groups[_grouping(group_by)].get(key)
+        """The figures of one group, or None if it has no trade.
+
+        ``key`` holds one value per entry of ``group_by``, in the same order:
+        ``group_figures(["regime", "strategy"], ("trend", "ema"))``.
+        """
+        _check_window(window)
+        if len(key) != len(group_by):
+            raise ValueError(f"key {key!r} does not match group_by {list(group_by)!r}")
+        values: dict[str, str] = {}
+        for dim, value in zip(group_by, key, strict=True):
+            if values.setdefault(dim, value) != value:
+                raise ValueError(f"two values for {dim!r} in key {key!r}")
+        grouping = _grouping(values)
+        group = self.groups[grouping].get(tuple(values[d] for d in grouping))
         return group.figures(window) if group is not None else None
 
     def rows(
         self, group_by: Sequence[str], window: str = "all", strategy: str | None = None
     ) -> list[dict[str, Any]]:
-        """Wire rows: the group's keys, then every metric; sorted by key."""
-        if window not in WINDOWS:
-            raise ValueError(f"unknown window {window!r}")
+        """Wire rows sorted by key: the group's keys (strategy, symbol, regime), then
+        ``METRIC_FIELDS``.
+
+        With ``strategy``, only that strategy's groups; if ``group_by`` lacks
+        ``strategy`` the rows are grouped by strategy too and carry its key.
+        """
+        _check_window(window)
+        if not group_by:
+            raise ValueError("group_by must name at least one of strategy, symbol, regime")
         dims = set(group_by)
         if strategy is not None:
             dims.add("strategy")
         grouping = _grouping(dims)
-        rows = []
-        for key, group in sorted(self.groups[grouping].items()):
+        table = self.groups[grouping]
+        rows: list[dict[str, Any]] = []
+        for key in sorted(table):
             if strategy is not None and key[0] != strategy:
                 continue
             row: dict[str, Any] = dict(zip(grouping, key, strict=True))
-            row.update(group.figures(window).as_row())
+            row.update(table[key].figures(window).as_row())
             rows.append(row)
         return rows
 
     def strategy_figures(self, strategy: str, window: str = "all") -> Figures | None:
-        """One strategy's figures."""
+        """One strategy's figures, or None if it has no trade."""
         return self.group_figures(("strategy",), (strategy,), window)
 
     def recent_by_strategy(self) -> dict[str, Figures]:
-        """Every strategy's recent-window figures."""
-        return {key[0]: g.figures("recent") for key, g in self.groups[("strategy",)].items()}
+        """strategy -> its recent-window figures."""
+        table = self.groups[("strategy",)]
+        return {key[0]: table[key].figures("recent") for key in sorted(table)}
 
     def recent_by_regime(self) -> dict[str, dict[str, Figures]]:
         """regime -> strategy -> recent figures of that strategy's trades in that regime."""
-        table: dict[str, dict[str, Figures]] = {}
-        for (strategy, regime), group in self.groups[("strategy", "regime")].items():
-            table.setdefault(regime, {})[strategy] = group.figures("recent")
-        return table
+        table = self.groups[("strategy", "regime")]
+        by_regime: dict[str, dict[str, Figures]] = {}
+        for key in sorted(table, key=lambda k: (k[1], k[0])):
+            strategy, regime = key
+            by_regime.setdefault(regime, {})[strategy] = table[key].figures("recent")
+        return by_regime
 
     def regime_effectiveness(
         self, strategy: str | None = None, window: str = "all"
     ) -> list[dict[str, Any]]:
-        """Strategy × regime rows."""
+        """Strategy × regime rows (one strategy's with ``strategy``)."""
         return self.rows(("strategy", "regime"), window, strategy)
 
     def symbol_breakdown(
         self, strategy: str | None = None, window: str = "all"
     ) -> list[dict[str, Any]]:
-        """Strategy × symbol rows."""
+        """Strategy × symbol rows (one strategy's with ``strategy``)."""
         return self.rows(("strategy", "symbol"), window, strategy)
 
     def top_strategies(
@@ -393,74 +540,99 @@ class PerformanceModel:
         window: str = "recent",
         ascending: bool = False,
     ) -> list[dict[str, Any]]:
-        """The best (or worst) strategies by any metric; undefined values sort last."""
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
+        """The ``n`` best strategy rows by ``metric`` (worst first with ``ascending``).
+
+        Strategies whose figure is undefined come last; an infinite profit factor
+        (gains and no loss) ranks above every finite one. Ties keep name order.
+        """
+        if metric not in METRIC_FIELDS:
+            raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRIC_FIELDS)}")
         rows = self.rows(("strategy",), window)
-        defined = [r for r in rows if r[metric] is not None]
-        undefined = [r for r in rows if r[metric] is None]
-        defined.sort(key=lambda r: (float(r[metric]), r["strategy"]), reverse=not ascending)
-        return (defined + undefined)[:n]
+        if n <= 0:
+            return []
+
+        def rank(row: dict[str, Any]) -> float | None:
+            if metric == "profit_factor" and row["profit_factor_infinite"]:
+                return math.inf
+            value = row[metric]
+            return None if value is None else float(value)
+
+        ranked = [(rank(row), row) for row in rows]
+        defined = [(value, row) for value, row in ranked if value is not None]
+        # Python's sort is stable in both directions, so ties stay in name order.
+        defined.sort(key=lambda item: item[0], reverse=not ascending)
+        undefined = [row for value, row in ranked if value is None]
+        return ([row for _, row in defined] + undefined)[:n]
 
     def strategies(self) -> list[str]:
-        return sorted(k[0] for k in self.groups[("strategy",)])
+        """Every strategy with a trade, sorted."""
+        return sorted(key[0] for key in self.groups[("strategy",)])
 
     def symbols(self) -> list[str]:
-        return sorted(k[0] for k in self.groups[("symbol",)])
+        """Every symbol with a trade, sorted."""
+        return sorted(key[0] for key in self.groups[("symbol",)])
 
     def regimes(self) -> list[str]:
-        return sorted(k[0] for k in self.groups[("regime",)])
+        """Every regime with a trade, sorted."""
+        return sorted(key[0] for key in self.groups[("regime",)])
 
     def recent_pnls(self, strategy: str, limit: int = 50) -> list[float]:
-        """The strategy's last pnls, oldest first (for a sparkline)."""
+        """The strategy's last ``limit`` pnls (at most its recent window), oldest first."""
         group = self.groups[("strategy",)].get((strategy,))
-        return group.ring.items()[-limit:] if group is not None else []
+        if group is None or limit <= 0:
+            return []
+        return group.ring.items()[-limit:]
 
     # ------------------------------------------------------------------ state
 
     def to_state(self) -> dict[str, Any]:
-        """Plain data for a snapshot."""
-        groups = []
-        for grouping, table in self.groups.items():
-            for key, group in table.items():
-                ring = group.ring
-                groups.append(
-                    [
-                        list(grouping),
-                        list(key),
-                        group.stats.to_state(),
-                        ring.items(),
-                    ]
-                )
+        """Plain, msgpack-ready data from which ``from_state`` rebuilds this model.
+
+        Groups are listed under their grouping's name (``strategy+symbol``), each as
+        ``[key, running stats, recent pnls oldest first]``.
+        """
         return {
+            "version": STATE_VERSION,
             "window_trades": self.config.window_trades,
             "last_seq": self.last_seq,
             "trade_count": self.trade_count,
-            "groups": groups,
+            "groups": {
+                "+".join(grouping): [
+                    [list(key), group.stats.to_state(), group.ring.items()]
+                    for key, group in table.items()
+                ]
+                for grouping, table in self.groups.items()
+            },
         }
 
     @classmethod
     def from_state(cls, config: PerformanceConfig, state: dict[str, Any]) -> PerformanceModel:
-        """Rebuild from ``to_state``; a changed window keeps the newest pnls that fit."""
+        """Rebuild a model from ``to_state``.
+
+        With a different ``window_trades`` than the state's, each recent window keeps
+        the newest pnls that fit (a larger window fills up with the next trades); the
+        ``all`` window is unaffected.
+        """
+        version = state.get("version")
+        if version != STATE_VERSION:
+            raise ValueError(f"performance state version {version!r}, expected {STATE_VERSION}")
         model = cls(config)
+        window = config.window_trades
+        for name, entries in state["groups"].items():
+            grouping = tuple(name.split("+"))
+            if grouping not in model.groups:
+                raise ValueError(f"unknown grouping {name!r} in performance state")
+            table = model.groups[grouping]
+            for key, stats, recent in entries:
+                if len(key) != len(grouping):
+                    raise ValueError(f"key {key!r} does not match grouping {name!r}")
+                group = Group(window)
+                group.stats = RunningStats.from_state(stats)
+                group.ring = Ring.of(window, recent)
+                table[tuple(key)] = group
         model.last_seq = int(state["last_seq"])
         model.trade_count = int(state["trade_count"])
-        window = config.window_trades
-        for grouping, key, stats, recent in state["groups"]:
-            group = Group(window)
-            group.stats = RunningStats.from_state(stats)
-            for pnl in recent[-window:]:
-                group.ring.add(pnl)
-            model.groups[tuple(grouping)][tuple(key)] = group
         return model
-
-
-def _grouping(dims: Iterable[str]) -> tuple[str, ...]:
-    chosen = set(dims)
-    unknown = chosen - set(DIMENSIONS)
-    if unknown or not chosen:
-        raise ValueError(f"group_by must be a non-empty subset of {DIMENSIONS}")
-    return tuple(d for d in DIMENSIONS if d in chosen)
 
 
 # ----------------------------------------------------------------------------- the actor

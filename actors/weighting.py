@@ -108,8 +108,8 @@ def pnl_scale(figures: Figures) -> float:
     """The window's average trade size, mean |pnl|; 0.0 when every trade broke even.
 
     Figures from the performance actor always carry ``mean_abs_pnl``. The fallbacks are
-    lower bounds of it, so figures that lack it (hand-built, or from an older snapshot)
-    still get a scale rather than letting a drawdown or an expectancy pass unscaled.
+    lower bounds of it, so figures built without it still get a scale rather than
+    letting a drawdown or an expectancy pass unscaled.
     """
     candidates = [figures.mean_abs_pnl, abs(figures.expectancy)]
     if figures.trades > 0:
@@ -126,7 +126,6 @@ class WeightingModel:
 
     def __init__(self, config: WeightingConfig, strategies: Mapping[str, StrategyConfig]) -> None:
         self.config = config
-        self.configured = dict(strategies)
         self.base: dict[str, float] = {n: s.base_weight for n, s in sorted(strategies.items())}
         self.adaptive: dict[str, float] = dict(self.base)
         # regime -> strategy -> adaptive weight; a strategy missing from a regime's table

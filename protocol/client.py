@@ -10,11 +10,11 @@ of its own; a call waits at most ``timeout_s * (1 + retries)``.
 Only requests that are safe to repeat are resent: the reads, ``score_signal`` (a repeat
 only scores the signal again), ``record_trade`` (idempotent on ``trade_id``: a repeat is
 answered ``duplicate: true``) and ``record_signal_outcome`` (idempotent on
-``signal_id``). ``update_optimization``, ``force_status``, ``reset_weights`` and
-``rollback_weights`` are sent once: the first attempt may have taken effect with only its
-reply lost, and a repeat would run a second cycle or move the weights twice. A timeout
-on one of them raises at once; ``get_history`` or ``get_audit`` tells whether it took
-effect.
+``signal_id``). ``update_optimization`` and the admin requests (``force_status``,
+``reset_weights``, ``rollback_weights``, ``set_component``) are sent once: the first
+attempt may have taken effect with only its reply lost, and a repeat would run a second
+cycle or move the weights twice. A timeout on one of them raises at once; ``get_history``
+or ``get_audit`` tells whether it took effect.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ SENT_ONCE: tuple[type[Request], ...] = (
     ForceStatus,
     ResetWeights,
     RollbackWeights,
+    SetComponent,
 )
 """Requests never resent after a timeout: their first attempt may already have acted."""
 
@@ -162,13 +163,14 @@ class Client:
             sock = self.socket or self._open()
             try:
                 sock.send(payload)
-                if sock.poll(timeout_ms, zmq.POLLIN):
-                    return _reply(sock.recv(), expected)
+                answer = sock.recv() if sock.poll(timeout_ms, zmq.POLLIN) else None
             except BaseException:
                 # Interrupted mid-request (Ctrl-C, a zmq error): the REQ socket is stuck
                 # waiting for a reply, so the next call must start on a fresh one.
                 self.close()
                 raise
+            if answer is not None:
+                return _reply(answer, expected)
             self.close()
         raise _timed_out(self.endpoint, request, attempts, timeout_ms)
 
@@ -304,24 +306,25 @@ class Client:
         """Admin socket: adaptive weights back to base (never resent)."""
         return self.call(ResetWeights(reason=reason, operator=operator), Weights, timeout_s)
 
-    def set_component(
-        self,
-        name: ComponentName,
-        enabled: bool,
-        reason: str,
-        operator: str,
-        timeout_s: float | None = None,
-    ) -> Components:
-        """Admin socket: switch an optimization component off or on."""
-        request = SetComponent(name=name, enabled=enabled, reason=reason, operator=operator)
-        return self.call(request, Components, timeout_s)
-
     def rollback_weights(
         self, reason: str = "", operator: str = "operator", *, timeout_s: float | None = None
     ) -> Weights:
         """Admin socket: adaptive weights back to before the last update (never resent)."""
         request = RollbackWeights(reason=reason, operator=operator)
         return self.call(request, Weights, timeout_s)
+
+    def set_component(
+        self,
+        name: ComponentName,
+        enabled: bool,
+        reason: str,
+        operator: str,
+        *,
+        timeout_s: float | None = None,
+    ) -> Components:
+        """Admin socket: switch an optimization component off or on (never resent)."""
+        request = SetComponent(name=name, enabled=enabled, reason=reason, operator=operator)
+        return self.call(request, Components, timeout_s)
 
     def report_frames(self, *, timeout_s: float | None = None) -> dict[str, pandas.DataFrame]:
         """``get_report`` as pandas DataFrames, one per table (needs ``alphad[pandas]``)."""
@@ -383,13 +386,14 @@ class AsyncClient:
                 sock = self.socket
                 try:
                     await sock.send(payload)
-                    if await sock.poll(timeout_ms):
-                        return _reply(await sock.recv(), expected)
+                    answer = await sock.recv() if await sock.poll(timeout_ms) else None
                 except BaseException:
                     # Cancelled or failed mid-request: this REQ socket awaits a reply
                     # that will never be read, so it cannot be used again.
                     self.close()
                     raise
+                if answer is not None:
+                    return _reply(answer, expected)
                 self.close()
         raise _timed_out(self.endpoint, request, attempts, timeout_ms)
 
@@ -535,6 +539,19 @@ class AsyncClient:
         """Admin socket: adaptive weights back to before the last update (never resent)."""
         request = RollbackWeights(reason=reason, operator=operator)
         return await self.call(request, Weights, timeout_s)
+
+    async def set_component(
+        self,
+        name: ComponentName,
+        enabled: bool,
+        reason: str,
+        operator: str,
+        *,
+        timeout_s: float | None = None,
+    ) -> Components:
+        """Admin socket: switch an optimization component off or on (never resent)."""
+        request = SetComponent(name=name, enabled=enabled, reason=reason, operator=operator)
+        return await self.call(request, Components, timeout_s)
 
     def close(self) -> None:
         """Close the socket; the next call opens a new one."""

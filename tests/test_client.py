@@ -153,6 +153,9 @@ def test_admin_requests_work_on_the_admin_socket(daemon: DaemonProcess) -> None:
         assert isinstance(admin.reset_weights("fresh start", "alice"), Weights)
         assert isinstance(admin.rollback_weights("undo", "alice"), Weights)
         assert admin.get_health("ema").rows[0].status == "suspended"
+        off = admin.set_component("weighting", False, "weights swing", "alice")
+        assert (off.components["weighting"], off.changed) == (False, True)
+        assert admin.get_status().enabled["weighting"] is False
 
 
 # ---------------------------------------------------------------------------- timeouts
@@ -290,6 +293,8 @@ async def test_async_client_typed_round_trips(daemon: DaemonProcess) -> None:
         changed = await admin.force_status("ema", "degraded", "watch it", "alice")
         assert changed.new == "degraded"
         assert isinstance(await admin.rollback_weights(), Weights)
+        again = await admin.set_component("scorer", True, "already on", "alice")
+        assert (again.components["scorer"], again.changed) == (True, False)
 
 
 async def test_async_client_serializes_concurrent_calls(daemon: DaemonProcess) -> None:
@@ -312,6 +317,21 @@ async def test_async_client_times_out_and_recovers(daemon: DaemonProcess) -> Non
             os.kill(daemon.process.pid, signal.SIGCONT)
         assert info.value.code == "timeout" and "2 attempt(s)" in info.value.message
         assert (await client.get_status(timeout_s=5.0)).version
+
+
+async def test_async_client_is_usable_after_a_cancelled_call(daemon: DaemonProcess) -> None:
+    assert daemon.process is not None
+    async with AsyncClient(daemon.rpc, timeout_s=5.0) as client:
+        await client.get_status()
+        os.kill(daemon.process.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(client.get_status(), 0.2)
+        finally:
+            os.kill(daemon.process.pid, signal.SIGCONT)
+        # The REQ socket of the cancelled call still waits for its reply; a reused one
+        # would refuse to send. The client must have replaced it.
+        assert (await client.get_status()).version
 
 
 # ---------------------------------------------------------------------------- alerts
@@ -354,6 +374,27 @@ def test_subscriber_backfills_a_gap_from_the_audit_log(daemon: DaemonProcess) ->
     assert second.gaps == 1
     seqs = [a.seq for _, a in received]
     assert seqs == sorted(seqs) and second.last_seq == seqs[-1]
+
+
+def test_subscriber_keeps_an_alert_whose_backfill_failed_and_retries_it(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    with Client(daemon.admin) as admin:
+        admin.force_status("a", "degraded", "watch it", "alice")
+        resume_at = admin.get_audit().entries[-1].seq
+        admin.force_status("a", "suspended", "stop it", "alice")
+        unreachable = Client(f"ipc://{tmp_path}/down.sock", timeout_s=0.1, retries=0)
+        with Subscriber(daemon.alerts, [""], client=unreachable, last_seq=resume_at) as sub:
+            time.sleep(0.3)
+            admin.force_status("a", "retired", "gone", "alice")
+            with pytest.raises(AlphadError) as failed:
+                sub.receive(5.0)
+            assert failed.value.code == "timeout" and sub.last_seq == resume_at
+            sub.client = Client(daemon.rpc)
+            received = sub.receive(0.1)  # the held alert: nothing new is read
+            sub.client.close()
+        unreachable.close()
+    assert [a.new for _, a in received] == ["suspended", "retired"]
 
 
 def test_subscriber_rides_out_a_daemon_restart_and_backfills_what_it_missed(

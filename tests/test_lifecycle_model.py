@@ -1,169 +1,501 @@
-"""Strategy lifecycle: every transition of the table, hysteresis, probation, retirement."""
+"""Strategy lifecycle: every transition of the table, hysteresis, probation, retirement, state."""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from actors.figures import Figures
-from actors.lifecycle import TRANSITIONS, LifecycleConfig, LifecycleModel
+from actors.lifecycle import TRANSITIONS, LifecycleConfig, LifecycleModel, Transition
 from actors.weighting import StrategyConfig
+from protocol.errors import AlphadError
+from protocol.messages import STATUSES
 
 HOUR = 3_600_000
 
 
-def healthy(trades: int = 50) -> Figures:
-    return Figures(
-        trades=trades,
-        wins=30,
-        losses=20,
-        win_rate=0.6,
-        expectancy=1.0,
-        profit_factor=2.0,
-        sharpe=0.4,
-        psr=0.95,
-        max_drawdown=4.0,
-        mean_abs_pnl=2.0,
-    )
+def window(**overrides: Any) -> Figures:
+    """A healthy recent window (mean |pnl| 2.0, so drawdown limits are 24 soft, 50 hard)."""
+    figures: dict[str, Any] = {
+        "trades": 50,
+        "wins": 30,
+        "losses": 20,
+        "win_rate": 0.6,
+        "expectancy": 1.0,
+        "profit_factor": 2.0,
+        "sharpe": 0.4,
+        "psr": 0.95,
+        "max_drawdown": 4.0,
+        "mean_abs_pnl": 2.0,
+    }
+    return Figures(**{**figures, **overrides})
 
 
 def soft_breach() -> Figures:
-    return Figures(
-        trades=50,
-        wins=20,
-        losses=30,
-        win_rate=0.4,
-        expectancy=-0.2,
-        profit_factor=0.9,
-        sharpe=-0.1,
-        psr=0.3,
-        max_drawdown=10.0,
-        mean_abs_pnl=2.0,
-    )
+    return window(win_rate=0.4, expectancy=-0.2, profit_factor=0.9, sharpe=-0.1, psr=0.3)
 
 
 def hard_breach() -> Figures:
-    return Figures(
-        trades=50,
-        wins=20,
-        losses=30,
-        win_rate=0.4,
-        expectancy=-0.5,
-        profit_factor=0.7,
-        sharpe=-0.2,
-        psr=0.1,
-        max_drawdown=80.0,
-        mean_abs_pnl=2.0,
-    )
+    return window(win_rate=0.4, expectancy=-0.5, profit_factor=0.7, psr=0.1, max_drawdown=80.0)
 
 
-def model(**overrides: object) -> LifecycleModel:
-    return LifecycleModel(LifecycleConfig(**overrides), {})  # type: ignore[arg-type]
+def model(**overrides: Any) -> LifecycleModel:
+    return LifecycleModel(msgspec.convert(overrides, LifecycleConfig), {})
 
 
 def moves(m: LifecycleModel, figures: Figures, now: int = 0) -> list[tuple[str, str]]:
     return [(t.old, t.new) for t in m.assess({"ema": figures}, now)]
 
 
-def test_soft_breach_degrades_then_suspends_after_max_violations() -> None:
+# --------------------------------------------------------------------------- the table
+
+
+def test_transition_table_names_every_automatic_move_between_known_statuses() -> None:
+    assert set(TRANSITIONS) == {
+        ("active", "degraded"),
+        ("active", "suspended"),
+        ("degraded", "active"),
+        ("degraded", "suspended"),
+        ("suspended", "degraded"),
+        ("suspended", "retired"),
+    }
+    assert all(old in STATUSES and new in STATUSES for old, new in TRANSITIONS)
+    assert not any(old == "retired" for old, _ in TRANSITIONS)  # only force brings it back
+
+
+def test_every_automatic_transition_of_the_table_is_exercised() -> None:
+    m = model(
+        max_violations=2, recovery_checks=1, probation_after_hours=1, retire_after_suspensions=2
+    )
+    seen: list[tuple[str, str]] = []
+    script = [
+        (soft_breach(), 0),  # active -> degraded
+        (window(), 1),  # degraded -> active
+        (hard_breach(), 2),  # active -> suspended (1st)
+        (window(), 2 + HOUR),  # suspended -> degraded (probation)
+        (soft_breach(), 3 + HOUR),  # degraded, 1st violation after probation
+        (soft_breach(), 4 + HOUR),  # degraded -> suspended (2nd) -> retired
+    ]
+    for figures, now in script:
+        seen += moves(m, figures, now)
+    assert seen == [
+        ("active", "degraded"),
+        ("degraded", "active"),
+        ("active", "suspended"),
+        ("suspended", "degraded"),
+        ("degraded", "suspended"),
+        ("suspended", "retired"),
+    ]
+    m.force("ema", "degraded", "second chance", "bob", 5 + HOUR)
+    seen += moves(m, hard_breach(), 6 + HOUR)  # degraded -> suspended at once
+    assert set(seen) == set(TRANSITIONS)
+
+
+# --------------------------------------------------------------------------- soft breaches
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"expectancy": -1.2}, "expectancy -1.20 < 0"),
+        ({"profit_factor": 0.71}, "profit factor 0.71 < 1"),
+        ({"win_rate": 0.2}, "win rate 20% < 25%"),
+        ({"max_drawdown": 30.0}, "drawdown 30.00 > 24.00"),
+        ({"psr": 0.05}, "PSR 0.05 < 0.10"),
+    ],
+)
+def test_any_soft_breach_degrades_an_active_strategy(
+    overrides: dict[str, float], reason: str
+) -> None:
+    m = model()
+    (transition,) = m.assess({"ema": window(**overrides)}, 7)
+    assert (transition.old, transition.new, transition.reason) == ("active", "degraded", reason)
+    assert (transition.actor, transition.ts_ms) == ("system", 7)
+    assert m.health("ema")[0]["violations"] == 1
+
+
+def test_reasons_read_like_a_trader_and_carry_the_metrics() -> None:
+    m = model()
+    (transition,) = m.assess({"ema": window(expectancy=-1.2, profit_factor=0.71)}, 0)
+    assert transition.reason == "expectancy -1.20 < 0; profit factor 0.71 < 1"
+    assert transition.metrics["expectancy"] == -1.2
+    assert transition.metrics["profit_factor"] == 0.71
+    assert transition.metrics["soft_drawdown_limit"] == 24.0
+    assert transition.metrics["violations"] == 1
+    msgspec.json.encode(transition)  # journaled as JSON
+
+
+def test_degraded_strategy_is_suspended_after_max_violations_breaches_in_a_row() -> None:
     m = model(max_violations=3)
     assert moves(m, soft_breach()) == [("active", "degraded")]
     assert moves(m, soft_breach()) == []
-    assert moves(m, soft_breach()) == [("degraded", "suspended")]
-    assert m.status("ema") == "suspended"
+    transitions = m.assess({"ema": soft_breach()}, 0)
+    assert [(t.old, t.new) for t in transitions] == [("degraded", "suspended")]
+    assert transitions[0].reason.startswith("3rd breached assessment in a row: expectancy")
     assert m.health("ema")[0]["suspensions"] == 1
 
 
-def test_hard_breach_suspends_at_once() -> None:
+def test_a_clean_assessment_resets_the_violation_count() -> None:
+    m = model(max_violations=3, recovery_checks=10)
+    moves(m, soft_breach())
+    moves(m, soft_breach())
+    assert moves(m, window()) == []
+    assert m.health("ema")[0]["violations"] == 0
+    assert moves(m, soft_breach()) == [] and moves(m, soft_breach()) == []
+    assert moves(m, soft_breach()) == [("degraded", "suspended")]
+
+
+# --------------------------------------------------------------------------- hard breaches
+
+
+def test_hard_breach_suspends_an_active_strategy_at_once() -> None:
     m = model()
-    assert moves(m, hard_breach()) == [("active", "suspended")]
+    (transition,) = m.assess({"ema": hard_breach()}, 0)
+    assert (transition.old, transition.new) == ("active", "suspended")
+    assert transition.reason.startswith("drawdown 80.00 > hard limit 50.00; expectancy -0.50 < 0")
+    assert transition.metrics["hard_drawdown_limit"] == 50.0
 
 
-def test_degraded_recovers_only_after_clearing_hysteresis_for_recovery_checks() -> None:
+def test_hard_breach_suspends_a_degraded_strategy_at_once() -> None:
+    m = model(max_violations=10)
+    moves(m, soft_breach())
+    assert moves(m, hard_breach()) == [("degraded", "suspended")]
+
+
+def test_absolute_drawdown_limits_of_a_strategy_replace_the_relative_ones() -> None:
+    limits = {"ema": StrategyConfig(soft_drawdown=3.0, hard_drawdown=5.0)}
+    m = LifecycleModel(LifecycleConfig(), limits)
+    assert moves(m, window(max_drawdown=2.9)) == []
+    assert moves(m, window(max_drawdown=3.5)) == [("active", "degraded")]
+    assert moves(m, window(max_drawdown=6.0)) == [("degraded", "suspended")]
+    relative = LifecycleModel(LifecycleConfig(), {"ema": StrategyConfig(hard_drawdown=5.0)})
+    assert moves(relative, window(max_drawdown=4.5)) == []  # soft stays relative: 24
+    assert relative.drawdown_limits("ema", window()) == (24.0, 5.0)
+
+
+def test_relative_drawdown_limits_follow_the_size_of_the_trades() -> None:
+    m = model()
+    small = window(max_drawdown=40.0, expectancy=1.0, mean_abs_pnl=2.0)
+    large = window(max_drawdown=4000.0, expectancy=100.0, mean_abs_pnl=200.0)
+    assert m.check("a", small).soft == ["drawdown 40.00 > 24.00"]
+    assert m.check("b", large).soft == ["drawdown 4000.00 > 2400.00"]
+    assert m.check("a", small).hard is None and m.check("b", large).hard is None
+
+
+# --------------------------------------------------------------------------- recovery
+
+
+def test_degraded_recovers_only_after_clearing_the_margin_for_recovery_checks_in_a_row() -> None:
     m = model(recovery_checks=2, hysteresis=0.1)
     moves(m, soft_breach())
-    barely = Figures(
-        trades=50,
-        wins=31,
-        losses=19,
-        win_rate=0.62,
-        expectancy=0.01,
-        profit_factor=1.02,
-        sharpe=0.1,
-        psr=0.6,
-        max_drawdown=4.0,
-        mean_abs_pnl=2.0,
-    )
+    barely = window(win_rate=0.36, expectancy=0.01, profit_factor=1.02, psr=0.6)
     assert moves(m, barely) == [] and moves(m, barely) == []  # clean, but within the margin
+    assert moves(m, window()) == []
+    assert moves(m, barely) == []  # the streak starts over
+    assert moves(m, window()) == []
+    transitions = m.assess({"ema": window()}, 0)
+    assert [(t.old, t.new) for t in transitions] == [("degraded", "active")]
+    assert "2 assessments in a row" in transitions[0].reason
+
+
+@pytest.mark.parametrize(
+    "within_margin",
+    [
+        {"expectancy": 0.1},  # must exceed 0.05 × mean |pnl| 2.0 = 0.1
+        {"profit_factor": 1.05},
+        {"win_rate": 0.30},
+        {"max_drawdown": 22.8},  # must stay under 24 × 0.95
+        {"psr": 0.15},
+        {"profit_factor": None},  # no loss and no win: nothing to clear with
+    ],
+)
+def test_every_threshold_must_clear_the_margin_to_recover(within_margin: dict[str, Any]) -> None:
+    m = model(recovery_checks=1)
+    moves(m, soft_breach())
+    assert moves(m, window(**within_margin)) == []
     assert m.status("ema") == "degraded"
-    assert moves(m, healthy()) == []
-    assert moves(m, healthy()) == [("degraded", "active")]
+    assert moves(m, window()) == [("degraded", "active")]
+
+
+def test_a_window_without_losses_can_recover() -> None:
+    m = model(recovery_checks=1)
+    moves(m, soft_breach())
+    perfect = window(profit_factor=None, profit_factor_infinite=True, psr=None, max_drawdown=0.0)
+    assert moves(m, perfect) == [("degraded", "active")]
+
+
+def test_nan_figures_never_recover_a_strategy() -> None:
+    m = model(recovery_checks=1)
+    moves(m, soft_breach())
+    for field in ("expectancy", "win_rate", "profit_factor", "psr", "max_drawdown"):
+        assert moves(m, window(**{field: math.nan})) == []
+    assert m.status("ema") == "degraded"
+
+
+# --------------------------------------------------------------------------- suspension
+
+
+def test_without_probation_a_suspension_lasts_until_an_operator_lifts_it() -> None:
+    m = model()
+    moves(m, hard_breach(), now=0)
+    assert moves(m, window(), now=1000 * HOUR) == []
+    forced = m.force("ema", "active", "reviewed", "alice", now_ms=1000 * HOUR)
+    assert (forced.old, forced.new, forced.actor, forced.reason) == (
+        "suspended",
+        "active",
+        "alice",
+        "reviewed",
+    )
+    assert m.status("ema") == "active"
+
+
+def test_probation_moves_a_suspended_strategy_to_degraded_after_the_time() -> None:
+    m = model(probation_after_hours=24)
+    moves(m, hard_breach(), now=5)
+    assert moves(m, window(), now=5 + 24 * HOUR - 1) == []
+    (transition,) = m.assess({}, 5 + 24 * HOUR)
+    assert (transition.old, transition.new) == ("suspended", "degraded")
+    assert transition.reason == "probation: suspended 24.0 h (probation after 24 h)"
+    assert transition.metrics == {"suspended_at_ms": 5, "hours_suspended": 24.0}
+    assert m.health("ema")[0]["violations"] == 0
+
+
+def test_probation_reads_only_the_clock_it_is_given() -> None:
+    m = model(probation_after_hours=1)
+    moves(m, hard_breach(), now=10 * HOUR)
+    assert moves(m, window(), now=0) == []  # a clock that went back changes nothing
+    assert moves(m, window(), now=11 * HOUR) == [("suspended", "degraded")]
+
+
+def test_an_operators_suspension_is_not_lifted_by_probation() -> None:
+    m = model(probation_after_hours=1)
+    m.register("ema", 0)
+    m.force("ema", "suspended", "exchange outage", "alice", 0)
+    assert moves(m, window(), now=100 * HOUR) == []
+    assert m.status("ema") == "suspended"
+
+
+# --------------------------------------------------------------------------- retirement
+
+
+def test_third_automatic_suspension_retires_the_strategy_at_once() -> None:
+    m = model(retire_after_suspensions=3)
+    for attempt in range(2):
+        assert moves(m, hard_breach(), now=attempt) == [("active", "suspended")]
+        m.force("ema", "active", "try again", "alice", now_ms=attempt)
+    transitions = m.assess({"ema": hard_breach()}, 2)
+    assert [(t.old, t.new) for t in transitions] == [
+        ("active", "suspended"),
+        ("suspended", "retired"),
+    ]
+    assert transitions[1].reason == "suspended 3 times (retire after 3)"
+    assert m.health("ema")[0]["suspensions"] == 3
+
+
+def test_retired_strategy_leaves_only_by_force_and_starts_a_fresh_count() -> None:
+    m = model(retire_after_suspensions=1, probation_after_hours=1)
+    moves(m, hard_breach(), now=0)
+    assert m.status("ema") == "retired"
+    assert moves(m, window(), now=100 * HOUR) == []
+    assert m.status("ema") == "retired"
+    m.force("ema", "active", "rewritten and redeployed", "alice", 100 * HOUR)
+    assert m.health("ema")[0]["suspensions"] == 0
+    assert moves(m, soft_breach(), now=101 * HOUR) == [("active", "degraded")]
+
+
+def test_suspensions_set_by_an_operator_do_not_count_toward_retirement() -> None:
+    m = model(retire_after_suspensions=1)
+    m.register("ema", 0)
+    for now in range(3):
+        m.force("ema", "suspended", "manual", "alice", now)
+        m.force("ema", "active", "back", "alice", now)
+    assert m.health("ema")[0]["suspensions"] == 0
+    assert m.status("ema") == "active"
+
+
+def test_probation_cycles_end_in_retirement() -> None:
+    m = model(probation_after_hours=1, max_violations=2, retire_after_suspensions=2)
+    statuses = []
+    for hour in range(6):
+        m.assess({"ema": soft_breach()}, hour * HOUR)
+        statuses.append(m.status("ema"))
+    assert statuses == ["degraded", "suspended", "degraded", "degraded", "retired", "retired"]
+
+
+# --------------------------------------------------------------------------- the rest
 
 
 def test_too_few_trades_are_not_assessed() -> None:
     m = model(min_trades=20)
-    assert moves(m, hard_breach().__class__(**{**hard_breach().as_row(), "trades": 19})) == []
+    assert moves(m, window(trades=19, max_drawdown=500.0, expectancy=-5.0)) == []
+    assert moves(m, window(trades=20, max_drawdown=500.0, expectancy=-5.0)) == [
+        ("active", "suspended")
+    ]
 
 
-def test_probation_returns_a_suspended_strategy_to_degraded_after_the_time() -> None:
-    m = model(probation_after_hours=24)
-    moves(m, hard_breach(), now=0)
-    assert moves(m, hard_breach(), now=23 * HOUR) == []
-    assert moves(m, hard_breach(), now=24 * HOUR) == [("suspended", "degraded")]
+def test_unknown_strategy_is_active_and_figures_register_it() -> None:
+    m = LifecycleModel(LifecycleConfig(), {"ema": StrategyConfig()})
+    assert m.status("never-seen") == "active"
+    assert m.statuses() == {"ema": "active"}
+    assert m.register("rsi", 42) is True and m.register("rsi", 43) is False
+    m.assess({"macd": window()}, 50)
+    assert m.statuses() == {"ema": "active", "macd": "active", "rsi": "active"}
+    assert m.health("rsi") == [
+        {
+            "strategy": "rsi",
+            "status": "active",
+            "since_ms": 42,
+            "reason": "new strategy",
+            "violations": 0,
+            "suspensions": 0,
+        }
+    ]
+    assert m.health("never-seen")[0]["status"] == "active"
+    assert [row["strategy"] for row in m.health()] == ["ema", "macd", "rsi"]
 
 
-def test_without_probation_only_an_operator_lifts_a_suspension() -> None:
+def test_force_sets_any_status_and_rejects_unknown_ones() -> None:
     m = model()
-    moves(m, hard_breach(), now=0)
-    assert moves(m, healthy(), now=1000 * HOUR) == []
-    forced = m.force("ema", "active", "reviewed", "alice", now_ms=5)
-    assert (forced.old, forced.new, forced.actor) == ("suspended", "active", "alice")
+    for old, new in [("active", "retired"), ("retired", "suspended"), ("suspended", "suspended")]:
+        transition = m.force("ema", new, "", "carol", 9)
+        assert (transition.old, transition.new, transition.actor) == (old, new, "carol")
+        assert transition.reason == "set by carol"
+    with pytest.raises(AlphadError) as info:
+        m.force("ema", "paused", "typo", "carol", 9)
+    assert info.value.code == "bad_request"
+    assert m.status("ema") == "suspended"
 
 
-def test_retired_after_the_third_suspension_and_stays_retired() -> None:
-    m = model(retire_after_suspensions=3)
-    for round_ in range(3):
-        transitions = moves(m, hard_breach(), now=round_)
-        if round_ < 2:
-            assert transitions == [("active", "suspended")]
-            m.force("ema", "active", "try again", "alice", now_ms=round_)
-    assert transitions == [("active", "suspended"), ("suspended", "retired")]
-    assert moves(m, healthy()) == []
-    assert m.status("ema") == "retired"
+def test_a_disabled_lifecycle_makes_no_automatic_transitions_but_force_works() -> None:
+    m = model(probation_after_hours=1)
+    m.enabled = False
+    assert moves(m, hard_breach()) == []
+    assert m.force("ema", "suspended", "by hand", "dave", 0).new == "suspended"
+    assert moves(m, window(), now=10 * HOUR) == []
+    assert m.status("ema") == "suspended"
 
 
-def test_every_automatic_transition_of_the_table_is_exercised() -> None:
-    seen: set[tuple[str, str]] = set()
-    m = model(
-        max_violations=2, recovery_checks=1, probation_after_hours=1, retire_after_suspensions=2
-    )
-    script = [soft_breach(), healthy(), hard_breach(), healthy()]
-    now = 0
-    for figures in script:
-        seen.update(moves(m, figures, now))
-        now += 2 * HOUR
-    seen.update(moves(m, soft_breach(), now))
-    seen.update(moves(m, soft_breach(), now + 1))
-    m.force("ema", "degraded", "again", "bob", now)
-    seen.update(moves(m, soft_breach(), now + 2))
-    seen.update(moves(m, soft_breach(), now + 3))
-    assert set(TRANSITIONS) <= seen
+def test_config_rejects_typos_and_inconsistent_limits() -> None:
+    with pytest.raises(msgspec.ValidationError, match="max_violation"):
+        msgspec.convert({"max_violation": 3}, LifecycleConfig)
+    with pytest.raises(msgspec.ValidationError, match="soft_drawdown"):
+        msgspec.convert({"soft_drawdown": 30.0, "hard_drawdown": 20.0}, LifecycleConfig)
+    for bad_value in (
+        {"max_violations": 1},
+        {"win_rate_floor": 1.5},
+        {"probation_after_hours": 0},
+        {"hard_drawdown": math.inf},
+    ):
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.convert(bad_value, LifecycleConfig)
 
 
-def test_absolute_drawdown_limit_of_a_strategy_beats_the_relative_one() -> None:
-    m = LifecycleModel(LifecycleConfig(), {"ema": StrategyConfig(hard_drawdown=5.0)})
-    assert moves(m, healthy()) == []  # drawdown 4.0 < 5.0
-    worse = Figures(**{**healthy().as_row(), "max_drawdown": 6.0, "mean_abs_pnl": 2.0})
-    assert moves(m, worse) == [("active", "suspended")]
+# --------------------------------------------------------------------------- any stream
+
+wild = st.floats(allow_nan=True, allow_infinity=True)
+any_figures = st.builds(
+    Figures,
+    trades=st.integers(0, 120),
+    win_rate=st.one_of(st.floats(0, 1), wild),
+    expectancy=st.one_of(st.floats(-10, 10), wild),
+    profit_factor=st.one_of(st.none(), st.floats(0, 5), wild),
+    profit_factor_infinite=st.booleans(),
+    psr=st.one_of(st.none(), st.floats(0, 1), wild),
+    max_drawdown=st.one_of(st.floats(0, 100), wild),
+    mean_abs_pnl=st.one_of(st.floats(0, 5), wild),
+)
+# One step: the figures of each strategy and the hours since the last step, or an
+# operator's force_status.
+step = st.one_of(
+    st.tuples(
+        st.just("assess"),
+        st.dictionaries(st.sampled_from(["ema", "rsi"]), any_figures, max_size=2),
+        st.integers(0, 30),
+    ),
+    st.tuples(st.just("force"), st.sampled_from(["ema", "rsi"]), st.sampled_from(STATUSES)),
+)
+lifecycle_configs = st.builds(
+    LifecycleConfig,
+    min_trades=st.integers(1, 60),
+    recovery_checks=st.integers(1, 4),
+    max_violations=st.integers(2, 4),
+    probation_after_hours=st.one_of(st.none(), st.floats(1, 48)),
+    retire_after_suspensions=st.integers(1, 4),
+)
 
 
-def test_reasons_speak_the_traders_language_and_carry_metrics() -> None:
-    m = model()
-    transition = m.assess({"ema": soft_breach()}, 0)[0]
-    assert "expectancy" in transition.reason and "profit factor 0.90 < 1.00" in transition.reason
-    assert transition.metrics["expectancy"] == -0.2
+def run(m: LifecycleModel, steps: list[Any], now: int = 0) -> tuple[list[Transition], int]:
+    transitions = []
+    for kind, arg, extra in steps:
+        if kind == "assess":
+            now += extra * HOUR
+            transitions += m.assess(arg, now)
+        else:
+            transitions.append(m.force(arg, extra, "test", "operator", now))
+    return transitions, now
 
 
-def test_state_round_trip_keeps_counters() -> None:
-    m = model()
-    moves(m, soft_breach())
-    restored = LifecycleModel.from_state(LifecycleConfig(), {}, m.to_state())
+@settings(max_examples=80, deadline=None)
+@given(lifecycle_configs, st.lists(step, max_size=40))
+def test_automatic_transitions_follow_the_table_for_any_stream(
+    config: LifecycleConfig, steps: list[Any]
+) -> None:
+    m = LifecycleModel(config, {"rsi": StrategyConfig(soft_drawdown=5.0, hard_drawdown=10.0)})
+    status = {"rsi": "active", "ema": "active"}
+    automatic_suspensions = {"rsi": 0, "ema": 0}
+    transitions, _ = run(m, steps)
+    for t in transitions:
+        assert t.old == status[t.strategy]  # each transition starts where the last ended
+        status[t.strategy] = t.new
+        if t.actor == "system":
+            assert (t.old, t.new) in TRANSITIONS
+            assert t.old != "retired"
+            assert t.reason
+            assert all(not isinstance(v, float) or math.isfinite(v) for v in t.metrics.values())
+            if t.new == "suspended":
+                automatic_suspensions[t.strategy] += 1
+            if t.new == "retired":
+                assert automatic_suspensions[t.strategy] >= 1
+        elif t.old == "retired" and t.new != "retired":
+            automatic_suspensions[t.strategy] = 0
+    for name, current in m.statuses().items():
+        assert current == status[name]
+    for row in m.health():
+        assert row["violations"] >= 0
+        assert row["suspensions"] == automatic_suspensions.get(row["strategy"], 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lifecycle_configs, st.lists(step, max_size=30), st.integers(0, 30))
+def test_same_inputs_give_the_same_transitions_even_across_a_restart(
+    config: LifecycleConfig, steps: list[Any], split: int
+) -> None:
+    first, second = LifecycleModel(config, {}), LifecycleModel(config, {})
+    assert run(first, steps) == run(second, steps)
+    m = LifecycleModel(config, {})
+    _, now = run(m, steps[:split])
+    snapshot = msgspec.json.decode(msgspec.json.encode(m.to_state()))
+    restored = LifecycleModel.from_state(config, {}, snapshot)
     assert restored.health() == m.health()
-    assert moves(restored, soft_breach()) == moves(m, soft_breach())
+    assert run(restored, steps[split:], now) == run(m, steps[split:], now)
+    assert restored.to_state() == m.to_state()
+
+
+def test_state_round_trip_keeps_counters_and_the_off_switch() -> None:
+    m = model(probation_after_hours=2)
+    moves(m, soft_breach(), now=0)
+    moves(m, soft_breach(), now=1)
+    m.assess({"rsi": hard_breach()}, 2)
+    m.enabled = False
+    restored = LifecycleModel.from_state(m.config, {}, m.to_state())
+    assert restored.health() == m.health()
+    assert restored.enabled is False
+    restored.enabled = m.enabled = True
+    assert moves(restored, soft_breach(), now=3) == moves(m, soft_breach(), now=3)
+    assert restored.assess({}, 2 + 2 * HOUR) == m.assess({}, 2 + 2 * HOUR)
+    assert restored.status("rsi") == "degraded"

@@ -189,7 +189,7 @@ def test_every_weight_change_is_reported_with_finite_metrics(
         updates = model.update(recent, {"volatile": {"ema": recent["rsi"]}})
         reported = {(u.regime, u.strategy): (u.old, u.new) for u in updates}
         assert len(reported) == len(updates)
-        changed = {
+        changed: dict[tuple[str | None, str], tuple[float, float]] = {
             (None, s): (before_global[s], w)
             for s, w in model.adaptive.items()
             if w != before_global[s]
@@ -438,7 +438,9 @@ def test_rollback_restores_the_tables_before_the_last_update_once() -> None:
     model = WeightingModel(WeightingConfig(), STRATEGIES)
     model.update({"ema": good()}, {"volatile": {"ema": good()}})
     after_first = (dict(model.adaptive), {r: dict(t) for r, t in model.regime_adaptive.items()})
-    model.update({"ema": good(), "rsi": bad()}, {"volatile": {"ema": bad()}, "calm": {"ema": bad()}})
+    model.update(
+        {"ema": good(), "rsi": bad()}, {"volatile": {"ema": bad()}, "calm": {"ema": bad()}}
+    )
     changes = model.rollback("operator says so")
     assert (model.adaptive, model.regime_adaptive) == after_first
     assert model.regimes() == ["volatile"]  # the table the rolled-back update made is gone
@@ -460,6 +462,16 @@ def test_reset_does_not_change_what_rollback_restores() -> None:
     model.reset("flatten")
     model.rollback("undo the last update")
     assert model.adaptive == before_last
+
+
+def test_a_rollback_is_used_up_once_applied() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model.update({"ema": good()}, {})
+    model.update({"ema": good()}, {})
+    model.rollback("undo")
+    model.reset("flatten")
+    assert model.rollback("undo again") == []
+    assert model.adaptive == {"ema": 1.0, "rsi": 0.4}
 
 
 def test_rollback_before_any_update_changes_nothing() -> None:
