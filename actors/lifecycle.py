@@ -100,6 +100,9 @@ class HealthState(msgspec.Struct, kw_only=True):
     recoveries: Annotated[int, Meta(ge=0)] = 0  # consecutive assessments clear by the margin
     suspensions: Annotated[int, Meta(ge=0)] = 0  # automatic suspensions, toward retirement
     suspended_at_ms: int | None = None
+    # The recent window last assessed (trades, total pnl, drawdowns): a cycle without a
+    # new trade brings no new evidence and is not counted again.
+    evidence: list[float] | None = None
 
 
 class Assessment(msgspec.Struct, kw_only=True):
@@ -257,6 +260,15 @@ class LifecycleModel:
             figures = recent.get(strategy)
             if figures is None or figures.trades < cfg.min_trades:
                 continue
+            evidence = [
+                float(figures.trades),
+                figures.total_pnl,
+                figures.max_drawdown,
+                figures.current_drawdown,
+            ]
+            if evidence == state.evidence:
+                continue
+            state.evidence = evidence
             found = self.check(strategy, figures)
             if found.hard is not None:
                 # The soft drawdown line would only repeat the hard one.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -17,11 +18,17 @@ from protocol.errors import AlphadError
 from protocol.messages import STATUSES
 
 HOUR = 3_600_000
+_new_trade = itertools.count(1)
 
 
 def window(**overrides: Any) -> Figures:
-    """A healthy recent window (mean |pnl| 2.0, so drawdown limits are 24 soft, 50 hard)."""
+    """A healthy recent window (mean |pnl| 2.0, so drawdown limits are 24 soft, 50 hard).
+
+    Each call is a window after one more trade (its total pnl differs): a window seen
+    before is no new evidence and is not assessed again.
+    """
     figures: dict[str, Any] = {
+        "total_pnl": 50.0 + next(_new_trade) * 1e-6,
         "trades": 50,
         "wins": 30,
         "losses": 20,
@@ -50,6 +57,16 @@ def model(**overrides: Any) -> LifecycleModel:
 
 def moves(m: LifecycleModel, figures: Figures, now: int = 0) -> list[tuple[str, str]]:
     return [(t.old, t.new) for t in m.assess({"ema": figures}, now)]
+
+
+def test_a_cycle_without_new_trades_is_not_counted_again() -> None:
+    m = model(max_violations=3)
+    same = soft_breach()
+    assert moves(m, same) == [("active", "degraded")]
+    assert moves(m, same) == [] and moves(m, same) == []  # the same window, no new evidence
+    assert m.health("ema")[0]["violations"] == 1
+    assert moves(m, soft_breach()) == []
+    assert moves(m, soft_breach()) == [("degraded", "suspended")]
 
 
 # --------------------------------------------------------------------------- the table
