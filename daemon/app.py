@@ -71,6 +71,7 @@ log = structlog.get_logger("alphad")
 
 VERSION = "0.1.0"
 _state_decoder = msgspec.msgpack.Decoder(dict[str, Any])
+SNAPSHOT_PARTS = frozenset({"performance", "weighting", "lifecycle", "scorer", "engine"})
 _history_decoder = msgspec.msgpack.Decoder(OptimizationState)
 
 
@@ -146,29 +147,39 @@ class Daemon:
             raise StartupError(f"cannot open database {self.paths.database}: {exc}") from exc
         mailbox = cfg.daemon.mailbox_size
         started_recovery = time.perf_counter()
-        state = _state_decoder.decode(recovery.snapshot.state) if recovery.snapshot else {}
-        performance_model = (
-            PerformanceModel.from_state(cfg.performance, state["performance"])
-            if "performance" in state
-            else PerformanceModel(cfg.performance)
-        )
-        weighting_model = (
-            WeightingModel.from_state(cfg.weighting, cfg.strategies, state["weighting"])
-            if "weighting" in state
-            else WeightingModel(cfg.weighting, cfg.strategies)
-        )
-        lifecycle_model = (
-            LifecycleModel.from_state(cfg.lifecycle, cfg.strategies, state["lifecycle"])
-            if "lifecycle" in state
-            else LifecycleModel(cfg.lifecycle, cfg.strategies)
-        )
-        id_prefix = f"{_now_ms():x}"
-        scorer_state = state.get("scorer")
-        scorer_model = (
-            ScorerModel.from_state(cfg.scorer, id_prefix, scorer_state["model"])
-            if scorer_state
-            else ScorerModel(cfg.scorer, id_prefix)
-        )
+        try:
+            state = _state_decoder.decode(recovery.snapshot.state) if recovery.snapshot else {}
+            missing = SNAPSHOT_PARTS - set(state) if recovery.snapshot else set()
+            if missing:
+                raise ValueError(f"the snapshot lacks {', '.join(sorted(missing))}")
+            performance_model = (
+                PerformanceModel.from_state(cfg.performance, state["performance"])
+                if "performance" in state
+                else PerformanceModel(cfg.performance)
+            )
+            weighting_model = (
+                WeightingModel.from_state(cfg.weighting, cfg.strategies, state["weighting"])
+                if "weighting" in state
+                else WeightingModel(cfg.weighting, cfg.strategies)
+            )
+            lifecycle_model = (
+                LifecycleModel.from_state(cfg.lifecycle, cfg.strategies, state["lifecycle"])
+                if "lifecycle" in state
+                else LifecycleModel(cfg.lifecycle, cfg.strategies)
+            )
+            id_prefix = f"{_now_ms():x}"
+            scorer_state = state.get("scorer")
+            scorer_model = (
+                ScorerModel.from_state(cfg.scorer, id_prefix, scorer_state["model"])
+                if scorer_state
+                else ScorerModel(cfg.scorer, id_prefix)
+            )
+        except Exception as exc:
+            # Never start with a half-restored state: weights and statuses (a suspended
+            # strategy!) would silently fall back to their defaults.
+            raise StartupError(
+                f"cannot restore the state snapshot in {self.paths.database}: {exc}"
+            ) from exc
         # Off-switches: the config's, unless an operator switched a component since.
         engine_state = state.get("engine", {})
         switches = {

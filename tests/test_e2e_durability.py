@@ -157,3 +157,35 @@ def test_state_survives_a_graceful_restart(tmp_path: Path) -> None:
         assert msgspec.to_builtins(after.rows) == msgspec.to_builtins(before.rows)
     finally:
         daemon.close()
+
+
+def test_unreadable_snapshot_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    daemon = DaemonProcess(tmp_path, "")
+    daemon.start()
+    assert daemon.stop() == 0
+    with sqlite3.connect(daemon.database) as db:
+        db.execute("UPDATE snapshots SET state = x'81a474797065a4626f6f6d'")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "daemon.cli",
+            "run",
+            "--config",
+            str(daemon.config_path),
+            "--state-dir",
+            str(daemon.state_dir),
+            "--runtime-dir",
+            str(daemon.runtime_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "cannot restore the state snapshot" in result.stderr
+    assert "Traceback" not in result.stderr
+    daemon.close()
