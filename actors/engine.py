@@ -31,6 +31,7 @@ from actors.weighting import (
     UpdateWeights,
     WeightUpdate,
 )
+from protocol.errors import AlphadError
 from protocol.messages import (
     Alert,
     AuditEntry,
@@ -234,6 +235,14 @@ class EngineActor(Actor):
     async def force_status(self, request: ForceStatus) -> StatusChanged:
         """An operator sets a status by hand; journaled and published like any transition."""
         now = self.clock()
+        known: dict[str, str] = await self.lifecycle.ask(Statuses())
+        if request.strategy not in known:
+            # A typo must not leave the intended strategy trading while a phantom is
+            # "suspended": refuse names neither configured nor ever seen.
+            raise AlphadError(
+                "not_found",
+                f"strategy {request.strategy!r} is neither configured nor seen; nothing changed",
+            )
         transition: Transition = await self.lifecycle.ask(
             Force(request.strategy, request.status, request.reason, request.operator, now)
         )

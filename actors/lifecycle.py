@@ -102,7 +102,7 @@ class HealthState(msgspec.Struct, kw_only=True):
     suspended_at_ms: int | None = None
     # The recent window last assessed (trades, total pnl, drawdowns): a cycle without a
     # new trade brings no new evidence and is not counted again.
-    evidence: list[float] | None = None
+    evidence: str | None = None
 
 
 class Assessment(msgspec.Struct, kw_only=True):
@@ -260,12 +260,9 @@ class LifecycleModel:
             figures = recent.get(strategy)
             if figures is None or figures.trades < cfg.min_trades:
                 continue
-            evidence = [
-                float(figures.trades),
-                figures.total_pnl,
-                figures.max_drawdown,
-                figures.current_drawdown,
-            ]
+            evidence = repr(
+                (figures.trades, figures.total_pnl, figures.max_drawdown, figures.current_drawdown)
+            )
             if evidence == state.evidence:
                 continue
             state.evidence = evidence

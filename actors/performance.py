@@ -49,8 +49,8 @@ class PerformanceConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknow
 def _add_compensated(total: float, error: float, value: float) -> tuple[float, float]:
     """Neumaier's compensated addition: ``total + error`` keeps the digits ``total`` drops.
 
-    Without it a cent added to a running pnl of a billion is lost, and a long record
-    drifts away from the sum of its trades.
+    Without it every addition to a large running pnl rounds off the low digits of the
+    trade, and a long record drifts away from the sum of its trades.
     """
     new_total = total + value
     if abs(total) >= abs(value):
@@ -255,8 +255,8 @@ class Group:
     def __init__(self, window_trades: int) -> None:
         self.stats = RunningStats()
         self.ring = Ring(window_trades)
-        # The recent figures, computed on the first ask after a trade: an optimization
-        # cycle reads every strategy's, and most have not traded since the last cycle.
+        # The recent figures, computed on the first ask after a trade and kept until the
+        # next one: cycles and reports between two trades of the group cost nothing.
         self.recent: Figures | None = None
 
     def add(self, pnl: float) -> None:
@@ -291,13 +291,10 @@ def figures_of(pnls: Sequence[float]) -> Figures:
     # Money is summed exactly rounded; the moment sums below add terms that are
     # already centred (or all of one sign), where a plain sum loses nothing that shows.
     total = math.fsum(pnls)
+    # Two passes: deviations from the exactly rounded mean, so no digits are lost to
+    # the size of the mean (the flaw of summing powers of the raw pnls).
     mean = total / n
     deviations = [p - mean for p in pnls]
-    # Corrected two-pass: remove what rounding left of the mean, so the deviations sum
-    # to zero and the moments keep their digits when the spread is tiny next to the mean.
-    residual = sum(deviations) / n
-    if residual:
-        deviations = [d - residual for d in deviations]
     squares = [d * d for d in deviations]
     running = peak = max_drawdown = 0.0
     for pnl in pnls:

@@ -114,7 +114,12 @@ def pnl_scale(figures: Figures) -> float:
     candidates = [figures.mean_abs_pnl, abs(figures.expectancy)]
     if figures.trades > 0:
         candidates.append((figures.gross_profit + figures.gross_loss) / figures.trades)
-    return max((c for c in candidates if math.isfinite(c) and c > 0.0), default=0.0)
+    scale = max((c for c in candidates if math.isfinite(c) and c > 0.0), default=0.0)
+    # The wire refuses |pnl| above 1e15; the cap keeps limits derived from it finite.
+    return min(scale, MAX_PNL_SCALE)
+
+
+MAX_PNL_SCALE = 1e15
 
 
 class WeightingModel:

@@ -51,6 +51,19 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of every message")
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
+    simulate = sub.add_parser("simulate", help="write a simulated history of signals")
+    simulate.add_argument("--scenario", required=True, help="scenario name (see docs/replay.md)")
+    simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    simulate.add_argument("--out", required=True, help="output file, .csv or .jsonl")
+    replay = sub.add_parser("replay", help="replay a history of signals offline")
+    replay.add_argument("file", help="signals as .csv or .jsonl (see docs/replay.md)")
+    replay.add_argument("--config", help="TOML configuration file (as the daemon's)")
+    replay.add_argument("--format", choices=("text", "json"), default="text")
+    replay.add_argument(
+        "--shadow-outcomes", action="store_true", help="also learn outcomes of refused signals"
+    )
+    replay.add_argument("--periods-per-year", type=float, default=365.0, help="for daily Sharpe")
+    replay.add_argument("--report", help="also write a self-contained HTML report here")
     return parser
 
 
@@ -84,6 +97,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         config = load_config(args.file)
         print(f"{args.file}: ok ({len(config.strategies)} strategies configured)")
         return 0
+    if command in ("simulate", "replay"):
+        from daemon.replay import InputError, replay_command
+        from daemon.simulate import simulate_command
+
+        try:
+            return simulate_command(args) if command == "simulate" else replay_command(args)
+        except InputError as exc:
+            raise CommandError(str(exc)) from None
     config, paths = _locate(args)
     if command == "run":
         return run(config, paths)

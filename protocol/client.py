@@ -88,7 +88,7 @@ SENT_ONCE: tuple[type[Request], ...] = (
 )
 """Requests never resent after a timeout: their first attempt may already have acted."""
 
-BACKFILL_PAGE = 1000
+BACKFILL_PAGE = 1000  # audit entries per get_audit while filling a gap
 
 
 def _settings(timeout_s: float, retries: int, encoding: str) -> bool:

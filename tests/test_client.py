@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -33,6 +34,22 @@ from protocol.messages import (
     Weights,
 )
 from tests.daemon_process import DaemonProcess
+
+# Operators may only force the status of strategies the daemon knows: these tests
+# configure the names they force (c0..c59 are the pings of the restart test).
+FORCED = ["ema", "a", "b", *(f"c{i}" for i in range(60))]
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
+    config = "[engine]\nupdate_interval_s = 0\n" + "".join(
+        f"[strategies.{name}]\n" for name in FORCED
+    )
+    process = DaemonProcess(tmp_path, config).start()
+    try:
+        yield process
+    finally:
+        process.close()
 
 ROOT = Path(__file__).parent.parent
 
@@ -280,7 +297,7 @@ async def test_async_client_typed_round_trips(daemon: DaemonProcess) -> None:
         assert isinstance(await client.record_signal_outcome(score.signal_id or "", False), Ok)
         assert (await client.get_status()).trades == 1
         assert (await client.get_performance(window="recent")).rows[0]["trades"] == 1
-        assert (await client.get_health()).rows[0].strategy == "ema"
+        assert (await client.get_health("ema")).rows[0].strategy == "ema"
         assert "ema" in (await client.get_weights()).effective
         assert (await client.update_optimization()).cycle == 1
         assert (await client.get_history()).states[0].cycle == 1
@@ -522,4 +539,6 @@ def test_report_command_prints_tables_json_and_csv(daemon: DaemonProcess) -> Non
     assert document["strategies"][0]["all"]["trades"] == 25
     assert msgspec.convert(document, Report).status.trades == 25
     as_csv = subprocess.run([*base, "--format", "csv"], capture_output=True, text=True, timeout=60)
-    assert "# allocation\nstrategy,base,adaptive,effective,normalized\nema," in as_csv.stdout
+    allocation = as_csv.stdout.split("# allocation\n")[1].split("\n\n")[0].splitlines()
+    assert allocation[0] == "strategy,base,adaptive,effective,normalized"
+    assert any(line.startswith("ema,1.0,") for line in allocation[1:])

@@ -229,6 +229,9 @@ def test_admin_requests_are_forbidden_on_rpc_and_served_on_admin(
     assert isinstance(refused_reset, Error) and refused_reset.code == "forbidden"
     audit_before = rpc.call(GetAudit())
     assert audit_before.entries == []
+    unknown = admin.call(force)
+    assert isinstance(unknown, Error) and unknown.code == "not_found"  # never seen yet
+    assert rpc.call(SIGNAL).execute  # now the daemon knows ema_trend
     changed = admin.call(force)
     assert isinstance(changed, StatusChanged)
     assert changed.new == "suspended" and changed.old == "active"

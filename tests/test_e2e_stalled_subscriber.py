@@ -18,6 +18,7 @@ def test_stalled_subscriber_neither_slows_scoring_nor_loses_alerts_for_good(
     daemon = DaemonProcess(tmp_path, "[daemon]\nalerts_hwm = 100\n").start()
     try:
         with Client(daemon.rpc, timeout_s=5.0) as rpc, Client(daemon.admin) as admin:
+            rpc.score_signal("ema", "BTC", "buy", 0.6)
             stalled = Subscriber(daemon.alerts, [""], client=rpc, last_seq=0)
             stalled.socket.setsockopt(zmq.RCVHWM, 1)
             time.sleep(0.3)

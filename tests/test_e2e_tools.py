@@ -48,7 +48,8 @@ def test_watch_prints_alerts_as_they_come(daemon: DaemonProcess) -> None:
     )
     try:
         time.sleep(1.5)
-        with Client(daemon.admin) as admin:
+        with Client(daemon.rpc) as rpc, Client(daemon.admin) as admin:
+            rpc.score_signal("ema", "BTC", "buy", 0.6)
             admin.force_status("ema", "suspended", "manual stop", "alice")
         assert watcher.stdout is not None
         line = watcher.stdout.readline()

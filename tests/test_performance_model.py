@@ -1,160 +1,333 @@
-"""Performance figures against a plain, direct computation on random trade streams."""
+"""The performance model against docs/metrics.md, figure by figure.
+
+The reference, ``exact_figures``, computes every figure from its definition in exact
+rational arithmetic (``fractions.Fraction``) with plain lists and loops; it shares no
+code with the model. Floats are rounded from the exact values only at the end.
+"""
 
 from __future__ import annotations
 
 import math
+import random
 import statistics
+import tracemalloc
+from fractions import Fraction
 from itertools import combinations
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.events import ClosedTrade
 from actors.performance import PerformanceConfig, PerformanceModel
+from protocol.messages import METRIC_FIELDS
 
+DIMENSIONS = ("strategy", "symbol", "regime")
+ALL_GROUPINGS = [c for size in (1, 2, 3) for c in combinations(DIMENSIONS, size)]
 NAMES = {"strategy": ["ema", "rsi", "macd"], "symbol": ["BTC", "ETH"], "regime": ["trend", "range"]}
-GROUPINGS = [c for n in (1, 2, 3) for c in combinations(("strategy", "symbol", "regime"), n)]
+
+Trade = tuple[str, str, str, float]  # strategy, symbol, regime, pnl
+
+MONEY = {"total_pnl", "gross_profit", "gross_loss", "max_drawdown", "current_drawdown"}
+PER_TRADE_MONEY = {"expectancy", "avg_win", "avg_loss", "mean_abs_pnl"}
 
 
-def direct(pnls: list[float]) -> dict[str, Any]:
-    """Every figure from its definition in docs/metrics.md, written as plainly as possible."""
+# --------------------------------------------------------------------------- reference
+
+
+def exact_figures(pnls: list[float]) -> dict[str, Any]:
+    """Every figure of docs/metrics.md, computed exactly from its definition."""
     n = len(pnls)
-    wins = [p for p in pnls if p > 0]
-    losses = [p for p in pnls if p < 0]
-    total = math.fsum(pnls)
-    gross_profit = math.fsum(wins)
-    gross_loss = abs(math.fsum(losses))
+    p = [Fraction(x) for x in pnls]
+    wins = [x for x in p if x > 0]
+    losses = [x for x in p if x < 0]
+    total = sum(p, Fraction(0))
+    gross_profit = sum(wins, Fraction(0))
+    gross_loss = -sum(losses, Fraction(0))
     mean = total / n
-    std = statistics.stdev(pnls) if n >= 2 else 0.0
-    sharpe = mean / std if n >= 2 and std > 1e-12 * statistics.fmean(abs(p) for p in pnls) else None
+    mean_abs = (gross_profit + gross_loss) / n
+
+    sharpe = None
+    if n >= 2:
+        std = math.sqrt(sum((x - mean) ** 2 for x in p) / (n - 1))
+        # docs/metrics.md: a std below 1e-12 × mean |pnl| counts as 0.
+        if std > 1e-12 * float(mean_abs):
+            sharpe = float(mean) / std
+
     psr = None
     if n >= 3 and sharpe is not None:
-        pop_sd = statistics.pstdev(pnls)
-        skew = sum((p - mean) ** 3 for p in pnls) / n / pop_sd**3
-        kurt = sum((p - mean) ** 4 for p in pnls) / n / pop_sd**4
-        under = 1 - skew * sharpe + (kurt - 1) / 4 * sharpe**2
-        if under > 0:
-            z = sharpe * math.sqrt(n - 1) / math.sqrt(under)
-            psr = statistics.NormalDist().cdf(z)
-    cum = peak = worst = 0.0
-    for p in pnls:
-        cum += p
-        peak = max(peak, cum)
-        worst = max(worst, peak - cum)
+        variance = sum((x - mean) ** 2 for x in p) / n
+        skew = float(sum((x - mean) ** 3 for x in p) / n) / float(variance) ** 1.5
+        kurtosis = float(sum((x - mean) ** 4 for x in p) / n / variance**2)
+        under = 1 - skew * sharpe + (kurtosis - 1) / 4 * sharpe**2
+        # docs/metrics.md: within rounding (1e-12 of the terms' size) of 0 counts as 0.
+        scale = 1 + abs(skew * sharpe) + (kurtosis - 1) / 4 * sharpe**2
+        if under > 1e-12 * scale:
+            psr = statistics.NormalDist().cdf(sharpe * math.sqrt(n - 1) / math.sqrt(under))
+
+    running = Fraction(0)
+    peak = Fraction(0)
+    max_drawdown = Fraction(0)
+    for x in p:
+        running += x
+        peak = max(peak, running)
+        max_drawdown = max(max_drawdown, peak - running)
+
+    sortino = None
+    if losses:
+        sortino = float(mean) / math.sqrt(sum(x * x for x in losses) / n)
+
     return {
         "trades": n,
         "wins": len(wins),
         "losses": len(losses),
         "win_rate": len(wins) / n,
-        "expectancy": total / n,
-        "total_pnl": total,
-        "gross_profit": gross_profit,
-        "gross_loss": gross_loss,
-        "profit_factor": gross_profit / gross_loss if gross_loss > 0 else None,
+        "expectancy": float(mean),
+        "total_pnl": float(total),
+        "gross_profit": float(gross_profit),
+        "gross_loss": float(gross_loss),
+        "profit_factor": float(gross_profit / gross_loss) if gross_loss > 0 else None,
         "profit_factor_infinite": gross_loss == 0 and gross_profit > 0,
-        "avg_win": statistics.fmean(wins) if wins else None,
-        "avg_loss": statistics.fmean(abs(p) for p in losses) if losses else None,
+        "avg_win": float(gross_profit / len(wins)) if wins else None,
+        "avg_loss": float(gross_loss / len(losses)) if losses else None,
         "sharpe": sharpe,
-        "sortino": mean / math.sqrt(sum(p * p for p in losses) / n) if losses else None,
+        "sortino": sortino,
         "sqn": math.sqrt(n) * sharpe if sharpe is not None else None,
         "psr": psr,
-        "max_drawdown": worst,
-        "current_drawdown": peak - cum,
+        "max_drawdown": float(max_drawdown),
+        "current_drawdown": float(peak - running),
+        "mean_abs_pnl": float(mean_abs),
     }
 
 
-def assert_same(got: dict[str, Any], want: dict[str, Any], scale: float) -> None:
-    for key, value in want.items():
-        other = got[key]
-        if value is None or isinstance(value, bool | int):
-            assert other == value, (key, other, value)
-        else:
-            assert other is not None, key
-            assert math.isclose(other, value, rel_tol=1e-7, abs_tol=1e-9 * max(scale, 1.0)), (
-                key,
-                other,
-                value,
-            )
+def assert_figures_match(got: dict[str, Any], pnls: list[float]) -> None:
+    """``got`` equals the exact figures of ``pnls`` up to float rounding."""
+    want = exact_figures(pnls)
+    size = math.fsum(abs(x) for x in pnls)  # the scale of every money figure's rounding
+    for name, expected in want.items():
+        if name not in got:
+            continue
+        value = got[name]
+        if expected is None or isinstance(expected, bool | int):
+            assert value == expected, (name, value, expected)
+            continue
+        assert value is not None, name
+        if name in MONEY:
+            abs_tol = 1e-12 * size
+        elif name in PER_TRADE_MONEY:
+            abs_tol = 1e-12 * size / len(pnls)
+        else:  # ratios and probabilities
+            abs_tol = 1e-10
+        assert math.isclose(value, expected, rel_tol=1e-9, abs_tol=abs_tol), (
+            name,
+            value,
+            expected,
+        )
 
 
-trade_rows = st.lists(
+# --------------------------------------------------------------------------- helpers
+
+
+def trade(seq: int, strategy: str, symbol: str, regime: str, pnl: float) -> ClosedTrade:
+    return ClosedTrade(
+        seq=seq,
+        trade_id=f"t{seq}",
+        strategy=strategy,
+        symbol=symbol,
+        side="buy",
+        pnl=pnl,
+        entry_ts_ms=seq,
+        exit_ts_ms=seq,
+        regime=regime,
+    )
+
+
+def build(trades: list[Trade], window: int = 10, first_seq: int = 1) -> PerformanceModel:
+    model = PerformanceModel(PerformanceConfig(window_trades=window))
+    feed(model, trades, first_seq)
+    return model
+
+
+def feed(model: PerformanceModel, trades: list[Trade], first_seq: int) -> None:
+    for seq, (strategy, symbol, regime, pnl) in enumerate(trades, start=first_seq):
+        model.record(trade(seq, strategy, symbol, regime, pnl))
+
+
+def one_strategy(pnls: list[float]) -> list[Trade]:
+    return [("ema", "BTC", "trend", pnl) for pnl in pnls]
+
+
+def only_row(model: PerformanceModel, window: str = "all") -> dict[str, Any]:
+    rows = model.rows(["strategy"], window)
+    assert len(rows) == 1
+    return rows[0]
+
+
+pnl_values = st.one_of(
+    # Money: cents up to 100k.
+    st.integers(-(10**7), 10**7).map(lambda cents: cents / 100),
+    # Odd amounts over eight orders of magnitude, either sign.
+    st.floats(1e-4, 1e4).flatmap(lambda x: st.sampled_from([x, -x])),
+    # Breakevens and exact repeats.
+    st.sampled_from([0.0, 1.0, -1.0, 0.5]),
+)
+trade_streams = st.lists(
     st.tuples(
         st.sampled_from(NAMES["strategy"]),
         st.sampled_from(NAMES["symbol"]),
         st.sampled_from(NAMES["regime"]),
-        # Money: cents up to 100k, plus small odd amounts and exact repeats.
-        st.one_of(
-            st.integers(-(10**7), 10**7).map(lambda cents: cents / 100),
-            st.floats(1e-4, 1e3).flatmap(lambda x: st.sampled_from([x, -x])),
-            st.sampled_from([0.0, 1.0, -1.0, 0.5]),
-        ),
+        pnl_values,
     ),
     min_size=1,
     max_size=120,
 )
 
 
-def build(rows: list[tuple[str, str, str, float]], window: int = 10) -> PerformanceModel:
-    model = PerformanceModel(PerformanceConfig(window_trades=window))
-    for seq, (strategy, symbol, regime, pnl) in enumerate(rows, start=1):
-        model.record(
-            ClosedTrade(
-                seq=seq,
-                trade_id=f"t{seq}",
-                strategy=strategy,
-                symbol=symbol,
-                side="buy",
-                pnl=pnl,
-                entry_ts_ms=seq,
-                exit_ts_ms=seq,
-                regime=regime,
-            )
-        )
-    return model
+def trades_by_group(
+    trades: list[Trade], grouping: tuple[str, ...]
+) -> dict[tuple[str, ...], list[float]]:
+    groups: dict[tuple[str, ...], list[float]] = {}
+    for strategy, symbol, regime, pnl in trades:
+        names = {"strategy": strategy, "symbol": symbol, "regime": regime}
+        groups.setdefault(tuple(names[d] for d in grouping), []).append(pnl)
+    return groups
 
 
-@settings(max_examples=60, deadline=None)
-@given(trade_rows, st.integers(2, 15))
-def test_every_figure_of_every_grouping_matches_a_direct_computation(
-    rows: list[tuple[str, str, str, float]], window: int
+# --------------------------------------------------------------------------- figures
+
+
+@settings(max_examples=100, deadline=None)
+@given(trade_streams, st.integers(2, 15))
+def test_every_figure_of_every_grouping_and_window_matches_its_definition(
+    trades: list[Trade], window: int
 ) -> None:
-    model = build(rows, window)
-    for grouping in GROUPINGS:
-        index = [("strategy", "symbol", "regime").index(d) for d in grouping]
-        groups: dict[tuple[str, ...], list[float]] = {}
-        for row in rows:
-            groups.setdefault(tuple(row[i] for i in index), []).append(row[3])
+    model = build(trades, window)
+    for grouping in ALL_GROUPINGS:
+        groups = trades_by_group(trades, grouping)
         for window_name in ("all", "recent"):
-            got_rows = model.rows(grouping, window_name)
-            assert [tuple(r[d] for d in grouping) for r in got_rows] == sorted(groups)
-            for got in got_rows:
-                pnls = groups[tuple(got[d] for d in grouping)]
+            rows = model.rows(grouping, window_name)
+            assert [tuple(row[d] for d in grouping) for row in rows] == sorted(groups)
+            for row in rows:
+                key = tuple(row[d] for d in grouping)
+                pnls = groups[key]
                 if window_name == "recent":
                     pnls = pnls[-window:]
-                scale = max(abs(p) for p in pnls) * len(pnls)
-                assert_same(got, direct(pnls), scale)
+                assert list(row) == [*grouping, *METRIC_FIELDS]
+                assert_figures_match(row, pnls)
+                figures = model.group_figures(grouping, key, window_name)
+                assert figures is not None and figures.as_row() == {
+                    name: row[name] for name in METRIC_FIELDS
+                }
+                assert_figures_match({"mean_abs_pnl": figures.mean_abs_pnl}, pnls)
+
+
+def test_the_worked_example_of_the_docs() -> None:
+    row = only_row(build(one_strategy([2.0, -1.0, 3.0, -2.0, 4.0])))
+    assert (row["trades"], row["wins"], row["losses"]) == (5, 3, 2)
+    assert row["win_rate"] == pytest.approx(0.6)
+    assert row["total_pnl"] == pytest.approx(6.0)
+    assert row["expectancy"] == pytest.approx(1.2)
+    assert (row["gross_profit"], row["gross_loss"]) == pytest.approx((9.0, 3.0))
+    assert row["profit_factor"] == pytest.approx(3.0)
+    assert (row["avg_win"], row["avg_loss"]) == pytest.approx((3.0, 1.5))
+    assert row["sharpe"] == pytest.approx(1.2 / math.sqrt(6.7))
+    assert row["sortino"] == pytest.approx(1.2)
+    assert row["sqn"] == pytest.approx(math.sqrt(5) * 1.2 / math.sqrt(6.7))
+    assert row["psr"] == pytest.approx(0.8080, abs=1e-4)
+    assert (row["max_drawdown"], row["current_drawdown"]) == pytest.approx((2.0, 0.0))
 
 
 def test_profit_factor_is_none_and_infinite_when_no_losses() -> None:
-    figures = build([("ema", "BTC", "trend", 2.0), ("ema", "BTC", "trend", 0.0)])
-    row = figures.rows(["strategy"])[0]
-    assert row["profit_factor"] is None and row["profit_factor_infinite"] is True
-    assert row["sortino"] is None and row["avg_loss"] is None
-    assert row["trades"] == 2 and row["wins"] == 1 and row["losses"] == 0
+    for window in ("all", "recent"):
+        row = only_row(build(one_strategy([2.0, 0.0, 1.0])), window)
+        assert row["profit_factor"] is None and row["profit_factor_infinite"] is True
+        assert row["avg_loss"] is None and row["sortino"] is None
+        assert (row["wins"], row["losses"], row["gross_loss"]) == (2, 0, 0.0)
+
+
+def test_a_record_without_wins_has_a_zero_profit_factor_and_no_average_win() -> None:
+    for window in ("all", "recent"):
+        row = only_row(build(one_strategy([-2.0, 0.0, -1.0])), window)
+        assert row["profit_factor"] == 0.0 and row["profit_factor_infinite"] is False
+        assert row["avg_win"] is None and row["avg_loss"] == pytest.approx(1.5)
+        assert row["win_rate"] == 0.0 and row["sortino"] is not None
+
+
+def test_breakevens_count_in_trades_but_not_in_wins_or_losses() -> None:
+    row = only_row(build(one_strategy([1.0, 0.0, -0.0, -1.0])))
+    assert (row["trades"], row["wins"], row["losses"]) == (4, 1, 1)
+    assert row["win_rate"] == pytest.approx(0.25)
 
 
 def test_all_breakeven_trades_have_no_ratios() -> None:
-    row = build([("ema", "BTC", "trend", 0.0)] * 5).rows(["strategy"])[0]
-    assert row["win_rate"] == 0.0 and row["expectancy"] == 0.0
-    assert row["profit_factor"] is None and row["profit_factor_infinite"] is False
-    assert row["sharpe"] is None and row["psr"] is None and row["sqn"] is None
+    for window in ("all", "recent"):
+        row = only_row(build(one_strategy([0.0] * 5)), window)
+        assert row["trades"] == 5 and row["win_rate"] == 0.0 and row["expectancy"] == 0.0
+        assert row["profit_factor"] is None and row["profit_factor_infinite"] is False
+        assert row["avg_win"] is None and row["avg_loss"] is None
+        for ratio in ("sharpe", "sortino", "sqn", "psr"):
+            assert row[ratio] is None, ratio
+
+
+def test_a_single_trade_has_no_sharpe_sqn_or_psr() -> None:
+    for window in ("all", "recent"):
+        row = only_row(build(one_strategy([-3.0])), window)
+        assert row["sharpe"] is None and row["sqn"] is None and row["psr"] is None
+        assert row["sortino"] == pytest.approx(-1.0)
+        assert (row["max_drawdown"], row["current_drawdown"]) == pytest.approx((3.0, 3.0))
+
+
+def test_two_trades_have_a_sharpe_but_no_psr() -> None:
+    for window in ("all", "recent"):
+        row = only_row(build(one_strategy([3.0, 1.0])), window)
+        assert row["sharpe"] == pytest.approx(2.0 / statistics.stdev([3.0, 1.0]))
+        assert row["sqn"] == pytest.approx(math.sqrt(2) * row["sharpe"])
+        assert row["psr"] is None
 
 
 def test_identical_pnls_have_no_sharpe_instead_of_a_huge_one() -> None:
-    row = build([("ema", "BTC", "trend", 0.1)] * 50).rows(["strategy"])[0]
-    assert row["sharpe"] is None and row["psr"] is None
+    # In each case the float mean of the pnls is one rounding step off the pnl, so the
+    # computed spread is rounding noise (about 1e-17 of the pnl) rather than exactly 0.
+    for pnl, count in ((0.1, 3), (0.03, 9), (7.77, 5), (12345.67, 23), (0.01, 29), (-0.07, 50)):
+        for window in ("all", "recent"):
+            row = only_row(build(one_strategy([pnl] * count), window=count), window)
+            assert row["sharpe"] is None and row["sqn"] is None and row["psr"] is None
+            assert row["expectancy"] == pytest.approx(pnl, rel=1e-15)
+
+
+def test_a_recent_window_of_identical_pnls_has_no_sharpe_while_all_has_one() -> None:
+    model = build(one_strategy([5.0] + [0.1] * 30), window=20)
+    assert only_row(model, "recent")["sharpe"] is None
+    assert only_row(model, "all")["sharpe"] is not None
+
+
+def test_psr_is_none_where_a_two_valued_record_leaves_the_sharpe_ratio_no_uncertainty() -> None:
+    # For pnls 1, b, b the expression under psr's root is (1 − γ₃·sharpe/2)², which is 0
+    # at b = (2√6 − 1) / (2 + 2√6); next to that point rounding decides its sign.
+    b = (2 * math.sqrt(6) - 1) / (2 + 2 * math.sqrt(6))
+    for pnl in (b, math.nextafter(b, 0.0), math.nextafter(b, 1.0)):
+        for window in ("all", "recent"):
+            row = only_row(build(one_strategy([1.0, pnl, pnl])), window)
+            assert row["sharpe"] == pytest.approx(2 * math.sqrt(2))
+            assert row["psr"] is None
+    assert only_row(build(one_strategy([1.0, 0.5, 0.5])))["psr"] == pytest.approx(1.0)
+
+
+def test_drawdown_counts_from_zero_when_the_record_opens_with_a_loss() -> None:
+    row = only_row(build(one_strategy([-2.0, -1.0, 1.5])))
+    assert row["max_drawdown"] == pytest.approx(3.0)
+    assert row["current_drawdown"] == pytest.approx(1.5)
+
+
+def test_the_recent_drawdown_restarts_at_the_window_first_trade() -> None:
+    model = build(one_strategy([10.0, -8.0, 1.0, 1.0, 1.0]), window=3)
+    recent = only_row(model, "recent")
+    assert recent["max_drawdown"] == 0.0 and recent["current_drawdown"] == 0.0
+    everything = only_row(model, "all")
+    assert everything["max_drawdown"] == pytest.approx(8.0)
+    assert everything["current_drawdown"] == pytest.approx(5.0)
 
 
 def test_a_trade_without_regime_is_grouped_as_unknown() -> None:
@@ -171,92 +344,328 @@ def test_a_trade_without_regime_is_grouped_as_unknown() -> None:
             exit_ts_ms=2,
         )
     )
-    assert model.rows(["regime"])[0]["regime"] == "unknown"
+    assert [row["regime"] for row in model.rows(["regime"])] == ["unknown"]
+    assert model.regimes() == ["unknown"]
 
 
-def test_replayed_trades_are_not_counted_twice() -> None:
-    model = build([("ema", "BTC", "trend", 1.0), ("ema", "BTC", "trend", -2.0)])
-    model.record(
-        ClosedTrade(
-            seq=2,
-            trade_id="t2",
-            strategy="ema",
-            symbol="BTC",
-            side="buy",
-            pnl=-2.0,
-            entry_ts_ms=2,
-            exit_ts_ms=2,
-            regime="trend",
-        )
-    )
-    assert model.trade_count == 2 and model.rows(["strategy"])[0]["trades"] == 2
+# --------------------------------------------------------------------------- numerics
 
 
 def test_running_moments_stay_accurate_across_magnitudes() -> None:
-    pnls = [1e-3, 1e5, -3.0, 2.5e4, -1e5 + 7, 0.25, 42.0] * 300
-    model = build([("ema", "BTC", "trend", p) for p in pnls], window=50)
-    got = model.rows(["strategy"])[0]
-    assert_same(got, direct(pnls), 1e5 * len(pnls))
-
-
-@settings(max_examples=25, deadline=None)
-@given(trade_rows)
-def test_state_round_trip_keeps_figures_and_behaviour(
-    rows: list[tuple[str, str, str, float]],
-) -> None:
-    model = build(rows, 7)
-    restored = PerformanceModel.from_state(PerformanceConfig(window_trades=7), model.to_state())
-    for grouping in GROUPINGS:
-        for window in ("all", "recent"):
-            assert restored.rows(grouping, window) == model.rows(grouping, window)
-    extra = ClosedTrade(
-        seq=len(rows) + 1,
-        trade_id="x",
-        strategy="ema",
-        symbol="ETH",
-        side="sell",
-        pnl=-3.0,
-        entry_ts_ms=0,
-        exit_ts_ms=0,
-        regime="range",
-    )
-    model.record(extra)
-    restored.record(extra)
-    assert restored.rows(["strategy", "symbol"], "recent") == model.rows(
-        ["strategy", "symbol"], "recent"
-    )
-
-
-def test_recent_window_memory_is_fixed_per_group() -> None:
-    model = build([("ema", "BTC", "trend", float(i % 5 - 2)) for i in range(1000)], window=20)
-    group = model.groups[("strategy",)][("ema",)]
-    assert len(group.ring.values) == 20 and group.ring.count == 20
-    assert model.recent_pnls("ema", 5) == [float(i % 5 - 2) for i in range(995, 1000)]
-
-
-def test_top_strategies_orders_by_metric_and_puts_undefined_last() -> None:
-    rows = [
-        ("ema", "BTC", "trend", 3.0),
-        ("ema", "BTC", "trend", 1.5),
-        ("rsi", "BTC", "trend", -1.0),
-        ("rsi", "BTC", "trend", 0.5),
-        ("macd", "BTC", "trend", 2.0),
+    rng = random.Random(7)
+    pnls = [
+        rng.choice((-1, 1)) * 10 ** rng.uniform(-3, 5) + rng.choice((0.0, 0.3)) for _ in range(3000)
     ]
-    model = build(rows)
-    top = model.top_strategies("expectancy", n=3, window="all")
-    assert [r["strategy"] for r in top] == ["ema", "macd", "rsi"]
-    by_sharpe = model.top_strategies("sharpe", n=3, window="all")
-    assert by_sharpe[-1]["strategy"] == "macd"  # one trade: no Sharpe, listed last
+    model = build(one_strategy(pnls), window=400)
+    assert_figures_match(only_row(model, "all"), pnls)
+    assert_figures_match(only_row(model, "recent"), pnls[-400:])
+
+
+def test_running_moments_stay_accurate_for_a_large_mean_with_a_small_spread() -> None:
+    # A strategy earning ~100k a trade, give or take a few cents: the spread is 1e-7 of
+    # the mean, where textbook sums of powers lose every digit of the Sharpe ratio.
+    rng = random.Random(11)
+    pnls = [100_000 + rng.randint(-300, 300) / 100 for _ in range(2000)]
+    model = build(one_strategy(pnls), window=500)
+    for window, window_pnls in (("all", pnls), ("recent", pnls[-500:])):
+        row = only_row(model, window)
+        assert_figures_match(row, window_pnls)
+        assert row["sharpe"] == pytest.approx(exact_figures(window_pnls)["sharpe"], rel=1e-13)
+
+
+def test_running_moments_stay_accurate_for_a_fat_tailed_stream() -> None:
+    rng = random.Random(3)
+    pnls = [rng.gauss(0.2, 1.0) for _ in range(1500)]
+    pnls[700] = -5_000.0  # one disaster in a steady record
+    model = build(one_strategy(pnls), window=1000)
+    assert_figures_match(only_row(model, "all"), pnls)
+    assert_figures_match(only_row(model, "recent"), pnls[-1000:])
+
+
+def test_totals_keep_small_amounts_next_to_large_ones() -> None:
+    # Added one by one to 1e15, a cent is below the float's resolution (0.125).
+    pnls = [1e15] + [0.01] * 1000 + [-1e15]
+    model = build(one_strategy(pnls), window=2000)
+    for window in ("all", "recent"):
+        row = only_row(model, window)
+        assert row["total_pnl"] == pytest.approx(10.0, rel=1e-12)
+        assert row["gross_profit"] == pytest.approx(1e15 + 10.0, rel=1e-15)
+        assert row["expectancy"] == pytest.approx(10.0 / 1002, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def test_rows_have_the_keys_in_canonical_order_whatever_the_order_of_group_by() -> None:
+    model = build(
+        [("rsi", "ETH", "trend", 1.0), ("ema", "BTC", "range", -1.0), ("ema", "BTC", "trend", 2.0)]
+    )
+    rows = model.rows(["regime", "strategy"])
+    assert rows == model.rows(["strategy", "regime"])
+    assert [list(row)[:2] for row in rows] == [["strategy", "regime"]] * 3
+    assert [(row["strategy"], row["regime"]) for row in rows] == [
+        ("ema", "range"),
+        ("ema", "trend"),
+        ("rsi", "trend"),
+    ]
+
+
+def test_a_strategy_filter_groups_by_strategy_too() -> None:
+    model = build(
+        [("rsi", "ETH", "trend", 1.0), ("ema", "BTC", "range", -1.0), ("ema", "ETH", "trend", 2.0)]
+    )
+    rows = model.rows(["symbol"], "all", strategy="ema")
+    assert [(row["strategy"], row["symbol"]) for row in rows] == [("ema", "BTC"), ("ema", "ETH")]
+    assert list(rows[0])[:2] == ["strategy", "symbol"]
+    assert model.rows(["symbol"], "all", strategy="nobody") == []
+
+
+def test_group_figures_take_the_key_in_the_order_of_group_by() -> None:
+    model = build([("ema", "BTC", "trend", 1.0), ("ema", "ETH", "range", -1.0)])
+    figures = model.group_figures(["regime", "strategy"], ("range", "ema"))
+    assert figures is not None and figures.total_pnl == -1.0
+    assert model.group_figures(["strategy"], ("rsi",)) is None
+    assert model.strategy_figures("ema", "recent") == model.group_figures(
+        ["strategy"], ("ema",), "recent"
+    )
+    assert model.strategy_figures("rsi") is None
+
+
+def test_unknown_windows_groupings_and_mismatched_keys_are_refused() -> None:
+    model = build([("ema", "BTC", "trend", 1.0)])
     with pytest.raises(ValueError):
-        model.top_strategies("luck")
+        model.rows(["strategy"], "weekly")
+    with pytest.raises(ValueError):
+        model.rows(["exchange"])
+    with pytest.raises(ValueError):
+        model.rows([])
+    with pytest.raises(ValueError):
+        model.group_figures(["strategy", "symbol"], ("ema",))
+    with pytest.raises(ValueError):
+        model.group_figures(["strategy", "strategy"], ("ema", "rsi"))
+    with pytest.raises(ValueError):
+        model.strategy_figures("ema", "weekly")
 
 
-def test_regime_effectiveness_and_symbol_breakdown_filter_by_strategy() -> None:
+def test_regime_effectiveness_and_symbol_breakdown_are_strategy_cross_tables() -> None:
     model = build(
         [("ema", "BTC", "trend", 1.0), ("ema", "ETH", "range", -1.0), ("rsi", "BTC", "trend", 2.0)]
     )
+    assert [(r["strategy"], r["regime"]) for r in model.regime_effectiveness()] == [
+        ("ema", "range"),
+        ("ema", "trend"),
+        ("rsi", "trend"),
+    ]
     assert [(r["strategy"], r["regime"]) for r in model.regime_effectiveness("ema")] == [
         ("ema", "range"),
         ("ema", "trend"),
     ]
-    assert [r["symbol"] for r in model.symbol_breakdown("rsi")] == ["BTC"]
+    assert [(r["strategy"], r["symbol"]) for r in model.symbol_breakdown("rsi", "recent")] == [
+        ("rsi", "BTC")
+    ]
+    assert model.symbol_breakdown() == model.rows(["strategy", "symbol"])
+
+
+def test_recent_figures_by_strategy_and_by_regime_cover_each_recent_window() -> None:
+    trades = [
+        ("ema", "BTC", "trend", 1.0),
+        ("ema", "BTC", "range", -2.0),
+        ("ema", "ETH", "trend", 3.0),
+        ("ema", "ETH", "trend", -0.5),
+        ("rsi", "BTC", "range", 4.0),
+    ]
+    model = build(trades, window=2)
+    by_strategy = model.recent_by_strategy()
+    assert sorted(by_strategy) == ["ema", "rsi"]
+    assert by_strategy["ema"].trades == 2 and by_strategy["ema"].total_pnl == 2.5
+    by_regime = model.recent_by_regime()
+    assert {regime: sorted(table) for regime, table in by_regime.items()} == {
+        "range": ["ema", "rsi"],
+        "trend": ["ema"],
+    }
+    assert by_regime["trend"]["ema"].total_pnl == 2.5  # its last two trend trades
+    assert by_regime["range"]["ema"].total_pnl == -2.0
+
+
+def test_top_strategies_orders_by_metric_with_ties_by_name_and_undefined_last() -> None:
+    trades = [
+        ("ema", "BTC", "trend", 3.0),
+        ("ema", "BTC", "trend", 1.0),
+        ("rsi", "BTC", "trend", -1.0),
+        ("rsi", "BTC", "trend", 0.5),
+        ("macd", "BTC", "trend", 2.0),
+        ("adx", "BTC", "trend", 2.0),
+    ]
+    model = build(trades)
+    best = model.top_strategies("expectancy", n=10, window="all")
+    assert [row["strategy"] for row in best] == ["adx", "ema", "macd", "rsi"]
+    worst = model.top_strategies("expectancy", n=2, window="all", ascending=True)
+    assert [row["strategy"] for row in worst] == ["rsi", "adx"]
+    # adx and macd have one trade each: no Sharpe ratio, so they come last either way.
+    by_sharpe = model.top_strategies("sharpe", n=4, window="all")
+    assert [row["strategy"] for row in by_sharpe] == ["ema", "rsi", "adx", "macd"]
+    assert model.top_strategies("sharpe", n=0) == []
+
+
+def test_top_strategies_ranks_an_infinite_profit_factor_above_every_finite_one() -> None:
+    trades = [
+        ("ema", "BTC", "trend", 5.0),
+        ("ema", "BTC", "trend", -1.0),
+        ("rsi", "BTC", "trend", 0.1),
+        ("flat", "BTC", "trend", 0.0),
+    ]
+    model = build(trades)
+    best = model.top_strategies("profit_factor", n=3)
+    assert [row["strategy"] for row in best] == ["rsi", "ema", "flat"]
+    worst = model.top_strategies("profit_factor", n=3, ascending=True)
+    assert [row["strategy"] for row in worst] == ["ema", "rsi", "flat"]
+
+
+def test_top_strategies_refuses_an_unknown_metric() -> None:
+    model = build([("ema", "BTC", "trend", 1.0)])
+    with pytest.raises(ValueError, match="luck"):
+        model.top_strategies("luck")
+
+
+def test_names_are_listed_sorted() -> None:
+    model = build(
+        [("rsi", "ETH", "trend", 1.0), ("ema", "BTC", "range", -1.0), ("ema", "SOL", "trend", 2.0)]
+    )
+    assert model.strategies() == ["ema", "rsi"]
+    assert model.symbols() == ["BTC", "ETH", "SOL"]
+    assert model.regimes() == ["range", "trend"]
+
+
+def test_recent_pnls_are_the_newest_oldest_first() -> None:
+    model = build(one_strategy([float(i) for i in range(30)]), window=20)
+    assert model.recent_pnls("ema", 5) == [25.0, 26.0, 27.0, 28.0, 29.0]
+    assert model.recent_pnls("ema", 50) == [float(i) for i in range(10, 30)]
+    assert model.recent_pnls("ema", 0) == []
+    assert model.recent_pnls("rsi") == []
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def test_replayed_trades_are_ignored() -> None:
+    model = build(one_strategy([1.0, -2.0, 3.0]))
+    before = model.rows(["strategy", "symbol", "regime"])
+    model.record(trade(3, "ema", "BTC", "trend", 3.0))  # the last one again
+    model.record(trade(1, "rsi", "ETH", "range", 100.0))  # an old seq with new content
+    model.record(trade(0, "ema", "BTC", "trend", 7.0))
+    assert model.last_seq == 3 and model.trade_count == 3
+    assert model.rows(["strategy", "symbol", "regime"]) == before
+    assert model.strategies() == ["ema"]
+    model.record(trade(10, "ema", "BTC", "trend", 1.0))  # a gap in seq is still new
+    assert model.last_seq == 10 and model.trade_count == 4
+
+
+def test_a_non_finite_pnl_is_refused_and_changes_nothing() -> None:
+    model = build(one_strategy([1.0, -2.0]))
+    before = model.to_state()
+    for pnl in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError, match="non-finite"):
+            model.record(trade(3, "ema", "BTC", "trend", pnl))
+    assert model.to_state() == before
+
+
+def test_recent_figures_are_recomputed_only_after_their_group_trades() -> None:
+    model = build([("ema", "BTC", "trend", 1.0), ("rsi", "BTC", "trend", 2.0)])
+    ema = model.strategy_figures("ema", "recent")
+    rsi = model.strategy_figures("rsi", "recent")
+    model.record(trade(3, "ema", "BTC", "trend", -1.0))
+    assert model.strategy_figures("rsi", "recent") is rsi
+    updated = model.strategy_figures("ema", "recent")
+    assert updated is not ema and updated is not None and updated.trades == 2
+
+
+def test_recording_more_trades_grows_neither_the_rings_nor_the_snapshot() -> None:
+    model = build(one_strategy([float(i % 7 - 3) for i in range(40)]), window=20)
+    snapshot_size = len(msgspec.msgpack.encode(model.to_state()))
+    feed(model, one_strategy([float(i % 5 - 2) for i in range(5000)]), first_seq=41)
+    assert sum(len(table) for table in model.groups.values()) == 7
+    for table in model.groups.values():
+        for group in table.values():
+            assert group.ring.capacity == 20 and group.ring.count == 20
+            assert len(group.ring.values) == 20
+    # Only the trade counters take a few more bytes to write.
+    assert len(msgspec.msgpack.encode(model.to_state())) <= snapshot_size + 7 * 3 * 2 + 8
+
+
+def test_a_large_book_fits_well_under_64_mib() -> None:
+    # 100 strategies × 20 symbols × 4 regimes make 10,604 groups; measured on a tenth
+    # of that, the memory per group must keep the whole book under half of 64 MiB.
+    strategies = [f"s{i}" for i in range(10)]
+    symbols = [f"y{i}" for i in range(20)]
+    regimes = ["trend", "range", "volatile", "quiet"]
+    trades = [(s, y, r, 1.0) for s in strategies for y in symbols for r in regimes]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        model = build(trades, window=100)
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    groups = sum(len(table) for table in model.groups.values())
+    assert groups == 10 + 20 + 4 + 200 + 40 + 80 + 800
+    assert used / groups * 10_604 < 32 * 2**20
+
+
+# --------------------------------------------------------------------------- state
+
+
+def plain(value: object) -> bool:
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, list):
+        return all(plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and plain(v) for k, v in value.items())
+    return False
+
+
+@settings(max_examples=50, deadline=None)
+@given(trade_streams, trade_streams, st.integers(2, 12))
+def test_a_restored_model_gives_the_same_figures_now_and_after_more_trades(
+    before: list[Trade], after: list[Trade], window: int
+) -> None:
+    config = PerformanceConfig(window_trades=window)
+    model = build(before, window)
+    state = model.to_state()
+    assert plain(state)
+    restored = PerformanceModel.from_state(
+        config, msgspec.msgpack.decode(msgspec.msgpack.encode(state))
+    )
+    assert (restored.last_seq, restored.trade_count) == (model.last_seq, model.trade_count)
+    for model_now in (model, restored):
+        feed(model_now, after, first_seq=len(before) + 1)
+    for grouping in ALL_GROUPINGS:
+        for window_name in ("all", "recent"):
+            assert restored.rows(grouping, window_name) == model.rows(grouping, window_name)
+    assert restored.to_state() == model.to_state()
+
+
+def test_restoring_with_a_smaller_window_keeps_the_newest_pnls() -> None:
+    model = build(one_strategy([float(i) for i in range(10)]), window=8)
+    smaller = PerformanceModel.from_state(PerformanceConfig(window_trades=3), model.to_state())
+    assert smaller.recent_pnls("ema") == [7.0, 8.0, 9.0]
+    assert smaller.rows(["strategy"], "all") == model.rows(["strategy"], "all")
+    feed(smaller, one_strategy([10.0]), first_seq=11)
+    assert smaller.recent_pnls("ema") == [8.0, 9.0, 10.0]
+
+
+def test_restoring_with_a_larger_window_fills_it_with_the_next_trades() -> None:
+    model = build(one_strategy([float(i) for i in range(10)]), window=4)
+    larger = PerformanceModel.from_state(PerformanceConfig(window_trades=6), model.to_state())
+    assert larger.recent_pnls("ema") == [6.0, 7.0, 8.0, 9.0]
+    feed(larger, one_strategy([10.0, 11.0, 12.0]), first_seq=11)
+    assert larger.recent_pnls("ema") == [7.0, 8.0, 9.0, 10.0, 11.0, 12.0]
+
+
+def test_a_state_of_another_version_is_refused() -> None:
+    state = build(one_strategy([1.0])).to_state()
+    state["version"] = 99
+    with pytest.raises(ValueError, match="version"):
+        PerformanceModel.from_state(PerformanceConfig(), state)
+    with pytest.raises(ValueError, match="version"):
+        PerformanceModel.from_state(PerformanceConfig(), {"last_seq": 0, "groups": []})

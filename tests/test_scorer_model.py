@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -237,13 +238,13 @@ def test_a_degraded_strategy_is_sized_below_an_active_one(
 
     assert degraded.quality == active.quality
     assert degraded.execute == active.execute
-    if active.size_multiplier > 0.0:
+    if active.size_multiplier >= sys.float_info.min:  # below that floats cannot shrink
         assert degraded.size_multiplier < active.size_multiplier
         assert degraded.size_multiplier == pytest.approx(
             active.size_multiplier * config.degraded_size_factor
         )
     else:
-        assert degraded.size_multiplier == 0.0
+        assert degraded.size_multiplier <= active.size_multiplier
 
 
 @PROPERTY
