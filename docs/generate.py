@@ -31,6 +31,7 @@ def type_name(hint: object) -> str:
     for long, short in SHORT.items():
         text = text.replace(long, short)
     text = re.sub(r"Optional\[(.*)\]$", r"\1 or null", text)
+    text = text.replace(" | None", " or null").replace("|", "\\|")
     if text.startswith("Annotated[list[Literal['strategy', 'symbol', 'regime']]"):
         return 'list of "strategy", "symbol", "regime" (1 to 3)'
     return text
