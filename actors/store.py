@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -404,7 +404,9 @@ class StoreActor(Actor):
                         trade_rows,
                     )
                     if db.total_changes - before != len(trade_rows):
-                        await self._resolve_trade_duplicates(trade_results, new_trades)
+                        await self._resolve_duplicates(
+                            "trades", "trade_id", _trade_id, trade_results, new_trades
+                        )
                 if outcome_rows:
                     before = db.total_changes
                     await db.executemany(
@@ -413,7 +415,13 @@ class StoreActor(Actor):
                         outcome_rows,
                     )
                     if db.total_changes - before != len(outcome_rows):
-                        await self._resolve_outcome_duplicates(outcome_results, new_outcomes)
+                        await self._resolve_duplicates(
+                            "signal_outcomes",
+                            "signal_id",
+                            _signal_id,
+                            outcome_results,
+                            new_outcomes,
+                        )
                 if signals:
                     await db.executemany(
                         "INSERT INTO signals (signal_id, ts_ms, strategy, symbol, side, confidence,"
@@ -532,32 +540,32 @@ class StoreActor(Actor):
             )
         return results, rows, new
 
-    async def _resolve_trade_duplicates(
-        self, results: list[tuple[bool, int]], new: list[ClosedTrade]
+    async def _resolve_duplicates(
+        self,
+        table: str,
+        key: str,
+        key_of: Callable[[Any], str],
+        results: list[tuple[bool, int]],
+        new: list[Any],
     ) -> None:
-        """Some trade_ids were already recorded: find their seqs, drop them from ``new``."""
-        ids = [trade.trade_id for trade in new]
+        """Some keys were already recorded (the insert ignored them): answer those with
+        the recorded seq and drop them from ``new``."""
+        keys = [key_of(record) for record in new]
         existing: dict[str, int] = {}
-        for chunk_start in range(0, len(ids), 500):
-            chunk = ids[chunk_start : chunk_start + 500]
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             async with self._conn().execute(
-                f"SELECT trade_id, seq FROM trades WHERE trade_id IN ({marks})", chunk
+                f"SELECT {key}, seq FROM {table} WHERE {key} IN ({marks})", chunk
             ) as cursor:
-                for trade_id, seq in await cursor.fetchall():
-                    existing[trade_id] = seq
-        assigned = {trade.seq: trade for trade in new}
-        kept = [t for t in new if existing.get(t.trade_id) == t.seq]
-        remap: dict[int, tuple[bool, int]] = {}
-        for seq, trade in assigned.items():
-            actual = existing[trade.trade_id]
-            if actual != seq:
-                remap[seq] = (True, actual)
+                for found, seq in await cursor.fetchall():
+                    existing[found] = seq
+        remap = {r.seq: (True, existing[key_of(r)]) for r in new if existing[key_of(r)] != r.seq}
         for index, (_, seq) in enumerate(results):
             if seq in remap:
                 results[index] = remap[seq]
         # The seqs given to ignored rows were never written; seq only has to increase.
-        new[:] = kept
+        new[:] = [r for r in new if existing[key_of(r)] == r.seq]
 
     def _plan_outcomes(
         self, outcomes: list[Envelope]
@@ -586,27 +594,6 @@ class StoreActor(Actor):
                 )
             )
         return results, rows, new
-
-    async def _resolve_outcome_duplicates(
-        self, results: list[tuple[bool, int]], new: list[SignalOutcome]
-    ) -> None:
-        ids = [o.signal_id for o in new]
-        existing: dict[str, int] = {}
-        for chunk_start in range(0, len(ids), 500):
-            chunk = ids[chunk_start : chunk_start + 500]
-            marks = ",".join("?" * len(chunk))
-            async with self._conn().execute(
-                f"SELECT signal_id, seq FROM signal_outcomes WHERE signal_id IN ({marks})", chunk
-            ) as cursor:
-                for signal_id, seq in await cursor.fetchall():
-                    existing[signal_id] = seq
-        remap = {
-            o.seq: (True, existing[o.signal_id]) for o in new if existing[o.signal_id] != o.seq
-        }
-        for index, (_, seq) in enumerate(results):
-            if seq in remap:
-                results[index] = remap[seq]
-        new[:] = [o for o in new if existing[o.signal_id] == o.seq]
 
     def _plan_commits(
         self, commits: list[Envelope]
@@ -749,6 +736,14 @@ class StoreActor(Actor):
     async def latest_cycle(self) -> int:
         """The number of the last journaled optimization cycle (0 if none)."""
         return await self._scalar("SELECT COALESCE(MAX(cycle), 0) FROM history")
+
+
+def _trade_id(trade: ClosedTrade) -> str:
+    return trade.trade_id
+
+
+def _signal_id(outcome: SignalOutcome) -> str:
+    return outcome.signal_id
 
 
 def _resolve(envelope: Envelope, result: Any) -> None:

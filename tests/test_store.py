@@ -212,3 +212,26 @@ async def test_schema_is_created_once_with_wal(tmp_path: Path) -> None:
         await store.on_stop()
     assert rows(db, "PRAGMA user_version") == [(1,)]
     assert rows(db, "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_resent_signal_outcome_is_a_duplicate_in_and_across_batches(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "alphad.db"
+    store, learner, supervisor = await start_store(db)
+    first = await store.ask(AppendOutcome("sig-1", True, 1))
+    together = await asyncio.gather(
+        store.ask_future(AppendOutcome("sig-1", False, 2)),
+        store.ask_future(AppendOutcome("sig-2", False, 2)),
+        store.ask_future(AppendOutcome("sig-2", True, 3)),
+    )
+    assert first == (False, 1)
+    assert together[0] == (True, 1)
+    assert together[1][0] is False and together[2] == (True, together[1][1])
+    assert rows(db, "SELECT signal_id, success FROM signal_outcomes ORDER BY seq") == [
+        ("sig-1", 1),
+        ("sig-2", 0),
+    ]
+    await asyncio.sleep(0.01)
+    assert [o.signal_id for o in learner.seen] == ["sig-1", "sig-2"]
+    await supervisor.stop(1.0)
