@@ -26,6 +26,7 @@ from typing import Any
 
 import zmq
 
+from bench.replay_bench import replay_speed
 from bench.state import cycle_seconds, memory_and_recovery
 from protocol.codec import encode
 from protocol.messages import RecordTrade, ScoreSignal
@@ -305,6 +306,16 @@ def run(quick: bool) -> list[Row]:
             daemon.close()
             echo.close()
         rows += state_rows(root, quick)
+    replayed, floor = replay_speed(quick)
+    rows.append(
+        Row(
+            "replay signals/s, one core (target >= 100k/s)",
+            replayed,
+            floor,
+            "signals/s",
+            higher_is_better=True,
+        )
+    )
     return rows
 
 

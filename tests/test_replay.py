@@ -1,0 +1,381 @@
+"""`alphad simulate` and `alphad replay`: the input format, the replay's semantics and
+determinism, the properties issue 5 asks of alphad's defaults, and the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from daemon.config import Config
+from daemon.replay import (
+    DAY_MS,
+    InputError,
+    Replay,
+    SignalRow,
+    read_signals,
+    render_json,
+    render_text,
+    replay,
+    suspension_after,
+    write_signals,
+)
+from daemon.replay_report import render_html
+from daemon.simulate import SCENARIOS, Simulation, simulate
+
+ROOT = Path(__file__).parent.parent
+HEADER = "ts_ms,exit_ts_ms,strategy,symbol,side,confidence,confluence,regime,pnl,signal_id\n"
+
+
+@cache
+def simulated(scenario: str, seed: int) -> Simulation:
+    return simulate(scenario, seed)
+
+
+@cache
+def replayed(scenario: str, seed: int, shadow: bool = False) -> Replay:
+    return replay(simulated(scenario, seed).rows, shadow_outcomes=shadow)
+
+
+def alphad_cli(*args: str, cwd: Path, seed: str = "0") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "daemon.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=env,
+    )
+
+
+# ----------------------------------------------------------------------------- simulate
+
+
+def test_simulate_gives_the_same_bytes_for_the_same_seed(tmp_path: Path) -> None:
+    for name in ("first.csv", "again.csv"):
+        write_signals(simulate("mixed", 3).rows, tmp_path / name)
+    write_signals(simulate("mixed", 4).rows, tmp_path / "other.csv")
+    first = (tmp_path / "first.csv").read_bytes()
+    assert first == (tmp_path / "again.csv").read_bytes()
+    assert first != (tmp_path / "other.csv").read_bytes()
+
+
+def test_every_scenario_makes_a_few_thousand_signals_over_three_months() -> None:
+    for name in SCENARIOS:
+        rows = simulated(name, 1).rows
+        assert 2_000 <= len(rows) <= 6_000, name
+        days = (rows[-1].ts_ms - rows[0].ts_ms) / DAY_MS
+        assert 85 <= days <= 90, name
+        assert [r.ts_ms for r in rows] == sorted(r.ts_ms for r in rows)
+
+
+def test_simulated_pnl_has_fat_tails_and_confidence_tells_little() -> None:
+    rows = simulated("steady", 1).rows
+    carry = [r for r in rows if r.strategy == "carry"]
+    pnls = [r.pnl for r in carry]
+    mean = statistics.fmean(pnls)
+    std = statistics.pstdev(pnls)
+    kurtosis = statistics.fmean([((p - mean) / std) ** 4 for p in pnls])
+    assert kurtosis > 4.5  # a normal distribution has 3
+    correlation = statistics.correlation([r.confidence for r in carry], pnls)
+    assert 0.0 < correlation < 0.25
+
+
+def test_decaying_strategy_loses_after_its_onset() -> None:
+    simulation = simulated("decay", 1)
+    onset = simulation.decay_onsets["mean_revert"]
+    before = [r.pnl for r in simulation.rows if r.strategy == "mean_revert" and r.ts_ms < onset]
+    after = [r.pnl for r in simulation.rows if r.strategy == "mean_revert" and r.ts_ms >= onset]
+    assert statistics.fmean(before) > 0 > statistics.fmean(after)
+
+
+# ----------------------------------------------------------------------------- the format
+
+
+def test_csv_and_jsonl_round_trip_exactly(tmp_path: Path) -> None:
+    rows = simulated("regime", 1).rows[:300]
+    rows.append(
+        SignalRow(
+            ts_ms=rows[-1].ts_ms + 1,
+            exit_ts_ms=rows[-1].ts_ms + 1,
+            strategy="late",
+            symbol="XRP/USDT",
+            side="sell",
+            confidence=1.0,
+            confluence=0,
+            regime=None,
+            pnl=-0.1,
+            signal_id=None,
+        )
+    )
+    for name in ("signals.csv", "signals.jsonl"):
+        assert write_signals(rows, tmp_path / name) == len(rows)
+        assert read_signals(tmp_path / name) == rows
+
+
+def test_empty_regime_and_missing_optional_columns_mean_none(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text(
+        "ts_ms,exit_ts_ms,strategy,symbol,side,confidence,confluence,pnl,regime\n"
+        "1000,2000,ema,BTC/USDT,buy,0.8,3,1.5,\n"
+    )
+    (tmp_path / "b.jsonl").write_text(
+        '{"ts_ms": 1000, "exit_ts_ms": 2000, "strategy": "ema", "symbol": "BTC/USDT",'
+        ' "side": "buy", "confidence": 0.8, "confluence": 3, "pnl": 1.5, "regime": ""}\n'
+    )
+    for name in ("a.csv", "b.jsonl"):
+        [row] = read_signals(tmp_path / name)
+        assert row.regime is None and row.signal_id is None and row.pnl == 1.5
+
+
+def test_bad_rows_are_reported_with_their_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        HEADER + "1000,2000,ema,BTC/USDT,buy,0.8,3,trending,1.5,a\n"  # line 2: fine
+        "1000,2000,ema,BTC/USDT,buy,1.5,3,trending,1.5,b\n"  # 3: confidence over 1
+        "1000,2000,ema,BTC/USDT,long,0.8,3,trending,1.5,c\n"  # 4: not a side
+        "1000,2000,ema,BTC/USDT,buy,0.8,3,trending,,d\n"  # 5: no pnl
+        "3000,2000,ema,BTC/USDT,buy,0.8,3,trending,1.5,e\n"  # 6: exit before signal
+        "1000,2000,ema,BTC/USDT,buy,0.8,3,trending,1.5,a\n"  # 7: signal_id of line 2
+        "1000,2000,bad name,BTC/USDT,buy,0.8,3,trending,1.5,f\n"  # 8: space in a name
+        "1000,2000,ema,BTC/USDT,buy,0.8,3,trending,nan,g\n"  # 9: not a finite amount
+    )
+    with pytest.raises(InputError) as caught:
+        read_signals(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "7 bad rows, nothing replayed" in message
+    assert "line 3: `confidence`" in message
+    assert "line 4: `side`" in message
+    assert "line 5: `pnl` is empty" in message
+    assert "line 6: exit_ts_ms 2000 is before ts_ms 3000" in message
+    assert "line 7: signal_id 'a' already on line 2" in message
+    assert "and 2 more" in message  # only the first five are spelled out
+
+
+def test_bad_json_lines_are_reported_with_their_line_numbers(tmp_path: Path) -> None:
+    good = {
+        "ts_ms": 1000,
+        "exit_ts_ms": 2000,
+        "strategy": "ema",
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "confidence": 0.8,
+        "confluence": 3,
+        "pnl": 1.5,
+    }
+    lines = [
+        json.dumps(good),
+        "",  # blank lines are skipped
+        "{not json",
+        json.dumps({**good, "confluance": 2}),
+        json.dumps({k: v for k, v in good.items() if k != "exit_ts_ms"}),
+        json.dumps({**good, "confidence": "0.8"}),  # JSON carries types: a string is wrong
+    ]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError) as caught:
+        read_signals(path)
+    message = str(caught.value)
+    assert "4 bad rows" in message
+    assert "line 3: not JSON" in message
+    assert "line 4: unknown field `confluance`" in message
+    assert "line 5: `exit_ts_ms` is missing" in message
+    assert "line 6: `confidence`" in message
+
+
+def test_a_header_with_an_unknown_or_missing_column_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "typo.csv"
+    path.write_text(HEADER.replace("regime", "regim") + "1000,2000,ema,BTC,buy,0.8,3,,1,\n")
+    with pytest.raises(InputError, match=r"line 1: unknown column `regim`"):
+        read_signals(path)
+    path.write_text("ts_ms,strategy\n1,ema\n")
+    with pytest.raises(InputError, match=r"missing column `exit_ts_ms`"):
+        read_signals(path)
+
+
+def test_unknown_extension_and_missing_file_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"use \.csv or \.jsonl"):
+        read_signals(tmp_path / "signals.xlsx")
+    with pytest.raises(InputError, match="no such file"):
+        read_signals(tmp_path / "absent.csv")
+    (tmp_path / "empty.csv").write_text(HEADER)
+    with pytest.raises(InputError, match="no signals"):
+        read_signals(tmp_path / "empty.csv")
+
+
+# ----------------------------------------------------------------------------- the replay
+
+
+def test_replay_output_is_byte_identical_for_the_same_input() -> None:
+    rows = simulated("mixed", 2).rows
+    first, again = replay(rows), replay(rows)
+    assert render_json(first) == render_json(again)
+    assert render_text(first) == render_text(again)
+    assert render_html(first) == render_html(again)
+
+
+def test_baseline_figures_equal_a_direct_computation_from_the_rows() -> None:
+    rows = simulated("fat_tails", 1).rows
+    base = replayed("fat_tails", 1).result.total.baseline
+    closing = sorted(range(len(rows)), key=lambda i: (rows[i].exit_ts_ms, i))
+    pnls = [rows[i].pnl for i in closing]
+    equity = peak = worst = 0.0
+    for pnl in pnls:
+        equity += pnl
+        peak = max(peak, equity)
+        worst = max(worst, peak - equity)
+    first_day = min(r.ts_ms for r in rows) // DAY_MS
+    last_day = max(r.exit_ts_ms for r in rows) // DAY_MS
+    daily = dict.fromkeys(range(first_day, last_day + 1), 0.0)
+    for row in rows:
+        daily[row.exit_ts_ms // DAY_MS] += row.pnl
+    days = list(daily.values())
+    losses = -sum(p for p in pnls if p < 0)
+
+    assert base.trades == len(rows)
+    assert base.total_pnl == pytest.approx(sum(pnls), abs=1e-6)
+    assert base.expectancy == pytest.approx(statistics.fmean(pnls))
+    assert base.win_rate == pytest.approx(sum(p > 0 for p in pnls) / len(pnls))
+    assert base.profit_factor == pytest.approx(sum(p for p in pnls if p > 0) / losses)
+    assert base.sharpe == pytest.approx(statistics.fmean(pnls) / statistics.stdev(pnls))
+    assert base.max_drawdown == pytest.approx(worst)
+    assert base.drawdown_to_pnl == pytest.approx(worst / sum(pnls))
+    assert base.worst_day == pytest.approx(min(days))
+    assert base.daily_sharpe == pytest.approx(
+        statistics.fmean(days) / statistics.stdev(days) * math.sqrt(365)
+    )
+
+
+def test_periods_per_year_scales_only_the_daily_sharpe() -> None:
+    rows = simulated("steady", 1).rows
+    daily = replay(rows, periods_per_year=365).result.total.baseline
+    trading_days = replay(rows, periods_per_year=252).result.total.baseline
+    assert trading_days.daily_sharpe == pytest.approx(daily.daily_sharpe * math.sqrt(252 / 365))
+    assert trading_days.sharpe == daily.sharpe
+
+
+def test_alphad_never_sizes_above_two_and_skips_what_it_refused() -> None:
+    # Weights allowed up to 10 × base: the scorer's cap of 2.0 must still hold.
+    config = msgspec.convert({"weighting": {"max_multiplier": 10.0}}, Config)
+    rows = simulated("regime", 1).rows
+    result = replay(rows, config)
+    curve = result.alphad
+    decisions = result.result.decisions
+    assert len(curve.rows) == decisions.executed == result.result.total.alphad.trades
+    assert decisions.executed + decisions.refused_quality + decisions.refused_status == len(rows)
+    assert decisions.max_size is not None and decisions.max_size <= 2.0
+    previous = 0.0
+    for i, equity in zip(curve.rows, curve.equity, strict=True):
+        pnl, previous = equity - previous, equity
+        if abs(rows[i].pnl) >= 1.0:  # the size is well defined
+            assert 0.0 < pnl / rows[i].pnl <= 2.0 + 1e-9
+    assert len(set(curve.rows)) == len(curve.rows) < len(rows)
+
+
+def test_shadow_outcomes_teach_the_scorer_what_refused_signals_did() -> None:
+    live = replayed("mixed", 1)
+    shadow = replayed("mixed", 1, shadow=True)
+    assert shadow.result.shadow_outcomes
+    assert live.result.decisions.outcomes_learned == live.result.decisions.executed
+    assert shadow.result.decisions.outcomes_learned > live.result.decisions.outcomes_learned
+    assert shadow.result.decisions.executed != live.result.decisions.executed
+
+
+def test_cycles_run_on_event_time_every_update_interval() -> None:
+    rows = simulated("noise", 1).rows
+    hourly = replay(rows, msgspec.convert({"engine": {"update_interval_s": 0}}, Config)).result
+    half_hourly = replay(
+        rows, msgspec.convert({"engine": {"update_interval_s": 1800}}, Config)
+    ).result
+    assert hourly.update_interval_s == 3600.0  # 0 (cycles on request only) replays hourly
+    span_ms = hourly.last_ts_ms - rows[0].ts_ms
+    assert abs(hourly.cycles - span_ms // 3_600_000) <= 1
+    assert abs(half_hourly.cycles - 2 * hourly.cycles) <= 2
+
+
+def test_status_changes_happen_at_cycle_times_and_shape_the_weights() -> None:
+    result = replayed("decay", 1).result
+    assert result.status_changes
+    for event in result.status_changes:
+        assert (event.ts_ms - result.first_ts_ms) % 3_600_000 == 0
+        assert 1 <= event.cycle <= result.cycles
+        if event.new in ("suspended", "retired"):
+            point = [p for p in result.weights[event.strategy] if p[0] == event.ts_ms][-1]
+            assert point[2] == 0.0  # effective weight 0 from that cycle on
+
+
+def test_the_html_report_is_self_contained() -> None:
+    page = render_html(replayed("decay", 1), "decay.csv")
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("<svg") == 4  # equity, drawdown, weights, status timeline
+    assert "<script" not in page and "<link" not in page and "src=" not in page
+    assert "mean_revert" in page and "suspended" in page
+
+
+# ----------------------------------------------------------------------------- issue 5 properties
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_alphad_does_not_raise_max_drawdown_by_more_than_five_percent(scenario: str) -> None:
+    for seed in (1, 2):
+        change = replayed(scenario, seed).result.change.max_drawdown
+        assert change is not None and change <= 0.05, (scenario, seed, change)
+
+
+def test_the_decaying_strategy_is_out_of_trading_after_its_edge_turns() -> None:
+    for seed in (1, 2):
+        simulation = simulated("decay", seed)
+        onset = simulation.decay_onsets["mean_revert"]
+        changes = replayed("decay", seed).result.status_changes
+        assert suspension_after(changes, "mean_revert", onset) is not None, seed
+
+
+def test_alphad_raises_per_trade_sharpe_where_edges_shift_between_regimes() -> None:
+    for seed in (1, 2):
+        change = replayed("regime", seed).result.change.sharpe
+        assert change is not None and change > 0, seed
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def test_simulate_then_replay_with_a_report_from_the_command_line(tmp_path: Path) -> None:
+    made = alphad_cli(
+        "simulate", "--scenario", "decay", "--seed", "7", "--out", "d.csv", cwd=tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    assert "d.csv:" in made.stdout and "signals" in made.stdout
+    shown = alphad_cli("replay", "d.csv", "--report", "r.html", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "ALL STRATEGIES" in shown.stdout and "STATUS CHANGES" in shown.stdout
+    assert (tmp_path / "r.html").read_text().count("<svg") == 4
+    # Byte-identical JSON in two processes with different hash seeds.
+    outputs = [
+        alphad_cli("replay", "d.csv", "--format", "json", cwd=tmp_path, seed=seed).stdout
+        for seed in ("1", "2")
+    ]
+    assert outputs[0] == outputs[1]
+    assert json.loads(outputs[0])["signals"] == len(read_signals(tmp_path / "d.csv"))
+
+
+def test_a_bad_file_is_one_line_on_stderr_and_exit_one(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_text(HEADER + "1000,2000,ema,BTC/USDT,buy,2.0,3,,1.5,\n")
+    for args in (
+        ("replay", "bad.csv"),
+        ("replay", "absent.jsonl"),
+        ("simulate", "--scenario", "sideways", "--out", "x.csv"),
+    ):
+        done = alphad_cli(*args, cwd=tmp_path)
+        assert done.returncode == 1, args
+        assert done.stdout == ""
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith("alphad: "), done.stderr
+    assert "line 2: `confidence`" in alphad_cli("replay", "bad.csv", cwd=tmp_path).stderr
