@@ -214,7 +214,10 @@ def load(
 
 def sqlite_one_row_per_commit(root: Path, seconds: float) -> float:
     """Rows per second committing one row per transaction with synchronous=FULL."""
-    db = sqlite3.connect(root / "floor.db", isolation_level=None)
+    path = root / "floor.db"
+    for leftover in (path, path.with_name("floor.db-wal"), path.with_name("floor.db-shm")):
+        leftover.unlink(missing_ok=True)
+    db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, pnl REAL)")
