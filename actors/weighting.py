@@ -140,6 +140,8 @@ class WeightingModel:
         self.frozen = False
         # The tables as they were before the last update(), for one rollback.
         self._previous: tuple[dict[str, float], dict[str, dict[str, float]]] | None = None
+        # The recent window each weight last moved on ("regime|strategy" -> fingerprint).
+        self.evidence: dict[str, str] = {}
 
     # ------------------------------------------------------------------ strategies
 
@@ -303,6 +305,13 @@ class WeightingModel:
             figures = recent[strategy]
             if strategy not in weights or figures.trades < self.config.min_trades:
                 continue
+            # A weight moves only on new evidence: a cycle without a new trade of this
+            # strategy (in this table) would repeat the last step on the same window.
+            seen = f"{regime or ''}|{strategy}"
+            evidence = _evidence(figures)
+            if self.evidence.get(seen) == evidence:
+                continue
+            self.evidence[seen] = evidence
             score, metrics = self.score(figures)
             target = self.target_multiplier(score)
             old = weights[strategy]
@@ -438,6 +447,7 @@ class WeightingModel:
             "adaptive": dict(self.adaptive),
             "regime_adaptive": {r: dict(t) for r, t in self.regime_adaptive.items()},
             "frozen": self.frozen,
+            "evidence": dict(self.evidence),
             "previous": (
                 [dict(previous[0]), {r: dict(t) for r, t in previous[1].items()}]
                 if previous is not None
@@ -483,11 +493,17 @@ class WeightingModel:
             if (table := restore(saved))
         }
         model.frozen = bool(state.get("frozen", False))
+        model.evidence = {str(k): str(v) for k, v in state.get("evidence", {}).items()}
         previous = state.get("previous")
         if previous is not None:
             before = {**model.adaptive, **restore(previous[0])}
             model._previous = (before, {r: restore(t) for r, t in previous[1].items()})
         return model
+
+
+def _evidence(figures: Figures) -> str:
+    """What identifies a recent window: it changes with every new trade."""
+    return repr((figures.trades, figures.total_pnl, figures.max_drawdown, figures.sharpe))
 
 
 def _saved_weight(weight: Any, saved_base: Any, base: float) -> float:

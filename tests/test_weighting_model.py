@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import statistics
@@ -52,9 +53,14 @@ def figures_of(pnls: list[float]) -> Figures:
     )
 
 
+_new_trade = itertools.count(1)
+
+
 def good(trades: int = 50) -> Figures:
+    """A window with an edge; each call is the window after one more trade."""
     return Figures(
         trades=trades,
+        total_pnl=50.0 + next(_new_trade) * 1e-6,
         win_rate=0.6,
         expectancy=1.0,
         profit_factor=2.5,
@@ -65,8 +71,10 @@ def good(trades: int = 50) -> Figures:
 
 
 def bad(trades: int = 50) -> Figures:
+    """A losing window; each call is the window after one more trade."""
     return Figures(
         trades=trades,
+        total_pnl=-75.0 - next(_new_trade) * 1e-6,
         win_rate=0.2,
         expectancy=-1.5,
         profit_factor=0.4,
@@ -74,6 +82,14 @@ def bad(trades: int = 50) -> Figures:
         max_drawdown=60.0,
         mean_abs_pnl=2.0,
     )
+
+
+def test_a_cycle_without_new_trades_does_not_move_the_weight_again() -> None:
+    model = WeightingModel(WeightingConfig(), {"ema": StrategyConfig()})
+    window = good()
+    assert len(model.update({"ema": window}, {})) == 1
+    assert model.update({"ema": window}, {}) == []  # same window: no new evidence
+    assert len(model.update({"ema": good()}, {})) == 1
 
 
 # Anything a Figures can hold, including what the performance actor never sends.
@@ -252,13 +268,15 @@ def test_weight_settles_at_its_target_without_overshooting() -> None:
     figures = figures_of([1.0, -0.8] * 15)  # a modest edge
     target = model.target_multiplier(model.score(figures)[0])
     path = []
-    for _ in range(30):
-        model.update({"ema": figures}, {})
+    for i in range(31):
+        # The same figures after one more trade each cycle (only the fingerprint moves).
+        window = msgspec.structs.replace(figures, total_pnl=figures.total_pnl + i * 1e-9)
+        changes = model.update({"ema": window}, {})
         path.append(model.adaptive["ema"])
     assert 1.0 < target < 2.0
     assert path == sorted(path)  # monotonic toward the target
     assert path[-1] == pytest.approx(target)
-    assert model.update({"ema": figures}, {}) == []  # at the target: nothing to journal
+    assert changes == []  # at the target: nothing to journal
 
 
 def test_strategy_without_edge_sits_near_or_below_neutral() -> None:
