@@ -49,7 +49,7 @@ Count = Annotated[int, Meta(ge=1, le=1000)]
 class LifecycleConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """``[lifecycle]``: thresholds on the recent window (docs/optimization.md)."""
 
-    min_trades: Annotated[int, Meta(ge=1, le=100_000)] = 20
+    min_trades: Annotated[int, Meta(ge=1, le=100_000)] = 50
     # Low enough for trend followers, which often win a third of their trades or less;
     # expectancy and profit factor judge the edge, this floor catches a collapse.
     win_rate_floor: Fraction = 0.25
@@ -58,15 +58,15 @@ class LifecycleConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     psr_floor: Fraction = 0.10
     # Drawdown limits in average trades: max drawdown / mean |pnl| of the window. A
     # strategy without edge reaches about 12 over 100 trades; one losing steadily, 25.
-    soft_drawdown: AverageTrades = 12.0
-    hard_drawdown: AverageTrades = 25.0
+    soft_drawdown: AverageTrades = 20.0
+    hard_drawdown: AverageTrades = 40.0
     # How far a degraded strategy must clear each threshold to count as recovered
     # (fractions for rates and profit factor, average trades × margin for expectancy).
     hysteresis: Annotated[float, Meta(ge=0.0, le=0.5)] = 0.05
     recovery_checks: Count = 3
     # At least 2: the assessment that degrades a strategy is its first violation, and a
     # soft breach alone never suspends an active strategy in one go.
-    max_violations: Annotated[int, Meta(ge=2, le=1000)] = 3
+    max_violations: Annotated[int, Meta(ge=2, le=1000)] = 168
     probation_after_hours: Annotated[float, Meta(gt=0.0, le=1e5)] | None = None
     retire_after_suspensions: Count = 3
 

@@ -44,7 +44,7 @@ SetupKey = tuple[str, str, str, str, int]
 class ScorerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """``[scorer]``: thresholds and shapes of the quality factors and the position size."""
 
-    min_quality: Factor = 0.5
+    min_quality: Factor = 0.4
     # f_confluence: confluence_floor with no agreeing indicator, rising linearly to 1.0 at
     # confluence_target agreeing indicators or more.
     confluence_target: Annotated[int, Meta(ge=1, le=100)] = 3
@@ -70,7 +70,7 @@ class ScorerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     strategy_window: Annotated[int, Meta(ge=1, le=10_000_000)] = 1_000
     # size_multiplier: the quality scale is size_at_min_quality at min_quality and 1.0 at
     # quality 1.0; a degraded strategy gets degraded_size_factor of an active one's size.
-    size_at_min_quality: Factor = 0.5
+    size_at_min_quality: Factor = 1.0
     max_size_multiplier: Annotated[float, Meta(gt=0.0, le=2.0)] = 2.0
     degraded_size_factor: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.5
     # Memory bounds for any input stream; the oldest pending signal and the least recently

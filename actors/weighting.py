@@ -54,7 +54,7 @@ class WeightingConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     auto_register: bool = True
     min_trades: Annotated[int, Meta(ge=1, le=100_000)] = 20
     min_multiplier: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.1
-    max_multiplier: Annotated[float, Meta(ge=1.0, le=10.0)] = 2.0
+    max_multiplier: Annotated[float, Meta(ge=1.0, le=10.0)] = 1.5
     max_change: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.15
     # Edge terms, each scaled so that its reference value scores +1 (clamped to [-1, 1]).
     sharpe_reference: Reference = 0.3  # per-trade Sharpe

@@ -51,8 +51,21 @@ def hard_breach() -> Figures:
     return window(win_rate=0.4, expectancy=-0.5, profit_factor=0.7, psr=0.1, max_drawdown=80.0)
 
 
+# The mechanics are tested at fixed thresholds, not at the tuned defaults (docs/replay.md).
+MECHANICS: dict[str, Any] = {
+    "min_trades": 20,
+    "soft_drawdown": 12.0,
+    "hard_drawdown": 25.0,
+    "max_violations": 3,
+}
+
+
+def mechanics(**overrides: Any) -> LifecycleConfig:
+    return msgspec.convert({**MECHANICS, **overrides}, LifecycleConfig)
+
+
 def model(**overrides: Any) -> LifecycleModel:
-    return LifecycleModel(msgspec.convert(overrides, LifecycleConfig), {})
+    return LifecycleModel(mechanics(**overrides), {})
 
 
 def moves(m: LifecycleModel, figures: Figures, now: int = 0) -> list[tuple[str, str]]:
@@ -186,11 +199,11 @@ def test_hard_breach_suspends_a_degraded_strategy_at_once() -> None:
 
 def test_absolute_drawdown_limits_of_a_strategy_replace_the_relative_ones() -> None:
     limits = {"ema": StrategyConfig(soft_drawdown=3.0, hard_drawdown=5.0)}
-    m = LifecycleModel(LifecycleConfig(), limits)
+    m = LifecycleModel(mechanics(), limits)
     assert moves(m, window(max_drawdown=2.9)) == []
     assert moves(m, window(max_drawdown=3.5)) == [("active", "degraded")]
     assert moves(m, window(max_drawdown=6.0)) == [("degraded", "suspended")]
-    relative = LifecycleModel(LifecycleConfig(), {"ema": StrategyConfig(hard_drawdown=5.0)})
+    relative = LifecycleModel(mechanics(), {"ema": StrategyConfig(hard_drawdown=5.0)})
     assert moves(relative, window(max_drawdown=4.5)) == []  # soft stays relative: 24
     assert relative.drawdown_limits("ema", window()) == (24.0, 5.0)
 
@@ -356,7 +369,7 @@ def test_too_few_trades_are_not_assessed() -> None:
 
 
 def test_unknown_strategy_is_active_and_figures_register_it() -> None:
-    m = LifecycleModel(LifecycleConfig(), {"ema": StrategyConfig()})
+    m = LifecycleModel(mechanics(), {"ema": StrategyConfig()})
     assert m.status("never-seen") == "active"
     assert m.statuses() == {"ema": "active"}
     assert m.register("rsi", 42) is True and m.register("rsi", 43) is False

@@ -62,14 +62,14 @@ def top(daemon: DaemonProcess) -> list[str]:
 
 def test_top_draws_strategies_alerts_and_quits_on_q(daemon: DaemonProcess) -> None:
     with Client(daemon.rpc) as client:
-        for i in range(25):
+        for i in range(60):  # past lifecycle.min_trades, so mean_rev gets assessed
             client.record_trade(f"t{i}", "ema_trend", "BTC", "buy", float(i % 3), 1, 2)
             client.record_trade(f"u{i}", "mean_rev", "ETH", "sell", -1.0, 1, 2)
         client.update_optimization()
     terminal = Terminal(top(daemon))
     try:
         screen = terminal.read_until("mean_rev")
-        assert "ema_trend" in screen and "trades 50" in screen
+        assert "ema_trend" in screen and "trades 120" in screen
         assert "suspended" in screen or "degraded" in screen
         with Client(daemon.admin) as admin:
             admin.force_status("ema_trend", "retired", "end of life", "alice")

@@ -85,7 +85,7 @@ def bad(trades: int = 50) -> Figures:
 
 
 def test_a_cycle_without_new_trades_does_not_move_the_weight_again() -> None:
-    model = WeightingModel(WeightingConfig(), {"ema": StrategyConfig()})
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), {"ema": StrategyConfig()})
     window = good()
     assert len(model.update({"ema": window}, {})) == 1
     assert model.update({"ema": window}, {}) == []  # same window: no new evidence
@@ -198,7 +198,7 @@ def test_weight_change_never_exceeds_max_change(
 def test_every_weight_change_is_reported_with_finite_metrics(
     stream: list[dict[str, Figures]],
 ) -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     for recent in stream:
         before_global = dict(model.adaptive)
         before_regimes = {r: dict(t) for r, t in model.regime_adaptive.items()}
@@ -230,7 +230,7 @@ def test_every_weight_change_is_reported_with_finite_metrics(
 def test_inactive_weigh_zero_and_normalized_weights_sum_to_one(
     stream: list[dict[str, Figures]], statuses: dict[str, str]
 ) -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     model.ensure_registered("new")
     for recent in stream:
         model.update(recent, {"volatile": dict(recent)})
@@ -252,7 +252,7 @@ def test_inactive_weigh_zero_and_normalized_weights_sum_to_one(
 
 
 def test_good_strategy_gains_weight_and_bad_one_loses_it_gradually() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     updates = model.update({"ema": good(), "rsi": bad()}, {})
     assert model.adaptive == {"ema": pytest.approx(1.15), "rsi": pytest.approx(0.4 * 0.85)}
     assert [u.strategy for u in updates] == ["ema", "rsi"]
@@ -264,7 +264,7 @@ def test_good_strategy_gains_weight_and_bad_one_loses_it_gradually() -> None:
 
 
 def test_weight_settles_at_its_target_without_overshooting() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     figures = figures_of([1.0, -0.8] * 15)  # a modest edge
     target = model.target_multiplier(model.score(figures)[0])
     path = []
@@ -281,7 +281,7 @@ def test_weight_settles_at_its_target_without_overshooting() -> None:
 
 def test_strategy_without_edge_sits_near_or_below_neutral() -> None:
     rng = random.Random(20240601)
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     targets, weights = [], []
     for _ in range(300):
         window = figures_of([rng.gauss(0.0, 1.0) for _ in range(100)])
@@ -294,14 +294,14 @@ def test_strategy_without_edge_sits_near_or_below_neutral() -> None:
 
 def test_strategy_with_edge_is_weighted_up() -> None:
     rng = random.Random(7)
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     for _ in range(40):
         model.update({"ema": figures_of([rng.gauss(0.3, 1.0) for _ in range(100)])}, {})
     assert model.multiplier("ema") > 1.3
 
 
 def test_score_is_scale_free() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     rng = random.Random(3)
     pnls = [rng.gauss(0.1, 1.0) for _ in range(60)]
     small = model.score(figures_of(pnls))[0]
@@ -310,7 +310,7 @@ def test_score_is_scale_free() -> None:
 
 
 def test_undefined_figures_count_as_neutral() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     flat = Figures(trades=30, profit_factor=None, sharpe=None)  # thirty breakeven trades
     score, metrics = model.score(flat)
     assert score == 0.0 and model.target_multiplier(score) == 1.0
@@ -323,7 +323,7 @@ def test_undefined_figures_count_as_neutral() -> None:
 
 
 def test_profit_factor_without_losses_scores_best_and_zero_scores_worst() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     no_losses = Figures(trades=30, profit_factor=None, profit_factor_infinite=True)
     no_wins = Figures(trades=30, profit_factor=0.0)
     assert model.score(no_losses)[1]["terms"]["profit_factor"] == 1.0
@@ -334,7 +334,7 @@ def test_profit_factor_without_losses_scores_best_and_zero_scores_worst() -> Non
 
 
 def test_drawdown_only_ever_lowers_the_score() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     calm = model.score(Figures(trades=30, mean_abs_pnl=1.0, max_drawdown=0.0))[0]
     deep = model.score(Figures(trades=30, mean_abs_pnl=1.0, max_drawdown=40.0))[0]
     assert calm == 0.0
@@ -343,7 +343,7 @@ def test_drawdown_only_ever_lowers_the_score() -> None:
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_nan_and_infinite_figures_never_reach_a_weight(value: float) -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     poisoned = Figures(
         trades=50,
         win_rate=value,
@@ -370,7 +370,7 @@ def test_strategy_under_min_trades_keeps_its_weight() -> None:
 
 
 def test_figures_of_an_unregistered_strategy_are_ignored() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     assert model.update({"ghost": good()}, {"volatile": {"ghost": good()}}) == []
     assert model.strategies() == ["ema", "rsi"]
     assert model.regimes() == []
@@ -380,7 +380,7 @@ def test_figures_of_an_unregistered_strategy_are_ignored() -> None:
 
 
 def test_suspended_strategy_gets_zero_weight() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     table = model.table(None, {"ema": "suspended", "rsi": "degraded"})
     assert table.adaptive == {"ema": 1.0, "rsi": 0.4}
     assert table.effective == {"ema": 0.0, "rsi": 0.4}
@@ -388,21 +388,21 @@ def test_suspended_strategy_gets_zero_weight() -> None:
 
 
 def test_retired_strategies_get_zero_weight_and_nothing_is_normalized() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     table = model.table(None, {"ema": "retired", "rsi": "retired"})
     assert table.effective == {"ema": 0.0, "rsi": 0.0}
     assert table.normalized == {"ema": 0.0, "rsi": 0.0}
 
 
 def test_normalized_weights_are_shares_of_the_effective_total() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     table = model.table(None, {})
     assert table.base == {"ema": 1.0, "rsi": 0.4}
     assert table.normalized == {"ema": pytest.approx(1 / 1.4), "rsi": pytest.approx(0.4 / 1.4)}
 
 
 def test_regime_table_falls_back_to_global_weight() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     model.update({"ema": good(), "rsi": good()}, {"volatile": {"ema": bad(), "rsi": bad(10)}})
     volatile = model.table("volatile", {})
     assert volatile.adaptive["ema"] < 1.0 < model.adaptive["ema"]
@@ -415,7 +415,7 @@ def test_regime_table_falls_back_to_global_weight() -> None:
 
 
 def test_regime_weight_starts_from_the_global_weight_before_the_update() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     model.update({"ema": good()}, {})
     assert model.adaptive["ema"] == pytest.approx(1.15)
     updates = model.update({"ema": good()}, {"volatile": {"ema": bad()}})
@@ -426,7 +426,7 @@ def test_regime_weight_starts_from_the_global_weight_before_the_update() -> None
 
 
 def test_a_regime_cycle_leaves_other_regimes_alone() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     model.update({}, {"volatile": {"ema": bad()}, "trending": {"ema": good()}})
     trending = dict(model.regime_adaptive["trending"])
     model.update({}, {"volatile": {"ema": bad()}})
@@ -438,7 +438,7 @@ def test_a_regime_cycle_leaves_other_regimes_alone() -> None:
 
 
 def test_reset_returns_every_weight_to_base_and_reports_each_change() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     model.update({"ema": good()}, {"volatile": {"ema": bad(), "rsi": good()}})
     changes = model.reset("clean slate")
     assert model.adaptive == {"ema": 1.0, "rsi": 0.4}
@@ -453,7 +453,7 @@ def test_reset_returns_every_weight_to_base_and_reports_each_change() -> None:
 
 
 def test_rollback_restores_the_tables_before_the_last_update_once() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     model.update({"ema": good()}, {"volatile": {"ema": good()}})
     after_first = (dict(model.adaptive), {r: dict(t) for r, t in model.regime_adaptive.items()})
     model.update(
@@ -473,7 +473,7 @@ def test_rollback_restores_the_tables_before_the_last_update_once() -> None:
 
 
 def test_reset_does_not_change_what_rollback_restores() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     model.update({"ema": good()}, {})
     before_last = dict(model.adaptive)
     model.update({"ema": good()}, {})
@@ -483,7 +483,7 @@ def test_reset_does_not_change_what_rollback_restores() -> None:
 
 
 def test_a_rollback_is_used_up_once_applied() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     model.update({"ema": good()}, {})
     model.update({"ema": good()}, {})
     model.rollback("undo")
@@ -493,13 +493,13 @@ def test_a_rollback_is_used_up_once_applied() -> None:
 
 
 def test_rollback_before_any_update_changes_nothing() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     assert model.rollback("nothing to undo") == []
     assert model.adaptive == {"ema": 1.0, "rsi": 0.4}
 
 
 def test_frozen_weights_do_not_move_but_reset_and_rollback_still_work() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     model.update({"ema": good()}, {})
     model.frozen = True
     assert model.update({"ema": good()}, {}) == []
@@ -576,7 +576,7 @@ def updates_of(changes: list[WeightUpdate]) -> list[tuple[str, str | None, float
 def test_state_round_trip_gives_identical_behaviour(
     stream: list[dict[str, Figures]], split: int, frozen: bool
 ) -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     model.ensure_registered("new")
     for recent in stream[:split]:
         model.update(recent, {"volatile": {"ema": recent["rsi"]}})
@@ -594,7 +594,7 @@ def test_state_round_trip_gives_identical_behaviour(
 
 
 def test_a_new_base_weight_keeps_the_learned_multiplier() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     for _ in range(3):
         model.update({"ema": good()}, {"volatile": {"ema": good()}})
     multiplier = model.multiplier("ema")
@@ -606,7 +606,7 @@ def test_a_new_base_weight_keeps_the_learned_multiplier() -> None:
 
 
 def test_restore_brings_weights_within_new_bounds() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     for _ in range(10):
         model.update({"ema": good(), "rsi": bad()}, {})
     tighter = WeightingConfig(min_multiplier=0.5, max_multiplier=1.2)
@@ -615,7 +615,7 @@ def test_restore_brings_weights_within_new_bounds() -> None:
 
 
 def test_restore_drops_unconfigured_strategies_when_auto_register_is_off() -> None:
-    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
     model.ensure_registered("stray")
     model.update({"stray": good()}, {"volatile": {"stray": good()}})
     restored = round_trip(model, config=WeightingConfig(auto_register=False))
@@ -633,6 +633,6 @@ def test_restore_replaces_unusable_saved_weights_with_base() -> None:
         "frozen": False,
         "previous": None,
     }
-    restored = WeightingModel.from_state(WeightingConfig(), STRATEGIES, state)
+    restored = WeightingModel.from_state(WeightingConfig(max_multiplier=2.0), STRATEGIES, state)
     assert restored.adaptive == {"ema": 1.0, "odd": 1.0, "rsi": 0.4}
     assert restored.regime_adaptive == {"volatile": {"ema": 1.0}}
