@@ -66,9 +66,11 @@ class Row:
     def met(self) -> str:
         if not self.target:
             return ""
-        op, value = self.target.split()
+        op, value, *unit = self.target.split()
         limit = float(value)
-        ok = self.ratio <= limit if op == "<=" else self.ratio >= limit
+        # "<= 50 ms" bounds alphad's own figure; "<= 1.3" bounds the ratio to the floor.
+        measured = self.alphad if unit else self.ratio
+        ok = measured <= limit if op == "<=" else measured >= limit
         return "yes" if ok else "NO"
 
 
@@ -331,7 +333,8 @@ def state_rows(root: Path, quick: bool) -> list[Row]:
         small = cycle_seconds(strategies, histories[0], reps)
         for trades in histories[1:]:
             big = cycle_seconds(strategies, trades, reps)
-            target = "<= 1.5" if strategies == 100 and trades == histories[-1] else ""
+            # The target is absolute: 100 strategies over 1M trades within 50 ms.
+            target = "<= 50 ms" if strategies == 100 and trades == histories[-1] else ""
             rows.append(
                 Row(
                     f"cycle, {strategies} strategies, {trades:,} vs {histories[0]:,} trades",
