@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgspec
@@ -37,3 +38,15 @@ class Figures(msgspec.Struct, kw_only=True):
         row = msgspec.structs.asdict(self)
         del row["mean_abs_pnl"]
         return row
+
+
+def fingerprint(figures: Figures) -> tuple[float, float, float, float]:
+    """What identifies a recent window: it changes with every new trade in it.
+
+    Models use it so that a cycle without a new trade is not counted as new evidence.
+    """
+    values = (figures.total_pnl, figures.max_drawdown, figures.current_drawdown)
+    # Non-finite figures (never sent by the performance model) would not survive a
+    # snapshot's round trip; they get one stand-in value.
+    total, worst, current = (v if math.isfinite(v) else -1.0 for v in values)
+    return (float(figures.trades), total, worst, current)

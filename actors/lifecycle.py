@@ -17,7 +17,7 @@ from msgspec import Meta
 
 from actors.base import TAKE_STATE, Actor
 from actors.events import SetEnabled
-from actors.figures import Figures
+from actors.figures import Figures, fingerprint
 from actors.weighting import StrategyConfig, pnl_scale
 from protocol.errors import AlphadError
 from protocol.messages import STATUSES, GetHealth, Health, HealthRow, Status
@@ -102,7 +102,7 @@ class HealthState(msgspec.Struct, kw_only=True):
     suspended_at_ms: int | None = None
     # The recent window last assessed (trades, total pnl, drawdowns): a cycle without a
     # new trade brings no new evidence and is not counted again.
-    evidence: str | None = None
+    evidence: tuple[float, float, float, float] | None = None
 
 
 class Assessment(msgspec.Struct, kw_only=True):
@@ -260,9 +260,7 @@ class LifecycleModel:
             figures = recent.get(strategy)
             if figures is None or figures.trades < cfg.min_trades:
                 continue
-            evidence = repr(
-                (figures.trades, figures.total_pnl, figures.max_drawdown, figures.current_drawdown)
-            )
+            evidence = fingerprint(figures)
             if evidence == state.evidence:
                 continue
             state.evidence = evidence

@@ -18,7 +18,7 @@ from msgspec import Meta
 
 from actors.base import TAKE_STATE, Actor
 from actors.events import SetEnabled
-from actors.figures import Figures
+from actors.figures import Figures, fingerprint
 from protocol.errors import AlphadError
 from protocol.messages import GetWeights, Weights
 
@@ -141,7 +141,7 @@ class WeightingModel:
         # The tables as they were before the last update(), for one rollback.
         self._previous: tuple[dict[str, float], dict[str, dict[str, float]]] | None = None
         # The recent window each weight last moved on ("regime|strategy" -> fingerprint).
-        self.evidence: dict[str, str] = {}
+        self.evidence: dict[str, tuple[float, float, float, float]] = {}
 
     # ------------------------------------------------------------------ strategies
 
@@ -308,7 +308,7 @@ class WeightingModel:
             # A weight moves only on new evidence: a cycle without a new trade of this
             # strategy (in this table) would repeat the last step on the same window.
             seen = f"{regime or ''}|{strategy}"
-            evidence = _evidence(figures)
+            evidence = fingerprint(figures)
             if self.evidence.get(seen) == evidence:
                 continue
             self.evidence[seen] = evidence
@@ -447,7 +447,7 @@ class WeightingModel:
             "adaptive": dict(self.adaptive),
             "regime_adaptive": {r: dict(t) for r, t in self.regime_adaptive.items()},
             "frozen": self.frozen,
-            "evidence": dict(self.evidence),
+            "evidence": {k: list(v) for k, v in self.evidence.items()},
             "previous": (
                 [dict(previous[0]), {r: dict(t) for r, t in previous[1].items()}]
                 if previous is not None
@@ -493,17 +493,15 @@ class WeightingModel:
             if (table := restore(saved))
         }
         model.frozen = bool(state.get("frozen", False))
-        model.evidence = {str(k): str(v) for k, v in state.get("evidence", {}).items()}
+        model.evidence = {
+            str(k): (float(v[0]), float(v[1]), float(v[2]), float(v[3]))
+            for k, v in state.get("evidence", {}).items()
+        }
         previous = state.get("previous")
         if previous is not None:
             before = {**model.adaptive, **restore(previous[0])}
             model._previous = (before, {r: restore(t) for r, t in previous[1].items()})
         return model
-
-
-def _evidence(figures: Figures) -> str:
-    """What identifies a recent window: it changes with every new trade."""
-    return repr((figures.trades, figures.total_pnl, figures.max_drawdown, figures.sharpe))
 
 
 def _saved_weight(weight: Any, saved_base: Any, base: float) -> float:
