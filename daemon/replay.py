@@ -29,6 +29,7 @@ from typing import IO, Any
 import msgspec
 
 from actors.events import UNKNOWN_REGIME, ClosedTrade
+from actors.figures import Figures
 from actors.lifecycle import LifecycleModel
 from actors.performance import PerformanceModel, figures_of
 from actors.scorer import EXECUTABLE, ScorerModel
@@ -427,6 +428,8 @@ class Replayer:
         )
         self.now_ms = 0
         self.cycle = 0
+        self.recorded_since_cycle = 0
+        self._last_recent: dict[str, Figures] | None = None
         self.status_changes: list[StatusEvent] = []
         self.weights: dict[str, list[tuple[int, float, float]]] = {}
 
@@ -455,13 +458,31 @@ class Replayer:
                 path.append(point)
 
     def run_cycle(self, now_ms: int) -> None:
-        """One scheduled optimization cycle at event time ``now_ms`` (every regime's table)."""
+        """One scheduled optimization cycle at event time ``now_ms`` (every regime's table).
+
+        With no trade recorded since the last cycle, the figures are the same: weights and
+        assessments need new evidence, so only the lifecycle's clock (probation) can move
+        anything, and the cycle is cut to that, with the same result as a full one.
+        """
         self.now_ms = now_ms
         self.cycle += 1
+        if not self.recorded_since_cycle and self._last_recent is not None:
+            moves = self.lifecycle.assess(self._last_recent, now_ms)
+            self._note_moves(moves, now_ms)
+            if moves:
+                self._push_allocation()
+            return
+        self.recorded_since_cycle = 0
         by_strategy = self.performance.recent_by_strategy()
         by_regime = self.performance.recent_by_regime()
+        self._last_recent = by_strategy
         self.weighting.model.update(by_strategy, by_regime, f"cycle {self.cycle}")
-        for move in self.lifecycle.assess(by_strategy, now_ms):
+        self._note_moves(self.lifecycle.assess(by_strategy, now_ms), now_ms)
+        self.scorer.set_regime_fit(by_strategy, by_regime)
+        self._push_allocation()
+
+    def _note_moves(self, moves: Sequence[Any], now_ms: int) -> None:
+        for move in moves:
             self.status_changes.append(
                 StatusEvent(
                     ts_ms=now_ms,
@@ -472,8 +493,6 @@ class Replayer:
                     reason=move.reason,
                 )
             )
-        self.scorer.set_regime_fit(by_strategy, by_regime)
-        self._push_allocation()
 
     def run(self, rows: Sequence[SignalRow], periods_per_year: float = 365.0) -> Replay:
         """Replay the rows (any order; events are sorted by time, then by row)."""
@@ -569,6 +588,7 @@ class Replayer:
                         signal_id=signal_id,
                     )
                 )
+                self.recorded_since_cycle += 1
                 learned += learn(signal_id, pnl > 0.0)
                 taken.append(i)
                 taken_pnl.append(pnl)
