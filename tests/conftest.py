@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 import uvloop
+from hypothesis import settings
 
 from tests.daemon_process import DaemonProcess, RawClient
+
+# In CI the property tests draw the same examples every run, so a red build is
+# reproducible; locally they keep exploring new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def pytest_asyncio_loop_factories(
