@@ -292,7 +292,7 @@ class Daemon:
         if cfg.metrics.enabled:
             self.sampler = Sampler(
                 config=cfg.metrics,
-                gateway_stats=self.gateway.stats,
+                gateway=self.gateway,
                 store=store,
                 engine=engine,
                 alerts=alerts,

@@ -81,6 +81,7 @@ class Gateway:
         self.max_message_size = max_message_size
         self.request_timeout_s = request_timeout_s
         self.stats = GatewayStats()
+        self.time_requests = False  # set by the metrics sampler, which drains the samples
         self.sockets: list[tuple[zmq.Socket[Any], bool]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
@@ -148,8 +149,11 @@ class Gateway:
     def _dispatch(self, sock: zmq.Socket[Any], admin: bool, frames: list[bytes]) -> None:
         stats = self.stats
         stats.requests += 1
-        # Random, not every n-th: bots that alternate request types would alias.
-        started = perf_counter_ns() if not getrandbits(LATENCY_SAMPLE_BITS) else 0
+        # Timed only while a metrics sampler drains the samples; at random, not every
+        # n-th, because bots that alternate request types would alias.
+        started = (
+            perf_counter_ns() if self.time_requests and not getrandbits(LATENCY_SAMPLE_BITS) else 0
+        )
         # REQ peers send [identity, b"", payload]; DEALER peers may omit the delimiter.
         if len(frames) >= 3 and not frames[1]:
             header, body = frames[:2], frames[2:]

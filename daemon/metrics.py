@@ -74,7 +74,7 @@ class Sampler:
         self,
         *,
         config: MetricsConfig,
-        gateway_stats: Any,
+        gateway: Any,
         store: Any,
         engine: Any,
         alerts: Any,
@@ -82,7 +82,8 @@ class Sampler:
         tag_of: Callable[[type | None], str],
     ) -> None:
         self.config = config
-        self.gateway_stats = gateway_stats
+        self.gateway = gateway
+        self.gateway_stats = gateway.stats
         self.store = store
         self.engine = engine
         self.alerts = alerts
@@ -105,6 +106,7 @@ class Sampler:
     def start(self) -> None:
         """Serve HTTP and start folding."""
         start_http_server(self.config.port, addr=self.config.address, registry=self.registry)
+        self.gateway.time_requests = True
         self._task = asyncio.create_task(self._run(), name="metrics")
         log.info("metrics_serving", address=self.config.address, port=self.config.port)
 
