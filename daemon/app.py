@@ -357,17 +357,14 @@ class Daemon:
     ) -> dict[type[Request], Route]:
         admit = admission.admit
 
-        def admit_signal(request: ScoreSignal) -> None:
-            admit(request.strategy, request.symbol, request.regime)
-
-        def admit_trade(request: RecordTrade) -> None:
+        def admit_names(request: ScoreSignal | RecordTrade) -> None:
             admit(request.strategy, request.symbol, request.regime)
 
         return {
-            ScoreSignal: Route(inline=scorer.score, admit=admit_signal),
+            ScoreSignal: Route(inline=scorer.score, admit=admit_names),
             RecordTrade: Route(
                 actor=store,
-                admit=admit_trade,
+                admit=admit_names,
                 wrap=AppendTrade,
                 unwrap=lambda r, result: TradeRecorded(
                     trade_id=r.trade_id, duplicate=result[0], seq=result[1]
