@@ -336,19 +336,7 @@ class EngineActor(Actor):
             Commit(audit=drafts, history=history, snapshot=snapshot), timeout=30.0
         )
         self._after_snapshot(snapshot)
-        alerts = [
-            Alert(
-                seq=e.seq,
-                ts_ms=e.ts_ms,
-                kind=e.kind,
-                strategy=e.strategy,
-                old=e.old,
-                new=e.new,
-                reason=e.reason,
-                data=e.data,
-            )
-            for e in entries
-        ]
+        alerts = [Alert.from_audit(e) for e in entries]
         if alerts:
             try:
                 self.alerts.tell(alerts)

@@ -619,20 +619,6 @@ def report_frames(report: Report) -> dict[str, pandas.DataFrame]:
 # --------------------------------------------------------------------------- alerts
 
 
-def alert_from_audit(entry: AuditEntry) -> Alert:
-    """The alert the daemon published (or would have) for an audit entry."""
-    return Alert(
-        seq=entry.seq,
-        ts_ms=entry.ts_ms,
-        kind=entry.kind,
-        strategy=entry.strategy,
-        old=entry.old,
-        new=entry.new,
-        reason=entry.reason,
-        data=entry.data,
-    )
-
-
 class _AlertSequence:
     """What both subscribers share: the topic filter, the last ``seq`` and gap filling.
 
@@ -676,7 +662,7 @@ class _AlertSequence:
                 return None
             topic = alert_topic(entry.kind, entry.new)
             if self.wanted(topic):
-                self.found.append((topic, alert_from_audit(entry)))
+                self.found.append((topic, Alert.from_audit(entry)))
         if not entries or entries[-1].seq <= since or entries[-1].seq >= before - 1:
             return None
         return entries[-1].seq

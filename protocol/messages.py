@@ -424,6 +424,20 @@ class Alert(msgspec.Struct, tag_field="type", tag="alert", kw_only=True):
     reason: str
     data: dict[str, Any] = msgspec.field(default_factory=dict)
 
+    @classmethod
+    def from_audit(cls, entry: AuditEntry) -> Alert:
+        """The alert published for an audit entry (every alert is one first)."""
+        return cls(
+            seq=entry.seq,
+            ts_ms=entry.ts_ms,
+            kind=entry.kind,
+            strategy=entry.strategy,
+            old=entry.old,
+            new=entry.new,
+            reason=entry.reason,
+            data=entry.data,
+        )
+
 
 ALERT_TOPICS: tuple[str, ...] = (
     "status.active",
