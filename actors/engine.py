@@ -267,15 +267,7 @@ class EngineActor(Actor):
         allocation: Allocation = await self.weighting.ask(ApplyStatuses(statuses))
         self._push_allocation(allocation)
         await self._journal([_weight_draft(u, now, operator) for u in updates])
-        table = allocation.global_table
-        return Weights(
-            regime=None,
-            base=table.base,
-            adaptive=table.adaptive,
-            effective=table.effective,
-            normalized=table.normalized,
-            frozen=allocation.frozen,
-        )
+        return allocation.global_table.reply(allocation.frozen)
 
     def _push_allocation(self, allocation: Allocation) -> None:
         table = allocation.global_table

@@ -91,6 +91,17 @@ class WeightTable(msgspec.Struct, kw_only=True):
     effective: dict[str, float]
     normalized: dict[str, float]
 
+    def reply(self, frozen: bool) -> Weights:
+        """The ``weights`` reply showing this table."""
+        return Weights(
+            regime=self.regime,
+            base=self.base,
+            adaptive=self.adaptive,
+            effective=self.effective,
+            normalized=self.normalized,
+            frozen=frozen,
+        )
+
 
 def _bounded(value: float, low: float = -1.0, high: float = 1.0, nan: float = 0.0) -> float:
     """``value`` clamped to [low, high]; NaN becomes ``nan`` (neutral unless told)."""
@@ -593,15 +604,7 @@ class WeightingActor(Actor):
             case Rollback():
                 return model.rollback(message.reason)
             case GetWeights():
-                table = model.table(message.regime, self.statuses)
-                return Weights(
-                    regime=message.regime,
-                    base=table.base,
-                    adaptive=table.adaptive,
-                    effective=table.effective,
-                    normalized=table.normalized,
-                    frozen=model.frozen,
-                )
+                return model.table(message.regime, self.statuses).reply(model.frozen)
             case _ if message is TAKE_STATE:
                 return model.to_state()
         raise TypeError(f"weighting cannot handle {type(message).__name__}")
