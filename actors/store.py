@@ -1,8 +1,8 @@
 """The store actor: the only owner of the SQLite connection.
 
-Writes that arrive together commit in one transaction (group commit), with one
-``executemany`` per table per batch, because every aiosqlite call is a hop to its
-thread. A ``record_trade`` is answered only after the transaction holding it has
+Writes that arrive together commit in one transaction (group commit), one
+``executemany`` per table, all of it in a single hop to the database thread. A
+``record_trade`` is answered only after the transaction holding it has
 committed; committed trades and signal outcomes are then told, in commit order, to
 the actors that learn from them. When the database cannot be written, every waiting
 write fails with ``StorageUnavailable`` (nothing is acknowledged that is not on disk)
@@ -15,7 +15,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 import msgspec
@@ -26,6 +26,8 @@ from actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
 from protocol.messages import AuditEntry, RecordTrade
 
 log = structlog.get_logger("alphad.store")
+
+_T = TypeVar("_T")
 
 SCHEMA_VERSION = 1
 
@@ -251,9 +253,15 @@ class StoreActor(Actor):
         if self.db is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # "IMMEDIATE": the first write of a batch opens the write transaction itself, so a
-        # batch of trades costs two hops to the database thread (executemany, commit).
+        # "IMMEDIATE": the first write of a batch opens the write transaction itself.
         self.db = await aiosqlite.connect(self.path, isolation_level="IMMEDIATE")
+        if not callable(getattr(self.db, "_execute", None)):
+            await self.db.close()
+            self.db = None
+            raise RuntimeError(
+                f"aiosqlite {aiosqlite.__version__} lacks Connection._execute, which alphad's"
+                " group commit uses; install the version range pyproject.toml names"
+            )
         await self.db.execute("PRAGMA journal_mode=WAL")
         await self.db.execute(f"PRAGMA synchronous={self.synchronous}")
         await self.db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
@@ -386,79 +394,25 @@ class StoreActor(Actor):
     async def _write(
         self, trades: list[Envelope], outcomes: list[Envelope], commits: list[Envelope]
     ) -> None:
-        db = self._conn()
         now = _now_ms()
         trade_results, trade_rows, new_trades = self._plan_trades(trades, now)
         outcome_results, outcome_rows, new_outcomes = self._plan_outcomes(outcomes)
         audit_rows, commit_results, history_rows, snapshot_rows = self._plan_commits(commits)
-        signals = self._pending_signals
+        batch = _Batch(
+            trades=trade_rows,
+            trade_ids=[t.trade_id for t in new_trades] if trade_rows else [],
+            outcomes=outcome_rows,
+            outcome_ids=[o.signal_id for o in new_outcomes] if outcome_rows else [],
+            signals=[msgspec.structs.astuple(s) for s in self._pending_signals],
+            audit=audit_rows,
+            history=history_rows,
+            history_keep=self.history_keep,
+            snapshots=snapshot_rows,
+            snapshots_keep=self.snapshots_keep,
+        )
         started = time.perf_counter()
         try:
-            try:
-                if trade_rows:
-                    before = db.total_changes
-                    await db.executemany(
-                        "INSERT OR IGNORE INTO trades (seq, trade_id, strategy, symbol, side, pnl,"
-                        " entry_ts_ms, exit_ts_ms, regime, size, signal_id, recorded_ms)"
-                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        trade_rows,
-                    )
-                    if db.total_changes - before != len(trade_rows):
-                        await self._resolve_duplicates(
-                            "trades", "trade_id", _trade_id, trade_results, new_trades
-                        )
-                if outcome_rows:
-                    before = db.total_changes
-                    await db.executemany(
-                        "INSERT OR IGNORE INTO signal_outcomes (seq, signal_id, success, ts_ms)"
-                        " VALUES (?,?,?,?)",
-                        outcome_rows,
-                    )
-                    if db.total_changes - before != len(outcome_rows):
-                        await self._resolve_duplicates(
-                            "signal_outcomes",
-                            "signal_id",
-                            _signal_id,
-                            outcome_results,
-                            new_outcomes,
-                        )
-                if signals:
-                    await db.executemany(
-                        "INSERT INTO signals (signal_id, ts_ms, strategy, symbol, side, confidence,"
-                        " confluence, regime, quality, execute, size_multiplier, weight, status,"
-                        " reasons) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        [msgspec.structs.astuple(s) for s in signals],
-                    )
-                if audit_rows:
-                    await db.executemany(
-                        "INSERT INTO audit (seq, ts_ms, kind, strategy, old, new, reason, actor,"
-                        " data) VALUES (?,?,?,?,?,?,?,?,?)",
-                        audit_rows,
-                    )
-                if history_rows:
-                    await db.executemany(
-                        "INSERT OR REPLACE INTO history (cycle, ts_ms, state) VALUES (?,?,?)",
-                        history_rows,
-                    )
-                    await db.execute(
-                        "DELETE FROM history WHERE cycle <= ?",
-                        (history_rows[-1][0] - self.history_keep,),
-                    )
-                if snapshot_rows:
-                    await db.executemany(
-                        "INSERT INTO snapshots (ts_ms, trade_seq, outcome_seq, audit_seq, state)"
-                        " VALUES (?,?,?,?,?)",
-                        snapshot_rows,
-                    )
-                    await db.execute(
-                        "DELETE FROM snapshots WHERE id NOT IN"
-                        " (SELECT id FROM snapshots ORDER BY id DESC LIMIT ?)",
-                        (self.snapshots_keep,),
-                    )
-                await db.commit()
-            except BaseException:
-                await _rollback(db)
-                raise
+            trades_found, outcomes_found = await self._in_db_thread(batch.write)
         except (sqlite3.Error, StorageUnavailable, ValueError) as exc:
             self._fail_batch(exc, trades, outcomes, commits)
             return
@@ -467,6 +421,10 @@ class StoreActor(Actor):
             self.commit_samples.append((time.perf_counter() - started, len(trade_rows)))
         self.healthy = True
         self._pending_signals = []
+        if trades_found is not None:
+            _resolve_duplicates(trades_found, _trade_id, trade_results, new_trades)
+        if outcomes_found is not None:
+            _resolve_duplicates(outcomes_found, _signal_id, outcome_results, new_outcomes)
         if new_trades:
             self.last_trade_seq = max(self.last_trade_seq, new_trades[-1].seq)
             self.trades_committed += len(new_trades)
@@ -488,6 +446,18 @@ class StoreActor(Actor):
         for outcome in new_outcomes:
             for actor in self.outcome_subscribers:
                 await actor.tell_wait(outcome)
+
+    async def _in_db_thread(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``work`` with the raw connection on the database thread: one hop.
+
+        Each public aiosqlite call is a hop of its own (about 100 µs on a busy machine),
+        so a batch written with them costs one hop per statement plus the commit.
+        ``Connection._execute`` is the primitive those calls are built on; the version
+        range in pyproject.toml is the one it is known in, and ``on_start`` checks it.
+        """
+        db = self._conn()
+        raw = db._conn
+        return cast(_T, await db._execute(work, raw))
 
     def _plan_trades(
         self, trades: list[Envelope], now: int
@@ -539,33 +509,6 @@ class StoreActor(Actor):
                 )
             )
         return results, rows, new
-
-    async def _resolve_duplicates(
-        self,
-        table: str,
-        key: str,
-        key_of: Callable[[Any], str],
-        results: list[tuple[bool, int]],
-        new: list[Any],
-    ) -> None:
-        """Some keys were already recorded (the insert ignored them): answer those with
-        the recorded seq and drop them from ``new``."""
-        keys = [key_of(record) for record in new]
-        existing: dict[str, int] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            async with self._conn().execute(
-                f"SELECT {key}, seq FROM {table} WHERE {key} IN ({marks})", chunk
-            ) as cursor:
-                for found, seq in await cursor.fetchall():
-                    existing[found] = seq
-        remap = {r.seq: (True, existing[key_of(r)]) for r in new if existing[key_of(r)] != r.seq}
-        for index, (_, seq) in enumerate(results):
-            if seq in remap:
-                results[index] = remap[seq]
-        # The seqs given to ignored rows were never written; seq only has to increase.
-        new[:] = [r for r in new if existing[key_of(r)] == r.seq]
 
     def _plan_outcomes(
         self, outcomes: list[Envelope]
@@ -751,11 +694,120 @@ def _resolve(envelope: Envelope, result: Any) -> None:
         envelope.reply_to.set_result(result)
 
 
-async def _rollback(db: aiosqlite.Connection) -> None:
-    try:
-        await db.rollback()
-    except sqlite3.Error:
-        pass
+class _Batch(msgspec.Struct, kw_only=True):
+    """Every row of one group commit, written on the database thread in one transaction."""
+
+    trades: list[tuple[Any, ...]]
+    trade_ids: list[str]
+    outcomes: list[tuple[Any, ...]]
+    outcome_ids: list[str]
+    signals: list[tuple[Any, ...]]
+    audit: list[tuple[Any, ...]]
+    history: list[tuple[int, int, bytes]]
+    history_keep: int
+    snapshots: list[tuple[Any, ...]]
+    snapshots_keep: int
+
+    def write(
+        self, db: sqlite3.Connection
+    ) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+        """Insert everything and commit, or roll back and raise.
+
+        Returns, for trades and for outcomes, the recorded seq of every key of the batch
+        when some keys were already recorded (the insert ignored them), else None.
+        """
+        try:
+            trades_found = outcomes_found = None
+            if self.trades:
+                before = db.total_changes
+                db.executemany(
+                    "INSERT OR IGNORE INTO trades (seq, trade_id, strategy, symbol, side, pnl,"
+                    " entry_ts_ms, exit_ts_ms, regime, size, signal_id, recorded_ms)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    self.trades,
+                )
+                if db.total_changes - before != len(self.trades):
+                    trades_found = _recorded_seqs(db, "trades", "trade_id", self.trade_ids)
+            if self.outcomes:
+                before = db.total_changes
+                db.executemany(
+                    "INSERT OR IGNORE INTO signal_outcomes (seq, signal_id, success, ts_ms)"
+                    " VALUES (?,?,?,?)",
+                    self.outcomes,
+                )
+                if db.total_changes - before != len(self.outcomes):
+                    outcomes_found = _recorded_seqs(
+                        db, "signal_outcomes", "signal_id", self.outcome_ids
+                    )
+            if self.signals:
+                db.executemany(
+                    "INSERT INTO signals (signal_id, ts_ms, strategy, symbol, side, confidence,"
+                    " confluence, regime, quality, execute, size_multiplier, weight, status,"
+                    " reasons) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    self.signals,
+                )
+            if self.audit:
+                db.executemany(
+                    "INSERT INTO audit (seq, ts_ms, kind, strategy, old, new, reason, actor,"
+                    " data) VALUES (?,?,?,?,?,?,?,?,?)",
+                    self.audit,
+                )
+            if self.history:
+                db.executemany(
+                    "INSERT OR REPLACE INTO history (cycle, ts_ms, state) VALUES (?,?,?)",
+                    self.history,
+                )
+                db.execute(
+                    "DELETE FROM history WHERE cycle <= ?",
+                    (self.history[-1][0] - self.history_keep,),
+                )
+            if self.snapshots:
+                db.executemany(
+                    "INSERT INTO snapshots (ts_ms, trade_seq, outcome_seq, audit_seq, state)"
+                    " VALUES (?,?,?,?,?)",
+                    self.snapshots,
+                )
+                db.execute(
+                    "DELETE FROM snapshots WHERE id NOT IN"
+                    " (SELECT id FROM snapshots ORDER BY id DESC LIMIT ?)",
+                    (self.snapshots_keep,),
+                )
+            db.commit()
+        except BaseException:
+            try:
+                db.rollback()
+            except sqlite3.Error:
+                pass
+            raise
+        return trades_found, outcomes_found
+
+
+def _recorded_seqs(db: sqlite3.Connection, table: str, key: str, keys: list[str]) -> dict[str, int]:
+    """The recorded seq of each of ``keys`` (inside the batch's transaction)."""
+    found: dict[str, int] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(f"SELECT {key}, seq FROM {table} WHERE {key} IN ({marks})", chunk)
+        for recorded, seq in rows:
+            found[recorded] = seq
+    return found
+
+
+def _resolve_duplicates(
+    found: dict[str, int],
+    key_of: Callable[[Any], str],
+    results: list[tuple[bool, int]],
+    new: list[Any],
+) -> None:
+    """Answer the keys that were already recorded with their recorded seq, and drop them
+    from ``new``: the seqs planned for them were never written (seq only has to increase).
+    """
+    remap = {r.seq: (True, found[key_of(r)]) for r in new if found[key_of(r)] != r.seq}
+    for index, (_, seq) in enumerate(results):
+        if seq in remap:
+            results[index] = remap[seq]
+    new[:] = [r for r in new if found[key_of(r)] == r.seq]
 
 
 def _statements(script: str) -> list[str]:
