@@ -29,6 +29,16 @@ from protocol.messages import Error, Reply, Request
 
 log = structlog.get_logger("alphad.gateway")
 
+# The frame calls of pyzmq's backend, which Socket.send_multipart and recv_multipart wrap
+# in a Python layer (routing ids, groups, enum flag arithmetic) that costs more than the
+# calls themselves: about 4 µs of every request on the hot path.
+_send_frame = zmq.backend.Socket.send
+_recv_frame = zmq.backend.Socket.recv
+_get_option = zmq.backend.Socket.get
+_NOBLOCK = int(zmq.NOBLOCK)
+_MORE = int(zmq.SNDMORE | zmq.NOBLOCK)
+_RCVMORE = int(zmq.RCVMORE)
+
 
 class Route(msgspec.Struct, frozen=True, kw_only=True):
     """Where one request type goes.
@@ -134,13 +144,14 @@ class Gateway:
     def _drain(self, sock: zmq.Socket[Any], admin: bool) -> None:
         if self._closing:
             return
-        recv = sock.recv_multipart
         try:
             while True:
                 try:
-                    frames = recv(zmq.NOBLOCK)
+                    frames = [_recv_frame(sock, _NOBLOCK)]
                 except zmq.Again:
                     return
+                while _get_option(sock, _RCVMORE):
+                    frames.append(_recv_frame(sock, _NOBLOCK))
                 self._dispatch(sock, admin, frames)
         except zmq.ZMQError as exc:
             if not self._closing:
@@ -265,7 +276,9 @@ class Gateway:
     ) -> None:
         body = json_encoder.encode(reply) if as_json else msgpack_encoder.encode(reply)
         try:
-            sock.send_multipart([*header, body], zmq.NOBLOCK)
+            for frame in header:
+                _send_frame(sock, frame, _MORE)
+            _send_frame(sock, body, _NOBLOCK)
         except zmq.ZMQError as exc:
             # The peer is gone or the socket is closed: nobody is left to answer.
             log.debug("gateway_send_failed", error=str(exc))
