@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocol.messages import AnyReply, GetStatus, ScoreSignal, SignalScore, StatusReply
+from tests.atheris_target import one_input
 from tests.daemon_process import DaemonProcess, RawClient
 
 REPLY_TAGS = {reply.__struct_config__.tag for reply in AnyReply.__args__}
@@ -169,3 +170,32 @@ def test_names_beyond_the_configured_caps_get_limit(tmp_path: Path) -> None:
     finally:
         client.close()
         daemon.close()
+
+
+def _payload(message: dict[str, object], as_json: bool) -> bytes:
+    try:
+        return msgspec.json.encode(message) if as_json else msgspec.msgpack.encode(message)
+    except (OverflowError, TypeError, msgspec.EncodeError):
+        return b""
+
+
+valid_signals = st.builds(
+    ScoreSignal,
+    strategy=st.sampled_from(["trend", "carry", "grid"]),
+    symbol=st.sampled_from(["BTC", "ETH"]),
+    side=st.sampled_from(["buy", "sell"]),
+    confidence=st.floats(0.0, 1.0),
+    confluence=st.integers(0, 10),
+    regime=st.none() | st.sampled_from(["trending", "ranging"]),
+).map(msgspec.msgpack.encode)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.binary(max_size=600)
+    | st.builds(_payload, bad_messages, st.booleans())
+    | valid_signals
+)
+def test_in_process_target_finds_no_broken_promise(payload: bytes) -> None:
+    # The atheris target's own check, on the inputs of this suite.
+    one_input(payload)
