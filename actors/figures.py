@@ -32,11 +32,17 @@ class Figures(msgspec.Struct, kw_only=True):
     # Mean absolute pnl of the window: the scale that makes drawdowns comparable across
     # strategies that trade different sizes (drawdown / mean_abs_pnl is in "average trades").
     mean_abs_pnl: float = 0.0
+    # Only in the windows the weights and the lifecycle judge (pnl per unit of size,
+    # docs/optimization.md), never on the wire: how many trades the group has recorded in
+    # all (the window's newest trade is number ``seen``), and the window's pnls, oldest
+    # first, so that a rule can judge only its newest trades. 0 and () elsewhere.
+    seen: int = 0
+    pnls: tuple[float, ...] = ()
 
     def as_row(self) -> dict[str, Any]:
         """The wire row's metric keys (``protocol.messages.METRIC_FIELDS``)."""
         row = msgspec.structs.asdict(self)
-        del row["mean_abs_pnl"]
+        del row["mean_abs_pnl"], row["seen"], row["pnls"]
         return row
 
 

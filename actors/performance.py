@@ -7,6 +7,11 @@ time (Welford, Terriberry). For the ``recent`` window it keeps its last
 ``window_trades`` pnls in a preallocated ring and computes the figures from them when
 asked, caching them until the group's next trade. Either way the work and the memory
 per trade do not grow with history.
+
+The groups by strategy and by strategy and regime also keep a second ring of each
+trade's pnl per unit of size (``pnl / size``): the recent window the weights, the
+lifecycle and the scorer's regime fits judge, so that the size alphad chose for a trade
+does not feed back into its judgement of the strategy. Reported figures stay on the pnl.
 """
 
 from __future__ import annotations
@@ -32,7 +37,12 @@ GROUPINGS: tuple[tuple[str, ...], ...] = tuple(
     combo for size in (1, 2, 3) for combo in combinations(DIMENSIONS, size)
 )
 WINDOWS: tuple[str, ...] = ("all", "recent")
-STATE_VERSION = 1
+# The groupings whose recent window per unit of size is judged by the optimization cycle.
+JUDGED: tuple[tuple[str, ...], ...] = (("strategy",), ("strategy", "regime"))
+# 2: judged groups carry their pnls per unit of size. A version 1 state did not keep
+# sizes; it restores with those windows equal to the recent pnls (every size 1.0).
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 # Below this fraction of the figures' scale a quantity is rounding noise, not a
 # measurement: identical pnls must give "no Sharpe", not a huge number.
@@ -247,23 +257,39 @@ class Ring:
         return ring
 
 
+def unit_pnl(pnl: float, size: float | None) -> float:
+    """The pnl per unit of size, ``pnl / size``; the pnl itself when the size is unknown
+    (missing or not a positive number: it counts as 1.0) or the ratio is not finite."""
+    if size is None or not size > 0.0:
+        return pnl
+    per_unit = pnl / size
+    return per_unit if math.isfinite(per_unit) else pnl
+
+
 class Group:
-    """One group of trades: the all-window stats and the recent-window ring."""
+    """One group of trades: the all-window stats and the recent-window ring, and for a
+    judged group (``JUDGED``) the ring of the same trades' pnls per unit of size."""
 
-    __slots__ = ("recent", "ring", "stats")
+    __slots__ = ("judged", "recent", "ring", "stats", "unit")
 
-    def __init__(self, window_trades: int) -> None:
+    def __init__(self, window_trades: int, judged: bool = False) -> None:
         self.stats = RunningStats()
         self.ring = Ring(window_trades)
-        # The recent figures, computed on the first ask after a trade and kept until the
-        # next one: cycles and reports between two trades of the group cost nothing.
+        self.unit = Ring(window_trades) if judged else None
+        # The recent figures (and the judged ones), computed on the first ask after a
+        # trade and kept until the next one: cycles and reports between two trades of
+        # the group cost nothing.
         self.recent: Figures | None = None
+        self.judged: Figures | None = None
 
-    def add(self, pnl: float) -> None:
-        """Count one more trade in both windows."""
+    def add(self, pnl: float, per_unit: float) -> None:
+        """Count one more trade in both windows (and its pnl per unit of size)."""
         self.stats.add(pnl)
         self.ring.add(pnl)
         self.recent = None
+        if self.unit is not None:
+            self.unit.add(per_unit)
+            self.judged = None
 
     def figures(self, window: str) -> Figures:
         """The figures of one window (the recent ones are shared: read, never modify)."""
@@ -275,16 +301,27 @@ class Group:
             self.recent = figures_of(self.ring.items())
         return self.recent
 
+    def judged_figures(self) -> Figures:
+        """The recent window per unit of size, with ``seen`` and ``pnls`` (shared: read,
+        never modify). Only for a judged group."""
+        if self.judged is None:
+            if self.unit is None:
+                raise ValueError("only the groups of JUDGED keep pnls per unit of size")
+            self.judged = figures_of(self.unit.items(), seen=self.stats.n, keep_pnls=True)
+        return self.judged
 
-def figures_of(pnls: Sequence[float]) -> Figures:
+
+def figures_of(pnls: Sequence[float], *, seen: int = 0, keep_pnls: bool = False) -> Figures:
     """Every figure of a window of pnls, computed directly in O(len(pnls)).
 
-    An optimization cycle asks for hundreds of groups at once, so the passes lean on
-    C-level builtins (``sorted``, ``sum``, ``map``) and tight comprehensions.
+    ``seen`` and, with ``keep_pnls``, the pnls themselves are carried along for the rules
+    that judge a window (``Figures.seen``, ``Figures.pnls``). An optimization cycle asks
+    for hundreds of groups at once, so the passes lean on C-level builtins (``sorted``,
+    ``sum``, ``map``) and tight comprehensions.
     """
     n = len(pnls)
     if n == 0:
-        return Figures()
+        return Figures(seen=seen)
     ordered = sorted(pnls)
     losing = ordered[: bisect_left(ordered, 0.0)]
     winning = ordered[bisect_right(ordered, 0.0) :]
@@ -316,6 +353,8 @@ def figures_of(pnls: Sequence[float]) -> Figures:
         m4=sum(map(mul, squares, squares)),
         max_drawdown=max_drawdown,
         current_drawdown=peak - running,
+        seen=seen,
+        pnls=tuple(pnls) if keep_pnls else (),
     )
 
 
@@ -333,6 +372,8 @@ def _assemble(
     m4: float,
     max_drawdown: float,
     current_drawdown: float,
+    seen: int = 0,
+    pnls: tuple[float, ...] = (),
 ) -> Figures:
     """The figures from the sums both windows keep (m2…m4: central moment sums)."""
     mean = total / n
@@ -365,6 +406,8 @@ def _assemble(
         max_drawdown=max_drawdown,
         current_drawdown=current_drawdown,
         mean_abs_pnl=mean_abs,
+        seen=seen,
+        pnls=pnls,
     )
 
 
@@ -419,13 +462,15 @@ class PerformanceModel:
             grouping: {} for grouping in GROUPINGS
         }
         self._tables = tuple(self.groups.values())  # in GROUPINGS order, for record
+        self._judged = tuple(grouping in JUDGED for grouping in GROUPINGS)
         self.last_seq = 0
         self.trade_count = 0
 
     def record(self, trade: ClosedTrade) -> None:
         """Count a committed trade in its seven groups.
 
-        A trade at or below ``last_seq`` was already counted (a replay after a
+        The judged groups also count its pnl per unit of size (``unit_pnl``). A trade at
+        or below ``last_seq`` was already counted (a replay after a
         restart) and is ignored. A non-finite pnl is refused with ValueError before
         anything changes: it would poison every running figure of its groups.
         """
@@ -445,11 +490,12 @@ class PerformanceModel:
             (strategy, symbol, regime),
         )
         window = self.config.window_trades
-        for table, key in zip(self._tables, keys, strict=True):
+        per_unit = unit_pnl(pnl, trade.size)
+        for table, key, judged in zip(self._tables, keys, self._judged, strict=True):
             group = table.get(key)
             if group is None:
-                group = table[key] = Group(window)
-            group.add(pnl)
+                group = table[key] = Group(window, judged)
+            group.add(pnl, per_unit)
         self.last_seq = trade.seq
         self.trade_count += 1
 
@@ -505,17 +551,19 @@ class PerformanceModel:
         return self.group_figures(("strategy",), (strategy,), window)
 
     def recent_by_strategy(self) -> dict[str, Figures]:
-        """strategy -> its recent-window figures."""
+        """strategy -> its recent window per unit of size, as the optimization cycle
+        judges it (with ``seen`` and ``pnls``); the reported figures are ``rows``'."""
         table = self.groups[("strategy",)]
-        return {key[0]: table[key].figures("recent") for key in sorted(table)}
+        return {key[0]: table[key].judged_figures() for key in sorted(table)}
 
     def recent_by_regime(self) -> dict[str, dict[str, Figures]]:
-        """regime -> strategy -> recent figures of that strategy's trades in that regime."""
+        """regime -> strategy -> that strategy's recent window in that regime, per unit of
+        size, as the optimization cycle judges it."""
         table = self.groups[("strategy", "regime")]
         by_regime: dict[str, dict[str, Figures]] = {}
         for key in sorted(table, key=lambda k: (k[1], k[0])):
             strategy, regime = key
-            by_regime.setdefault(regime, {})[strategy] = table[key].figures("recent")
+            by_regime.setdefault(regime, {})[strategy] = table[key].judged_figures()
         return by_regime
 
     def regime_effectiveness(
@@ -586,7 +634,8 @@ class PerformanceModel:
         """Plain, msgpack-ready data from which ``from_state`` rebuilds this model.
 
         Groups are listed under their grouping's name (``strategy+symbol``), each as
-        ``[key, running stats, recent pnls oldest first]``.
+        ``[key, running stats, recent pnls oldest first]``; a judged group (``JUDGED``)
+        adds its recent pnls per unit of size, oldest first.
         """
         return {
             "version": STATE_VERSION,
@@ -596,6 +645,7 @@ class PerformanceModel:
             "groups": {
                 "+".join(grouping): [
                     [list(key), group.stats.to_state(), group.ring.items()]
+                    + ([group.unit.items()] if group.unit is not None else [])
                     for key, group in table.items()
                 ]
                 for grouping, table in self.groups.items()
@@ -608,24 +658,38 @@ class PerformanceModel:
 
         With a different ``window_trades`` than the state's, each recent window keeps
         the newest pnls that fit (a larger window fills up with the next trades); the
-        ``all`` window is unaffected.
+        ``all`` window is unaffected. A version 1 state (before sizes were judged) gives
+        the judged windows its recent pnls, as if every trade had been at size 1.0.
         """
         version = state.get("version")
-        if version != STATE_VERSION:
-            raise ValueError(f"performance state version {version!r}, expected {STATE_VERSION}")
+        if version not in READABLE_VERSIONS:
+            raise ValueError(
+                f"performance state version {version!r}, expected one of "
+                f"{', '.join(map(str, READABLE_VERSIONS))}"
+            )
         model = cls(config)
         window = config.window_trades
         for name, entries in state["groups"].items():
             grouping = tuple(name.split("+"))
             if grouping not in model.groups:
                 raise ValueError(f"unknown grouping {name!r} in performance state")
+            judged = grouping in JUDGED
+            parts = 4 if judged and version == STATE_VERSION else 3
             table = model.groups[grouping]
-            for key, stats, recent in entries:
+            for entry in entries:
+                if len(entry) != parts:
+                    raise ValueError(
+                        f"a {name!r} group of performance state version {version} has "
+                        f"{len(entry)} parts, expected {parts}"
+                    )
+                key, stats, recent = entry[:3]
                 if len(key) != len(grouping):
                     raise ValueError(f"key {key!r} does not match grouping {name!r}")
-                group = Group(window)
+                group = Group(window, judged)
                 group.stats = RunningStats.from_state(stats)
                 group.ring = Ring.of(window, recent)
+                if judged:
+                    group.unit = Ring.of(window, entry[3] if parts == 4 else recent)
                 table[tuple(key)] = group
         model.last_seq = int(state["last_seq"])
         model.trade_count = int(state["trade_count"])

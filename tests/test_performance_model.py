@@ -669,3 +669,70 @@ def test_a_state_of_another_version_is_refused() -> None:
         PerformanceModel.from_state(PerformanceConfig(), state)
     with pytest.raises(ValueError, match="version"):
         PerformanceModel.from_state(PerformanceConfig(), {"last_seq": 0, "groups": []})
+
+
+# --------------------------------------------------------------------------- judged windows
+
+
+def sized(seq: int, pnl: float, size: float | None, regime: str = "trend") -> ClosedTrade:
+    return msgspec.structs.replace(trade(seq, "ema", "BTC", regime, pnl), size=size)
+
+
+def test_judged_windows_hold_pnl_per_unit_of_size_and_reports_keep_the_pnl() -> None:
+    model = PerformanceModel(PerformanceConfig(window_trades=10))
+    # The same trade at base size 1 gains 2.0; alphad sized these at 0.5, 2.0 and 0.25.
+    for seq, (pnl, size) in enumerate([(1.0, 0.5), (-4.0, 2.0), (0.5, 0.25)], start=1):
+        model.record(sized(seq, pnl, size))
+    judged = model.recent_by_strategy()["ema"]
+    assert judged.pnls == (2.0, -2.0, 2.0)
+    assert (judged.total_pnl, judged.seen, judged.trades) == (2.0, 3, 3)
+    assert model.recent_by_regime()["trend"]["ema"].pnls == (2.0, -2.0, 2.0)
+    # What users read stays on the money made.
+    assert only_row(model, "recent")["total_pnl"] == -2.5
+    assert only_row(model, "all")["total_pnl"] == -2.5
+    assert "pnls" not in only_row(model, "recent") and "seen" not in only_row(model, "recent")
+
+
+@pytest.mark.parametrize("size", [None, 0.0, 1.0, 1e-320])
+def test_an_unknown_size_counts_as_one(size: float | None) -> None:
+    model = PerformanceModel(PerformanceConfig(window_trades=10))
+    model.record(sized(1, 3.0, size))
+    assert model.recent_by_strategy()["ema"].pnls == (3.0,)
+
+
+def test_the_judged_window_keeps_the_newest_trades_and_counts_every_one() -> None:
+    model = PerformanceModel(PerformanceConfig(window_trades=3))
+    for seq in range(1, 8):
+        model.record(sized(seq, float(seq), 2.0))
+    judged = model.recent_by_strategy()["ema"]
+    assert judged.pnls == (2.5, 3.0, 3.5)
+    assert judged.seen == 7
+
+
+def test_judged_windows_survive_a_snapshot() -> None:
+    model = PerformanceModel(PerformanceConfig(window_trades=4))
+    for seq in range(1, 7):
+        model.record(sized(seq, float(seq), 0.5, "trend" if seq % 2 else "range"))
+    state = msgspec.msgpack.decode(msgspec.msgpack.encode(model.to_state()))
+    restored = PerformanceModel.from_state(PerformanceConfig(window_trades=4), state)
+    assert restored.recent_by_strategy() == model.recent_by_strategy()
+    assert restored.recent_by_regime() == model.recent_by_regime()
+
+
+def test_a_version_1_state_restores_with_its_recent_pnls_as_judged_windows() -> None:
+    model = PerformanceModel(PerformanceConfig(window_trades=4))
+    for seq in range(1, 4):
+        model.record(sized(seq, float(seq), 0.5))
+    state = model.to_state()
+    # A version 1 state: no sizes were kept, so no judged pnls either.
+    state["version"] = 1
+    for entries in state["groups"].values():
+        for entry in entries:
+            del entry[3:]
+    restored = PerformanceModel.from_state(PerformanceConfig(window_trades=4), state)
+    assert restored.recent_by_strategy()["ema"].pnls == (1.0, 2.0, 3.0)
+    assert restored.rows(["strategy"], "recent") == model.rows(["strategy"], "recent")
+    # A version 2 state that lost its judged pnls is refused, saying what is wrong.
+    state["version"] = 2
+    with pytest.raises(ValueError, match="3 parts, expected 4"):
+        PerformanceModel.from_state(PerformanceConfig(window_trades=4), state)
