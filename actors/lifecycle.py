@@ -4,6 +4,12 @@ Every automatic transition is one row of ``TRANSITIONS``; an operator's
 ``force_status`` may set any status. Time-based rules read ``now_ms`` passed in by the
 caller (event time in a replay, the daemon's clock live), never the wall clock, so the
 same input gives the same transitions.
+
+The figures judged are each strategy's recent window per unit of size (the performance
+model's ``recent_by_strategy``), so alphad's own sizing does not change its verdict.
+Evidence is counted in trades, not in cycles: a breach counts as another violation only
+once ``recount_share`` of the window is new since the last one counted, and a strategy
+on probation is judged on the trades it made since probation began.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from msgspec import Meta
 from actors.base import TAKE_STATE, Actor
 from actors.events import SetEnabled
 from actors.figures import Figures, fingerprint
+from actors.performance import figures_of
 from actors.weighting import StrategyConfig, pnl_scale
 from protocol.errors import AlphadError
 from protocol.messages import STATUSES, GetHealth, Health, HealthRow, Status
@@ -25,13 +32,13 @@ from protocol.messages import STATUSES, GetHealth, Health, HealthRow, Status
 HOUR_MS = 3_600_000
 
 TRANSITIONS: dict[tuple[str, str], str] = {
-    ("active", "degraded"): "a soft breach: expectancy < 0, profit factor < 1, win rate below "
-    "win_rate_floor, max drawdown over the soft limit, or PSR below psr_floor",
+    ("active", "degraded"): "a soft breach: PSR below psr_floor, win rate below "
+    "win_rate_floor, or max drawdown over the soft limit",
     ("active", "suspended"): "a hard breach: max drawdown over the hard limit",
     ("degraded", "active"): "every threshold cleared by the hysteresis margin in "
     "recovery_checks consecutive assessments",
-    ("degraded", "suspended"): "max_violations consecutive breached assessments (the one that "
-    "degraded it counts), or a hard breach",
+    ("degraded", "suspended"): "max_violations consecutive violations, each on a window "
+    "mostly renewed since the last (the one that degraded it counts), or a hard breach",
     ("suspended", "degraded"): "probation: probation_after_hours after an automatic suspension "
     "(only when probation_after_hours is set)",
     ("suspended", "retired"): "right after the retire_after_suspensions-th automatic suspension",
@@ -53,20 +60,26 @@ class LifecycleConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     # Low enough for trend followers, which often win a third of their trades or less;
     # expectancy and profit factor judge the edge, this floor catches a collapse.
     win_rate_floor: Fraction = 0.25
-    # PSR below 0.5 implies a negative Sharpe, hence expectancy < 0: at the default this
-    # only backs up the expectancy rule. Above 0.5 it demands evidence of an edge.
-    psr_floor: Fraction = 0.10
+    # The soft breach of the edge: PSR below this floor, i.e. at least 1 - psr_floor sure
+    # that the per-trade Sharpe ratio is negative. The sign of a noisy window's expectancy
+    # is no evidence: a real edge shows a negative one a sixth of the time.
+    psr_floor: Fraction = 0.05
     # Drawdown limits in average trades: max drawdown / mean |pnl| of the window. A
-    # strategy without edge reaches about 12 over 100 trades; one losing steadily, 25.
-    soft_drawdown: AverageTrades = 20.0
-    hard_drawdown: AverageTrades = 40.0
+    # strategy without edge reaches about 12 over 100 trades, one with a real edge 20 or
+    # more in a bad stretch (docs/replay.md); one losing steadily gets past 30.
+    soft_drawdown: AverageTrades = 30.0
+    hard_drawdown: AverageTrades = 60.0
     # How far a degraded strategy must clear each threshold to count as recovered
     # (fractions for rates and profit factor, average trades × margin for expectancy).
     hysteresis: Annotated[float, Meta(ge=0.0, le=0.5)] = 0.05
     recovery_checks: Count = 3
     # At least 2: the assessment that degrades a strategy is its first violation, and a
     # soft breach alone never suspends an active strategy in one go.
-    max_violations: Annotated[int, Meta(ge=2, le=1000)] = 168
+    max_violations: Annotated[int, Meta(ge=2, le=1000)] = 2
+    # A breached assessment counts as another violation only once this share of the
+    # recent window is trades made since the last violation counted: one bad stretch is
+    # one violation, however many cycles see it.
+    recount_share: Annotated[float, Meta(gt=0.0, le=1.0)] = 1.0
     probation_after_hours: Annotated[float, Meta(gt=0.0, le=1e5)] | None = None
     retire_after_suspensions: Count = 3
 
@@ -96,7 +109,12 @@ class HealthState(msgspec.Struct, kw_only=True):
     since_ms: int = 0
     reason: str = "new strategy"
     actor: str = "system"  # who set the current status
-    violations: Annotated[int, Meta(ge=0)] = 0  # consecutive breached assessments
+    violations: Annotated[int, Meta(ge=0)] = 0  # consecutive violations (counted breaches)
+    # The strategy's trade count (``Figures.seen``) when its last violation was counted.
+    counted_at: Annotated[int, Meta(ge=0)] = 0
+    # Its trade count when probation began; until its window is all newer trades, only
+    # the trades after it are judged. None off probation.
+    probation_from: Annotated[int, Meta(ge=0)] | None = None
     recoveries: Annotated[int, Meta(ge=0)] = 0  # consecutive assessments clear by the margin
     suspensions: Annotated[int, Meta(ge=0)] = 0  # automatic suspensions, toward retirement
     suspended_at_ms: int | None = None
@@ -124,6 +142,7 @@ def _amount(value: float) -> str:
 def _metrics(figures: Figures) -> dict[str, Any]:
     """The window's figures for the journal: no NaN or infinity in JSON."""
     row = msgspec.structs.asdict(figures)
+    del row["pnls"]
     return {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
     }
@@ -192,23 +211,21 @@ class LifecycleModel:
         expectancy, win_rate, drawdown = figures.expectancy, figures.win_rate, figures.max_drawdown
         profit_factor, psr = figures.profit_factor, figures.psr
         soft = []
-        if expectancy < 0:
-            soft.append(f"expectancy {_amount(expectancy)} < 0")
-        if profit_factor is not None and profit_factor < 1:
-            soft.append(f"profit factor {profit_factor:.2f} < 1")
+        if psr is not None and psr < cfg.psr_floor:
+            soft.append(f"PSR {psr:.2f} < {cfg.psr_floor:.2f}")
         if win_rate < cfg.win_rate_floor:
             soft.append(f"win rate {win_rate:.0%} < {cfg.win_rate_floor:.0%}")
         if drawdown > soft_limit:
             soft.append(f"drawdown {_amount(drawdown)} > {_amount(soft_limit)}")
-        if psr is not None and psr < cfg.psr_floor:
-            soft.append(f"PSR {psr:.2f} < {cfg.psr_floor:.2f}")
         hard = (
             f"drawdown {_amount(drawdown)} > hard limit {_amount(hard_limit)}"
             if drawdown > hard_limit
             else None
         )
-        # No losing trade in the window (profit factor undefined) clears the profit
-        # factor test when there are wins; breakeven-only windows fail on expectancy.
+        # Recovery asks for more than the absence of a breach: a positive expectancy and
+        # profit factor by the margin. No losing trade in the window (profit factor
+        # undefined) clears the profit factor test when there are wins; breakeven-only
+        # windows fail on expectancy.
         recovered = (
             expectancy > margin * scale
             and (
@@ -228,8 +245,9 @@ class LifecycleModel:
     def assess(self, recent: Mapping[str, Figures], now_ms: int) -> list[Transition]:
         """Apply the rules of ``TRANSITIONS`` to every strategy, in name order.
 
-        ``recent``: strategy → recent-window figures; strategies seen here for the first
-        time are registered. ``now_ms`` is the clock of the probation rule.
+        ``recent``: strategy → recent-window figures per unit of size, with ``seen`` and
+        ``pnls`` (``PerformanceModel.recent_by_strategy``); strategies seen here for the
+        first time are registered. ``now_ms`` is the clock of the probation rule.
         """
         if not self.enabled:
             return []
@@ -241,10 +259,12 @@ class LifecycleModel:
                 state = self.states[strategy] = HealthState(since_ms=now_ms)
             if state.status == "retired":
                 continue
+            figures = recent.get(strategy)
             if state.status == "suspended":
                 if self._probation_due(state, now_ms):
                     hours = (now_ms - (state.suspended_at_ms or 0)) / HOUR_MS
                     state.violations = state.recoveries = 0
+                    state.probation_from = figures.seen if figures is not None else 0
                     transitions.append(
                         self._move(
                             strategy,
@@ -257,7 +277,8 @@ class LifecycleModel:
                         )
                     )
                 continue
-            figures = recent.get(strategy)
+            if figures is not None and state.probation_from is not None:
+                figures = self._since_probation(state, figures)
             if figures is None or figures.trades < cfg.min_trades:
                 continue
             evidence = fingerprint(figures)
@@ -272,7 +293,11 @@ class LifecycleModel:
                 transitions += self._suspend(strategy, state, reason, now_ms, found.metrics)
             elif found.soft:
                 state.recoveries = 0
+                renewed = figures.seen - state.counted_at
+                if state.violations and renewed < cfg.recount_share * figures.trades:
+                    continue  # the breach already counted, on much the same trades
                 state.violations += 1
+                state.counted_at = figures.seen
                 found.metrics["violations"] = state.violations
                 breaches = "; ".join(found.soft)
                 if state.status == "active":
@@ -280,12 +305,13 @@ class LifecycleModel:
                         self._move(strategy, state, "degraded", breaches, now_ms, found.metrics)
                     )
                 elif state.violations >= cfg.max_violations:
-                    reason = (
-                        f"{_ordinal(state.violations)} breached assessment in a row: {breaches}"
-                    )
+                    reason = f"{_ordinal(state.violations)} violation in a row: {breaches}"
                     transitions += self._suspend(strategy, state, reason, now_ms, found.metrics)
             else:
-                state.violations = 0
+                # Only a window that clears every threshold by the margin ends a run of
+                # violations: one that merely scrapes past them is no recovery.
+                if found.recovered:
+                    state.violations = 0
                 if state.status == "degraded":
                     state.recoveries = state.recoveries + 1 if found.recovered else 0
                     if state.recoveries >= cfg.recovery_checks:
@@ -298,6 +324,16 @@ class LifecycleModel:
                             self._move(strategy, state, "active", reason, now_ms, found.metrics)
                         )
         return transitions
+
+    @staticmethod
+    def _since_probation(state: HealthState, figures: Figures) -> Figures:
+        """The figures of the trades made since probation began; the whole window (and
+        the end of probation's own judgement) once every trade in it is newer."""
+        new = figures.seen - (state.probation_from or 0)
+        if new >= figures.trades:
+            state.probation_from = None
+            return figures
+        return figures_of(figures.pnls[-new:] if new > 0 else (), seen=figures.seen)
 
     def _probation_due(self, state: HealthState, now_ms: int) -> bool:
         # Only automatic suspensions go on probation: one set by an operator stays until
@@ -322,6 +358,7 @@ class LifecycleModel:
         state.suspensions += 1
         state.suspended_at_ms = now_ms
         state.violations = state.recoveries = 0
+        state.probation_from = None
         metrics = {**metrics, "suspensions": state.suspensions}
         moves = [self._move(strategy, state, "suspended", reason, now_ms, metrics)]
         if state.suspensions >= self.config.retire_after_suspensions:
@@ -385,6 +422,7 @@ class LifecycleModel:
         if state.status == "retired" and status != "retired":
             state.suspensions = 0
         state.violations = state.recoveries = 0
+        state.probation_from = None
         state.suspended_at_ms = now_ms if status == "suspended" else None
         return self._move(
             strategy,

@@ -44,7 +44,7 @@ SetupKey = tuple[str, str, str, str, int]
 class ScorerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """``[scorer]``: thresholds and shapes of the quality factors and the position size."""
 
-    min_quality: Factor = 0.4
+    min_quality: Factor = 0.3
     # f_confluence: confluence_floor with no agreeing indicator, rising linearly to 1.0 at
     # confluence_target agreeing indicators or more.
     confluence_target: Annotated[int, Meta(ge=1, le=100)] = 3

@@ -18,7 +18,7 @@ from msgspec import Meta
 
 from actors.base import TAKE_STATE, Actor
 from actors.events import SetEnabled
-from actors.figures import Figures, fingerprint
+from actors.figures import Figures
 from protocol.errors import AlphadError
 from protocol.messages import GetWeights, Weights
 
@@ -54,8 +54,13 @@ class WeightingConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     auto_register: bool = True
     min_trades: Annotated[int, Meta(ge=1, le=100_000)] = 20
     min_multiplier: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.1
-    max_multiplier: Annotated[float, Meta(ge=1.0, le=10.0)] = 1.5
+    # 1.0: alphad sizes a strategy down, never up (more size raises drawdown; docs/replay.md).
+    max_multiplier: Annotated[float, Meta(ge=1.0, le=10.0)] = 1.0
     max_change: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.15
+    # A weight is judged again (and may move by max_change) only once this share of its
+    # recent window is trades made since it was last judged: max_change is a limit per
+    # renewal of the evidence, not per cycle or per trade.
+    step_share: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.5
     # Edge terms, each scaled so that its reference value scores +1 (clamped to [-1, 1]).
     sharpe_reference: Reference = 0.3  # per-trade Sharpe
     expectancy_reference: Reference = 0.3  # expectancy / mean |pnl|
@@ -151,8 +156,9 @@ class WeightingModel:
         self.frozen = False
         # The tables as they were before the last update(), for one rollback.
         self._previous: tuple[dict[str, float], dict[str, dict[str, float]]] | None = None
-        # The recent window each weight last moved on ("regime|strategy" -> fingerprint).
-        self.evidence: dict[str, tuple[float, float, float, float]] = {}
+        # The strategy's trade count (``Figures.seen``) when each weight was last judged
+        # ("regime|strategy" -> seen).
+        self.judged_at: dict[str, int] = {}
 
     # ------------------------------------------------------------------ strategies
 
@@ -316,13 +322,14 @@ class WeightingModel:
             figures = recent[strategy]
             if strategy not in weights or figures.trades < self.config.min_trades:
                 continue
-            # A weight moves only on new evidence: a cycle without a new trade of this
-            # strategy (in this table) would repeat the last step on the same window.
-            seen = f"{regime or ''}|{strategy}"
-            evidence = fingerprint(figures)
-            if self.evidence.get(seen) == evidence:
+            # A weight moves only on new evidence: once step_share of its window is trades
+            # made since it was last judged. Cycles in between would step again on much
+            # the same trades.
+            key = f"{regime or ''}|{strategy}"
+            last = self.judged_at.get(key)
+            if last is not None and figures.seen - last < self.config.step_share * figures.trades:
                 continue
-            self.evidence[seen] = evidence
+            self.judged_at[key] = figures.seen
             score, metrics = self.score(figures)
             target = self.target_multiplier(score)
             old = weights[strategy]
@@ -458,7 +465,7 @@ class WeightingModel:
             "adaptive": dict(self.adaptive),
             "regime_adaptive": {r: dict(t) for r, t in self.regime_adaptive.items()},
             "frozen": self.frozen,
-            "evidence": {k: list(v) for k, v in self.evidence.items()},
+            "judged_at": dict(self.judged_at),
             "previous": (
                 [dict(previous[0]), {r: dict(t) for r, t in previous[1].items()}]
                 if previous is not None
@@ -504,10 +511,8 @@ class WeightingModel:
             if (table := restore(saved))
         }
         model.frozen = bool(state.get("frozen", False))
-        model.evidence = {
-            str(k): (float(v[0]), float(v[1]), float(v[2]), float(v[3]))
-            for k, v in state.get("evidence", {}).items()
-        }
+        # A snapshot from before judged_at (it kept "evidence") judges every weight anew.
+        model.judged_at = {str(k): int(v) for k, v in state.get("judged_at", {}).items()}
         previous = state.get("previous")
         if previous is not None:
             before = {**model.adaptive, **restore(previous[0])}

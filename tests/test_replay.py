@@ -332,17 +332,43 @@ def test_alphad_does_not_raise_max_drawdown_by_more_than_five_percent(scenario: 
 
 
 def test_the_decaying_strategy_is_out_of_trading_after_its_edge_turns() -> None:
-    for seed in (1, 2):
-        simulation = simulated("decay", seed)
-        onset = simulation.decay_onsets["mean_revert"]
-        changes = replayed("decay", seed).result.status_changes
-        assert suspension_after(changes, "mean_revert", onset) is not None, seed
+    for scenario, strategy in (("decay", "mean_revert"), ("mixed", "grid")):
+        for seed in (1, 2):
+            simulation = simulated(scenario, seed)
+            onset = simulation.decay_onsets[strategy]
+            changes = replayed(scenario, seed).result.status_changes
+            suspended_at = suspension_after(changes, strategy, onset)
+            # Suspended after the onset, not before it: on evidence of the decay.
+            assert suspended_at is not None and suspended_at > onset, (scenario, seed)
+            transitions = [(e.old, e.new) for e in changes if e.strategy == strategy]
+            assert ("active", "degraded") in transitions, (scenario, seed)
 
 
-def test_alphad_raises_per_trade_sharpe_where_edges_shift_between_regimes() -> None:
+@pytest.mark.parametrize("scenario", ["decay", "regime", "mixed"])
+def test_alphad_raises_per_trade_sharpe_where_edges_shift(scenario: str) -> None:
     for seed in (1, 2):
-        change = replayed("regime", seed).result.change.sharpe
-        assert change is not None and change > 0, seed
+        change = replayed(scenario, seed).result.change.sharpe
+        assert change is not None and change > 0, (scenario, seed)
+
+
+def test_in_steady_alphad_keeps_the_pnl_and_every_good_strategy() -> None:
+    for seed in (1, 2):
+        result = replayed("steady", seed).result
+        change = result.change.total_pnl
+        assert change is not None and change >= -0.10, (seed, change)
+        thrown = {e.strategy for e in result.status_changes if e.new in ("suspended", "retired")}
+        assert not thrown & {"trend", "breakout", "carry"}, (seed, thrown)
+
+
+def test_sizing_down_does_not_feed_back_into_the_judgement() -> None:
+    # alphad sizes strategies down, never up (max_multiplier 1.0), and judges them per unit
+    # of size: every good strategy of steady keeps trading through both seeds.
+    for seed in (1, 2):
+        result = replayed("steady", seed).result
+        assert result.decisions.max_size is not None and result.decisions.max_size <= 1.0
+        for name in ("trend", "breakout", "carry"):
+            sides = result.by_strategy[name]
+            assert sides.alphad.trades >= 0.9 * sides.baseline.trades, (seed, name)
 
 
 # ----------------------------------------------------------------------------- the command line

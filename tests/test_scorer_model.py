@@ -650,7 +650,7 @@ def test_scorer_off_passes_confidence_through_and_follows_only_the_status(
 def test_summary_counts_success_by_quality_bucket() -> None:
     model = ScorerModel(ScorerConfig(confluence_target=1), "run")
     for n, (confidence, success) in enumerate(
-        [(0.95, True), (0.92, True), (0.91, False), (0.55, False), (0.3, False)]
+        [(0.95, True), (0.92, True), (0.91, False), (0.55, False), (0.25, False)]
     ):
         model.score(signal(confidence=confidence, signal_id=f"s{n}"))
         model.record_outcome(f"s{n}", success)
@@ -663,7 +663,7 @@ def test_summary_counts_success_by_quality_bucket() -> None:
     assert summary["executed"] == 5
     assert summary["outcomes"] == 5
     assert summary["pending"] == 1
-    assert summary["mean_quality"] == pytest.approx((0.95 + 0.92 + 0.91 + 0.55 + 0.3 + 0.65) / 6)
+    assert summary["mean_quality"] == pytest.approx((0.95 + 0.92 + 0.91 + 0.55 + 0.25 + 0.65) / 6)
     assert buckets["0.9-1.0"]["success_rate"] == pytest.approx(2 / 3)
     assert buckets["0.5-0.6"]["success_rate"] == 0.0
     assert buckets["0.0-0.5"] == {

@@ -23,8 +23,14 @@ STATUSES = ("active", "degraded", "suspended", "retired")
 # --------------------------------------------------------------------------- figures
 
 
+def renewed() -> int:
+    """A trade count (``Figures.seen``) far past every earlier one: a window of new trades."""
+    return next(_new_trade) * 1000
+
+
 def figures_of(pnls: list[float]) -> Figures:
-    """The figures of a window of trades, computed directly as docs/metrics.md defines them."""
+    """The figures of a window of trades, computed directly as docs/metrics.md defines them;
+    each call is a window of new trades."""
     n = len(pnls)
     gross_profit = math.fsum(p for p in pnls if p > 0)
     gross_loss = -math.fsum(p for p in pnls if p < 0)
@@ -50,6 +56,7 @@ def figures_of(pnls: list[float]) -> Figures:
         sharpe=mean / std if std > 0 else None,
         max_drawdown=drawdown,
         mean_abs_pnl=math.fsum(abs(p) for p in pnls) / n,
+        seen=renewed(),
     )
 
 
@@ -57,10 +64,11 @@ _new_trade = itertools.count(1)
 
 
 def good(trades: int = 50) -> Figures:
-    """A window with an edge; each call is the window after one more trade."""
+    """A window with an edge; each call is a window of new trades."""
     return Figures(
         trades=trades,
-        total_pnl=50.0 + next(_new_trade) * 1e-6,
+        seen=renewed(),
+        total_pnl=50.0,
         win_rate=0.6,
         expectancy=1.0,
         profit_factor=2.5,
@@ -71,10 +79,11 @@ def good(trades: int = 50) -> Figures:
 
 
 def bad(trades: int = 50) -> Figures:
-    """A losing window; each call is the window after one more trade."""
+    """A losing window; each call is a window of new trades."""
     return Figures(
         trades=trades,
-        total_pnl=-75.0 - next(_new_trade) * 1e-6,
+        seen=renewed(),
+        total_pnl=-75.0,
         win_rate=0.2,
         expectancy=-1.5,
         profit_factor=0.4,
@@ -92,12 +101,28 @@ def test_a_cycle_without_new_trades_does_not_move_the_weight_again() -> None:
     assert len(model.update({"ema": good()}, {})) == 1
 
 
+def test_a_weight_moves_again_only_once_step_share_of_its_window_is_new() -> None:
+    model = WeightingModel(
+        WeightingConfig(max_multiplier=2.0, step_share=0.5), {"ema": StrategyConfig()}
+    )
+    start = good(trades=50)
+    assert len(model.update({"ema": start}, {})) == 1
+    for new in range(1, 25):  # fewer than 25 of the 50 trades are new: no step
+        window = msgspec.structs.replace(start, seen=start.seen + new)
+        assert model.update({"ema": window}, {}) == [], new
+    assert model.multiplier("ema") == pytest.approx(1.15)
+    half = msgspec.structs.replace(start, seen=start.seen + 25)
+    assert len(model.update({"ema": half}, {})) == 1
+    assert model.multiplier("ema") == pytest.approx(1.15**2)
+
+
 # Anything a Figures can hold, including what the performance actor never sends.
 wild = st.floats(allow_nan=True, allow_infinity=True)
 maybe_wild = st.one_of(st.none(), wild)
 any_figures = st.builds(
     Figures,
     trades=st.integers(-5, 300),
+    seen=st.integers(0, 10**9),
     wins=st.integers(0, 300),
     losses=st.integers(0, 300),
     win_rate=wild,
@@ -116,6 +141,7 @@ sane = st.floats(-1e6, 1e6)
 realistic_figures = st.builds(
     Figures,
     trades=st.integers(0, 120),
+    seen=st.integers(0, 10**9),
     win_rate=st.floats(0, 1),
     expectancy=sane,
     profit_factor=st.one_of(st.none(), st.floats(0, 1e3)),
@@ -268,9 +294,9 @@ def test_weight_settles_at_its_target_without_overshooting() -> None:
     figures = figures_of([1.0, -0.8] * 15)  # a modest edge
     target = model.target_multiplier(model.score(figures)[0])
     path = []
-    for i in range(31):
-        # The same figures after one more trade each cycle (only the fingerprint moves).
-        window = msgspec.structs.replace(figures, total_pnl=figures.total_pnl + i * 1e-9)
+    for _ in range(31):
+        # The same figures after a window of new trades each cycle.
+        window = msgspec.structs.replace(figures, seen=renewed())
         changes = model.update({"ema": window}, {})
         path.append(model.adaptive["ema"])
     assert 1.0 < target < 2.0
@@ -363,7 +389,7 @@ def test_nan_and_infinite_figures_never_reach_a_weight(value: float) -> None:
 
 
 def test_strategy_under_min_trades_keeps_its_weight() -> None:
-    model = WeightingModel(WeightingConfig(min_trades=20), STRATEGIES)
+    model = WeightingModel(WeightingConfig(min_trades=20, max_multiplier=2.0), STRATEGIES)
     assert model.update({"ema": good(trades=19), "rsi": bad(trades=19)}, {}) == []
     assert model.adaptive == {"ema": 1.0, "rsi": 0.4}
     assert [u.strategy for u in model.update({"ema": good(trades=20)}, {})] == ["ema"]
@@ -621,7 +647,7 @@ def test_restore_drops_unconfigured_strategies_when_auto_register_is_off() -> No
     restored = round_trip(model, config=WeightingConfig(auto_register=False))
     assert restored.strategies() == ["ema", "rsi"]
     assert restored.regimes() == []
-    kept = round_trip(model, config=WeightingConfig(default_base_weight=2.0))
+    kept = round_trip(model, config=WeightingConfig(default_base_weight=2.0, max_multiplier=2.0))
     assert kept.adaptive["stray"] == pytest.approx(2.0 * model.multiplier("stray"))
 
 
@@ -636,3 +662,20 @@ def test_restore_replaces_unusable_saved_weights_with_base() -> None:
     restored = WeightingModel.from_state(WeightingConfig(max_multiplier=2.0), STRATEGIES, state)
     assert restored.adaptive == {"ema": 1.0, "odd": 1.0, "rsi": 0.4}
     assert restored.regime_adaptive == {"volatile": {"ema": 1.0}}
+
+
+def test_when_each_weight_was_judged_survives_a_snapshot() -> None:
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
+    window = good()
+    model.update({"ema": window}, {"calm": {"ema": window}})
+    state = msgspec.msgpack.decode(msgspec.msgpack.encode(model.to_state()))
+    restored = WeightingModel.from_state(WeightingConfig(max_multiplier=2.0), STRATEGIES, state)
+    assert restored.judged_at == model.judged_at == {"|ema": window.seen, "calm|ema": window.seen}
+    one_more = msgspec.structs.replace(window, seen=window.seen + 1)
+    assert restored.update({"ema": one_more}, {}) == []  # not enough new trades yet
+    # A snapshot from before (it kept "evidence" fingerprints) judges every weight anew.
+    del state["judged_at"]
+    state["evidence"] = {"|ema": [50.0, 50.0, 2.0, 0.0]}
+    older = WeightingModel.from_state(WeightingConfig(max_multiplier=2.0), STRATEGIES, state)
+    assert older.judged_at == {}
+    assert len(older.update({"ema": one_more}, {})) == 1
