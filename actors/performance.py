@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from itertools import combinations
 from operator import mul
 from typing import Annotated, Any
@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from actors.base import TAKE_STATE, Actor
+from actors.base import TAKE_STATE, Actor, encode_in_slices
 from actors.events import ClosedTrade
 from actors.figures import Figures
 from protocol.messages import METRIC_FIELDS, GetPerformance, Performance
@@ -637,20 +637,30 @@ class PerformanceModel:
         ``[key, running stats, recent pnls oldest first]``; a judged group (``JUDGED``)
         adds its recent pnls per unit of size, oldest first.
         """
+        return self.state_header() | {
+            "groups": {name: list(entries) for name, entries in self.state_groups()}
+        }
+
+    def state_header(self) -> dict[str, Any]:
+        """``to_state`` without its groups."""
         return {
             "version": STATE_VERSION,
             "window_trades": self.config.window_trades,
             "last_seq": self.last_seq,
             "trade_count": self.trade_count,
-            "groups": {
-                "+".join(grouping): [
+        }
+
+    def state_groups(self) -> Iterator[tuple[str, Iterator[list[Any]]]]:
+        """The groups of ``to_state``, grouping by grouping, each entry made when asked."""
+        for grouping, table in self.groups.items():
+            yield (
+                "+".join(grouping),
+                (
                     [list(key), group.stats.to_state(), group.ring.items()]
                     + ([group.unit.items()] if group.unit is not None else [])
                     for key, group in table.items()
-                ]
-                for grouping, table in self.groups.items()
-            },
-        }
+                ),
+            )
 
     @classmethod
     def from_state(cls, config: PerformanceConfig, state: dict[str, Any]) -> PerformanceModel:
@@ -747,7 +757,11 @@ class PerformanceActor(Actor):
                     "trades": model.trade_count,
                 }
             case _ if message is TAKE_STATE:
-                return model.to_state()
+                # Tens of thousands of groups: encoded in slices, the loop serving between.
+                groups = {
+                    name: await encode_in_slices(entries) for name, entries in model.state_groups()
+                }
+                return model.state_header() | {"groups": groups}
         raise TypeError(f"performance cannot handle {type(message).__name__}")
 
 

@@ -708,9 +708,7 @@ class _Batch(msgspec.Struct, kw_only=True):
     snapshots: list[tuple[Any, ...]]
     snapshots_keep: int
 
-    def write(
-        self, db: sqlite3.Connection
-    ) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+    def write(self, db: sqlite3.Connection) -> tuple[dict[str, int] | None, dict[str, int] | None]:
         """Insert everything and commit, or roll back and raise.
 
         Returns, for trades and for outcomes, the recorded seq of every key of the batch

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 import pytest
 
-from actors.base import Actor, ActorStopped, MailboxFull
+from actors.base import Actor, ActorStopped, MailboxFull, encode_in_slices
 from daemon.supervisor import Supervisor
 
 
@@ -138,3 +139,24 @@ async def test_messages_arriving_together_are_handled_as_one_batch() -> None:
     assert await last == 11
     assert actor.batches[0] == 11
     await supervisor.stop(1.0)
+
+
+async def test_encoding_in_slices_lets_the_loop_serve_between_slices() -> None:
+    served: list[int] = []
+
+    async def other_work() -> None:
+        for i in range(1000):
+            served.append(i)
+            await asyncio.sleep(0)
+
+    entries = [[i, float(i) / 3, "x" * (i % 7)] for i in range(1000)]
+    other = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    before = len(served)
+    encoded = await encode_in_slices(entries, every=100)
+    during = len(served) - before
+    other.cancel()
+    # Ten slices, a turn of the loop after each: the other task ran between them.
+    assert during >= 9
+    assert [msgspec.msgpack.decode(raw) for raw in encoded] == entries
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode({"e": encoded})) == {"e": entries}

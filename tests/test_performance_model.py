@@ -20,8 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors.base import TAKE_STATE
 from actors.events import ClosedTrade
-from actors.performance import PerformanceConfig, PerformanceModel
+from actors.performance import PerformanceActor, PerformanceConfig, PerformanceModel
 from protocol.messages import METRIC_FIELDS
 
 DIMENSIONS = ("strategy", "symbol", "regime")
@@ -736,3 +737,17 @@ def test_a_version_1_state_restores_with_its_recent_pnls_as_judged_windows() -> 
     state["version"] = 2
     with pytest.raises(ValueError, match="3 parts, expected 4"):
         PerformanceModel.from_state(PerformanceConfig(window_trades=4), state)
+
+
+async def test_actor_snapshot_in_slices_decodes_to_the_models_state() -> None:
+    rng = random.Random(5)
+    trades = [
+        (f"s{rng.randrange(9)}", f"SYM{rng.randrange(7)}", rng.choice(["a", "b"]), rng.gauss(0, 1))
+        for _ in range(3000)
+    ]
+    model = build(trades, window=20)
+    state = await PerformanceActor(model).handle(TAKE_STATE)
+    decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(state))
+    assert decoded == msgspec.msgpack.decode(msgspec.msgpack.encode(model.to_state()))
+    restored = PerformanceModel.from_state(PerformanceConfig(window_trades=20), decoded)
+    assert restored.to_state() == model.to_state()
