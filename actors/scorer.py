@@ -12,13 +12,13 @@ import math
 import time
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 
-from actors.base import TAKE_STATE, Actor
+from actors.base import TAKE_STATE, Actor, encode_in_slices
 from actors.events import UNKNOWN_REGIME, ClosedTrade, SetEnabled, SignalOutcome
 from actors.figures import Figures
 from actors.store import AppendSignal, AppendSignals
@@ -479,6 +479,13 @@ class ScorerModel:
 
     def to_state(self) -> dict[str, Any]:
         """Plain msgpack-serializable data for a snapshot (the layout of ``ScorerState``)."""
+        return self.state_header() | {
+            "setups": list(self.state_setups()),
+            "pending": list(self.pending.items()),
+        }
+
+    def state_header(self) -> dict[str, Any]:
+        """``to_state`` without its two long lists, setups and pending signals."""
         return {
             "version": STATE_VERSION,
             "enabled": self.enabled,
@@ -488,11 +495,7 @@ class ScorerModel:
             "multipliers": dict(self.multipliers),
             "regime_multipliers": {k: dict(v) for k, v in self.regime_multipliers.items()},
             "regime_fit": {k: dict(v) for k, v in self.regime_fit.items()},
-            "setups": [(key, t.successes, t.outcomes) for key, t in self.setups.items()],
             "strategies": [(s, t.successes, t.outcomes) for s, t in self.strategy_tallies.items()],
-            # The entries are immutable tuples: shared as they are, because the snapshot is
-            # taken on the event loop that answers score_signal.
-            "pending": list(self.pending.items()),
             "scored": self.scored,
             "executed": self.executed,
             "quality_sum": self.quality_sum,
@@ -502,6 +505,12 @@ class ScorerModel:
             "bucket_outcomes": list(self.bucket_outcomes),
             "bucket_successes": list(self.bucket_successes),
         }
+
+    def state_setups(self) -> Iterator[tuple[SetupKey, float, float]]:
+        """The setups of ``to_state``, each made when asked. Scoring only reads them; only
+        an outcome changes them."""
+        for key, tally in self.setups.items():
+            yield key, tally.successes, tally.outcomes
 
     @classmethod
     def from_state(cls, config: ScorerConfig, id_prefix: str, state: dict[str, Any]) -> ScorerModel:
@@ -707,8 +716,16 @@ class ScorerActor(Actor):
                 summary["not_kept"] = self.signals_not_kept
                 return summary
             case _ if message is TAKE_STATE:
+                # Tens of thousands of setups and pending signals: encoded in slices, the loop
+                # answering score_signal between them. Scoring adds pending signals and
+                # counts, so those are taken first, at one instant; outcomes, which change
+                # the setups, wait in the mailbox until the snapshot is taken.
+                state = model.state_header()
+                pending = list(model.pending.items())
+                state["setups"] = await encode_in_slices(model.state_setups())
+                state["pending"] = await encode_in_slices(pending)
                 return {
-                    "model": model.to_state(),
+                    "model": state,
                     "last_trade_seq": self.last_trade_seq,
                     "last_outcome_seq": self.last_outcome_seq,
                 }

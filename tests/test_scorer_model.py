@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import sys
 from dataclasses import dataclass
@@ -13,8 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors.base import TAKE_STATE, Actor
 from actors.figures import Figures
-from actors.scorer import BUCKETS, ScorerConfig, ScorerModel
+from actors.scorer import BUCKETS, ScorerActor, ScorerConfig, ScorerModel
 from protocol.messages import STATUSES, ScoreSignal, SignalScore
 
 STRATEGIES = ["ema", "rsi", "macd"]
@@ -770,3 +772,26 @@ def test_a_config_out_of_bounds_is_refused(bad: dict[str, Any]) -> None:
 def test_a_config_built_in_code_is_checked_too() -> None:
     with pytest.raises(msgspec.ValidationError, match="max_size_multiplier"):
         ScorerModel(ScorerConfig(max_size_multiplier=3.0), "run")
+
+
+async def test_snapshot_in_slices_is_the_state_of_its_first_instant_while_scoring_goes_on() -> None:
+    model = ScorerModel(ScorerConfig(), "run")
+    for i in range(3000):
+        reply = model.score(signal(f"s{i % 7}", symbol=f"SYM{i % 11}", confluence=i % 5))
+        if i % 3:
+            model.record_outcome(reply.signal_id or "", i % 2 == 0)
+    expected = msgspec.msgpack.decode(msgspec.msgpack.encode(model.to_state()))
+    actor = ScorerActor(model, Actor())
+    snapshot = asyncio.create_task(actor.handle(TAKE_STATE))
+    await asyncio.sleep(0)  # the snapshot starts: its first slice runs
+    scored_meanwhile = 0
+    while not snapshot.done():
+        # score_signal is answered inline between the slices of the snapshot.
+        model.score(signal("late", symbol="NEW"))
+        scored_meanwhile += 1
+        await asyncio.sleep(0)
+    state = msgspec.msgpack.decode(msgspec.msgpack.encode(snapshot.result()))
+    assert scored_meanwhile > 1
+    assert state["model"] == expected
+    restored = ScorerModel.from_state(ScorerConfig(), "run", state["model"])
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(restored.to_state())) == expected
