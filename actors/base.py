@@ -10,6 +10,7 @@ mailbox survives a restart, and asks still queued when the actor stops fail with
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Iterable
 from typing import Any
 
@@ -205,3 +206,44 @@ async def encode_in_slices(entries: Iterable[Any], every: int = 256) -> list[msg
         if count % every == 0:
             await asyncio.sleep(0)
     return encoded
+
+
+Piece = bytes | msgspec.Raw
+
+
+def msgpack_pieces(value: Any) -> list[Piece]:
+    """``value`` as msgpack in pieces whose concatenation is ``msgspec.msgpack.encode(value)``.
+
+    A list of ``msgspec.Raw`` (from ``encode_in_slices``) stays in its pieces instead of
+    being copied into one buffer: copying a snapshot of a million trades takes about
+    10 ms, which the event loop would spend holding every bot's request.
+    """
+    pieces: list[Piece] = []
+    small: list[bytes] = []  # consecutive small pieces, joined into one
+
+    def walk(item: Any) -> None:
+        if isinstance(item, dict):
+            small.append(_header(len(item), 0x80, 0xDE))
+            for key, child in item.items():
+                small.append(_slice_encoder.encode(key))
+                walk(child)
+        elif isinstance(item, list) and item and isinstance(item[0], msgspec.Raw):
+            small.append(_header(len(item), 0x90, 0xDC))
+            pieces.append(b"".join(small))
+            small.clear()
+            pieces.extend(item)
+        else:
+            small.append(_slice_encoder.encode(item))
+
+    walk(value)
+    pieces.append(b"".join(small))
+    return pieces
+
+
+def _header(length: int, fix: int, sized: int) -> bytes:
+    """A msgpack map (fix 0x80, sized 0xDE) or array (0x90, 0xDC) header, as msgspec writes it."""
+    if length < 16:
+        return bytes([fix | length])
+    if length < 1 << 16:
+        return struct.pack(">BH", sized, length)
+    return struct.pack(">BI", sized + 1, length)

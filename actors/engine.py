@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from actors.base import TAKE_STATE, Actor
+from actors.base import TAKE_STATE, Actor, msgpack_pieces
 from actors.events import ClosedTrade, SetEnabled
 from actors.lifecycle import Assess, Force, HealthRows, RegisterStrategy, Statuses, Transition
 from actors.performance import RecentFigures, ReportTables
@@ -363,7 +363,7 @@ class EngineActor(Actor):
             ts_ms=self.clock(),
             trade_seq=min(performance["last_seq"], scorer["last_trade_seq"]),
             outcome_seq=scorer["last_outcome_seq"],
-            state=_state_encoder.encode(state),
+            state=msgpack_pieces(state),
         )
 
     # ------------------------------------------------------------------ report

@@ -21,7 +21,7 @@ import aiosqlite
 import msgspec
 import structlog
 
-from actors.base import Actor, Envelope
+from actors.base import Actor, Envelope, Piece
 from actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
 from protocol.messages import AuditEntry, RecordTrade
 
@@ -161,12 +161,20 @@ class AuditDraft(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
-    """The state of every stateful actor at a point in the trade and outcome streams."""
+    """The state of every stateful actor at a point in the trade and outcome streams.
+
+    ``state`` is msgpack in pieces (``msgpack_pieces``), written to the database piece by
+    piece and never copied into one buffer on the event loop; read back, it is one piece.
+    """
 
     ts_ms: int
     trade_seq: int
     outcome_seq: int
-    state: bytes
+    state: list[Piece]
+
+    def encoded(self) -> bytes:
+        """The state as one msgpack buffer."""
+        return b"".join(self.state)
 
 
 class Commit(msgspec.Struct, frozen=True, kw_only=True):
@@ -322,7 +330,7 @@ class StoreActor(Actor):
             row = await cursor.fetchone()
         if row is not None:
             snapshot = Snapshot(
-                ts_ms=row[0], trade_seq=row[1], outcome_seq=row[2], state=bytes(row[3])
+                ts_ms=row[0], trade_seq=row[1], outcome_seq=row[2], state=[bytes(row[3])]
             )
         trade_seq = snapshot.trade_seq if snapshot else 0
         outcome_seq = snapshot.outcome_seq if snapshot else 0
@@ -759,12 +767,18 @@ class _Batch(msgspec.Struct, kw_only=True):
                     "DELETE FROM history WHERE cycle <= ?",
                     (self.history[-1][0] - self.history_keep,),
                 )
-            if self.snapshots:
-                db.executemany(
+            for *columns, pieces in self.snapshots:
+                # Room for the whole state, then its pieces written into it in place.
+                row = db.execute(
                     "INSERT INTO snapshots (ts_ms, trade_seq, outcome_seq, audit_seq, state)"
-                    " VALUES (?,?,?,?,?)",
-                    self.snapshots,
-                )
+                    " VALUES (?,?,?,?,zeroblob(?))",
+                    (*columns, sum(len(piece) for piece in pieces)),
+                ).lastrowid
+                assert row is not None
+                with db.blobopen("snapshots", "state", row) as blob:
+                    for piece in pieces:
+                        blob.write(piece)
+            if self.snapshots:
                 db.execute(
                     "DELETE FROM snapshots WHERE id NOT IN"
                     " (SELECT id FROM snapshots ORDER BY id DESC LIMIT ?)",

@@ -149,7 +149,7 @@ class Daemon:
         mailbox = cfg.daemon.mailbox_size
         started_recovery = time.perf_counter()
         try:
-            state = _state_decoder.decode(recovery.snapshot.state) if recovery.snapshot else {}
+            state = _state_decoder.decode(recovery.snapshot.encoded()) if recovery.snapshot else {}
             missing = SNAPSHOT_PARTS - set(state) if recovery.snapshot else set()
             if missing:
                 raise ValueError(f"the snapshot lacks {', '.join(sorted(missing))}")

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from actors.base import Actor, ActorStopped, MailboxFull, encode_in_slices
+from actors.base import Actor, ActorStopped, MailboxFull, encode_in_slices, msgpack_pieces
 from daemon.supervisor import Supervisor
 
 
@@ -160,3 +160,14 @@ async def test_encoding_in_slices_lets_the_loop_serve_between_slices() -> None:
     assert during >= 9
     assert [msgspec.msgpack.decode(raw) for raw in encoded] == entries
     assert msgspec.msgpack.decode(msgspec.msgpack.encode({"e": encoded})) == {"e": entries}
+
+
+@pytest.mark.parametrize("length", [0, 1, 15, 16, 65_535, 65_536])
+def test_msgpack_pieces_concatenate_to_the_encoding_of_the_whole(length: int) -> None:
+    raws = [msgspec.Raw(msgspec.msgpack.encode([i, i / 7])) for i in range(length)]
+    names = {f"s{i}": float(i) for i in range(length)}
+    value = {"version": 2, "groups": {"strategy": raws, "names": names}, "tail": [1, "x"]}
+    pieces = msgpack_pieces(value)
+    assert b"".join(pieces) == msgspec.msgpack.encode(value)
+    # The slices are not copied into one buffer: each Raw is a piece of its own.
+    assert sum(piece is raw for piece in pieces for raw in raws[:3]) == min(length, 3)

@@ -175,14 +175,16 @@ async def test_recovery_gives_last_snapshot_and_the_tail_after_it(tmp_path: Path
     for i in range(5):
         await store.ask(AppendTrade(trade(f"t{i}", float(i))))
     await store.ask(AppendOutcome("sig-1", True, 7))
-    await store.ask(Commit(snapshot=Snapshot(ts_ms=1, trade_seq=3, outcome_seq=0, state=b"S")))
+    await store.ask(
+        Commit(snapshot=Snapshot(ts_ms=1, trade_seq=3, outcome_seq=0, state=[b"S", b"TA", b"TE"]))
+    )
     await store.ask(AppendOutcome("sig-2", False, 8))
     await supervisor.stop(1.0)
 
     reopened = StoreActor(db)
     await reopened.on_start()
     recovery = await reopened.load_recovery()
-    assert recovery.snapshot is not None and recovery.snapshot.state == b"S"
+    assert recovery.snapshot is not None and recovery.snapshot.encoded() == b"STATE"
     assert [t.trade_id for t in recovery.trades] == ["t3", "t4"]
     assert all(isinstance(t, ClosedTrade) for t in recovery.trades)
     assert [(o.signal_id, o.success) for o in recovery.outcomes] == [
