@@ -10,6 +10,7 @@ import math
 import random
 import sqlite3
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from actors.events import ClosedTrade
 from actors.lifecycle import LifecycleConfig, LifecycleModel
 from actors.performance import PerformanceConfig, PerformanceModel
 from actors.weighting import WeightingConfig, WeightingModel
-from tests.daemon_process import DaemonProcess
+from protocol.messages import UpdateOptimization
+from tests.daemon_process import DaemonProcess, RawClient
 
 REGIMES = ("trending", "ranging", "volatile", "calm")
 
@@ -119,8 +121,41 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def memory_and_recovery(root: Path, trades: int) -> tuple[float, float]:
-    """(RSS in MiB with the state of ``trades`` trades, seconds from start to READY).
+def latency_during_cycles(daemon: DaemonProcess, payload: bytes, seconds: float) -> float:
+    """p99.9 in µs of one bot's round trips while an operator asks for an optimization
+    cycle (each with its snapshot of the whole state) every half second."""
+    stop = threading.Event()
+
+    def cycles() -> None:
+        admin = RawClient(daemon.admin, timeout_ms=60_000)
+        while not stop.wait(0.5):
+            admin.call(UpdateOptimization())
+        admin.close()
+
+    operator = threading.Thread(target=cycles)
+    operator.start()
+    bot = RawClient(daemon.rpc)
+    samples: list[float] = []
+    clock = time.perf_counter_ns
+    deadline = time.perf_counter() + seconds
+    try:
+        while time.perf_counter() < deadline:
+            started = clock()
+            bot.raw(payload)
+            samples.append((clock() - started) / 1000)
+    finally:
+        stop.set()
+        operator.join()
+        bot.close()
+    samples.sort()
+    return samples[min(len(samples) - 1, round(0.999 * (len(samples) - 1)))]
+
+
+def memory_and_recovery(
+    root: Path, trades: int, payload: bytes, seconds: float
+) -> tuple[float, float, float]:
+    """(RSS in MiB with the state of ``trades`` trades, seconds from start to READY,
+    p99.9 of ``score_signal`` in µs during cycles).
 
     The first start replays the whole history and writes a snapshot at shutdown; the
     measured second start is what a restart costs: the snapshot plus an empty tail.
@@ -136,6 +171,7 @@ def memory_and_recovery(root: Path, trades: int) -> tuple[float, float]:
     ready = time.perf_counter() - started
     assert daemon.process is not None
     rss = rss_mib(daemon.process.pid)
+    tail = latency_during_cycles(daemon, payload, seconds)
     daemon.stop()
     daemon.close()
-    return rss, ready
+    return rss, ready, tail

@@ -345,8 +345,9 @@ def state_rows(root: Path, quick: bool) -> list[Row]:
                 )
             )
     large = histories[-1]
-    small_rss, small_ready = memory_and_recovery(root, 10_000)
-    big_rss, big_ready = memory_and_recovery(root, large)
+    seconds = 3.0 if quick else 10.0
+    small_rss, small_ready, small_tail = memory_and_recovery(root, 10_000, SIGNAL, seconds)
+    big_rss, big_ready, big_tail = memory_and_recovery(root, large, SIGNAL, seconds)
     rows.append(
         Row(
             f"daemon RSS, {large:,} vs 10,000 trades (growth {big_rss - small_rss:.0f} MiB,"
@@ -362,6 +363,14 @@ def state_rows(root: Path, quick: bool) -> list[Row]:
             big_ready,
             small_ready,
             "s",
+        )
+    )
+    rows.append(
+        Row(
+            f"score_signal p99.9 during cycles and snapshots, {large:,} vs 10,000 trades",
+            big_tail,
+            small_tail,
+            "µs",
         )
     )
     return rows
