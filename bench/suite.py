@@ -18,6 +18,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,12 +30,13 @@ import zmq
 from bench.replay_bench import replay_speed
 from bench.state import cycle_seconds, memory_and_recovery
 from protocol.codec import encode
-from protocol.messages import RecordTrade, ScoreSignal
-from tests.daemon_process import DaemonProcess
+from protocol.messages import ForceStatus, RecordTrade, ScoreSignal
+from tests.daemon_process import DaemonProcess, RawClient
 
+STRATEGY = "ema_trend_following"
 SIGNAL = encode(
     ScoreSignal(
-        strategy="ema_trend_following",
+        strategy=STRATEGY,
         symbol="BTC/USDT",
         side="buy",
         confidence=0.75,
@@ -142,6 +144,39 @@ def round_trips(endpoint: str, payload: bytes, count: int) -> list[float]:
         samples.append((clock() - start) / 1000)
     sock.close(linger=0)
     return samples
+
+
+def round_trips_with_alerts(daemon: DaemonProcess, count: int, stalled: bool) -> list[float]:
+    """``round_trips`` while an operator flips a strategy's status as fast as the daemon
+    takes it (each flip journaled and published as an alert); with ``stalled``, a
+    subscriber is connected that never reads."""
+    subscriber = None
+    if stalled:
+        subscriber = zmq.Context.instance().socket(zmq.SUB)
+        subscriber.setsockopt(zmq.RCVHWM, 1)
+        subscriber.setsockopt(zmq.SUBSCRIBE, b"")
+        subscriber.connect(daemon.alerts)
+        time.sleep(0.2)
+    stop = threading.Event()
+
+    def operator() -> None:
+        admin = RawClient(daemon.admin, timeout_ms=30_000)
+        flips = 0
+        while not stop.is_set():
+            status = "degraded" if flips % 2 == 0 else "active"
+            admin.call(ForceStatus(strategy=STRATEGY, status=status, reason="drill", operator="b"))
+            flips += 1
+        admin.close()
+
+    flipper = threading.Thread(target=operator)
+    flipper.start()
+    try:
+        return round_trips(daemon.rpc, SIGNAL, count)
+    finally:
+        stop.set()
+        flipper.join()
+        if subscriber is not None:
+            subscriber.close(linger=0)
 
 
 def _load_worker(
@@ -272,6 +307,21 @@ def run(quick: bool) -> list[Row]:
             rows.append(_median_row("latency p50 (1 bot)", p50s, "µs", "<= 1.3"))
             rows.append(_median_row("latency p99 (1 bot)", p99s, "µs", "<= 2.0"))
             rows.append(_median_row("latency p99.9 (1 bot)", p999s, "µs"))
+
+            # Alerts published as fast as an operator can cause them, with a subscriber
+            # that never reads against none: what a stalled subscriber costs the bots.
+            stalled_p99s: list[tuple[float, float]] = []
+            for _ in range(reps):
+                floor = round_trips_with_alerts(daemon, trips // 2, stalled=False)
+                ours = round_trips_with_alerts(daemon, trips // 2, stalled=True)
+                stalled_p99s.append((percentile(ours, 99), percentile(floor, 99)))
+            rows.append(
+                _median_row(
+                    "latency p99, stalled alert subscriber vs none (alert storm)",
+                    stalled_p99s,
+                    "µs",
+                )
+            )
 
             rates: list[tuple[float, float]] = []
             tails: list[tuple[float, float]] = []
