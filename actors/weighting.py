@@ -61,6 +61,11 @@ class WeightingConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     # recent window is trades made since it was last judged: max_change is a limit per
     # renewal of the evidence, not per cycle or per trade.
     step_share: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.5
+    # A weight leaves base only on significant evidence: its target is the score's below
+    # base only when the window's PSR (the probability that the true per-trade Sharpe is
+    # above 0) is below this level, above base only when the PSR is above 1 - this level;
+    # otherwise the target is base. 0.5 lets the score's sign alone decide.
+    significance: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.1
     # Edge terms, each scaled so that its reference value scores +1 (clamped to [-1, 1]).
     sharpe_reference: Reference = 0.3  # per-trade Sharpe
     expectancy_reference: Reference = 0.3  # expectancy / mean |pnl|
@@ -232,6 +237,7 @@ class WeightingModel:
             "profit_factor_infinite": figures.profit_factor_infinite,
             "sharpe": _finite_or_none(sharpe),
             "max_drawdown": _finite_or_none(figures.max_drawdown),
+            "psr": _finite_or_none(figures.psr),
             "mean_abs_pnl": scale,
             "terms": {
                 "sharpe": sharpe_term,
@@ -250,6 +256,26 @@ class WeightingModel:
         if score >= 0:
             return 1.0 + score * (cfg.max_multiplier - 1.0)
         return 1.0 + score * (1.0 - cfg.min_multiplier)
+
+    def evidenced_target(self, score: float, figures: Figures) -> float:
+        """The target multiplier of a window's score where the window's PSR makes its sign
+        significant at ``significance``; 1.0 (base) where it does not.
+
+        A per-trade Sharpe of 0.1 and one of 0 cannot be told apart on 100 trades: acting on
+        the score of such a window sizes a good strategy down on noise. A score against the
+        significant sign (a penalty outweighing a significant edge) targets base as well.
+        Without a PSR, a window of at least three trades has no spread to be unsure about
+        (every trade alike) and its score decides; a shorter one is no evidence.
+        """
+        psr = figures.psr
+        if psr is None:
+            return self.target_multiplier(score) if figures.trades >= 3 else 1.0
+        level = self.config.significance
+        if psr < level:
+            return self.target_multiplier(min(score, 0.0))
+        if psr > 1.0 - level:
+            return self.target_multiplier(max(score, 0.0))
+        return 1.0  # also a NaN PSR
 
     def _bounds(self, strategy: str) -> tuple[float, float]:
         base = self.base[strategy]
@@ -331,7 +357,7 @@ class WeightingModel:
                 continue
             self.judged_at[key] = figures.seen
             score, metrics = self.score(figures)
-            target = self.target_multiplier(score)
+            target = self.evidenced_target(score, figures)
             old = weights[strategy]
             new, capped = self._step(strategy, old, target)
             if new == old:
@@ -339,6 +365,8 @@ class WeightingModel:
             weights[strategy] = new
             metrics["target"] = target
             held = f", step held to {self.config.max_change:.0%}" if capped else ""
+            psr = "-" if figures.psr is None else f"{figures.psr:.2f}"
+            why = f"score {score:+.2f}, PSR {psr}, target {target:.2f} × base{held}"
             updates.append(
                 WeightUpdate(
                     strategy=strategy,
@@ -346,7 +374,7 @@ class WeightingModel:
                     old=old,
                     new=new,
                     target=target,
-                    reason=f"{reason}: score {score:+.2f}, target {target:.2f} × base{held}",
+                    reason=f"{reason}: {why}",
                     metrics=metrics,
                 )
             )

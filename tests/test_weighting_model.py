@@ -6,6 +6,7 @@ import itertools
 import math
 import random
 import statistics
+from statistics import NormalDist
 from typing import Any
 
 import msgspec
@@ -54,6 +55,8 @@ def figures_of(pnls: list[float]) -> Figures:
         profit_factor=gross_profit / gross_loss if gross_loss > 0 else None,
         profit_factor_infinite=gross_loss == 0 and gross_profit > 0,
         sharpe=mean / std if std > 0 else None,
+        # PSR as for normal returns: Φ(Sharpe × √(n − 1)).
+        psr=NormalDist().cdf(mean / std * math.sqrt(n - 1)) if std > 0 and n >= 3 else None,
         max_drawdown=drawdown,
         mean_abs_pnl=math.fsum(abs(p) for p in pnls) / n,
         seen=renewed(),
@@ -73,6 +76,7 @@ def good(trades: int = 50) -> Figures:
         expectancy=1.0,
         profit_factor=2.5,
         sharpe=0.5,
+        psr=0.999,
         max_drawdown=2.0,
         mean_abs_pnl=2.0,
     )
@@ -88,6 +92,7 @@ def bad(trades: int = 50) -> Figures:
         expectancy=-1.5,
         profit_factor=0.4,
         sharpe=-0.6,
+        psr=0.001,
         max_drawdown=60.0,
         mean_abs_pnl=2.0,
     )
@@ -291,8 +296,8 @@ def test_good_strategy_gains_weight_and_bad_one_loses_it_gradually() -> None:
 
 def test_weight_settles_at_its_target_without_overshooting() -> None:
     model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
-    figures = figures_of([1.0, -0.8] * 15)  # a modest edge
-    target = model.target_multiplier(model.score(figures)[0])
+    figures = figures_of([1.0, -0.5] * 15)  # a modest edge, significant (PSR 0.96)
+    target = model.evidenced_target(model.score(figures)[0], figures)
     path = []
     for _ in range(31):
         # The same figures after a window of new trades each cycle.
@@ -305,17 +310,66 @@ def test_weight_settles_at_its_target_without_overshooting() -> None:
     assert changes == []  # at the target: nothing to journal
 
 
-def test_strategy_without_edge_sits_near_or_below_neutral() -> None:
+def no_edge_weights(significance: float) -> list[float]:
+    """The weight of a strategy without edge over 300 windows of 100 new trades."""
     rng = random.Random(20240601)
-    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
-    targets, weights = [], []
+    config = WeightingConfig(max_multiplier=2.0, significance=significance)
+    model = WeightingModel(config, STRATEGIES)
+    weights = []
     for _ in range(300):
-        window = figures_of([rng.gauss(0.0, 1.0) for _ in range(100)])
-        targets.append(model.target_multiplier(model.score(window)[0]))
-        model.update({"ema": window}, {})
+        model.update({"ema": figures_of([rng.gauss(0.0, 1.0) for _ in range(100)])}, {})
         weights.append(model.adaptive["ema"])
-    assert statistics.fmean(targets) < 1.0
-    assert statistics.fmean(weights[50:]) < 1.0
+    return weights
+
+
+def test_strategy_without_edge_stays_near_base() -> None:
+    gated = no_edge_weights(0.1)
+    by_sign = no_edge_weights(0.5)  # any score moves the weight: it wanders on noise
+    assert sum(w == 1.0 for w in gated) > 0.5 * len(gated)
+    assert 0.95 < statistics.fmean(gated[50:]) < 1.05
+    assert statistics.fmean(by_sign[50:]) < 0.9
+
+
+def test_an_insignificant_window_relaxes_the_weight_toward_base() -> None:
+    model = WeightingModel(WeightingConfig(), STRATEGIES)
+    for _ in range(5):
+        model.update({"ema": bad()}, {})
+    low = model.adaptive["ema"]
+    # Losing, with a deep drawdown, but PSR 0.3: not significant at 0.1.
+    doubtful = msgspec.structs.replace(bad(), psr=0.3)
+    assert model.score(doubtful)[0] < 0
+    path = [low]
+    for _ in range(6):
+        model.update({"ema": msgspec.structs.replace(doubtful, seen=renewed())}, {})
+        path.append(model.adaptive["ema"])
+    assert low < 0.5
+    assert path == sorted(path)
+    assert path[1] == pytest.approx(low * 1.15)  # back toward base at max_change
+
+
+def test_a_score_against_the_significant_sign_targets_base() -> None:
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
+    # A significant edge whose drawdown penalty outweighs it, and a significant loss
+    # whose terms happen to score above 0: neither sign is supported by its evidence.
+    penalized = msgspec.structs.replace(
+        good(), max_drawdown=1000.0, sharpe=0.05, expectancy=0.05, profit_factor=1.02, psr=0.95
+    )
+    lucky = msgspec.structs.replace(good(), psr=0.05)
+    assert model.score(penalized)[0] < 0 < model.score(lucky)[0]
+    assert model.evidenced_target(model.score(penalized)[0], penalized) == 1.0
+    assert model.evidenced_target(model.score(lucky)[0], lucky) == 1.0
+    significant = msgspec.structs.replace(lucky, psr=0.95)
+    assert model.evidenced_target(model.score(significant)[0], significant) > 1.0
+
+
+def test_a_window_without_psr_is_judged_on_its_score_only_when_it_has_no_spread() -> None:
+    model = WeightingModel(WeightingConfig(min_trades=1), STRATEGIES)
+    alike = figures_of([-1.0] * 20)  # every trade the same loss: no Sharpe, no PSR
+    short = figures_of([-1.0, -2.0])  # two trades: no PSR
+    assert alike.psr is None and short.psr is None
+    score = model.score(alike)[0]
+    assert model.evidenced_target(score, alike) == model.target_multiplier(score) < 1.0
+    assert model.evidenced_target(model.score(short)[0], short) == 1.0
 
 
 def test_strategy_with_edge_is_weighted_up() -> None:
