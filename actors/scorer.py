@@ -13,6 +13,7 @@ import time
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
+from statistics import NormalDist
 from typing import Annotated, Any
 
 import msgspec
@@ -60,6 +61,11 @@ class ScorerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     # How strongly a regime's shortfall (in units of the strategy's mean |pnl|) lowers it.
     regime_sensitivity: Annotated[float, Meta(ge=0.0, le=100.0)] = 1.0
     regime_floor: Factor = 0.5
+    # f_regime and f_history lower a signal's quality only for a shortfall that is
+    # significant at this level (one-sided: the regime's expectancy below the strategy's
+    # overall, the setup's success rate below the strategy's), so noise in a regime table
+    # or a setup's few outcomes refuses no signal. 0.5 counts any shortfall.
+    significance: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.1
     # f_history: weight of the strategy's overall success rate, in pseudo-outcomes, in the
     # Beta prior of each setup's success rate.
     prior_strength: Annotated[float, Meta(gt=0.0, le=1_000_000.0)] = 10.0
@@ -188,6 +194,8 @@ class ScorerModel:
             *(floor + (1.0 - floor) * c / target for c in range(target)),
             1.0,
         )
+        # The shortfall a test statistic must exceed (in standard errors) to count.
+        self._critical = -NormalDist().inv_cdf(config.significance)
         span = 1.0 - config.min_quality
         self._size_slope = (1.0 - config.size_at_min_quality) / span if span > 0.0 else 0.0
 
@@ -241,7 +249,9 @@ class ScorerModel:
                     won, outcomes = 1.0, 2.0  # as _strategy_record()
                 else:
                     won, outcomes = overall.successes, overall.outcomes
-                if tally.successes * outcomes < won * tally.outcomes:
+                if tally.successes * outcomes < won * tally.outcomes and self._shortfall_counts(
+                    tally, won / outcomes
+                ):
                     base = won / outcomes
                     k = cfg.prior_strength
                     f_history = (tally.successes + k * base) / (tally.outcomes + k) / base
@@ -358,7 +368,18 @@ class ScorerModel:
         # whatever the rounding of a division.
         if not tally.successes * outcomes < won * tally.outcomes:
             return 1.0
+        if not self._shortfall_counts(tally, won / outcomes):
+            return 1.0
         return min(1.0, max(self.config.history_floor, self.posterior(key) / (won / outcomes)))
+
+    def _shortfall_counts(self, tally: Tally, base: float) -> bool:
+        """Whether a setup's success rate is significantly below the strategy's ``base``
+        rate: a one-sided binomial z-test at ``significance`` on its remembered outcomes."""
+        spread = base * (1.0 - base)
+        if spread <= 0.0:
+            return True  # a strategy that always wins or always loses: any shortfall shows
+        z = (base - tally.successes / tally.outcomes) * math.sqrt(tally.outcomes / spread)
+        return z > self._critical
 
     def setup_of(self, request: ScoreSignal) -> SetupKey:
         """The setup a signal belongs to (its regime is ``unknown`` when it has none)."""
@@ -443,6 +464,14 @@ class ScorerModel:
         gap = (in_regime.expectancy - overall.expectancy) / scale
         if not gap < 0.0:  # also the NaN of a broken figure: no evidence, neutral
             return 1.0
+        # The shortfall counts only when significant: in standard errors of the regime's
+        # mean (its standard deviation, expectancy / Sharpe, over √trades).
+        sharpe = in_regime.sharpe
+        if sharpe is not None and sharpe != 0.0:
+            error = abs(in_regime.expectancy / sharpe) / math.sqrt(trades)
+            shortfall = overall.expectancy - in_regime.expectancy
+            if not shortfall > self._critical * error:
+                return 1.0
         evidence = trades / (trades + cfg.regime_prior_trades)
         return max(cfg.regime_floor, 1.0 + cfg.regime_sensitivity * evidence * gap)
 

@@ -7,6 +7,7 @@ import math
 import sys
 from dataclasses import dataclass
 from itertools import pairwise
+from statistics import NormalDist
 from typing import Any
 
 import msgspec
@@ -65,8 +66,10 @@ def allocate(
     model.set_allocation(statuses or {}, weights or {}, multipliers or {}, regime_multipliers or {})
 
 
-def figures(trades: int, expectancy: float, mean_abs_pnl: float = 5.0) -> Figures:
-    return Figures(trades=trades, expectancy=expectancy, mean_abs_pnl=mean_abs_pnl)
+def figures(
+    trades: int, expectancy: float, mean_abs_pnl: float = 5.0, sharpe: float | None = None
+) -> Figures:
+    return Figures(trades=trades, expectancy=expectancy, mean_abs_pnl=mean_abs_pnl, sharpe=sharpe)
 
 
 # --------------------------------------------------------------------------- generators
@@ -408,6 +411,44 @@ def test_a_regime_that_loses_where_the_strategy_wins_lowers_quality() -> None:
     assert f"regime range fits this strategy poorly ({expected:.2f})" in reply.reasons
 
 
+def test_a_regime_shortfall_within_its_noise_lowers_nothing() -> None:
+    # Expectancy -1 against 1 overall, with a standard deviation of 20 (Sharpe -0.05):
+    # over 40 trades the standard error is 20 / √40 = 3.2, and a gap of 2 is 0.6 of it.
+    noisy = figures(40, -1.0, sharpe=-0.05)
+    # The same gap with a standard deviation of 4 (Sharpe -0.25): 3.2 standard errors.
+    clear = figures(40, -1.0, sharpe=-0.25)
+    overall = {"ema": figures(100, 1.0, 5.0)}
+    model = ScorerModel(ScorerConfig(significance=0.1), "run")
+    anything = ScorerModel(ScorerConfig(significance=0.5), "run")
+
+    model.set_regime_fit(overall, {"range": {"ema": noisy}, "trend": {"ema": clear}})
+    anything.set_regime_fit(overall, {"range": {"ema": noisy}})
+
+    assert model.regime_factor("ema", "range") == 1.0
+    assert model.regime_factor("ema", "trend") == pytest.approx(1.0 - 0.4 * 40 / 60)
+    assert anything.regime_factor("ema", "range") == pytest.approx(1.0 - 0.4 * 40 / 60)
+    reply = model.score(signal(confidence=0.9, regime="range"))
+    assert reply.quality == 0.9
+    assert reply.reasons == []
+
+
+def test_a_setup_below_average_by_chance_keeps_its_quality() -> None:
+    # 4 wins of 10 against a strategy rate of 0.5: z = 0.1 × √(10 / 0.25) = 0.63, not
+    # significant at 10 % (1.28); 40 of 100 at the same rate is z = 2.0, significant.
+    model = ScorerModel(ScorerConfig(significance=0.1), "run")
+    learn(model, signal(symbol="BTC"), [True] * 4 + [False] * 6)
+    learn(model, signal(symbol="ETH"), [True] * 6 + [False] * 4)
+    by_chance = model.score(signal(symbol="BTC", confidence=1.0))
+    learn(model, signal(symbol="BTC", side="sell"), [True] * 40 + [False] * 60)
+    learn(model, signal(symbol="ETH", side="sell"), [True] * 60 + [False] * 40)
+    shown = model.score(signal(symbol="BTC", side="sell", confidence=1.0))
+
+    assert model.base_rate("ema") == pytest.approx(0.5)
+    assert by_chance.quality == 1.0
+    assert shown.quality < 1.0
+    assert "similar setups won 40% of 100" in shown.reasons
+
+
 def test_the_config_factor_caps_a_regime_even_without_evidence() -> None:
     model = ScorerModel(ScorerConfig(regime_factors={"volatile": 0.8, "range": 0.9}), "run")
     model.set_regime_fit({"ema": figures(100, 1.0, 5.0)}, {"range": {"ema": figures(200, -5.0)}})
@@ -462,7 +503,11 @@ def test_history_is_the_beta_posterior_around_the_strategy_rate(
     ]
     posterior = (sum(mine) + strength * p) / (len(mine) + strength)
     rate = sum(mine) / len(mine) if mine else p
-    expected = 1.0 if rate >= p else max(floor, posterior / p)
+    # Only a shortfall significant at config.significance counts: a one-sided z-test of
+    # the setup's rate against p (certain when p is 0 or 1).
+    critical = NormalDist().inv_cdf(1.0 - config.significance)
+    significant = p in (0.0, 1.0) or (p - rate) * math.sqrt(len(mine) / (p * (1 - p))) > critical
+    expected = max(floor, posterior / p) if rate < p and significant else 1.0
 
     reply = model.score(probe)
 
