@@ -56,20 +56,6 @@ class PerformanceConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknow
     window_trades: Annotated[int, Meta(ge=2, le=100_000)] = 100
 
 
-def _add_compensated(total: float, error: float, value: float) -> tuple[float, float]:
-    """Neumaier's compensated addition: ``total + error`` keeps the digits ``total`` drops.
-
-    Without it every addition to a large running pnl rounds off the low digits of the
-    trade, and a long record drifts away from the sum of its trades.
-    """
-    new_total = total + value
-    if abs(total) >= abs(value):
-        error += (total - new_total) + value
-    else:
-        error += (value - new_total) + total
-    return new_total, error
-
-
 class RunningStats:
     """The ``all`` window of one group, updated in constant time per trade.
 
@@ -144,7 +130,13 @@ class RunningStats:
         self.max_drawdown = 0.0
 
     def add(self, pnl: float) -> None:
-        """Count one more trade."""
+        """Count one more trade.
+
+        Each sum of money is Neumaier's compensated addition, written out (this runs seven
+        times per trade): ``total + error`` keeps the digits ``total`` drops. Without it
+        every addition to a large running pnl rounds off the low digits of the trade, and a
+        long record drifts away from the sum of its trades.
+        """
         n1 = self.n
         if n1 == 0:
             self.shift = pnl
@@ -155,27 +147,38 @@ class RunningStats:
         delta_n = delta / n
         delta_n2 = delta_n * delta_n
         term1 = delta * delta_n * n1
+        m2 = self.m2
+        m3 = self.m3
         self.mean += delta_n
-        self.m4 += (
-            term1 * delta_n2 * (n * n - 3 * n + 3) + 6 * delta_n2 * self.m2 - 4 * delta_n * self.m3
-        )
-        self.m3 += term1 * delta_n * (n - 2) - 3 * delta_n * self.m2
-        self.m2 += term1
+        self.m4 += term1 * delta_n2 * (n * n - 3 * n + 3) + 6 * delta_n2 * m2 - 4 * delta_n * m3
+        self.m3 = m3 + (term1 * delta_n * (n - 2) - 3 * delta_n * m2)
+        self.m2 = m2 + term1
         self.n = n
 
         if pnl > 0:
             self.wins += 1
-            self.profit, self.profit_error = _add_compensated(self.profit, self.profit_error, pnl)
+            total = self.profit
+            new = total + pnl
+            self.profit_error += (total - new) + pnl if abs(total) >= pnl else (pnl - new) + total
+            self.profit = new
         elif pnl < 0:
             self.losses += 1
-            self.loss, self.loss_error = _add_compensated(self.loss, self.loss_error, -pnl)
+            loss = -pnl
+            total = self.loss
+            new = total + loss
+            self.loss_error += (total - new) + loss if abs(total) >= loss else (loss - new) + total
+            self.loss = new
             self.loss_squares += pnl * pnl
 
-        self.pnl, self.pnl_error = _add_compensated(self.pnl, self.pnl_error, pnl)
-        running = self.pnl + self.pnl_error
-        if running > self.peak:
-            self.peak = running
-        drawdown = self.peak - running
+        total = self.pnl
+        new = total + pnl
+        self.pnl_error += (total - new) + pnl if abs(total) >= abs(pnl) else (pnl - new) + total
+        self.pnl = new
+        running = new + self.pnl_error
+        peak = self.peak
+        if running > peak:
+            self.peak = peak = running
+        drawdown = peak - running
         if drawdown > self.max_drawdown:
             self.max_drawdown = drawdown
 
@@ -463,6 +466,9 @@ class PerformanceModel:
         }
         self._tables = tuple(self.groups.values())  # in GROUPINGS order, for record
         self._judged = tuple(grouping in JUDGED for grouping in GROUPINGS)
+        # The groups by strategy and regime in the order recent_by_regime lists them,
+        # sorted again only when a group is added.
+        self._by_regime_order: list[tuple[str, ...]] = []
         self.last_seq = 0
         self.trade_count = 0
 
@@ -560,8 +566,11 @@ class PerformanceModel:
         """regime -> strategy -> that strategy's recent window in that regime, per unit of
         size, as the optimization cycle judges it."""
         table = self.groups[("strategy", "regime")]
+        order = self._by_regime_order
+        if len(order) != len(table):
+            order = self._by_regime_order = sorted(table, key=lambda k: (k[1], k[0]))
         by_regime: dict[str, dict[str, Figures]] = {}
-        for key in sorted(table, key=lambda k: (k[1], k[0])):
+        for key in order:
             strategy, regime = key
             by_regime.setdefault(regime, {})[strategy] = table[key].judged_figures()
         return by_regime
