@@ -129,7 +129,16 @@ class Assessment(msgspec.Struct, kw_only=True):
     soft: list[str]  # soft breaches, in words
     hard: str | None  # the hard breach, in words
     recovered: bool  # every threshold cleared by the hysteresis margin
-    metrics: dict[str, Any]
+    figures: Figures
+    soft_limit: float  # the drawdown limits applied, in pnl units
+    hard_limit: float
+
+    def metrics(self) -> dict[str, Any]:
+        """The figures and limits for the journal (built only for a transition)."""
+        metrics = _metrics(self.figures)
+        metrics["soft_drawdown_limit"] = self.soft_limit
+        metrics["hard_drawdown_limit"] = self.hard_limit
+        return metrics
 
 
 def _amount(value: float) -> str:
@@ -164,6 +173,10 @@ class LifecycleModel:
         }
         # Off-switch: no automatic transitions while off; force_status still works.
         self.enabled = True
+        # The figures each strategy was last assessed on (off probation). Figures are
+        # shared and never modified, so the same object is the same evidence: a cycle
+        # skips it without taking its fingerprint.
+        self._assessed: dict[str, Figures] = {}
 
     def register(self, strategy: str, now_ms: int) -> bool:
         """Start tracking a strategy as active; False if already known."""
@@ -237,10 +250,14 @@ class LifecycleModel:
             and drawdown < soft_limit * (1 - margin)
             and (psr is None or psr > cfg.psr_floor + margin)
         )
-        metrics = _metrics(figures)
-        metrics["soft_drawdown_limit"] = soft_limit
-        metrics["hard_drawdown_limit"] = hard_limit
-        return Assessment(soft=soft, hard=hard, recovered=recovered, metrics=metrics)
+        return Assessment(
+            soft=soft,
+            hard=hard,
+            recovered=recovered,
+            figures=figures,
+            soft_limit=soft_limit,
+            hard_limit=hard_limit,
+        )
 
     def assess(self, recent: Mapping[str, Figures], now_ms: int) -> list[Transition]:
         """Apply the rules of ``TRANSITIONS`` to every strategy, in name order.
@@ -277,8 +294,13 @@ class LifecycleModel:
                         )
                     )
                 continue
-            if figures is not None and state.probation_from is not None:
-                figures = self._since_probation(state, figures)
+            if state.probation_from is not None:
+                if figures is not None:
+                    figures = self._since_probation(state, figures)
+            elif figures is not None:
+                if figures is self._assessed.get(strategy):
+                    continue
+                self._assessed[strategy] = figures
             if figures is None or figures.trades < cfg.min_trades:
                 continue
             evidence = fingerprint(figures)
@@ -290,7 +312,7 @@ class LifecycleModel:
                 # The soft drawdown line would only repeat the hard one.
                 others = [b for b in found.soft if not b.startswith("drawdown")]
                 reason = "; ".join([found.hard, *others])
-                transitions += self._suspend(strategy, state, reason, now_ms, found.metrics)
+                transitions += self._suspend(strategy, state, reason, now_ms, found.metrics())
             elif found.soft:
                 state.recoveries = 0
                 renewed = figures.seen - state.counted_at
@@ -298,15 +320,16 @@ class LifecycleModel:
                     continue  # the breach already counted, on much the same trades
                 state.violations += 1
                 state.counted_at = figures.seen
-                found.metrics["violations"] = state.violations
                 breaches = "; ".join(found.soft)
                 if state.status == "active":
+                    metrics = found.metrics() | {"violations": state.violations}
                     transitions.append(
-                        self._move(strategy, state, "degraded", breaches, now_ms, found.metrics)
+                        self._move(strategy, state, "degraded", breaches, now_ms, metrics)
                     )
                 elif state.violations >= cfg.max_violations:
+                    metrics = found.metrics() | {"violations": state.violations}
                     reason = f"{_ordinal(state.violations)} violation in a row: {breaches}"
-                    transitions += self._suspend(strategy, state, reason, now_ms, found.metrics)
+                    transitions += self._suspend(strategy, state, reason, now_ms, metrics)
             else:
                 # Only a window that clears every threshold by the margin ends a run of
                 # violations: one that merely scrapes past them is no recovery.
@@ -321,7 +344,7 @@ class LifecycleModel:
                             f"margin in {cfg.recovery_checks} assessments in a row"
                         )
                         transitions.append(
-                            self._move(strategy, state, "active", reason, now_ms, found.metrics)
+                            self._move(strategy, state, "active", reason, now_ms, found.metrics())
                         )
         return transitions
 

@@ -172,6 +172,10 @@ class ScorerModel:
         self.regime_multipliers: dict[str, dict[str, float]] = {}
         # regime -> strategy -> learned fit; only fits below 1.0 are kept.
         self.regime_fit: dict[str, dict[str, float]] = {}
+        # (regime, strategy) -> the figures overall and in the regime its fit was last
+        # learned from, and the fit: figures are shared and never modified, so the same
+        # two objects give the same fit and a cycle recomputes only the fits that moved.
+        self._fits: dict[tuple[str, str], tuple[Figures | None, Figures, float]] = {}
         # Least recently updated first, so eviction drops the stalest record.
         self.setups: OrderedDict[SetupKey, SetupTally] = OrderedDict()
         self.strategy_tallies: OrderedDict[str, Tally] = OrderedDict()
@@ -444,11 +448,21 @@ class ScorerModel:
         """Learn f_regime from each strategy's recent results per regime (regime ->
         strategy -> figures) against its recent results overall (strategy -> figures)."""
         fit: dict[str, dict[str, float]] = {}
+        known = self._fits
+        fits: dict[tuple[str, str], tuple[Figures | None, Figures, float]] = {}
         for regime, table in by_regime.items():
             for strategy, figures in table.items():
-                factor = self.regime_fit_of(overall.get(strategy), figures)
+                whole = overall.get(strategy)
+                key = (regime, strategy)
+                last = known.get(key)
+                if last is not None and last[0] is whole and last[1] is figures:
+                    factor = last[2]
+                else:
+                    factor = self.regime_fit_of(whole, figures)
+                fits[key] = (whole, figures, factor)
                 if factor < 1.0:
                     fit.setdefault(regime, {})[strategy] = factor
+        self._fits = fits
         self.regime_fit = fit
 
     def regime_fit_of(self, overall: Figures | None, in_regime: Figures) -> float:

@@ -164,6 +164,10 @@ class WeightingModel:
         # The strategy's trade count (``Figures.seen``) when each weight was last judged
         # ("regime|strategy" -> seen).
         self.judged_at: dict[str, int] = {}
+        # Per table (None: global), the figures each weight was last considered on.
+        # Figures are shared and never modified: the same object is no new evidence, so
+        # a cycle passes it by without looking up when it was judged.
+        self._considered: dict[str | None, dict[str, Figures]] = {}
 
     # ------------------------------------------------------------------ strategies
 
@@ -344,10 +348,14 @@ class WeightingModel:
         reason: str,
     ) -> list[WeightUpdate]:
         updates = []
+        considered = self._considered.setdefault(regime, {})
         for strategy in sorted(recent):
             figures = recent[strategy]
             if strategy not in weights or figures.trades < self.config.min_trades:
                 continue
+            if considered.get(strategy) is figures:
+                continue
+            considered[strategy] = figures
             # A weight moves only on new evidence: once step_share of its window is trades
             # made since it was last judged. Cycles in between would step again on much
             # the same trades.

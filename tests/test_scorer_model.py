@@ -449,6 +449,18 @@ def test_a_setup_below_average_by_chance_keeps_its_quality() -> None:
     assert "similar setups won 40% of 100" in shown.reasons
 
 
+def test_a_regime_fit_follows_new_overall_figures_with_the_same_regime_figures() -> None:
+    model = ScorerModel(ScorerConfig(), "run")
+    in_range = figures(40, -1.0, sharpe=-0.25)
+    model.set_regime_fit({"ema": figures(100, 1.0, 5.0)}, {"range": {"ema": in_range}})
+    before = model.regime_factor("ema", "range")
+    # The same regime figures, the strategy now doing worse overall: a smaller shortfall.
+    model.set_regime_fit({"ema": figures(100, 0.0, 5.0)}, {"range": {"ema": in_range}})
+
+    assert before == pytest.approx(1.0 - 0.4 * 40 / 60)
+    assert model.regime_factor("ema", "range") == pytest.approx(1.0 - 0.2 * 40 / 60)
+
+
 def test_the_config_factor_caps_a_regime_even_without_evidence() -> None:
     model = ScorerModel(ScorerConfig(regime_factors={"volatile": 0.8, "range": 0.9}), "run")
     model.set_regime_fit({"ema": figures(100, 1.0, 5.0)}, {"range": {"ema": figures(200, -5.0)}})
