@@ -430,6 +430,8 @@ class Replayer:
         self.cycle = 0
         self.recorded_since_cycle = 0
         self._last_recent: dict[str, Figures] | None = None
+        # A strategy registered since the allocation was last pushed to the scorer.
+        self._registered = False
         self.status_changes: list[StatusEvent] = []
         self.weights: dict[str, list[tuple[int, float, float]]] = {}
 
@@ -440,9 +442,11 @@ class Replayer:
         self.lifecycle.register(strategy, self.now_ms)
         base = model.base[strategy]
         self.weights[strategy] = [(self.now_ms, round(base, 6), round(base, 6))]
+        self._registered = True
 
     def _push_allocation(self) -> None:
         """Statuses and weights to the scorer, and each weight that moved to its path."""
+        self._registered = False
         statuses = self.lifecycle.statuses()
         weighting = self.weighting
         weighting.statuses = statuses
@@ -462,7 +466,9 @@ class Replayer:
 
         With no trade recorded since the last cycle, the figures are the same: weights and
         assessments need new evidence, so only the lifecycle's clock (probation) can move
-        anything, and the cycle is cut to that, with the same result as a full one.
+        anything, and the cycle is cut to that, with the same result as a full one. The
+        allocation is pushed to the scorer only when a weight or a status moved or a
+        strategy was registered since the last push: otherwise the scorer already has it.
         """
         self.now_ms = now_ms
         self.cycle += 1
@@ -476,10 +482,12 @@ class Replayer:
         by_strategy = self.performance.recent_by_strategy()
         by_regime = self.performance.recent_by_regime()
         self._last_recent = by_strategy
-        self.weighting.model.update(by_strategy, by_regime, f"cycle {self.cycle}")
-        self._note_moves(self.lifecycle.assess(by_strategy, now_ms), now_ms)
+        updates = self.weighting.model.update(by_strategy, by_regime, f"cycle {self.cycle}")
+        moves = self.lifecycle.assess(by_strategy, now_ms)
+        self._note_moves(moves, now_ms)
         self.scorer.set_regime_fit(by_strategy, by_regime)
-        self._push_allocation()
+        if updates or moves or self._registered:
+            self._push_allocation()
 
     def _note_moves(self, moves: Sequence[Any], now_ms: int) -> None:
         for move in moves:
