@@ -1,7 +1,9 @@
-"""End to end faults: storage going away and coming back, SIGTERM under load, overload."""
+"""End to end faults: storage going away and coming back (a locked database, a full disk),
+SIGTERM under load, overload."""
 
 from __future__ import annotations
 
+import resource
 import sqlite3
 import threading
 import time
@@ -51,6 +53,54 @@ def test_locked_database_answers_storage_unavailable_and_recovers(tmp_path: Path
     finally:
         client.close()
         daemon.close()
+
+
+def test_full_disk_answers_storage_unavailable_loses_nothing_and_recovers(
+    tmp_path: Path,
+) -> None:
+    # The kernel's file size limit, set on the running daemon, fails every write that
+    # would grow a file past it (EFBIG), as a full disk fails it (ENOSPC): SQLite reports
+    # an I/O error for the one and "database or disk is full" for the other, and the store
+    # answers both alike. The log file stays far below the limit.
+    daemon = DaemonProcess(tmp_path, "").start()
+    assert daemon.process is not None
+    pid = daemon.process.pid
+    client = RawClient(daemon.rpc)
+    wal = daemon.database.with_name(daemon.database.name + "-wal")
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    acknowledged: list[str] = []
+    refused: list[str] = []
+    try:
+        for i in range(60):
+            assert isinstance(client.call(trade(f"before-{i}")), TradeRecorded)
+            acknowledged.append(f"before-{i}")
+        assert daemon.log_path.stat().st_size < wal.stat().st_size // 4
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (wal.stat().st_size, hard))
+        for i in range(40):
+            reply = client.call(trade(f"full-{i}"))
+            if isinstance(reply, TradeRecorded):
+                acknowledged.append(reply.trade_id)
+            else:
+                assert isinstance(reply, Error) and reply.code == "storage_unavailable", reply
+                refused.append(f"full-{i}")
+        assert refused, "no write reached the limit"
+        scored = client.call(
+            ScoreSignal(strategy="ema", symbol="BTC", side="buy", confidence=0.8, confluence=3)
+        )
+        assert isinstance(scored, SignalScore), "scoring must not depend on storage"
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
+        # Space is back: the bots' retries of what was refused are recorded, once each.
+        for trade_id in refused:
+            reply = client.call(trade(trade_id))
+            assert isinstance(reply, TradeRecorded) and not reply.duplicate, reply
+        assert daemon.process.poll() is None
+    finally:
+        client.close()
+        daemon.close()
+    with sqlite3.connect(daemon.database) as db:
+        recorded = [r[0] for r in db.execute("SELECT trade_id FROM trades ORDER BY seq")]
+    assert sorted(recorded) == sorted(acknowledged + refused)
+    assert len(recorded) == len(set(recorded))
 
 
 def test_sigterm_under_load_answers_in_flight_requests_and_exits_zero(tmp_path: Path) -> None:
