@@ -295,6 +295,7 @@ class Daemon:
                 config=cfg.metrics,
                 gateway=self.gateway,
                 store=store,
+                scorer=scorer,
                 engine=engine,
                 alerts=alerts,
                 actors=self.supervisor.actors,

@@ -76,6 +76,7 @@ class Sampler:
         config: MetricsConfig,
         gateway: Any,
         store: Any,
+        scorer: Any,
         engine: Any,
         alerts: Any,
         actors: Iterable[Actor],
@@ -85,6 +86,7 @@ class Sampler:
         self.gateway = gateway
         self.gateway_stats = gateway.stats
         self.store = store
+        self.scorer = scorer
         self.engine = engine
         self.alerts = alerts
         self.actors = list(actors)
@@ -194,6 +196,20 @@ class Sampler:
         storage = GaugeMetricFamily("alphad_storage_healthy", "1 while the database is writable.")
         storage.add_metric([], 1.0 if self.store.healthy else 0.0)
         metrics.append(storage)
+        failed = CounterMetricFamily(
+            "alphad_store_failed_commits",
+            "Group commits the database refused; their writes were answered storage_unavailable.",
+        )
+        failed.add_metric([], self.store.failed_batches)
+        metrics.append(failed)
+        # Scored signals whose journal rows were given up: the scorer could not hand them to
+        # a full store mailbox, or the store's backlog outgrew its bound while storage failed.
+        unjournaled = CounterMetricFamily(
+            "alphad_signals_not_journaled",
+            "Scored signals answered but never written to the signals table.",
+        )
+        unjournaled.add_metric([], self.store.dropped_signals + self.scorer.signals_not_kept)
+        metrics.append(unjournaled)
         depth = GaugeMetricFamily(
             "alphad_mailbox_depth", "Messages waiting per actor.", labels=["actor"]
         )

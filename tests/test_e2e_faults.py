@@ -16,6 +16,7 @@ from protocol.codec import decode_reply, encode
 from protocol.errors import AlphadError
 from protocol.messages import Error, RecordTrade, ScoreSignal, SignalScore, TradeRecorded
 from tests.daemon_process import DaemonProcess, RawClient
+from tests.test_metrics import free_port, scrape, value
 
 
 def trade(trade_id: str) -> RecordTrade:
@@ -62,7 +63,8 @@ def test_full_disk_answers_storage_unavailable_loses_nothing_and_recovers(
     # would grow a file past it (EFBIG), as a full disk fails it (ENOSPC): SQLite reports
     # an I/O error for the one and "database or disk is full" for the other, and the store
     # answers both alike. The log file stays far below the limit.
-    daemon = DaemonProcess(tmp_path, "").start()
+    port = free_port()
+    daemon = DaemonProcess(tmp_path, f"[metrics]\nport = {port}\n").start()
     assert daemon.process is not None
     pid = daemon.process.pid
     client = RawClient(daemon.rpc)
@@ -88,12 +90,18 @@ def test_full_disk_answers_storage_unavailable_loses_nothing_and_recovers(
             ScoreSignal(strategy="ema", symbol="BTC", side="buy", confidence=0.8, confluence=3)
         )
         assert isinstance(scored, SignalScore), "scoring must not depend on storage"
+        time.sleep(1.5)  # the metrics are folded once a second
+        failing = scrape(port)
+        assert value(failing, "alphad_storage_healthy") == 0
+        assert value(failing, "alphad_store_failed_commits_total") >= len(refused)
         resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
         # Space is back: the bots' retries of what was refused are recorded, once each.
         for trade_id in refused:
             reply = client.call(trade(trade_id))
             assert isinstance(reply, TradeRecorded) and not reply.duplicate, reply
         assert daemon.process.poll() is None
+        time.sleep(1.5)
+        assert value(scrape(port), "alphad_storage_healthy") == 1
     finally:
         client.close()
         daemon.close()
