@@ -27,6 +27,12 @@ class Figures(msgspec.Struct, kw_only=True):
     sortino: float | None = None
     sqn: float | None = None
     psr: float | None = None
+    # The PSR the weights and the lifecycle judge by: the reported ``psr`` where skew and
+    # kurtosis make the Sharpe ratio less certain than for normal returns, the normal
+    # returns' PSR where they would make it more certain (one huge trade sets both the
+    # Sharpe ratio and the skew); defined wherever the Sharpe ratio is, from 3 trades on (also
+    # where a two-valued record leaves ``psr`` undefined). Never on the wire.
+    judged_psr: float | None = None
     max_drawdown: float = 0.0
     current_drawdown: float = 0.0
     # Mean absolute pnl of the window: the scale that makes drawdowns comparable across
@@ -42,7 +48,7 @@ class Figures(msgspec.Struct, kw_only=True):
     def as_row(self) -> dict[str, Any]:
         """The wire row's metric keys (``protocol.messages.METRIC_FIELDS``)."""
         row = msgspec.structs.asdict(self)
-        del row["mean_abs_pnl"], row["seen"], row["pnls"]
+        del row["judged_psr"], row["mean_abs_pnl"], row["seen"], row["pnls"]
         return row
 
 

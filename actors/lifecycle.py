@@ -222,7 +222,7 @@ class LifecycleModel:
         scale = pnl_scale(figures)
         soft_limit, hard_limit = self.drawdown_limits(strategy, figures)
         expectancy, win_rate, drawdown = figures.expectancy, figures.win_rate, figures.max_drawdown
-        profit_factor, psr = figures.profit_factor, figures.psr
+        profit_factor, psr = figures.profit_factor, figures.judged_psr
         soft = []
         if psr is not None and psr < cfg.psr_floor:
             soft.append(f"PSR {psr:.2f} < {cfg.psr_floor:.2f}")

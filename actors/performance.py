@@ -386,7 +386,7 @@ def _assemble(
         std = math.sqrt(m2 / (n - 1))
         if std > _ROUNDING_FLOOR * mean_abs:
             sharpe = mean / std
-    psr = _psr(n, sharpe, m2, m3, m4) if sharpe is not None and n >= 3 else None
+    psr, judged_psr = _psr(n, sharpe, m2, m3, m4) if sharpe is not None and n >= 3 else (None, None)
     # Tiny losses whose squares underflow leave no downside deviation to divide by.
     sortino = mean / math.sqrt(loss_squares / n) if losses and loss_squares > 0 else None
     return Figures(
@@ -406,6 +406,7 @@ def _assemble(
         sortino=sortino,
         sqn=math.sqrt(n) * sharpe if sharpe is not None else None,
         psr=psr,
+        judged_psr=judged_psr,
         max_drawdown=max_drawdown,
         current_drawdown=current_drawdown,
         mean_abs_pnl=mean_abs,
@@ -414,13 +415,27 @@ def _assemble(
     )
 
 
-def _psr(n: int, sharpe: float, m2: float, m3: float, m4: float) -> float | None:
-    """Probabilistic Sharpe ratio against 0, or None where it is undefined."""
+def _psr(n: int, sharpe: float, m2: float, m3: float, m4: float) -> tuple[float | None, float]:
+    """Probabilistic Sharpe ratio against 0 (None where it is undefined), and the PSR the
+    weights and the lifecycle judge by: never more certain than for normal returns.
+
+    The reported PSR divides by √(1 − γ₃·SR + (γ₄ − 1)/4·SR²), the standard error of the
+    Sharpe ratio for returns of that skew and kurtosis. Measured on a window, γ₃ and γ₄
+    come from the very trades that make the Sharpe ratio: one huge loss makes the mean,
+    the Sharpe ratio and the skew negative together, γ₃·SR turns large and positive, and
+    the window looks more certain of a negative Sharpe ratio than normal returns would,
+    not less. The judged PSR keeps the expression at or above its value for normal
+    returns, 1 + SR²/2: fat tails and skew may widen the doubt, never narrow it. Where
+    the reported PSR is undefined (a two-valued record, or moments that underflow), the
+    judged one is that of normal returns.
+    """
+    normal = 1.0 + 0.5 * sharpe * sharpe
+    scaled = sharpe * math.sqrt(n - 1)
     variance = m2 / n
     sd_cubed = variance * math.sqrt(variance)
     variance_squared = variance * variance
     if sd_cubed == 0 or variance_squared == 0:  # pnls so tiny that their powers underflow
-        return None
+        return None, _phi(scaled / math.sqrt(normal))
     skew = (m3 / n) / sd_cubed
     kurtosis = (m4 / n) / variance_squared
     spread = skew * sharpe
@@ -429,11 +444,18 @@ def _psr(n: int, sharpe: float, m2: float, m3: float, m4: float) -> float | None
     # two-valued record, where the Sharpe ratio's uncertainty vanishes and psr is
     # undefined. Within rounding of 0 counts as 0.
     under = 1.0 - spread + tail
+    judged = _phi(scaled / math.sqrt(max(under, normal)))
     if under <= _ROUNDING_FLOOR * (1.0 + abs(spread) + tail):
-        return None
-    z = sharpe * math.sqrt(n - 1) / math.sqrt(under)
-    # Φ(z) = (1 + erf(z/√2)) / 2 = erfc(−z/√2) / 2; erfc keeps the digits of a small
-    # probability that 1 + erf would round away.
+        return None, judged
+    return _phi(scaled / math.sqrt(under)), judged
+
+
+def _phi(z: float) -> float:
+    """The standard normal distribution function.
+
+    Φ(z) = (1 + erf(z/√2)) / 2 = erfc(−z/√2) / 2; erfc keeps the digits of a small
+    probability that 1 + erf would round away.
+    """
     return 0.5 * math.erfc(-z / _SQRT2)
 
 

@@ -242,6 +242,7 @@ class WeightingModel:
             "sharpe": _finite_or_none(sharpe),
             "max_drawdown": _finite_or_none(figures.max_drawdown),
             "psr": _finite_or_none(figures.psr),
+            "judged_psr": _finite_or_none(figures.judged_psr),
             "mean_abs_pnl": scale,
             "terms": {
                 "sharpe": sharpe_term,
@@ -262,8 +263,9 @@ class WeightingModel:
         return 1.0 + score * (1.0 - cfg.min_multiplier)
 
     def evidenced_target(self, score: float, figures: Figures) -> float:
-        """The target multiplier of a window's score where the window's PSR makes its sign
-        significant at ``significance``; 1.0 (base) where it does not.
+        """The target multiplier of a window's score where the window's judged PSR
+        (``Figures.judged_psr``) makes its sign significant at ``significance``; 1.0
+        (base) where it does not.
 
         A per-trade Sharpe of 0.1 and one of 0 cannot be told apart on 100 trades: acting on
         the score of such a window sizes a good strategy down on noise. A score against the
@@ -271,7 +273,7 @@ class WeightingModel:
         Without a PSR, a window of at least three trades has no spread to be unsure about
         (every trade alike) and its score decides; a shorter one is no evidence.
         """
-        psr = figures.psr
+        psr = figures.judged_psr
         if psr is None:
             return self.target_multiplier(score) if figures.trades >= 3 else 1.0
         level = self.config.significance
@@ -373,7 +375,7 @@ class WeightingModel:
             weights[strategy] = new
             metrics["target"] = target
             held = f", step held to {self.config.max_change:.0%}" if capped else ""
-            psr = "-" if figures.psr is None else f"{figures.psr:.2f}"
+            psr = "-" if figures.judged_psr is None else f"{figures.judged_psr:.2f}"
             why = f"score {score:+.2f}, PSR {psr}, target {target:.2f} × base{held}"
             updates.append(
                 WeightUpdate(

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from actors.events import ClosedTrade
 from actors.figures import Figures
 from actors.lifecycle import TRANSITIONS, LifecycleConfig, LifecycleModel, Transition
-from actors.performance import PerformanceConfig, PerformanceModel
+from actors.performance import PerformanceConfig, PerformanceModel, figures_of
 from actors.weighting import StrategyConfig
 from protocol.errors import AlphadError
 from protocol.messages import STATUSES
@@ -40,7 +40,7 @@ def window(**overrides: Any) -> Figures:
         "expectancy": 1.0,
         "profit_factor": 2.0,
         "sharpe": 0.4,
-        "psr": 0.95,
+        "judged_psr": 0.95,
         "max_drawdown": 4.0,
         "mean_abs_pnl": 2.0,
     }
@@ -48,11 +48,13 @@ def window(**overrides: Any) -> Figures:
 
 
 def soft_breach() -> Figures:
-    return window(win_rate=0.4, expectancy=-0.2, profit_factor=0.9, sharpe=-0.2, psr=0.05)
+    return window(win_rate=0.4, expectancy=-0.2, profit_factor=0.9, sharpe=-0.2, judged_psr=0.05)
 
 
 def hard_breach() -> Figures:
-    return window(win_rate=0.4, expectancy=-0.5, profit_factor=0.7, psr=0.02, max_drawdown=80.0)
+    return window(
+        win_rate=0.4, expectancy=-0.5, profit_factor=0.7, judged_psr=0.02, max_drawdown=80.0
+    )
 
 
 # The mechanics are tested at fixed thresholds, not at the tuned defaults (docs/replay.md).
@@ -140,7 +142,7 @@ def test_every_automatic_transition_of_the_table_is_exercised() -> None:
     [
         ({"win_rate": 0.2}, "win rate 20% < 25%"),
         ({"max_drawdown": 30.0}, "drawdown 30.00 > 24.00"),
-        ({"psr": 0.05}, "PSR 0.05 < 0.10"),
+        ({"judged_psr": 0.05}, "PSR 0.05 < 0.10"),
     ],
 )
 def test_any_soft_breach_degrades_an_active_strategy(
@@ -157,18 +159,34 @@ def test_a_negative_expectancy_without_significance_is_no_breach() -> None:
     # A real edge shows a losing window now and then; only PSR below the floor (fairly
     # sure the Sharpe ratio is negative) breaches on the edge.
     m = model()
-    noisy = window(expectancy=-0.1, profit_factor=0.95, sharpe=-0.05, psr=0.35)
+    noisy = window(expectancy=-0.1, profit_factor=0.95, sharpe=-0.05, judged_psr=0.35)
     assert moves(m, noisy) == []
-    assert moves(m, window(expectancy=-0.1, profit_factor=0.95, sharpe=-0.2, psr=0.09)) == [
+    assert moves(m, window(expectancy=-0.1, profit_factor=0.95, sharpe=-0.2, judged_psr=0.09)) == [
         ("active", "degraded")
     ]
 
 
+def test_one_huge_loss_among_good_trades_is_no_soft_breach_by_psr() -> None:
+    # 49 trades of a small edge and one loss of 800: the skewness term of the PSR makes
+    # the window look 96 % sure of a negative Sharpe ratio (PSR 0.04). Judged as normal
+    # returns would be (PSR 0.17), one trade is not that much evidence.
+    pnls = [20.5 if i % 2 else -19.5 for i in range(49)] + [-800.0]
+    figures = figures_of(pnls, seen=len(pnls), keep_pnls=True)
+    m = LifecycleModel(LifecycleConfig(), {})
+    assert figures.psr is not None and figures.psr < m.config.psr_floor
+    assert figures.judged_psr is not None and figures.judged_psr > 0.15
+    assert not m.check("ema", figures).soft
+    assert m.assess({"ema": figures}, 0) == []
+    # A steady bleed stays a breach: its PSR is low without any single trade.
+    bleeding = figures_of([-2.0, 1.0] * 25, seen=100, keep_pnls=True)
+    assert m.check("ema", bleeding).soft == [f"PSR {bleeding.judged_psr:.2f} < 0.05"]
+
+
 def test_reasons_read_like_a_trader_and_carry_the_metrics() -> None:
     m = model()
-    (transition,) = m.assess({"ema": window(psr=0.04, win_rate=0.2)}, 0)
+    (transition,) = m.assess({"ema": window(judged_psr=0.04, win_rate=0.2)}, 0)
     assert transition.reason == "PSR 0.04 < 0.10; win rate 20% < 25%"
-    assert transition.metrics["psr"] == 0.04
+    assert transition.metrics["judged_psr"] == 0.04
     assert transition.metrics["win_rate"] == 0.2
     assert "pnls" not in transition.metrics
     assert transition.metrics["soft_drawdown_limit"] == 24.0
@@ -200,7 +218,7 @@ def test_a_clean_assessment_short_of_recovery_keeps_the_violation_count() -> Non
     m = model(max_violations=3, recovery_checks=10)
     moves(m, soft_breach())
     moves(m, soft_breach())
-    scraping = window(expectancy=0.01, profit_factor=1.01, psr=0.12)  # no breach, no margin
+    scraping = window(expectancy=0.01, profit_factor=1.01, judged_psr=0.12)  # no breach, no margin
     assert moves(m, scraping) == []
     assert m.health("ema")[0]["violations"] == 2
     assert moves(m, soft_breach()) == [("degraded", "suspended")]
@@ -249,7 +267,7 @@ def test_relative_drawdown_limits_follow_the_size_of_the_trades() -> None:
 def test_degraded_recovers_only_after_clearing_the_margin_for_recovery_checks_in_a_row() -> None:
     m = model(recovery_checks=2, hysteresis=0.1)
     moves(m, soft_breach())
-    barely = window(win_rate=0.36, expectancy=0.01, profit_factor=1.02, psr=0.6)
+    barely = window(win_rate=0.36, expectancy=0.01, profit_factor=1.02, judged_psr=0.6)
     assert moves(m, barely) == [] and moves(m, barely) == []  # clean, but within the margin
     assert moves(m, window()) == []
     assert moves(m, barely) == []  # the streak starts over
@@ -266,7 +284,7 @@ def test_degraded_recovers_only_after_clearing_the_margin_for_recovery_checks_in
         {"profit_factor": 1.05},
         {"win_rate": 0.30},
         {"max_drawdown": 22.8},  # must stay under 24 × 0.95
-        {"psr": 0.15},
+        {"judged_psr": 0.15},
         {"profit_factor": None},  # no loss and no win: nothing to clear with
     ],
 )
@@ -281,14 +299,16 @@ def test_every_threshold_must_clear_the_margin_to_recover(within_margin: dict[st
 def test_a_window_without_losses_can_recover() -> None:
     m = model(recovery_checks=1)
     moves(m, soft_breach())
-    perfect = window(profit_factor=None, profit_factor_infinite=True, psr=None, max_drawdown=0.0)
+    perfect = window(
+        profit_factor=None, profit_factor_infinite=True, judged_psr=None, max_drawdown=0.0
+    )
     assert moves(m, perfect) == [("degraded", "active")]
 
 
 def test_nan_figures_never_recover_a_strategy() -> None:
     m = model(recovery_checks=1)
     moves(m, soft_breach())
-    for field in ("expectancy", "win_rate", "profit_factor", "psr", "max_drawdown"):
+    for field in ("expectancy", "win_rate", "profit_factor", "judged_psr", "max_drawdown"):
         assert moves(m, window(**{field: math.nan})) == []
     assert m.status("ema") == "degraded"
 
@@ -461,7 +481,7 @@ any_figures = st.builds(
     expectancy=st.one_of(st.floats(-10, 10), wild),
     profit_factor=st.one_of(st.none(), st.floats(0, 5), wild),
     profit_factor_infinite=st.booleans(),
-    psr=st.one_of(st.none(), st.floats(0, 1), wild),
+    judged_psr=st.one_of(st.none(), st.floats(0, 1), wild),
     max_drawdown=st.one_of(st.floats(0, 100), wild),
     mean_abs_pnl=st.one_of(st.floats(0, 5), wild),
 )

@@ -316,6 +316,70 @@ def test_psr_is_none_where_a_two_valued_record_leaves_the_sharpe_ratio_no_uncert
     assert only_row(build(one_strategy([1.0, 0.5, 0.5])))["psr"] == pytest.approx(1.0)
 
 
+def exact_judged_psr(pnls: list[float]) -> float | None:
+    """The judged PSR from its definition (docs/optimization.md): the PSR with the expression
+    under its root kept at or above its value for normal returns, 1 + sharpe²/2."""
+    sharpe = exact_figures(pnls)["sharpe"]
+    n = len(pnls)
+    if n < 3 or sharpe is None:
+        return None
+    p = [Fraction(x) for x in pnls]
+    mean = sum(p, Fraction(0)) / n
+    variance = sum((x - mean) ** 2 for x in p) / n
+    skew = float(sum((x - mean) ** 3 for x in p) / n) / float(variance) ** 1.5
+    kurtosis = float(sum((x - mean) ** 4 for x in p) / n / variance**2)
+    under = max(1 - skew * sharpe + (kurtosis - 1) / 4 * sharpe**2, 1 + sharpe**2 / 2)
+    return statistics.NormalDist().cdf(sharpe * math.sqrt(n - 1) / math.sqrt(under))
+
+
+# 49 trades of a small edge (+20.5 and -19.5 in turn) and one loss of 800: the loss alone
+# makes the Sharpe ratio and the skew negative together.
+ONE_HUGE_LOSS = [20.5 if i % 2 else -19.5 for i in range(49)] + [-800.0]
+
+
+def test_the_judged_psr_is_never_more_certain_than_for_normal_returns() -> None:
+    model = build(one_strategy(ONE_HUGE_LOSS), window=50)
+    for window in ("all", "recent"):
+        figures = model.strategy_figures("ema", window)
+        assert figures is not None and figures.sharpe is not None
+        normal = statistics.NormalDist().cdf(
+            figures.sharpe * math.sqrt(49) / math.sqrt(1 + figures.sharpe**2 / 2)
+        )
+        # The skewness term makes the reported PSR claim 96 % certainty of a negative
+        # Sharpe ratio; judged, the window is what normal returns would make of it.
+        assert figures.psr == pytest.approx(0.0401, abs=1e-4)
+        assert figures.judged_psr == pytest.approx(normal, rel=1e-9)
+        assert figures.judged_psr == pytest.approx(exact_judged_psr(ONE_HUGE_LOSS), rel=1e-9)
+        assert figures.judged_psr == pytest.approx(0.1674, abs=1e-4)
+        assert "judged_psr" not in figures.as_row()
+    judged = model.recent_by_strategy()["ema"]
+    assert judged.judged_psr == pytest.approx(exact_judged_psr(ONE_HUGE_LOSS), rel=1e-9)
+
+
+def test_the_judged_psr_is_the_reported_one_where_skew_and_tails_widen_the_doubt() -> None:
+    # Small wins and one large loss, with a positive mean: γ₃ · sharpe < 0 adds doubt.
+    pnls = [2.0, 1.0] * 20 + [-20.0]
+    figures = build(one_strategy(pnls), window=50).strategy_figures("ema", "recent")
+    assert figures is not None and figures.psr is not None
+    assert figures.judged_psr == figures.psr == pytest.approx(exact_judged_psr(pnls), rel=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(pnl_values, min_size=1, max_size=40))
+def test_the_judged_psr_matches_its_definition(pnls: list[float]) -> None:
+    for window in ("all", "recent"):
+        figures = build(one_strategy(pnls), window=40).strategy_figures("ema", window)
+        assert figures is not None
+        expected = exact_judged_psr(pnls)
+        if expected is None or figures.sharpe is None:
+            assert figures.judged_psr is None
+            continue
+        assert figures.judged_psr == pytest.approx(expected, rel=1e-6, abs=1e-9)
+        if figures.psr is not None:
+            # Between the reported PSR and 1/2: never further from doubt than it.
+            assert abs(figures.judged_psr - 0.5) <= abs(figures.psr - 0.5) + 1e-9
+
+
 def test_drawdown_counts_from_zero_when_the_record_opens_with_a_loss() -> None:
     row = only_row(build(one_strategy([-2.0, -1.0, 1.5])))
     assert row["max_drawdown"] == pytest.approx(3.0)

@@ -56,7 +56,7 @@ def figures_of(pnls: list[float]) -> Figures:
         profit_factor_infinite=gross_loss == 0 and gross_profit > 0,
         sharpe=mean / std if std > 0 else None,
         # PSR as for normal returns: Φ(Sharpe × √(n − 1)).
-        psr=NormalDist().cdf(mean / std * math.sqrt(n - 1)) if std > 0 and n >= 3 else None,
+        judged_psr=NormalDist().cdf(mean / std * math.sqrt(n - 1)) if std > 0 and n >= 3 else None,
         max_drawdown=drawdown,
         mean_abs_pnl=math.fsum(abs(p) for p in pnls) / n,
         seen=renewed(),
@@ -76,7 +76,7 @@ def good(trades: int = 50) -> Figures:
         expectancy=1.0,
         profit_factor=2.5,
         sharpe=0.5,
-        psr=0.999,
+        judged_psr=0.999,
         max_drawdown=2.0,
         mean_abs_pnl=2.0,
     )
@@ -92,7 +92,7 @@ def bad(trades: int = 50) -> Figures:
         expectancy=-1.5,
         profit_factor=0.4,
         sharpe=-0.6,
-        psr=0.001,
+        judged_psr=0.001,
         max_drawdown=60.0,
         mean_abs_pnl=2.0,
     )
@@ -138,7 +138,7 @@ any_figures = st.builds(
     profit_factor=maybe_wild,
     profit_factor_infinite=st.booleans(),
     sharpe=maybe_wild,
-    psr=maybe_wild,
+    judged_psr=maybe_wild,
     max_drawdown=wild,
     mean_abs_pnl=wild,
 )
@@ -336,7 +336,7 @@ def test_an_insignificant_window_relaxes_the_weight_toward_base() -> None:
         model.update({"ema": bad()}, {})
     low = model.adaptive["ema"]
     # Losing, with a deep drawdown, but PSR 0.3: not significant at 0.1.
-    doubtful = msgspec.structs.replace(bad(), psr=0.3)
+    doubtful = msgspec.structs.replace(bad(), judged_psr=0.3)
     assert model.score(doubtful)[0] < 0
     path = [low]
     for _ in range(6):
@@ -352,13 +352,18 @@ def test_a_score_against_the_significant_sign_targets_base() -> None:
     # A significant edge whose drawdown penalty outweighs it, and a significant loss
     # whose terms happen to score above 0: neither sign is supported by its evidence.
     penalized = msgspec.structs.replace(
-        good(), max_drawdown=1000.0, sharpe=0.05, expectancy=0.05, profit_factor=1.02, psr=0.95
+        good(),
+        max_drawdown=1000.0,
+        sharpe=0.05,
+        expectancy=0.05,
+        profit_factor=1.02,
+        judged_psr=0.95,
     )
-    lucky = msgspec.structs.replace(good(), psr=0.05)
+    lucky = msgspec.structs.replace(good(), judged_psr=0.05)
     assert model.score(penalized)[0] < 0 < model.score(lucky)[0]
     assert model.evidenced_target(model.score(penalized)[0], penalized) == 1.0
     assert model.evidenced_target(model.score(lucky)[0], lucky) == 1.0
-    significant = msgspec.structs.replace(lucky, psr=0.95)
+    significant = msgspec.structs.replace(lucky, judged_psr=0.95)
     assert model.evidenced_target(model.score(significant)[0], significant) > 1.0
 
 
@@ -366,7 +371,7 @@ def test_a_window_without_psr_is_judged_on_its_score_only_when_it_has_no_spread(
     model = WeightingModel(WeightingConfig(min_trades=1), STRATEGIES)
     alike = figures_of([-1.0] * 20)  # every trade the same loss: no Sharpe, no PSR
     short = figures_of([-1.0, -2.0])  # two trades: no PSR
-    assert alike.psr is None and short.psr is None
+    assert alike.judged_psr is None and short.judged_psr is None
     score = model.score(alike)[0]
     assert model.evidenced_target(score, alike) == model.target_multiplier(score) < 1.0
     assert model.evidenced_target(model.score(short)[0], short) == 1.0
