@@ -51,6 +51,7 @@ def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     finally:
         process.close()
 
+
 ROOT = Path(__file__).parent.parent
 
 # ---------------------------------------------------------------------------- endpoints

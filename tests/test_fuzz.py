@@ -191,11 +191,7 @@ valid_signals = st.builds(
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
-@given(
-    st.binary(max_size=600)
-    | st.builds(_payload, bad_messages, st.booleans())
-    | valid_signals
-)
+@given(st.binary(max_size=600) | st.builds(_payload, bad_messages, st.booleans()) | valid_signals)
 def test_in_process_target_finds_no_broken_promise(payload: bytes) -> None:
     # The atheris target's own check, on the inputs of this suite.
     one_input(payload)
