@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from random import getrandbits
 from time import perf_counter_ns
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import structlog
@@ -38,6 +38,8 @@ _get_option = zmq.backend.Socket.get
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE = int(zmq.SNDMORE | zmq.NOBLOCK)
 _RCVMORE = int(zmq.RCVMORE)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 
 
 class Route(msgspec.Struct, frozen=True, kw_only=True):
@@ -266,7 +268,7 @@ class Gateway:
             self.stats.samples.append((type(request), perf_counter_ns() - started))
         # A send outside the drain loop can consume the FD's edge while requests are
         # queued; look again so none waits for the next unrelated wake-up.
-        if not self._closing and int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+        if not self._closing and cast(int, _get_option(sock, _EVENTS)) & _POLLIN:
             self._drain(sock, self._is_admin(sock))
 
     # ------------------------------------------------------------------ sending
