@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -147,6 +148,16 @@ class AppendSignals(msgspec.Struct, frozen=True):
     rows: list[AppendSignal]
 
 
+class PruneSignals(msgspec.Struct, frozen=True):
+    """Tell: delete journaled signals scored before ``before_ms``, oldest first.
+
+    A chunk per batch, so writes interleave with a long prune; the store tells itself
+    to go on while whole chunks are old enough.
+    """
+
+    before_ms: int
+
+
 class AuditDraft(msgspec.Struct, frozen=True, kw_only=True):
     """An audit entry before the store gives it its ``seq``."""
 
@@ -251,6 +262,8 @@ class StoreActor(Actor):
         self.healthy = True
         self.failed_batches = 0
         self.dropped_signals = 0
+        self.signals_pruned = 0
+        self.prune_chunk = 5_000
         self._pending_signals: list[AppendSignal] = []
         # (commit seconds, trades in the batch), drained by the metrics sampler.
         self.commit_samples: list[tuple[float, int]] = []
@@ -382,10 +395,13 @@ class StoreActor(Actor):
         outcomes: list[Envelope] = []
         commits: list[Envelope] = []
         queries: list[Envelope] = []
+        prune: PruneSignals | None = None
         for envelope in batch:
             message = envelope.message
             if isinstance(message, AppendSignals):
                 self._pending_signals.extend(message.rows)
+            elif isinstance(message, PruneSignals):
+                prune = message
             elif isinstance(message, AppendTrade):
                 trades.append(envelope)
             elif isinstance(message, AppendOutcome):
@@ -396,8 +412,29 @@ class StoreActor(Actor):
                 queries.append(envelope)
         if trades or outcomes or commits or self._pending_signals:
             await self._write(trades, outcomes, commits)
+        if prune is not None:
+            await self._prune_signals(prune)
         for envelope in queries:
             await self._answer_query(envelope)
+
+    async def _prune_signals(self, prune: PruneSignals) -> None:
+        """Delete one chunk of old journaled signals; tell the store to go on if needed."""
+        try:
+            deleted, more = await self._in_db_thread(
+                partial(_prune_signals, before_ms=prune.before_ms, chunk=self.prune_chunk)
+            )
+        except (sqlite3.Error, StorageUnavailable, ValueError) as exc:
+            # Retried by the next scheduled prune; trades are unaffected.
+            log.warning("signal_prune_failed", error=str(exc))
+            return
+        self.signals_pruned += deleted
+        if more:
+            try:
+                self.tell(prune)
+            except Exception:
+                pass  # a full mailbox: the next scheduled prune goes on from here
+        elif deleted:
+            log.info("signals_pruned", before_ms=prune.before_ms, total=self.signals_pruned)
 
     async def _write(
         self, trades: list[Envelope], outcomes: list[Envelope], commits: list[Envelope]
@@ -794,6 +831,36 @@ class _Batch(msgspec.Struct, kw_only=True):
         return trades_found, outcomes_found
 
 
+def _prune_signals(db: sqlite3.Connection, *, before_ms: int, chunk: int) -> tuple[int, bool]:
+    """Delete the signals scored before ``before_ms`` among the ``chunk`` oldest journaled
+    ones; returns (deleted, whether the next chunk may hold more).
+
+    The search never goes past the oldest ``chunk`` rows, so a prune costs the same on a
+    table of any size; a signal a bot stamped with a time far in the past waits until it
+    is among the oldest rows.
+    """
+    try:
+        edge = db.execute(
+            "SELECT id FROM signals ORDER BY id LIMIT 1 OFFSET ?", (chunk - 1,)
+        ).fetchone()
+        full_chunk = edge is not None
+        if edge is None:
+            edge = db.execute("SELECT MAX(id) FROM signals").fetchone()
+        if edge is None or edge[0] is None:
+            return 0, False
+        deleted = db.execute(
+            "DELETE FROM signals WHERE id <= ? AND ts_ms < ?", (edge[0], before_ms)
+        ).rowcount
+        db.commit()
+    except BaseException:
+        try:
+            db.rollback()
+        except sqlite3.Error:
+            pass
+        raise
+    return deleted, full_chunk and deleted == chunk
+
+
 def _recorded_seqs(db: sqlite3.Connection, table: str, key: str, keys: list[str]) -> dict[str, int]:
     """The recorded seq of each of ``keys`` (inside the batch's transaction)."""
     found: dict[str, int] = {}
@@ -832,6 +899,7 @@ __all__ = [
     "AppendTrade",
     "AuditDraft",
     "Commit",
+    "PruneSignals",
     "QueryAudit",
     "QueryHistory",
     "Recovery",

@@ -29,6 +29,7 @@ from actors.scorer import FlushSignals, ScorerActor, ScorerModel
 from actors.store import (
     AppendOutcome,
     AppendTrade,
+    PruneSignals,
     QueryAudit,
     QueryHistory,
     Recovery,
@@ -313,6 +314,15 @@ class Daemon:
             loop.add_signal_handler(signum, self.stop_requested.set)
         self._every(1.0, lambda: _tell_quietly(engine, Tick()))
         self._every(1.0, lambda: _tell_quietly(scorer, FlushSignals()))
+        keep_days = cfg.store.signals_keep_days
+        if keep_days is not None:
+            keep_ms = round(keep_days * 86_400_000)
+
+            def prune() -> None:
+                _tell_quietly(store, PruneSignals(before_ms=_now_ms() - keep_ms))
+
+            prune()
+            self._every(3600.0, prune)
         watchdog = sdnotify.watchdog_interval_s()
         if watchdog:
             # Pinged from the event loop itself: a wedged loop stops the pings.

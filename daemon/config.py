@@ -58,6 +58,10 @@ class StoreConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
     snapshot_every_trades: Annotated[int, Meta(ge=100, le=10_000_000)] = 20_000
     history_keep: Annotated[int, Meta(ge=1, le=1_000_000)] = 10_000
     snapshots_keep: Annotated[int, Meta(ge=1, le=1000)] = 3
+    # The journal of scored signals grows with every score_signal (about 200 bytes each);
+    # set this to delete signals older than so many days, hourly. Unset: keep them all.
+    # Trades, outcomes and the audit log are never deleted.
+    signals_keep_days: Annotated[float, Meta(ge=1, le=36_500)] | None = None
 
 
 class EngineConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

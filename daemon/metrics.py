@@ -210,6 +210,11 @@ class Sampler:
         )
         unjournaled.add_metric([], self.store.dropped_signals + self.scorer.signals_not_kept)
         metrics.append(unjournaled)
+        pruned = CounterMetricFamily(
+            "alphad_signals_pruned", "Journaled signals deleted by [store] signals_keep_days."
+        )
+        pruned.add_metric([], self.store.signals_pruned)
+        metrics.append(pruned)
         depth = GaugeMetricFamily(
             "alphad_mailbox_depth", "Messages waiting per actor.", labels=["actor"]
         )

@@ -17,6 +17,7 @@ from protocol.messages import (
     GetPerformance,
     Performance,
     RecordTrade,
+    ScoreSignal,
     TradeRecorded,
 )
 from tests.daemon_process import DaemonProcess, RawClient
@@ -189,3 +190,52 @@ def test_unreadable_snapshot_stops_the_start_with_one_line(tmp_path: Path) -> No
     assert "cannot restore the state snapshot" in result.stderr
     assert "Traceback" not in result.stderr
     daemon.close()
+
+
+def test_signals_older_than_the_configured_days_are_pruned_and_trades_kept(
+    tmp_path: Path,
+) -> None:
+    daemon = DaemonProcess(tmp_path, "").start()
+    now_ms = int(time.time() * 1000)
+    client = RawClient(daemon.rpc)
+    try:
+        for signal_id, age_days in (("old", 3), ("recent", 0)):
+            reply = client.call(
+                ScoreSignal(
+                    strategy="ema",
+                    symbol="BTC",
+                    side="buy",
+                    confidence=0.7,
+                    signal_id=signal_id,
+                    ts_ms=now_ms - age_days * 86_400_000,
+                )
+            )
+            assert reply.signal_id == signal_id
+        client.call(
+            RecordTrade(
+                trade_id="t-old", strategy="ema", symbol="BTC", side="buy", pnl=1.0,
+                entry_ts_ms=now_ms - 4 * 86_400_000, exit_ts_ms=now_ms - 3 * 86_400_000,
+            )
+        )  # fmt: skip
+    finally:
+        client.close()
+    assert daemon.stop() == 0  # the journal rows are flushed at shutdown
+    with sqlite3.connect(daemon.database) as db:
+        assert db.execute("SELECT COUNT(*) FROM signals").fetchone() == (2,)
+    # Restarted with a retention of one day: the prune runs at start.
+    daemon.config_path.write_text(
+        "[metrics]\nenabled = false\n[store]\nsignals_keep_days = 1\n", encoding="utf-8"
+    )
+    daemon.start()
+    try:
+        for _ in range(100):
+            with sqlite3.connect(daemon.database) as db:
+                left = db.execute("SELECT signal_id FROM signals ORDER BY id").fetchall()
+            if left == [("recent",)]:
+                break
+            time.sleep(0.05)
+        assert left == [("recent",)]
+        with sqlite3.connect(daemon.database) as db:
+            assert db.execute("SELECT trade_id FROM trades").fetchall() == [("t-old",)]
+    finally:
+        daemon.close()

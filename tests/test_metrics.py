@@ -84,6 +84,7 @@ def test_metrics_endpoint_reports_requests_trades_mailboxes_and_strategies(
         assert value(samples, "alphad_storage_healthy") == 1
         assert value(samples, "alphad_store_failed_commits_total") == 0
         assert value(samples, "alphad_signals_not_journaled_total") == 0
+        assert value(samples, "alphad_signals_pruned_total") == 0
         # The example Grafana dashboard only queries series this daemon exposes.
         dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
         exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]

@@ -13,9 +13,12 @@ from actors.base import Actor
 from actors.events import ClosedTrade
 from actors.store import (
     AppendOutcome,
+    AppendSignal,
+    AppendSignals,
     AppendTrade,
     AuditDraft,
     Commit,
+    PruneSignals,
     QueryAudit,
     Snapshot,
     StorageUnavailable,
@@ -236,4 +239,37 @@ async def test_resent_signal_outcome_is_a_duplicate_in_and_across_batches(
     ]
     await asyncio.sleep(0.01)
     assert [o.signal_id for o in learner.seen] == ["sig-1", "sig-2"]
+    await supervisor.stop(1.0)
+
+
+def journaled(signal_id: str, ts_ms: int) -> AppendSignal:
+    return AppendSignal(
+        signal_id, ts_ms, "ema", "BTC/USDT", "buy", 0.7, 3, None, 0.6, True, 1.0, 1.0, "active", ""
+    )
+
+
+async def test_prune_deletes_old_signals_chunk_by_chunk_and_nothing_else(tmp_path: Path) -> None:
+    db = tmp_path / "alphad.db"
+    store, _, supervisor = await start_store(db)
+    store.prune_chunk = 3
+    # Journaled in time order, then one a bot stamped far in the past after recent ones.
+    stamps = [100, 200, 300, 400, 500, 600, 700, 5_000, 6_000, 50]
+    store.tell(AppendSignals([journaled(f"s{i}", ts) for i, ts in enumerate(stamps)]))
+    await store.ask(AppendTrade(trade("kept", 1.0)))
+    store.tell(PruneSignals(before_ms=1_000))
+    for _ in range(100):  # the store goes on by itself, a chunk per batch
+        await asyncio.sleep(0.01)
+        if store.signals_pruned == 7:
+            break
+    await asyncio.sleep(0.05)
+    left = rows(db, "SELECT signal_id, ts_ms FROM signals ORDER BY id")
+    # The seven old ones in front are gone; s9 waits behind rows too recent to delete.
+    assert left == [("s7", 5_000), ("s8", 6_000), ("s9", 50)]
+    assert store.signals_pruned == 7
+    assert rows(db, "SELECT trade_id FROM trades") == [("kept",)]
+    # The next prune reaches s9: it is among the oldest rows now.
+    store.tell(PruneSignals(before_ms=1_000))
+    await asyncio.sleep(0.05)
+    assert rows(db, "SELECT signal_id FROM signals ORDER BY id") == [("s7",), ("s8",)]
+    assert store.signals_pruned == 8
     await supervisor.stop(1.0)
