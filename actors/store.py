@@ -421,7 +421,7 @@ class StoreActor(Actor):
         """Delete one chunk of old journaled signals; tell the store to go on if needed."""
         try:
             deleted, more = await self._in_db_thread(
-                partial(_prune_signals, before_ms=prune.before_ms, chunk=self.prune_chunk)
+                partial(_delete_old_signals, before_ms=prune.before_ms, chunk=self.prune_chunk)
             )
         except (sqlite3.Error, StorageUnavailable, ValueError) as exc:
             # Retried by the next scheduled prune; trades are unaffected.
@@ -831,7 +831,9 @@ class _Batch(msgspec.Struct, kw_only=True):
         return trades_found, outcomes_found
 
 
-def _prune_signals(db: sqlite3.Connection, *, before_ms: int, chunk: int) -> tuple[int, bool]:
+def _delete_old_signals(
+    db: sqlite3.Connection, *, before_ms: int, chunk: int
+) -> tuple[int, bool]:
     """Delete the signals scored before ``before_ms`` among the ``chunk`` oldest journaled
     ones; returns (deleted, whether the next chunk may hold more).
 
