@@ -276,17 +276,25 @@ class StoreActor(Actor):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # "IMMEDIATE": the first write of a batch opens the write transaction itself.
         self.db = await aiosqlite.connect(self.path, isolation_level="IMMEDIATE")
-        if not callable(getattr(self.db, "_execute", None)):
+        try:
+            await self._open()
+        except BaseException:
+            # The connection's thread would otherwise outlive the refusal to start.
             await self.db.close()
             self.db = None
+            raise
+
+    async def _open(self) -> None:
+        db = self._conn()
+        if not callable(getattr(db, "_execute", None)):
             raise RuntimeError(
                 f"aiosqlite {aiosqlite.__version__} lacks Connection._execute, which alphad's"
                 " group commit uses; install the version range pyproject.toml names"
             )
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        await self.db.execute(f"PRAGMA synchronous={self.synchronous}")
-        await self.db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
-        await self.db.execute("PRAGMA foreign_keys=ON")
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute(f"PRAGMA synchronous={self.synchronous}")
+        await db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        await db.execute("PRAGMA foreign_keys=ON")
         await self._migrate()
         self.last_trade_seq = await self._scalar("SELECT COALESCE(MAX(seq), 0) FROM trades")
         self.last_outcome_seq = await self._scalar(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import aiosqlite
 import pytest
 import uvloop
 from hypothesis import settings
@@ -18,6 +20,16 @@ from tests.daemon_process import DaemonProcess, RawClient
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A test that fails before closing its store leaves the connection's thread running,
+    and the interpreter would wait for it forever instead of reporting the failure: stop
+    every such thread when the run is over."""
+    gc.collect()
+    for leftover in gc.get_objects():
+        if isinstance(leftover, aiosqlite.Connection):
+            leftover.stop()
 
 
 def pytest_asyncio_loop_factories(

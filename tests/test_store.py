@@ -20,6 +20,7 @@ from actors.store import (
     Commit,
     PruneSignals,
     QueryAudit,
+    QueryHistory,
     Snapshot,
     StorageUnavailable,
     StoreActor,
@@ -205,8 +206,7 @@ async def test_database_from_a_newer_alphad_is_refused(tmp_path: Path) -> None:
     store = StoreActor(db)
     with pytest.raises(RuntimeError, match="newer"):
         await store.on_start()
-    if store.db is not None:
-        await store.db.close()
+    assert store.db is None  # closed, its thread gone: nothing outlives the refusal
 
 
 async def test_schema_is_created_once_with_wal(tmp_path: Path) -> None:
@@ -251,25 +251,26 @@ def journaled(signal_id: str, ts_ms: int) -> AppendSignal:
 async def test_prune_deletes_old_signals_chunk_by_chunk_and_nothing_else(tmp_path: Path) -> None:
     db = tmp_path / "alphad.db"
     store, _, supervisor = await start_store(db)
-    store.prune_chunk = 3
-    # Journaled in time order, then one a bot stamped far in the past after recent ones.
-    stamps = [100, 200, 300, 400, 500, 600, 700, 5_000, 6_000, 50]
-    store.tell(AppendSignals([journaled(f"s{i}", ts) for i, ts in enumerate(stamps)]))
-    await store.ask(AppendTrade(trade("kept", 1.0)))
-    store.tell(PruneSignals(before_ms=1_000))
-    for _ in range(100):  # the store goes on by itself, a chunk per batch
-        await asyncio.sleep(0.01)
-        if store.signals_pruned == 7:
-            break
-    await asyncio.sleep(0.05)
-    left = rows(db, "SELECT signal_id, ts_ms FROM signals ORDER BY id")
-    # The seven old ones in front are gone; s9 waits behind rows too recent to delete.
-    assert left == [("s7", 5_000), ("s8", 6_000), ("s9", 50)]
-    assert store.signals_pruned == 7
-    assert rows(db, "SELECT trade_id FROM trades") == [("kept",)]
-    # The next prune reaches s9: it is among the oldest rows now.
-    store.tell(PruneSignals(before_ms=1_000))
-    await asyncio.sleep(0.05)
-    assert rows(db, "SELECT signal_id FROM signals ORDER BY id") == [("s7",), ("s8",)]
-    assert store.signals_pruned == 8
-    await supervisor.stop(1.0)
+    try:
+        store.prune_chunk = 3
+        # Journaled in time order, then one a bot stamped far in the past after recent ones.
+        stamps = [100, 200, 300, 400, 500, 600, 700, 5_000, 6_000, 50]
+        store.tell(AppendSignals([journaled(f"s{i}", ts) for i, ts in enumerate(stamps)]))
+        await store.ask(AppendTrade(trade("kept", 1.0)))
+        store.tell(PruneSignals(before_ms=1_000))
+        # A chunk per batch: the store tells itself to go on behind what is queued, so
+        # each query below lets one more chunk run first.
+        for _ in range(3):
+            await store.ask(QueryHistory(1))
+        left = rows(db, "SELECT signal_id, ts_ms FROM signals ORDER BY id")
+        # The seven old ones in front are gone; s9 waits behind rows too recent to delete.
+        assert left == [("s7", 5_000), ("s8", 6_000), ("s9", 50)]
+        assert store.signals_pruned == 7
+        assert rows(db, "SELECT trade_id FROM trades") == [("kept",)]
+        # The next prune reaches s9: it is among the oldest rows now.
+        store.tell(PruneSignals(before_ms=1_000))
+        await store.ask(QueryHistory(1))
+        assert rows(db, "SELECT signal_id FROM signals ORDER BY id") == [("s7",), ("s8",)]
+        assert store.signals_pruned == 8
+    finally:
+        await supervisor.stop(1.0)
