@@ -7,6 +7,7 @@ import resource
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import zmq
@@ -17,6 +18,8 @@ from protocol.errors import AlphadError
 from protocol.messages import Error, RecordTrade, ScoreSignal, SignalScore, TradeRecorded
 from tests.daemon_process import DaemonProcess, RawClient
 from tests.test_metrics import free_port, scrape, value
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
 def trade(trade_id: str) -> RecordTrade:
@@ -56,6 +59,16 @@ def test_locked_database_answers_storage_unavailable_and_recovers(tmp_path: Path
         daemon.close()
 
 
+def scrape_until(port: int, done: Callable[[Samples], bool], timeout_s: float = 10.0) -> Samples:
+    """Scrape until ``done`` holds or the time is up (the metrics are folded once a second)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        samples = scrape(port)
+        if done(samples) or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.2)
+
+
 def test_full_disk_answers_storage_unavailable_loses_nothing_and_recovers(
     tmp_path: Path,
 ) -> None:
@@ -90,8 +103,7 @@ def test_full_disk_answers_storage_unavailable_loses_nothing_and_recovers(
             ScoreSignal(strategy="ema", symbol="BTC", side="buy", confidence=0.8, confluence=3)
         )
         assert isinstance(scored, SignalScore), "scoring must not depend on storage"
-        time.sleep(1.5)  # the metrics are folded once a second
-        failing = scrape(port)
+        failing = scrape_until(port, lambda m: value(m, "alphad_storage_healthy") == 0)
         assert value(failing, "alphad_storage_healthy") == 0
         assert value(failing, "alphad_store_failed_commits_total") >= len(refused)
         resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
@@ -100,8 +112,8 @@ def test_full_disk_answers_storage_unavailable_loses_nothing_and_recovers(
             reply = client.call(trade(trade_id))
             assert isinstance(reply, TradeRecorded) and not reply.duplicate, reply
         assert daemon.process.poll() is None
-        time.sleep(1.5)
-        assert value(scrape(port), "alphad_storage_healthy") == 1
+        healthy = scrape_until(port, lambda m: value(m, "alphad_storage_healthy") == 1)
+        assert value(healthy, "alphad_storage_healthy") == 1
     finally:
         client.close()
         daemon.close()
