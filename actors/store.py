@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -767,8 +768,8 @@ class _Batch(msgspec.Struct, kw_only=True):
         Returns, for trades and for outcomes, the recorded seq of every key of the batch
         when some keys were already recorded (the insert ignored them), else None.
         """
-        try:
-            trades_found = outcomes_found = None
+        trades_found = outcomes_found = None
+        with _transaction(db):
             if self.trades:
                 before = db.total_changes
                 db.executemany(
@@ -829,19 +830,10 @@ class _Batch(msgspec.Struct, kw_only=True):
                     " (SELECT id FROM snapshots ORDER BY id DESC LIMIT ?)",
                     (self.snapshots_keep,),
                 )
-            db.commit()
-        except BaseException:
-            try:
-                db.rollback()
-            except sqlite3.Error:
-                pass
-            raise
         return trades_found, outcomes_found
 
 
-def _delete_old_signals(
-    db: sqlite3.Connection, *, before_ms: int, chunk: int
-) -> tuple[int, bool]:
+def _delete_old_signals(db: sqlite3.Connection, *, before_ms: int, chunk: int) -> tuple[int, bool]:
     """Delete the signals scored before ``before_ms`` among the ``chunk`` oldest journaled
     ones; returns (deleted, whether the next chunk may hold more).
 
@@ -849,26 +841,31 @@ def _delete_old_signals(
     table of any size; a signal a bot stamped with a time far in the past waits until it
     is among the oldest rows.
     """
-    try:
-        edge = db.execute(
-            "SELECT id FROM signals ORDER BY id LIMIT 1 OFFSET ?", (chunk - 1,)
-        ).fetchone()
-        full_chunk = edge is not None
-        if edge is None:
-            edge = db.execute("SELECT MAX(id) FROM signals").fetchone()
-        if edge is None or edge[0] is None:
-            return 0, False
+    edge = db.execute(
+        "SELECT id FROM signals ORDER BY id LIMIT 1 OFFSET ?", (chunk - 1,)
+    ).fetchone()
+    full_chunk = edge is not None
+    if edge is None:
+        edge = db.execute("SELECT MAX(id) FROM signals").fetchone()
+    if edge is None or edge[0] is None:
+        return 0, False
+    with _transaction(db):
         deleted = db.execute(
             "DELETE FROM signals WHERE id <= ? AND ts_ms < ?", (edge[0], before_ms)
         ).rowcount
+    return deleted, full_chunk and deleted == chunk
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """Commit what the block wrote; on any error roll it back and raise that error."""
+    try:
+        yield
         db.commit()
     except BaseException:
-        try:
+        with suppress(sqlite3.Error):
             db.rollback()
-        except sqlite3.Error:
-            pass
         raise
-    return deleted, full_chunk and deleted == chunk
 
 
 def _recorded_seqs(db: sqlite3.Connection, table: str, key: str, keys: list[str]) -> dict[str, int]:
