@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from itertools import combinations
 from operator import mul
 from typing import Annotated, Any
@@ -278,7 +278,7 @@ class Group:
     def __init__(self, window_trades: int, judged: bool = False) -> None:
         self.stats = RunningStats()
         self.ring = Ring(window_trades)
-        self.unit = Ring(window_trades) if judged else None
+        self.unit: Ring | None = Ring(window_trades) if judged else None
         # The recent figures (and the judged ones), computed on the first ask after a
         # trade and kept until the next one: cycles and reports between two trades of
         # the group cost nothing.
@@ -311,6 +311,31 @@ class Group:
             if self.unit is None:
                 raise ValueError("only the groups of JUDGED keep pnls per unit of size")
             self.judged = figures_of(self.unit.items(), seen=self.stats.n, keep_pnls=True)
+        return self.judged
+
+
+class JudgedWindow:
+    """A judged group of a model that keeps only what the optimization cycle judges
+    (``PerformanceModel(judging_only=True)``): the ring of pnls per unit of size and the
+    number of trades seen, with the same ``judged_figures`` as a ``Group``'s."""
+
+    __slots__ = ("judged", "seen", "unit")
+
+    def __init__(self, window_trades: int) -> None:
+        self.unit = Ring(window_trades)
+        self.seen = 0
+        self.judged: Figures | None = None
+
+    def add(self, per_unit: float) -> None:
+        """Count one more trade's pnl per unit of size."""
+        self.unit.add(per_unit)
+        self.seen += 1
+        self.judged = None
+
+    def judged_figures(self) -> Figures:
+        """As ``Group.judged_figures``."""
+        if self.judged is None:
+            self.judged = figures_of(self.unit.items(), seen=self.seen, keep_pnls=True)
         return self.judged
 
 
@@ -479,13 +504,23 @@ class PerformanceModel:
     of them. ``record`` does constant work per trade; ``all`` figures cost O(1) to read
     and ``recent`` figures O(window_trades) on the first read after the group trades.
     Figures returned are shared with the model's caches: read them, never modify them.
+
+    With ``judging_only`` the model keeps only what the optimization cycle judges: the
+    windows per unit of size of the groups by strategy and by strategy and regime
+    (``recent_by_strategy``, ``recent_by_regime``), two groups per trade instead of
+    seven and no ``all`` window. A replay needs nothing else; the reported figures,
+    the other groupings and the state are then refused with ValueError.
     """
 
-    def __init__(self, config: PerformanceConfig) -> None:
+    def __init__(self, config: PerformanceConfig, *, judging_only: bool = False) -> None:
         self.config = config
         self.groups: dict[tuple[str, ...], dict[tuple[str, ...], Group]] = {
             grouping: {} for grouping in GROUPINGS
         }
+        # judging_only: the judged windows by strategy, and by strategy and regime.
+        self._windows: (
+            tuple[dict[tuple[str, ...], JudgedWindow], dict[tuple[str, ...], JudgedWindow]] | None
+        ) = ({}, {}) if judging_only else None
         self._tables = tuple(self.groups.values())  # in GROUPINGS order, for record
         self._judged = tuple(grouping in JUDGED for grouping in GROUPINGS)
         # The groups by strategy and regime in the order recent_by_regime lists them,
@@ -508,6 +543,17 @@ class PerformanceModel:
         if not math.isfinite(pnl):
             raise ValueError(f"trade {trade.trade_id!r} has a non-finite pnl {pnl!r}")
         strategy, symbol, regime = trade.strategy, trade.symbol, trade.regime
+        if self._windows is not None:
+            per_unit = unit_pnl(pnl, trade.size)
+            by_strategy, by_regime = self._windows
+            for windows, name in ((by_strategy, (strategy,)), (by_regime, (strategy, regime))):
+                judging = windows.get(name)
+                if judging is None:
+                    judging = windows[name] = JudgedWindow(self.config.window_trades)
+                judging.add(per_unit)
+            self.last_seq = trade.seq
+            self.trade_count += 1
+            return
         keys = (
             (strategy,),
             (symbol,),
@@ -538,6 +584,7 @@ class PerformanceModel:
         ``group_figures(["regime", "strategy"], ("trend", "ema"))``.
         """
         _check_window(window)
+        self._check_reported()
         if len(key) != len(group_by):
             raise ValueError(f"key {key!r} does not match group_by {list(group_by)!r}")
         values: dict[str, str] = {}
@@ -558,6 +605,7 @@ class PerformanceModel:
         ``strategy`` the rows are grouped by strategy too and carry its key.
         """
         _check_window(window)
+        self._check_reported()
         if not group_by:
             raise ValueError("group_by must name at least one of strategy, symbol, regime")
         dims = set(group_by)
@@ -581,13 +629,13 @@ class PerformanceModel:
     def recent_by_strategy(self) -> dict[str, Figures]:
         """strategy -> its recent window per unit of size, as the optimization cycle
         judges it (with ``seen`` and ``pnls``); the reported figures are ``rows``'."""
-        table = self.groups[("strategy",)]
+        table = self._judged_table(0)
         return {key[0]: table[key].judged_figures() for key in sorted(table)}
 
     def recent_by_regime(self) -> dict[str, dict[str, Figures]]:
         """regime -> strategy -> that strategy's recent window in that regime, per unit of
         size, as the optimization cycle judges it."""
-        table = self.groups[("strategy", "regime")]
+        table = self._judged_table(1)
         order = self._by_regime_order
         if len(order) != len(table):
             order = self._by_regime_order = sorted(table, key=lambda k: (k[1], k[0]))
@@ -596,6 +644,16 @@ class PerformanceModel:
             strategy, regime = key
             by_regime.setdefault(regime, {})[strategy] = table[key].judged_figures()
         return by_regime
+
+    def _judged_table(self, which: int) -> Mapping[tuple[str, ...], Group | JudgedWindow]:
+        """The groups of ``JUDGED[which]``, whichever kind this model keeps."""
+        if self._windows is not None:
+            return self._windows[which]
+        return self.groups[JUDGED[which]]
+
+    def _check_reported(self) -> None:
+        if self._windows is not None:
+            raise ValueError("this performance model keeps only the judged windows")
 
     def regime_effectiveness(
         self, strategy: str | None = None, window: str = "all"
@@ -642,18 +700,21 @@ class PerformanceModel:
 
     def strategies(self) -> list[str]:
         """Every strategy with a trade, sorted."""
-        return sorted(key[0] for key in self.groups[("strategy",)])
+        return sorted(key[0] for key in self._judged_table(0))
 
     def symbols(self) -> list[str]:
         """Every symbol with a trade, sorted."""
+        self._check_reported()
         return sorted(key[0] for key in self.groups[("symbol",)])
 
     def regimes(self) -> list[str]:
         """Every regime with a trade, sorted."""
+        self._check_reported()
         return sorted(key[0] for key in self.groups[("regime",)])
 
     def recent_pnls(self, strategy: str, limit: int = 50) -> list[float]:
         """The strategy's last ``limit`` pnls (at most its recent window), oldest first."""
+        self._check_reported()
         group = self.groups[("strategy",)].get((strategy,))
         if group is None or limit <= 0:
             return []
@@ -674,6 +735,7 @@ class PerformanceModel:
 
     def state_header(self) -> dict[str, Any]:
         """``to_state`` without its groups."""
+        self._check_reported()
         return {
             "version": STATE_VERSION,
             "window_trades": self.config.window_trades,
@@ -683,6 +745,7 @@ class PerformanceModel:
 
     def state_groups(self) -> Iterator[tuple[str, Iterator[list[Any]]]]:
         """The groups of ``to_state``, grouping by grouping, each entry made when asked."""
+        self._check_reported()
         for grouping, table in self.groups.items():
             yield (
                 "+".join(grouping),

@@ -408,7 +408,7 @@ class Replayer:
         self.shadow_outcomes = shadow_outcomes
         interval_s = config.engine.update_interval_s or FALLBACK_INTERVAL_S
         self.interval_ms = max(1, round(interval_s * 1000))
-        self.performance = PerformanceModel(config.performance)
+        self.performance = PerformanceModel(config.performance, judging_only=True)
         weighting_model = WeightingModel(config.weighting, config.strategies)
         weighting_model.frozen = not config.components.weighting
         # The actor is never started: it is the one place that turns weights and
@@ -642,16 +642,21 @@ class Replayer:
         base_pnl = [rows[i].pnl for i in closed]
         total = Sides(baseline=stats(closed, base_pnl), alphad=stats(taken, taken_pnl))
         strategies = sorted({row.strategy for row in rows})
-        by_strategy: dict[str, Sides] = {}
-        for name in strategies:
-            base_idx = [i for i in closed if rows[i].strategy == name]
-            mine = [
-                (i, p) for i, p in zip(taken, taken_pnl, strict=True) if rows[i].strategy == name
-            ]
-            by_strategy[name] = Sides(
-                baseline=stats(base_idx, [rows[i].pnl for i in base_idx]),
-                alphad=stats([i for i, _ in mine], [p for _, p in mine]),
-            )
+        # Each strategy's trades in close order, both sides, in one pass over each.
+        base_of: dict[str, tuple[list[int], list[float]]] = {s: ([], []) for s in strategies}
+        mine_of: dict[str, tuple[list[int], list[float]]] = {s: ([], []) for s in strategies}
+        for i, p in zip(closed, base_pnl, strict=True):
+            indices, pnls = base_of[rows[i].strategy]
+            indices.append(i)
+            pnls.append(p)
+        for i, p in zip(taken, taken_pnl, strict=True):
+            indices, pnls = mine_of[rows[i].strategy]
+            indices.append(i)
+            pnls.append(p)
+        by_strategy = {
+            name: Sides(baseline=stats(*base_of[name]), alphad=stats(*mine_of[name]))
+            for name in strategies
+        }
         model = self.weighting.model
         result = ReplayResult(
             signals=len(rows),

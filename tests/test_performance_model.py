@@ -815,3 +815,47 @@ async def test_actor_snapshot_in_slices_decodes_to_the_models_state() -> None:
     assert decoded == msgspec.msgpack.decode(msgspec.msgpack.encode(model.to_state()))
     restored = PerformanceModel.from_state(PerformanceConfig(window_trades=20), decoded)
     assert restored.to_state() == model.to_state()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(NAMES["strategy"]),
+            st.sampled_from(NAMES["symbol"]),
+            st.sampled_from(NAMES["regime"]),
+            pnl_values,
+            st.sampled_from([None, 0.5, 1.0, 2.0]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+@settings(max_examples=50)
+def test_a_judging_only_model_judges_exactly_as_the_full_one(
+    trades: list[tuple[str, str, str, float, float | None]],
+) -> None:
+    full = PerformanceModel(PerformanceConfig(window_trades=7))
+    judging = PerformanceModel(PerformanceConfig(window_trades=7), judging_only=True)
+    for seq, (strategy, symbol, regime, pnl, size) in enumerate(trades, start=1):
+        recorded = msgspec.structs.replace(trade(seq, strategy, symbol, regime, pnl), size=size)
+        full.record(recorded)
+        judging.record(recorded)
+        judging.record(recorded)  # a repeat is ignored, as by the full model
+    assert judging.recent_by_strategy() == full.recent_by_strategy()
+    assert judging.recent_by_regime() == full.recent_by_regime()
+    assert judging.strategies() == full.strategies()
+    assert (judging.trade_count, judging.last_seq) == (full.trade_count, full.last_seq)
+
+
+def test_a_judging_only_model_refuses_what_it_does_not_keep() -> None:
+    model = PerformanceModel(PerformanceConfig(), judging_only=True)
+    model.record(trade(1, "ema", "BTC", "trend", 1.0))
+    for ask in (
+        lambda: model.rows(["strategy"]),
+        lambda: model.strategy_figures("ema", "recent"),
+        lambda: model.recent_pnls("ema"),
+        lambda: model.symbols(),
+        lambda: model.to_state(),
+    ):
+        with pytest.raises(ValueError, match="only the judged windows"):
+            ask()
