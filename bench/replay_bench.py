@@ -2,9 +2,15 @@
 
     python -m bench.replay_bench [--quick]
 
-The rows are the ``mixed`` scenario (seed 1): about 4 400 signals of 7 strategies on 5
-symbols over 90 days, so the replay includes its 2 000-odd hourly optimization cycles, as
-a real replay would. Neither side reads the file: both loop over rows in memory.
+Two histories of the ``mixed`` scenario (seed 1), 7 strategies on 5 symbols over 90 days
+with an optimization cycle every hour of event time, as a real replay would run them:
+
+- ``sparse``: the scenario as it is, about 4 400 signals, so one cycle for every two
+  signals: the cost of the cycles dominates;
+- ``dense``: every strategy signalling 20 times as often (5 in the quick run), about
+  90 000 signals (22 000), forty per cycle: the cost per signal dominates.
+
+Neither side reads a file: both loop over rows in memory.
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from daemon.replay import SignalRow, replay
-from daemon.simulate import simulate
+from daemon.simulate import SCENARIOS, simulate_spec
 
 
 def _bare_loop(rows: list[SignalRow]) -> float:
@@ -24,16 +31,25 @@ def _bare_loop(rows: list[SignalRow]) -> float:
     return total
 
 
-def replay_speed(quick: bool) -> tuple[float, float]:
-    """(signals per second of replay, signals per second of a bare loop summing pnl),
-    each the best of a few runs on one core."""
-    rows = simulate("mixed", 1).rows
-    runs = 1 if quick else 3
-    best_replay = min(_timed(lambda: replay(rows)) for _ in range(runs))
-    # The floor takes microseconds: repeat it so the clock's resolution does not matter.
-    repeats = 50
-    best_floor = min(_timed(lambda: _bare_loop(rows)) for _ in range(repeats)) or 1e-9
-    return len(rows) / best_replay, len(rows) / best_floor
+def history(density: float) -> list[SignalRow]:
+    """``mixed``, seed 1, with every strategy's signal rate multiplied by ``density``."""
+    mixed = SCENARIOS["mixed"]
+    strategies = tuple(replace(s, per_day=s.per_day * density) for s in mixed.strategies)
+    return simulate_spec(replace(mixed, strategies=strategies), 1).rows
+
+
+def replay_speed(quick: bool) -> dict[str, tuple[int, float, float]]:
+    """history -> (signals, signals per second of replay, signals per second of a bare
+    loop summing pnl), each the best of a few runs on one core."""
+    speeds: dict[str, tuple[int, float, float]] = {}
+    for name, density in (("sparse", 1.0), ("dense", 5.0 if quick else 20.0)):
+        rows = history(density)
+        runs = 1 if quick else 3
+        best_replay = min(_timed(lambda: replay(rows)) for _ in range(runs))
+        # The floor takes microseconds: repeat it so the clock's resolution does not matter.
+        best_floor = min(_timed(lambda: _bare_loop(rows)) for _ in range(20)) or 1e-9
+        speeds[name] = (len(rows), len(rows) / best_replay, len(rows) / best_floor)
+    return speeds
 
 
 def _timed(action: Callable[[], object]) -> float:
@@ -45,5 +61,8 @@ def _timed(action: Callable[[], object]) -> float:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    replayed, floor = replay_speed(parser.parse_args().quick)
-    print(f"replay {replayed:,.0f} signals/s, bare loop {floor:,.0f} signals/s")
+    for name, (signals, replayed, floor) in replay_speed(parser.parse_args().quick).items():
+        print(
+            f"{name}: {signals:,} signals, replay {replayed:,.0f} signals/s, "
+            f"bare loop {floor:,.0f} signals/s"
+        )

@@ -203,7 +203,11 @@ SCENARIOS: dict[str, Scenario] = {
 
 def simulate(scenario: str, seed: int) -> Simulation:
     """The rows of one scenario and seed; raises ``KeyError`` for an unknown scenario."""
-    spec = SCENARIOS[scenario]
+    return simulate_spec(SCENARIOS[scenario], seed)
+
+
+def simulate_spec(spec: Scenario, seed: int) -> Simulation:
+    """The rows of any scenario spec and seed (``simulate`` names one of ``SCENARIOS``)."""
     end_ms = START_MS + spec.days * DAY_MS
     path = _regime_path(spec, random.Random(f"{spec.name}:{seed}:regimes"), end_ms)
     starts = [start for start, _ in path]
