@@ -38,9 +38,10 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     ("degraded", "active"): "every threshold cleared by the hysteresis margin in "
     "recovery_checks consecutive assessments",
     ("degraded", "suspended"): "max_violations consecutive violations, each on a window "
-    "mostly renewed since the last (the one that degraded it counts), or a hard breach",
+    "mostly renewed since the last (the one that degraded it counts), a hard breach, or "
+    "any breach on probation",
     ("suspended", "degraded"): "probation: probation_after_hours after an automatic suspension "
-    "(only when probation_after_hours is set)",
+    "(unless probation_after_hours is 0)",
     ("suspended", "retired"): "right after the retire_after_suspensions-th automatic suspension",
 }
 """Every automatic transition and its rule; nothing else happens without an operator.
@@ -80,7 +81,10 @@ class LifecycleConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     # recent window is trades made since the last violation counted: one bad stretch is
     # one violation, however many cycles see it.
     recount_share: Annotated[float, Meta(gt=0.0, le=1.0)] = 1.0
-    probation_after_hours: Annotated[float, Meta(gt=0.0, le=1e5)] | None = None
+    # An automatic suspension ends in degraded (half size, judged on its new trades
+    # only) after this long; 0: it lasts until an operator lifts it. Without it a strategy
+    # with a real edge suspended in a bad spell never trades again (docs/replay.md).
+    probation_after_hours: Annotated[float, Meta(ge=0.0, le=1e5)] = 72.0
     retire_after_suspensions: Count = 3
 
     def __post_init__(self) -> None:
@@ -326,6 +330,12 @@ class LifecycleModel:
                     transitions.append(
                         self._move(strategy, state, "degraded", breaches, now_ms, metrics)
                     )
+                elif state.probation_from is not None:
+                    # On probation the breach that suspended it has already counted: a
+                    # strategy let back in at half size gets no second warning.
+                    metrics = found.metrics() | {"violations": state.violations}
+                    reason = f"breach on probation: {breaches}"
+                    transitions += self._suspend(strategy, state, reason, now_ms, metrics)
                 elif state.violations >= cfg.max_violations:
                     metrics = found.metrics() | {"violations": state.violations}
                     reason = f"{_ordinal(state.violations)} violation in a row: {breaches}"
@@ -363,7 +373,7 @@ class LifecycleModel:
         # an operator lifts it.
         hours = self.config.probation_after_hours
         return (
-            hours is not None
+            hours > 0
             and state.actor == "system"
             and state.suspended_at_ms is not None
             and now_ms - state.suspended_at_ms >= round(hours * HOUR_MS)

@@ -317,7 +317,7 @@ def test_nan_figures_never_recover_a_strategy() -> None:
 
 
 def test_without_probation_a_suspension_lasts_until_an_operator_lifts_it() -> None:
-    m = model()
+    m = model(probation_after_hours=0)
     moves(m, hard_breach(), now=0)
     assert moves(m, window(), now=1000 * HOUR) == []
     forced = m.force("ema", "active", "reviewed", "alice", now_ms=1000 * HOUR)
@@ -339,6 +339,13 @@ def test_probation_moves_a_suspended_strategy_to_degraded_after_the_time() -> No
     assert transition.reason == "probation: suspended 24.0 h (probation after 24 h)"
     assert transition.metrics == {"suspended_at_ms": 5, "hours_suspended": 24.0}
     assert m.health("ema")[0]["violations"] == 0
+
+
+def test_by_default_an_automatic_suspension_ends_in_probation_after_72_hours() -> None:
+    m = model()
+    moves(m, hard_breach(), now=0)
+    assert moves(m, window(), now=72 * HOUR - 1) == []
+    assert moves(m, window(), now=72 * HOUR) == [("suspended", "degraded")]
 
 
 def test_probation_reads_only_the_clock_it_is_given() -> None:
@@ -464,7 +471,7 @@ def test_config_rejects_typos_and_inconsistent_limits() -> None:
     for bad_value in (
         {"max_violations": 1},
         {"win_rate_floor": 1.5},
-        {"probation_after_hours": 0},
+        {"probation_after_hours": -1},
         {"hard_drawdown": math.inf},
     ):
         with pytest.raises(msgspec.ValidationError):
@@ -500,7 +507,7 @@ lifecycle_configs = st.builds(
     min_trades=st.integers(1, 60),
     recovery_checks=st.integers(1, 4),
     max_violations=st.integers(2, 4),
-    probation_after_hours=st.one_of(st.none(), st.floats(1, 48)),
+    probation_after_hours=st.one_of(st.just(0.0), st.floats(1, 48)),
     retire_after_suspensions=st.integers(1, 4),
 )
 
@@ -664,3 +671,22 @@ def test_probation_ends_its_own_judgement_once_the_window_is_all_new_trades() ->
     record(performance, EDGE[:30])
     moves(m, performance.recent_by_strategy()["ema"], HOUR + 1)
     assert m.states["ema"].probation_from is None
+
+
+def test_a_breach_on_probation_suspends_again_at_once() -> None:
+    m = model(probation_after_hours=1)
+    performance = PerformanceModel(PerformanceConfig())
+    record(performance, [-1.0] * 40)
+    assert moves(m, performance.recent_by_strategy()["ema"]) == [("active", "suspended")]
+    assert moves(m, performance.recent_by_strategy()["ema"], HOUR) == [("suspended", "degraded")]
+    # 20 new trades (min_trades) of a steady loss with a bounce: a soft breach (PSR), not
+    # a hard one, judged on the new trades alone, with the window still partly old.
+    record(performance, [-1.0, 0.5] * 10)
+    (transition,) = m.assess({"ema": performance.recent_by_strategy()["ema"]}, HOUR + 1)
+    assert (transition.old, transition.new) == ("degraded", "suspended")
+    assert transition.reason.startswith("breach on probation: PSR")
+    assert m.health("ema")[0]["suspensions"] == 2
+    # Off probation the same breach is the first of max_violations (3 here): degraded only.
+    fresh = model()
+    new_trades = figures_of(performance.recent_by_strategy()["ema"].pnls[-20:], seen=20)
+    assert moves(fresh, new_trades) == [("active", "degraded")]

@@ -344,6 +344,28 @@ def test_the_decaying_strategy_is_out_of_trading_after_its_edge_turns() -> None:
             assert ("active", "degraded") in transitions, (scenario, seed)
 
 
+def test_an_automatic_suspension_ends_in_probation_72_hours_of_event_time_later() -> None:
+    probations = 0
+    for scenario in ("decay", "regime", "mixed"):
+        for seed in (1, 2):
+            result = replayed(scenario, seed).result
+            for k, event in enumerate(result.status_changes):
+                if event.new != "suspended":
+                    continue
+                later = [e for e in result.status_changes[k + 1 :] if e.strategy == event.strategy]
+                if later and later[0].new == "retired":
+                    continue  # retired in the same cycle: no probation
+                due = event.ts_ms + 72 * 3_600_000
+                if due > result.last_ts_ms - 3_600_000:
+                    continue  # the history ends before the next cycle after it
+                # At the first cycle at or after 72 h: cycles fall on the hour of event time.
+                assert later and (later[0].old, later[0].new) == ("suspended", "degraded")
+                assert 0 <= later[0].ts_ms - due < 3_600_000, (scenario, seed, event)
+                assert later[0].reason.startswith("probation: suspended 72.0 h")
+                probations += 1
+    assert probations >= 3
+
+
 @pytest.mark.parametrize("scenario", ["decay", "regime", "mixed"])
 def test_alphad_raises_per_trade_sharpe_where_edges_shift(scenario: str) -> None:
     for seed in (1, 2):
