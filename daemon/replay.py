@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import accumulate
 from pathlib import Path
 from typing import IO, Any
 
@@ -630,14 +631,10 @@ class Replayer:
         last_ts = max(row.exit_ts_ms for row in rows)
         day0 = first_ts // DAY_MS
         days = last_ts // DAY_MS - day0 + 1
+        exit_day = [row.exit_ts_ms // DAY_MS - day0 for row in rows]
 
         def stats(indices: list[int], pnls: list[float]) -> Stats:
-            return side_stats(
-                pnls,
-                [rows[i].exit_ts_ms // DAY_MS - day0 for i in indices],
-                days,
-                periods_per_year,
-            )
+            return side_stats(pnls, [exit_day[i] for i in indices], days, periods_per_year)
 
         base_pnl = [rows[i].pnl for i in closed]
         total = Sides(baseline=stats(closed, base_pnl), alphad=stats(taken, taken_pnl))
@@ -749,14 +746,10 @@ def change_of(sides: Sides) -> Change:
 
 
 def _curve(rows: Sequence[SignalRow], indices: list[int], pnls: list[float]) -> Curve:
-    curve = Curve()
-    equity = 0.0
-    for i, pnl in zip(indices, pnls, strict=True):
-        equity += pnl
-        curve.rows.append(i)
-        curve.ts_ms.append(rows[i].exit_ts_ms)
-        curve.equity.append(equity)
-    return curve
+    # The running sum from 0.0, as ``equity += pnl`` trade by trade.
+    equity = list(accumulate(pnls, initial=0.0))
+    del equity[0]
+    return Curve(rows=list(indices), ts_ms=[rows[i].exit_ts_ms for i in indices], equity=equity)
 
 
 # ----------------------------------------------------------------------------- rendering
