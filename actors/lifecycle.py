@@ -81,7 +81,7 @@ class LifecycleConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     # recent window is trades made since the last violation counted: one bad stretch is
     # one violation, however many cycles see it.
     recount_share: Annotated[float, Meta(gt=0.0, le=1.0)] = 1.0
-    # An automatic suspension ends in degraded (half size, judged on its new trades
+    # An automatic suspension ends in degraded (reduced size, judged on its new trades
     # only) after this long; 0: it lasts until an operator lifts it. Without it a strategy
     # with a real edge suspended in a bad spell never trades again (docs/replay.md).
     probation_after_hours: Annotated[float, Meta(ge=0.0, le=1e5)] = 72.0
@@ -332,7 +332,7 @@ class LifecycleModel:
                     )
                 elif state.probation_from is not None:
                     # On probation the breach that suspended it has already counted: a
-                    # strategy let back in at half size gets no second warning.
+                    # strategy let back in at reduced size gets no second warning.
                     metrics = found.metrics() | {"violations": state.violations}
                     reason = f"breach on probation: {breaches}"
                     transitions += self._suspend(strategy, state, reason, now_ms, metrics)

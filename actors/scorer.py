@@ -78,7 +78,10 @@ class ScorerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     # quality 1.0; a degraded strategy gets degraded_size_factor of an active one's size.
     size_at_min_quality: Factor = 1.0
     max_size_multiplier: Annotated[float, Meta(gt=0.0, le=2.0)] = 2.0
-    degraded_size_factor: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.5
+    # 0.65, not 0.5: a first breach is a warning on one window, and a good strategy sees
+    # one now and then; at half size those weeks cost whole seeds of the simulations
+    # their pnl or drawdown criterion (docs/replay.md).
+    degraded_size_factor: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.65
     # Memory bounds for any input stream; the oldest pending signal and the least recently
     # updated setup or strategy record are forgotten first.
     max_pending_signals: Cap = 50_000

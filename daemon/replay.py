@@ -1109,7 +1109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tune", action="store_true", required=True, help="print the table")
     parser.add_argument("--seeds", type=int, default=20, help="how many seeds (default 20)")
     parser.add_argument(
-        "--first-seed", type=int, default=1, help="the first seed (default 1; 21: held-out seeds)"
+        "--first-seed", type=int, default=1, help="first seed (default 1; 41: held-out seeds)"
     )
     parser.add_argument("--config", help="TOML config to judge instead of the defaults")
     parser.add_argument("--scenario", action="append", choices=TUNING_SCENARIOS)
