@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--periods-per-year", type=float, default=365.0, help="for daily Sharpe")
     replay.add_argument("--report", help="also write a self-contained HTML report here")
+    replay.add_argument(
+        "--bootstrap",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="resamples of the test 'could it be luck?' (default 2000; 0: skip it)",
+    )
     return parser
 
 

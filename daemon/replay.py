@@ -36,6 +36,7 @@ from actors.performance import PerformanceModel, figures_of
 from actors.scorer import EXECUTABLE, ScorerModel
 from actors.weighting import INACTIVE, WeightingActor, WeightingModel
 from daemon.admission import Admission
+from daemon.bootstrap import RESAMPLES, Luck, bootstrap, daily_sharpe
 from daemon.config import Config, load_config
 from daemon.report import _format_table
 from protocol.errors import AlphadError
@@ -373,6 +374,8 @@ class ReplayResult(msgspec.Struct, kw_only=True):
     weights: dict[str, list[tuple[int, float, float]]]
     # regime -> strategy -> adaptive weight at the end, for regimes with their own table
     final_regime_weights: dict[str, dict[str, float]]
+    # Could the difference be luck: the paired block bootstrap over days (None: not run).
+    luck: Luck | None = None
 
 
 @dataclass
@@ -392,6 +395,19 @@ class Replay:
     result: ReplayResult
     baseline: Curve
     alphad: Curve
+    # Each side's pnl per calendar day, over the result's days.
+    baseline_daily: list[float] = field(default_factory=list)
+    alphad_daily: list[float] = field(default_factory=list)
+
+    def bootstrap_luck(self, resamples: int = RESAMPLES) -> Luck:
+        """Run the bootstrap of docs/replay.md on the daily pnl and keep it in the result."""
+        self.result.luck = bootstrap(
+            self.baseline_daily,
+            self.alphad_daily,
+            self.result.periods_per_year,
+            resamples=resamples,
+        )
+        return self.result.luck
 
 
 # ----------------------------------------------------------------------------- the replay
@@ -680,6 +696,8 @@ class Replayer:
             result=result,
             baseline=_curve(rows, closed, base_pnl),
             alphad=_curve(rows, taken, taken_pnl),
+            baseline_daily=daily_pnl(base_pnl, [exit_day[i] for i in closed], days),
+            alphad_daily=daily_pnl(taken_pnl, [exit_day[i] for i in taken], days),
         )
 
 
@@ -701,15 +719,7 @@ def side_stats(
     """The figures of one side: ``pnls`` in close order, ``days_of`` each trade's exit day
     (0 = the replay's first calendar day, of ``days``; days without a trade count as 0)."""
     figures = figures_of(pnls)
-    daily = [0.0] * days
-    for pnl, day in zip(pnls, days_of, strict=True):
-        daily[day] += pnl
-    daily_sharpe = None
-    if days >= 2:
-        mean = math.fsum(daily) / days
-        std = math.sqrt(math.fsum((x - mean) ** 2 for x in daily) / (days - 1))
-        if std > 1e-12 * max(abs(mean), 1e-300):
-            daily_sharpe = mean / std * math.sqrt(periods_per_year)
+    daily = daily_pnl(pnls, days_of, days)
     n = figures.trades
     total = figures.total_pnl
     return Stats(
@@ -719,11 +729,19 @@ def side_stats(
         win_rate=figures.win_rate if n else None,
         profit_factor=figures.profit_factor,
         sharpe=figures.sharpe,
-        daily_sharpe=daily_sharpe,
+        daily_sharpe=daily_sharpe(daily, periods_per_year),
         max_drawdown=figures.max_drawdown,
         drawdown_to_pnl=figures.max_drawdown / total if total > 0 else None,
         worst_day=min(daily) if daily else 0.0,
     )
+
+
+def daily_pnl(pnls: Sequence[float], days_of: Sequence[int], days: int) -> list[float]:
+    """The pnl of each calendar day (0 for a day without a trade)."""
+    daily = [0.0] * days
+    for pnl, day in zip(pnls, days_of, strict=True):
+        daily[day] += pnl
+    return daily
 
 
 def change_of(sides: Sides) -> Change:
@@ -833,6 +851,8 @@ def render_text(replayed: Replay, source: str = "") -> str:
         mine = getattr(r.total.alphad, key)
         lines.append([label, show(base), show(mine), changes.get(key, "")])
     out.append(_format_table(["", "baseline", "alphad", "change"], lines))
+    if r.luck is not None:
+        out += ["", *luck_lines(r.luck)]
     out += ["", "BY STRATEGY"]
     header = [
         "strategy",
@@ -873,6 +893,31 @@ def render_text(replayed: Replay, source: str = "") -> str:
     out += ["", "WEIGHTS (global adaptive weight; (s) = suspended or retired, effective 0)"]
     out.append(_weights_table(r))
     return "\n".join(out)
+
+
+def luck_lines(luck: Luck) -> list[str]:
+    """The bootstrap as a heading and a table (docs/replay.md)."""
+    rows = []
+    for label, interval, show in (
+        ("daily sharpe", luck.daily_sharpe, _signed),
+        ("total pnl", luck.total_pnl, _signed_money),
+    ):
+        span = (
+            f"{show(interval.low)} to {show(interval.high)}"
+            if interval.low is not None and interval.high is not None
+            else "-"
+        )
+        ahead = f"{_percent(interval.ahead)} of resamples" if interval.ahead is not None else "-"
+        rows.append([label, show(interval.observed), span, ahead])
+    return [
+        f"COULD IT BE LUCK? {luck.resamples:,} resamples of the history's days in blocks of "
+        f"{luck.block_days}, the same days for both sides",
+        _format_table(["", "alphad - baseline", "90% of resamples", "alphad ahead in"], rows),
+    ]
+
+
+def _signed_money(value: float | None) -> str:
+    return "-" if value is None else f"{value:+,.2f}"
 
 
 def _status_lines(changes: Sequence[StatusEvent]) -> list[str]:
@@ -927,6 +972,10 @@ def replay_command(args: argparse.Namespace) -> int:
         shadow_outcomes=args.shadow_outcomes,
         periods_per_year=args.periods_per_year,
     )
+    if args.bootstrap < 0:
+        raise InputError(f"--bootstrap needs a number of resamples >= 0, not {args.bootstrap}")
+    if args.bootstrap:
+        replayed.bootstrap_luck(args.bootstrap)
     if args.report:
         from daemon.replay_report import write_report
 

@@ -91,6 +91,7 @@ def render_html(replayed: Replay, title: str = "") -> str:
         f"{_num(d.mean_size, 2)}, largest {_num(d.max_size, 2)}.</p>",
         "<h2>Baseline and alphad</h2>",
         _summary_table(r),
+        *_luck_section(r),
         "<h2>Equity</h2>",
         _legend(
             [("baseline (every signal at size 1)", BASELINE_COLOUR), ("alphad", ALPHAD_COLOUR)]
@@ -135,6 +136,43 @@ def _summary_table(r: ReplayResult) -> str:
         rows.append(f"<tr><td>{escape(label)}</td><td>{base}</td><td>{mine}</td></tr>")
     rows.append("</table>")
     return "".join(rows)
+
+
+def _luck_section(r: ReplayResult) -> list[str]:
+    """The bootstrap, when it was run: heading, explanation, table."""
+    luck = r.luck
+    if luck is None:
+        return []
+    rows = [
+        "<table><tr><th></th><th>alphad − baseline</th><th>90 % of resamples</th>"
+        "<th>alphad ahead in</th></tr>"
+    ]
+    for label, interval, digits in (
+        ("daily sharpe", luck.daily_sharpe, 3),
+        ("total pnl", luck.total_pnl, 2),
+    ):
+        span = (
+            f"{_signed_num(interval.low, digits)} to {_signed_num(interval.high, digits)}"
+            if interval.low is not None and interval.high is not None
+            else "-"
+        )
+        ahead = "-" if interval.ahead is None else f"{interval.ahead:.1%} of resamples"
+        rows.append(
+            f"<tr><td>{label}</td><td>{_signed_num(interval.observed, digits)}</td>"
+            f"<td>{span}</td><td>{ahead}</td></tr>"
+        )
+    rows.append("</table>")
+    return [
+        "<h2>Could it be luck?</h2>",
+        f'<p class="muted">{luck.resamples:,} histories redrawn from this one in blocks of '
+        f"{luck.block_days} consecutive days, the same days for both sides; the middle 90 % "
+        "of the differences, and how often alphad stays ahead.</p>",
+        "".join(rows),
+    ]
+
+
+def _signed_num(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:+,.{digits}f}"
 
 
 def _strategy_table(r: ReplayResult) -> str:

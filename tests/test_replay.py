@@ -255,6 +255,17 @@ def test_baseline_figures_equal_a_direct_computation_from_the_rows() -> None:
     )
 
 
+def test_the_daily_pnl_the_bootstrap_resamples_adds_up_to_each_side() -> None:
+    replay_ = replayed("mixed", 1)
+    total = replay_.result.total
+    assert len(replay_.baseline_daily) == len(replay_.alphad_daily) == replay_.result.days
+    assert math.fsum(replay_.baseline_daily) == pytest.approx(total.baseline.total_pnl)
+    assert math.fsum(replay_.alphad_daily) == pytest.approx(total.alphad.total_pnl)
+    assert min(replay_.alphad_daily) == pytest.approx(total.alphad.worst_day)
+    luck = replay(simulated("mixed", 1).rows).bootstrap_luck(500)
+    assert luck.daily_sharpe.observed == pytest.approx(replay_.result.change.daily_sharpe)
+
+
 def test_periods_per_year_scales_only_the_daily_sharpe() -> None:
     rows = simulated("steady", 1).rows
     daily = replay(rows, periods_per_year=365).result.total.baseline
@@ -426,6 +437,16 @@ def test_simulate_then_replay_with_a_report_from_the_command_line(tmp_path: Path
     ]
     assert outputs[0] == outputs[1]
     assert json.loads(outputs[0])["signals"] == len(read_signals(tmp_path / "d.csv"))
+    # The bootstrap runs by default, in the text, the JSON and the page; 0 skips it.
+    luck = json.loads(outputs[0])["luck"]
+    assert luck["resamples"] == 2000 and luck["block_days"] == 5
+    assert "COULD IT BE LUCK?" in shown.stdout
+    assert "Could it be luck?" in (tmp_path / "r.html").read_text()
+    skipped = alphad_cli("replay", "d.csv", "--format", "json", "--bootstrap", "0", cwd=tmp_path)
+    assert json.loads(skipped.stdout)["luck"] is None
+    refused = alphad_cli("replay", "d.csv", "--bootstrap", "-1", cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert len(refused.stderr.strip().splitlines()) == 1 and "--bootstrap" in refused.stderr
 
 
 def test_a_bad_file_is_one_line_on_stderr_and_exit_one(tmp_path: Path) -> None:
