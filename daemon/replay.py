@@ -1080,7 +1080,11 @@ def tuning_table(
 ) -> str:
     """The tuning criteria (docs/replay.md) over the seeds of every scenario, as Markdown."""
     seeds = list(seeds)
-    outcomes = {s: [judge(s, seed, config) for seed in seeds] for s in scenarios}
+    return table_of({s: [judge(s, seed, config) for seed in seeds] for s in scenarios})
+
+
+def table_of(outcomes: dict[str, list[SeedOutcome]]) -> str:
+    """The Markdown table of ``tuning_table`` from the outcomes of each scenario's seeds."""
     lines = [
         "| scenario | max drawdown vs baseline: median (worst) | seeds within +5 % "
         "| Sharpe per trade raised | total pnl vs baseline: median (worst) "

@@ -18,14 +18,17 @@ import pytest
 from daemon.config import Config
 from daemon.replay import (
     DAY_MS,
+    Change,
     InputError,
     Replay,
+    SeedOutcome,
     SignalRow,
     read_signals,
     render_json,
     render_text,
     replay,
     suspension_after,
+    table_of,
     write_signals,
 )
 from daemon.replay_report import render_html
@@ -461,3 +464,56 @@ def test_a_bad_file_is_one_line_on_stderr_and_exit_one(tmp_path: Path) -> None:
         assert done.stdout == ""
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("alphad: "), done.stderr
     assert "line 2: `confidence`" in alphad_cli("replay", "bad.csv", cwd=tmp_path).stderr
+
+
+# ----------------------------------------------------------------------------- the tuning table
+
+
+def outcome(
+    scenario: str,
+    drawdown: float,
+    pnl: float,
+    sharpe: float,
+    losses: dict[str, int | None] | None = None,
+) -> SeedOutcome:
+    return SeedOutcome(
+        scenario,
+        0,
+        Change(total_pnl=pnl, max_drawdown=drawdown, sharpe=sharpe, daily_sharpe=None),
+        losses or {},
+        out_before_onset=0,
+        good=3,
+        good_suspended=0,
+    )
+
+
+def verdicts(table: str) -> dict[str, tuple[str, str]]:
+    rows = [line.strip("|").split("|") for line in table.splitlines()[2:]]
+    return {cells[0].strip(): (cells[-2].strip(), cells[-1].strip()) for cells in rows}
+
+
+def test_the_table_judges_every_seed_and_the_median_seed() -> None:
+    fine = [outcome("steady", -0.05, 0.02, 0.01) for _ in range(19)]
+    table = table_of(
+        {
+            # One seed loses 15 % of its pnl: fails every seed, the median seed passes.
+            "steady": [*fine, outcome("steady", -0.02, -0.15, 0.01)],
+            # Most seeds raise drawdown by 6 %: fails both readings.
+            "noise": [outcome("noise", 0.06, 0.0, 0.0) for _ in range(11)]
+            + [outcome("noise", -0.10, 0.0, 0.0) for _ in range(9)],
+            # Sharpe raised in 17 of 20 seeds (18 needed): fails both readings.
+            "regime": [outcome("regime", -0.2, 0.1, 0.01) for _ in range(17)]
+            + [outcome("regime", -0.2, 0.1, -0.01) for _ in range(3)],
+            # The decaying strategy is never suspended in one seed: fails both.
+            "decay": [outcome("decay", -0.3, 0.2, 0.02, {"mean_revert": 100}) for _ in range(19)]
+            + [outcome("decay", -0.3, 0.2, 0.02, {"mean_revert": None})],
+        }
+    )
+    assert verdicts(table) == {
+        "steady": ("fails: pnl", "passes"),
+        "noise": ("fails: drawdown", "fails: drawdown"),
+        "regime": ("fails: Sharpe", "fails: Sharpe"),
+        "decay": ("fails: suspension", "fails: suspension"),
+    }
+    assert "| 100 (100), 1 never suspended |" in table
+    assert "| 20/20 | 20/20 (not required) | +2.0% (-15.0%) |" in table  # steady
