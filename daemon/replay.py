@@ -369,6 +369,7 @@ class ReplayResult(msgspec.Struct, kw_only=True):
     total: Sides
     change: Change
     by_strategy: dict[str, Sides]
+    by_regime: dict[str, Sides]  # by the regime of the signal ("unknown" without one)
     status_changes: list[StatusEvent]
     # strategy -> [ts_ms, adaptive weight, effective weight] at start and at each change
     weights: dict[str, list[tuple[int, float, float]]]
@@ -655,21 +656,28 @@ class Replayer:
         base_pnl = [rows[i].pnl for i in closed]
         total = Sides(baseline=stats(closed, base_pnl), alphad=stats(taken, taken_pnl))
         strategies = sorted({row.strategy for row in rows})
-        # Each strategy's trades in close order, both sides, in one pass over each.
-        base_of: dict[str, tuple[list[int], list[float]]] = {s: ([], []) for s in strategies}
-        mine_of: dict[str, tuple[list[int], list[float]]] = {s: ([], []) for s in strategies}
-        for i, p in zip(closed, base_pnl, strict=True):
-            indices, pnls = base_of[rows[i].strategy]
-            indices.append(i)
-            pnls.append(p)
-        for i, p in zip(taken, taken_pnl, strict=True):
-            indices, pnls = mine_of[rows[i].strategy]
-            indices.append(i)
-            pnls.append(p)
-        by_strategy = {
-            name: Sides(baseline=stats(*base_of[name]), alphad=stats(*mine_of[name]))
-            for name in strategies
-        }
+
+        def by(key: list[str]) -> dict[str, Sides]:
+            """Both sides of each group (``key[i]``: row i's group), in one pass over each."""
+            groups = sorted(set(key))
+            base_of: dict[str, tuple[list[int], list[float]]] = {g: ([], []) for g in groups}
+            mine_of: dict[str, tuple[list[int], list[float]]] = {g: ([], []) for g in groups}
+            for i, p in zip(closed, base_pnl, strict=True):
+                indices, pnls = base_of[key[i]]
+                indices.append(i)
+                pnls.append(p)
+            for i, p in zip(taken, taken_pnl, strict=True):
+                indices, pnls = mine_of[key[i]]
+                indices.append(i)
+                pnls.append(p)
+            return {
+                g: Sides(baseline=stats(*base_of[g]), alphad=stats(*mine_of[g])) for g in groups
+            }
+
+        by_strategy = by([row.strategy for row in rows])
+        # The regime the bot saw at the signal; a row without one counts as the daemon
+        # counts it live.
+        by_regime = by([row.regime or UNKNOWN_REGIME for row in rows])
         model = self.weighting.model
         result = ReplayResult(
             signals=len(rows),
@@ -685,6 +693,7 @@ class Replayer:
             total=total,
             change=change_of(total),
             by_strategy=by_strategy,
+            by_regime=by_regime,
             status_changes=self.status_changes,
             weights={name: self.weights[name] for name in sorted(self.weights)},
             final_regime_weights={
@@ -854,22 +863,22 @@ def render_text(replayed: Replay, source: str = "") -> str:
     if r.luck is not None:
         out += ["", *luck_lines(r.luck)]
     out += ["", "BY STRATEGY"]
-    header = [
-        "strategy",
-        "side",
-        "trades",
-        "total pnl",
-        "expect.",
-        "win",
-        "PF",
-        "sh/trade",
-        "sh/day",
-        "max dd",
-        "dd/pnl",
-        "worst day",
-    ]
+    out.append(_sides_table("strategy", r.by_strategy))
+    out += ["", "BY REGIME (of the signal)"]
+    out.append(_sides_table("regime", r.by_regime))
+    out += ["", "STATUS CHANGES (UTC, cycle, strategy, change: reason)"]
+    out += _status_lines(r.status_changes) or ["(none)"]
+    out += ["", "WEIGHTS (global adaptive weight; (s) = suspended or retired, effective 0)"]
+    out.append(_weights_table(r))
+    return "\n".join(out)
+
+
+def _sides_table(what: str, groups: dict[str, Sides]) -> str:
+    """Both sides of every group, a row each."""
+    header = [what, "side", "trades", "total pnl", "expect.", "win", "PF", "sh/trade", "sh/day"]
+    header += ["max dd", "dd/pnl", "worst day"]
     table = []
-    for name, sides in r.by_strategy.items():
+    for name, sides in groups.items():
         for label, s in (("baseline", sides.baseline), ("alphad", sides.alphad)):
             table.append(
                 [
@@ -887,12 +896,7 @@ def render_text(replayed: Replay, source: str = "") -> str:
                     _money(s.worst_day),
                 ]
             )
-    out.append(_format_table(header, table))
-    out += ["", "STATUS CHANGES (UTC, cycle, strategy, change: reason)"]
-    out += _status_lines(r.status_changes) or ["(none)"]
-    out += ["", "WEIGHTS (global adaptive weight; (s) = suspended or retired, effective 0)"]
-    out.append(_weights_table(r))
-    return "\n".join(out)
+    return _format_table(header, table)
 
 
 def luck_lines(luck: Luck) -> list[str]:

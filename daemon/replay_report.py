@@ -19,6 +19,7 @@ from daemon.replay import (
     InputError,
     Replay,
     ReplayResult,
+    Sides,
     Stats,
     utc_day,
     utc_minute,
@@ -118,7 +119,10 @@ def render_html(replayed: Replay, title: str = "") -> str:
         _status_chart(r),
         _status_table(r),
         "<h2>By strategy</h2>",
-        _strategy_table(r),
+        _sides_table("strategy", r.by_strategy),
+        "<h2>By regime</h2>",
+        '<p class="muted">By the regime the bot saw at the signal.</p>',
+        _sides_table("regime", r.by_regime),
         "</body></html>",
         "",
     ]
@@ -175,11 +179,11 @@ def _signed_num(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:+,.{digits}f}"
 
 
-def _strategy_table(r: ReplayResult) -> str:
+def _sides_table(what: str, groups: dict[str, Sides]) -> str:
     labels = [label for label, _, _ in STAT_LINES]
-    head = "".join(f"<th>{escape(label)}</th>" for label in ["strategy", "side", *labels])
+    head = "".join(f"<th>{escape(label)}</th>" for label in [what, "side", *labels])
     rows = [f"<table><tr>{head}</tr>"]
-    for name, sides in r.by_strategy.items():
+    for name, sides in groups.items():
         for side, stats in (("baseline", sides.baseline), ("alphad", sides.alphad)):
             cells = "".join(f"<td>{_stat(stats, key, show)}</td>" for _, key, show in STAT_LINES)
             who = escape(name) if side == "baseline" else ""

@@ -258,6 +258,26 @@ def test_baseline_figures_equal_a_direct_computation_from_the_rows() -> None:
     )
 
 
+def test_the_regime_breakdown_is_the_rows_of_each_regime() -> None:
+    rows = simulated("regime", 1).rows
+    result = replayed("regime", 1).result
+    regimes = sorted({row.regime or "unknown" for row in rows})
+    assert list(result.by_regime) == regimes
+    for regime in regimes:
+        mine = [row for row in rows if (row.regime or "unknown") == regime]
+        base = result.by_regime[regime].baseline
+        assert base.trades == len(mine)
+        assert base.total_pnl == pytest.approx(math.fsum(row.pnl for row in mine))
+        closing = sorted(mine, key=lambda row: row.exit_ts_ms)
+        assert base.sharpe == pytest.approx(
+            statistics.fmean(r.pnl for r in closing) / statistics.stdev(r.pnl for r in closing)
+        )
+    # alphad's side splits its trades and its pnl between the regimes, nothing lost.
+    sides = [s.alphad for s in result.by_regime.values()]
+    assert sum(s.trades for s in sides) == result.total.alphad.trades
+    assert math.fsum(s.total_pnl for s in sides) == pytest.approx(result.total.alphad.total_pnl)
+
+
 def test_the_daily_pnl_the_bootstrap_resamples_adds_up_to_each_side() -> None:
     replay_ = replayed("mixed", 1)
     total = replay_.result.total
