@@ -327,6 +327,13 @@ class Change(msgspec.Struct, kw_only=True):
     max_drawdown: float | None  # alphad / baseline − 1
     sharpe: float | None  # alphad − baseline
     daily_sharpe: float | None  # alphad − baseline
+    # alphad's exposure as a share of the baseline's: Σ size / the baseline's trades.
+    exposure: float | None = None
+    # Against the baseline cut to that exposure, every trade at size ``exposure``: its pnl
+    # and its max drawdown are the baseline's × exposure. What alphad gains by choosing
+    # trades, beyond trading less.
+    total_pnl_same_exposure: float | None = None  # (alphad − cut) / |cut|
+    max_drawdown_same_exposure: float | None = None  # alphad / cut − 1
 
 
 class SignalCounts(msgspec.Struct, kw_only=True):
@@ -633,7 +640,8 @@ class Replayer:
             max_size=max(executed_sizes) if taken else None,
             outcomes_learned=learned,
         )
-        return self._result(rows, closed, taken, taken_pnl, decisions, periods_per_year)
+        exposure = math.fsum(executed_sizes) / len(closed) if closed else None
+        return self._result(rows, closed, taken, taken_pnl, decisions, periods_per_year, exposure)
 
     def _result(
         self,
@@ -643,6 +651,7 @@ class Replayer:
         taken_pnl: list[float],
         decisions: SignalCounts,
         periods_per_year: float,
+        exposure: float | None,
     ) -> Replay:
         first_ts = min(row.ts_ms for row in rows)
         last_ts = max(row.exit_ts_ms for row in rows)
@@ -691,7 +700,7 @@ class Replayer:
             periods_per_year=periods_per_year,
             decisions=decisions,
             total=total,
-            change=change_of(total),
+            change=change_of(total, exposure),
             by_strategy=by_strategy,
             by_regime=by_regime,
             status_changes=self.status_changes,
@@ -753,22 +762,31 @@ def daily_pnl(pnls: Sequence[float], days_of: Sequence[int], days: int) -> list[
     return daily
 
 
-def change_of(sides: Sides) -> Change:
-    """alphad against the baseline."""
+def change_of(sides: Sides, exposure: float | None = None) -> Change:
+    """alphad against the baseline, and against the baseline cut to alphad's
+    ``exposure`` (Σ of alphad's sizes / the baseline's trades) when it is given."""
     base, mine = sides.baseline, sides.alphad
 
     def difference(a: float | None, b: float | None) -> float | None:
         return a - b if a is not None and b is not None else None
 
+    def relative(a: float, b: float) -> float | None:
+        return (a - b) / abs(b) if b else None
+
+    def drawdown(a: float, b: float) -> float | None:
+        return a / b - 1.0 if b > 0 else None
+
+    cut = exposure if exposure else None
     return Change(
-        total_pnl=(
-            (mine.total_pnl - base.total_pnl) / abs(base.total_pnl) if base.total_pnl else None
-        ),
-        max_drawdown=(
-            mine.max_drawdown / base.max_drawdown - 1.0 if base.max_drawdown > 0 else None
-        ),
+        total_pnl=relative(mine.total_pnl, base.total_pnl),
+        max_drawdown=drawdown(mine.max_drawdown, base.max_drawdown),
         sharpe=difference(mine.sharpe, base.sharpe),
         daily_sharpe=difference(mine.daily_sharpe, base.daily_sharpe),
+        exposure=exposure,
+        total_pnl_same_exposure=relative(mine.total_pnl, base.total_pnl * cut) if cut else None,
+        max_drawdown_same_exposure=(
+            drawdown(mine.max_drawdown, base.max_drawdown * cut) if cut else None
+        ),
     )
 
 
@@ -860,6 +878,8 @@ def render_text(replayed: Replay, source: str = "") -> str:
         mine = getattr(r.total.alphad, key)
         lines.append([label, show(base), show(mine), changes.get(key, "")])
     out.append(_format_table(["", "baseline", "alphad", "change"], lines))
+    if change.exposure is not None:
+        out += ["", exposure_line(change)]
     if r.luck is not None:
         out += ["", *luck_lines(r.luck)]
     out += ["", "BY STRATEGY"]
@@ -871,6 +891,16 @@ def render_text(replayed: Replay, source: str = "") -> str:
     out += ["", "WEIGHTS (global adaptive weight; (s) = suspended or retired, effective 0)"]
     out.append(_weights_table(r))
     return "\n".join(out)
+
+
+def exposure_line(change: Change) -> str:
+    """Is alphad only trading less? Its change against the baseline cut to its exposure."""
+    return (
+        f"alphad's exposure is {_ratio(change.exposure, 2)} of the baseline's (sum of sizes / "
+        f"trades). Against the baseline cut to that size on every trade: total pnl "
+        f"{_signed_percent(change.total_pnl_same_exposure)}, max drawdown "
+        f"{_signed_percent(change.max_drawdown_same_exposure)}."
+    )
 
 
 def _sides_table(what: str, groups: dict[str, Sides]) -> str:

@@ -21,6 +21,7 @@ from daemon.replay import (
     ReplayResult,
     Sides,
     Stats,
+    exposure_line,
     utc_day,
     utc_minute,
 )
@@ -92,6 +93,7 @@ def render_html(replayed: Replay, title: str = "") -> str:
         f"{_num(d.mean_size, 2)}, largest {_num(d.max_size, 2)}.</p>",
         "<h2>Baseline and alphad</h2>",
         _summary_table(r),
+        *([f"<p>{escape(exposure_line(r.change))}</p>"] if r.change.exposure is not None else []),
         *_luck_section(r),
         "<h2>Equity</h2>",
         _legend(

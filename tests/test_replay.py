@@ -21,6 +21,7 @@ from daemon.replay import (
     Change,
     InputError,
     Replay,
+    Replayer,
     SeedOutcome,
     SignalRow,
     read_signals,
@@ -33,6 +34,7 @@ from daemon.replay import (
 )
 from daemon.replay_report import render_html
 from daemon.simulate import SCENARIOS, Simulation, simulate
+from protocol.messages import ScoreSignal, SignalScore
 
 ROOT = Path(__file__).parent.parent
 HEADER = "ts_ms,exit_ts_ms,strategy,symbol,side,confidence,confluence,regime,pnl,signal_id\n"
@@ -256,6 +258,36 @@ def test_baseline_figures_equal_a_direct_computation_from_the_rows() -> None:
     assert base.daily_sharpe == pytest.approx(
         statistics.fmean(days) / statistics.stdev(days) * math.sqrt(365)
     )
+
+
+def test_alphad_is_also_compared_with_the_baseline_cut_to_its_exposure() -> None:
+    rows = simulated("decay", 1).rows
+    replayer = Replayer(Config())
+    sizes: list[float] = []
+    score = replayer.scorer.score
+
+    def scored(request: ScoreSignal) -> SignalScore:
+        reply = score(request)
+        sizes.append(reply.size_multiplier)
+        return reply
+
+    replayer.scorer.score = scored  # type: ignore[method-assign]
+    result = replayer.run(rows).result
+    exposure = math.fsum(sizes) / len(rows)
+    assert 0.5 < exposure < 1.0  # decay: a strategy suspended half-way
+    change = result.change
+    assert change.exposure == pytest.approx(exposure)
+    # The cut baseline: every trade at size `exposure`, in close order.
+    closing = sorted(range(len(rows)), key=lambda i: (rows[i].exit_ts_ms, i))
+    equity = peak = worst = 0.0
+    for i in closing:
+        equity += rows[i].pnl * exposure
+        peak = max(peak, equity)
+        worst = max(worst, peak - equity)
+    mine = result.total.alphad
+    assert change.total_pnl_same_exposure == pytest.approx((mine.total_pnl - equity) / abs(equity))
+    assert change.max_drawdown_same_exposure == pytest.approx(mine.max_drawdown / worst - 1.0)
+    assert "exposure is" in render_text(replayed("decay", 1))
 
 
 def test_the_regime_breakdown_is_the_rows_of_each_regime() -> None:
