@@ -1123,8 +1123,10 @@ def table_of(outcomes: dict[str, list[SeedOutcome]]) -> str:
         "| scenario | max drawdown vs baseline: median (worst) | seeds within +5 % "
         "| Sharpe per trade raised | total pnl vs baseline: median (worst) "
         "| losing trades before suspension: median (max) "
-        "| good strategies ever suspended | verdict, every seed | verdict, medians |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| good strategies ever suspended "
+        "| exposure; against the baseline cut to it: max drawdown, total pnl (medians) "
+        "| verdict, every seed | verdict, medians |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for scenario, runs in outcomes.items():
         dd = [o.change.max_drawdown for o in runs if o.change.max_drawdown is not None]
@@ -1161,12 +1163,27 @@ def table_of(outcomes: dict[str, list[SeedOutcome]]) -> str:
         good = sum(o.good for o in runs)
         thrown = sum(o.good_suspended for o in runs)
         good_cell = f"{thrown}/{good}" if good else "-"
+        exposure = [o.change.exposure for o in runs if o.change.exposure is not None]
+        cut_dd = [
+            o.change.max_drawdown_same_exposure
+            for o in runs
+            if o.change.max_drawdown_same_exposure is not None
+        ]
+        cut_pnl = [
+            o.change.total_pnl_same_exposure
+            for o in runs
+            if o.change.total_pnl_same_exposure is not None
+        ]
+        cut_cell = (
+            f"{_ratio(_median(exposure), 2)}; {_signed_percent(_median(cut_dd))}, "
+            f"{_signed_percent(_median(cut_pnl))}"
+        )
         lines.append(
             f"| {scenario} | {_signed_percent(_median(dd))} ({_signed_percent(_max(dd))}) "
             f"| {within}/{len(runs)} "
             f"| {raised}/{len(runs)}{'' if scenario in SHARPE_SCENARIOS else ' (not required)'} "
             f"| {_signed_percent(_median(pnl))} ({_signed_percent(_min(pnl))}) "
-            f"| {decay_cell} | {good_cell} "
+            f"| {decay_cell} | {good_cell} | {cut_cell} "
             f"| {_verdict(failed)} | {_verdict(failed_median)} |"
         )
     return "\n".join(lines)

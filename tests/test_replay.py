@@ -531,7 +531,15 @@ def outcome(
     return SeedOutcome(
         scenario,
         0,
-        Change(total_pnl=pnl, max_drawdown=drawdown, sharpe=sharpe, daily_sharpe=None),
+        Change(
+            total_pnl=pnl,
+            max_drawdown=drawdown,
+            sharpe=sharpe,
+            daily_sharpe=None,
+            exposure=0.9,
+            max_drawdown_same_exposure=drawdown + 0.1,
+            total_pnl_same_exposure=pnl - 0.1,
+        ),
         losses or {},
         out_before_onset=0,
         good=3,
@@ -569,3 +577,4 @@ def test_the_table_judges_every_seed_and_the_median_seed() -> None:
     }
     assert "| 100 (100), 1 never suspended |" in table
     assert "| 20/20 | 20/20 (not required) | +2.0% (-15.0%) |" in table  # steady
+    assert "| 0.90; +5.0%, -8.0% |" in table  # steady, at alphad's exposure
