@@ -269,30 +269,55 @@ def unit_pnl(pnl: float, size: float | None) -> float:
     return per_unit if math.isfinite(per_unit) else pnl
 
 
+class JudgedWindow:
+    """The recent window of a judged group (``JUDGED``) per unit of size: the ring of its
+    trades' pnls per unit of size and how many trades the group has seen. It is the judged
+    part of a ``Group``, and all a group is in a model that keeps only what the
+    optimization cycle judges (``PerformanceModel(judging_only=True)``)."""
+
+    __slots__ = ("judged", "seen", "unit")
+
+    def __init__(self, window_trades: int, seen: int = 0) -> None:
+        self.unit = Ring(window_trades)
+        self.seen = seen
+        # Computed on the first ask after a trade and kept until the next one.
+        self.judged: Figures | None = None
+
+    def add(self, per_unit: float) -> None:
+        """Count one more trade's pnl per unit of size."""
+        self.unit.add(per_unit)
+        self.seen += 1
+        self.judged = None
+
+    def judged_figures(self) -> Figures:
+        """The recent window per unit of size, with ``seen`` and ``pnls`` (shared: read,
+        never modify)."""
+        if self.judged is None:
+            self.judged = figures_of(self.unit.items(), seen=self.seen, keep_pnls=True)
+        return self.judged
+
+
 class Group:
     """One group of trades: the all-window stats and the recent-window ring, and for a
-    judged group (``JUDGED``) the ring of the same trades' pnls per unit of size."""
+    judged group (``JUDGED``) its window per unit of size."""
 
-    __slots__ = ("judged", "recent", "ring", "stats", "unit")
+    __slots__ = ("recent", "ring", "stats", "window")
 
     def __init__(self, window_trades: int, judged: bool = False) -> None:
         self.stats = RunningStats()
         self.ring = Ring(window_trades)
-        self.unit: Ring | None = Ring(window_trades) if judged else None
-        # The recent figures (and the judged ones), computed on the first ask after a
-        # trade and kept until the next one: cycles and reports between two trades of
-        # the group cost nothing.
+        self.window = JudgedWindow(window_trades) if judged else None
+        # The recent figures, computed on the first ask after a trade and kept until the
+        # next one: cycles and reports between two trades of the group cost nothing.
         self.recent: Figures | None = None
-        self.judged: Figures | None = None
 
     def add(self, pnl: float, per_unit: float) -> None:
         """Count one more trade in both windows (and its pnl per unit of size)."""
         self.stats.add(pnl)
         self.ring.add(pnl)
         self.recent = None
-        if self.unit is not None:
-            self.unit.add(per_unit)
-            self.judged = None
+        if self.window is not None:
+            self.window.add(per_unit)
 
     def figures(self, window: str) -> Figures:
         """The figures of one window (the recent ones are shared: read, never modify)."""
@@ -305,38 +330,10 @@ class Group:
         return self.recent
 
     def judged_figures(self) -> Figures:
-        """The recent window per unit of size, with ``seen`` and ``pnls`` (shared: read,
-        never modify). Only for a judged group."""
-        if self.judged is None:
-            if self.unit is None:
-                raise ValueError("only the groups of JUDGED keep pnls per unit of size")
-            self.judged = figures_of(self.unit.items(), seen=self.stats.n, keep_pnls=True)
-        return self.judged
-
-
-class JudgedWindow:
-    """A judged group of a model that keeps only what the optimization cycle judges
-    (``PerformanceModel(judging_only=True)``): the ring of pnls per unit of size and the
-    number of trades seen, with the same ``judged_figures`` as a ``Group``'s."""
-
-    __slots__ = ("judged", "seen", "unit")
-
-    def __init__(self, window_trades: int) -> None:
-        self.unit = Ring(window_trades)
-        self.seen = 0
-        self.judged: Figures | None = None
-
-    def add(self, per_unit: float) -> None:
-        """Count one more trade's pnl per unit of size."""
-        self.unit.add(per_unit)
-        self.seen += 1
-        self.judged = None
-
-    def judged_figures(self) -> Figures:
-        """As ``Group.judged_figures``."""
-        if self.judged is None:
-            self.judged = figures_of(self.unit.items(), seen=self.seen, keep_pnls=True)
-        return self.judged
+        """``JudgedWindow.judged_figures``; only for a judged group."""
+        if self.window is None:
+            raise ValueError("only the groups of JUDGED keep pnls per unit of size")
+        return self.window.judged_figures()
 
 
 def figures_of(pnls: Sequence[float], *, seen: int = 0, keep_pnls: bool = False) -> Figures:
@@ -751,7 +748,7 @@ class PerformanceModel:
                 "+".join(grouping),
                 (
                     [list(key), group.stats.to_state(), group.ring.items()]
-                    + ([group.unit.items()] if group.unit is not None else [])
+                    + ([group.window.unit.items()] if group.window is not None else [])
                     for key, group in table.items()
                 ),
             )
@@ -793,7 +790,8 @@ class PerformanceModel:
                 group.stats = RunningStats.from_state(stats)
                 group.ring = Ring.of(window, recent)
                 if judged:
-                    group.unit = Ring.of(window, entry[3] if parts == 4 else recent)
+                    group.window = JudgedWindow(window, seen=group.stats.n)
+                    group.window.unit = Ring.of(window, entry[3] if parts == 4 else recent)
                 table[tuple(key)] = group
         model.last_seq = int(state["last_seq"])
         model.trade_count = int(state["trade_count"])
