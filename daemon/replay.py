@@ -929,8 +929,9 @@ def _sides_table(what: str, groups: dict[str, Sides]) -> str:
     return _format_table(header, table)
 
 
-def luck_lines(luck: Luck) -> list[str]:
-    """The bootstrap as a heading and a table (docs/replay.md)."""
+def luck_rows(luck: Luck) -> list[list[str]]:
+    """The bootstrap's table (docs/replay.md): figure, alphad − baseline on the history,
+    the middle 90 % of the resamples, the share of resamples with alphad ahead."""
     rows = []
     for label, interval, show in (
         ("daily sharpe", luck.daily_sharpe, _signed),
@@ -943,10 +944,18 @@ def luck_lines(luck: Luck) -> list[str]:
         )
         ahead = f"{_percent(interval.ahead)} of resamples" if interval.ahead is not None else "-"
         rows.append([label, show(interval.observed), span, ahead])
+    return rows
+
+
+LUCK_HEADER = ["", "alphad - baseline", "90% of resamples", "alphad ahead in"]
+
+
+def luck_lines(luck: Luck) -> list[str]:
+    """The bootstrap as a heading and a table."""
     return [
         f"COULD IT BE LUCK? {luck.resamples:,} resamples of the history's days in blocks of "
         f"{luck.block_days}, the same days for both sides",
-        _format_table(["", "alphad - baseline", "90% of resamples", "alphad ahead in"], rows),
+        _format_table(LUCK_HEADER, luck_rows(luck)),
     ]
 
 

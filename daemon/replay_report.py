@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.replay import (
+    LUCK_HEADER,
     STAT_LINES,
     Curve,
     InputError,
@@ -22,6 +23,7 @@ from daemon.replay import (
     Sides,
     Stats,
     exposure_line,
+    luck_rows,
     utc_day,
     utc_minute,
 )
@@ -149,24 +151,10 @@ def _luck_section(r: ReplayResult) -> list[str]:
     luck = r.luck
     if luck is None:
         return []
-    rows = [
-        "<table><tr><th></th><th>alphad − baseline</th><th>90 % of resamples</th>"
-        "<th>alphad ahead in</th></tr>"
-    ]
-    for label, interval, digits in (
-        ("daily sharpe", luck.daily_sharpe, 3),
-        ("total pnl", luck.total_pnl, 2),
-    ):
-        span = (
-            f"{_signed_num(interval.low, digits)} to {_signed_num(interval.high, digits)}"
-            if interval.low is not None and interval.high is not None
-            else "-"
-        )
-        ahead = "-" if interval.ahead is None else f"{interval.ahead:.1%} of resamples"
-        rows.append(
-            f"<tr><td>{label}</td><td>{_signed_num(interval.observed, digits)}</td>"
-            f"<td>{span}</td><td>{ahead}</td></tr>"
-        )
+    head = "".join(f"<th>{escape(cell)}</th>" for cell in LUCK_HEADER)
+    rows = [f"<table><tr>{head}</tr>"]
+    for cells in luck_rows(luck):
+        rows.append("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in cells) + "</tr>")
     rows.append("</table>")
     return [
         "<h2>Could it be luck?</h2>",
@@ -175,10 +163,6 @@ def _luck_section(r: ReplayResult) -> list[str]:
         "of the differences, and how often alphad stays ahead.</p>",
         "".join(rows),
     ]
-
-
-def _signed_num(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:+,.{digits}f}"
 
 
 def _sides_table(what: str, groups: dict[str, Sides]) -> str:
