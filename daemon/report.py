@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -115,10 +118,15 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
     return tables
 
 
-def render_text(report: Report) -> str:
-    """Readable fixed-width tables."""
+def render_text(report: Report, now_ms: int | None = None) -> str:
+    """Readable fixed-width tables; times in UTC with their age at ``now_ms``."""
+    now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     out: list[str] = []
     for title, (header, rows) in report_tables(report).items():
+        if "since_ms" in header:
+            at = header.index("since_ms")
+            header = [*header[:at], "since (UTC)", "age", *header[at + 1 :]]
+            rows = [[*r[:at], *_since(r[at], now_ms), *r[at + 1 :]] for r in rows]
         out.append(title.replace("_", " ").upper())
         out.append(_format_table(header, rows))
         out.append("")
@@ -135,15 +143,28 @@ def render_text(report: Report) -> str:
 
 
 def render_csv(report: Report) -> str:
-    """One CSV block per table, each preceded by a ``# table`` line."""
+    """One tidy table: a ``section`` column names the table each row belongs to.
+
+    The columns are every table's columns, in the order they first appear; a row leaves
+    the columns of other tables empty. A spreadsheet or ``pandas.read_csv`` reads it in
+    one call, and ``df[df.section == "health"]`` is one table again.
+    """
+    tables = report_tables(report)
+    columns: dict[str, None] = {}
+    for header, _ in tables.values():
+        columns.update(dict.fromkeys(header))
+    names = list(columns)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    for title, (header, rows) in report_tables(report).items():
-        buffer.write(f"# {title}\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-        buffer.write("\n")
-    return buffer.getvalue()
+    writer.writerow(["section", *names])
+    for title, (header, rows) in tables.items():
+        at = [names.index(c) for c in header]
+        for row in rows:
+            line: list[Any] = [None] * len(names)
+            for index, value in zip(at, row, strict=True):
+                line[index] = value
+            writer.writerow([title, *line])
+    return buffer.getvalue().removesuffix("\n")  # the caller prints the last newline
 
 
 def render_json(report: Report) -> str:
@@ -161,20 +182,53 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _since(ts_ms: int, now_ms: int) -> tuple[str | None, str | None]:
+    # 0 is "not known" (a configured strategy before its first assessment), not 1970.
+    return (utc_time(ts_ms), age(now_ms - ts_ms)) if ts_ms > 0 else (None, None)
+
+
+def utc_time(ts_ms: int) -> str:
+    """``2026-12-02 03:28:48`` for epoch milliseconds."""
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def age(ms: int) -> str:
+    """How long ago, in the largest unit that fits: ``45s``, ``12m``, ``3.5h``, ``9.2d``."""
+    seconds = max(0, ms) / 1000
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 86_400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86_400:.1f}d"
+
+
 def _format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Fixed-width columns: numbers right-aligned under their header, text left-aligned."""
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [len(h) for h in header]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    for row in cells:
-        lines.append(
-            "  ".join(
-                c.rjust(w) if i else c.ljust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
+    numeric = [
+        i > 0
+        and any(_NUMBER.fullmatch(row[i]) for row in cells)
+        and all(_NUMBER.fullmatch(row[i]) or row[i] == "-" for row in cells)
+        for i in range(len(header))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, right in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    lines = [line(header), "  ".join("-" * w for w in widths)]
+    lines += [line(row) for row in cells]
     if not cells:
         lines.append("(none)")
     return "\n".join(lines)
+
+
+# A cell as _cell or the replay's formatting writes a number: 1,234, -0.5, +12.3%, 1e-05, inf.
+_NUMBER = re.compile(r"[+\-−]?(?:[\d,]*\.?\d+(?:e[+\-]?\d+)?|inf|nan)%?[×x]?")

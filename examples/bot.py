@@ -1,6 +1,7 @@
 """A complete bot with three simulated strategies, run against a live alphad.
 
-    ./dev run &                     # the daemon
+    ./dev example                   # against a temporary daemon of its own, stopped after
+    ./dev run &                     # or: your daemon, which then journals these trades
     .venv/bin/python examples/bot.py --trades 600
 
 Each strategy emits signals; the bot asks alphad whether to take each one and at what
@@ -12,9 +13,17 @@ cycle every 50 trades, and prints alerts (suspensions, weight changes) as they a
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import random
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from protocol.client import Client, Subscriber
 from protocol.endpoints import default_endpoint
@@ -46,11 +55,49 @@ def _show(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+@contextlib.contextmanager
+def own_daemon() -> Iterator[None]:
+    """A daemon in a temporary directory for the length of the run, then stopped."""
+    with tempfile.TemporaryDirectory(prefix="alphad-example-") as tmp:
+        root = Path(tmp)
+        config = root / "alphad.toml"
+        config.write_text("[metrics]\nenabled = false\n", encoding="utf-8")
+        log = open(root / "alphad.log", "wb")  # noqa: SIM115 - closed below
+        command = [sys.executable, "-m", "daemon.cli", "run", "--config", str(config)]
+        command += ["--state-dir", str(root / "state"), "--runtime-dir", str(root / "run")]
+        daemon = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        os.environ["ALPHAD_RPC"] = f"ipc://{root / 'run' / 'rpc.sock'}"
+        os.environ["ALPHAD_ALERTS"] = f"ipc://{root / 'run' / 'alerts.sock'}"
+        try:
+            with Client(timeout_s=30.0) as client:
+                client.get_status()  # waits until the daemon has bound its sockets
+            print(f"alphad started for this run (pid {daemon.pid}, in {root})")
+            yield
+        except AlphadError as exc:
+            log.flush()
+            tail = (root / "alphad.log").read_text(errors="replace")[-2000:]
+            raise SystemExit(f"the example's daemon did not answer ({exc}):\n{tail}") from None
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=60)
+            log.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trades", type=int, default=600)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--own-daemon",
+        action="store_true",
+        help="start a temporary daemon of its own and stop it at the end",
+    )
     args = parser.parse_args()
+    with own_daemon() if args.own_daemon else contextlib.nullcontext():
+        trade(args)
+
+
+def trade(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     stop = threading.Event()
     threading.Thread(target=print_alerts, args=(stop,), daemon=True).start()

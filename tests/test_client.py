@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import os
 import signal
@@ -527,13 +529,13 @@ def test_report_command_prints_tables_json_and_csv(daemon: DaemonProcess) -> Non
     with Client(daemon.rpc) as client:
         for i in range(25):
             client.record_trade(
-                f"r{i}", "ema", "BTC", "buy", float(i % 4 - 1), 1, 2, regime="trend"
+                f"rep{i}", "swing", "BTC", "buy", float(i % 4 - 1), 1, 2, regime="trend"
             )
         client.update_optimization()
     base = [sys.executable, "-m", "daemon.cli", "report", "--runtime-dir", str(daemon.runtime_dir)]
     text = subprocess.run(base, capture_output=True, text=True, timeout=60)
     assert text.returncode == 0, text.stderr
-    assert "STRATEGIES RECENT" in text.stdout and "ema" in text.stdout
+    assert "STRATEGIES RECENT" in text.stdout and "swing" in text.stdout
     as_json = subprocess.run(
         [*base, "--format", "json"], capture_output=True, text=True, timeout=60
     )
@@ -542,6 +544,23 @@ def test_report_command_prints_tables_json_and_csv(daemon: DaemonProcess) -> Non
     assert document["strategies"][0]["all"]["trades"] == 25
     assert msgspec.convert(document, Report).status.trades == 25
     as_csv = subprocess.run([*base, "--format", "csv"], capture_output=True, text=True, timeout=60)
-    allocation = as_csv.stdout.split("# allocation\n")[1].split("\n\n")[0].splitlines()
-    assert allocation[0] == "strategy,base,adaptive,effective,normalized"
-    assert any(line.startswith("ema,1.0,") for line in allocation[1:])
+    # One tidy table that any CSV reader takes in one call: a section column, then
+    # every table's columns; each row fills its own table's.
+    table = list(csv.reader(io.StringIO(as_csv.stdout)))
+    header, rows = table[0], table[1:]
+    assert header[0] == "section" and len(set(header)) == len(header)
+    assert all(len(row) == len(header) for row in rows)
+    records = [dict(zip(header, row, strict=True)) for row in rows]
+    allocation = [r for r in records if r["section"] == "allocation"]
+    (swing,) = [r for r in allocation if r["strategy"] == "swing"]
+    assert swing["base"] == "1.0"
+    assert swing["trades"] == ""  # a column of another table stays empty
+    (all_time,) = [
+        r for r in records if r["section"] == "strategies_all" and r["strategy"] == "swing"
+    ]
+    assert all_time["trades"] == "25"
+    health_lines = text.stdout.split("HEALTH\n")[1].split("\n\n")[0].splitlines()
+    assert health_lines[0].split()[:4] == ["strategy", "status", "since", "(UTC)"]
+    year = time.strftime("%Y", time.gmtime())
+    (swing_health,) = [line.split() for line in health_lines if line.startswith("swing ")]
+    assert swing_health[2].startswith(year)  # a date, not epoch milliseconds

@@ -31,6 +31,26 @@ def test_example_bot_runs_against_a_live_daemon(daemon: DaemonProcess) -> None:
         assert client.get_status().cycle == 6
 
 
+def test_dev_example_runs_the_bot_against_a_daemon_of_its_own(tmp_path: Path) -> None:
+    # As a user types it from a fresh clone: no daemon running, nothing set in the env.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHAD_")}
+    env["ALPHAD_VENV"] = sys.prefix
+    env["XDG_RUNTIME_DIR"] = str(tmp_path)  # a daemon the user runs would be here: none is
+    result = subprocess.run(
+        [str(ROOT / "dev"), "example", "--trades", "120"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "alphad started for this run" in result.stdout
+    assert "cycle 2:" in result.stdout and "pnl without alphad" in result.stdout
+    started = result.stdout.split("(pid ")[1].split(",")[0]
+    assert not Path(f"/proc/{started}").exists()  # the example's daemon was stopped
+
+
 def test_watch_prints_alerts_as_they_come(daemon: DaemonProcess) -> None:
     watcher = subprocess.Popen(
         [

@@ -1,0 +1,35 @@
+"""The report's text tables read as a trader expects: numbers under their headers, times in UTC."""
+
+from __future__ import annotations
+
+from daemon.report import _format_table, age, utc_time
+
+
+def test_numbers_stand_right_aligned_under_right_aligned_headers() -> None:
+    text = _format_table(
+        ["strategy", "trades", "status", "expectancy"],
+        [["ema_trend", 1200, "active", -0.5], ["breakout", 7, "suspended", None]],
+    )
+    header, _, first, second = text.splitlines()
+    # A numeric column's header ends where its numbers end.
+    assert header.index("trades") + len("trades") == first.index("1200") + len("1200")
+    assert second.index("7") == first.index("1200") + len("1200") - 1
+    assert header.endswith("expectancy") and first.endswith("-0.5") and second.endswith("-")
+    # Text columns stay left-aligned under their header.
+    assert header.index("status") == first.index("active") == second.index("suspended")
+
+
+def test_preformatted_numbers_and_percentages_count_as_numbers() -> None:
+    text = _format_table(["", "change"], [["pnl", "+453.0%"], ["dd", "−48.4%"], ["x", "-"]])
+    lines = text.splitlines()
+    assert {len(line) for line in lines} == {len(lines[0])}
+
+
+def test_times_are_utc_with_their_age() -> None:
+    assert utc_time(1_732_000_000_000) == "2024-11-19 07:06:40"
+    assert [age(ms) for ms in (44_000, 12 * 60_000, 5_400_000, 8 * 86_400_000)] == [
+        "44s",
+        "12m",
+        "1.5h",
+        "8.0d",
+    ]
