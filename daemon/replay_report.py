@@ -30,7 +30,7 @@ from daemon.replay import (
 
 WIDTH = 960
 HEIGHT = 260
-LEFT, RIGHT, TOP, BOTTOM = 118, 16, 14, 28  # LEFT fits a 16-letter strategy name
+LEFT, RIGHT, TOP, BOTTOM = 118, 16, 26, 28  # LEFT fits a 16-letter strategy name
 BASELINE_COLOUR = "#8a8f98"
 ALPHAD_COLOUR = "#1f6feb"
 PALETTE = (
@@ -58,12 +58,15 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: 
 h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; }
 table { border-collapse: collapse; margin: 8px 0; }
 th, td { padding: 3px 10px; border-bottom: 1px solid #e4e7eb; text-align: right; }
-th:first-child, td:first-child, td.text { text-align: left; }
+th:first-child, td:first-child, td.text, th.text { text-align: left; }
+.wide { overflow-x: auto; max-width: 100%; } .wide table { font-size: 12.5px; }
+.wide th, .wide td { padding: 3px 6px; white-space: nowrap; }
 th { background: #f3f5f7; font-weight: 600; }
 .muted { color: #5c6570; } .legend span { margin-right: 18px; }
 .swatch { display: inline-block; width: 12px; height: 12px; margin-right: 5px;
           vertical-align: -1px; border-radius: 2px; }
 svg text { font: 11px system-ui, sans-serif; fill: #5c6570; }
+svg text.unit { font-style: italic; }
 """
 
 
@@ -113,10 +116,10 @@ def render_html(replayed: Replay, title: str = "") -> str:
             drawdown=True,
         ),
         "<h2>Effective weights</h2>",
-        '<p class="muted">The global adaptive weight of each strategy; 0 while it is '
-        "suspended or retired. Signals are sized by weight / base weight (and by the "
-        "regime's own table where the strategy has one).</p>",
-        _legend([(name, _colour(i)) for i, name in enumerate(r.weights)]),
+        '<p class="muted">The global adaptive weight of each strategy, one lane each on '
+        "the same scale (dashed: 1.0); 0 while it is suspended or retired. Signals are "
+        "sized by weight / base weight (and by the regime's own table where the strategy "
+        "has one).</p>",
         _weights_chart(r),
         "<h2>Status timeline</h2>",
         _legend(list(STATUS_COLOURS.items())),
@@ -167,14 +170,15 @@ def _luck_section(r: ReplayResult) -> list[str]:
 
 def _sides_table(what: str, groups: dict[str, Sides]) -> str:
     labels = [label for label, _, _ in STAT_LINES]
-    head = "".join(f"<th>{escape(label)}</th>" for label in [what, "side", *labels])
-    rows = [f"<table><tr>{head}</tr>"]
+    head = f'<th>{escape(what)}</th><th class="text">side</th>'
+    head += "".join(f"<th>{escape(label)}</th>" for label in labels)
+    rows = [f'<div class="wide"><table><tr>{head}</tr>']
     for name, sides in groups.items():
         for side, stats in (("baseline", sides.baseline), ("alphad", sides.alphad)):
             cells = "".join(f"<td>{_stat(stats, key, show)}</td>" for _, key, show in STAT_LINES)
             who = escape(name) if side == "baseline" else ""
             rows.append(f'<tr><td>{who}</td><td class="text">{side}</td>{cells}</tr>')
-    rows.append("</table>")
+    rows.append("</table></div>")
     return "".join(rows)
 
 
@@ -186,8 +190,9 @@ def _status_table(r: ReplayResult) -> str:
     if not r.status_changes:
         return '<p class="muted">No status change.</p>'
     rows = [
-        "<table><tr><th>time (UTC)</th><th>cycle</th><th>strategy</th><th>change</th>"
-        "<th>reason</th></tr>"
+        '<div class="wide"><table><tr><th>time (UTC)</th><th>cycle</th>'
+        '<th class="text">strategy</th><th class="text">change</th><th class="text">reason</th>'
+        "</tr>"
     ]
     for e in r.status_changes:
         rows.append(
@@ -195,7 +200,7 @@ def _status_table(r: ReplayResult) -> str:
             f'<td class="text">{escape(e.strategy)}</td>'
             f'<td class="text">{e.old} → {e.new}</td><td class="text">{escape(e.reason)}</td></tr>'
         )
-    rows.append("</table>")
+    rows.append("</table></div>")
     return "".join(rows)
 
 
@@ -280,6 +285,8 @@ def _line_chart(r: ReplayResult, curves: list[tuple[Curve, str]], drawdown: bool
     every = [v for _, values, _ in series for v in values]
     frame = _Frame(r, min(every), max(every))
     body = frame.axes()
+    what = "below the running peak" if drawdown else "cumulative"
+    body.append(_unit(f"pnl {what}, in the history's pnl units; time in UTC", TOP - 2))
     for ts, values, colour in series:
         points = _thin([frame.x(t) for t in ts], [frame.y(v) for v in values])
         body.append(
@@ -290,24 +297,52 @@ def _line_chart(r: ReplayResult, curves: list[tuple[Curve, str]], drawdown: bool
 
 
 def _weights_chart(r: ReplayResult) -> str:
+    """Small multiples: one lane per strategy on a shared scale, so that strategies at the
+    same weight (most of them, most of the time) do not hide behind each other."""
     top = max((p[2] for path in r.weights.values() for p in path), default=1.0)
-    frame = _Frame(r, 0.0, max(top, 1.0))
-    body = frame.axes(money=False)
-    for i, (_, path) in enumerate(r.weights.items()):
+    high = max(top, 1.0)
+    lane = 48
+    height = TOP + lane * len(r.weights) + BOTTOM
+    frame = _Frame(r, 0.0, 1.0, height)
+    body = frame.time_axis()
+    body.append(_unit(f"effective weight, each lane 0 to {high:g}", TOP - 8))
+    for i, (name, path) in enumerate(r.weights.items()):
+        lane_top = TOP + i * lane
+        floor = lane_top + lane - 6  # the lane's weight 0
+        scale = (lane - 20) / high
+
+        def y(weight: float, floor: int = floor, scale: float = scale) -> float:
+            return floor - weight * scale
+
+        label = name if len(name) <= 16 else name[:15] + "…"
+        shade = "#f6f8fa" if i % 2 == 0 else "#ffffff"
+        body.append(
+            f'<rect x="{LEFT}" y="{lane_top}" width="{WIDTH - LEFT - RIGHT}" height="{lane}" '
+            f'fill="{shade}"/>'
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{floor}" y2="{floor}" stroke="#9aa1a9"/>'
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(1.0):.1f}" y2="{y(1.0):.1f}" '
+            'stroke="#c9ced4" stroke-dasharray="3 3"/>'
+            f'<text x="{LEFT - 6}" y="{lane_top + lane / 2 + 4:.1f}" text-anchor="end">'
+            f"<title>{escape(name)}</title>{escape(label)}</text>"
+        )
         # A step line: each weight holds until the next change, then the end of the replay.
         points: list[tuple[float, float]] = []
         for k, (ts, _, effective) in enumerate(path):
-            y = frame.y(effective)
             if k:
                 points.append((frame.x(ts), points[-1][1]))
-            points.append((frame.x(ts), y))
+            points.append((frame.x(ts), y(effective)))
         if points:
             points.append((frame.x(r.last_ts_ms), points[-1][1]))
         body.append(
             f'<polyline fill="none" stroke="{_colour(i)}" stroke-width="1.5" '
             f'points="{_points(_thin_steps(points))}"/>'
         )
-    return _svg(HEIGHT, body)
+    return _svg(height, body)
+
+
+def _unit(text: str, y: float) -> str:
+    """The unit of a chart's values, above its value axis."""
+    return f'<text class="unit" x="{LEFT}" y="{y:.1f}">{escape(text)}</text>'
 
 
 def _status_chart(r: ReplayResult) -> str:

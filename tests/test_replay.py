@@ -3,9 +3,11 @@ determinism, the properties issue 5 asks of alphad's defaults, and the command l
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -385,6 +387,32 @@ def test_the_html_report_is_self_contained() -> None:
     assert page.count("<svg") == 4  # equity, drawdown, weights, status timeline
     assert "<script" not in page and "<link" not in page and "src=" not in page
     assert "mean_revert" in page and "suspended" in page
+
+
+def test_every_strategy_gets_a_weights_lane_of_its_own() -> None:
+    # Lines of strategies at the same weight used to lie on top of each other.
+    result = replayed("mixed", 1)
+    page = render_html(result, "mixed.csv")
+    weights = page.split("<h2>Effective weights</h2>")[1].split("<h2>")[0]
+    lanes = re.findall(r'<rect x="\d+" y="(\d+)" width="\d+" height="(\d+)"', weights)
+    lines = re.findall(r'<polyline [^>]*points="([^"]*)"', weights)
+    assert len(lanes) == len(lines) == len(result.result.weights) == 7
+    for (top, height), points in zip(lanes, lines, strict=True):
+        ys = [float(p.split(",")[1]) for p in points.split()]
+        assert int(top) < min(ys) and max(ys) < int(top) + int(height)
+    bands = sorted((int(top), int(top) + int(height)) for top, height in lanes)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(bands))  # lanes never overlap
+
+
+def test_the_html_report_says_its_units_and_keeps_wide_tables_inside_the_page() -> None:
+    page = render_html(replayed("mixed", 1), "mixed.csv")
+    units = re.findall(r'<text class="unit"[^>]*>([^<]*)</text>', page)
+    assert len(units) == 3 and all("pnl" in u for u in units[:2]) and "weight" in units[2]
+    for section in ("By strategy", "By regime"):
+        table = page.split(f"<h2>{section}</h2>")[1].split("<h2>")[0]
+        assert '<div class="wide"><table>' in table  # scrolls instead of overflowing
+    statuses = page.split("<h2>Status timeline</h2>")[1]
+    assert '<th class="text">reason</th>' in statuses  # left, like the reasons below it
 
 
 # ----------------------------------------------------------------------------- issue 5 properties
