@@ -211,17 +211,9 @@ def watch(paths: Paths, topics: list[str], *, as_json: bool) -> int:
 
 def schema_json() -> str:
     """The JSON Schema of every request, reply and alert."""
-    from protocol.messages import Alert, AnyReply, AnyRequest
+    from protocol.schema import json_schema
 
-    types: list[Any] = [*AnyRequest.__args__, *AnyReply.__args__, Alert]
-    schemas, components = msgspec.json.schema_components(types)
-    document = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "alphad wire protocol v1",
-        "messages": list(schemas),
-        "$defs": components,
-    }
-    return json.dumps(document, indent=2, sort_keys=True)
+    return json.dumps(json_schema(), indent=2, sort_keys=True)
 
 
 if __name__ == "__main__":
