@@ -192,21 +192,36 @@ def _ask(paths: Paths, timeout_s: float, call: Any) -> Any:
 def watch(paths: Paths, topics: list[str], *, as_json: bool) -> int:
     """Print alerts until interrupted."""
     from protocol.client import Client, Subscriber
+    from protocol.errors import AlphadError
 
     with (
-        Client(paths.rpc) as client,
+        Client(paths.rpc, timeout_s=1.0, retries=0) as client,
         Subscriber(paths.alerts, topics or [""], client=client) as sub,
     ):
+        try:
+            client.get_status()
+        except AlphadError:
+            # Alerts will come once the daemon is up: say so instead of sitting silent.
+            print(
+                f"alphad: no answer at {paths.rpc}; waiting for alerts on {paths.alerts}",
+                file=sys.stderr,
+                flush=True,
+            )
         for topic, alert in sub:
             if as_json:
                 print(json.dumps({"topic": topic, **msgspec.to_builtins(alert)}), flush=True)
             else:
-                who = f" {alert.strategy}" if alert.strategy else ""
-                print(
-                    f"#{alert.seq} {topic}{who}: {alert.old} -> {alert.new} ({alert.reason})",
-                    flush=True,
-                )
+                print(alert_line(topic, alert), flush=True)
     return 0
+
+
+def alert_line(topic: str, alert: Any) -> str:
+    """``#12 status.suspended ema_trend [trending]: active -> suspended (why) by alice``."""
+    who = f" {alert.strategy}" if alert.strategy else ""
+    regime = alert.data.get("regime") if isinstance(alert.data, dict) else None
+    where = f" [{regime}]" if regime else ""
+    by = f" by {alert.actor}" if alert.actor != "system" else ""
+    return f"#{alert.seq} {topic}{who}{where}: {alert.old} -> {alert.new} ({alert.reason}){by}"
 
 
 def schema_json() -> str:

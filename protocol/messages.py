@@ -423,6 +423,8 @@ class Alert(msgspec.Struct, tag_field="type", tag="alert", kw_only=True):
     new: Any
     reason: str
     data: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Who made the change: "system" for a cycle's, the operator's name for a forced one.
+    actor: str = "system"
 
     @classmethod
     def from_audit(cls, entry: AuditEntry) -> Alert:
@@ -436,6 +438,7 @@ class Alert(msgspec.Struct, tag_field="type", tag="alert", kw_only=True):
             new=entry.new,
             reason=entry.reason,
             data=entry.data,
+            actor=entry.actor,
         )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 from protocol.client import Client, Subscriber
 from tests.daemon_process import DaemonProcess
@@ -73,10 +75,46 @@ def test_watch_prints_alerts_as_they_come(daemon: DaemonProcess) -> None:
             admin.force_status("ema", "suspended", "manual stop", "alice")
         assert watcher.stdout is not None
         line = watcher.stdout.readline()
-        assert "status.suspended ema: active -> suspended (manual stop)" in line
+        assert "status.suspended ema: active -> suspended (manual stop) by alice" in line
     finally:
         watcher.terminate()
         watcher.wait(10)
+
+
+def test_watch_without_a_daemon_says_it_waits_then_prints_alerts_once_it_is_up(
+    tmp_path: Path,
+) -> None:
+    daemon = DaemonProcess(tmp_path)
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", "watch", "--runtime-dir", str(daemon.runtime_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watcher.stderr is not None and watcher.stdout is not None
+        waiting = _line_within(watcher.stderr, 30.0)
+        assert "no answer at" in waiting and "waiting for alerts" in waiting
+        daemon.start()
+        time.sleep(1.5)  # the subscription reaches the daemon's PUB after it binds
+        with Client(daemon.rpc) as rpc:
+            for i in range(25):
+                rpc.record_trade(f"w{i}", "ema", "BTC", "buy", -1.0, 1, 2, regime="trending")
+            rpc.update_optimization("trending")
+        lines = [_line_within(watcher.stdout, 30.0) for _ in range(2)]
+        assert all(line.split()[1] == "weights" for line in lines)
+        assert any(" ema [trending]: 1.0 -> " in line for line in lines)  # names its regime
+    finally:
+        watcher.terminate()
+        watcher.wait(10)
+        daemon.stop()
+
+
+def _line_within(stream: IO[str], timeout_s: float) -> str:
+    """The next line, or "" if none comes in time (so that a silent process fails the test
+    instead of hanging it)."""
+    ready, _, _ = select.select([stream], [], [], timeout_s)
+    return stream.readline() if ready else ""
 
 
 def test_watchdog_is_pinged_from_the_event_loop(tmp_path: Path) -> None:
