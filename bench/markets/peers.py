@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from bench.markets.strategies import NOTIONAL, Trade
 
@@ -193,7 +194,7 @@ def peer_factories(bar_minutes: int) -> dict[str, Callable[[], Guard]]:
         ),
     }
     for level in KILL_LEVELS:
-        factories[f"drawdown_kill_{round(level * 100)}"] = lambda level=level: DrawdownKill(level)
+        factories[f"drawdown_kill_{round(level * 100)}"] = partial(DrawdownKill, level)
     factories["bbgo_circuit_breaker"] = lambda: CircuitBreaker(bar_minutes)
     return factories
 
