@@ -1,0 +1,1 @@
+"""alphad and its peers on real price histories: ``python -m bench.markets`` (docs/markets.md)."""

