@@ -129,7 +129,7 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
     parsed: dict[str, StrategyConfig] = {}
     for name, table in strategies.items():
         if not _STRATEGY_NAME.match(name) or len(name) > 64:
-            raise ConfigError(f"{file}: key `strategies.{name}`: not a valid strategy name")
+            raise ConfigError(f"{file}: key `strategies.{name!r}`: not a valid strategy name")
         try:
             parsed[name] = msgspec.convert(table, StrategyConfig)
         except msgspec.ValidationError as exc:

@@ -14,8 +14,10 @@ from msgspec import Meta
 
 PROTOCOL_VERSION = 1
 
-# Names of strategies, symbols and regimes: short, printable, no spaces.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/@+\-]*$"
+# Names of strategies, symbols and regimes: short, printable, no spaces. msgspec applies a
+# pattern with re.search and the config with re.match, where a bare ``$`` also matches
+# before a final newline: ``(?!\n)`` keeps "ema_trend\n" from passing as a second strategy.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/@+\-]*$(?!\n)"
 Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 Identifier = Annotated[str, Meta(min_length=1, max_length=128)]
 Text = Annotated[str, Meta(max_length=1024)]
@@ -24,8 +26,15 @@ Confidence = Annotated[float, Meta(ge=0.0, le=1.0)]
 Confluence = Annotated[int, Meta(ge=0, le=1000)]
 # Finite money amounts; NaN and infinities are refused by the bounds.
 Amount = Annotated[float, Meta(ge=-1e15, le=1e15)]
-PositiveAmount = Annotated[float, Meta(ge=0.0, le=1e15)]
+# The size of a trade: the strategies are judged on pnl per unit of size, where a size near
+# zero would turn one trade's pnl into an astronomic figure.
+Size = Annotated[float, Meta(ge=1e-9, le=1e12)]
 TimestampMs = Annotated[int, Meta(ge=0, le=2**53)]
+# A time a bot sends: from 2000-01-01 to 2100-01-01 in milliseconds, so that seconds
+# (1.7e9, read as January 1970) or microseconds are refused rather than misread.
+EARLIEST_TS_MS = 946_684_800_000
+LATEST_TS_MS = 4_102_444_800_000
+WireTimestampMs = Annotated[int, Meta(ge=EARLIEST_TS_MS, le=LATEST_TS_MS)]
 Limit = Annotated[int, Meta(ge=1, le=10_000)]
 Seq = Annotated[int, Meta(ge=0)]
 Status = Literal["active", "degraded", "suspended", "retired"]
@@ -60,7 +69,7 @@ class ScoreSignal(Request, tag="score_signal"):
     confluence: Confluence = 1
     regime: Name | None = None
     signal_id: Identifier | None = None
-    ts_ms: TimestampMs | None = None
+    ts_ms: WireTimestampMs | None = None
 
 
 class RecordTrade(Request, tag="record_trade"):
@@ -71,11 +80,18 @@ class RecordTrade(Request, tag="record_trade"):
     symbol: Name
     side: Side
     pnl: Amount
-    entry_ts_ms: TimestampMs
-    exit_ts_ms: TimestampMs
+    entry_ts_ms: WireTimestampMs
+    exit_ts_ms: WireTimestampMs
     regime: Name | None = None
-    size: PositiveAmount | None = None
+    size: Size | None = None
     signal_id: Identifier | None = None
+
+    def __post_init__(self) -> None:
+        # On decoding, msgspec turns this into a ValidationError: a bad_request.
+        if self.exit_ts_ms < self.entry_ts_ms:
+            raise ValueError(
+                f"exit_ts_ms {self.exit_ts_ms} is before entry_ts_ms {self.entry_ts_ms}"
+            )
 
 
 class RecordSignalOutcome(Request, tag="record_signal_outcome"):

@@ -29,8 +29,8 @@ def trade(trade_id: str) -> RecordTrade:
         symbol="BTC",
         side="buy",
         pnl=1.0,
-        entry_ts_ms=1,
-        exit_ts_ms=2,
+        entry_ts_ms=1_732_000_001_000,
+        exit_ts_ms=1_732_000_002_000,
     )
 
 

@@ -43,8 +43,8 @@ def record(client: RawClient, strategy: str, n: int, pnl: float, start: int) -> 
                 symbol="BTC/USDT",
                 side="buy",
                 pnl=pnl + (0.01 * (i % 3)),
-                entry_ts_ms=i * 1000,
-                exit_ts_ms=i * 1000 + 500,
+                entry_ts_ms=1_732_000_000_000 + i * 1000,
+                exit_ts_ms=1_732_000_000_500 + i * 1000,
                 regime="trending",
             )
         )
