@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import traceback
 from collections.abc import Callable
 from functools import partial
 from random import getrandbits
-from time import perf_counter_ns
+from time import monotonic, perf_counter_ns
 from typing import Any, cast
 
 import msgspec
@@ -23,7 +24,14 @@ import zmq
 
 from actors.base import Actor
 from daemon.errors import error_code
-from protocol.codec import json_encoder, msgpack_encoder, request_decoder, request_json_decoder
+from protocol.codec import (
+    JSON_LEADS,
+    json_encoder,
+    json_text,
+    msgpack_encoder,
+    request_decoder,
+    request_json_decoder,
+)
 from protocol.errors import AlphadError
 from protocol.messages import Error, Reply, Request
 
@@ -93,6 +101,8 @@ class Gateway:
         self.max_message_size = max_message_size
         self.request_timeout_s = request_timeout_s
         self.stats = GatewayStats()
+        self.error_log = LogThrottle()
+        self._types = {kind.__struct_config__.tag: kind for kind in routes}
         self.time_requests = False  # set by the metrics sampler, which drains the samples
         self.sockets: list[tuple[zmq.Socket[Any], bool]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -156,7 +166,7 @@ class Gateway:
                     frames.append(_recv_frame(sock, _NOBLOCK))
                 self._dispatch(sock, admin, frames)
         except zmq.ZMQError as exc:
-            if not self._closing:
+            if not self._closing and self.error_log.admit("socket") is not None:
                 log.error("gateway_socket_error", error=str(exc))
 
     def _dispatch(self, sock: zmq.Socket[Any], admin: bool, frames: list[bytes]) -> None:
@@ -186,11 +196,19 @@ class Gateway:
             return
         payload = body[0]
         as_json = payload[:1] == b"{"
+        if not as_json and payload[:1] in JSON_LEADS:
+            text = json_text(payload)
+            if text is not None:
+                payload, as_json = text, True
         request: Any = None
         try:
             if len(payload) > self.max_message_size:
                 raise _too_large(len(payload), self.max_message_size)
-            request = (request_json_decoder if as_json else request_decoder).decode(payload)
+            try:
+                request = (request_json_decoder if as_json else request_decoder).decode(payload)
+            except RecursionError:
+                # msgspec gives up on nesting deeper than the interpreter's recursion limit.
+                raise AlphadError("bad_request", "message nested too deeply") from None
             route = self.routes[type(request)]
             if route.admin_only and not admin:
                 raise _forbidden(request)
@@ -207,14 +225,11 @@ class Gateway:
                 return
             self._ask(sock, header, request, route, as_json, started)
         except Exception as exc:
-            self._send_error(
-                sock,
-                header,
-                exc,
-                as_json,
-                _request_id_of(payload, as_json),
-                type(request) if request is not None else None,
-            )
+            if request is None:
+                request_id, kind = self._envelope_of(payload, as_json)
+            else:
+                request_id, kind = request.request_id, type(request)
+            self._send_error(sock, header, exc, as_json, request_id, kind)
 
     def _ask(
         self,
@@ -299,11 +314,64 @@ class Gateway:
         key = (kind, code)
         self.stats.outcomes[key] = self.stats.outcomes.get(key, 0) + 1
         if code == "internal":
-            log.error("request_failed", error=message, exc_info=exc)
+            self._log_failure(exc, message)
         self._send(sock, header, Error(code=code, message=message, request_id=request_id), as_json)
+
+    def _envelope_of(self, payload: bytes, as_json: bool) -> tuple[str | None, type | None]:
+        """Best effort for a request that failed validation: its request_id, to echo, and
+        its type, to count it under (None when the type is not one this daemon knows)."""
+        try:
+            found = (_envelope_json_decoder if as_json else _envelope_decoder).decode(payload)
+        except Exception:
+            return None, None
+        request_id = found.request_id
+        if request_id is not None and len(request_id) > 128:
+            request_id = None
+        return request_id, self._types.get(found.type) if found.type is not None else None
+
+    def _log_failure(self, exc: BaseException, message: str) -> None:
+        """One line per kind of failure a second at most, with the frames it passed
+        through but never their locals: those hold the raw request, which is the
+        sender's data and can be as large as a request may be."""
+        kind = type(exc).__name__
+        held = self.error_log.admit(kind)
+        if held is None:
+            return
+        frames = traceback.extract_tb(exc.__traceback__)[-6:]
+        log.error(
+            "request_failed",
+            error=message[:MAX_LOGGED_MESSAGE],
+            kind=kind,
+            where=[f"{f.filename}:{f.lineno} {f.name}" for f in frames],
+            suppressed=held,
+        )
 
     def _is_admin(self, sock: zmq.Socket[Any]) -> bool:
         return any(s is sock and admin for s, admin in self.sockets)
+
+
+MAX_LOGGED_MESSAGE = 200  # characters of an error's message that reach the log
+
+
+class LogThrottle:
+    """At most one line per kind of event every ``every_s`` seconds; the lines held back
+    are counted and reported with the next one let through."""
+
+    def __init__(self, every_s: float = 1.0, clock: Callable[[], float] = monotonic) -> None:
+        self.every_s = every_s
+        self.clock = clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def admit(self, kind: str) -> int | None:
+        """None to hold this line back, else how many lines of ``kind`` were held."""
+        now = self.clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.every_s:
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return None
+        self._last[kind] = now
+        return self._held.pop(kind, 0)
 
 
 def _expire(future: asyncio.Future[Any]) -> None:
@@ -320,21 +388,13 @@ def _forbidden(request: Any) -> Exception:
     return AlphadError("forbidden", f"{kind} is only accepted on the admin socket")
 
 
-class _RequestIdOnly(msgspec.Struct):
+class _Envelope(msgspec.Struct):
+    type: str | None = None
     request_id: str | None = None
 
 
-_id_decoder = msgspec.msgpack.Decoder(_RequestIdOnly)
-_id_json_decoder = msgspec.json.Decoder(_RequestIdOnly)
-
-
-def _request_id_of(payload: bytes, as_json: bool) -> str | None:
-    """Best effort: echo the request_id even of a request that failed validation."""
-    try:
-        found = (_id_json_decoder if as_json else _id_decoder).decode(payload).request_id
-    except Exception:
-        return None
-    return found if found is None or len(found) <= 128 else None
+_envelope_decoder = msgspec.msgpack.Decoder(_Envelope)
+_envelope_json_decoder = msgspec.json.Decoder(_Envelope)
 
 
 def bind_with_mode(sock: zmq.Socket[Any], endpoint: str, mode: int) -> None:

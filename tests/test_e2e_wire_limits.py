@@ -141,3 +141,21 @@ def test_json_with_leading_whitespace_or_a_bom_is_answered_in_json(rpc: RawClien
 def error_of(reply: Any) -> Error:
     assert isinstance(reply, Error), reply
     return reply
+
+
+def test_deep_nesting_is_a_bad_request_and_leaves_no_trace_in_the_log(
+    daemon: DaemonProcess, rpc: RawClient
+) -> None:
+    # An unknown field the decoder skips, nested far below the recursion limit.
+    deep_json = b'{"type": "get_status", "x": ' + b"[" * 3000 + b"]" * 3000 + b"}"
+    deep_msgpack = b"\x82\xa4type\xaaget_status\xa1x" + b"\x91" * 30_000 + b"\x90"
+    for payload in (deep_json, deep_msgpack) * 20:
+        reply = msgspec.json.decode(rpc.raw(payload)) if payload[:1] == b"{" else None
+        if reply is None:
+            reply = msgspec.msgpack.decode(rpc.raw(payload))
+        assert reply["type"] == "error" and reply["code"] == "bad_request", reply
+        assert "nested too deeply" in reply["message"]
+    status = rpc.call(GetStatus())
+    assert isinstance(status, StatusReply)
+    log = daemon.log()
+    assert "request_failed" not in log and "[[[[" not in log
