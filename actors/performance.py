@@ -31,7 +31,7 @@ from msgspec import Meta
 from actors.base import TAKE_STATE, Actor, encode_in_slices
 from actors.events import ClosedTrade
 from actors.figures import Figures
-from protocol.messages import METRIC_FIELDS, GetPerformance, Performance
+from protocol.messages import METRIC_FIELDS, PAGE_ROWS, GetPerformance, Performance
 
 DIMENSIONS: tuple[str, ...] = ("strategy", "symbol", "regime")
 GROUPINGS: tuple[tuple[str, ...], ...] = tuple(
@@ -638,13 +638,21 @@ class PerformanceModel:
         return group.figures(window) if group is not None else None
 
     def rows(
-        self, group_by: Sequence[str], window: str = "all", strategy: str | None = None
+        self,
+        group_by: Sequence[str],
+        window: str = "all",
+        strategy: str | None = None,
+        *,
+        after: Sequence[str] | None = None,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Wire rows sorted by key: the group's keys (strategy, symbol, regime), then
         ``METRIC_FIELDS``.
 
         With ``strategy``, only that strategy's groups; if ``group_by`` lacks
-        ``strategy`` the rows are grouped by strategy too and carry its key.
+        ``strategy`` the rows are grouped by strategy too and carry its key. With
+        ``after``, only the rows whose key sorts after it; with ``limit``, at most that
+        many (a page).
         """
         _check_window(window)
         self._check_reported()
@@ -655,10 +663,15 @@ class PerformanceModel:
             dims.add("strategy")
         grouping = _grouping(dims)
         table = self.groups[grouping]
+        keys = sorted(table)
+        if after is not None:
+            del keys[: bisect_right(keys, tuple(after))]
         rows: list[dict[str, Any]] = []
-        for key in sorted(table):
+        for key in keys:
             if strategy is not None and key[0] != strategy:
                 continue
+            if limit is not None and len(rows) == limit:
+                break
             row: dict[str, Any] = dict(zip(grouping, key, strict=True))
             row.update(table[key].figures(window).as_row())
             rows.append(row)
@@ -879,9 +892,21 @@ class PerformanceActor(Actor):
                 model.record(message)
                 return None
             case GetPerformance():
-                rows = model.rows(message.group_by, message.window, message.strategy)
+                rows = model.rows(
+                    message.group_by,
+                    message.window,
+                    message.strategy,
+                    after=message.after,
+                    limit=PAGE_ROWS + 1,
+                )
+                more = len(rows) > PAGE_ROWS
+                del rows[PAGE_ROWS:]
+                keys = _grouping({*message.group_by, *(["strategy"] if message.strategy else [])})
                 return Performance(
-                    group_by=list(message.group_by), window=message.window, rows=rows
+                    group_by=list(message.group_by),
+                    window=message.window,
+                    rows=rows,
+                    next=[rows[-1][k] for k in keys] if more else None,
                 )
             case RecentFigures():
                 return model.recent_by_strategy(), model.recent_by_regime()
@@ -896,7 +921,10 @@ class PerformanceActor(Actor):
                         }
                         for name in model.strategies()
                     ],
-                    "regime_effectiveness": model.regime_effectiveness(None, "recent"),
+                    # Bounded like any reply; the rest are get_performance's pages.
+                    "regime_effectiveness": model.rows(
+                        ("strategy", "regime"), "recent", limit=PAGE_ROWS
+                    ),
                     "top_strategies": model.top_strategies("expectancy", message.top_n, "recent"),
                     "trades": model.trade_count,
                 }

@@ -64,6 +64,8 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     unwrap: Callable[[Any, Any], Reply] | None = None
     admin_only: bool = False
     admit: Callable[[Any], None] | None = None
+    # On the rpc socket, at most one such request per this many seconds (0: no limit).
+    rpc_interval_s: float = 0.0
 
 
 class GatewayStats:
@@ -103,6 +105,7 @@ class Gateway:
         self.stats = GatewayStats()
         self.error_log = LogThrottle()
         self._types = {kind.__struct_config__.tag: kind for kind in routes}
+        self._paced: dict[type, float] = {}  # request type -> when the rpc socket last ran one
         self.time_requests = False  # set by the metrics sampler, which drains the samples
         self.sockets: list[tuple[zmq.Socket[Any], bool]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -214,6 +217,8 @@ class Gateway:
                 raise _forbidden(request)
             if route.admit is not None:
                 route.admit(request)
+            if route.rpc_interval_s and not admin:
+                self._pace(request, route.rpc_interval_s)
             if route.inline is not None:
                 reply = route.inline(request)
                 reply.request_id = request.request_id
@@ -316,6 +321,21 @@ class Gateway:
         if code == "internal":
             self._log_failure(exc, message)
         self._send(sock, header, Error(code=code, message=message, request_id=request_id), as_json)
+
+    def _pace(self, request: Any, interval_s: float) -> None:
+        """Refuse a paced request sent on the rpc socket sooner than ``interval_s`` after
+        the last one accepted there."""
+        kind = type(request)
+        now = monotonic()
+        last = self._paced.get(kind)
+        if last is not None and now - last < interval_s:
+            tag = kind.__struct_config__.tag
+            raise AlphadError(
+                "overloaded",
+                f"{tag} is accepted on the rpc socket at most once every {interval_s:g} s "
+                f"(the last was {now - last:.2f} s ago); retry later, or use the admin socket",
+            )
+        self._paced[kind] = now
 
     def _envelope_of(self, payload: bytes, as_json: bool) -> tuple[str | None, type | None]:
         """Best effort for a request that failed validation: its request_id, to echo, and

@@ -36,6 +36,12 @@ EARLIEST_TS_MS = 946_684_800_000
 LATEST_TS_MS = 4_102_444_800_000
 WireTimestampMs = Annotated[int, Meta(ge=EARLIEST_TS_MS, le=LATEST_TS_MS)]
 Limit = Annotated[int, Meta(ge=1, le=10_000)]
+# Every reply is bounded, so that one request cannot make the daemon build (and queue for
+# a peer) hundreds of megabytes: a paged read answers at most PAGE_ROWS rows or, for the
+# audit log and the history, as many entries as fit in PAGE_BYTES (at least one), and
+# says where the next page starts.
+PAGE_ROWS = 1_000
+PAGE_BYTES = 1 << 20
 Seq = Annotated[int, Meta(ge=0)]
 Status = Literal["active", "degraded", "suspended", "retired"]
 GroupKey = Literal["strategy", "symbol", "regime"]
@@ -112,13 +118,15 @@ class GetStatus(Request, tag="get_status"):
 
 
 class GetPerformance(Request, tag="get_performance"):
-    """Performance figures grouped by any non-empty subset of strategy, symbol, regime."""
+    """Performance figures grouped by any non-empty subset of strategy, symbol, regime;
+    at most ``PAGE_ROWS`` rows a reply, the next ones after the key ``after``."""
 
     group_by: Annotated[list[GroupKey], Meta(min_length=1, max_length=3)] = msgspec.field(
         default_factory=lambda: ["strategy"]
     )
     window: Window = "all"
     strategy: Name | None = None
+    after: Annotated[list[str], Meta(max_length=3)] | None = None
 
 
 class GetWeights(Request, tag="get_weights"):
@@ -134,7 +142,8 @@ class GetHealth(Request, tag="get_health"):
 
 
 class GetAudit(Request, tag="get_audit"):
-    """Audit entries with ``seq`` greater than ``since_seq``, oldest first."""
+    """Audit entries with ``seq`` greater than ``since_seq``, oldest first; at most
+    ``limit``, and no more than fit in ``PAGE_BYTES``."""
 
     since_seq: Seq = 0
     strategy: Name | None = None
@@ -142,9 +151,11 @@ class GetAudit(Request, tag="get_audit"):
 
 
 class GetHistory(Request, tag="get_history"):
-    """The latest optimization cycles, newest first."""
+    """The latest optimization cycles before ``before_cycle`` (all when null), newest
+    first; at most ``limit``, and no more than fit in ``PAGE_BYTES``."""
 
     limit: Limit = 20
+    before_cycle: Seq | None = None
 
 
 class GetReport(Request, tag="get_report"):
@@ -311,11 +322,13 @@ METRIC_FIELDS: tuple[str, ...] = (
 
 
 class Performance(Reply, tag="performance"):
-    """Rows of performance figures: the group's keys, then ``METRIC_FIELDS``."""
+    """Rows of performance figures: the group's keys, then ``METRIC_FIELDS``; ``next``,
+    when more rows follow, is the ``after`` of the next page."""
 
     group_by: list[str]
     window: str
     rows: list[dict[str, Any]]
+    next: list[str] | None = None
 
 
 class Weights(Reply, tag="weights"):
@@ -361,15 +374,19 @@ class AuditEntry(msgspec.Struct, kw_only=True):
 
 
 class Audit(Reply, tag="audit"):
-    """Audit entries, oldest first."""
+    """Audit entries, oldest first; ``next``, when more entries follow, is the
+    ``since_seq`` of the next page."""
 
     entries: list[AuditEntry]
+    next: int | None = None
 
 
 class History(Reply, tag="history"):
-    """Optimization cycles, newest first."""
+    """Optimization cycles, newest first; ``next``, when more cycles follow, is the
+    ``before_cycle`` of the next page."""
 
     states: list[OptimizationState]
+    next: int | None = None
 
 
 class Report(Reply, tag="report"):

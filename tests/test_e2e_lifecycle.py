@@ -23,7 +23,8 @@ from protocol.messages import (
 )
 from tests.daemon_process import DaemonProcess, RawClient
 
-CONFIG = "[engine]\nupdate_interval_s = 0\n"
+# Cycles as fast as the test asks for them, on the rpc socket as a bot would.
+CONFIG = "[engine]\nupdate_interval_s = 0\n[limits]\noptimization_interval_s = 0\n"
 
 
 def subscribe(endpoint: str, prefix: bytes) -> zmq.Socket[Any]:

@@ -10,13 +10,25 @@ from typing import Any
 import msgspec
 import pytest
 
+from protocol.codec import decode_reply, encode
 from protocol.messages import (
+    PAGE_BYTES,
+    PAGE_ROWS,
+    Audit,
     Error,
+    GetAudit,
     GetHealth,
+    GetHistory,
+    GetPerformance,
     GetStatus,
     GetWeights,
     Health,
+    History,
+    OptimizationState,
+    Performance,
     RecordTrade,
+    ScoreSignal,
+    SignalScore,
     StatusReply,
     TradeRecorded,
     UpdateOptimization,
@@ -159,3 +171,73 @@ def test_deep_nesting_is_a_bad_request_and_leaves_no_trace_in_the_log(
     assert isinstance(status, StatusReply)
     log = daemon.log()
     assert "request_failed" not in log and "[[[[" not in log
+
+
+def test_update_optimization_is_paced_on_rpc_and_not_on_admin(
+    rpc: RawClient, admin: RawClient
+) -> None:
+    assert isinstance(rpc.call(UpdateOptimization()), OptimizationState)
+    refused = error_of(rpc.call(UpdateOptimization(request_id="again")))
+    assert refused.code == "overloaded" and refused.request_id == "again"
+    assert "at most once every 1 s" in refused.message and "admin" in refused.message
+    for _ in range(3):
+        assert isinstance(admin.call(UpdateOptimization()), OptimizationState)
+
+
+def test_history_comes_in_pages_of_bounded_bytes(
+    daemon: DaemonProcess, rpc: RawClient, admin: RawClient
+) -> None:
+    # 400 strategies: every history row carries 400 weights and statuses (~20 KB).
+    for i in range(400):
+        reply = rpc.call(
+            ScoreSignal(strategy=f"strategy_{i:04d}", symbol="BTC", side="buy", confidence=0.6)
+        )
+        assert isinstance(reply, SignalScore)
+    cycles = 120
+    for _ in range(cycles):
+        assert isinstance(admin.call(UpdateOptimization()), OptimizationState)
+    seen: list[int] = []
+    before: int | None = None
+    pages = 0
+    while True:
+        raw = rpc.raw(encode(GetHistory(limit=10_000, before_cycle=before)))
+        assert len(raw) <= PAGE_BYTES + 64 * 1024
+        page = decode_reply(raw)
+        assert isinstance(page, History)
+        pages += 1
+        seen += [state.cycle for state in page.states]
+        if page.next is None:
+            break
+        assert page.next == page.states[-1].cycle
+        before = page.next
+    assert seen == list(range(cycles, 0, -1))
+    assert pages >= 2
+    assert len(rpc.call(GetHistory(limit=5)).states) == 5
+
+
+def test_audit_comes_in_pages_that_say_where_the_next_starts(admin: RawClient) -> None:
+    for _ in range(30):
+        assert isinstance(admin.call(UpdateOptimization()), OptimizationState)
+    seqs: list[int] = []
+    since = 0
+    while True:
+        page = admin.call(GetAudit(since_seq=since, limit=7))
+        assert isinstance(page, Audit) and len(page.entries) <= 7
+        seqs += [entry.seq for entry in page.entries]
+        if page.next is None:
+            break
+        since = page.next
+    assert seqs == list(range(1, 31))
+
+
+def test_performance_rows_come_in_pages_of_at_most_a_thousand(rpc: RawClient) -> None:
+    symbols = [f"SYM{i:05d}" for i in range(1_050)]
+    for i, symbol in enumerate(symbols):
+        reply = send(rpc, trade_document(trade_id=f"p-{i}", symbol=symbol, pnl=float(i % 5 - 2)))
+        assert reply["type"] == "trade_recorded", reply
+    first = rpc.call(GetPerformance(group_by=["symbol"]))
+    assert isinstance(first, Performance)
+    assert len(first.rows) == PAGE_ROWS and first.next == [symbols[PAGE_ROWS - 1]]
+    second = rpc.call(GetPerformance(group_by=["symbol"], after=first.next))
+    assert isinstance(second, Performance) and second.next is None
+    assert [row["symbol"] for row in first.rows + second.rows] == symbols
