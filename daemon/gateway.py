@@ -71,13 +71,22 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
 class GatewayStats:
     """Counters read by the metrics sampler; the hot path only increments them."""
 
-    __slots__ = ("dropped_frames", "errors", "in_flight", "outcomes", "requests", "samples")
+    __slots__ = (
+        "dropped_frames",
+        "errors",
+        "in_flight",
+        "outcomes",
+        "requests",
+        "samples",
+        "undelivered",
+    )
 
     def __init__(self) -> None:
         self.requests = 0
         self.errors = 0
         self.dropped_frames = 0
         self.in_flight = 0
+        self.undelivered = 0  # replies given up: the peer gone or not reading
         # (request class or None when undecodable, "ok" or error code) -> count
         self.outcomes: dict[tuple[type | None, str], int] = {}
         # Latency of one request in LATENCY_SAMPLE: (request class, nanoseconds).
@@ -85,6 +94,14 @@ class GatewayStats:
 
 
 LATENCY_SAMPLE_BITS = 3  # one request in 2**3 is timed
+# Replies queued for one peer that does not read, before they are given up: room for a
+# DEALER that sends a burst of a thousand before it reads, not for one that never reads.
+PEER_SNDHWM = 1_000
+# Requests waiting for an actor's answer, from one peer and in all, before more are
+# refused with overloaded: a peer that pipelines without reading cannot make the daemon
+# build replies faster than anyone takes them.
+PEER_IN_FLIGHT = 64
+TOTAL_IN_FLIGHT = 4096
 
 
 class Gateway:
@@ -105,6 +122,7 @@ class Gateway:
         self.stats = GatewayStats()
         self.error_log = LogThrottle()
         self._types = {kind.__struct_config__.tag: kind for kind in routes}
+        self._peer_in_flight: dict[tuple[int, bytes], int] = {}
         self._paced: dict[type, float] = {}  # request type -> when the rpc socket last ran one
         self.time_requests = False  # set by the metrics sampler, which drains the samples
         self.sockets: list[tuple[zmq.Socket[Any], bool]] = []
@@ -130,7 +148,11 @@ class Gateway:
         # error reply, anything beyond is dropped by ZeroMQ before it reaches memory.
         sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_size * 4 + 4096)
         sock.setsockopt(zmq.RCVHWM, 100_000)
-        sock.setsockopt(zmq.SNDHWM, 100_000)
+        # What a peer that does not read can make the daemon hold: PEER_SNDHWM replies,
+        # each bounded (protocol.messages.PAGE_BYTES). Beyond, a reply is given up and
+        # counted (ROUTER_MANDATORY makes the send say so instead of dropping silently).
+        sock.setsockopt(zmq.SNDHWM, PEER_SNDHWM)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         bind_with_mode(sock, endpoint, mode)
         self.sockets.append((sock, admin))
         loop = asyncio.get_running_loop()
@@ -246,12 +268,22 @@ class Gateway:
         started: int,
     ) -> None:
         assert route.actor is not None
+        peer = (id(sock), header[0])
+        waiting = self._peer_in_flight.get(peer, 0)
+        if waiting >= PEER_IN_FLIGHT or self.stats.in_flight >= TOTAL_IN_FLIGHT:
+            raise AlphadError(
+                "overloaded",
+                f"too many requests waiting for an answer ({waiting} from this peer, "
+                f"{self.stats.in_flight} in all; at most {PEER_IN_FLIGHT} per peer and "
+                f"{TOTAL_IN_FLIGHT} in all): read the replies, then retry",
+            )
         message = route.wrap(request) if route.wrap is not None else request
         future = route.actor.ask_future(message)
         loop = self._loop
         assert loop is not None
         timer = loop.call_later(self.request_timeout_s, _expire, future)
         self.stats.in_flight += 1
+        self._peer_in_flight[peer] = waiting + 1
         self._idle.clear()
         future.add_done_callback(
             partial(self._answer_later, sock, header, request, route, as_json, timer, started)
@@ -270,6 +302,10 @@ class Gateway:
     ) -> None:
         timer.cancel()
         self.stats.in_flight -= 1
+        peer = (id(sock), header[0])
+        waiting = self._peer_in_flight.pop(peer, 1) - 1
+        if waiting:
+            self._peer_in_flight[peer] = waiting
         if self.stats.in_flight == 0:
             self._idle.set()
         try:
@@ -302,7 +338,9 @@ class Gateway:
                 _send_frame(sock, frame, _MORE)
             _send_frame(sock, body, _NOBLOCK)
         except zmq.ZMQError as exc:
-            # The peer is gone or the socket is closed: nobody is left to answer.
+            # The peer is gone, does not read (its queue is full), or the socket is
+            # closed: the reply is given up.
+            self.stats.undelivered += 1
             log.debug("gateway_send_failed", error=str(exc))
 
     def _send_error(

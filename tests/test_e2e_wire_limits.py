@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+import zmq
 
 from protocol.codec import decode_reply, encode
 from protocol.messages import (
@@ -20,6 +22,7 @@ from protocol.messages import (
     GetHealth,
     GetHistory,
     GetPerformance,
+    GetReport,
     GetStatus,
     GetWeights,
     Health,
@@ -241,3 +244,50 @@ def test_performance_rows_come_in_pages_of_at_most_a_thousand(rpc: RawClient) ->
     second = rpc.call(GetPerformance(group_by=["symbol"], after=first.next))
     assert isinstance(second, Performance) and second.next is None
     assert [row["symbol"] for row in first.rows + second.rows] == symbols
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_a_peer_that_pipelines_without_reading_is_refused_and_bounded(
+    daemon: DaemonProcess, rpc: RawClient
+) -> None:
+    assert daemon.process is not None
+    before = rss_kib(daemon.process.pid)
+    context = zmq.Context.instance()
+    greedy = context.socket(zmq.DEALER)
+    greedy.setsockopt(zmq.LINGER, 0)
+    greedy.setsockopt(zmq.RCVHWM, 1)  # it holds nothing for itself: the daemon must
+    greedy.setsockopt(zmq.SNDHWM, 0)
+    greedy.connect(daemon.rpc)
+    sent = 5_000
+    payload = encode(GetReport())
+    for _ in range(sent):
+        greedy.send_multipart([b"", payload])
+    # The daemon has read and answered (or given up) every one of them once get_status,
+    # behind them in no queue of theirs, counts them all.
+    while True:
+        status = rpc.call(GetStatus())
+        assert isinstance(status, StatusReply)
+        if status.requests >= sent + 1:
+            break
+    during = rss_kib(daemon.process.pid)
+    kinds: dict[str, int] = {}
+    messages: set[str] = set()
+    while greedy.poll(500):
+        reply = decode_reply(greedy.recv_multipart()[-1])
+        kinds[type(reply).__name__] = kinds.get(type(reply).__name__, 0) + 1
+        if isinstance(reply, Error):
+            messages.add(reply.code)
+    greedy.close(linger=0)
+    received = sum(kinds.values())
+    # Most were refused at once as overloaded, and what the peer did not read was given
+    # up rather than kept: far fewer replies reached it than it asked for.
+    assert messages == {"overloaded"}, kinds
+    assert received < sent, kinds
+    assert during - before < 200 * 1024, (before, during)
+    assert isinstance(rpc.call(GetStatus()), StatusReply)
