@@ -8,10 +8,10 @@ time (Welford, Terriberry). For the ``recent`` window it keeps its last
 asked, caching them until the group's next trade. Either way the work and the memory
 per trade do not grow with history.
 
-The groups by strategy and by strategy and regime also keep a second ring of each
-trade's pnl per unit of size (``pnl / size``): the recent window the weights, the
-lifecycle and the scorer's regime fits judge, so that the size alphad chose for a trade
-does not feed back into its judgement of the strategy. Reported figures stay on the pnl.
+The groups by strategy and by strategy and regime also keep their recent trades' pnls
+and sizes: the recent window the weights, the lifecycle and the scorer's regime fits
+judge, per unit of size (``pnl / size``), so that the size alphad chose for a trade does
+not feed back into its judgement of the strategy. Reported figures stay on the pnl.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from itertools import combinations
 from operator import mul
+from statistics import median
 from typing import Annotated, Any
 
 import msgspec
@@ -30,7 +31,7 @@ from msgspec import Meta
 from actors.base import TAKE_STATE, Actor, encode_in_slices
 from actors.events import ClosedTrade
 from actors.figures import Figures
-from protocol.messages import METRIC_FIELDS, GetPerformance, Performance
+from protocol.messages import METRIC_FIELDS, PAGE_ROWS, GetPerformance, Performance
 
 DIMENSIONS: tuple[str, ...] = ("strategy", "symbol", "regime")
 GROUPINGS: tuple[tuple[str, ...], ...] = tuple(
@@ -39,10 +40,14 @@ GROUPINGS: tuple[tuple[str, ...], ...] = tuple(
 WINDOWS: tuple[str, ...] = ("all", "recent")
 # The groupings whose recent window per unit of size is judged by the optimization cycle.
 JUDGED: tuple[tuple[str, ...], ...] = (("strategy",), ("strategy", "regime"))
-# 2: judged groups carry their pnls per unit of size. A version 1 state did not keep
-# sizes; it restores with those windows equal to the recent pnls (every size 1.0).
-STATE_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 3: judged groups carry their recent pnls and sizes. Version 2 kept pnls per unit of
+# size, which restore as pnls at size 1.0; version 1 kept no sizes, its judged windows
+# restore as the recent pnls at size 1.0.
+STATE_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+# A judged trade counts at no less than this share of its window's median size (see
+# ``JudgedWindow``).
+SIZE_FLOOR_SHARE = 0.5
 
 # Below this fraction of the figures' scale a quantity is rounding noise, not a
 # measurement: identical pnls must give "no Sharpe", not a huge number.
@@ -260,32 +265,61 @@ class Ring:
         return ring
 
 
-def unit_pnl(pnl: float, size: float | None) -> float:
-    """The pnl per unit of size, ``pnl / size``; the pnl itself when the size is unknown
-    (missing or not a positive number: it counts as 1.0) or the ratio is not finite."""
-    if size is None or not size > 0.0:
-        return pnl
-    per_unit = pnl / size
-    return per_unit if math.isfinite(per_unit) else pnl
+def trade_size(size: float | None) -> float:
+    """The size a trade is judged at: the reported one, 1.0 when it is missing or not a
+    positive finite number."""
+    if size is None or not 0.0 < size < math.inf:
+        return 1.0
+    return size
+
+
+def per_unit_pnls(pnls: Sequence[float], sizes: Sequence[float]) -> list[float]:
+    """Each trade's pnl per unit of size, ``pnl / max(size, floor)`` with ``floor`` the
+    ``SIZE_FLOOR_SHARE`` of the median size of the trades given (``JudgedWindow``)."""
+    if not sizes:
+        return []
+    floor = SIZE_FLOOR_SHARE * median(sizes)
+    out = []
+    for pnl, size in zip(pnls, sizes, strict=True):
+        per_unit = pnl / (size if size > floor else floor)
+        # Sizes so tiny that even the floor overflows the ratio: the pnl itself.
+        out.append(per_unit if math.isfinite(per_unit) else pnl)
+    return out
 
 
 class JudgedWindow:
-    """The recent window of a judged group (``JUDGED``) per unit of size: the ring of its
-    trades' pnls per unit of size and how many trades the group has seen. It is the judged
-    part of a ``Group``, and all a group is in a model that keeps only what the
-    optimization cycle judges (``PerformanceModel(judging_only=True)``)."""
+    """The recent window of a judged group (``JUDGED``) per unit of size: the rings of its
+    trades' pnls and sizes and how many trades the group has seen. It is the judged part
+    of a ``Group``, and all a group is in a model that keeps only what the optimization
+    cycle judges (``PerformanceModel(judging_only=True)``).
 
-    __slots__ = ("judged", "seen", "unit")
+    Each trade counts as ``pnl / max(size, SIZE_FLOOR_SHARE × median size of the
+    window)``. Divided by its own size alone, one trade reported at a size near zero
+    would turn a modest pnl into an astronomic one and decide the whole window (a losing
+    strategy kept at full weight by one trade of size 1e-300). With the floor no trade
+    counts for more than two trades of the window's median size, the most one trade of a
+    hundred can move the window by. The floor comes from the window's own median,
+    recomputed whenever the window is judged, so it holds from a strategy's first trades
+    on and follows a strategy whose sizes change. Half the median leaves the division
+    exact for the sizes alphad itself chooses within one window: a degraded strategy
+    trades at 0.65 of its size, and weights move by at most ``max_change`` a cycle. A
+    floor on the size, rather than a cap on the pnl, also keeps a real large loss at its
+    full weight.
+    """
+
+    __slots__ = ("judged", "pnls", "seen", "sizes")
 
     def __init__(self, window_trades: int, seen: int = 0) -> None:
-        self.unit = Ring(window_trades)
+        self.pnls = Ring(window_trades)
+        self.sizes = Ring(window_trades)
         self.seen = seen
         # Computed on the first ask after a trade and kept until the next one.
         self.judged: Figures | None = None
 
-    def add(self, per_unit: float) -> None:
-        """Count one more trade's pnl per unit of size."""
-        self.unit.add(per_unit)
+    def add(self, pnl: float, size: float) -> None:
+        """Count one more trade (its size from ``trade_size``)."""
+        self.pnls.add(pnl)
+        self.sizes.add(size)
         self.seen += 1
         self.judged = None
 
@@ -293,8 +327,19 @@ class JudgedWindow:
         """The recent window per unit of size, with ``seen`` and ``pnls`` (shared: read,
         never modify)."""
         if self.judged is None:
-            self.judged = figures_of(self.unit.items(), seen=self.seen, keep_pnls=True)
+            per_unit = per_unit_pnls(self.pnls.items(), self.sizes.items())
+            self.judged = figures_of(per_unit, seen=self.seen, keep_pnls=True)
         return self.judged
+
+    @classmethod
+    def of(
+        cls, window_trades: int, seen: int, pnls: Sequence[float], sizes: Sequence[float]
+    ) -> JudgedWindow:
+        """A window holding the newest trades of ``pnls`` and ``sizes`` that fit."""
+        window = cls(window_trades, seen)
+        window.pnls = Ring.of(window_trades, pnls)
+        window.sizes = Ring.of(window_trades, sizes)
+        return window
 
 
 class Group:
@@ -311,13 +356,13 @@ class Group:
         # next one: cycles and reports between two trades of the group cost nothing.
         self.recent: Figures | None = None
 
-    def add(self, pnl: float, per_unit: float) -> None:
-        """Count one more trade in both windows (and its pnl per unit of size)."""
+    def add(self, pnl: float, size: float) -> None:
+        """Count one more trade in both windows (and in the judged one, with its size)."""
         self.stats.add(pnl)
         self.ring.add(pnl)
         self.recent = None
         if self.window is not None:
-            self.window.add(per_unit)
+            self.window.add(pnl, size)
 
     def figures(self, window: str) -> Figures:
         """The figures of one window (the recent ones are shared: read, never modify)."""
@@ -529,7 +574,7 @@ class PerformanceModel:
     def record(self, trade: ClosedTrade) -> None:
         """Count a committed trade in its seven groups.
 
-        The judged groups also count its pnl per unit of size (``unit_pnl``). A trade at
+        The judged groups also keep its size (``trade_size``). A trade at
         or below ``last_seq`` was already counted (a replay after a
         restart) and is ignored. A non-finite pnl is refused with ValueError before
         anything changes: it would poison every running figure of its groups.
@@ -541,13 +586,13 @@ class PerformanceModel:
             raise ValueError(f"trade {trade.trade_id!r} has a non-finite pnl {pnl!r}")
         strategy, symbol, regime = trade.strategy, trade.symbol, trade.regime
         if self._windows is not None:
-            per_unit = unit_pnl(pnl, trade.size)
+            size = trade_size(trade.size)
             by_strategy, by_regime = self._windows
             for windows, name in ((by_strategy, (strategy,)), (by_regime, (strategy, regime))):
                 judging = windows.get(name)
                 if judging is None:
                     judging = windows[name] = JudgedWindow(self.config.window_trades)
-                judging.add(per_unit)
+                judging.add(pnl, size)
             self.last_seq = trade.seq
             self.trade_count += 1
             return
@@ -561,12 +606,12 @@ class PerformanceModel:
             (strategy, symbol, regime),
         )
         window = self.config.window_trades
-        per_unit = unit_pnl(pnl, trade.size)
+        size = trade_size(trade.size)
         for table, key, judged in zip(self._tables, keys, self._judged, strict=True):
             group = table.get(key)
             if group is None:
                 group = table[key] = Group(window, judged)
-            group.add(pnl, per_unit)
+            group.add(pnl, size)
         self.last_seq = trade.seq
         self.trade_count += 1
 
@@ -593,13 +638,21 @@ class PerformanceModel:
         return group.figures(window) if group is not None else None
 
     def rows(
-        self, group_by: Sequence[str], window: str = "all", strategy: str | None = None
+        self,
+        group_by: Sequence[str],
+        window: str = "all",
+        strategy: str | None = None,
+        *,
+        after: Sequence[str] | None = None,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Wire rows sorted by key: the group's keys (strategy, symbol, regime), then
         ``METRIC_FIELDS``.
 
         With ``strategy``, only that strategy's groups; if ``group_by`` lacks
-        ``strategy`` the rows are grouped by strategy too and carry its key.
+        ``strategy`` the rows are grouped by strategy too and carry its key. With
+        ``after``, only the rows whose key sorts after it; with ``limit``, at most that
+        many (a page).
         """
         _check_window(window)
         self._check_reported()
@@ -610,10 +663,15 @@ class PerformanceModel:
             dims.add("strategy")
         grouping = _grouping(dims)
         table = self.groups[grouping]
+        keys = sorted(table)
+        if after is not None:
+            del keys[: bisect_right(keys, tuple(after))]
         rows: list[dict[str, Any]] = []
-        for key in sorted(table):
+        for key in keys:
             if strategy is not None and key[0] != strategy:
                 continue
+            if limit is not None and len(rows) == limit:
+                break
             row: dict[str, Any] = dict(zip(grouping, key, strict=True))
             row.update(table[key].figures(window).as_row())
             rows.append(row)
@@ -724,7 +782,8 @@ class PerformanceModel:
 
         Groups are listed under their grouping's name (``strategy+symbol``), each as
         ``[key, running stats, recent pnls oldest first]``; a judged group (``JUDGED``)
-        adds its recent pnls per unit of size, oldest first.
+        adds the sizes of its recent trades, oldest first (the judged window holds the same
+        trades as the recent one).
         """
         return self.state_header() | {
             "groups": {name: list(entries) for name, entries in self.state_groups()}
@@ -748,7 +807,7 @@ class PerformanceModel:
                 "+".join(grouping),
                 (
                     [list(key), group.stats.to_state(), group.ring.items()]
-                    + ([group.window.unit.items()] if group.window is not None else [])
+                    + ([group.window.sizes.items()] if group.window is not None else [])
                     for key, group in table.items()
                 ),
             )
@@ -759,8 +818,9 @@ class PerformanceModel:
 
         With a different ``window_trades`` than the state's, each recent window keeps
         the newest pnls that fit (a larger window fills up with the next trades); the
-        ``all`` window is unaffected. A version 1 state (before sizes were judged) gives
-        the judged windows its recent pnls, as if every trade had been at size 1.0.
+        ``all`` window is unaffected. A version 2 state (pnls per unit of size, without
+        the sizes) restores its judged windows as those pnls at size 1.0; a version 1
+        state (before sizes were judged) as its recent pnls at size 1.0.
         """
         version = state.get("version")
         if version not in READABLE_VERSIONS:
@@ -775,7 +835,8 @@ class PerformanceModel:
             if grouping not in model.groups:
                 raise ValueError(f"unknown grouping {name!r} in performance state")
             judged = grouping in JUDGED
-            parts = 4 if judged and version == STATE_VERSION else 3
+            # Version 2 and 3 judged groups add one part: pnls per unit of size, or sizes.
+            parts = 4 if judged and version != 1 else 3
             table = model.groups[grouping]
             for entry in entries:
                 if len(entry) != parts:
@@ -790,8 +851,12 @@ class PerformanceModel:
                 group.stats = RunningStats.from_state(stats)
                 group.ring = Ring.of(window, recent)
                 if judged:
-                    group.window = JudgedWindow(window, seen=group.stats.n)
-                    group.window.unit = Ring.of(window, entry[3] if parts == 4 else recent)
+                    if version == STATE_VERSION:
+                        pnls, sizes = recent, entry[3]
+                    else:
+                        pnls = entry[3] if version == 2 else recent
+                        sizes = [1.0] * len(pnls)
+                    group.window = JudgedWindow.of(window, group.stats.n, pnls, sizes)
                 table[tuple(key)] = group
         model.last_seq = int(state["last_seq"])
         model.trade_count = int(state["trade_count"])
@@ -827,9 +892,21 @@ class PerformanceActor(Actor):
                 model.record(message)
                 return None
             case GetPerformance():
-                rows = model.rows(message.group_by, message.window, message.strategy)
+                rows = model.rows(
+                    message.group_by,
+                    message.window,
+                    message.strategy,
+                    after=message.after,
+                    limit=PAGE_ROWS + 1,
+                )
+                more = len(rows) > PAGE_ROWS
+                del rows[PAGE_ROWS:]
+                keys = _grouping({*message.group_by, *(["strategy"] if message.strategy else [])})
                 return Performance(
-                    group_by=list(message.group_by), window=message.window, rows=rows
+                    group_by=list(message.group_by),
+                    window=message.window,
+                    rows=rows,
+                    next=[rows[-1][k] for k in keys] if more else None,
                 )
             case RecentFigures():
                 return model.recent_by_strategy(), model.recent_by_regime()
@@ -844,7 +921,10 @@ class PerformanceActor(Actor):
                         }
                         for name in model.strategies()
                     ],
-                    "regime_effectiveness": model.regime_effectiveness(None, "recent"),
+                    # Bounded like any reply; the rest are get_performance's pages.
+                    "regime_effectiveness": model.rows(
+                        ("strategy", "regime"), "recent", limit=PAGE_ROWS
+                    ),
                     "top_strategies": model.top_strategies("expectancy", message.top_n, "recent"),
                     "trades": model.trade_count,
                 }

@@ -201,17 +201,23 @@ class Commit(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class QueryAudit(msgspec.Struct, frozen=True):
-    """Ask: audit entries after ``since_seq``."""
+    """Ask: audit entries after ``since_seq``. With ``max_bytes``, no more entries than fit
+    in about that many bytes (at least one), answered ``(entries, more)``."""
 
     since_seq: int
     strategy: str | None
     limit: int
+    max_bytes: int | None = None
 
 
 class QueryHistory(msgspec.Struct, frozen=True):
-    """Ask: the latest history rows (msgpack blobs), newest first."""
+    """Ask: the latest history rows (msgpack blobs) before ``before_cycle``, newest first.
+    With ``max_bytes``, no more rows than fit in that many bytes (at least one), answered
+    ``(blobs, more)``."""
 
     limit: int
+    before_cycle: int | None = None
+    max_bytes: int | None = None
 
 
 class Recovery(msgspec.Struct, kw_only=True):
@@ -688,8 +694,12 @@ class StoreActor(Actor):
 
     async def handle(self, message: Any) -> Any:
         if isinstance(message, QueryAudit):
+            if message.max_bytes is not None:
+                return await self._audit_page(message)
             return await self.audit_since(message.since_seq, message.strategy, message.limit)
         if isinstance(message, QueryHistory):
+            if message.max_bytes is not None:
+                return await self._history_page(message)
             return await self.history(message.limit)
         raise TypeError(f"store cannot handle {type(message).__name__}")
 
@@ -730,9 +740,53 @@ class StoreActor(Actor):
             rows = await cursor.fetchall()
         return [bytes(r[0]) for r in rows]
 
+    async def _audit_page(self, query: QueryAudit) -> tuple[list[AuditEntry], bool]:
+        """One bounded page of the audit log: the size of an entry is its text's."""
+        sql = "SELECT seq, LENGTH(old) + LENGTH(new) + LENGTH(reason) + LENGTH(data) FROM audit"
+        sql += " WHERE seq > ?"
+        params: list[Any] = [query.since_seq]
+        if query.strategy is not None:
+            sql += " AND strategy = ?"
+            params.append(query.strategy)
+        sql += " ORDER BY seq LIMIT ?"
+        params.append(query.limit + 1)
+        async with self._conn().execute(sql, params) as cursor:
+            sizes = list(await cursor.fetchall())
+        assert query.max_bytes is not None
+        count = _fitting([64 + (size or 0) for _, size in sizes[: query.limit]], query.max_bytes)
+        entries = await self.audit_since(query.since_seq, query.strategy, count)
+        return entries, len(sizes) > count
+
+    async def _history_page(self, query: QueryHistory) -> tuple[list[bytes], bool]:
+        """One bounded page of the history, rows read only once they are known to fit."""
+        where = " WHERE cycle < ?" if query.before_cycle is not None else ""
+        params: list[Any] = [] if query.before_cycle is None else [query.before_cycle]
+        async with self._conn().execute(
+            f"SELECT cycle, LENGTH(state) FROM history{where} ORDER BY cycle DESC LIMIT ?",
+            [*params, query.limit + 1],
+        ) as cursor:
+            sizes = list(await cursor.fetchall())
+        assert query.max_bytes is not None
+        count = _fitting([size for _, size in sizes[: query.limit]], query.max_bytes)
+        async with self._conn().execute(
+            f"SELECT state FROM history{where} ORDER BY cycle DESC LIMIT ?", [*params, count]
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [bytes(r[0]) for r in rows], len(sizes) > count
+
     async def latest_cycle(self) -> int:
         """The number of the last journaled optimization cycle (0 if none)."""
         return await self._scalar("SELECT COALESCE(MAX(cycle), 0) FROM history")
+
+
+def _fitting(sizes: list[int], max_bytes: int) -> int:
+    """How many of ``sizes``, from the first, fit in ``max_bytes``; at least one."""
+    total = 0
+    for count, size in enumerate(sizes):
+        total += size
+        if total > max_bytes and count:
+            return count
+    return len(sizes)
 
 
 def _trade_id(trade: ClosedTrade) -> str:

@@ -221,8 +221,8 @@ def trade_payload(worker: int, i: int) -> bytes:
             symbol=f"SYM{worker}",
             side="buy",
             pnl=(i % 7) - 3.0,
-            entry_ts_ms=1_000,
-            exit_ts_ms=2_000,
+            entry_ts_ms=1_732_000_001_000,
+            exit_ts_ms=1_732_000_002_000,
             regime="trending",
         )
     )

@@ -45,7 +45,9 @@ from daemon.metrics import Sampler
 from daemon.security import Curve, SecurityError, needs_curve
 from daemon.supervisor import Supervisor
 from protocol.messages import (
+    PAGE_BYTES,
     Audit,
+    AuditEntry,
     ForceStatus,
     GetAudit,
     GetHealth,
@@ -392,20 +394,22 @@ class Daemon:
                 wrap=lambda r: AppendOutcome(r.signal_id, r.success, _now_ms()),
                 unwrap=lambda r, result: Ok(),
             ),
-            UpdateOptimization: Route(actor=engine),
+            UpdateOptimization: Route(
+                actor=engine, rpc_interval_s=self.config.limits.optimization_interval_s
+            ),
             GetStatus: Route(inline=lambda r: self.status()),
             GetPerformance: Route(actor=performance),
             GetWeights: Route(actor=weighting),
             GetHealth: Route(actor=lifecycle),
             GetAudit: Route(
                 actor=store,
-                wrap=lambda r: QueryAudit(r.since_seq, r.strategy, r.limit),
-                unwrap=lambda r, entries: Audit(entries=entries),
+                wrap=lambda r: QueryAudit(r.since_seq, r.strategy, r.limit, PAGE_BYTES),
+                unwrap=_audit_page,
             ),
             GetHistory: Route(
                 actor=store,
-                wrap=lambda r: QueryHistory(r.limit),
-                unwrap=lambda r, blobs: History(states=[_history_decoder.decode(b) for b in blobs]),
+                wrap=lambda r: QueryHistory(r.limit, r.before_cycle, PAGE_BYTES),
+                unwrap=_history_page,
             ),
             GetReport: Route(actor=engine),
             ForceStatus: Route(actor=engine, admin_only=True),
@@ -501,6 +505,16 @@ class Daemon:
         if self._lock_file is not None:
             self._lock_file.close()
         log.info("alphad_stopped")
+
+
+def _audit_page(request: GetAudit, page: tuple[list[AuditEntry], bool]) -> Audit:
+    entries, more = page
+    return Audit(entries=entries, next=entries[-1].seq if more and entries else None)
+
+
+def _history_page(request: GetHistory, page: tuple[list[bytes], bool]) -> History:
+    states = [_history_decoder.decode(blob) for blob in page[0]]
+    return History(states=states, next=states[-1].cycle if page[1] and states else None)
 
 
 def _tag_of(kind: type | None) -> str:

@@ -76,6 +76,9 @@ class LimitsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     max_strategies: Annotated[int, Meta(ge=1, le=100_000)] = 1_000
     max_symbols: Annotated[int, Meta(ge=1, le=1_000_000)] = 10_000
     max_regimes: Annotated[int, Meta(ge=1, le=10_000)] = 64
+    # update_optimization on the rpc socket at most once per this many seconds (0: no
+    # limit); the admin socket is never limited.
+    optimization_interval_s: Annotated[float, Meta(ge=0, le=86_400)] = 1.0
 
 
 class ComponentsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -129,7 +132,7 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
     parsed: dict[str, StrategyConfig] = {}
     for name, table in strategies.items():
         if not _STRATEGY_NAME.match(name) or len(name) > 64:
-            raise ConfigError(f"{file}: key `strategies.{name}`: not a valid strategy name")
+            raise ConfigError(f"{file}: key `strategies.{name!r}`: not a valid strategy name")
         try:
             parsed[name] = msgspec.convert(table, StrategyConfig)
         except msgspec.ValidationError as exc:

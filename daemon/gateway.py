@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import traceback
 from collections.abc import Callable
 from functools import partial
 from random import getrandbits
-from time import perf_counter_ns
+from time import monotonic, perf_counter_ns
 from typing import Any, cast
 
 import msgspec
@@ -23,7 +24,14 @@ import zmq
 
 from actors.base import Actor
 from daemon.errors import error_code
-from protocol.codec import json_encoder, msgpack_encoder, request_decoder, request_json_decoder
+from protocol.codec import (
+    JSON_LEADS,
+    json_encoder,
+    json_text,
+    msgpack_encoder,
+    request_decoder,
+    request_json_decoder,
+)
 from protocol.errors import AlphadError
 from protocol.messages import Error, Reply, Request
 
@@ -56,18 +64,29 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     unwrap: Callable[[Any, Any], Reply] | None = None
     admin_only: bool = False
     admit: Callable[[Any], None] | None = None
+    # On the rpc socket, at most one such request per this many seconds (0: no limit).
+    rpc_interval_s: float = 0.0
 
 
 class GatewayStats:
     """Counters read by the metrics sampler; the hot path only increments them."""
 
-    __slots__ = ("dropped_frames", "errors", "in_flight", "outcomes", "requests", "samples")
+    __slots__ = (
+        "dropped_frames",
+        "errors",
+        "in_flight",
+        "outcomes",
+        "requests",
+        "samples",
+        "undelivered",
+    )
 
     def __init__(self) -> None:
         self.requests = 0
         self.errors = 0
         self.dropped_frames = 0
         self.in_flight = 0
+        self.undelivered = 0  # replies given up: the peer gone or not reading
         # (request class or None when undecodable, "ok" or error code) -> count
         self.outcomes: dict[tuple[type | None, str], int] = {}
         # Latency of one request in LATENCY_SAMPLE: (request class, nanoseconds).
@@ -75,6 +94,14 @@ class GatewayStats:
 
 
 LATENCY_SAMPLE_BITS = 3  # one request in 2**3 is timed
+# Replies queued for one peer that does not read, before they are given up: room for a
+# DEALER that sends a burst of a thousand before it reads, not for one that never reads.
+PEER_SNDHWM = 1_000
+# Requests waiting for an actor's answer, from one peer and in all, before more are
+# refused with overloaded: a peer that pipelines without reading cannot make the daemon
+# build replies faster than anyone takes them.
+PEER_IN_FLIGHT = 64
+TOTAL_IN_FLIGHT = 4096
 
 
 class Gateway:
@@ -93,6 +120,10 @@ class Gateway:
         self.max_message_size = max_message_size
         self.request_timeout_s = request_timeout_s
         self.stats = GatewayStats()
+        self.error_log = LogThrottle()
+        self._types = {kind.__struct_config__.tag: kind for kind in routes}
+        self._peer_in_flight: dict[tuple[int, bytes], int] = {}
+        self._paced: dict[type, float] = {}  # request type -> when the rpc socket last ran one
         self.time_requests = False  # set by the metrics sampler, which drains the samples
         self.sockets: list[tuple[zmq.Socket[Any], bool]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -117,7 +148,11 @@ class Gateway:
         # error reply, anything beyond is dropped by ZeroMQ before it reaches memory.
         sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_size * 4 + 4096)
         sock.setsockopt(zmq.RCVHWM, 100_000)
-        sock.setsockopt(zmq.SNDHWM, 100_000)
+        # What a peer that does not read can make the daemon hold: PEER_SNDHWM replies,
+        # each bounded (protocol.messages.PAGE_BYTES). Beyond, a reply is given up and
+        # counted (ROUTER_MANDATORY makes the send say so instead of dropping silently).
+        sock.setsockopt(zmq.SNDHWM, PEER_SNDHWM)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         bind_with_mode(sock, endpoint, mode)
         self.sockets.append((sock, admin))
         loop = asyncio.get_running_loop()
@@ -156,7 +191,7 @@ class Gateway:
                     frames.append(_recv_frame(sock, _NOBLOCK))
                 self._dispatch(sock, admin, frames)
         except zmq.ZMQError as exc:
-            if not self._closing:
+            if not self._closing and self.error_log.admit("socket") is not None:
                 log.error("gateway_socket_error", error=str(exc))
 
     def _dispatch(self, sock: zmq.Socket[Any], admin: bool, frames: list[bytes]) -> None:
@@ -186,16 +221,26 @@ class Gateway:
             return
         payload = body[0]
         as_json = payload[:1] == b"{"
+        if not as_json and payload[:1] in JSON_LEADS:
+            text = json_text(payload)
+            if text is not None:
+                payload, as_json = text, True
         request: Any = None
         try:
             if len(payload) > self.max_message_size:
                 raise _too_large(len(payload), self.max_message_size)
-            request = (request_json_decoder if as_json else request_decoder).decode(payload)
+            try:
+                request = (request_json_decoder if as_json else request_decoder).decode(payload)
+            except RecursionError:
+                # msgspec gives up on nesting deeper than the interpreter's recursion limit.
+                raise AlphadError("bad_request", "message nested too deeply") from None
             route = self.routes[type(request)]
             if route.admin_only and not admin:
                 raise _forbidden(request)
             if route.admit is not None:
                 route.admit(request)
+            if route.rpc_interval_s and not admin:
+                self._pace(request, route.rpc_interval_s)
             if route.inline is not None:
                 reply = route.inline(request)
                 reply.request_id = request.request_id
@@ -207,14 +252,11 @@ class Gateway:
                 return
             self._ask(sock, header, request, route, as_json, started)
         except Exception as exc:
-            self._send_error(
-                sock,
-                header,
-                exc,
-                as_json,
-                _request_id_of(payload, as_json),
-                type(request) if request is not None else None,
-            )
+            if request is None:
+                request_id, kind = self._envelope_of(payload, as_json)
+            else:
+                request_id, kind = request.request_id, type(request)
+            self._send_error(sock, header, exc, as_json, request_id, kind)
 
     def _ask(
         self,
@@ -226,12 +268,22 @@ class Gateway:
         started: int,
     ) -> None:
         assert route.actor is not None
+        peer = (id(sock), header[0])
+        waiting = self._peer_in_flight.get(peer, 0)
+        if waiting >= PEER_IN_FLIGHT or self.stats.in_flight >= TOTAL_IN_FLIGHT:
+            raise AlphadError(
+                "overloaded",
+                f"too many requests waiting for an answer ({waiting} from this peer, "
+                f"{self.stats.in_flight} in all; at most {PEER_IN_FLIGHT} per peer and "
+                f"{TOTAL_IN_FLIGHT} in all): read the replies, then retry",
+            )
         message = route.wrap(request) if route.wrap is not None else request
         future = route.actor.ask_future(message)
         loop = self._loop
         assert loop is not None
         timer = loop.call_later(self.request_timeout_s, _expire, future)
         self.stats.in_flight += 1
+        self._peer_in_flight[peer] = waiting + 1
         self._idle.clear()
         future.add_done_callback(
             partial(self._answer_later, sock, header, request, route, as_json, timer, started)
@@ -250,6 +302,10 @@ class Gateway:
     ) -> None:
         timer.cancel()
         self.stats.in_flight -= 1
+        peer = (id(sock), header[0])
+        waiting = self._peer_in_flight.pop(peer, 1) - 1
+        if waiting:
+            self._peer_in_flight[peer] = waiting
         if self.stats.in_flight == 0:
             self._idle.set()
         try:
@@ -282,7 +338,9 @@ class Gateway:
                 _send_frame(sock, frame, _MORE)
             _send_frame(sock, body, _NOBLOCK)
         except zmq.ZMQError as exc:
-            # The peer is gone or the socket is closed: nobody is left to answer.
+            # The peer is gone, does not read (its queue is full), or the socket is
+            # closed: the reply is given up.
+            self.stats.undelivered += 1
             log.debug("gateway_send_failed", error=str(exc))
 
     def _send_error(
@@ -299,11 +357,79 @@ class Gateway:
         key = (kind, code)
         self.stats.outcomes[key] = self.stats.outcomes.get(key, 0) + 1
         if code == "internal":
-            log.error("request_failed", error=message, exc_info=exc)
+            self._log_failure(exc, message)
         self._send(sock, header, Error(code=code, message=message, request_id=request_id), as_json)
+
+    def _pace(self, request: Any, interval_s: float) -> None:
+        """Refuse a paced request sent on the rpc socket sooner than ``interval_s`` after
+        the last one accepted there."""
+        kind = type(request)
+        now = monotonic()
+        last = self._paced.get(kind)
+        if last is not None and now - last < interval_s:
+            tag = kind.__struct_config__.tag
+            raise AlphadError(
+                "overloaded",
+                f"{tag} is accepted on the rpc socket at most once every {interval_s:g} s "
+                f"(the last was {now - last:.2f} s ago); retry later, or use the admin socket",
+            )
+        self._paced[kind] = now
+
+    def _envelope_of(self, payload: bytes, as_json: bool) -> tuple[str | None, type | None]:
+        """Best effort for a request that failed validation: its request_id, to echo, and
+        its type, to count it under (None when the type is not one this daemon knows)."""
+        try:
+            found = (_envelope_json_decoder if as_json else _envelope_decoder).decode(payload)
+        except Exception:
+            return None, None
+        request_id = found.request_id
+        if request_id is not None and len(request_id) > 128:
+            request_id = None
+        return request_id, self._types.get(found.type) if found.type is not None else None
+
+    def _log_failure(self, exc: BaseException, message: str) -> None:
+        """One line per kind of failure a second at most, with the frames it passed
+        through but never their locals: those hold the raw request, which is the
+        sender's data and can be as large as a request may be."""
+        kind = type(exc).__name__
+        held = self.error_log.admit(kind)
+        if held is None:
+            return
+        frames = traceback.extract_tb(exc.__traceback__)[-6:]
+        log.error(
+            "request_failed",
+            error=message[:MAX_LOGGED_MESSAGE],
+            kind=kind,
+            where=[f"{f.filename}:{f.lineno} {f.name}" for f in frames],
+            suppressed=held,
+        )
 
     def _is_admin(self, sock: zmq.Socket[Any]) -> bool:
         return any(s is sock and admin for s, admin in self.sockets)
+
+
+MAX_LOGGED_MESSAGE = 200  # characters of an error's message that reach the log
+
+
+class LogThrottle:
+    """At most one line per kind of event every ``every_s`` seconds; the lines held back
+    are counted and reported with the next one let through."""
+
+    def __init__(self, every_s: float = 1.0, clock: Callable[[], float] = monotonic) -> None:
+        self.every_s = every_s
+        self.clock = clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def admit(self, kind: str) -> int | None:
+        """None to hold this line back, else how many lines of ``kind`` were held."""
+        now = self.clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.every_s:
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return None
+        self._last[kind] = now
+        return self._held.pop(kind, 0)
 
 
 def _expire(future: asyncio.Future[Any]) -> None:
@@ -320,21 +446,13 @@ def _forbidden(request: Any) -> Exception:
     return AlphadError("forbidden", f"{kind} is only accepted on the admin socket")
 
 
-class _RequestIdOnly(msgspec.Struct):
+class _Envelope(msgspec.Struct):
+    type: str | None = None
     request_id: str | None = None
 
 
-_id_decoder = msgspec.msgpack.Decoder(_RequestIdOnly)
-_id_json_decoder = msgspec.json.Decoder(_RequestIdOnly)
-
-
-def _request_id_of(payload: bytes, as_json: bool) -> str | None:
-    """Best effort: echo the request_id even of a request that failed validation."""
-    try:
-        found = (_id_json_decoder if as_json else _id_decoder).decode(payload).request_id
-    except Exception:
-        return None
-    return found if found is None or len(found) <= 128 else None
+_envelope_decoder = msgspec.msgpack.Decoder(_Envelope)
+_envelope_json_decoder = msgspec.json.Decoder(_Envelope)
 
 
 def bind_with_mode(sock: zmq.Socket[Any], endpoint: str, mode: int) -> None:

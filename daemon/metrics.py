@@ -172,6 +172,12 @@ class Sampler:
         )
         dropped.add_metric([], stats.dropped_frames)
         metrics.append(dropped)
+        undelivered = CounterMetricFamily(
+            "alphad_replies_undelivered",
+            "Replies given up: the peer was gone or had 1000 replies queued unread.",
+        )
+        undelivered.add_metric([], stats.undelivered)
+        metrics.append(undelivered)
         latency = HistogramMetricFamily(
             "alphad_request_latency_seconds",
             "Receive-to-reply time of one request in 8, by type.",

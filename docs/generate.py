@@ -11,21 +11,23 @@ from pathlib import Path
 
 import msgspec
 
-from protocol.messages import ADMIN_REQUESTS, Alert, AnyReply, AnyRequest
+from protocol.messages import ADMIN_REQUESTS, NAME_PATTERN, Alert, AnyReply, AnyRequest
 
 DOC = Path(__file__).parent / "protocol.md"
 MARKER = "## Every message\n"
-NAME = "str (pattern='^[A-Za-z0-9][A-Za-z0-9_.:/@+\\\\-]*$', min_length=1, max_length=64)"
+# The name pattern holds a parenthesis, which the Annotated rewrite below cannot read.
+NAME = f"Annotated[str, msgspec.Meta(pattern={NAME_PATTERN!r}, min_length=1, max_length=64)]"
 SHORT = {
-    NAME: "name",
     "str (min_length=1, max_length=128)": "id",
-    "int (ge=0, le=9007199254740992)": "timestamp_ms",
+    "int (ge=946684800000, le=4102444800000)": "timestamp_ms",
+    "float (ge=1e-09, le=1000000000000.0)": "size",
     "float (ge=-1000000000000000.0, le=1000000000000000.0)": "amount",
 }
 
 
 def type_name(hint: object) -> str:
     text = repr(hint).replace("typing.", "").replace("protocol.messages.", "")
+    text = text.replace(NAME, "name")
     text = re.sub(r"Annotated\[(\w+), msgspec.Meta\(([^)]*)\)\]", r"\1 (\2)", text)
     text = text.replace("<class '", "").replace("'>", "")
     for long, short in SHORT.items():

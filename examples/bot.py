@@ -126,7 +126,14 @@ def trade(args: argparse.Namespace) -> None:
                     regime=regime, size=verdict.size_multiplier, signal_id=verdict.signal_id,
                 )  # fmt: skip
             if (i + 1) % 50 == 0:
-                state = alphad.update_optimization()
+                try:
+                    state = alphad.update_optimization()
+                except AlphadError as exc:
+                    if exc.code != "overloaded":
+                        raise
+                    # Cycles on the rpc socket are paced ([limits] optimization_interval_s).
+                    time.sleep(1.0)
+                    state = alphad.update_optimization()
                 weights = ", ".join(f"{k}={v:.2f}" for k, v in sorted(state.weights.items()))
                 statuses = ", ".join(f"{k}={v}" for k, v in sorted(state.statuses.items()))
                 print(f"cycle {state.cycle}: weights {weights}; {statuses}")

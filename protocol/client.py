@@ -253,10 +253,14 @@ class Client:
         window: Window = "all",
         strategy: str | None = None,
         *,
+        after: list[str] | None = None,
         timeout_s: float | None = None,
     ) -> Performance:
-        """Performance rows grouped by strategy, symbol and/or regime."""
-        request = GetPerformance(group_by=list(group_by), window=window, strategy=strategy)
+        """Performance rows grouped by strategy, symbol and/or regime; a page of at most
+        ``PAGE_ROWS``, the next one from ``after=reply.next``."""
+        request = GetPerformance(
+            group_by=list(group_by), window=window, strategy=strategy, after=after
+        )
         return self.call(request, Performance, timeout_s)
 
     def get_weights(self, regime: str | None = None, *, timeout_s: float | None = None) -> Weights:
@@ -279,9 +283,13 @@ class Client:
         request = GetAudit(since_seq=since_seq, strategy=strategy, limit=limit)
         return self.call(request, Audit, timeout_s)
 
-    def get_history(self, limit: int = 20, *, timeout_s: float | None = None) -> History:
-        """The latest optimization cycles, newest first."""
-        return self.call(GetHistory(limit=limit), History, timeout_s)
+    def get_history(
+        self, limit: int = 20, *, before_cycle: int | None = None, timeout_s: float | None = None
+    ) -> History:
+        """The latest optimization cycles, newest first; the next page from
+        ``before_cycle=reply.next``."""
+        request = GetHistory(limit=limit, before_cycle=before_cycle)
+        return self.call(request, History, timeout_s)
 
     def get_report(self, *, timeout_s: float | None = None) -> Report:
         """Everything a dashboard needs, in one reply."""
@@ -476,10 +484,14 @@ class AsyncClient:
         window: Window = "all",
         strategy: str | None = None,
         *,
+        after: list[str] | None = None,
         timeout_s: float | None = None,
     ) -> Performance:
-        """Performance rows grouped by strategy, symbol and/or regime."""
-        request = GetPerformance(group_by=list(group_by), window=window, strategy=strategy)
+        """Performance rows grouped by strategy, symbol and/or regime; a page of at most
+        ``PAGE_ROWS``, the next one from ``after=reply.next``."""
+        request = GetPerformance(
+            group_by=list(group_by), window=window, strategy=strategy, after=after
+        )
         return await self.call(request, Performance, timeout_s)
 
     async def get_weights(
@@ -506,9 +518,13 @@ class AsyncClient:
         request = GetAudit(since_seq=since_seq, strategy=strategy, limit=limit)
         return await self.call(request, Audit, timeout_s)
 
-    async def get_history(self, limit: int = 20, *, timeout_s: float | None = None) -> History:
-        """The latest optimization cycles, newest first."""
-        return await self.call(GetHistory(limit=limit), History, timeout_s)
+    async def get_history(
+        self, limit: int = 20, *, before_cycle: int | None = None, timeout_s: float | None = None
+    ) -> History:
+        """The latest optimization cycles, newest first; the next page from
+        ``before_cycle=reply.next``."""
+        request = GetHistory(limit=limit, before_cycle=before_cycle)
+        return await self.call(request, History, timeout_s)
 
     async def get_report(self, *, timeout_s: float | None = None) -> Report:
         """Everything a dashboard needs, in one reply."""

@@ -1,4 +1,5 @@
-"""Encoders and decoders, built once: msgpack by default, JSON when a request starts with ``{``."""
+"""Encoders and decoders, built once: msgpack by default, JSON when a request starts with ``{``
+(after any whitespace and a UTF-8 byte order mark)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,26 @@ reply_json_decoder = msgspec.json.Decoder(AnyReply)
 alert_decoder = msgspec.msgpack.Decoder(Alert)
 
 
+_BOM = b"\xef\xbb\xbf"
+# The bytes that may come before a JSON request's ``{``. None of them starts a msgpack
+# map, so a payload that begins with one is JSON or nothing.
+JSON_LEADS = frozenset((b" ", b"\t", b"\r", b"\n", _BOM[:1]))
+
+
+def json_text(payload: bytes) -> bytes | None:
+    """The JSON text of a request, without a leading byte order mark, or None when the
+    payload is msgpack: JSON is a ``{`` first, after any whitespace and a UTF-8 BOM."""
+    if payload[:1] == b"{":
+        return payload
+    text = payload[len(_BOM) :] if payload.startswith(_BOM) else payload
+    text = text.lstrip(b" \t\r\n")
+    return text if text[:1] == b"{" else None
+
+
 def is_json(payload: bytes) -> bool:
-    """A payload whose first byte is ``{`` is JSON; anything else is msgpack."""
-    return payload[:1] == b"{"
+    """A payload whose first byte is ``{``, after any whitespace and a UTF-8 BOM, is JSON;
+    anything else is msgpack."""
+    return json_text(payload) is not None
 
 
 def encode(message: Request | Reply | Alert, as_json: bool = False) -> bytes:
@@ -29,15 +47,17 @@ def encode(message: Request | Reply | Alert, as_json: bool = False) -> bytes:
 
 def decode_request(payload: bytes) -> Any:
     """Decode a request; raises ``msgspec.DecodeError`` or ``msgspec.ValidationError``."""
-    if is_json(payload):
-        return request_json_decoder.decode(payload)
+    text = json_text(payload)
+    if text is not None:
+        return request_json_decoder.decode(text)
     return request_decoder.decode(payload)
 
 
 def decode_reply(payload: bytes) -> Any:
     """Decode a reply in either encoding."""
-    if is_json(payload):
-        return reply_json_decoder.decode(payload)
+    text = json_text(payload)
+    if text is not None:
+        return reply_json_decoder.decode(text)
     return reply_decoder.decode(payload)
 
 

@@ -14,8 +14,10 @@ from msgspec import Meta
 
 PROTOCOL_VERSION = 1
 
-# Names of strategies, symbols and regimes: short, printable, no spaces.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/@+\-]*$"
+# Names of strategies, symbols and regimes: short, printable, no spaces. msgspec applies a
+# pattern with re.search and the config with re.match, where a bare ``$`` also matches
+# before a final newline: ``(?!\n)`` keeps "ema_trend\n" from passing as a second strategy.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/@+\-]*$(?!\n)"
 Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 Identifier = Annotated[str, Meta(min_length=1, max_length=128)]
 Text = Annotated[str, Meta(max_length=1024)]
@@ -24,9 +26,22 @@ Confidence = Annotated[float, Meta(ge=0.0, le=1.0)]
 Confluence = Annotated[int, Meta(ge=0, le=1000)]
 # Finite money amounts; NaN and infinities are refused by the bounds.
 Amount = Annotated[float, Meta(ge=-1e15, le=1e15)]
-PositiveAmount = Annotated[float, Meta(ge=0.0, le=1e15)]
+# The size of a trade: the strategies are judged on pnl per unit of size, where a size near
+# zero would turn one trade's pnl into an astronomic figure.
+Size = Annotated[float, Meta(ge=1e-9, le=1e12)]
 TimestampMs = Annotated[int, Meta(ge=0, le=2**53)]
+# A time a bot sends: from 2000-01-01 to 2100-01-01 in milliseconds, so that seconds
+# (1.7e9, read as January 1970) or microseconds are refused rather than misread.
+EARLIEST_TS_MS = 946_684_800_000
+LATEST_TS_MS = 4_102_444_800_000
+WireTimestampMs = Annotated[int, Meta(ge=EARLIEST_TS_MS, le=LATEST_TS_MS)]
 Limit = Annotated[int, Meta(ge=1, le=10_000)]
+# Every reply is bounded, so that one request cannot make the daemon build (and queue for
+# a peer) hundreds of megabytes: a paged read answers at most PAGE_ROWS rows or, for the
+# audit log and the history, as many entries as fit in PAGE_BYTES (at least one), and
+# says where the next page starts.
+PAGE_ROWS = 1_000
+PAGE_BYTES = 1 << 20
 Seq = Annotated[int, Meta(ge=0)]
 Status = Literal["active", "degraded", "suspended", "retired"]
 GroupKey = Literal["strategy", "symbol", "regime"]
@@ -60,7 +75,7 @@ class ScoreSignal(Request, tag="score_signal"):
     confluence: Confluence = 1
     regime: Name | None = None
     signal_id: Identifier | None = None
-    ts_ms: TimestampMs | None = None
+    ts_ms: WireTimestampMs | None = None
 
 
 class RecordTrade(Request, tag="record_trade"):
@@ -71,11 +86,18 @@ class RecordTrade(Request, tag="record_trade"):
     symbol: Name
     side: Side
     pnl: Amount
-    entry_ts_ms: TimestampMs
-    exit_ts_ms: TimestampMs
+    entry_ts_ms: WireTimestampMs
+    exit_ts_ms: WireTimestampMs
     regime: Name | None = None
-    size: PositiveAmount | None = None
+    size: Size | None = None
     signal_id: Identifier | None = None
+
+    def __post_init__(self) -> None:
+        # On decoding, msgspec turns this into a ValidationError: a bad_request.
+        if self.exit_ts_ms < self.entry_ts_ms:
+            raise ValueError(
+                f"exit_ts_ms {self.exit_ts_ms} is before entry_ts_ms {self.entry_ts_ms}"
+            )
 
 
 class RecordSignalOutcome(Request, tag="record_signal_outcome"):
@@ -96,13 +118,15 @@ class GetStatus(Request, tag="get_status"):
 
 
 class GetPerformance(Request, tag="get_performance"):
-    """Performance figures grouped by any non-empty subset of strategy, symbol, regime."""
+    """Performance figures grouped by any non-empty subset of strategy, symbol, regime;
+    at most ``PAGE_ROWS`` rows a reply, the next ones after the key ``after``."""
 
     group_by: Annotated[list[GroupKey], Meta(min_length=1, max_length=3)] = msgspec.field(
         default_factory=lambda: ["strategy"]
     )
     window: Window = "all"
     strategy: Name | None = None
+    after: Annotated[list[str], Meta(max_length=3)] | None = None
 
 
 class GetWeights(Request, tag="get_weights"):
@@ -118,7 +142,8 @@ class GetHealth(Request, tag="get_health"):
 
 
 class GetAudit(Request, tag="get_audit"):
-    """Audit entries with ``seq`` greater than ``since_seq``, oldest first."""
+    """Audit entries with ``seq`` greater than ``since_seq``, oldest first; at most
+    ``limit``, and no more than fit in ``PAGE_BYTES``."""
 
     since_seq: Seq = 0
     strategy: Name | None = None
@@ -126,9 +151,11 @@ class GetAudit(Request, tag="get_audit"):
 
 
 class GetHistory(Request, tag="get_history"):
-    """The latest optimization cycles, newest first."""
+    """The latest optimization cycles before ``before_cycle`` (all when null), newest
+    first; at most ``limit``, and no more than fit in ``PAGE_BYTES``."""
 
     limit: Limit = 20
+    before_cycle: Seq | None = None
 
 
 class GetReport(Request, tag="get_report"):
@@ -295,11 +322,13 @@ METRIC_FIELDS: tuple[str, ...] = (
 
 
 class Performance(Reply, tag="performance"):
-    """Rows of performance figures: the group's keys, then ``METRIC_FIELDS``."""
+    """Rows of performance figures: the group's keys, then ``METRIC_FIELDS``; ``next``,
+    when more rows follow, is the ``after`` of the next page."""
 
     group_by: list[str]
     window: str
     rows: list[dict[str, Any]]
+    next: list[str] | None = None
 
 
 class Weights(Reply, tag="weights"):
@@ -345,15 +374,19 @@ class AuditEntry(msgspec.Struct, kw_only=True):
 
 
 class Audit(Reply, tag="audit"):
-    """Audit entries, oldest first."""
+    """Audit entries, oldest first; ``next``, when more entries follow, is the
+    ``since_seq`` of the next page."""
 
     entries: list[AuditEntry]
+    next: int | None = None
 
 
 class History(Reply, tag="history"):
-    """Optimization cycles, newest first."""
+    """Optimization cycles, newest first; ``next``, when more cycles follow, is the
+    ``before_cycle`` of the next page."""
 
     states: list[OptimizationState]
+    next: int | None = None
 
 
 class Report(Reply, tag="report"):

@@ -110,7 +110,14 @@ def test_typed_round_trips(daemon: DaemonProcess) -> None:
         score = client.score_signal("ema", "BTC/USDT", "buy", 0.8, confluence=3)
         assert isinstance(score, SignalScore) and score.quality <= 0.8
         recorded = client.record_trade(
-            "t-1", "ema", "BTC/USDT", "buy", 5.0, 1, 2, signal_id=score.signal_id
+            "t-1",
+            "ema",
+            "BTC/USDT",
+            "buy",
+            5.0,
+            1_732_000_000_001,
+            1_732_000_000_002,
+            signal_id=score.signal_id,
         )
         assert isinstance(recorded, TradeRecorded)
         assert (recorded.duplicate, recorded.seq) == (False, 1)
@@ -136,8 +143,12 @@ def test_typed_round_trips(daemon: DaemonProcess) -> None:
 
 def test_a_resent_trade_is_answered_as_a_duplicate(daemon: DaemonProcess) -> None:
     with Client(daemon.rpc) as client:
-        first = client.record_trade("dup-1", "ema", "BTC", "sell", -2.0, 10, 20)
-        again = client.record_trade("dup-1", "ema", "BTC", "sell", -2.0, 10, 20)
+        first = client.record_trade(
+            "dup-1", "ema", "BTC", "sell", -2.0, 1_732_000_000_010, 1_732_000_000_020
+        )
+        again = client.record_trade(
+            "dup-1", "ema", "BTC", "sell", -2.0, 1_732_000_000_010, 1_732_000_000_020
+        )
         assert (first.duplicate, again.duplicate) == (False, True)
         assert client.get_status().trades == 1
 
@@ -236,7 +247,9 @@ def test_bot_rides_out_a_daemon_restart(daemon: DaemonProcess) -> None:
             while not stop.is_set():
                 try:
                     client.score_signal("ema", "BTC", "buy", 0.7)
-                    client.record_trade(f"r-{i}", "ema", "BTC", "buy", 1.0, 1, 2)
+                    client.record_trade(
+                        f"r-{i}", "ema", "BTC", "buy", 1.0, 1_732_000_000_001, 1_732_000_000_002
+                    )
                     answered += 1
                     i += 1
                 except Exception as exc:
@@ -266,7 +279,9 @@ def test_every_acknowledged_trade_survives_kill_9_exactly_once(daemon: DaemonPro
             i = 0
             while not stop.is_set():
                 try:
-                    reply = client.record_trade(f"k-{i}", "ema", "BTC", "buy", 1.0, 1, 2)
+                    reply = client.record_trade(
+                        f"k-{i}", "ema", "BTC", "buy", 1.0, 1_732_000_000_001, 1_732_000_000_002
+                    )
                 except Exception as exc:
                     errors.append(exc)
                     return
@@ -297,7 +312,9 @@ async def test_async_client_typed_round_trips(daemon: DaemonProcess) -> None:
     async with AsyncClient(daemon.rpc) as client:
         score = await client.score_signal("ema", "BTC", "sell", 0.6, regime="trend")
         assert isinstance(score, SignalScore) and score.quality <= 0.6
-        recorded = await client.record_trade("a-1", "ema", "BTC", "sell", 3.0, 1, 2)
+        recorded = await client.record_trade(
+            "a-1", "ema", "BTC", "sell", 3.0, 1_732_000_000_001, 1_732_000_000_002
+        )
         assert isinstance(recorded, TradeRecorded) and not recorded.duplicate
         assert isinstance(await client.record_signal_outcome(score.signal_id or "", False), Ok)
         assert (await client.get_status()).trades == 1
@@ -529,7 +546,14 @@ def test_report_command_prints_tables_json_and_csv(daemon: DaemonProcess) -> Non
     with Client(daemon.rpc) as client:
         for i in range(25):
             client.record_trade(
-                f"rep{i}", "swing", "BTC", "buy", float(i % 4 - 1), 1, 2, regime="trend"
+                f"rep{i}",
+                "swing",
+                "BTC",
+                "buy",
+                float(i % 4 - 1),
+                1_732_000_000_001,
+                1_732_000_000_002,
+                regime="trend",
             )
         client.update_optimization()
     base = [sys.executable, "-m", "daemon.cli", "report", "--runtime-dir", str(daemon.runtime_dir)]

@@ -51,6 +51,8 @@ def test_values_are_read_and_typed(tmp_path: Path) -> None:
         ("[daemon]\nrequest_timeout_s = -1\n", "key `daemon.request_timeout_s`"),
         ('[strategies.ema]\nbase_weight = "big"\n', "key `strategies.ema.base_weight`"),
         ("[daemon\n", "not valid TOML"),
+        # A final newline must not pass the name pattern (a `$` alone would let it).
+        ('[strategies."ema_trend\\n"]\nbase_weight = 1.0\n', "not a valid strategy name"),
     ],
 )
 def test_bad_config_names_the_key_and_the_file(tmp_path: Path, text: str, expected: str) -> None:

@@ -54,8 +54,8 @@ class StreamingBot(threading.Thread):
                 symbol=f"SYM{self.bot}",
                 side="buy",
                 pnl=round(math.sin(i + self.bot) * 10, 6),
-                entry_ts_ms=1_000 + i,
-                exit_ts_ms=2_000 + i,
+                entry_ts_ms=1_732_000_001_000 + i,
+                exit_ts_ms=1_732_000_002_000 + i,
                 regime="trending" if i % 2 else None,
             )
             payload = encode(trade)
@@ -144,8 +144,8 @@ def test_state_survives_a_graceful_restart(tmp_path: Path) -> None:
                     symbol="BTC",
                     side="buy",
                     pnl=float(i % 7 - 3),
-                    entry_ts_ms=i,
-                    exit_ts_ms=i + 1,
+                    entry_ts_ms=1_732_000_000_000 + i,
+                    exit_ts_ms=1_732_000_000_001 + i,
                 )
             )
         before = client.call(GetPerformance(group_by=["strategy", "symbol"], window="recent"))

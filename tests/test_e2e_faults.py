@@ -29,8 +29,8 @@ def trade(trade_id: str) -> RecordTrade:
         symbol="BTC",
         side="buy",
         pnl=1.0,
-        entry_ts_ms=1,
-        exit_ts_ms=2,
+        entry_ts_ms=1_732_000_001_000,
+        exit_ts_ms=1_732_000_002_000,
     )
 
 
@@ -132,7 +132,9 @@ def test_sigterm_under_load_answers_in_flight_requests_and_exits_zero(tmp_path: 
         with Client(daemon.rpc, timeout_s=3.0, retries=0) as client:
             for i in range(100_000):
                 try:
-                    reply = client.record_trade(f"b{n}-{i}", "ema", "BTC", "buy", 1.0, 1, 2)
+                    reply = client.record_trade(
+                        f"b{n}-{i}", "ema", "BTC", "buy", 1.0, 1_732_000_000_001, 1_732_000_000_002
+                    )
                 except AlphadError as exc:
                     failures.append(exc.code)
                     return

@@ -23,7 +23,8 @@ from protocol.messages import (
 )
 from tests.daemon_process import DaemonProcess, RawClient
 
-CONFIG = "[engine]\nupdate_interval_s = 0\n"
+# Cycles as fast as the test asks for them, on the rpc socket as a bot would.
+CONFIG = "[engine]\nupdate_interval_s = 0\n[limits]\noptimization_interval_s = 0\n"
 
 
 def subscribe(endpoint: str, prefix: bytes) -> zmq.Socket[Any]:
@@ -43,8 +44,8 @@ def record(client: RawClient, strategy: str, n: int, pnl: float, start: int) -> 
                 symbol="BTC/USDT",
                 side="buy",
                 pnl=pnl + (0.01 * (i % 3)),
-                entry_ts_ms=i * 1000,
-                exit_ts_ms=i * 1000 + 500,
+                entry_ts_ms=1_732_000_000_000 + i * 1000,
+                exit_ts_ms=1_732_000_000_500 + i * 1000,
                 regime="trending",
             )
         )

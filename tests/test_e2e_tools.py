@@ -14,6 +14,7 @@ from protocol.client import Client, Subscriber
 from tests.daemon_process import DaemonProcess
 
 ROOT = Path(__file__).parent.parent
+T0 = 1_732_000_000_000  # a trade time in milliseconds, as bots send them
 
 
 def test_example_bot_runs_against_a_live_daemon(daemon: DaemonProcess) -> None:
@@ -99,7 +100,9 @@ def test_watch_without_a_daemon_says_it_waits_then_prints_alerts_once_it_is_up(
         time.sleep(1.5)  # the subscription reaches the daemon's PUB after it binds
         with Client(daemon.rpc) as rpc:
             for i in range(25):
-                rpc.record_trade(f"w{i}", "ema", "BTC", "buy", -1.0, 1, 2, regime="trending")
+                rpc.record_trade(
+                    f"w{i}", "ema", "BTC", "buy", -1.0, T0 + i, T0 + i + 1, regime="trending"
+                )
             rpc.update_optimization("trending")
         lines = [_line_within(watcher.stdout, 30.0) for _ in range(2)]
         assert all(line.split()[1] == "weights" for line in lines)

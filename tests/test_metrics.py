@@ -53,7 +53,15 @@ def test_metrics_endpoint_reports_requests_trades_mailboxes_and_strategies(
             for _ in range(200):
                 client.score_signal("ema", "BTC", "buy", 0.8, confluence=3)
             for i in range(40):
-                client.record_trade(f"t{i}", "ema", "BTC", "buy", float(i % 5 - 1), 1, 2)
+                client.record_trade(
+                    f"t{i}",
+                    "ema",
+                    "BTC",
+                    "buy",
+                    float(i % 5 - 1),
+                    1_732_000_000_001,
+                    1_732_000_000_002,
+                )
             for _ in range(3):
                 try:
                     client.score_signal("ema", "BTC", "buy", 1.7)

@@ -803,6 +803,63 @@ def test_a_version_1_state_restores_with_its_recent_pnls_as_judged_windows() -> 
         PerformanceModel.from_state(PerformanceConfig(window_trades=4), state)
 
 
+def test_a_version_2_state_restores_its_pnls_per_unit_of_size_as_judged_windows() -> None:
+    model = PerformanceModel(PerformanceConfig(window_trades=4))
+    for seq in range(1, 4):
+        model.record(sized(seq, float(seq), 0.5))
+    state = model.to_state()
+    # Version 2 kept each judged group's pnls per unit of size where version 3 keeps sizes.
+    state["version"] = 2
+    for name, entries in state["groups"].items():
+        for entry in entries:
+            if name in ("strategy", "strategy+regime"):
+                entry[3] = [pnl / 0.5 for pnl in entry[2]]
+    restored = PerformanceModel.from_state(PerformanceConfig(window_trades=4), state)
+    assert restored.recent_by_strategy() == model.recent_by_strategy()
+    assert restored.recent_by_strategy()["ema"].pnls == (2.0, 4.0, 6.0)
+
+
+def direct_per_unit(pnls: list[float], sizes: list[float]) -> list[float]:
+    """docs/optimization.md: pnl / max(size, half the window's median size)."""
+    ordered = sorted(sizes)
+    middle = len(ordered) // 2
+    median_size = (
+        ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    )
+    return [p / max(s, median_size / 2) for p, s in zip(pnls, sizes, strict=True)]
+
+
+def test_one_trade_at_a_tiny_size_cannot_decide_its_strategys_judgement() -> None:
+    # Twins with the same losing trades; one reported a winning trade at the smallest
+    # size the wire accepts. Divided by that size alone, +2.0 became +2e9 per unit.
+    rng = random.Random(7)
+    pnls = [round(rng.gauss(-0.5, 1.5), 2) for _ in range(60)]
+    pnls[30] = 2.0
+    sizes = [1.0] * 60
+    tiny = list(sizes)
+    tiny[30] = 1e-9
+    model = PerformanceModel(PerformanceConfig(window_trades=100))
+    seq = 0
+    for pnl, size, tiny_size in zip(pnls, sizes, tiny, strict=True):
+        seq += 1
+        model.record(msgspec.structs.replace(trade(seq, "twin", "BTC", "trend", pnl), size=size))
+        seq += 1
+        model.record(
+            msgspec.structs.replace(trade(seq, "tiny", "BTC", "trend", pnl), size=tiny_size)
+        )
+    judged = model.recent_by_strategy()
+    expected = direct_per_unit(pnls, tiny)
+    assert judged["tiny"].pnls == pytest.approx(expected, rel=1e-12)
+    assert judged["tiny"].expectancy == pytest.approx(statistics.fmean(expected), rel=1e-12)
+    # The tiny trade counts as two trades of the median size, not as a billion.
+    assert expected[30] == 4.0
+    twin, tiny_judged = judged["twin"], judged["tiny"]
+    assert tiny_judged.expectancy - twin.expectancy == pytest.approx(2.0 / 60)
+    assert twin.expectancy < 0 and tiny_judged.expectancy < 0
+    assert twin.judged_psr is not None and tiny_judged.judged_psr is not None
+    assert abs(tiny_judged.judged_psr - twin.judged_psr) < 0.01
+
+
 async def test_actor_snapshot_in_slices_decodes_to_the_models_state() -> None:
     rng = random.Random(5)
     trades = [

@@ -266,7 +266,15 @@ def test_daemon_serves_under_the_units_syscall_filter(tmp_path: Path) -> None:
             for i in range(30):
                 score = rpc.score_signal("ema", "BTC", "buy", 0.7, regime="trend")
                 rpc.record_signal_outcome(score.signal_id or "", i % 2 == 0)
-                rpc.record_trade(f"t{i}", "ema", "BTC", "buy", float(i % 3 - 1), 1, 2)
+                rpc.record_trade(
+                    f"t{i}",
+                    "ema",
+                    "BTC",
+                    "buy",
+                    float(i % 3 - 1),
+                    1_732_000_000_001,
+                    1_732_000_000_002,
+                )
             assert rpc.update_optimization().cycle == 1
             assert admin.force_status("ema", "suspended", "check", "alice").new == "suspended"
             assert [a.new for _, a in alerts.receive(5.0)] == ["suspended"]

@@ -63,8 +63,18 @@ def top(daemon: DaemonProcess) -> list[str]:
 def test_top_draws_strategies_alerts_and_quits_on_q(daemon: DaemonProcess) -> None:
     with Client(daemon.rpc) as client:
         for i in range(60):  # past lifecycle.min_trades, so mean_rev gets assessed
-            client.record_trade(f"t{i}", "ema_trend", "BTC", "buy", float(i % 3), 1, 2)
-            client.record_trade(f"u{i}", "mean_rev", "ETH", "sell", -1.0, 1, 2)
+            client.record_trade(
+                f"t{i}",
+                "ema_trend",
+                "BTC",
+                "buy",
+                float(i % 3),
+                1_732_000_000_001,
+                1_732_000_000_002,
+            )
+            client.record_trade(
+                f"u{i}", "mean_rev", "ETH", "sell", -1.0, 1_732_000_000_001, 1_732_000_000_002
+            )
         client.update_optimization()
     terminal = Terminal(top(daemon))
     try:
