@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-import select
+import queue
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO
@@ -94,17 +95,31 @@ def test_watch_without_a_daemon_says_it_waits_then_prints_alerts_once_it_is_up(
     )
     try:
         assert watcher.stderr is not None and watcher.stdout is not None
-        waiting = _line_within(watcher.stderr, 30.0)
+        out, err = _Lines(watcher.stdout), _Lines(watcher.stderr)
+        waiting = err.next(30.0)
         assert "no answer at" in waiting and "waiting for alerts" in waiting
         daemon.start()
-        time.sleep(1.5)  # the subscription reaches the daemon's PUB after it binds
+        with Client(daemon.rpc) as rpc, Client(daemon.admin) as admin:
+            # The watcher's subscription reaches the daemon some time after it binds:
+            # publish until the watcher shows it is subscribed.
+            for attempt in range(60):
+                admin.set_component("scorer", attempt % 2 == 1, "probe", "t")
+                if out.next(0.5) and attempt % 2 == 1:
+                    break
+            else:
+                raise AssertionError("the watcher printed no alert")
         with Client(daemon.rpc) as rpc:
             for i in range(25):
                 rpc.record_trade(
                     f"w{i}", "ema", "BTC", "buy", -1.0, T0 + i, T0 + i + 1, regime="trending"
                 )
             rpc.update_optimization("trending")
-        lines = [_line_within(watcher.stdout, 30.0) for _ in range(2)]
+        lines: list[str] = []
+        while not any("[trending]" in line for line in lines):
+            line = out.next(30.0)
+            assert line, f"no per-regime weight alert after {lines}"
+            if " component" not in line:  # a late probe alert
+                lines.append(line)
         assert all(line.split()[1] == "weights" for line in lines)
         assert any(" ema [trending]: 1.0 -> " in line for line in lines)  # names its regime
     finally:
@@ -113,11 +128,25 @@ def test_watch_without_a_daemon_says_it_waits_then_prints_alerts_once_it_is_up(
         daemon.stop()
 
 
-def _line_within(stream: IO[str], timeout_s: float) -> str:
-    """The next line, or "" if none comes in time (so that a silent process fails the test
-    instead of hanging it)."""
-    ready, _, _ = select.select([stream], [], [], timeout_s)
-    return stream.readline() if ready else ""
+class _Lines:
+    """A process's output lines as they come, each awaited with a time limit, so that a
+    silent process fails the test instead of hanging it (a thread reads the pipe: select
+    cannot see lines already in the reader's buffer)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.put(line)
+
+    def next(self, timeout_s: float) -> str:
+        """The next line, or "" if none comes within ``timeout_s``."""
+        try:
+            return self.lines.get(timeout=timeout_s)
+        except queue.Empty:
+            return ""
 
 
 def test_watchdog_is_pinged_from_the_event_loop(tmp_path: Path) -> None:
