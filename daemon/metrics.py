@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import structlog
@@ -40,9 +41,25 @@ class MetricsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     """``[metrics]``: the Prometheus endpoint."""
 
     enabled: bool = True
-    address: str = "127.0.0.1"
-    port: int = 9464
-    strategy_refresh_s: float = 5.0
+    address: str = "127.0.0.1"  # an IP address; "::1", "0.0.0.0" and "::" too
+    port: Annotated[int, msgspec.Meta(ge=1, le=65_535)] = 9464
+    strategy_refresh_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 5.0
+
+
+def metrics_findings(config: MetricsConfig) -> tuple[list[str], list[str]]:
+    """Errors and warnings about ``[metrics]``, for `check-config` and `run` alike."""
+    if not config.enabled:
+        return [], []
+    try:
+        address = ipaddress.ip_address(config.address)
+    except ValueError:
+        return [f"key `metrics.address`: {config.address!r} is not an IP address"], []
+    if address.is_loopback:
+        return [], []
+    return [], [
+        f"[metrics] address {config.address} is not loopback: anyone who can reach port "
+        f"{config.port} sees every strategy's status, weights and recent results"
+    ]
 
 
 class Histogram:
