@@ -174,12 +174,14 @@ def _read_config(path: str | os.PathLike[str] | None) -> tuple[Config, list[str]
 def _convert(
     table: object, kind: type[_T], prefix: str, problems: list[str], file: Path
 ) -> _T | None:
-    """One section; on failure each of its keys alone, so every bad key is named."""
+    """One section; on failure each of its keys alone, so every bad key is named, and the
+    section from its good keys, so the rest of the file is checked with them."""
     try:
         return msgspec.convert(table, kind)
     except msgspec.ValidationError as exc:
         whole = str(exc)
     found = []
+    good: dict[str, object] = {}
     if isinstance(table, dict) and len(table) > 1:
         for key, value in table.items():
             try:
@@ -188,8 +190,15 @@ def _convert(
                 # A rule between keys fails for a key alone too: report it once, whole.
                 if " - at `$." in str(exc) or _UNKNOWN_FIELD.match(str(exc)):
                     found.append(f"{file}: {_describe(str(exc), prefix)}")
+                    continue
+            good[key] = value
     problems.extend(found or [f"{file}: {_describe(whole, prefix)}"])
-    return None
+    if not found:
+        return None
+    try:
+        return msgspec.convert(good, kind)
+    except msgspec.ValidationError:
+        return None
 
 
 _STRATEGY_NAME = re.compile(NAME_PATTERN)
@@ -262,9 +271,8 @@ def checked_config(
     this, before anything touches a directory or the database."""
     config, problems = _read_config(path)
     paths = resolve_paths(config, state_dir, runtime_dir)
-    errors, warnings = validate(config, paths)
-    where = f"{path}: " if path is not None else ""
-    problems += [where + error for error in errors]
+    errors, warnings = validate(config, paths, f"{path}: " if path is not None else "")
+    problems += errors
     if problems:
         raise ConfigError(problems)
     return config, paths, warnings
@@ -274,31 +282,50 @@ def checked_config(
 IPC_PATH_MAX = 107
 
 
-def validate(config: Config, paths: Paths) -> tuple[list[str], list[str]]:
-    """Every error and every warning of a config with its resolved paths, one line each."""
+def validate(config: Config, paths: Paths, source: str = "") -> tuple[list[str], list[str]]:
+    """Every error and every warning of a config with its resolved paths, one line each;
+    ``source`` (the file) prefixes the errors that are the file's."""
     errors = _not_finite(config, "")
     for key in ("state_dir", "runtime_dir"):
         value = getattr(config.daemon, key)
         if value and not os.path.isabs(value):
             errors.append(f"key `daemon.{key}`: {value!r} is relative; give an absolute path")
-    seen: dict[str, str] = {}
-    for name, endpoint in (("rpc", paths.rpc), ("admin", paths.admin), ("alerts", paths.alerts)):
+    endpoints = (("rpc", paths.rpc), ("admin", paths.admin), ("alerts", paths.alerts))
+    configured = [(n, e) for n, e in endpoints if getattr(config.daemon, f"{n}_endpoint")]
+    derived = {n: e for n, e in endpoints if (n, e) not in configured}
+    seen = {_same_socket(e): n for n, e in derived.items()}
+    for name, endpoint in configured:
         key = f"{name}_endpoint"
-        label = f"key `daemon.{key}`" if getattr(config.daemon, key) else f"the {name} socket"
         problem = _endpoint_problem(name, endpoint, config.daemon.allow_abstract_rpc)
         if problem:
-            errors.append(f"{label}: {problem}")
+            errors.append(f"key `daemon.{key}`: {problem}")
             continue
         other = seen.setdefault(_same_socket(endpoint), name)
         if other != name:
-            errors.append(f"{label}: {endpoint} is the {other} socket too; each needs its own")
-    if any(e.startswith("tcp://") for e in (paths.rpc, paths.admin, paths.alerts)):
+            errors.append(
+                f"key `daemon.{key}`: {endpoint} is the {other} socket too; each needs its own"
+            )
+    if any(e.startswith("tcp://") for e in seen):
         try:
             load_server_keys(config.security)
         except SecurityError as exc:
             errors.append(str(exc))
     metrics_errors, warnings = metrics_findings(config.metrics)
-    return errors + metrics_errors, warnings
+    errors = [source + error for error in errors + metrics_errors]
+    # The sockets named after the runtime directory (from the command line, systemd or
+    # the default): a problem of that directory, not of the file.
+    longest = max(
+        (e.removeprefix("ipc://") for e in derived.values()),
+        key=lambda p: len(os.fsencode(p)),
+        default="",
+    )
+    if len(os.fsencode(longest)) > IPC_PATH_MAX:
+        errors.append(
+            f"runtime directory {paths.runtime_dir} is too long for its sockets: {longest} "
+            f"would be {len(os.fsencode(longest))} bytes, over the {IPC_PATH_MAX} a unix "
+            "socket path may have"
+        )
+    return errors, warnings
 
 
 def _endpoint_problem(name: str, endpoint: str, allow_abstract: bool) -> str | None:
