@@ -168,7 +168,7 @@ def lock_directory(path: Path, what: str) -> IO[str]:
         holder = os.read(fd, 32).decode(errors="replace").strip()
         os.close(fd)
         pid = f" (pid {holder})" if holder.isdigit() else ""
-        raise SecurityError(f"another alphad{pid} is running with {what} {path}") from None
+        raise SecurityError(f"another alphad is running with {what} {path}{pid}") from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return os.fdopen(fd, "r+", encoding="utf-8")

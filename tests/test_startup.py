@@ -198,7 +198,10 @@ def test_second_daemon_on_the_same_runtime_dir_is_refused_and_the_first_keeps_se
         line = one_line_refusal(
             alphad(*run_args(tmp_path, state=tmp_path / "other-state", runtime=first.runtime_dir))
         )
-        assert f"another alphad (pid {first.process.pid}) is running with runtime directory" in line
+        assert line.endswith(
+            f"another alphad is running with runtime directory {first.runtime_dir} "
+            f"(pid {first.process.pid})"
+        ), line
         line = one_line_refusal(
             alphad(*run_args(tmp_path, state=first.state_dir, runtime=tmp_path / "other-run"))
         )

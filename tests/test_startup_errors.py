@@ -45,12 +45,11 @@ BAD_CONFIGS = {
         "is not tcp://HOST:PORT",
     ),
     "rpc is admin": (
-        b'[daemon]\nrpc_endpoint = "ipc:///run/alphad-x/a.sock"\n'
-        b'admin_endpoint = "ipc:///run/alphad-x//a.sock"\n',
+        b'[daemon]\nrpc_endpoint = "ipc://{run}/a.sock"\nadmin_endpoint = "ipc://{run}//a.sock"\n',
         "is the rpc socket too",
     ),
     "rpc is the admin socket of the runtime dir": (
-        b'[daemon]\nruntime_dir = "/run/alphad-x"\nrpc_endpoint = "ipc:///run/alphad-x/admin.sock"\n',
+        b'[daemon]\nruntime_dir = "{run}"\nrpc_endpoint = "ipc://{run}/admin.sock"\n',
         "is the admin socket too",
     ),
     "relative state dir": (b'[daemon]\nstate_dir = "state"\n', "key `daemon.state_dir`"),
@@ -78,8 +77,9 @@ def test_bad_config_is_one_line_and_nothing_is_touched(
 ) -> None:
     text, expected = BAD_CONFIGS[case]
     config = tmp_path / "alphad.toml"
-    config.write_bytes(text if b"[metrics]" in text else text + NO_METRICS.encode())
     state, runtime = tmp_path / "state", tmp_path / "run"
+    text = text.replace(b"{run}", os.fsencode(runtime))
+    config.write_bytes(text if b"[metrics]" in text else text + NO_METRICS.encode())
     args = (
         ["check-config", str(config)]
         if command == "check-config"
