@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import gc
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 import msgspec
@@ -42,7 +42,16 @@ from daemon.alerts import AlertPublisher
 from daemon.config import Config, Paths
 from daemon.gateway import Gateway, Route
 from daemon.metrics import Sampler
-from daemon.security import Curve, SecurityError, needs_curve
+from daemon.security import (
+    RUNTIME_DIR_FORBIDDEN,
+    STATE_DIR_FORBIDDEN,
+    Curve,
+    SecurityError,
+    check_private_file,
+    lock_directory,
+    needs_curve,
+    secure_directory,
+)
 from daemon.supervisor import Supervisor
 from protocol.messages import (
     PAGE_BYTES,
@@ -101,6 +110,7 @@ class Daemon:
         self.context: zmq.Context[Any] | None = None
         self.gateway: Gateway | None = None
         self._lock_file: IO[str] | None = None
+        self._runtime_lock: IO[str] | None = None  # released when the process ends
         self._timers: list[asyncio.TimerHandle] = []
         self.sampler: Sampler | None = None
         self.curve: Curve | None = None
@@ -108,21 +118,25 @@ class Daemon:
     # ------------------------------------------------------------------ startup
 
     def _lock(self) -> None:
-        self.paths.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-        lock_path = self.paths.state_dir / "alphad.lock"
-        handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
+        """Make the directories the daemon's own and hold both, before the database is
+        touched: a second daemon on either would replace the sockets or share the file."""
+        # The database, its WAL and its shared memory are the trader's record and figures;
+        # nothing the daemon creates is for other users (the sockets get their own modes).
+        os.umask(0o077)
+        paths = self.paths
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            raise StartupError(
-                f"another alphad is running with state directory {self.paths.state_dir}"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._lock_file = handle
+            secure_directory(paths.state_dir, "state directory", STATE_DIR_FORBIDDEN)
+            secure_directory(paths.runtime_dir, "runtime directory", RUNTIME_DIR_FORBIDDEN)
+            for endpoint in (paths.rpc, paths.admin, paths.alerts):
+                socket_dir = _socket_dir(endpoint)
+                if socket_dir is not None and socket_dir != paths.runtime_dir:
+                    secure_directory(socket_dir, "socket directory", RUNTIME_DIR_FORBIDDEN)
+            self._lock_file = lock_directory(paths.state_dir, "state directory")
+            self._runtime_lock = lock_directory(paths.runtime_dir, "runtime directory")
+            for suffix in ("", "-wal", "-shm"):
+                check_private_file(Path(f"{paths.database}{suffix}"), "database file")
+        except SecurityError as exc:
+            raise StartupError(str(exc)) from None
 
     async def start(self) -> None:
         """Recover state, start the actors, bind the sockets, tell systemd we are ready."""
@@ -131,7 +145,6 @@ class Daemon:
         # default 5 ms switch interval a busy event loop holds every commit hostage.
         sys.setswitchinterval(0.0001)
         self._lock()
-        self.paths.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         sdnotify.status("recovering state")
         store = StoreActor(
             self.paths.database,
@@ -515,6 +528,14 @@ def _audit_page(request: GetAudit, page: tuple[list[AuditEntry], bool]) -> Audit
 def _history_page(request: GetHistory, page: tuple[list[bytes], bool]) -> History:
     states = [_history_decoder.decode(blob) for blob in page[0]]
     return History(states=states, next=states[-1].cycle if page[1] and states else None)
+
+
+def _socket_dir(endpoint: str) -> Path | None:
+    """The directory of an ipc socket file; None for tcp and abstract sockets."""
+    transport, _, address = endpoint.partition("://")
+    if transport != "ipc" or address.startswith("@"):
+        return None
+    return Path(address).parent
 
 
 def _tag_of(kind: type | None) -> str:

@@ -11,7 +11,14 @@ from typing import Any
 
 import msgspec
 
-from daemon.config import Config, ConfigError, Paths, load_config, resolve_paths
+from daemon.config import (
+    Config,
+    ConfigError,
+    Paths,
+    checked_config,
+    load_config,
+    resolve_paths,
+)
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -80,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except (ConfigError, CommandError) as exc:
-        print(f"alphad: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"alphad: {line}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
@@ -101,9 +109,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"public key: {public}\nsecret key: {secret} (mode 0600; keep it private)")
         return 0
     if command == "check-config":
-        config = load_config(args.file)
+        config, _, warnings = checked_config(args.file, None, None)
+        for warning in warnings:
+            print(f"alphad: warning: {warning}", file=sys.stderr)
         print(f"{args.file}: ok ({len(config.strategies)} strategies configured)")
         return 0
+    if command == "run":
+        config, paths, warnings = checked_config(args.config, args.state_dir, args.runtime_dir)
+        return run(config, paths, warnings)
     if command in ("simulate", "replay"):
         from daemon.replay import InputError, replay_command
         from daemon.simulate import simulate_command
@@ -113,8 +126,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         except InputError as exc:
             raise CommandError(str(exc)) from None
     config, paths = _locate(args)
-    if command == "run":
-        return run(config, paths)
     if command == "status":
         return status(paths, as_json=args.json, timeout_s=args.timeout)
     if command == "report":
@@ -133,14 +144,17 @@ def _locate(args: argparse.Namespace) -> tuple[Config, Paths]:
     return config, resolve_paths(config, args.state_dir, args.runtime_dir)
 
 
-def run(config: Config, paths: Paths) -> int:
-    """Run the daemon on uvloop until it is told to stop."""
+def run(config: Config, paths: Paths, warnings: Sequence[str] = ()) -> int:
+    """Run the daemon on uvloop until it is told to stop (the config already checked)."""
+    import structlog
     import uvloop
 
     from daemon.app import Daemon, StartupError
     from daemon.logs import configure_logging
 
     configure_logging(config.daemon.log_level)
+    for warning in warnings:
+        structlog.get_logger("alphad").warning("config_warning", warning=warning)
 
     async def serve() -> int:
         return await Daemon(config, paths).serve()

@@ -1,16 +1,19 @@
 """Configuration: one TOML file decoded into frozen Structs; every key has a default.
 
 A key the daemon does not know is an error that names the key and the file, so a
-typo never silently falls back to a default.
+typo never silently falls back to a default. `check-config` and `run` judge a file by
+the same function, :func:`checked_config`, so a file one passes the other accepts too;
+every problem in it is reported, one line each.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -19,14 +22,18 @@ from actors.lifecycle import LifecycleConfig
 from actors.performance import PerformanceConfig
 from actors.scorer import ScorerConfig
 from actors.weighting import StrategyConfig, WeightingConfig
-from daemon.metrics import MetricsConfig
-from daemon.security import SecurityConfig
-from protocol.endpoints import default_runtime_dir
+from daemon.metrics import MetricsConfig, metrics_findings
+from daemon.security import SecurityConfig, SecurityError, load_server_keys
+from protocol.endpoints import default_runtime_dir, default_state_dir
 from protocol.messages import NAME_PATTERN
 
 
 class ConfigError(Exception):
-    """The configuration cannot be used; the message is one line for the operator."""
+    """The configuration cannot be used: one line for the operator per problem."""
+
+    def __init__(self, problems: str | list[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
 
 
 class DaemonConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -44,7 +51,10 @@ class DaemonConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     alerts_hwm: Annotated[int, Meta(ge=100, le=10_000_000)] = 100_000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_restarts: Annotated[int, Meta(ge=0, le=1000)] = 5
-    restart_window_s: Annotated[float, Meta(gt=0)] = 60.0
+    restart_window_s: Annotated[float, Meta(gt=0, le=86_400)] = 60.0
+    # An abstract socket (ipc://@name) has no file, hence no mode: any local user reaches
+    # it. Refused for admin always; for rpc and alerts only with this set.
+    allow_abstract_rpc: bool = False
 
 
 class StoreConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -106,38 +116,92 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     strategies: dict[str, StrategyConfig] = msgspec.field(default_factory=dict)
 
 
-_KEY_IN_PATH = re.compile(r"`\$\.(?P<path>[^`]+)`")
+_T = TypeVar("_T")
+_KEY_IN_PATH = re.compile(r"(?: - at )?`\$\.?(?P<path>[^`]*)`")
 
 
 def load_config(path: str | os.PathLike[str] | None) -> Config:
     """Read and validate a TOML config file; ``None`` gives the defaults."""
+    config, problems = _read_config(path)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _read_config(path: str | os.PathLike[str] | None) -> tuple[Config, list[str]]:
+    """The config, with the default in place of every key in error, and every error."""
     if path is None:
-        return Config()
+        return Config(), []
     file = Path(path)
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{file}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{file}: is a directory, not a config file") from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not a TOML file (not UTF-8 text)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML ({exc})") from None
-    strategies = raw.pop("strategies", {})
-    if not isinstance(strategies, dict):
-        raise ConfigError(f"{file}: key `strategies`: expected a table of strategies")
-    try:
-        config = msgspec.convert(raw, Config)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"{file}: {_describe(str(exc))}") from None
+    problems: list[str] = []
+    sections: dict[str, msgspec.Struct] = {}
+    fields: dict[str, type[msgspec.Struct]] = {
+        field.name: field.type for field in msgspec.structs.fields(Config)
+    }
+    for name, table in raw.items():
+        if name == "strategies":
+            continue
+        if name not in fields:
+            problems.append(f"{file}: unknown key `{name}`")
+            continue
+        converted = _convert(table, fields[name], name, problems, file)
+        if converted is not None:
+            sections[name] = converted
+    strategies = raw.get("strategies", {})
     parsed: dict[str, StrategyConfig] = {}
+    if not isinstance(strategies, dict):
+        problems.append(f"{file}: key `strategies`: expected a table of strategies")
+        strategies = {}
     for name, table in strategies.items():
         if not _STRATEGY_NAME.match(name) or len(name) > 64:
-            raise ConfigError(f"{file}: key `strategies.{name!r}`: not a valid strategy name")
-        try:
-            parsed[name] = msgspec.convert(table, StrategyConfig)
-        except msgspec.ValidationError as exc:
-            raise ConfigError(f"{file}: {_describe(str(exc), f'strategies.{name}')}") from None
-    return msgspec.structs.replace(config, strategies=parsed)
+            problems.append(f"{file}: key `strategies.{name!r}`: not a valid strategy name")
+            continue
+        strategy = _convert(table, StrategyConfig, f"strategies.{name}", problems, file)
+        if strategy is not None:
+            parsed[name] = strategy
+    return Config(**sections, strategies=parsed), problems  # type: ignore[arg-type]
+
+
+def _convert(
+    table: object, kind: type[_T], prefix: str, problems: list[str], file: Path
+) -> _T | None:
+    """One section; on failure each of its keys alone, so every bad key is named, and the
+    section from its good keys, so the rest of the file is checked with them."""
+    try:
+        return msgspec.convert(table, kind)
+    except msgspec.ValidationError as exc:
+        whole = str(exc)
+    found = []
+    good: dict[str, object] = {}
+    if isinstance(table, dict) and len(table) > 1:
+        for key, value in table.items():
+            try:
+                msgspec.convert({key: value}, kind)
+            except msgspec.ValidationError as exc:
+                # A rule between keys fails for a key alone too: report it once, whole.
+                if " - at `$." in str(exc) or _UNKNOWN_FIELD.match(str(exc)):
+                    found.append(f"{file}: {_describe(str(exc), prefix)}")
+                    continue
+            good[key] = value
+    problems.extend(found or [f"{file}: {_describe(whole, prefix)}"])
+    if not found:
+        return None
+    try:
+        return msgspec.convert(good, kind)
+    except msgspec.ValidationError:
+        return None
 
 
 _STRATEGY_NAME = re.compile(NAME_PATTERN)
@@ -147,14 +211,16 @@ _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
 def _describe(error: str, prefix: str = "") -> str:
     """Turn msgspec's message into one naming the TOML key."""
     unknown = _UNKNOWN_FIELD.match(error)
-    match = _KEY_IN_PATH.search(error)
-    path = match.group("path").replace("[", ".").replace("]", "").replace("'", "") if match else ""
+    match = _KEY_IN_PATH.search(error) if " - at `$" in error else None
+    path = match.group("path") if match else ""
+    # A key of a table of names (regime_factors) is `[...]` to msgspec.
+    path = path.replace("[...]", "").replace("[", ".").replace("]", "").replace("'", "")
     path = ".".join(p for p in (prefix, path) if p)
     if unknown is not None:
         return f"unknown key `{'.'.join(p for p in (path, unknown.group('field')) if p)}`"
-    if match is None and not prefix:
+    if not path:
         return error
-    text = error[: match.start()].rstrip(" -") if match else error
+    text = error[: match.start()] if match else error
     return f"key `{path}`: {text}"
 
 
@@ -175,7 +241,7 @@ def resolve_paths(config: Config, state_dir: str | None, runtime_dir: str | None
         state_dir
         or config.daemon.state_dir
         or _first_of(os.environ.get("STATE_DIRECTORY"))
-        or _default_state_dir()
+        or default_state_dir()
     )
     runtime = Path(
         runtime_dir
@@ -183,6 +249,8 @@ def resolve_paths(config: Config, state_dir: str | None, runtime_dir: str | None
         or _first_of(os.environ.get("RUNTIME_DIRECTORY"))
         or default_runtime_dir()
     )
+    # A directory given on the command line is the operator's, relative to where they are.
+    state, runtime = Path(os.path.abspath(state)), Path(os.path.abspath(runtime))
     return Paths(
         state_dir=state,
         runtime_dir=runtime,
@@ -198,6 +266,126 @@ def _first_of(value: str | None) -> str | None:
     return value.split(":")[0] if value else None
 
 
-def _default_state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "alphad"
+def checked_config(
+    path: str | os.PathLike[str] | None, state_dir: str | None, runtime_dir: str | None
+) -> tuple[Config, Paths, list[str]]:
+    """The config and paths as the daemon would run them, and the warnings about them;
+    :class:`ConfigError` with every problem found. `check-config` and `run` both call
+    this, before anything touches a directory or the database."""
+    config, problems = _read_config(path)
+    paths = resolve_paths(config, state_dir, runtime_dir)
+    errors, warnings = validate(config, paths, f"{path}: " if path is not None else "")
+    problems += errors
+    if problems:
+        raise ConfigError(problems)
+    return config, paths, warnings
+
+
+# A unix socket's path (sun_path) holds 108 bytes, the terminating NUL included.
+IPC_PATH_MAX = 107
+
+
+def validate(config: Config, paths: Paths, source: str = "") -> tuple[list[str], list[str]]:
+    """Every error and every warning of a config with its resolved paths, one line each;
+    ``source`` (the file) prefixes the errors that are the file's."""
+    errors = _not_finite(config, "")
+    for key in ("state_dir", "runtime_dir"):
+        value = getattr(config.daemon, key)
+        if value and not os.path.isabs(value):
+            errors.append(f"key `daemon.{key}`: {value!r} is relative; give an absolute path")
+    endpoints = (("rpc", paths.rpc), ("admin", paths.admin), ("alerts", paths.alerts))
+    configured = [(n, e) for n, e in endpoints if getattr(config.daemon, f"{n}_endpoint")]
+    derived = {n: e for n, e in endpoints if (n, e) not in configured}
+    seen = {_same_socket(e): n for n, e in derived.items()}
+    for name, endpoint in configured:
+        key = f"{name}_endpoint"
+        problem = _endpoint_problem(name, endpoint, config.daemon.allow_abstract_rpc)
+        if problem:
+            errors.append(f"key `daemon.{key}`: {problem}")
+            continue
+        other = seen.setdefault(_same_socket(endpoint), name)
+        if other != name:
+            errors.append(
+                f"key `daemon.{key}`: {endpoint} is the {other} socket too; each needs its own"
+            )
+    if any(e.startswith("tcp://") for e in seen):
+        try:
+            load_server_keys(config.security)
+        except SecurityError as exc:
+            errors.append(str(exc))
+    metrics_errors, warnings = metrics_findings(config.metrics)
+    errors = [source + error for error in errors + metrics_errors]
+    # The sockets named after the runtime directory (from the command line, systemd or
+    # the default): a problem of that directory, not of the file.
+    longest = max(
+        (e.removeprefix("ipc://") for e in derived.values()),
+        key=lambda p: len(os.fsencode(p)),
+        default="",
+    )
+    if len(os.fsencode(longest)) > IPC_PATH_MAX:
+        errors.append(
+            f"runtime directory {paths.runtime_dir} is too long for its sockets: {longest} "
+            f"would be {len(os.fsencode(longest))} bytes, over the {IPC_PATH_MAX} a unix "
+            "socket path may have"
+        )
+    return errors, warnings
+
+
+def _endpoint_problem(name: str, endpoint: str, allow_abstract: bool) -> str | None:
+    transport, _, address = endpoint.partition("://")
+    if transport == "ipc":
+        if address.startswith("@"):
+            if name == "admin":
+                return (
+                    f"{endpoint} is an abstract socket, which has no file mode: any local "
+                    "user would get admin; use a socket file"
+                )
+            if not allow_abstract:
+                return (
+                    f"{endpoint} is an abstract socket, which has no file mode: any local "
+                    "user could reach it; use a socket file, or accept that with "
+                    "[daemon] allow_abstract_rpc = true"
+                )
+            return None
+        if not os.path.isabs(address):
+            return f"{endpoint}: the socket path is relative; give an absolute path"
+        size = len(os.fsencode(address))
+        if size > IPC_PATH_MAX:
+            return (
+                f"socket path {address} is {size} bytes, over the {IPC_PATH_MAX} a unix "
+                "socket path may have: choose a shorter directory"
+            )
+        return None
+    if transport == "tcp":
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65_535:
+            return f"{endpoint} is not tcp://HOST:PORT with a port from 1 to 65535"
+        return None
+    if transport == "inproc":
+        return (
+            f"{endpoint} lives inside the daemon, where no bot can reach it: use ipc:// or tcp://"
+        )
+    return f"{endpoint}: alphad serves ipc:// (a socket file) and tcp:// (with CURVE) only"
+
+
+def _same_socket(endpoint: str) -> str:
+    transport, _, address = endpoint.partition("://")
+    if transport == "ipc" and not address.startswith("@"):
+        return f"ipc://{os.path.normpath(address)}"
+    return endpoint.lower()
+
+
+def _not_finite(value: object, key: str) -> list[str]:
+    """Infinities and NaNs anywhere in the config: a bound that holds nothing back."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [f"key `{key}`: {value} is not a finite number"]
+    if isinstance(value, msgspec.Struct):
+        found = []
+        for field in value.__struct_fields__:
+            found += _not_finite(getattr(value, field), f"{key}.{field}" if key else field)
+        return found
+    if isinstance(value, dict):
+        return [p for name, item in value.items() for p in _not_finite(item, f"{key}.{name}")]
+    if isinstance(value, list | tuple):
+        return [p for item in value for p in _not_finite(item, key)]
+    return []

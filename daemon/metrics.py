@@ -1,5 +1,9 @@
 """Prometheus exposition: the daemon's health where operators already look.
 
+What it shows is the trader's business (every strategy's status, weights and recent
+results): it listens on loopback by default, warns when told to listen elsewhere, and
+with ``[metrics] token_file`` answers only requests that carry that bearer token.
+
 Nothing here runs on the request path. The gateway, store and engine only increment
 counters or append samples; once a second a sampler in the event loop folds them into
 this module's own totals and histograms and takes a consistent copy, and every few
@@ -11,19 +15,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import ipaddress
+import os
+import socket
+import stat
+import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Annotated, Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import msgspec
 import structlog
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from actors.base import Actor
 from protocol.messages import STATUSES, GetReport, Report
@@ -40,9 +52,82 @@ class MetricsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     """``[metrics]``: the Prometheus endpoint."""
 
     enabled: bool = True
-    address: str = "127.0.0.1"
-    port: int = 9464
-    strategy_refresh_s: float = 5.0
+    address: str = "127.0.0.1"  # an IP address; "::1", "0.0.0.0" and "::" too
+    port: Annotated[int, msgspec.Meta(ge=1, le=65_535)] = 9464
+    strategy_refresh_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 5.0
+    # A file holding a secret; scrapes must then send `Authorization: Bearer <secret>`
+    # (Prometheus: `authorization: {credentials_file: ...}`). Unset: no token asked.
+    token_file: str = ""
+
+
+def metrics_findings(config: MetricsConfig) -> tuple[list[str], list[str]]:
+    """Errors and warnings about ``[metrics]``, for `check-config` and `run` alike."""
+    if not config.enabled:
+        return [], []
+    errors: list[str] = []
+    if config.token_file:
+        try:
+            read_token(config.token_file)
+        except ValueError as exc:
+            errors.append(f"key `metrics.token_file`: {exc}")
+    try:
+        address = ipaddress.ip_address(config.address)
+    except ValueError:
+        return [*errors, f"key `metrics.address`: {config.address!r} is not an IP address"], []
+    if address.is_loopback:
+        return errors, []
+    exposure = (
+        "the token crosses the network in clear text (plain HTTP)"
+        if config.token_file
+        else "anyone who reaches it sees every strategy's status, weights and recent "
+        "results; set [metrics] token_file or keep 127.0.0.1"
+    )
+    return errors, [f"[metrics] address {config.address} is not loopback: {exposure}"]
+
+
+def read_token(path: str) -> str:
+    """The bearer token in ``path``; ValueError (one line) when it cannot serve as one."""
+    try:
+        info = os.stat(path)
+        with open(path, encoding="utf-8") as file:
+            token = file.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValueError(f"cannot read {path} ({reason})") from None
+    if stat.S_IMODE(info.st_mode) & 0o007:
+        raise ValueError(f"{path} is readable by other users: chmod 600 {path}")
+    if len(token) < 16 or any(c.isspace() for c in token):
+        raise ValueError(f"{path} must hold one token of at least 16 characters")
+    return token
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """A scrape is not worth a log line."""
+
+
+def serve_metrics(config: MetricsConfig, registry: CollectorRegistry) -> None:
+    """Serve ``registry`` over HTTP from a thread, behind the bearer token if one is set."""
+    exposition = make_wsgi_app(registry)
+    expected = f"Bearer {read_token(config.token_file)}".encode() if config.token_file else None
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        given = environ.get("HTTP_AUTHORIZATION", "").encode()
+        if expected is not None and not hmac.compare_digest(given, expected):
+            start_response(
+                "401 Unauthorized",
+                [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Bearer realm="alphad"')],
+            )
+            return [b"a bearer token is required\n"]
+        return exposition(environ, start_response)
+
+    class Server(ThreadingWSGIServer):
+        address_family = (
+            socket.AF_INET6 if ipaddress.ip_address(config.address).version == 6 else socket.AF_INET
+        )
+
+    httpd = make_server(config.address, config.port, app, Server, handler_class=_QuietHandler)
+    threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True).start()
 
 
 class Histogram:
@@ -107,7 +192,7 @@ class Sampler:
 
     def start(self) -> None:
         """Serve HTTP and start folding."""
-        start_http_server(self.config.port, addr=self.config.address, registry=self.registry)
+        serve_metrics(self.config, self.registry)
         self.gateway.time_requests = True
         self._task = asyncio.create_task(self._run(), name="metrics")
         log.info("metrics_serving", address=self.config.address, port=self.config.port)

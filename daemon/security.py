@@ -1,4 +1,10 @@
-"""CURVE for tcp:// endpoints: ipc sockets are guarded by file modes, tcp ones by keys.
+"""Who may reach the daemon: ipc sockets are guarded by file modes, tcp ones by CURVE keys.
+
+The file modes only hold if the directories around them are the daemon's own: a
+directory another user created first, or may write to, lets that user replace the
+sockets (and answer bots with forged replies) or read the database. The daemon
+therefore creates its directories itself, private, and refuses to start in one it
+does not own or that others may write to.
 
 A tcp:// endpoint is only served with a server key pair and a directory of the public
 keys of the bots allowed in (ZeroMQ's ZAP handler checks every connection against it);
@@ -7,8 +13,12 @@ without them the daemon refuses to start. ``alphad keygen`` writes key pairs.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import stat
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 import zmq
@@ -24,7 +34,144 @@ class SecurityConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
 
 
 class SecurityError(Exception):
-    """A tcp endpoint without keys, or keys that cannot be read."""
+    """A directory, file or key the daemon cannot safely use; one line for the operator."""
+
+
+# A directory of the daemon's is refused when these mode bits are set. In the runtime
+# directory others may look (the sockets carry their own modes: rpc and alerts 0660,
+# admin 0600) but no one else may create, rename or delete; the state directory may be
+# entered by the group (systemd's StateDirectoryMode may say 0750) but by no one else.
+RUNTIME_DIR_FORBIDDEN = 0o022
+STATE_DIR_FORBIDDEN = 0o027
+LOCK_NAME = "alphad.lock"
+
+
+def secure_directory(path: Path, what: str, forbidden: int) -> None:
+    """Create ``path`` private (0700) or check the existing one: a directory, the daemon
+    user's own, with none of the ``forbidden`` mode bits, writable, in a parent that no
+    other user can rename it in."""
+    euid = os.geteuid()
+    _check_parent(path, what, euid)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass  # checked below, never trusted as found
+    except FileNotFoundError:
+        try:
+            os.makedirs(path.parent, 0o700, exist_ok=True)
+            _check_parent(path, what, euid)
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise SecurityError(f"cannot create {what} {path}: {_reason(exc, path)}") from None
+    except OSError as exc:
+        raise SecurityError(f"cannot create {what} {path}: {_reason(exc, path.parent)}") from None
+    try:
+        link = os.lstat(path)
+        info = os.stat(path)
+    except OSError as exc:
+        raise SecurityError(f"cannot use {what} {path}: {exc.strerror}") from None
+    if stat.S_ISLNK(link.st_mode) and link.st_uid not in (euid, 0):
+        raise SecurityError(
+            f"{what} {path} is a symbolic link owned by uid {link.st_uid}, who could point it "
+            "elsewhere: use the real directory"
+        )
+    if not stat.S_ISDIR(info.st_mode):
+        raise SecurityError(f"{what} {path} is not a directory")
+    if info.st_uid != euid:
+        raise SecurityError(
+            f"{what} {path} is owned by uid {info.st_uid}, not by the daemon's user "
+            f"(uid {euid}): another user may have created it; remove it or choose another"
+        )
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & forbidden:
+        exposure = (
+            "writable by other users, who could replace what is in it"
+            if mode & 0o022
+            else "readable by other users"
+        )
+        raise SecurityError(f"{what} {path} is {exposure} (mode {mode:04o}): chmod 700 {path}")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SecurityError(f"cannot write in {what} {path}: {_reason(None, path)}")
+
+
+def _check_parent(path: Path, what: str, euid: int) -> None:
+    parent = path.parent
+    try:
+        info = os.stat(parent)
+    except FileNotFoundError:
+        return  # created by the daemon itself, private
+    except OSError as exc:
+        raise SecurityError(f"cannot use {what} {path}: {exc.strerror} ({parent})") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise SecurityError(f"cannot use {what} {path}: {parent} is not a directory")
+    if info.st_uid not in (euid, 0):
+        raise SecurityError(
+            f"{what} {path} is in {parent}, owned by uid {info.st_uid}, who could replace it: "
+            "choose a directory of the daemon's user or root"
+        )
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+        raise SecurityError(
+            f"{what} {path} is in {parent}, which other users may write to and could "
+            "replace it in: choose another place"
+        )
+
+
+def _reason(exc: OSError | None, where: Path) -> str:
+    """Why the daemon cannot write in ``where``, in the operator's words."""
+    probe = where
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    with contextlib.suppress(OSError):
+        if os.statvfs(probe).f_flag & os.ST_RDONLY:
+            return f"{probe} is on a read-only file system"
+    if exc is None or isinstance(exc, PermissionError):
+        return f"{probe} is not writable by the daemon's user (uid {os.geteuid()})"
+    return exc.strerror or str(exc)
+
+
+def check_private_file(path: Path, what: str) -> None:
+    """Refuse a file of the daemon's (the database) that is not its own or that others
+    may read: trades and strategy figures are the trader's business."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise SecurityError(f"cannot use {what} {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SecurityError(f"{what} {path} is not a regular file")
+    euid = os.geteuid()
+    if info.st_uid != euid:
+        raise SecurityError(
+            f"{what} {path} is owned by uid {info.st_uid}, not by the daemon's user (uid {euid})"
+        )
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & STATE_DIR_FORBIDDEN:
+        raise SecurityError(
+            f"{what} {path} is open to other users (mode {mode:04o}): chmod 600 {path}"
+        )
+
+
+def lock_directory(path: Path, what: str) -> IO[str]:
+    """Hold ``alphad.lock`` in ``path`` while the returned file is open (the kernel
+    releases the lock when the process ends, however it ends)."""
+    lock = path / LOCK_NAME
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise SecurityError(f"cannot write in {what} {path}: {_reason(exc, path)}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        pid = f" (pid {holder})" if holder.isdigit() else ""
+        raise SecurityError(f"another alphad is running with {what} {path}{pid}") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return os.fdopen(fd, "r+", encoding="utf-8")
 
 
 def needs_curve(endpoints: list[str]) -> bool:
@@ -32,28 +179,40 @@ def needs_curve(endpoints: list[str]) -> bool:
     return any(not e.startswith(("ipc://", "inproc://")) for e in endpoints)
 
 
+def load_server_keys(config: SecurityConfig) -> tuple[bytes, bytes]:
+    """The server's CURVE key pair, and the clients' directory checked; one line if not."""
+    if not config.curve_server_secret or not config.curve_clients_dir:
+        raise SecurityError(
+            "a tcp:// endpoint needs [security] curve_server_secret and curve_clients_dir "
+            "(create keys with `alphad keygen`)"
+        )
+    if not Path(config.curve_clients_dir).is_dir():
+        raise SecurityError(
+            f"key `security.curve_clients_dir`: {config.curve_clients_dir} is not a directory"
+        )
+    try:
+        public, secret = zmq.auth.load_certificate(config.curve_server_secret)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SecurityError(
+            f"key `security.curve_server_secret`: cannot read {config.curve_server_secret} "
+            f"({reason})"
+        ) from None
+    if secret is None:
+        raise SecurityError(
+            f"key `security.curve_server_secret`: {config.curve_server_secret} holds no secret key"
+        )
+    return public, secret
+
+
 class Curve:
     """The server's keys and the running ZAP authenticator."""
 
     def __init__(self, context: zmq.Context[Any], config: SecurityConfig) -> None:
-        if not config.curve_server_secret or not config.curve_clients_dir:
-            raise SecurityError(
-                "a tcp:// endpoint needs [security] curve_server_secret and curve_clients_dir "
-                "(create keys with `alphad keygen`)"
-            )
-        clients = Path(config.curve_clients_dir)
-        if not clients.is_dir():
-            raise SecurityError(f"curve_clients_dir {clients} is not a directory")
-        try:
-            public, secret = zmq.auth.load_certificate(config.curve_server_secret)
-        except (OSError, ValueError) as exc:
-            raise SecurityError(f"cannot read {config.curve_server_secret}: {exc}") from None
-        if secret is None:
-            raise SecurityError(f"{config.curve_server_secret} holds no secret key")
-        self.public, self.secret = public, secret
+        self.public, self.secret = load_server_keys(config)
         self.authenticator = ThreadAuthenticator(context)
         self.authenticator.start()
-        self.authenticator.configure_curve(domain="*", location=str(clients))
+        self.authenticator.configure_curve(domain="*", location=config.curve_clients_dir)
 
     def serve(self, sock: zmq.Socket[Any]) -> None:
         """Make ``sock`` a CURVE server (before it binds)."""

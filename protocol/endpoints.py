@@ -1,19 +1,46 @@
-"""Where the daemon's sockets are by default, and the topic of each alert kind."""
+"""Where the daemon's sockets are by default, and the topic of each alert kind.
+
+The daemon and its clients compute the same defaults here, so a bot finds a daemon that
+was started without any directory set. Every default is a directory only its user can
+write to: never a predictable name in a world-writable place such as /tmp, where another
+user could create it first and serve forged replies on the daemon's socket paths.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 SOCKET_NAMES = ("rpc", "admin", "alerts")
 
 
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/alphad``, else ``~/.local/state/alphad``: the daemon's database."""
+    base = os.environ.get("XDG_STATE_HOME")
+    # The XDG spec says to ignore a relative value.
+    home = Path(base) if base and os.path.isabs(base) else Path.home() / ".local" / "state"
+    return home / "alphad"
+
+
 def default_runtime_dir() -> Path:
-    """``$XDG_RUNTIME_DIR/alphad``, else ``/tmp/alphad-<uid>``."""
+    """``$XDG_RUNTIME_DIR/alphad``, else ``/run/user/<uid>/alphad`` when that directory is
+    the user's own, else ``run`` in the default state directory."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
         return Path(runtime) / "alphad"
-    return Path(f"/tmp/alphad-{os.getuid()}")
+    user_run = Path(f"/run/user/{os.getuid()}")
+    if _is_private_dir(user_run):
+        return user_run / "alphad"
+    return default_state_dir() / "run"
+
+
+def _is_private_dir(path: Path) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
 
 
 def default_endpoint(name: str) -> str:

@@ -66,13 +66,16 @@ def test_default_endpoints_live_in_xdg_runtime_dir(monkeypatch: pytest.MonkeyPat
         assert default_endpoint(name) == f"ipc:///run/user/1000/alphad/{name}.sock"
 
 
-def test_default_endpoints_fall_back_to_a_per_user_tmp_dir(
-    monkeypatch: pytest.MonkeyPatch,
+def test_default_endpoints_fall_back_to_the_users_own_state_dir_not_tmp(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.delenv("ALPHAD_RPC", raising=False)
-    assert default_runtime_dir() == Path(f"/tmp/alphad-{os.getuid()}")
-    assert default_endpoint("rpc") == f"ipc:///tmp/alphad-{os.getuid()}/rpc.sock"
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    if not Path(f"/run/user/{os.getuid()}").is_dir():
+        assert default_runtime_dir() == tmp_path / "alphad" / "run"
+    assert default_endpoint("rpc") == f"ipc://{default_runtime_dir() / 'rpc.sock'}"
+    assert not str(default_runtime_dir()).startswith("/tmp/alphad-")
 
 
 def test_environment_overrides_each_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:

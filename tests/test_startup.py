@@ -1,0 +1,301 @@
+"""Starting safely: the daemon's directories are its own, one daemon per directory, no
+socket without access control, a private database, and every refusal in one line.
+
+Runs as root, as CI does (see tests/startup_helpers.py): a second local user plays the
+one who squats a directory, and the one the daemon runs as where root would write anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from protocol.client import Client
+from protocol.endpoints import default_endpoint, default_runtime_dir
+from tests.daemon_process import DaemonProcess
+from tests.startup_helpers import alphad, one_line_refusal, other_user, require_root
+
+NO_METRICS = "[metrics]\nenabled = false\n"
+
+
+@pytest.fixture
+def other() -> pwd.struct_passwd:
+    return other_user()
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """A directory every user may enter (pytest's own tmp_path is root's alone)."""
+    require_root()
+    path = Path(tempfile.mkdtemp(prefix="alphad-test-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[Path]:
+    """An empty read-only file system, root's own, mode 0700."""
+    require_root()
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k,mode=0700", "tmpfs", str(mount)],
+        check=True,
+        timeout=60,
+    )
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True, timeout=60)
+
+
+def run_args(root: Path, state: Path | None = None, runtime: Path | None = None) -> list[str]:
+    config = root / "alphad.toml"
+    if not config.exists():
+        config.write_text(NO_METRICS)
+        config.chmod(0o644)
+    return [
+        "run",
+        "--config",
+        str(config),
+        "--state-dir",
+        str(state or root / "state"),
+        "--runtime-dir",
+        str(runtime or root / "run"),
+    ]
+
+
+def make_dir(path: Path, mode: int, owner: pwd.struct_passwd | None = None) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    if owner is not None:
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    path.chmod(mode)
+    return path
+
+
+# ------------------------------------------------------------------ 1. default locations
+
+
+def test_default_runtime_dir_without_xdg_is_in_no_world_writable_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    runtime = default_runtime_dir()
+    # The first directory on its way that exists is the user's own and only theirs to write.
+    existing = next(p for p in (runtime, *runtime.parents) if p.exists())
+    info = existing.stat()
+    assert (info.st_uid, info.st_mode & 0o022) == (os.getuid(), 0), (runtime, existing)
+
+
+def test_daemon_and_client_find_the_same_default_sockets_without_xdg_runtime_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "STATE_DIRECTORY", "RUNTIME_DIRECTORY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("ALPHAD_RPC", "ALPHAD_ADMIN", "ALPHAD_ALERTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    config = tmp_path / "alphad.toml"
+    config.write_text(NO_METRICS)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    try:
+        with Client(timeout_s=30.0, retries=0) as client:  # the bots' default endpoint
+            assert client.get_status().trades == 0
+        runtime = default_runtime_dir()
+        assert default_endpoint("rpc") == f"ipc://{runtime / 'rpc.sock'}"
+        assert stat.S_IMODE(runtime.stat().st_mode) == 0o700
+    finally:
+        daemon.terminate()
+        assert daemon.wait(30) == 0, daemon.stderr.read() if daemon.stderr else ""
+
+
+# ------------------------------------------------------------------ 1. squatted directories
+
+
+@pytest.mark.parametrize(
+    ("which", "mode", "by_other", "expected"),
+    [
+        ("runtime", 0o777, True, "is owned by uid"),
+        ("runtime", 0o700, True, "is owned by uid"),
+        ("runtime", 0o777, False, "writable by other users"),
+        ("runtime", 0o770, False, "writable by other users"),
+        ("state", 0o750, True, "is owned by uid"),
+        ("state", 0o755, False, "readable by other users"),
+        ("state", 0o770, False, "writable by other users"),
+    ],
+)
+def test_directory_another_user_made_or_may_write_to_is_refused(
+    shared: Path,
+    other: pwd.struct_passwd,
+    which: str,
+    mode: int,
+    by_other: bool,
+    expected: str,
+) -> None:
+    # As /tmp: anyone may create a name first, no one may rename another's.
+    sticky = make_dir(shared / "tmp", 0o1777)
+    squatted = make_dir(sticky / f"alphad-{which}", mode, other if by_other else None)
+    state = squatted if which == "state" else shared / "state"
+    runtime = squatted if which == "runtime" else shared / "run"
+    line = one_line_refusal(alphad(*run_args(shared, state, runtime)))
+    assert f"{which} directory {squatted} " in line and expected in line, line
+    assert not (runtime / "rpc.sock").exists() and not (shared / "state" / "alphad.db").exists()
+
+
+def test_directory_in_a_parent_others_may_write_to_is_refused(shared: Path) -> None:
+    open_parent = make_dir(shared / "open", 0o777)  # not sticky: anyone may rename in it
+    line = one_line_refusal(alphad(*run_args(shared, runtime=open_parent / "run")))
+    assert "which other users may write to" in line, line
+
+
+def test_directories_the_daemon_creates_are_private_and_group_readable_ones_are_accepted(
+    tmp_path: Path,
+) -> None:
+    fresh = DaemonProcess(make_dir(tmp_path / "fresh", 0o700)).start()
+    try:
+        assert stat.S_IMODE(fresh.state_dir.stat().st_mode) == 0o700
+        assert stat.S_IMODE(fresh.runtime_dir.stat().st_mode) == 0o700
+    finally:
+        fresh.close()
+    # systemd's RuntimeDirectoryMode=0750 and StateDirectoryMode up to 0750 are fine.
+    root = make_dir(tmp_path / "systemd", 0o700)
+    make_dir(root / "state", 0o750)
+    make_dir(root / "run", 0o750)
+    daemon = DaemonProcess(root).start()
+    try:
+        with Client(daemon.rpc, timeout_s=5.0) as client:
+            assert client.get_status().trades == 0
+    finally:
+        daemon.close()
+
+
+# ------------------------------------------------------------------ 2. one daemon per directory
+
+
+def test_second_daemon_on_the_same_runtime_dir_is_refused_and_the_first_keeps_serving(
+    tmp_path: Path,
+) -> None:
+    first = DaemonProcess(tmp_path).start()
+    try:
+        assert first.process is not None
+        line = one_line_refusal(
+            alphad(*run_args(tmp_path, state=tmp_path / "other-state", runtime=first.runtime_dir))
+        )
+        assert line.endswith(
+            f"another alphad is running with runtime directory {first.runtime_dir} "
+            f"(pid {first.process.pid})"
+        ), line
+        line = one_line_refusal(
+            alphad(*run_args(tmp_path, state=first.state_dir, runtime=tmp_path / "other-run"))
+        )
+        assert "is running with state directory" in line, line
+        assert not (tmp_path / "other-state" / "alphad.db").exists()
+        with Client(first.rpc, timeout_s=5.0, retries=0) as client:
+            client.record_trade("t1", "ema", "BTC", "buy", 1.0, 1, 2)
+            assert client.get_status().trades == 1
+    finally:
+        first.close()
+
+
+# ------------------------------------------------------------------ 3. abstract sockets
+
+
+@pytest.mark.parametrize(
+    ("key", "allow", "expected"),
+    [
+        ("admin_endpoint", False, "any local user would get admin"),
+        ("admin_endpoint", True, "any local user would get admin"),
+        ("rpc_endpoint", False, "allow_abstract_rpc = true"),
+        ("alerts_endpoint", False, "allow_abstract_rpc = true"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "check-config"])
+def test_abstract_socket_without_access_control_is_refused(
+    tmp_path: Path, command: str, key: str, allow: bool, expected: str
+) -> None:
+    config = tmp_path / "alphad.toml"
+    config.write_text(
+        f'[daemon]\n{key} = "ipc://@alphad-test-{os.getpid()}"\n'
+        f"allow_abstract_rpc = {str(allow).lower()}\n{NO_METRICS}"
+    )
+    args = run_args(tmp_path) if command == "run" else ["check-config", str(config)]
+    line = one_line_refusal(alphad(*args))
+    assert f"key `daemon.{key}`" in line and expected in line, line
+    assert not (tmp_path / "state").exists()
+
+
+def test_abstract_rpc_socket_is_served_when_explicitly_allowed(tmp_path: Path) -> None:
+    endpoint = f"ipc://@alphad-test-rpc-{os.getpid()}"
+    daemon = DaemonProcess(
+        tmp_path, f'[daemon]\nrpc_endpoint = "{endpoint}"\nallow_abstract_rpc = true\n'
+    ).start()
+    try:
+        with Client(endpoint, timeout_s=5.0) as client:
+            assert client.get_status().trades == 0
+    finally:
+        daemon.close()
+
+
+# ------------------------------------------------------------------ 4. a private database
+
+
+def test_database_wal_and_shm_are_private_under_a_permissive_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        daemon = DaemonProcess(tmp_path).start()
+    finally:
+        os.umask(old)
+    try:
+        with Client(daemon.rpc, timeout_s=5.0) as client:
+            client.record_trade("t1", "ema", "BTC", "buy", 1.0, 1, 2)
+        files = {
+            path.name: stat.S_IMODE(path.stat().st_mode)
+            for path in (
+                daemon.database,
+                Path(f"{daemon.database}-wal"),
+                Path(f"{daemon.database}-shm"),
+                daemon.state_dir / "alphad.lock",
+                daemon.runtime_dir / "alphad.lock",
+            )
+        }
+        assert files == {
+            "alphad.db": 0o600,
+            "alphad.db-wal": 0o600,
+            "alphad.db-shm": 0o600,
+            "alphad.lock": 0o600,
+        }
+        assert stat.S_IMODE((daemon.runtime_dir / "alphad.lock").stat().st_mode) == 0o600
+        sockets = {
+            name: stat.S_IMODE((daemon.runtime_dir / f"{name}.sock").stat().st_mode)
+            for name in ("rpc", "admin", "alerts")
+        }
+        assert sockets == {"rpc": 0o660, "admin": 0o600, "alerts": 0o660}
+    finally:
+        daemon.close()
+
+
+@pytest.mark.parametrize("suffix", ["", "-wal", "-shm"])
+def test_database_file_readable_by_others_is_refused(tmp_path: Path, suffix: str) -> None:
+    state = make_dir(tmp_path / "state", 0o700)
+    leaked = state / f"alphad.db{suffix}"
+    leaked.write_bytes(b"")
+    leaked.chmod(0o644)
+    line = one_line_refusal(alphad(*run_args(tmp_path)))
+    assert f"database file {leaked} is open to other users (mode 0644): chmod 600" in line, line
