@@ -138,7 +138,8 @@ def run(config: Config, paths: Paths) -> int:
     import uvloop
 
     from daemon.app import Daemon, StartupError
-    from daemon.logs import configure_logging
+    from daemon.logs import configure_logging, flush_logs
+    from daemon.supervisor import LOG_FLUSH_S
 
     configure_logging(config.daemon.log_level)
 
@@ -150,6 +151,8 @@ def run(config: Config, paths: Paths) -> int:
             return runner.run(serve())
     except StartupError as exc:
         raise CommandError(str(exc)) from None
+    finally:
+        flush_logs(LOG_FLUSH_S)  # the last lines, unless stdout has stalled
 
 
 def status(paths: Paths, *, as_json: bool, timeout_s: float) -> int:

@@ -26,6 +26,7 @@ from prometheus_client.core import (
 )
 
 from actors.base import Actor
+from daemon.logs import lines_dropped
 from protocol.messages import STATUSES, GetReport, Report
 
 log = structlog.get_logger("alphad.metrics")
@@ -210,6 +211,11 @@ class Sampler:
         )
         unjournaled.add_metric([], self.store.dropped_signals + self.scorer.signals_not_kept)
         metrics.append(unjournaled)
+        lost = CounterMetricFamily(
+            "alphad_log_lines_dropped", "Log lines not written: stdout stalled or broken."
+        )
+        lost.add_metric([], lines_dropped())
+        metrics.append(lost)
         pruned = CounterMetricFamily(
             "alphad_signals_pruned", "Journaled signals deleted by [store] signals_keep_days."
         )
