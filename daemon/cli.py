@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -15,6 +18,7 @@ from daemon.config import Config, ConfigError, Paths, load_config, resolve_paths
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+EXIT_READER_GONE = 128 + signal.SIGPIPE
 
 
 class CommandError(Exception):
@@ -78,12 +82,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``alphad`` console script."""
     args = _parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        # What is still buffered fails here, not in the interpreter's exit.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except (ConfigError, CommandError) as exc:
         print(f"alphad: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_gone() -> int:
+    """``alphad report | head``: the reader left; end quietly, as a command killed by SIGPIPE
+    would, with 128 + SIGPIPE."""
+    # The interpreter flushes stdout once more at exit and would print that failure too:
+    # point stdout at /dev/null first (the recipe of Python's signal module docs).
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_READER_GONE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
