@@ -7,6 +7,27 @@ from typing import Any
 
 import msgspec
 
+# Below this fraction of the figures' scale a quantity is rounding noise, not a
+# measurement: identical pnls must give "no Sharpe", not a huge number.
+ROUNDING_FLOOR = 1e-12
+
+
+def sharpe_ratio(n: int, total: float, m2: float, mean_abs: float) -> float | None:
+    """Mean / standard deviation (n − 1) of ``n`` pnls, from their sum ``total`` and the
+    sum ``m2`` of their squared deviations from their mean.
+
+    None for fewer than two pnls, or where the standard deviation is rounding noise at
+    the pnls' scale ``mean_abs`` (their mean absolute value): pnls without spread.
+    ``m2`` must be summed from deviations (centred, or combined from centred parts),
+    never as the sum of squares minus the squared sum, which cancels to noise.
+    """
+    if n < 2:
+        return None
+    std = math.sqrt(max(m2, 0.0) / (n - 1))
+    if not std > ROUNDING_FLOOR * mean_abs:
+        return None
+    return total / n / std
+
 
 class Figures(msgspec.Struct, kw_only=True):
     """Every figure of one group over one window (None where the figure is undefined)."""

@@ -30,7 +30,7 @@ from msgspec import Meta
 
 from actors.base import TAKE_STATE, Actor, encode_in_slices
 from actors.events import ClosedTrade
-from actors.figures import Figures
+from actors.figures import Figures, sharpe_ratio
 from protocol.messages import METRIC_FIELDS, PAGE_ROWS, GetPerformance, Performance
 
 DIMENSIONS: tuple[str, ...] = ("strategy", "symbol", "regime")
@@ -448,11 +448,7 @@ def _assemble(
     """The figures from the sums both windows keep (m2…m4: central moment sums)."""
     mean = total / n
     mean_abs = (gross_profit + gross_loss) / n
-    sharpe: float | None = None
-    if n >= 2:
-        std = math.sqrt(m2 / (n - 1))
-        if std > _ROUNDING_FLOOR * mean_abs:
-            sharpe = mean / std
+    sharpe = sharpe_ratio(n, total, m2, mean_abs)
     psr, judged_psr = _psr(n, sharpe, m2, m3, m4) if sharpe is not None and n >= 3 else (None, None)
     # Tiny losses whose squares underflow leave no downside deviation to divide by.
     sortino = mean / math.sqrt(loss_squares / n) if losses and loss_squares > 0 else None

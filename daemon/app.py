@@ -1,7 +1,8 @@
 """Wiring and serving: startup (recover, start actors, bind) → serve → graceful shutdown.
 
 Start order is store → domain actors → alerts → engine → gateway; stop is the reverse,
-each step within the grace period. READY=1 is sent only after recovery and binding.
+all of it within one deadline (``shutdown_grace_s`` from the stop signal). READY=1 is
+sent only after recovery and binding.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from daemon.security import (
     needs_curve,
     secure_directory,
 )
-from daemon.supervisor import Supervisor
+from daemon.supervisor import RELEASE_FLOOR_S, StopWatchdog, Supervisor, time_left
 from protocol.messages import (
     PAGE_BYTES,
     Audit,
@@ -114,6 +115,10 @@ class Daemon:
         self._timers: list[asyncio.TimerHandle] = []
         self.sampler: Sampler | None = None
         self.curve: Curve | None = None
+        # The stop's one deadline (monotonic), from the first stop signal or the start of
+        # the shutdown, and the watchdog that holds the process to it.
+        self.stop_deadline: float | None = None
+        self.watchdog = StopWatchdog(self._close_database_now)
 
     # ------------------------------------------------------------------ startup
 
@@ -326,7 +331,7 @@ class Daemon:
 
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.stop_requested.set)
+            signal.signal(signum, lambda signum, _frame: self._on_stop_signal(loop, signum))
         self._every(1.0, lambda: _tell_quietly(engine, Tick()))
         self._every(1.0, lambda: _tell_quietly(scorer, FlushSignals()))
         keep_days = cfg.store.signals_keep_days
@@ -479,44 +484,103 @@ class Daemon:
         await self.shutdown(final_snapshot=not code)
         return code
 
+    def _on_stop_signal(self, loop: asyncio.AbstractEventLoop, signum: int) -> None:
+        # A handler of the signal module, not loop.add_signal_handler: it runs in the main
+        # thread even while the event loop is stuck, so a second signal always ends the
+        # process. It only starts things: the stop itself runs in the loop.
+        if self.stop_deadline is None:
+            self._begin_stop()
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(self.stop_requested.set)
+        else:
+            name = signal.Signals(signum).name
+            self.watchdog.end_now(f"a second {name} during the stop", 128 + signum)
+
+    def _begin_stop(self) -> float:
+        """The stop's deadline, set and watched from the first call on."""
+        if self.stop_deadline is None:
+            self.stop_deadline = time.monotonic() + self.config.daemon.shutdown_grace_s
+            self.watchdog.arm(self.stop_deadline)
+        return self.stop_deadline
+
+    def _close_database_now(self, timeout_s: float) -> bool:
+        """From the watchdog's thread: let the database thread close the connection after
+        the work already queued to it, and wait up to ``timeout_s`` for that."""
+        store = getattr(self, "store", None)
+        db = store.db if store is not None else None
+        if db is None:
+            return True
+        db.stop()
+        thread = getattr(db, "_thread", None)  # aiosqlite's worker
+        if thread is None:
+            return False
+        thread.join(timeout_s)
+        return not thread.is_alive()
+
+    async def _release_database(self, deadline: float) -> None:
+        # The store's on_stop did not get to close the connection (it overran the deadline):
+        # still have the database thread close it and end, after the work queued to it.
+        # The interpreter waits for that thread at exit; the watchdog bounds the wait.
+        store = getattr(self, "store", None)
+        if store is None or store.db is None:
+            return
+        closed = store.db.stop()
+        if closed is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    asyncio.shield(closed), max(time_left(deadline), RELEASE_FLOOR_S)
+                )
+
     async def _abandon_start(self) -> None:
         """Release what a failed start opened, so the process can exit with its error."""
-        if self.gateway is not None:
-            await self.gateway.close(0.1)
-        await self.supervisor.stop(1.0)
-        store = getattr(self, "store", None)
-        if store is not None and store.db is not None:
-            await store.on_stop()
-        if self.curve is not None:
-            self.curve.stop()
-        if self.context is not None:
-            self.context.destroy(linger=0)
-        if self._lock_file is not None:
-            self._lock_file.close()
+        deadline = self._begin_stop()
+        try:
+            if self.gateway is not None:
+                await self.gateway.close(0.1)
+            await self.supervisor.stop(time_left(deadline))
+            store = getattr(self, "store", None)
+            if store is not None and store.db is not None:
+                await asyncio.wait_for(store.on_stop(), max(time_left(deadline), RELEASE_FLOOR_S))
+        finally:
+            await self._release_database(deadline)
+            if self.curve is not None:
+                self.curve.stop()
+            if self.context is not None:
+                self.context.destroy(linger=0)
+            if self._lock_file is not None:
+                self._lock_file.close()
 
     async def shutdown(self, *, final_snapshot: bool = True) -> None:
-        """Answer what is in flight, write the final snapshot, stop in reverse order."""
-        grace = self.config.daemon.shutdown_grace_s
+        """Answer what is in flight, write the final snapshot, stop in reverse order.
+
+        All of it within one deadline, ``shutdown_grace_s`` from the stop signal (or from
+        now): each step gets what the steps before it left, and the ``StopWatchdog`` ends
+        the process if the stop overruns anyway.
+        """
+        deadline = self._begin_stop()
         sdnotify.stopping()
-        log.info("alphad_stopping")
-        for timer in self._timers:
-            timer.cancel()
-        if self.sampler is not None:
-            await self.sampler.stop()
-        if self.gateway is not None:
-            await self.gateway.close(grace)
-        if final_snapshot:
-            try:
-                await self.engine.ask(FinalSnapshot(), timeout=grace)
-            except Exception as exc:
-                log.error("final_snapshot_failed", error=str(exc))
-        await self.supervisor.stop(grace)
-        if self.curve is not None:
-            self.curve.stop()
-        if self.context is not None:
-            self.context.term()
-        if self._lock_file is not None:
-            self._lock_file.close()
+        log.info("alphad_stopping", within_s=round(time_left(deadline), 3))
+        try:
+            for timer in self._timers:
+                timer.cancel()
+            if self.sampler is not None:
+                await self.sampler.stop()
+            if self.gateway is not None:
+                await self.gateway.close(time_left(deadline))
+            if final_snapshot:
+                try:
+                    await self.engine.ask(FinalSnapshot(), timeout=time_left(deadline))
+                except Exception as exc:
+                    log.error("final_snapshot_failed", error=str(exc) or type(exc).__name__)
+            await self.supervisor.stop(time_left(deadline))
+        finally:
+            await self._release_database(deadline)
+            if self.curve is not None:
+                self.curve.stop()
+            if self.context is not None:
+                self.context.term()
+            if self._lock_file is not None:
+                self._lock_file.close()
         log.info("alphad_stopped")
 
 

@@ -7,7 +7,8 @@ from blocks of ``block_days`` consecutive calendar days, the same days for both 
 (so what the market did on a day is shared, as it was), and recomputes the difference in
 each. Blocks keep a few days of serial correlation (a losing streak, a regime spell)
 together. The spread of the differences is how much the observed one could move by luck;
-the share of resamples in which alphad is ahead is how often it stays ahead.
+the share of resamples in which alphad is ahead (a tie counting half) is how often it
+stays ahead.
 
 Deterministic: the resamples come from a ``random.Random`` seeded with a fixed string,
 so the same replay gives the same interval on every run and machine.
@@ -19,9 +20,11 @@ import math
 import random
 import statistics
 from collections.abc import Sequence
-from itertools import accumulate
 
 import msgspec
+
+from actors.figures import ROUNDING_FLOOR, sharpe_ratio
+from actors.performance import figures_of
 
 BLOCK_DAYS = 5
 RESAMPLES = 2_000
@@ -36,7 +39,7 @@ class Interval(msgspec.Struct, kw_only=True):
     observed: float | None
     low: float | None  # the 5th percentile of the resampled differences
     high: float | None  # the 95th percentile
-    ahead: float | None  # share of resamples in which alphad is ahead (> 0)
+    ahead: float | None  # share of resamples in which alphad is ahead (> 0; a tie: half)
 
 
 class Luck(msgspec.Struct, kw_only=True):
@@ -62,16 +65,22 @@ def bootstrap(
     Each resample is ``ceil(days / block)`` blocks of ``block`` consecutive days
     (``block`` = ``block_days``, or every day of a shorter history), each starting on a
     day drawn uniformly among those that leave room for the whole block. Daily Sharpe is
-    mean / standard deviation (n − 1) × √``periods_per_year``, undefined for a side
-    without spread; the pnl difference is scaled to the history's length.
+    the performance model's Sharpe ratio of the days × √``periods_per_year``, undefined
+    for a side without spread (such a resample is left out of the Sharpe interval); the
+    pnl difference is scaled to the history's length. A difference within rounding of
+    0 is a tie, counted as half a resample ahead.
     """
     days = len(baseline_daily)
     if days != len(alphad_daily):
         raise ValueError("both sides need the same days")
     if resamples < 1 or block_days < 1:
         raise ValueError("resamples and block_days must be at least 1")
-    observed_pnl = math.fsum(alphad_daily) - math.fsum(baseline_daily)
-    observed_sharpe = _difference(
+    observed_pnl = _difference(
+        math.fsum(alphad_daily),
+        math.fsum(baseline_daily),
+        math.fsum(map(abs, alphad_daily)) + math.fsum(map(abs, baseline_daily)),
+    )
+    observed_sharpe = _sharpe_difference(
         daily_sharpe(alphad_daily, periods_per_year), daily_sharpe(baseline_daily, periods_per_year)
     )
     if days == 0:
@@ -81,14 +90,8 @@ def bootstrap(
     starts = days - block + 1
     blocks = -(-days // block)
     length = blocks * block
-    # The sums of each block (by its first day) of b, b², a and a², from prefix sums.
-    sums = []
-    for series in (baseline_daily, alphad_daily):
-        prefix = list(accumulate(series, initial=0.0))
-        squares = list(accumulate((x * x for x in series), initial=0.0))
-        sums.append([prefix[s + block] - prefix[s] for s in range(starts)])
-        sums.append([squares[s + block] - squares[s] for s in range(starts)])
-    base_sum, base_squares, mine_sum, mine_squares = sums
+    base_blocks = [_Block(baseline_daily[s : s + block]) for s in range(starts)]
+    mine_blocks = [_Block(alphad_daily[s : s + block]) for s in range(starts)]
     rng = random.Random(seed)
     choices = rng.choices
     first_days = range(starts)
@@ -98,13 +101,11 @@ def bootstrap(
     root = math.sqrt(periods_per_year)
     for _ in range(resamples):
         picks = choices(first_days, k=blocks)
-        b = sum([base_sum[k] for k in picks])
-        a = sum([mine_sum[k] for k in picks])
-        pnl_differences.append((a - b) * scale)
-        difference = _difference(
-            _sharpe_of_sums(a, sum([mine_squares[k] for k in picks]), length, root),
-            _sharpe_of_sums(b, sum([base_squares[k] for k in picks]), length, root),
-        )
+        base = _Resample([base_blocks[k] for k in picks], block)
+        mine = _Resample([mine_blocks[k] for k in picks], block)
+        pnl = _difference(mine.total, base.total, mine.absolute + base.absolute)
+        pnl_differences.append(pnl * scale)
+        difference = _sharpe_difference(mine.sharpe(root), base.sharpe(root))
         if difference is not None:
             sharpe_differences.append(difference)
     return Luck(
@@ -115,6 +116,43 @@ def bootstrap(
     )
 
 
+class _Block:
+    """The sums of one block of days: total, absolute total, and the sum of squared
+    deviations from the block's own mean (centred, so that nothing cancels)."""
+
+    __slots__ = ("absolute", "m2", "mean", "total")
+
+    def __init__(self, days: Sequence[float]) -> None:
+        self.total = math.fsum(days)
+        self.mean = self.total / len(days)
+        self.absolute = math.fsum(map(abs, days))
+        self.m2 = math.fsum((x - self.mean) ** 2 for x in days)
+
+
+class _Resample:
+    """The figures of one resampled history from its blocks, without building it.
+
+    The squared deviations combine exactly as for two halves of a sample (Chan, Golub
+    and LeVeque): each block's own plus its size × (block mean − overall mean)², every
+    term non-negative, so a history without spread comes out without spread.
+    """
+
+    __slots__ = ("absolute", "m2", "n", "total")
+
+    def __init__(self, picked: list[_Block], block: int) -> None:
+        self.n = len(picked) * block
+        self.total = math.fsum([b.total for b in picked])
+        self.absolute = math.fsum([b.absolute for b in picked])
+        mean = self.total / self.n
+        self.m2 = math.fsum([b.m2 for b in picked]) + block * math.fsum(
+            [(b.mean - mean) ** 2 for b in picked]
+        )
+
+    def sharpe(self, root: float) -> float | None:
+        sharpe = sharpe_ratio(self.n, self.total, self.m2, self.absolute / self.n)
+        return sharpe * root if sharpe is not None else None
+
+
 def _interval(observed: float | None, differences: list[float], resamples: int) -> Interval:
     # Fewer than half the resamples defined (a side without spread in most of them): no
     # interval worth the name.
@@ -122,33 +160,29 @@ def _interval(observed: float | None, differences: list[float], resamples: int) 
         return Interval(observed=observed, low=None, high=None, ahead=None)
     tail = (1.0 - INTERVAL) / 2.0
     cuts = statistics.quantiles(differences, n=round(1.0 / tail), method="inclusive")
-    ahead = sum(1 for d in differences if d > 0.0) / len(differences)
-    return Interval(observed=observed, low=cuts[0], high=cuts[-1], ahead=ahead)
+    # Ties (exactly 0: _difference rounds noise to it) count half: alphad is as far ahead
+    # as behind in them.
+    ahead = sum(1.0 if d > 0.0 else 0.5 if d == 0.0 else 0.0 for d in differences)
+    return Interval(observed=observed, low=cuts[0], high=cuts[-1], ahead=ahead / len(differences))
 
 
 def daily_sharpe(daily: Sequence[float], periods_per_year: float) -> float | None:
-    """Annualized daily Sharpe: mean / standard deviation (n − 1) of the daily pnl ×
-    √``periods_per_year``; None for fewer than two days or no spread."""
-    n = len(daily)
-    if n < 2:
-        return None
-    mean = math.fsum(daily) / n
-    std = math.sqrt(math.fsum((x - mean) ** 2 for x in daily) / (n - 1))
-    if not std > 1e-12 * max(abs(mean), 1e-300):
-        return None
-    return mean / std * math.sqrt(periods_per_year)
+    """Annualized daily Sharpe: the Sharpe ratio of the daily pnl (the performance
+    model's, ``figures_of``) × √``periods_per_year``; None for fewer than two days or
+    no spread."""
+    sharpe = figures_of(daily).sharpe
+    return sharpe * math.sqrt(periods_per_year) if sharpe is not None else None
 
 
-def _sharpe_of_sums(total: float, squares: float, n: int, root: float) -> float | None:
-    if n < 2:
-        return None
-    mean = total / n
-    variance = (squares - total * mean) / (n - 1)
-    std = math.sqrt(variance) if variance > 0.0 else 0.0
-    if not std > 1e-12 * max(abs(mean), 1e-300):
-        return None
-    return mean / std * root
+def _difference(a: float, b: float, scale: float) -> float:
+    """a − b, or exactly 0 (a tie) where it is rounding noise at ``scale``."""
+    difference = a - b
+    return 0.0 if abs(difference) <= ROUNDING_FLOOR * scale else difference
 
 
-def _difference(a: float | None, b: float | None) -> float | None:
-    return a - b if a is not None and b is not None else None
+def _sharpe_difference(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return None
+    # Near 0 the ratios themselves are noise (a mean that is 0 but for rounding): below
+    # a Sharpe ratio of 1, the floor is absolute.
+    return _difference(a, b, max(abs(a), abs(b), 1.0))

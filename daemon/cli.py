@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +25,7 @@ from daemon.config import (
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+EXIT_READER_GONE = 128 + signal.SIGPIPE
 
 
 class CommandError(Exception):
@@ -85,13 +89,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``alphad`` console script."""
     args = _parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        # What is still buffered fails here, not in the interpreter's exit.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except (ConfigError, CommandError) as exc:
         for line in str(exc).splitlines():
             print(f"alphad: {line}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_gone() -> int:
+    """``alphad report | head``: the reader left; end quietly, as a command killed by SIGPIPE
+    would, with 128 + SIGPIPE."""
+    # The interpreter flushes stdout once more at exit and would print that failure too:
+    # point stdout at /dev/null first (the recipe of Python's signal module docs).
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_READER_GONE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -150,7 +170,8 @@ def run(config: Config, paths: Paths, warnings: Sequence[str] = ()) -> int:
     import uvloop
 
     from daemon.app import Daemon, StartupError
-    from daemon.logs import configure_logging
+    from daemon.logs import configure_logging, flush_logs
+    from daemon.supervisor import LOG_FLUSH_S
 
     configure_logging(config.daemon.log_level)
     for warning in warnings:
@@ -164,6 +185,8 @@ def run(config: Config, paths: Paths, warnings: Sequence[str] = ()) -> int:
             return runner.run(serve())
     except StartupError as exc:
         raise CommandError(str(exc)) from None
+    finally:
+        flush_logs(LOG_FLUSH_S)  # the last lines, unless stdout has stalled
 
 
 def status(paths: Paths, *, as_json: bool, timeout_s: float) -> int:

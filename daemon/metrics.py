@@ -38,6 +38,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from actors.base import Actor
+from daemon.logs import lines_dropped
 from protocol.messages import STATUSES, GetReport, Report
 
 log = structlog.get_logger("alphad.metrics")
@@ -301,6 +302,11 @@ class Sampler:
         )
         unjournaled.add_metric([], self.store.dropped_signals + self.scorer.signals_not_kept)
         metrics.append(unjournaled)
+        lost = CounterMetricFamily(
+            "alphad_log_lines_dropped", "Log lines not written: stdout stalled or broken."
+        )
+        lost.add_metric([], lines_dropped())
+        metrics.append(lost)
         pruned = CounterMetricFamily(
             "alphad_signals_pruned", "Journaled signals deleted by [store] signals_keep_days."
         )

@@ -54,7 +54,11 @@ class DaemonProcess:
     def database(self) -> Path:
         return self.state_dir / "alphad.db"
 
-    def start(self, extra_env: dict[str, str] | None = None) -> DaemonProcess:
+    def start(
+        self, extra_env: dict[str, str] | None = None, *, stdout: Any = None
+    ) -> DaemonProcess:
+        """Start and wait for READY=1. Output goes to ``log_path``; with ``stdout`` (a
+        pipe, a file), only stderr does."""
         assert self.process is None or self.process.poll() is not None
         if self._notify is None:
             self.notify_path.unlink(missing_ok=True)
@@ -75,8 +79,8 @@ class DaemonProcess:
                 "--runtime-dir",
                 str(self.runtime_dir),
             ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            stdout=self._log if stdout is None else stdout,
+            stderr=subprocess.STDOUT if stdout is None else self._log,
             env=env,
         )
         self.wait_ready()

@@ -12,7 +12,7 @@ import random
 import statistics
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from daemon.bootstrap import SEED, bootstrap
@@ -21,7 +21,13 @@ from daemon.bootstrap import SEED, bootstrap
 def direct(
     base: list[float], mine: list[float], ppy: float, resamples: int, block_days: int
 ) -> tuple[list[float], list[float]]:
-    """(Sharpe differences of the resamples where both are defined, pnl differences)."""
+    """(Sharpe differences of the resamples where both are defined, pnl differences).
+
+    Differences that are 0 in exact arithmetic come out of floats as noise: a pnl
+    difference within a millionth of a cent, a Sharpe difference within a billionth of
+    the Sharpe ratios (or of 1, for ratios near 0), is 0 (a tie), as in money counted in
+    cents it can be nothing else.
+    """
     days = len(base)
     block = min(block_days, days)
     blocks = math.ceil(days / block)
@@ -31,13 +37,20 @@ def direct(
         starts = rng.choices(range(days - block + 1), k=blocks)
         b = [base[s + i] for s in starts for i in range(block)]
         a = [mine[s + i] for s in starts for i in range(block)]
-        pnls.append((sum(a) - sum(b)) * days / len(a))
+        pnl = (sum(a) - sum(b)) * days / len(a)
+        pnls.append(0.0 if abs(pnl) <= 1e-9 else pnl)
         sb, sa = statistics.stdev(b), statistics.stdev(a)
         if sb > 1e-9 and sa > 1e-9:
-            sharpes.append(
-                (statistics.mean(a) / sa - statistics.mean(b) / sb) * math.sqrt(ppy)
-            )
+            sharpe_a = statistics.mean(a) / sa * math.sqrt(ppy)
+            sharpe_b = statistics.mean(b) / sb * math.sqrt(ppy)
+            tie = abs(sharpe_a - sharpe_b) <= 1e-9 * max(abs(sharpe_a), abs(sharpe_b), 1.0)
+            sharpes.append(0.0 if tie else sharpe_a - sharpe_b)
     return sharpes, pnls
+
+
+def ahead(differences: list[float]) -> float:
+    """The share of resamples with alphad ahead, a tie counting half."""
+    return sum(1.0 if d > 0 else 0.5 if d == 0 else 0.0 for d in differences) / len(differences)
 
 
 def quantile(values: list[float], p: float) -> float:
@@ -52,6 +65,19 @@ money = st.integers(-50_000, 50_000).map(lambda cents: cents / 100)
 
 
 @settings(max_examples=30, deadline=None)
+# Once found: a daily Sharpe difference of 1.25e9 from a resample without spread whose
+# variance came out as rounding noise; pnl differences of 1e-18 counted as alphad ahead;
+# alphad's days a multiple of the baseline's (the same Sharpe ratio, up to rounding);
+# days whose mean is 0 but for rounding (Sharpe ratios of ±3e-16).
+@example(days=[(0.0, 0.0), (0.0, 0.0), (-0.01, 0.01)], block_days=1, ppy=252.0)
+@example(days=[(0.0, 0.0), (0.0, 0.0), (0.01, -0.01)], block_days=1, ppy=252.0)
+@example(days=[(0.0, 0.0), (0.0, 0.03), (0.01, 0.01)], block_days=1, ppy=252.0)
+@example(days=[(0.1, 0.3), (-0.07, -0.21), (0.13, 0.39), (0.0, 0.0)], block_days=2, ppy=365.0)
+@example(
+    days=[(0.0, 0.0), (-0.01, 0.0), (-0.02, 0.0), (0.03, 0.0), (0.0, 0.01), (0.0, -0.01)],
+    block_days=3,
+    ppy=252.0,
+)
 @given(
     st.lists(st.tuples(money, money), min_size=3, max_size=60),
     st.integers(1, 9),
@@ -68,11 +94,13 @@ def test_the_bootstrap_matches_a_direct_resampling(
     assert luck.total_pnl.observed == pytest.approx(sum(mine) - sum(base), abs=1e-6)
     assert luck.total_pnl.low == pytest.approx(quantile(pnls, 0.05), rel=1e-9, abs=1e-6)
     assert luck.total_pnl.high == pytest.approx(quantile(pnls, 0.95), rel=1e-9, abs=1e-6)
-    assert luck.total_pnl.ahead == sum(1 for d in pnls if d > 1e-9) / len(pnls)
+    assert luck.total_pnl.ahead == pytest.approx(ahead(pnls), abs=1e-12)
     if len(sharpes) < 150:
-        return  # most resamples without spread: no interval, checked elsewhere
+        assert luck.daily_sharpe.low is None and luck.daily_sharpe.ahead is None
+        return  # most resamples without spread: no interval
     assert luck.daily_sharpe.low == pytest.approx(quantile(sharpes, 0.05), rel=1e-6, abs=1e-9)
     assert luck.daily_sharpe.high == pytest.approx(quantile(sharpes, 0.95), rel=1e-6, abs=1e-9)
+    assert luck.daily_sharpe.ahead == pytest.approx(ahead(sharpes), abs=1e-12)
 
 
 def test_the_same_days_on_both_sides_show_no_difference_at_all() -> None:
@@ -80,7 +108,29 @@ def test_the_same_days_on_both_sides_show_no_difference_at_all() -> None:
     days = [round(rng.gauss(5, 40), 2) for _ in range(90)]
     luck = bootstrap(days, list(days), 365.0)
     for interval in (luck.daily_sharpe, luck.total_pnl):
-        assert (interval.observed, interval.low, interval.high, interval.ahead) == (0, 0, 0, 0)
+        # Every resample a tie: alphad as often ahead as behind.
+        assert (interval.observed, interval.low, interval.high, interval.ahead) == (0, 0, 0, 0.5)
+
+
+def test_flat_days_give_finite_sharpe_differences_and_rounding_is_no_lead() -> None:
+    luck = bootstrap([0, 0, -0.01], [0, 0, 0.01], 252, resamples=300, block_days=1)
+    # A resample with spread holds the one day with pnl once or twice among three: a
+    # Sharpe ratio of (1/3)/(1/√3) or (2/3)/(1/√3) for alphad, its negative for the
+    # baseline. A resample of one value three times has no spread: left out.
+    root = math.sqrt(252)
+    sharpe = luck.daily_sharpe
+    assert sharpe.low == pytest.approx(2 / math.sqrt(3) * root)
+    assert sharpe.high == pytest.approx(4 / math.sqrt(3) * root)
+    assert sharpe.ahead == 1.0
+    # The same days but for alphad's 0.03 on a day the baseline had 0: only the
+    # resamples with that day put alphad ahead, the others are exact ties.
+    base, mine = [0.0, 0.0, 0.01], [0.0, 0.03, 0.01]
+    luck = bootstrap(base, mine, 252, resamples=300, block_days=1)
+    pnl = luck.total_pnl
+    assert pnl.low == 0.0 and pnl.ahead is not None
+    _, pnls = direct(base, mine, 252, 300, 1)
+    with_day = sum(1 for d in pnls if d > 0)
+    assert with_day < 300 and pnl.ahead == pytest.approx((with_day + (300 - with_day) / 2) / 300)
 
 
 def test_a_side_better_by_the_same_amount_every_day_is_always_ahead() -> None:
