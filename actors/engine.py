@@ -5,6 +5,10 @@ assesses the lifecycle, pushes weights and statuses to the scorer, then journals
 audit entries, a history row and a state snapshot in one transaction, and only then
 publishes the alerts (an alert's ``seq`` is its audit entry's). Snapshots are also
 taken on a timer and every so many trades, so a restart replays only a short tail.
+
+The engine asks the store and the models and waits for room in their mailboxes; none of
+them ever waits on the engine (the store tells it the committed trade counts with a plain
+``tell``), so the waits cannot close a circle (actors/base.py).
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ import msgspec
 import structlog
 
 from actors.base import TAKE_STATE, Actor, msgpack_pieces
-from actors.events import ClosedTrade, SetEnabled
+from actors.events import SetEnabled
 from actors.lifecycle import Assess, Force, HealthRows, RegisterStrategy, Statuses, Transition
 from actors.performance import RecentFigures, ReportTables
 from actors.scorer import SetAllocation, SetRegimeFit, SignalSummary
-from actors.store import AuditDraft, Commit, Snapshot
+from actors.store import AuditDraft, Commit, Snapshot, TradesCommitted
 from actors.weighting import (
     Allocation,
     ApplyStatuses,
@@ -115,7 +119,6 @@ class EngineActor(Actor):
         self.last_cycle_ms = last_cycle_ms or clock()
         self.last_snapshot_ms = clock()
         self.trades_since_snapshot = 0
-        self.last_trade_seq = 0
         self.last_state: OptimizationState | None = None
         # Which optimization components are on; an operator's switch outlives restarts.
         self.switches = dict(switches or {})
@@ -123,11 +126,10 @@ class EngineActor(Actor):
 
     async def handle(self, message: Any) -> Any:
         match message:
-            case ClosedTrade():
-                self.last_trade_seq = message.seq
-                self.trades_since_snapshot += 1
+            case TradesCommitted():
+                self.trades_since_snapshot += message.count
                 if self.trades_since_snapshot >= self.snapshot_every_trades:
-                    await self.snapshot("trades")
+                    await self._background_snapshot("trades")
                 return None
             case UpdateOptimization():
                 return await self.run_cycle(message.regime, "request")
@@ -169,21 +171,21 @@ class EngineActor(Actor):
         elif (
             self.trades_since_snapshot and now - self.last_snapshot_ms >= self.snapshot_interval_ms
         ):
-            await self.snapshot("timer")
+            await self._background_snapshot("timer")
 
     async def run_cycle(self, regime: str | None, trigger: str) -> OptimizationState:
         """One optimization cycle; returns what changed."""
         started = time.perf_counter()
         now = self.clock()
-        by_strategy, by_regime = await self.performance.ask(RecentFigures())
+        by_strategy, by_regime = await self._ask(self.performance, RecentFigures())
         # A requested regime updates that regime's table; a scheduled cycle updates all.
         regimes = {regime: by_regime.get(regime, {})} if regime is not None else by_regime
-        updates: list[WeightUpdate] = await self.weighting.ask(
-            UpdateWeights(by_strategy, regimes, f"cycle {self.cycle + 1}")
+        updates: list[WeightUpdate] = await self._ask(
+            self.weighting, UpdateWeights(by_strategy, regimes, f"cycle {self.cycle + 1}")
         )
-        transitions: list[Transition] = await self.lifecycle.ask(Assess(by_strategy, now))
-        statuses: dict[str, str] = await self.lifecycle.ask(Statuses())
-        allocation: Allocation = await self.weighting.ask(ApplyStatuses(statuses))
+        transitions: list[Transition] = await self._ask(self.lifecycle, Assess(by_strategy, now))
+        statuses: dict[str, str] = await self._ask(self.lifecycle, Statuses())
+        allocation: Allocation = await self._ask(self.weighting, ApplyStatuses(statuses))
         self.scorer.tell(SetRegimeFit(by_strategy, by_regime))
         self._push_allocation(allocation)
         self.cycle += 1
@@ -235,7 +237,7 @@ class EngineActor(Actor):
     async def force_status(self, request: ForceStatus) -> StatusChanged:
         """An operator sets a status by hand; journaled and published like any transition."""
         now = self.clock()
-        known: dict[str, str] = await self.lifecycle.ask(Statuses())
+        known: dict[str, str] = await self._ask(self.lifecycle, Statuses())
         if request.strategy not in known:
             # A typo must not leave the intended strategy trading while a phantom is
             # "suspended": refuse names neither configured nor ever seen.
@@ -243,11 +245,12 @@ class EngineActor(Actor):
                 "not_found",
                 f"strategy {request.strategy!r} is neither configured nor seen; nothing changed",
             )
-        transition: Transition = await self.lifecycle.ask(
-            Force(request.strategy, request.status, request.reason, request.operator, now)
+        transition: Transition = await self._ask(
+            self.lifecycle,
+            Force(request.strategy, request.status, request.reason, request.operator, now),
         )
-        statuses: dict[str, str] = await self.lifecycle.ask(Statuses())
-        allocation: Allocation = await self.weighting.ask(ApplyStatuses(statuses))
+        statuses: dict[str, str] = await self._ask(self.lifecycle, Statuses())
+        allocation: Allocation = await self._ask(self.weighting, ApplyStatuses(statuses))
         self._push_allocation(allocation)
         entries = await self._journal([_status_draft(transition)])
         return StatusChanged(
@@ -262,9 +265,9 @@ class EngineActor(Actor):
     async def change_weights(self, command: Any, operator: str) -> Weights:
         """Reset or roll back the adaptive weights, journaled per strategy."""
         now = self.clock()
-        updates: list[WeightUpdate] = await self.weighting.ask(command)
-        statuses: dict[str, str] = await self.lifecycle.ask(Statuses())
-        allocation: Allocation = await self.weighting.ask(ApplyStatuses(statuses))
+        updates: list[WeightUpdate] = await self._ask(self.weighting, command)
+        statuses: dict[str, str] = await self._ask(self.lifecycle, Statuses())
+        allocation: Allocation = await self._ask(self.weighting, ApplyStatuses(statuses))
         self._push_allocation(allocation)
         await self._journal([_weight_draft(u, now, operator) for u in updates])
         return allocation.global_table.reply(allocation.frozen)
@@ -286,7 +289,7 @@ class EngineActor(Actor):
         actor = {"scorer": self.scorer, "weighting": self.weighting, "lifecycle": self.lifecycle}[
             request.name
         ]
-        await actor.ask(SetEnabled(request.enabled))
+        await self._ask(actor, SetEnabled(request.enabled))
         self.switches[request.name] = request.enabled
         if old == request.enabled:
             return Components(components=dict(self.switches), changed=False)
@@ -324,8 +327,8 @@ class EngineActor(Actor):
     ) -> list[AuditEntry]:
         """Commit audit entries with a fresh snapshot, then publish them as alerts."""
         snapshot = await self._snapshot_now()
-        entries: list[AuditEntry] = await self.store.ask(
-            Commit(audit=drafts, history=history, snapshot=snapshot), timeout=30.0
+        entries: list[AuditEntry] = await self._ask(
+            self.store, Commit(audit=drafts, history=history, snapshot=snapshot)
         )
         self._after_snapshot(snapshot)
         alerts = [Alert.from_audit(e) for e in entries]
@@ -339,19 +342,41 @@ class EngineActor(Actor):
     async def snapshot(self, reason: str) -> None:
         """Write a snapshot of every stateful actor."""
         snapshot = await self._snapshot_now()
-        await self.store.ask(Commit(snapshot=snapshot), timeout=30.0)
+        await self._ask(self.store, Commit(snapshot=snapshot))
         self._after_snapshot(snapshot)
         log.debug("snapshot_written", reason=reason, trade_seq=snapshot.trade_seq)
+
+    async def _background_snapshot(self, reason: str) -> None:
+        """A snapshot nobody waits for: a failure is logged and tried again later.
+
+        Raised, it would crash the loop, and a storage outage would soon fail the daemon
+        over what only shortens the next restart's replay. The trade count is kept, so the
+        next commit tries again; the timer waits one interval.
+        """
+        try:
+            await self.snapshot(reason)
+        except Exception as exc:
+            self.last_snapshot_ms = self.clock()
+            log.warning(
+                "snapshot_not_written",
+                reason=reason,
+                error=f"{type(exc).__name__}: {exc}",
+                trades_since_snapshot=self.trades_since_snapshot,
+            )
+
+    async def _ask(self, actor: Actor, message: Any) -> Any:
+        """Ask, waiting for room in a full mailbox: none of the engine's peers waits on it."""
+        return await actor.ask(message, timeout=30.0, wait_for_room=True)
 
     def _after_snapshot(self, snapshot: Snapshot) -> None:
         self.last_snapshot_ms = self.clock()
         self.trades_since_snapshot = 0
 
     async def _snapshot_now(self) -> Snapshot:
-        performance = await self.performance.ask(TAKE_STATE, timeout=30.0)
-        scorer = await self.scorer.ask(TAKE_STATE, timeout=30.0)
-        weighting = await self.weighting.ask(TAKE_STATE, timeout=30.0)
-        lifecycle = await self.lifecycle.ask(TAKE_STATE, timeout=30.0)
+        performance = await self._ask(self.performance, TAKE_STATE)
+        scorer = await self._ask(self.scorer, TAKE_STATE)
+        weighting = await self._ask(self.weighting, TAKE_STATE)
+        lifecycle = await self._ask(self.lifecycle, TAKE_STATE)
         state = {
             "performance": performance,
             "scorer": scorer,
@@ -370,11 +395,11 @@ class EngineActor(Actor):
 
     async def report(self) -> Report:
         """Everything a dashboard needs in one reply."""
-        tables: dict[str, Any] = await self.performance.ask(ReportTables())
-        statuses: dict[str, str] = await self.lifecycle.ask(Statuses())
-        allocation: Allocation = await self.weighting.ask(ApplyStatuses(statuses))
-        health = await self.lifecycle.ask(HealthRows(None))
-        summary: dict[str, Any] = await self.scorer.ask(SignalSummary())
+        tables: dict[str, Any] = await self._ask(self.performance, ReportTables())
+        statuses: dict[str, str] = await self._ask(self.lifecycle, Statuses())
+        allocation: Allocation = await self._ask(self.weighting, ApplyStatuses(statuses))
+        health = await self._ask(self.lifecycle, HealthRows(None))
+        summary: dict[str, Any] = await self._ask(self.scorer, SignalSummary())
         table = allocation.global_table
         return Report(
             status=self.status(),

@@ -4,7 +4,9 @@ Writes that arrive together commit in one transaction (group commit), one
 ``executemany`` per table, all of it in a single hop to the database thread. A
 ``record_trade`` is answered only after the transaction holding it has
 committed; committed trades and signal outcomes are then told, in commit order, to
-the actors that learn from them. When the database cannot be written, every waiting
+the actors that learn from them, and the engine is told how many trades were committed
+(a plain ``tell``: the engine asks the store for its commits, so the store never waits on
+the engine; see actors/base.py). When the database cannot be written, every waiting
 write fails with ``StorageUnavailable`` (nothing is acknowledged that is not on disk)
 and the next batch tries again, so the store recovers by itself when storage returns.
 """
@@ -23,7 +25,7 @@ import aiosqlite
 import msgspec
 import structlog
 
-from actors.base import Actor, Envelope, Piece
+from actors.base import Actor, ActorStopped, Envelope, MailboxFull, Piece
 from actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
 from protocol.messages import AuditEntry, RecordTrade
 
@@ -149,6 +151,16 @@ class AppendSignals(msgspec.Struct, frozen=True):
     rows: list[AppendSignal]
 
 
+class TradesCommitted(msgspec.Struct, frozen=True):
+    """Tell (to the engine): this many trades were committed since the last such notice.
+
+    One per group commit at most; a notice that finds the mailbox full is not waited on
+    but added to the next one, so counts are never lost, only late.
+    """
+
+    count: int
+
+
 class PruneSignals(msgspec.Struct, frozen=True):
     """Tell: delete journaled signals scored before ``before_ms``, oldest first.
 
@@ -256,6 +268,9 @@ class StoreActor(Actor):
         self.db: aiosqlite.Connection | None = None
         self.trade_subscribers: list[Actor] = []
         self.outcome_subscribers: list[Actor] = []
+        # Told how many trades were committed (the engine, which snapshots every so many).
+        self.commit_listener: Actor | None = None
+        self._unannounced_trades = 0
         self.last_trade_seq = 0
         self.last_outcome_seq = 0
         self.last_audit_seq = 0
@@ -425,6 +440,18 @@ class StoreActor(Actor):
             await self._prune_signals(prune)
         for envelope in queries:
             await self._answer_query(envelope)
+        self._announce_trades()
+
+    def _announce_trades(self) -> None:
+        """Tell the commit listener how many trades were committed; never wait for it."""
+        listener = self.commit_listener
+        if listener is None or not self._unannounced_trades:
+            return
+        try:
+            listener.tell(TradesCommitted(self._unannounced_trades))
+        except (MailboxFull, ActorStopped):
+            return  # told with the next batch, together with its own trades
+        self._unannounced_trades = 0
 
     async def _prune_signals(self, prune: PruneSignals) -> None:
         """Delete one chunk of old journaled signals; tell the store to go on if needed."""
@@ -482,6 +509,7 @@ class StoreActor(Actor):
         if new_trades:
             self.last_trade_seq = max(self.last_trade_seq, new_trades[-1].seq)
             self.trades_committed += len(new_trades)
+            self._unannounced_trades += len(new_trades)
         if new_outcomes:
             self.last_outcome_seq = new_outcomes[-1].seq
         if audit_rows:
@@ -493,7 +521,8 @@ class StoreActor(Actor):
         for envelope, entries in zip(commits, commit_results, strict=True):
             _resolve(envelope, entries)
         # Learners must see every committed record: a full mailbox slows the store down
-        # (and so the acknowledgements) instead of dropping a trade.
+        # (and so the acknowledgements) instead of dropping a trade. They never ask the
+        # store, so this wait cannot close a circle.
         for trade in new_trades:
             for actor in self.trade_subscribers:
                 await actor.tell_wait(trade)
@@ -913,4 +942,5 @@ __all__ = [
     "Snapshot",
     "StorageUnavailable",
     "StoreActor",
+    "TradesCommitted",
 ]

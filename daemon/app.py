@@ -258,8 +258,9 @@ class Daemon:
             mailbox_size=mailbox,
         )
         self.store, self.engine = store, engine
-        store.trade_subscribers = [performance, scorer, engine]
+        store.trade_subscribers = [performance, scorer]
         store.outcome_subscribers = [scorer]
+        store.commit_listener = engine
 
         admission = Admission(
             configured=cfg.strategies.keys(),
