@@ -212,6 +212,16 @@ class TakeState:
 TAKE_STATE = TakeState()
 
 
+class Restore(msgspec.Struct, frozen=True):
+    """Ask: put the model back to a state taken with ``TAKE_STATE``.
+
+    How a change whose journal commit failed is undone: a change refused on the wire must
+    have no effect anywhere (docs/operations.md).
+    """
+
+    state: dict[str, Any]
+
+
 _slice_encoder = msgspec.msgpack.Encoder()
 
 

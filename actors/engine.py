@@ -14,13 +14,13 @@ them ever waits on the engine (the store tells it the committed trade counts wit
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import msgspec
 import structlog
 
-from actors.base import TAKE_STATE, Actor, msgpack_pieces
+from actors.base import TAKE_STATE, Actor, Restore, msgpack_pieces
 from actors.events import SetEnabled
 from actors.lifecycle import Assess, Force, HealthRows, RegisterStrategy, Statuses, Transition
 from actors.performance import RecentFigures, ReportTables
@@ -57,6 +57,11 @@ from protocol.messages import (
 
 log = structlog.get_logger("alphad.engine")
 
+_T = TypeVar("_T")
+
+CYCLE_RETRY_MS = 60_000
+"""How long after a failed scheduled cycle (a full disk) the next one is tried."""
+
 _state_encoder = msgspec.msgpack.Encoder()
 
 
@@ -72,6 +77,17 @@ class StrategySeen(msgspec.Struct, frozen=True):
 
 class FinalSnapshot(msgspec.Struct, frozen=True):
     """Ask: write a snapshot now (at shutdown)."""
+
+
+class _Saved(msgspec.Struct, kw_only=True):
+    """What a failed change puts back."""
+
+    weighting: dict[str, Any]
+    lifecycle: dict[str, Any]
+    cycle: int
+    last_cycle_ms: int
+    last_state: OptimizationState | None
+    switches: dict[str, bool]
 
 
 def wall_clock_ms() -> int:
@@ -117,6 +133,7 @@ class EngineActor(Actor):
         self.clock = clock
         self.cycle = cycle
         self.last_cycle_ms = last_cycle_ms or clock()
+        self.retry_cycle_at_ms = 0  # after a scheduled cycle failed, not before
         self.last_snapshot_ms = clock()
         self.trades_since_snapshot = 0
         self.last_state: OptimizationState | None = None
@@ -132,29 +149,27 @@ class EngineActor(Actor):
                     await self._background_snapshot("trades")
                 return None
             case UpdateOptimization():
-                return await self.run_cycle(message.regime, "request")
+                return await self._all_or_nothing(self.run_cycle(message.regime, "request"))
             case Tick():
                 await self._tick()
                 return None
             case StrategySeen():
                 now = self.clock()
-                self.weighting.tell(Register(message.strategy))
-                self.lifecycle.tell(RegisterStrategy(message.strategy, now))
+                await self.weighting.tell_wait(Register(message.strategy))
+                await self.lifecycle.tell_wait(RegisterStrategy(message.strategy, now))
                 return None
             case ForceStatus():
-                return await self.force_status(message)
+                return await self._all_or_nothing(self.force_status(message))
             case ResetWeights():
-                return await self.change_weights(
-                    Reset(message.reason or "reset by operator"), message.operator
-                )
+                command = Reset(message.reason or "reset by operator")
+                return await self._all_or_nothing(self.change_weights(command, message.operator))
             case RollbackWeights():
-                return await self.change_weights(
-                    Rollback(message.reason or "rollback by operator"), message.operator
-                )
+                undo = Rollback(message.reason or "rollback by operator")
+                return await self._all_or_nothing(self.change_weights(undo, message.operator))
             case GetReport():
                 return await self.report()
             case SetComponent():
-                return await self.set_component(message)
+                return await self._all_or_nothing(self.set_component(message))
             case FinalSnapshot():
                 await self.snapshot("shutdown")
                 return None
@@ -166,8 +181,18 @@ class EngineActor(Actor):
 
     async def _tick(self) -> None:
         now = self.clock()
-        if self.update_interval_ms > 0 and now - self.last_cycle_ms >= self.update_interval_ms:
-            await self.run_cycle(None, "schedule")
+        if (
+            self.update_interval_ms > 0
+            and now - self.last_cycle_ms >= self.update_interval_ms
+            and now >= self.retry_cycle_at_ms
+        ):
+            try:
+                await self._all_or_nothing(self.run_cycle(None, "schedule"))
+            except Exception as exc:
+                # Undone, so nothing to lose by trying again; raised, it would crash the
+                # loop once a second while the disk is full.
+                self.retry_cycle_at_ms = now + CYCLE_RETRY_MS
+                log.warning("cycle_not_run", error=f"{type(exc).__name__}: {exc}")
         elif (
             self.trades_since_snapshot and now - self.last_snapshot_ms >= self.snapshot_interval_ms
         ):
@@ -186,8 +211,6 @@ class EngineActor(Actor):
         transitions: list[Transition] = await self._ask(self.lifecycle, Assess(by_strategy, now))
         statuses: dict[str, str] = await self._ask(self.lifecycle, Statuses())
         allocation: Allocation = await self._ask(self.weighting, ApplyStatuses(statuses))
-        self.scorer.tell(SetRegimeFit(by_strategy, by_regime))
-        self._push_allocation(allocation)
         self.cycle += 1
         self.last_cycle_ms = now
         state = OptimizationState(
@@ -223,6 +246,9 @@ class EngineActor(Actor):
             )
         )
         await self._journal(drafts, history=(self.cycle, now, _state_encoder.encode(state)))
+        # The scorer serves the new weights and statuses only once they are on disk.
+        await self.scorer.tell_wait(SetRegimeFit(by_strategy, by_regime))
+        await self._push_allocation(allocation)
         self.last_state = state
         log.info(
             "optimization_cycle",
@@ -251,8 +277,8 @@ class EngineActor(Actor):
         )
         statuses: dict[str, str] = await self._ask(self.lifecycle, Statuses())
         allocation: Allocation = await self._ask(self.weighting, ApplyStatuses(statuses))
-        self._push_allocation(allocation)
         entries = await self._journal([_status_draft(transition)])
+        await self._push_allocation(allocation)
         return StatusChanged(
             strategy=transition.strategy,
             old=transition.old,
@@ -268,13 +294,13 @@ class EngineActor(Actor):
         updates: list[WeightUpdate] = await self._ask(self.weighting, command)
         statuses: dict[str, str] = await self._ask(self.lifecycle, Statuses())
         allocation: Allocation = await self._ask(self.weighting, ApplyStatuses(statuses))
-        self._push_allocation(allocation)
         await self._journal([_weight_draft(u, now, operator) for u in updates])
+        await self._push_allocation(allocation)
         return allocation.global_table.reply(allocation.frozen)
 
-    def _push_allocation(self, allocation: Allocation) -> None:
+    async def _push_allocation(self, allocation: Allocation) -> None:
         table = allocation.global_table
-        self.scorer.tell(
+        await self.scorer.tell_wait(
             SetAllocation(
                 statuses=dict(allocation.statuses),
                 weights=dict(table.effective),
@@ -317,6 +343,56 @@ class EngineActor(Actor):
         )
         return Components(components=dict(self.switches), changed=True, seq=entries[0].seq)
 
+    async def _all_or_nothing(self, change: Coroutine[Any, Any, _T]) -> _T:
+        """Run a change of weights, statuses, switches or the cycle count, all or nothing.
+
+        If any step fails (the journal's commit above all: a full disk), every model is put
+        back as it was: a change answered with an error has no effect anywhere, neither on
+        the scorer's answers nor on a later snapshot, and leaves no gap in the cycles.
+        """
+        try:
+            saved = _Saved(
+                weighting=await self._ask(self.weighting, TAKE_STATE),
+                lifecycle=await self._ask(self.lifecycle, TAKE_STATE),
+                cycle=self.cycle,
+                last_cycle_ms=self.last_cycle_ms,
+                last_state=self.last_state,
+                switches=dict(self.switches),
+            )
+        except BaseException:
+            change.close()
+            raise
+        try:
+            return await change
+        except Exception as exc:
+            await self._put_back(saved, exc)
+            raise
+
+    async def _put_back(self, saved: _Saved, failure: Exception) -> None:
+        self.cycle = saved.cycle
+        self.last_cycle_ms = saved.last_cycle_ms
+        self.last_state = saved.last_state
+        components = {
+            "scorer": self.scorer,
+            "weighting": self.weighting,
+            "lifecycle": self.lifecycle,
+        }
+        try:
+            await self._ask(self.weighting, Restore(saved.weighting))
+            await self._ask(self.lifecycle, Restore(saved.lifecycle))
+            for name, enabled in saved.switches.items():
+                if self.switches.get(name) != enabled and name in components:
+                    await self._ask(components[name], SetEnabled(enabled))
+            self.switches = saved.switches
+            statuses = await self._ask(self.lifecycle, Statuses())
+            await self._ask(self.weighting, ApplyStatuses(statuses))
+        except Exception as exc:
+            log.error(
+                "change_not_undone", failure=str(failure), error=f"{type(exc).__name__}: {exc}"
+            )
+            raise
+        log.warning("change_undone", error=f"{type(failure).__name__}: {failure}")
+
     def _state(self) -> dict[str, Any]:
         return {"cycle": self.cycle, "last_cycle_ms": self.last_cycle_ms, "switches": self.switches}
 
@@ -327,8 +403,12 @@ class EngineActor(Actor):
     ) -> list[AuditEntry]:
         """Commit audit entries with a fresh snapshot, then publish them as alerts."""
         snapshot = await self._snapshot_now()
-        entries: list[AuditEntry] = await self._ask(
-            self.store, Commit(audit=drafts, history=history, snapshot=snapshot)
+        # No timeout: the store always answers (committed or refused), and one given up
+        # on could still commit what the engine then undoes.
+        entries: list[AuditEntry] = await self.store.ask(
+            Commit(audit=drafts, history=history, snapshot=snapshot),
+            timeout=None,
+            wait_for_room=True,
         )
         self._after_snapshot(snapshot)
         alerts = [Alert.from_audit(e) for e in entries]

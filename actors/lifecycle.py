@@ -21,7 +21,7 @@ from typing import Annotated, Any, cast
 import msgspec
 from msgspec import Meta
 
-from actors.base import TAKE_STATE, Actor
+from actors.base import TAKE_STATE, Actor, Restore
 from actors.events import SetEnabled
 from actors.figures import Figures, fingerprint
 from actors.performance import figures_of
@@ -584,6 +584,9 @@ class LifecycleActor(Actor):
                 return _health_rows(model, message.strategy)
             case GetHealth():
                 return Health(rows=_health_rows(model, message.strategy))
+            case Restore():
+                self.model = LifecycleModel.from_state(model.config, model.limits, message.state)
+                return None
             case _ if message is TAKE_STATE:
                 return model.to_state()
         raise TypeError(f"lifecycle cannot handle {type(message).__name__}")

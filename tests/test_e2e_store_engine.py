@@ -3,15 +3,35 @@ writes, a damaged newest snapshot and a corrupt database file."""
 
 from __future__ import annotations
 
+import resource
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import zmq
 
 from protocol.codec import decode_reply, encode
-from protocol.messages import Error, GetStatus, RecordTrade, StatusReply, TradeRecorded
+from protocol.messages import (
+    Error,
+    ForceStatus,
+    GetAudit,
+    GetHealth,
+    GetStatus,
+    GetWeights,
+    OptimizationState,
+    RecordTrade,
+    ResetWeights,
+    RollbackWeights,
+    ScoreSignal,
+    SetComponent,
+    SignalScore,
+    StatusReply,
+    TradeRecorded,
+    UpdateOptimization,
+)
 from tests.daemon_process import DaemonProcess, RawClient
 
 STALL_S = 20.0  # far beyond any group commit: no answer for this long is a stall
@@ -101,4 +121,78 @@ def test_small_mailboxes_and_frequent_snapshots_never_stall_the_trades(tmp_path:
         assert wait_for(lambda: newest_snapshot_seq(daemon.database) >= 2900)
         assert "actor_crashed" not in daemon.log()
     finally:
+        daemon.close()
+
+
+def figures_an_operator_sees(rpc: RawClient) -> dict[str, Any]:
+    """Everything a refused change must leave as it was, in comparable form."""
+    status = rpc.call(GetStatus())
+    assert isinstance(status, StatusReply)
+    scored = rpc.call(
+        ScoreSignal(strategy="ema", symbol="BTC", side="buy", confidence=0.8, confluence=3)
+    )
+    assert isinstance(scored, SignalScore)
+    return {
+        "health": msgspec.to_builtins(rpc.call(GetHealth()).rows),
+        "weights": msgspec.to_builtins(rpc.call(GetWeights())),
+        "cycle": status.cycle,
+        "enabled": status.enabled,
+        "audit": msgspec.to_builtins(rpc.call(GetAudit(limit=1000)).entries),
+        "scored": (scored.status, scored.weight, scored.size_multiplier),
+    }
+
+
+def test_changes_refused_on_a_full_disk_take_no_effect_before_or_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    daemon = DaemonProcess(tmp_path, "[engine]\nupdate_interval_s = 0\n").start()
+    assert daemon.process is not None
+    pid = daemon.process.pid
+    rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
+    wal = daemon.database.with_name(daemon.database.name + "-wal")
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    try:
+        # A losing strategy, so that the first cycle moves its weight off base.
+        for i in range(60):
+            recorded = rpc.call(closed_trade(f"t{i}", pnl=-1.0 if i % 4 else 0.5))
+            assert isinstance(recorded, TradeRecorded)
+        cycle = admin.call(UpdateOptimization())
+        assert isinstance(cycle, OptimizationState) and cycle.cycle == 1
+        assert cycle.weight_changes, "the cycle must move a weight for reset to undo"
+        before = figures_an_operator_sees(rpc)
+        assert before["health"][0]["status"] != "suspended"
+
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (wal.stat().st_size, hard))
+        for i in range(200):  # until the write-ahead log has no room left
+            if isinstance(rpc.call(closed_trade(f"fill-{i}")), Error):
+                break
+        else:
+            raise AssertionError("no write reached the file size limit")
+        refused = [
+            admin.call(ForceStatus(strategy="ema", status="suspended", reason="x", operator="op")),
+            admin.call(UpdateOptimization()),
+            admin.call(ResetWeights(reason="x")),
+            admin.call(RollbackWeights(reason="x")),
+            admin.call(SetComponent(name="weighting", enabled=False, reason="x", operator="op")),
+        ]
+        for reply in refused:
+            assert isinstance(reply, Error) and reply.code == "storage_unavailable", reply
+        during = figures_an_operator_sees(rpc)
+        assert during == before
+
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
+        after_space = figures_an_operator_sees(rpc)
+        assert after_space == before
+        rpc.close()
+        admin.close()
+        assert daemon.stop() == 0
+        daemon.start()
+        rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
+        assert figures_an_operator_sees(rpc) == before
+        # The next cycle is the next number: none was used up by the refused one.
+        next_cycle = admin.call(UpdateOptimization())
+        assert isinstance(next_cycle, OptimizationState) and next_cycle.cycle == 2
+    finally:
+        rpc.close()
+        admin.close()
         daemon.close()
