@@ -27,6 +27,7 @@ import structlog
 
 from actors.base import Actor, ActorStopped, Envelope, MailboxFull, Piece
 from actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
+from protocol.errors import AlphadError
 from protocol.messages import AuditEntry, RecordTrade
 
 log = structlog.get_logger("alphad.store")
@@ -105,6 +106,29 @@ MIGRATIONS: dict[int, str] = {
 }
 
 
+TRADE_FIELDS = (
+    "strategy",
+    "symbol",
+    "side",
+    "pnl",
+    "entry_ts_ms",
+    "exit_ts_ms",
+    "regime",
+    "size",
+    "signal_id",
+)
+"""What a resend of a trade_id must repeat to be a duplicate (the trades table's columns)."""
+
+OUTCOME_FIELDS = ("success",)
+"""What a resend of a signal's outcome must repeat to be a duplicate."""
+
+Recorded = tuple[int, tuple[Any, ...]]
+"""A record's seq and its ``*_FIELDS`` as stored."""
+
+Answer = tuple[bool, int] | AlphadError
+"""A write's answer: (duplicate, seq), or the conflict it is refused with."""
+
+
 class StorageUnavailable(Exception):
     """The database could not be written; nothing in the failed batch was recorded."""
 
@@ -113,13 +137,18 @@ class StorageUnavailable(Exception):
 
 
 class AppendTrade(msgspec.Struct, frozen=True):
-    """Ask: record a trade; answered with ``(duplicate, seq)`` after the commit."""
+    """Ask: record a trade; answered with ``(duplicate, seq)`` after the commit.
+
+    A resend of a recorded trade_id is a duplicate only if every one of ``TRADE_FIELDS``
+    is equal (floats exactly); otherwise it is refused with ``conflict``.
+    """
 
     trade: RecordTrade
 
 
 class AppendOutcome(msgspec.Struct, frozen=True):
-    """Ask: record a signal outcome; answered with ``(duplicate, seq)`` after the commit."""
+    """Ask: record a signal outcome; answered with ``(duplicate, seq)`` after the commit,
+    or refused with ``conflict`` if the signal's recorded outcome is the other one."""
 
     signal_id: str
     success: bool
@@ -279,6 +308,7 @@ class StoreActor(Actor):
         self.failed_batches = 0
         self.dropped_signals = 0
         self.signals_pruned = 0
+        self.conflicts = 0  # resends refused because they differ from the record
         self.prune_chunk = 5_000
         self._pending_signals: list[AppendSignal] = []
         # (commit seconds, trades in the batch), drained by the metrics sampler.
@@ -503,9 +533,21 @@ class StoreActor(Actor):
         self.healthy = True
         self._pending_signals = []
         if trades_found is not None:
-            _resolve_duplicates(trades_found, _trade_id, trade_results, new_trades)
+            _resolve_duplicates(
+                trades_found, _trade_id, _trade_fields, trade_results, new_trades, _trade_conflict
+            )
         if outcomes_found is not None:
-            _resolve_duplicates(outcomes_found, _signal_id, outcome_results, new_outcomes)
+            _resolve_duplicates(
+                outcomes_found,
+                _signal_id,
+                _outcome_fields,
+                outcome_results,
+                new_outcomes,
+                _outcome_conflict,
+            )
+        self.conflicts += sum(
+            isinstance(r, AlphadError) for r in (*trade_results, *outcome_results)
+        )
         if new_trades:
             self.last_trade_seq = max(self.last_trade_seq, new_trades[-1].seq)
             self.trades_committed += len(new_trades)
@@ -544,37 +586,38 @@ class StoreActor(Actor):
 
     def _plan_trades(
         self, trades: list[Envelope], now: int
-    ) -> tuple[list[tuple[bool, int]], list[tuple[Any, ...]], list[ClosedTrade]]:
-        results: list[tuple[bool, int]] = []
+    ) -> tuple[list[Answer], list[tuple[Any, ...]], list[ClosedTrade]]:
+        results: list[Answer] = []
         rows: list[tuple[Any, ...]] = []
         new: list[ClosedTrade] = []
-        in_batch: dict[str, int] = {}
+        in_batch: dict[str, Recorded] = {}
         seq = self.last_trade_seq
         for envelope in trades:
             request: RecordTrade = envelope.message.trade
+            regime = request.regime or UNKNOWN_REGIME
+            fields = (
+                request.strategy,
+                request.symbol,
+                request.side,
+                request.pnl,
+                request.entry_ts_ms,
+                request.exit_ts_ms,
+                regime,
+                request.size,
+                request.signal_id,
+            )
             earlier = in_batch.get(request.trade_id)
             if earlier is not None:
-                results.append((True, earlier))
+                same = earlier[1] == fields
+                results.append(
+                    (True, earlier[0])
+                    if same
+                    else _trade_conflict(request.trade_id, earlier[1], fields)
+                )
                 continue
             seq += 1
-            in_batch[request.trade_id] = seq
-            regime = request.regime or UNKNOWN_REGIME
-            rows.append(
-                (
-                    seq,
-                    request.trade_id,
-                    request.strategy,
-                    request.symbol,
-                    request.side,
-                    request.pnl,
-                    request.entry_ts_ms,
-                    request.exit_ts_ms,
-                    regime,
-                    request.size,
-                    request.signal_id,
-                    now,
-                )
-            )
+            in_batch[request.trade_id] = (seq, fields)
+            rows.append((seq, request.trade_id, *fields, now))
             results.append((False, seq))
             new.append(
                 ClosedTrade(
@@ -595,20 +638,25 @@ class StoreActor(Actor):
 
     def _plan_outcomes(
         self, outcomes: list[Envelope]
-    ) -> tuple[list[tuple[bool, int]], list[tuple[Any, ...]], list[SignalOutcome]]:
-        results: list[tuple[bool, int]] = []
+    ) -> tuple[list[Answer], list[tuple[Any, ...]], list[SignalOutcome]]:
+        results: list[Answer] = []
         rows: list[tuple[Any, ...]] = []
         new: list[SignalOutcome] = []
-        in_batch: dict[str, int] = {}
+        in_batch: dict[str, Recorded] = {}
         seq = self.last_outcome_seq
         for envelope in outcomes:
             message: AppendOutcome = envelope.message
+            fields = (int(message.success),)
             earlier = in_batch.get(message.signal_id)
             if earlier is not None:
-                results.append((True, earlier))
+                results.append(
+                    (True, earlier[0])
+                    if earlier[1] == fields
+                    else _outcome_conflict(message.signal_id, earlier[1], fields)
+                )
                 continue
             seq += 1
-            in_batch[message.signal_id] = seq
+            in_batch[message.signal_id] = (seq, fields)
             rows.append((seq, message.signal_id, int(message.success), message.ts_ms))
             results.append((False, seq))
             new.append(
@@ -772,9 +820,65 @@ def _signal_id(outcome: SignalOutcome) -> str:
     return outcome.signal_id
 
 
+def _trade_fields(trade: ClosedTrade) -> tuple[Any, ...]:
+    return (
+        trade.strategy,
+        trade.symbol,
+        trade.side,
+        trade.pnl,
+        trade.entry_ts_ms,
+        trade.exit_ts_ms,
+        trade.regime,
+        trade.size,
+        trade.signal_id,
+    )
+
+
+def _outcome_fields(outcome: SignalOutcome) -> tuple[Any, ...]:
+    return (int(outcome.success),)
+
+
+def _conflict(
+    key: str, value: str, names: tuple[str, ...], recorded: tuple[Any, ...], sent: tuple[Any, ...]
+) -> AlphadError:
+    """The refusal of a resend that differs from the record, naming what differs."""
+    differ = [i for i, name in enumerate(names) if recorded[i] != sent[i]]
+    shown = ", ".join(f"{names[i]} {_shown(recorded[i])}" for i in differ)
+    here = ", ".join(f"{names[i]} {_shown(sent[i])}" for i in differ)
+    return AlphadError(
+        "conflict",
+        f"{key} {value!r} is already recorded with {shown}; this one has {here};"
+        " nothing was recorded",
+    )
+
+
+def _trade_conflict(trade_id: str, recorded: tuple[Any, ...], sent: tuple[Any, ...]) -> AlphadError:
+    return _conflict("trade_id", trade_id, TRADE_FIELDS, recorded, sent)
+
+
+def _outcome_conflict(
+    signal_id: str, recorded: tuple[Any, ...], sent: tuple[Any, ...]
+) -> AlphadError:
+    return _conflict(
+        "the outcome of signal_id",
+        signal_id,
+        OUTCOME_FIELDS,
+        tuple(bool(v) for v in recorded),
+        tuple(bool(v) for v in sent),
+    )
+
+
+def _shown(value: Any) -> str:
+    # repr: floats exactly as compared, strings quoted, None and booleans by name.
+    return repr(value)
+
+
 def _resolve(envelope: Envelope, result: Any) -> None:
     if envelope.reply_to is not None and not envelope.reply_to.done():
-        envelope.reply_to.set_result(result)
+        if isinstance(result, AlphadError):
+            envelope.reply_to.set_exception(result)
+        else:
+            envelope.reply_to.set_result(result)
 
 
 class _Batch(msgspec.Struct, kw_only=True):
@@ -791,11 +895,14 @@ class _Batch(msgspec.Struct, kw_only=True):
     snapshots: list[tuple[Any, ...]]
     snapshots_keep: int
 
-    def write(self, db: sqlite3.Connection) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+    def write(
+        self, db: sqlite3.Connection
+    ) -> tuple[dict[str, Recorded] | None, dict[str, Recorded] | None]:
         """Insert everything and commit, or roll back and raise.
 
-        Returns, for trades and for outcomes, the recorded seq of every key of the batch
-        when some keys were already recorded (the insert ignored them), else None.
+        Returns, for trades and for outcomes, the record (seq and compared fields) of every
+        key of the batch when some keys were already recorded (the insert ignored them),
+        else None.
         """
         trades_found = outcomes_found = None
         with _transaction(db):
@@ -808,7 +915,7 @@ class _Batch(msgspec.Struct, kw_only=True):
                     self.trades,
                 )
                 if db.total_changes - before != len(self.trades):
-                    trades_found = _recorded_seqs(db, "trades", "trade_id", self.trade_ids)
+                    trades_found = _recorded(db, "trades", "trade_id", TRADE_FIELDS, self.trade_ids)
             if self.outcomes:
                 before = db.total_changes
                 db.executemany(
@@ -817,8 +924,8 @@ class _Batch(msgspec.Struct, kw_only=True):
                     self.outcomes,
                 )
                 if db.total_changes - before != len(self.outcomes):
-                    outcomes_found = _recorded_seqs(
-                        db, "signal_outcomes", "signal_id", self.outcome_ids
+                    outcomes_found = _recorded(
+                        db, "signal_outcomes", "signal_id", OUTCOME_FIELDS, self.outcome_ids
                     )
             if self.signals:
                 db.executemany(
@@ -897,32 +1004,46 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def _recorded_seqs(db: sqlite3.Connection, table: str, key: str, keys: list[str]) -> dict[str, int]:
-    """The recorded seq of each of ``keys`` (inside the batch's transaction)."""
-    found: dict[str, int] = {}
+def _recorded(
+    db: sqlite3.Connection, table: str, key: str, fields: tuple[str, ...], keys: list[str]
+) -> dict[str, Recorded]:
+    """The seq and ``fields`` of each of ``keys`` as recorded (inside the batch's transaction)."""
+    found: dict[str, Recorded] = {}
+    columns = ", ".join(fields)
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        rows = db.execute(f"SELECT {key}, seq FROM {table} WHERE {key} IN ({marks})", chunk)
-        for recorded, seq in rows:
-            found[recorded] = seq
+        rows = db.execute(
+            f"SELECT {key}, seq, {columns} FROM {table} WHERE {key} IN ({marks})", chunk
+        )
+        for recorded, seq, *values in rows:
+            found[recorded] = (seq, tuple(values))
     return found
 
 
 def _resolve_duplicates(
-    found: dict[str, int],
+    found: dict[str, Recorded],
     key_of: Callable[[Any], str],
-    results: list[tuple[bool, int]],
+    fields_of: Callable[[Any], tuple[Any, ...]],
+    results: list[Answer],
     new: list[Any],
+    conflict: Callable[[str, tuple[Any, ...], tuple[Any, ...]], AlphadError],
 ) -> None:
-    """Answer the keys that were already recorded with their recorded seq, and drop them
-    from ``new``: the seqs planned for them were never written (seq only has to increase).
+    """Answer the keys that were already recorded: with their recorded seq when the resend
+    repeats the record, with a conflict when it differs; and drop them from ``new``: the
+    seqs planned for them were never written (seq only has to increase).
     """
-    remap = {r.seq: (True, found[key_of(r)]) for r in new if found[key_of(r)] != r.seq}
-    for index, (_, seq) in enumerate(results):
-        if seq in remap:
-            results[index] = remap[seq]
-    new[:] = [r for r in new if found[key_of(r)] == r.seq]
+    remap: dict[int, Answer] = {}
+    for record in new:
+        key = key_of(record)
+        seq, stored = found[key]
+        if seq != record.seq:
+            sent = fields_of(record)
+            remap[record.seq] = (True, seq) if stored == sent else conflict(key, stored, sent)
+    for index, result in enumerate(results):
+        if isinstance(result, tuple) and result[1] in remap:
+            results[index] = remap[result[1]]
+    new[:] = [r for r in new if found[key_of(r)][0] == r.seq]
 
 
 def _statements(script: str) -> list[str]:

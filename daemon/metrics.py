@@ -210,6 +210,13 @@ class Sampler:
         )
         unjournaled.add_metric([], self.store.dropped_signals + self.scorer.signals_not_kept)
         metrics.append(unjournaled)
+        conflicts = CounterMetricFamily(
+            "alphad_conflicts",
+            "Resends of a recorded trade_id or signal outcome that differed from the record;"
+            " answered conflict, nothing recorded.",
+        )
+        conflicts.add_metric([], self.store.conflicts)
+        metrics.append(conflicts)
         pruned = CounterMetricFamily(
             "alphad_signals_pruned", "Journaled signals deleted by [store] signals_keep_days."
         )

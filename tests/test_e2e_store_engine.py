@@ -21,7 +21,9 @@ from protocol.messages import (
     GetHealth,
     GetStatus,
     GetWeights,
+    Ok,
     OptimizationState,
+    RecordSignalOutcome,
     RecordTrade,
     ResetWeights,
     RollbackWeights,
@@ -33,6 +35,8 @@ from protocol.messages import (
     UpdateOptimization,
 )
 from tests.daemon_process import DaemonProcess, RawClient
+from tests.test_e2e_faults import scrape_until
+from tests.test_metrics import free_port, value
 
 STALL_S = 20.0  # far beyond any group commit: no answer for this long is a stall
 
@@ -196,3 +200,41 @@ def test_changes_refused_on_a_full_disk_take_no_effect_before_or_after_a_restart
         rpc.close()
         admin.close()
         daemon.close()
+
+
+def test_a_resend_that_differs_from_the_record_is_refused_as_a_conflict_and_counted(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    daemon = DaemonProcess(tmp_path, f"[metrics]\nport = {port}\n").start()
+    rpc = RawClient(daemon.rpc)
+    try:
+        first = rpc.call(closed_trade("T-1", strategy="ema", pnl=12.5))
+        same = rpc.call(closed_trade("T-1", strategy="ema", pnl=12.5))
+        assert isinstance(first, TradeRecorded) and isinstance(same, TradeRecorded)
+        assert (first.duplicate, same.duplicate, same.seq) == (False, True, first.seq)
+        other = msgspec.structs.replace(closed_trade("T-1", strategy="rsi", pnl=-3.0), side="sell")
+        refused = rpc.call(other)
+        assert isinstance(refused, Error) and refused.code == "conflict", refused
+        for named in ("strategy", "side", "pnl"):
+            assert named in refused.message
+        scored = rpc.call(
+            ScoreSignal(strategy="ema", symbol="BTC", side="buy", confidence=0.8, confluence=3)
+        )
+        assert isinstance(scored, SignalScore) and scored.signal_id is not None
+        outcome = RecordSignalOutcome(signal_id=scored.signal_id, success=True)
+        assert isinstance(rpc.call(outcome), Ok) and isinstance(rpc.call(outcome), Ok)
+        opposite = rpc.call(RecordSignalOutcome(signal_id=scored.signal_id, success=False))
+        assert isinstance(opposite, Error) and opposite.code == "conflict", opposite
+        status = rpc.call(GetStatus())
+        assert isinstance(status, StatusReply) and status.trades == 1
+        samples = scrape_until(port, lambda m: value(m, "alphad_conflicts_total") > 0)
+        assert value(samples, "alphad_conflicts_total") == 2
+    finally:
+        rpc.close()
+        daemon.close()
+    with sqlite3.connect(daemon.database) as db:
+        assert db.execute("SELECT trade_id, strategy, side, pnl FROM trades").fetchall() == [
+            ("T-1", "ema", "buy", 12.5)
+        ]
+        assert db.execute("SELECT success FROM signal_outcomes").fetchall() == [(1,)]
