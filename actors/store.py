@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import partial
@@ -34,7 +35,7 @@ log = structlog.get_logger("alphad.store")
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -102,6 +103,11 @@ MIGRATIONS: dict[int, str] = {
         audit_seq INTEGER NOT NULL,
         state BLOB NOT NULL
     );
+    """,
+    # The CRC-32 of each snapshot's state, so that a damaged one is known as such and the
+    # start falls back to the one before (NULL: written before there were checksums).
+    2: """
+    ALTER TABLE snapshots ADD COLUMN checksum INTEGER;
     """,
 }
 
@@ -224,10 +230,17 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     trade_seq: int
     outcome_seq: int
     state: list[Piece]
+    # The last audit entry the state includes (set when read back; the store sets it on
+    # commit to the last entry of the same transaction).
+    audit_seq: int = 0
+    checksum: int | None = None  # CRC-32 of the state as written; set when read back
 
     def encoded(self) -> bytes:
-        """The state as one msgpack buffer."""
-        return b"".join(self.state)
+        """The state as one msgpack buffer; ``ValueError`` if it is not what was written."""
+        state = b"".join(self.state)
+        if self.checksum is not None and zlib.crc32(state) != self.checksum:
+            raise ValueError("the snapshot is damaged (its checksum does not match)")
+        return state
 
 
 class Commit(msgspec.Struct, frozen=True, kw_only=True):
@@ -256,11 +269,16 @@ class QueryHistory(msgspec.Struct, frozen=True):
 
 
 class Recovery(msgspec.Struct, kw_only=True):
-    """What a restart needs: the last snapshot and everything committed after it."""
+    """What a restart needs: a snapshot and everything committed after it.
+
+    ``audit`` holds the journaled changes after the snapshot: none after the newest
+    snapshot, the ones a restart must apply again after an older one.
+    """
 
     snapshot: Snapshot | None
     trades: list[ClosedTrade]
     outcomes: list[SignalOutcome]
+    audit: list[AuditEntry] = msgspec.field(default_factory=list)
 
 
 _json = msgspec.json.Encoder()
@@ -387,17 +405,30 @@ class StoreActor(Actor):
 
     # ------------------------------------------------------------------ recovery
 
-    async def load_recovery(self) -> Recovery:
-        """The last snapshot and the trades and outcomes committed after it."""
+    async def snapshot_ids(self) -> list[int]:
+        """The kept snapshots, newest first."""
+        async with self._conn().execute("SELECT id FROM snapshots ORDER BY id DESC") as cursor:
+            return [int(r[0]) for r in await cursor.fetchall()]
+
+    async def load_recovery(self, snapshot_id: int | None = None) -> Recovery:
+        """A snapshot (the newest unless told which) and what was committed after it."""
         db = self._conn()
         snapshot = None
-        async with db.execute(
-            "SELECT ts_ms, trade_seq, outcome_seq, state FROM snapshots ORDER BY id DESC LIMIT 1"
-        ) as cursor:
+        sql = "SELECT ts_ms, trade_seq, outcome_seq, audit_seq, state, checksum FROM snapshots"
+        params: tuple[int, ...] = ()
+        if snapshot_id is not None:
+            sql += " WHERE id = ?"
+            params = (snapshot_id,)
+        async with db.execute(sql + " ORDER BY id DESC LIMIT 1", params) as cursor:
             row = await cursor.fetchone()
         if row is not None:
             snapshot = Snapshot(
-                ts_ms=row[0], trade_seq=row[1], outcome_seq=row[2], state=[bytes(row[3])]
+                ts_ms=row[0],
+                trade_seq=row[1],
+                outcome_seq=row[2],
+                audit_seq=row[3],
+                state=[bytes(row[4])],
+                checksum=row[5],
             )
         trade_seq = snapshot.trade_seq if snapshot else 0
         outcome_seq = snapshot.outcome_seq if snapshot else 0
@@ -411,7 +442,10 @@ class StoreActor(Actor):
             SignalOutcome(seq=r[0], signal_id=r[1], success=bool(r[2]), ts_ms=r[3])
             for r in outcome_rows
         ]
-        return Recovery(snapshot=snapshot, trades=trades, outcomes=outcomes)
+        # The changes journaled after an older snapshot; never more than snapshots_keep
+        # commits' worth, since every journaled change commits a snapshot with it.
+        audit = await self.audit_since(snapshot.audit_seq, None, 1_000_000) if snapshot else []
+        return Recovery(snapshot=snapshot, trades=trades, outcomes=outcomes, audit=audit)
 
     async def trades_after(self, seq: int, limit: int | None = None) -> list[ClosedTrade]:
         """Committed trades with a greater seq, in seq order."""
@@ -957,9 +991,12 @@ class _Batch(msgspec.Struct, kw_only=True):
                     (*columns, sum(len(piece) for piece in pieces)),
                 ).lastrowid
                 assert row is not None
+                checksum = 0
                 with db.blobopen("snapshots", "state", row) as blob:
                     for piece in pieces:
                         blob.write(piece)
+                        checksum = zlib.crc32(piece, checksum)
+                db.execute("UPDATE snapshots SET checksum = ? WHERE id = ?", (checksum, row))
             if self.snapshots:
                 db.execute(
                     "DELETE FROM snapshots WHERE id NOT IN"

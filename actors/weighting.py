@@ -449,6 +449,17 @@ class WeightingModel:
         self.adaptive = global_table
         return updates
 
+    def apply_journaled(self, strategy: str, regime: str | None, weight: float) -> None:
+        """Set a weight as the audit trail recorded it (a restart from an older snapshot
+        than the newest applies the journaled changes after it again), within bounds."""
+        if strategy not in self.base or not isinstance(weight, int | float):
+            return
+        weight = self._within(strategy, float(weight))
+        if regime is None:
+            self.adaptive[strategy] = weight
+        else:
+            self.regime_adaptive.setdefault(regime, {})[strategy] = weight
+
     @staticmethod
     def _change(
         strategy: str, regime: str | None, old: float, new: float, reason: str

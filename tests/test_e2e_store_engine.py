@@ -3,6 +3,7 @@ writes, a damaged newest snapshot and a corrupt database file."""
 
 from __future__ import annotations
 
+import math
 import resource
 import sqlite3
 import time
@@ -19,6 +20,7 @@ from protocol.messages import (
     ForceStatus,
     GetAudit,
     GetHealth,
+    GetPerformance,
     GetStatus,
     GetWeights,
     Ok,
@@ -238,3 +240,61 @@ def test_a_resend_that_differs_from_the_record_is_refused_as_a_conflict_and_coun
             ("T-1", "ema", "buy", 12.5)
         ]
         assert db.execute("SELECT success FROM signal_outcomes").fetchall() == [(1,)]
+
+
+def state_a_bot_and_an_operator_see(rpc: RawClient) -> dict[str, Any]:
+    """The figures a restart must bring back as they were."""
+    status = rpc.call(GetStatus())
+    assert isinstance(status, StatusReply)
+    performance = rpc.call(GetPerformance(group_by=["strategy", "symbol"], window="recent"))
+    return {
+        "performance": msgspec.to_builtins(performance.rows),
+        "totals": msgspec.to_builtins(rpc.call(GetPerformance(group_by=["strategy"])).rows),
+        "operator": figures_an_operator_sees(rpc) | {"trades": status.trades},
+    }
+
+
+def test_a_damaged_newest_snapshot_falls_back_to_the_one_before(tmp_path: Path) -> None:
+    config = "[store]\nsnapshot_every_trades = 100\n[engine]\nupdate_interval_s = 0\n"
+    daemon = DaemonProcess(tmp_path, config).start()
+    rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
+    try:
+        for i in range(150):
+            pnl = round(math.sin(i) * 10, 6)
+            strategy = "ema" if i % 3 else "rsi"
+            assert isinstance(rpc.call(closed_trade(f"a{i}", strategy, pnl)), TradeRecorded)
+        assert isinstance(admin.call(UpdateOptimization()), OptimizationState)
+        suspended = admin.call(
+            ForceStatus(strategy="rsi", status="suspended", reason="review", operator="op")
+        )
+        assert not isinstance(suspended, Error), suspended
+        for i in range(40):  # a tail after the newest snapshot
+            assert isinstance(
+                rpc.call(closed_trade(f"b{i}", "ema", float(i % 5 - 2))), TradeRecorded
+            )
+        before = state_a_bot_and_an_operator_see(rpc)
+        assert before["operator"]["scored"][0] == "active"
+        rpc.close()
+        admin.close()
+        daemon.kill9()  # no final snapshot: the newest is the one of force_status
+
+        with sqlite3.connect(daemon.database) as db:
+            kept = db.execute("SELECT id, state FROM snapshots ORDER BY id DESC").fetchall()
+            assert len(kept) >= 2
+            newest_id, blob = kept[0]
+            middle = len(blob) // 2
+            damaged = blob[:middle] + bytes(b ^ 0x5A for b in blob[middle : middle + 8])
+            damaged += blob[middle + 8 :]
+            db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, newest_id))
+
+        daemon.start()
+        rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
+        assert state_a_bot_and_an_operator_see(rpc) == before
+        warnings = [line for line in daemon.log().splitlines() if "older_snapshot" in line]
+        assert len(warnings) == 1, daemon.log()
+        health = {row["strategy"]: row["status"] for row in before["operator"]["health"]}
+        assert health["rsi"] == "suspended"
+    finally:
+        rpc.close()
+        admin.close()
+        daemon.close()

@@ -14,6 +14,7 @@ import pytest
 from actors.base import Actor
 from actors.events import ClosedTrade
 from actors.store import (
+    SCHEMA_VERSION,
     AppendOutcome,
     AppendSignal,
     AppendSignals,
@@ -266,7 +267,7 @@ async def test_schema_is_created_once_with_wal(tmp_path: Path) -> None:
         store = StoreActor(db)
         await store.on_start()
         await store.on_stop()
-    assert rows(db, "PRAGMA user_version") == [(1,)]
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert rows(db, "PRAGMA journal_mode") == [("wal",)]
 
 
