@@ -135,6 +135,10 @@ Answer = tuple[bool, int] | AlphadError
 """A write's answer: (duplicate, seq), or the conflict it is refused with."""
 
 
+class StorageCorrupt(Exception):
+    """The database file fails SQLite's own check; the store refuses to use it."""
+
+
 class StorageUnavailable(Exception):
     """The database could not be written; nothing in the failed batch was recorded."""
 
@@ -354,6 +358,14 @@ class StoreActor(Actor):
             raise RuntimeError(
                 f"aiosqlite {aiosqlite.__version__} lacks Connection._execute, which alphad's"
                 " group commit uses; install the version range pyproject.toml names"
+            )
+        # Before anything writes: a corrupt file must not be written into (nor trades
+        # acknowledged into it), and "storage ok" must mean what it says.
+        problems = await self._in_db_thread(integrity_problems)
+        if problems:
+            raise StorageCorrupt(
+                f"it fails PRAGMA quick_check ({problems[0]}); nothing was written to it:"
+                " restore a backup (alphad check-db runs the full check)"
             )
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -1029,6 +1041,28 @@ def _delete_old_signals(db: sqlite3.Connection, *, before_ms: int, chunk: int) -
     return deleted, full_chunk and deleted == chunk
 
 
+def integrity_problems(db: sqlite3.Connection, *, full: bool = False) -> list[str]:
+    """What SQLite finds wrong with the database, one problem a line; [] when it is sound.
+
+    ``PRAGMA quick_check`` (the b-trees and pages, in time linear in the file), or with
+    ``full`` ``PRAGMA integrity_check`` (also every index against its table).
+    """
+    pragma = "integrity_check" if full else "quick_check"
+    try:
+        rows = db.execute(f"PRAGMA {pragma}").fetchall()
+    except sqlite3.OperationalError:
+        raise  # locked, unreadable: not a verdict on the file's contents
+    except sqlite3.DatabaseError as exc:  # "database disk image is malformed", "not a database"
+        return [str(exc)]
+    problems = [
+        line
+        for (text,) in rows
+        for line in str(text).splitlines()
+        if line and not line.startswith("***")
+    ]
+    return [] if problems == ["ok"] else problems
+
+
 @contextmanager
 def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     """Commit what the block wrote; on any error roll it back and raise that error."""
@@ -1098,6 +1132,7 @@ __all__ = [
     "QueryHistory",
     "Recovery",
     "Snapshot",
+    "StorageCorrupt",
     "StorageUnavailable",
     "StoreActor",
     "TradesCommitted",

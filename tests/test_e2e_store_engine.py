@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import math
 import resource
+import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -298,3 +301,75 @@ def test_a_damaged_newest_snapshot_falls_back_to_the_one_before(tmp_path: Path) 
         rpc.close()
         admin.close()
         daemon.close()
+
+
+def alphad(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "daemon.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def damage_a_table_page(database: Path, table: str) -> None:
+    """Overwrite bytes in the middle of the cells of the table's b-tree root page."""
+    with sqlite3.connect(database) as db:
+        root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,))
+        page = int(root.fetchone()[0])
+        size = int(db.execute("PRAGMA page_size").fetchone()[0])
+    start = (page - 1) * size
+    with open(database, "r+b") as file:
+        file.seek(start)
+        header = file.read(8)
+        cells_from = int.from_bytes(header[5:7], "big") or size
+        file.seek(start + (cells_from + size) // 2)
+        file.write(b"\xff" * 64)
+
+
+def test_a_corrupt_database_is_refused_at_start_and_reported_by_check_db(tmp_path: Path) -> None:
+    (tmp_path / "live").mkdir()
+    (tmp_path / "damaged").mkdir()
+    daemon = DaemonProcess(tmp_path / "live", "").start()
+    rpc = RawClient(daemon.rpc)
+    try:
+        for i in range(400):
+            assert isinstance(rpc.call(closed_trade(f"t{i}", pnl=float(i))), TradeRecorded)
+            scored = ScoreSignal(
+                strategy="ema", symbol="BTC", side="buy", confidence=0.7, signal_id=f"s{i}"
+            )
+            assert isinstance(rpc.call(scored), SignalScore)
+        # The full check reads a running daemon's database without disturbing it.
+        running = alphad("check-db", "--state-dir", str(daemon.state_dir))
+        assert running.returncode == 0, running.stderr
+        assert running.stdout.strip() == f"{daemon.database}: ok (integrity_check)"
+        assert isinstance(rpc.call(closed_trade("after-check")), TradeRecorded)
+    finally:
+        rpc.close()
+    assert daemon.stop() == 0
+    daemon.close()
+
+    damaged = DaemonProcess(tmp_path / "damaged", "")
+    damaged.state_dir.mkdir(parents=True)
+    shutil.copy(daemon.database, damaged.database)
+    # The journal of scored signals: a table the start itself never reads.
+    damage_a_table_page(damaged.database, "signals")
+    as_damaged = damaged.database.read_bytes()
+
+    checked = alphad("check-db", "--database", str(damaged.database))
+    assert checked.returncode == 1
+    assert checked.stdout == "" and len(checked.stderr.splitlines()) == 1, checked.stderr
+    assert str(damaged.database) in checked.stderr and "corrupt" in checked.stderr
+
+    refused = alphad(
+        "run",
+        "--config",
+        str(damaged.config_path),
+        "--state-dir",
+        str(damaged.state_dir),
+        "--runtime-dir",
+        str(damaged.runtime_dir),
+    )
+    assert refused.returncode == 1
+    line = refused.stderr.strip().splitlines()[-1]
+    assert line.startswith("alphad: ") and str(damaged.database) in line, refused.stderr
+    assert "quick_check" in line and "Traceback" not in refused.stderr
+    assert damaged.database.read_bytes() == as_damaged, "nothing may be written into it"
+    damaged.close()
