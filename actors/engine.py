@@ -113,6 +113,7 @@ class EngineActor(Actor):
         snapshot_interval_s: float,
         snapshot_every_trades: int,
         status: Callable[[], StatusReply],
+        seen: Callable[[str], bool] | None = None,
         clock: Callable[[], int] = wall_clock_ms,
         cycle: int = 0,
         last_cycle_ms: int = 0,
@@ -130,6 +131,8 @@ class EngineActor(Actor):
         self.snapshot_interval_ms = int(snapshot_interval_s * 1000)
         self.snapshot_every_trades = snapshot_every_trades
         self.status = status
+        # Names the daemon serves but has not taken on (scored, never traded).
+        self.seen = seen or (lambda strategy: False)
         self.clock = clock
         self.cycle = cycle
         self.last_cycle_ms = last_cycle_ms or clock()
@@ -264,9 +267,9 @@ class EngineActor(Actor):
         """An operator sets a status by hand; journaled and published like any transition."""
         now = self.clock()
         known: dict[str, str] = await self._ask(self.lifecycle, Statuses())
-        if request.strategy not in known:
+        if request.strategy not in known and not self.seen(request.strategy):
             # A typo must not leave the intended strategy trading while a phantom is
-            # "suspended": refuse names neither configured nor ever seen.
+            # "suspended": refuse names neither configured, traded nor scored lately.
             raise AlphadError(
                 "not_found",
                 f"strategy {request.strategy!r} is neither configured nor seen; nothing changed",

@@ -236,6 +236,7 @@ class Daemon:
             snapshot_interval_s=cfg.store.snapshot_interval_s,
             snapshot_every_trades=cfg.store.snapshot_every_trades,
             status=self.status,
+            seen=lambda strategy: self.admission.seen(strategy),
             cycle=max(cycle, int(engine_state.get("cycle", 0))),
             last_cycle_ms=int(engine_state.get("last_cycle_ms", 0)),
             switches=switches,
@@ -254,8 +255,10 @@ class Daemon:
             max_regimes=cfg.limits.max_regimes,
             on_new_strategy=lambda name: _tell_quietly(engine, StrategySeen(name)),
         )
+        # Counted: the strategies that traded (and the configured ones); names a snapshot
+        # kept from being scored only do not use up the cap.
         admission.learn(
-            [*performance_model.strategies(), *weighting_model.strategies()],
+            performance_model.strategies(),
             performance_model.symbols(),
             performance_model.regimes(),
         )
@@ -445,13 +448,16 @@ class Daemon:
         engine: Actor,
         admission: Admission,
     ) -> dict[type[Request], Route]:
-        admit = admission.admit
+        admit, admit_scored = admission.admit, admission.admit_scored
 
-        def admit_names(request: ScoreSignal | RecordTrade) -> None:
+        def admit_names(request: RecordTrade) -> None:
             admit(request.strategy, request.symbol, request.regime)
 
+        def admit_scored_names(request: ScoreSignal) -> None:
+            admit_scored(request.strategy, request.symbol, request.regime)
+
         return {
-            ScoreSignal: Route(inline=scorer.score, admit=admit_names),
+            ScoreSignal: Route(inline=scorer.score, admit=admit_scored_names),
             RecordTrade: Route(
                 actor=store,
                 admit=admit_names,

@@ -373,3 +373,28 @@ def test_a_corrupt_database_is_refused_at_start_and_reported_by_check_db(tmp_pat
     assert "quick_check" in line and "Traceback" not in refused.stderr
     assert damaged.database.read_bytes() == as_damaged, "nothing may be written into it"
     damaged.close()
+
+
+def test_names_that_were_only_scored_do_not_use_up_max_strategies(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, "[limits]\nmax_strategies = 5\n").start()
+    rpc = RawClient(daemon.rpc)
+    try:
+        for i in range(20):
+            scored = rpc.call(
+                ScoreSignal(strategy=f"passing-{i}", symbol="BTC", side="buy", confidence=0.6)
+            )
+            assert isinstance(scored, SignalScore), scored
+        rpc.close()
+        assert daemon.stop() == 0
+        daemon.start()
+        rpc = RawClient(daemon.rpc)
+        for i in range(5):
+            recorded = rpc.call(closed_trade(f"real-{i}", strategy=f"real-{i}"))
+            assert isinstance(recorded, TradeRecorded), recorded
+        over = rpc.call(closed_trade("one-too-many", strategy="real-5"))
+        assert isinstance(over, Error) and over.code == "limit", over
+        weights = rpc.call(GetWeights())
+        assert sorted(weights.base) == [f"real-{i}" for i in range(5)]
+    finally:
+        rpc.close()
+        daemon.close()
