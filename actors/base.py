@@ -5,6 +5,13 @@ keeps running. An exception while handling a ``tell`` (nobody to report it to) i
 crash of the loop: the supervisor logs it and restarts the loop with backoff. The
 mailbox survives a restart, and asks still queued when the actor stops fail with
 ``ActorStopped``.
+
+The rule that keeps actors from waiting on each other for ever: **never wait for room in
+the mailbox of an actor that can ask you** (``tell_wait``, or ``ask`` with
+``wait_for_room``). Waits must run one way only. The store waits for room in the
+learners' mailboxes (performance, scorer), which never ask it; the engine waits for the
+store and the models, none of which waits on the engine; the store tells the engine only
+with a plain ``tell`` that gives up on a full mailbox.
 """
 
 from __future__ import annotations
@@ -72,12 +79,29 @@ class Actor:
         self._put(Envelope(message, future))
         return future
 
-    async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
-        """Queue a message and wait for its answer; ``TimeoutError`` after ``timeout``."""
-        future = self.ask_future(message)
-        if timeout is None:
-            return await future
-        return await asyncio.wait_for(future, timeout)
+    async def ask(
+        self, message: Any, timeout: float | None = 5.0, *, wait_for_room: bool = False
+    ) -> Any:
+        """Queue a message and wait for its answer; ``TimeoutError`` after ``timeout``.
+
+        A full mailbox raises ``MailboxFull``, unless ``wait_for_room``: then the asker
+        waits for room within the same timeout (only if this actor never waits on it).
+        """
+        if not wait_for_room:
+            future = self.ask_future(message)
+            return await (future if timeout is None else asyncio.wait_for(future, timeout))
+        return await (
+            self._ask_when_room(message)
+            if timeout is None
+            else asyncio.wait_for(self._ask_when_room(message), timeout)
+        )
+
+    async def _ask_when_room(self, message: Any) -> Any:
+        if self._stopping:
+            raise ActorStopped(f"{self.name} is stopping")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await self.mailbox.put(Envelope(message, future))
+        return await future
 
     def _put(self, envelope: Envelope) -> None:
         if self._stopping:
@@ -186,6 +210,16 @@ class TakeState:
 
 
 TAKE_STATE = TakeState()
+
+
+class Restore(msgspec.Struct, frozen=True):
+    """Ask: put the model back to a state taken with ``TAKE_STATE``.
+
+    How a change whose journal commit failed is undone: a change refused on the wire must
+    have no effect anywhere (docs/operations.md).
+    """
+
+    state: dict[str, Any]
 
 
 _slice_encoder = msgspec.msgpack.Encoder()

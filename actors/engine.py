@@ -5,23 +5,27 @@ assesses the lifecycle, pushes weights and statuses to the scorer, then journals
 audit entries, a history row and a state snapshot in one transaction, and only then
 publishes the alerts (an alert's ``seq`` is its audit entry's). Snapshots are also
 taken on a timer and every so many trades, so a restart replays only a short tail.
+
+The engine asks the store and the models and waits for room in their mailboxes; none of
+them ever waits on the engine (the store tells it the committed trade counts with a plain
+``tell``), so the waits cannot close a circle (actors/base.py).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import msgspec
 import structlog
 
-from actors.base import TAKE_STATE, Actor, msgpack_pieces
-from actors.events import ClosedTrade, SetEnabled
+from actors.base import TAKE_STATE, Actor, Restore, msgpack_pieces
+from actors.events import SetEnabled
 from actors.lifecycle import Assess, Force, HealthRows, RegisterStrategy, Statuses, Transition
 from actors.performance import RecentFigures, ReportTables
 from actors.scorer import SetAllocation, SetRegimeFit, SignalSummary
-from actors.store import AuditDraft, Commit, Snapshot
+from actors.store import AuditDraft, Commit, Snapshot, TradesCommitted
 from actors.weighting import (
     Allocation,
     ApplyStatuses,
@@ -53,6 +57,11 @@ from protocol.messages import (
 
 log = structlog.get_logger("alphad.engine")
 
+_T = TypeVar("_T")
+
+CYCLE_RETRY_MS = 60_000
+"""How long after a failed scheduled cycle (a full disk) the next one is tried."""
+
 _state_encoder = msgspec.msgpack.Encoder()
 
 
@@ -68,6 +77,17 @@ class StrategySeen(msgspec.Struct, frozen=True):
 
 class FinalSnapshot(msgspec.Struct, frozen=True):
     """Ask: write a snapshot now (at shutdown)."""
+
+
+class _Saved(msgspec.Struct, kw_only=True):
+    """What a failed change puts back."""
+
+    weighting: dict[str, Any]
+    lifecycle: dict[str, Any]
+    cycle: int
+    last_cycle_ms: int
+    last_state: OptimizationState | None
+    switches: dict[str, bool]
 
 
 def wall_clock_ms() -> int:
@@ -93,6 +113,7 @@ class EngineActor(Actor):
         snapshot_interval_s: float,
         snapshot_every_trades: int,
         status: Callable[[], StatusReply],
+        seen: Callable[[str], bool] | None = None,
         clock: Callable[[], int] = wall_clock_ms,
         cycle: int = 0,
         last_cycle_ms: int = 0,
@@ -110,12 +131,14 @@ class EngineActor(Actor):
         self.snapshot_interval_ms = int(snapshot_interval_s * 1000)
         self.snapshot_every_trades = snapshot_every_trades
         self.status = status
+        # Names the daemon serves but has not taken on (scored, never traded).
+        self.seen = seen or (lambda strategy: False)
         self.clock = clock
         self.cycle = cycle
         self.last_cycle_ms = last_cycle_ms or clock()
+        self.retry_cycle_at_ms = 0  # after a scheduled cycle failed, not before
         self.last_snapshot_ms = clock()
         self.trades_since_snapshot = 0
-        self.last_trade_seq = 0
         self.last_state: OptimizationState | None = None
         # Which optimization components are on; an operator's switch outlives restarts.
         self.switches = dict(switches or {})
@@ -123,36 +146,33 @@ class EngineActor(Actor):
 
     async def handle(self, message: Any) -> Any:
         match message:
-            case ClosedTrade():
-                self.last_trade_seq = message.seq
-                self.trades_since_snapshot += 1
+            case TradesCommitted():
+                self.trades_since_snapshot += message.count
                 if self.trades_since_snapshot >= self.snapshot_every_trades:
-                    await self.snapshot("trades")
+                    await self._background_snapshot("trades")
                 return None
             case UpdateOptimization():
-                return await self.run_cycle(message.regime, "request")
+                return await self._all_or_nothing(self.run_cycle(message.regime, "request"))
             case Tick():
                 await self._tick()
                 return None
             case StrategySeen():
                 now = self.clock()
-                self.weighting.tell(Register(message.strategy))
-                self.lifecycle.tell(RegisterStrategy(message.strategy, now))
+                await self.weighting.tell_wait(Register(message.strategy))
+                await self.lifecycle.tell_wait(RegisterStrategy(message.strategy, now))
                 return None
             case ForceStatus():
-                return await self.force_status(message)
+                return await self._all_or_nothing(self.force_status(message))
             case ResetWeights():
-                return await self.change_weights(
-                    Reset(message.reason or "reset by operator"), message.operator
-                )
+                command = Reset(message.reason or "reset by operator")
+                return await self._all_or_nothing(self.change_weights(command, message.operator))
             case RollbackWeights():
-                return await self.change_weights(
-                    Rollback(message.reason or "rollback by operator"), message.operator
-                )
+                undo = Rollback(message.reason or "rollback by operator")
+                return await self._all_or_nothing(self.change_weights(undo, message.operator))
             case GetReport():
                 return await self.report()
             case SetComponent():
-                return await self.set_component(message)
+                return await self._all_or_nothing(self.set_component(message))
             case FinalSnapshot():
                 await self.snapshot("shutdown")
                 return None
@@ -164,28 +184,36 @@ class EngineActor(Actor):
 
     async def _tick(self) -> None:
         now = self.clock()
-        if self.update_interval_ms > 0 and now - self.last_cycle_ms >= self.update_interval_ms:
-            await self.run_cycle(None, "schedule")
+        if (
+            self.update_interval_ms > 0
+            and now - self.last_cycle_ms >= self.update_interval_ms
+            and now >= self.retry_cycle_at_ms
+        ):
+            try:
+                await self._all_or_nothing(self.run_cycle(None, "schedule"))
+            except Exception as exc:
+                # Undone, so nothing to lose by trying again; raised, it would crash the
+                # loop once a second while the disk is full.
+                self.retry_cycle_at_ms = now + CYCLE_RETRY_MS
+                log.warning("cycle_not_run", error=f"{type(exc).__name__}: {exc}")
         elif (
             self.trades_since_snapshot and now - self.last_snapshot_ms >= self.snapshot_interval_ms
         ):
-            await self.snapshot("timer")
+            await self._background_snapshot("timer")
 
     async def run_cycle(self, regime: str | None, trigger: str) -> OptimizationState:
         """One optimization cycle; returns what changed."""
         started = time.perf_counter()
         now = self.clock()
-        by_strategy, by_regime = await self.performance.ask(RecentFigures())
+        by_strategy, by_regime = await self._ask(self.performance, RecentFigures())
         # A requested regime updates that regime's table; a scheduled cycle updates all.
         regimes = {regime: by_regime.get(regime, {})} if regime is not None else by_regime
-        updates: list[WeightUpdate] = await self.weighting.ask(
-            UpdateWeights(by_strategy, regimes, f"cycle {self.cycle + 1}")
+        updates: list[WeightUpdate] = await self._ask(
+            self.weighting, UpdateWeights(by_strategy, regimes, f"cycle {self.cycle + 1}")
         )
-        transitions: list[Transition] = await self.lifecycle.ask(Assess(by_strategy, now))
-        statuses: dict[str, str] = await self.lifecycle.ask(Statuses())
-        allocation: Allocation = await self.weighting.ask(ApplyStatuses(statuses))
-        self.scorer.tell(SetRegimeFit(by_strategy, by_regime))
-        self._push_allocation(allocation)
+        transitions: list[Transition] = await self._ask(self.lifecycle, Assess(by_strategy, now))
+        statuses: dict[str, str] = await self._ask(self.lifecycle, Statuses())
+        allocation: Allocation = await self._ask(self.weighting, ApplyStatuses(statuses))
         self.cycle += 1
         self.last_cycle_ms = now
         state = OptimizationState(
@@ -221,6 +249,9 @@ class EngineActor(Actor):
             )
         )
         await self._journal(drafts, history=(self.cycle, now, _state_encoder.encode(state)))
+        # The scorer serves the new weights and statuses only once they are on disk.
+        await self.scorer.tell_wait(SetRegimeFit(by_strategy, by_regime))
+        await self._push_allocation(allocation)
         self.last_state = state
         log.info(
             "optimization_cycle",
@@ -235,21 +266,22 @@ class EngineActor(Actor):
     async def force_status(self, request: ForceStatus) -> StatusChanged:
         """An operator sets a status by hand; journaled and published like any transition."""
         now = self.clock()
-        known: dict[str, str] = await self.lifecycle.ask(Statuses())
-        if request.strategy not in known:
+        known: dict[str, str] = await self._ask(self.lifecycle, Statuses())
+        if request.strategy not in known and not self.seen(request.strategy):
             # A typo must not leave the intended strategy trading while a phantom is
-            # "suspended": refuse names neither configured nor ever seen.
+            # "suspended": refuse names neither configured, traded nor scored lately.
             raise AlphadError(
                 "not_found",
                 f"strategy {request.strategy!r} is neither configured nor seen; nothing changed",
             )
-        transition: Transition = await self.lifecycle.ask(
-            Force(request.strategy, request.status, request.reason, request.operator, now)
+        transition: Transition = await self._ask(
+            self.lifecycle,
+            Force(request.strategy, request.status, request.reason, request.operator, now),
         )
-        statuses: dict[str, str] = await self.lifecycle.ask(Statuses())
-        allocation: Allocation = await self.weighting.ask(ApplyStatuses(statuses))
-        self._push_allocation(allocation)
+        statuses: dict[str, str] = await self._ask(self.lifecycle, Statuses())
+        allocation: Allocation = await self._ask(self.weighting, ApplyStatuses(statuses))
         entries = await self._journal([_status_draft(transition)])
+        await self._push_allocation(allocation)
         return StatusChanged(
             strategy=transition.strategy,
             old=transition.old,
@@ -262,16 +294,16 @@ class EngineActor(Actor):
     async def change_weights(self, command: Any, operator: str) -> Weights:
         """Reset or roll back the adaptive weights, journaled per strategy."""
         now = self.clock()
-        updates: list[WeightUpdate] = await self.weighting.ask(command)
-        statuses: dict[str, str] = await self.lifecycle.ask(Statuses())
-        allocation: Allocation = await self.weighting.ask(ApplyStatuses(statuses))
-        self._push_allocation(allocation)
+        updates: list[WeightUpdate] = await self._ask(self.weighting, command)
+        statuses: dict[str, str] = await self._ask(self.lifecycle, Statuses())
+        allocation: Allocation = await self._ask(self.weighting, ApplyStatuses(statuses))
         await self._journal([_weight_draft(u, now, operator) for u in updates])
+        await self._push_allocation(allocation)
         return allocation.global_table.reply(allocation.frozen)
 
-    def _push_allocation(self, allocation: Allocation) -> None:
+    async def _push_allocation(self, allocation: Allocation) -> None:
         table = allocation.global_table
-        self.scorer.tell(
+        await self.scorer.tell_wait(
             SetAllocation(
                 statuses=dict(allocation.statuses),
                 weights=dict(table.effective),
@@ -286,7 +318,7 @@ class EngineActor(Actor):
         actor = {"scorer": self.scorer, "weighting": self.weighting, "lifecycle": self.lifecycle}[
             request.name
         ]
-        await actor.ask(SetEnabled(request.enabled))
+        await self._ask(actor, SetEnabled(request.enabled))
         self.switches[request.name] = request.enabled
         if old == request.enabled:
             return Components(components=dict(self.switches), changed=False)
@@ -314,6 +346,56 @@ class EngineActor(Actor):
         )
         return Components(components=dict(self.switches), changed=True, seq=entries[0].seq)
 
+    async def _all_or_nothing(self, change: Coroutine[Any, Any, _T]) -> _T:
+        """Run a change of weights, statuses, switches or the cycle count, all or nothing.
+
+        If any step fails (the journal's commit above all: a full disk), every model is put
+        back as it was: a change answered with an error has no effect anywhere, neither on
+        the scorer's answers nor on a later snapshot, and leaves no gap in the cycles.
+        """
+        try:
+            saved = _Saved(
+                weighting=await self._ask(self.weighting, TAKE_STATE),
+                lifecycle=await self._ask(self.lifecycle, TAKE_STATE),
+                cycle=self.cycle,
+                last_cycle_ms=self.last_cycle_ms,
+                last_state=self.last_state,
+                switches=dict(self.switches),
+            )
+        except BaseException:
+            change.close()
+            raise
+        try:
+            return await change
+        except Exception as exc:
+            await self._put_back(saved, exc)
+            raise
+
+    async def _put_back(self, saved: _Saved, failure: Exception) -> None:
+        self.cycle = saved.cycle
+        self.last_cycle_ms = saved.last_cycle_ms
+        self.last_state = saved.last_state
+        components = {
+            "scorer": self.scorer,
+            "weighting": self.weighting,
+            "lifecycle": self.lifecycle,
+        }
+        try:
+            await self._ask(self.weighting, Restore(saved.weighting))
+            await self._ask(self.lifecycle, Restore(saved.lifecycle))
+            for name, enabled in saved.switches.items():
+                if self.switches.get(name) != enabled and name in components:
+                    await self._ask(components[name], SetEnabled(enabled))
+            self.switches = saved.switches
+            statuses = await self._ask(self.lifecycle, Statuses())
+            await self._ask(self.weighting, ApplyStatuses(statuses))
+        except Exception as exc:
+            log.error(
+                "change_not_undone", failure=str(failure), error=f"{type(exc).__name__}: {exc}"
+            )
+            raise
+        log.warning("change_undone", error=f"{type(failure).__name__}: {failure}")
+
     def _state(self) -> dict[str, Any]:
         return {"cycle": self.cycle, "last_cycle_ms": self.last_cycle_ms, "switches": self.switches}
 
@@ -324,8 +406,12 @@ class EngineActor(Actor):
     ) -> list[AuditEntry]:
         """Commit audit entries with a fresh snapshot, then publish them as alerts."""
         snapshot = await self._snapshot_now()
+        # No timeout: the store always answers (committed or refused), and one given up
+        # on could still commit what the engine then undoes.
         entries: list[AuditEntry] = await self.store.ask(
-            Commit(audit=drafts, history=history, snapshot=snapshot), timeout=30.0
+            Commit(audit=drafts, history=history, snapshot=snapshot),
+            timeout=None,
+            wait_for_room=True,
         )
         self._after_snapshot(snapshot)
         alerts = [Alert.from_audit(e) for e in entries]
@@ -339,19 +425,41 @@ class EngineActor(Actor):
     async def snapshot(self, reason: str) -> None:
         """Write a snapshot of every stateful actor."""
         snapshot = await self._snapshot_now()
-        await self.store.ask(Commit(snapshot=snapshot), timeout=30.0)
+        await self._ask(self.store, Commit(snapshot=snapshot))
         self._after_snapshot(snapshot)
         log.debug("snapshot_written", reason=reason, trade_seq=snapshot.trade_seq)
+
+    async def _background_snapshot(self, reason: str) -> None:
+        """A snapshot nobody waits for: a failure is logged and tried again later.
+
+        Raised, it would crash the loop, and a storage outage would soon fail the daemon
+        over what only shortens the next restart's replay. The trade count is kept, so the
+        next commit tries again; the timer waits one interval.
+        """
+        try:
+            await self.snapshot(reason)
+        except Exception as exc:
+            self.last_snapshot_ms = self.clock()
+            log.warning(
+                "snapshot_not_written",
+                reason=reason,
+                error=f"{type(exc).__name__}: {exc}",
+                trades_since_snapshot=self.trades_since_snapshot,
+            )
+
+    async def _ask(self, actor: Actor, message: Any) -> Any:
+        """Ask, waiting for room in a full mailbox: none of the engine's peers waits on it."""
+        return await actor.ask(message, timeout=30.0, wait_for_room=True)
 
     def _after_snapshot(self, snapshot: Snapshot) -> None:
         self.last_snapshot_ms = self.clock()
         self.trades_since_snapshot = 0
 
     async def _snapshot_now(self) -> Snapshot:
-        performance = await self.performance.ask(TAKE_STATE, timeout=30.0)
-        scorer = await self.scorer.ask(TAKE_STATE, timeout=30.0)
-        weighting = await self.weighting.ask(TAKE_STATE, timeout=30.0)
-        lifecycle = await self.lifecycle.ask(TAKE_STATE, timeout=30.0)
+        performance = await self._ask(self.performance, TAKE_STATE)
+        scorer = await self._ask(self.scorer, TAKE_STATE)
+        weighting = await self._ask(self.weighting, TAKE_STATE)
+        lifecycle = await self._ask(self.lifecycle, TAKE_STATE)
         state = {
             "performance": performance,
             "scorer": scorer,
@@ -370,11 +478,11 @@ class EngineActor(Actor):
 
     async def report(self) -> Report:
         """Everything a dashboard needs in one reply."""
-        tables: dict[str, Any] = await self.performance.ask(ReportTables())
-        statuses: dict[str, str] = await self.lifecycle.ask(Statuses())
-        allocation: Allocation = await self.weighting.ask(ApplyStatuses(statuses))
-        health = await self.lifecycle.ask(HealthRows(None))
-        summary: dict[str, Any] = await self.scorer.ask(SignalSummary())
+        tables: dict[str, Any] = await self._ask(self.performance, ReportTables())
+        statuses: dict[str, str] = await self._ask(self.lifecycle, Statuses())
+        allocation: Allocation = await self._ask(self.weighting, ApplyStatuses(statuses))
+        health = await self._ask(self.lifecycle, HealthRows(None))
+        summary: dict[str, Any] = await self._ask(self.scorer, SignalSummary())
         table = allocation.global_table
         return Report(
             status=self.status(),

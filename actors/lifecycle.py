@@ -21,7 +21,7 @@ from typing import Annotated, Any, cast
 import msgspec
 from msgspec import Meta
 
-from actors.base import TAKE_STATE, Actor
+from actors.base import TAKE_STATE, Actor, Restore
 from actors.events import SetEnabled
 from actors.figures import Figures, fingerprint
 from actors.performance import figures_of
@@ -467,6 +467,32 @@ class LifecycleModel:
             actor=operator,
         )
 
+    def apply_journaled(
+        self, strategy: str, status: str, reason: str, actor: str, ts_ms: int
+    ) -> None:
+        """Apply a status change as the audit trail recorded it.
+
+        For a restart from an older snapshot than the newest (which was unreadable): the
+        journaled changes after it are applied again. The counters start over as after
+        ``force``; an automatic suspension counts toward retirement.
+        """
+        if status not in STATUSES:
+            return
+        state = self.states.get(strategy)
+        if state is None:
+            state = self.states[strategy] = HealthState(since_ms=ts_ms)
+        if state.status == "retired" and status != "retired":
+            state.suspensions = 0
+        if status == "suspended" and actor == "system":
+            state.suspensions += 1
+        state.violations = state.recoveries = 0
+        state.probation_from = None
+        state.suspended_at_ms = ts_ms if status == "suspended" else None
+        state.status = cast(Status, status)
+        state.since_ms = ts_ms
+        state.reason = reason
+        state.actor = actor
+
     # ------------------------------------------------------------------ reading
 
     def health(self, strategy: str | None = None) -> list[dict[str, Any]]:
@@ -584,6 +610,9 @@ class LifecycleActor(Actor):
                 return _health_rows(model, message.strategy)
             case GetHealth():
                 return Health(rows=_health_rows(model, message.strategy))
+            case Restore():
+                self.model = LifecycleModel.from_state(model.config, model.limits, message.state)
+                return None
             case _ if message is TAKE_STATE:
                 return model.to_state()
         raise TypeError(f"lifecycle cannot handle {type(message).__name__}")

@@ -4,7 +4,9 @@ Writes that arrive together commit in one transaction (group commit), one
 ``executemany`` per table, all of it in a single hop to the database thread. A
 ``record_trade`` is answered only after the transaction holding it has
 committed; committed trades and signal outcomes are then told, in commit order, to
-the actors that learn from them. When the database cannot be written, every waiting
+the actors that learn from them, and the engine is told how many trades were committed
+(a plain ``tell``: the engine asks the store for its commits, so the store never waits on
+the engine; see actors/base.py). When the database cannot be written, every waiting
 write fails with ``StorageUnavailable`` (nothing is acknowledged that is not on disk)
 and the next batch tries again, so the store recovers by itself when storage returns.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import partial
@@ -23,15 +26,16 @@ import aiosqlite
 import msgspec
 import structlog
 
-from actors.base import Actor, Envelope, Piece
+from actors.base import Actor, ActorStopped, Envelope, MailboxFull, Piece
 from actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
+from protocol.errors import AlphadError
 from protocol.messages import AuditEntry, RecordTrade
 
 log = structlog.get_logger("alphad.store")
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -100,7 +104,39 @@ MIGRATIONS: dict[int, str] = {
         state BLOB NOT NULL
     );
     """,
+    # The CRC-32 of each snapshot's state, so that a damaged one is known as such and the
+    # start falls back to the one before (NULL: written before there were checksums).
+    2: """
+    ALTER TABLE snapshots ADD COLUMN checksum INTEGER;
+    """,
 }
+
+
+TRADE_FIELDS = (
+    "strategy",
+    "symbol",
+    "side",
+    "pnl",
+    "entry_ts_ms",
+    "exit_ts_ms",
+    "regime",
+    "size",
+    "signal_id",
+)
+"""What a resend of a trade_id must repeat to be a duplicate (the trades table's columns)."""
+
+OUTCOME_FIELDS = ("success",)
+"""What a resend of a signal's outcome must repeat to be a duplicate."""
+
+Recorded = tuple[int, tuple[Any, ...]]
+"""A record's seq and its ``*_FIELDS`` as stored."""
+
+Answer = tuple[bool, int] | AlphadError
+"""A write's answer: (duplicate, seq), or the conflict it is refused with."""
+
+
+class StorageCorrupt(Exception):
+    """The database file fails SQLite's own check; the store refuses to use it."""
 
 
 class StorageUnavailable(Exception):
@@ -111,13 +147,18 @@ class StorageUnavailable(Exception):
 
 
 class AppendTrade(msgspec.Struct, frozen=True):
-    """Ask: record a trade; answered with ``(duplicate, seq)`` after the commit."""
+    """Ask: record a trade; answered with ``(duplicate, seq)`` after the commit.
+
+    A resend of a recorded trade_id is a duplicate only if every one of ``TRADE_FIELDS``
+    is equal (floats exactly); otherwise it is refused with ``conflict``.
+    """
 
     trade: RecordTrade
 
 
 class AppendOutcome(msgspec.Struct, frozen=True):
-    """Ask: record a signal outcome; answered with ``(duplicate, seq)`` after the commit."""
+    """Ask: record a signal outcome; answered with ``(duplicate, seq)`` after the commit,
+    or refused with ``conflict`` if the signal's recorded outcome is the other one."""
 
     signal_id: str
     success: bool
@@ -147,6 +188,16 @@ class AppendSignals(msgspec.Struct, frozen=True):
     """Tell: scored signals collected by the scorer since its last flush."""
 
     rows: list[AppendSignal]
+
+
+class TradesCommitted(msgspec.Struct, frozen=True):
+    """Tell (to the engine): this many trades were committed since the last such notice.
+
+    One per group commit at most; a notice that finds the mailbox full is not waited on
+    but added to the next one, so counts are never lost, only late.
+    """
+
+    count: int
 
 
 class PruneSignals(msgspec.Struct, frozen=True):
@@ -183,10 +234,17 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     trade_seq: int
     outcome_seq: int
     state: list[Piece]
+    # The last audit entry the state includes (set when read back; the store sets it on
+    # commit to the last entry of the same transaction).
+    audit_seq: int = 0
+    checksum: int | None = None  # CRC-32 of the state as written; set when read back
 
     def encoded(self) -> bytes:
-        """The state as one msgpack buffer."""
-        return b"".join(self.state)
+        """The state as one msgpack buffer; ``ValueError`` if it is not what was written."""
+        state = b"".join(self.state)
+        if self.checksum is not None and zlib.crc32(state) != self.checksum:
+            raise ValueError("the snapshot is damaged (its checksum does not match)")
+        return state
 
 
 class Commit(msgspec.Struct, frozen=True, kw_only=True):
@@ -221,11 +279,16 @@ class QueryHistory(msgspec.Struct, frozen=True):
 
 
 class Recovery(msgspec.Struct, kw_only=True):
-    """What a restart needs: the last snapshot and everything committed after it."""
+    """What a restart needs: a snapshot and everything committed after it.
+
+    ``audit`` holds the journaled changes after the snapshot: none after the newest
+    snapshot, the ones a restart must apply again after an older one.
+    """
 
     snapshot: Snapshot | None
     trades: list[ClosedTrade]
     outcomes: list[SignalOutcome]
+    audit: list[AuditEntry] = msgspec.field(default_factory=list)
 
 
 _json = msgspec.json.Encoder()
@@ -262,6 +325,9 @@ class StoreActor(Actor):
         self.db: aiosqlite.Connection | None = None
         self.trade_subscribers: list[Actor] = []
         self.outcome_subscribers: list[Actor] = []
+        # Told how many trades were committed (the engine, which snapshots every so many).
+        self.commit_listener: Actor | None = None
+        self._unannounced_trades = 0
         self.last_trade_seq = 0
         self.last_outcome_seq = 0
         self.last_audit_seq = 0
@@ -270,6 +336,7 @@ class StoreActor(Actor):
         self.failed_batches = 0
         self.dropped_signals = 0
         self.signals_pruned = 0
+        self.conflicts = 0  # resends refused because they differ from the record
         self.prune_chunk = 5_000
         self._pending_signals: list[AppendSignal] = []
         # (commit seconds, trades in the batch), drained by the metrics sampler.
@@ -297,6 +364,14 @@ class StoreActor(Actor):
             raise RuntimeError(
                 f"aiosqlite {aiosqlite.__version__} lacks Connection._execute, which alphad's"
                 " group commit uses; install the version range pyproject.toml names"
+            )
+        # Before anything writes: a corrupt file must not be written into (nor trades
+        # acknowledged into it), and "storage ok" must mean what it says.
+        problems = await self._in_db_thread(integrity_problems)
+        if problems:
+            raise StorageCorrupt(
+                f"it fails PRAGMA quick_check ({problems[0]}); nothing was written to it:"
+                " restore a backup (alphad check-db runs the full check)"
             )
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -348,17 +423,30 @@ class StoreActor(Actor):
 
     # ------------------------------------------------------------------ recovery
 
-    async def load_recovery(self) -> Recovery:
-        """The last snapshot and the trades and outcomes committed after it."""
+    async def snapshot_ids(self) -> list[int]:
+        """The kept snapshots, newest first."""
+        async with self._conn().execute("SELECT id FROM snapshots ORDER BY id DESC") as cursor:
+            return [int(r[0]) for r in await cursor.fetchall()]
+
+    async def load_recovery(self, snapshot_id: int | None = None) -> Recovery:
+        """A snapshot (the newest unless told which) and what was committed after it."""
         db = self._conn()
         snapshot = None
-        async with db.execute(
-            "SELECT ts_ms, trade_seq, outcome_seq, state FROM snapshots ORDER BY id DESC LIMIT 1"
-        ) as cursor:
+        sql = "SELECT ts_ms, trade_seq, outcome_seq, audit_seq, state, checksum FROM snapshots"
+        params: tuple[int, ...] = ()
+        if snapshot_id is not None:
+            sql += " WHERE id = ?"
+            params = (snapshot_id,)
+        async with db.execute(sql + " ORDER BY id DESC LIMIT 1", params) as cursor:
             row = await cursor.fetchone()
         if row is not None:
             snapshot = Snapshot(
-                ts_ms=row[0], trade_seq=row[1], outcome_seq=row[2], state=[bytes(row[3])]
+                ts_ms=row[0],
+                trade_seq=row[1],
+                outcome_seq=row[2],
+                audit_seq=row[3],
+                state=[bytes(row[4])],
+                checksum=row[5],
             )
         trade_seq = snapshot.trade_seq if snapshot else 0
         outcome_seq = snapshot.outcome_seq if snapshot else 0
@@ -372,7 +460,10 @@ class StoreActor(Actor):
             SignalOutcome(seq=r[0], signal_id=r[1], success=bool(r[2]), ts_ms=r[3])
             for r in outcome_rows
         ]
-        return Recovery(snapshot=snapshot, trades=trades, outcomes=outcomes)
+        # The changes journaled after an older snapshot; never more than snapshots_keep
+        # commits' worth, since every journaled change commits a snapshot with it.
+        audit = await self.audit_since(snapshot.audit_seq, None, 1_000_000) if snapshot else []
+        return Recovery(snapshot=snapshot, trades=trades, outcomes=outcomes, audit=audit)
 
     async def trades_after(self, seq: int, limit: int | None = None) -> list[ClosedTrade]:
         """Committed trades with a greater seq, in seq order."""
@@ -431,6 +522,18 @@ class StoreActor(Actor):
             await self._prune_signals(prune)
         for envelope in queries:
             await self._answer_query(envelope)
+        self._announce_trades()
+
+    def _announce_trades(self) -> None:
+        """Tell the commit listener how many trades were committed; never wait for it."""
+        listener = self.commit_listener
+        if listener is None or not self._unannounced_trades:
+            return
+        try:
+            listener.tell(TradesCommitted(self._unannounced_trades))
+        except (MailboxFull, ActorStopped):
+            return  # told with the next batch, together with its own trades
+        self._unannounced_trades = 0
 
     async def _prune_signals(self, prune: PruneSignals) -> None:
         """Delete one chunk of old journaled signals; tell the store to go on if needed."""
@@ -482,12 +585,25 @@ class StoreActor(Actor):
         self.healthy = True
         self._pending_signals = []
         if trades_found is not None:
-            _resolve_duplicates(trades_found, _trade_id, trade_results, new_trades)
+            _resolve_duplicates(
+                trades_found, _trade_id, _trade_fields, trade_results, new_trades, _trade_conflict
+            )
         if outcomes_found is not None:
-            _resolve_duplicates(outcomes_found, _signal_id, outcome_results, new_outcomes)
+            _resolve_duplicates(
+                outcomes_found,
+                _signal_id,
+                _outcome_fields,
+                outcome_results,
+                new_outcomes,
+                _outcome_conflict,
+            )
+        self.conflicts += sum(
+            isinstance(r, AlphadError) for r in (*trade_results, *outcome_results)
+        )
         if new_trades:
             self.last_trade_seq = max(self.last_trade_seq, new_trades[-1].seq)
             self.trades_committed += len(new_trades)
+            self._unannounced_trades += len(new_trades)
         if new_outcomes:
             self.last_outcome_seq = new_outcomes[-1].seq
         if audit_rows:
@@ -499,7 +615,8 @@ class StoreActor(Actor):
         for envelope, entries in zip(commits, commit_results, strict=True):
             _resolve(envelope, entries)
         # Learners must see every committed record: a full mailbox slows the store down
-        # (and so the acknowledgements) instead of dropping a trade.
+        # (and so the acknowledgements) instead of dropping a trade. They never ask the
+        # store, so this wait cannot close a circle.
         for trade in new_trades:
             for actor in self.trade_subscribers:
                 await actor.tell_wait(trade)
@@ -521,37 +638,38 @@ class StoreActor(Actor):
 
     def _plan_trades(
         self, trades: list[Envelope], now: int
-    ) -> tuple[list[tuple[bool, int]], list[tuple[Any, ...]], list[ClosedTrade]]:
-        results: list[tuple[bool, int]] = []
+    ) -> tuple[list[Answer], list[tuple[Any, ...]], list[ClosedTrade]]:
+        results: list[Answer] = []
         rows: list[tuple[Any, ...]] = []
         new: list[ClosedTrade] = []
-        in_batch: dict[str, int] = {}
+        in_batch: dict[str, Recorded] = {}
         seq = self.last_trade_seq
         for envelope in trades:
             request: RecordTrade = envelope.message.trade
+            regime = request.regime or UNKNOWN_REGIME
+            fields = (
+                request.strategy,
+                request.symbol,
+                request.side,
+                request.pnl,
+                request.entry_ts_ms,
+                request.exit_ts_ms,
+                regime,
+                request.size,
+                request.signal_id,
+            )
             earlier = in_batch.get(request.trade_id)
             if earlier is not None:
-                results.append((True, earlier))
+                same = earlier[1] == fields
+                results.append(
+                    (True, earlier[0])
+                    if same
+                    else _trade_conflict(request.trade_id, earlier[1], fields)
+                )
                 continue
             seq += 1
-            in_batch[request.trade_id] = seq
-            regime = request.regime or UNKNOWN_REGIME
-            rows.append(
-                (
-                    seq,
-                    request.trade_id,
-                    request.strategy,
-                    request.symbol,
-                    request.side,
-                    request.pnl,
-                    request.entry_ts_ms,
-                    request.exit_ts_ms,
-                    regime,
-                    request.size,
-                    request.signal_id,
-                    now,
-                )
-            )
+            in_batch[request.trade_id] = (seq, fields)
+            rows.append((seq, request.trade_id, *fields, now))
             results.append((False, seq))
             new.append(
                 ClosedTrade(
@@ -572,20 +690,25 @@ class StoreActor(Actor):
 
     def _plan_outcomes(
         self, outcomes: list[Envelope]
-    ) -> tuple[list[tuple[bool, int]], list[tuple[Any, ...]], list[SignalOutcome]]:
-        results: list[tuple[bool, int]] = []
+    ) -> tuple[list[Answer], list[tuple[Any, ...]], list[SignalOutcome]]:
+        results: list[Answer] = []
         rows: list[tuple[Any, ...]] = []
         new: list[SignalOutcome] = []
-        in_batch: dict[str, int] = {}
+        in_batch: dict[str, Recorded] = {}
         seq = self.last_outcome_seq
         for envelope in outcomes:
             message: AppendOutcome = envelope.message
+            fields = (int(message.success),)
             earlier = in_batch.get(message.signal_id)
             if earlier is not None:
-                results.append((True, earlier))
+                results.append(
+                    (True, earlier[0])
+                    if earlier[1] == fields
+                    else _outcome_conflict(message.signal_id, earlier[1], fields)
+                )
                 continue
             seq += 1
-            in_batch[message.signal_id] = seq
+            in_batch[message.signal_id] = (seq, fields)
             rows.append((seq, message.signal_id, int(message.success), message.ts_ms))
             results.append((False, seq))
             new.append(
@@ -797,9 +920,65 @@ def _signal_id(outcome: SignalOutcome) -> str:
     return outcome.signal_id
 
 
+def _trade_fields(trade: ClosedTrade) -> tuple[Any, ...]:
+    return (
+        trade.strategy,
+        trade.symbol,
+        trade.side,
+        trade.pnl,
+        trade.entry_ts_ms,
+        trade.exit_ts_ms,
+        trade.regime,
+        trade.size,
+        trade.signal_id,
+    )
+
+
+def _outcome_fields(outcome: SignalOutcome) -> tuple[Any, ...]:
+    return (int(outcome.success),)
+
+
+def _conflict(
+    key: str, value: str, names: tuple[str, ...], recorded: tuple[Any, ...], sent: tuple[Any, ...]
+) -> AlphadError:
+    """The refusal of a resend that differs from the record, naming what differs."""
+    differ = [i for i, name in enumerate(names) if recorded[i] != sent[i]]
+    shown = ", ".join(f"{names[i]} {_shown(recorded[i])}" for i in differ)
+    here = ", ".join(f"{names[i]} {_shown(sent[i])}" for i in differ)
+    return AlphadError(
+        "conflict",
+        f"{key} {value!r} is already recorded with {shown}; this one has {here};"
+        " nothing was recorded",
+    )
+
+
+def _trade_conflict(trade_id: str, recorded: tuple[Any, ...], sent: tuple[Any, ...]) -> AlphadError:
+    return _conflict("trade_id", trade_id, TRADE_FIELDS, recorded, sent)
+
+
+def _outcome_conflict(
+    signal_id: str, recorded: tuple[Any, ...], sent: tuple[Any, ...]
+) -> AlphadError:
+    return _conflict(
+        "the outcome of signal_id",
+        signal_id,
+        OUTCOME_FIELDS,
+        tuple(bool(v) for v in recorded),
+        tuple(bool(v) for v in sent),
+    )
+
+
+def _shown(value: Any) -> str:
+    # repr: floats exactly as compared, strings quoted, None and booleans by name.
+    return repr(value)
+
+
 def _resolve(envelope: Envelope, result: Any) -> None:
     if envelope.reply_to is not None and not envelope.reply_to.done():
-        envelope.reply_to.set_result(result)
+        if isinstance(result, AlphadError):
+            envelope.reply_to.set_exception(result)
+        else:
+            envelope.reply_to.set_result(result)
 
 
 class _Batch(msgspec.Struct, kw_only=True):
@@ -816,11 +995,14 @@ class _Batch(msgspec.Struct, kw_only=True):
     snapshots: list[tuple[Any, ...]]
     snapshots_keep: int
 
-    def write(self, db: sqlite3.Connection) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+    def write(
+        self, db: sqlite3.Connection
+    ) -> tuple[dict[str, Recorded] | None, dict[str, Recorded] | None]:
         """Insert everything and commit, or roll back and raise.
 
-        Returns, for trades and for outcomes, the recorded seq of every key of the batch
-        when some keys were already recorded (the insert ignored them), else None.
+        Returns, for trades and for outcomes, the record (seq and compared fields) of every
+        key of the batch when some keys were already recorded (the insert ignored them),
+        else None.
         """
         trades_found = outcomes_found = None
         with _transaction(db):
@@ -833,7 +1015,7 @@ class _Batch(msgspec.Struct, kw_only=True):
                     self.trades,
                 )
                 if db.total_changes - before != len(self.trades):
-                    trades_found = _recorded_seqs(db, "trades", "trade_id", self.trade_ids)
+                    trades_found = _recorded(db, "trades", "trade_id", TRADE_FIELDS, self.trade_ids)
             if self.outcomes:
                 before = db.total_changes
                 db.executemany(
@@ -842,8 +1024,8 @@ class _Batch(msgspec.Struct, kw_only=True):
                     self.outcomes,
                 )
                 if db.total_changes - before != len(self.outcomes):
-                    outcomes_found = _recorded_seqs(
-                        db, "signal_outcomes", "signal_id", self.outcome_ids
+                    outcomes_found = _recorded(
+                        db, "signal_outcomes", "signal_id", OUTCOME_FIELDS, self.outcome_ids
                     )
             if self.signals:
                 db.executemany(
@@ -875,9 +1057,12 @@ class _Batch(msgspec.Struct, kw_only=True):
                     (*columns, sum(len(piece) for piece in pieces)),
                 ).lastrowid
                 assert row is not None
+                checksum = 0
                 with db.blobopen("snapshots", "state", row) as blob:
                     for piece in pieces:
                         blob.write(piece)
+                        checksum = zlib.crc32(piece, checksum)
+                db.execute("UPDATE snapshots SET checksum = ? WHERE id = ?", (checksum, row))
             if self.snapshots:
                 db.execute(
                     "DELETE FROM snapshots WHERE id NOT IN"
@@ -910,6 +1095,28 @@ def _delete_old_signals(db: sqlite3.Connection, *, before_ms: int, chunk: int) -
     return deleted, full_chunk and deleted == chunk
 
 
+def integrity_problems(db: sqlite3.Connection, *, full: bool = False) -> list[str]:
+    """What SQLite finds wrong with the database, one problem a line; [] when it is sound.
+
+    ``PRAGMA quick_check`` (the b-trees and pages, in time linear in the file), or with
+    ``full`` ``PRAGMA integrity_check`` (also every index against its table).
+    """
+    pragma = "integrity_check" if full else "quick_check"
+    try:
+        rows = db.execute(f"PRAGMA {pragma}").fetchall()
+    except sqlite3.OperationalError:
+        raise  # locked, unreadable: not a verdict on the file's contents
+    except sqlite3.DatabaseError as exc:  # "database disk image is malformed", "not a database"
+        return [str(exc)]
+    problems = [
+        line
+        for (text,) in rows
+        for line in str(text).splitlines()
+        if line and not line.startswith("***")
+    ]
+    return [] if problems == ["ok"] else problems
+
+
 @contextmanager
 def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     """Commit what the block wrote; on any error roll it back and raise that error."""
@@ -922,32 +1129,46 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def _recorded_seqs(db: sqlite3.Connection, table: str, key: str, keys: list[str]) -> dict[str, int]:
-    """The recorded seq of each of ``keys`` (inside the batch's transaction)."""
-    found: dict[str, int] = {}
+def _recorded(
+    db: sqlite3.Connection, table: str, key: str, fields: tuple[str, ...], keys: list[str]
+) -> dict[str, Recorded]:
+    """The seq and ``fields`` of each of ``keys`` as recorded (inside the batch's transaction)."""
+    found: dict[str, Recorded] = {}
+    columns = ", ".join(fields)
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        rows = db.execute(f"SELECT {key}, seq FROM {table} WHERE {key} IN ({marks})", chunk)
-        for recorded, seq in rows:
-            found[recorded] = seq
+        rows = db.execute(
+            f"SELECT {key}, seq, {columns} FROM {table} WHERE {key} IN ({marks})", chunk
+        )
+        for recorded, seq, *values in rows:
+            found[recorded] = (seq, tuple(values))
     return found
 
 
 def _resolve_duplicates(
-    found: dict[str, int],
+    found: dict[str, Recorded],
     key_of: Callable[[Any], str],
-    results: list[tuple[bool, int]],
+    fields_of: Callable[[Any], tuple[Any, ...]],
+    results: list[Answer],
     new: list[Any],
+    conflict: Callable[[str, tuple[Any, ...], tuple[Any, ...]], AlphadError],
 ) -> None:
-    """Answer the keys that were already recorded with their recorded seq, and drop them
-    from ``new``: the seqs planned for them were never written (seq only has to increase).
+    """Answer the keys that were already recorded: with their recorded seq when the resend
+    repeats the record, with a conflict when it differs; and drop them from ``new``: the
+    seqs planned for them were never written (seq only has to increase).
     """
-    remap = {r.seq: (True, found[key_of(r)]) for r in new if found[key_of(r)] != r.seq}
-    for index, (_, seq) in enumerate(results):
-        if seq in remap:
-            results[index] = remap[seq]
-    new[:] = [r for r in new if found[key_of(r)] == r.seq]
+    remap: dict[int, Answer] = {}
+    for record in new:
+        key = key_of(record)
+        seq, stored = found[key]
+        if seq != record.seq:
+            sent = fields_of(record)
+            remap[record.seq] = (True, seq) if stored == sent else conflict(key, stored, sent)
+    for index, result in enumerate(results):
+        if isinstance(result, tuple) and result[1] in remap:
+            results[index] = remap[result[1]]
+    new[:] = [r for r in new if found[key_of(r)][0] == r.seq]
 
 
 def _statements(script: str) -> list[str]:
@@ -965,6 +1186,8 @@ __all__ = [
     "QueryHistory",
     "Recovery",
     "Snapshot",
+    "StorageCorrupt",
     "StorageUnavailable",
     "StoreActor",
+    "TradesCommitted",
 ]

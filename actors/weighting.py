@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from actors.base import TAKE_STATE, Actor
+from actors.base import TAKE_STATE, Actor, Restore
 from actors.events import SetEnabled
 from actors.figures import Figures
 from protocol.errors import AlphadError
@@ -152,6 +152,7 @@ class WeightingModel:
 
     def __init__(self, config: WeightingConfig, strategies: Mapping[str, StrategyConfig]) -> None:
         self.config = config
+        self.configured = dict(strategies)
         self.base: dict[str, float] = {n: s.base_weight for n, s in sorted(strategies.items())}
         self.adaptive: dict[str, float] = dict(self.base)
         # regime -> strategy -> adaptive weight; a strategy missing from a regime's table
@@ -448,6 +449,17 @@ class WeightingModel:
         self.adaptive = global_table
         return updates
 
+    def apply_journaled(self, strategy: str, regime: str | None, weight: float) -> None:
+        """Set a weight as the audit trail recorded it (a restart from an older snapshot
+        than the newest applies the journaled changes after it again), within bounds."""
+        if strategy not in self.base or not isinstance(weight, int | float):
+            return
+        weight = self._within(strategy, float(weight))
+        if regime is None:
+            self.adaptive[strategy] = weight
+        else:
+            self.regime_adaptive.setdefault(regime, {})[strategy] = weight
+
     @staticmethod
     def _change(
         strategy: str, regime: str | None, old: float, new: float, reason: str
@@ -648,6 +660,11 @@ class WeightingActor(Actor):
                 return model.rollback(message.reason)
             case GetWeights():
                 return model.table(message.regime, self.statuses).reply(model.frozen)
+            case Restore():
+                self.model = WeightingModel.from_state(
+                    model.config, model.configured, message.state
+                )
+                return None
             case _ if message is TAKE_STATE:
                 return model.to_state()
         raise TypeError(f"weighting cannot handle {type(message).__name__}")

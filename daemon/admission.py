@@ -2,10 +2,16 @@
 
 A misbehaving bot that invents a new symbol per request must not exhaust memory, and
 with ``auto_register = false`` only configured strategies are served.
+
+A strategy counts against ``max_strategies`` once it is configured or records a trade.
+A name that is only scored is served (as a new strategy) but neither counted nor
+registered: a bot scoring signals under a thousand passing names must not use up the cap
+for good, nor leave those names in the weights and the lifecycle.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from protocol.errors import AlphadError
@@ -33,6 +39,9 @@ class Admission:
         self.symbols: set[str] = set()
         self.regimes: set[str] = set()
         self.on_new_strategy = on_new_strategy
+        # Names scored lately that never traded, newest last; as many as the cap, the
+        # oldest forgotten first, none kept across a restart.
+        self.scored_only: OrderedDict[str, None] = OrderedDict()
 
     def learn(
         self, strategies: Iterable[str], symbols: Iterable[str], regimes: Iterable[str]
@@ -41,6 +50,27 @@ class Admission:
         self.strategies.update(strategies)
         self.symbols.update(symbols)
         self.regimes.update(regimes)
+
+    def admit_scored(self, strategy: str, symbol: str, regime: str | None) -> None:
+        """``admit`` for a signal to score: a new strategy is served but not taken on."""
+        if strategy not in self.strategies and not self.auto_register:
+            raise AlphadError(
+                "unknown_strategy",
+                f"strategy {strategy!r} is not configured and auto_register is off",
+            )
+        self._admit_market(symbol, regime)
+        if strategy not in self.strategies:
+            scored = self.scored_only
+            if strategy in scored:
+                scored.move_to_end(strategy)
+            else:
+                if len(scored) >= self.max_strategies:
+                    scored.popitem(last=False)
+                scored[strategy] = None
+
+    def seen(self, strategy: str) -> bool:
+        """Whether the strategy is counted, or was scored lately."""
+        return strategy in self.strategies or strategy in self.scored_only
 
     def admit(self, strategy: str, symbol: str, regime: str | None) -> None:
         """Raise ``unknown_strategy`` or ``limit`` for a name the daemon must not take on."""
@@ -55,6 +85,14 @@ class Admission:
                     "limit",
                     f"{self.max_strategies} strategies already known (limits.max_strategies)",
                 )
+        self._admit_market(symbol, regime)
+        if strategy not in self.strategies:
+            self.strategies.add(strategy)
+            self.scored_only.pop(strategy, None)
+            if self.on_new_strategy is not None:
+                self.on_new_strategy(strategy)
+
+    def _admit_market(self, symbol: str, regime: str | None) -> None:
         if symbol not in self.symbols and len(self.symbols) >= self.max_symbols:
             raise AlphadError(
                 "limit", f"{self.max_symbols} symbols already known (limits.max_symbols)"
@@ -67,10 +105,6 @@ class Admission:
             raise AlphadError(
                 "limit", f"{self.max_regimes} regimes already known (limits.max_regimes)"
             )
-        if strategy not in self.strategies:
-            self.strategies.add(strategy)
-            if self.on_new_strategy is not None:
-                self.on_new_strategy(strategy)
         self.symbols.add(symbol)
         if regime is not None:
             self.regimes.add(regime)

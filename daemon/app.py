@@ -89,6 +89,16 @@ SNAPSHOT_PARTS = frozenset({"performance", "weighting", "lifecycle", "scorer", "
 _history_decoder = msgspec.msgpack.Decoder(OptimizationState)
 
 
+class _Restored(msgspec.Struct, kw_only=True):
+    """The models rebuilt from one snapshot."""
+
+    state: dict[str, Any]
+    performance: PerformanceModel
+    weighting: WeightingModel
+    lifecycle: LifecycleModel
+    scorer: ScorerModel
+
+
 class StartupError(Exception):
     """The daemon cannot start; the message is one line for the operator."""
 
@@ -163,45 +173,19 @@ class Daemon:
         self.store = store
         try:
             await store.on_start()
-            recovery = await store.load_recovery()
             cycle = await store.latest_cycle()
+            snapshot_ids = await store.snapshot_ids()
         except Exception as exc:
             raise StartupError(f"cannot open database {self.paths.database}: {exc}") from exc
         mailbox = cfg.daemon.mailbox_size
         started_recovery = time.perf_counter()
-        try:
-            state = _state_decoder.decode(recovery.snapshot.encoded()) if recovery.snapshot else {}
-            missing = SNAPSHOT_PARTS - set(state) if recovery.snapshot else set()
-            if missing:
-                raise ValueError(f"the snapshot lacks {', '.join(sorted(missing))}")
-            performance_model = (
-                PerformanceModel.from_state(cfg.performance, state["performance"])
-                if "performance" in state
-                else PerformanceModel(cfg.performance)
-            )
-            weighting_model = (
-                WeightingModel.from_state(cfg.weighting, cfg.strategies, state["weighting"])
-                if "weighting" in state
-                else WeightingModel(cfg.weighting, cfg.strategies)
-            )
-            lifecycle_model = (
-                LifecycleModel.from_state(cfg.lifecycle, cfg.strategies, state["lifecycle"])
-                if "lifecycle" in state
-                else LifecycleModel(cfg.lifecycle, cfg.strategies)
-            )
-            id_prefix = f"{_now_ms():x}"
-            scorer_state = state.get("scorer")
-            scorer_model = (
-                ScorerModel.from_state(cfg.scorer, id_prefix, scorer_state["model"])
-                if scorer_state
-                else ScorerModel(cfg.scorer, id_prefix)
-            )
-        except Exception as exc:
-            # Never start with a half-restored state: weights and statuses (a suspended
-            # strategy!) would silently fall back to their defaults.
-            raise StartupError(
-                f"cannot restore the state snapshot in {self.paths.database}: {exc}"
-            ) from exc
+        recovery, restored = await self._restore(store, snapshot_ids)
+        state = restored.state
+        performance_model = restored.performance
+        weighting_model = restored.weighting
+        lifecycle_model = restored.lifecycle
+        scorer_model = restored.scorer
+        scorer_state = state.get("scorer")
         # Off-switches: the config's, unless an operator switched a component since.
         engine_state = state.get("engine", {})
         switches = {
@@ -272,14 +256,16 @@ class Daemon:
             snapshot_interval_s=cfg.store.snapshot_interval_s,
             snapshot_every_trades=cfg.store.snapshot_every_trades,
             status=self.status,
+            seen=lambda strategy: self.admission.seen(strategy),
             cycle=max(cycle, int(engine_state.get("cycle", 0))),
             last_cycle_ms=int(engine_state.get("last_cycle_ms", 0)),
             switches=switches,
             mailbox_size=mailbox,
         )
         self.store, self.engine = store, engine
-        store.trade_subscribers = [performance, scorer, engine]
+        store.trade_subscribers = [performance, scorer]
         store.outcome_subscribers = [scorer]
+        store.commit_listener = engine
 
         admission = Admission(
             configured=cfg.strategies.keys(),
@@ -289,8 +275,10 @@ class Daemon:
             max_regimes=cfg.limits.max_regimes,
             on_new_strategy=lambda name: _tell_quietly(engine, StrategySeen(name)),
         )
+        # Counted: the strategies that traded (and the configured ones); names a snapshot
+        # kept from being scored only do not use up the cap.
         admission.learn(
-            [*performance_model.strategies(), *weighting_model.strategies()],
+            performance_model.strategies(),
             performance_model.symbols(),
             performance_model.regimes(),
         )
@@ -362,6 +350,94 @@ class Daemon:
             database=str(self.paths.database),
         )
 
+    async def _restore(
+        self, store: StoreActor, snapshot_ids: list[int]
+    ) -> tuple[Recovery, _Restored]:
+        """The models from the newest snapshot that restores, and what came after it.
+
+        An unreadable snapshot is passed over for the one before it (the store keeps
+        ``snapshots_keep``), with a longer replay of the committed tail and the journaled
+        changes after it applied again; said so in one line. Only when none restores is
+        the start refused: starting from defaults would silently drop weights and statuses.
+        """
+        failures: list[str] = []
+        first_failure: Exception | None = None
+        for skipped, snapshot_id in enumerate(snapshot_ids or [None]):
+            try:
+                recovery = await store.load_recovery(snapshot_id)
+            except Exception as exc:
+                raise StartupError(f"cannot open database {self.paths.database}: {exc}") from exc
+            try:
+                restored = self._models_from(recovery)
+            except Exception as exc:
+                first_failure = first_failure or exc
+                failures.append(f"snapshot {snapshot_id}: {exc}")
+                continue
+            if skipped:
+                assert recovery.snapshot is not None
+                log.warning(
+                    "restored_from_older_snapshot",
+                    database=str(self.paths.database),
+                    unreadable="; ".join(failures),
+                    snapshot_trade_seq=recovery.snapshot.trade_seq,
+                    replayed_trades=len(recovery.trades),
+                    reapplied_changes=len(recovery.audit),
+                )
+            return recovery, restored
+        # Never start with a half-restored state: weights and statuses (a suspended
+        # strategy!) would silently fall back to their defaults.
+        raise StartupError(
+            f"cannot restore the state snapshot in {self.paths.database}: {first_failure}"
+        ) from first_failure
+
+    def _models_from(self, recovery: Recovery) -> _Restored:
+        """Every model from a snapshot (defaults without one), with the journaled changes
+        after it applied again; raises on a snapshot that does not restore."""
+        cfg = self.config
+        state = _state_decoder.decode(recovery.snapshot.encoded()) if recovery.snapshot else {}
+        missing = SNAPSHOT_PARTS - set(state) if recovery.snapshot else set()
+        if missing:
+            raise ValueError(f"the snapshot lacks {', '.join(sorted(missing))}")
+        performance = (
+            PerformanceModel.from_state(cfg.performance, state["performance"])
+            if "performance" in state
+            else PerformanceModel(cfg.performance)
+        )
+        weighting = (
+            WeightingModel.from_state(cfg.weighting, cfg.strategies, state["weighting"])
+            if "weighting" in state
+            else WeightingModel(cfg.weighting, cfg.strategies)
+        )
+        lifecycle = (
+            LifecycleModel.from_state(cfg.lifecycle, cfg.strategies, state["lifecycle"])
+            if "lifecycle" in state
+            else LifecycleModel(cfg.lifecycle, cfg.strategies)
+        )
+        id_prefix = f"{_now_ms():x}"
+        scorer_state = state.get("scorer")
+        scorer = (
+            ScorerModel.from_state(cfg.scorer, id_prefix, scorer_state["model"])
+            if scorer_state
+            else ScorerModel(cfg.scorer, id_prefix)
+        )
+        engine_state = state.setdefault("engine", {})
+        for entry in recovery.audit:
+            if entry.kind == "status" and entry.strategy is not None:
+                lifecycle.apply_journaled(
+                    entry.strategy, str(entry.new), entry.reason, entry.actor, entry.ts_ms
+                )
+            elif entry.kind == "weight" and entry.strategy is not None:
+                weighting.apply_journaled(entry.strategy, entry.data.get("regime"), entry.new)
+            elif entry.kind == "component" and isinstance(entry.new, bool):
+                engine_state.setdefault("switches", {})[entry.data.get("component")] = entry.new
+        return _Restored(
+            state=state,
+            performance=performance,
+            weighting=weighting,
+            lifecycle=lifecycle,
+            scorer=scorer,
+        )
+
     def _replay(
         self,
         recovery: Recovery,
@@ -392,13 +468,16 @@ class Daemon:
         engine: Actor,
         admission: Admission,
     ) -> dict[type[Request], Route]:
-        admit = admission.admit
+        admit, admit_scored = admission.admit, admission.admit_scored
 
-        def admit_names(request: ScoreSignal | RecordTrade) -> None:
+        def admit_names(request: RecordTrade) -> None:
             admit(request.strategy, request.symbol, request.regime)
 
+        def admit_scored_names(request: ScoreSignal) -> None:
+            admit_scored(request.strategy, request.symbol, request.regime)
+
         return {
-            ScoreSignal: Route(inline=scorer.score, admit=admit_names),
+            ScoreSignal: Route(inline=scorer.score, admit=admit_scored_names),
             RecordTrade: Route(
                 actor=store,
                 admit=admit_names,

@@ -62,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of every message")
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
+    check_db = sub.add_parser(
+        "check-db", help="check the database file with SQLite's integrity_check (read-only)"
+    )
+    check_db.add_argument("--config", help="TOML configuration file")
+    where = check_db.add_mutually_exclusive_group()
+    where.add_argument("--state-dir", help="directory of the database")
+    where.add_argument("--database", help="the database file itself")
     simulate = sub.add_parser("simulate", help="write a simulated history of signals")
     simulate.add_argument("--scenario", required=True, help="scenario name (see docs/replay.md)")
     simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
@@ -137,6 +144,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "run":
         config, paths, warnings = checked_config(args.config, args.state_dir, args.runtime_dir)
         return run(config, paths, warnings)
+    if command == "check-db":
+        return check_database(args)
     if command in ("simulate", "replay"):
         from daemon.replay import InputError, replay_command
         from daemon.simulate import simulate_command
@@ -259,6 +268,36 @@ def alert_line(topic: str, alert: Any) -> str:
     where = f" [{regime}]" if regime else ""
     by = f" by {alert.actor}" if alert.actor != "system" else ""
     return f"#{alert.seq} {topic}{who}{where}: {alert.old} -> {alert.new} ({alert.reason}){by}"
+
+
+def check_database(args: argparse.Namespace) -> int:
+    """``alphad check-db``: the full integrity check, read-only (safe while alphad runs)."""
+    import sqlite3
+    from pathlib import Path
+    from urllib.parse import quote
+
+    from actors.store import integrity_problems
+
+    if args.database:
+        path = Path(args.database)
+    else:
+        path = resolve_paths(load_config(args.config), args.state_dir, None).database
+    if not path.is_file():
+        raise CommandError(f"{path}: no such database file")
+    try:
+        db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=10)
+        try:
+            problems = integrity_problems(db, full=True)
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise CommandError(f"{path}: cannot be checked: {exc}") from None
+    if problems:
+        raise CommandError(
+            f"{path}: corrupt: {problems[0]} ({len(problems)} problems found by integrity_check)"
+        )
+    print(f"{path}: ok (integrity_check)")
+    return 0
 
 
 def schema_json() -> str:

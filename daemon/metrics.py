@@ -307,6 +307,14 @@ class Sampler:
         )
         lost.add_metric([], lines_dropped())
         metrics.append(lost)
+
+        conflicts = CounterMetricFamily(
+            "alphad_conflicts",
+            "Resends of a recorded trade_id or signal outcome that differed from the record;"
+            " answered conflict, nothing recorded.",
+        )
+        conflicts.add_metric([], self.store.conflicts)
+        metrics.append(conflicts)
         pruned = CounterMetricFamily(
             "alphad_signals_pruned", "Journaled signals deleted by [store] signals_keep_days."
         )

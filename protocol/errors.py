@@ -12,6 +12,8 @@ ERROR_CODES: dict[str, str] = {
     "unknown_strategy": "the strategy is not configured and auto_register is off",
     "limit": "a configured cap (strategies, symbols, regimes) would be exceeded",
     "not_found": "the named strategy or record does not exist",
+    "conflict": "a resend of a recorded trade_id or signal outcome differs from the record;"
+    " nothing was recorded",
     "internal": "an unexpected failure inside the daemon",
 }
 

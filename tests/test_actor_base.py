@@ -61,6 +61,19 @@ async def test_full_mailbox_is_reported_not_grown() -> None:
     assert actor.full_count == 1
 
 
+async def test_ask_waiting_for_room_is_queued_once_the_mailbox_drains() -> None:
+    actor = Counter(mailbox_size=2)
+    actor.tell(1)
+    actor.tell(1)
+    asked = asyncio.ensure_future(actor.ask(5, wait_for_room=True))
+    await asyncio.sleep(0)
+    assert not asked.done() and actor.depth() == 2  # waiting, not refused
+    supervisor = Supervisor()
+    await supervisor.start(actor)
+    assert await asked == 7
+    await supervisor.stop(1.0)
+
+
 async def test_ask_times_out() -> None:
     actor = Counter()
     supervisor = Supervisor()

@@ -10,7 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.messages import AnyReply, GetStatus, ScoreSignal, SignalScore, StatusReply
+from protocol.messages import (
+    AnyReply,
+    GetStatus,
+    RecordTrade,
+    ScoreSignal,
+    SignalScore,
+    StatusReply,
+)
 from tests.atheris_target import one_input
 from tests.daemon_process import DaemonProcess, RawClient
 
@@ -161,12 +168,18 @@ def test_names_beyond_the_configured_caps_get_limit(tmp_path: Path) -> None:
             )
             codes.append(getattr(reply, "code", "ok"))
         assert codes == ["ok", "ok", "ok", "limit", "limit"]
-        for name in ("s2", "s3"):
+        # Strategies count once they trade ("s" was only scored): two fit, the third not.
+        for name in ("s2", "s3", "s4"):
             reply = client.call(
-                ScoreSignal(strategy=name, symbol="SYM0", side="buy", confidence=0.5)
-            )
+                RecordTrade(
+                    trade_id=name, strategy=name, symbol="SYM0", side="buy", pnl=1.0,
+                    entry_ts_ms=1, exit_ts_ms=2,
+                )
+            )  # fmt: skip
             codes.append(getattr(reply, "code", "ok"))
-        assert codes[-2:] == ["ok", "limit"]
+        assert codes[-3:] == ["ok", "ok", "limit"]
+        scored = client.call(ScoreSignal(strategy="s5", symbol="SYM0", side="buy", confidence=0.5))
+        assert isinstance(scored, SignalScore), "scoring a new name never uses up the cap"
     finally:
         client.close()
         daemon.close()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from actors.base import Actor
 from actors.events import ClosedTrade
 from actors.store import (
+    SCHEMA_VERSION,
     AppendOutcome,
     AppendSignal,
     AppendSignals,
@@ -26,6 +29,7 @@ from actors.store import (
     StoreActor,
 )
 from daemon.supervisor import Supervisor
+from protocol.errors import AlphadError
 from protocol.messages import RecordTrade
 
 
@@ -81,12 +85,60 @@ async def test_resent_trade_is_a_duplicate_and_changes_nothing(tmp_path: Path) -
     db = tmp_path / "alphad.db"
     store, learner, supervisor = await start_store(db)
     first = await store.ask(AppendTrade(trade("t1", 1.0)))
-    again = await store.ask(AppendTrade(trade("t1", 99.0)))
+    again = await store.ask(AppendTrade(trade("t1", 1.0)))
     assert first == (False, 1)
     assert again == (True, 1)
     assert rows(db, "SELECT trade_id, pnl FROM trades") == [("t1", 1.0)]
     await asyncio.sleep(0.01)
     assert [t.trade_id for t in learner.seen] == ["t1"]
+    assert store.conflicts == 0
+    await supervisor.stop(1.0)
+
+
+async def test_resent_trade_that_differs_is_a_conflict_naming_the_fields(tmp_path: Path) -> None:
+    db = tmp_path / "alphad.db"
+    store, learner, supervisor = await start_store(db)
+    await store.ask(AppendTrade(trade("t1", 1.0, strategy="ema")))
+    other = msgspec.structs.replace(trade("t1", -2.5, strategy="rsi"), side="sell")
+    with pytest.raises(AlphadError) as refused:
+        await store.ask(AppendTrade(other))
+    assert refused.value.code == "conflict"
+    message = refused.value.message
+    assert "'t1'" in message and "strategy 'ema'" in message and "strategy 'rsi'" in message
+    assert "side 'buy'" in message and "side 'sell'" in message
+    assert "pnl 1.0" in message and "pnl -2.5" in message and "symbol" not in message
+    # A float that differs in its last bit is another pnl.
+    with pytest.raises(AlphadError, match="conflict"):
+        await store.ask(AppendTrade(trade("t1", math.nextafter(1.0, 2.0))))
+    assert rows(db, "SELECT trade_id, strategy, side, pnl FROM trades") == [
+        ("t1", "ema", "buy", 1.0)
+    ]
+    assert await store.ask(AppendTrade(trade("t1", 1.0))) == (True, 1)
+    await asyncio.sleep(0.01)
+    assert [t.trade_id for t in learner.seen] == ["t1"]
+    assert store.conflicts == 2
+    await supervisor.stop(1.0)
+
+
+async def test_two_different_trades_with_one_id_in_a_batch_record_only_the_first(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "alphad.db"
+    store, _, supervisor = await start_store(db)
+    await store.ask(AppendTrade(trade("old", 1.0)))
+    first, same, differs, old_differs = await asyncio.gather(
+        store.ask_future(AppendTrade(trade("t1", 1.0))),
+        store.ask_future(AppendTrade(trade("t1", 1.0))),
+        store.ask_future(AppendTrade(trade("t1", 3.0))),
+        store.ask_future(AppendTrade(trade("old", 4.0))),
+        return_exceptions=True,
+    )
+    assert first == (False, 2) and same == (True, 2)
+    assert isinstance(differs, AlphadError) and differs.code == "conflict"
+    assert "pnl 1.0" in differs.message and "pnl 3.0" in differs.message
+    assert isinstance(old_differs, AlphadError) and old_differs.code == "conflict"
+    assert rows(db, "SELECT trade_id, pnl FROM trades ORDER BY seq") == [("old", 1.0), ("t1", 1.0)]
+    assert store.conflicts == 2
     await supervisor.stop(1.0)
 
 
@@ -215,7 +267,7 @@ async def test_schema_is_created_once_with_wal(tmp_path: Path) -> None:
         store = StoreActor(db)
         await store.on_start()
         await store.on_stop()
-    assert rows(db, "PRAGMA user_version") == [(1,)]
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert rows(db, "PRAGMA journal_mode") == [("wal",)]
 
 
@@ -226,9 +278,9 @@ async def test_resent_signal_outcome_is_a_duplicate_in_and_across_batches(
     store, learner, supervisor = await start_store(db)
     first = await store.ask(AppendOutcome("sig-1", True, 1))
     together = await asyncio.gather(
-        store.ask_future(AppendOutcome("sig-1", False, 2)),
+        store.ask_future(AppendOutcome("sig-1", True, 2)),
         store.ask_future(AppendOutcome("sig-2", False, 2)),
-        store.ask_future(AppendOutcome("sig-2", True, 3)),
+        store.ask_future(AppendOutcome("sig-2", False, 3)),
     )
     assert first == (False, 1)
     assert together[0] == (True, 1)
@@ -239,6 +291,32 @@ async def test_resent_signal_outcome_is_a_duplicate_in_and_across_batches(
     ]
     await asyncio.sleep(0.01)
     assert [o.signal_id for o in learner.seen] == ["sig-1", "sig-2"]
+    await supervisor.stop(1.0)
+
+
+async def test_opposite_signal_outcome_is_a_conflict_in_and_across_batches(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "alphad.db"
+    store, learner, supervisor = await start_store(db)
+    await store.ask(AppendOutcome("sig-1", True, 1))
+    across, new, within = await asyncio.gather(
+        store.ask_future(AppendOutcome("sig-1", False, 2)),
+        store.ask_future(AppendOutcome("sig-2", False, 2)),
+        store.ask_future(AppendOutcome("sig-2", True, 3)),
+        return_exceptions=True,
+    )
+    assert isinstance(across, AlphadError) and across.code == "conflict"
+    assert "success True" in across.message and "success False" in across.message
+    assert isinstance(new, tuple) and new[0] is False
+    assert isinstance(within, AlphadError) and within.code == "conflict"
+    assert rows(db, "SELECT signal_id, success FROM signal_outcomes ORDER BY seq") == [
+        ("sig-1", 1),
+        ("sig-2", 0),
+    ]
+    await asyncio.sleep(0.01)
+    assert [(o.signal_id, o.success) for o in learner.seen] == [("sig-1", True), ("sig-2", False)]
+    assert store.conflicts == 2
     await supervisor.stop(1.0)
 
 

@@ -1,0 +1,400 @@
+"""End to end: the store and the engine under small mailboxes, refused and conflicting
+writes, a damaged newest snapshot and a corrupt database file."""
+
+from __future__ import annotations
+
+import math
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import zmq
+
+from protocol.codec import decode_reply, encode
+from protocol.messages import (
+    Error,
+    ForceStatus,
+    GetAudit,
+    GetHealth,
+    GetPerformance,
+    GetStatus,
+    GetWeights,
+    Ok,
+    OptimizationState,
+    RecordSignalOutcome,
+    RecordTrade,
+    ResetWeights,
+    RollbackWeights,
+    ScoreSignal,
+    SetComponent,
+    SignalScore,
+    StatusReply,
+    TradeRecorded,
+    UpdateOptimization,
+)
+from tests.daemon_process import DaemonProcess, RawClient
+from tests.test_e2e_faults import scrape_until
+from tests.test_metrics import free_port, value
+
+STALL_S = 20.0  # far beyond any group commit: no answer for this long is a stall
+
+
+def closed_trade(trade_id: str, strategy: str = "ema", pnl: float = 1.0) -> RecordTrade:
+    return RecordTrade(
+        trade_id=trade_id,
+        strategy=strategy,
+        symbol="BTC",
+        side="buy",
+        pnl=pnl,
+        entry_ts_ms=1,
+        exit_ts_ms=2,
+    )
+
+
+def stream_trades(endpoint: str, count: int, window: int) -> int:
+    """Send ``count`` trades with up to ``window`` unanswered at a time, resending the ones
+    refused as overloaded; returns how many were recorded. Raises on a stall."""
+    context = zmq.Context.instance()
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(endpoint)
+    waiting: list[str] = [f"t{i}" for i in range(count)]
+    waiting.reverse()
+    in_flight: set[str] = set()
+    recorded = 0
+    try:
+        while waiting or in_flight:
+            while waiting and len(in_flight) < window:
+                trade_id = waiting.pop()
+                in_flight.add(trade_id)
+                request = closed_trade(trade_id)
+                request.request_id = trade_id
+                dealer.send_multipart([b"", encode(request)])
+            if not dealer.poll(int(STALL_S * 1000)):
+                raise AssertionError(
+                    f"no answer for {STALL_S:.0f} s after {recorded} trades were recorded"
+                )
+            reply = decode_reply(dealer.recv_multipart()[-1])
+            assert reply.request_id is not None
+            in_flight.discard(reply.request_id)
+            if isinstance(reply, TradeRecorded):
+                recorded += 1
+            else:
+                assert isinstance(reply, Error) and reply.code == "overloaded", reply
+                waiting.append(reply.request_id)
+                time.sleep(0.001)
+    finally:
+        dealer.close(linger=0)
+    return recorded
+
+
+def newest_snapshot_seq(database: Path) -> int:
+    with sqlite3.connect(database) as db:
+        return int(db.execute("SELECT COALESCE(MAX(trade_seq), 0) FROM snapshots").fetchone()[0])
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = STALL_S) -> bool:
+    """Whether ``condition`` came true before the time was up."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_small_mailboxes_and_frequent_snapshots_never_stall_the_trades(tmp_path: Path) -> None:
+    # A snapshot every 100 trades while the engine's mailbox holds 64 messages: the store
+    # must go on committing while the engine waits for its snapshot's commit.
+    config = (
+        "[daemon]\nmailbox_size = 64\nrequest_timeout_s = 60\n"
+        "[store]\nsnapshot_every_trades = 100\n"
+        "[engine]\nupdate_interval_s = 0\n"
+    )
+    daemon = DaemonProcess(tmp_path, config).start()
+    try:
+        assert stream_trades(daemon.rpc, 3000, window=48) == 3000
+        client = RawClient(daemon.rpc)
+        status = client.call(GetStatus())
+        client.close()
+        assert isinstance(status, StatusReply) and status.trades == 3000
+        assert status.components["engine"] == "running"
+        # The snapshots kept being taken meanwhile, not just skipped.
+        assert wait_for(lambda: newest_snapshot_seq(daemon.database) >= 2900)
+        assert "actor_crashed" not in daemon.log()
+    finally:
+        daemon.close()
+
+
+def figures_an_operator_sees(rpc: RawClient) -> dict[str, Any]:
+    """Everything a refused change must leave as it was, in comparable form."""
+    status = rpc.call(GetStatus())
+    assert isinstance(status, StatusReply)
+    scored = rpc.call(
+        ScoreSignal(strategy="ema", symbol="BTC", side="buy", confidence=0.8, confluence=3)
+    )
+    assert isinstance(scored, SignalScore)
+    return {
+        "health": msgspec.to_builtins(rpc.call(GetHealth()).rows),
+        "weights": msgspec.to_builtins(rpc.call(GetWeights())),
+        "cycle": status.cycle,
+        "enabled": status.enabled,
+        "audit": msgspec.to_builtins(rpc.call(GetAudit(limit=1000)).entries),
+        "scored": (scored.status, scored.weight, scored.size_multiplier),
+    }
+
+
+def test_changes_refused_on_a_full_disk_take_no_effect_before_or_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    daemon = DaemonProcess(tmp_path, "[engine]\nupdate_interval_s = 0\n").start()
+    assert daemon.process is not None
+    pid = daemon.process.pid
+    rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
+    wal = daemon.database.with_name(daemon.database.name + "-wal")
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    try:
+        # A losing strategy, so that the first cycle moves its weight off base.
+        for i in range(60):
+            recorded = rpc.call(closed_trade(f"t{i}", pnl=-1.0 if i % 4 else 0.5))
+            assert isinstance(recorded, TradeRecorded)
+        cycle = admin.call(UpdateOptimization())
+        assert isinstance(cycle, OptimizationState) and cycle.cycle == 1
+        assert cycle.weight_changes, "the cycle must move a weight for reset to undo"
+        before = figures_an_operator_sees(rpc)
+        assert before["health"][0]["status"] != "suspended"
+
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (wal.stat().st_size, hard))
+        for i in range(200):  # until the write-ahead log has no room left
+            if isinstance(rpc.call(closed_trade(f"fill-{i}")), Error):
+                break
+        else:
+            raise AssertionError("no write reached the file size limit")
+        refused = [
+            admin.call(ForceStatus(strategy="ema", status="suspended", reason="x", operator="op")),
+            admin.call(UpdateOptimization()),
+            admin.call(ResetWeights(reason="x")),
+            admin.call(RollbackWeights(reason="x")),
+            admin.call(SetComponent(name="weighting", enabled=False, reason="x", operator="op")),
+        ]
+        for reply in refused:
+            assert isinstance(reply, Error) and reply.code == "storage_unavailable", reply
+        during = figures_an_operator_sees(rpc)
+        assert during == before
+
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
+        after_space = figures_an_operator_sees(rpc)
+        assert after_space == before
+        rpc.close()
+        admin.close()
+        assert daemon.stop() == 0
+        daemon.start()
+        rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
+        assert figures_an_operator_sees(rpc) == before
+        # The next cycle is the next number: none was used up by the refused one.
+        next_cycle = admin.call(UpdateOptimization())
+        assert isinstance(next_cycle, OptimizationState) and next_cycle.cycle == 2
+    finally:
+        rpc.close()
+        admin.close()
+        daemon.close()
+
+
+def test_a_resend_that_differs_from_the_record_is_refused_as_a_conflict_and_counted(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    daemon = DaemonProcess(tmp_path, f"[metrics]\nport = {port}\n").start()
+    rpc = RawClient(daemon.rpc)
+    try:
+        first = rpc.call(closed_trade("T-1", strategy="ema", pnl=12.5))
+        same = rpc.call(closed_trade("T-1", strategy="ema", pnl=12.5))
+        assert isinstance(first, TradeRecorded) and isinstance(same, TradeRecorded)
+        assert (first.duplicate, same.duplicate, same.seq) == (False, True, first.seq)
+        other = msgspec.structs.replace(closed_trade("T-1", strategy="rsi", pnl=-3.0), side="sell")
+        refused = rpc.call(other)
+        assert isinstance(refused, Error) and refused.code == "conflict", refused
+        for named in ("strategy", "side", "pnl"):
+            assert named in refused.message
+        scored = rpc.call(
+            ScoreSignal(strategy="ema", symbol="BTC", side="buy", confidence=0.8, confluence=3)
+        )
+        assert isinstance(scored, SignalScore) and scored.signal_id is not None
+        outcome = RecordSignalOutcome(signal_id=scored.signal_id, success=True)
+        assert isinstance(rpc.call(outcome), Ok) and isinstance(rpc.call(outcome), Ok)
+        opposite = rpc.call(RecordSignalOutcome(signal_id=scored.signal_id, success=False))
+        assert isinstance(opposite, Error) and opposite.code == "conflict", opposite
+        status = rpc.call(GetStatus())
+        assert isinstance(status, StatusReply) and status.trades == 1
+        samples = scrape_until(port, lambda m: value(m, "alphad_conflicts_total") > 0)
+        assert value(samples, "alphad_conflicts_total") == 2
+    finally:
+        rpc.close()
+        daemon.close()
+    with sqlite3.connect(daemon.database) as db:
+        assert db.execute("SELECT trade_id, strategy, side, pnl FROM trades").fetchall() == [
+            ("T-1", "ema", "buy", 12.5)
+        ]
+        assert db.execute("SELECT success FROM signal_outcomes").fetchall() == [(1,)]
+
+
+def state_a_bot_and_an_operator_see(rpc: RawClient) -> dict[str, Any]:
+    """The figures a restart must bring back as they were."""
+    status = rpc.call(GetStatus())
+    assert isinstance(status, StatusReply)
+    performance = rpc.call(GetPerformance(group_by=["strategy", "symbol"], window="recent"))
+    return {
+        "performance": msgspec.to_builtins(performance.rows),
+        "totals": msgspec.to_builtins(rpc.call(GetPerformance(group_by=["strategy"])).rows),
+        "operator": figures_an_operator_sees(rpc) | {"trades": status.trades},
+    }
+
+
+def test_a_damaged_newest_snapshot_falls_back_to_the_one_before(tmp_path: Path) -> None:
+    config = "[store]\nsnapshot_every_trades = 100\n[engine]\nupdate_interval_s = 0\n"
+    daemon = DaemonProcess(tmp_path, config).start()
+    rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
+    try:
+        for i in range(150):
+            pnl = round(math.sin(i) * 10, 6)
+            strategy = "ema" if i % 3 else "rsi"
+            assert isinstance(rpc.call(closed_trade(f"a{i}", strategy, pnl)), TradeRecorded)
+        assert isinstance(admin.call(UpdateOptimization()), OptimizationState)
+        suspended = admin.call(
+            ForceStatus(strategy="rsi", status="suspended", reason="review", operator="op")
+        )
+        assert not isinstance(suspended, Error), suspended
+        for i in range(40):  # a tail after the newest snapshot
+            assert isinstance(
+                rpc.call(closed_trade(f"b{i}", "ema", float(i % 5 - 2))), TradeRecorded
+            )
+        before = state_a_bot_and_an_operator_see(rpc)
+        assert before["operator"]["scored"][0] == "active"
+        rpc.close()
+        admin.close()
+        daemon.kill9()  # no final snapshot: the newest is the one of force_status
+
+        with sqlite3.connect(daemon.database) as db:
+            kept = db.execute("SELECT id, state FROM snapshots ORDER BY id DESC").fetchall()
+            assert len(kept) >= 2
+            newest_id, blob = kept[0]
+            middle = len(blob) // 2
+            damaged = blob[:middle] + bytes(b ^ 0x5A for b in blob[middle : middle + 8])
+            damaged += blob[middle + 8 :]
+            db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, newest_id))
+
+        daemon.start()
+        rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
+        assert state_a_bot_and_an_operator_see(rpc) == before
+        warnings = [line for line in daemon.log().splitlines() if "older_snapshot" in line]
+        assert len(warnings) == 1, daemon.log()
+        health = {row["strategy"]: row["status"] for row in before["operator"]["health"]}
+        assert health["rsi"] == "suspended"
+    finally:
+        rpc.close()
+        admin.close()
+        daemon.close()
+
+
+def alphad(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "daemon.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def damage_a_table_page(database: Path, table: str) -> None:
+    """Overwrite bytes in the middle of the cells of the table's b-tree root page."""
+    with sqlite3.connect(database) as db:
+        root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,))
+        page = int(root.fetchone()[0])
+        size = int(db.execute("PRAGMA page_size").fetchone()[0])
+    start = (page - 1) * size
+    with open(database, "r+b") as file:
+        file.seek(start)
+        header = file.read(8)
+        cells_from = int.from_bytes(header[5:7], "big") or size
+        file.seek(start + (cells_from + size) // 2)
+        file.write(b"\xff" * 64)
+
+
+def test_a_corrupt_database_is_refused_at_start_and_reported_by_check_db(tmp_path: Path) -> None:
+    (tmp_path / "live").mkdir()
+    (tmp_path / "damaged").mkdir()
+    daemon = DaemonProcess(tmp_path / "live", "").start()
+    rpc = RawClient(daemon.rpc)
+    try:
+        for i in range(400):
+            assert isinstance(rpc.call(closed_trade(f"t{i}", pnl=float(i))), TradeRecorded)
+            scored = ScoreSignal(
+                strategy="ema", symbol="BTC", side="buy", confidence=0.7, signal_id=f"s{i}"
+            )
+            assert isinstance(rpc.call(scored), SignalScore)
+        # The full check reads a running daemon's database without disturbing it.
+        running = alphad("check-db", "--state-dir", str(daemon.state_dir))
+        assert running.returncode == 0, running.stderr
+        assert running.stdout.strip() == f"{daemon.database}: ok (integrity_check)"
+        assert isinstance(rpc.call(closed_trade("after-check")), TradeRecorded)
+    finally:
+        rpc.close()
+    assert daemon.stop() == 0
+    daemon.close()
+
+    damaged = DaemonProcess(tmp_path / "damaged", "")
+    damaged.state_dir.mkdir(parents=True)
+    shutil.copy(daemon.database, damaged.database)
+    # The journal of scored signals: a table the start itself never reads.
+    damage_a_table_page(damaged.database, "signals")
+    as_damaged = damaged.database.read_bytes()
+
+    checked = alphad("check-db", "--database", str(damaged.database))
+    assert checked.returncode == 1
+    assert checked.stdout == "" and len(checked.stderr.splitlines()) == 1, checked.stderr
+    assert str(damaged.database) in checked.stderr and "corrupt" in checked.stderr
+
+    refused = alphad(
+        "run",
+        "--config",
+        str(damaged.config_path),
+        "--state-dir",
+        str(damaged.state_dir),
+        "--runtime-dir",
+        str(damaged.runtime_dir),
+    )
+    assert refused.returncode == 1
+    line = refused.stderr.strip().splitlines()[-1]
+    assert line.startswith("alphad: ") and str(damaged.database) in line, refused.stderr
+    assert "quick_check" in line and "Traceback" not in refused.stderr
+    assert damaged.database.read_bytes() == as_damaged, "nothing may be written into it"
+    damaged.close()
+
+
+def test_names_that_were_only_scored_do_not_use_up_max_strategies(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, "[limits]\nmax_strategies = 5\n").start()
+    rpc = RawClient(daemon.rpc)
+    try:
+        for i in range(20):
+            scored = rpc.call(
+                ScoreSignal(strategy=f"passing-{i}", symbol="BTC", side="buy", confidence=0.6)
+            )
+            assert isinstance(scored, SignalScore), scored
+        rpc.close()
+        assert daemon.stop() == 0
+        daemon.start()
+        rpc = RawClient(daemon.rpc)
+        for i in range(5):
+            recorded = rpc.call(closed_trade(f"real-{i}", strategy=f"real-{i}"))
+            assert isinstance(recorded, TradeRecorded), recorded
+        over = rpc.call(closed_trade("one-too-many", strategy="real-5"))
+        assert isinstance(over, Error) and over.code == "limit", over
+        weights = rpc.call(GetWeights())
+        assert sorted(weights.base) == [f"real-{i}" for i in range(5)]
+    finally:
+        rpc.close()
+        daemon.close()
