@@ -38,7 +38,9 @@ shutdown_grace_s = {grace}
 
 def record(client: Client, first: int, count: int) -> None:
     for i in range(first, first + count):
-        reply = client.record_trade(f"t{i}", "ema", "BTC/USDT", "buy", 1.0 + i, 1_000, 2_000)
+        reply = client.record_trade(
+            f"t{i}", "ema", "BTC/USDT", "buy", 1.0 + i, 1_732_000_001_000, 1_732_000_002_000
+        )
         assert not reply.duplicate
 
 
@@ -137,7 +139,7 @@ def stall_the_store(daemon: DaemonProcess) -> list[zmq.Socket[Any]]:
             sock.connect(daemon.rpc)
             trade = RecordTrade(
                 trade_id=f"stalled{i}", strategy="ema", symbol="BTC/USDT", side="buy",
-                pnl=1.0, entry_ts_ms=1, exit_ts_ms=2,
+                pnl=1.0, entry_ts_ms=1_732_000_000_001, exit_ts_ms=1_732_000_000_002,
             )  # fmt: skip
             sock.send(encode(trade))
             sockets.append(sock)

@@ -30,8 +30,6 @@ from protocol.messages import (
     OptimizationState,
     Performance,
     RecordTrade,
-    ScoreSignal,
-    SignalScore,
     StatusReply,
     TradeRecorded,
     UpdateOptimization,
@@ -190,12 +188,17 @@ def test_update_optimization_is_paced_on_rpc_and_not_on_admin(
 def test_history_comes_in_pages_of_bounded_bytes(
     daemon: DaemonProcess, rpc: RawClient, admin: RawClient
 ) -> None:
-    # 400 strategies: every history row carries 400 weights and statuses (~20 KB).
+    # 400 strategies (each counts once it trades): every history row carries 400 weights
+    # and statuses (~20 KB).
     for i in range(400):
         reply = rpc.call(
-            ScoreSignal(strategy=f"strategy_{i:04d}", symbol="BTC", side="buy", confidence=0.6)
-        )
-        assert isinstance(reply, SignalScore)
+            RecordTrade(
+                trade_id=f"history-{i}", strategy=f"strategy_{i:04d}", symbol="BTC",
+                side="buy", pnl=1.0, entry_ts_ms=1_732_000_000_000 + i,
+                exit_ts_ms=1_732_000_000_001 + i,
+            )
+        )  # fmt: skip
+        assert isinstance(reply, TradeRecorded)
     cycles = 120
     for _ in range(cycles):
         assert isinstance(admin.call(UpdateOptimization()), OptimizationState)

@@ -173,7 +173,7 @@ def test_names_beyond_the_configured_caps_get_limit(tmp_path: Path) -> None:
             reply = client.call(
                 RecordTrade(
                     trade_id=name, strategy=name, symbol="SYM0", side="buy", pnl=1.0,
-                    entry_ts_ms=1, exit_ts_ms=2,
+                    entry_ts_ms=1_732_000_000_001, exit_ts_ms=1_732_000_000_002,
                 )
             )  # fmt: skip
             codes.append(getattr(reply, "code", "ok"))
