@@ -193,6 +193,9 @@ class Sampler:
 
     def start(self) -> None:
         """Serve HTTP and start folding."""
+        # A scrape right after the start gets the counters, not an empty page; the
+        # per-strategy series follow with the first report.
+        self.fold()
         serve_metrics(self.config, self.registry)
         self.gateway.time_requests = True
         self._task = asyncio.create_task(self._run(), name="metrics")
