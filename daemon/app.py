@@ -241,6 +241,7 @@ class Daemon:
             self.paths.alerts,
             hwm=cfg.daemon.alerts_hwm,
             mailbox_size=mailbox,
+            max_subscriptions=cfg.daemon.max_alert_subscriptions,
             curve=curve_server,
         )
         engine = EngineActor(
