@@ -157,9 +157,11 @@ class Daemon:
             if missing:
                 raise ValueError(f"the snapshot lacks {', '.join(sorted(missing))}")
             performance_model = (
-                PerformanceModel.from_state(cfg.performance, state["performance"])
+                PerformanceModel.from_state(
+                    cfg.performance, state["performance"], max_groups=cfg.limits.max_groups
+                )
                 if "performance" in state
-                else PerformanceModel(cfg.performance)
+                else PerformanceModel(cfg.performance, max_groups=cfg.limits.max_groups)
             )
             weighting_model = (
                 WeightingModel.from_state(cfg.weighting, cfg.strategies, state["weighting"])

@@ -79,6 +79,10 @@ class LimitsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     max_strategies: Annotated[int, Meta(ge=1, le=100_000)] = 1_000
     max_symbols: Annotated[int, Meta(ge=1, le=1_000_000)] = 10_000
     max_regimes: Annotated[int, Meta(ge=1, le=10_000)] = 64
+    # Groups by strategy×symbol, symbol×regime and strategy×symbol×regime kept (about
+    # 1.5 KiB each with a window of 100 trades); the groups by strategy, and by
+    # strategy and regime, are always kept.
+    max_groups: Annotated[int, Meta(ge=1, le=10_000_000)] = 20_000
     # update_optimization on the rpc socket at most once per this many seconds (0: no
     # limit); the admin socket is never limited.
     optimization_interval_s: Annotated[float, Meta(ge=0, le=86_400)] = 1.0

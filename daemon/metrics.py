@@ -248,6 +248,13 @@ class Sampler:
         )
         cut.add_metric([], self.alerts.subscribers_disconnected)
         metrics.append(cut)
+        not_kept = CounterMetricFamily(
+            "alphad_performance_groups_not_kept",
+            "New strategy×symbol, symbol×regime and strategy×symbol×regime groups not kept "
+            "beyond [limits] max_groups.",
+        )
+        not_kept.add_metric([], sum(getattr(actor, "groups_not_kept", 0) for actor in self.actors))
+        metrics.append(not_kept)
         cycle = GaugeMetricFamily("alphad_cycle", "Number of the last optimization cycle.")
         cycle.add_metric([], self.engine.cycle)
         metrics.append(cycle)
