@@ -26,12 +26,15 @@ from statistics import median
 from typing import Annotated, Any
 
 import msgspec
+import structlog
 from msgspec import Meta
 
 from actors.base import TAKE_STATE, Actor, encode_in_slices
 from actors.events import ClosedTrade
 from actors.figures import Figures, sharpe_ratio
 from protocol.messages import METRIC_FIELDS, PAGE_ROWS, GetPerformance, Performance
+
+log = structlog.get_logger("alphad.performance")
 
 DIMENSIONS: tuple[str, ...] = ("strategy", "symbol", "regime")
 GROUPINGS: tuple[tuple[str, ...], ...] = tuple(
@@ -40,6 +43,13 @@ GROUPINGS: tuple[tuple[str, ...], ...] = tuple(
 WINDOWS: tuple[str, ...] = ("all", "recent")
 # The groupings whose recent window per unit of size is judged by the optimization cycle.
 JUDGED: tuple[tuple[str, ...], ...] = (("strategy",), ("strategy", "regime"))
+# The finer groupings, kept only while their groups number fewer than ``max_groups``:
+# one group per combination of names, so many names could make very many of them. The
+# groups by strategy, by symbol and by regime are bounded by ``[limits]`` already, and
+# the judged ones are always kept.
+CAPPED: tuple[tuple[str, ...], ...] = tuple(
+    grouping for grouping in GROUPINGS if len(grouping) > 1 and grouping not in JUDGED
+)
 # 3: judged groups carry their recent pnls and sizes. Version 2 kept pnls per unit of
 # size, which restore as pnls at size 1.0; version 1 kept no sizes, its judged windows
 # restore as the recent pnls at size 1.0.
@@ -550,7 +560,9 @@ class PerformanceModel:
     the other groupings and the state are then refused with ValueError.
     """
 
-    def __init__(self, config: PerformanceConfig, *, judging_only: bool = False) -> None:
+    def __init__(
+        self, config: PerformanceConfig, *, judging_only: bool = False, max_groups: int = 20_000
+    ) -> None:
         self.config = config
         self.groups: dict[tuple[str, ...], dict[tuple[str, ...], Group]] = {
             grouping: {} for grouping in GROUPINGS
@@ -564,11 +576,17 @@ class PerformanceModel:
         # The groups by strategy and regime in the order recent_by_regime lists them,
         # sorted again only when a group is added.
         self._by_regime_order: list[tuple[str, ...]] = []
+        self._capped = tuple(grouping in CAPPED for grouping in GROUPINGS)
+        # Groups of CAPPED kept, and new ones beyond ``max_groups`` that were not.
+        self.max_groups = max_groups
+        self.capped_groups = 0
+        self.groups_not_kept = 0
         self.last_seq = 0
         self.trade_count = 0
 
     def record(self, trade: ClosedTrade) -> None:
-        """Count a committed trade in its seven groups.
+        """Count a committed trade in its seven groups (the new groups of ``CAPPED``
+        only while there are fewer than ``max_groups`` of them).
 
         The judged groups also keep its size (``trade_size``). A trade at
         or below ``last_seq`` was already counted (a replay after a
@@ -603,9 +621,16 @@ class PerformanceModel:
         )
         window = self.config.window_trades
         size = trade_size(trade.size)
-        for table, key, judged in zip(self._tables, keys, self._judged, strict=True):
+        for table, key, judged, capped in zip(
+            self._tables, keys, self._judged, self._capped, strict=True
+        ):
             group = table.get(key)
             if group is None:
+                if capped:
+                    if self.capped_groups >= self.max_groups:
+                        self.groups_not_kept += 1
+                        continue
+                    self.capped_groups += 1
                 group = table[key] = Group(window, judged)
             group.add(pnl, size)
         self.last_seq = trade.seq
@@ -809,14 +834,17 @@ class PerformanceModel:
             )
 
     @classmethod
-    def from_state(cls, config: PerformanceConfig, state: dict[str, Any]) -> PerformanceModel:
+    def from_state(
+        cls, config: PerformanceConfig, state: dict[str, Any], *, max_groups: int = 20_000
+    ) -> PerformanceModel:
         """Rebuild a model from ``to_state``.
 
         With a different ``window_trades`` than the state's, each recent window keeps
         the newest pnls that fit (a larger window fills up with the next trades); the
         ``all`` window is unaffected. A version 2 state (pnls per unit of size, without
         the sizes) restores its judged windows as those pnls at size 1.0; a version 1
-        state (before sizes were judged) as its recent pnls at size 1.0.
+        state (before sizes were judged) as its recent pnls at size 1.0. Every group of
+        the state is restored, even beyond ``max_groups`` (a lowered cap keeps no new ones).
         """
         version = state.get("version")
         if version not in READABLE_VERSIONS:
@@ -824,7 +852,7 @@ class PerformanceModel:
                 f"performance state version {version!r}, expected one of "
                 f"{', '.join(map(str, READABLE_VERSIONS))}"
             )
-        model = cls(config)
+        model = cls(config, max_groups=max_groups)
         window = config.window_trades
         for name, entries in state["groups"].items():
             grouping = tuple(name.split("+"))
@@ -854,6 +882,7 @@ class PerformanceModel:
                         sizes = [1.0] * len(pnls)
                     group.window = JudgedWindow.of(window, group.stats.n, pnls, sizes)
                 table[tuple(key)] = group
+        model.capped_groups = sum(len(model.groups[grouping]) for grouping in CAPPED)
         model.last_seq = int(state["last_seq"])
         model.trade_count = int(state["trade_count"])
         return model
@@ -880,12 +909,25 @@ class PerformanceActor(Actor):
     def __init__(self, model: PerformanceModel, mailbox_size: int = 8192) -> None:
         super().__init__(mailbox_size)
         self.model = model
+        self._told_not_kept = False
+
+    @property
+    def groups_not_kept(self) -> int:
+        """New groups of ``CAPPED`` not kept since the start (``max_groups``)."""
+        return self.model.groups_not_kept
 
     async def handle(self, message: Any) -> Any:
         model = self.model
         match message:
             case ClosedTrade():
                 model.record(message)
+                if model.groups_not_kept and not self._told_not_kept:
+                    self._told_not_kept = True
+                    log.warning(
+                        "performance_groups_not_kept",
+                        max_groups=model.max_groups,
+                        groupings=["+".join(grouping) for grouping in CAPPED],
+                    )
                 return None
             case GetPerformance():
                 rows = model.rows(

@@ -243,6 +243,7 @@ class Daemon:
             self.paths.alerts,
             hwm=cfg.daemon.alerts_hwm,
             mailbox_size=mailbox,
+            max_subscriptions=cfg.daemon.max_alert_subscriptions,
             curve=curve_server,
         )
         engine = EngineActor(
@@ -399,9 +400,11 @@ class Daemon:
         if missing:
             raise ValueError(f"the snapshot lacks {', '.join(sorted(missing))}")
         performance = (
-            PerformanceModel.from_state(cfg.performance, state["performance"])
+            PerformanceModel.from_state(
+                cfg.performance, state["performance"], max_groups=cfg.limits.max_groups
+            )
             if "performance" in state
-            else PerformanceModel(cfg.performance)
+            else PerformanceModel(cfg.performance, max_groups=cfg.limits.max_groups)
         )
         weighting = (
             WeightingModel.from_state(cfg.weighting, cfg.strategies, state["weighting"])

@@ -49,6 +49,9 @@ class DaemonConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     mailbox_size: Annotated[int, Meta(ge=16, le=1_000_000)] = 8192
     shutdown_grace_s: Annotated[float, Meta(gt=0, le=300)] = 10.0
     alerts_hwm: Annotated[int, Meta(ge=100, le=10_000_000)] = 100_000
+    # Distinct topic prefixes one subscriber (process) may hold on an alerts socket; a
+    # subscriber going over is refused and disconnected (docs/protocol.md#alerts).
+    max_alert_subscriptions: Annotated[int, Meta(ge=1, le=100_000)] = 1_000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_restarts: Annotated[int, Meta(ge=0, le=1000)] = 5
     restart_window_s: Annotated[float, Meta(gt=0, le=86_400)] = 60.0
@@ -86,6 +89,10 @@ class LimitsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     max_strategies: Annotated[int, Meta(ge=1, le=100_000)] = 1_000
     max_symbols: Annotated[int, Meta(ge=1, le=1_000_000)] = 10_000
     max_regimes: Annotated[int, Meta(ge=1, le=10_000)] = 64
+    # Groups by strategy×symbol, symbol×regime and strategy×symbol×regime kept (about
+    # 1.5 KiB each with a window of 100 trades); the groups by strategy, and by
+    # strategy and regime, are always kept.
+    max_groups: Annotated[int, Meta(ge=1, le=10_000_000)] = 20_000
     # update_optimization on the rpc socket at most once per this many seconds (0: no
     # limit); the admin socket is never limited.
     optimization_interval_s: Annotated[float, Meta(ge=0, le=86_400)] = 1.0

@@ -338,6 +338,25 @@ class Sampler:
         alerts = CounterMetricFamily("alphad_alerts_published", "Alerts sent on the PUB socket.")
         alerts.add_metric([], self.alerts.published)
         metrics.append(alerts)
+        refused = CounterMetricFamily(
+            "alphad_alert_subscriptions_refused",
+            "Alert subscriptions refused by [daemon] max_alert_subscriptions.",
+        )
+        refused.add_metric([], self.alerts.subscriptions_refused)
+        metrics.append(refused)
+        cut = CounterMetricFamily(
+            "alphad_alert_subscribers_disconnected",
+            "Alert subscriber connections shut down for going over max_alert_subscriptions.",
+        )
+        cut.add_metric([], self.alerts.subscribers_disconnected)
+        metrics.append(cut)
+        not_kept = CounterMetricFamily(
+            "alphad_performance_groups_not_kept",
+            "New strategy×symbol, symbol×regime and strategy×symbol×regime groups not kept "
+            "beyond [limits] max_groups.",
+        )
+        not_kept.add_metric([], sum(getattr(actor, "groups_not_kept", 0) for actor in self.actors))
+        metrics.append(not_kept)
         cycle = GaugeMetricFamily("alphad_cycle", "Number of the last optimization cycle.")
         cycle.add_metric([], self.engine.cycle)
         metrics.append(cycle)

@@ -1,0 +1,139 @@
+"""End to end: alert subscriptions are bounded per subscriber, and ordinary subscribers
+keep receiving alerts while another floods the daemon with subscriptions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import zmq
+
+from bench.state import rss_mib
+from daemon.alerts import SubscriptionBook
+from protocol.client import Client, Subscriber
+from tests.daemon_process import DaemonProcess
+from tests.test_e2e_faults import Samples, scrape_until
+from tests.test_metrics import free_port, value
+
+# A raw SUB socket with no send limit of its own: every subscription reaches the daemon.
+# Prefixes that branch at every byte cost ZeroMQ the most memory per subscription.
+FLOOD = """
+import random, sys, time, zmq
+sock = zmq.Context().socket(zmq.SUB)
+sock.setsockopt(zmq.SNDHWM, 0)
+sock.connect(sys.argv[1])
+rng = random.Random(7)
+for i in range(int(sys.argv[2])):
+    sock.setsockopt(zmq.SUBSCRIBE, b"status." + rng.randbytes(40))
+print("subscribed", flush=True)
+while True:
+    sock.poll(100)  # a subscriber that reads: its socket resends everything on reconnect
+"""
+
+
+def test_subscription_flood_is_refused_and_ordinary_subscribers_still_get_alerts(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    daemon = DaemonProcess(
+        tmp_path,
+        f"[metrics]\nport = {port}\n[daemon]\nmax_alert_subscriptions = 100\n[strategies.ema]\n",
+    ).start()
+    assert daemon.process is not None
+    flooder: subprocess.Popen[bytes] | None = None
+    try:
+        with (
+            Client(daemon.admin) as admin,
+            Subscriber(daemon.alerts, ["component"], client=daemon.rpc) as before,
+        ):
+            assert _component_alert(before, admin) > 0
+            idle_rss = rss_mib(daemon.process.pid)
+
+            flooder = subprocess.Popen(
+                [sys.executable, "-c", FLOOD, daemon.alerts, "50000"], stdout=subprocess.PIPE
+            )
+            assert flooder.stdout is not None and flooder.stdout.readline() == b"subscribed\n"
+
+            def flooded(samples: Samples) -> bool:
+                # Alerts go out meanwhile: publishing is what made a PUB socket take in
+                # every subscription waiting.
+                admin.set_component("scorer", False, "flood", "alice")
+                admin.set_component("scorer", True, "flood", "alice")
+                # Cut, reconnected with all its subscriptions, cut again: the flood goes on.
+                return value(samples, "alphad_alert_subscribers_disconnected_total") >= 3
+
+            samples = scrape_until(port, flooded, timeout_s=60)
+            assert value(samples, "alphad_alert_subscribers_disconnected_total") >= 3
+            assert value(samples, "alphad_alert_subscriptions_refused_total") >= 3
+            flooded_rss = rss_mib(daemon.process.pid)
+            # Without the cap: +100 MiB for these 50 000 subscriptions, and never given back.
+            assert flooded_rss - idle_rss < 64, (idle_rss, flooded_rss)
+
+            with Subscriber(daemon.alerts, ["component"], client=daemon.rpc) as after:
+                seq = _component_alert(after, admin)
+                deadline = time.monotonic() + 20
+                while (before.last_seq or 0) < seq and time.monotonic() < deadline:
+                    before.receive(timeout_s=0.5)
+                # Subscribed through the whole flood, it missed nothing.
+                assert before.last_seq is not None and before.last_seq >= seq
+                assert before.gaps == 0
+        assert "alert_subscription_refused" in daemon.log()
+    finally:
+        if flooder is not None:
+            flooder.kill()
+            flooder.wait()
+        daemon.close()
+
+
+def _component_alert(sub: Subscriber, admin: Client) -> int:
+    """The seq of the first ``component`` alert ``sub`` receives. A subscriber connected
+    just now misses what is published before its subscription is in, so the scorer is
+    switched off and on until one arrives."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        admin.set_component("scorer", False, "test", "alice")
+        admin.set_component("scorer", True, "test", "alice")
+        for topic, alert in sub.receive(timeout_s=0.5):
+            if topic == "component":
+                return alert.seq
+    raise AssertionError("no component alert")
+
+
+def test_a_plain_sub_socket_receives_alerts_on_its_topics_only(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, "[strategies.ema]\n").start()
+    context = zmq.Context()
+    sub = context.socket(zmq.SUB)
+    try:
+        sub.setsockopt(zmq.SUBSCRIBE, b"component")
+        sub.connect(daemon.alerts)
+        with Client(daemon.admin) as admin:
+            topics: list[bytes] = []
+            deadline = time.monotonic() + 20
+            while not topics and time.monotonic() < deadline:
+                admin.force_status("ema", "suspended", "not wanted", "alice")
+                admin.set_component("scorer", False, "wanted", "alice")
+                admin.set_component("scorer", True, "wanted", "alice")
+                while sub.poll(200):
+                    topics.append(sub.recv_multipart()[0])
+        assert topics and set(topics) == {b"component"}
+    finally:
+        sub.close(linger=0)
+        context.term()
+        daemon.close()
+
+
+def test_subscription_book_caps_distinct_prefixes_per_subscriber() -> None:
+    book = SubscriptionBook(cap=2)
+    assert book.subscribe("localhost:1:1:10", b"status.")
+    assert book.subscribe("localhost:1:1:10", b"status.")  # a second socket, same prefix
+    assert book.subscribe("localhost:1:1:10", b"cycle")
+    assert not book.subscribe("localhost:1:1:10", b"weights")
+    assert book.subscribe("localhost:1:1:11", b"weights")  # another process has its own cap
+    book.unsubscribe("localhost:1:1:10", b"cycle")
+    assert book.subscribe("localhost:1:1:10", b"weights")
+    book.unsubscribe("localhost:1:1:10", b"status.")
+    assert book.peers["localhost:1:1:10"] == {b"status.": 1, b"weights": 1}
+    book.forget(lambda peer: peer.endswith(":11"))
+    assert list(book.peers) == ["localhost:1:1:11"]
