@@ -27,7 +27,7 @@ import zmq
 
 from actors.base import Actor
 from daemon.gateway import LogThrottle, bind_with_mode
-from protocol.codec import msgpack_encoder
+from protocol.codec import json_encoder, msgpack_encoder
 from protocol.endpoints import alert_topic
 from protocol.messages import Alert
 
@@ -285,6 +285,7 @@ class AlertPublisher(Actor):
         context: zmq.Context[Any],
         endpoint: str,
         *,
+        json_endpoint: str | None = None,
         hwm: int,
         mailbox_size: int,
         max_subscriptions: int = 1000,
@@ -293,6 +294,7 @@ class AlertPublisher(Actor):
         super().__init__(mailbox_size)
         self.context = context
         self.endpoint = endpoint
+        self.json_endpoint = json_endpoint
         self.hwm = hwm
         self.max_subscriptions = max_subscriptions
         self.sockets: list[AlertSocket] = []
@@ -317,6 +319,9 @@ class AlertPublisher(Actor):
     async def on_start(self) -> None:
         self._loop = loop = asyncio.get_running_loop()
         self._open(self.endpoint, msgpack_encoder.encode)
+        if self.json_endpoint is not None:
+            # For subscribers that read JSON only: the same alerts, topics and seq.
+            self._open(self.json_endpoint, json_encoder.encode)
         for alerts in self.sockets:
             loop.add_reader(alerts.socket.FD, self._drain, alerts)
             # Subscriptions may be queued before the reader saw an edge.

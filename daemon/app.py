@@ -142,7 +142,7 @@ class Daemon:
         try:
             secure_directory(paths.state_dir, "state directory", STATE_DIR_FORBIDDEN)
             secure_directory(paths.runtime_dir, "runtime directory", RUNTIME_DIR_FORBIDDEN)
-            for endpoint in (paths.rpc, paths.admin, paths.alerts):
+            for endpoint in (paths.rpc, paths.admin, paths.alerts, paths.alerts_json):
                 socket_dir = _socket_dir(endpoint)
                 if socket_dir is not None and socket_dir != paths.runtime_dir:
                     secure_directory(socket_dir, "socket directory", RUNTIME_DIR_FORBIDDEN)
@@ -230,7 +230,7 @@ class Daemon:
         )
 
         self.context = zmq.Context()
-        endpoints = [self.paths.rpc, self.paths.admin, self.paths.alerts]
+        endpoints = [self.paths.rpc, self.paths.admin, self.paths.alerts, self.paths.alerts_json]
         curve_server = None
         if needs_curve(endpoints):
             try:
@@ -241,6 +241,7 @@ class Daemon:
         alerts = AlertPublisher(
             self.context,
             self.paths.alerts,
+            json_endpoint=self.paths.alerts_json,
             hwm=cfg.daemon.alerts_hwm,
             mailbox_size=mailbox,
             max_subscriptions=cfg.daemon.max_alert_subscriptions,
@@ -348,6 +349,7 @@ class Daemon:
             rpc=self.paths.rpc,
             admin=self.paths.admin,
             alerts=self.paths.alerts,
+            alerts_json=self.paths.alerts_json,
             database=str(self.paths.database),
         )
 

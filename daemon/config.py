@@ -44,6 +44,8 @@ class DaemonConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     rpc_endpoint: str = ""
     admin_endpoint: str = ""
     alerts_endpoint: str = ""
+    # The same alerts, topics and seq as alerts_endpoint, with JSON payloads.
+    alerts_json_endpoint: str = ""
     max_message_size: Annotated[int, Meta(ge=256, le=64 * 1024 * 1024)] = 64 * 1024
     request_timeout_s: Annotated[float, Meta(gt=0, le=300)] = 5.0
     mailbox_size: Annotated[int, Meta(ge=16, le=1_000_000)] = 8192
@@ -240,6 +242,7 @@ class Paths(msgspec.Struct, frozen=True, kw_only=True):
     rpc: str
     admin: str
     alerts: str
+    alerts_json: str
 
 
 def resolve_paths(config: Config, state_dir: str | None, runtime_dir: str | None) -> Paths:
@@ -265,6 +268,7 @@ def resolve_paths(config: Config, state_dir: str | None, runtime_dir: str | None
         rpc=config.daemon.rpc_endpoint or f"ipc://{runtime / 'rpc.sock'}",
         admin=config.daemon.admin_endpoint or f"ipc://{runtime / 'admin.sock'}",
         alerts=config.daemon.alerts_endpoint or f"ipc://{runtime / 'alerts.sock'}",
+        alerts_json=config.daemon.alerts_json_endpoint or f"ipc://{runtime / 'alerts_json.sock'}",
     )
 
 
@@ -300,7 +304,12 @@ def validate(config: Config, paths: Paths, source: str = "") -> tuple[list[str],
         value = getattr(config.daemon, key)
         if value and not os.path.isabs(value):
             errors.append(f"key `daemon.{key}`: {value!r} is relative; give an absolute path")
-    endpoints = (("rpc", paths.rpc), ("admin", paths.admin), ("alerts", paths.alerts))
+    endpoints = (
+        ("rpc", paths.rpc),
+        ("admin", paths.admin),
+        ("alerts", paths.alerts),
+        ("alerts_json", paths.alerts_json),
+    )
     configured = [(n, e) for n, e in endpoints if getattr(config.daemon, f"{n}_endpoint")]
     derived = {n: e for n, e in endpoints if (n, e) not in configured}
     seen = {_same_socket(e): n for n, e in derived.items()}

@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-SOCKET_NAMES = ("rpc", "admin", "alerts")
+SOCKET_NAMES = ("rpc", "admin", "alerts", "alerts_json")
 
 
 def default_state_dir() -> Path:
@@ -44,7 +44,8 @@ def _is_private_dir(path: Path) -> bool:
 
 
 def default_endpoint(name: str) -> str:
-    """The endpoint of socket ``name`` (rpc, admin, alerts); ``ALPHAD_<NAME>`` overrides it."""
+    """The endpoint of socket ``name`` (rpc, admin, alerts, alerts_json); ``ALPHAD_<NAME>``
+    overrides it."""
     if name not in SOCKET_NAMES:
         raise ValueError(f"unknown socket {name!r}; one of {', '.join(SOCKET_NAMES)}")
     override = os.environ.get(f"ALPHAD_{name.upper()}")

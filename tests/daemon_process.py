@@ -51,6 +51,10 @@ class DaemonProcess:
         return f"ipc://{self.runtime_dir / 'alerts.sock'}"
 
     @property
+    def alerts_json(self) -> str:
+        return f"ipc://{self.runtime_dir / 'alerts_json.sock'}"
+
+    @property
     def database(self) -> Path:
         return self.state_dir / "alphad.db"
 

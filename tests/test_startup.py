@@ -100,11 +100,11 @@ def test_default_runtime_dir_without_xdg_is_in_no_world_writable_place(
 def test_daemon_and_client_find_the_same_default_sockets_without_xdg_runtime_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    home = tmp_path / "home"
+    home = tmp_path / "h"  # the socket paths below it stay under the 107 bytes they may have
     home.mkdir()
     for name in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "STATE_DIRECTORY", "RUNTIME_DIRECTORY"):
         monkeypatch.delenv(name, raising=False)
-    for name in ("ALPHAD_RPC", "ALPHAD_ADMIN", "ALPHAD_ALERTS"):
+    for name in ("ALPHAD_RPC", "ALPHAD_ADMIN", "ALPHAD_ALERTS", "ALPHAD_ALERTS_JSON"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(home))
     config = tmp_path / "alphad.toml"
