@@ -30,6 +30,7 @@ import zmq
 import zmq.asyncio
 
 from protocol.codec import decode_alert, decode_reply, encode
+from protocol.curve import CurveKeys, CurveRefused, HandshakeWatch, over_network
 from protocol.endpoints import alert_topic, default_endpoint
 from protocol.errors import AlphadError
 from protocol.messages import (
@@ -139,20 +140,30 @@ class Client:
         retries: int = 3,
         encoding: Encoding = "msgpack",
         context: zmq.Context[Any] | None = None,
+        curve: CurveKeys | None = None,
     ) -> None:
         self.as_json = _settings(timeout_s, retries, encoding)
         self.endpoint = endpoint or default_endpoint("rpc")
         self.timeout_s = timeout_s
         self.retries = retries
+        self.curve = curve
         self.context: zmq.Context[Any] = context or zmq.Context.instance()
         self.socket: zmq.Socket[Any] | None = None
+        self.handshakes: HandshakeWatch | None = None
 
     def _open(self) -> zmq.Socket[Any]:
         sock = self.context.socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
+        if self.curve is not None:
+            self.curve.apply(sock)
+        if over_network(self.endpoint):
+            self.handshakes = HandshakeWatch(sock, self.curve is not None)
         sock.connect(self.endpoint)
         self.socket = sock
         return sock
+
+    def _refused(self) -> CurveRefused | None:
+        return self.handshakes.refusal(self.endpoint) if self.handshakes else None
 
     def call(self, request: Request, expected: type[R], timeout_s: float | None = None) -> R:
         """Send any request and return its reply of type ``expected``."""
@@ -171,7 +182,10 @@ class Client:
                 raise
             if answer is not None:
                 return _reply(answer, expected)
+            refused = self._refused()
             self.close()
+            if refused is not None:
+                raise refused
         raise _timed_out(self.endpoint, request, attempts, timeout_ms)
 
     def score_signal(
@@ -340,6 +354,9 @@ class Client:
 
     def close(self) -> None:
         """Close the socket; the next call opens a new one."""
+        if self.handshakes is not None:
+            self.handshakes.close()
+            self.handshakes = None
         if self.socket is not None:
             self.socket.close(linger=0)
             self.socket = None
@@ -371,13 +388,16 @@ class AsyncClient:
         retries: int = 3,
         encoding: Encoding = "msgpack",
         context: zmq.asyncio.Context | None = None,
+        curve: CurveKeys | None = None,
     ) -> None:
         self.as_json = _settings(timeout_s, retries, encoding)
         self.endpoint = endpoint or default_endpoint("rpc")
         self.timeout_s = timeout_s
         self.retries = retries
+        self.curve = curve
         self.context = context or zmq.asyncio.Context.instance()
         self.socket: zmq.asyncio.Socket | None = None
+        self.handshakes: HandshakeWatch | None = None
         self._lock = asyncio.Lock()  # binds to the running loop at first use, not here
 
     async def call(self, request: Request, expected: type[R], timeout_s: float | None = None) -> R:
@@ -390,6 +410,10 @@ class AsyncClient:
                 if self.socket is None:
                     self.socket = self.context.socket(zmq.REQ)
                     self.socket.setsockopt(zmq.LINGER, 0)
+                    if self.curve is not None:
+                        self.curve.apply(self.socket)
+                    if over_network(self.endpoint):
+                        self.handshakes = HandshakeWatch(self.socket, self.curve is not None)
                     self.socket.connect(self.endpoint)
                 sock = self.socket
                 try:
@@ -402,7 +426,10 @@ class AsyncClient:
                     raise
                 if answer is not None:
                     return _reply(answer, expected)
+                refused = self.handshakes.refusal(self.endpoint) if self.handshakes else None
                 self.close()
+                if refused is not None:
+                    raise refused
         raise _timed_out(self.endpoint, request, attempts, timeout_ms)
 
     async def score_signal(
@@ -571,6 +598,9 @@ class AsyncClient:
 
     def close(self) -> None:
         """Close the socket; the next call opens a new one."""
+        if self.handshakes is not None:
+            self.handshakes.close()
+            self.handshakes = None
         if self.socket is not None:
             self.socket.close(linger=0)
             self.socket = None
@@ -719,15 +749,24 @@ class Subscriber:
         client: Client | str | None = None,
         last_seq: int | None = None,
         context: zmq.Context[Any] | None = None,
+        curve: CurveKeys | None = None,
     ) -> None:
         self._sequence = _AlertSequence(topics, last_seq)
         self._own_client = isinstance(client, str)
-        self.client = Client(client, context=context) if isinstance(client, str) else client
+        self.client = (
+            Client(client, context=context, curve=curve) if isinstance(client, str) else client
+        )
         self.socket: zmq.Socket[Any] = (context or zmq.Context.instance()).socket(zmq.SUB)
         self.socket.setsockopt(zmq.LINGER, 0)
         for topic in self._sequence.topics:
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        self.socket.connect(endpoint or default_endpoint("alerts"))
+        self.endpoint = endpoint or default_endpoint("alerts")
+        if curve is not None:
+            curve.apply(self.socket)
+        self.handshakes = (
+            HandshakeWatch(self.socket, curve is not None) if over_network(self.endpoint) else None
+        )
+        self.socket.connect(self.endpoint)
 
     @property
     def last_seq(self) -> int | None:
@@ -753,6 +792,9 @@ class Subscriber:
         if sequence.held is None:
             timeout_ms = -1 if timeout_s is None else int(timeout_s * 1000)
             if not self.socket.poll(timeout_ms, zmq.POLLIN):
+                refused = self.handshakes.refusal(self.endpoint) if self.handshakes else None
+                if refused is not None:
+                    raise refused
                 return []
             sequence.hold(self.socket.recv_multipart())
         gap = sequence.missing()
@@ -776,6 +818,8 @@ class Subscriber:
 
     def close(self) -> None:
         """Close the socket, and the client if this subscriber made it."""
+        if self.handshakes is not None:
+            self.handshakes.close()
         self.socket.close(linger=0)
         if self._own_client and self.client is not None:
             self.client.close()
@@ -803,15 +847,24 @@ class AsyncSubscriber:
         client: AsyncClient | str | None = None,
         last_seq: int | None = None,
         context: zmq.asyncio.Context | None = None,
+        curve: CurveKeys | None = None,
     ) -> None:
         self._sequence = _AlertSequence(topics, last_seq)
         self._own_client = isinstance(client, str)
-        self.client = AsyncClient(client, context=context) if isinstance(client, str) else client
+        self.client = (
+            AsyncClient(client, context=context, curve=curve) if isinstance(client, str) else client
+        )
         self.socket = (context or zmq.asyncio.Context.instance()).socket(zmq.SUB)
         self.socket.setsockopt(zmq.LINGER, 0)
         for topic in self._sequence.topics:
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        self.socket.connect(endpoint or default_endpoint("alerts"))
+        self.endpoint = endpoint or default_endpoint("alerts")
+        if curve is not None:
+            curve.apply(self.socket)
+        self.handshakes = (
+            HandshakeWatch(self.socket, curve is not None) if over_network(self.endpoint) else None
+        )
+        self.socket.connect(self.endpoint)
 
     @property
     def last_seq(self) -> int | None:
@@ -829,6 +882,9 @@ class AsyncSubscriber:
         if sequence.held is None:
             timeout_ms = -1 if timeout_s is None else int(timeout_s * 1000)
             if not await self.socket.poll(timeout_ms):
+                refused = self.handshakes.refusal(self.endpoint) if self.handshakes else None
+                if refused is not None:
+                    raise refused
                 return []
             sequence.hold(await self.socket.recv_multipart())
         gap = sequence.missing()
@@ -847,6 +903,8 @@ class AsyncSubscriber:
 
     def close(self) -> None:
         """Close the socket, and the client if this subscriber made it."""
+        if self.handshakes is not None:
+            self.handshakes.close()
         self.socket.close(linger=0)
         if self._own_client and self.client is not None:
             self.client.close()
