@@ -147,12 +147,23 @@ class CurveDaemon:
     def bot_keys(self) -> CurveKeys:
         return CurveKeys.from_files(self.server_key, self.bot_secret)
 
+    def command(self, *args: str) -> list[str]:
+        """``alphad ARGS`` pointed at this daemon's endpoints by its own config file."""
+        return [
+            sys.executable,
+            "-m",
+            "daemon.cli",
+            *args,
+            "--config",
+            str(self.process.config_path),
+        ]
+
     def cli(
         self, *args: str, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """``alphad ARGS`` pointed at this daemon's endpoints by its own config file."""
+        """Run ``alphad ARGS`` to its end."""
         return subprocess.run(
-            [sys.executable, "-m", "daemon.cli", *args, "--config", str(self.process.config_path)],
+            self.command(*args),
             capture_output=True,
             text=True,
             timeout=60,
@@ -324,22 +335,15 @@ def test_watch_command_with_keys_prints_alerts_and_without_keys_names_curve(
     assert without.returncode == 1
     assert "CURVE" in without.stderr and "waiting for alerts" not in without.stderr
     watcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daemon.cli",
-            "watch",
-            "status.",
-            "--config",
-            str(curve_daemon.process.config_path),
-            *curve_daemon.key_flags(),
-        ],
+        curve_daemon.command("watch", "status.", *curve_daemon.key_flags()),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert watcher.stdout is not None and watcher.stderr is not None
+    output = watcher.stdout
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(watcher.stdout.readline, "")))  # type: ignore[union-attr]
+    reader = threading.Thread(target=lambda: lines.extend(iter(output.readline, "")))
     reader.start()
     try:
         with Client(curve_daemon.process.admin) as admin:
@@ -354,7 +358,7 @@ def test_watch_command_with_keys_prints_alerts_and_without_keys_names_curve(
         watcher.terminate()
         watcher.wait(30)
         reader.join(30)
-    assert lines and " status." in lines[0], watcher.stderr.read()  # type: ignore[union-attr]
+    assert lines and " status." in lines[0], watcher.stderr.read()
 
 
 def test_top_view_says_curve_refused_and_shows_the_daemon_with_keys(
