@@ -77,6 +77,7 @@ class Closing:
     """Closed on leaving a ``with`` block."""
 
     def close(self) -> None:
+        """Close the sockets."""
         raise NotImplementedError
 
     def __enter__(self) -> Self:
@@ -90,6 +91,7 @@ class AsyncClosing:
     """Closed on leaving an ``async with`` block."""
 
     def close(self) -> None:
+        """Close the sockets."""
         raise NotImplementedError
 
     async def __aenter__(self) -> Self:

@@ -136,4 +136,5 @@ class HandshakeWatch:
         return CurveRefused(f"no reply from {endpoint}: {why}") if why else None
 
     def close(self) -> None:
+        """Stop watching (the socket it watches is closed by its owner)."""
         self._owner.close(linger=0)
