@@ -36,6 +36,9 @@ log = structlog.get_logger("alphad.alerts")
 # Topics are a few words (``status.suspended``); a longer subscription message makes
 # ZeroMQ drop the connection before the prefix is stored.
 MAX_SUBSCRIPTION_BYTES = 64
+# Over tcp the bound must let CURVE's handshake through (its INITIATE command carries the
+# client's vouch and metadata, a few hundred bytes): only authenticated clients get there.
+CURVE_MAX_MESSAGE_BYTES = 4096
 # Subscription messages read per turn of the event loop; the rest wait for the next turn.
 DRAIN_BUDGET = 1000
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
@@ -102,11 +105,14 @@ class AlertSocket:
         # A cycle can change many strategies at once: the burst must fit the HWM, and a
         # subscriber that still misses some sees the gap in seq and backfills.
         sock.setsockopt(zmq.SNDHWM, hwm)
-        sock.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
+        over_ipc = endpoint.startswith("ipc://")
+        sock.setsockopt(
+            zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES if over_ipc else CURVE_MAX_MESSAGE_BYTES
+        )
         # Subscriptions ZeroMQ reads ahead of the daemon: few, so that a subscriber over
         # its cap has little more stored before its connection is shut down.
         sock.setsockopt(zmq.RCVHWM, 100)
-        if not endpoint.startswith("ipc://"):
+        if not over_ipc:
             if curve is None:
                 raise ValueError(f"{endpoint}: a tcp endpoint needs CURVE keys")
             curve(sock)
@@ -147,7 +153,8 @@ class AlertSocket:
             if message[0] == 0:
                 book.unsubscribe(peer, prefix)
                 sock.setsockopt(zmq.UNSUBSCRIBE, prefix)
-            elif book.subscribe(peer, prefix):
+            elif len(message) <= MAX_SUBSCRIPTION_BYTES and book.subscribe(peer, prefix):
+                # (over tcp the socket lets longer messages through, for CURVE's handshake)
                 sock.setsockopt(zmq.SUBSCRIBE, prefix)
             else:
                 self.refused += 1

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -22,6 +22,9 @@ from daemon.config import (
     load_config,
     resolve_paths,
 )
+
+if TYPE_CHECKING:
+    from protocol.curve import CurveKeys
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -44,21 +47,28 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--runtime-dir", help="directory of the sockets")
         return p
 
+    def with_keys(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        with_location(p)
+        p.add_argument("--server-key", metavar="FILE", help="the daemon's server.key (CURVE)")
+        p.add_argument("--client-key", metavar="FILE", help="this client's .key_secret (CURVE)")
+        return p
+
     with_location(sub.add_parser("run", help="run the daemon in the foreground"))
-    status = with_location(sub.add_parser("status", help="show a running daemon's status"))
+    status = with_keys(sub.add_parser("status", help="show a running daemon's status"))
     status.add_argument("--json", action="store_true", help="print JSON")
     status.add_argument("--timeout", type=float, default=2.0, help="seconds to wait")
-    watch = with_location(sub.add_parser("watch", help="print alerts as they are published"))
+    watch = with_keys(sub.add_parser("watch", help="print alerts as they are published"))
     watch.add_argument("topics", nargs="*", help="topic prefixes (default: all)")
     watch.add_argument("--json", action="store_true", help="print JSON lines")
-    report = with_location(sub.add_parser("report", help="print a running daemon's report"))
+    report = with_keys(sub.add_parser("report", help="print a running daemon's report"))
     report.add_argument("--format", choices=("text", "json", "csv"), default="text")
     report.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
-    top = with_location(sub.add_parser("top", help="live terminal dashboard"))
+    top = with_keys(sub.add_parser("top", help="live terminal dashboard"))
     top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
     keygen = sub.add_parser("keygen", help="write a CURVE key pair for tcp:// endpoints")
     keygen.add_argument("directory")
     keygen.add_argument("name", help="e.g. server, or the bot's name")
+    keygen.add_argument("--force", action="store_true", help="replace an existing key pair")
     sub.add_parser("schema", help="print the JSON Schema of every message")
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
@@ -127,12 +137,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(schema_json())
         return 0
     if command == "keygen":
-        from daemon.security import keygen
+        from daemon.security import SecurityError, keygen
 
         try:
-            public, secret = keygen(args.directory, args.name)
+            public, secret = keygen(args.directory, args.name, force=args.force)
         except OSError as exc:
             raise CommandError(f"cannot write keys in {args.directory}: {exc.strerror}") from None
+        except SecurityError as exc:
+            raise CommandError(str(exc)) from None
         print(f"public key: {public}\nsecret key: {secret} (mode 0600; keep it private)")
         return 0
     if command == "check-config":
@@ -155,16 +167,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         except InputError as exc:
             raise CommandError(str(exc)) from None
     config, paths = _locate(args)
+    curve = _curve_keys(args, config)
     if command == "status":
-        return status(paths, as_json=args.json, timeout_s=args.timeout)
+        return status(paths, as_json=args.json, timeout_s=args.timeout, curve=curve)
     if command == "report":
-        return report(paths, args.format, timeout_s=args.timeout)
+        return report(paths, args.format, timeout_s=args.timeout, curve=curve)
     if command == "top":
         from daemon.top import run_top
 
-        return run_top(paths.rpc, paths.alerts, args.interval)
+        return run_top(paths.rpc, paths.alerts, args.interval, curve=curve)
     if command == "watch":
-        return watch(paths, args.topics, as_json=args.json)
+        return watch(paths, args.topics, as_json=args.json, curve=curve)
     raise CommandError(f"unknown command {command}")
 
 
@@ -198,9 +211,9 @@ def run(config: Config, paths: Paths, warnings: Sequence[str] = ()) -> int:
         flush_logs(LOG_FLUSH_S)  # the last lines, unless stdout has stalled
 
 
-def status(paths: Paths, *, as_json: bool, timeout_s: float) -> int:
+def status(paths: Paths, *, as_json: bool, timeout_s: float, curve: CurveKeys | None) -> int:
     """Print a running daemon's status."""
-    reply = _ask(paths, timeout_s, lambda client: client.get_status())
+    reply = _ask(paths, timeout_s, curve, lambda client: client.get_status())
     if as_json:
         print(msgspec.json.encode(reply).decode())
         return 0
@@ -211,53 +224,91 @@ def status(paths: Paths, *, as_json: bool, timeout_s: float) -> int:
     return 0
 
 
-def report(paths: Paths, form: str, *, timeout_s: float) -> int:
+def report(paths: Paths, form: str, *, timeout_s: float, curve: CurveKeys | None) -> int:
     """Print the report as tables, JSON or CSV."""
     from daemon.report import render_csv, render_json, render_text
 
-    reply = _ask(paths, timeout_s, lambda client: client.get_report())
+    reply = _ask(paths, timeout_s, curve, lambda client: client.get_report())
     renderer = {"text": render_text, "json": render_json, "csv": render_csv}[form]
     print(renderer(reply))
     return 0
 
 
-def _ask(paths: Paths, timeout_s: float, call: Any) -> Any:
+KEYS_HINT = (
+    "give --server-key and --client-key, ALPHAD_SERVER_KEY and ALPHAD_CLIENT_KEY, "
+    "or [security] curve_server_key and curve_client_secret"
+)
+
+
+def _curve_keys(args: argparse.Namespace, config: Config) -> CurveKeys | None:
+    """The CURVE keys of a client command: flags beat the environment beats ``[security]``."""
+    from protocol.curve import CurveKeys
+
+    server = (
+        args.server_key or os.environ.get("ALPHAD_SERVER_KEY") or config.security.curve_server_key
+    )
+    client = (
+        args.client_key
+        or os.environ.get("ALPHAD_CLIENT_KEY")
+        or config.security.curve_client_secret
+    )
+    if not server and not client:
+        return None
+    if not server or not client:
+        raise CommandError(f"CURVE needs both keys: {KEYS_HINT}")
+    try:
+        return CurveKeys.from_files(server, client)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _ask(paths: Paths, timeout_s: float, curve: CurveKeys | None, call: Any) -> Any:
     """One request to the rpc socket; a failure becomes one line for the operator."""
     from protocol.client import Client
+    from protocol.curve import CurveRefused
     from protocol.errors import AlphadError
 
     try:
-        with Client(paths.rpc, timeout_s=timeout_s, retries=0) as client:
+        with Client(paths.rpc, timeout_s=timeout_s, retries=0, curve=curve) as client:
             return call(client)
+    except CurveRefused as exc:
+        raise CommandError(f"{exc.message}; {KEYS_HINT}") from None
     except AlphadError as exc:
         if exc.code == "timeout":
             raise CommandError(f"no answer from {paths.rpc}: is alphad running?") from None
         raise CommandError(str(exc)) from None
 
 
-def watch(paths: Paths, topics: list[str], *, as_json: bool) -> int:
+def watch(paths: Paths, topics: list[str], *, as_json: bool, curve: CurveKeys | None) -> int:
     """Print alerts until interrupted."""
     from protocol.client import Client, Subscriber
+    from protocol.curve import CurveRefused
     from protocol.errors import AlphadError
 
-    with (
-        Client(paths.rpc, timeout_s=1.0, retries=0) as client,
-        Subscriber(paths.alerts, topics or [""], client=client) as sub,
-    ):
-        try:
-            client.get_status()
-        except AlphadError:
-            # Alerts will come once the daemon is up: say so instead of sitting silent.
-            print(
-                f"alphad: no answer at {paths.rpc}; waiting for alerts on {paths.alerts}",
-                file=sys.stderr,
-                flush=True,
-            )
-        for topic, alert in sub:
-            if as_json:
-                print(json.dumps({"topic": topic, **msgspec.to_builtins(alert)}), flush=True)
-            else:
-                print(alert_line(topic, alert), flush=True)
+    try:
+        with (
+            Client(paths.rpc, timeout_s=1.0, retries=0, curve=curve) as client,
+            Subscriber(paths.alerts, topics or [""], client=client, curve=curve) as sub,
+        ):
+            try:
+                client.get_status()
+            except CurveRefused:
+                raise
+            except AlphadError:
+                # Alerts will come once the daemon is up: say so instead of sitting silent.
+                print(
+                    f"alphad: no answer at {paths.rpc}; waiting for alerts on {paths.alerts}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            for topic, alert in sub:
+                if as_json:
+                    print(json.dumps({"topic": topic, **msgspec.to_builtins(alert)}), flush=True)
+                else:
+                    print(alert_line(topic, alert), flush=True)
+    except CurveRefused as exc:
+        # Waiting would be forever: the daemon is up and will never let this client in.
+        raise CommandError(f"{exc.message}; {KEYS_HINT}") from None
     return 0
 
 

@@ -25,12 +25,18 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from protocol.curve import load_key_file, over_network
+
 
 class SecurityConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """``[security]``: CURVE keys for tcp:// endpoints."""
 
     curve_server_secret: str = ""  # a .key_secret file written by `alphad keygen`
     curve_clients_dir: str = ""  # the public .key files of the bots allowed in
+    # For `alphad status/report/top/watch` against a tcp:// daemon: its server.key and
+    # this operator's own .key_secret (whose .key is in the daemon's curve_clients_dir).
+    curve_server_key: str = ""
+    curve_client_secret: str = ""
 
 
 class SecurityError(Exception):
@@ -176,7 +182,7 @@ def lock_directory(path: Path, what: str) -> IO[str]:
 
 def needs_curve(endpoints: list[str]) -> bool:
     """Whether any endpoint leaves the host's file permissions (tcp://, not ipc://)."""
-    return any(not e.startswith(("ipc://", "inproc://")) for e in endpoints)
+    return any(over_network(e) for e in endpoints)
 
 
 def load_server_keys(config: SecurityConfig) -> tuple[bytes, bytes]:
@@ -191,13 +197,9 @@ def load_server_keys(config: SecurityConfig) -> tuple[bytes, bytes]:
             f"key `security.curve_clients_dir`: {config.curve_clients_dir} is not a directory"
         )
     try:
-        public, secret = zmq.auth.load_certificate(config.curve_server_secret)
-    except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise SecurityError(
-            f"key `security.curve_server_secret`: cannot read {config.curve_server_secret} "
-            f"({reason})"
-        ) from None
+        public, secret = load_key_file(config.curve_server_secret)
+    except ValueError as exc:
+        raise SecurityError(f"key `security.curve_server_secret`: {exc}") from None
     if secret is None:
         raise SecurityError(
             f"key `security.curve_server_secret`: {config.curve_server_secret} holds no secret key"
@@ -224,9 +226,19 @@ class Curve:
         self.authenticator.stop()
 
 
-def keygen(directory: str, name: str) -> tuple[str, str]:
-    """Write NAME.key (public, to share) and NAME.key_secret (mode 0600) in ``directory``."""
+def keygen(directory: str, name: str, *, force: bool = False) -> tuple[str, str]:
+    """Write NAME.key (public, to share) and NAME.key_secret (mode 0600) in ``directory``.
+
+    An existing pair is kept unless ``force``: a replaced secret key locks out every
+    peer that trusts the old public one.
+    """
     target = Path(directory)
+    existing = [p for p in (target / f"{name}.key", target / f"{name}.key_secret") if p.exists()]
+    if existing and not force:
+        raise SecurityError(
+            f"{existing[-1]} exists: replacing it locks out every peer that trusts its "
+            "public key; pass --force to replace it"
+        )
     target.mkdir(parents=True, exist_ok=True)
     public, secret = zmq.auth.create_certificates(target, name)
     Path(secret).chmod(0o600)

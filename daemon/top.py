@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from protocol.client import Client, Subscriber
+from protocol.curve import CurveKeys, CurveRefused
 from protocol.errors import AlphadError
 from protocol.messages import Alert, Report, StatusReply
 
@@ -84,6 +85,9 @@ class TopView:
             status = client.get_status(timeout_s=1.0)
             self.latency_ms = (time.perf_counter() - started) * 1000
             self.report = client.get_report(timeout_s=2.0)
+        except CurveRefused as exc:
+            self.error = f"{exc.message}; retrying"
+            return
         except AlphadError as exc:
             self.error = (
                 f"alphad is not answering at {self.endpoint}; retrying"
@@ -207,12 +211,14 @@ def _alert_style(topic: str) -> str:
     return STATUS_STYLE.get(topic.removeprefix("status."), "cyan")
 
 
-def _listen(view: TopView, alerts_endpoint: str, rpc: str, stop: threading.Event) -> None:
+def _listen(
+    view: TopView, alerts_endpoint: str, rpc: str, curve: CurveKeys | None, stop: threading.Event
+) -> None:
     while not stop.is_set():
         try:
             with (
-                Client(rpc, timeout_s=1.0, retries=0) as client,
-                Subscriber(alerts_endpoint, [""], client=client) as subscriber,
+                Client(rpc, timeout_s=1.0, retries=0, curve=curve) as client,
+                Subscriber(alerts_endpoint, [""], client=client, curve=curve) as subscriber,
             ):
                 for topic, alert in subscriber.iter(timeout_s=0.5, stop=stop):
                     view.alerts.append((topic, alert))
@@ -234,16 +240,19 @@ def _keys() -> Iterator[bool]:
         termios.tcsetattr(sys.stdin, termios.TCSADRAIN, saved)
 
 
-def run_top(rpc: str, alerts: str, interval_s: float = 1.0) -> int:
+def run_top(
+    rpc: str, alerts: str, interval_s: float = 1.0, *, curve: CurveKeys | None = None
+) -> int:
     """Run until ``q``; returns the exit code."""
     view = TopView(rpc)
     stop = threading.Event()
-    threading.Thread(target=_listen, args=(view, alerts, rpc, stop), daemon=True).start()
+    listener = threading.Thread(target=_listen, args=(view, alerts, rpc, curve, stop), daemon=True)
+    listener.start()
     console = Console()
     try:
         with (
             _keys() as interactive,
-            Client(rpc, timeout_s=1.0, retries=0) as client,
+            Client(rpc, timeout_s=1.0, retries=0, curve=curve) as client,
             Live(console=console, screen=True, auto_refresh=False) as live,
         ):
             while True:

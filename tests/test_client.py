@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import inspect
 import io
 import json
 import os
@@ -35,6 +36,7 @@ from protocol.messages import (
     TradeRecorded,
     Weights,
 )
+from protocol.requests import Requests
 from tests.daemon_process import DaemonProcess
 
 # Operators may only force the status of strategies the daemon knows: these tests
@@ -106,6 +108,29 @@ def test_client_refuses_bad_settings() -> None:
 
 
 # ---------------------------------------------------------------------------- requests
+
+
+def test_both_clients_show_each_request_method_with_its_signature_and_docstring() -> None:
+    blocking, awaited = Client("ipc:///nowhere"), AsyncClient("ipc:///nowhere")
+    names = [name for name in vars(Requests) if not name.startswith("_")]
+    assert "score_signal" in names and "set_component" in names and len(names) == 15
+    for name in names:
+        method, coroutine = getattr(blocking, name), getattr(awaited, name)
+        signature = inspect.signature(method)
+        assert "timeout_s" in signature.parameters and "self" not in signature.parameters
+        assert signature == inspect.signature(coroutine)
+        assert method.__doc__ and method.__doc__ == coroutine.__doc__
+        assert inspect.iscoroutinefunction(coroutine) and not inspect.iscoroutinefunction(method)
+
+
+async def test_an_async_request_is_built_when_awaited() -> None:
+    client = AsyncClient("ipc:///nowhere")
+    pending = client.record_trade(
+        "t", "ema", "BTC", "buy", 1.0, 1_732_000_000_002, 1_732_000_000_001
+    )
+    with pytest.raises(ValueError, match="before entry_ts_ms"):
+        await pending
+    client.close()
 
 
 def test_typed_round_trips(daemon: DaemonProcess) -> None:

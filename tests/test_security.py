@@ -1,17 +1,26 @@
-"""tcp:// only with CURVE: allowed bots are served, others get nothing, no keys no start."""
+"""tcp:// only with CURVE: allowed bots are served, others get nothing, no keys no start;
+the clients and the command line take keys, and say CURVE when the handshake fails."""
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import zmq
 import zmq.auth
 
+from daemon.top import TopView
+from protocol.client import AsyncClient, Client, Subscriber
 from protocol.codec import decode_reply, encode
+from protocol.curve import CurveKeys, CurveRefused
 from protocol.messages import GetStatus, StatusReply
 from tests.daemon_process import DaemonProcess
 
@@ -106,3 +115,290 @@ def test_tcp_endpoint_without_keys_refuses_to_start(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "needs [security] curve_server_secret" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ----------------------------------------------------------------- clients of a CURVE daemon
+
+
+class CurveDaemon:
+    """A daemon serving rpc and alerts on tcp with CURVE; admin stays on ipc for the tests."""
+
+    def __init__(self, root: Path) -> None:
+        self.keys = root / "keys"
+        allowed = root / "clients"
+        _, server_secret = keygen(self.keys, "server")
+        bot_public, self.bot_secret = keygen(self.keys, "bot")
+        _, self.stranger_secret = keygen(root / "elsewhere", "stranger")
+        allowed.mkdir()
+        (allowed / "bot.key").write_bytes(bot_public.read_bytes())
+        self.server_key = self.keys / "server.key"
+        self.rpc = f"tcp://127.0.0.1:{free_port()}"
+        self.alerts = f"tcp://127.0.0.1:{free_port()}"
+        self.endpoints = f'rpc_endpoint = "{self.rpc}"\nalerts_endpoint = "{self.alerts}"\n'
+        config = (
+            f"[daemon]\n{self.endpoints}"
+            f'[security]\ncurve_server_secret = "{server_secret}"\n'
+            f'curve_clients_dir = "{allowed}"\n'
+            + "".join(f"[strategies.s{i}]\n" for i in range(40))
+        )
+        (root / "d").mkdir()
+        self.process = DaemonProcess(root / "d", config).start()
+
+    def bot_keys(self) -> CurveKeys:
+        return CurveKeys.from_files(self.server_key, self.bot_secret)
+
+    def command(self, *args: str) -> list[str]:
+        """``alphad ARGS`` pointed at this daemon's endpoints by its own config file."""
+        return [
+            sys.executable,
+            "-m",
+            "daemon.cli",
+            *args,
+            "--config",
+            str(self.process.config_path),
+        ]
+
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``alphad ARGS`` to its end."""
+        return subprocess.run(
+            self.command(*args),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **(env or {})},
+        )
+
+    def key_flags(self, secret: Path | None = None) -> list[str]:
+        return [
+            "--server-key",
+            str(self.server_key),
+            "--client-key",
+            str(secret or self.bot_secret),
+        ]
+
+
+@pytest.fixture(scope="module")
+def curve_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CurveDaemon]:
+    served = CurveDaemon(tmp_path_factory.mktemp("curve"))
+    try:
+        yield served
+    finally:
+        served.process.close()
+
+
+def test_client_with_its_keys_is_answered_over_tcp(curve_daemon: CurveDaemon) -> None:
+    with Client(curve_daemon.rpc, curve=curve_daemon.bot_keys()) as client:
+        assert isinstance(client.get_status(), StatusReply)
+        score = client.score_signal("s0", "BTC", "buy", 0.7)
+        assert score.signal_id
+
+
+async def test_async_client_with_its_keys_is_answered_over_tcp(curve_daemon: CurveDaemon) -> None:
+    async with AsyncClient(curve_daemon.rpc, curve=curve_daemon.bot_keys()) as client:
+        assert isinstance(await client.get_status(), StatusReply)
+
+
+def test_subscriber_with_its_keys_receives_alerts_over_tcp(curve_daemon: CurveDaemon) -> None:
+    keys = curve_daemon.bot_keys()
+    with (
+        Client(curve_daemon.process.admin) as admin,
+        Subscriber(curve_daemon.alerts, ["status."], curve=keys) as sub,
+    ):
+        received: list[str] = []
+        pings = 0
+        # A SUB socket misses what is published before it is connected: ping until one lands.
+        while not received and pings < 40:
+            admin.force_status(f"s{pings}", "degraded", "ping", "alice")
+            pings += 1
+            received = [a.strategy or "" for _, a in sub.receive(0.5)]
+    assert received[0].startswith("s")
+
+
+@pytest.mark.parametrize(
+    ("keys", "why"),
+    [
+        ("none", "the daemon serves this endpoint with CURVE and this client has no keys"),
+        ("stranger", "the daemon refused this client's CURVE key"),
+        ("wrong_server", "check that the server key is this daemon's server.key"),
+    ],
+)
+def test_client_with_missing_or_wrong_keys_is_told_why_curve_failed(
+    curve_daemon: CurveDaemon, keys: str, why: str
+) -> None:
+    curve = {
+        "none": None,
+        "stranger": CurveKeys.from_files(curve_daemon.server_key, curve_daemon.stranger_secret),
+        "wrong_server": CurveKeys.from_files(
+            curve_daemon.keys / "bot.key", curve_daemon.bot_secret
+        ),
+    }[keys]
+    with (
+        Client(curve_daemon.rpc, timeout_s=0.5, retries=5, curve=curve) as client,
+        pytest.raises(CurveRefused) as refused,
+    ):
+        client.get_status()
+    assert refused.value.code == "timeout"
+    assert why in refused.value.message and curve_daemon.rpc in refused.value.message
+
+
+async def test_async_client_without_keys_is_told_curve_failed(curve_daemon: CurveDaemon) -> None:
+    async with AsyncClient(curve_daemon.rpc, timeout_s=0.5) as client:
+        with pytest.raises(CurveRefused, match="CURVE"):
+            await client.get_status()
+
+
+def test_subscriber_without_keys_is_told_curve_failed(curve_daemon: CurveDaemon) -> None:
+    with Subscriber(curve_daemon.alerts) as sub, pytest.raises(CurveRefused, match="CURVE"):
+        sub.receive(0.5)
+
+
+def test_status_command_with_keys_from_flags_environment_or_config(
+    curve_daemon: CurveDaemon, tmp_path: Path
+) -> None:
+    by_flags = curve_daemon.cli("status", *curve_daemon.key_flags())
+    by_env = curve_daemon.cli(
+        "status",
+        env={
+            "ALPHAD_SERVER_KEY": str(curve_daemon.server_key),
+            "ALPHAD_CLIENT_KEY": str(curve_daemon.bot_secret),
+        },
+    )
+    config = tmp_path / "ops.toml"
+    config.write_text(
+        f"[daemon]\n{curve_daemon.endpoints}[security]\n"
+        f'curve_server_key = "{curve_daemon.server_key}"\n'
+        f'curve_client_secret = "{curve_daemon.bot_secret}"\n'
+    )
+    by_config = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "status", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    for result in (by_flags, by_env, by_config):
+        assert result.returncode == 0, result.stderr
+        assert f"at {curve_daemon.rpc}" in result.stdout and "strategies" in result.stdout
+
+
+def test_report_command_with_keys_is_answered(curve_daemon: CurveDaemon) -> None:
+    result = curve_daemon.cli("report", "--format", "json", *curve_daemon.key_flags())
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["type"] == "report"
+
+
+def test_status_command_without_or_with_unknown_keys_names_curve(
+    curve_daemon: CurveDaemon,
+) -> None:
+    without = curve_daemon.cli("status", "--timeout", "1")
+    stranger = curve_daemon.cli(
+        "status", "--timeout", "1", *curve_daemon.key_flags(curve_daemon.stranger_secret)
+    )
+    for result in (without, stranger):
+        assert result.returncode == 1
+        assert "CURVE" in result.stderr and "--server-key" in result.stderr
+        assert "is alphad running?" not in result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "refused this client's CURVE key" in stranger.stderr
+
+
+def test_client_commands_refuse_half_a_key_pair_or_an_unreadable_key(
+    curve_daemon: CurveDaemon, tmp_path: Path
+) -> None:
+    half = curve_daemon.cli("status", "--server-key", str(curve_daemon.server_key))
+    public_only = curve_daemon.cli(
+        "status",
+        "--server-key",
+        str(curve_daemon.server_key),
+        "--client-key",
+        str(curve_daemon.keys / "bot.key"),
+    )
+    missing = curve_daemon.cli(
+        "report",
+        "--server-key",
+        str(tmp_path / "nope.key"),
+        "--client-key",
+        str(curve_daemon.bot_secret),
+    )
+    assert [r.returncode for r in (half, public_only, missing)] == [1, 1, 1]
+    assert "CURVE needs both keys" in half.stderr
+    assert "holds no secret key" in public_only.stderr
+    assert f"cannot read CURVE key file {tmp_path / 'nope.key'}" in missing.stderr
+    assert all(len(r.stderr.splitlines()) == 1 for r in (half, public_only, missing))
+
+
+def test_watch_command_with_keys_prints_alerts_and_without_keys_names_curve(
+    curve_daemon: CurveDaemon,
+) -> None:
+    without = curve_daemon.cli("watch")
+    assert without.returncode == 1
+    assert "CURVE" in without.stderr and "waiting for alerts" not in without.stderr
+    watcher = subprocess.Popen(
+        curve_daemon.command("watch", "status.", *curve_daemon.key_flags()),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert watcher.stdout is not None and watcher.stderr is not None
+    output = watcher.stdout
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(output.readline, "")))
+    reader.start()
+    try:
+        with Client(curve_daemon.process.admin) as admin:
+            pings = 0
+            while not lines and watcher.poll() is None and pings < 60:
+                admin.force_status(
+                    f"s{pings % 40}", "suspended" if pings % 2 else "active", "ping", "alice"
+                )
+                pings += 1
+                reader.join(0.5)
+    finally:
+        watcher.terminate()
+        watcher.wait(30)
+        reader.join(30)
+    assert lines and " status." in lines[0], watcher.stderr.read()
+
+
+def test_top_view_says_curve_refused_and_shows_the_daemon_with_keys(
+    curve_daemon: CurveDaemon,
+) -> None:
+    refused, served = TopView(curve_daemon.rpc), TopView(curve_daemon.rpc)
+    with Client(curve_daemon.rpc, timeout_s=1.0, retries=0) as plain:
+        refused.refresh(plain)
+    with Client(curve_daemon.rpc, curve=curve_daemon.bot_keys()) as client:
+        served.refresh(client)
+    assert refused.error is not None and "CURVE" in refused.error and refused.status is None
+    assert served.error is None and served.status is not None
+
+
+# ----------------------------------------------------------------------------------- keygen
+
+
+def test_keygen_keeps_an_existing_key_pair_unless_forced(tmp_path: Path) -> None:
+    public, secret = keygen(tmp_path, "bot1")
+    before = secret.read_bytes()
+    again = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "keygen", str(tmp_path), "bot1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 1
+    assert len(again.stderr.splitlines()) == 1 and "--force" in again.stderr
+    assert secret.read_bytes() == before
+    forced = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "keygen", str(tmp_path), "bot1", "--force"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert secret.read_bytes() != before
+    assert f"public key: {public}" in forced.stdout
+
+
+def test_curve_keys_refuse_what_is_not_a_key() -> None:
+    with pytest.raises(ValueError, match="server_public"):
+        CurveKeys(server_public=b"short", public=b"x" * 40, secret=b"y" * 40)

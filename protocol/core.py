@@ -1,0 +1,202 @@
+"""What ``Client`` and ``AsyncClient`` share, free of blocking or awaiting: building each
+request, the retry policy, decoding the reply and mapping failures to ``AlphadError``.
+
+Timeouts and retries follow the Lazy Pirate pattern: each attempt waits ``timeout_s``;
+on a timeout the client closes its REQ socket (a REQ socket that lost its reply can
+never send again), opens a new one and resends, up to ``retries`` times, then raises
+``AlphadError("timeout", ...)``. A bot therefore rides out a daemon restart with no code
+of its own; a call waits at most ``timeout_s * (1 + retries)``.
+
+Only requests that are safe to repeat are resent: the reads, ``score_signal`` (a repeat
+only scores the signal again), ``record_trade`` (idempotent on ``trade_id``: a repeat is
+answered ``duplicate: true``) and ``record_signal_outcome`` (idempotent on
+``signal_id``). ``update_optimization`` and the admin requests are sent once: the first
+attempt may have taken effect with only its reply lost, and a repeat would run a second
+cycle or move the weights twice. A timeout on one of them raises at once; ``get_history``
+or ``get_audit`` tells whether it took effect.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, Self, TypeVar
+
+import msgspec
+import zmq
+
+from protocol.codec import decode_reply, encode
+from protocol.curve import CurveKeys, HandshakeWatch, over_network
+from protocol.endpoints import default_endpoint
+from protocol.errors import AlphadError
+from protocol.messages import (
+    ADMIN_REQUESTS,
+    Error,
+    Reply,
+    Request,
+    UpdateOptimization,
+)
+
+Encoding = Literal["msgpack", "json"]
+R = TypeVar("R", bound=Reply)
+S = TypeVar("S", bound="zmq.Socket[Any]")
+
+SENT_ONCE: tuple[type[Request], ...] = (UpdateOptimization, *ADMIN_REQUESTS)
+"""Requests never resent after a timeout: their first attempt may already have acted."""
+_SENT_ONCE = frozenset(SENT_ONCE)  # a set lookup: isinstance on Structs is slower
+
+
+class Call(NamedTuple, Generic[R]):
+    """One request ready to send, the reply it expects, and its timeout (None: the client's)."""
+
+    request: Request
+    expected: type[R]
+    timeout_s: float | None = None
+
+    @classmethod
+    def of(cls, request: type[Request], expected: type[R], arguments: dict[str, Any]) -> Call[R]:
+        """The call of a request method whose parameters are named as the request's
+        fields, plus ``timeout_s``."""
+        fields = dict(arguments)
+        timeout_s = fields.pop("timeout_s")
+        return cls(request(**fields), expected, timeout_s)
+
+
+def open_socket(
+    context: zmq.Context[S], kind: int, endpoint: str, curve: CurveKeys | None
+) -> tuple[S, HandshakeWatch | None]:
+    """A connected socket, a CURVE client when given keys, its handshakes watched on tcp."""
+    sock = context.socket(kind)
+    sock.setsockopt(zmq.LINGER, 0)
+    if curve is not None:
+        curve.apply(sock)
+    watch = HandshakeWatch(sock, curve is not None) if over_network(endpoint) else None
+    sock.connect(endpoint)
+    return sock, watch
+
+
+class Closing:
+    """Closed on leaving a ``with`` block."""
+
+    def close(self) -> None:
+        """Close the sockets."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncClosing:
+    """Closed on leaving an ``async with`` block."""
+
+    def close(self) -> None:
+        """Close the sockets."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Transport(Generic[S]):
+    """The REQ socket of a client and its settings; ``Client`` and ``AsyncClient`` add
+    only the sending and the waiting."""
+
+    awaited: ClassVar[bool]
+    """Whether the request methods are awaited (``AsyncClient``) or blocking (``Client``)."""
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        timeout_s: float = 2.0,
+        retries: int = 3,
+        encoding: Encoding = "msgpack",
+        context: zmq.Context[S] | None = None,
+        curve: CurveKeys | None = None,
+    ) -> None:
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, not {timeout_s!r}")
+        if retries < 0:
+            raise ValueError(f"retries must be 0 or more, not {retries!r}")
+        if encoding not in ("msgpack", "json"):
+            raise ValueError(f"encoding must be 'msgpack' or 'json', not {encoding!r}")
+        self.as_json = encoding == "json"
+        self.endpoint = endpoint or default_endpoint("rpc")
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.curve = curve
+        self.context: zmq.Context[S] = context or self.default_context()
+        self.socket: S | None = None
+        self.handshakes: HandshakeWatch | None = None
+
+    def default_context(self) -> zmq.Context[S]:
+        """The process's shared context of this kind of client."""
+        raise NotImplementedError
+
+    def _socket(self) -> S:
+        if self.socket is None:
+            self.socket, self.handshakes = open_socket(
+                self.context, zmq.REQ, self.endpoint, self.curve
+            )
+        return self.socket
+
+    def close(self) -> None:
+        """Close the socket; the next call opens a new one."""
+        if self.handshakes is not None:
+            self.handshakes.close()
+            self.handshakes = None
+        if self.socket is not None:
+            self.socket.close(linger=0)
+            self.socket = None
+
+
+class Attempts(Generic[R]):
+    """The attempts of one call: what to send, how long to wait, what a reply or its
+    absence means."""
+
+    def __init__(self, transport: Transport[Any], call: Call[R]) -> None:
+        self.transport = transport
+        self.call = call
+        self.payload = encode(call.request, transport.as_json)
+        timeout_s = call.timeout_s if call.timeout_s is not None else transport.timeout_s
+        self.timeout_ms = int(1000 * timeout_s)
+        self.once = type(call.request) in _SENT_ONCE
+        self.left = 1 if self.once else 1 + transport.retries
+        self.made = 0
+
+    def answer(self, payload: bytes) -> R:
+        """The typed reply, or ``AlphadError`` for an ``error`` reply or an unexpected one."""
+        expected = self.call.expected
+        try:
+            reply = decode_reply(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise AlphadError("internal", f"undecodable reply: {exc}") from None
+        if isinstance(reply, Error):
+            raise AlphadError(reply.code, reply.message)
+        if not isinstance(reply, expected):
+            raise AlphadError(
+                "internal", f"expected {expected.__name__}, got {type(reply).__name__}"
+            )
+        return reply
+
+    def lost(self) -> None:
+        """An attempt timed out: drop its socket (a REQ socket that lost its reply can
+        never send again); raise when no attempt is left or the handshake was refused."""
+        transport = self.transport
+        refused = transport.handshakes.refusal(transport.endpoint) if transport.handshakes else None
+        transport.close()
+        if refused is not None:
+            raise refused  # keys do not fix themselves: resending only waits longer
+        self.made += 1
+        if self.made < self.left:
+            return
+        why = "; not resent because it may have taken effect" if self.once else ""
+        raise AlphadError(
+            "timeout",
+            f"no reply from {transport.endpoint} to {self.call.request.__struct_config__.tag} "
+            f"after {self.made} attempt(s) of {self.timeout_ms} ms{why}",
+        )

@@ -1,0 +1,252 @@
+"""Alert subscribers: ``Subscriber`` (blocking) and ``AsyncSubscriber`` (asyncio).
+
+Both yield ``(topic, Alert)`` in ``seq`` order and fill the gaps a PUB socket leaves
+(a subscriber connecting late, a daemon restart, a full queue) from the audit log;
+``AlertSequence`` is that logic, written once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import msgspec
+import zmq
+import zmq.asyncio
+
+from protocol.codec import decode_alert
+from protocol.core import AsyncClosing, Closing, Transport, open_socket
+from protocol.curve import CurveKeys
+from protocol.endpoints import alert_topic, default_endpoint
+from protocol.messages import Alert, AuditEntry
+
+if TYPE_CHECKING:
+    from protocol.client import AsyncClient, Client
+
+BACKFILL_PAGE = 1000  # audit entries per get_audit while filling a gap
+
+S = TypeVar("S", bound="zmq.Socket[Any]")
+C = TypeVar("C", bound="Transport[Any]")
+
+
+class AlertSequence:
+    """The topic filter, the last ``seq`` and gap filling, without any socket.
+
+    A received alert is held until the entries missing before it are backfilled, so a
+    failed backfill (the daemon is restarting) loses nothing: the next ``receive``
+    retries it before reading the socket again.
+    """
+
+    def __init__(self, topics: Sequence[str], last_seq: int | None) -> None:
+        self.topics = list(topics) or [""]
+        self.last_seq = last_seq
+        self.gaps = 0
+        self.held: tuple[str, Alert] | None = None
+        self.found: list[tuple[str, Alert]] = []
+        self.before: int | None = None  # the held alert's seq while its gap is filled
+
+    def wanted(self, topic: str) -> bool:
+        """Whether ``topic`` matches a subscription (ZeroMQ's prefix rule)."""
+        return any(topic.startswith(prefix) for prefix in self.topics)
+
+    def hold(self, frames: list[bytes]) -> None:
+        """Keep a received ``[topic, payload]`` until what is missing before it is found."""
+        # An undecodable alert is dropped without moving last_seq: the next alert then
+        # shows a gap, and the backfill brings the entry back from the audit log.
+        if len(frames) != 2:
+            return
+        try:
+            self.held = (frames[0].decode(), decode_alert(frames[1]))
+        except (UnicodeDecodeError, msgspec.DecodeError, msgspec.ValidationError):
+            return
+
+    def gap(self, can_backfill: bool) -> int | None:
+        """The ``since_seq`` of the first ``get_audit`` page to fetch, or None when
+        nothing is missing before the held alert (or there is no client to ask)."""
+        self.found, self.before = [], None
+        if self.held is None or self.last_seq is None or not can_backfill:
+            return None
+        seq = self.held[1].seq
+        if seq <= self.last_seq + 1:
+            return None
+        self.before = seq
+        return self.last_seq
+
+    def page(self, entries: list[AuditEntry], since: int) -> int | None:
+        """Keep the wanted entries of one ``get_audit`` page; the next ``since``, or None."""
+        before = self.before
+        assert before is not None, "page() only follows gap()"
+        for entry in entries:
+            if entry.seq >= before:
+                return None
+            topic = alert_topic(entry.kind, entry.new)
+            if self.wanted(topic):
+                self.found.append((topic, Alert.from_audit(entry)))
+        if not entries or entries[-1].seq <= since or entries[-1].seq >= before - 1:
+            return None
+        return entries[-1].seq
+
+    def release(self) -> list[tuple[str, Alert]]:
+        """The backfilled alerts and the held one, in ``seq`` order; duplicates dropped."""
+        if self.held is None:
+            return []
+        topic, alert = self.held
+        self.held = None
+        if self.last_seq is not None and alert.seq <= self.last_seq:
+            return []  # already delivered by an earlier backfill
+        if self.before is not None:
+            self.gaps += 1
+        out, self.found = self.found, []
+        out.append((topic, alert))
+        self.last_seq = alert.seq
+        return out
+
+
+class _Alerts(Generic[S, C]):
+    """The SUB socket, the sequence and the backfilling client of a subscriber."""
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        topics: Sequence[str] = ("",),
+        *,
+        client: C | str | None = None,
+        last_seq: int | None = None,
+        context: zmq.Context[S] | None = None,
+        curve: CurveKeys | None = None,
+    ) -> None:
+        self._sequence = AlertSequence(topics, last_seq)
+        context = context or self.default_context()
+        self._own_client = isinstance(client, str)
+        self.client: C | None = (
+            self.make_client(client, context, curve) if isinstance(client, str) else client
+        )
+        self.endpoint = endpoint or default_endpoint("alerts")
+        self.socket, self.handshakes = open_socket(context, zmq.SUB, self.endpoint, curve)
+        for topic in self._sequence.topics:
+            self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+
+    def default_context(self) -> zmq.Context[S]:
+        """The process's shared context of this kind of subscriber."""
+        raise NotImplementedError
+
+    def make_client(self, endpoint: str, context: zmq.Context[S], curve: CurveKeys | None) -> C:
+        """The client this subscriber backfills through, given an rpc endpoint."""
+        raise NotImplementedError
+
+    @property
+    def last_seq(self) -> int | None:
+        """The ``seq`` of the last alert yielded; None before the first."""
+        return self._sequence.last_seq
+
+    @property
+    def gaps(self) -> int:
+        """How many jumps in ``seq`` were backfilled."""
+        return self._sequence.gaps
+
+    def wanted(self, topic: str) -> bool:
+        """Whether ``topic`` matches a subscription (ZeroMQ's prefix rule)."""
+        return self._sequence.wanted(topic)
+
+    def _nothing_came(self) -> list[tuple[str, Alert]]:
+        # Silence on a tcp socket may be a refused CURVE handshake: say so, once known.
+        refused = self.handshakes.refusal(self.endpoint) if self.handshakes else None
+        if refused is not None:
+            raise refused
+        return []
+
+    def close(self) -> None:
+        """Close the socket, and the client if this subscriber made it."""
+        if self.handshakes is not None:
+            self.handshakes.close()
+        self.socket.close(linger=0)
+        if self._own_client and self.client is not None:
+            self.client.close()
+
+
+def _wait_ms(timeout_s: float | None) -> int:
+    return -1 if timeout_s is None else int(timeout_s * 1000)
+
+
+class Subscriber(_Alerts[zmq.Socket[Any], "Client"], Closing):
+    """Alerts as ``(topic, Alert)`` in ``seq`` order, with gaps backfilled.
+
+    ``topics`` are ZeroMQ prefixes (``"status."``, ``"status.suspended"``; ``""`` is all).
+    When ``seq`` jumps by more than one, the entries in between are fetched with
+    ``get_audit`` through ``client`` (a ``Client`` used by this subscriber only, or an
+    rpc endpoint), filtered by the same topics, and yielded first. Without a client, a
+    gap is not filled. Pass ``last_seq`` to resume after a restart, ``curve=`` for a
+    tcp:// daemon. Because ``seq`` is shared by every topic, a filtered subscriber sees
+    jumps over the topics it did not subscribe to; each costs one ``get_audit`` that
+    finds nothing.
+    """
+
+    def default_context(self) -> zmq.Context[zmq.Socket[Any]]:
+        return zmq.Context.instance()
+
+    def make_client(
+        self, endpoint: str, context: zmq.Context[zmq.Socket[Any]], curve: CurveKeys | None
+    ) -> Client:
+        from protocol.client import Client  # protocol.client re-exports this module
+
+        return Client(endpoint, context=context, curve=curve)
+
+    def receive(self, timeout_s: float | None = None) -> list[tuple[str, Alert]]:
+        """The next alert, after any backfilled ones; ``[]`` when none came in time.
+
+        Raises ``AlphadError`` when a backfill fails (the alert is kept and the backfill
+        retried by the next call), ``CurveRefused`` when the daemon refused the keys.
+        """
+        sequence, client = self._sequence, self.client
+        if sequence.held is None:
+            if not self.socket.poll(_wait_ms(timeout_s), zmq.POLLIN):
+                return self._nothing_came()
+            sequence.hold(self.socket.recv_multipart())
+        since = sequence.gap(client is not None)
+        while since is not None and client is not None:
+            page = client.get_audit(since_seq=since, limit=BACKFILL_PAGE)
+            since = sequence.page(page.entries, since)
+        return sequence.release()
+
+    def iter(
+        self, timeout_s: float = 0.5, stop: threading.Event | None = None
+    ) -> Iterator[tuple[str, Alert]]:
+        """Alerts until ``stop`` is set (checked every ``timeout_s``)."""
+        while stop is None or not stop.is_set():
+            yield from self.receive(timeout_s)
+
+    def __iter__(self) -> Iterator[tuple[str, Alert]]:
+        return self.iter()
+
+
+class AsyncSubscriber(_Alerts[zmq.asyncio.Socket, "AsyncClient"], AsyncClosing):
+    """The asyncio twin of ``Subscriber``, backfilling through an ``AsyncClient``."""
+
+    def default_context(self) -> zmq.asyncio.Context:
+        return zmq.asyncio.Context.instance()
+
+    def make_client(
+        self, endpoint: str, context: zmq.Context[zmq.asyncio.Socket], curve: CurveKeys | None
+    ) -> AsyncClient:
+        from protocol.client import AsyncClient  # protocol.client re-exports this module
+
+        return AsyncClient(endpoint, context=context, curve=curve)
+
+    async def receive(self, timeout_s: float | None = None) -> list[tuple[str, Alert]]:
+        """The next alert, after any backfilled ones; ``[]`` when none came in time."""
+        sequence, client = self._sequence, self.client
+        if sequence.held is None:
+            if not await self.socket.poll(_wait_ms(timeout_s)):
+                return self._nothing_came()
+            sequence.hold(await self.socket.recv_multipart())
+        since = sequence.gap(client is not None)
+        while since is not None and client is not None:
+            page = await client.get_audit(since_seq=since, limit=BACKFILL_PAGE)
+            since = sequence.page(page.entries, since)
+        return sequence.release()
+
+    async def __aiter__(self) -> AsyncIterator[tuple[str, Alert]]:
+        while True:
+            for item in await self.receive():
+                yield item
