@@ -53,8 +53,8 @@ def closed_trade(trade_id: str, strategy: str = "ema", pnl: float = 1.0) -> Reco
         symbol="BTC",
         side="buy",
         pnl=pnl,
-        entry_ts_ms=1,
-        exit_ts_ms=2,
+        entry_ts_ms=1_732_000_000_000,
+        exit_ts_ms=1_732_000_000_001,
     )
 
 
@@ -347,7 +347,7 @@ def test_a_corrupt_database_is_refused_at_start_and_reported_by_check_db(tmp_pat
     daemon.close()
 
     damaged = DaemonProcess(tmp_path / "damaged", "")
-    damaged.state_dir.mkdir(parents=True)
+    damaged.state_dir.mkdir(parents=True, mode=0o700)
     shutil.copy(daemon.database, damaged.database)
     # The journal of scored signals: a table the start itself never reads.
     damage_a_table_page(damaged.database, "signals")
