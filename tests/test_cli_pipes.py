@@ -73,7 +73,9 @@ def test_replay_into_a_closed_pipe_exits_quietly(small_history: Path, form: str)
 def test_daemon_commands_into_a_closed_pipe_exit_quietly(daemon: DaemonProcess) -> None:
     location = ["--state-dir", str(daemon.state_dir), "--runtime-dir", str(daemon.runtime_dir)]
     with Client(daemon.rpc) as client:
-        client.record_trade("t1", "ema", "BTC/USDT", "buy", 12.5, 1_000, 2_000)
+        client.record_trade(
+            "t1", "ema", "BTC/USDT", "buy", 12.5, 1_732_000_000_000, 1_732_000_001_000
+        )
     for command in (["status"], ["status", "--json"], ["report"], ["report", "--format", "csv"]):
         assert run_into_closed_pipe(*command, *location) == (READER_GONE, ""), command
 

@@ -137,7 +137,7 @@ def stall_the_store(daemon: DaemonProcess) -> list[zmq.Socket[Any]]:
             sock.connect(daemon.rpc)
             trade = RecordTrade(
                 trade_id=f"stalled{i}", strategy="ema", symbol="BTC/USDT", side="buy",
-                pnl=1.0, entry_ts_ms=1, exit_ts_ms=2,
+                pnl=1.0, entry_ts_ms=1_732_000_000_000, exit_ts_ms=1_732_000_000_001,
             )  # fmt: skip
             sock.send(encode(trade))
             sockets.append(sock)
