@@ -208,7 +208,9 @@ def test_second_daemon_on_the_same_runtime_dir_is_refused_and_the_first_keeps_se
         assert "is running with state directory" in line, line
         assert not (tmp_path / "other-state" / "alphad.db").exists()
         with Client(first.rpc, timeout_s=5.0, retries=0) as client:
-            client.record_trade("t1", "ema", "BTC", "buy", 1.0, 1, 2)
+            client.record_trade(
+                "t1", "ema", "BTC", "buy", 1.0, 1_732_000_000_000, 1_732_000_000_001
+            )
             assert client.get_status().trades == 1
     finally:
         first.close()
@@ -264,7 +266,9 @@ def test_database_wal_and_shm_are_private_under_a_permissive_umask(tmp_path: Pat
         os.umask(old)
     try:
         with Client(daemon.rpc, timeout_s=5.0) as client:
-            client.record_trade("t1", "ema", "BTC", "buy", 1.0, 1, 2)
+            client.record_trade(
+                "t1", "ema", "BTC", "buy", 1.0, 1_732_000_000_000, 1_732_000_000_001
+            )
         files = {
             path.name: stat.S_IMODE(path.stat().st_mode)
             for path in (
