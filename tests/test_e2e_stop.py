@@ -38,7 +38,9 @@ shutdown_grace_s = {grace}
 
 def record(client: Client, first: int, count: int) -> None:
     for i in range(first, first + count):
-        reply = client.record_trade(f"t{i}", "ema", "BTC/USDT", "buy", 1.0 + i, 1_000, 2_000)
+        reply = client.record_trade(
+            f"t{i}", "ema", "BTC/USDT", "buy", 1.0 + i, 1_732_000_000_000, 1_732_000_001_000
+        )
         assert not reply.duplicate
 
 
