@@ -1,14 +1,16 @@
 """The engine: runs optimization cycles and every operator change, and journals them.
 
-A cycle takes the recent figures, updates the weights (global, and per regime),
-assesses the lifecycle, pushes weights and statuses to the scorer, then journals the
-audit entries, a history row and a state snapshot in one transaction, and only then
-publishes the alerts (an alert's ``seq`` is its audit entry's). Snapshots are also
-taken on a timer and every so many trades, so a restart replays only a short tail.
+A cycle takes the recent figures from the performance actor, runs the ``Optimizer``'s
+cycle (weights, globally and per regime, then the lifecycle), journals the audit
+entries, a history row and a state snapshot in one transaction, pushes weights and
+statuses to the scorer, and only then publishes the alerts (an alert's ``seq`` is its
+audit entry's). The engine owns the optimizer: weights and statuses change nowhere else.
+Snapshots are also taken on a timer and every so many trades, so a restart replays only
+a short tail.
 
-The engine asks the store and the models and waits for room in their mailboxes; none of
-them ever waits on the engine (the store tells it the committed trade counts with a plain
-``tell``), so the waits cannot close a circle (actors/base.py).
+The engine asks the store, the performance actor and the scorer and waits for room in
+their mailboxes; none of them ever waits on the engine (the store tells it the committed
+trade counts with a plain ``tell``), so the waits cannot close a circle (actors/base.py).
 """
 
 from __future__ import annotations
@@ -20,28 +22,24 @@ from typing import Any, TypeVar
 import msgspec
 import structlog
 
-from actors.base import TAKE_STATE, Actor, Restore, msgpack_pieces
+from actors.base import TAKE_STATE, Actor, msgpack_pieces
 from actors.events import SetEnabled
-from actors.lifecycle import Assess, Force, HealthRows, RegisterStrategy, Statuses, Transition
+from actors.lifecycle import Transition
+from actors.optimizer import Allocation, Optimizer, set_allocation
 from actors.performance import RecentFigures, ReportTables
-from actors.scorer import SetAllocation, SetRegimeFit, SignalSummary
+from actors.scorer import SetRegimeFit, SignalSummary
 from actors.store import AuditDraft, Commit, Snapshot, TradesCommitted
-from actors.weighting import (
-    Allocation,
-    ApplyStatuses,
-    Register,
-    Reset,
-    Rollback,
-    UpdateWeights,
-    WeightUpdate,
-)
+from actors.weighting import WeightUpdate
 from protocol.errors import AlphadError
 from protocol.messages import (
     Alert,
     AuditEntry,
     Components,
     ForceStatus,
+    GetHealth,
     GetReport,
+    GetWeights,
+    Health,
     OptimizationState,
     Report,
     ResetWeights,
@@ -82,12 +80,9 @@ class FinalSnapshot(msgspec.Struct, frozen=True):
 class _Saved(msgspec.Struct, kw_only=True):
     """What a failed change puts back."""
 
-    weighting: dict[str, Any]
-    lifecycle: dict[str, Any]
-    cycle: int
+    optimizer: dict[str, Any]
     last_cycle_ms: int
     last_state: OptimizationState | None
-    switches: dict[str, bool]
 
 
 def wall_clock_ms() -> int:
@@ -104,8 +99,7 @@ class EngineActor(Actor):
         self,
         *,
         performance: Actor,
-        weighting: Actor,
-        lifecycle: Actor,
+        optimizer: Optimizer,
         scorer: Actor,
         store: Actor,
         alerts: Actor,
@@ -115,15 +109,12 @@ class EngineActor(Actor):
         status: Callable[[], StatusReply],
         seen: Callable[[str], bool] | None = None,
         clock: Callable[[], int] = wall_clock_ms,
-        cycle: int = 0,
         last_cycle_ms: int = 0,
-        switches: dict[str, bool] | None = None,
         mailbox_size: int = 8192,
     ) -> None:
         super().__init__(mailbox_size)
         self.performance = performance
-        self.weighting = weighting
-        self.lifecycle = lifecycle
+        self.optimizer = optimizer
         self.scorer = scorer
         self.store = store
         self.alerts = alerts
@@ -134,15 +125,30 @@ class EngineActor(Actor):
         # Names the daemon serves but has not taken on (scored, never traded).
         self.seen = seen or (lambda strategy: False)
         self.clock = clock
-        self.cycle = cycle
         self.last_cycle_ms = last_cycle_ms or clock()
         self.retry_cycle_at_ms = 0  # after a scheduled cycle failed, not before
         self.last_snapshot_ms = clock()
         self.trades_since_snapshot = 0
         self.last_state: OptimizationState | None = None
-        # Which optimization components are on; an operator's switch outlives restarts.
-        self.switches = dict(switches or {})
         self.cycle_durations: list[float] = []  # seconds, drained by the metrics sampler
+
+    @property
+    def cycle(self) -> int:
+        """The number of the last optimization cycle."""
+        return self.optimizer.cycles
+
+    @property
+    def switches(self) -> dict[str, bool]:
+        """Which optimization components are on."""
+        return self.optimizer.switches
+
+    def weights(self, request: GetWeights) -> Weights:
+        """``get_weights``, answered inline: the optimizer's tables as they stand."""
+        return self.optimizer.weights(request.regime)
+
+    def health(self, request: GetHealth) -> Health:
+        """``get_health``, answered inline."""
+        return self.optimizer.health(request.strategy)
 
     async def handle(self, message: Any) -> Any:
         match message:
@@ -157,22 +163,30 @@ class EngineActor(Actor):
                 await self._tick()
                 return None
             case StrategySeen():
-                now = self.clock()
-                await self.weighting.tell_wait(Register(message.strategy))
-                await self.lifecycle.tell_wait(RegisterStrategy(message.strategy, now))
+                self.optimizer.register(message.strategy, self.clock())
                 return None
             case ForceStatus():
                 return await self._all_or_nothing(self.force_status(message))
             case ResetWeights():
-                command = Reset(message.reason or "reset by operator")
-                return await self._all_or_nothing(self.change_weights(command, message.operator))
+                reset = self.optimizer.reset
+                reason = message.reason or "reset by operator"
+                return await self._all_or_nothing(
+                    self.change_weights(reset, reason, message.operator)
+                )
             case RollbackWeights():
-                undo = Rollback(message.reason or "rollback by operator")
-                return await self._all_or_nothing(self.change_weights(undo, message.operator))
+                undo = self.optimizer.rollback
+                reason = message.reason or "rollback by operator"
+                return await self._all_or_nothing(
+                    self.change_weights(undo, reason, message.operator)
+                )
             case GetReport():
                 return await self.report()
             case SetComponent():
                 return await self._all_or_nothing(self.set_component(message))
+            case GetWeights():
+                return self.weights(message)
+            case GetHealth():
+                return self.health(message)
             case FinalSnapshot():
                 await self.snapshot("shutdown")
                 return None
@@ -206,22 +220,16 @@ class EngineActor(Actor):
         started = time.perf_counter()
         now = self.clock()
         by_strategy, by_regime = await self._ask(self.performance, RecentFigures())
-        # A requested regime updates that regime's table; a scheduled cycle updates all.
-        regimes = {regime: by_regime.get(regime, {})} if regime is not None else by_regime
-        updates: list[WeightUpdate] = await self._ask(
-            self.weighting, UpdateWeights(by_strategy, regimes, f"cycle {self.cycle + 1}")
-        )
-        transitions: list[Transition] = await self._ask(self.lifecycle, Assess(by_strategy, now))
-        statuses: dict[str, str] = await self._ask(self.lifecycle, Statuses())
-        allocation: Allocation = await self._ask(self.weighting, ApplyStatuses(statuses))
-        self.cycle += 1
+        result = self.optimizer.cycle(by_strategy, by_regime, now, regime)
+        updates, transitions = result.updates, result.transitions
+        allocation = self.optimizer.allocation()
         self.last_cycle_ms = now
         state = OptimizationState(
-            cycle=self.cycle,
+            cycle=result.cycle,
             ts_ms=now,
             regime=regime,
             weights=dict(allocation.global_table.adaptive),
-            statuses=statuses,
+            statuses=result.statuses,
             weight_changes=[_weight_change(u) for u in updates],
             status_changes=[_status_change(t) for t in transitions],
             weighting_frozen=allocation.frozen,
@@ -236,8 +244,8 @@ class EngineActor(Actor):
                 ts_ms=now,
                 kind="cycle",
                 strategy=None,
-                old=self.cycle - 1,
-                new=self.cycle,
+                old=result.cycle - 1,
+                new=result.cycle,
                 reason=f"optimization cycle ({trigger})",
                 actor="system",
                 data={
@@ -248,14 +256,14 @@ class EngineActor(Actor):
                 },
             )
         )
-        await self._journal(drafts, history=(self.cycle, now, _state_encoder.encode(state)))
+        await self._journal(drafts, history=(result.cycle, now, _state_encoder.encode(state)))
         # The scorer serves the new weights and statuses only once they are on disk.
         await self.scorer.tell_wait(SetRegimeFit(by_strategy, by_regime))
         await self._push_allocation(allocation)
         self.last_state = state
         log.info(
             "optimization_cycle",
-            cycle=self.cycle,
+            cycle=result.cycle,
             trigger=trigger,
             weight_changes=len(updates),
             status_changes=len(transitions),
@@ -266,20 +274,17 @@ class EngineActor(Actor):
     async def force_status(self, request: ForceStatus) -> StatusChanged:
         """An operator sets a status by hand; journaled and published like any transition."""
         now = self.clock()
-        known: dict[str, str] = await self._ask(self.lifecycle, Statuses())
-        if request.strategy not in known and not self.seen(request.strategy):
+        if not self.optimizer.knows(request.strategy) and not self.seen(request.strategy):
             # A typo must not leave the intended strategy trading while a phantom is
             # "suspended": refuse names neither configured, traded nor scored lately.
             raise AlphadError(
                 "not_found",
                 f"strategy {request.strategy!r} is neither configured nor seen; nothing changed",
             )
-        transition: Transition = await self._ask(
-            self.lifecycle,
-            Force(request.strategy, request.status, request.reason, request.operator, now),
+        transition = self.optimizer.force(
+            request.strategy, request.status, request.reason, request.operator, now
         )
-        statuses: dict[str, str] = await self._ask(self.lifecycle, Statuses())
-        allocation: Allocation = await self._ask(self.weighting, ApplyStatuses(statuses))
+        allocation = self.optimizer.allocation()
         entries = await self._journal([_status_draft(transition)])
         await self._push_allocation(allocation)
         return StatusChanged(
@@ -291,35 +296,25 @@ class EngineActor(Actor):
             seq=entries[0].seq,
         )
 
-    async def change_weights(self, command: Any, operator: str) -> Weights:
+    async def change_weights(
+        self, change: Callable[[str], list[WeightUpdate]], reason: str, operator: str
+    ) -> Weights:
         """Reset or roll back the adaptive weights, journaled per strategy."""
         now = self.clock()
-        updates: list[WeightUpdate] = await self._ask(self.weighting, command)
-        statuses: dict[str, str] = await self._ask(self.lifecycle, Statuses())
-        allocation: Allocation = await self._ask(self.weighting, ApplyStatuses(statuses))
+        updates = change(reason)
+        allocation = self.optimizer.allocation()
         await self._journal([_weight_draft(u, now, operator) for u in updates])
         await self._push_allocation(allocation)
         return allocation.global_table.reply(allocation.frozen)
 
     async def _push_allocation(self, allocation: Allocation) -> None:
-        table = allocation.global_table
-        await self.scorer.tell_wait(
-            SetAllocation(
-                statuses=dict(allocation.statuses),
-                weights=dict(table.effective),
-                multipliers=dict(allocation.multipliers),
-                regime_multipliers={k: dict(v) for k, v in allocation.regime_multipliers.items()},
-            )
-        )
+        await self.scorer.tell_wait(set_allocation(allocation))
 
     async def set_component(self, request: SetComponent) -> Components:
         """An operator switches a component off or on; journaled, published, persisted."""
-        old = self.switches.get(request.name, True)
-        actor = {"scorer": self.scorer, "weighting": self.weighting, "lifecycle": self.lifecycle}[
-            request.name
-        ]
-        await self._ask(actor, SetEnabled(request.enabled))
-        self.switches[request.name] = request.enabled
+        if request.name == "scorer":
+            await self._ask(self.scorer, SetEnabled(request.enabled))
+        old = self.optimizer.set_component(request.name, request.enabled)
         if old == request.enabled:
             return Components(components=dict(self.switches), changed=False)
         verb = "on" if request.enabled else "off"
@@ -355,12 +350,9 @@ class EngineActor(Actor):
         """
         try:
             saved = _Saved(
-                weighting=await self._ask(self.weighting, TAKE_STATE),
-                lifecycle=await self._ask(self.lifecycle, TAKE_STATE),
-                cycle=self.cycle,
+                optimizer=self.optimizer.to_state(),
                 last_cycle_ms=self.last_cycle_ms,
                 last_state=self.last_state,
-                switches=dict(self.switches),
             )
         except BaseException:
             change.close()
@@ -372,23 +364,14 @@ class EngineActor(Actor):
             raise
 
     async def _put_back(self, saved: _Saved, failure: Exception) -> None:
-        self.cycle = saved.cycle
         self.last_cycle_ms = saved.last_cycle_ms
         self.last_state = saved.last_state
-        components = {
-            "scorer": self.scorer,
-            "weighting": self.weighting,
-            "lifecycle": self.lifecycle,
-        }
+        scorer_was = saved.optimizer["switches"].get("scorer")
+        scorer_changed = scorer_was is not None and self.switches.get("scorer") != scorer_was
         try:
-            await self._ask(self.weighting, Restore(saved.weighting))
-            await self._ask(self.lifecycle, Restore(saved.lifecycle))
-            for name, enabled in saved.switches.items():
-                if self.switches.get(name) != enabled and name in components:
-                    await self._ask(components[name], SetEnabled(enabled))
-            self.switches = saved.switches
-            statuses = await self._ask(self.lifecycle, Statuses())
-            await self._ask(self.weighting, ApplyStatuses(statuses))
+            self.optimizer.restore(saved.optimizer)
+            if scorer_changed:
+                await self._ask(self.scorer, SetEnabled(bool(scorer_was)))
         except Exception as exc:
             log.error(
                 "change_not_undone", failure=str(failure), error=f"{type(exc).__name__}: {exc}"
@@ -397,7 +380,11 @@ class EngineActor(Actor):
         log.warning("change_undone", error=f"{type(failure).__name__}: {failure}")
 
     def _state(self) -> dict[str, Any]:
-        return {"cycle": self.cycle, "last_cycle_ms": self.last_cycle_ms, "switches": self.switches}
+        return {
+            "cycle": self.cycle,
+            "last_cycle_ms": self.last_cycle_ms,
+            "switches": dict(self.switches),
+        }
 
     # ------------------------------------------------------------------ journal
 
@@ -458,13 +445,11 @@ class EngineActor(Actor):
     async def _snapshot_now(self) -> Snapshot:
         performance = await self._ask(self.performance, TAKE_STATE)
         scorer = await self._ask(self.scorer, TAKE_STATE)
-        weighting = await self._ask(self.weighting, TAKE_STATE)
-        lifecycle = await self._ask(self.lifecycle, TAKE_STATE)
         state = {
             "performance": performance,
             "scorer": scorer,
-            "weighting": weighting,
-            "lifecycle": lifecycle,
+            "weighting": self.optimizer.weighting.to_state(),
+            "lifecycle": self.optimizer.lifecycle.to_state(),
             "engine": self._state(),
         }
         return Snapshot(
@@ -479,9 +464,8 @@ class EngineActor(Actor):
     async def report(self) -> Report:
         """Everything a dashboard needs in one reply."""
         tables: dict[str, Any] = await self._ask(self.performance, ReportTables())
-        statuses: dict[str, str] = await self._ask(self.lifecycle, Statuses())
-        allocation: Allocation = await self._ask(self.weighting, ApplyStatuses(statuses))
-        health = await self._ask(self.lifecycle, HealthRows(None))
+        allocation = self.optimizer.allocation()
+        health = self.optimizer.health_rows(None)
         summary: dict[str, Any] = await self._ask(self.scorer, SignalSummary())
         table = allocation.global_table
         return Report(

@@ -21,13 +21,11 @@ from typing import Annotated, Any, cast
 import msgspec
 from msgspec import Meta
 
-from actors.base import TAKE_STATE, Actor, Restore
-from actors.events import SetEnabled
 from actors.figures import Figures, fingerprint
 from actors.performance import figures_of
 from actors.weighting import StrategyConfig, pnl_scale
 from protocol.errors import AlphadError
-from protocol.messages import STATUSES, GetHealth, Health, HealthRow, Status
+from protocol.messages import STATUSES, Status
 
 HOUR_MS = 3_600_000
 
@@ -537,86 +535,3 @@ class LifecycleModel:
         for name, saved in state.get("strategies", {}).items():
             model.states[name] = msgspec.convert(saved, HealthState)
         return model
-
-
-# ----------------------------------------------------------------------------- the actor
-
-
-class RegisterStrategy(msgspec.Struct, frozen=True):
-    """Tell: a strategy was seen for the first time."""
-
-    strategy: str
-    now_ms: int
-
-
-class Assess(msgspec.Struct, frozen=True):
-    """Ask: assess every strategy; answered with the list of ``Transition``."""
-
-    recent: Mapping[str, Figures]
-    now_ms: int
-
-
-class Force(msgspec.Struct, frozen=True):
-    """Ask: an operator's status change; answered with the ``Transition``."""
-
-    strategy: str
-    status: str
-    reason: str
-    operator: str
-    now_ms: int
-
-
-class Statuses(msgspec.Struct, frozen=True):
-    """Ask: every strategy's status."""
-
-
-class HealthRows(msgspec.Struct, frozen=True):
-    """Ask: health rows of one or every strategy."""
-
-    strategy: str | None
-
-
-class LifecycleActor(Actor):
-    """Owns the strategy lifecycle."""
-
-    name = "lifecycle"
-
-    def __init__(self, model: LifecycleModel, mailbox_size: int = 8192) -> None:
-        super().__init__(mailbox_size)
-        self.model = model
-
-    async def handle(self, message: Any) -> Any:
-        model = self.model
-        match message:
-            case SetEnabled():
-                model.enabled = message.enabled
-                return None
-            case RegisterStrategy():
-                model.register(message.strategy, message.now_ms)
-                return None
-            case Assess():
-                return model.assess(message.recent, message.now_ms)
-            case Force():
-                return model.force(
-                    message.strategy,
-                    message.status,
-                    message.reason,
-                    message.operator,
-                    message.now_ms,
-                )
-            case Statuses():
-                return model.statuses()
-            case HealthRows():
-                return _health_rows(model, message.strategy)
-            case GetHealth():
-                return Health(rows=_health_rows(model, message.strategy))
-            case Restore():
-                self.model = LifecycleModel.from_state(model.config, model.limits, message.state)
-                return None
-            case _ if message is TAKE_STATE:
-                return model.to_state()
-        raise TypeError(f"lifecycle cannot handle {type(message).__name__}")
-
-
-def _health_rows(model: LifecycleModel, strategy: str | None) -> list[HealthRow]:
-    return [msgspec.convert(row, HealthRow) for row in model.health(strategy)]

@@ -16,11 +16,9 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from actors.base import TAKE_STATE, Actor, Restore
-from actors.events import SetEnabled
 from actors.figures import Figures
 from protocol.errors import AlphadError
-from protocol.messages import GetWeights, Weights
+from protocol.messages import Weights
 
 INACTIVE = frozenset(("suspended", "retired"))
 """Statuses whose effective weight is 0."""
@@ -582,105 +580,3 @@ def _saved_weight(weight: Any, saved_base: Any, base: float) -> float:
         return math.nan
     # Unchanged base: the exact saved value, so a restart changes no digit.
     return weight if saved_base == base else base * (weight / saved_base)
-
-
-# ----------------------------------------------------------------------------- the actor
-
-
-class Register(msgspec.Struct, frozen=True):
-    """Tell: a strategy was seen for the first time."""
-
-    strategy: str
-
-
-class UpdateWeights(msgspec.Struct, frozen=True):
-    """Ask: one update from recent figures; answered with the list of ``WeightUpdate``."""
-
-    recent: Mapping[str, Figures]
-    regime_recent: Mapping[str, Mapping[str, Figures]]
-    reason: str
-
-
-class ApplyStatuses(msgspec.Struct, frozen=True):
-    """Ask: take the lifecycle's statuses; answered with the resulting ``Allocation``."""
-
-    statuses: Mapping[str, str]
-
-
-class Reset(msgspec.Struct, frozen=True):
-    """Ask: every adaptive weight back to base."""
-
-    reason: str
-
-
-class Rollback(msgspec.Struct, frozen=True):
-    """Ask: the adaptive weights back to before the last update."""
-
-    reason: str
-
-
-class Allocation(msgspec.Struct, kw_only=True):
-    """What the scorer and the reports need after a change of weights or statuses."""
-
-    statuses: dict[str, str]
-    global_table: WeightTable
-    regime_tables: dict[str, WeightTable]
-    multipliers: dict[str, float]
-    regime_multipliers: dict[str, dict[str, float]]
-    frozen: bool = False
-
-
-class WeightingActor(Actor):
-    """Owns the adaptive weights."""
-
-    name = "weighting"
-
-    def __init__(self, model: WeightingModel, mailbox_size: int = 8192) -> None:
-        super().__init__(mailbox_size)
-        self.model = model
-        self.statuses: dict[str, str] = {}
-
-    async def handle(self, message: Any) -> Any:
-        model = self.model
-        match message:
-            case Register():
-                model.ensure_registered(message.strategy)
-                return None
-            case SetEnabled():
-                model.frozen = not message.enabled
-                return None
-            case UpdateWeights():
-                return model.update(message.recent, message.regime_recent, message.reason)
-            case ApplyStatuses():
-                self.statuses = dict(message.statuses)
-                return self.allocation()
-            case Reset():
-                return model.reset(message.reason)
-            case Rollback():
-                return model.rollback(message.reason)
-            case GetWeights():
-                return model.table(message.regime, self.statuses).reply(model.frozen)
-            case Restore():
-                self.model = WeightingModel.from_state(
-                    model.config, model.configured, message.state
-                )
-                return None
-            case _ if message is TAKE_STATE:
-                return model.to_state()
-        raise TypeError(f"weighting cannot handle {type(message).__name__}")
-
-    def allocation(self) -> Allocation:
-        """The current tables and multipliers under the last statuses."""
-        model = self.model
-        regimes = model.regimes()
-        strategies = model.strategies()
-        return Allocation(
-            statuses=self.statuses,
-            global_table=model.table(None, self.statuses),
-            regime_tables={r: model.table(r, self.statuses) for r in regimes},
-            multipliers={s: model.multiplier(s) for s in strategies},
-            regime_multipliers={
-                r: {s: model.multiplier(s, r) for s in strategies} for r in regimes
-            },
-            frozen=model.frozen,
-        )

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
-from daemon.replay import SignalRow, replay
-from daemon.simulate import SCENARIOS, simulate_spec
+from replay.runner import replay
+from replay.signals import SignalRow
+from replay.simulate import SCENARIOS, simulate_spec
 
 
 def _bare_loop(rows: list[SignalRow]) -> float:

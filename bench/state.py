@@ -16,6 +16,7 @@ from pathlib import Path
 
 from actors.events import ClosedTrade
 from actors.lifecycle import LifecycleConfig, LifecycleModel
+from actors.optimizer import Optimizer
 from actors.performance import PerformanceConfig, PerformanceModel
 from actors.weighting import WeightingConfig, WeightingModel
 from protocol.messages import UpdateOptimization
@@ -47,15 +48,16 @@ def synthetic_trades(count: int, strategies: int, symbols: int, seed: int = 7) -
 
 
 def cycle_seconds(strategies: int, trades: int, reps: int) -> float:
-    """Median time of one optimization cycle (the engine's sequence of model calls)."""
+    """Median time of one optimization cycle (the engine's ``Optimizer.cycle`` and the
+    allocation it pushes)."""
     performance = PerformanceModel(PerformanceConfig())
     for trade in synthetic_trades(trades, strategies, 20):
         performance.record(trade)
-    weighting = WeightingModel(WeightingConfig(), {})
-    lifecycle = LifecycleModel(LifecycleConfig(), {})
+    optimizer = Optimizer(
+        WeightingModel(WeightingConfig(), {}), LifecycleModel(LifecycleConfig(), {})
+    )
     for name in performance.strategies():
-        weighting.ensure_registered(name)
-        lifecycle.register(name, 0)
+        optimizer.register(name, 0)
     times = []
     for rep in range(reps):
         # A new trade per strategy between cycles, as in a live daemon: no stale caches.
@@ -76,12 +78,8 @@ def cycle_seconds(strategies: int, trades: int, reps: int) -> float:
         started = time.perf_counter()
         recent = performance.recent_by_strategy()
         by_regime = performance.recent_by_regime()
-        weighting.update(recent, by_regime)
-        lifecycle.assess(recent, rep)
-        statuses = lifecycle.statuses()
-        weighting.table(None, statuses)
-        for regime in weighting.regimes():
-            weighting.table(regime, statuses)
+        optimizer.cycle(recent, by_regime, rep)
+        optimizer.allocation()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 

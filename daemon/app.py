@@ -24,9 +24,9 @@ import zmq
 
 from actors.base import Actor
 from actors.engine import EngineActor, FinalSnapshot, StrategySeen, Tick
-from actors.lifecycle import LifecycleActor, LifecycleModel
+from actors.optimizer import Optimizer, set_allocation
 from actors.performance import PerformanceActor, PerformanceModel
-from actors.scorer import FlushSignals, ScorerActor, ScorerModel
+from actors.scorer import FlushSignals, ScorerActor
 from actors.store import (
     AppendOutcome,
     AppendTrade,
@@ -36,11 +36,10 @@ from actors.store import (
     Recovery,
     StoreActor,
 )
-from actors.weighting import WeightingActor, WeightingModel
 from daemon import sdnotify
 from daemon.admission import Admission
 from daemon.alerts import AlertPublisher
-from daemon.config import Config, Paths
+from daemon.config import Config, Models, Paths, build_admission, build_models
 from daemon.gateway import Gateway, Route
 from daemon.metrics import Sampler
 from daemon.security import (
@@ -93,10 +92,7 @@ class _Restored(msgspec.Struct, kw_only=True):
     """The models rebuilt from one snapshot."""
 
     state: dict[str, Any]
-    performance: PerformanceModel
-    weighting: WeightingModel
-    lifecycle: LifecycleModel
-    scorer: ScorerModel
+    models: Models
 
 
 class StartupError(Exception):
@@ -181,22 +177,12 @@ class Daemon:
         started_recovery = time.perf_counter()
         recovery, restored = await self._restore(store, snapshot_ids)
         state = restored.state
-        performance_model = restored.performance
-        weighting_model = restored.weighting
-        lifecycle_model = restored.lifecycle
-        scorer_model = restored.scorer
+        performance_model = restored.models.performance
+        scorer_model = restored.models.scorer
+        optimizer = restored.models.optimizer
         scorer_state = state.get("scorer")
-        # Off-switches: the config's, unless an operator switched a component since.
         engine_state = state.get("engine", {})
-        switches = {
-            "scorer": cfg.components.scorer,
-            "weighting": cfg.components.weighting,
-            "lifecycle": cfg.components.lifecycle,
-        }
-        switches.update(engine_state.get("switches", {}))
-        scorer_model.enabled = switches["scorer"]
-        weighting_model.frozen = not switches["weighting"]
-        lifecycle_model.enabled = switches["lifecycle"]
+        optimizer.cycles = max(cycle, optimizer.cycles)
         performance = PerformanceActor(performance_model, mailbox)
         scorer = ScorerActor(
             scorer_model,
@@ -205,17 +191,10 @@ class Daemon:
             last_outcome_seq=scorer_state["last_outcome_seq"] if scorer_state else 0,
             mailbox_size=mailbox,
         )
-        weighting = WeightingActor(weighting_model, mailbox)
-        lifecycle = LifecycleActor(lifecycle_model, mailbox)
-        self._replay(recovery, performance_model, scorer, weighting_model, lifecycle_model)
-        statuses = lifecycle_model.statuses()
-        weighting.statuses = statuses
-        allocation = weighting.allocation()
+        self._replay(recovery, performance_model, scorer, optimizer)
+        served = set_allocation(optimizer.allocation())
         scorer_model.set_allocation(
-            allocation.statuses,
-            allocation.global_table.effective,
-            allocation.multipliers,
-            allocation.regime_multipliers,
+            served.statuses, served.weights, served.multipliers, served.regime_multipliers
         )
         scorer_model.set_regime_fit(
             performance_model.recent_by_strategy(), performance_model.recent_by_regime()
@@ -249,8 +228,7 @@ class Daemon:
         )
         engine = EngineActor(
             performance=performance,
-            weighting=weighting,
-            lifecycle=lifecycle,
+            optimizer=optimizer,
             scorer=scorer,
             store=store,
             alerts=alerts,
@@ -259,9 +237,7 @@ class Daemon:
             snapshot_every_trades=cfg.store.snapshot_every_trades,
             status=self.status,
             seen=lambda strategy: self.admission.seen(strategy),
-            cycle=max(cycle, int(engine_state.get("cycle", 0))),
             last_cycle_ms=int(engine_state.get("last_cycle_ms", 0)),
-            switches=switches,
             mailbox_size=mailbox,
         )
         self.store, self.engine = store, engine
@@ -269,13 +245,8 @@ class Daemon:
         store.outcome_subscribers = [scorer]
         store.commit_listener = engine
 
-        admission = Admission(
-            configured=cfg.strategies.keys(),
-            auto_register=cfg.weighting.auto_register,
-            max_strategies=cfg.limits.max_strategies,
-            max_symbols=cfg.limits.max_symbols,
-            max_regimes=cfg.limits.max_regimes,
-            on_new_strategy=lambda name: _tell_quietly(engine, StrategySeen(name)),
+        admission = build_admission(
+            cfg, on_new_strategy=lambda name: _tell_quietly(engine, StrategySeen(name))
         )
         # Counted: the strategies that traded (and the configured ones); names a snapshot
         # kept from being scored only do not use up the cap.
@@ -286,12 +257,12 @@ class Daemon:
         )
         self.admission = admission
 
-        for actor in (store, performance, scorer, weighting, lifecycle, alerts, engine):
+        for actor in (store, performance, scorer, alerts, engine):
             await self.supervisor.start(actor)
 
         self.gateway = Gateway(
             self.context,
-            self._routes(store, performance, scorer, weighting, lifecycle, engine, admission),
+            self._routes(store, performance, scorer, engine, admission),
             max_message_size=cfg.daemon.max_message_size,
             request_timeout_s=cfg.daemon.request_timeout_s,
         )
@@ -396,60 +367,25 @@ class Daemon:
     def _models_from(self, recovery: Recovery) -> _Restored:
         """Every model from a snapshot (defaults without one), with the journaled changes
         after it applied again; raises on a snapshot that does not restore."""
-        cfg = self.config
         state = _state_decoder.decode(recovery.snapshot.encoded()) if recovery.snapshot else {}
         missing = SNAPSHOT_PARTS - set(state) if recovery.snapshot else set()
         if missing:
             raise ValueError(f"the snapshot lacks {', '.join(sorted(missing))}")
-        performance = (
-            PerformanceModel.from_state(
-                cfg.performance, state["performance"], max_groups=cfg.limits.max_groups
-            )
-            if "performance" in state
-            else PerformanceModel(cfg.performance, max_groups=cfg.limits.max_groups)
-        )
-        weighting = (
-            WeightingModel.from_state(cfg.weighting, cfg.strategies, state["weighting"])
-            if "weighting" in state
-            else WeightingModel(cfg.weighting, cfg.strategies)
-        )
-        lifecycle = (
-            LifecycleModel.from_state(cfg.lifecycle, cfg.strategies, state["lifecycle"])
-            if "lifecycle" in state
-            else LifecycleModel(cfg.lifecycle, cfg.strategies)
-        )
-        id_prefix = f"{_now_ms():x}"
-        scorer_state = state.get("scorer")
-        scorer = (
-            ScorerModel.from_state(cfg.scorer, id_prefix, scorer_state["model"])
-            if scorer_state
-            else ScorerModel(cfg.scorer, id_prefix)
-        )
         engine_state = state.setdefault("engine", {})
         for entry in recovery.audit:
-            if entry.kind == "status" and entry.strategy is not None:
-                lifecycle.apply_journaled(
-                    entry.strategy, str(entry.new), entry.reason, entry.actor, entry.ts_ms
-                )
-            elif entry.kind == "weight" and entry.strategy is not None:
-                weighting.apply_journaled(entry.strategy, entry.data.get("regime"), entry.new)
-            elif entry.kind == "component" and isinstance(entry.new, bool):
+            if entry.kind == "component" and isinstance(entry.new, bool):
                 engine_state.setdefault("switches", {})[entry.data.get("component")] = entry.new
-        return _Restored(
-            state=state,
-            performance=performance,
-            weighting=weighting,
-            lifecycle=lifecycle,
-            scorer=scorer,
-        )
+        models = build_models(self.config, state, id_prefix=f"{_now_ms():x}")
+        for entry in recovery.audit:
+            models.optimizer.apply_journaled(entry)
+        return _Restored(state=state, models=models)
 
     def _replay(
         self,
         recovery: Recovery,
         performance: PerformanceModel,
         scorer: ScorerActor,
-        weighting: WeightingModel,
-        lifecycle: LifecycleModel,
+        optimizer: Optimizer,
     ) -> None:
         """Feed what was committed after the snapshot, as the live daemon would have."""
         now = _now_ms()
@@ -460,17 +396,14 @@ class Daemon:
             scorer.learn_outcome(outcome)
         for strategy in performance.strategies():
             with contextlib.suppress(Exception):
-                weighting.ensure_registered(strategy)
-            lifecycle.register(strategy, now)
+                optimizer.register(strategy, now)
 
     def _routes(
         self,
         store: StoreActor,
         performance: Actor,
         scorer: ScorerActor,
-        weighting: Actor,
-        lifecycle: Actor,
-        engine: Actor,
+        engine: EngineActor,
         admission: Admission,
     ) -> dict[type[Request], Route]:
         admit, admit_scored = admission.admit, admission.admit_scored
@@ -501,8 +434,9 @@ class Daemon:
             ),
             GetStatus: Route(inline=lambda r: self.status()),
             GetPerformance: Route(actor=performance),
-            GetWeights: Route(actor=weighting),
-            GetHealth: Route(actor=lifecycle),
+            # Read from the engine's optimizer in the receive callback, like score_signal.
+            GetWeights: Route(inline=engine.weights),
+            GetHealth: Route(inline=engine.health),
             GetAudit: Route(
                 actor=store,
                 wrap=lambda r: QueryAudit(r.since_seq, r.strategy, r.limit, PAGE_BYTES),
@@ -536,6 +470,9 @@ class Daemon:
     def status(self) -> StatusReply:
         """The daemon's status, answered inline."""
         components = self.supervisor.states()
+        # The weights and the lifecycle run inside the engine: they are in its state.
+        for part in ("weighting", "lifecycle"):
+            components[part] = components.get("engine", "new")
         components["storage"] = "ok" if self.store.healthy else "failing"
         return StatusReply(
             version=VERSION,

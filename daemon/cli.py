@@ -159,8 +159,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "check-db":
         return check_database(args)
     if command in ("simulate", "replay"):
-        from daemon.replay import InputError, replay_command
-        from daemon.simulate import simulate_command
+        from replay.cli import replay_command
+        from replay.signals import InputError
+        from replay.simulate import simulate_command
 
         try:
             return simulate_command(args) if command == "simulate" else replay_command(args)

@@ -12,16 +12,19 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
 
-from actors.lifecycle import LifecycleConfig
-from actors.performance import PerformanceConfig
-from actors.scorer import ScorerConfig
-from actors.weighting import StrategyConfig, WeightingConfig
+from actors.lifecycle import LifecycleConfig, LifecycleModel
+from actors.optimizer import Optimizer
+from actors.performance import PerformanceConfig, PerformanceModel
+from actors.scorer import ScorerConfig, ScorerModel
+from actors.weighting import StrategyConfig, WeightingConfig, WeightingModel
+from daemon.admission import Admission
 from daemon.metrics import MetricsConfig, metrics_findings
 from daemon.security import SecurityConfig, SecurityError, load_server_keys
 from protocol.endpoints import default_runtime_dir, default_state_dir
@@ -123,6 +126,77 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     scorer: ScorerConfig = ScorerConfig()
     lifecycle: LifecycleConfig = LifecycleConfig()
     strategies: dict[str, StrategyConfig] = msgspec.field(default_factory=dict)
+
+
+class Models(msgspec.Struct, kw_only=True):
+    """Every model of the daemon, built from the config (``build_models``)."""
+
+    performance: PerformanceModel
+    scorer: ScorerModel
+    optimizer: Optimizer
+
+
+def build_models(
+    config: Config,
+    state: Mapping[str, Any] | None = None,
+    *,
+    id_prefix: str,
+    judging_only: bool = False,
+) -> Models:
+    """Every model from a snapshot's ``state`` (each part fresh where it is missing), the
+    component switches the config's unless an operator's kept in the snapshot.
+
+    The daemon builds its models here at start, the replay its own (fresh, keeping only
+    what the cycle judges: ``judging_only``), so both run the same models the same way.
+    Raises on a snapshot that does not restore.
+    """
+    state = state or {}
+    max_groups = config.limits.max_groups
+    performance = (
+        PerformanceModel.from_state(config.performance, state["performance"], max_groups=max_groups)
+        if "performance" in state
+        else PerformanceModel(config.performance, judging_only=judging_only, max_groups=max_groups)
+    )
+    weighting = (
+        WeightingModel.from_state(config.weighting, config.strategies, state["weighting"])
+        if "weighting" in state
+        else WeightingModel(config.weighting, config.strategies)
+    )
+    lifecycle = (
+        LifecycleModel.from_state(config.lifecycle, config.strategies, state["lifecycle"])
+        if "lifecycle" in state
+        else LifecycleModel(config.lifecycle, config.strategies)
+    )
+    scorer_state = state.get("scorer")
+    scorer = (
+        ScorerModel.from_state(config.scorer, id_prefix, scorer_state["model"])
+        if scorer_state
+        else ScorerModel(config.scorer, id_prefix)
+    )
+    engine = state.get("engine", {})
+    switches = {
+        "scorer": config.components.scorer,
+        "weighting": config.components.weighting,
+        "lifecycle": config.components.lifecycle,
+    }
+    switches.update(engine.get("switches", {}))
+    scorer.enabled = switches["scorer"]
+    optimizer = Optimizer(
+        weighting, lifecycle, cycles=int(engine.get("cycle", 0)), switches=switches
+    )
+    return Models(performance=performance, scorer=scorer, optimizer=optimizer)
+
+
+def build_admission(config: Config, on_new_strategy: Callable[[str], None]) -> Admission:
+    """The admission of names under the config's limits (the daemon's and the replay's)."""
+    return Admission(
+        configured=config.strategies.keys(),
+        auto_register=config.weighting.auto_register,
+        max_strategies=config.limits.max_strategies,
+        max_symbols=config.limits.max_symbols,
+        max_regimes=config.limits.max_regimes,
+        on_new_strategy=on_new_strategy,
+    )
 
 
 _T = TypeVar("_T")

@@ -2,7 +2,7 @@
 
 The reference draws the same blocks (same seeded generator, same calls), then builds each
 resampled history day by day and computes its figures with ``statistics``; the quantiles
-are interpolated by hand. It shares no arithmetic with ``daemon.bootstrap``.
+are interpolated by hand. It shares no arithmetic with ``replay.bootstrap``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from daemon.bootstrap import SEED, bootstrap
+from replay.bootstrap import SEED, bootstrap
 
 
 def direct(

@@ -44,7 +44,8 @@ from bench.markets.strategies import (
     indicators,
     trades_of,
 )
-from daemon.replay import SignalRow, replay
+from replay.runner import replay
+from replay.signals import SignalRow
 
 DAY = 86_400_000
 T0 = 1_600_000_000_000 - 1_600_000_000_000 % DAY

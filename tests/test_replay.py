@@ -18,25 +18,14 @@ import msgspec
 import pytest
 
 from daemon.config import Config
-from daemon.replay import (
-    DAY_MS,
-    Change,
-    InputError,
-    Replay,
-    Replayer,
-    SeedOutcome,
-    SignalRow,
-    read_signals,
-    render_json,
-    render_text,
-    replay,
-    suspension_after,
-    table_of,
-    write_signals,
-)
-from daemon.replay_report import render_html
-from daemon.simulate import SCENARIOS, Simulation, simulate
 from protocol.messages import ScoreSignal, SignalScore
+from replay.html import render_html
+from replay.results import DAY_MS, Change, Replay
+from replay.runner import Replayer, replay
+from replay.signals import InputError, SignalRow, read_signals, write_signals
+from replay.simulate import SCENARIOS, Simulation, simulate
+from replay.text import render_json, render_text
+from replay.tuning import SeedOutcome, suspension_after, table_of
 
 ROOT = Path(__file__).parent.parent
 HEADER = "ts_ms,exit_ts_ms,strategy,symbol,side,confidence,confluence,regime,pnl,signal_id\n"

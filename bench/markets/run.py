@@ -6,7 +6,7 @@
 For each history of the corpus (bench/markets/corpus.py) the textbook strategies
 (bench/markets/strategies.py) make one replay row per closed trade. The same rows go
 to the baseline (every signal at size 1), to each peer (bench/markets/peers.py) and to
-alphad (``daemon.replay.replay`` with the config, the defaults without one). Every side
+alphad (``replay.runner.replay`` with the config, the defaults without one). Every side
 is measured with the replay's own figures (``side_stats``) over the replay's calendar
 days, and against the baseline raw and cut to the side's exposure (``change_of``).
 
@@ -46,18 +46,10 @@ from bench.markets.corpus import (
 from bench.markets.peers import peer_factories, taken_by
 from bench.markets.strategies import DEFAULT_COST_BPS, STRATEGIES, trades_of
 from daemon.config import Config, load_config
-from daemon.replay import (
-    DAY_MS,
-    Change,
-    InputError,
-    Sides,
-    SignalCounts,
-    Stats,
-    change_of,
-    replay,
-    side_stats,
-)
 from protocol.errors import AlphadError
+from replay.results import DAY_MS, Change, Sides, SignalCounts, Stats, change_of, side_stats
+from replay.runner import replay
+from replay.signals import InputError
 
 DRAWDOWN_LIMIT = 0.05  # verdict (a): alphad's drawdown at most 5 % above the cut baseline's
 SHARE_TARGET = 0.80

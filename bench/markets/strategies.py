@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from bench.markets.corpus import Bar
-from daemon.replay import SignalRow
+from replay.signals import SignalRow
 
 WARMUP = 60  # bars before the first signal: every indicator is defined by then
 NOTIONAL = 100.0  # pnl is in percent of the position's notional

@@ -13,15 +13,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from daemon.replay import (
+from replay.results import Curve, Replay, ReplayResult, Sides, Stats
+from replay.signals import InputError
+from replay.text import (
     LUCK_HEADER,
     STAT_LINES,
-    Curve,
-    InputError,
-    Replay,
-    ReplayResult,
-    Sides,
-    Stats,
     exposure_line,
     luck_rows,
     utc_day,

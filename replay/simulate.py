@@ -19,8 +19,8 @@ from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from daemon.replay import InputError, SignalRow, write_signals
 from protocol.messages import Side
+from replay.signals import InputError, SignalRow, write_signals
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000

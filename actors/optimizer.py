@@ -1,0 +1,229 @@
+"""The optimization: weights and lifecycle, and the switches that turn them off and on.
+
+One synchronous model (no asyncio, no I/O) that both the daemon's engine and the offline
+replay drive, so a cycle is written once: update the weights (globally, and per regime),
+assess the lifecycle, take the new statuses. What the scorer serves follows from
+``allocation()``, turned into the scorer's message by ``set_allocation``. The journal
+and the alerts stay with the engine; every time-based rule reads the ``now_ms`` it is
+given, so the same figures at the same times give the same result, live or replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from actors.figures import Figures
+from actors.lifecycle import LifecycleModel, Transition
+from actors.scorer import SetAllocation
+from actors.weighting import WeightingModel, WeightTable, WeightUpdate
+from protocol.messages import AuditEntry, Health, HealthRow, Weights
+
+COMPONENTS = ("scorer", "weighting", "lifecycle")
+"""The optimization components an operator can switch off (``set_component``)."""
+
+
+class Allocation(msgspec.Struct, kw_only=True):
+    """What the scorer and the reports need after a change of weights or statuses."""
+
+    statuses: dict[str, str]
+    global_table: WeightTable
+    regime_tables: dict[str, WeightTable]
+    multipliers: dict[str, float]
+    regime_multipliers: dict[str, dict[str, float]]
+    frozen: bool = False
+
+
+class CycleResult(msgspec.Struct, kw_only=True):
+    """What one optimization cycle changed."""
+
+    cycle: int
+    updates: list[WeightUpdate]
+    transitions: list[Transition]
+    statuses: dict[str, str]
+
+
+def set_allocation(allocation: Allocation) -> SetAllocation:
+    """The scorer's message for an allocation: statuses, effective weights, multipliers."""
+    return SetAllocation(
+        statuses=dict(allocation.statuses),
+        weights=dict(allocation.global_table.effective),
+        multipliers=dict(allocation.multipliers),
+        regime_multipliers={k: dict(v) for k, v in allocation.regime_multipliers.items()},
+    )
+
+
+class Optimizer:
+    """The weighting and lifecycle models, the cycles run and the component switches.
+
+    ``statuses`` are the lifecycle's as of the last change (cycle, force, reset,
+    rollback): the statuses the weights are shown and served under.
+    """
+
+    def __init__(
+        self,
+        weighting: WeightingModel,
+        lifecycle: LifecycleModel,
+        *,
+        cycles: int = 0,
+        switches: Mapping[str, bool] | None = None,
+    ) -> None:
+        self.weighting = weighting
+        self.lifecycle = lifecycle
+        self.cycles = cycles  # the number of the last cycle
+        # Which components are on; an operator's switch outlives restarts (the engine
+        # keeps it in its snapshot).
+        self.switches: dict[str, bool] = dict(switches or {})
+        for name, enabled in self.switches.items():
+            self._switch(name, enabled)
+        self.statuses: dict[str, str] = lifecycle.statuses()
+
+    # ------------------------------------------------------------------ changes
+
+    def register(self, strategy: str, now_ms: int) -> None:
+        """A strategy seen for the first time: a weight at its base, and a status.
+
+        Raises ``AlphadError("unknown_strategy")`` from the weighting (auto_register off);
+        the lifecycle tracks it either way.
+        """
+        try:
+            self.weighting.ensure_registered(strategy)
+        finally:
+            if self.lifecycle.register(strategy, now_ms):
+                self.statuses = self.lifecycle.statuses()
+
+    def apply_journaled(self, entry: AuditEntry) -> None:
+        """Apply a journaled weight or status change again (a restart from a snapshot
+        older than the journal: ``apply_journaled`` of the models)."""
+        if entry.strategy is None:
+            return
+        if entry.kind == "status":
+            self.lifecycle.apply_journaled(
+                entry.strategy, str(entry.new), entry.reason, entry.actor, entry.ts_ms
+            )
+            self.statuses = self.lifecycle.statuses()
+        elif entry.kind == "weight":
+            self.weighting.apply_journaled(entry.strategy, entry.data.get("regime"), entry.new)
+
+    def cycle(
+        self,
+        by_strategy: Mapping[str, Figures],
+        by_regime: Mapping[str, Mapping[str, Figures]],
+        now_ms: int,
+        regime: str | None = None,
+    ) -> CycleResult:
+        """One optimization cycle on the recent figures, at ``now_ms``.
+
+        A requested ``regime`` updates that regime's table; without one every regime's.
+        """
+        regimes = {regime: by_regime.get(regime, {})} if regime is not None else by_regime
+        self.cycles += 1
+        updates = self.weighting.update(by_strategy, regimes, f"cycle {self.cycles}")
+        transitions = self.lifecycle.assess(by_strategy, now_ms)
+        self.statuses = self.lifecycle.statuses()
+        return CycleResult(
+            cycle=self.cycles, updates=updates, transitions=transitions, statuses=self.statuses
+        )
+
+    def knows(self, strategy: str) -> bool:
+        """Whether the lifecycle tracks the strategy (configured, registered or traded)."""
+        return strategy in self.lifecycle.states
+
+    def force(
+        self, strategy: str, status: str, reason: str, operator: str, now_ms: int
+    ) -> Transition:
+        """An operator sets a status (``LifecycleModel.force``)."""
+        transition = self.lifecycle.force(strategy, status, reason, operator, now_ms)
+        self.statuses = self.lifecycle.statuses()
+        return transition
+
+    def reset(self, reason: str) -> list[WeightUpdate]:
+        """Every adaptive weight back to base (``WeightingModel.reset``)."""
+        updates = self.weighting.reset(reason)
+        self.statuses = self.lifecycle.statuses()
+        return updates
+
+    def rollback(self, reason: str) -> list[WeightUpdate]:
+        """The weights as before the last update (``WeightingModel.rollback``)."""
+        updates = self.weighting.rollback(reason)
+        self.statuses = self.lifecycle.statuses()
+        return updates
+
+    def set_component(self, name: str, enabled: bool) -> bool:
+        """Switch a component off or on; returns whether it was on.
+
+        The scorer's switch is only recorded here: the scorer's model is the scorer's.
+        """
+        old = self.switches.get(name, True)
+        self._switch(name, enabled)
+        self.switches[name] = enabled
+        return old
+
+    def _switch(self, name: str, enabled: bool) -> None:
+        if name == "weighting":
+            self.weighting.frozen = not enabled
+        elif name == "lifecycle":
+            self.lifecycle.enabled = enabled
+
+    # ------------------------------------------------------------------ reading
+
+    def allocation(self) -> Allocation:
+        """The current tables and multipliers under the last statuses."""
+        model = self.weighting
+        statuses = self.statuses
+        regimes = model.regimes()
+        strategies = model.strategies()
+        return Allocation(
+            statuses=statuses,
+            global_table=model.table(None, statuses),
+            regime_tables={r: model.table(r, statuses) for r in regimes},
+            multipliers={s: model.multiplier(s) for s in strategies},
+            regime_multipliers={
+                r: {s: model.multiplier(s, r) for s in strategies} for r in regimes
+            },
+            frozen=model.frozen,
+        )
+
+    def weights(self, regime: str | None) -> Weights:
+        """The ``weights`` reply of ``get_weights``."""
+        return self.weighting.table(regime, self.statuses).reply(self.weighting.frozen)
+
+    def health_rows(self, strategy: str | None) -> list[HealthRow]:
+        """Health rows of one strategy (a default row if never seen) or of every one."""
+        return [msgspec.convert(row, HealthRow) for row in self.lifecycle.health(strategy)]
+
+    def health(self, strategy: str | None) -> Health:
+        """The ``health`` reply of ``get_health``."""
+        return Health(rows=self.health_rows(strategy))
+
+    # ------------------------------------------------------------------ state
+
+    def to_state(self) -> dict[str, Any]:
+        """A copy of everything a change can touch, for ``restore`` (not a snapshot's form)."""
+        return {
+            "weighting": self.weighting.to_state(),
+            "lifecycle": self.lifecycle.to_state(),
+            "cycles": self.cycles,
+            "switches": dict(self.switches),
+        }
+
+    @classmethod
+    def from_state(
+        cls, weighting: WeightingModel, lifecycle: LifecycleModel, state: Mapping[str, Any]
+    ) -> Optimizer:
+        """Rebuild from ``to_state``, under the configs of the given models."""
+        return cls(
+            WeightingModel.from_state(weighting.config, weighting.configured, state["weighting"]),
+            LifecycleModel.from_state(lifecycle.config, lifecycle.limits, state["lifecycle"]),
+            cycles=state["cycles"],
+            switches=state["switches"],
+        )
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Put everything back as ``to_state`` took it (a change whose commit failed)."""
+        restored = Optimizer.from_state(self.weighting, self.lifecycle, state)
+        self.weighting, self.lifecycle = restored.weighting, restored.lifecycle
+        self.cycles, self.switches = restored.cycles, restored.switches
+        self.statuses = restored.statuses

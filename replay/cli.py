@@ -1,0 +1,38 @@
+"""``alphad replay FILE``: the command line of the replay."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from daemon.config import load_config
+from replay.runner import replay
+from replay.signals import InputError, read_signals
+from replay.text import render_json, render_text
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    """``alphad replay FILE``: print the comparison, optionally write the HTML report."""
+    config = load_config(args.config)
+    rows = read_signals(args.file)
+    replayed = replay(
+        rows,
+        config,
+        shadow_outcomes=args.shadow_outcomes,
+        periods_per_year=args.periods_per_year,
+    )
+    if args.bootstrap < 0:
+        raise InputError(f"--bootstrap needs a number of resamples >= 0, not {args.bootstrap}")
+    if args.bootstrap:
+        replayed.bootstrap_luck(args.bootstrap)
+    if args.report:
+        from replay.html import write_report
+
+        write_report(replayed, args.report, title=Path(args.file).name)
+    if args.format == "json":
+        print(render_json(replayed))
+    else:
+        print(render_text(replayed, Path(args.file).name))
+        if args.report:
+            print(f"\nreport written to {args.report}")
+    return 0

@@ -1,0 +1,249 @@
+"""The input of ``alphad replay``: one signal per row that became a trade at base size
+(docs/replay.md), as CSV or JSON lines, validated by the protocol's own rules."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+
+from protocol.messages import (
+    Amount,
+    Confidence,
+    Confluence,
+    Identifier,
+    Name,
+    Side,
+    TimestampMs,
+)
+
+SHOWN_PROBLEMS = 5
+
+
+class InputError(Exception):
+    """The input cannot be replayed (or an output not written); one line for the user."""
+
+
+class SignalRow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One signal that became a trade at base size, validated by the protocol's rules."""
+
+    ts_ms: TimestampMs  # signal time
+    exit_ts_ms: TimestampMs  # when the trade closed
+    strategy: Name
+    symbol: Name
+    side: Side
+    confidence: Confidence
+    confluence: Confluence
+    regime: Name | None = None
+    pnl: Amount  # net pnl of the trade at size 1.0
+    signal_id: Identifier | None = None
+
+
+COLUMNS: tuple[str, ...] = SignalRow.__struct_fields__
+OPTIONAL_COLUMNS = ("regime", "signal_id")
+REQUIRED_COLUMNS = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
+
+_row_encoder = msgspec.json.Encoder()
+_any_json = msgspec.json.Decoder()
+_AT_FIELD = re.compile(r"^(?P<text>.*?)(?: - at `\$\.(?P<field>\w+)`)?$")
+_MISSING = re.compile(r"^Object missing required field `(?P<field>\w+)`")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]*)`")
+
+
+def file_format(path: Path) -> str:
+    """``csv`` or ``jsonl``, from the file's extension."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    raise InputError(f"{path}: unknown file type {suffix or '(none)'!r}; use .csv or .jsonl")
+
+
+class _Problems:
+    """Bad rows, each with its line number; the first few are kept for the message."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.shown: list[str] = []
+
+    def add(self, line: int, message: str) -> None:
+        self.count += 1
+        if len(self.shown) < SHOWN_PROBLEMS:
+            self.shown.append(f"line {line}: {message}")
+
+    def raise_if_any(self, path: Path) -> None:
+        if not self.count:
+            return
+        more = self.count - len(self.shown)
+        tail = f"; and {more} more" if more else ""
+        rows = "row" if self.count == 1 else "rows"
+        raise InputError(
+            f"{path}: {self.count} bad {rows}, nothing replayed: {'; '.join(self.shown)}{tail}"
+        )
+
+
+def read_signals(path: str | Path) -> list[SignalRow]:
+    """Every row of a CSV or JSON-lines file, validated; raises ``InputError`` listing the
+    first bad rows by line number (a file with any bad row is refused as a whole)."""
+    file = Path(path)
+    kind = file_format(file)
+    try:
+        handle = file.open(encoding="utf-8", newline="")
+    except FileNotFoundError:
+        raise InputError(f"{file}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{file}: cannot read ({exc.strerror})") from None
+    problems = _Problems()
+    try:
+        with handle:
+            if kind == "csv":
+                rows = _read_csv(file, handle, problems)
+            else:
+                rows = _read_jsonl(handle, problems)
+    except UnicodeDecodeError:
+        raise InputError(f"{file}: not UTF-8 text") from None
+    except csv.Error as exc:
+        raise InputError(f"{file}: not valid CSV ({exc})") from None
+    problems.raise_if_any(file)
+    if not rows:
+        raise InputError(f"{file}: no signals")
+    return rows
+
+
+def _read_csv(file: Path, handle: IO[str], problems: _Problems) -> list[SignalRow]:
+    reader = csv.reader(handle)
+    header = next(reader, None)
+    if header is None:
+        raise InputError(f"{file}: empty file (expected a header: {','.join(COLUMNS)})")
+    names = [name.strip() for name in header]
+    unknown = [n for n in names if n not in COLUMNS]
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if unknown or missing or twice:
+        said = [f"unknown column `{n}`" for n in unknown]
+        said += [f"missing column `{n}`" for n in missing]
+        said += [f"column `{n}` twice" for n in twice]
+        raise InputError(f"{file}: line 1: {', '.join(said)}; columns are {','.join(COLUMNS)}")
+    rows: list[SignalRow] = []
+    seen: dict[str, int] = {}
+    for values in reader:
+        line = reader.line_num
+        if not values or values == [""]:
+            continue
+        if len(values) != len(names):
+            problems.add(line, f"{len(values)} fields where the header has {len(names)}")
+            continue
+        record: dict[str, str] = {}
+        empty = None
+        for name, value in zip(names, values, strict=True):
+            if value == "":
+                if name not in OPTIONAL_COLUMNS:
+                    empty = name
+                continue
+            record[name] = value
+        if empty is not None:
+            problems.add(line, f"`{empty}` is empty")
+            continue
+        _take(record, line, False, rows, seen, problems)
+    return rows
+
+
+def _read_jsonl(handle: IO[str], problems: _Problems) -> list[SignalRow]:
+    rows: list[SignalRow] = []
+    seen: dict[str, int] = {}
+    for line, text in enumerate(handle, start=1):
+        if not text.strip():
+            continue
+        try:
+            record = _any_json.decode(text)
+        except msgspec.DecodeError as exc:
+            problems.add(line, f"not JSON ({exc})")
+            continue
+        if not isinstance(record, dict):
+            problems.add(line, "not a JSON object")
+            continue
+        for name in OPTIONAL_COLUMNS:
+            # An empty regime means "no regime", as an empty CSV cell does.
+            if record.get(name) == "":
+                del record[name]
+        _take(record, line, True, rows, seen, problems)
+    return rows
+
+
+def _take(
+    record: dict[str, Any],
+    line: int,
+    strict: bool,
+    rows: list[SignalRow],
+    seen: dict[str, int],
+    problems: _Problems,
+) -> None:
+    """Validate one record and keep it, or report why not."""
+    try:
+        # CSV cells are text: strict=False lets msgspec parse "0.75" and "3" by the field's
+        # type, with the same bounds as the wire.
+        row = msgspec.convert(record, SignalRow, strict=strict)
+    except msgspec.ValidationError as exc:
+        problems.add(line, _describe(str(exc)))
+        return
+    if row.exit_ts_ms < row.ts_ms:
+        problems.add(line, f"exit_ts_ms {row.exit_ts_ms} is before ts_ms {row.ts_ms}")
+        return
+    if row.signal_id is not None:
+        first = seen.setdefault(row.signal_id, line)
+        if first != line:
+            problems.add(line, f"signal_id {row.signal_id!r} already on line {first}")
+            return
+    rows.append(row)
+
+
+def _describe(error: str) -> str:
+    """msgspec's message, naming the column first."""
+    missing = _MISSING.match(error)
+    if missing:
+        return f"`{missing.group('field')}` is missing"
+    unknown = _UNKNOWN.match(error)
+    if unknown:
+        return f"unknown field `{unknown.group('field')}`"
+    match = _AT_FIELD.match(error)
+    if match and match.group("field"):
+        text = match.group("text")
+        return f"`{match.group('field')}`: {text[:1].lower()}{text[1:]}"
+    return error
+
+
+def write_signals(rows: Iterable[SignalRow], path: str | Path) -> int:
+    """Write rows as CSV or JSON lines (by extension); returns how many. Floats are
+    written in their shortest exact form, so reading the file back gives equal rows."""
+    file = Path(path)
+    kind = file_format(file)
+    count = 0
+    try:
+        with file.open("w", encoding="utf-8", newline="") as out:
+            if kind == "csv":
+                writer = csv.writer(out, lineterminator="\n")
+                writer.writerow(COLUMNS)
+                for row in rows:
+                    writer.writerow([_cell(v) for v in msgspec.structs.astuple(row)])
+                    count += 1
+            else:
+                for row in rows:
+                    out.write(_row_encoder.encode(row).decode())
+                    out.write("\n")
+                    count += 1
+    except OSError as exc:
+        raise InputError(f"{file}: cannot write ({exc.strerror})") from None
+    return count
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
