@@ -274,13 +274,12 @@ class GaussianHmm:
         state collapses onto a few outlying returns, and ``sticky`` bars of prior
         evidence per state that it stays put keep a state from living one bar."""
         previous = -math.inf
-        done = 0
         for done in range(1, iterations + 1):
             loglik = self._reestimate(xs, floor, sticky)
             if loglik - previous < tolerance * len(xs):
-                break
+                return done
             previous = loglik
-        return done
+        return iterations
 
     def _reestimate(self, xs: Sequence[float], floor: float, sticky: float) -> float:
         k, t_max = len(self.mean), len(xs)
@@ -384,7 +383,7 @@ class HmmDetector:
         if self.model is None or self._since_fit >= s.refit_every:
             self._refit()
         elif self._labels:
-            self._filtered, _ = self.model.step(self._filtered, x)  # type: ignore[union-attr]
+            self._filtered, _ = self.model.step(self._filtered, x)
         if not self._labels:
             return Reading(RANGING, 1.0, bar.ts_ms)
         return Reading(*self._reading(), bar.ts_ms)

@@ -25,7 +25,7 @@ from actors.regimes import (
     RuleDetector,
     RuleSettings,
 )
-from actors.regimes_sim import simulate, score
+from actors.regimes_sim import score, simulate
 
 DAY = 86_400_000
 T0 = 1_577_836_800_000
@@ -81,7 +81,7 @@ def test_a_bad_bar_refuses_its_whole_batch_and_nothing_held_is_lost(
 
 def test_a_refused_first_batch_creates_no_series() -> None:
     regimes = RegimeBook(max_bars=10, max_series=1)
-    with pytest.raises(BarsRefused, match="bar 0 .*high 1.0 is below low 2.0"):
+    with pytest.raises(BarsRefused, match=r"bar 0 .*high 1\.0 is below low 2\.0"):
         regimes.add_bars("ETH/USDT", "1h", [Bar(T0, 1.5, 1.0, 2.0, 1.5)])
     assert regimes.detected("ETH/USDT", "1h") is None
     regimes.add_bars("SOL/USDT", "1h", [bar(0)])  # the only series slot is still free
