@@ -145,6 +145,16 @@ class RuleDetector:
         self._shares: deque[float] = deque()
         self._sorted: list[float] = []
 
+    @property
+    def adx(self) -> float | None:
+        """ADX after the last bar (None until defined)."""
+        return self._adx
+
+    @property
+    def atr(self) -> float | None:
+        """ATR after the last bar (None until defined)."""
+        return self._tr if len(self._seed) == self.settings.period else None
+
     def update(self, bar: Bar) -> Reading | None:
         """Take one closed bar; the reading after it (None while warming up)."""
         previous, self._previous = self._previous, bar

@@ -26,6 +26,8 @@ from actors.regimes import (
     RuleSettings,
 )
 from actors.regimes_sim import score, simulate
+from bench.markets.corpus import Bar as MarketBar
+from bench.markets.strategies import adx, atr
 
 DAY = 86_400_000
 T0 = 1_577_836_800_000
@@ -110,6 +112,19 @@ def test_flat_prices_are_ranging_for_both_detectors() -> None:
     last = regimes.add_bars("X", "1d", flat)[-1]
     assert last.rules == Reading("ranging", 1.0, flat[-1].ts_ms)
     assert last.hmm == Reading("ranging", 1.0, flat[-1].ts_ms)
+
+
+def test_the_rule_set_reads_the_textbook_adx_and_atr_of_the_markets_bench() -> None:
+    bars, _ = simulate(300, 5)
+    market = [MarketBar(b.ts_ms, b.open, b.high, b.low, b.close) for b in bars]
+    textbook_adx, textbook_atr = adx(market, 14), atr(market, 14)
+    rules = RuleDetector()
+    for i, b in enumerate(bars):
+        rules.update(b)
+        for mine, theirs in ((rules.adx, textbook_adx[i]), (rules.atr, textbook_atr[i])):
+            assert (mine is None) == (theirs is None), i
+            assert mine is None or theirs is None or math.isclose(mine, theirs, rel_tol=1e-9), i
+    assert textbook_adx[-1] is not None
 
 
 # ----------------------------------------------------------------------------- no look-ahead
