@@ -122,6 +122,7 @@ class Separation:
     trades: int
     by_regime: dict[str, tuple[int, float]]  # regime → (trades, expectancy in % of notional)
     p_value: float | None  # permutation test; None with fewer than two regimes traded
+    kruskal_p: float | None  # Kruskal–Wallis
 
 
 @dataclass
@@ -194,6 +195,49 @@ def permutation_p(
     return (1 + extreme) / (1 + permutations)
 
 
+def kruskal_wallis(labels: Sequence[str], pnls: Sequence[float]) -> float | None:
+    """Kruskal–Wallis' p that the regimes' pnls come from one distribution (ranks, ties
+    averaged and corrected for, χ² with regimes − 1 degrees of freedom): unlike the
+    spread of means, one outlying trade in a small regime cannot carry it."""
+    groups = sorted(set(labels))
+    n = len(pnls)
+    if len(groups) < 2 or n < 3:
+        return None
+    order = sorted(range(n), key=lambda i: pnls[i])
+    ranks = [0.0] * n
+    ties = 0.0
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and pnls[order[j + 1]] == pnls[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2.0 + 1.0
+        ties += (j - i + 1) ** 3 - (j - i + 1)
+        i = j + 1
+    correction = 1.0 - ties / (n**3 - n)
+    if correction <= 0.0:
+        return 1.0  # every pnl the same: nothing to separate
+    total = dict.fromkeys(groups, 0.0)
+    count = dict.fromkeys(groups, 0)
+    for label, rank in zip(labels, ranks, strict=True):
+        total[label] += rank
+        count[label] += 1
+    h = 12.0 / (n * (n + 1)) * sum(total[g] ** 2 / count[g] for g in groups) - 3.0 * (n + 1)
+    return chi_square_survival(max(h, 0.0) / correction, len(groups) - 1)
+
+
+def chi_square_survival(x: float, degrees: int) -> float:
+    """P(χ² > x) for 1 – 3 degrees of freedom (the closed forms)."""
+    if degrees == 1:
+        return math.erfc(math.sqrt(x / 2.0))
+    if degrees == 2:
+        return math.exp(-x / 2.0)
+    if degrees == 3:
+        return math.erfc(math.sqrt(x / 2.0)) + math.sqrt(2.0 * x / math.pi) * math.exp(-x / 2.0)
+    raise ValueError(f"1 – 3 degrees of freedom, not {degrees}")
+
+
 def separation(
     detector: str, strategy: str, rows: Sequence[tuple[str, float]], permutations: int, seed: str
 ) -> Separation:
@@ -208,6 +252,7 @@ def separation(
         trades=len(rows),
         by_regime={r: (len(by[r]), math.fsum(by[r]) / len(by[r])) for r in REGIMES if r in by},
         p_value=permutation_p(labels, pnls, permutations, seed) if rows else None,
+        kruskal_p=kruskal_wallis(labels, pnls),
     )
 
 
@@ -356,21 +401,41 @@ def render_real(histories: Sequence[HistoryRegimes], pooled: dict[str, list[Sepa
                 f"{s.by_regime[r][0]}: {s.by_regime[r][1]:+.3f}" if r in s.by_regime else "-"
                 for r in REGIMES
             ]
-            body.append([s.strategy, s.detector, str(s.trades), *cells, _p(s.p_value)])
-        out.append(table(["strategy", "detector", "trades", *REGIMES, "p (permutation)"], body))
+            row = [s.strategy, s.detector, str(s.trades), *cells, _p(s.p_value), _p(s.kruskal_p)]
+            body.append(row)
+        header = [
+            "strategy",
+            "detector",
+            "trades",
+            *REGIMES,
+            "p (permutation)",
+            "p (Kruskal–Wallis)",
+        ]
+        out.append(table(header, body))
     for detector in DETECTORS:
-        out += ["", f"### Per history, {detector}: permutation p of regime separation", ""]
+        out += [
+            "",
+            f"### Per history, {detector}: p of regime separation (permutation / Kruskal–Wallis)",
+            "",
+        ]
         body = []
-        low = total = 0
+        low = dict.fromkeys(("permutation", "kruskal"), 0)
+        total = 0
         for h in histories:
-            ps = [s.p_value for s in h.separations if s.detector == detector]
-            low += sum(1 for p in ps if p is not None and p < SIGNIFICANCE)
-            total += sum(1 for p in ps if p is not None)
-            body.append([h.name, h.split, *(_p(p) for p in ps)])
+            mine = [s for s in h.separations if s.detector == detector]
+            low["permutation"] += sum(
+                1 for s in mine if s.p_value is not None and s.p_value < SIGNIFICANCE
+            )
+            low["kruskal"] += sum(
+                1 for s in mine if s.kruskal_p is not None and s.kruskal_p < SIGNIFICANCE
+            )
+            total += sum(1 for s in mine if s.p_value is not None)
+            body.append([h.name, h.split, *(f"{_p(s.p_value)} / {_p(s.kruskal_p)}" for s in mine)])
         out.append(table(["history", "split", *STRATEGIES], body))
         out += [
             "",
-            f"p < {SIGNIFICANCE}: {low} of {total} tests ({SIGNIFICANCE:.0%} expected by chance).",
+            f"p < {SIGNIFICANCE}: permutation {low['permutation']}, Kruskal–Wallis {low['kruskal']}"
+            f" of {total} tests ({SIGNIFICANCE:.0%} expected by chance).",
         ]
     return "\n".join(out) + "\n"
 

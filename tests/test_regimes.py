@@ -28,6 +28,7 @@ from actors.regimes import (
 from actors.regimes_sim import score, simulate
 from bench.markets.corpus import Bar as MarketBar
 from bench.markets.strategies import adx, atr
+from bench.regimes import chi_square_survival, kruskal_wallis, permutation_p
 
 DAY = 86_400_000
 T0 = 1_577_836_800_000
@@ -234,3 +235,35 @@ def test_both_detectors_find_known_regimes_well_above_chance(detector: str) -> N
     named = [d for d in delays if d is not None]
     assert len(named) >= len(delays) / 2  # most switches are found before the next one
     assert median(named) <= 30
+
+
+# ----------------------------------------------------------------------------- the bench's tests
+
+
+def test_kruskal_wallis_gives_the_textbook_h_and_p() -> None:
+    # Two groups of three without ties: H = 12 / 42 × (6² / 3 + 15² / 3) − 21 = 27 / 7,
+    # and with one degree of freedom p = erfc(√(H / 2)).
+    assert math.isclose(
+        kruskal_wallis(list("aaabbb"), [1, 2, 3, 4, 5, 6]), math.erfc(math.sqrt(27 / 14))
+    )
+    # The 5 % critical values of χ² with 1, 2 and 3 degrees of freedom.
+    for x, degrees in ((3.841459, 1), (5.991465, 2), (7.814728, 3)):
+        assert math.isclose(chi_square_survival(x, degrees), 0.05, rel_tol=1e-5)
+    # Ties: ranks 1.5, 1.5, 3, 4.5, 4.5, 6 and a correction of 1 − 12 / 210.
+    ranks = {"a": 1.5 + 1.5 + 3.0, "b": 4.5 + 4.5 + 6.0}
+    h = (12 / 42 * sum(r * r / 3 for r in ranks.values()) - 21) / (1 - 12 / 210)
+    assert math.isclose(
+        kruskal_wallis(list("aaabbb"), [1, 1, 2, 3, 3, 4]), math.erfc(math.sqrt(h / 2))
+    )
+    assert kruskal_wallis(list("aaa"), [1, 2, 3]) is None
+
+
+def test_the_permutation_test_tells_separated_regimes_from_mixed_ones() -> None:
+    draw = random.Random(1)
+    labels = ["ranging"] * 30 + ["volatile"] * 30
+    apart = [draw.gauss(0, 1) for _ in range(30)] + [draw.gauss(3, 1) for _ in range(30)]
+    mixed = [draw.gauss(0, 1) for _ in range(60)]
+    assert permutation_p(labels, apart, 199, "x") == 1 / 200  # no relabelling is as far apart
+    assert permutation_p(labels, mixed, 199, "x") > 0.05  # type: ignore[operator]
+    assert permutation_p(labels, [1.0] * 60, 199, "x") == 1.0
+    assert permutation_p(["ranging"] * 60, apart, 199, "x") is None
