@@ -505,6 +505,11 @@ class RegimeBook:
         self.max_series = max_series
         self.rules = rules or RuleSettings()
         self.hmm = hmm or HmmSettings()
+        # The model is fitted on the window's returns: it must hold enough for a first fit.
+        _require(
+            max_bars > self.hmm.min_returns,
+            f"max_bars must be above the HMM's min_returns {self.hmm.min_returns}, not {max_bars}",
+        )
         self._series: dict[tuple[str, str], Series] = {}
 
     def add_bars(self, symbol: str, bar_size: str, bars: Sequence[Bar]) -> list[Detected]:

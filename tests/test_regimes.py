@@ -83,7 +83,7 @@ def test_a_bad_bar_refuses_its_whole_batch_and_nothing_held_is_lost(
 
 
 def test_a_refused_first_batch_creates_no_series() -> None:
-    regimes = RegimeBook(max_bars=10, max_series=1)
+    regimes = RegimeBook(max_bars=50, max_series=1, rules=QUICK_RULES, hmm=QUICK_HMM)
     with pytest.raises(BarsRefused, match=r"bar 0 .*high 1\.0 is below low 2\.0"):
         regimes.add_bars("ETH/USDT", "1h", [Bar(T0, 1.5, 1.0, 2.0, 1.5)])
     assert regimes.detected("ETH/USDT", "1h") is None
@@ -105,6 +105,8 @@ def test_the_window_and_the_series_are_bounded() -> None:
     regimes.add_bars("A", "1h", [bar(0)])
     with pytest.raises(BarsRefused, match="already 2 series"):
         regimes.add_bars("B", "1d", [bar(0)])
+    with pytest.raises(ValueError, match="max_bars must be above the HMM's min_returns"):
+        RegimeBook(max_bars=100)
 
 
 def test_flat_prices_are_ranging_for_both_detectors() -> None:
