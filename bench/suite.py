@@ -4,6 +4,7 @@
     python -m bench --quick    # a smoke run in well under a minute
     python -m bench --write    # also write bench/RESULTS.md
     python -m bench.markets    # alphad and its peers on real markets (docs/markets.md)
+    python -m bench.regimes    # regime detectors, known and real regimes (docs/regimes.md)
 
 Each baseline is written here with plain pyzmq or sqlite3, so a ratio shows what
 alphad adds on top of the machine: a bare blocking REP echo server answering the
