@@ -18,7 +18,6 @@ has the results.
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import hashlib
 import json
 import math
@@ -40,9 +39,9 @@ from bench.markets.corpus import (
     cache_dir,
     load_history,
     load_manifest,
+    select,
     split_of,
 )
-from bench.markets.corpus import Bar as MarketBar
 from bench.markets.strategies import STRATEGIES, trades_of
 
 DETECTORS: dict[str, Callable[[], RuleDetector | HmmDetector]] = {
@@ -136,17 +135,16 @@ class HistoryRegimes:
 
 
 def read_history(
-    bars: Sequence[MarketBar],
+    bars: Sequence[Bar],
 ) -> tuple[dict[str, list[Reading | None]], dict[str, float]]:
     """Each detector's reading after every bar, and its CPU cost per bar."""
     readings: dict[str, list[Reading | None]] = {}
     cost: dict[str, float] = {}
-    mine = [Bar(b.ts_ms, b.open, b.high, b.low, b.close) for b in bars]
     for name, make in DETECTORS.items():
         detector = make()
         started = time.process_time()
-        readings[name] = [detector.update(b) for b in mine]
-        cost[name] = (time.process_time() - started) / len(mine) * 1e6
+        readings[name] = [detector.update(b) for b in bars]
+        cost[name] = (time.process_time() - started) / len(bars) * 1e6
     return readings, cost
 
 
@@ -261,13 +259,7 @@ def real(
 ) -> tuple[list[HistoryRegimes], dict[str, list[Separation]]]:
     sources = load_manifest(MANIFEST)
     halves = split_of(sources)
-    chosen = [
-        s
-        for s in sources
-        if fnmatch.fnmatchcase(s.name, histories) and split in ("all", halves[s.name])
-    ]
-    if not chosen:
-        raise CorpusError(f"no history matches {histories!r} in the {split} split")
+    chosen = select(sources, histories, split)
     folder = cache_dir()
     results: list[HistoryRegimes] = []
     pooled_rows: dict[str, dict[tuple[str, str], list[tuple[str, float]]]] = {}

@@ -19,6 +19,7 @@ holidays, a missing hour) are allowed: strategies count bars, not hours.
 from __future__ import annotations
 
 import csv
+import fnmatch
 import gzip
 import hashlib
 import io
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from actors.regimes import Bar
+
 MANIFEST = Path(__file__).with_name("manifest.toml")
 CACHE_ENV = "ALPHAD_MARKETS_CACHE"
 ASSET_CLASSES = ("equity_index", "stock", "fx", "crypto", "commodity")
@@ -46,17 +49,6 @@ FORMATS = ("ohlc", "close", "fastquant_wide")
 
 class CorpusError(Exception):
     """The corpus cannot be built: one line naming the history, the file and the row."""
-
-
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One bar: its open time (ms since the epoch, UTC) and its prices."""
-
-    ts_ms: int
-    open: float
-    high: float
-    low: float
-    close: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,6 +137,20 @@ def split_of(sources: Sequence[Source]) -> dict[str, str]:
     so each asset class is split evenly (an odd one out alternates between classes)."""
     ordered = sorted(sources, key=lambda s: (s.asset_class, _sha256(s.name.encode())))
     return {s.name: SPLITS[i % 2] for i, s in enumerate(ordered)}
+
+
+def select(sources: Sequence[Source], histories: str, split: str) -> list[Source]:
+    """The histories whose name matches the glob ``histories``, in ``split`` (a half of
+    ``split_of``, or ``all``); ``CorpusError`` when none does."""
+    halves = split_of(sources)
+    chosen = [
+        s
+        for s in sources
+        if fnmatch.fnmatchcase(s.name, histories) and split in ("all", halves[s.name])
+    ]
+    if not chosen:
+        raise CorpusError(f"no history matches {histories!r} in the {split} split")
+    return chosen
 
 
 def cache_dir() -> Path:

@@ -24,7 +24,6 @@ sides at equal exposure).
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import math
 import sys
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ from bench.markets.corpus import (
     cache_dir,
     load_history,
     load_manifest,
+    select,
     split_of,
 )
 from bench.markets.peers import peer_factories, taken_by
@@ -298,13 +298,7 @@ def run(
     """Build the corpus (as selected) and measure every side on it."""
     sources = load_manifest(manifest)
     halves = split_of(sources)
-    chosen = [
-        s
-        for s in sources
-        if fnmatch.fnmatchcase(s.name, histories) and split in ("all", halves[s.name])
-    ]
-    if not chosen:
-        raise CorpusError(f"no history matches {histories!r} in the {split} split")
+    chosen = select(sources, histories, split)
     folder = cache or cache_dir()
     results: list[HistoryResult] = []
     books: list[dict[str, list[tuple[int, float]]]] = []
