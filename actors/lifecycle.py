@@ -97,7 +97,7 @@ class LifecycleConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     # The edge test (actors/sequential.py): the per-trade loss, in standard deviations of
     # the pnl per unit of size, worth suspending a strategy for (0: off), and the mean
     # number of trades of a strategy without edge between two false alarms.
-    edge_loss: Annotated[float, Meta(ge=0.0, le=10.0)] = 0.0
+    edge_loss: Annotated[float, Meta(ge=0.0, le=10.0)] = 0.3
     edge_false_alarm_trades: Annotated[float, Meta(ge=2.0, le=1e9)] = 1000.0
 
     def __post_init__(self) -> None:

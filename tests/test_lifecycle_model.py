@@ -742,17 +742,17 @@ def test_the_edge_test_suspends_a_strategy_that_keeps_losing_before_any_drawdown
     assert 10 <= len(pnls) < 150
 
 
-def test_the_edge_test_is_off_by_default_and_silent_on_no_edge_noise() -> None:
+def test_the_edge_test_is_on_by_default_and_silent_on_no_edge_noise() -> None:
     rng = random.Random(4)
     pnls = [rng.gauss(0.0, 1.0) for _ in range(600)]
-    on = LifecycleModel(msgspec.convert({"edge_loss": 0.3}, LifecycleConfig), {})
-    off = LifecycleModel(LifecycleConfig(), {})
+    on = LifecycleModel(LifecycleConfig(), {})
+    off = LifecycleModel(msgspec.convert({"edge_loss": 0.0}, LifecycleConfig), {})
     for n in range(10, 601, 5):
         for m in (on, off):
             m.assess({"ema": edge_window(pnls[:n], n)}, n)
-    assert off.config.edge_loss == 0.0
+    assert (on.config.edge_loss, on.config.edge_false_alarm_trades) == (0.3, 1000.0)
     assert off.status("ema") == on.status("ema") == "active"
-    assert on.states["ema"].edge_read == 600
+    assert on.states["ema"].edge_read == 600 and off.states["ema"].edge_read == 0
 
 
 def test_probation_after_the_edge_test_starts_halfway_to_its_alarm() -> None:
