@@ -32,6 +32,8 @@ from protocol.errors import AlphadError
 from protocol.messages import STATUSES, GetHealth, Health, HealthRow, Status
 
 HOUR_MS = 3_600_000
+LEGACY_PROBATION_HOURS = 72
+"""The probation of a suspension made before probation was counted in trades."""
 
 TRANSITIONS: dict[tuple[str, str], str] = {
     ("active", "degraded"): "a soft breach: PSR below psr_floor, win rate below "
@@ -320,7 +322,7 @@ class LifecycleModel:
                             strategy,
                             state,
                             "degraded",
-                            f"probation: {self._probation_words(hours)}",
+                            f"probation: {self._probation_words(state, hours)}",
                             now_ms,
                             {"suspended_at_ms": state.suspended_at_ms, "hours_suspended": hours},
                         )
@@ -443,12 +445,18 @@ class LifecycleModel:
             return hours > 0 and waited >= round(hours * HOUR_MS)
         trades = self.config.probation_after_trades
         pace = state.suspended_pace_ms
+        if trades > 0 and pace is None:
+            # A suspension without a pace (one from a snapshot or journal older than the
+            # trade clock) ends on the clock it was made under.
+            return waited >= LEGACY_PROBATION_HOURS * HOUR_MS
         return trades > 0 and pace is not None and waited >= trades * pace
 
-    def _probation_words(self, hours: float) -> str:
+    def _probation_words(self, state: HealthState, hours: float) -> str:
         cfg = self.config
         if cfg.probation_after_hours is not None:
             return f"suspended {hours:.1f} h (probation after {cfg.probation_after_hours:g} h)"
+        if state.suspended_pace_ms is None:
+            return f"suspended {hours:.1f} h (suspended before probation counted trades)"
         return (
             f"suspended {hours:.1f} h, the time it took to make {cfg.probation_after_trades} trades"
         )
@@ -464,9 +472,9 @@ class LifecycleModel:
         """Suspend, and retire at once on the retire_after_suspensions-th suspension."""
         state.suspensions += 1
         state.suspended_at_ms = now_ms
-        seen = state.seen
-        if seen > 0 and state.first_ms is not None:
-            state.suspended_pace_ms = max(now_ms - state.first_ms, 1) / seen
+        if state.first_ms is not None:
+            # A strategy suspended before it recorded a trade counts as having made one.
+            state.suspended_pace_ms = max(now_ms - state.first_ms, 1) / max(state.seen, 1)
         state.violations = state.recoveries = 0
         state.probation_from = None
         metrics = {**metrics, "suspensions": state.suspensions}
@@ -562,6 +570,11 @@ class LifecycleModel:
             state.suspensions = 0
         if status == "suspended" and actor == "system":
             state.suspensions += 1
+            state.suspended_pace_ms = (
+                max(ts_ms - state.first_ms, 1) / max(state.seen, 1)
+                if state.first_ms is not None
+                else None  # no pace known: the clock of before
+            )
         state.violations = state.recoveries = 0
         state.probation_from = None
         state.suspended_at_ms = ts_ms if status == "suspended" else None

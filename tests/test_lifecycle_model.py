@@ -797,3 +797,34 @@ def test_a_snapshot_from_before_the_edge_test_and_the_trade_clock_restores() -> 
     assert (state.edge_statistic, state.first_ms, state.suspended_pace_ms) == (0.0, None, None)
     m.assess({"ema": window()}, 1_000)
     assert m.states["ema"].first_ms == 1_000
+
+
+def test_a_suspension_from_before_the_trade_clock_ends_on_the_clock_it_was_made_under() -> None:
+    old = {
+        "strategies": {
+            "ema": {
+                "status": "suspended",
+                "actor": "system",
+                "suspensions": 1,
+                "suspended_at_ms": 0,
+            }
+        }
+    }
+    m = LifecycleModel.from_state(LifecycleConfig(), {}, old)
+    assert moves(m, window(), now=72 * HOUR - 1) == []
+    (transition,) = m.assess({"ema": window()}, 72 * HOUR)
+    assert (transition.old, transition.new) == ("suspended", "degraded")
+    assert (
+        transition.reason
+        == "probation: suspended 72.0 h (suspended before probation counted trades)"
+    )
+
+
+def test_a_strategy_suspended_before_its_first_trade_still_gets_probation() -> None:
+    m = model()
+    m.register("ema", 0)
+    suspended = msgspec.structs.replace(hard_breach(), seen=0)
+    assert moves(m, suspended, now=10 * HOUR) == [("active", "suspended")]
+    # Its pace: 10 h for "one" trade, so probation after 200 h.
+    assert moves(m, suspended, now=210 * HOUR - 1) == []
+    assert moves(m, suspended, now=210 * HOUR) == [("suspended", "degraded")]
