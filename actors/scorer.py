@@ -99,11 +99,17 @@ class ScorerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
 class Tally:
     """Successes out of outcomes, remembering about the last ``window`` outcomes."""
 
-    __slots__ = ("outcomes", "successes")
+    __slots__ = ("outcomes", "significant_from", "successes", "unsure_to")
 
     def __init__(self, successes: float = 0.0, outcomes: float = 0.0) -> None:
         self.successes = successes
         self.outcomes = outcomes
+        # What the exact test has found for the record as it is: significantly short of
+        # any strategy rate at or above ``significant_from``, not of any at or below
+        # ``unsure_to`` (its p-value falls as the rate rises), so scoring recomputes the
+        # tail only for a rate between the two.
+        self.significant_from = 2.0
+        self.unsure_to = -1.0
 
     def add(self, success: bool, window: int) -> None:
         """Count one outcome; past ``window`` the oldest ones fade out proportionally."""
@@ -116,12 +122,14 @@ class Tally:
         if success:
             self.successes += 1.0
         self.outcomes += 1.0
+        self.significant_from, self.unsure_to = 2.0, -1.0
 
     def shrink_to(self, window: int) -> None:
         """Fit a record kept under a larger window (a config change between restarts)."""
         if self.outcomes > window:
             self.successes *= window / self.outcomes
             self.outcomes = float(window)
+            self.significant_from, self.unsure_to = 2.0, -1.0
 
 
 class SetupTally(Tally):
@@ -427,7 +435,15 @@ class ScorerModel:
         approximation it replaces flagged a setup after one or two losses."""
         if base <= 0.0 or base >= 1.0:
             return True  # a strategy that always wins or always loses: any shortfall shows
-        return binomial_at_most(tally.successes, tally.outcomes, base) <= self.config.significance
+        if base >= tally.significant_from:
+            return True
+        if base <= tally.unsure_to:
+            return False
+        if binomial_at_most(tally.successes, tally.outcomes, base) <= self.config.significance:
+            tally.significant_from = base
+            return True
+        tally.unsure_to = base
+        return False
 
     def setup_of(self, request: ScoreSignal) -> SetupKey:
         """The setup a signal belongs to (its regime is ``unknown`` when it has none)."""

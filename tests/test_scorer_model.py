@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import sys
 from dataclasses import dataclass
 from itertools import pairwise
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from actors.base import TAKE_STATE, Actor
 from actors.exact import binomial_at_most
 from actors.figures import Figures
-from actors.scorer import BUCKETS, ScorerActor, ScorerConfig, ScorerModel
+from actors.scorer import BUCKETS, ScorerActor, ScorerConfig, ScorerModel, Tally
 from protocol.messages import STATUSES, ScoreSignal, SignalScore
 
 STRATEGIES = ["ema", "rsi", "macd"]
@@ -952,3 +953,17 @@ def test_a_version_1_snapshot_restores_without_confluence_records() -> None:
     assert restored.confluence_tallies == {}
     assert restored.strategy_tallies["ema"].outcomes == 5
     assert restored.to_state()["version"] == 2
+
+
+def test_the_remembered_test_results_answer_as_the_exact_test_at_every_rate() -> None:
+    # Scoring remembers, per record, the rates at which it was found short or not; the
+    # p-value falls as the rate rises, so every answer must equal a fresh computation.
+    model = ScorerModel(ScorerConfig(significance=0.1), "run")
+    tally = Tally(7.0, 30.0)
+    rates = [i / 200 for i in range(1, 200)]
+    random.Random(11).shuffle(rates)
+    for p in rates:
+        assert model._shortfall_counts(tally, p) == (binomial_at_most(7.0, 30.0, p) <= 0.1), p
+    tally.add(False, 100)  # a new outcome: what was remembered no longer holds
+    for p in rates:
+        assert model._shortfall_counts(tally, p) == (binomial_at_most(7.0, 31.0, p) <= 0.1), p
