@@ -23,23 +23,28 @@ from msgspec import Meta
 
 from actors.figures import Figures, fingerprint
 from actors.performance import figures_of
+from actors.sequential import MIN_TRADES as EDGE_MIN_TRADES
+from actors.sequential import cusum, edge_scale, threshold
 from actors.weighting import StrategyConfig, pnl_scale
 from protocol.errors import AlphadError
 from protocol.messages import STATUSES, Status
 
 HOUR_MS = 3_600_000
+LEGACY_PROBATION_HOURS = 72
+"""The probation of a suspension made before probation was counted in trades."""
 
 TRANSITIONS: dict[tuple[str, str], str] = {
     ("active", "degraded"): "a soft breach: PSR below psr_floor, win rate below "
     "win_rate_floor, or max drawdown over the soft limit",
-    ("active", "suspended"): "a hard breach: max drawdown over the hard limit",
+    ("active", "suspended"): "a hard breach: max drawdown over the hard limit, or the edge "
+    "test's alarm (a one-sided CUSUM on pnl per unit of size)",
     ("degraded", "active"): "every threshold cleared by the hysteresis margin in "
     "recovery_checks consecutive assessments",
     ("degraded", "suspended"): "max_violations consecutive violations, each on a window "
-    "mostly renewed since the last (the one that degraded it counts), a hard breach, or "
-    "any breach on probation",
-    ("suspended", "degraded"): "probation: probation_after_hours after an automatic suspension "
-    "(unless probation_after_hours is 0)",
+    "mostly renewed since the last (the one that degraded it counts), a hard breach, the "
+    "edge test's alarm, or any breach on probation",
+    ("suspended", "degraded"): "probation: after the time the strategy took to make "
+    "probation_after_trades trades, after an automatic suspension (unless it is 0)",
     ("suspended", "retired"): "right after the retire_after_suspensions-th automatic suspension",
 }
 """Every automatic transition and its rule; nothing else happens without an operator.
@@ -80,10 +85,20 @@ class LifecycleConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     # one violation, however many cycles see it.
     recount_share: Annotated[float, Meta(gt=0.0, le=1.0)] = 1.0
     # An automatic suspension ends in degraded (reduced size, judged on its new trades
-    # only) after this long; 0: it lasts until an operator lifts it. Without it a strategy
-    # with a real edge suspended in a bad spell never trades again (docs/replay.md).
-    probation_after_hours: Annotated[float, Meta(ge=0.0, le=1e5)] = 72.0
+    # only) after the time the strategy took, at its own pace, to make this many trades;
+    # 0: it lasts until an operator lifts it. Counted in its trades, so the same setting
+    # means the same on minute and on daily bars. Without probation a strategy with a
+    # real edge suspended in a bad spell never trades again (docs/replay.md).
+    probation_after_trades: Annotated[int, Meta(ge=0, le=1_000_000)] = 20
+    # Deprecated: probation after this many hours of the clock, as before
+    # probation_after_trades; when set it replaces probation_after_trades.
+    probation_after_hours: Annotated[float, Meta(ge=0.0, le=1e5)] | None = None
     retire_after_suspensions: Count = 3
+    # The edge test (actors/sequential.py): the per-trade loss, in standard deviations of
+    # the pnl per unit of size, worth suspending a strategy for (0: off), and the mean
+    # number of trades of a strategy without edge between two false alarms.
+    edge_loss: Annotated[float, Meta(ge=0.0, le=10.0)] = 0.3
+    edge_false_alarm_trades: Annotated[float, Meta(ge=2.0, le=1e9)] = 1000.0
 
     def __post_init__(self) -> None:
         if self.soft_drawdown > self.hard_drawdown:
@@ -123,6 +138,16 @@ class HealthState(msgspec.Struct, kw_only=True):
     # The recent window last assessed (trades, total pnl, drawdowns): a cycle without a
     # new trade brings no new evidence and is not counted again.
     evidence: tuple[float, float, float, float] | None = None
+    # The edge test's statistic and the trade count it has read up to.
+    edge_statistic: Annotated[float, Meta(ge=0.0)] = 0.0
+    edge_read: Annotated[int, Meta(ge=0)] = 0
+    # When the strategy was first seen, for its pace (time per trade); None in a
+    # snapshot older than the pace: set at the next assessment.
+    first_ms: int | None = None
+    # Its trade count at the last assessment, and the time it took per trade when it was
+    # last suspended automatically (the clock of probation).
+    seen: Annotated[int, Meta(ge=0)] = 0
+    suspended_pace_ms: float | None = None
 
 
 class Assessment(msgspec.Struct, kw_only=True):
@@ -184,7 +209,7 @@ class LifecycleModel:
         """Start tracking a strategy as active; False if already known."""
         if strategy in self.states:
             return False
-        self.states[strategy] = HealthState(since_ms=now_ms)
+        self.states[strategy] = HealthState(since_ms=now_ms, first_ms=now_ms)
         return True
 
     def status(self, strategy: str) -> str:
@@ -275,7 +300,9 @@ class LifecycleModel:
         for strategy in sorted(set(self.states) | set(recent)):
             state = self.states.get(strategy)
             if state is None:
-                state = self.states[strategy] = HealthState(since_ms=now_ms)
+                state = self.states[strategy] = HealthState(since_ms=now_ms, first_ms=now_ms)
+            if state.first_ms is None:
+                state.first_ms = now_ms
             if state.status == "retired":
                 continue
             figures = recent.get(strategy)
@@ -284,18 +311,29 @@ class LifecycleModel:
                     hours = (now_ms - (state.suspended_at_ms or 0)) / HOUR_MS
                     state.violations = state.recoveries = 0
                     state.probation_from = figures.seen if figures is not None else 0
+                    # The suspension's evidence is not forgotten: the edge test starts
+                    # probation halfway to its alarm, so a strategy still losing is
+                    # caught again in about half the trades.
+                    state.edge_statistic = max(state.edge_statistic, self._edge_level / 2.0)
                     transitions.append(
                         self._move(
                             strategy,
                             state,
                             "degraded",
-                            f"probation: suspended {hours:.1f} h "
-                            f"(probation after {cfg.probation_after_hours:g} h)",
+                            f"probation: {self._probation_words(state, hours)}",
                             now_ms,
                             {"suspended_at_ms": state.suspended_at_ms, "hours_suspended": hours},
                         )
                     )
                 continue
+            if figures is not None:
+                state.seen = figures.seen
+            if figures is not None and figures.seen > state.edge_read:
+                alarm = self._edge_test(state, figures)
+                if alarm is not None:
+                    self._assessed[strategy] = figures
+                    transitions += self._suspend(strategy, state, alarm[0], now_ms, alarm[1])
+                    continue
             if state.probation_from is not None:
                 if figures is not None:
                     figures = self._since_probation(state, figures)
@@ -366,15 +404,59 @@ class LifecycleModel:
             return figures
         return figures_of(figures.pnls[-new:] if new > 0 else (), seen=figures.seen)
 
+    @property
+    def _edge_level(self) -> float:
+        return threshold(self.config.edge_false_alarm_trades)
+
+    def _edge_test(self, state: HealthState, figures: Figures) -> tuple[str, dict[str, Any]] | None:
+        """Read the trades since the last reading into the edge test; the reason and the
+        journal's metrics of its alarm, or None. The statistic starts over after an alarm."""
+        cfg = self.config
+        if cfg.edge_loss <= 0.0 or figures.trades < EDGE_MIN_TRADES:
+            return None
+        new = min(figures.seen - state.edge_read, len(figures.pnls))
+        state.edge_read = figures.seen
+        scale = edge_scale(figures.pnls)
+        if not scale > 0.0 or new <= 0:
+            return None
+        state.edge_statistic = cusum(
+            state.edge_statistic, figures.pnls[-new:], scale, cfg.edge_loss
+        )
+        level = self._edge_level
+        if state.edge_statistic < level:
+            return None
+        statistic, state.edge_statistic = state.edge_statistic, 0.0
+        reason = (
+            f"lost its edge: losing {cfg.edge_loss:g} σ a trade is {math.exp(statistic):.0f} "
+            f"times likelier than no edge (test at {cfg.edge_false_alarm_trades:g})"
+        )
+        return reason, _metrics(figures) | {"edge_statistic": statistic, "edge_scale": scale}
+
     def _probation_due(self, state: HealthState, now_ms: int) -> bool:
         # Only automatic suspensions go on probation: one set by an operator stays until
         # an operator lifts it.
+        if state.actor != "system" or state.suspended_at_ms is None:
+            return False
+        waited = now_ms - state.suspended_at_ms
         hours = self.config.probation_after_hours
+        if hours is not None:
+            return hours > 0 and waited >= round(hours * HOUR_MS)
+        trades = self.config.probation_after_trades
+        pace = state.suspended_pace_ms
+        if trades > 0 and pace is None:
+            # A suspension without a pace (one from a snapshot or journal older than the
+            # trade clock) ends on the clock it was made under.
+            return waited >= LEGACY_PROBATION_HOURS * HOUR_MS
+        return trades > 0 and pace is not None and waited >= trades * pace
+
+    def _probation_words(self, state: HealthState, hours: float) -> str:
+        cfg = self.config
+        if cfg.probation_after_hours is not None:
+            return f"suspended {hours:.1f} h (probation after {cfg.probation_after_hours:g} h)"
+        if state.suspended_pace_ms is None:
+            return f"suspended {hours:.1f} h (suspended before probation counted trades)"
         return (
-            hours > 0
-            and state.actor == "system"
-            and state.suspended_at_ms is not None
-            and now_ms - state.suspended_at_ms >= round(hours * HOUR_MS)
+            f"suspended {hours:.1f} h, the time it took to make {cfg.probation_after_trades} trades"
         )
 
     def _suspend(
@@ -388,6 +470,9 @@ class LifecycleModel:
         """Suspend, and retire at once on the retire_after_suspensions-th suspension."""
         state.suspensions += 1
         state.suspended_at_ms = now_ms
+        if state.first_ms is not None:
+            # A strategy suspended before it recorded a trade counts as having made one.
+            state.suspended_pace_ms = max(now_ms - state.first_ms, 1) / max(state.seen, 1)
         state.violations = state.recoveries = 0
         state.probation_from = None
         metrics = {**metrics, "suspensions": state.suspensions}
@@ -483,6 +568,11 @@ class LifecycleModel:
             state.suspensions = 0
         if status == "suspended" and actor == "system":
             state.suspensions += 1
+            state.suspended_pace_ms = (
+                max(ts_ms - state.first_ms, 1) / max(state.seen, 1)
+                if state.first_ms is not None
+                else None  # no pace known: the clock of before
+            )
         state.violations = state.recoveries = 0
         state.probation_from = None
         state.suspended_at_ms = ts_ms if status == "suspended" else None

@@ -14,13 +14,14 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from statistics import NormalDist
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
 from actors.base import TAKE_STATE, Actor, encode_in_slices
 from actors.events import UNKNOWN_REGIME, ClosedTrade, SetEnabled, SignalOutcome
+from actors.exact import binomial_at_most
 from actors.figures import Figures
 from actors.store import AppendSignal, AppendSignals
 from protocol.messages import Name, ScoreSignal, SignalScore
@@ -36,7 +37,8 @@ BUCKETS: tuple[float, ...] = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Lower edges of the quality buckets of the summary: 0-0.5, 0.5-0.6, ..., 0.9-1.0."""
 
 EXECUTABLE = frozenset(("active", "degraded"))
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""2 added the records by confluence bucket; a version 1 snapshot restores without them."""
 
 SetupKey = tuple[str, str, str, str, int]
 """(strategy, symbol, side, regime, confluence bucket): signals alike enough to share a record."""
@@ -46,8 +48,13 @@ class ScorerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     """``[scorer]``: thresholds and shapes of the quality factors and the position size."""
 
     min_quality: Factor = 0.3
-    # f_confluence: confluence_floor with no agreeing indicator, rising linearly to 1.0 at
-    # confluence_target agreeing indicators or more.
+    # f_confluence. "record" (the default): judged by what confluence has predicted for
+    # the strategy: 1.0 unless the strategy's outcomes at this confluence bucket are
+    # significantly below its own rate, then their Beta posterior over that rate, at least
+    # confluence_floor. "target": confluence_floor with no agreeing indicator, rising
+    # linearly to 1.0 at confluence_target, whatever the record. Both count every
+    # confluence from confluence_target up as confluence_target.
+    confluence: Literal["record", "target"] = "target"
     confluence_target: Annotated[int, Meta(ge=1, le=100)] = 3
     confluence_floor: Factor = 0.6
     # f_regime: per-regime caps set by the operator, e.g. {"volatile": 0.8}.
@@ -92,11 +99,17 @@ class ScorerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
 class Tally:
     """Successes out of outcomes, remembering about the last ``window`` outcomes."""
 
-    __slots__ = ("outcomes", "successes")
+    __slots__ = ("outcomes", "significant_from", "successes", "unsure_to")
 
     def __init__(self, successes: float = 0.0, outcomes: float = 0.0) -> None:
         self.successes = successes
         self.outcomes = outcomes
+        # What the exact test has found for the record as it is: significantly short of
+        # any strategy rate at or above ``significant_from``, not of any at or below
+        # ``unsure_to`` (its p-value falls as the rate rises), so scoring recomputes the
+        # tail only for a rate between the two.
+        self.significant_from = 2.0
+        self.unsure_to = -1.0
 
     def add(self, success: bool, window: int) -> None:
         """Count one outcome; past ``window`` the oldest ones fade out proportionally."""
@@ -109,12 +122,14 @@ class Tally:
         if success:
             self.successes += 1.0
         self.outcomes += 1.0
+        self.significant_from, self.unsure_to = 2.0, -1.0
 
     def shrink_to(self, window: int) -> None:
         """Fit a record kept under a larger window (a config change between restarts)."""
         if self.outcomes > window:
             self.successes *= window / self.outcomes
             self.outcomes = float(window)
+            self.significant_from, self.unsure_to = 2.0, -1.0
 
 
 class SetupTally(Tally):
@@ -143,6 +158,8 @@ class ScorerState(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     setups: list[tuple[StoredSetup, NonNegative, Positive]]
     # [strategy, successes, outcomes], least recently updated first
     strategies: list[tuple[str, NonNegative, Positive]]
+    # [strategy, confluence bucket, successes, outcomes] (version 2)
+    confluence: list[tuple[str, NonNegativeInt, NonNegative, Positive]] = []
     # [signal_id, [setup, quality bucket]], oldest first
     pending: list[tuple[str, tuple[StoredSetup, NonNegativeInt]]]
     scored: int
@@ -182,6 +199,9 @@ class ScorerModel:
         # Least recently updated first, so eviction drops the stalest record.
         self.setups: OrderedDict[SetupKey, SetupTally] = OrderedDict()
         self.strategy_tallies: OrderedDict[str, Tally] = OrderedDict()
+        # (strategy, confluence bucket) -> its record, for f_confluence by record. At most
+        # confluence_target + 1 per strategy; dropped with the strategy's record.
+        self.confluence_tallies: dict[tuple[str, int], Tally] = {}
         # signal_id -> (setup, quality bucket), oldest first. An OrderedDict because a
         # plain dict's "delete the first key" slows down as the deleted slots pile up.
         self.pending: OrderedDict[str, tuple[SetupKey, int]] = OrderedDict()
@@ -201,6 +221,7 @@ class ScorerModel:
             *(floor + (1.0 - floor) * c / target for c in range(target)),
             1.0,
         )
+        self._by_record = config.confluence == "record"
         # The shortfall a test statistic must exceed (in standard errors) to count.
         self._critical = -NormalDist().inv_cdf(config.significance)
         span = 1.0 - config.min_quality
@@ -235,7 +256,11 @@ class ScorerModel:
         reasons: list[str] = []
         quality = confidence
         if self.enabled:
-            f_confluence = self._confluence[bucket_c]
+            f_confluence = (
+                self._confluence_record(strategy, bucket_c)
+                if self._by_record
+                else self._confluence[bucket_c]
+            )
             if f_confluence < 1.0:
                 quality *= f_confluence
                 reasons.append(f"confluence {confluence} of {target}")
@@ -330,10 +355,34 @@ class ScorerModel:
 
     # ------------------------------------------------------------------ the factors
 
-    def confluence_factor(self, confluence: int) -> float:
-        """f_confluence: confluence_floor at 0, rising linearly to 1.0 at the target."""
+    def confluence_factor(self, confluence: int, strategy: str | None = None) -> float:
+        """f_confluence of a signal of ``strategy`` (by record) with this many agreeing
+        indicators; the fixed line of ``confluence = "target"``."""
         target = self.config.confluence_target
-        return self._confluence[target if confluence >= target else max(confluence, 0)]
+        bucket = target if confluence >= target else max(confluence, 0)
+        if self._by_record:
+            return 1.0 if strategy is None else self._confluence_record(strategy, bucket)
+        return self._confluence[bucket]
+
+    def _confluence_record(self, strategy: str, bucket: int) -> float:
+        """What this confluence bucket has predicted for the strategy. The fixed line is
+        the prior: the bucket's success rate is expected at the line's factor × the
+        strategy's rate, worth prior_strength outcomes; the bucket's own outcomes move it
+        from there (a Beta posterior). f_confluence = posterior / the strategy's rate,
+        within [confluence_floor, 1]: a bucket that wins as often as its strategy comes
+        back to 1.0, one that wins less stays low, whatever the number of indicators."""
+        prior = self._confluence[bucket]
+        tally = self.confluence_tallies.get((strategy, bucket))
+        overall = self.strategy_tallies.get(strategy)
+        if tally is None or overall is None:
+            return prior
+        base = overall.successes / overall.outcomes
+        if not base > 0.0:
+            return prior
+        k = self.config.prior_strength
+        factor = (tally.successes + k * base * prior) / (tally.outcomes + k) / base
+        floor = self.config.confluence_floor
+        return floor if factor < floor else (1.0 if factor > 1.0 else factor)
 
     def regime_factor(self, strategy: str, regime: str | None) -> float:
         """f_regime: the learned fit of the strategy in the regime, under the config cap."""
@@ -380,13 +429,21 @@ class ScorerModel:
         return min(1.0, max(self.config.history_floor, self.posterior(key) / (won / outcomes)))
 
     def _shortfall_counts(self, tally: Tally, base: float) -> bool:
-        """Whether a setup's success rate is significantly below the strategy's ``base``
-        rate: a one-sided binomial z-test at ``significance`` on its remembered outcomes."""
-        spread = base * (1.0 - base)
-        if spread <= 0.0:
+        """Whether a record's success rate is significantly below the strategy's ``base``
+        rate: an exact one-sided binomial test at ``significance`` on its remembered
+        outcomes, P(X ≤ successes | outcomes, base) ≤ significance. The normal
+        approximation it replaces flagged a setup after one or two losses."""
+        if base <= 0.0 or base >= 1.0:
             return True  # a strategy that always wins or always loses: any shortfall shows
-        z = (base - tally.successes / tally.outcomes) * math.sqrt(tally.outcomes / spread)
-        return z > self._critical
+        if base >= tally.significant_from:
+            return True
+        if base <= tally.unsure_to:
+            return False
+        if binomial_at_most(tally.successes, tally.outcomes, base) <= self.config.significance:
+            tally.significant_from = base
+            return True
+        tally.unsure_to = base
+        return False
 
     def setup_of(self, request: ScoreSignal) -> SetupKey:
         """The setup a signal belongs to (its regime is ``unknown`` when it has none)."""
@@ -418,11 +475,17 @@ class ScorerModel:
         overall = strategies.get(strategy)
         if overall is None:
             if len(strategies) >= cfg.max_strategies:
-                strategies.popitem(last=False)
+                dropped, _ = strategies.popitem(last=False)
+                for bucket in range(cfg.confluence_target + 1):
+                    self.confluence_tallies.pop((dropped, bucket), None)
             overall = strategies[strategy] = Tally()
         else:
             strategies.move_to_end(strategy)
         overall.add(success, cfg.strategy_window)
+        by_confluence = self.confluence_tallies.get((strategy, key[4]))
+        if by_confluence is None:
+            by_confluence = self.confluence_tallies[(strategy, key[4])] = Tally()
+        by_confluence.add(success, cfg.strategy_window)
         self.bucket_outcomes[bucket_q] += 1
         if success:
             self.bucket_successes[bucket_q] += 1
@@ -542,6 +605,9 @@ class ScorerModel:
             "regime_multipliers": {k: dict(v) for k, v in self.regime_multipliers.items()},
             "regime_fit": {k: dict(v) for k, v in self.regime_fit.items()},
             "strategies": [(s, t.successes, t.outcomes) for s, t in self.strategy_tallies.items()],
+            "confluence": [
+                (s, b, t.successes, t.outcomes) for (s, b), t in self.confluence_tallies.items()
+            ],
             "scored": self.scored,
             "executed": self.executed,
             "quality_sum": self.quality_sum,
@@ -578,11 +644,13 @@ class ScorerModel:
             saved = msgspec.convert(state, ScorerState)
         except msgspec.ValidationError as exc:
             raise ValueError(f"scorer state: {exc}") from None
-        if saved.version != STATE_VERSION:
+        if saved.version not in (1, STATE_VERSION):
             raise ValueError(f"scorer state: version {saved.version}, expected {STATE_VERSION}")
         if any(len(b) != len(BUCKETS) for b in _buckets_of(saved)):
             raise ValueError(f"scorer state: quality buckets are not {len(BUCKETS)} long")
-        if any(row[1] > row[2] for row in (*saved.setups, *saved.strategies)):
+        if any(row[1] > row[2] for row in (*saved.setups, *saved.strategies)) or any(
+            row[2] > row[3] for row in saved.confluence
+        ):
             raise ValueError("scorer state: a record has more successes than outcomes")
         if any(entry[1] >= len(BUCKETS) for _, entry in saved.pending):
             raise ValueError("scorer state: a pending signal has no quality bucket")
@@ -599,6 +667,12 @@ class ScorerModel:
         for strategy, successes, outcomes in saved.strategies[-config.max_strategies :]:
             overall = model.strategy_tallies[strategy] = Tally(successes, outcomes)
             overall.shrink_to(config.strategy_window)
+        for strategy, bucket, successes, outcomes in saved.confluence:
+            if strategy in model.strategy_tallies and bucket <= config.confluence_target:
+                by_confluence = model.confluence_tallies[(strategy, bucket)] = Tally(
+                    successes, outcomes
+                )
+                by_confluence.shrink_to(config.strategy_window)
         for sid, (setup, bucket_q) in saved.pending[-config.max_pending_signals :]:
             known = model.setups.get(setup)
             model.pending[sid] = (setup if known is None else known.key, bucket_q)

@@ -64,6 +64,11 @@ class WeightingConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     # above 0) is below this level, above base only when the PSR is above 1 - this level;
     # otherwise the target is base. 0.5 lets the score's sign alone decide.
     significance: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.1
+    # A strategy with fewer than min_trades trades (at least 3) borrows strength from the
+    # strategies that have min_trades: its per-trade Sharpe is shrunk toward theirs
+    # (empirical Bayes, the pool worth at most min_trades trades) and its weight is judged
+    # on that posterior. False: such a strategy keeps its weight until min_trades.
+    borrow_strength: bool = True
     # Edge terms, each scaled so that its reference value scores +1 (clamped to [-1, 1]).
     sharpe_reference: Reference = 0.3  # per-trade Sharpe
     expectancy_reference: Reference = 0.3  # expectancy / mean |pnl|
@@ -282,6 +287,45 @@ class WeightingModel:
             return self.target_multiplier(max(score, 0.0))
         return 1.0  # also a NaN PSR
 
+    def pooled_prior(self, recent: Mapping[str, Figures]) -> tuple[float, float] | None:
+        """The prior of a short history's per-trade Sharpe ratio, from the strategies of
+        ``recent`` with at least ``min_trades`` trades: (their mean Sharpe ratio, weighted
+        by trades; its worth in trades). The worth is 1 / τ², τ² the spread of the true
+        Sharpe ratios between strategies (their observed variance less the sampling
+        variance 1 / n of each), at most ``min_trades``: the pool never outweighs a full
+        window of the strategy's own. None with fewer than two such strategies."""
+        cfg = self.config
+        # A per-trade Sharpe ratio beyond ±10 says no more than 10 does (and must not
+        # overflow the spread).
+        judged = [
+            (f.trades, _bounded(f.sharpe, -10.0, 10.0))
+            for f in recent.values()
+            if f.trades >= cfg.min_trades and f.sharpe is not None and math.isfinite(f.sharpe)
+        ]
+        if len(judged) < 2:
+            return None
+        weight = sum(n for n, _ in judged)
+        mean = sum(n * sr for n, sr in judged) / weight
+        plain = sum(sr for _, sr in judged) / len(judged)
+        spread = sum((sr - plain) ** 2 for _, sr in judged) / (len(judged) - 1)
+        between = spread - sum(1.0 / n for n, _ in judged) / len(judged)
+        worth = float(cfg.min_trades) if between <= 1.0 / cfg.min_trades else 1.0 / between
+        return mean, worth
+
+    def borrowed_psr(self, figures: Figures, prior: tuple[float, float]) -> float | None:
+        """P(true per-trade Sharpe > 0) for a short history under the pooled ``prior``:
+        Φ(posterior mean × √(n + worth)), the posterior of a normal prior and the
+        window's Sharpe ratio with its sampling variance 1 / n."""
+        sharpe = figures.sharpe
+        n = figures.trades
+        if sharpe is None or not math.isfinite(sharpe) or n < 3:
+            return None
+        sharpe = _bounded(sharpe, -10.0, 10.0)
+        mean, worth = prior
+        precision = n + worth
+        posterior = (n * sharpe + worth * mean) / precision
+        return 0.5 * math.erfc(-posterior * math.sqrt(precision) / math.sqrt(2.0))
+
     def _bounds(self, strategy: str) -> tuple[float, float]:
         base = self.base[strategy]
         return self.config.min_multiplier * base, self.config.max_multiplier * base
@@ -350,9 +394,13 @@ class WeightingModel:
     ) -> list[WeightUpdate]:
         updates = []
         considered = self._considered.setdefault(regime, {})
+        prior = self.pooled_prior(recent) if self.config.borrow_strength else None
         for strategy in sorted(recent):
             figures = recent[strategy]
-            if strategy not in weights or figures.trades < self.config.min_trades:
+            if strategy not in weights:
+                continue
+            short = figures.trades < self.config.min_trades
+            if short and (prior is None or figures.trades < 3):
                 continue
             if considered.get(strategy) is figures:
                 continue
@@ -366,7 +414,14 @@ class WeightingModel:
                 continue
             self.judged_at[key] = figures.seen
             score, metrics = self.score(figures)
-            target = self.evidenced_target(score, figures)
+            if short and prior is not None:
+                borrowed = self.borrowed_psr(figures, prior)
+                metrics["borrowed_psr"] = borrowed
+                metrics["pooled_sharpe"], metrics["pooled_worth"] = prior
+                judged = msgspec.structs.replace(figures, judged_psr=borrowed)
+            else:
+                judged = figures
+            target = self.evidenced_target(score, judged)
             old = weights[strategy]
             new, capped = self._step(strategy, old, target)
             if new == old:
@@ -374,8 +429,9 @@ class WeightingModel:
             weights[strategy] = new
             metrics["target"] = target
             held = f", step held to {self.config.max_change:.0%}" if capped else ""
-            psr = "-" if figures.judged_psr is None else f"{figures.judged_psr:.2f}"
-            why = f"score {score:+.2f}, PSR {psr}, target {target:.2f} × base{held}"
+            psr = "-" if judged.judged_psr is None else f"{judged.judged_psr:.2f}"
+            pooled = ", borrowing from the other strategies" if judged is not figures else ""
+            why = f"score {score:+.2f}, PSR {psr}{pooled}, target {target:.2f} × base{held}"
             updates.append(
                 WeightUpdate(
                     strategy=strategy,

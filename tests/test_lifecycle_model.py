@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from typing import Any
 
 import msgspec
@@ -341,11 +342,33 @@ def test_probation_moves_a_suspended_strategy_to_degraded_after_the_time() -> No
     assert m.health("ema")[0]["violations"] == 0
 
 
-def test_by_default_an_automatic_suspension_ends_in_probation_after_72_hours() -> None:
+@pytest.mark.parametrize("minutes_per_trade", [1, 60 * 24 * 14])
+def test_by_default_probation_comes_after_the_time_the_strategy_takes_for_20_trades(
+    minutes_per_trade: int,
+) -> None:
+    # The same config on minute bars and on a strategy that trades every two weeks: the
+    # suspension lasts as many of the strategy's own trades, not as many hours.
+    pace = minutes_per_trade * 60_000
     m = model()
-    moves(m, hard_breach(), now=0)
-    assert moves(m, window(), now=72 * HOUR - 1) == []
-    assert moves(m, window(), now=72 * HOUR) == [("suspended", "degraded")]
+    m.register("ema", 0)
+    suspended_at = 100 * pace  # its 100th trade
+    assert moves(m, hard_breach_seen(100), now=suspended_at) == [("active", "suspended")]
+    assert moves(m, hard_breach_seen(100), now=suspended_at + 20 * pace - 1) == []
+    (transition,) = m.assess({"ema": hard_breach_seen(100)}, suspended_at + 20 * pace)
+    assert (transition.old, transition.new) == ("suspended", "degraded")
+    assert "the time it took to make 20 trades" in transition.reason
+
+
+def hard_breach_seen(seen: int) -> Figures:
+    return msgspec.structs.replace(hard_breach(), seen=seen)
+
+
+def test_the_deprecated_hour_clock_still_applies_when_set() -> None:
+    m = model(probation_after_hours=72)
+    m.register("ema", 0)
+    moves(m, hard_breach_seen(10_000), now=0)
+    assert moves(m, hard_breach_seen(10_000), now=72 * HOUR - 1) == []
+    assert moves(m, hard_breach_seen(10_000), now=72 * HOUR) == [("suspended", "degraded")]
 
 
 def test_probation_reads_only_the_clock_it_is_given() -> None:
@@ -690,3 +713,118 @@ def test_a_breach_on_probation_suspends_again_at_once() -> None:
     fresh = model()
     new_trades = figures_of(performance.recent_by_strategy()["ema"].pnls[-20:], seen=20)
     assert moves(fresh, new_trades) == [("active", "degraded")]
+
+
+# --------------------------------------------------------------------------- the edge test
+
+
+def edge_window(pnls: list[float], seen: int) -> Figures:
+    """The recent window of the performance model over ``pnls`` (per unit of size)."""
+    return figures_of(pnls[-100:], seen=seen, keep_pnls=True)
+
+
+def test_the_edge_test_suspends_a_strategy_that_keeps_losing_before_any_drawdown_limit() -> None:
+    # Losing 0.5 σ a trade: the threshold's own rules (50 trades, drawdown 30 / 60 average
+    # trades) stay silent for a while; the edge test flags it once the evidence for
+    # "losing 0.5 σ" against "no edge" is 1000 to 1.
+    rng = random.Random(3)
+    m = LifecycleModel(msgspec.convert({"edge_loss": 0.5}, LifecycleConfig), {})
+    pnls: list[float] = []
+    found: list[Transition] = []
+    while not found and len(pnls) < 1000:
+        pnls.append(rng.gauss(-0.5, 1.0))
+        found = m.assess({"ema": edge_window(pnls, len(pnls))}, len(pnls))
+    assert [(t.old, t.new) for t in found] == [("active", "suspended")]
+    assert found[0].reason.startswith("lost its edge: losing 0.5 σ a trade is ")
+    assert found[0].metrics["edge_statistic"] >= math.log(1000)
+    # Siegmund's approximation of the delay is 52 trades at this loss; well before the
+    # drawdown limits, which need about 30 average trades of drawdown.
+    assert 10 <= len(pnls) < 150
+
+
+def test_the_edge_test_is_on_by_default_and_silent_on_no_edge_noise() -> None:
+    rng = random.Random(4)
+    pnls = [rng.gauss(0.0, 1.0) for _ in range(600)]
+    on = LifecycleModel(LifecycleConfig(), {})
+    off = LifecycleModel(msgspec.convert({"edge_loss": 0.0}, LifecycleConfig), {})
+    for n in range(10, 601, 5):
+        for m in (on, off):
+            m.assess({"ema": edge_window(pnls[:n], n)}, n)
+    assert (on.config.edge_loss, on.config.edge_false_alarm_trades) == (0.3, 1000.0)
+    assert off.status("ema") == on.status("ema") == "active"
+    assert on.states["ema"].edge_read == 600 and off.states["ema"].edge_read == 0
+
+
+def test_probation_after_the_edge_test_starts_halfway_to_its_alarm() -> None:
+    m = LifecycleModel(msgspec.convert({"edge_loss": 0.5}, LifecycleConfig), {})
+    m.register("ema", 0)
+    pnls = [-1.0, -0.5] * 40
+    for n in range(10, 81, 10):
+        m.assess({"ema": edge_window(pnls[:n], n)}, n)
+        if m.status("ema") == "suspended":
+            break
+    assert m.status("ema") == "suspended"
+    assert m.states["ema"].edge_statistic == 0.0
+    m.assess({"ema": edge_window(pnls[:n], n)}, 10_000 * n)  # long past 20 trades' time
+    assert m.status("ema") == "degraded"
+    assert m.states["ema"].edge_statistic == pytest.approx(math.log(1000) / 2)
+
+
+def test_a_snapshot_from_before_the_edge_test_and_the_trade_clock_restores() -> None:
+    # The layout before: no edge statistic, no pace; a suspension then gets its pace from
+    # the next assessment on.
+    old = {
+        "enabled": True,
+        "strategies": {
+            "ema": {
+                "status": "degraded",
+                "since_ms": 5,
+                "reason": "PSR 0.04 < 0.05",
+                "actor": "system",
+                "violations": 1,
+                "counted_at": 120,
+                "probation_from": None,
+                "recoveries": 0,
+                "suspensions": 1,
+                "suspended_at_ms": 2,
+                "evidence": [100.0, -3.0, 12.0, 4.0],
+            }
+        },
+    }
+    m = LifecycleModel.from_state(LifecycleConfig(), {}, old)
+    state = m.states["ema"]
+    assert (state.status, state.violations, state.suspensions) == ("degraded", 1, 1)
+    assert (state.edge_statistic, state.first_ms, state.suspended_pace_ms) == (0.0, None, None)
+    m.assess({"ema": window()}, 1_000)
+    assert m.states["ema"].first_ms == 1_000
+
+
+def test_a_suspension_from_before_the_trade_clock_ends_on_the_clock_it_was_made_under() -> None:
+    old = {
+        "strategies": {
+            "ema": {
+                "status": "suspended",
+                "actor": "system",
+                "suspensions": 1,
+                "suspended_at_ms": 0,
+            }
+        }
+    }
+    m = LifecycleModel.from_state(LifecycleConfig(), {}, old)
+    assert moves(m, window(), now=72 * HOUR - 1) == []
+    (transition,) = m.assess({"ema": window()}, 72 * HOUR)
+    assert (transition.old, transition.new) == ("suspended", "degraded")
+    assert (
+        transition.reason
+        == "probation: suspended 72.0 h (suspended before probation counted trades)"
+    )
+
+
+def test_a_strategy_suspended_before_its_first_trade_still_gets_probation() -> None:
+    m = model()
+    m.register("ema", 0)
+    suspended = msgspec.structs.replace(hard_breach(), seen=0)
+    assert moves(m, suspended, now=10 * HOUR) == [("active", "suspended")]
+    # Its pace: 10 h for "one" trade, so probation after 200 h.
+    assert moves(m, suspended, now=210 * HOUR - 1) == []
+    assert moves(m, suspended, now=210 * HOUR) == [("suspended", "degraded")]

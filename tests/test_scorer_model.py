@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import sys
 from dataclasses import dataclass
 from itertools import pairwise
-from statistics import NormalDist
 from typing import Any
 
 import msgspec
@@ -16,8 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.base import TAKE_STATE, Actor
+from actors.exact import binomial_at_most
 from actors.figures import Figures
-from actors.scorer import BUCKETS, ScorerActor, ScorerConfig, ScorerModel
+from actors.scorer import BUCKETS, ScorerActor, ScorerConfig, ScorerModel, Tally
 from protocol.messages import STATUSES, ScoreSignal, SignalScore
 
 STRATEGIES = ["ema", "rsi", "macd"]
@@ -45,6 +46,13 @@ def signal(
         confluence=confluence,
         regime=regime,
         signal_id=signal_id,
+    )
+
+
+def binomial_tail(wins: int, outcomes: int, p: float) -> float:
+    """P(X ≤ wins) for X ~ Binomial(outcomes, p), from the definition."""
+    return math.fsum(
+        math.comb(outcomes, k) * p**k * (1.0 - p) ** (outcomes - k) for k in range(wins + 1)
     )
 
 
@@ -515,10 +523,10 @@ def test_history_is_the_beta_posterior_around_the_strategy_rate(
     ]
     posterior = (sum(mine) + strength * p) / (len(mine) + strength)
     rate = sum(mine) / len(mine) if mine else p
-    # Only a shortfall significant at config.significance counts: a one-sided z-test of
-    # the setup's rate against p (certain when p is 0 or 1).
-    critical = NormalDist().inv_cdf(1.0 - config.significance)
-    significant = p in (0.0, 1.0) or (p - rate) * math.sqrt(len(mine) / (p * (1 - p))) > critical
+    # Only a shortfall significant at config.significance counts: an exact one-sided
+    # binomial test of the setup's wins against p, summed term by term (certain when p
+    # is 0 or 1).
+    significant = p in (0.0, 1.0) or binomial_tail(sum(mine), len(mine), p) <= config.significance
     expected = max(floor, posterior / p) if rate < p and significant else 1.0
 
     reply = model.score(probe)
@@ -852,3 +860,110 @@ async def test_snapshot_in_slices_is_the_state_of_its_first_instant_while_scorin
     assert state["model"] == expected
     restored = ScorerModel.from_state(ScorerConfig(), "run", state["model"])
     assert msgspec.msgpack.decode(msgspec.msgpack.encode(restored.to_state())) == expected
+
+
+# --------------------------------------------------------------------------- small samples
+
+
+def test_one_or_two_losses_of_a_setup_do_not_lower_its_quality() -> None:
+    # The strategy wins 60 % of the time. A setup that lost its only two outcomes is
+    # P = 0.4² = 0.16 likely by chance: not significant at 10 %. The normal
+    # approximation read it as z = 0.6 × √(2 / 0.24) = 1.73 and refused on it.
+    model = ScorerModel(ScorerConfig(significance=0.1), "run")
+    learn(model, signal(symbol="ETH"), [True] * 60 + [False] * 38)
+    learn(model, signal(symbol="BTC"), [False, False])
+
+    assert model.base_rate("ema") == pytest.approx(0.6)
+    assert model.history_factor(model.setup_of(signal(symbol="BTC"))) == 1.0
+    assert model.score(signal(symbol="BTC", confidence=1.0)).reasons == []
+
+
+def test_a_setup_significantly_below_its_strategy_by_the_exact_test_loses_quality() -> None:
+    # 4 wins of 20 against 0.4: P(X ≤ 4) = 0.051 (summed exactly), significant at 10 %;
+    # the documented example (docs/scoring.md): f_history = 0.267 / 0.4.
+    model = ScorerModel(ScorerConfig(significance=0.1), "run")
+    learn(model, signal(symbol="ETH"), [True] * 36 + [False] * 44)
+    learn(model, signal(symbol="BTC"), [True] * 4 + [False] * 16)
+    p = model.base_rate("ema")
+
+    assert p == pytest.approx(0.4)
+    assert binomial_tail(4, 20, 0.4) == pytest.approx(0.0510, abs=1e-4)
+    assert model.history_factor(model.setup_of(signal(symbol="BTC"))) == pytest.approx(
+        (4 + 10 * 0.4) / 30 / 0.4
+    )
+
+
+@pytest.mark.parametrize(
+    ("wins", "outcomes", "p"),
+    [(0, 1, 0.62), (0, 3, 0.5), (1, 5, 0.6), (4, 20, 0.4), (30, 100, 0.45), (12, 40, 0.3)],
+)
+def test_the_exact_tail_is_the_binomial_sum(wins: int, outcomes: int, p: float) -> None:
+    assert binomial_at_most(wins, outcomes, p) == pytest.approx(
+        binomial_tail(wins, outcomes, p), rel=1e-9
+    )
+
+
+def test_a_faded_record_gets_the_tail_between_its_neighbours() -> None:
+    # A record past its window keeps fractional counts; its tail lies between those of
+    # the integer records around it.
+    low, mid, high = (binomial_at_most(s, 20.0, 0.5) for s in (5.0, 5.5, 6.0))
+    assert low < mid < high
+
+
+# --------------------------------------------------------------------------- confluence
+
+
+def test_confluence_by_record_comes_back_for_a_bucket_that_wins_as_its_strategy() -> None:
+    # A mean-reversion strategy: its signals disagree with the trend readings (confluence
+    # 0) and win as often as any of its signals. The fixed line's 0.6 is only the prior.
+    record = ScorerModel(ScorerConfig(confluence="record"), "run")
+    target = ScorerModel(ScorerConfig(confluence="target"), "run")
+    for model in (record, target):
+        learn(model, signal(confluence=0, symbol="ETH"), [True, False] * 50)
+        learn(model, signal(confluence=3, symbol="ETH"), [True, False] * 50)
+
+    assert target.confluence_factor(0, "ema") == pytest.approx(0.6)
+    # posterior (50 + 10 × 0.5 × 0.6) / 110 over 0.5
+    assert record.confluence_factor(0, "ema") == pytest.approx((50 + 3.0) / 110 / 0.5)
+    assert record.confluence_factor(0, "ema") > 0.95
+    assert record.confluence_factor(0, "other") == pytest.approx(0.6)  # no record: the prior
+
+
+def test_confluence_by_record_stays_low_for_a_bucket_that_loses_more() -> None:
+    model = ScorerModel(ScorerConfig(confluence="record"), "run")
+    learn(model, signal(confluence=3, symbol="ETH"), [True] * 70 + [False] * 30)
+    learn(model, signal(confluence=0, symbol="ETH"), [True] * 10 + [False] * 40)
+    base = 80 / 150
+
+    assert model.confluence_factor(0, "ema") == pytest.approx(
+        max(0.6, (10 + 10 * base * 0.6) / 60 / base)
+    )
+    assert model.confluence_factor(0, "ema") < 0.7
+
+
+def test_a_version_1_snapshot_restores_without_confluence_records() -> None:
+    model = ScorerModel(ScorerConfig(confluence="record"), "run")
+    learn(model, signal(confluence=0), [False] * 5)
+    state = model.to_state()
+    del state["confluence"]
+    state["version"] = 1
+
+    restored = ScorerModel.from_state(ScorerConfig(confluence="record"), "run", state)
+
+    assert restored.confluence_tallies == {}
+    assert restored.strategy_tallies["ema"].outcomes == 5
+    assert restored.to_state()["version"] == 2
+
+
+def test_the_remembered_test_results_answer_as_the_exact_test_at_every_rate() -> None:
+    # Scoring remembers, per record, the rates at which it was found short or not; the
+    # p-value falls as the rate rises, so every answer must equal a fresh computation.
+    model = ScorerModel(ScorerConfig(significance=0.1), "run")
+    tally = Tally(7.0, 30.0)
+    rates = [i / 200 for i in range(1, 200)]
+    random.Random(11).shuffle(rates)
+    for p in rates:
+        assert model._shortfall_counts(tally, p) == (binomial_at_most(7.0, 30.0, p) <= 0.1), p
+    tally.add(False, 100)  # a new outcome: what was remembered no longer holds
+    for p in rates:
+        assert model._shortfall_counts(tally, p) == (binomial_at_most(7.0, 31.0, p) <= 0.1), p

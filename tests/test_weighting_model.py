@@ -738,3 +738,61 @@ def test_when_each_weight_was_judged_survives_a_snapshot() -> None:
     older = WeightingModel.from_state(WeightingConfig(max_multiplier=2.0), STRATEGIES, state)
     assert older.judged_at == {}
     assert len(older.update({"ema": one_more}, {})) == 1
+
+
+# --------------------------------------------------------------------------- short histories
+
+
+def pool_of(sharpes: list[float], trades: int = 100) -> dict[str, Figures]:
+    return {
+        f"s{i}": Figures(trades=trades, seen=renewed(), sharpe=sr, judged_psr=0.5)
+        for i, sr in enumerate(sharpes)
+    }
+
+
+def test_the_pooled_prior_is_the_trade_weighted_sharpe_worth_at_most_min_trades() -> None:
+    model = WeightingModel(WeightingConfig(min_trades=20), {})
+    # Alike strategies (spread below sampling noise): the pool is worth min_trades.
+    alike = pool_of([-0.1, -0.12, -0.08])
+    mean, worth = model.pooled_prior(alike) or (None, None)
+    assert mean == pytest.approx(-0.1) and worth == 20.0
+    # Strategies whose true Sharpe ratios differ: τ² = var − mean(1/n) = 0.09 − 0.01.
+    apart = pool_of([-0.3, 0.0, 0.3])
+    mean, worth = model.pooled_prior(apart) or (None, None)
+    assert mean == pytest.approx(0.0, abs=1e-12)
+    assert worth == pytest.approx(1.0 / (0.09 - 0.01))
+    assert model.pooled_prior(pool_of([0.2])) is None  # no pool of one
+    assert model.pooled_prior({"s": Figures(trades=19, sharpe=0.5)} | pool_of([0.1])) is None
+
+
+def test_a_short_history_borrows_the_pools_evidence_but_not_against_its_own_sign() -> None:
+    config = WeightingConfig(min_trades=20)
+    pool = pool_of([-0.2, -0.22, -0.18], trades=100)  # the other strategies lose
+    losing_short = figures_of([-1.0, 0.5, -1.2, 0.4, -0.9, -0.3, 0.2, -1.1, 0.6, -0.8])
+    winning_short = figures_of([1.0, -0.5, 1.2, -0.4, 0.9, 0.3, -0.2, 1.1, -0.6, 0.8])
+    model = WeightingModel(config, {})
+    for name in ("losing", "winning", *pool):
+        model.ensure_registered(name)
+
+    model.update(pool | {"losing": losing_short, "winning": winning_short}, {})
+
+    # Direct computation: posterior (n·SR + 20·(−0.2)) / (n + 20), PSR Φ(posterior √(n+20)).
+    prior = model.pooled_prior(pool)
+    assert prior is not None
+    n, sr = losing_short.trades, losing_short.sharpe or 0.0
+    posterior = (n * sr + prior[1] * prior[0]) / (n + prior[1])
+    assert model.borrowed_psr(losing_short, prior) == pytest.approx(
+        NormalDist().cdf(posterior * math.sqrt(n + prior[1]))
+    )
+    assert model.adaptive["losing"] < 1.0  # sized down before 20 trades of its own
+    assert model.adaptive["winning"] == 1.0  # its own edge is positive: the pool cannot cut it
+    assert all(model.adaptive[name] == 1.0 for name in pool)  # none significant
+
+
+def test_without_borrowing_a_short_history_keeps_its_weight() -> None:
+    pool = pool_of([-0.2, -0.22, -0.18], trades=100)
+    losing_short = figures_of([-1.0, 0.5, -1.2, 0.4, -0.9, -0.3, 0.2, -1.1, 0.6, -0.8])
+    model = WeightingModel(WeightingConfig(min_trades=20, borrow_strength=False), {})
+    model.ensure_registered("losing")
+    model.update(pool | {"losing": losing_short}, {})
+    assert model.adaptive["losing"] == 1.0
