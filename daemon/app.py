@@ -95,6 +95,28 @@ class _Restored(msgspec.Struct, kw_only=True):
     models: Models
 
 
+class _Recovered(msgspec.Struct, kw_only=True):
+    """What the database gave back: the store, the models and the scorer over them."""
+
+    store: StoreActor
+    performance: PerformanceModel
+    scorer: ScorerActor
+    optimizer: Optimizer
+    last_cycle_ms: int
+
+
+class _Parts(msgspec.Struct, kw_only=True):
+    """The running daemon's actors and what the sockets need of them."""
+
+    store: StoreActor
+    performance: PerformanceActor
+    scorer: ScorerActor
+    alerts: AlertPublisher
+    engine: EngineActor
+    admission: Admission
+    curve_server: Callable[[Any], None] | None
+
+
 class StartupError(Exception):
     """The daemon cannot start; the message is one line for the operator."""
 
@@ -150,13 +172,43 @@ class Daemon:
             raise StartupError(str(exc)) from None
 
     async def start(self) -> None:
-        """Recover state, start the actors, bind the sockets, tell systemd we are ready."""
-        cfg = self.config
+        """Recover state, start the actors, bind the sockets, tell systemd we are ready.
+
+        In phases, each of its own: the directories made ours and locked, the state
+        recovered from the database, the actors wired and started, the sockets bound,
+        the metrics and timers started; only then READY=1.
+        """
         # The database thread must get the GIL back promptly after each fsync: with the
         # default 5 ms switch interval a busy event loop holds every commit hostage.
         sys.setswitchinterval(0.0001)
         self._lock()
         sdnotify.status("recovering state")
+        recovered = await self._recover()
+        parts = self._wire(recovered)
+        for actor in (parts.store, parts.performance, parts.scorer, parts.alerts, parts.engine):
+            await self.supervisor.start(actor)
+        self._bind(parts)
+        self._start_metrics(parts)
+        self._start_timers(parts)
+        # The recovered state lives as long as the process: keep it out of the cyclic
+        # collector's full passes, which would otherwise walk all of it (tens of ms with
+        # a million trades) in the middle of some bot's request.
+        gc.collect()
+        gc.freeze()
+        sdnotify.ready(f"serving {parts.store.trades_committed} trades, cycle {parts.engine.cycle}")
+        log.info(
+            "alphad_ready",
+            version=VERSION,
+            rpc=self.paths.rpc,
+            admin=self.paths.admin,
+            alerts=self.paths.alerts,
+            alerts_json=self.paths.alerts_json,
+            database=str(self.paths.database),
+        )
+
+    async def _recover(self) -> _Recovered:
+        """Open the database and rebuild every model from its snapshot and committed tail."""
+        cfg = self.config
         store = StoreActor(
             self.paths.database,
             synchronous=cfg.store.synchronous,
@@ -173,7 +225,6 @@ class Daemon:
             snapshot_ids = await store.snapshot_ids()
         except Exception as exc:
             raise StartupError(f"cannot open database {self.paths.database}: {exc}") from exc
-        mailbox = cfg.daemon.mailbox_size
         started_recovery = time.perf_counter()
         recovery, restored = await self._restore(store, snapshot_ids)
         state = restored.state
@@ -181,15 +232,13 @@ class Daemon:
         scorer_model = restored.models.scorer
         optimizer = restored.models.optimizer
         scorer_state = state.get("scorer")
-        engine_state = state.get("engine", {})
         optimizer.cycles = max(cycle, optimizer.cycles)
-        performance = PerformanceActor(performance_model, mailbox)
         scorer = ScorerActor(
             scorer_model,
             store,
             last_trade_seq=scorer_state["last_trade_seq"] if scorer_state else 0,
             last_outcome_seq=scorer_state["last_outcome_seq"] if scorer_state else 0,
-            mailbox_size=mailbox,
+            mailbox_size=cfg.daemon.mailbox_size,
         )
         self._replay(recovery, performance_model, scorer, optimizer)
         served = set_allocation(optimizer.allocation())
@@ -207,7 +256,20 @@ class Daemon:
             trades=store.trades_committed,
             duration_ms=round((time.perf_counter() - started_recovery) * 1000, 1),
         )
+        return _Recovered(
+            store=store,
+            performance=performance_model,
+            scorer=scorer,
+            optimizer=optimizer,
+            last_cycle_ms=int(state.get("engine", {}).get("last_cycle_ms", 0)),
+        )
 
+    def _wire(self, recovered: _Recovered) -> _Parts:
+        """The actors around the recovered models, connected to each other."""
+        cfg = self.config
+        mailbox = cfg.daemon.mailbox_size
+        store, scorer = recovered.store, recovered.scorer
+        performance = PerformanceActor(recovered.performance, mailbox)
         self.context = zmq.Context()
         endpoints = [self.paths.rpc, self.paths.admin, self.paths.alerts, self.paths.alerts_json]
         curve_server = None
@@ -228,7 +290,7 @@ class Daemon:
         )
         engine = EngineActor(
             performance=performance,
-            optimizer=optimizer,
+            optimizer=recovered.optimizer,
             scorer=scorer,
             store=store,
             alerts=alerts,
@@ -237,7 +299,7 @@ class Daemon:
             snapshot_every_trades=cfg.store.snapshot_every_trades,
             status=self.status,
             seen=lambda strategy: self.admission.seen(strategy),
-            last_cycle_ms=int(engine_state.get("last_cycle_ms", 0)),
+            last_cycle_ms=recovered.last_cycle_ms,
             mailbox_size=mailbox,
         )
         self.store, self.engine = store, engine
@@ -250,52 +312,67 @@ class Daemon:
         )
         # Counted: the strategies that traded (and the configured ones); names a snapshot
         # kept from being scored only do not use up the cap.
-        admission.learn(
-            performance_model.strategies(),
-            performance_model.symbols(),
-            performance_model.regimes(),
-        )
+        model = recovered.performance
+        admission.learn(model.strategies(), model.symbols(), model.regimes())
         self.admission = admission
+        return _Parts(
+            store=store,
+            performance=performance,
+            scorer=scorer,
+            alerts=alerts,
+            engine=engine,
+            admission=admission,
+            curve_server=curve_server,
+        )
 
-        for actor in (store, performance, scorer, alerts, engine):
-            await self.supervisor.start(actor)
-
+    def _bind(self, parts: _Parts) -> None:
+        """The request sockets, once every actor behind them runs."""
+        assert self.context is not None
         self.gateway = Gateway(
             self.context,
-            self._routes(store, performance, scorer, engine, admission),
-            max_message_size=cfg.daemon.max_message_size,
-            request_timeout_s=cfg.daemon.request_timeout_s,
+            self._routes(
+                parts.store, parts.performance, parts.scorer, parts.engine, parts.admission
+            ),
+            max_message_size=self.config.daemon.max_message_size,
+            request_timeout_s=self.config.daemon.request_timeout_s,
         )
+        curve = parts.curve_server
         try:
-            self.gateway.bind(self.paths.rpc, admin=False, mode=0o660, curve=curve_server)
-            self.gateway.bind(self.paths.admin, admin=True, mode=0o600, curve=curve_server)
+            self.gateway.bind(self.paths.rpc, admin=False, mode=0o660, curve=curve)
+            self.gateway.bind(self.paths.admin, admin=True, mode=0o600, curve=curve)
         except zmq.ZMQError as exc:
             raise StartupError(f"cannot bind sockets in {self.paths.runtime_dir}: {exc}") from exc
 
-        if cfg.metrics.enabled:
-            self.sampler = Sampler(
-                config=cfg.metrics,
-                gateway=self.gateway,
-                store=store,
-                scorer=scorer,
-                engine=engine,
-                alerts=alerts,
-                actors=self.supervisor.actors,
-                tag_of=_tag_of,
-            )
-            try:
-                self.sampler.start()
-            except OSError as exc:
-                # Metrics are for watching, not trading: serve bots without them.
-                log.error("metrics_not_served", port=cfg.metrics.port, error=str(exc))
-                self.sampler = None
+    def _start_metrics(self, parts: _Parts) -> None:
+        config = self.config.metrics
+        if not config.enabled or self.gateway is None:
+            return
+        self.sampler = Sampler(
+            config=config,
+            gateway=self.gateway,
+            store=parts.store,
+            scorer=parts.scorer,
+            engine=parts.engine,
+            alerts=parts.alerts,
+            actors=self.supervisor.actors,
+            tag_of=_tag_of,
+        )
+        try:
+            self.sampler.start()
+        except OSError as exc:
+            # Metrics are for watching, not trading: serve bots without them.
+            log.error("metrics_not_served", port=config.port, error=str(exc))
+            self.sampler = None
 
+    def _start_timers(self, parts: _Parts) -> None:
+        """Stop signals, the cycle and flush ticks, the journal's pruning, systemd's watchdog."""
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda signum, _frame: self._on_stop_signal(loop, signum))
+        engine, scorer, store = parts.engine, parts.scorer, parts.store
         self._every(1.0, lambda: _tell_quietly(engine, Tick()))
         self._every(1.0, lambda: _tell_quietly(scorer, FlushSignals()))
-        keep_days = cfg.store.signals_keep_days
+        keep_days = self.config.store.signals_keep_days
         if keep_days is not None:
             keep_ms = round(keep_days * 86_400_000)
 
@@ -308,21 +385,6 @@ class Daemon:
         if watchdog:
             # Pinged from the event loop itself: a wedged loop stops the pings.
             self._every(watchdog, sdnotify.watchdog)
-        # The recovered state lives as long as the process: keep it out of the cyclic
-        # collector's full passes, which would otherwise walk all of it (tens of ms with
-        # a million trades) in the middle of some bot's request.
-        gc.collect()
-        gc.freeze()
-        sdnotify.ready(f"serving {store.trades_committed} trades, cycle {engine.cycle}")
-        log.info(
-            "alphad_ready",
-            version=VERSION,
-            rpc=self.paths.rpc,
-            admin=self.paths.admin,
-            alerts=self.paths.alerts,
-            alerts_json=self.paths.alerts_json,
-            database=str(self.paths.database),
-        )
 
     async def _restore(
         self, store: StoreActor, snapshot_ids: list[int]
