@@ -26,8 +26,8 @@ from actors.base import TAKE_STATE, Actor, msgpack_pieces
 from actors.events import SetEnabled
 from actors.lifecycle import Transition
 from actors.optimizer import Allocation, Optimizer, set_allocation
-from actors.performance import RecentFigures, ReportTables
-from actors.scorer import SetRegimeFit, SignalSummary
+from actors.performance import AttachGroups, DetachStrategy, RecentFigures, ReportTables
+from actors.scorer import AttachSignals, DetachSignals, SetRegimeFit, SignalSummary
 from actors.store import AuditDraft, Commit, Snapshot, TradesCommitted
 from actors.weighting import WeightUpdate
 from protocol.errors import AlphadError
@@ -36,6 +36,7 @@ from protocol.messages import (
     AuditEntry,
     Components,
     ForceStatus,
+    ForgetStrategy,
     GetHealth,
     GetReport,
     GetWeights,
@@ -48,6 +49,7 @@ from protocol.messages import (
     StatusChange,
     StatusChanged,
     StatusReply,
+    StrategyForgotten,
     UpdateOptimization,
     WeightChange,
     Weights,
@@ -108,6 +110,7 @@ class EngineActor(Actor):
         snapshot_every_trades: int,
         status: Callable[[], StatusReply],
         seen: Callable[[str], bool] | None = None,
+        forgotten: Callable[[str], Callable[[], None]] | None = None,
         clock: Callable[[], int] = wall_clock_ms,
         last_cycle_ms: int = 0,
         mailbox_size: int = 8192,
@@ -124,6 +127,8 @@ class EngineActor(Actor):
         self.status = status
         # Names the daemon serves but has not taken on (scored, never traded).
         self.seen = seen or (lambda strategy: False)
+        # Drops a forgotten name from the daemon's admission; returns how to undo that.
+        self.forgotten = forgotten or (lambda strategy: lambda: None)
         self.clock = clock
         self.last_cycle_ms = last_cycle_ms or clock()
         self.retry_cycle_at_ms = 0  # after a scheduled cycle failed, not before
@@ -183,6 +188,8 @@ class EngineActor(Actor):
                 return await self.report()
             case SetComponent():
                 return await self._all_or_nothing(self.set_component(message))
+            case ForgetStrategy():
+                return await self._all_or_nothing(self.forget(message))
             case GetWeights():
                 return self.weights(message)
             case GetHealth():
@@ -306,6 +313,63 @@ class EngineActor(Actor):
         await self._journal([_weight_draft(u, now, operator) for u in updates])
         await self._push_allocation(allocation)
         return allocation.global_table.reply(allocation.frozen)
+
+    async def forget(self, request: ForgetStrategy) -> StrategyForgotten:
+        """An operator forgets a strategy that is no longer configured: its weights, status,
+        figures by strategy and signal records go, so it no longer counts against
+        ``max_strategies``; its trades stay in the journal. All or nothing."""
+        name = request.strategy
+        if name in self.optimizer.weighting.configured:
+            raise AlphadError(
+                "bad_request",
+                f"strategy {name!r} is configured ([strategies.{name}] in the config file):"
+                " remove it there and restart before forgetting it; nothing changed",
+            )
+        if not self.optimizer.knows(name) and not self.seen(name):
+            raise AlphadError(
+                "not_found", f"strategy {name!r} is neither traded nor seen; nothing changed"
+            )
+        now = self.clock()
+        groups, trade_seq = await self._ask(self.performance, DetachStrategy(name))
+        try:
+            signals = await self._ask(self.scorer, DetachSignals(name))
+            try:
+                undo_admission = self.forgotten(name)
+                try:
+                    status = self.optimizer.forget(name) or "active"
+                    allocation = self.optimizer.allocation()
+                    entries = await self._journal(
+                        [
+                            AuditDraft(
+                                ts_ms=now,
+                                kind="forget",
+                                strategy=name,
+                                old=status,
+                                new=None,
+                                reason=request.reason or "forgotten by operator",
+                                actor=request.operator,
+                                data={"trade_seq": trade_seq},
+                            )
+                        ]
+                    )
+                except BaseException:
+                    undo_admission()
+                    raise
+            except BaseException:
+                await self._ask(self.scorer, AttachSignals(signals))
+                raise
+        except BaseException:
+            await self._ask(self.performance, AttachGroups(groups))
+            raise
+        await self._push_allocation(allocation)
+        log.warning("strategy_forgotten", strategy=name, operator=request.operator)
+        return StrategyForgotten(
+            strategy=name,
+            status=status,
+            reason=entries[0].reason,
+            operator=request.operator,
+            seq=entries[0].seq,
+        )
 
     async def _push_allocation(self, allocation: Allocation) -> None:
         await self.scorer.tell_wait(set_allocation(allocation))

@@ -151,6 +151,14 @@ class Optimizer:
         self.statuses = self.lifecycle.statuses()
         return updates
 
+    def forget(self, strategy: str) -> str | None:
+        """Drop a strategy's weights and lifecycle state; its last status, None if the
+        lifecycle did not track it."""
+        self.weighting.forget(strategy)
+        status = self.lifecycle.forget(strategy)
+        self.statuses = self.lifecycle.statuses()
+        return status
+
     def set_component(self, name: str, enabled: bool) -> bool:
         """Switch a component off or on; returns whether it was on.
 

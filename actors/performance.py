@@ -796,6 +796,33 @@ class PerformanceModel:
             return []
         return group.ring.items()[-limit:]
 
+    # ------------------------------------------------------------------ forgetting
+
+    def detach(self, strategy: str) -> dict[tuple[str, ...], dict[tuple[str, ...], Group]]:
+        """Take a strategy's groups out (``forget_strategy``): every grouping by strategy.
+        The groups by symbol, by regime and by both keep its trades: they are the
+        market's figures, not the strategy's. ``attach`` puts them back."""
+        self._check_reported()
+        detached: dict[tuple[str, ...], dict[tuple[str, ...], Group]] = {}
+        for grouping, table in self.groups.items():
+            if "strategy" not in grouping:
+                continue
+            at = grouping.index("strategy")
+            keys = [key for key in table if key[at] == strategy]
+            detached[grouping] = {key: table.pop(key) for key in keys}
+        self._recount()
+        return detached
+
+    def attach(self, detached: Mapping[tuple[str, ...], Mapping[tuple[str, ...], Group]]) -> None:
+        """Put back what ``detach`` took out (a forget whose journal commit failed)."""
+        for grouping, groups in detached.items():
+            self.groups[grouping].update(groups)
+        self._recount()
+
+    def _recount(self) -> None:
+        self.capped_groups = sum(len(self.groups[grouping]) for grouping in CAPPED)
+        self._by_regime_order = []
+
     # ------------------------------------------------------------------ state
 
     def to_state(self) -> dict[str, Any]:
@@ -901,6 +928,19 @@ class ReportTables(msgspec.Struct, frozen=True):
     top_n: int = 5
 
 
+class DetachStrategy(msgspec.Struct, frozen=True):
+    """Ask: take a strategy's groups out (``PerformanceModel.detach``); answered with them
+    and the seq of the last trade counted."""
+
+    strategy: str
+
+
+class AttachGroups(msgspec.Struct, frozen=True):
+    """Ask: put back the groups of a ``DetachStrategy`` (a forget undone)."""
+
+    groups: Any
+
+
 class PerformanceActor(Actor):
     """Feeds committed trades to the model and answers ``get_performance``."""
 
@@ -948,6 +988,11 @@ class PerformanceActor(Actor):
                 )
             case RecentFigures():
                 return model.recent_by_strategy(), model.recent_by_regime()
+            case DetachStrategy():
+                return model.detach(message.strategy), model.last_seq
+            case AttachGroups():
+                model.attach(message.groups)
+                return None
             case ReportTables():
                 return {
                     "strategies": [

@@ -447,6 +447,16 @@ class WeightingModel:
         self.adaptive = global_table
         return updates
 
+    def forget(self, strategy: str) -> None:
+        """Drop an unconfigured strategy's weights everywhere (``forget_strategy``)."""
+        for table in (self.base, self.adaptive, *self.regime_adaptive.values()):
+            table.pop(strategy, None)
+        self.regime_adaptive = {r: t for r, t in self.regime_adaptive.items() if t}
+        for key in [k for k in self.judged_at if k.partition("|")[2] == strategy]:
+            del self.judged_at[key]
+        for considered in self._considered.values():
+            considered.pop(strategy, None)
+
     def apply_journaled(self, strategy: str, regime: str | None, weight: float) -> None:
         """Set a weight as the audit trail recorded it (a restart from an older snapshot
         than the newest applies the journaled changes after it again), within bounds."""

@@ -58,6 +58,7 @@ from protocol.messages import (
     Audit,
     AuditEntry,
     ForceStatus,
+    ForgetStrategy,
     GetAudit,
     GetHealth,
     GetHistory,
@@ -237,6 +238,7 @@ class Daemon:
             snapshot_every_trades=cfg.store.snapshot_every_trades,
             status=self.status,
             seen=lambda strategy: self.admission.seen(strategy),
+            forgotten=lambda strategy: self.admission.forget(strategy),
             last_cycle_ms=int(engine_state.get("last_cycle_ms", 0)),
             mailbox_size=mailbox,
         )
@@ -394,6 +396,19 @@ class Daemon:
             scorer.learn_trade(trade)
         for outcome in recovery.outcomes:
             scorer.learn_outcome(outcome)
+        # A restart from an older snapshot than a forget replays the forgotten strategy's
+        # trades: forget it again unless it traded after it was forgotten.
+        last_trade = {trade.strategy: trade.seq for trade in recovery.trades}
+        for entry in recovery.audit:
+            name = entry.strategy
+            if (
+                entry.kind == "forget"
+                and name is not None
+                and last_trade.get(name, 0) <= int(entry.data.get("trade_seq", 0))
+            ):
+                performance.detach(name)
+                scorer.model.detach(name)
+                optimizer.forget(name)
         for strategy in performance.strategies():
             with contextlib.suppress(Exception):
                 optimizer.register(strategy, now)
@@ -452,6 +467,7 @@ class Daemon:
             ResetWeights: Route(actor=engine, admin_only=True),
             RollbackWeights: Route(actor=engine, admin_only=True),
             SetComponent: Route(actor=engine, admin_only=True),
+            ForgetStrategy: Route(actor=engine, admin_only=True),
         }
 
     def _every(self, interval_s: float, action: Callable[[], Any]) -> None:

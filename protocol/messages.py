@@ -197,6 +197,15 @@ class SetComponent(Request, tag="set_component"):
     operator: Name
 
 
+class ForgetStrategy(Request, tag="forget_strategy"):
+    """Admin: forget a strategy that is no longer configured: its weights, status and
+    signal records go, its trades stay in the journal (docs/protocol.md)."""
+
+    strategy: Name
+    reason: Text
+    operator: Name
+
+
 AnyRequest = (
     ScoreSignal
     | RecordTrade
@@ -213,6 +222,7 @@ AnyRequest = (
     | ResetWeights
     | RollbackWeights
     | SetComponent
+    | ForgetStrategy
 )
 
 ADMIN_REQUESTS: tuple[type[Request], ...] = (
@@ -220,6 +230,7 @@ ADMIN_REQUESTS: tuple[type[Request], ...] = (
     ResetWeights,
     RollbackWeights,
     SetComponent,
+    ForgetStrategy,
 )
 
 # --------------------------------------------------------------------------- replies
@@ -420,6 +431,16 @@ class Components(Reply, tag="components"):
     seq: int | None = None
 
 
+class StrategyForgotten(Reply, tag="strategy_forgotten"):
+    """A strategy was forgotten; ``seq`` of its audit entry (kind ``forget``)."""
+
+    strategy: str
+    status: str
+    reason: str
+    operator: str
+    seq: int
+
+
 class Error(Reply, tag="error"):
     """Any failure; ``code`` is one of ``protocol.errors.ERROR_CODES``."""
 
@@ -441,6 +462,7 @@ AnyReply = (
     | Report
     | StatusChanged
     | Components
+    | StrategyForgotten
     | Error
 )
 
@@ -483,4 +505,5 @@ ALERT_TOPICS: tuple[str, ...] = (
     "weights",
     "cycle",
     "component",
+    "forget",
 )

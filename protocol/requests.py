@@ -216,3 +216,11 @@ class Requests:
     ) -> Call[wire.Components]:
         """Admin socket: switch an optimization component off or on (never resent)."""
         return Call.of(wire.SetComponent, wire.Components, locals())
+
+    @request_method
+    def forget_strategy(
+        strategy: str, reason: str, operator: str, *, timeout_s: Timeout = None
+    ) -> Call[wire.StrategyForgotten]:
+        """Admin socket: forget a strategy no longer configured; its trades stay on disk
+        (never resent)."""
+        return Call.of(wire.ForgetStrategy, wire.StrategyForgotten, locals())

@@ -1,0 +1,118 @@
+"""End to end: forgetting a strategy, refusals where nothing was recorded, weight rollbacks,
+switched-off components and the reads of signals and top strategies."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from protocol.client import Client
+from protocol.codec import decode_alert
+from protocol.errors import AlphadError
+from tests.daemon_process import DaemonProcess
+
+BASE_MS = 1_732_000_000_000
+
+
+def subscribe(endpoint: str, prefix: bytes) -> zmq.Socket[Any]:
+    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SUBSCRIBE, prefix)
+    sock.connect(endpoint)
+    return sock
+
+
+def trade(client: Client, strategy: str, i: int, pnl: float = 1.0, regime: str = "trend") -> None:
+    client.record_trade(
+        trade_id=f"{strategy}-{i}",
+        strategy=strategy,
+        symbol="BTC/USDT",
+        side="buy",
+        pnl=pnl,
+        entry_ts_ms=BASE_MS + i * 1000,
+        exit_ts_ms=BASE_MS + i * 1000 + 500,
+        regime=regime,
+    )
+
+
+FORGET_CONFIG = """
+[engine]
+update_interval_s = 0
+[limits]
+max_strategies = 3
+optimization_interval_s = 0
+[strategies.core]
+base_weight = 1.0
+"""
+
+
+def test_forgotten_strategy_frees_its_place_under_the_cap_and_stays_forgotten(
+    tmp_path: Path,
+) -> None:
+    daemon = DaemonProcess(tmp_path, FORGET_CONFIG).start()
+    try:
+        rpc, admin = Client(daemon.rpc, retries=0), Client(daemon.admin, retries=0)
+        alerts = subscribe(daemon.alerts, b"forget")
+        time.sleep(0.3)  # a SUB joins asynchronously
+        trade(rpc, "old_trend", 0)
+        trade(rpc, "scalper", 1)
+        with pytest.raises(AlphadError) as full:
+            trade(rpc, "newcomer", 2)
+        assert full.value.code == "limit"
+
+        with pytest.raises(AlphadError) as configured:
+            admin.forget_strategy("core", reason="gone", operator="ops")
+        assert configured.value.code == "bad_request"
+        assert "[strategies.core]" in str(configured.value)
+        with pytest.raises(AlphadError) as unknown:
+            admin.forget_strategy("old_trnd", reason="typo", operator="ops")
+        assert unknown.value.code == "not_found"
+        with pytest.raises(AlphadError) as not_admin:
+            rpc.forget_strategy("old_trend", reason="x", operator="ops")
+        assert not_admin.value.code == "forbidden"
+
+        forgotten = admin.forget_strategy("old_trend", reason="retired for good", operator="ops")
+        assert forgotten.strategy == "old_trend" and forgotten.status == "active"
+        trade(rpc, "newcomer", 2)
+
+        assert alerts.poll(5000), "no forget alert"
+        topic, payload = alerts.recv_multipart()
+        alert = decode_alert(payload)
+        assert topic == b"forget" and alert.strategy == "old_trend"
+        assert alert.seq == forgotten.seq and alert.actor == "ops"
+        entry = rpc.get_audit(since_seq=forgotten.seq - 1, limit=1).entries[0]
+        assert (entry.kind, entry.strategy, entry.reason) == (
+            "forget",
+            "old_trend",
+            "retired for good",
+        )
+
+        served = {"core", "scalper", "newcomer"}
+
+        def shown() -> tuple[set[str], set[str], set[str], int]:
+            return (
+                {row.strategy for row in rpc.get_health().rows},
+                set(rpc.get_weights().base),
+                {row["strategy"] for row in rpc.get_performance().rows},
+                rpc.get_status().strategies,
+            )
+
+        assert shown() == (served, served, {"scalper", "newcomer"}, 3)
+        rpc.close()
+        admin.close()
+        alerts.close()
+
+        daemon.kill9()
+        daemon.start()
+        rpc = Client(daemon.rpc, retries=0)
+        assert shown() == (served, served, {"scalper", "newcomer"}, 3)
+        with pytest.raises(AlphadError) as still_full:
+            trade(rpc, "old_trend", 3)
+        assert still_full.value.code == "limit"
+        rpc.close()
+    finally:
+        daemon.close()
