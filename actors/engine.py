@@ -111,6 +111,7 @@ class EngineActor(Actor):
         status: Callable[[], StatusReply],
         seen: Callable[[str], bool] | None = None,
         forgotten: Callable[[str], Callable[[], None]] | None = None,
+        regime_seen: Callable[[str], bool] | None = None,
         clock: Callable[[], int] = wall_clock_ms,
         last_cycle_ms: int = 0,
         mailbox_size: int = 8192,
@@ -129,6 +130,8 @@ class EngineActor(Actor):
         self.seen = seen or (lambda strategy: False)
         # Drops a forgotten name from the daemon's admission; returns how to undo that.
         self.forgotten = forgotten or (lambda strategy: lambda: None)
+        # Whether a regime was ever named in a trade or a signal.
+        self.regime_seen = regime_seen or (lambda regime: True)
         self.clock = clock
         self.last_cycle_ms = last_cycle_ms or clock()
         self.retry_cycle_at_ms = 0  # after a scheduled cycle failed, not before
@@ -149,11 +152,24 @@ class EngineActor(Actor):
 
     def weights(self, request: GetWeights) -> Weights:
         """``get_weights``, answered inline: the optimizer's tables as they stand."""
-        return self.optimizer.weights(request.regime)
+        reply = self.optimizer.weights(request.regime)
+        if request.regime is not None and not self._knows_regime(request.regime):
+            reply.notes.append(
+                f"regime {request.regime!r} was never seen in a trade or a signal:"
+                " these are the global weights"
+            )
+        return reply
 
     def health(self, request: GetHealth) -> Health:
-        """``get_health``, answered inline."""
-        return self.optimizer.health(request.strategy)
+        """``get_health``, answered inline; ``not_found`` for a name never seen (a typo
+        must not read as a healthy strategy)."""
+        name = request.strategy
+        if name is not None and not self.optimizer.knows(name) and not self.seen(name):
+            raise AlphadError("not_found", f"strategy {name!r} is neither configured nor seen")
+        return self.optimizer.health(name)
+
+    def _knows_regime(self, regime: str) -> bool:
+        return regime in self.optimizer.weighting.regime_adaptive or self.regime_seen(regime)
 
     async def handle(self, message: Any) -> Any:
         match message:
@@ -241,6 +257,11 @@ class EngineActor(Actor):
             status_changes=[_status_change(t) for t in transitions],
             weighting_frozen=allocation.frozen,
         )
+        if regime is not None and not self._knows_regime(regime):
+            state.notes.append(
+                f"regime {regime!r} was never seen in a trade or a signal: no weight of its"
+                " own was updated"
+            )
         drafts = [_weight_draft(u, now, "system") for u in updates]
         drafts += [_status_draft(t) for t in transitions]
         duration_ms = (time.perf_counter() - started) * 1000

@@ -747,6 +747,13 @@ class ScorerActor(Actor):
             self.flush_signals()
         return reply
 
+    def knows_signal(self, signal_id: str) -> bool:
+        """Whether the signal is pending or scored since the last flush to the store (the
+        store's journal knows the others)."""
+        if signal_id in self.model.pending:
+            return True
+        return any(row.signal_id == signal_id for row in self._signal_rows)
+
     def flush_signals(self) -> None:
         """Hand the scored signals to the store in one message (one insert per batch)."""
         rows = self._signal_rows

@@ -158,11 +158,16 @@ class AppendTrade(msgspec.Struct, frozen=True):
 
 class AppendOutcome(msgspec.Struct, frozen=True):
     """Ask: record a signal outcome; answered with ``(duplicate, seq)`` after the commit,
-    or refused with ``conflict`` if the signal's recorded outcome is the other one."""
+    or refused with ``conflict`` if the signal's recorded outcome is the other one.
+
+    ``pending`` False (the scorer does not wait for this signal): refused with
+    ``not_found`` unless the signal is in the signals journal or has an outcome already.
+    """
 
     signal_id: str
     success: bool
     ts_ms: int
+    pending: bool = True
 
 
 class AppendSignal(msgspec.Struct, frozen=True, array_like=True):
@@ -516,6 +521,8 @@ class StoreActor(Actor):
                 commits.append(envelope)
             else:
                 queries.append(envelope)
+        if outcomes:
+            outcomes = await self._refuse_unknown_signals(outcomes)
         if trades or outcomes or commits or self._pending_signals:
             await self._write(trades, outcomes, commits)
         if prune is not None:
@@ -523,6 +530,35 @@ class StoreActor(Actor):
         for envelope in queries:
             await self._answer_query(envelope)
         self._announce_trades()
+
+    async def _refuse_unknown_signals(self, outcomes: list[Envelope]) -> list[Envelope]:
+        """Answer ``not_found`` to outcomes of signals alphad never scored (nor has
+        journaled any more: ``signals_keep_days``); the others go on to be written."""
+        asked = {e.message.signal_id for e in outcomes if not e.message.pending}
+        if not asked:
+            return outcomes
+        asked -= {row.signal_id for row in self._pending_signals}
+        try:
+            known = await self._in_db_thread(partial(_journaled_signals, ids=sorted(asked)))
+        except (sqlite3.Error, StorageUnavailable) as exc:
+            log.warning("signal_lookup_failed", error=str(exc))
+            return outcomes  # the write that follows answers for the storage
+        unknown = asked - known
+        kept = []
+        for envelope in outcomes:
+            signal_id = envelope.message.signal_id
+            if signal_id in unknown:
+                _resolve(
+                    envelope,
+                    AlphadError(
+                        "not_found",
+                        f"signal {signal_id!r} was never scored, or is older than the signals"
+                        " journal keeps ([store] signals_keep_days); nothing was recorded",
+                    ),
+                )
+            else:
+                kept.append(envelope)
+        return kept
 
     def _announce_trades(self) -> None:
         """Tell the commit listener how many trades were committed; never wait for it."""
@@ -1070,6 +1106,20 @@ class _Batch(msgspec.Struct, kw_only=True):
                     (self.snapshots_keep,),
                 )
         return trades_found, outcomes_found
+
+
+def _journaled_signals(db: sqlite3.Connection, *, ids: list[str]) -> set[str]:
+    """The ids among ``ids`` that are in the signals journal or have an outcome."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for table in ("signals", "signal_outcomes"):
+            rows = db.execute(
+                f"SELECT DISTINCT signal_id FROM {table} WHERE signal_id IN ({marks})", chunk
+            )
+            found.update(row[0] for row in rows)
+    return found
 
 
 def _delete_old_signals(db: sqlite3.Connection, *, before_ms: int, chunk: int) -> tuple[int, bool]:

@@ -239,6 +239,7 @@ class Daemon:
             status=self.status,
             seen=lambda strategy: self.admission.seen(strategy),
             forgotten=lambda strategy: self.admission.forget(strategy),
+            regime_seen=lambda regime: regime in self.admission.regimes,
             last_cycle_ms=int(engine_state.get("last_cycle_ms", 0)),
             mailbox_size=mailbox,
         )
@@ -441,7 +442,9 @@ class Daemon:
             ),
             RecordSignalOutcome: Route(
                 actor=store,
-                wrap=lambda r: AppendOutcome(r.signal_id, r.success, _now_ms()),
+                wrap=lambda r: AppendOutcome(
+                    r.signal_id, r.success, _now_ms(), scorer.knows_signal(r.signal_id)
+                ),
                 unwrap=lambda r, result: Ok(),
             ),
             UpdateOptimization: Route(

@@ -291,6 +291,8 @@ class OptimizationState(Reply, tag="optimization_state"):
     weight_changes: list[WeightChange] = msgspec.field(default_factory=list)
     status_changes: list[StatusChange] = msgspec.field(default_factory=list)
     weighting_frozen: bool = False
+    # What the caller may not expect, e.g. a regime never seen in a trade or a signal.
+    notes: list[str] = msgspec.field(default_factory=list)
 
 
 class StatusReply(Reply, tag="status"):
@@ -351,6 +353,8 @@ class Weights(Reply, tag="weights"):
     effective: dict[str, float]
     normalized: dict[str, float]
     frozen: bool = False
+    # What the caller may not expect, e.g. a regime never seen in a trade or a signal.
+    notes: list[str] = msgspec.field(default_factory=list)
 
 
 class HealthRow(msgspec.Struct, kw_only=True):

@@ -116,3 +116,49 @@ def test_forgotten_strategy_frees_its_place_under_the_cap_and_stays_forgotten(
         rpc.close()
     finally:
         daemon.close()
+
+
+def test_outcomes_and_health_of_names_never_seen_are_not_found(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, FORGET_CONFIG).start()
+    try:
+        rpc = Client(daemon.rpc, retries=0)
+        with pytest.raises(AlphadError) as invented:
+            rpc.record_signal_outcome("never-scored-1", True)
+        assert invented.value.code == "not_found"
+
+        scored = rpc.score_signal("scalper", "BTC/USDT", "buy", 0.8, confluence=3, regime="trend")
+        assert scored.signal_id is not None
+        # The trade consumes the pending signal; the outcome sent as well is still known.
+        rpc.record_trade(
+            trade_id="s-1", strategy="scalper", symbol="BTC/USDT", side="buy", pnl=1.0,
+            entry_ts_ms=BASE_MS, exit_ts_ms=BASE_MS + 1, signal_id=scored.signal_id,
+        )  # fmt: skip
+        rpc.record_signal_outcome(scored.signal_id, True)
+        rpc.record_signal_outcome(scored.signal_id, True)  # a resend, once journaled
+        with pytest.raises(AlphadError) as conflict:
+            rpc.record_signal_outcome(scored.signal_id, False)
+        assert conflict.value.code == "conflict"
+
+        assert [row.strategy for row in rpc.get_health("scalper").rows] == ["scalper"]
+        assert [row.strategy for row in rpc.get_health("core").rows] == ["core"]
+        with pytest.raises(AlphadError) as misspelt:
+            rpc.get_health("scalpr")
+        assert misspelt.value.code == "not_found"
+
+        assert rpc.get_weights("trend").notes == []
+        unseen = rpc.get_weights("trnd")
+        assert unseen.notes and "'trnd'" in unseen.notes[0]
+        assert rpc.update_optimization("trnd").notes
+        assert rpc.update_optimization(None).notes == []
+        rpc.close()
+        daemon.kill9()
+        daemon.start()
+        rpc = Client(daemon.rpc, retries=0)
+        # After a restart the journal still knows the signal; the invented one is still unknown.
+        rpc.record_signal_outcome(scored.signal_id, True)
+        with pytest.raises(AlphadError) as still_invented:
+            rpc.record_signal_outcome("never-scored-2", False)
+        assert still_invented.value.code == "not_found"
+        rpc.close()
+    finally:
+        daemon.close()
