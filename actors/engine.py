@@ -195,11 +195,7 @@ class EngineActor(Actor):
                     self.change_weights(reset, reason, message.operator)
                 )
             case RollbackWeights():
-                undo = self.optimizer.rollback
-                reason = message.reason or "rollback by operator"
-                return await self._all_or_nothing(
-                    self.change_weights(undo, reason, message.operator)
-                )
+                return await self._all_or_nothing(self.rollback_weights(message))
             case GetReport():
                 return await self.report()
             case SetComponent():
@@ -391,6 +387,22 @@ class EngineActor(Actor):
             operator=request.operator,
             seq=entries[0].seq,
         )
+
+    async def rollback_weights(self, request: RollbackWeights) -> Weights:
+        """Undo the last change of the weights, or every one after ``to_cycle``; the reply
+        says which cycle's weights are restored."""
+        restored: int | None = None
+
+        def undo(reason: str) -> list[WeightUpdate]:
+            nonlocal restored
+            updates, restored = self.optimizer.rollback(reason, request.to_cycle)
+            return updates
+
+        back_to = f" to cycle {request.to_cycle}" if request.to_cycle is not None else ""
+        reason = request.reason or f"rollback{back_to} by operator"
+        reply = await self.change_weights(undo, reason, request.operator)
+        reply.restored_cycle = restored
+        return reply
 
     async def _push_allocation(self, allocation: Allocation) -> None:
         await self.scorer.tell_wait(set_allocation(allocation))

@@ -120,7 +120,9 @@ class Optimizer:
         """
         regimes = {regime: by_regime.get(regime, {})} if regime is not None else by_regime
         self.cycles += 1
-        updates = self.weighting.update(by_strategy, regimes, f"cycle {self.cycles}")
+        updates = self.weighting.update(
+            by_strategy, regimes, f"cycle {self.cycles}", cycle=self.cycles
+        )
         transitions = self.lifecycle.assess(by_strategy, now_ms)
         self.statuses = self.lifecycle.statuses()
         return CycleResult(
@@ -145,11 +147,14 @@ class Optimizer:
         self.statuses = self.lifecycle.statuses()
         return updates
 
-    def rollback(self, reason: str) -> list[WeightUpdate]:
-        """The weights as before the last update (``WeightingModel.rollback``)."""
-        updates = self.weighting.rollback(reason)
+    def rollback(
+        self, reason: str, to_cycle: int | None = None
+    ) -> tuple[list[WeightUpdate], int | None]:
+        """Undo the last change of the weights, or every one after ``to_cycle``
+        (``WeightingModel.roll_back``); the updates and the cycle restored."""
+        updates, restored = self.weighting.roll_back(reason, to_cycle)
         self.statuses = self.lifecycle.statuses()
-        return updates
+        return updates, restored
 
     def forget(self, strategy: str) -> str | None:
         """Drop a strategy's weights and lifecycle state; its last status, None if the

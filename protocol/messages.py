@@ -179,10 +179,12 @@ class ResetWeights(Request, tag="reset_weights"):
 
 
 class RollbackWeights(Request, tag="rollback_weights"):
-    """Admin: return the adaptive weights to what they were before the last update."""
+    """Admin: undo the last change of the adaptive weights (a cycle's or a reset), or
+    every change after cycle ``to_cycle``."""
 
     reason: Text = ""
     operator: Name = "operator"
+    to_cycle: Seq | None = None
 
 
 ComponentName = Literal["scorer", "weighting", "lifecycle"]
@@ -355,6 +357,9 @@ class Weights(Reply, tag="weights"):
     frozen: bool = False
     # What the caller may not expect, e.g. a regime never seen in a trade or a signal.
     notes: list[str] = msgspec.field(default_factory=list)
+    # For rollback_weights: the cycle whose weights are restored (null: unknown, from a
+    # snapshot older than the rollback history).
+    restored_cycle: int | None = None
 
 
 class HealthRow(msgspec.Struct, kw_only=True):

@@ -200,9 +200,14 @@ class Requests:
 
     @request_method
     def rollback_weights(
-        reason: str = "", operator: str = "operator", *, timeout_s: Timeout = None
+        reason: str = "",
+        operator: str = "operator",
+        to_cycle: int | None = None,
+        *,
+        timeout_s: Timeout = None,
     ) -> Call[wire.Weights]:
-        """Admin socket: adaptive weights back to before the last update (never resent)."""
+        """Admin socket: undo the last change of the weights, or every one after
+        ``to_cycle``; ``restored_cycle`` says whose weights are back (never resent)."""
         return Call.of(wire.RollbackWeights, wire.Weights, locals())
 
     @request_method

@@ -162,3 +162,69 @@ def test_outcomes_and_health_of_names_never_seen_are_not_found(tmp_path: Path) -
         rpc.close()
     finally:
         daemon.close()
+
+
+ROLLBACK_CONFIG = """
+[engine]
+update_interval_s = 0
+[limits]
+optimization_interval_s = 0
+[performance]
+window_trades = 20
+[weighting]
+min_trades = 10
+"""
+
+
+def losing_trades(client: Client, start: int, n: int) -> int:
+    for i in range(start, start + n):
+        trade(client, "fader", i, pnl=-1.0 + 0.01 * (i % 3))
+    return start + n
+
+
+def test_rollback_undoes_the_last_change_then_the_one_before_and_says_which(
+    tmp_path: Path,
+) -> None:
+    daemon = DaemonProcess(tmp_path, ROLLBACK_CONFIG).start()
+    try:
+        admin = Client(daemon.admin, retries=0)
+        with pytest.raises(AlphadError) as nothing_yet:
+            admin.rollback_weights("nothing to undo")
+        assert nothing_yet.value.code == "not_found"
+        next_id = losing_trades(admin, 0, 20)
+        base = admin.get_weights().adaptive
+        assert base == {"fader": 1.0}
+        assert admin.update_optimization().weight_changes
+        after_1 = admin.get_weights().adaptive
+        losing_trades(admin, next_id, 20)
+        assert admin.update_optimization().weight_changes
+        after_2 = admin.get_weights().adaptive
+        assert not admin.update_optimization().weight_changes  # cycle 3 moves nothing
+        assert base != after_1 != after_2
+
+        reset = admin.reset_weights("flatten", "ops")
+        assert reset.adaptive == base
+        undone = admin.rollback_weights("undo the reset", "ops")
+        assert (undone.adaptive, undone.restored_cycle) == (after_2, 2)
+        admin.close()
+
+        daemon.kill9()
+        daemon.start()
+        admin = Client(daemon.admin, retries=0)
+        # Not the no-op cycle 3: the last change, cycle 2's.
+        back = admin.rollback_weights("cycle 2 went too far", "ops")
+        assert (back.adaptive, back.restored_cycle) == (after_1, 1)
+        assert admin.get_weights().adaptive == after_1
+        with pytest.raises(AlphadError) as too_far:
+            admin.rollback_weights("x", to_cycle=5)
+        assert too_far.value.code == "not_found"
+        to_start = admin.rollback_weights("from scratch", "ops", to_cycle=0)
+        assert (to_start.adaptive, to_start.restored_cycle) == (base, 0)
+        with pytest.raises(AlphadError) as empty:
+            admin.rollback_weights("again")
+        assert empty.value.code == "not_found"
+        kinds = [e.kind for e in admin.get_audit(limit=1000).entries if e.actor == "ops"]
+        assert kinds and set(kinds) == {"weight"}
+        admin.close()
+    finally:
+        daemon.close()
