@@ -411,14 +411,15 @@ class EngineActor(Actor):
         """An operator switches a component off or on; journaled, published, persisted."""
         if request.name == "scorer":
             await self._ask(self.scorer, SetEnabled(request.enabled))
-        old = self.optimizer.set_component(request.name, request.enabled)
+        now = self.clock()
+        old = self.optimizer.set_component(request.name, request.enabled, now)
         if old == request.enabled:
             return Components(components=dict(self.switches), changed=False)
         verb = "on" if request.enabled else "off"
         entries = await self._journal(
             [
                 AuditDraft(
-                    ts_ms=self.clock(),
+                    ts_ms=now,
                     kind="component",
                     strategy=None,
                     old=old,
@@ -481,6 +482,7 @@ class EngineActor(Actor):
             "cycle": self.cycle,
             "last_cycle_ms": self.last_cycle_ms,
             "switches": dict(self.switches),
+            "switched_ms": dict(self.optimizer.switched_ms),
         }
 
     # ------------------------------------------------------------------ journal

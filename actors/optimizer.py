@@ -69,6 +69,7 @@ class Optimizer:
         *,
         cycles: int = 0,
         switches: Mapping[str, bool] | None = None,
+        switched_ms: Mapping[str, int] | None = None,
     ) -> None:
         self.weighting = weighting
         self.lifecycle = lifecycle
@@ -76,6 +77,8 @@ class Optimizer:
         # Which components are on; an operator's switch outlives restarts (the engine
         # keeps it in its snapshot).
         self.switches: dict[str, bool] = dict(switches or {})
+        # When an operator last switched each component (ms), kept with the switches.
+        self.switched_ms: dict[str, int] = dict(switched_ms or {})
         for name, enabled in self.switches.items():
             self._switch(name, enabled)
         self.statuses: dict[str, str] = lifecycle.statuses()
@@ -164,14 +167,17 @@ class Optimizer:
         self.statuses = self.lifecycle.statuses()
         return status
 
-    def set_component(self, name: str, enabled: bool) -> bool:
-        """Switch a component off or on; returns whether it was on.
+    def set_component(self, name: str, enabled: bool, now_ms: int | None = None) -> bool:
+        """Switch a component off or on; returns whether it was on. A change made at
+        ``now_ms`` is kept as the component's last switch (``switched_ms``).
 
         The scorer's switch is only recorded here: the scorer's model is the scorer's.
         """
         old = self.switches.get(name, True)
         self._switch(name, enabled)
         self.switches[name] = enabled
+        if now_ms is not None and old != enabled:
+            self.switched_ms[name] = now_ms
         return old
 
     def _switch(self, name: str, enabled: bool) -> None:
@@ -220,6 +226,7 @@ class Optimizer:
             "lifecycle": self.lifecycle.to_state(),
             "cycles": self.cycles,
             "switches": dict(self.switches),
+            "switched_ms": dict(self.switched_ms),
         }
 
     @classmethod
@@ -232,6 +239,7 @@ class Optimizer:
             LifecycleModel.from_state(lifecycle.config, lifecycle.limits, state["lifecycle"]),
             cycles=state["cycles"],
             switches=state["switches"],
+            switched_ms=state.get("switched_ms"),
         )
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -239,4 +247,5 @@ class Optimizer:
         restored = Optimizer.from_state(self.weighting, self.lifecycle, state)
         self.weighting, self.lifecycle = restored.weighting, restored.lifecycle
         self.cycles, self.switches = restored.cycles, restored.switches
+        self.switched_ms = restored.switched_ms
         self.statuses = restored.statuses

@@ -378,6 +378,9 @@ class Daemon:
         for entry in recovery.audit:
             if entry.kind == "component" and isinstance(entry.new, bool):
                 engine_state.setdefault("switches", {})[entry.data.get("component")] = entry.new
+                engine_state.setdefault("switched_ms", {})[entry.data.get("component")] = (
+                    entry.ts_ms
+                )
         models = build_models(self.config, state, id_prefix=f"{_now_ms():x}")
         for entry in recovery.audit:
             models.optimizer.apply_journaled(entry)
@@ -501,6 +504,7 @@ class Daemon:
             cycle=self.engine.cycle,
             components=components,
             enabled=dict(self.engine.switches),
+            switched_ms=dict(self.engine.optimizer.switched_ms),
             requests=self.gateway.stats.requests if self.gateway is not None else 0,
             errors=self.gateway.stats.errors if self.gateway is not None else 0,
             mailboxes={actor.name: actor.depth() for actor in self.supervisor.actors},

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -220,7 +221,10 @@ def status(paths: Paths, *, as_json: bool, timeout_s: float, curve: CurveKeys | 
         return 0
     print(f"alphad {reply.version} up {reply.uptime_s:.0f}s at {paths.rpc}")
     print(f"  trades {reply.trades}  strategies {reply.strategies}  cycle {reply.cycle}")
-    for name, state in sorted(reply.components.items()):
+    from daemon.report import component_states
+
+    now_ms = time.time_ns() // 1_000_000
+    for name, state in sorted(component_states(reply, now_ms).items()):
         print(f"  {name:<12} {state}")
     return 0
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from protocol.messages import Report
+from protocol.messages import Report, StatusReply
 
 STRATEGY_COLUMNS = (
     "trades",
@@ -41,7 +41,7 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
                 status.trades,
                 status.strategies,
                 status.cycle,
-                " ".join(f"{k}={v}" for k, v in sorted(status.components.items())),
+                "  ".join(f"{k}={v}" for k, v in sorted(component_states(status).items())),
             ]
         ],
     )
@@ -116,6 +116,24 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
         ],
     )
     return tables
+
+
+def component_states(status: StatusReply, now_ms: int | None = None) -> dict[str, str]:
+    """Each component's state as an operator reads it: one switched off shows ``off``,
+    since when (UTC, and its age at ``now_ms`` when given), not its actor's ``running``."""
+    states = dict(status.components)
+    for name, enabled in status.enabled.items():
+        if enabled:
+            continue
+        since = status.switched_ms.get(name)
+        if since is None:
+            shown = "off (since the start, by the config)"
+        else:
+            ago = f" ({age(now_ms - since)} ago)" if now_ms is not None else ""
+            shown = f"off since {utc_time(since)} UTC{ago}"
+        actor = states.get(name)
+        states[name] = shown if actor in (None, "running") else f"{shown}; {actor}"
+    return states
 
 
 def render_text(report: Report, now_ms: int | None = None) -> str:

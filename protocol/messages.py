@@ -311,6 +311,9 @@ class StatusReply(Reply, tag="status"):
     requests: int = 0
     errors: int = 0
     mailboxes: dict[str, int] = msgspec.field(default_factory=dict)
+    # When each optimization component was last switched off or on by an operator (ms);
+    # a component off since the start by the config has no entry.
+    switched_ms: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 METRIC_FIELDS: tuple[str, ...] = (

@@ -3,6 +3,8 @@ switched-off components and the reads of signals and top strategies."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 import zmq
 
+from daemon.report import utc_time
 from protocol.client import Client
 from protocol.codec import decode_alert
 from protocol.errors import AlphadError
@@ -226,5 +229,50 @@ def test_rollback_undoes_the_last_change_then_the_one_before_and_says_which(
         kinds = [e.kind for e in admin.get_audit(limit=1000).entries if e.actor == "ops"]
         assert kinds and set(kinds) == {"weight"}
         admin.close()
+    finally:
+        daemon.close()
+
+
+def alphad(daemon: DaemonProcess, *args: str) -> str:
+    location = ["--state-dir", str(daemon.state_dir), "--runtime-dir", str(daemon.runtime_dir)]
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", *args, *location],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_status_and_report_show_a_switched_off_component_as_off_since_its_switch(
+    tmp_path: Path,
+) -> None:
+    daemon = DaemonProcess(tmp_path, "[components]\nlifecycle = false\n").start()
+    try:
+        admin = Client(daemon.admin, retries=0)
+        before_ms = time.time_ns() // 1_000_000
+        admin.set_component("weighting", False, "weights swing", "ops")
+        status = admin.get_status()
+        assert status.enabled["weighting"] is False
+        switched = status.switched_ms["weighting"]
+        assert before_ms <= switched <= time.time_ns() // 1_000_000
+        assert "lifecycle" not in status.switched_ms  # off by the config, never switched
+
+        def line_of(text: str, name: str) -> str:
+            return next(line for line in text.splitlines() if line.strip().startswith(name))
+
+        shown = alphad(daemon, "status")
+        assert f"off since {utc_time(switched)} UTC" in line_of(shown, "weighting")
+        assert "off" in line_of(shown, "lifecycle") and "config" in line_of(shown, "lifecycle")
+        assert line_of(shown, "scorer").split() == ["scorer", "running"]
+        report = alphad(daemon, "report")
+        assert f"weighting=off since {utc_time(switched)} UTC" in report
+        admin.close()
+
+        daemon.kill9()
+        daemon.start()
+        with Client(daemon.rpc, retries=0) as rpc:
+            assert rpc.get_status().switched_ms == {"weighting": switched}
     finally:
         daemon.close()
