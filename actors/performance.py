@@ -32,7 +32,15 @@ from msgspec import Meta
 from actors.base import TAKE_STATE, Actor, encode_in_slices
 from actors.events import ClosedTrade
 from actors.figures import Figures, sharpe_ratio
-from protocol.messages import METRIC_FIELDS, PAGE_ROWS, GetPerformance, Performance
+from protocol.messages import (
+    METRIC_FIELDS,
+    PAGE_ROWS,
+    TOP_MIN_TRADES,
+    GetPerformance,
+    GetTop,
+    Performance,
+    Top,
+)
 
 log = structlog.get_logger("alphad.performance")
 
@@ -988,6 +996,21 @@ class PerformanceActor(Actor):
                 )
             case RecentFigures():
                 return model.recent_by_strategy(), model.recent_by_regime()
+            case GetTop():
+                rows = top_rows(
+                    model,
+                    message.metric,
+                    message.n,
+                    message.window,
+                    message.min_trades,
+                    message.ascending,
+                )
+                return Top(
+                    metric=message.metric,
+                    window=message.window,
+                    min_trades=message.min_trades,
+                    rows=rows,
+                )
             case DetachStrategy():
                 return model.detach(message.strategy), model.last_seq
             case AttachGroups():
@@ -1008,7 +1031,9 @@ class PerformanceActor(Actor):
                     "regime_effectiveness": model.rows(
                         ("strategy", "regime"), "recent", limit=PAGE_ROWS
                     ),
-                    "top_strategies": model.top_strategies("expectancy", message.top_n, "recent"),
+                    "top_strategies": top_rows(
+                        model, "expectancy", message.top_n, "recent", TOP_MIN_TRADES
+                    ),
                     "trades": model.trade_count,
                 }
             case _ if message is TAKE_STATE:
@@ -1018,6 +1043,20 @@ class PerformanceActor(Actor):
                 }
                 return model.state_header() | {"groups": groups}
         raise TypeError(f"performance cannot handle {type(message).__name__}")
+
+
+def top_rows(
+    model: PerformanceModel,
+    metric: str,
+    n: int,
+    window: str,
+    min_trades: int,
+    ascending: bool = False,
+) -> list[dict[str, Any]]:
+    """``PerformanceModel.top_strategies`` among the strategies with at least
+    ``min_trades`` trades in the window (``get_top`` and the report's top strategies)."""
+    ranked = model.top_strategies(metric, len(model.strategies()), window, ascending)
+    return [row for row in ranked if row["trades"] >= min_trades][:n]
 
 
 def _row(figures: Figures | None) -> dict[str, Any] | None:

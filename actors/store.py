@@ -29,7 +29,7 @@ import structlog
 from actors.base import Actor, ActorStopped, Envelope, MailboxFull, Piece
 from actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
 from protocol.errors import AlphadError
-from protocol.messages import AuditEntry, RecordTrade
+from protocol.messages import AuditEntry, RecordTrade, SignalRecord
 
 log = structlog.get_logger("alphad.store")
 
@@ -281,6 +281,19 @@ class QueryHistory(msgspec.Struct, frozen=True):
     limit: int
     before_cycle: int | None = None
     max_bytes: int | None = None
+
+
+class QuerySignals(msgspec.Struct, frozen=True, kw_only=True):
+    """Ask: journaled signals after the journal id ``after``, oldest first, with their
+    outcome; at most ``limit``, no more than fit in about ``max_bytes`` (at least one),
+    answered ``(records, more)``."""
+
+    strategy: str | None
+    symbol: str | None
+    since_ms: int | None
+    after: int | None
+    limit: int
+    max_bytes: int
 
 
 class Recovery(msgspec.Struct, kw_only=True):
@@ -856,6 +869,8 @@ class StoreActor(Actor):
             if message.max_bytes is not None:
                 return await self._audit_page(message)
             return await self.audit_since(message.since_seq, message.strategy, message.limit)
+        if isinstance(message, QuerySignals):
+            return await self._signals_page(message)
         if isinstance(message, QueryHistory):
             if message.max_bytes is not None:
                 return await self._history_page(message)
@@ -932,6 +947,54 @@ class StoreActor(Actor):
         ) as cursor:
             rows = await cursor.fetchall()
         return [bytes(r[0]) for r in rows], len(sizes) > count
+
+    async def _signals_page(self, query: QuerySignals) -> tuple[list[SignalRecord], bool]:
+        """One bounded page of the signals journal: a row's size is its text's."""
+        sql = (
+            "SELECT s.id, s.signal_id, s.ts_ms, s.strategy, s.symbol, s.side, s.confidence,"
+            " s.confluence, s.regime, s.quality, s.execute, s.size_multiplier, s.weight,"
+            " s.status, s.reasons, o.success FROM signals s"
+            " LEFT JOIN signal_outcomes o ON o.signal_id = s.signal_id WHERE s.id > ?"
+        )
+        params: list[Any] = [query.after or 0]
+        for column, value in (("strategy", query.strategy), ("symbol", query.symbol)):
+            if value is not None:
+                sql += f" AND s.{column} = ?"
+                params.append(value)
+        if query.since_ms is not None:
+            sql += " AND s.ts_ms >= ?"
+            params.append(query.since_ms)
+        sql += " ORDER BY s.id LIMIT ?"
+        params.append(query.limit + 1)
+        async with self._conn().execute(sql, params) as cursor:
+            rows = list(await cursor.fetchall())
+        sizes = [
+            200 + sum(len(r[i]) for i in (1, 3, 4, 13, 14)) + len(r[8] or "")
+            for r in rows[: query.limit]
+        ]
+        count = _fitting(sizes, query.max_bytes)
+        records = [
+            SignalRecord(
+                id=r[0],
+                signal_id=r[1],
+                ts_ms=r[2],
+                strategy=r[3],
+                symbol=r[4],
+                side=r[5],
+                confidence=r[6],
+                confluence=r[7],
+                regime=r[8],
+                quality=r[9],
+                execute=bool(r[10]),
+                size_multiplier=r[11],
+                weight=r[12],
+                status=r[13],
+                reasons=r[14],
+                success=None if r[15] is None else bool(r[15]),
+            )
+            for r in rows[:count]
+        ]
+        return records, len(rows) > count
 
     async def latest_cycle(self) -> int:
         """The number of the last journaled optimization cycle (0 if none)."""
@@ -1234,6 +1297,7 @@ __all__ = [
     "PruneSignals",
     "QueryAudit",
     "QueryHistory",
+    "QuerySignals",
     "Recovery",
     "Snapshot",
     "StorageCorrupt",

@@ -33,6 +33,7 @@ from actors.store import (
     PruneSignals,
     QueryAudit,
     QueryHistory,
+    QuerySignals,
     Recovery,
     StoreActor,
 )
@@ -55,6 +56,7 @@ from daemon.security import (
 from daemon.supervisor import RELEASE_FLOOR_S, StopWatchdog, Supervisor, time_left
 from protocol.messages import (
     PAGE_BYTES,
+    PAGE_ROWS,
     Audit,
     AuditEntry,
     ForceStatus,
@@ -64,7 +66,9 @@ from protocol.messages import (
     GetHistory,
     GetPerformance,
     GetReport,
+    GetSignals,
     GetStatus,
+    GetTop,
     GetWeights,
     History,
     Ok,
@@ -76,6 +80,8 @@ from protocol.messages import (
     RollbackWeights,
     ScoreSignal,
     SetComponent,
+    SignalRecord,
+    Signals,
     StatusReply,
     TradeRecorded,
     UpdateOptimization,
@@ -469,6 +475,19 @@ class Daemon:
                 unwrap=_history_page,
             ),
             GetReport: Route(actor=engine),
+            GetSignals: Route(
+                actor=store,
+                wrap=lambda r: QuerySignals(
+                    strategy=r.strategy,
+                    symbol=r.symbol,
+                    since_ms=r.since_ms,
+                    after=r.after,
+                    limit=min(r.limit, PAGE_ROWS),
+                    max_bytes=PAGE_BYTES,
+                ),
+                unwrap=_signals_page,
+            ),
+            GetTop: Route(actor=performance),
             ForceStatus: Route(actor=engine, admin_only=True),
             ResetWeights: Route(actor=engine, admin_only=True),
             RollbackWeights: Route(actor=engine, admin_only=True),
@@ -636,6 +655,11 @@ def _audit_page(request: GetAudit, page: tuple[list[AuditEntry], bool]) -> Audit
 def _history_page(request: GetHistory, page: tuple[list[bytes], bool]) -> History:
     states = [_history_decoder.decode(blob) for blob in page[0]]
     return History(states=states, next=states[-1].cycle if page[1] and states else None)
+
+
+def _signals_page(request: GetSignals, page: tuple[list[SignalRecord], bool]) -> Signals:
+    records, more = page
+    return Signals(signals=records, next=records[-1].id if more and records else None)
 
 
 def _socket_dir(endpoint: str) -> Path | None:

@@ -102,18 +102,14 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
             for b in quality.get("buckets", [])
         ],
     )
+    # The figure they are ranked by first, then the usual ones.
+    top_columns = [report.top_metric]
+    top_columns += [
+        c for c in ("expectancy", "trades", "win_rate", "profit_factor") if c != report.top_metric
+    ]
     tables["top_strategies"] = (
-        ["strategy", "expectancy", "trades", "win_rate", "profit_factor"],
-        [
-            [
-                r.get("strategy"),
-                r.get("expectancy"),
-                r.get("trades"),
-                r.get("win_rate"),
-                r.get("profit_factor"),
-            ]
-            for r in report.top_strategies
-        ],
+        ["strategy", *top_columns],
+        [[r.get("strategy"), *(r.get(c) for c in top_columns)] for r in report.top_strategies],
     )
     return tables
 

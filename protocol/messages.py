@@ -162,6 +162,54 @@ class GetReport(Request, tag="get_report"):
     """Everything a dashboard needs in one reply."""
 
 
+class GetSignals(Request, tag="get_signals"):
+    """Scored signals from the signals journal, oldest first, after the journal id
+    ``after``; at most ``limit`` (and ``PAGE_ROWS``), and no more than fit in
+    ``PAGE_BYTES``."""
+
+    strategy: Name | None = None
+    symbol: Name | None = None
+    since_ms: TimestampMs | None = None
+    limit: Limit = 100
+    after: Seq | None = None
+
+
+# The performance figures a ranking can use (every number of a performance row).
+RankedMetric = Literal[
+    "trades",
+    "wins",
+    "losses",
+    "win_rate",
+    "expectancy",
+    "total_pnl",
+    "gross_profit",
+    "gross_loss",
+    "profit_factor",
+    "avg_win",
+    "avg_loss",
+    "sharpe",
+    "sortino",
+    "sqn",
+    "psr",
+    "max_drawdown",
+    "current_drawdown",
+]
+TOP_MIN_TRADES = 20
+"""Strategies with fewer trades in the window are left out of a ranking by default: one
+lucky trade must not top the list (``get_top`` and the report's top strategies)."""
+
+
+class GetTop(Request, tag="get_top"):
+    """The ``n`` strategies with the highest ``metric`` (lowest with ``ascending``) over
+    ``window``, among those with at least ``min_trades`` trades in it."""
+
+    metric: RankedMetric = "expectancy"
+    n: Annotated[int, Meta(ge=1, le=PAGE_ROWS)] = 5
+    window: Window = "recent"
+    min_trades: Annotated[int, Meta(ge=0)] = TOP_MIN_TRADES
+    ascending: bool = False
+
+
 class ForceStatus(Request, tag="force_status"):
     """Admin: set a strategy's lifecycle status by hand."""
 
@@ -220,6 +268,8 @@ AnyRequest = (
     | GetAudit
     | GetHistory
     | GetReport
+    | GetSignals
+    | GetTop
     | ForceStatus
     | ResetWeights
     | RollbackWeights
@@ -422,6 +472,47 @@ class Report(Reply, tag="report"):
     regime_effectiveness: list[dict[str, Any]]
     signal_quality: dict[str, Any]
     top_strategies: list[dict[str, Any]]
+    # How top_strategies are ranked: the figure, recent window, and the least trades.
+    top_metric: str = "expectancy"
+    top_min_trades: int = TOP_MIN_TRADES
+
+
+class SignalRecord(msgspec.Struct, kw_only=True):
+    """One journaled scored signal: the request's fields, the answer given, its outcome."""
+
+    id: int
+    signal_id: str
+    ts_ms: int
+    strategy: str
+    symbol: str
+    side: str
+    confidence: float
+    confluence: int
+    regime: str | None
+    quality: float
+    execute: bool
+    size_multiplier: float
+    weight: float
+    status: str
+    reasons: str
+    success: bool | None = None
+
+
+class Signals(Reply, tag="signals"):
+    """Journaled signals, oldest first; ``next``, when more follow, is the ``after`` of
+    the next page."""
+
+    signals: list[SignalRecord]
+    next: int | None = None
+
+
+class Top(Reply, tag="top"):
+    """Performance rows (as ``performance``'s) of the best strategies by ``metric``."""
+
+    metric: str
+    window: str
+    min_trades: int
+    rows: list[dict[str, Any]]
 
 
 class StatusChanged(Reply, tag="status_changed"):
@@ -472,6 +563,8 @@ AnyReply = (
     | Audit
     | History
     | Report
+    | Signals
+    | Top
     | StatusChanged
     | Components
     | StrategyForgotten

@@ -180,6 +180,34 @@ class Requests:
         return Call.of(wire.GetReport, wire.Report, locals())
 
     @request_method
+    def get_signals(
+        strategy: str | None = None,
+        symbol: str | None = None,
+        since_ms: int | None = None,
+        limit: int = 100,
+        *,
+        after: int | None = None,
+        timeout_s: Timeout = None,
+    ) -> Call[wire.Signals]:
+        """Scored signals from the journal, oldest first; the next page from
+        ``after=reply.next``."""
+        return Call.of(wire.GetSignals, wire.Signals, locals())
+
+    @request_method
+    def get_top(
+        metric: wire.RankedMetric = "expectancy",
+        n: int = 5,
+        window: wire.Window = "recent",
+        min_trades: int = wire.TOP_MIN_TRADES,
+        ascending: bool = False,
+        *,
+        timeout_s: Timeout = None,
+    ) -> Call[wire.Top]:
+        """The best ``n`` strategies by a performance figure, among those with at least
+        ``min_trades`` trades in the window."""
+        return Call.of(wire.GetTop, wire.Top, locals())
+
+    @request_method
     def force_status(
         strategy: str,
         status: wire.Status,

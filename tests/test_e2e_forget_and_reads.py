@@ -3,6 +3,8 @@ switched-off components and the reads of signals and top strategies."""
 
 from __future__ import annotations
 
+import csv
+import io
 import subprocess
 import sys
 import time
@@ -276,3 +278,92 @@ def test_status_and_report_show_a_switched_off_component_as_off_since_its_switch
             assert rpc.get_status().switched_ms == {"weighting": switched}
     finally:
         daemon.close()
+
+
+def test_top_strategies_by_any_figure_leave_out_those_with_few_trades(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, FORGET_CONFIG.replace("max_strategies = 3", "")).start()
+    try:
+        rpc = Client(daemon.rpc, retries=0)
+        trade(rpc, "lucky", 0, pnl=100.0)
+        for i in range(25):
+            trade(rpc, "steady", 100 + i, pnl=1.0 + 0.1 * (i % 2))
+            trade(rpc, "swinger", 200 + i, pnl=3.0 if i % 3 else -2.0)
+            trade(rpc, "loser", 300 + i, pnl=-1.0)
+
+        def names(rows: list[dict[str, Any]]) -> list[str]:
+            return [row["strategy"] for row in rows]
+
+        top = rpc.get_top()
+        assert (top.metric, top.window, top.min_trades) == ("expectancy", "recent", 20)
+        assert names(top.rows) == ["swinger", "steady", "loser"]
+        assert names(rpc.get_top(min_trades=0).rows)[0] == "lucky"
+        assert names(rpc.get_top("win_rate", n=2).rows) == ["steady", "swinger"]
+        assert names(rpc.get_top("max_drawdown", n=1, ascending=True).rows) == ["steady"]
+        with pytest.raises(AlphadError) as unknown_metric:
+            rpc.get_top("luck")  # type: ignore[arg-type]
+        assert unknown_metric.value.code == "bad_request"
+
+        report = rpc.get_report()
+        assert names(report.top_strategies) == ["swinger", "steady", "loser"]
+        assert (report.top_metric, report.top_min_trades) == ("expectancy", 20)
+        text = alphad(daemon, "report", "--top", "win_rate")
+        section = text.split("TOP STRATEGIES")[1].splitlines()
+        assert section[1].split()[:2] == ["strategy", "win_rate"]
+        assert [line.split()[0] for line in section[3:5]] == ["steady", "swinger"]
+        everyone = alphad(daemon, "report", "--min-trades", "0", "--format", "csv")
+        tops = [
+            r for r in csv.DictReader(io.StringIO(everyone)) if r["section"] == "top_strategies"
+        ]
+        assert tops[0]["strategy"] == "lucky"
+        rpc.close()
+    finally:
+        daemon.close()
+
+
+def test_scored_signals_are_read_back_in_pages_with_their_outcomes(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, FORGET_CONFIG).start()
+    try:
+        rpc = Client(daemon.rpc, retries=0)
+        ids = []
+        for i in range(5):
+            strategy = "scalper" if i % 2 else "old_trend"
+            scored = rpc.score_signal(
+                strategy, "BTC/USDT", "buy", 0.9, confluence=3, signal_id=f"sig-{i}",
+                ts_ms=BASE_MS + i * 60_000,
+            )  # fmt: skip
+            ids.append(scored.signal_id)
+        rpc.record_signal_outcome("sig-1", True)
+        deadline = time.monotonic() + 30
+        while len(rpc.get_signals().signals) < 5:  # the scorer hands them over each second
+            assert time.monotonic() < deadline, "the scored signals never reached the journal"
+            time.sleep(0.05)
+
+        page = rpc.get_signals(limit=2)
+        assert [s.signal_id for s in page.signals] == ["sig-0", "sig-1"] and page.next is not None
+        rest = rpc.get_signals(limit=10, after=page.next)
+        assert [s.signal_id for s in rest.signals] == ["sig-2", "sig-3", "sig-4"]
+        assert rest.next is None
+        first = page.signals[0]
+        assert (first.strategy, first.symbol, first.confidence, first.ts_ms) == (
+            "old_trend",
+            "BTC/USDT",
+            0.9,
+            BASE_MS,
+        )
+        assert (first.success, page.signals[1].success) == (None, True)
+        scalper = rpc.get_signals(strategy="scalper")
+        assert [s.signal_id for s in scalper.signals] == ["sig-1", "sig-3"]
+        recent = rpc.get_signals(since_ms=BASE_MS + 3 * 60_000, symbol="BTC/USDT")
+        assert [s.signal_id for s in recent.signals] == ["sig-3", "sig-4"]
+        assert rpc.get_signals(symbol="ETH/USDT").signals == []
+        rpc.close()
+    finally:
+        daemon.close()
+
+
+def test_every_number_of_a_performance_row_can_rank_strategies() -> None:
+    from typing import get_args
+
+    from protocol.messages import METRIC_FIELDS, RankedMetric
+
+    assert set(get_args(RankedMetric)) == set(METRIC_FIELDS) - {"profit_factor_infinite"}
