@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 import subprocess
 import sys
 import time
@@ -367,3 +368,31 @@ def test_every_number_of_a_performance_row_can_rank_strategies() -> None:
     from protocol.messages import METRIC_FIELDS, RankedMetric
 
     assert set(get_args(RankedMetric)) == set(METRIC_FIELDS) - {"profit_factor_infinite"}
+
+
+def test_a_forget_holds_after_a_restart_from_the_snapshot_before_it(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, FORGET_CONFIG).start()
+    try:
+        rpc, admin = Client(daemon.rpc, retries=0), Client(daemon.admin, retries=0)
+        trade(rpc, "old_trend", 0)
+        trade(rpc, "scalper", 1)
+        admin.update_optimization()  # a snapshot that still has old_trend
+        admin.forget_strategy("old_trend", reason="retired", operator="ops")
+        rpc.close()
+        admin.close()
+        daemon.kill9()
+        with sqlite3.connect(daemon.database) as db:
+            newest = db.execute("SELECT id, state FROM snapshots ORDER BY id DESC").fetchone()
+            damaged = bytes(b ^ 0x5A for b in newest[1][:64]) + newest[1][64:]
+            db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, newest[0]))
+
+        daemon.start()
+        assert "restored_from_older_snapshot" in daemon.log()
+        with Client(daemon.rpc, retries=0) as rpc:
+            assert {row.strategy for row in rpc.get_health().rows} == {"core", "scalper"}
+            assert set(rpc.get_weights().base) == {"core", "scalper"}
+            assert [row["strategy"] for row in rpc.get_performance().rows] == ["scalper"]
+            assert rpc.get_status().strategies == 2
+            trade(rpc, "newcomer", 2)  # the place old_trend held is free
+    finally:
+        daemon.close()
