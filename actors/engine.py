@@ -26,8 +26,8 @@ from actors.base import TAKE_STATE, Actor, msgpack_pieces
 from actors.events import SetEnabled
 from actors.lifecycle import Transition
 from actors.optimizer import Allocation, Optimizer, set_allocation
-from actors.performance import RecentFigures, ReportTables
-from actors.scorer import SetRegimeFit, SignalSummary
+from actors.performance import AttachGroups, DetachStrategy, RecentFigures, ReportTables
+from actors.scorer import AttachSignals, DetachSignals, SetRegimeFit, SignalSummary
 from actors.store import AuditDraft, Commit, Snapshot, TradesCommitted
 from actors.weighting import WeightUpdate
 from protocol.errors import AlphadError
@@ -36,6 +36,7 @@ from protocol.messages import (
     AuditEntry,
     Components,
     ForceStatus,
+    ForgetStrategy,
     GetHealth,
     GetReport,
     GetWeights,
@@ -48,6 +49,7 @@ from protocol.messages import (
     StatusChange,
     StatusChanged,
     StatusReply,
+    StrategyForgotten,
     UpdateOptimization,
     WeightChange,
     Weights,
@@ -108,6 +110,8 @@ class EngineActor(Actor):
         snapshot_every_trades: int,
         status: Callable[[], StatusReply],
         seen: Callable[[str], bool] | None = None,
+        forgotten: Callable[[str], Callable[[], None]] | None = None,
+        regime_seen: Callable[[str], bool] | None = None,
         clock: Callable[[], int] = wall_clock_ms,
         last_cycle_ms: int = 0,
         mailbox_size: int = 8192,
@@ -124,6 +128,10 @@ class EngineActor(Actor):
         self.status = status
         # Names the daemon serves but has not taken on (scored, never traded).
         self.seen = seen or (lambda strategy: False)
+        # Drops a forgotten name from the daemon's admission; returns how to undo that.
+        self.forgotten = forgotten or (lambda strategy: lambda: None)
+        # Whether a regime was ever named in a trade or a signal.
+        self.regime_seen = regime_seen or (lambda regime: True)
         self.clock = clock
         self.last_cycle_ms = last_cycle_ms or clock()
         self.retry_cycle_at_ms = 0  # after a scheduled cycle failed, not before
@@ -144,11 +152,24 @@ class EngineActor(Actor):
 
     def weights(self, request: GetWeights) -> Weights:
         """``get_weights``, answered inline: the optimizer's tables as they stand."""
-        return self.optimizer.weights(request.regime)
+        reply = self.optimizer.weights(request.regime)
+        if request.regime is not None and not self._knows_regime(request.regime):
+            reply.notes.append(
+                f"regime {request.regime!r} was never seen in a trade or a signal:"
+                " these are the global weights"
+            )
+        return reply
 
     def health(self, request: GetHealth) -> Health:
-        """``get_health``, answered inline."""
-        return self.optimizer.health(request.strategy)
+        """``get_health``, answered inline; ``not_found`` for a name never seen (a typo
+        must not read as a healthy strategy)."""
+        name = request.strategy
+        if name is not None and not self.optimizer.knows(name) and not self.seen(name):
+            raise AlphadError("not_found", f"strategy {name!r} is neither configured nor seen")
+        return self.optimizer.health(name)
+
+    def _knows_regime(self, regime: str) -> bool:
+        return regime in self.optimizer.weighting.regime_adaptive or self.regime_seen(regime)
 
     async def handle(self, message: Any) -> Any:
         match message:
@@ -174,15 +195,13 @@ class EngineActor(Actor):
                     self.change_weights(reset, reason, message.operator)
                 )
             case RollbackWeights():
-                undo = self.optimizer.rollback
-                reason = message.reason or "rollback by operator"
-                return await self._all_or_nothing(
-                    self.change_weights(undo, reason, message.operator)
-                )
+                return await self._all_or_nothing(self.rollback_weights(message))
             case GetReport():
                 return await self.report()
             case SetComponent():
                 return await self._all_or_nothing(self.set_component(message))
+            case ForgetStrategy():
+                return await self._all_or_nothing(self.forget(message))
             case GetWeights():
                 return self.weights(message)
             case GetHealth():
@@ -234,6 +253,11 @@ class EngineActor(Actor):
             status_changes=[_status_change(t) for t in transitions],
             weighting_frozen=allocation.frozen,
         )
+        if regime is not None and not self._knows_regime(regime):
+            state.notes.append(
+                f"regime {regime!r} was never seen in a trade or a signal: no weight of its"
+                " own was updated"
+            )
         drafts = [_weight_draft(u, now, "system") for u in updates]
         drafts += [_status_draft(t) for t in transitions]
         duration_ms = (time.perf_counter() - started) * 1000
@@ -307,6 +331,79 @@ class EngineActor(Actor):
         await self._push_allocation(allocation)
         return allocation.global_table.reply(allocation.frozen)
 
+    async def forget(self, request: ForgetStrategy) -> StrategyForgotten:
+        """An operator forgets a strategy that is no longer configured: its weights, status,
+        figures by strategy and signal records go, so it no longer counts against
+        ``max_strategies``; its trades stay in the journal. All or nothing."""
+        name = request.strategy
+        if name in self.optimizer.weighting.configured:
+            raise AlphadError(
+                "bad_request",
+                f"strategy {name!r} is configured ([strategies.{name}] in the config file):"
+                " remove it there and restart before forgetting it; nothing changed",
+            )
+        if not self.optimizer.knows(name) and not self.seen(name):
+            raise AlphadError(
+                "not_found", f"strategy {name!r} is neither traded nor seen; nothing changed"
+            )
+        now = self.clock()
+        groups, trade_seq = await self._ask(self.performance, DetachStrategy(name))
+        try:
+            signals = await self._ask(self.scorer, DetachSignals(name))
+            try:
+                undo_admission = self.forgotten(name)
+                try:
+                    status = self.optimizer.forget(name) or "active"
+                    allocation = self.optimizer.allocation()
+                    entries = await self._journal(
+                        [
+                            AuditDraft(
+                                ts_ms=now,
+                                kind="forget",
+                                strategy=name,
+                                old=status,
+                                new=None,
+                                reason=request.reason or "forgotten by operator",
+                                actor=request.operator,
+                                data={"trade_seq": trade_seq},
+                            )
+                        ]
+                    )
+                except BaseException:
+                    undo_admission()
+                    raise
+            except BaseException:
+                await self._ask(self.scorer, AttachSignals(signals))
+                raise
+        except BaseException:
+            await self._ask(self.performance, AttachGroups(groups))
+            raise
+        await self._push_allocation(allocation)
+        log.warning("strategy_forgotten", strategy=name, operator=request.operator)
+        return StrategyForgotten(
+            strategy=name,
+            status=status,
+            reason=entries[0].reason,
+            operator=request.operator,
+            seq=entries[0].seq,
+        )
+
+    async def rollback_weights(self, request: RollbackWeights) -> Weights:
+        """Undo the last change of the weights, or every one after ``to_cycle``; the reply
+        says which cycle's weights are restored."""
+        restored: int | None = None
+
+        def undo(reason: str) -> list[WeightUpdate]:
+            nonlocal restored
+            updates, restored = self.optimizer.rollback(reason, request.to_cycle)
+            return updates
+
+        back_to = f" to cycle {request.to_cycle}" if request.to_cycle is not None else ""
+        reason = request.reason or f"rollback{back_to} by operator"
+        reply = await self.change_weights(undo, reason, request.operator)
+        reply.restored_cycle = restored
+        return reply
+
     async def _push_allocation(self, allocation: Allocation) -> None:
         await self.scorer.tell_wait(set_allocation(allocation))
 
@@ -314,14 +411,15 @@ class EngineActor(Actor):
         """An operator switches a component off or on; journaled, published, persisted."""
         if request.name == "scorer":
             await self._ask(self.scorer, SetEnabled(request.enabled))
-        old = self.optimizer.set_component(request.name, request.enabled)
+        now = self.clock()
+        old = self.optimizer.set_component(request.name, request.enabled, now)
         if old == request.enabled:
             return Components(components=dict(self.switches), changed=False)
         verb = "on" if request.enabled else "off"
         entries = await self._journal(
             [
                 AuditDraft(
-                    ts_ms=self.clock(),
+                    ts_ms=now,
                     kind="component",
                     strategy=None,
                     old=old,
@@ -384,6 +482,7 @@ class EngineActor(Actor):
             "cycle": self.cycle,
             "last_cycle_ms": self.last_cycle_ms,
             "switches": dict(self.switches),
+            "switched_ms": dict(self.optimizer.switched_ms),
         }
 
     # ------------------------------------------------------------------ journal

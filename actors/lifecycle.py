@@ -221,6 +221,12 @@ class LifecycleModel:
         """Every known strategy's status, sorted by name."""
         return {name: state.status for name, state in sorted(self.states.items())}
 
+    def forget(self, strategy: str) -> str | None:
+        """Stop tracking a strategy (``forget_strategy``); its last status, None if unknown."""
+        self._assessed.pop(strategy, None)
+        state = self.states.pop(strategy, None)
+        return state.status if state is not None else None
+
     # ------------------------------------------------------------------ assessment
 
     def drawdown_limits(self, strategy: str, figures: Figures) -> tuple[float, float]:

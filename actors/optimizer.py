@@ -69,6 +69,7 @@ class Optimizer:
         *,
         cycles: int = 0,
         switches: Mapping[str, bool] | None = None,
+        switched_ms: Mapping[str, int] | None = None,
     ) -> None:
         self.weighting = weighting
         self.lifecycle = lifecycle
@@ -76,6 +77,8 @@ class Optimizer:
         # Which components are on; an operator's switch outlives restarts (the engine
         # keeps it in its snapshot).
         self.switches: dict[str, bool] = dict(switches or {})
+        # When an operator last switched each component (ms), kept with the switches.
+        self.switched_ms: dict[str, int] = dict(switched_ms or {})
         for name, enabled in self.switches.items():
             self._switch(name, enabled)
         self.statuses: dict[str, str] = lifecycle.statuses()
@@ -120,7 +123,9 @@ class Optimizer:
         """
         regimes = {regime: by_regime.get(regime, {})} if regime is not None else by_regime
         self.cycles += 1
-        updates = self.weighting.update(by_strategy, regimes, f"cycle {self.cycles}")
+        updates = self.weighting.update(
+            by_strategy, regimes, f"cycle {self.cycles}", cycle=self.cycles
+        )
         transitions = self.lifecycle.assess(by_strategy, now_ms)
         self.statuses = self.lifecycle.statuses()
         return CycleResult(
@@ -145,20 +150,34 @@ class Optimizer:
         self.statuses = self.lifecycle.statuses()
         return updates
 
-    def rollback(self, reason: str) -> list[WeightUpdate]:
-        """The weights as before the last update (``WeightingModel.rollback``)."""
-        updates = self.weighting.rollback(reason)
+    def rollback(
+        self, reason: str, to_cycle: int | None = None
+    ) -> tuple[list[WeightUpdate], int | None]:
+        """Undo the last change of the weights, or every one after ``to_cycle``
+        (``WeightingModel.roll_back``); the updates and the cycle restored."""
+        updates, restored = self.weighting.roll_back(reason, to_cycle)
         self.statuses = self.lifecycle.statuses()
-        return updates
+        return updates, restored
 
-    def set_component(self, name: str, enabled: bool) -> bool:
-        """Switch a component off or on; returns whether it was on.
+    def forget(self, strategy: str) -> str | None:
+        """Drop a strategy's weights and lifecycle state; its last status, None if the
+        lifecycle did not track it."""
+        self.weighting.forget(strategy)
+        status = self.lifecycle.forget(strategy)
+        self.statuses = self.lifecycle.statuses()
+        return status
+
+    def set_component(self, name: str, enabled: bool, now_ms: int | None = None) -> bool:
+        """Switch a component off or on; returns whether it was on. A change made at
+        ``now_ms`` is kept as the component's last switch (``switched_ms``).
 
         The scorer's switch is only recorded here: the scorer's model is the scorer's.
         """
         old = self.switches.get(name, True)
         self._switch(name, enabled)
         self.switches[name] = enabled
+        if now_ms is not None and old != enabled:
+            self.switched_ms[name] = now_ms
         return old
 
     def _switch(self, name: str, enabled: bool) -> None:
@@ -207,6 +226,7 @@ class Optimizer:
             "lifecycle": self.lifecycle.to_state(),
             "cycles": self.cycles,
             "switches": dict(self.switches),
+            "switched_ms": dict(self.switched_ms),
         }
 
     @classmethod
@@ -219,6 +239,7 @@ class Optimizer:
             LifecycleModel.from_state(lifecycle.config, lifecycle.limits, state["lifecycle"]),
             cycles=state["cycles"],
             switches=state["switches"],
+            switched_ms=state.get("switched_ms"),
         )
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -226,4 +247,5 @@ class Optimizer:
         restored = Optimizer.from_state(self.weighting, self.lifecycle, state)
         self.weighting, self.lifecycle = restored.weighting, restored.lifecycle
         self.cycles, self.switches = restored.cycles, restored.switches
+        self.switched_ms = restored.switched_ms
         self.statuses = restored.statuses

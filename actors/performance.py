@@ -32,7 +32,15 @@ from msgspec import Meta
 from actors.base import TAKE_STATE, Actor, encode_in_slices
 from actors.events import ClosedTrade
 from actors.figures import Figures, sharpe_ratio
-from protocol.messages import METRIC_FIELDS, PAGE_ROWS, GetPerformance, Performance
+from protocol.messages import (
+    METRIC_FIELDS,
+    PAGE_ROWS,
+    TOP_MIN_TRADES,
+    GetPerformance,
+    GetTop,
+    Performance,
+    Top,
+)
 
 log = structlog.get_logger("alphad.performance")
 
@@ -796,6 +804,33 @@ class PerformanceModel:
             return []
         return group.ring.items()[-limit:]
 
+    # ------------------------------------------------------------------ forgetting
+
+    def detach(self, strategy: str) -> dict[tuple[str, ...], dict[tuple[str, ...], Group]]:
+        """Take a strategy's groups out (``forget_strategy``): every grouping by strategy.
+        The groups by symbol, by regime and by both keep its trades: they are the
+        market's figures, not the strategy's. ``attach`` puts them back."""
+        self._check_reported()
+        detached: dict[tuple[str, ...], dict[tuple[str, ...], Group]] = {}
+        for grouping, table in self.groups.items():
+            if "strategy" not in grouping:
+                continue
+            at = grouping.index("strategy")
+            keys = [key for key in table if key[at] == strategy]
+            detached[grouping] = {key: table.pop(key) for key in keys}
+        self._recount()
+        return detached
+
+    def attach(self, detached: Mapping[tuple[str, ...], Mapping[tuple[str, ...], Group]]) -> None:
+        """Put back what ``detach`` took out (a forget whose journal commit failed)."""
+        for grouping, groups in detached.items():
+            self.groups[grouping].update(groups)
+        self._recount()
+
+    def _recount(self) -> None:
+        self.capped_groups = sum(len(self.groups[grouping]) for grouping in CAPPED)
+        self._by_regime_order = []
+
     # ------------------------------------------------------------------ state
 
     def to_state(self) -> dict[str, Any]:
@@ -901,6 +936,19 @@ class ReportTables(msgspec.Struct, frozen=True):
     top_n: int = 5
 
 
+class DetachStrategy(msgspec.Struct, frozen=True):
+    """Ask: take a strategy's groups out (``PerformanceModel.detach``); answered with them
+    and the seq of the last trade counted."""
+
+    strategy: str
+
+
+class AttachGroups(msgspec.Struct, frozen=True):
+    """Ask: put back the groups of a ``DetachStrategy`` (a forget undone)."""
+
+    groups: Any
+
+
 class PerformanceActor(Actor):
     """Feeds committed trades to the model and answers ``get_performance``."""
 
@@ -948,6 +996,26 @@ class PerformanceActor(Actor):
                 )
             case RecentFigures():
                 return model.recent_by_strategy(), model.recent_by_regime()
+            case GetTop():
+                rows = top_rows(
+                    model,
+                    message.metric,
+                    message.n,
+                    message.window,
+                    message.min_trades,
+                    message.ascending,
+                )
+                return Top(
+                    metric=message.metric,
+                    window=message.window,
+                    min_trades=message.min_trades,
+                    rows=rows,
+                )
+            case DetachStrategy():
+                return model.detach(message.strategy), model.last_seq
+            case AttachGroups():
+                model.attach(message.groups)
+                return None
             case ReportTables():
                 return {
                     "strategies": [
@@ -963,7 +1031,9 @@ class PerformanceActor(Actor):
                     "regime_effectiveness": model.rows(
                         ("strategy", "regime"), "recent", limit=PAGE_ROWS
                     ),
-                    "top_strategies": model.top_strategies("expectancy", message.top_n, "recent"),
+                    "top_strategies": top_rows(
+                        model, "expectancy", message.top_n, "recent", TOP_MIN_TRADES
+                    ),
                     "trades": model.trade_count,
                 }
             case _ if message is TAKE_STATE:
@@ -973,6 +1043,20 @@ class PerformanceActor(Actor):
                 }
                 return model.state_header() | {"groups": groups}
         raise TypeError(f"performance cannot handle {type(message).__name__}")
+
+
+def top_rows(
+    model: PerformanceModel,
+    metric: str,
+    n: int,
+    window: str,
+    min_trades: int,
+    ascending: bool = False,
+) -> list[dict[str, Any]]:
+    """``PerformanceModel.top_strategies`` among the strategies with at least
+    ``min_trades`` trades in the window (``get_top`` and the report's top strategies)."""
+    ranked = model.top_strategies(metric, len(model.strategies()), window, ascending)
+    return [row for row in ranked if row["trades"] >= min_trades][:n]
 
 
 def _row(figures: Figures | None) -> dict[str, Any] | None:

@@ -491,6 +491,29 @@ class ScorerModel:
             self.bucket_successes[bucket_q] += 1
         return True
 
+    def detach(self, strategy: str) -> tuple[Any, ...]:
+        """Take out a strategy's setups, record, pending signals and regime fits
+        (``forget_strategy``); ``attach`` puts them back."""
+        setups = {k: t for k, t in self.setups.items() if k[0] == strategy}
+        pending = {i: p for i, p in self.pending.items() if p[0][0] == strategy}
+        for key in setups:
+            del self.setups[key]
+        for signal_id in pending:
+            del self.pending[signal_id]
+        tally = self.strategy_tallies.pop(strategy, None)
+        fits = {r: t.pop(strategy) for r, t in self.regime_fit.items() if strategy in t}
+        return strategy, setups, pending, tally, fits
+
+    def attach(self, detached: tuple[Any, ...]) -> None:
+        """Put back what ``detach`` took out (a forget undone)."""
+        strategy, setups, pending, tally, fits = detached
+        self.setups.update(setups)
+        self.pending.update(pending)
+        if tally is not None:
+            self.strategy_tallies[strategy] = tally
+        for regime, fit in fits.items():
+            self.regime_fit.setdefault(regime, {})[strategy] = fit
+
     def set_allocation(
         self,
         statuses: Mapping[str, str],
@@ -733,6 +756,18 @@ class FlushSignals(msgspec.Struct, frozen=True):
     """Tell: hand the scored signals kept so far to the store (sent every second)."""
 
 
+class DetachSignals(msgspec.Struct, frozen=True):
+    """Ask: take out a strategy's records (``ScorerModel.detach``); answered with them."""
+
+    strategy: str
+
+
+class AttachSignals(msgspec.Struct, frozen=True):
+    """Ask: put back what a ``DetachSignals`` took out (a forget undone)."""
+
+    detached: Any
+
+
 class SignalSummary(msgspec.Struct, frozen=True):
     """Ask: the signal quality summary of ``get_report``."""
 
@@ -785,6 +820,13 @@ class ScorerActor(Actor):
         if len(rows) >= self.flush_every:
             self.flush_signals()
         return reply
+
+    def knows_signal(self, signal_id: str) -> bool:
+        """Whether the signal is pending or scored since the last flush to the store (the
+        store's journal knows the others)."""
+        if signal_id in self.model.pending:
+            return True
+        return any(row.signal_id == signal_id for row in self._signal_rows)
 
     def flush_signals(self) -> None:
         """Hand the scored signals to the store in one message (one insert per batch)."""
@@ -842,6 +884,11 @@ class ScorerActor(Actor):
                 return None
             case FlushSignals():
                 self.flush_signals()
+                return None
+            case DetachSignals():
+                return model.detach(message.strategy)
+            case AttachSignals():
+                model.attach(message.detached)
                 return None
             case SignalSummary():
                 summary = model.summary()

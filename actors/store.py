@@ -29,7 +29,7 @@ import structlog
 from actors.base import Actor, ActorStopped, Envelope, MailboxFull, Piece
 from actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
 from protocol.errors import AlphadError
-from protocol.messages import AuditEntry, RecordTrade
+from protocol.messages import AuditEntry, RecordTrade, SignalRecord
 
 log = structlog.get_logger("alphad.store")
 
@@ -158,11 +158,16 @@ class AppendTrade(msgspec.Struct, frozen=True):
 
 class AppendOutcome(msgspec.Struct, frozen=True):
     """Ask: record a signal outcome; answered with ``(duplicate, seq)`` after the commit,
-    or refused with ``conflict`` if the signal's recorded outcome is the other one."""
+    or refused with ``conflict`` if the signal's recorded outcome is the other one.
+
+    ``pending`` False (the scorer does not wait for this signal): refused with
+    ``not_found`` unless the signal is in the signals journal or has an outcome already.
+    """
 
     signal_id: str
     success: bool
     ts_ms: int
+    pending: bool = True
 
 
 class AppendSignal(msgspec.Struct, frozen=True, array_like=True):
@@ -276,6 +281,19 @@ class QueryHistory(msgspec.Struct, frozen=True):
     limit: int
     before_cycle: int | None = None
     max_bytes: int | None = None
+
+
+class QuerySignals(msgspec.Struct, frozen=True, kw_only=True):
+    """Ask: journaled signals after the journal id ``after``, oldest first, with their
+    outcome; at most ``limit``, no more than fit in about ``max_bytes`` (at least one),
+    answered ``(records, more)``."""
+
+    strategy: str | None
+    symbol: str | None
+    since_ms: int | None
+    after: int | None
+    limit: int
+    max_bytes: int
 
 
 class Recovery(msgspec.Struct, kw_only=True):
@@ -516,6 +534,8 @@ class StoreActor(Actor):
                 commits.append(envelope)
             else:
                 queries.append(envelope)
+        if outcomes:
+            outcomes = await self._refuse_unknown_signals(outcomes)
         if trades or outcomes or commits or self._pending_signals:
             await self._write(trades, outcomes, commits)
         if prune is not None:
@@ -523,6 +543,35 @@ class StoreActor(Actor):
         for envelope in queries:
             await self._answer_query(envelope)
         self._announce_trades()
+
+    async def _refuse_unknown_signals(self, outcomes: list[Envelope]) -> list[Envelope]:
+        """Answer ``not_found`` to outcomes of signals alphad never scored (nor has
+        journaled any more: ``signals_keep_days``); the others go on to be written."""
+        asked = {e.message.signal_id for e in outcomes if not e.message.pending}
+        if not asked:
+            return outcomes
+        asked -= {row.signal_id for row in self._pending_signals}
+        try:
+            known = await self._in_db_thread(partial(_journaled_signals, ids=sorted(asked)))
+        except (sqlite3.Error, StorageUnavailable) as exc:
+            log.warning("signal_lookup_failed", error=str(exc))
+            return outcomes  # the write that follows answers for the storage
+        unknown = asked - known
+        kept = []
+        for envelope in outcomes:
+            signal_id = envelope.message.signal_id
+            if signal_id in unknown:
+                _resolve(
+                    envelope,
+                    AlphadError(
+                        "not_found",
+                        f"signal {signal_id!r} was never scored, or is older than the signals"
+                        " journal keeps ([store] signals_keep_days); nothing was recorded",
+                    ),
+                )
+            else:
+                kept.append(envelope)
+        return kept
 
     def _announce_trades(self) -> None:
         """Tell the commit listener how many trades were committed; never wait for it."""
@@ -820,6 +869,8 @@ class StoreActor(Actor):
             if message.max_bytes is not None:
                 return await self._audit_page(message)
             return await self.audit_since(message.since_seq, message.strategy, message.limit)
+        if isinstance(message, QuerySignals):
+            return await self._signals_page(message)
         if isinstance(message, QueryHistory):
             if message.max_bytes is not None:
                 return await self._history_page(message)
@@ -896,6 +947,54 @@ class StoreActor(Actor):
         ) as cursor:
             rows = await cursor.fetchall()
         return [bytes(r[0]) for r in rows], len(sizes) > count
+
+    async def _signals_page(self, query: QuerySignals) -> tuple[list[SignalRecord], bool]:
+        """One bounded page of the signals journal: a row's size is its text's."""
+        sql = (
+            "SELECT s.id, s.signal_id, s.ts_ms, s.strategy, s.symbol, s.side, s.confidence,"
+            " s.confluence, s.regime, s.quality, s.execute, s.size_multiplier, s.weight,"
+            " s.status, s.reasons, o.success FROM signals s"
+            " LEFT JOIN signal_outcomes o ON o.signal_id = s.signal_id WHERE s.id > ?"
+        )
+        params: list[Any] = [query.after or 0]
+        for column, value in (("strategy", query.strategy), ("symbol", query.symbol)):
+            if value is not None:
+                sql += f" AND s.{column} = ?"
+                params.append(value)
+        if query.since_ms is not None:
+            sql += " AND s.ts_ms >= ?"
+            params.append(query.since_ms)
+        sql += " ORDER BY s.id LIMIT ?"
+        params.append(query.limit + 1)
+        async with self._conn().execute(sql, params) as cursor:
+            rows = list(await cursor.fetchall())
+        sizes = [
+            200 + sum(len(r[i]) for i in (1, 3, 4, 13, 14)) + len(r[8] or "")
+            for r in rows[: query.limit]
+        ]
+        count = _fitting(sizes, query.max_bytes)
+        records = [
+            SignalRecord(
+                id=r[0],
+                signal_id=r[1],
+                ts_ms=r[2],
+                strategy=r[3],
+                symbol=r[4],
+                side=r[5],
+                confidence=r[6],
+                confluence=r[7],
+                regime=r[8],
+                quality=r[9],
+                execute=bool(r[10]),
+                size_multiplier=r[11],
+                weight=r[12],
+                status=r[13],
+                reasons=r[14],
+                success=None if r[15] is None else bool(r[15]),
+            )
+            for r in rows[:count]
+        ]
+        return records, len(rows) > count
 
     async def latest_cycle(self) -> int:
         """The number of the last journaled optimization cycle (0 if none)."""
@@ -1072,6 +1171,20 @@ class _Batch(msgspec.Struct, kw_only=True):
         return trades_found, outcomes_found
 
 
+def _journaled_signals(db: sqlite3.Connection, *, ids: list[str]) -> set[str]:
+    """The ids among ``ids`` that are in the signals journal or have an outcome."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for table in ("signals", "signal_outcomes"):
+            rows = db.execute(
+                f"SELECT DISTINCT signal_id FROM {table} WHERE signal_id IN ({marks})", chunk
+            )
+            found.update(row[0] for row in rows)
+    return found
+
+
 def _delete_old_signals(db: sqlite3.Connection, *, before_ms: int, chunk: int) -> tuple[int, bool]:
     """Delete the signals scored before ``before_ms`` among the ``chunk`` oldest journaled
     ones; returns (deleted, whether the next chunk may hold more).
@@ -1184,6 +1297,7 @@ __all__ = [
     "PruneSignals",
     "QueryAudit",
     "QueryHistory",
+    "QuerySignals",
     "Recovery",
     "Snapshot",
     "StorageCorrupt",

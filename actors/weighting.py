@@ -145,6 +145,25 @@ def pnl_scale(figures: Figures) -> float:
 
 MAX_PNL_SCALE = 1e15
 
+ROLLBACK_KEEP = 50
+"""How many changes of the weights ``rollback`` can undo, newest first."""
+ROLLBACK_WEIGHTS = 200_000
+"""At most this many weights kept over those changes (the oldest changes go first)."""
+WEIGHTING_STATE_VERSION = 2  # 1 (no version key) kept one "previous" pair of tables
+
+
+class WeightsBefore(msgspec.Struct, array_like=True):
+    """The weights one change moved, as they were before it; a rollback sets them back.
+
+    ``cycle`` is the cycle whose weights they were (after it and any operator change
+    before the next cycle); None when read from a snapshot older than the history.
+    Each weight is (regime or None for the global table, strategy, weight), the weight
+    None where the regime had no weight of its own for the strategy.
+    """
+
+    cycle: int | None
+    weights: list[tuple[str | None, str, float | None]]
+
 
 class WeightingModel:
     """Base weights from config, adaptive weights globally and per regime.
@@ -163,8 +182,10 @@ class WeightingModel:
         self.regime_adaptive: dict[str, dict[str, float]] = {}
         # Off-switch: while frozen, update() changes nothing; reset and rollback still work.
         self.frozen = False
-        # The tables as they were before the last update(), for one rollback.
-        self._previous: tuple[dict[str, float], dict[str, dict[str, float]]] | None = None
+        # The weights before each of the last changes that moved any, oldest first, and
+        # the cycle whose update made the tables as they stand.
+        self.rollbacks: list[WeightsBefore] = []
+        self.tables_cycle = 0
         # The strategy's trade count (``Figures.seen``) when each weight was last judged
         # ("regime|strategy" -> seen).
         self.judged_at: dict[str, int] = {}
@@ -354,18 +375,21 @@ class WeightingModel:
         recent: Mapping[str, Figures],
         regime_recent: Mapping[str, Mapping[str, Figures]],
         reason: str = "cycle",
+        cycle: int | None = None,
     ) -> list[WeightUpdate]:
         """One update of the global table and of each given regime's table.
 
         ``recent``: strategy → recent-window figures; ``regime_recent``: regime →
         strategy → recent figures of that strategy's trades in that regime. Strategies
         that are not registered, or have fewer than ``min_trades`` trades, keep their
-        weight. Returns one ``WeightUpdate`` per weight that moved.
+        weight. Returns one ``WeightUpdate`` per weight that moved; an update that moved
+        any is what the next ``rollback`` undoes, and its tables are ``cycle``'s (by
+        default the one after the last).
         """
         if self.frozen:
             return []
         before_global = dict(self.adaptive)
-        self._previous = (before_global, {r: dict(t) for r, t in self.regime_adaptive.items()})
+        before_regimes = {r: dict(t) for r, t in self.regime_adaptive.items()}
         updates = self._update_table(self.adaptive, recent, None, reason)
         for regime in sorted(regime_recent):
             table = regime_recent[regime]
@@ -383,7 +407,37 @@ class WeightingModel:
             if weights:
                 self.regime_adaptive[regime] = weights
                 updates += self._update_table(weights, table, regime, reason)
+        if updates:
+            self._remember(before_global, before_regimes)
+            self.tables_cycle = cycle if cycle is not None else self.tables_cycle + 1
         return updates
+
+    def _remember(
+        self, before_global: dict[str, float], before_regimes: dict[str, dict[str, float]]
+    ) -> None:
+        """Keep the weights a change moved as they were before it (``rollbacks``)."""
+        moved: list[tuple[str | None, str, float | None]] = [
+            (None, name, weight)
+            for name, weight in before_global.items()
+            if self.adaptive.get(name) != weight
+        ]
+        for regime in sorted(set(before_regimes) | set(self.regime_adaptive)):
+            then = before_regimes.get(regime, {})
+            now = self.regime_adaptive.get(regime, {})
+            moved += [
+                (regime, n, then.get(n))
+                for n in sorted(set(then) | set(now))
+                if then.get(n) != now.get(n)
+            ]
+        if not moved:
+            return
+        self.rollbacks.append(WeightsBefore(self.tables_cycle, moved))
+        del self.rollbacks[:-ROLLBACK_KEEP]
+        while (
+            len(self.rollbacks) > 1
+            and sum(len(r.weights) for r in self.rollbacks) > ROLLBACK_WEIGHTS
+        ):
+            del self.rollbacks[0]
 
     def _update_table(
         self,
@@ -448,33 +502,79 @@ class WeightingModel:
     # ------------------------------------------------------------------ operator actions
 
     def reset(self, reason: str) -> list[WeightUpdate]:
-        """Every adaptive weight, global and per regime, back to base.
-
-        A reset does not change what a rollback restores (the tables before the last
-        update).
-        """
+        """Every adaptive weight, global and per regime, back to base; a reset that moved
+        any is what the next ``rollback`` undoes."""
+        before_global = dict(self.adaptive)
+        before_regimes = {r: dict(t) for r, t in self.regime_adaptive.items()}
         updates = self._restore(dict(self.base), {}, reason)
         # Regime tables are kept, at base, so every regime still has its table.
         self.regime_adaptive = {
             regime: {s: self.base[s] for s in table}
             for regime, table in self.regime_adaptive.items()
         }
+        if updates:
+            self._remember(before_global, before_regimes)
         return updates
 
     def rollback(self, reason: str) -> list[WeightUpdate]:
-        """The tables as they were before the last ``update()``; once, then a no-op."""
-        if self._previous is None:
+        """Undo the last change that moved a weight (an update or a reset); [] when there
+        is none left (``roll_back`` says which cycle's weights it restored)."""
+        if not self.rollbacks:
             return []
-        previous, previous_regimes = self._previous
-        self._previous = None
-        global_table = {s: previous.get(s, self.adaptive[s]) for s in self.base}
-        updates = self._restore(global_table, previous_regimes, reason)
+        return self.roll_back(reason)[0]
+
+    def roll_back(
+        self, reason: str, to_cycle: int | None = None
+    ) -> tuple[list[WeightUpdate], int | None]:
+        """Undo the last change that moved a weight, or every change after cycle
+        ``to_cycle``; returns the weights that moved and the cycle whose weights are
+        restored. ``AlphadError("not_found")`` when there is nothing to undo, or
+        ``to_cycle`` is older than the history kept (``ROLLBACK_KEEP`` changes)."""
+        history = self.rollbacks
+        if not history:
+            raise AlphadError("not_found", "no change of the weights to undo")
+        if to_cycle is None:
+            start = len(history) - 1
+        else:
+            if to_cycle >= self.tables_cycle:
+                raise AlphadError(
+                    "not_found",
+                    f"the weights have not changed since cycle {to_cycle}"
+                    f" (they are cycle {self.tables_cycle}'s)",
+                )
+            older = [
+                i for i, r in enumerate(history) if r.cycle is not None and r.cycle <= to_cycle
+            ]
+            if not older:
+                kept = [r.cycle for r in history if r.cycle is not None]
+                since = f"; the oldest kept is cycle {min(kept)}" if kept else ""
+                raise AlphadError(
+                    "not_found", f"cycle {to_cycle} is not in the rollback history{since}"
+                )
+            start = older[-1]
+        global_table = dict(self.adaptive)
+        regime_tables = {r: dict(t) for r, t in self.regime_adaptive.items()}
+        for change in reversed(history[start:]):
+            for regime, name, weight in change.weights:
+                if regime is None:
+                    if weight is not None and name in self.base:
+                        global_table[name] = weight
+                elif weight is None:
+                    regime_tables.get(regime, {}).pop(name, None)
+                else:
+                    regime_tables.setdefault(regime, {})[name] = weight
+        restored = history[start].cycle
+        del history[start:]
+        global_table = {s: global_table.get(s, self.adaptive[s]) for s in self.base}
+        updates = self._restore(global_table, regime_tables, reason)
         self.regime_adaptive = {
             regime: own
-            for regime, table in previous_regimes.items()
+            for regime, table in regime_tables.items()
             if (own := {s: self._within(s, w) for s, w in table.items() if s in self.base})
         }
-        return updates
+        if restored is not None:
+            self.tables_cycle = restored
+        return updates, restored
 
     def _restore(
         self,
@@ -502,6 +602,16 @@ class WeightingModel:
                     updates.append(self._change(strategy, regime, old, new, reason))
         self.adaptive = global_table
         return updates
+
+    def forget(self, strategy: str) -> None:
+        """Drop an unconfigured strategy's weights everywhere (``forget_strategy``)."""
+        for table in (self.base, self.adaptive, *self.regime_adaptive.values()):
+            table.pop(strategy, None)
+        self.regime_adaptive = {r: t for r, t in self.regime_adaptive.items() if t}
+        for key in [k for k in self.judged_at if k.partition("|")[2] == strategy]:
+            del self.judged_at[key]
+        for considered in self._considered.values():
+            considered.pop(strategy, None)
 
     def apply_journaled(self, strategy: str, regime: str | None, weight: float) -> None:
         """Set a weight as the audit trail recorded it (a restart from an older snapshot
@@ -563,18 +673,15 @@ class WeightingModel:
 
     def to_state(self) -> dict[str, Any]:
         """Plain data for a snapshot (copies: later updates do not change it)."""
-        previous = self._previous
         return {
+            "version": WEIGHTING_STATE_VERSION,
             "base": dict(self.base),
             "adaptive": dict(self.adaptive),
             "regime_adaptive": {r: dict(t) for r, t in self.regime_adaptive.items()},
             "frozen": self.frozen,
             "judged_at": dict(self.judged_at),
-            "previous": (
-                [dict(previous[0]), {r: dict(t) for r, t in previous[1].items()}]
-                if previous is not None
-                else None
-            ),
+            "rollbacks": msgspec.to_builtins(self.rollbacks),
+            "tables_cycle": self.tables_cycle,
         }
 
     @classmethod
@@ -617,10 +724,24 @@ class WeightingModel:
         model.frozen = bool(state.get("frozen", False))
         # A snapshot from before judged_at (it kept "evidence") judges every weight anew.
         model.judged_at = {str(k): int(v) for k, v in state.get("judged_at", {}).items()}
-        previous = state.get("previous")
+        model.tables_cycle = int(state.get("tables_cycle", 0))
+        for saved_change in state.get("rollbacks", []):
+            change = msgspec.convert(saved_change, WeightsBefore)
+            change.weights = [
+                (regime, name, restore({name: w})[name] if w is not None else None)
+                for regime, name, w in change.weights
+                if name in model.base
+            ]
+            model.rollbacks.append(change)
+        previous = state.get("previous")  # version 1: the tables before the last update
         if previous is not None:
             before = {**model.adaptive, **restore(previous[0])}
-            model._previous = (before, {r: restore(t) for r, t in previous[1].items()})
+            before_regimes = {r: restore(t) for r, t in previous[1].items()}
+            model.tables_cycle = -1  # unknown: the old layout kept no cycle
+            model._remember(before, before_regimes)
+            for change in model.rollbacks:
+                change.cycle = None
+            model.tables_cycle = 0
         return model
 
 

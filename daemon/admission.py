@@ -72,6 +72,23 @@ class Admission:
         """Whether the strategy is counted, or was scored lately."""
         return strategy in self.strategies or strategy in self.scored_only
 
+    def forget(self, strategy: str) -> Callable[[], None]:
+        """Stop counting a strategy that is not configured (``forget_strategy``); returns
+        what puts it back (a forget whose journal commit failed)."""
+        counted = strategy in self.strategies and strategy not in self.configured
+        scored = strategy in self.scored_only
+        if counted:
+            self.strategies.discard(strategy)
+        self.scored_only.pop(strategy, None)
+
+        def undo() -> None:
+            if counted:
+                self.strategies.add(strategy)
+            if scored:
+                self.scored_only[strategy] = None
+
+        return undo
+
     def admit(self, strategy: str, symbol: str, regime: str | None) -> None:
         """Raise ``unknown_strategy`` or ``limit`` for a name the daemon must not take on."""
         if strategy not in self.strategies:

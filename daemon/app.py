@@ -33,6 +33,7 @@ from actors.store import (
     PruneSignals,
     QueryAudit,
     QueryHistory,
+    QuerySignals,
     Recovery,
     StoreActor,
 )
@@ -55,15 +56,19 @@ from daemon.security import (
 from daemon.supervisor import RELEASE_FLOOR_S, StopWatchdog, Supervisor, time_left
 from protocol.messages import (
     PAGE_BYTES,
+    PAGE_ROWS,
     Audit,
     AuditEntry,
     ForceStatus,
+    ForgetStrategy,
     GetAudit,
     GetHealth,
     GetHistory,
     GetPerformance,
     GetReport,
+    GetSignals,
     GetStatus,
+    GetTop,
     GetWeights,
     History,
     Ok,
@@ -75,6 +80,8 @@ from protocol.messages import (
     RollbackWeights,
     ScoreSignal,
     SetComponent,
+    SignalRecord,
+    Signals,
     StatusReply,
     TradeRecorded,
     UpdateOptimization,
@@ -299,6 +306,8 @@ class Daemon:
             snapshot_every_trades=cfg.store.snapshot_every_trades,
             status=self.status,
             seen=lambda strategy: self.admission.seen(strategy),
+            forgotten=lambda strategy: self.admission.forget(strategy),
+            regime_seen=lambda regime: regime in self.admission.regimes,
             last_cycle_ms=recovered.last_cycle_ms,
             mailbox_size=mailbox,
         )
@@ -437,6 +446,9 @@ class Daemon:
         for entry in recovery.audit:
             if entry.kind == "component" and isinstance(entry.new, bool):
                 engine_state.setdefault("switches", {})[entry.data.get("component")] = entry.new
+                engine_state.setdefault("switched_ms", {})[entry.data.get("component")] = (
+                    entry.ts_ms
+                )
         models = build_models(self.config, state, id_prefix=f"{_now_ms():x}")
         for entry in recovery.audit:
             models.optimizer.apply_journaled(entry)
@@ -456,6 +468,19 @@ class Daemon:
             scorer.learn_trade(trade)
         for outcome in recovery.outcomes:
             scorer.learn_outcome(outcome)
+        # A restart from an older snapshot than a forget replays the forgotten strategy's
+        # trades: forget it again unless it traded after it was forgotten.
+        last_trade = {trade.strategy: trade.seq for trade in recovery.trades}
+        for entry in recovery.audit:
+            name = entry.strategy
+            if (
+                entry.kind == "forget"
+                and name is not None
+                and last_trade.get(name, 0) <= int(entry.data.get("trade_seq", 0))
+            ):
+                performance.detach(name)
+                scorer.model.detach(name)
+                optimizer.forget(name)
         for strategy in performance.strategies():
             with contextlib.suppress(Exception):
                 optimizer.register(strategy, now)
@@ -488,7 +513,9 @@ class Daemon:
             ),
             RecordSignalOutcome: Route(
                 actor=store,
-                wrap=lambda r: AppendOutcome(r.signal_id, r.success, _now_ms()),
+                wrap=lambda r: AppendOutcome(
+                    r.signal_id, r.success, _now_ms(), scorer.knows_signal(r.signal_id)
+                ),
                 unwrap=lambda r, result: Ok(),
             ),
             UpdateOptimization: Route(
@@ -510,10 +537,24 @@ class Daemon:
                 unwrap=_history_page,
             ),
             GetReport: Route(actor=engine),
+            GetSignals: Route(
+                actor=store,
+                wrap=lambda r: QuerySignals(
+                    strategy=r.strategy,
+                    symbol=r.symbol,
+                    since_ms=r.since_ms,
+                    after=r.after,
+                    limit=min(r.limit, PAGE_ROWS),
+                    max_bytes=PAGE_BYTES,
+                ),
+                unwrap=_signals_page,
+            ),
+            GetTop: Route(actor=performance),
             ForceStatus: Route(actor=engine, admin_only=True),
             ResetWeights: Route(actor=engine, admin_only=True),
             RollbackWeights: Route(actor=engine, admin_only=True),
             SetComponent: Route(actor=engine, admin_only=True),
+            ForgetStrategy: Route(actor=engine, admin_only=True),
         }
 
     def _every(self, interval_s: float, action: Callable[[], Any]) -> None:
@@ -544,6 +585,7 @@ class Daemon:
             cycle=self.engine.cycle,
             components=components,
             enabled=dict(self.engine.switches),
+            switched_ms=dict(self.engine.optimizer.switched_ms),
             requests=self.gateway.stats.requests if self.gateway is not None else 0,
             errors=self.gateway.stats.errors if self.gateway is not None else 0,
             mailboxes={actor.name: actor.depth() for actor in self.supervisor.actors},
@@ -675,6 +717,11 @@ def _audit_page(request: GetAudit, page: tuple[list[AuditEntry], bool]) -> Audit
 def _history_page(request: GetHistory, page: tuple[list[bytes], bool]) -> History:
     states = [_history_decoder.decode(blob) for blob in page[0]]
     return History(states=states, next=states[-1].cycle if page[1] and states else None)
+
+
+def _signals_page(request: GetSignals, page: tuple[list[SignalRecord], bool]) -> Signals:
+    records, more = page
+    return Signals(signals=records, next=records[-1].id if more and records else None)
 
 
 def _socket_dir(endpoint: str) -> Path | None:

@@ -9,8 +9,9 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import msgspec
 
@@ -22,9 +23,13 @@ from daemon.config import (
     load_config,
     resolve_paths,
 )
+from protocol.messages import RankedMetric
 
 if TYPE_CHECKING:
     from protocol.curve import CurveKeys
+
+RANKED_METRICS: tuple[str, ...] = get_args(RankedMetric)
+REPORT_TOP_N = 5  # the report's top strategies
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -63,6 +68,18 @@ def _parser() -> argparse.ArgumentParser:
     report = with_keys(sub.add_parser("report", help="print a running daemon's report"))
     report.add_argument("--format", choices=("text", "json", "csv"), default="text")
     report.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
+    report.add_argument(
+        "--top",
+        metavar="METRIC",
+        choices=RANKED_METRICS,
+        help="rank the top strategies by this figure (default expectancy)",
+    )
+    report.add_argument(
+        "--min-trades",
+        type=int,
+        metavar="N",
+        help="leave strategies with fewer recent trades out of the top (default 20)",
+    )
     top = with_keys(sub.add_parser("top", help="live terminal dashboard"))
     top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
     keygen = sub.add_parser("keygen", help="write a CURVE key pair for tcp:// endpoints")
@@ -172,7 +189,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "status":
         return status(paths, as_json=args.json, timeout_s=args.timeout, curve=curve)
     if command == "report":
-        return report(paths, args.format, timeout_s=args.timeout, curve=curve)
+        return report(
+            paths,
+            args.format,
+            timeout_s=args.timeout,
+            curve=curve,
+            top=args.top,
+            min_trades=args.min_trades,
+        )
     if command == "top":
         from daemon.top import run_top
 
@@ -220,16 +244,40 @@ def status(paths: Paths, *, as_json: bool, timeout_s: float, curve: CurveKeys | 
         return 0
     print(f"alphad {reply.version} up {reply.uptime_s:.0f}s at {paths.rpc}")
     print(f"  trades {reply.trades}  strategies {reply.strategies}  cycle {reply.cycle}")
-    for name, state in sorted(reply.components.items()):
+    from daemon.report import component_states
+
+    now_ms = time.time_ns() // 1_000_000
+    for name, state in sorted(component_states(reply, now_ms).items()):
         print(f"  {name:<12} {state}")
     return 0
 
 
-def report(paths: Paths, form: str, *, timeout_s: float, curve: CurveKeys | None) -> int:
-    """Print the report as tables, JSON or CSV."""
+def report(
+    paths: Paths,
+    form: str,
+    *,
+    timeout_s: float,
+    curve: CurveKeys | None,
+    top: str | None = None,
+    min_trades: int | None = None,
+) -> int:
+    """Print the report as tables, JSON or CSV; the top strategies by ``top``."""
     from daemon.report import render_csv, render_json, render_text
 
-    reply = _ask(paths, timeout_s, curve, lambda client: client.get_report())
+    if min_trades is not None and min_trades < 0:
+        raise CommandError(f"--min-trades must be 0 or more, not {min_trades}")
+
+    def ask(client: Any) -> Any:
+        reply = client.get_report()
+        if top is not None or min_trades is not None:
+            metric = top or reply.top_metric
+            least = reply.top_min_trades if min_trades is None else min_trades
+            ranked = client.get_top(metric, REPORT_TOP_N, min_trades=least)
+            reply.top_strategies, reply.top_metric = ranked.rows, metric
+            reply.top_min_trades = least
+        return reply
+
+    reply = _ask(paths, timeout_s, curve, ask)
     renderer = {"text": render_text, "json": render_json, "csv": render_csv}[form]
     print(renderer(reply))
     return 0

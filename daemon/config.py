@@ -182,7 +182,11 @@ def build_models(
     switches.update(engine.get("switches", {}))
     scorer.enabled = switches["scorer"]
     optimizer = Optimizer(
-        weighting, lifecycle, cycles=int(engine.get("cycle", 0)), switches=switches
+        weighting,
+        lifecycle,
+        cycles=int(engine.get("cycle", 0)),
+        switches=switches,
+        switched_ms={str(k): int(v) for k, v in engine.get("switched_ms", {}).items()},
     )
     return Models(performance=performance, scorer=scorer, optimizer=optimizer)
 

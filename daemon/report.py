@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from protocol.messages import Report
+from protocol.messages import Report, StatusReply
 
 STRATEGY_COLUMNS = (
     "trades",
@@ -41,7 +41,7 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
                 status.trades,
                 status.strategies,
                 status.cycle,
-                " ".join(f"{k}={v}" for k, v in sorted(status.components.items())),
+                "  ".join(f"{k}={v}" for k, v in sorted(component_states(status).items())),
             ]
         ],
     )
@@ -102,20 +102,34 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
             for b in quality.get("buckets", [])
         ],
     )
+    # The figure they are ranked by first, then the usual ones.
+    top_columns = [report.top_metric]
+    top_columns += [
+        c for c in ("expectancy", "trades", "win_rate", "profit_factor") if c != report.top_metric
+    ]
     tables["top_strategies"] = (
-        ["strategy", "expectancy", "trades", "win_rate", "profit_factor"],
-        [
-            [
-                r.get("strategy"),
-                r.get("expectancy"),
-                r.get("trades"),
-                r.get("win_rate"),
-                r.get("profit_factor"),
-            ]
-            for r in report.top_strategies
-        ],
+        ["strategy", *top_columns],
+        [[r.get("strategy"), *(r.get(c) for c in top_columns)] for r in report.top_strategies],
     )
     return tables
+
+
+def component_states(status: StatusReply, now_ms: int | None = None) -> dict[str, str]:
+    """Each component's state as an operator reads it: one switched off shows ``off``,
+    since when (UTC, and its age at ``now_ms`` when given), not its actor's ``running``."""
+    states = dict(status.components)
+    for name, enabled in status.enabled.items():
+        if enabled:
+            continue
+        since = status.switched_ms.get(name)
+        if since is None:
+            shown = "off (since the start, by the config)"
+        else:
+            ago = f" ({age(now_ms - since)} ago)" if now_ms is not None else ""
+            shown = f"off since {utc_time(since)} UTC{ago}"
+        actor = states.get(name)
+        states[name] = shown if actor in (None, "running") else f"{shown}; {actor}"
+    return states
 
 
 def render_text(report: Report, now_ms: int | None = None) -> str:

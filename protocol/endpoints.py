@@ -55,7 +55,8 @@ def default_endpoint(name: str) -> str:
 
 
 def alert_topic(kind: str, new: object) -> str:
-    """The PUB topic of an audit entry: ``status.<new>``, ``weights``, ``cycle``, or the kind."""
+    """The PUB topic of an audit entry: ``status.<new>``, ``weights``, or the kind
+    (``cycle``, ``component``, ``forget``)."""
     if kind == "status":
         return f"status.{new}"
     if kind == "weight":

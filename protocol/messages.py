@@ -162,6 +162,54 @@ class GetReport(Request, tag="get_report"):
     """Everything a dashboard needs in one reply."""
 
 
+class GetSignals(Request, tag="get_signals"):
+    """Scored signals from the signals journal, oldest first, after the journal id
+    ``after``; at most ``limit`` (and ``PAGE_ROWS``), and no more than fit in
+    ``PAGE_BYTES``."""
+
+    strategy: Name | None = None
+    symbol: Name | None = None
+    since_ms: TimestampMs | None = None
+    limit: Limit = 100
+    after: Seq | None = None
+
+
+# The performance figures a ranking can use (every number of a performance row).
+RankedMetric = Literal[
+    "trades",
+    "wins",
+    "losses",
+    "win_rate",
+    "expectancy",
+    "total_pnl",
+    "gross_profit",
+    "gross_loss",
+    "profit_factor",
+    "avg_win",
+    "avg_loss",
+    "sharpe",
+    "sortino",
+    "sqn",
+    "psr",
+    "max_drawdown",
+    "current_drawdown",
+]
+TOP_MIN_TRADES = 20
+"""Strategies with fewer trades in the window are left out of a ranking by default: one
+lucky trade must not top the list (``get_top`` and the report's top strategies)."""
+
+
+class GetTop(Request, tag="get_top"):
+    """The ``n`` strategies with the highest ``metric`` (lowest with ``ascending``) over
+    ``window``, among those with at least ``min_trades`` trades in it."""
+
+    metric: RankedMetric = "expectancy"
+    n: Annotated[int, Meta(ge=1, le=PAGE_ROWS)] = 5
+    window: Window = "recent"
+    min_trades: Annotated[int, Meta(ge=0)] = TOP_MIN_TRADES
+    ascending: bool = False
+
+
 class ForceStatus(Request, tag="force_status"):
     """Admin: set a strategy's lifecycle status by hand."""
 
@@ -179,10 +227,12 @@ class ResetWeights(Request, tag="reset_weights"):
 
 
 class RollbackWeights(Request, tag="rollback_weights"):
-    """Admin: return the adaptive weights to what they were before the last update."""
+    """Admin: undo the last change of the adaptive weights (a cycle's or a reset), or
+    every change after cycle ``to_cycle``."""
 
     reason: Text = ""
     operator: Name = "operator"
+    to_cycle: Seq | None = None
 
 
 ComponentName = Literal["scorer", "weighting", "lifecycle"]
@@ -193,6 +243,15 @@ class SetComponent(Request, tag="set_component"):
 
     name: ComponentName
     enabled: bool
+    reason: Text
+    operator: Name
+
+
+class ForgetStrategy(Request, tag="forget_strategy"):
+    """Admin: forget a strategy that is no longer configured: its weights, status and
+    signal records go, its trades stay in the journal (docs/protocol.md)."""
+
+    strategy: Name
     reason: Text
     operator: Name
 
@@ -209,10 +268,13 @@ AnyRequest = (
     | GetAudit
     | GetHistory
     | GetReport
+    | GetSignals
+    | GetTop
     | ForceStatus
     | ResetWeights
     | RollbackWeights
     | SetComponent
+    | ForgetStrategy
 )
 
 ADMIN_REQUESTS: tuple[type[Request], ...] = (
@@ -220,6 +282,7 @@ ADMIN_REQUESTS: tuple[type[Request], ...] = (
     ResetWeights,
     RollbackWeights,
     SetComponent,
+    ForgetStrategy,
 )
 
 # --------------------------------------------------------------------------- replies
@@ -280,6 +343,8 @@ class OptimizationState(Reply, tag="optimization_state"):
     weight_changes: list[WeightChange] = msgspec.field(default_factory=list)
     status_changes: list[StatusChange] = msgspec.field(default_factory=list)
     weighting_frozen: bool = False
+    # What the caller may not expect, e.g. a regime never seen in a trade or a signal.
+    notes: list[str] = msgspec.field(default_factory=list)
 
 
 class StatusReply(Reply, tag="status"):
@@ -296,6 +361,9 @@ class StatusReply(Reply, tag="status"):
     requests: int = 0
     errors: int = 0
     mailboxes: dict[str, int] = msgspec.field(default_factory=dict)
+    # When each optimization component was last switched off or on by an operator (ms);
+    # a component off since the start by the config has no entry.
+    switched_ms: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 METRIC_FIELDS: tuple[str, ...] = (
@@ -340,6 +408,11 @@ class Weights(Reply, tag="weights"):
     effective: dict[str, float]
     normalized: dict[str, float]
     frozen: bool = False
+    # What the caller may not expect, e.g. a regime never seen in a trade or a signal.
+    notes: list[str] = msgspec.field(default_factory=list)
+    # For rollback_weights: the cycle whose weights are restored (null: unknown, from a
+    # snapshot older than the rollback history).
+    restored_cycle: int | None = None
 
 
 class HealthRow(msgspec.Struct, kw_only=True):
@@ -399,6 +472,47 @@ class Report(Reply, tag="report"):
     regime_effectiveness: list[dict[str, Any]]
     signal_quality: dict[str, Any]
     top_strategies: list[dict[str, Any]]
+    # How top_strategies are ranked: the figure, recent window, and the least trades.
+    top_metric: str = "expectancy"
+    top_min_trades: int = TOP_MIN_TRADES
+
+
+class SignalRecord(msgspec.Struct, kw_only=True):
+    """One journaled scored signal: the request's fields, the answer given, its outcome."""
+
+    id: int
+    signal_id: str
+    ts_ms: int
+    strategy: str
+    symbol: str
+    side: str
+    confidence: float
+    confluence: int
+    regime: str | None
+    quality: float
+    execute: bool
+    size_multiplier: float
+    weight: float
+    status: str
+    reasons: str
+    success: bool | None = None
+
+
+class Signals(Reply, tag="signals"):
+    """Journaled signals, oldest first; ``next``, when more follow, is the ``after`` of
+    the next page."""
+
+    signals: list[SignalRecord]
+    next: int | None = None
+
+
+class Top(Reply, tag="top"):
+    """Performance rows (as ``performance``'s) of the best strategies by ``metric``."""
+
+    metric: str
+    window: str
+    min_trades: int
+    rows: list[dict[str, Any]]
 
 
 class StatusChanged(Reply, tag="status_changed"):
@@ -420,6 +534,16 @@ class Components(Reply, tag="components"):
     seq: int | None = None
 
 
+class StrategyForgotten(Reply, tag="strategy_forgotten"):
+    """A strategy was forgotten; ``seq`` of its audit entry (kind ``forget``)."""
+
+    strategy: str
+    status: str
+    reason: str
+    operator: str
+    seq: int
+
+
 class Error(Reply, tag="error"):
     """Any failure; ``code`` is one of ``protocol.errors.ERROR_CODES``."""
 
@@ -439,8 +563,11 @@ AnyReply = (
     | Audit
     | History
     | Report
+    | Signals
+    | Top
     | StatusChanged
     | Components
+    | StrategyForgotten
     | Error
 )
 
@@ -483,4 +610,5 @@ ALERT_TOPICS: tuple[str, ...] = (
     "weights",
     "cycle",
     "component",
+    "forget",
 )

@@ -180,6 +180,34 @@ class Requests:
         return Call.of(wire.GetReport, wire.Report, locals())
 
     @request_method
+    def get_signals(
+        strategy: str | None = None,
+        symbol: str | None = None,
+        since_ms: int | None = None,
+        limit: int = 100,
+        *,
+        after: int | None = None,
+        timeout_s: Timeout = None,
+    ) -> Call[wire.Signals]:
+        """Scored signals from the journal, oldest first; the next page from
+        ``after=reply.next``."""
+        return Call.of(wire.GetSignals, wire.Signals, locals())
+
+    @request_method
+    def get_top(
+        metric: wire.RankedMetric = "expectancy",
+        n: int = 5,
+        window: wire.Window = "recent",
+        min_trades: int = wire.TOP_MIN_TRADES,
+        ascending: bool = False,
+        *,
+        timeout_s: Timeout = None,
+    ) -> Call[wire.Top]:
+        """The best ``n`` strategies by a performance figure, among those with at least
+        ``min_trades`` trades in the window."""
+        return Call.of(wire.GetTop, wire.Top, locals())
+
+    @request_method
     def force_status(
         strategy: str,
         status: wire.Status,
@@ -200,9 +228,14 @@ class Requests:
 
     @request_method
     def rollback_weights(
-        reason: str = "", operator: str = "operator", *, timeout_s: Timeout = None
+        reason: str = "",
+        operator: str = "operator",
+        to_cycle: int | None = None,
+        *,
+        timeout_s: Timeout = None,
     ) -> Call[wire.Weights]:
-        """Admin socket: adaptive weights back to before the last update (never resent)."""
+        """Admin socket: undo the last change of the weights, or every one after
+        ``to_cycle``; ``restored_cycle`` says whose weights are back (never resent)."""
         return Call.of(wire.RollbackWeights, wire.Weights, locals())
 
     @request_method
@@ -216,3 +249,11 @@ class Requests:
     ) -> Call[wire.Components]:
         """Admin socket: switch an optimization component off or on (never resent)."""
         return Call.of(wire.SetComponent, wire.Components, locals())
+
+    @request_method
+    def forget_strategy(
+        strategy: str, reason: str, operator: str, *, timeout_s: Timeout = None
+    ) -> Call[wire.StrategyForgotten]:
+        """Admin socket: forget a strategy no longer configured; its trades stay on disk
+        (never resent)."""
+        return Call.of(wire.ForgetStrategy, wire.StrategyForgotten, locals())

@@ -24,6 +24,7 @@ from protocol.client import AsyncClient, AsyncSubscriber, Client, Subscriber
 from protocol.endpoints import alert_topic, default_endpoint, default_runtime_dir
 from protocol.errors import AlphadError
 from protocol.messages import (
+    AnyRequest,
     Audit,
     Health,
     History,
@@ -113,7 +114,11 @@ def test_client_refuses_bad_settings() -> None:
 def test_both_clients_show_each_request_method_with_its_signature_and_docstring() -> None:
     blocking, awaited = Client("ipc:///nowhere"), AsyncClient("ipc:///nowhere")
     names = [name for name in vars(Requests) if not name.startswith("_")]
-    assert "score_signal" in names and "set_component" in names and len(names) == 15
+    assert (
+        "score_signal" in names
+        and "set_component" in names
+        and len(names) == len(AnyRequest.__args__)
+    )
     for name in names:
         method, coroutine = getattr(blocking, name), getattr(awaited, name)
         signature = inspect.signature(method)
@@ -210,7 +215,9 @@ def test_admin_requests_work_on_the_admin_socket(daemon: DaemonProcess) -> None:
         changed = admin.force_status("ema", "suspended", "drawdown review", "alice")
         assert (changed.new, changed.operator) == ("suspended", "alice")
         assert isinstance(admin.reset_weights("fresh start", "alice"), Weights)
-        assert isinstance(admin.rollback_weights("undo", "alice"), Weights)
+        with pytest.raises(AlphadError) as nothing_to_undo:  # the reset moved no weight
+            admin.rollback_weights("undo", "alice")
+        assert nothing_to_undo.value.code == "not_found"
         assert admin.get_health("ema").rows[0].status == "suspended"
         off = admin.set_component("weighting", False, "weights swing", "alice")
         assert (off.components["weighting"], off.changed) == (False, True)
@@ -359,7 +366,9 @@ async def test_async_client_typed_round_trips(daemon: DaemonProcess) -> None:
     async with AsyncClient(daemon.admin) as admin:
         changed = await admin.force_status("ema", "degraded", "watch it", "alice")
         assert changed.new == "degraded"
-        assert isinstance(await admin.rollback_weights(), Weights)
+        with pytest.raises(AlphadError) as nothing_to_undo:
+            await admin.rollback_weights()
+        assert nothing_to_undo.value.code == "not_found"
         again = await admin.set_component("scorer", True, "already on", "alice")
         assert (again.components["scorer"], again.changed) == (True, False)
 

@@ -21,6 +21,7 @@ from protocol.codec import decode_reply, encode
 from protocol.messages import (
     Error,
     ForceStatus,
+    ForgetStrategy,
     GetAudit,
     GetHealth,
     GetPerformance,
@@ -148,6 +149,8 @@ def figures_an_operator_sees(rpc: RawClient) -> dict[str, Any]:
         "enabled": status.enabled,
         "audit": msgspec.to_builtins(rpc.call(GetAudit(limit=1000)).entries),
         "scored": (scored.status, scored.weight, scored.size_multiplier),
+        "performance": rpc.call(GetPerformance()).rows,
+        "strategies": status.strategies,
     }
 
 
@@ -186,6 +189,7 @@ def test_changes_refused_on_a_full_disk_take_no_effect_before_or_after_a_restart
             admin.call(ResetWeights(reason="x")),
             admin.call(RollbackWeights(reason="x")),
             admin.call(SetComponent(name="weighting", enabled=False, reason="x", operator="op")),
+            admin.call(ForgetStrategy(strategy="ema", reason="x", operator="op")),
         ]
         for reply in refused:
             assert isinstance(reply, Error) and reply.code == "storage_unavailable", reply

@@ -15,7 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.figures import Figures
-from actors.weighting import StrategyConfig, WeightingConfig, WeightingModel, WeightUpdate
+from actors.weighting import (
+    ROLLBACK_KEEP,
+    StrategyConfig,
+    WeightingConfig,
+    WeightingModel,
+    WeightUpdate,
+)
 from protocol.errors import AlphadError
 
 STRATEGIES = {"ema": StrategyConfig(base_weight=1.0), "rsi": StrategyConfig(base_weight=0.4)}
@@ -537,14 +543,15 @@ def test_reset_returns_every_weight_to_base_and_reports_each_change() -> None:
     assert model.reset("again") == []
 
 
-def test_rollback_restores_the_tables_before_the_last_update_once() -> None:
+def test_rollback_restores_the_tables_before_the_last_update_then_the_one_before() -> None:
     model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
-    model.update({"ema": good()}, {"volatile": {"ema": good()}})
+    model.update({"ema": good()}, {"volatile": {"ema": good()}}, cycle=1)
     after_first = (dict(model.adaptive), {r: dict(t) for r, t in model.regime_adaptive.items()})
     model.update(
-        {"ema": good(), "rsi": bad()}, {"volatile": {"ema": bad()}, "calm": {"ema": bad()}}
+        {"ema": good(), "rsi": bad()}, {"volatile": {"ema": bad()}, "calm": {"ema": bad()}}, cycle=2
     )
-    changes = model.rollback("operator says so")
+    changes, restored = model.roll_back("operator says so")
+    assert restored == 1
     assert (model.adaptive, model.regime_adaptive) == after_first
     assert model.regimes() == ["volatile"]  # the table the rolled-back update made is gone
     assert {(c.regime, c.strategy) for c in changes} == {
@@ -553,28 +560,74 @@ def test_rollback_restores_the_tables_before_the_last_update_once() -> None:
         ("volatile", "ema"),
         ("calm", "ema"),
     }
-    assert model.rollback("again") == []  # only the last update can be undone
-    assert (model.adaptive, model.regime_adaptive) == after_first
+    assert model.roll_back("again")[1] == 0  # the update before it
+    assert (model.adaptive, model.regime_adaptive) == ({"ema": 1.0, "rsi": 0.4}, {})
+    assert model.rollback("nothing left") == []
 
 
-def test_reset_does_not_change_what_rollback_restores() -> None:
+def test_a_rollback_after_a_reset_undoes_the_reset_only() -> None:
     model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
-    model.update({"ema": good()}, {})
-    before_last = dict(model.adaptive)
-    model.update({"ema": good()}, {})
+    model.update({"ema": good()}, {}, cycle=1)
+    model.update({"ema": good()}, {}, cycle=2)
+    after_last = dict(model.adaptive)
     model.reset("flatten")
-    model.rollback("undo the last update")
-    assert model.adaptive == before_last
+    assert model.roll_back("undo the reset")[1] == 2
+    assert model.adaptive == after_last
 
 
-def test_a_rollback_is_used_up_once_applied() -> None:
+def test_an_update_that_moves_nothing_is_not_what_a_rollback_undoes() -> None:
     model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
-    model.update({"ema": good()}, {})
-    model.update({"ema": good()}, {})
-    model.rollback("undo")
-    model.reset("flatten")
-    assert model.rollback("undo again") == []
-    assert model.adaptive == {"ema": 1.0, "rsi": 0.4}
+    first = good()
+    model.update({"ema": first}, {}, cycle=1)
+    after_first = dict(model.adaptive)
+    model.update({"ema": good()}, {}, cycle=2)
+    assert model.update({"ema": first}, {}, cycle=3) == []  # the same figures: no move
+    assert model.roll_back("undo")[1] == 1
+    assert model.adaptive == after_first
+
+
+def test_a_rollback_to_a_named_cycle_undoes_every_change_after_it() -> None:
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
+    after: dict[int, dict[str, float]] = {}
+    for cycle in (1, 2, 3, 5):
+        model.update({"ema": good()}, {}, cycle=cycle)
+        after[cycle] = dict(model.adaptive)
+    _, restored = model.roll_back("back", to_cycle=4)  # cycle 4 moved nothing: 3's weights
+    assert restored == 3 and model.adaptive == after[3]
+    assert model.roll_back("back", to_cycle=1)[1] == 1 and model.adaptive == after[1]
+    with pytest.raises(AlphadError) as not_kept:
+        model.roll_back("back", to_cycle=1)
+    assert not_kept.value.code == "not_found"
+
+
+def test_the_rollback_history_is_bounded_and_survives_a_snapshot() -> None:
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0, max_change=0.001), STRATEGIES)
+    for cycle in range(1, ROLLBACK_KEEP + 11):
+        model.update({"ema": good(), "rsi": bad()}, {}, cycle=cycle)
+    assert len(model.rollbacks) == ROLLBACK_KEEP
+    restored = round_trip(model)
+    assert restored.to_state() == model.to_state()
+    assert restored.roll_back("x") == model.roll_back("x")
+    assert model.rollbacks[0].cycle == 10
+    with pytest.raises(AlphadError):
+        model.roll_back("x", to_cycle=9)  # cycle 10's weights are the oldest kept
+
+
+def test_a_snapshot_of_the_old_layout_still_rolls_back_once() -> None:
+    model = WeightingModel(WeightingConfig(max_multiplier=2.0), STRATEGIES)
+    model.update({"ema": good()}, {"calm": {"ema": good()}})
+    state = msgspec.msgpack.decode(msgspec.msgpack.encode(model.to_state()))
+    for key in ("version", "rollbacks", "tables_cycle"):
+        del state[key]
+    state["previous"] = [{"ema": 1.0, "rsi": 0.4}, {}]
+    old = WeightingModel.from_state(WeightingConfig(max_multiplier=2.0), STRATEGIES, state)
+    changes, restored = old.roll_back("undo")
+    assert restored is None and {(c.regime, c.strategy) for c in changes} == {
+        (None, "ema"),
+        ("calm", "ema"),
+    }
+    assert (old.adaptive, old.regime_adaptive) == ({"ema": 1.0, "rsi": 0.4}, {})
+    assert old.rollback("again") == []
 
 
 def test_rollback_before_any_update_changes_nothing() -> None:

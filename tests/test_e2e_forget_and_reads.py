@@ -1,0 +1,398 @@
+"""End to end: forgetting a strategy, refusals where nothing was recorded, weight rollbacks,
+switched-off components and the reads of signals and top strategies."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from daemon.report import utc_time
+from protocol.client import Client
+from protocol.codec import decode_alert
+from protocol.errors import AlphadError
+from tests.daemon_process import DaemonProcess
+
+BASE_MS = 1_732_000_000_000
+
+
+def subscribe(endpoint: str, prefix: bytes) -> zmq.Socket[Any]:
+    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SUBSCRIBE, prefix)
+    sock.connect(endpoint)
+    return sock
+
+
+def trade(client: Client, strategy: str, i: int, pnl: float = 1.0, regime: str = "trend") -> None:
+    client.record_trade(
+        trade_id=f"{strategy}-{i}",
+        strategy=strategy,
+        symbol="BTC/USDT",
+        side="buy",
+        pnl=pnl,
+        entry_ts_ms=BASE_MS + i * 1000,
+        exit_ts_ms=BASE_MS + i * 1000 + 500,
+        regime=regime,
+    )
+
+
+FORGET_CONFIG = """
+[engine]
+update_interval_s = 0
+[limits]
+max_strategies = 3
+optimization_interval_s = 0
+[strategies.core]
+base_weight = 1.0
+"""
+
+
+def test_forgotten_strategy_frees_its_place_under_the_cap_and_stays_forgotten(
+    tmp_path: Path,
+) -> None:
+    daemon = DaemonProcess(tmp_path, FORGET_CONFIG).start()
+    try:
+        rpc, admin = Client(daemon.rpc, retries=0), Client(daemon.admin, retries=0)
+        alerts = subscribe(daemon.alerts, b"forget")
+        time.sleep(0.3)  # a SUB joins asynchronously
+        trade(rpc, "old_trend", 0)
+        trade(rpc, "scalper", 1)
+        with pytest.raises(AlphadError) as full:
+            trade(rpc, "newcomer", 2)
+        assert full.value.code == "limit"
+
+        with pytest.raises(AlphadError) as configured:
+            admin.forget_strategy("core", reason="gone", operator="ops")
+        assert configured.value.code == "bad_request"
+        assert "[strategies.core]" in str(configured.value)
+        with pytest.raises(AlphadError) as unknown:
+            admin.forget_strategy("old_trnd", reason="typo", operator="ops")
+        assert unknown.value.code == "not_found"
+        with pytest.raises(AlphadError) as not_admin:
+            rpc.forget_strategy("old_trend", reason="x", operator="ops")
+        assert not_admin.value.code == "forbidden"
+
+        forgotten = admin.forget_strategy("old_trend", reason="retired for good", operator="ops")
+        assert forgotten.strategy == "old_trend" and forgotten.status == "active"
+        trade(rpc, "newcomer", 2)
+
+        assert alerts.poll(5000), "no forget alert"
+        topic, payload = alerts.recv_multipart()
+        alert = decode_alert(payload)
+        assert topic == b"forget" and alert.strategy == "old_trend"
+        assert alert.seq == forgotten.seq and alert.actor == "ops"
+        entry = rpc.get_audit(since_seq=forgotten.seq - 1, limit=1).entries[0]
+        assert (entry.kind, entry.strategy, entry.reason) == (
+            "forget",
+            "old_trend",
+            "retired for good",
+        )
+
+        served = {"core", "scalper", "newcomer"}
+
+        def shown() -> tuple[set[str], set[str], set[str], int]:
+            return (
+                {row.strategy for row in rpc.get_health().rows},
+                set(rpc.get_weights().base),
+                {row["strategy"] for row in rpc.get_performance().rows},
+                rpc.get_status().strategies,
+            )
+
+        assert shown() == (served, served, {"scalper", "newcomer"}, 3)
+        rpc.close()
+        admin.close()
+        alerts.close()
+
+        daemon.kill9()
+        daemon.start()
+        rpc = Client(daemon.rpc, retries=0)
+        assert shown() == (served, served, {"scalper", "newcomer"}, 3)
+        with pytest.raises(AlphadError) as still_full:
+            trade(rpc, "old_trend", 3)
+        assert still_full.value.code == "limit"
+        rpc.close()
+    finally:
+        daemon.close()
+
+
+def test_outcomes_and_health_of_names_never_seen_are_not_found(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, FORGET_CONFIG).start()
+    try:
+        rpc = Client(daemon.rpc, retries=0)
+        with pytest.raises(AlphadError) as invented:
+            rpc.record_signal_outcome("never-scored-1", True)
+        assert invented.value.code == "not_found"
+
+        scored = rpc.score_signal("scalper", "BTC/USDT", "buy", 0.8, confluence=3, regime="trend")
+        assert scored.signal_id is not None
+        # The trade consumes the pending signal; the outcome sent as well is still known.
+        rpc.record_trade(
+            trade_id="s-1", strategy="scalper", symbol="BTC/USDT", side="buy", pnl=1.0,
+            entry_ts_ms=BASE_MS, exit_ts_ms=BASE_MS + 1, signal_id=scored.signal_id,
+        )  # fmt: skip
+        rpc.record_signal_outcome(scored.signal_id, True)
+        rpc.record_signal_outcome(scored.signal_id, True)  # a resend, once journaled
+        with pytest.raises(AlphadError) as conflict:
+            rpc.record_signal_outcome(scored.signal_id, False)
+        assert conflict.value.code == "conflict"
+
+        assert [row.strategy for row in rpc.get_health("scalper").rows] == ["scalper"]
+        assert [row.strategy for row in rpc.get_health("core").rows] == ["core"]
+        with pytest.raises(AlphadError) as misspelt:
+            rpc.get_health("scalpr")
+        assert misspelt.value.code == "not_found"
+
+        assert rpc.get_weights("trend").notes == []
+        unseen = rpc.get_weights("trnd")
+        assert unseen.notes and "'trnd'" in unseen.notes[0]
+        assert rpc.update_optimization("trnd").notes
+        assert rpc.update_optimization(None).notes == []
+        rpc.close()
+        daemon.kill9()
+        daemon.start()
+        rpc = Client(daemon.rpc, retries=0)
+        # After a restart the journal still knows the signal; the invented one is still unknown.
+        rpc.record_signal_outcome(scored.signal_id, True)
+        with pytest.raises(AlphadError) as still_invented:
+            rpc.record_signal_outcome("never-scored-2", False)
+        assert still_invented.value.code == "not_found"
+        rpc.close()
+    finally:
+        daemon.close()
+
+
+ROLLBACK_CONFIG = """
+[engine]
+update_interval_s = 0
+[limits]
+optimization_interval_s = 0
+[performance]
+window_trades = 20
+[weighting]
+min_trades = 10
+"""
+
+
+def losing_trades(client: Client, start: int, n: int) -> int:
+    for i in range(start, start + n):
+        trade(client, "fader", i, pnl=-1.0 + 0.01 * (i % 3))
+    return start + n
+
+
+def test_rollback_undoes_the_last_change_then_the_one_before_and_says_which(
+    tmp_path: Path,
+) -> None:
+    daemon = DaemonProcess(tmp_path, ROLLBACK_CONFIG).start()
+    try:
+        admin = Client(daemon.admin, retries=0)
+        with pytest.raises(AlphadError) as nothing_yet:
+            admin.rollback_weights("nothing to undo")
+        assert nothing_yet.value.code == "not_found"
+        next_id = losing_trades(admin, 0, 20)
+        base = admin.get_weights().adaptive
+        assert base == {"fader": 1.0}
+        assert admin.update_optimization().weight_changes
+        after_1 = admin.get_weights().adaptive
+        losing_trades(admin, next_id, 20)
+        assert admin.update_optimization().weight_changes
+        after_2 = admin.get_weights().adaptive
+        assert not admin.update_optimization().weight_changes  # cycle 3 moves nothing
+        assert base != after_1 != after_2
+
+        reset = admin.reset_weights("flatten", "ops")
+        assert reset.adaptive == base
+        undone = admin.rollback_weights("undo the reset", "ops")
+        assert (undone.adaptive, undone.restored_cycle) == (after_2, 2)
+        admin.close()
+
+        daemon.kill9()
+        daemon.start()
+        admin = Client(daemon.admin, retries=0)
+        # Not the no-op cycle 3: the last change, cycle 2's.
+        back = admin.rollback_weights("cycle 2 went too far", "ops")
+        assert (back.adaptive, back.restored_cycle) == (after_1, 1)
+        assert admin.get_weights().adaptive == after_1
+        with pytest.raises(AlphadError) as too_far:
+            admin.rollback_weights("x", to_cycle=5)
+        assert too_far.value.code == "not_found"
+        to_start = admin.rollback_weights("from scratch", "ops", to_cycle=0)
+        assert (to_start.adaptive, to_start.restored_cycle) == (base, 0)
+        with pytest.raises(AlphadError) as empty:
+            admin.rollback_weights("again")
+        assert empty.value.code == "not_found"
+        kinds = [e.kind for e in admin.get_audit(limit=1000).entries if e.actor == "ops"]
+        assert kinds and set(kinds) == {"weight"}
+        admin.close()
+    finally:
+        daemon.close()
+
+
+def alphad(daemon: DaemonProcess, *args: str) -> str:
+    location = ["--state-dir", str(daemon.state_dir), "--runtime-dir", str(daemon.runtime_dir)]
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", *args, *location],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_status_and_report_show_a_switched_off_component_as_off_since_its_switch(
+    tmp_path: Path,
+) -> None:
+    daemon = DaemonProcess(tmp_path, "[components]\nlifecycle = false\n").start()
+    try:
+        admin = Client(daemon.admin, retries=0)
+        before_ms = time.time_ns() // 1_000_000
+        admin.set_component("weighting", False, "weights swing", "ops")
+        status = admin.get_status()
+        assert status.enabled["weighting"] is False
+        switched = status.switched_ms["weighting"]
+        assert before_ms <= switched <= time.time_ns() // 1_000_000
+        assert "lifecycle" not in status.switched_ms  # off by the config, never switched
+
+        def line_of(text: str, name: str) -> str:
+            return next(line for line in text.splitlines() if line.strip().startswith(name))
+
+        shown = alphad(daemon, "status")
+        assert f"off since {utc_time(switched)} UTC" in line_of(shown, "weighting")
+        assert "off" in line_of(shown, "lifecycle") and "config" in line_of(shown, "lifecycle")
+        assert line_of(shown, "scorer").split() == ["scorer", "running"]
+        report = alphad(daemon, "report")
+        assert f"weighting=off since {utc_time(switched)} UTC" in report
+        admin.close()
+
+        daemon.kill9()
+        daemon.start()
+        with Client(daemon.rpc, retries=0) as rpc:
+            assert rpc.get_status().switched_ms == {"weighting": switched}
+    finally:
+        daemon.close()
+
+
+def test_top_strategies_by_any_figure_leave_out_those_with_few_trades(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, FORGET_CONFIG.replace("max_strategies = 3", "")).start()
+    try:
+        rpc = Client(daemon.rpc, retries=0)
+        trade(rpc, "lucky", 0, pnl=100.0)
+        for i in range(25):
+            trade(rpc, "steady", 100 + i, pnl=1.0 + 0.1 * (i % 2))
+            trade(rpc, "swinger", 200 + i, pnl=3.0 if i % 3 else -2.0)
+            trade(rpc, "loser", 300 + i, pnl=-1.0)
+
+        def names(rows: list[dict[str, Any]]) -> list[str]:
+            return [row["strategy"] for row in rows]
+
+        top = rpc.get_top()
+        assert (top.metric, top.window, top.min_trades) == ("expectancy", "recent", 20)
+        assert names(top.rows) == ["swinger", "steady", "loser"]
+        assert names(rpc.get_top(min_trades=0).rows)[0] == "lucky"
+        assert names(rpc.get_top("win_rate", n=2).rows) == ["steady", "swinger"]
+        assert names(rpc.get_top("max_drawdown", n=1, ascending=True).rows) == ["steady"]
+        with pytest.raises(AlphadError) as unknown_metric:
+            rpc.get_top("luck")  # type: ignore[arg-type]
+        assert unknown_metric.value.code == "bad_request"
+
+        report = rpc.get_report()
+        assert names(report.top_strategies) == ["swinger", "steady", "loser"]
+        assert (report.top_metric, report.top_min_trades) == ("expectancy", 20)
+        text = alphad(daemon, "report", "--top", "win_rate")
+        section = text.split("TOP STRATEGIES")[1].splitlines()
+        assert section[1].split()[:2] == ["strategy", "win_rate"]
+        assert [line.split()[0] for line in section[3:5]] == ["steady", "swinger"]
+        everyone = alphad(daemon, "report", "--min-trades", "0", "--format", "csv")
+        tops = [
+            r for r in csv.DictReader(io.StringIO(everyone)) if r["section"] == "top_strategies"
+        ]
+        assert tops[0]["strategy"] == "lucky"
+        rpc.close()
+    finally:
+        daemon.close()
+
+
+def test_scored_signals_are_read_back_in_pages_with_their_outcomes(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, FORGET_CONFIG).start()
+    try:
+        rpc = Client(daemon.rpc, retries=0)
+        ids = []
+        for i in range(5):
+            strategy = "scalper" if i % 2 else "old_trend"
+            scored = rpc.score_signal(
+                strategy, "BTC/USDT", "buy", 0.9, confluence=3, signal_id=f"sig-{i}",
+                ts_ms=BASE_MS + i * 60_000,
+            )  # fmt: skip
+            ids.append(scored.signal_id)
+        rpc.record_signal_outcome("sig-1", True)
+        deadline = time.monotonic() + 30
+        while len(rpc.get_signals().signals) < 5:  # the scorer hands them over each second
+            assert time.monotonic() < deadline, "the scored signals never reached the journal"
+            time.sleep(0.05)
+
+        page = rpc.get_signals(limit=2)
+        assert [s.signal_id for s in page.signals] == ["sig-0", "sig-1"] and page.next is not None
+        rest = rpc.get_signals(limit=10, after=page.next)
+        assert [s.signal_id for s in rest.signals] == ["sig-2", "sig-3", "sig-4"]
+        assert rest.next is None
+        first = page.signals[0]
+        assert (first.strategy, first.symbol, first.confidence, first.ts_ms) == (
+            "old_trend",
+            "BTC/USDT",
+            0.9,
+            BASE_MS,
+        )
+        assert (first.success, page.signals[1].success) == (None, True)
+        scalper = rpc.get_signals(strategy="scalper")
+        assert [s.signal_id for s in scalper.signals] == ["sig-1", "sig-3"]
+        recent = rpc.get_signals(since_ms=BASE_MS + 3 * 60_000, symbol="BTC/USDT")
+        assert [s.signal_id for s in recent.signals] == ["sig-3", "sig-4"]
+        assert rpc.get_signals(symbol="ETH/USDT").signals == []
+        rpc.close()
+    finally:
+        daemon.close()
+
+
+def test_every_number_of_a_performance_row_can_rank_strategies() -> None:
+    from typing import get_args
+
+    from protocol.messages import METRIC_FIELDS, RankedMetric
+
+    assert set(get_args(RankedMetric)) == set(METRIC_FIELDS) - {"profit_factor_infinite"}
+
+
+def test_a_forget_holds_after_a_restart_from_the_snapshot_before_it(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, FORGET_CONFIG).start()
+    try:
+        rpc, admin = Client(daemon.rpc, retries=0), Client(daemon.admin, retries=0)
+        trade(rpc, "old_trend", 0)
+        trade(rpc, "scalper", 1)
+        admin.update_optimization()  # a snapshot that still has old_trend
+        admin.forget_strategy("old_trend", reason="retired", operator="ops")
+        rpc.close()
+        admin.close()
+        daemon.kill9()
+        with sqlite3.connect(daemon.database) as db:
+            newest = db.execute("SELECT id, state FROM snapshots ORDER BY id DESC").fetchone()
+            damaged = bytes(b ^ 0x5A for b in newest[1][:64]) + newest[1][64:]
+            db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, newest[0]))
+
+        daemon.start()
+        assert "restored_from_older_snapshot" in daemon.log()
+        with Client(daemon.rpc, retries=0) as rpc:
+            assert {row.strategy for row in rpc.get_health().rows} == {"core", "scalper"}
+            assert set(rpc.get_weights().base) == {"core", "scalper"}
+            assert [row["strategy"] for row in rpc.get_performance().rows] == ["scalper"]
+            assert rpc.get_status().strategies == 2
+            trade(rpc, "newcomer", 2)  # the place old_trend held is free
+    finally:
+        daemon.close()
