@@ -119,6 +119,10 @@ class Transition(msgspec.Struct, kw_only=True):
     metrics: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+# The reasons of a strategy's status before its first judged window.
+_NOT_YET_JUDGED = frozenset(("new strategy", "configured"))
+
+
 class HealthState(msgspec.Struct, kw_only=True):
     """One strategy's lifecycle record."""
 
@@ -383,6 +387,12 @@ class LifecycleModel:
                     reason = f"{_ordinal(state.violations)} violation in a row: {breaches}"
                     transitions += self._suspend(strategy, state, reason, now_ms, metrics)
             else:
+                if state.status == "active" and state.reason in _NOT_YET_JUDGED:
+                    # Say what the healthy status rests on, not "new strategy" for ever.
+                    state.reason = (
+                        "within every limit since its first judged window "
+                        f"({figures.trades} trades)"
+                    )
                 # Only a window that clears every threshold by the margin ends a run of
                 # violations: one that merely scrapes past them is no recovery.
                 if found.recovered:

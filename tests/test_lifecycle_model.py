@@ -91,6 +91,19 @@ def test_a_cycle_without_new_trades_is_not_counted_again() -> None:
     assert moves(m, soft_breach()) == [("degraded", "suspended")]
 
 
+def test_a_healthy_strategy_says_what_its_status_rests_on_once_judged() -> None:
+    m = model()
+    m.register("ema", 0)
+    assert m.health("ema")[0]["reason"] == "new strategy"
+    assert moves(m, window(trades=10)) == []  # short of min_trades: not judged yet
+    assert m.health("ema")[0]["reason"] == "new strategy"
+    assert moves(m, window()) == []
+    assert m.health("ema")[0]["reason"] == (
+        "within every limit since its first judged window (50 trades)"
+    )
+    assert m.health("ema")[0]["status"] == "active"
+
+
 # --------------------------------------------------------------------------- the table
 
 
