@@ -188,6 +188,14 @@ def _metrics(figures: Figures) -> dict[str, Any]:
     }
 
 
+def _times(log_ratio: float) -> str:
+    """A likelihood ratio from its log, for a reason: ``1,234``, or ``10^412`` past what
+    a float holds (pnls of almost no spread make the evidence astronomic, not an error)."""
+    if log_ratio < 46.0:  # below 1e20
+        return f"{math.exp(log_ratio):,.0f}"
+    return f"10^{log_ratio / math.log(10):.0f}" if math.isfinite(log_ratio) else "infinitely"
+
+
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
@@ -443,7 +451,7 @@ class LifecycleModel:
             return None
         statistic, state.edge_statistic = state.edge_statistic, 0.0
         reason = (
-            f"lost its edge: losing {cfg.edge_loss:g} σ a trade is {math.exp(statistic):.0f} "
+            f"lost its edge: losing {cfg.edge_loss:g} σ a trade is {_times(statistic)} "
             f"times likelier than no edge (test at {cfg.edge_false_alarm_trades:g})"
         )
         return reason, _metrics(figures) | {"edge_statistic": statistic, "edge_scale": scale}

@@ -91,6 +91,17 @@ def test_a_cycle_without_new_trades_is_not_counted_again() -> None:
     assert moves(m, soft_breach()) == [("degraded", "suspended")]
 
 
+def test_losses_of_almost_no_spread_suspend_with_a_reason_instead_of_failing() -> None:
+    # The same loss every trade (but for rounding) makes the edge test's evidence exceed
+    # what a float's exponential holds: the strategy is suspended all the same.
+    m = LifecycleModel(LifecycleConfig(), {})
+    m.register("ema", 0)
+    pnls = [-1.0] * 11 + [-1.0 - 1e-12]  # past the edge test's 10 trades, short of min_trades
+    transitions = m.assess({"ema": figures_of(pnls, seen=len(pnls), keep_pnls=True)}, 0)
+    assert [(t.old, t.new) for t in transitions] == [("active", "suspended")]
+    assert "lost its edge" in transitions[0].reason and "times likelier" in transitions[0].reason
+
+
 def test_a_healthy_strategy_says_what_its_status_rests_on_once_judged() -> None:
     m = model()
     m.register("ema", 0)
