@@ -338,18 +338,6 @@ class Sampler:
         alerts = CounterMetricFamily("alphad_alerts_published", "Alerts sent on the PUB socket.")
         alerts.add_metric([], self.alerts.published)
         metrics.append(alerts)
-        refused = CounterMetricFamily(
-            "alphad_alert_subscriptions_refused",
-            "Alert subscriptions refused by [daemon] max_alert_subscriptions.",
-        )
-        refused.add_metric([], self.alerts.subscriptions_refused)
-        metrics.append(refused)
-        cut = CounterMetricFamily(
-            "alphad_alert_subscribers_disconnected",
-            "Alert subscriber connections shut down for going over max_alert_subscriptions.",
-        )
-        cut.add_metric([], self.alerts.subscribers_disconnected)
-        metrics.append(cut)
         not_kept = CounterMetricFamily(
             "alphad_performance_groups_not_kept",
             "New strategy×symbol, symbol×regime and strategy×symbol×regime groups not kept "
