@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import uvloop
 from hypothesis import settings
 
 from tests.daemon_process import DaemonProcess, RawClient
+from tests.startup_helpers import require_root
 
 # In CI the property tests draw the same examples every run, so a red build is
 # reproducible; locally they keep exploring new ones.
@@ -37,6 +40,16 @@ def pytest_asyncio_loop_factories(
 ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
     """Every async test runs twice: on the standard loop and on uvloop (the daemon's loop)."""
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """A directory every user may enter (pytest's own tmp_path is root's alone)."""
+    require_root()
+    path = Path(tempfile.mkdtemp(prefix="alphad-test-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

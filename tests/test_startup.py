@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +19,7 @@ import pytest
 from protocol.client import Client
 from protocol.endpoints import default_endpoint, default_runtime_dir
 from tests.daemon_process import DaemonProcess
-from tests.startup_helpers import alphad, one_line_refusal, other_user, require_root
+from tests.startup_helpers import alphad, one_line_refusal, other_user
 
 NO_METRICS = "[metrics]\nenabled = false\n"
 
@@ -30,31 +27,6 @@ NO_METRICS = "[metrics]\nenabled = false\n"
 @pytest.fixture
 def other() -> pwd.struct_passwd:
     return other_user()
-
-
-@pytest.fixture
-def shared() -> Iterator[Path]:
-    """A directory every user may enter (pytest's own tmp_path is root's alone)."""
-    require_root()
-    path = Path(tempfile.mkdtemp(prefix="alphad-test-", dir="/tmp"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def read_only(tmp_path: Path) -> Iterator[Path]:
-    """An empty read-only file system, root's own, mode 0700."""
-    require_root()
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=64k,mode=0700", "tmpfs", str(mount)],
-        check=True,
-        timeout=60,
-    )
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True, timeout=60)
 
 
 def run_args(root: Path, state: Path | None = None, runtime: Path | None = None) -> list[str]:

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.startup_helpers import alphad, one_line_refusal, other_user, require_root
+from tests.startup_helpers import alphad, one_line_refusal, other_user
 
 NO_METRICS = "[metrics]\nenabled = false\n"
 LONG = "d" * 100  # a directory name that makes any socket path in it too long
@@ -127,16 +125,6 @@ def test_every_problem_in_a_file_is_reported_one_line_each(tmp_path: Path, comma
 
 
 # ------------------------------------------------------------------ directories
-
-
-@pytest.fixture
-def shared() -> Iterator[Path]:
-    """A directory every user may enter (pytest's own tmp_path is root's alone)."""
-    require_root()
-    path = Path(tempfile.mkdtemp(prefix="alphad-test-", dir="/tmp"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
