@@ -165,27 +165,21 @@ def stdev(values: Sequence[float], n: int) -> Series:
 
 def ema(values: Sequence[float | None], n: int) -> Series:
     """EMA with α = 2 / (n + 1), seeded with the mean of the first ``n`` defined values."""
-    out: Series = [None] * len(values)
     alpha = 2.0 / (n + 1)
-    seen: list[float] = []
-    current: float | None = None
-    for i, v in enumerate(values):
-        if v is None:
-            continue
-        if current is None:
-            seen.append(v)
-            if len(seen) == n:
-                current = math.fsum(seen) / n
-                out[i] = current
-            continue
-        current = alpha * v + (1.0 - alpha) * current
-        out[i] = current
-    return out
+    return _seeded(values, n, lambda current, v: alpha * v + (1.0 - alpha) * current)
 
 
 def _wilder(values: Sequence[float | None], n: int) -> Series:
     """Wilder's smoothing: the mean of the first ``n`` defined values, then
     (previous × (n − 1) + value) / n."""
+    return _seeded(values, n, lambda current, v: (current * (n - 1) + v) / n)
+
+
+def _seeded(
+    values: Sequence[float | None], n: int, step: Callable[[float, float], float]
+) -> Series:
+    """A recursive average: None until ``n`` defined values, their mean, then ``step``
+    from the previous value and the next defined one (None values are passed over)."""
     out: Series = [None] * len(values)
     seen: list[float] = []
     current: float | None = None
@@ -198,7 +192,7 @@ def _wilder(values: Sequence[float | None], n: int) -> Series:
                 current = math.fsum(seen) / n
                 out[i] = current
             continue
-        current = (current * (n - 1) + v) / n
+        current = step(current, v)
         out[i] = current
     return out
 
