@@ -27,7 +27,13 @@ from actors.events import SetEnabled
 from actors.lifecycle import Transition
 from actors.optimizer import Allocation, Optimizer, set_allocation
 from actors.performance import AttachGroups, DetachStrategy, RecentFigures, ReportTables
-from actors.scorer import AttachSignals, DetachSignals, SetRegimeFit, SignalSummary
+from actors.scorer import (
+    AttachSignals,
+    DetachSignals,
+    PaperRecord,
+    SetRegimeFit,
+    SignalSummary,
+)
 from actors.store import AuditDraft, Commit, Snapshot, TradesCommitted
 from actors.weighting import WeightUpdate
 from protocol.errors import AlphadError
@@ -239,7 +245,8 @@ class EngineActor(Actor):
         started = time.perf_counter()
         now = self.clock()
         by_strategy, by_regime = await self._ask(self.performance, RecentFigures())
-        result = self.optimizer.cycle(by_strategy, by_regime, now, regime)
+        paper = await self._ask(self.scorer, PaperRecord())
+        result = self.optimizer.cycle(by_strategy, by_regime, now, regime, paper)
         updates, transitions = result.updates, result.transitions
         allocation = self.optimizer.allocation()
         self.last_cycle_ms = now

@@ -62,3 +62,18 @@ def binomial_at_most(successes: float, outcomes: float, p: float) -> float:
     if p >= 1.0:
         return 0.0
     return regularized_beta(1.0 - p, outcomes - successes, successes + 1.0)
+
+
+def binomial_at_least(successes: float, outcomes: float, p: float) -> float:
+    """P(X ≥ successes) for X ~ Binomial(outcomes, p): the one-sided p-value of a record
+    that exceeded the rate p, I_p(s, n − s + 1) (fractional counts as in
+    ``binomial_at_most``)."""
+    if successes <= 0.0:
+        return 1.0
+    if successes > outcomes:
+        return 0.0
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    return regularized_beta(p, successes, outcomes - successes + 1.0)

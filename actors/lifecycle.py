@@ -21,6 +21,7 @@ from typing import Annotated, Any, cast
 import msgspec
 from msgspec import Meta
 
+from actors.exact import binomial_at_least, binomial_at_most
 from actors.figures import Figures, fingerprint
 from actors.performance import figures_of
 from actors.sequential import MIN_TRADES as EDGE_MIN_TRADES
@@ -43,8 +44,11 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     ("degraded", "suspended"): "max_violations consecutive violations, each on a window "
     "mostly renewed since the last (the one that degraded it counts), a hard breach, the "
     "edge test's alarm, or any breach on probation",
-    ("suspended", "degraded"): "probation: after the time the strategy took to make "
-    "probation_after_trades trades, after an automatic suspension (unless it is 0)",
+    ("suspended", "degraded"): "probation, after an automatic suspension: as soon as its "
+    "paper trades since the suspension win significantly more often than it needs to break "
+    "even; or, for its first timer_probations suspensions and unless its paper trades "
+    "significantly fall short, after the time it took to make probation_after_trades trades "
+    "(unless that is 0)",
     ("suspended", "retired"): "right after the retire_after_suspensions-th automatic suspension",
 }
 """Every automatic transition and its rule; nothing else happens without an operator.
@@ -94,6 +98,19 @@ class LifecycleConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     # probation_after_trades; when set it replaces probation_after_trades.
     probation_after_hours: Annotated[float, Meta(ge=0.0, le=1e5)] | None = None
     retire_after_suspensions: Count = 3
+    # A suspension ends on evidence: the outcomes bots report for the signals refused
+    # while the strategy was suspended (paper trades, record_signal_outcome). It ends when
+    # a batch of them wins significantly (one-sided exact binomial test at
+    # paper_significance) more often than the strategy's record says it needs to break
+    # even; never on the clock after a batch that significantly fell short of it.
+    # Without such evidence only the first timer_probations automatic suspensions end on
+    # the probation clock: a strategy that keeps failing stays out until its paper trades
+    # or an operator bring it back.
+    timer_probations: Annotated[int, Meta(ge=0, le=1000)] = 1
+    # Paper trades are judged in batches of paper_trades, each batch once: a test run
+    # again on every new outcome would find an edge by chance far more often than stated.
+    paper_trades: Annotated[int, Meta(ge=1, le=100_000)] = 20
+    paper_significance: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.05
     # The edge test (actors/sequential.py): the per-trade loss, in standard deviations of
     # the pnl per unit of size, worth suspending a strategy for (0: off), and the mean
     # number of trades of a strategy without edge between two false alarms.
@@ -145,6 +162,11 @@ class HealthState(msgspec.Struct, kw_only=True):
     # The edge test's statistic and the trade count it has read up to.
     edge_statistic: Annotated[float, Meta(ge=0.0)] = 0.0
     edge_read: Annotated[int, Meta(ge=0)] = 0
+    # The wins and outcomes of its paper record judged so far in this suspension: each
+    # batch of paper_trades is tested once, never again as it grows.
+    paper_judged: tuple[float, float] = (0.0, 0.0)
+    # The last verdict of a batch in this suspension (False: it fell short), None before.
+    paper_verdict: bool | None = None
     # When the strategy was first seen, for its pace (time per trade); None in a
     # snapshot older than the pace: set at the next assessment.
     first_ms: int | None = None
@@ -170,6 +192,38 @@ class Assessment(msgspec.Struct, kw_only=True):
         metrics["soft_drawdown_limit"] = self.soft_limit
         metrics["hard_drawdown_limit"] = self.hard_limit
         return metrics
+
+
+def break_even_rate(figures: Figures | None) -> float | None:
+    """The win rate at which trades paying the window's average win and average loss
+    break even, avg loss / (avg win + avg loss); None without both wins and losses."""
+    if figures is None or figures.avg_win is None or figures.avg_loss is None:
+        return None
+    total = figures.avg_win + figures.avg_loss
+    return figures.avg_loss / total if total > 0.0 and math.isfinite(total) else None
+
+
+def paper_verdict(
+    figures: Figures | None, paper: tuple[float, float] | None, significance: float
+) -> tuple[bool, str] | None:
+    """What a suspended strategy's paper trades say: (True, words) when they win
+    significantly more often than it needs to break even (its window's average win and
+    loss, ``break_even_rate``), (False, words) when significantly less often; None
+    without paper trades, without a break-even rate, or without a significant answer."""
+    if paper is None:
+        return None
+    wins, outcomes = paper
+    need = break_even_rate(figures)
+    if outcomes < 1.0 or need is None:
+        return None
+    record = f"{wins:g} of its last {outcomes:g} paper trades won"
+    above = binomial_at_least(wins, outcomes, need)
+    if above <= significance:
+        return True, f"{record}, above the {need:.0%} it needs to break even (p = {above:.3f})"
+    below = binomial_at_most(wins, outcomes, need)
+    if below <= significance:
+        return False, f"{record}, below the {need:.0%} it needs to break even (p = {below:.3f})"
+    return None
 
 
 def _amount(value: float) -> str:
@@ -304,12 +358,18 @@ class LifecycleModel:
             hard_limit=hard_limit,
         )
 
-    def assess(self, recent: Mapping[str, Figures], now_ms: int) -> list[Transition]:
+    def assess(
+        self,
+        recent: Mapping[str, Figures],
+        now_ms: int,
+        paper: Mapping[str, tuple[float, float]] | None = None,
+    ) -> list[Transition]:
         """Apply the rules of ``TRANSITIONS`` to every strategy, in name order.
 
         ``recent``: strategy → recent-window figures per unit of size, with ``seen`` and
         ``pnls`` (``PerformanceModel.recent_by_strategy``); strategies seen here for the
-        first time are registered. ``now_ms`` is the clock of the probation rule.
+        first time are registered. ``now_ms`` is the clock of the probation rule;
+        ``paper``: strategy → (wins, outcomes) of its paper trades since its suspension.
         """
         if not self.enabled:
             return []
@@ -325,7 +385,8 @@ class LifecycleModel:
                 continue
             figures = recent.get(strategy)
             if state.status == "suspended":
-                if self._probation_due(state, now_ms):
+                words = self._probation_ends(state, figures, (paper or {}).get(strategy), now_ms)
+                if words is not None:
                     hours = (now_ms - (state.suspended_at_ms or 0)) / HOUR_MS
                     state.violations = state.recoveries = 0
                     state.probation_from = figures.seen if figures is not None else 0
@@ -338,7 +399,7 @@ class LifecycleModel:
                             strategy,
                             state,
                             "degraded",
-                            f"probation: {self._probation_words(state, hours)}",
+                            f"probation: {words or self._probation_words(state, hours)}",
                             now_ms,
                             {"suspended_at_ms": state.suspended_at_ms, "hours_suspended": hours},
                         )
@@ -456,6 +517,30 @@ class LifecycleModel:
         )
         return reason, _metrics(figures) | {"edge_statistic": statistic, "edge_scale": scale}
 
+    def _probation_ends(
+        self,
+        state: HealthState,
+        figures: Figures | None,
+        paper: tuple[float, float] | None,
+        now_ms: int,
+    ) -> str | None:
+        """Whether an automatic suspension ends now: the paper trades' words when they
+        end it, "" when the clock does, None when it goes on."""
+        if state.actor != "system" or state.suspended_at_ms is None:
+            return None
+        cfg = self.config
+        if paper is not None and paper[1] - state.paper_judged[1] >= cfg.paper_trades:
+            batch = (paper[0] - state.paper_judged[0], paper[1] - state.paper_judged[1])
+            state.paper_judged = paper
+            verdict = paper_verdict(figures, batch, cfg.paper_significance)
+            if verdict is not None:
+                state.paper_verdict = verdict[0]
+                if verdict[0]:
+                    return verdict[1]
+        if state.paper_verdict is None and state.suspensions <= cfg.timer_probations:
+            return "" if self._probation_due(state, now_ms) else None
+        return None
+
     def _probation_due(self, state: HealthState, now_ms: int) -> bool:
         # Only automatic suspensions go on probation: one set by an operator stays until
         # an operator lifts it.
@@ -494,6 +579,7 @@ class LifecycleModel:
         """Suspend, and retire at once on the retire_after_suspensions-th suspension."""
         state.suspensions += 1
         state.suspended_at_ms = now_ms
+        state.paper_judged, state.paper_verdict = (0.0, 0.0), None
         if state.first_ms is not None:
             # A strategy suspended before it recorded a trade counts as having made one.
             state.suspended_pace_ms = max(now_ms - state.first_ms, 1) / max(state.seen, 1)
@@ -600,6 +686,7 @@ class LifecycleModel:
         state.violations = state.recoveries = 0
         state.probation_from = None
         state.suspended_at_ms = ts_ms if status == "suspended" else None
+        state.paper_judged, state.paper_verdict = (0.0, 0.0), None
         state.status = cast(Status, status)
         state.since_ms = ts_ms
         state.reason = reason

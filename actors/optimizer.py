@@ -116,17 +116,19 @@ class Optimizer:
         by_regime: Mapping[str, Mapping[str, Figures]],
         now_ms: int,
         regime: str | None = None,
+        paper: Mapping[str, tuple[float, float]] | None = None,
     ) -> CycleResult:
         """One optimization cycle on the recent figures, at ``now_ms``.
 
         A requested ``regime`` updates that regime's table; without one every regime's.
+        ``paper``: the suspended strategies' paper trades (``ScorerModel.paper_record``).
         """
         regimes = {regime: by_regime.get(regime, {})} if regime is not None else by_regime
         self.cycles += 1
         updates = self.weighting.update(
             by_strategy, regimes, f"cycle {self.cycles}", cycle=self.cycles
         )
-        transitions = self.lifecycle.assess(by_strategy, now_ms)
+        transitions = self.lifecycle.assess(by_strategy, now_ms, paper)
         self.statuses = self.lifecycle.statuses()
         return CycleResult(
             cycle=self.cycles, updates=updates, transitions=transitions, statuses=self.statuses

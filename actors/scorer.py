@@ -37,6 +37,9 @@ BUCKETS: tuple[float, ...] = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Lower edges of the quality buckets of the summary: 0-0.5, 0.5-0.6, ..., 0.9-1.0."""
 
 EXECUTABLE = frozenset(("active", "degraded"))
+PAPER = len(BUCKETS)
+"""Added to a pending signal's quality bucket when it was refused because its strategy
+was suspended: its outcome is a paper trade, the evidence a suspension ends on."""
 STATE_VERSION = 2
 """2 added the records by confluence bucket; a version 1 snapshot restores without them."""
 
@@ -160,8 +163,10 @@ class ScorerState(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     strategies: list[tuple[str, NonNegative, Positive]]
     # [strategy, confluence bucket, successes, outcomes] (version 2)
     confluence: list[tuple[str, NonNegativeInt, NonNegative, Positive]] = []
-    # [signal_id, [setup, quality bucket]], oldest first
+    # [signal_id, [setup, quality bucket (+ PAPER for a paper trade)]], oldest first
     pending: list[tuple[str, tuple[StoredSetup, NonNegativeInt]]]
+    # strategy -> [wins, outcomes] of its paper trades since it was last suspended
+    paper: dict[str, tuple[NonNegative, NonNegative]] = {}
     scored: int
     executed: int
     quality_sum: float
@@ -205,6 +210,9 @@ class ScorerModel:
         # signal_id -> (setup, quality bucket), oldest first. An OrderedDict because a
         # plain dict's "delete the first key" slows down as the deleted slots pile up.
         self.pending: OrderedDict[str, tuple[SetupKey, int]] = OrderedDict()
+        # strategy -> [wins, outcomes] of the outcomes reported for its signals refused
+        # while it was suspended, since its suspension; only suspended strategies.
+        self.paper: dict[str, list[float]] = {}
         self.scored = 0
         self.executed = 0
         self.quality_sum = 0.0
@@ -342,7 +350,7 @@ class ScorerModel:
         if len(pending) >= cfg.max_pending_signals and signal_id not in pending:
             pending.popitem(last=False)
             self.evicted_signals += 1
-        pending[signal_id] = (key, bucket_q)
+        pending[signal_id] = (key, bucket_q + PAPER if status == "suspended" else bucket_q)
         return SignalScore(
             signal_id=signal_id,
             quality=quality,
@@ -460,6 +468,12 @@ class ScorerModel:
         if entry is None:
             return False
         key, bucket_q = entry
+        if bucket_q >= PAPER:
+            bucket_q -= PAPER
+            paper = self.paper.get(key[0])
+            if paper is not None:
+                paper[0] += success
+                paper[1] += 1.0
         cfg = self.config
         setups = self.setups
         tally = setups.get(key)
@@ -502,11 +516,13 @@ class ScorerModel:
             del self.pending[signal_id]
         tally = self.strategy_tallies.pop(strategy, None)
         fits = {r: t.pop(strategy) for r, t in self.regime_fit.items() if strategy in t}
-        return strategy, setups, pending, tally, fits
+        return strategy, setups, pending, tally, fits, self.paper.pop(strategy, None)
 
     def attach(self, detached: tuple[Any, ...]) -> None:
         """Put back what ``detach`` took out (a forget undone)."""
-        strategy, setups, pending, tally, fits = detached
+        strategy, setups, pending, tally, fits, paper = detached
+        if paper is not None:
+            self.paper[strategy] = paper
         self.setups.update(setups)
         self.pending.update(pending)
         if tally is not None:
@@ -522,7 +538,16 @@ class ScorerModel:
         regime_multipliers: Mapping[str, Mapping[str, float]],
     ) -> None:
         """Take statuses, effective weights and weight multipliers (adaptive / base, global
-        and per regime) after an optimization cycle or an operator's change."""
+        and per regime) after an optimization cycle or an operator's change. A strategy
+        suspended now and not before starts a new paper record."""
+        before, paper = self.statuses, self.paper
+        for strategy, status in statuses.items():
+            if status != "suspended":
+                paper.pop(strategy, None)
+            elif before.get(strategy) != "suspended" or strategy not in paper:
+                paper[strategy] = [0.0, 0.0]
+        for strategy in [s for s in paper if s not in statuses]:
+            del paper[strategy]
         self.statuses = dict(statuses)
         self.weights = {k: _finite(v, 1.0) for k, v in weights.items()}
         self.multipliers = {k: _multiplier(v) for k, v in multipliers.items()}
@@ -530,6 +555,11 @@ class ScorerModel:
             regime: {k: _multiplier(v) for k, v in table.items()}
             for regime, table in regime_multipliers.items()
         }
+
+    def paper_record(self) -> dict[str, tuple[float, float]]:
+        """strategy -> (wins, outcomes) of the paper trades of each suspended strategy
+        since its suspension: what the lifecycle ends a suspension on."""
+        return {strategy: (wins, n) for strategy, (wins, n) in self.paper.items()}
 
     def set_regime_fit(
         self, overall: Mapping[str, Figures], by_regime: Mapping[str, Mapping[str, Figures]]
@@ -639,6 +669,7 @@ class ScorerModel:
             "bucket_executed": list(self.bucket_executed),
             "bucket_outcomes": list(self.bucket_outcomes),
             "bucket_successes": list(self.bucket_successes),
+            "paper": {s: tuple(record) for s, record in self.paper.items()},
         }
 
     def state_pending(self, signal_ids: Iterable[str]) -> Iterator[tuple[str, Any]]:
@@ -671,11 +702,13 @@ class ScorerModel:
             raise ValueError(f"scorer state: version {saved.version}, expected {STATE_VERSION}")
         if any(len(b) != len(BUCKETS) for b in _buckets_of(saved)):
             raise ValueError(f"scorer state: quality buckets are not {len(BUCKETS)} long")
-        if any(row[1] > row[2] for row in (*saved.setups, *saved.strategies)) or any(
-            row[2] > row[3] for row in saved.confluence
+        if (
+            any(row[1] > row[2] for row in (*saved.setups, *saved.strategies))
+            or any(row[2] > row[3] for row in saved.confluence)
+            or any(wins > outcomes for wins, outcomes in saved.paper.values())
         ):
             raise ValueError("scorer state: a record has more successes than outcomes")
-        if any(entry[1] >= len(BUCKETS) for _, entry in saved.pending):
+        if any(entry[1] >= PAPER + len(BUCKETS) for _, entry in saved.pending):
             raise ValueError("scorer state: a pending signal has no quality bucket")
         model = cls(config, id_prefix)
         model.enabled = saved.enabled
@@ -684,6 +717,9 @@ class ScorerModel:
             saved.statuses, saved.weights, saved.multipliers, saved.regime_multipliers
         )
         model.regime_fit = saved.regime_fit
+        for strategy, (wins, outcomes) in saved.paper.items():
+            if strategy in model.paper:
+                model.paper[strategy] = [wins, outcomes]
         for key, successes, outcomes in saved.setups[-config.max_setups :]:
             tally = model.setups[key] = SetupTally(key, successes, outcomes)
             tally.shrink_to(config.setup_window)
@@ -770,6 +806,10 @@ class AttachSignals(msgspec.Struct, frozen=True):
 
 class SignalSummary(msgspec.Struct, frozen=True):
     """Ask: the signal quality summary of ``get_report``."""
+
+
+class PaperRecord(msgspec.Struct, frozen=True):
+    """Ask: the paper trades of the suspended strategies (``ScorerModel.paper_record``)."""
 
 
 class ScorerActor(Actor):
@@ -890,6 +930,8 @@ class ScorerActor(Actor):
             case AttachSignals():
                 model.attach(message.detached)
                 return None
+            case PaperRecord():
+                return model.paper_record()
             case SignalSummary():
                 summary = model.summary()
                 summary["not_kept"] = self.signals_not_kept

@@ -118,7 +118,9 @@ class Replayer:
             performance = self.performance
             self._recent = (performance.recent_by_strategy(), performance.recent_by_regime())
         by_strategy, by_regime = self._recent
-        result = self.optimizer.cycle(by_strategy, by_regime, now_ms)
+        result = self.optimizer.cycle(
+            by_strategy, by_regime, now_ms, paper=self.scorer.paper_record()
+        )
         for move in result.transitions:
             self.status_changes.append(
                 StatusEvent(

@@ -13,8 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.events import ClosedTrade
+from actors.exact import binomial_at_least
 from actors.figures import Figures
-from actors.lifecycle import TRANSITIONS, LifecycleConfig, LifecycleModel, Transition
+from actors.lifecycle import (
+    TRANSITIONS,
+    LifecycleConfig,
+    LifecycleModel,
+    Transition,
+    paper_verdict,
+)
 from actors.performance import PerformanceConfig, PerformanceModel, figures_of
 from actors.weighting import StrategyConfig
 from protocol.errors import AlphadError
@@ -407,6 +414,97 @@ def test_an_operators_suspension_is_not_lifted_by_probation() -> None:
     m.register("ema", 0)
     m.force("ema", "suspended", "exchange outage", "alice", 0)
     assert moves(m, window(), now=100 * HOUR) == []
+    assert m.status("ema") == "suspended"
+
+
+# --------------------------------------------------------------------------- paper trades
+
+
+def paid(figures: Figures) -> Figures:
+    """``figures`` with wins of 2 and losses of 1 on average: break-even at a third."""
+    return msgspec.structs.replace(figures, avg_win=2.0, avg_loss=1.0)
+
+
+def at_least(wins: int, outcomes: int, p: float) -> float:
+    """P(X >= wins), X ~ Binomial(outcomes, p), summed term by term."""
+    return math.fsum(
+        math.comb(outcomes, k) * p**k * (1 - p) ** (outcomes - k) for k in range(wins, outcomes + 1)
+    )
+
+
+@pytest.mark.parametrize(("wins", "outcomes", "p"), [(1, 1, 0.3), (8, 12, 1 / 3), (3, 20, 0.05)])
+def test_the_upper_tail_is_the_binomial_sum(wins: int, outcomes: int, p: float) -> None:
+    assert binomial_at_least(wins, outcomes, p) == pytest.approx(at_least(wins, outcomes, p))
+
+
+def test_paper_trades_that_win_end_a_suspension_before_its_clock() -> None:
+    m = model(probation_after_hours=1000, paper_trades=10)
+    figures = paid(hard_breach())
+    assert moves(m, figures, now=0) == [("active", "suspended")]
+    # 3 of 10 at a third says nothing; a batch not yet full is not judged; the next
+    # batch, 8 of 10, is significant: P = 0.0034.
+    assert at_least(8, 10, 1 / 3) < 0.05 < at_least(3, 10, 1 / 3)
+    assert m.assess({"ema": figures}, HOUR, {"ema": (3.0, 10.0)}) == []
+    assert m.assess({"ema": figures}, HOUR, {"ema": (10.0, 19.0)}) == []
+    (transition,) = m.assess({"ema": figures}, HOUR, {"ema": (11.0, 20.0)})
+    assert (transition.old, transition.new) == ("suspended", "degraded")
+    assert transition.reason == (
+        "probation: 8 of its last 10 paper trades won, above the 33% it needs to break "
+        f"even (p = {at_least(8, 10, 1 / 3):.3f})"
+    )
+
+
+def test_each_batch_of_paper_trades_is_judged_once() -> None:
+    # 5 of 10, then 6 of 10: neither batch is significant (P = 0.21, 0.077), though the
+    # growing record, tested again at 11 of 20, would be (P = 0.038).
+    assert at_least(6, 10, 1 / 3) > 0.05 > at_least(11, 20, 1 / 3)
+    m = model(probation_after_hours=1000, paper_trades=10)
+    figures = paid(hard_breach())
+    moves(m, figures, now=0)
+    assert m.assess({"ema": figures}, HOUR, {"ema": (5.0, 10.0)}) == []
+    assert m.assess({"ema": figures}, HOUR, {"ema": (11.0, 20.0)}) == []
+    assert m.status("ema") == "suspended"
+
+
+def test_paper_trades_that_lose_keep_a_suspension_past_its_clock() -> None:
+    m = model(probation_after_hours=1, paper_trades=12)
+    figures = paid(hard_breach())
+    moves(m, figures, now=0)
+    # 0 of 12 where a third is needed: P(X <= 0) = (2/3)**12 = 0.008.
+    assert m.assess({"ema": figures}, 10 * HOUR, {"ema": (0.0, 12.0)}) == []
+    assert moves(m, figures, now=20 * HOUR) == []
+    assert m.status("ema") == "suspended"
+    # A later batch that wins ends it.
+    (transition,) = m.assess({"ema": figures}, 30 * HOUR, {"ema": (12.0, 24.0)})
+    assert (transition.old, transition.new) == ("suspended", "degraded")
+
+
+def test_a_second_suspension_ends_only_on_paper_trades() -> None:
+    m = model(probation_after_hours=1, paper_trades=12)
+    figures = paid(hard_breach())
+    assert moves(m, figures, now=0) == [("active", "suspended")]
+    assert moves(m, figures, now=HOUR) == [("suspended", "degraded")]
+    assert moves(m, paid(hard_breach()), now=2 * HOUR) == [("degraded", "suspended")]
+    assert m.assess({"ema": figures}, 100 * HOUR, {"ema": (4.0, 12.0)}) == []
+    assert m.status("ema") == "suspended"
+    (transition,) = m.assess({"ema": figures}, 100 * HOUR, {"ema": (12.0, 24.0)})
+    assert (transition.old, transition.new) == ("suspended", "degraded")
+
+
+def test_paper_trades_without_a_break_even_rate_say_nothing() -> None:
+    # A window without losses has no break-even rate: the clock decides alone.
+    m = model(probation_after_hours=1, paper_trades=12)
+    moves(m, hard_breach(), now=0)
+    assert m.assess({"ema": hard_breach()}, 0, {"ema": (12.0, 12.0)}) == []
+    assert paper_verdict(paid(hard_breach()), (0.0, 0.0), 0.05) is None
+    assert moves(m, window(), now=HOUR) == [("suspended", "degraded")]
+
+
+def test_paper_trades_do_not_lift_an_operators_suspension() -> None:
+    m = model(probation_after_hours=1, paper_trades=12)
+    m.register("ema", 0)
+    m.force("ema", "suspended", "exchange outage", "alice", 0)
+    assert m.assess({"ema": paid(window())}, HOUR, {"ema": (12.0, 12.0)}) == []
     assert m.status("ema") == "suspended"
 
 

@@ -802,7 +802,8 @@ def test_a_restored_scorer_keeps_only_the_newest_records_of_smaller_caps() -> No
         {"version": 99},
         {"bucket_scored": [0, 0]},
         {"setups": [[["ema", "BTC", "buy", "unknown", 3], 5.0, 2.0]]},
-        {"pending": [["s1", [["ema", "BTC", "buy", "unknown", 3], 9]]]},
+        {"pending": [["s1", [["ema", "BTC", "buy", "unknown", 3], 2 * len(BUCKETS)]]]},
+        {"paper": {"ema": [3.0, 2.0]}},
         {"strategies": [["ema", 1.0, 0.0]]},
         {"regime_fit": {"trend": {"ema": 1.5}}},
         {"unexpected": 1},
@@ -967,3 +968,31 @@ def test_the_remembered_test_results_answer_as_the_exact_test_at_every_rate() ->
     tally.add(False, 100)  # a new outcome: what was remembered no longer holds
     for p in rates:
         assert model._shortfall_counts(tally, p) == (binomial_at_most(7.0, 31.0, p) <= 0.1), p
+
+
+def test_outcomes_of_signals_refused_while_suspended_are_its_paper_trades() -> None:
+    model = ScorerModel(ScorerConfig(), "run")
+    allocate(model, {"ema": "active", "rsi": "active"})
+    model.score(signal(signal_id="live"))  # scored while active: not a paper trade
+    allocate(model, {"ema": "suspended", "rsi": "active"})
+    for n in range(3):
+        model.score(signal(signal_id=f"paper-{n}"))
+    model.score(signal("rsi", signal_id="other"))
+    for signal_id, success in [("live", True), ("paper-0", True), ("paper-1", False)]:
+        assert model.record_outcome(signal_id, success)
+    model.record_outcome("other", True)
+    assert model.paper_record() == {"ema": (1.0, 2.0)}
+
+    # The record survives a snapshot, and so does the mark on the one still pending.
+    restored = ScorerModel.from_state(ScorerConfig(), "run", model.to_state())
+    assert restored.paper_record() == {"ema": (1.0, 2.0)}
+    assert restored.record_outcome("paper-2", True)
+    assert restored.paper_record() == {"ema": (2.0, 3.0)}
+    # The strategy's own record learned every outcome, paper or not.
+    assert restored.base_rate("ema") == pytest.approx(3 / 4)
+
+    # Back on probation the record is dropped; the next suspension starts a new one.
+    allocate(restored, {"ema": "degraded", "rsi": "active"})
+    assert restored.paper_record() == {}
+    allocate(restored, {"ema": "suspended", "rsi": "active"})
+    assert restored.paper_record() == {"ema": (0.0, 0.0)}

@@ -131,15 +131,19 @@ def evaluate(
     split: str,
     config: Config,
     cost_bps: float = DEFAULT_COST_BPS,
+    shadow_outcomes: bool = False,
 ) -> tuple[HistoryResult, dict[str, list[tuple[int, float]]]]:
     """One history: every side's figures, and every side's trades as (exit ts, pnl) in
-    close order for the pooled book."""
+    close order for the pooled book. ``shadow_outcomes``: alphad's bots paper-trade the
+    signals it refuses and report how they went (``replay(shadow_outcomes=True)``)."""
     source = history.source
     trades = trades_of(history.bars, history.name, source.symbol, cost_bps=cost_bps)
     if not trades:
         raise CorpusError(f"{history.name}: no strategy closed a trade")
     rows = [t.row for t in trades]
-    replayed = replay(rows, config, periods_per_year=PERIODS_PER_YEAR)
+    replayed = replay(
+        rows, config, periods_per_year=PERIODS_PER_YEAR, shadow_outcomes=shadow_outcomes
+    )
     result = replayed.result
     day0 = result.first_ts_ms // DAY_MS
     exit_day = [row.exit_ts_ms // DAY_MS - day0 for row in rows]
@@ -294,6 +298,7 @@ def run(
     config: Config | None = None,
     cache: Path | None = None,
     command: str = "python -m bench.markets",
+    shadow_outcomes: bool = False,
 ) -> MarketsReport:
     """Build the corpus (as selected) and measure every side on it."""
     sources = load_manifest(manifest)
@@ -304,7 +309,11 @@ def run(
     books: list[dict[str, list[tuple[int, float]]]] = []
     for source in chosen:
         result, book = evaluate(
-            load_history(source, folder), halves[source.name], config or Config(), cost_bps
+            load_history(source, folder),
+            halves[source.name],
+            config or Config(),
+            cost_bps,
+            shadow_outcomes,
         )
         results.append(result)
         books.append(book)
@@ -453,6 +462,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--cost-bps", type=float, default=DEFAULT_COST_BPS, help="cost per side (5)"
     )
     parser.add_argument("--config", type=Path, help="an alphad config file (the defaults)")
+    parser.add_argument(
+        "--shadow-outcomes",
+        action="store_true",
+        help="the bots paper-trade refused signals and report their outcomes",
+    )
     parser.add_argument("--manifest", type=Path, default=MANIFEST, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     command = "python -m bench.markets" + "".join(
@@ -469,6 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cost_bps=args.cost_bps,
             config=config,
             command=command,
+            shadow_outcomes=args.shadow_outcomes,
         )
         text = render_json(report) if args.format == "json" else render_text(report)
         if args.out:

@@ -1,0 +1,120 @@
+"""End to end: a suspension ends on the outcomes bots report for the signals refused while
+it lasted (paper trades), and that record survives a kill -9."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from protocol.messages import (
+    GetHealth,
+    OptimizationState,
+    RecordSignalOutcome,
+    RecordTrade,
+    ScoreSignal,
+    SignalScore,
+    UpdateOptimization,
+)
+from tests.daemon_process import DaemonProcess, RawClient
+
+# Cycles on request, no probation clock (only paper trades can end the suspension), and
+# paper trades judged in batches of 12.
+CONFIG = (
+    "[engine]\nupdate_interval_s = 0\n[limits]\noptimization_interval_s = 0\n"
+    "[lifecycle]\nprobation_after_trades = 0\npaper_trades = 12\n"
+)
+T0 = 1_732_000_000_000
+
+
+def trades(client: RawClient, pnls: list[float], start: int) -> int:
+    for i, pnl in enumerate(pnls, start=start):
+        client.call(
+            RecordTrade(
+                trade_id=f"t{i}",
+                strategy="revert",
+                symbol="ETH/USDT",
+                side="buy",
+                pnl=pnl,
+                entry_ts_ms=T0 + i * 1000,
+                exit_ts_ms=T0 + i * 1000 + 500,
+            )
+        )
+    return start + len(pnls)
+
+
+def status(client: RawClient) -> tuple[str, str]:
+    row = next(r for r in client.call(GetHealth()).rows if r.strategy == "revert")
+    return row.status, row.reason
+
+
+def refused_signals(client: RawClient, n: int, start: int) -> list[str]:
+    ids = []
+    for i in range(start, start + n):
+        reply = client.call(
+            ScoreSignal(
+                strategy="revert",
+                symbol="ETH/USDT",
+                side="buy",
+                confidence=0.8,
+                confluence=3,
+                signal_id=f"paper-{i}",
+            )
+        )
+        assert isinstance(reply, SignalScore)
+        assert not reply.execute and reply.status == "suspended"
+        ids.append(f"paper-{i}")
+    return ids
+
+
+def test_paper_trades_that_win_end_a_suspension_and_survive_a_kill(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, CONFIG).start()
+    try:
+        rpc = RawClient(daemon.rpc)
+        # Wins of 2 and losses of 1, then a run of losses: suspended on its drawdown or its
+        # edge. At these sizes it needs to win a third of its trades to break even.
+        n = trades(rpc, [2.0, -1.0, -1.0] * 10, 0)
+        for _ in range(30):
+            n = trades(rpc, [-1.0] * 5, n)
+            state = rpc.call(UpdateOptimization())
+            assert isinstance(state, OptimizationState)
+            if state.statuses["revert"] == "suspended":
+                break
+        assert status(rpc)[0] == "suspended"
+
+        # Refused signals that nobody paper-traded: no evidence, and no clock.
+        ids = refused_signals(rpc, 12, 0)
+        rpc.call(UpdateOptimization())
+        assert status(rpc)[0] == "suspended"
+
+        # Half the paper record, then a kill: the record must survive it. 2 wins of 6 at
+        # the break-even third say nothing either way.
+        for i, signal_id in enumerate(ids[:6]):
+            rpc.call(RecordSignalOutcome(signal_id=signal_id, success=i < 2))
+        rpc.call(UpdateOptimization())
+        assert status(rpc)[0] == "suspended"
+        rpc.close()
+    except BaseException:
+        daemon.close()
+        raise
+    try:
+        daemon.kill9()
+        daemon.start()
+        rpc = RawClient(daemon.rpc)
+        assert status(rpc)[0] == "suspended"
+        # 6 wins of 10: not yet a batch of 12 to judge.
+        for signal_id in ids[6:10]:
+            rpc.call(RecordSignalOutcome(signal_id=signal_id, success=True))
+        rpc.call(UpdateOptimization())
+        assert status(rpc)[0] == "suspended"
+        for signal_id in ids[10:]:
+            rpc.call(RecordSignalOutcome(signal_id=signal_id, success=True))
+        state = rpc.call(UpdateOptimization())
+        assert isinstance(state, OptimizationState)
+        assert state.statuses["revert"] == "degraded"
+        new_status, reason = status(rpc)
+        assert new_status == "degraded"
+        # 8 wins of 12 where it needs a third: P(X >= 8) = 0.0188 (a direct binomial sum).
+        assert "8 of its last 12 paper trades won" in reason
+        assert "above the 33% it needs to break even (p = 0.019)" in reason
+        rpc.close()
+    finally:
+        daemon.close()
