@@ -23,8 +23,9 @@ from actors.base import TAKE_STATE, Actor, encode_in_slices
 from actors.events import UNKNOWN_REGIME, ClosedTrade, SetEnabled, SignalOutcome
 from actors.exact import binomial_at_most
 from actors.figures import Figures
+from actors.market import MarketRegimes, RegimesConfig
 from actors.store import AppendSignal, AppendSignals
-from protocol.messages import Name, ScoreSignal, SignalScore
+from protocol.messages import BarsTaken, MarketBars, Name, ScoreSignal, SignalScore
 
 Factor = Annotated[float, Meta(ge=0.0, le=1.0)]
 Cap = Annotated[int, Meta(ge=1, le=10_000_000)]
@@ -785,10 +786,13 @@ class ScorerActor(Actor):
         last_trade_seq: int = 0,
         last_outcome_seq: int = 0,
         mailbox_size: int = 8192,
+        market: MarketRegimes | None = None,
     ) -> None:
         super().__init__(mailbox_size)
         self.model = model
         self.store = store
+        # The bars and detected regimes, fed by market_bars on the receive path.
+        self.market = market or MarketRegimes(RegimesConfig())
         self.last_trade_seq = last_trade_seq
         self.last_outcome_seq = last_outcome_seq
         self.signals_not_kept = 0
@@ -820,6 +824,10 @@ class ScorerActor(Actor):
         if len(rows) >= self.flush_every:
             self.flush_signals()
         return reply
+
+    def add_bars(self, request: MarketBars) -> BarsTaken:
+        """``market_bars``, answered on the receive path: checked, taken, read."""
+        return self.market.add(request)
 
     def knows_signal(self, signal_id: str) -> bool:
         """Whether the signal is pending or scored since the last flush to the store (the

@@ -24,6 +24,7 @@ import zmq
 
 from actors.base import Actor
 from actors.engine import EngineActor, FinalSnapshot, StrategySeen, Tick
+from actors.market import MarketRegimes
 from actors.optimizer import Optimizer, set_allocation
 from actors.performance import PerformanceActor, PerformanceModel
 from actors.scorer import FlushSignals, ScorerActor
@@ -71,6 +72,7 @@ from protocol.messages import (
     GetTop,
     GetWeights,
     History,
+    MarketBars,
     Ok,
     OptimizationState,
     RecordSignalOutcome,
@@ -246,6 +248,7 @@ class Daemon:
             last_trade_seq=scorer_state["last_trade_seq"] if scorer_state else 0,
             last_outcome_seq=scorer_state["last_outcome_seq"] if scorer_state else 0,
             mailbox_size=cfg.daemon.mailbox_size,
+            market=MarketRegimes(cfg.regimes),
         )
         self._replay(recovery, performance_model, scorer, optimizer)
         served = set_allocation(optimizer.allocation())
@@ -502,6 +505,7 @@ class Daemon:
 
         return {
             ScoreSignal: Route(inline=scorer.score, admit=admit_scored_names),
+            MarketBars: Route(inline=scorer.add_bars),
             RecordTrade: Route(
                 actor=store,
                 admit=admit_names,

@@ -48,6 +48,13 @@ GroupKey = Literal["strategy", "symbol", "regime"]
 Window = Literal["all", "recent"]
 
 STATUSES: tuple[str, ...] = ("active", "degraded", "suspended", "retired")
+# A bar's size: a whole number of seconds, minutes, hours, days or weeks ("1m", "4h", "1d").
+BAR_SIZE_PATTERN = r"^[1-9][0-9]{0,4}[smhdw]$(?!\n)"
+BarSize = Annotated[str, Meta(min_length=2, max_length=6, pattern=BAR_SIZE_PATTERN)]
+Price = Annotated[float, Meta(gt=0.0, le=1e15)]
+Volume = Annotated[float, Meta(ge=0.0, le=1e18)]
+# Bars in one market_bars request on the wire; [regimes] max_batch is the daemon's own cap.
+MAX_BARS_PER_REQUEST = 10_000
 
 
 class Request(msgspec.Struct, tag_field="type", kw_only=True):
@@ -105,6 +112,26 @@ class RecordSignalOutcome(Request, tag="record_signal_outcome"):
 
     signal_id: Identifier
     success: bool
+
+
+class MarketBar(msgspec.Struct, kw_only=True):
+    """One closed bar: the time it opened, its prices and its volume."""
+
+    ts_ms: WireTimestampMs
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Volume = 0.0
+
+
+class MarketBars(Request, tag="market_bars"):
+    """Closed bars of one symbol and bar size, oldest first, for regime detection;
+    answered once checked (bars are not journaled)."""
+
+    symbol: Name
+    bar_size: BarSize
+    bars: Annotated[list[MarketBar], Meta(min_length=1, max_length=MAX_BARS_PER_REQUEST)]
 
 
 class UpdateOptimization(Request, tag="update_optimization"):
@@ -260,6 +287,7 @@ AnyRequest = (
     ScoreSignal
     | RecordTrade
     | RecordSignalOutcome
+    | MarketBars
     | UpdateOptimization
     | GetStatus
     | GetPerformance
@@ -310,6 +338,21 @@ class TradeRecorded(Reply, tag="trade_recorded"):
 
 class Ok(Reply, tag="ok"):
     """A request that has nothing to return succeeded."""
+
+
+class BarsTaken(Reply, tag="bars_taken"):
+    """A batch of bars was checked and taken: ``taken`` new bars, ``repeated`` leading
+    ones already held as sent; the series' regime by the rule set after its last bar
+    (null while it warms up), read when the bar that opened at ``regime_ts_ms`` closed."""
+
+    symbol: str
+    bar_size: str
+    taken: int
+    repeated: int
+    held: int
+    regime: str | None = None
+    confidence: float | None = None
+    regime_ts_ms: int | None = None
 
 
 class WeightChange(msgspec.Struct, kw_only=True):
@@ -555,6 +598,7 @@ AnyReply = (
     SignalScore
     | TradeRecorded
     | Ok
+    | BarsTaken
     | OptimizationState
     | StatusReply
     | Performance
