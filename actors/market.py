@@ -12,21 +12,30 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
 from actors.regimes import Bar, BarsRefused, RegimeBook
 from protocol.errors import AlphadError
-from protocol.messages import BarsTaken, MarketBars
+from protocol.messages import BarSize, BarsTaken, MarketBars
 
+Source = Literal["bot", "detected", "bot_else_detected"]
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
 class RegimesConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """``[regimes]``: the bounds of the bars held."""
+    """``[regimes]``: which regime signals and trades count under, and the bars' bounds."""
 
+    # "bot": the label the bot sends (none: none); "detected": alphad's reading at the
+    # signal's or trade's time, whatever the bot sends; "bot_else_detected": the bot's
+    # label when it sends one, else the reading.
+    source: Source = "bot"
+    # The series whose readings are a symbol's regime; unset: the longest bar size held
+    # for the symbol that has a reading at the time.
+    bar_size: BarSize | None = None
     # Bars held per series (symbol × bar size), and series held: about 0.21 KiB a bar
     # held, so at most max_bars × max_series × 0.21 KiB (42 MiB at the defaults).
     max_bars: Annotated[int, Meta(ge=2, le=100_000)] = 1_000
@@ -71,8 +80,13 @@ class Readings:
 class MarketRegimes:
     """The daemon's book of bars and the regime each symbol was in, by time."""
 
-    def __init__(self, config: RegimesConfig) -> None:
+    def __init__(
+        self, config: RegimesConfig, on_label: Callable[[str], None] | None = None
+    ) -> None:
         self.config = config
+        self.source = config.source
+        # Whether the bot's label counts when no bar was ever taken (the hot path's test).
+        self.keeps_bot = config.source != "detected"
         self.book = RegimeBook(
             max_bars=config.max_bars, max_series=config.max_series, with_hmm=False
         )
@@ -80,6 +94,8 @@ class MarketRegimes:
         # symbol -> its series' readings, the longest bar size first; empty until a bar.
         self.symbols: dict[str, list[Readings]] = {}
         self.bars_taken = 0
+        self._on_label = on_label
+        self._labels_used: set[str] = set()
 
     # ------------------------------------------------------------------ bars in
 
@@ -132,3 +148,42 @@ class MarketRegimes:
             confidence=rules.confidence if rules is not None else None,
             regime_ts_ms=rules.ts_ms if rules is not None else None,
         )
+
+    # ------------------------------------------------------------------ regimes out
+
+    def at(self, symbol: str, ts_ms: int) -> str | None:
+        """The symbol's detected regime at ``ts_ms``: the last reading of a bar closed at
+        or before it (of ``[regimes] bar_size``, else the longest bar size that has one)."""
+        held = self.symbols.get(symbol)
+        if held is None:
+            return None
+        wanted = self.config.bar_size
+        for readings in held if wanted is None else self._sized(symbol, wanted):
+            i = readings.at(ts_ms)
+            if i is not None:
+                return readings.labels[i]
+        return None
+
+    def _sized(self, symbol: str, bar_size: str) -> list[Readings]:
+        readings = self.series.get((symbol, bar_size))
+        return [readings] if readings is not None else []
+
+    def resolve(
+        self, symbol: str, ts_ms: int, bot_regime: str | None
+    ) -> tuple[str | None, str | None, str | None]:
+        """(the regime to count under, its source, the detected regime) for a signal or a
+        trade of ``symbol`` at ``ts_ms`` that the bot labelled ``bot_regime``.
+
+        The source is "bot" when the bot's label counts, "detected" when the reading
+        does (even when there is none: then the regime is None too), None when the bot's
+        label counts and it sent none.
+        """
+        detected = self.at(symbol, ts_ms)
+        source = self.source
+        if source == "bot" or (source == "bot_else_detected" and bot_regime is not None):
+            return bot_regime, ("bot" if bot_regime is not None else None), detected
+        if detected is not None and detected not in self._labels_used:
+            self._labels_used.add(detected)
+            if self._on_label is not None:
+                self._on_label(detected)
+        return detected, "detected", detected

@@ -352,6 +352,8 @@ class ScorerModel:
             weight=self.weights.get(strategy, 1.0),
             status=status,
             reasons=reasons,
+            regime=regime,
+            regime_source="bot" if regime is not None else None,
         )
 
     # ------------------------------------------------------------------ the factors
@@ -801,12 +803,27 @@ class ScorerActor(Actor):
 
     def score(self, request: ScoreSignal) -> SignalScore:
         """The hot path: score from the model's state; the journal row waits for a flush."""
-        reply = self.model.score(request)
+        market = self.market
+        ts_ms = request.ts_ms
+        if not market.symbols and market.keeps_bot:
+            # No bar was ever taken and the bot's label counts: the request as sent.
+            reply = self.model.score(request)
+            detected = None
+            source = reply.regime_source
+        else:
+            if ts_ms is None:
+                ts_ms = time.time_ns() // 1_000_000
+            regime, source, detected = market.resolve(request.symbol, ts_ms, request.regime)
+            scored = request
+            if regime != request.regime:
+                scored = msgspec.structs.replace(request, regime=regime)
+            reply = self.model.score(scored)
+            reply.regime_source = source
         rows = self._signal_rows
         rows.append(
             AppendSignal(
                 reply.signal_id or "",
-                request.ts_ms if request.ts_ms is not None else time.time_ns() // 1_000_000,
+                ts_ms if ts_ms is not None else time.time_ns() // 1_000_000,
                 request.strategy,
                 request.symbol,
                 request.side,
@@ -819,6 +836,8 @@ class ScorerActor(Actor):
                 reply.weight,
                 reply.status,
                 "; ".join(reply.reasons),
+                detected,
+                source,
             )
         )
         if len(rows) >= self.flush_every:

@@ -326,6 +326,11 @@ class SignalScore(Reply, tag="signal_score"):
     weight: float
     status: str
     reasons: list[str] = msgspec.field(default_factory=list)
+    # The regime the signal was scored in, and where it came from: "bot" (the request's),
+    # "detected" (alphad's reading at the signal's time; null regime: no reading yet), or
+    # null (no regime: the bot sent none where its label counts).
+    regime: str | None = None
+    regime_source: str | None = None
 
 
 class TradeRecorded(Reply, tag="trade_recorded"):
@@ -539,6 +544,10 @@ class SignalRecord(msgspec.Struct, kw_only=True):
     status: str
     reasons: str
     success: bool | None = None
+    # alphad's reading at the signal's time (``regime`` is the bot's label), and which of
+    # the two the signal was scored in: "bot", "detected" or null (the bot's, none sent).
+    detected_regime: str | None = None
+    regime_source: str | None = None
 
 
 class Signals(Reply, tag="signals"):
