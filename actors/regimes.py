@@ -43,13 +43,14 @@ class BarsRefused(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Bar:
-    """One closed bar: its open time (ms since the epoch, UTC) and its prices."""
+    """One closed bar: its open time (ms since the epoch, UTC), its prices and volume."""
 
     ts_ms: int
     open: float
     high: float
     low: float
     close: float
+    volume: float = 0.0  # kept with the bar; no detector reads it
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,22 +475,38 @@ class Detected:
 
 
 class Series:
-    """One (symbol, bar size): its bounded window of bars and its two detectors."""
+    """One (symbol, bar size): its bounded window of bars and its detectors (the hidden
+    Markov model only when the book runs it)."""
 
-    def __init__(self, max_bars: int, rules: RuleSettings, hmm: HmmSettings) -> None:
+    def __init__(self, max_bars: int, rules: RuleSettings, hmm: HmmSettings | None) -> None:
         self.bars: deque[Bar] = deque(maxlen=max_bars)
         self.rules = RuleDetector(rules)
-        self.hmm = HmmDetector(hmm, fit_window=max_bars - 1)
+        self.hmm = HmmDetector(hmm, fit_window=max_bars - 1) if hmm is not None else None
         self.last = Detected(None, None, 0)
 
     def add(self, bar: Bar) -> Detected:
         self.bars.append(bar)
-        self.last = Detected(self.rules.update(bar), self.hmm.update(bar), len(self.bars))
+        hmm = self.hmm.update(bar) if self.hmm is not None else None
+        self.last = Detected(self.rules.update(bar), hmm, len(self.bars))
         return self.last
+
+    def held(self, ts_ms: int) -> Bar | None:
+        """The held bar that opened at ``ts_ms``, if any."""
+        bars = self.bars
+        i = bisect_left(bars, ts_ms, key=_bar_time)
+        return bars[i] if i < len(bars) and bars[i].ts_ms == ts_ms else None
+
+
+def _bar_time(bar: Bar) -> int:
+    return bar.ts_ms
 
 
 class RegimeBook:
-    """Every series' bars and detected regimes, fed batch by batch."""
+    """Every series' bars and detected regimes, fed batch by batch.
+
+    ``with_hmm = False`` runs the rule set alone (the daemon's book: a fit of the hidden
+    Markov model takes tens of milliseconds, too long for the event loop).
+    """
 
     def __init__(
         self,
@@ -498,23 +515,30 @@ class RegimeBook:
         max_series: int = DEFAULT_MAX_SERIES,
         rules: RuleSettings | None = None,
         hmm: HmmSettings | None = None,
+        with_hmm: bool = True,
     ) -> None:
         _require(max_bars >= 2, f"max_bars must be at least 2, not {max_bars}")
         _require(max_series >= 1, f"max_series must be at least 1, not {max_series}")
         self.max_bars = max_bars
         self.max_series = max_series
         self.rules = rules or RuleSettings()
-        self.hmm = hmm or HmmSettings()
+        self.hmm = (hmm or HmmSettings()) if with_hmm else None
         # The model is fitted on the window's returns: it must hold enough for a first fit.
-        _require(
-            max_bars > self.hmm.min_returns,
-            f"max_bars must be above the HMM's min_returns {self.hmm.min_returns}, not {max_bars}",
-        )
+        if self.hmm is not None:
+            _require(
+                max_bars > self.hmm.min_returns,
+                f"max_bars must be above the HMM's min_returns {self.hmm.min_returns},"
+                f" not {max_bars}",
+            )
         self._series: dict[tuple[str, str], Series] = {}
 
-    def add_bars(self, symbol: str, bar_size: str, bars: Sequence[Bar]) -> list[Detected]:
-        """Take a batch of closed bars, oldest first; the readings after each of them.
+    def add_bars(
+        self, symbol: str, bar_size: str, bars: Sequence[Bar], *, resent: bool = False
+    ) -> list[Detected]:
+        """Take a batch of closed bars, oldest first; the readings after each new one.
 
+        With ``resent``, the leading bars of the batch that are held already, exactly as
+        sent (a batch sent again after a lost reply), are skipped rather than refused.
         Raises ``BarsRefused`` naming the first bad bar, having taken none of the batch.
         """
         key = (symbol, bar_size)
@@ -529,15 +553,30 @@ class RegimeBook:
             raise BarsRefused(
                 f"{symbol} {bar_size}: {len(bars)} bars in one batch, at most {self.max_bars}"
             )
-        previous = series.bars[-1].ts_ms if series is not None and series.bars else None
-        for i, bar in enumerate(bars):
+        last = series.bars[-1].ts_ms if series is not None and series.bars else None
+        repeats = 0
+        if resent and series is not None and last is not None:
+            for bar in bars:
+                ts_ms = bar.ts_ms
+                if not isinstance(ts_ms, int) or ts_ms > last or series.held(ts_ms) != bar:
+                    break
+                if repeats and ts_ms <= bars[repeats - 1].ts_ms:
+                    break
+                repeats += 1
+        previous = last
+        for i in range(repeats, len(bars)):
+            bar = bars[i]
             problem = bar_problem(bar, previous)
             if problem:
+                known = resent and series is not None and type(bar.ts_ms) is int
+                held = series.held(bar.ts_ms) if known and series is not None else None
+                if held is not None and held != bar:
+                    problem += ", and the bar held for that time differs"
                 raise BarsRefused(f"{symbol} {bar_size}: bar {i} (ts_ms {bar.ts_ms}): {problem}")
             previous = bar.ts_ms
         if series is None:
             series = self._series[key] = Series(self.max_bars, self.rules, self.hmm)
-        return [series.add(bar) for bar in bars]
+        return [series.add(bar) for bar in bars[repeats:]]
 
     def detected(self, symbol: str, bar_size: str) -> Detected | None:
         """The readings after the series' last bar; None for a series never fed."""
@@ -552,11 +591,25 @@ class RegimeBook:
 
 def bar_problem(bar: Bar, previous_ts_ms: int | None) -> str:
     """What is wrong with ``bar`` after a bar opened at ``previous_ts_ms``; "" if nothing."""
-    if isinstance(bar.ts_ms, bool) or not isinstance(bar.ts_ms, int) or bar.ts_ms < 0:
-        return f"time {bar.ts_ms!r} is not a non-negative integer of milliseconds"
-    if previous_ts_ms is not None and bar.ts_ms <= previous_ts_ms:
-        what = "repeats" if bar.ts_ms == previous_ts_ms else "is before"
-        return f"time {bar.ts_ms} {what} the previous bar's {previous_ts_ms}"
+    ts_ms = bar.ts_ms
+    if type(ts_ms) is not int or ts_ms < 0:
+        return f"time {ts_ms!r} is not a non-negative integer of milliseconds"
+    if previous_ts_ms is not None and ts_ms <= previous_ts_ms:
+        what = "repeats" if ts_ms == previous_ts_ms else "is before"
+        return f"time {ts_ms} {what} the previous bar's {previous_ts_ms}"
+    low, volume = bar.low, bar.volume
+    # The common case in one test (NaN fails every comparison); the slow one says why.
+    if (
+        type(bar.open) is type(bar.high) is type(low) is type(bar.close) is type(volume) is float
+        and 0.0 < low <= bar.open <= bar.high < math.inf
+        and low <= bar.close <= bar.high
+        and 0.0 <= volume < math.inf
+    ):
+        return ""
+    return _price_problem(bar)
+
+
+def _price_problem(bar: Bar) -> str:
     for name in ("open", "high", "low", "close"):
         value = getattr(bar, name)
         if (
@@ -565,6 +618,13 @@ def bar_problem(bar: Bar, previous_ts_ms: int | None) -> str:
             or not (math.isfinite(value) and value > 0)
         ):
             return f"{name} {value!r} is not a positive finite price"
+    volume = bar.volume
+    if (
+        isinstance(volume, bool)
+        or not isinstance(volume, (int, float))
+        or not (math.isfinite(volume) and volume >= 0)
+    ):
+        return f"volume {volume!r} is not a non-negative finite number"
     if bar.high < bar.low:
         return f"high {bar.high} is below low {bar.low}"
     if not (bar.low <= bar.open <= bar.high and bar.low <= bar.close <= bar.high):

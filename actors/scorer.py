@@ -23,8 +23,9 @@ from actors.base import TAKE_STATE, Actor, encode_in_slices
 from actors.events import UNKNOWN_REGIME, ClosedTrade, SetEnabled, SignalOutcome
 from actors.exact import binomial_at_most
 from actors.figures import Figures
+from actors.market import MarketRegimes, RegimesConfig
 from actors.store import AppendSignal, AppendSignals
-from protocol.messages import Name, ScoreSignal, SignalScore
+from protocol.messages import BarsTaken, MarketBars, Name, ScoreSignal, SignalScore
 
 Factor = Annotated[float, Meta(ge=0.0, le=1.0)]
 Cap = Annotated[int, Meta(ge=1, le=10_000_000)]
@@ -359,6 +360,8 @@ class ScorerModel:
             weight=self.weights.get(strategy, 1.0),
             status=status,
             reasons=reasons,
+            regime=regime,
+            regime_source="bot" if regime is not None else None,
         )
 
     # ------------------------------------------------------------------ the factors
@@ -825,10 +828,13 @@ class ScorerActor(Actor):
         last_trade_seq: int = 0,
         last_outcome_seq: int = 0,
         mailbox_size: int = 8192,
+        market: MarketRegimes | None = None,
     ) -> None:
         super().__init__(mailbox_size)
         self.model = model
         self.store = store
+        # The bars and detected regimes, fed by market_bars on the receive path.
+        self.market = market or MarketRegimes(RegimesConfig())
         self.last_trade_seq = last_trade_seq
         self.last_outcome_seq = last_outcome_seq
         self.signals_not_kept = 0
@@ -837,12 +843,27 @@ class ScorerActor(Actor):
 
     def score(self, request: ScoreSignal) -> SignalScore:
         """The hot path: score from the model's state; the journal row waits for a flush."""
-        reply = self.model.score(request)
+        market = self.market
+        ts_ms = request.ts_ms
+        if not market.symbols and market.keeps_bot:
+            # No bar was ever taken and the bot's label counts: the request as sent.
+            reply = self.model.score(request)
+            detected = None
+            source = reply.regime_source
+        else:
+            if ts_ms is None:
+                ts_ms = time.time_ns() // 1_000_000
+            regime, source, detected = market.resolve(request.symbol, ts_ms, request.regime)
+            scored = request
+            if regime != request.regime:
+                scored = msgspec.structs.replace(request, regime=regime)
+            reply = self.model.score(scored)
+            reply.regime_source = source
         rows = self._signal_rows
         rows.append(
             AppendSignal(
                 reply.signal_id or "",
-                request.ts_ms if request.ts_ms is not None else time.time_ns() // 1_000_000,
+                ts_ms if ts_ms is not None else time.time_ns() // 1_000_000,
                 request.strategy,
                 request.symbol,
                 request.side,
@@ -855,11 +876,17 @@ class ScorerActor(Actor):
                 reply.weight,
                 reply.status,
                 "; ".join(reply.reasons),
+                detected,
+                source,
             )
         )
         if len(rows) >= self.flush_every:
             self.flush_signals()
         return reply
+
+    def add_bars(self, request: MarketBars) -> BarsTaken:
+        """``market_bars``, answered on the receive path: checked, taken, read."""
+        return self.market.add(request)
 
     def knows_signal(self, signal_id: str) -> bool:
         """Whether the signal is pending or scored since the last flush to the store (the

@@ -35,7 +35,7 @@ log = structlog.get_logger("alphad.store")
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -109,6 +109,16 @@ MIGRATIONS: dict[int, str] = {
     2: """
     ALTER TABLE snapshots ADD COLUMN checksum INTEGER;
     """,
+    # Detected regimes: the reading at a trade's entry (a signal's time) beside the bot's
+    # label in `regime`, and which of the two it counts under: 'detected' (the reading;
+    # 'unknown' when there was none), 'bot' (the label), NULL (the bot's, none sent, or
+    # recorded before this version).
+    3: """
+    ALTER TABLE trades ADD COLUMN detected_regime TEXT;
+    ALTER TABLE trades ADD COLUMN regime_source TEXT;
+    ALTER TABLE signals ADD COLUMN detected_regime TEXT;
+    ALTER TABLE signals ADD COLUMN regime_source TEXT;
+    """,
 }
 
 
@@ -150,10 +160,15 @@ class AppendTrade(msgspec.Struct, frozen=True):
     """Ask: record a trade; answered with ``(duplicate, seq)`` after the commit.
 
     A resend of a recorded trade_id is a duplicate only if every one of ``TRADE_FIELDS``
-    is equal (floats exactly); otherwise it is refused with ``conflict``.
+    is equal (floats exactly); otherwise it is refused with ``conflict``. The detected
+    regime is not compared: a resend after a restart has no bars to read it from.
+    ``use_detected``: the trade counts under ``detected_regime`` (unknown when None), not
+    under the bot's label.
     """
 
     trade: RecordTrade
+    detected_regime: str | None = None
+    use_detected: bool = False
 
 
 class AppendOutcome(msgspec.Struct, frozen=True):
@@ -187,6 +202,8 @@ class AppendSignal(msgspec.Struct, frozen=True, array_like=True):
     weight: float
     status: str
     reasons: str
+    detected_regime: str | None = None
+    regime_source: str | None = None
 
 
 class AppendSignals(msgspec.Struct, frozen=True):
@@ -309,6 +326,11 @@ class Recovery(msgspec.Struct, kw_only=True):
     audit: list[AuditEntry] = msgspec.field(default_factory=list)
 
 
+# The regime a recorded trade counts under (migration 3 says why).
+_REGIME_USED = (
+    "CASE WHEN regime_source = 'detected'"
+    f" THEN COALESCE(detected_regime, '{UNKNOWN_REGIME}') ELSE regime END"
+)
 _json = msgspec.json.Encoder()
 _json_decode = msgspec.json.Decoder()
 
@@ -487,7 +509,7 @@ class StoreActor(Actor):
         """Committed trades with a greater seq, in seq order."""
         sql = (
             "SELECT seq, trade_id, strategy, symbol, side, pnl, entry_ts_ms, exit_ts_ms, "
-            "regime, size, signal_id FROM trades WHERE seq > ? ORDER BY seq"
+            f"{_REGIME_USED}, size, signal_id FROM trades WHERE seq > ? ORDER BY seq"
         )
         params: tuple[int, ...] = (seq,)
         if limit is not None:
@@ -607,7 +629,7 @@ class StoreActor(Actor):
         self, trades: list[Envelope], outcomes: list[Envelope], commits: list[Envelope]
     ) -> None:
         now = _now_ms()
-        trade_results, trade_rows, new_trades = self._plan_trades(trades, now)
+        trade_results, trade_rows, new_trades, sent = self._plan_trades(trades, now)
         outcome_results, outcome_rows, new_outcomes = self._plan_outcomes(outcomes)
         audit_rows, commit_results, history_rows, snapshot_rows = self._plan_commits(commits)
         batch = _Batch(
@@ -635,7 +657,12 @@ class StoreActor(Actor):
         self._pending_signals = []
         if trades_found is not None:
             _resolve_duplicates(
-                trades_found, _trade_id, _trade_fields, trade_results, new_trades, _trade_conflict
+                trades_found,
+                _trade_id,
+                lambda trade: sent[trade.trade_id][1],
+                trade_results,
+                new_trades,
+                _trade_conflict,
             )
         if outcomes_found is not None:
             _resolve_duplicates(
@@ -687,15 +714,21 @@ class StoreActor(Actor):
 
     def _plan_trades(
         self, trades: list[Envelope], now: int
-    ) -> tuple[list[Answer], list[tuple[Any, ...]], list[ClosedTrade]]:
+    ) -> tuple[list[Answer], list[tuple[Any, ...]], list[ClosedTrade], dict[str, Recorded]]:
         results: list[Answer] = []
         rows: list[tuple[Any, ...]] = []
         new: list[ClosedTrade] = []
         in_batch: dict[str, Recorded] = {}
         seq = self.last_trade_seq
         for envelope in trades:
-            request: RecordTrade = envelope.message.trade
+            append: AppendTrade = envelope.message
+            request = append.trade
             regime = request.regime or UNKNOWN_REGIME
+            source: str | None = "detected"
+            if append.use_detected:
+                used = append.detected_regime or UNKNOWN_REGIME
+            else:
+                used, source = regime, "bot" if request.regime is not None else None
             fields = (
                 request.strategy,
                 request.symbol,
@@ -718,7 +751,7 @@ class StoreActor(Actor):
                 continue
             seq += 1
             in_batch[request.trade_id] = (seq, fields)
-            rows.append((seq, request.trade_id, *fields, now))
+            rows.append((seq, request.trade_id, *fields, now, append.detected_regime, source))
             results.append((False, seq))
             new.append(
                 ClosedTrade(
@@ -730,12 +763,12 @@ class StoreActor(Actor):
                     pnl=request.pnl,
                     entry_ts_ms=request.entry_ts_ms,
                     exit_ts_ms=request.exit_ts_ms,
-                    regime=regime,
+                    regime=used,
                     size=request.size,
                     signal_id=request.signal_id,
                 )
             )
-        return results, rows, new
+        return results, rows, new, in_batch
 
     def _plan_outcomes(
         self, outcomes: list[Envelope]
@@ -953,7 +986,7 @@ class StoreActor(Actor):
         sql = (
             "SELECT s.id, s.signal_id, s.ts_ms, s.strategy, s.symbol, s.side, s.confidence,"
             " s.confluence, s.regime, s.quality, s.execute, s.size_multiplier, s.weight,"
-            " s.status, s.reasons, o.success FROM signals s"
+            " s.status, s.reasons, o.success, s.detected_regime, s.regime_source FROM signals s"
             " LEFT JOIN signal_outcomes o ON o.signal_id = s.signal_id WHERE s.id > ?"
         )
         params: list[Any] = [query.after or 0]
@@ -991,6 +1024,8 @@ class StoreActor(Actor):
                 status=r[13],
                 reasons=r[14],
                 success=None if r[15] is None else bool(r[15]),
+                detected_regime=r[16],
+                regime_source=r[17],
             )
             for r in rows[:count]
         ]
@@ -1017,20 +1052,6 @@ def _trade_id(trade: ClosedTrade) -> str:
 
 def _signal_id(outcome: SignalOutcome) -> str:
     return outcome.signal_id
-
-
-def _trade_fields(trade: ClosedTrade) -> tuple[Any, ...]:
-    return (
-        trade.strategy,
-        trade.symbol,
-        trade.side,
-        trade.pnl,
-        trade.entry_ts_ms,
-        trade.exit_ts_ms,
-        trade.regime,
-        trade.size,
-        trade.signal_id,
-    )
 
 
 def _outcome_fields(outcome: SignalOutcome) -> tuple[Any, ...]:
@@ -1109,8 +1130,8 @@ class _Batch(msgspec.Struct, kw_only=True):
                 before = db.total_changes
                 db.executemany(
                     "INSERT OR IGNORE INTO trades (seq, trade_id, strategy, symbol, side, pnl,"
-                    " entry_ts_ms, exit_ts_ms, regime, size, signal_id, recorded_ms)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " entry_ts_ms, exit_ts_ms, regime, size, signal_id, recorded_ms,"
+                    " detected_regime, regime_source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     self.trades,
                 )
                 if db.total_changes - before != len(self.trades):
@@ -1130,7 +1151,8 @@ class _Batch(msgspec.Struct, kw_only=True):
                 db.executemany(
                     "INSERT INTO signals (signal_id, ts_ms, strategy, symbol, side, confidence,"
                     " confluence, regime, quality, execute, size_multiplier, weight, status,"
-                    " reasons) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " reasons, detected_regime, regime_source)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     self.signals,
                 )
             if self.audit:

@@ -29,6 +29,7 @@ from typing import Any
 
 import zmq
 
+from bench.bars_bench import bar_cost, hold_bars
 from bench.replay_bench import replay_speed
 from bench.state import cycle_seconds, memory_and_recovery
 from protocol.codec import encode
@@ -359,10 +360,21 @@ def run(quick: bool) -> list[Row]:
                     higher_is_better=True,
                 )
             )
+            rows.append(_bars_held_row(daemon, reps, trips))
         finally:
             daemon.close()
             echo.close()
         rows += state_rows(root, quick)
+    ours_us, floor_us = bar_cost(quick)
+    rows.append(
+        Row(
+            "market_bars, CPU per bar (batches of 500) vs the rule set alone",
+            ours_us,
+            floor_us,
+            "µs",
+            "<= 10 µs",
+        )
+    )
     for name, (signals, replayed, floor) in replay_speed(quick).items():
         rows.append(
             Row(
@@ -375,6 +387,20 @@ def run(quick: bool) -> list[Row]:
             )
         )
     return rows
+
+
+def _bars_held_row(daemon: DaemonProcess, reps: int, trips: int) -> Row:
+    """score_signal's median latency once bars are held for its symbol (the lookup of
+    the detected regime), against the same daemon just before any bar was sent."""
+    before = [percentile(round_trips(daemon.rpc, SIGNAL, trips), 50) for _ in range(reps)]
+    hold_bars(daemon.rpc, "BTC/USDT")  # the symbol of SIGNAL
+    after = [percentile(round_trips(daemon.rpc, SIGNAL, trips), 50) for _ in range(reps)]
+    return Row(
+        "latency p50 (1 bot), bars held for the signal's symbol vs none yet",
+        statistics.median(after),
+        statistics.median(before),
+        "µs",
+    )
 
 
 def state_rows(root: Path, quick: bool) -> list[Row]:

@@ -24,6 +24,7 @@ import zmq
 
 from actors.base import Actor
 from actors.engine import EngineActor, FinalSnapshot, StrategySeen, Tick
+from actors.market import MarketRegimes
 from actors.optimizer import Optimizer, set_allocation
 from actors.performance import PerformanceActor, PerformanceModel
 from actors.scorer import FlushSignals, ScorerActor
@@ -71,6 +72,7 @@ from protocol.messages import (
     GetTop,
     GetWeights,
     History,
+    MarketBars,
     Ok,
     OptimizationState,
     RecordSignalOutcome,
@@ -246,6 +248,10 @@ class Daemon:
             last_trade_seq=scorer_state["last_trade_seq"] if scorer_state else 0,
             last_outcome_seq=scorer_state["last_outcome_seq"] if scorer_state else 0,
             mailbox_size=cfg.daemon.mailbox_size,
+            # A detected label counts as a regime seen (get_weights' notes), whatever the cap.
+            market=MarketRegimes(
+                cfg.regimes, on_label=lambda label: self.admission.learn((), (), (label,))
+            ),
         )
         self._replay(recovery, performance_model, scorer, optimizer)
         served = set_allocation(optimizer.allocation())
@@ -500,12 +506,21 @@ class Daemon:
         def admit_scored_names(request: ScoreSignal) -> None:
             admit_scored(request.strategy, request.symbol, request.regime)
 
+        market = scorer.market
+
+        def append_trade(request: RecordTrade) -> AppendTrade:
+            _, source, detected = market.resolve(
+                request.symbol, request.entry_ts_ms, request.regime
+            )
+            return AppendTrade(request, detected, source == "detected")
+
         return {
             ScoreSignal: Route(inline=scorer.score, admit=admit_scored_names),
+            MarketBars: Route(inline=scorer.add_bars),
             RecordTrade: Route(
                 actor=store,
                 admit=admit_names,
-                wrap=AppendTrade,
+                wrap=append_trade,
                 unwrap=lambda r, result: TradeRecorded(
                     trade_id=r.trade_id, duplicate=result[0], seq=result[1]
                 ),

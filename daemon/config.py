@@ -20,6 +20,7 @@ import msgspec
 from msgspec import Meta
 
 from actors.lifecycle import LifecycleConfig, LifecycleModel
+from actors.market import RegimesConfig
 from actors.optimizer import Optimizer
 from actors.performance import PerformanceConfig, PerformanceModel
 from actors.scorer import ScorerConfig, ScorerModel
@@ -122,6 +123,7 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     weighting: WeightingConfig = WeightingConfig()
     scorer: ScorerConfig = ScorerConfig()
     lifecycle: LifecycleConfig = LifecycleConfig()
+    regimes: RegimesConfig = RegimesConfig()
     strategies: dict[str, StrategyConfig] = msgspec.field(default_factory=dict)
 
 

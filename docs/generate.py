@@ -11,13 +11,24 @@ from pathlib import Path
 
 import msgspec
 
-from protocol.messages import ADMIN_REQUESTS, NAME_PATTERN, Alert, AnyReply, AnyRequest
+from protocol.messages import (
+    ADMIN_REQUESTS,
+    BAR_SIZE_PATTERN,
+    NAME_PATTERN,
+    Alert,
+    AnyReply,
+    AnyRequest,
+)
 
 DOC = Path(__file__).parent / "protocol.md"
 MARKER = "## Every message\n"
 # The name pattern holds a parenthesis, which the Annotated rewrite below cannot read.
 NAME = f"Annotated[str, msgspec.Meta(pattern={NAME_PATTERN!r}, min_length=1, max_length=64)]"
+BAR_SIZE = f"Annotated[str, msgspec.Meta(pattern={BAR_SIZE_PATTERN!r}, min_length=2, max_length=6)]"
 SHORT = {
+    "Annotated[list[MarketBar], msgspec.Meta(min_length=1, max_length=10000)]": (
+        "list of bar (1 to 10000)"
+    ),
     "str (min_length=1, max_length=128)": "id",
     "int (ge=946684800000, le=4102444800000)": "timestamp_ms",
     "float (ge=1e-09, le=1000000000000.0)": "size",
@@ -27,7 +38,7 @@ SHORT = {
 
 def type_name(hint: object) -> str:
     text = repr(hint).replace("typing.", "").replace("protocol.messages.", "")
-    text = text.replace(NAME, "name")
+    text = text.replace(NAME, "name").replace(BAR_SIZE, "bar_size")
     text = re.sub(r"Annotated\[(\w+), msgspec.Meta\(([^)]*)\)\]", r"\1 (\2)", text)
     text = text.replace("<class '", "").replace("'>", "")
     for long, short in SHORT.items():

@@ -48,6 +48,13 @@ GroupKey = Literal["strategy", "symbol", "regime"]
 Window = Literal["all", "recent"]
 
 STATUSES: tuple[str, ...] = ("active", "degraded", "suspended", "retired")
+# A bar's size: a whole number of seconds, minutes, hours, days or weeks ("1m", "4h", "1d").
+BAR_SIZE_PATTERN = r"^[1-9][0-9]{0,4}[smhdw]$(?!\n)"
+BarSize = Annotated[str, Meta(min_length=2, max_length=6, pattern=BAR_SIZE_PATTERN)]
+Price = Annotated[float, Meta(gt=0.0, le=1e15)]
+Volume = Annotated[float, Meta(ge=0.0, le=1e18)]
+# Bars in one market_bars request on the wire; [regimes] max_batch is the daemon's own cap.
+MAX_BARS_PER_REQUEST = 10_000
 
 
 class Request(msgspec.Struct, tag_field="type", kw_only=True):
@@ -105,6 +112,26 @@ class RecordSignalOutcome(Request, tag="record_signal_outcome"):
 
     signal_id: Identifier
     success: bool
+
+
+class MarketBar(msgspec.Struct, kw_only=True):
+    """One closed bar: the time it opened, its prices and its volume."""
+
+    ts_ms: WireTimestampMs
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Volume = 0.0
+
+
+class MarketBars(Request, tag="market_bars"):
+    """Closed bars of one symbol and bar size, oldest first, for regime detection;
+    answered once checked (bars are not journaled)."""
+
+    symbol: Name
+    bar_size: BarSize
+    bars: Annotated[list[MarketBar], Meta(min_length=1, max_length=MAX_BARS_PER_REQUEST)]
 
 
 class UpdateOptimization(Request, tag="update_optimization"):
@@ -260,6 +287,7 @@ AnyRequest = (
     ScoreSignal
     | RecordTrade
     | RecordSignalOutcome
+    | MarketBars
     | UpdateOptimization
     | GetStatus
     | GetPerformance
@@ -298,6 +326,11 @@ class SignalScore(Reply, tag="signal_score"):
     weight: float
     status: str
     reasons: list[str] = msgspec.field(default_factory=list)
+    # The regime the signal was scored in, and where it came from: "bot" (the request's),
+    # "detected" (alphad's reading at the signal's time; null regime: no reading yet), or
+    # null (no regime: the bot sent none where its label counts).
+    regime: str | None = None
+    regime_source: str | None = None
 
 
 class TradeRecorded(Reply, tag="trade_recorded"):
@@ -310,6 +343,21 @@ class TradeRecorded(Reply, tag="trade_recorded"):
 
 class Ok(Reply, tag="ok"):
     """A request that has nothing to return succeeded."""
+
+
+class BarsTaken(Reply, tag="bars_taken"):
+    """A batch of bars was checked and taken: ``taken`` new bars, ``repeated`` leading
+    ones already held as sent; the series' regime by the rule set after its last bar
+    (null while it warms up), read when the bar that opened at ``regime_ts_ms`` closed."""
+
+    symbol: str
+    bar_size: str
+    taken: int
+    repeated: int
+    held: int
+    regime: str | None = None
+    confidence: float | None = None
+    regime_ts_ms: int | None = None
 
 
 class WeightChange(msgspec.Struct, kw_only=True):
@@ -496,6 +544,10 @@ class SignalRecord(msgspec.Struct, kw_only=True):
     status: str
     reasons: str
     success: bool | None = None
+    # alphad's reading at the signal's time (``regime`` is the bot's label), and which of
+    # the two the signal was scored in: "bot", "detected" or null (the bot's, none sent).
+    detected_regime: str | None = None
+    regime_source: str | None = None
 
 
 class Signals(Reply, tag="signals"):
@@ -555,6 +607,7 @@ AnyReply = (
     SignalScore
     | TradeRecorded
     | Ok
+    | BarsTaken
     | OptimizationState
     | StatusReply
     | Performance

@@ -9,7 +9,7 @@ request's fields). An admin request is never resent (``protocol.core.SENT_ONCE``
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import MethodType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
@@ -117,6 +117,20 @@ class Requests:
     ) -> Call[wire.Ok]:
         """Report whether a scored signal succeeded."""
         return Call.of(wire.RecordSignalOutcome, wire.Ok, locals())
+
+    @request_method
+    def market_bars(
+        symbol: str,
+        bar_size: str,
+        bars: Sequence[wire.MarketBar | Mapping[str, Any]],
+        *,
+        timeout_s: Timeout = None,
+    ) -> Call[wire.BarsTaken]:
+        """Closed bars of one symbol and bar size, oldest first (``MarketBar`` or maps of
+        its fields), for regime detection. Resent safely: bars already held as sent are
+        counted in ``repeated``, not taken twice."""
+        fields = {**locals(), "bars": [_bar(bar) for bar in bars]}
+        return Call.of(wire.MarketBars, wire.BarsTaken, fields)
 
     @request_method
     def update_optimization(
@@ -257,3 +271,7 @@ class Requests:
         """Admin socket: forget a strategy no longer configured; its trades stay on disk
         (never resent)."""
         return Call.of(wire.ForgetStrategy, wire.StrategyForgotten, locals())
+
+
+def _bar(bar: wire.MarketBar | Mapping[str, Any]) -> wire.MarketBar:
+    return bar if isinstance(bar, wire.MarketBar) else wire.MarketBar(**bar)

@@ -53,6 +53,8 @@ def test_values_are_read_and_typed(tmp_path: Path) -> None:
         ("[daemon\n", "not valid TOML"),
         # A final newline must not pass the name pattern (a `$` alone would let it).
         ('[strategies."ema_trend\\n"]\nbase_weight = 1.0\n', "not a valid strategy name"),
+        ("[regimes]\nmax_batch = 2000\n", "max_batch 2000 is above max_bars 1000"),
+        ("[regimes]\nmax_series = 0\n", "key `regimes.max_series`"),
     ],
 )
 def test_bad_config_names_the_key_and_the_file(tmp_path: Path, text: str, expected: str) -> None:

@@ -269,3 +269,31 @@ def test_the_permutation_test_tells_separated_regimes_from_mixed_ones() -> None:
     assert permutation_p(labels, mixed, 199, "x") > 0.05  # type: ignore[operator]
     assert permutation_p(labels, [1.0] * 60, 199, "x") == 1.0
     assert permutation_p(["ranging"] * 60, apart, 199, "x") is None
+
+
+def test_a_resent_batch_takes_only_the_bars_not_held_and_refuses_a_changed_one() -> None:
+    regimes = book()
+    regimes.add_bars("BTC/USDT", "1d", [bar(i) for i in range(5)])
+    with pytest.raises(BarsRefused, match=r"bar 0 .*repeats the previous bar's"):
+        regimes.add_bars("BTC/USDT", "1d", [bar(4), bar(5)])  # not a resend: refused
+    taken = regimes.add_bars("BTC/USDT", "1d", [bar(3), bar(4), bar(5)], resent=True)
+    assert len(taken) == 1 and regimes.bars("BTC/USDT", "1d") == [bar(i) for i in range(6)]
+    assert regimes.add_bars("BTC/USDT", "1d", [bar(4), bar(5)], resent=True) == []
+    changed = bar(5, close=100.5)
+    with pytest.raises(BarsRefused) as refused:
+        regimes.add_bars("BTC/USDT", "1d", [bar(4), changed, bar(6)], resent=True)
+    assert str(refused.value) == (
+        f"BTC/USDT 1d: bar 1 (ts_ms {changed.ts_ms}): time {changed.ts_ms} repeats the"
+        f" previous bar's {changed.ts_ms}, and the bar held for that time differs"
+    )
+    with pytest.raises(BarsRefused, match=r"bar 1 .*is before the previous bar's \d+$"):
+        regimes.add_bars("BTC/USDT", "1d", [bar(4), bar(4), bar(6)], resent=True)
+    assert regimes.bars("BTC/USDT", "1d") == [bar(i) for i in range(6)]
+
+
+def test_a_book_without_the_hmm_runs_the_rules_alone() -> None:
+    regimes = RegimeBook(max_bars=50, rules=QUICK_RULES, with_hmm=False)  # below min_returns
+    readings = regimes.add_bars("A", "1d", [bar(i, 100.0 + i % 7) for i in range(50)])
+    assert all(r.hmm is None for r in readings) and readings[-1].rules is not None
+    with pytest.raises(BarsRefused, match=r"volume -1\.0 is not a non-negative finite number"):
+        regimes.add_bars("A", "1d", [dataclasses.replace(bar(60), volume=-1.0)])

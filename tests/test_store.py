@@ -14,6 +14,7 @@ import pytest
 from actors.base import Actor
 from actors.events import ClosedTrade
 from actors.store import (
+    MIGRATIONS,
     SCHEMA_VERSION,
     AppendOutcome,
     AppendSignal,
@@ -352,3 +353,42 @@ async def test_prune_deletes_old_signals_chunk_by_chunk_and_nothing_else(tmp_pat
         assert store.signals_pruned == 8
     finally:
         await supervisor.stop(1.0)
+
+
+async def test_a_version_2_database_is_migrated_and_its_trades_keep_their_regime(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "alphad.db"
+    with sqlite3.connect(db) as conn:
+        for version in (1, 2):
+            conn.executescript(MIGRATIONS[version])
+        conn.execute("PRAGMA user_version=2")
+        conn.execute(
+            "INSERT INTO trades (seq, trade_id, strategy, symbol, side, pnl, entry_ts_ms,"
+            " exit_ts_ms, regime, size, signal_id, recorded_ms)"
+            " VALUES (1, 'old', 'ema', 'BTC/USDT', 'buy', 1.0, 1000, 2000, 'trending', NULL,"
+            " NULL, 3000)"
+        )
+    store, learner, supervisor = await start_store(db)
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]
+    assert [t.regime for t in await store.trades_after(0)] == ["trending"]
+    # The bot's label is what a resend must repeat, whatever the trade counts under.
+    new = msgspec.structs.replace(trade("new"), regime="trending")
+    assert await store.ask(AppendTrade(new, "volatile", use_detected=True)) == (False, 2)
+    assert await store.ask(AppendTrade(new, None, use_detected=True)) == (True, 2)
+    with pytest.raises(AlphadError, match="with regime 'trending'; this one has regime 'calm'"):
+        await store.ask(AppendTrade(msgspec.structs.replace(new, regime="calm")))
+    assert await store.ask(AppendTrade(trade("none"), None, use_detected=True)) == (False, 3)
+    assert await store.ask(AppendTrade(trade("bot"), "ranging")) == (False, 4)
+    assert rows(db, "SELECT trade_id, regime, detected_regime, regime_source FROM trades") == [
+        ("old", "trending", None, None),
+        ("new", "trending", "volatile", "detected"),
+        ("none", "unknown", None, "detected"),
+        ("bot", "unknown", "ranging", None),
+    ]
+    counted = [(t.trade_id, t.regime) for t in await store.trades_after(0)]
+    expected = [("old", "trending"), ("new", "volatile"), ("none", "unknown"), ("bot", "unknown")]
+    assert counted == expected
+    await asyncio.sleep(0.05)
+    assert [(t.trade_id, t.regime) for t in learner.seen] == expected[1:]
+    await supervisor.stop(5.0)

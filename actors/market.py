@@ -1,0 +1,189 @@
+"""Detected regimes in the daemon: the bars bots send, the rule set's readings, and the
+regime a signal or a trade counts under (docs/regimes.md).
+
+The book runs the rule set alone: a bar costs it a few µs, so ``market_bars`` is answered
+on the gateway's receive path like ``score_signal``, and the scorer, which owns the
+book, reads it with no message and no await. The hidden Markov model stays offline
+(``python -m bench.regimes``): one fit takes tens of milliseconds. Bars are not the
+audit trail: they are checked, not journaled, and a restart starts with none.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from actors.regimes import Bar, BarsRefused, RegimeBook
+from protocol.errors import AlphadError
+from protocol.messages import BarSize, BarsTaken, MarketBars
+
+Source = Literal["bot", "detected", "bot_else_detected"]
+_UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+class RegimesConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """``[regimes]``: which regime signals and trades count under, and the bars' bounds."""
+
+    # "bot": the label the bot sends (none: none); "detected": alphad's reading at the
+    # signal's or trade's time, whatever the bot sends; "bot_else_detected": the bot's
+    # label when it sends one, else the reading.
+    source: Source = "bot"
+    # The series whose readings are a symbol's regime; unset: the longest bar size held
+    # for the symbol that has a reading at the time.
+    bar_size: BarSize | None = None
+    # Bars held per series (symbol × bar size), and series held: about 0.21 KiB a bar
+    # held, so at most max_bars × max_series × 0.21 KiB (42 MiB at the defaults).
+    max_bars: Annotated[int, Meta(ge=2, le=100_000)] = 1_000
+    max_series: Annotated[int, Meta(ge=1, le=1_000_000)] = 200
+    # Bars in one market_bars request: each holds the event loop a few µs.
+    max_batch: Annotated[int, Meta(ge=1, le=10_000)] = 500
+
+    def __post_init__(self) -> None:
+        if self.max_batch > self.max_bars:
+            raise ValueError(
+                f"max_batch {self.max_batch} is above max_bars {self.max_bars}: a batch must"
+                " fit in the window"
+            )
+
+
+def bar_ms(bar_size: str) -> int:
+    """The length of a bar of ``bar_size`` ("15m", "4h", "1d") in milliseconds."""
+    return int(bar_size[:-1]) * _UNIT_MS[bar_size[-1]]
+
+
+class Readings:
+    """One series' rule-set readings by the time their bar closed, as many as its bars."""
+
+    __slots__ = ("bar_ms", "closes", "confidences", "labels")
+
+    def __init__(self, bar_size: str, max_bars: int) -> None:
+        self.bar_ms = bar_ms(bar_size)
+        self.closes: deque[int] = deque(maxlen=max_bars)
+        self.labels: deque[str] = deque(maxlen=max_bars)
+        self.confidences: deque[float] = deque(maxlen=max_bars)
+
+    def at(self, ts_ms: int) -> int | None:
+        """The index of the last reading at or before ``ts_ms``; None if there is none."""
+        closes = self.closes
+        if not closes or ts_ms < closes[0]:
+            return None
+        if ts_ms >= closes[-1]:  # the common case: a signal after the last bar
+            return len(closes) - 1
+        return bisect_right(closes, ts_ms) - 1
+
+
+class MarketRegimes:
+    """The daemon's book of bars and the regime each symbol was in, by time."""
+
+    def __init__(
+        self, config: RegimesConfig, on_label: Callable[[str], None] | None = None
+    ) -> None:
+        self.config = config
+        self.source = config.source
+        # Whether the bot's label counts when no bar was ever taken (the hot path's test).
+        self.keeps_bot = config.source != "detected"
+        self.book = RegimeBook(
+            max_bars=config.max_bars, max_series=config.max_series, with_hmm=False
+        )
+        self.series: dict[tuple[str, str], Readings] = {}
+        # symbol -> its series' readings, the longest bar size first; empty until a bar.
+        self.symbols: dict[str, list[Readings]] = {}
+        self.bars_taken = 0
+        self._on_label = on_label
+        self._labels_used: set[str] = set()
+
+    # ------------------------------------------------------------------ bars in
+
+    def add(self, request: MarketBars) -> BarsTaken:
+        """Check a batch and take it whole, or refuse it whole (``bad_request``, ``limit``)."""
+        symbol, bar_size = request.symbol, request.bar_size
+        config = self.config
+        wire_bars = request.bars
+        if len(wire_bars) > config.max_batch:
+            raise AlphadError(
+                "bad_request",
+                f"{len(wire_bars)} bars in one request, at most {config.max_batch}"
+                " ([regimes] max_batch): send them in batches",
+            )
+        key = (symbol, bar_size)
+        readings = self.series.get(key)
+        if readings is None and len(self.series) >= config.max_series:
+            raise AlphadError(
+                "limit",
+                f"{config.max_series} series of bars already held ([regimes] max_series);"
+                f" {symbol} {bar_size} would be one more",
+            )
+        bars = [Bar(b.ts_ms, b.open, b.high, b.low, b.close, b.volume) for b in wire_bars]
+        try:
+            detected = self.book.add_bars(symbol, bar_size, bars, resent=True)
+        except BarsRefused as exc:
+            raise AlphadError("bad_request", f"{exc}; no bar of this request was taken") from None
+        if readings is None:
+            readings = self.series[key] = Readings(bar_size, config.max_bars)
+            held = self.symbols.setdefault(symbol, [])
+            held.append(readings)
+            held.sort(key=lambda r: -r.bar_ms)
+        width = readings.bar_ms
+        for found in detected:
+            reading = found.rules
+            if reading is not None:
+                readings.closes.append(reading.ts_ms + width)
+                readings.labels.append(reading.label)
+                readings.confidences.append(reading.confidence)
+        self.bars_taken += len(detected)
+        last = self.book.detected(symbol, bar_size)
+        rules = last.rules if last is not None else None
+        return BarsTaken(
+            symbol=symbol,
+            bar_size=bar_size,
+            taken=len(detected),
+            repeated=len(bars) - len(detected),
+            held=last.bars if last is not None else 0,
+            regime=rules.label if rules is not None else None,
+            confidence=rules.confidence if rules is not None else None,
+            regime_ts_ms=rules.ts_ms if rules is not None else None,
+        )
+
+    # ------------------------------------------------------------------ regimes out
+
+    def at(self, symbol: str, ts_ms: int) -> str | None:
+        """The symbol's detected regime at ``ts_ms``: the last reading of a bar closed at
+        or before it (of ``[regimes] bar_size``, else the longest bar size that has one)."""
+        held = self.symbols.get(symbol)
+        if held is None:
+            return None
+        wanted = self.config.bar_size
+        for readings in held if wanted is None else self._sized(symbol, wanted):
+            i = readings.at(ts_ms)
+            if i is not None:
+                return readings.labels[i]
+        return None
+
+    def _sized(self, symbol: str, bar_size: str) -> list[Readings]:
+        readings = self.series.get((symbol, bar_size))
+        return [readings] if readings is not None else []
+
+    def resolve(
+        self, symbol: str, ts_ms: int, bot_regime: str | None
+    ) -> tuple[str | None, str | None, str | None]:
+        """(the regime to count under, its source, the detected regime) for a signal or a
+        trade of ``symbol`` at ``ts_ms`` that the bot labelled ``bot_regime``.
+
+        The source is "bot" when the bot's label counts, "detected" when the reading
+        does (even when there is none: then the regime is None too), None when the bot's
+        label counts and it sent none.
+        """
+        detected = self.at(symbol, ts_ms)
+        source = self.source
+        if source == "bot" or (source == "bot_else_detected" and bot_regime is not None):
+            return bot_regime, ("bot" if bot_regime is not None else None), detected
+        if detected is not None and detected not in self._labels_used:
+            self._labels_used.add(detected)
+            if self._on_label is not None:
+                self._on_label(detected)
+        return detected, "detected", detected
