@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import typing
 from pathlib import Path
@@ -68,7 +69,7 @@ def section() -> str:
         for message in types:
             tag = message.__struct_config__.tag
             admin = " (admin socket only)" if message in ADMIN_REQUESTS else ""
-            doc = (message.__doc__ or "").strip().replace("``", "`")
+            doc = inspect.cleandoc(message.__doc__ or "").replace("``", "`")
             out.append(f"#### `{tag}`{admin}\n\n{doc}\n")
             out.append("| field | type | default |\n|---|---|---|")
             hints = typing.get_type_hints(message, include_extras=True)

@@ -108,7 +108,9 @@ class RecordTrade(Request, tag="record_trade"):
 
 
 class RecordSignalOutcome(Request, tag="record_signal_outcome"):
-    """Report whether a scored signal succeeded."""
+    """Report whether a scored signal succeeded. For a signal refused because its strategy
+    was suspended, this is a paper trade: a bot that keeps paper-trading a suspended
+    strategy reports them, and a suspension ends on them (docs/optimization.md)."""
 
     signal_id: Identifier
     success: bool
