@@ -1,18 +1,21 @@
-"""The alert publisher: PUB sockets fed from a mailbox, two frames per alert.
+"""The alert publisher: alerts from a mailbox, handed to the alert sockets' own thread.
 
 Two sockets carry the same alerts in the same order, with the same topics and ``seq``:
 ``alerts.sock`` with msgpack payloads and ``alerts_json.sock`` with JSON ones, for
 subscribers that read JSON only.
 
-Subscriptions are left to ZeroMQ's own I/O thread. Handling them in the event loop
-(XPUB in manual mode) would let a subscriber that floods subscriptions take the loop
-from the bots: measured, one local SUB resending 50 000 prefixes raised score_signal's
-median from 0.2 ms to 26 ms and its p99 to 5 s, against no change with a PUB socket.
-What a flood costs is memory, bounded by the socket's file mode (group alphad only).
+The sockets are XPUB sockets that cap subscriptions (``daemon/alert_outlet.py``), and
+they belong to a thread of their own: handled in the event loop, one local SUB resending
+50 000 prefixes raised score_signal's median from 0.2 ms to 26 ms and its p99 to 5 s.
+The event loop encodes each alert and passes it to that thread over an inproc PAIR
+without waiting: when the thread falls ``alerts_hwm`` alerts behind, an alert is dropped
+and counted, and subscribers see the gap in ``seq`` and backfill.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -20,12 +23,14 @@ import structlog
 import zmq
 
 from actors.base import Actor
-from daemon.gateway import bind_with_mode
+from daemon.alert_outlet import AlertThread, Outlet
+from daemon.gateway import LogThrottle
 from protocol.codec import json_encoder, msgpack_encoder
 from protocol.endpoints import alert_topic
 from protocol.messages import Alert
 
 log = structlog.get_logger("alphad.alerts")
+_feeds = itertools.count(1)
 
 
 class AlertPublisher(Actor):
@@ -41,6 +46,7 @@ class AlertPublisher(Actor):
         json_endpoint: str | None = None,
         hwm: int,
         mailbox_size: int,
+        max_subscriptions: int = 1000,
         curve: Callable[[Any], None] | None = None,
     ) -> None:
         super().__init__(mailbox_size)
@@ -51,37 +57,88 @@ class AlertPublisher(Actor):
         if json_endpoint is not None:
             self.endpoints.append((json_endpoint, json_encoder.encode))
         self.hwm = hwm
-        self.sockets: list[tuple[zmq.Socket[Any], Callable[[Alert], bytes]]] = []
-        self.published = 0  # alerts sent on the msgpack socket
+        self.max_subscriptions = max_subscriptions
         self.curve = curve
+        self.outlets: list[Outlet] = []
+        self.thread: AlertThread | None = None
+        self.feed: zmq.Socket[Any] | None = None
+        self.dropped = 0  # alerts the thread was too far behind to take
+        self._throttle = LogThrottle()
+
+    @property
+    def published(self) -> int:
+        """Alerts sent (on the msgpack socket)."""
+        return self.outlets[0].published if self.outlets else 0
+
+    @property
+    def subscriptions_refused(self) -> int:
+        """Subscriptions refused by ``max_alert_subscriptions``, on every socket."""
+        return sum(outlet.refused for outlet in self.outlets)
+
+    @property
+    def subscribers_disconnected(self) -> int:
+        """Connections shut down for going over ``max_alert_subscriptions``."""
+        return sum(outlet.disconnected for outlet in self.outlets)
 
     async def on_start(self) -> None:
-        for endpoint, encode in self.endpoints:
-            sock = self.context.socket(zmq.PUB)
-            sock.setsockopt(zmq.LINGER, 0)
-            # A cycle can change many strategies at once: the burst must fit the HWM, and
-            # a subscriber that still misses some sees the gap in seq and backfills.
-            sock.setsockopt(zmq.SNDHWM, self.hwm)
-            if not endpoint.startswith("ipc://"):
-                if self.curve is None:
-                    raise ValueError(f"{endpoint}: a tcp endpoint needs CURVE keys")
-                self.curve(sock)
-            bind_with_mode(sock, endpoint, 0o660)
-            self.sockets.append((sock, encode))
+        # Bound here, so that a socket that cannot be bound fails the start.
+        try:
+            for endpoint, _ in self.endpoints:
+                self.outlets.append(
+                    Outlet(
+                        self.context,
+                        endpoint,
+                        hwm=self.hwm,
+                        max_subscriptions=self.max_subscriptions,
+                        curve=self.curve,
+                    )
+                )
+        except BaseException:
+            for outlet in self.outlets:
+                outlet.close()
+            self.outlets = []
+            raise
+        feed_endpoint = f"inproc://alphad-alerts-{next(_feeds)}"
+        self.feed = feed = self.context.socket(zmq.PAIR)
+        feed.setsockopt(zmq.LINGER, 0)
+        feed.setsockopt(zmq.SNDHWM, self.hwm)
+        feed.bind(feed_endpoint)
+        # From here on the outlets are the thread's (its start orders the memory).
+        self.thread = AlertThread(self.context, feed_endpoint, self.outlets, self.hwm)
+        self.thread.start()
 
     async def on_stop(self) -> None:
-        for sock, _ in self.sockets:
-            sock.close(linger=0)
-        self.sockets = []
+        thread, feed = self.thread, self.feed
+        try:
+            if thread is not None:
+                thread.stopping.set()
+                if feed is not None:
+                    try:
+                        feed.send(b"", zmq.NOBLOCK)  # wakes it from its poll
+                    except zmq.ZMQError:
+                        pass  # it wakes within POLL_MS anyway
+                # The supervisor bounds this wait by the stop's deadline.
+                while thread.is_alive():
+                    await asyncio.sleep(0.005)
+        finally:
+            if feed is not None:
+                feed.close(linger=0)
+            self.feed = None
 
     async def handle(self, message: Any) -> None:
         alerts: list[Alert] = message if isinstance(message, list) else [message]
-        for index, (sock, encode) in enumerate(self.sockets):
-            for alert in alerts:
-                topic = alert_topic(alert.kind, alert.new).encode()
-                try:
-                    sock.send_multipart([topic, encode(alert)], zmq.NOBLOCK)
-                    if index == 0:
-                        self.published += 1
-                except zmq.ZMQError as exc:
-                    log.warning("alert_not_published", seq=alert.seq, error=str(exc))
+        feed = self.feed
+        if feed is None:
+            return
+        for alert in alerts:
+            frames = [alert_topic(alert.kind, alert.new).encode(), str(alert.seq).encode()]
+            frames += [encode(alert) for _, encode in self.endpoints]
+            try:
+                feed.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.ZMQError as exc:
+                self.dropped += 1
+                held = self._throttle.admit("dropped")
+                if held is not None:
+                    log.warning(
+                        "alert_not_published", seq=alert.seq, error=str(exc), suppressed=held
+                    )

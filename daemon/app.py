@@ -298,6 +298,7 @@ class Daemon:
             json_endpoint=self.paths.alerts_json,
             hwm=cfg.daemon.alerts_hwm,
             mailbox_size=mailbox,
+            max_subscriptions=cfg.daemon.max_alert_subscriptions,
             curve=curve_server,
         )
         engine = EngineActor(

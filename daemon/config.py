@@ -55,6 +55,9 @@ class DaemonConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     mailbox_size: Annotated[int, Meta(ge=16, le=1_000_000)] = 8192
     shutdown_grace_s: Annotated[float, Meta(gt=0, le=300)] = 10.0
     alerts_hwm: Annotated[int, Meta(ge=100, le=10_000_000)] = 100_000
+    # Distinct topic prefixes one subscriber (process) may hold on an alerts socket; a
+    # subscriber going over is refused and disconnected (docs/protocol.md#alerts).
+    max_alert_subscriptions: Annotated[int, Meta(ge=1, le=100_000)] = 1_000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_restarts: Annotated[int, Meta(ge=0, le=1000)] = 5
     restart_window_s: Annotated[float, Meta(gt=0, le=86_400)] = 60.0

@@ -335,9 +335,27 @@ class Sampler:
         for actor in self.actors:
             full.add_metric([actor.name], actor.full_count)
         metrics.append(full)
-        alerts = CounterMetricFamily("alphad_alerts_published", "Alerts sent on the PUB socket.")
-        alerts.add_metric([], self.alerts.published)
-        metrics.append(alerts)
+        for name, text, count in (
+            ("alerts_published", "Alerts sent on the alerts socket.", self.alerts.published),
+            (
+                "alerts_dropped",
+                "Alerts not published: the alert thread was alerts_hwm alerts behind.",
+                self.alerts.dropped,
+            ),
+            (
+                "alert_subscriptions_refused",
+                "Alert subscriptions refused by [daemon] max_alert_subscriptions.",
+                self.alerts.subscriptions_refused,
+            ),
+            (
+                "alert_subscribers_disconnected",
+                "Alert subscriber connections shut down for going over max_alert_subscriptions.",
+                self.alerts.subscribers_disconnected,
+            ),
+        ):
+            counter = CounterMetricFamily(f"alphad_{name}", text)
+            counter.add_metric([], count)
+            metrics.append(counter)
         not_kept = CounterMetricFamily(
             "alphad_performance_groups_not_kept",
             "New strategy×symbol, symbol×regime and strategy×symbol×regime groups not kept "

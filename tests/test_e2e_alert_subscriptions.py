@@ -1,5 +1,6 @@
-"""End to end: a subscriber flooding subscriptions holds up neither the bots nor the
-other subscribers, and a plain SUB socket gets the topics it asked for."""
+"""End to end: alert subscriptions are bounded per subscriber, a subscriber flooding
+subscriptions holds up neither the bots nor the other subscribers, and a plain SUB socket
+gets the topics it asked for."""
 
 from __future__ import annotations
 
@@ -10,29 +11,72 @@ from pathlib import Path
 
 import zmq
 
+from bench.state import rss_mib
+from bench.subscription_flood import FLOOD
+from daemon.alert_outlet import SubscriptionBook
 from protocol.client import Client, Subscriber
 from tests.daemon_process import DaemonProcess
+from tests.test_e2e_faults import Samples, scrape_until
+from tests.test_metrics import free_port, value
 
-# A raw SUB socket with no send limit of its own: every subscription reaches the daemon.
-# Prefixes that branch at every byte cost ZeroMQ the most memory per subscription.
-FLOOD = """
-import random, sys, time, zmq
-sock = zmq.Context().socket(zmq.SUB)
-sock.setsockopt(zmq.SNDHWM, 0)
-sock.connect(sys.argv[1])
-rng = random.Random(7)
-for i in range(int(sys.argv[2])):
-    sock.setsockopt(zmq.SUBSCRIBE, b"status." + rng.randbytes(40))
-print("subscribed", flush=True)
-while True:
-    sock.poll(100)  # a subscriber that reads: its socket resends everything on reconnect
-"""
+
+def test_subscription_flood_is_refused_and_ordinary_subscribers_still_get_alerts(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    daemon = DaemonProcess(
+        tmp_path,
+        f"[metrics]\nport = {port}\n[daemon]\nmax_alert_subscriptions = 100\n[strategies.ema]\n",
+    ).start()
+    assert daemon.process is not None
+    flooder: subprocess.Popen[bytes] | None = None
+    try:
+        with (
+            Client(daemon.admin) as admin,
+            Subscriber(daemon.alerts, ["component"], client=daemon.rpc) as before,
+        ):
+            assert _component_alert(before, admin) > 0
+            idle_rss = rss_mib(daemon.process.pid)
+            flooder = subprocess.Popen(
+                [sys.executable, "-c", FLOOD, daemon.alerts, "50000"], stdout=subprocess.PIPE
+            )
+            assert flooder.stdout is not None and flooder.stdout.readline() == b"subscribed\n"
+
+            def flooded(samples: Samples) -> bool:
+                # Alerts go out meanwhile, as they would.
+                admin.set_component("scorer", False, "flood", "alice")
+                admin.set_component("scorer", True, "flood", "alice")
+                # Cut, reconnected with all its subscriptions, cut again: the flood goes on.
+                return value(samples, "alphad_alert_subscribers_disconnected_total") >= 3
+
+            samples = scrape_until(port, flooded, timeout_s=60)
+            assert value(samples, "alphad_alert_subscribers_disconnected_total") >= 3
+            assert value(samples, "alphad_alert_subscriptions_refused_total") >= 3
+            assert value(samples, "alphad_alerts_dropped_total") == 0
+            flooded_rss = rss_mib(daemon.process.pid)
+            # Without the cap: +100 MiB for these 50 000 subscriptions, and never given back.
+            assert flooded_rss - idle_rss < 32, (idle_rss, flooded_rss)
+
+            with Subscriber(daemon.alerts, ["component"], client=daemon.rpc) as after:
+                seq = _component_alert(after, admin)
+                deadline = time.monotonic() + 20
+                while (before.last_seq or 0) < seq and time.monotonic() < deadline:
+                    before.receive(timeout_s=0.5)
+                # Subscribed through the whole flood, it missed nothing.
+                assert before.last_seq is not None and before.last_seq >= seq
+                assert before.gaps == 0
+        assert "alert_subscription_refused" in daemon.log()
+    finally:
+        if flooder is not None:
+            flooder.kill()
+            flooder.wait()
+        daemon.close()
 
 
 def test_a_subscription_flood_does_not_hold_up_the_bots(tmp_path: Path) -> None:
-    # Subscriptions are ZeroMQ's, in its own thread: a subscriber resending 50 000
-    # prefixes leaves scoring as it was (in the event loop it took score_signal's p99 to
-    # seconds), and an ordinary subscriber still gets every alert.
+    # Subscriptions are taken in by the alert sockets' own thread: a subscriber resending
+    # 50 000 prefixes leaves scoring as it was (in the event loop it took score_signal's
+    # p99 to seconds), and an ordinary subscriber still gets every alert.
     daemon = DaemonProcess(tmp_path, "[strategies.ema]\n").start()
     flooder: subprocess.Popen[bytes] | None = None
     try:
@@ -99,3 +143,21 @@ def test_a_plain_sub_socket_receives_alerts_on_its_topics_only(tmp_path: Path) -
         sub.close(linger=0)
         context.term()
         daemon.close()
+
+
+def test_subscription_book_caps_distinct_prefixes_per_subscriber_and_in_all() -> None:
+    book = SubscriptionBook(cap=2, total_cap=3)
+    assert book.subscribe("localhost:1:1:10", b"status.")
+    assert book.subscribe("localhost:1:1:10", b"status.")  # a second socket, same prefix
+    assert book.subscribe("localhost:1:1:10", b"cycle")
+    assert not book.subscribe("localhost:1:1:10", b"weights")
+    assert book.subscribe("localhost:1:1:11", b"weights")  # another process has its own cap
+    assert not book.subscribe("localhost:1:1:12", b"weights")  # but all of them hold 3
+    book.unsubscribe("localhost:1:1:10", b"cycle")
+    assert book.subscribe("localhost:1:1:10", b"weights")
+    book.unsubscribe("localhost:1:1:10", b"status.")
+    assert book.peers["localhost:1:1:10"] == {b"status.": 1, b"weights": 1}
+    assert book.total == 3
+    book.forget(lambda peer: peer.endswith(":11"))
+    assert list(book.peers) == ["localhost:1:1:11"] and book.total == 1
+    assert book.subscribe("localhost:1:1:12", b"weights")
