@@ -77,3 +77,15 @@ def binomial_at_least(successes: float, outcomes: float, p: float) -> float:
     if p >= 1.0:
         return 1.0
     return regularized_beta(p, successes, outcomes - successes + 1.0)
+
+
+def student_t_above(t: float, df: float) -> float:
+    """P(T ≥ t) for T ~ Student's t with ``df`` degrees of freedom: the one-sided p-value
+    of a mean ``t`` standard errors above its hypothesis, estimated from df + 1 values.
+    For t ≥ 0 it is I_{df/(df+t²)}(df/2, 1/2) / 2 (Abramowitz and Stegun 26.7.1)."""
+    if math.isnan(t) or df <= 0.0:
+        return 1.0
+    if math.isinf(t):
+        return 0.0 if t > 0 else 1.0
+    tail = 0.5 * regularized_beta(df / (df + t * t), df / 2.0, 0.5)
+    return tail if t >= 0.0 else 1.0 - tail

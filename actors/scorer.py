@@ -13,7 +13,6 @@ import time
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from statistics import NormalDist
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -21,7 +20,7 @@ from msgspec import Meta
 
 from actors.base import TAKE_STATE, Actor, encode_in_slices
 from actors.events import UNKNOWN_REGIME, ClosedTrade, SetEnabled, SignalOutcome
-from actors.exact import binomial_at_most
+from actors.exact import binomial_at_most, student_t_above
 from actors.figures import Figures
 from actors.market import MarketRegimes, RegimesConfig
 from actors.store import AppendSignal, AppendSignals
@@ -231,8 +230,6 @@ class ScorerModel:
             1.0,
         )
         self._by_record = config.confluence == "record"
-        # The shortfall a test statistic must exceed (in standard errors) to count.
-        self._critical = -NormalDist().inv_cdf(config.significance)
         span = 1.0 - config.min_quality
         self._size_slope = (1.0 - config.size_at_min_quality) / span if span > 0.0 else 0.0
 
@@ -601,12 +598,14 @@ class ScorerModel:
         if not gap < 0.0:  # also the NaN of a broken figure: no evidence, neutral
             return 1.0
         # The shortfall counts only when significant: in standard errors of the regime's
-        # mean (its standard deviation, expectancy / Sharpe, over √trades).
+        # mean (its standard deviation, expectancy / Sharpe, over √trades), against
+        # Student's t with trades − 1 degrees of freedom, since that standard deviation
+        # is itself measured on the regime's few trades.
         sharpe = in_regime.sharpe
         if sharpe is not None and sharpe != 0.0:
             error = abs(in_regime.expectancy / sharpe) / math.sqrt(trades)
             shortfall = overall.expectancy - in_regime.expectancy
-            if not shortfall > self._critical * error:
+            if not student_t_above(shortfall / error, trades - 1) <= cfg.significance:
                 return 1.0
         evidence = trades / (trades + cfg.regime_prior_trades)
         return max(cfg.regime_floor, 1.0 + cfg.regime_sensitivity * evidence * gap)

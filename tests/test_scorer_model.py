@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.base import TAKE_STATE, Actor
-from actors.exact import binomial_at_most
+from actors.exact import binomial_at_most, student_t_above
 from actors.figures import Figures
 from actors.scorer import BUCKETS, ScorerActor, ScorerConfig, ScorerModel, Tally
 from protocol.messages import STATUSES, ScoreSignal, SignalScore
@@ -996,3 +996,38 @@ def test_outcomes_of_signals_refused_while_suspended_are_its_paper_trades() -> N
     assert restored.paper_record() == {}
     allocate(restored, {"ema": "suspended", "rsi": "active"})
     assert restored.paper_record() == {"ema": (0.0, 0.0)}
+
+
+def t_density_tail(t: float, df: int) -> float:
+    """P(T >= t) by Simpson's rule over Student's t density, from 0 to t (the tail is
+    1/2 minus that area): an independent route to the same number."""
+    norm = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+    steps = 20_000
+    h = t / steps
+    area = 0.0
+    for i in range(steps + 1):
+        x = i * h
+        weight = 1 if i in (0, steps) else (4 if i % 2 else 2)
+        area += weight * norm * (1 + x * x / df) ** (-(df + 1) / 2)
+    return 0.5 - area * h / 3
+
+
+@pytest.mark.parametrize(("t", "df"), [(1.383, 9), (2.262, 9), (0.5, 3), (3.0, 1), (1.2816, 200)])
+def test_the_t_tail_is_the_integral_of_its_density(t: float, df: int) -> None:
+    assert student_t_above(t, df) == pytest.approx(t_density_tail(t, df), abs=1e-9)
+    assert student_t_above(-t, df) == pytest.approx(1 - t_density_tail(t, df), abs=1e-9)
+
+
+def test_a_regime_shortfall_on_few_trades_is_judged_against_students_t() -> None:
+    # 10 trades, expectancy -1 against 1 overall, standard deviation 4.68 (Sharpe
+    # -1 / 4.68): the gap is 1.35 standard errors, past the normal 10 % line (1.28)
+    # but short of Student's t with 9 degrees of freedom (1.38): no evidence yet.
+    few = figures(10, -1.0, sharpe=-1.0 / 4.68)
+    assert 2.0 / (4.68 / math.sqrt(10)) == pytest.approx(1.35, abs=0.005)
+    model = ScorerModel(ScorerConfig(significance=0.1, regime_min_trades=10), "run")
+    model.set_regime_fit({"ema": figures(100, 1.0, 5.0)}, {"range": {"ema": few}})
+    assert model.regime_factor("ema", "range") == 1.0
+    # At 2.5 standard errors it counts.
+    clear = figures(10, -1.0, sharpe=-1.0 / (2.0 / 2.5 * math.sqrt(10)))
+    model.set_regime_fit({"ema": figures(100, 1.0, 5.0)}, {"range": {"ema": clear}})
+    assert model.regime_factor("ema", "range") < 1.0
