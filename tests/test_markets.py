@@ -344,6 +344,17 @@ def test_the_pipeline_runs_on_an_archive_made_here(tmp_path: Path) -> None:
     )
     assert report.verdicts.histories == 2
     assert set(report.verdicts.beats_on_sharpe) == set(pooled) - {BASELINE, "alphad"}
+    # The luck rows: one per other side, each observed difference the pooled table's.
+    assert [row.against for row in report.luck] == [s for s in pooled if s != "alphad"]
+    for row in report.luck:
+        mine, theirs = pooled["alphad"].stats, pooled[row.against].stats
+        assert mine.daily_sharpe is not None and theirs.daily_sharpe is not None
+        assert row.daily_sharpe.observed == pytest.approx(
+            mine.daily_sharpe - theirs.daily_sharpe, abs=1e-9
+        )
+        assert row.total_pnl.observed == pytest.approx(mine.total_pnl - theirs.total_pnl)
+        low, high = row.daily_sharpe.low, row.daily_sharpe.high
+        assert low is not None and high is not None and low <= high
 
 
 def test_the_command_writes_json_and_refuses_a_tampered_archive(

@@ -43,10 +43,12 @@ from bench.markets.corpus import (
     select,
     split_of,
 )
+from bench.markets.luck import RESAMPLES, Luck, pooled_luck
 from bench.markets.peers import peer_factories, taken_by
 from bench.markets.strategies import DEFAULT_COST_BPS, STRATEGIES, trades_of
 from daemon.config import Config, load_config
 from protocol.errors import AlphadError
+from replay.bootstrap import BLOCK_DAYS
 from replay.results import DAY_MS, Change, Sides, SignalCounts, Stats, change_of, side_stats
 from replay.runner import replay
 from replay.signals import InputError
@@ -120,6 +122,8 @@ class MarketsReport(msgspec.Struct, kw_only=True):
     histories: list[HistoryResult]
     pooled: list[Side]
     verdicts: Verdicts
+    # alphad − each other side on the pooled book, with bootstrap ranges (luck.py)
+    luck: list[Luck] = []
 
 
 # A side's trades of one history: the rows' indices and pnls, in close order.
@@ -318,6 +322,8 @@ def run(
         results.append(result)
         books.append(book)
     pool = pooled(results, books)
+    others = [side.name for side in pool if side.name != ALPHAD]
+    luck = pooled_luck(books, ALPHAD, others, PERIODS_PER_YEAR) if books else []
     return MarketsReport(
         command=command,
         date=datetime.now(UTC).strftime("%Y-%m-%d"),
@@ -327,6 +333,7 @@ def run(
         histories=results,
         pooled=pool,
         verdicts=verdicts(results, pool),
+        luck=luck,
     )
 
 
@@ -401,6 +408,20 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+LUCK_HEADER = ["against", "daily sharpe", "range", "ahead", "pnl", "range", "ahead"]
+
+
+def luck_row(row: Luck) -> list[str]:
+    cells = [row.against]
+    for interval, digits in ((row.daily_sharpe, 3), (row.total_pnl, 0)):
+        cells += [
+            _signed(interval.observed, digits),
+            f"{_signed(interval.low, digits)} – {_signed(interval.high, digits)}",
+            _number(interval.ahead * 100 if interval.ahead is not None else None, 0) + " %",
+        ]
+    return cells
+
+
 def render_text(report: MarketsReport) -> str:
     out = [
         f"MARKETS {report.date}: {len(report.histories)} histories ({report.split} split), "
@@ -424,6 +445,14 @@ def render_text(report: MarketsReport) -> str:
     out.append("POOLED: every history as one book")
     out.append(table(HEADER, [side_row(s) for s in report.pooled]))
     out.append("")
+    if report.luck:
+        out.append(
+            "LUCK: alphad − each side on the pooled book, paired block bootstrap "
+            f"({RESAMPLES:,} resamples of {BLOCK_DAYS}-day blocks; "
+            "range: 5th – 95th percentile; ahead: share of resamples alphad is ahead)"
+        )
+        out.append(table(LUCK_HEADER, [luck_row(row) for row in report.luck]))
+        out.append("")
     v = report.verdicts
     out.append("VERDICTS")
     out.append(
