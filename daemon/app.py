@@ -52,6 +52,7 @@ from daemon.security import (
     check_private_file,
     lock_directory,
     needs_curve,
+    raise_open_files_limit,
     secure_directory,
 )
 from daemon.supervisor import RELEASE_FLOOR_S, StopWatchdog, Supervisor, time_left
@@ -190,6 +191,9 @@ class Daemon:
         # The database thread must get the GIL back promptly after each fsync: with the
         # default 5 ms switch interval a busy event loop holds every commit hostage.
         sys.setswitchinterval(0.0001)
+        old_files, open_files = raise_open_files_limit()
+        if open_files != old_files:
+            log.info("open_files_limit_raised", soft=old_files, now=open_files)
         self._lock()
         sdnotify.status("recovering state")
         recovered = await self._recover()

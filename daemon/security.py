@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import resource
 import stat
 from pathlib import Path
 from typing import IO, Any
@@ -243,3 +244,19 @@ def keygen(directory: str, name: str, *, force: bool = False) -> tuple[str, str]
     public, secret = zmq.auth.create_certificates(target, name)
     Path(secret).chmod(0o600)
     return str(public), str(secret)
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise the soft limit on open files to the hard limit; the (old, new) soft limit.
+
+    Every connection to an ipc socket costs the daemon a file descriptor, and libzmq
+    (4.3.5) aborts the whole process when an accept finds none left instead of refusing
+    that one connection: at the usual soft limit of 1 024 a local flood of connections
+    killed the daemon. The hard limit (systemd's LimitNOFILE) is the real bound; the soft
+    one is only a default that nothing here needs lower.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY or soft >= hard:
+        return soft, soft
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return soft, hard
