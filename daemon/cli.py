@@ -110,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--periods-per-year", type=float, default=365.0, help="for daily Sharpe")
     replay.add_argument("--report", help="also write a self-contained HTML report here")
     replay.add_argument(
+        "--bars", help="the market's bars as .csv or .jsonl, for detected regimes (docs/replay.md)"
+    )
+    replay.add_argument(
         "--bootstrap",
         type=int,
         default=2000,

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from daemon.config import load_config
+from replay.bars import read_bars
 from replay.runner import replay
 from replay.signals import InputError, read_signals
 from replay.text import render_json, render_text
@@ -15,11 +16,13 @@ def replay_command(args: argparse.Namespace) -> int:
     """``alphad replay FILE``: print the comparison, optionally write the HTML report."""
     config = load_config(args.config)
     rows = read_signals(args.file)
+    bars = read_bars(args.bars) if args.bars else None
     replayed = replay(
         rows,
         config,
         shadow_outcomes=args.shadow_outcomes,
         periods_per_year=args.periods_per_year,
+        bars=bars,
     )
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap needs a number of resamples >= 0, not {args.bootstrap}")

@@ -13,6 +13,7 @@ from itertools import accumulate
 import msgspec
 
 from actors.performance import figures_of
+from replay.bars import Detection
 from replay.bootstrap import RESAMPLES, Luck, bootstrap, daily_sharpe
 from replay.signals import SignalRow
 
@@ -127,6 +128,8 @@ class Replay:
     # Each side's pnl per calendar day, over the result's days.
     baseline_daily: list[float] = field(default_factory=list)
     alphad_daily: list[float] = field(default_factory=list)
+    # With bars: what they did (None without: the output is as before bars existed).
+    detection: Detection | None = None
 
     def bootstrap_luck(self, resamples: int = RESAMPLES) -> Luck:
         """Run the bootstrap of docs/replay.md on the daily pnl and keep it in the result."""

@@ -23,6 +23,7 @@ from actors.scorer import EXECUTABLE
 from daemon.config import Config, build_admission, build_models
 from protocol.errors import AlphadError
 from protocol.messages import ScoreSignal
+from replay.bars import BAR, BarFeed, BarRow
 from replay.results import (
     DAY_MS,
     Replay,
@@ -60,9 +61,21 @@ class Replayer:
     alerts.
     """
 
-    def __init__(self, config: Config, *, shadow_outcomes: bool = False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        shadow_outcomes: bool = False,
+        bars: Sequence[BarRow] | None = None,
+    ) -> None:
+        if bars is None and config.regimes.source == "detected":
+            raise InputError(
+                '[regimes] source = "detected" counts signals under the regime read from'
+                " bars: give the bars (--bars FILE, docs/replay.md)"
+            )
         self.config = config
         self.shadow_outcomes = shadow_outcomes
+        self.bars = bars
         interval_s = config.engine.update_interval_s or FALLBACK_INTERVAL_S
         self.interval_ms = max(1, round(interval_s * 1000))
         models = build_models(config, id_prefix="replay", judging_only=True)
@@ -158,6 +171,10 @@ class Replayer:
                 f"of {interval / 1000:g} s (more than {MAX_CYCLES:,}): are the timestamps in "
                 "milliseconds? A longer [engine] update_interval_s shortens the replay"
             )
+        feed = self._feed(len(rows))
+        if feed is not None:  # replay/bars.py: each bar at its close, before the rest
+            events += feed.events(last_ts)
+            events.sort()
         self.now_ms = first_ts
         self._push_allocation()
 
@@ -180,14 +197,23 @@ class Replayer:
             while next_cycle < ts or (next_cycle == ts and kind > CLOSE):
                 self.run_cycle(next_cycle)
                 next_cycle += interval
+            if kind == BAR:
+                assert feed is not None
+                feed.take(i)
+                continue
             row = rows[i]
             if kind == SIGNAL:
                 self.now_ms = ts
+                regime = row.regime
                 try:
-                    admit(row.strategy, row.symbol, row.regime)
+                    admit(row.strategy, row.symbol, regime)
                 except AlphadError:
                     not_admitted += 1
+                    if feed is not None:
+                        feed.refused(i, row.symbol, ts, regime)
                     continue
+                if feed is not None:
+                    regime = feed.signal(i, row.symbol, ts, regime)
                 scored[i] = 1
                 reply = score(
                     ScoreSignal(
@@ -196,7 +222,7 @@ class Replayer:
                         side=row.side,
                         confidence=row.confidence,
                         confluence=row.confluence,
-                        regime=row.regime,
+                        regime=regime,
                         signal_id=str(i),
                         ts_ms=ts,
                     )
@@ -214,6 +240,9 @@ class Replayer:
             # order, so the bot has nothing to report: like a refusal, it teaches nothing.
             if size > 0.0:
                 pnl = row.pnl * size
+                regime = row.regime
+                if feed is not None:
+                    regime = feed.trade(row.symbol, row.ts_ms, regime)
                 seq += 1
                 signal_id = str(i)
                 record(
@@ -226,7 +255,7 @@ class Replayer:
                         pnl=pnl,
                         entry_ts_ms=row.ts_ms,
                         exit_ts_ms=row.exit_ts_ms,
-                        regime=row.regime or UNKNOWN_REGIME,
+                        regime=regime or UNKNOWN_REGIME,
                         size=size,
                         signal_id=signal_id,
                     )
@@ -251,7 +280,26 @@ class Replayer:
             outcomes_learned=learned,
         )
         exposure = math.fsum(executed_sizes) / len(closed) if closed else None
-        return self._result(rows, closed, taken, taken_pnl, decisions, periods_per_year, exposure)
+        regimes = [row.regime for row in rows] if feed is None else feed.regimes
+        replayed = self._result(
+            rows, closed, taken, taken_pnl, decisions, periods_per_year, exposure, regimes
+        )
+        if feed is not None:
+            replayed.detection = feed.detection()
+        return replayed
+
+    def _feed(self, signals: int) -> BarFeed | None:
+        """The bars' feed into the daemon's book of bars, whose readings the signals and
+        trades count under as ``[regimes] source`` says; None without bars."""
+        if self.bars is None:
+            return None
+        return BarFeed(
+            self.bars,
+            self.config.regimes,
+            signals,
+            # A detected label counts as a regime seen, as in the daemon.
+            on_label=lambda label: self.admission.learn((), (), (label,)),
+        )
 
     def _result(
         self,
@@ -262,6 +310,7 @@ class Replayer:
         decisions: SignalCounts,
         periods_per_year: float,
         exposure: float | None,
+        regimes: Sequence[str | None],
     ) -> Replay:
         first_ts = min(row.ts_ms for row in rows)
         last_ts = max(row.exit_ts_ms for row in rows)
@@ -294,9 +343,9 @@ class Replayer:
             }
 
         by_strategy = by([row.strategy for row in rows])
-        # The regime the bot saw at the signal; a row without one counts as the daemon
-        # counts it live.
-        by_regime = by([row.regime or UNKNOWN_REGIME for row in rows])
+        # The regime the signal counted under (the bot's, or the detected one with bars);
+        # a row without one counts as the daemon counts it live.
+        by_regime = by([regime or UNKNOWN_REGIME for regime in regimes])
         model = self.optimizer.weighting
         result = ReplayResult(
             signals=len(rows),
@@ -335,7 +384,9 @@ def replay(
     *,
     shadow_outcomes: bool = False,
     periods_per_year: float = 365.0,
+    bars: Sequence[BarRow] | None = None,
 ) -> Replay:
-    """Replay rows through fresh models built from ``config`` (the defaults if None)."""
-    replayer = Replayer(config or Config(), shadow_outcomes=shadow_outcomes)
+    """Replay rows through fresh models built from ``config`` (the defaults if None), with
+    the market's ``bars`` if given (replay/bars.py)."""
+    replayer = Replayer(config or Config(), shadow_outcomes=shadow_outcomes, bars=bars)
     return replayer.run(rows, periods_per_year)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Generic, TypeVar
 
 import msgspec
 
@@ -46,6 +47,29 @@ class SignalRow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 COLUMNS: tuple[str, ...] = SignalRow.__struct_fields__
 OPTIONAL_COLUMNS = ("regime", "signal_id")
 REQUIRED_COLUMNS = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
+
+Row = TypeVar("Row", bound=msgspec.Struct)
+
+
+@dataclass(frozen=True)
+class Table(Generic[Row]):
+    """A kind of input file: its rows' struct, the columns that may be empty, what the
+    rows are called in messages, and the check of a row beyond its fields' own rules
+    (given the row, its line and a dict the check keeps across rows; "" if fine)."""
+
+    kind: type[Row]
+    optional: tuple[str, ...]
+    noun: str
+    check: Callable[[Row, int, dict[Any, int]], str]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.kind.__struct_fields__
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c not in self.optional)
+
 
 _row_encoder = msgspec.json.Encoder()
 _any_json = msgspec.json.Decoder()
@@ -87,9 +111,28 @@ class _Problems:
         )
 
 
+def _check_signal(row: SignalRow, line: int, seen: dict[Any, int]) -> str:
+    if row.exit_ts_ms < row.ts_ms:
+        return f"exit_ts_ms {row.exit_ts_ms} is before ts_ms {row.ts_ms}"
+    if row.signal_id is not None:
+        first = seen.setdefault(row.signal_id, line)
+        if first != line:
+            return f"signal_id {row.signal_id!r} already on line {first}"
+    return ""
+
+
+SIGNALS = Table(SignalRow, OPTIONAL_COLUMNS, "signals", _check_signal)
+
+
 def read_signals(path: str | Path) -> list[SignalRow]:
     """Every row of a CSV or JSON-lines file, validated; raises ``InputError`` listing the
     first bad rows by line number (a file with any bad row is refused as a whole)."""
+    return read_table(path, SIGNALS)
+
+
+def read_table(path: str | Path, table: Table[Row]) -> list[Row]:
+    """Every row of a CSV or JSON-lines file of ``table``'s kind, validated (as
+    ``read_signals``)."""
     file = Path(path)
     kind = file_format(file)
     try:
@@ -102,35 +145,36 @@ def read_signals(path: str | Path) -> list[SignalRow]:
     try:
         with handle:
             if kind == "csv":
-                rows = _read_csv(file, handle, problems)
+                rows = _read_csv(file, handle, table, problems)
             else:
-                rows = _read_jsonl(handle, problems)
+                rows = _read_jsonl(handle, table, problems)
     except UnicodeDecodeError:
         raise InputError(f"{file}: not UTF-8 text") from None
     except csv.Error as exc:
         raise InputError(f"{file}: not valid CSV ({exc})") from None
     problems.raise_if_any(file)
     if not rows:
-        raise InputError(f"{file}: no signals")
+        raise InputError(f"{file}: no {table.noun}")
     return rows
 
 
-def _read_csv(file: Path, handle: IO[str], problems: _Problems) -> list[SignalRow]:
+def _read_csv(file: Path, handle: IO[str], table: Table[Row], problems: _Problems) -> list[Row]:
     reader = csv.reader(handle)
     header = next(reader, None)
+    columns = table.columns
     if header is None:
-        raise InputError(f"{file}: empty file (expected a header: {','.join(COLUMNS)})")
+        raise InputError(f"{file}: empty file (expected a header: {','.join(columns)})")
     names = [name.strip() for name in header]
-    unknown = [n for n in names if n not in COLUMNS]
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    unknown = [n for n in names if n not in columns]
+    missing = [c for c in table.required if c not in names]
     twice = sorted({n for n in names if names.count(n) > 1})
     if unknown or missing or twice:
         said = [f"unknown column `{n}`" for n in unknown]
         said += [f"missing column `{n}`" for n in missing]
         said += [f"column `{n}` twice" for n in twice]
-        raise InputError(f"{file}: line 1: {', '.join(said)}; columns are {','.join(COLUMNS)}")
-    rows: list[SignalRow] = []
-    seen: dict[str, int] = {}
+        raise InputError(f"{file}: line 1: {', '.join(said)}; columns are {','.join(columns)}")
+    rows: list[Row] = []
+    seen: dict[Any, int] = {}
     for values in reader:
         line = reader.line_num
         if not values or values == [""]:
@@ -142,20 +186,20 @@ def _read_csv(file: Path, handle: IO[str], problems: _Problems) -> list[SignalRo
         empty = None
         for name, value in zip(names, values, strict=True):
             if value == "":
-                if name not in OPTIONAL_COLUMNS:
+                if name not in table.optional:
                     empty = name
                 continue
             record[name] = value
         if empty is not None:
             problems.add(line, f"`{empty}` is empty")
             continue
-        _take(record, line, False, rows, seen, problems)
+        _take(record, line, False, table, rows, seen, problems)
     return rows
 
 
-def _read_jsonl(handle: IO[str], problems: _Problems) -> list[SignalRow]:
-    rows: list[SignalRow] = []
-    seen: dict[str, int] = {}
+def _read_jsonl(handle: IO[str], table: Table[Row], problems: _Problems) -> list[Row]:
+    rows: list[Row] = []
+    seen: dict[Any, int] = {}
     for line, text in enumerate(handle, start=1):
         if not text.strip():
             continue
@@ -167,11 +211,11 @@ def _read_jsonl(handle: IO[str], problems: _Problems) -> list[SignalRow]:
         if not isinstance(record, dict):
             problems.add(line, "not a JSON object")
             continue
-        for name in OPTIONAL_COLUMNS:
+        for name in table.optional:
             # An empty regime means "no regime", as an empty CSV cell does.
             if record.get(name) == "":
                 del record[name]
-        _take(record, line, True, rows, seen, problems)
+        _take(record, line, True, table, rows, seen, problems)
     return rows
 
 
@@ -179,26 +223,23 @@ def _take(
     record: dict[str, Any],
     line: int,
     strict: bool,
-    rows: list[SignalRow],
-    seen: dict[str, int],
+    table: Table[Row],
+    rows: list[Row],
+    seen: dict[Any, int],
     problems: _Problems,
 ) -> None:
     """Validate one record and keep it, or report why not."""
     try:
         # CSV cells are text: strict=False lets msgspec parse "0.75" and "3" by the field's
         # type, with the same bounds as the wire.
-        row = msgspec.convert(record, SignalRow, strict=strict)
+        row = msgspec.convert(record, table.kind, strict=strict)
     except msgspec.ValidationError as exc:
         problems.add(line, _describe(str(exc)))
         return
-    if row.exit_ts_ms < row.ts_ms:
-        problems.add(line, f"exit_ts_ms {row.exit_ts_ms} is before ts_ms {row.ts_ms}")
+    problem = table.check(row, line, seen)
+    if problem:
+        problems.add(line, problem)
         return
-    if row.signal_id is not None:
-        first = seen.setdefault(row.signal_id, line)
-        if first != line:
-            problems.add(line, f"signal_id {row.signal_id!r} already on line {first}")
-            return
     rows.append(row)
 
 
@@ -220,6 +261,11 @@ def _describe(error: str) -> str:
 def write_signals(rows: Iterable[SignalRow], path: str | Path) -> int:
     """Write rows as CSV or JSON lines (by extension); returns how many. Floats are
     written in their shortest exact form, so reading the file back gives equal rows."""
+    return write_table(rows, path, SIGNALS)
+
+
+def write_table(rows: Iterable[Row], path: str | Path, table: Table[Row]) -> int:
+    """Write rows of ``table``'s kind as ``write_signals`` does."""
     file = Path(path)
     kind = file_format(file)
     count = 0
@@ -227,7 +273,7 @@ def write_signals(rows: Iterable[SignalRow], path: str | Path) -> int:
         with file.open("w", encoding="utf-8", newline="") as out:
             if kind == "csv":
                 writer = csv.writer(out, lineterminator="\n")
-                writer.writerow(COLUMNS)
+                writer.writerow(table.columns)
                 for row in rows:
                     writer.writerow([_cell(v) for v in msgspec.structs.astuple(row)])
                     count += 1

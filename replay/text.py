@@ -9,13 +9,17 @@ from typing import Any
 import msgspec
 
 from daemon.report import _format_table
+from replay.bars import Detection
 from replay.bootstrap import Luck
 from replay.results import Change, Replay, ReplayResult, Sides, StatusEvent
 
 
 def render_json(replayed: Replay) -> str:
-    """The result as indented JSON (keys in a fixed order)."""
-    return msgspec.json.format(msgspec.json.encode(replayed.result), indent=2).decode()
+    """The result as indented JSON (keys in a fixed order); with bars, ``detection`` last."""
+    result: object = replayed.result
+    if replayed.detection is not None:
+        result = {**msgspec.to_builtins(result), "detection": replayed.detection}
+    return msgspec.json.format(msgspec.json.encode(result), indent=2).decode()
 
 
 def utc_day(ts_ms: int) -> str:
@@ -75,9 +79,10 @@ def render_text(replayed: Replay, source: str = "") -> str:
         f"{d.refused_quality:,} on quality, {d.refused_status:,} suspended or retired"
         + (f", {d.not_admitted:,} not admitted" if d.not_admitted else "")
         + f"), mean size {_ratio(d.mean_size, 2)}, largest {_ratio(d.max_size, 2)}",
-        "",
-        "ALL STRATEGIES",
     ]
+    if replayed.detection is not None:
+        out.append(detection_line(replayed.detection))
+    out += ["", "ALL STRATEGIES"]
     change = r.change
     changes = {
         "total_pnl": _signed_percent(change.total_pnl),
@@ -104,6 +109,16 @@ def render_text(replayed: Replay, source: str = "") -> str:
     out += ["", "WEIGHTS (global adaptive weight; (s) = suspended or retired, effective 0)"]
     out.append(_weights_table(r))
     return "\n".join(out)
+
+
+def detection_line(found: Detection) -> str:
+    """Where the signals' regimes came from, with bars."""
+    return (
+        f"bars: {found.bars:,} in {found.series:,} series; [regimes] source {found.source}: "
+        f"{found.signals_detected:,} signals under a detected regime, "
+        f"{found.signals_no_reading:,} before any reading, {found.signals_bot:,} under the "
+        f"bot's label, {found.signals_none:,} with none"
+    )
 
 
 def exposure_line(change: Change) -> str:

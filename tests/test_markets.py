@@ -15,13 +15,16 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from actors.regimes import REGIMES
 from bench.markets.corpus import (
     Bar,
     CorpusError,
+    History,
     Source,
     load_manifest,
     parse_bars,
@@ -35,7 +38,7 @@ from bench.markets.peers import (
     StoplossGuard,
     taken_by,
 )
-from bench.markets.run import BASELINE, main, run
+from bench.markets.run import BASELINE, DETECTED, bar_rows, main, run
 from bench.markets.strategies import (
     STRATEGIES,
     WARMUP,
@@ -44,6 +47,8 @@ from bench.markets.strategies import (
     indicators,
     trades_of,
 )
+from daemon.config import Config
+from replay.bars import BarRow
 from replay.runner import replay
 from replay.signals import SignalRow
 
@@ -374,3 +379,49 @@ def test_the_command_writes_json_and_refuses_a_tampered_archive(
     assert main(["--manifest", str(manifest)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("bench.markets: walk-a: ") and "is not the manifest's" in err
+
+
+def test_the_detected_side_is_alphad_replayed_on_the_bars_with_detected_regimes(
+    tmp_path: Path,
+) -> None:
+    walks = {"walk-a": walk(500, 3), "walk-b": walk(500, 4)}
+    manifest, cache = make_archive(tmp_path, walks)
+    report = run(manifest=manifest, cache=cache, regimes="detected")
+    detected = msgspec.convert({"regimes": {"source": "detected"}}, Config)
+    above = 0
+    for result, bars in zip(report.histories, walks.values(), strict=True):
+        symbol = result.name.upper()
+        rows = [t.row for t in trades_of(bars, result.name, symbol)]
+        # The bars as a feeder would send them, checked by the replay's own rules.
+        fields = ("ts_ms", "open", "high", "low", "close")
+        given = [
+            msgspec.convert(
+                {"symbol": symbol, "bar_size": "1d", **{f: getattr(b, f) for f in fields}}, BarRow
+            )
+            for b in bars
+        ]
+        replayed = replay(rows, detected, bars=given)
+        sides = {s.name: s for s in result.sides}
+        assert sides[DETECTED].stats == replayed.result.total.alphad
+        assert sides[DETECTED].exposure == replayed.result.change.exposure
+        assert sides["alphad"].stats == replay(rows).result.total.alphad  # the bots' labels
+        assert result.detected_decisions == replayed.result.decisions
+        found = result.detection
+        assert found is not None and found.signals_bot == found.signals_none == 0
+        assert found.signals_detected + found.signals_no_reading == len(rows)
+        assert found.signals_detected > 0.8 * len(rows)
+        # Counted under the rule set's labels, not the strategies' own.
+        assert set(replayed.result.by_regime) <= {*REGIMES, "unknown"}
+        above += sides[DETECTED].stats.daily_sharpe > sides["alphad"].stats.daily_sharpe  # type: ignore[operator]
+    pooled = {s.name: s for s in report.pooled}
+    assert DETECTED in pooled
+    assert set(report.verdicts.beats_on_sharpe) == set(pooled) - {BASELINE, "alphad", DETECTED}
+    assert report.verdicts.detected_above == above
+    assert run(manifest=manifest, cache=cache).verdicts.detected_above is None
+
+
+def test_a_monthly_bar_is_declared_closed_by_the_next_months_open() -> None:
+    bars = [Bar(T0_2020, 10.0, 11.0, 9.0, 10.5), Bar(T0_2020 + 31 * DAY, 10.5, 12.0, 10.0, 11.0)]
+    [first, second] = bar_rows(History(source(bar="1mo"), bars))
+    assert first.bar_size == "28d" and first.ts_ms + 28 * DAY <= second.ts_ms
+    assert bar_rows(History(source(), bars))[0].bar_size == "1d"

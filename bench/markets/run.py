@@ -2,6 +2,7 @@
 
     python -m bench.markets [--histories GLOB] [--split calibration|evaluation|all]
         [--format text|json] [--out FILE] [--cost-bps 5] [--config FILE]
+        [--regimes bot|detected]
 
 For each history of the corpus (bench/markets/corpus.py) the textbook strategies
 (bench/markets/strategies.py) make one replay row per closed trade. The same rows go
@@ -9,6 +10,12 @@ to the baseline (every signal at size 1), to each peer (bench/markets/peers.py) 
 alphad (``replay.runner.replay`` with the config, the defaults without one). Every side
 is measured with the replay's own figures (``side_stats``) over the replay's calendar
 days, and against the baseline raw and cut to the side's exposure (``change_of``).
+
+With ``--regimes detected`` one more side, ``alphad_detected``: alphad with the same config
+but ``[regimes] source = "detected"``, the history's bars fed to the replay
+(``replay(bars=...)``, as ``market_bars`` feeds the daemon), so that every signal and
+trade counts under the regime the daemon's rule set reads, not under the strategies'
+own label; ``alphad`` stays the one with the bots' labels, in the same table.
 
 Pooled: all histories as one book, every strategy of every history at once on a
 notional of 100 each: every side's trades of all histories in close order, over the
@@ -48,15 +55,20 @@ from bench.markets.peers import peer_factories, taken_by
 from bench.markets.strategies import DEFAULT_COST_BPS, STRATEGIES, trades_of
 from daemon.config import Config, load_config
 from protocol.errors import AlphadError
+from replay.bars import BarRow, Detection
 from replay.bootstrap import BLOCK_DAYS
-from replay.results import DAY_MS, Change, Sides, SignalCounts, Stats, change_of, side_stats
+from replay.results import DAY_MS, Change, Replay, Sides, SignalCounts, Stats, change_of, side_stats
 from replay.runner import replay
-from replay.signals import InputError
+from replay.signals import InputError, SignalRow
 
 DRAWDOWN_LIMIT = 0.05  # verdict (a): alphad's drawdown at most 5 % above the cut baseline's
 SHARE_TARGET = 0.80
 PERIODS_PER_YEAR = 365.0  # calendar days, as the replay counts them
-BASELINE, ALPHAD = "baseline", "alphad"
+BASELINE, ALPHAD, DETECTED = "baseline", "alphad", "alphad_detected"
+# The daemon's bar sizes have no month: a month's bar is declared 28 days long, so it has
+# closed by every next month's open, where the strategies' signals are (none falls
+# inside a month, where a 28-day bar would be read before its end).
+BAR_SIZES = {"1mo": "28d"}
 
 
 class Side(msgspec.Struct, kw_only=True):
@@ -99,6 +111,9 @@ class HistoryResult(msgspec.Struct, kw_only=True):
     status_changes: int
     suspensions: int
     by_strategy: list[StrategyCount]
+    # With --regimes detected: alphad_detected's decisions and where its regimes came from.
+    detected_decisions: SignalCounts | None = None
+    detection: Detection | None = None
 
 
 class Verdicts(msgspec.Struct, kw_only=True):
@@ -111,6 +126,10 @@ class Verdicts(msgspec.Struct, kw_only=True):
     beats_on_sharpe: dict[str, bool]
     beats_on_pnl_to_drawdown: dict[str, bool]
     beats_every_peer: bool
+    # With --regimes detected: histories where alphad_detected's daily Sharpe is above
+    # alphad's (with the bots' labels), and where it meets (a).
+    detected_above: int | None = None
+    detected_better: int | None = None
 
 
 class MarketsReport(msgspec.Struct, kw_only=True):
@@ -136,10 +155,12 @@ def evaluate(
     config: Config,
     cost_bps: float = DEFAULT_COST_BPS,
     shadow_outcomes: bool = False,
+    detected: bool = False,
 ) -> tuple[HistoryResult, dict[str, list[tuple[int, float]]]]:
     """One history: every side's figures, and every side's trades as (exit ts, pnl) in
     close order for the pooled book. ``shadow_outcomes``: alphad's bots paper-trade the
-    signals it refuses and report how they went (``replay(shadow_outcomes=True)``)."""
+    signals it refuses and report how they went (``replay(shadow_outcomes=True)``).
+    ``detected``: also the side ``alphad_detected`` (module docstring)."""
     source = history.source
     trades = trades_of(history.bars, history.name, source.symbol, cost_bps=cost_bps)
     if not trades:
@@ -162,12 +183,17 @@ def evaluate(
     sides = [_side(BASELINE, base, base, 1.0)]
     book = {BASELINE: [(rows[i].exit_ts_ms, rows[i].pnl) for i in close_order]}
 
-    # alphad's trades: the replay's curve holds them in close order as cumulative pnl.
-    curve = replayed.alphad
-    alphad_pnl = [b - a for a, b in zip([0.0, *curve.equity], curve.equity, strict=False)]
-    exposure = result.change.exposure or 0.0
-    sides.append(_side(ALPHAD, base, result.total.alphad, exposure))
-    book[ALPHAD] = [(rows[i].exit_ts_ms, p) for i, p in zip(curve.rows, alphad_pnl, strict=True)]
+    sides.append(_replayed(ALPHAD, replayed, rows, base, book))
+    with_bars = None
+    if detected:
+        with_bars = replay(
+            rows,
+            detected_config(config),
+            periods_per_year=PERIODS_PER_YEAR,
+            shadow_outcomes=shadow_outcomes,
+            bars=bar_rows(history),
+        )
+        sides.append(_replayed(DETECTED, with_bars, rows, base, book))
 
     for name, make in peer_factories(source.bar_minutes).items():
         mask = taken_by(trades, make)
@@ -205,9 +231,51 @@ def evaluate(
             status_changes=len(result.status_changes),
             suspensions=sum(1 for c in result.status_changes if c.new == "suspended"),
             by_strategy=by_strategy,
+            detected_decisions=with_bars.result.decisions if with_bars else None,
+            detection=with_bars.detection if with_bars else None,
         ),
         book,
     )
+
+
+def _replayed(
+    name: str,
+    replayed: Replay,
+    rows: Sequence[SignalRow],
+    base: Stats,
+    book: dict[str, list[tuple[int, float]]],
+) -> Side:
+    """A replay's alphad as a side; its trades go to ``book``: the replay's curve holds
+    them in close order as cumulative pnl."""
+    curve = replayed.alphad
+    pnls = [b - a for a, b in zip([0.0, *curve.equity], curve.equity, strict=False)]
+    book[name] = [(rows[i].exit_ts_ms, p) for i, p in zip(curve.rows, pnls, strict=True)]
+    result = replayed.result
+    return _side(name, base, result.total.alphad, result.change.exposure or 0.0)
+
+
+def bar_rows(history: History) -> list[BarRow]:
+    """The history's bars as the replay takes them (and a feeder would send them)."""
+    source = history.source
+    size = BAR_SIZES.get(source.bar, source.bar)
+    return [
+        BarRow(
+            symbol=source.symbol,
+            bar_size=size,
+            ts_ms=b.ts_ms,
+            open=b.open,
+            high=b.high,
+            low=b.low,
+            close=b.close,
+        )
+        for b in history.bars
+    ]
+
+
+def detected_config(config: Config) -> Config:
+    """``config`` with ``[regimes] source = "detected"``."""
+    regimes = msgspec.structs.replace(config.regimes, source="detected")
+    return msgspec.structs.replace(config, regimes=regimes)
 
 
 def _side(name: str, base: Stats, mine: Stats, exposure: float) -> Side:
@@ -264,7 +332,7 @@ def verdicts(results: Sequence[HistoryResult], pool: Sequence[Side]) -> Verdicts
     better = sum(1 for r in results if _named(r.sides, ALPHAD).better)
     share = better / len(results) if results else None
     mine = _named(pool, ALPHAD) if pool else None
-    peers = [s for s in pool if s.name not in (BASELINE, ALPHAD)]
+    peers = [s for s in pool if s.name not in (BASELINE, ALPHAD, DETECTED)]
     on_sharpe: dict[str, bool] = {}
     on_ratio: dict[str, bool] = {}
     for peer in peers:
@@ -280,7 +348,20 @@ def verdicts(results: Sequence[HistoryResult], pool: Sequence[Side]) -> Verdicts
         beats_on_sharpe=on_sharpe,
         beats_on_pnl_to_drawdown=on_ratio,
         beats_every_peer=bool(peers) and all(on_sharpe.values()) and all(on_ratio.values()),
+        **_detected_counts(results),
     )
+
+
+def _detected_counts(results: Sequence[HistoryResult]) -> dict[str, int]:
+    """``detected_above`` and ``detected_better`` of the verdicts; none without the side."""
+    if not results or not any(s.name == DETECTED for s in results[0].sides):
+        return {}
+    above = better = 0
+    for r in results:
+        mine, bots = _named(r.sides, DETECTED), _named(r.sides, ALPHAD)
+        above += _above(mine.stats.daily_sharpe, bots.stats.daily_sharpe)
+        better += bool(mine.better)
+    return {"detected_above": above, "detected_better": better}
 
 
 def _above(a: float | None, b: float | None) -> bool:
@@ -303,6 +384,7 @@ def run(
     cache: Path | None = None,
     command: str = "python -m bench.markets",
     shadow_outcomes: bool = False,
+    regimes: str = "bot",
 ) -> MarketsReport:
     """Build the corpus (as selected) and measure every side on it."""
     sources = load_manifest(manifest)
@@ -318,6 +400,7 @@ def run(
             config or Config(),
             cost_bps,
             shadow_outcomes,
+            detected=regimes == "detected",
         )
         results.append(result)
         books.append(book)
@@ -440,6 +523,14 @@ def render_text(report: MarketsReport) -> str:
             f"for status {d.refused_status:,}, mean size {_number(d.mean_size, 3)}; "
             f"{r.status_changes} status changes, {r.suspensions} suspensions"
         )
+        if r.detected_decisions is not None and r.detection is not None:
+            d, found = r.detected_decisions, r.detection
+            out.append(
+                f"alphad_detected: executed {d.executed:,}, refused for quality "
+                f"{d.refused_quality:,}, for status {d.refused_status:,}, mean size "
+                f"{_number(d.mean_size, 3)}; {found.signals_detected:,} signals under a "
+                f"detected regime, {found.signals_no_reading:,} before the first reading"
+            )
         out.append(table(HEADER, [side_row(s) for s in r.sides]))
         out.append("")
     out.append("POOLED: every history as one book")
@@ -472,6 +563,12 @@ def render_text(report: MarketsReport) -> str:
     out.append("(b) pooled, alphad beats the peer on:")
     out.append(table(["peer", "daily sharpe", "pnl/dd"], rows))
     out.append(f"alphad beats every peer on both: {'yes' if v.beats_every_peer else 'no'}")
+    if v.detected_above is not None:
+        out.append(
+            f"alphad_detected ([regimes] source = detected): daily Sharpe above alphad's with "
+            f"the bots' labels in {v.detected_above} of {v.histories} histories; meets (a) "
+            f"in {v.detected_better} of {v.histories}"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -496,6 +593,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="the bots paper-trade refused signals and report their outcomes",
     )
+    parser.add_argument(
+        "--regimes",
+        choices=("bot", "detected"),
+        default="bot",
+        help="detected: also alphad with [regimes] source = detected on the bars (a side)",
+    )
     parser.add_argument("--manifest", type=Path, default=MANIFEST, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     command = "python -m bench.markets" + "".join(
@@ -513,6 +616,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config=config,
             command=command,
             shadow_outcomes=args.shadow_outcomes,
+            regimes=args.regimes,
         )
         text = render_json(report) if args.format == "json" else render_text(report)
         if args.out:
