@@ -8,10 +8,10 @@ import msgspec
 
 from actors.base import ActorStopped, MailboxFull
 from actors.store import StorageUnavailable
-from protocol.errors import AlphadError
+from protocol.errors import AlphadError, ErrorCode
 
 
-def error_code(exc: BaseException) -> tuple[str, str]:
+def error_code(exc: BaseException) -> tuple[ErrorCode, str]:
     """The ``(code, message)`` of the error reply for an exception."""
     if isinstance(exc, AlphadError):
         return exc.code, exc.message
