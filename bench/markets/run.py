@@ -32,6 +32,7 @@ from pathlib import Path
 
 import msgspec
 
+from actors.errors import Refused
 from bench.markets.corpus import (
     MANIFEST,
     SPLITS,
@@ -46,7 +47,6 @@ from bench.markets.corpus import (
 from bench.markets.peers import peer_factories, taken_by
 from bench.markets.strategies import DEFAULT_COST_BPS, STRATEGIES, trades_of
 from daemon.config import Config, load_config
-from protocol.errors import AlphadError
 from replay.results import DAY_MS, Change, Sides, SignalCounts, Stats, change_of, side_stats
 from replay.runner import replay
 from replay.signals import InputError
@@ -490,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.out.write_text(text, encoding="utf-8")
         else:
             sys.stdout.write(text)
-    except (CorpusError, InputError, AlphadError, OSError) as exc:
+    except (CorpusError, InputError, Refused, OSError) as exc:
         print(f"bench.markets: {exc}", file=sys.stderr)
         return 1
     return 0
