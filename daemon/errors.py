@@ -9,6 +9,7 @@ import msgspec
 from actors.base import ActorStopped, MailboxFull
 from actors.errors import BadInput, Conflict, LimitReached, NotFound, UnknownStrategy
 from actors.store import StorageUnavailable
+from protocol.codec import UnknownType
 from protocol.errors import AlphadError, ErrorCode
 
 # What a model's refusal, or a failure the daemon expects, is called on the wire; the
@@ -32,11 +33,10 @@ def error_code(exc: BaseException) -> tuple[ErrorCode, str]:
         code = CODES.get(kind)
         if code is not None:
             return code, str(exc)
+    if isinstance(exc, UnknownType):
+        return "unknown_type", f"unknown message type ({exc})"
     if isinstance(exc, msgspec.ValidationError):
-        text = str(exc)
-        if text.startswith("Invalid value") and text.endswith("`$.type`"):
-            return "unknown_type", f"unknown message type ({text})"
-        return "bad_request", text
+        return "bad_request", str(exc)
     if isinstance(exc, msgspec.DecodeError):
         return "bad_request", f"undecodable message: {exc}"
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):

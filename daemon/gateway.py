@@ -31,6 +31,7 @@ from protocol.codec import (
     msgpack_encoder,
     request_decoder,
     request_json_decoder,
+    type_refused,
 )
 from protocol.errors import AlphadError, ErrorCode
 from protocol.messages import Error, Reply, Request
@@ -237,6 +238,8 @@ class Gateway:
             except RecursionError:
                 # msgspec gives up on nesting deeper than the interpreter's recursion limit.
                 raise AlphadError("bad_request", "message nested too deeply") from None
+            except msgspec.ValidationError as exc:
+                raise type_refused(exc, payload, as_json) from None
             route = self.routes[type(request)]
             if route.admin_only and not admin:
                 raise _forbidden(request)

@@ -1,10 +1,12 @@
-"""Error codes: one list of them, and every failure a model refuses with maps to one."""
+"""Error codes: one list of them, every refusal of a model mapped to one, and
+``unknown_type`` told from ``bad_request`` by the request's ``type`` itself."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import get_args, get_type_hints
+from typing import Any, get_args, get_type_hints
 
+import msgspec
 import pytest
 
 import daemon.app  # noqa: F401  (every model, so that every refusal is defined)
@@ -12,8 +14,11 @@ from actors.base import MailboxFull
 from actors.errors import Refused
 from actors.store import StorageUnavailable
 from daemon.errors import error_code
+from protocol.codec import decode_request, is_json, type_refused
 from protocol.errors import ERROR_CODES, AlphadError, ErrorCode
+from protocol.messages import AnyRequest
 from protocol.schema import json_schema
+from tests.test_gateway import ask_many, serve
 
 ROOT = Path(__file__).parent.parent
 
@@ -54,3 +59,63 @@ def test_the_refusals_keep_their_wire_codes() -> None:
         "NotFound": "not_found",
         "Conflict": "conflict",
     }
+
+
+# Requests that fail to decode, and their code: the unusual places a ``type`` can be in.
+TYPE_CASES: list[tuple[Any, str]] = [
+    ({"type": "launch_rockets"}, "unknown_type"),
+    ({"type": "launch_rockets", "request_id": 5}, "unknown_type"),  # a bad field as well
+    ({"type": "Get_Status"}, "unknown_type"),
+    ({"type": 7}, "bad_request"),
+    ({"type": None}, "bad_request"),
+    ({"type": ["get_status"]}, "bad_request"),
+    ({"request_id": "r1"}, "bad_request"),  # no type at all
+    (["get_status"], "bad_request"),
+    ("get_status", "bad_request"),
+    ({"type": "get_status", "request_id": 5}, "bad_request"),
+    # msgspec words this one "Invalid value 'hold'" too, at `$.side`
+    ({"type": "score_signal", "strategy": "ema", "symbol": "BTC", "side": "hold"}, "bad_request"),
+]
+
+
+def payloads(message: Any) -> list[tuple[bytes, bool]]:
+    return [(msgspec.msgpack.encode(message), False), (msgspec.json.encode(message), True)]
+
+
+@pytest.mark.parametrize(("message", "code"), TYPE_CASES)
+def test_unknown_type_is_told_by_the_type_field(message: Any, code: str) -> None:
+    for payload, _ in payloads(message):
+        with pytest.raises(msgspec.ValidationError) as failed:
+            decode_request(payload)
+        assert error_code(failed.value)[0] == code
+
+
+@pytest.mark.parametrize(("message", "code"), TYPE_CASES)
+def test_the_decision_does_not_read_msgspec_s_wording(message: Any, code: str) -> None:
+    # Whatever msgspec says, in words it might use one day or the ones it uses today for
+    # an unknown tag, the code follows from the payload alone.
+    for payload, as_json in payloads(message):
+        for words in ("Valeur invalide 'x'", "Invalid value 'x' - at `$.type`"):
+            refused = type_refused(msgspec.ValidationError(words), payload, as_json)
+            assert error_code(refused) == (
+                code,
+                f"unknown message type ({words})" if code == "unknown_type" else words,
+            )
+
+
+async def test_the_gateway_answers_each_with_its_code_and_msgspec_s_text(tmp_path: Path) -> None:
+    gateway, endpoint = await serve(tmp_path, {})  # none of them reaches a route
+    sent = [(p, code) for message, code in TYPE_CASES for p in payloads(message)]
+    try:
+        replies = await ask_many(endpoint, [payload for (payload, _), _ in sent])
+    finally:
+        await gateway.close(1.0)
+    for ((payload, _), code), reply in zip(sent, replies, strict=True):
+        try:  # as JSON only what starts with "{": a JSON array is msgpack to the daemon
+            (msgspec.json if is_json(payload) else msgspec.msgpack).decode(payload, type=AnyRequest)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+        else:
+            raise AssertionError(f"{payload!r} decodes")
+        expected = f"unknown message type ({text})" if code == "unknown_type" else text
+        assert (reply.code, reply.message) == (code, expected), payload
