@@ -1,4 +1,9 @@
-"""Every failure is mapped to one wire error code here, and only here."""
+"""Every failure is mapped to one wire error code here, and only here.
+
+The models' refusals (actors/errors.py) and the actors' own failures by one table; a
+request that does not decode by what protocol.codec found; the ``AlphadError`` the
+gateway raises about the wire itself (size, frames, socket, pace) as it is.
+"""
 
 from __future__ import annotations
 
