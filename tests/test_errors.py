@@ -119,3 +119,13 @@ async def test_the_gateway_answers_each_with_its_code_and_msgspec_s_text(tmp_pat
             raise AssertionError(f"{payload!r} decodes")
         expected = f"unknown message type ({text})" if code == "unknown_type" else text
         assert (reply.code, reply.message) == (code, expected), payload
+
+
+def test_a_type_given_twice_is_read_as_every_field_is_the_last_one() -> None:
+    for payload, code in [
+        (b'{"type": "get_status", "type": "launch_rockets"}', "unknown_type"),
+        (b'{"type": "launch_rockets", "type": "get_status"}', "bad_request"),
+    ]:
+        with pytest.raises(msgspec.ValidationError) as failed:
+            decode_request(payload)
+        assert error_code(failed.value)[0] == code, payload
