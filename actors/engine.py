@@ -23,6 +23,7 @@ import msgspec
 import structlog
 
 from actors.base import TAKE_STATE, Actor, msgpack_pieces
+from actors.errors import BadInput, NotFound
 from actors.events import SetEnabled
 from actors.lifecycle import Transition
 from actors.optimizer import Allocation, Optimizer, set_allocation
@@ -36,7 +37,6 @@ from actors.scorer import (
 )
 from actors.store import AuditDraft, Commit, Snapshot, TradesCommitted
 from actors.weighting import WeightUpdate
-from protocol.errors import AlphadError
 from protocol.messages import (
     Alert,
     AuditEntry,
@@ -171,7 +171,7 @@ class EngineActor(Actor):
         must not read as a healthy strategy)."""
         name = request.strategy
         if name is not None and not self.optimizer.knows(name) and not self.seen(name):
-            raise AlphadError("not_found", f"strategy {name!r} is neither configured nor seen")
+            raise NotFound(f"strategy {name!r} is neither configured nor seen")
         return self.optimizer.health(name)
 
     def _knows_regime(self, regime: str) -> bool:
@@ -308,8 +308,7 @@ class EngineActor(Actor):
         if not self.optimizer.knows(request.strategy) and not self.seen(request.strategy):
             # A typo must not leave the intended strategy trading while a phantom is
             # "suspended": refuse names neither configured, traded nor scored lately.
-            raise AlphadError(
-                "not_found",
+            raise NotFound(
                 f"strategy {request.strategy!r} is neither configured nor seen; nothing changed",
             )
         transition = self.optimizer.force(
@@ -344,15 +343,12 @@ class EngineActor(Actor):
         ``max_strategies``; its trades stay in the journal. All or nothing."""
         name = request.strategy
         if name in self.optimizer.weighting.configured:
-            raise AlphadError(
-                "bad_request",
+            raise BadInput(
                 f"strategy {name!r} is configured ([strategies.{name}] in the config file):"
                 " remove it there and restart before forgetting it; nothing changed",
             )
         if not self.optimizer.knows(name) and not self.seen(name):
-            raise AlphadError(
-                "not_found", f"strategy {name!r} is neither traded nor seen; nothing changed"
-            )
+            raise NotFound(f"strategy {name!r} is neither traded nor seen; nothing changed")
         now = self.clock()
         groups, trade_seq = await self._ask(self.performance, DetachStrategy(name))
         try:

@@ -21,13 +21,13 @@ from typing import Annotated, Any, cast
 import msgspec
 from msgspec import Meta
 
+from actors.errors import BadInput
 from actors.exact import binomial_at_least, binomial_at_most
 from actors.figures import Figures, fingerprint
 from actors.performance import figures_of
 from actors.sequential import MIN_TRADES as EDGE_MIN_TRADES
 from actors.sequential import cusum, edge_scale, threshold
 from actors.weighting import StrategyConfig, pnl_scale
-from protocol.errors import AlphadError
 from protocol.messages import STATUSES, Status
 
 HOUR_MS = 3_600_000
@@ -638,10 +638,10 @@ class LifecycleModel:
 
         The suspension count is kept (three strikes stay three strikes), except when the
         strategy leaves retirement: that is a new start. A strategy never seen is
-        registered. Raises ``AlphadError("bad_request")`` for an unknown status.
+        registered. Raises ``BadInput`` for an unknown status.
         """
         if status not in STATUSES:
-            raise AlphadError("bad_request", f"unknown status {status!r}")
+            raise BadInput(f"unknown status {status!r}")
         state = self.states.get(strategy)
         if state is None:
             state = self.states[strategy] = HealthState(since_ms=now_ms)

@@ -18,8 +18,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from actors.errors import BadInput, LimitReached
 from actors.regimes import Bar, BarsRefused, RegimeBook
-from protocol.errors import AlphadError
 from protocol.messages import BarSize, BarsTaken, MarketBars
 
 Source = Literal["bot", "detected", "bot_else_detected"]
@@ -105,16 +105,14 @@ class MarketRegimes:
         config = self.config
         wire_bars = request.bars
         if len(wire_bars) > config.max_batch:
-            raise AlphadError(
-                "bad_request",
+            raise BadInput(
                 f"{len(wire_bars)} bars in one request, at most {config.max_batch}"
                 " ([regimes] max_batch): send them in batches",
             )
         key = (symbol, bar_size)
         readings = self.series.get(key)
         if readings is None and len(self.series) >= config.max_series:
-            raise AlphadError(
-                "limit",
+            raise LimitReached(
                 f"{config.max_series} series of bars already held ([regimes] max_series);"
                 f" {symbol} {bar_size} would be one more",
             )
@@ -122,7 +120,7 @@ class MarketRegimes:
         try:
             detected = self.book.add_bars(symbol, bar_size, bars, resent=True)
         except BarsRefused as exc:
-            raise AlphadError("bad_request", f"{exc}; no bar of this request was taken") from None
+            raise BadInput(f"{exc}; no bar of this request was taken") from None
         if readings is None:
             readings = self.series[key] = Readings(bar_size, config.max_bars)
             held = self.symbols.setdefault(symbol, [])

@@ -88,7 +88,7 @@ class Optimizer:
     def register(self, strategy: str, now_ms: int) -> None:
         """A strategy seen for the first time: a weight at its base, and a status.
 
-        Raises ``AlphadError("unknown_strategy")`` from the weighting (auto_register off);
+        Raises ``UnknownStrategy`` from the weighting (auto_register off);
         the lifecycle tracks it either way.
         """
         try:

@@ -27,8 +27,8 @@ import msgspec
 import structlog
 
 from actors.base import Actor, ActorStopped, Envelope, MailboxFull, Piece
+from actors.errors import Conflict, NotFound, Refused
 from actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
-from protocol.errors import AlphadError
 from protocol.messages import AuditEntry, RecordTrade, SignalRecord
 
 log = structlog.get_logger("alphad.store")
@@ -141,7 +141,7 @@ OUTCOME_FIELDS = ("success",)
 Recorded = tuple[int, tuple[Any, ...]]
 """A record's seq and its ``*_FIELDS`` as stored."""
 
-Answer = tuple[bool, int] | AlphadError
+Answer = tuple[bool, int] | Conflict
 """A write's answer: (duplicate, seq), or the conflict it is refused with."""
 
 
@@ -585,8 +585,7 @@ class StoreActor(Actor):
             if signal_id in unknown:
                 _resolve(
                     envelope,
-                    AlphadError(
-                        "not_found",
+                    NotFound(
                         f"signal {signal_id!r} was never scored, or is older than the signals"
                         " journal keeps ([store] signals_keep_days); nothing was recorded",
                     ),
@@ -673,9 +672,7 @@ class StoreActor(Actor):
                 new_outcomes,
                 _outcome_conflict,
             )
-        self.conflicts += sum(
-            isinstance(r, AlphadError) for r in (*trade_results, *outcome_results)
-        )
+        self.conflicts += sum(isinstance(r, Conflict) for r in (*trade_results, *outcome_results))
         if new_trades:
             self.last_trade_seq = max(self.last_trade_seq, new_trades[-1].seq)
             self.trades_committed += len(new_trades)
@@ -1060,25 +1057,22 @@ def _outcome_fields(outcome: SignalOutcome) -> tuple[Any, ...]:
 
 def _conflict(
     key: str, value: str, names: tuple[str, ...], recorded: tuple[Any, ...], sent: tuple[Any, ...]
-) -> AlphadError:
+) -> Conflict:
     """The refusal of a resend that differs from the record, naming what differs."""
     differ = [i for i, name in enumerate(names) if recorded[i] != sent[i]]
     shown = ", ".join(f"{names[i]} {_shown(recorded[i])}" for i in differ)
     here = ", ".join(f"{names[i]} {_shown(sent[i])}" for i in differ)
-    return AlphadError(
-        "conflict",
+    return Conflict(
         f"{key} {value!r} is already recorded with {shown}; this one has {here};"
         " nothing was recorded",
     )
 
 
-def _trade_conflict(trade_id: str, recorded: tuple[Any, ...], sent: tuple[Any, ...]) -> AlphadError:
+def _trade_conflict(trade_id: str, recorded: tuple[Any, ...], sent: tuple[Any, ...]) -> Conflict:
     return _conflict("trade_id", trade_id, TRADE_FIELDS, recorded, sent)
 
 
-def _outcome_conflict(
-    signal_id: str, recorded: tuple[Any, ...], sent: tuple[Any, ...]
-) -> AlphadError:
+def _outcome_conflict(signal_id: str, recorded: tuple[Any, ...], sent: tuple[Any, ...]) -> Conflict:
     return _conflict(
         "the outcome of signal_id",
         signal_id,
@@ -1095,7 +1089,7 @@ def _shown(value: Any) -> str:
 
 def _resolve(envelope: Envelope, result: Any) -> None:
     if envelope.reply_to is not None and not envelope.reply_to.done():
-        if isinstance(result, AlphadError):
+        if isinstance(result, Refused):
             envelope.reply_to.set_exception(result)
         else:
             envelope.reply_to.set_result(result)
@@ -1287,7 +1281,7 @@ def _resolve_duplicates(
     fields_of: Callable[[Any], tuple[Any, ...]],
     results: list[Answer],
     new: list[Any],
-    conflict: Callable[[str, tuple[Any, ...], tuple[Any, ...]], AlphadError],
+    conflict: Callable[[str, tuple[Any, ...], tuple[Any, ...]], Conflict],
 ) -> None:
     """Answer the keys that were already recorded: with their recorded seq when the resend
     repeats the record, with a conflict when it differs; and drop them from ``new``: the

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from actors.errors import NotFound, UnknownStrategy
 from actors.figures import Figures
-from protocol.errors import AlphadError
 from protocol.messages import Weights
 
 INACTIVE = frozenset(("suspended", "retired"))
@@ -199,15 +199,13 @@ class WeightingModel:
     def ensure_registered(self, strategy: str) -> bool:
         """Register a strategy first seen in a request at ``default_base_weight``.
 
-        Returns True if it is new. Raises ``AlphadError("unknown_strategy")`` when it is
+        Returns True if it is new. Raises ``UnknownStrategy`` when it is
         not configured and ``auto_register`` is off.
         """
         if strategy in self.base:
             return False
         if not self.config.auto_register:
-            raise AlphadError(
-                "unknown_strategy", f"strategy {strategy!r} is not configured (auto_register off)"
-            )
+            raise UnknownStrategy(f"strategy {strategy!r} is not configured (auto_register off)")
         self.base[strategy] = self.config.default_base_weight
         self.adaptive[strategy] = self.config.default_base_weight
         return True
@@ -528,17 +526,16 @@ class WeightingModel:
     ) -> tuple[list[WeightUpdate], int | None]:
         """Undo the last change that moved a weight, or every change after cycle
         ``to_cycle``; returns the weights that moved and the cycle whose weights are
-        restored. ``AlphadError("not_found")`` when there is nothing to undo, or
+        restored. ``NotFound`` when there is nothing to undo, or
         ``to_cycle`` is older than the history kept (``ROLLBACK_KEEP`` changes)."""
         history = self.rollbacks
         if not history:
-            raise AlphadError("not_found", "no change of the weights to undo")
+            raise NotFound("no change of the weights to undo")
         if to_cycle is None:
             start = len(history) - 1
         else:
             if to_cycle >= self.tables_cycle:
-                raise AlphadError(
-                    "not_found",
+                raise NotFound(
                     f"the weights have not changed since cycle {to_cycle}"
                     f" (they are cycle {self.tables_cycle}'s)",
                 )
@@ -548,9 +545,7 @@ class WeightingModel:
             if not older:
                 kept = [r.cycle for r in history if r.cycle is not None]
                 since = f"; the oldest kept is cycle {min(kept)}" if kept else ""
-                raise AlphadError(
-                    "not_found", f"cycle {to_cycle} is not in the rollback history{since}"
-                )
+                raise NotFound(f"cycle {to_cycle} is not in the rollback history{since}")
             start = older[-1]
         global_table = dict(self.adaptive)
         regime_tables = {r: dict(t) for r, t in self.regime_adaptive.items()}

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-from protocol.errors import AlphadError
+from actors.errors import LimitReached, UnknownStrategy
 
 
 class Admission:
@@ -54,8 +54,7 @@ class Admission:
     def admit_scored(self, strategy: str, symbol: str, regime: str | None) -> None:
         """``admit`` for a signal to score: a new strategy is served but not taken on."""
         if strategy not in self.strategies and not self.auto_register:
-            raise AlphadError(
-                "unknown_strategy",
+            raise UnknownStrategy(
                 f"strategy {strategy!r} is not configured and auto_register is off",
             )
         self._admit_market(symbol, regime)
@@ -93,13 +92,11 @@ class Admission:
         """Raise ``unknown_strategy`` or ``limit`` for a name the daemon must not take on."""
         if strategy not in self.strategies:
             if not self.auto_register:
-                raise AlphadError(
-                    "unknown_strategy",
+                raise UnknownStrategy(
                     f"strategy {strategy!r} is not configured and auto_register is off",
                 )
             if len(self.strategies) >= self.max_strategies:
-                raise AlphadError(
-                    "limit",
+                raise LimitReached(
                     f"{self.max_strategies} strategies already known (limits.max_strategies)",
                 )
         self._admit_market(symbol, regime)
@@ -111,17 +108,13 @@ class Admission:
 
     def _admit_market(self, symbol: str, regime: str | None) -> None:
         if symbol not in self.symbols and len(self.symbols) >= self.max_symbols:
-            raise AlphadError(
-                "limit", f"{self.max_symbols} symbols already known (limits.max_symbols)"
-            )
+            raise LimitReached(f"{self.max_symbols} symbols already known (limits.max_symbols)")
         if (
             regime is not None
             and regime not in self.regimes
             and len(self.regimes) >= self.max_regimes
         ):
-            raise AlphadError(
-                "limit", f"{self.max_regimes} regimes already known (limits.max_regimes)"
-            )
+            raise LimitReached(f"{self.max_regimes} regimes already known (limits.max_regimes)")
         self.symbols.add(symbol)
         if regime is not None:
             self.regimes.add(regime)

@@ -1,4 +1,9 @@
-"""Every failure is mapped to one wire error code here, and only here."""
+"""Every failure is mapped to one wire error code here, and only here.
+
+The models' refusals (actors/errors.py) and the actors' own failures by one table; a
+request that does not decode by what protocol.codec found; the ``AlphadError`` the
+gateway raises about the wire itself (size, frames, socket, pace) as it is.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +12,40 @@ import asyncio
 import msgspec
 
 from actors.base import ActorStopped, MailboxFull
+from actors.errors import BadInput, Conflict, LimitReached, NotFound, UnknownStrategy
 from actors.store import StorageUnavailable
-from protocol.errors import AlphadError
+from protocol.codec import UnknownType
+from protocol.errors import AlphadError, ErrorCode
+
+# What a model's refusal, or a failure the daemon expects, is called on the wire; the
+# message of the reply is the exception's own text. A subclass takes its base's code.
+CODES: dict[type[Exception], ErrorCode] = {
+    BadInput: "bad_request",
+    UnknownStrategy: "unknown_strategy",
+    LimitReached: "limit",
+    NotFound: "not_found",
+    Conflict: "conflict",
+    MailboxFull: "overloaded",
+    StorageUnavailable: "storage_unavailable",
+}
 
 
-def error_code(exc: BaseException) -> tuple[str, str]:
+def error_code(exc: BaseException) -> tuple[ErrorCode, str]:
     """The ``(code, message)`` of the error reply for an exception."""
     if isinstance(exc, AlphadError):
         return exc.code, exc.message
+    for kind in type(exc).__mro__:
+        code = CODES.get(kind)
+        if code is not None:
+            return code, str(exc)
+    if isinstance(exc, UnknownType):
+        return "unknown_type", f"unknown message type ({exc})"
     if isinstance(exc, msgspec.ValidationError):
-        text = str(exc)
-        if text.startswith("Invalid value") and text.endswith("`$.type`"):
-            return "unknown_type", f"unknown message type ({text})"
-        return "bad_request", text
+        return "bad_request", str(exc)
     if isinstance(exc, msgspec.DecodeError):
         return "bad_request", f"undecodable message: {exc}"
-    if isinstance(exc, MailboxFull):
-        return "overloaded", str(exc)
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return "timeout", "the daemon did not answer in time"
-    if isinstance(exc, StorageUnavailable):
-        return "storage_unavailable", str(exc)
     if isinstance(exc, ActorStopped):
         return "overloaded", f"daemon is shutting down ({exc})"
     if isinstance(exc, asyncio.CancelledError):

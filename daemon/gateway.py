@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from random import getrandbits
 from time import monotonic, perf_counter_ns
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import msgspec
 import structlog
@@ -31,8 +31,9 @@ from protocol.codec import (
     msgpack_encoder,
     request_decoder,
     request_json_decoder,
+    type_refused,
 )
-from protocol.errors import AlphadError
+from protocol.errors import AlphadError, ErrorCode
 from protocol.messages import Error, Reply, Request
 
 log = structlog.get_logger("alphad.gateway")
@@ -68,6 +69,9 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     rpc_interval_s: float = 0.0
 
 
+Outcome = Literal["ok"] | ErrorCode  # how a request was answered, as counted
+
+
 class GatewayStats:
     """Counters read by the metrics sampler; the hot path only increments them."""
 
@@ -88,7 +92,7 @@ class GatewayStats:
         self.in_flight = 0
         self.undelivered = 0  # replies given up: the peer gone or not reading
         # (request class or None when undecodable, "ok" or error code) -> count
-        self.outcomes: dict[tuple[type | None, str], int] = {}
+        self.outcomes: dict[tuple[type | None, Outcome], int] = {}
         # Latency of one request in LATENCY_SAMPLE: (request class, nanoseconds).
         self.samples: list[tuple[type, int]] = []
 
@@ -234,6 +238,8 @@ class Gateway:
             except RecursionError:
                 # msgspec gives up on nesting deeper than the interpreter's recursion limit.
                 raise AlphadError("bad_request", "message nested too deeply") from None
+            except msgspec.ValidationError as exc:
+                raise type_refused(exc, payload, as_json) from None
             route = self.routes[type(request)]
             if route.admin_only and not admin:
                 raise _forbidden(request)
@@ -245,7 +251,7 @@ class Gateway:
                 reply = route.inline(request)
                 reply.request_id = request.request_id
                 self._send(sock, header, reply, as_json)
-                key = (type(request), "ok")
+                key: tuple[type, Outcome] = (type(request), "ok")
                 stats.outcomes[key] = stats.outcomes.get(key, 0) + 1
                 if started:
                     stats.samples.append((type(request), perf_counter_ns() - started))
@@ -318,7 +324,7 @@ class Gateway:
             self._send_error(sock, header, exc, as_json, request.request_id, type(request))
         else:
             self._send(sock, header, reply, as_json)
-            key = (type(request), "ok")
+            key: tuple[type, Outcome] = (type(request), "ok")
             self.stats.outcomes[key] = self.stats.outcomes.get(key, 0) + 1
         if started:
             self.stats.samples.append((type(request), perf_counter_ns() - started))

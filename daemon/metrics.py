@@ -39,6 +39,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 
 from actors.base import Actor
 from daemon.logs import lines_dropped
+from protocol.errors import ErrorCode
 from protocol.messages import STATUSES, GetReport, Report
 
 log = structlog.get_logger("alphad.metrics")
@@ -246,7 +247,7 @@ class Sampler:
             labels=["type", "outcome"],
         )  # fmt: skip
         errors = CounterMetricFamily("alphad_errors", "Error replies by code.", labels=["code"])
-        by_code: dict[str, int] = {}
+        by_code: dict[ErrorCode, int] = {}
         for (kind, outcome), count in sorted(
             stats.outcomes.items(), key=lambda item: (self.tag_of(item[0][0]), item[0][1])
         ):

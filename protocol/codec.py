@@ -45,12 +45,49 @@ def encode(message: Request | Reply | Alert, as_json: bool = False) -> bytes:
     return json_encoder.encode(message) if as_json else msgpack_encoder.encode(message)
 
 
+REQUEST_TYPES = frozenset(kind.__struct_config__.tag for kind in AnyRequest.__args__)
+
+
+class UnknownType(msgspec.ValidationError):
+    """A request whose ``type`` is a string that names no request (``unknown_type``)."""
+
+
+class _Type(msgspec.Struct):
+    type: Any = None  # any value at all, so that its kind can be looked at
+
+
+_type_decoder = msgspec.msgpack.Decoder(_Type)
+_type_json_decoder = msgspec.json.Decoder(_Type)
+
+
+def type_refused(
+    exc: msgspec.ValidationError, payload: bytes, as_json: bool
+) -> msgspec.ValidationError:
+    """``UnknownType``, with the text of ``exc``, when the request failed because its
+    ``type`` is a string that names no request; else ``exc`` itself.
+
+    Decided on the ``type`` field read alone, never on the wording of msgspec's error: a
+    missing ``type``, one that is not a string, or a known type with a bad field is a
+    ``bad_request``. Given twice, the last ``type`` decides, as for every other field.
+    """
+    try:
+        tag = (_type_json_decoder if as_json else _type_decoder).decode(payload).type
+    except (msgspec.DecodeError, RecursionError):
+        return exc  # not a map: no type to speak of
+    if isinstance(tag, str) and tag not in REQUEST_TYPES:
+        return UnknownType(str(exc))
+    return exc
+
+
 def decode_request(payload: bytes) -> Any:
-    """Decode a request; raises ``msgspec.DecodeError`` or ``msgspec.ValidationError``."""
+    """Decode a request; raises ``msgspec.DecodeError`` or ``msgspec.ValidationError``
+    (``UnknownType`` for a ``type`` that names no request)."""
     text = json_text(payload)
-    if text is not None:
-        return request_json_decoder.decode(text)
-    return request_decoder.decode(payload)
+    body = payload if text is None else text
+    try:
+        return (request_decoder if text is None else request_json_decoder).decode(body)
+    except msgspec.ValidationError as exc:
+        raise type_refused(exc, body, text is not None) from None
 
 
 def decode_reply(payload: bytes) -> Any:

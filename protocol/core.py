@@ -18,7 +18,7 @@ or ``get_audit`` tells whether it took effect.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, Literal, NamedTuple, Self, TypeVar
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, Self, TypeVar, cast
 
 import msgspec
 import zmq
@@ -26,7 +26,7 @@ import zmq
 from protocol.codec import decode_reply, encode
 from protocol.curve import CurveKeys, HandshakeWatch, over_network
 from protocol.endpoints import default_endpoint
-from protocol.errors import AlphadError
+from protocol.errors import AlphadError, ErrorCode
 from protocol.messages import (
     ADMIN_REQUESTS,
     Error,
@@ -176,7 +176,8 @@ class Attempts(Generic[R]):
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise AlphadError("internal", f"undecodable reply: {exc}") from None
         if isinstance(reply, Error):
-            raise AlphadError(reply.code, reply.message)
+            # As sent: a newer daemon may answer with a code this client does not know.
+            raise AlphadError(cast(ErrorCode, reply.code), reply.message)
         if not isinstance(reply, expected):
             raise AlphadError(
                 "internal", f"expected {expected.__name__}, got {type(reply).__name__}"

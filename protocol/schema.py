@@ -8,11 +8,11 @@ generated from the message Structs the daemon decodes with, so the two cannot dr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 
-from protocol.errors import ERROR_CODES
+from protocol.errors import ErrorCode
 from protocol.messages import PROTOCOL_VERSION, Alert, AnyReply, AnyRequest
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -28,7 +28,7 @@ def json_schema() -> dict[str, Any]:
     defs["Reply"] = _one_of(reply_refs, replies, "One reply of the daemon.")
     defs["ErrorCode"] = {
         "description": "The code of an error reply.",
-        "enum": sorted(ERROR_CODES),
+        "enum": sorted(get_args(ErrorCode)),
     }
     defs["Error"]["properties"]["code"] = {"$ref": "#/$defs/ErrorCode"}
     return {

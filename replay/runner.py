@@ -16,12 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from actors.errors import Refused
 from actors.events import UNKNOWN_REGIME, ClosedTrade
 from actors.figures import Figures
 from actors.optimizer import CycleResult, set_allocation
 from actors.scorer import EXECUTABLE
 from daemon.config import Config, build_admission, build_models
-from protocol.errors import AlphadError
 from protocol.messages import ScoreSignal
 from replay.bars import BAR, BarFeed, BarRow
 from replay.results import (
@@ -207,7 +207,7 @@ class Replayer:
                 regime = row.regime
                 try:
                     admit(row.strategy, row.symbol, regime)
-                except AlphadError:
+                except Refused:
                     not_admitted += 1
                     if feed is not None:
                         feed.refused(i, row.symbol, ts, regime)

@@ -21,11 +21,12 @@ import sys
 
 import msgspec
 
+from actors.errors import Refused
 from actors.scorer import ScorerConfig, ScorerModel
 from daemon.admission import Admission
 from daemon.errors import error_code
 from protocol.codec import decode_reply, decode_request, encode
-from protocol.errors import ERROR_CODES, AlphadError
+from protocol.errors import ERROR_CODES
 from protocol.messages import (
     RecordSignalOutcome,
     RecordTrade,
@@ -66,8 +67,9 @@ def one_input(data: bytes) -> None:
                 scorer.record_outcome(request.signal_id, request.pnl > 0)
         elif isinstance(request, RecordSignalOutcome):
             scorer.record_outcome(request.signal_id, request.success)
-    except AlphadError as exc:
-        assert exc.code in ERROR_CODES, exc.code
+    except Refused as exc:
+        code, _ = error_code(exc)
+        assert code in ERROR_CODES and code != "internal", code
 
 
 def _check_score(request: ScoreSignal, reply: SignalScore) -> None:

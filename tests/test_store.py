@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from actors.base import Actor
+from actors.errors import Conflict
 from actors.events import ClosedTrade
 from actors.store import (
     MIGRATIONS,
@@ -30,7 +31,6 @@ from actors.store import (
     StoreActor,
 )
 from daemon.supervisor import Supervisor
-from protocol.errors import AlphadError
 from protocol.messages import RecordTrade
 
 
@@ -101,15 +101,14 @@ async def test_resent_trade_that_differs_is_a_conflict_naming_the_fields(tmp_pat
     store, learner, supervisor = await start_store(db)
     await store.ask(AppendTrade(trade("t1", 1.0, strategy="ema")))
     other = msgspec.structs.replace(trade("t1", -2.5, strategy="rsi"), side="sell")
-    with pytest.raises(AlphadError) as refused:
+    with pytest.raises(Conflict) as refused:
         await store.ask(AppendTrade(other))
-    assert refused.value.code == "conflict"
-    message = refused.value.message
+    message = str(refused.value)
     assert "'t1'" in message and "strategy 'ema'" in message and "strategy 'rsi'" in message
     assert "side 'buy'" in message and "side 'sell'" in message
     assert "pnl 1.0" in message and "pnl -2.5" in message and "symbol" not in message
     # A float that differs in its last bit is another pnl.
-    with pytest.raises(AlphadError, match="conflict"):
+    with pytest.raises(Conflict):
         await store.ask(AppendTrade(trade("t1", math.nextafter(1.0, 2.0))))
     assert rows(db, "SELECT trade_id, strategy, side, pnl FROM trades") == [
         ("t1", "ema", "buy", 1.0)
@@ -135,9 +134,9 @@ async def test_two_different_trades_with_one_id_in_a_batch_record_only_the_first
         return_exceptions=True,
     )
     assert first == (False, 2) and same == (True, 2)
-    assert isinstance(differs, AlphadError) and differs.code == "conflict"
-    assert "pnl 1.0" in differs.message and "pnl 3.0" in differs.message
-    assert isinstance(old_differs, AlphadError) and old_differs.code == "conflict"
+    assert isinstance(differs, Conflict)
+    assert "pnl 1.0" in str(differs) and "pnl 3.0" in str(differs)
+    assert isinstance(old_differs, Conflict)
     assert rows(db, "SELECT trade_id, pnl FROM trades ORDER BY seq") == [("old", 1.0), ("t1", 1.0)]
     assert store.conflicts == 2
     await supervisor.stop(1.0)
@@ -307,10 +306,10 @@ async def test_opposite_signal_outcome_is_a_conflict_in_and_across_batches(
         store.ask_future(AppendOutcome("sig-2", True, 3)),
         return_exceptions=True,
     )
-    assert isinstance(across, AlphadError) and across.code == "conflict"
-    assert "success True" in across.message and "success False" in across.message
+    assert isinstance(across, Conflict)
+    assert "success True" in str(across) and "success False" in str(across)
     assert isinstance(new, tuple) and new[0] is False
-    assert isinstance(within, AlphadError) and within.code == "conflict"
+    assert isinstance(within, Conflict)
     assert rows(db, "SELECT signal_id, success FROM signal_outcomes ORDER BY seq") == [
         ("sig-1", 1),
         ("sig-2", 0),
@@ -376,7 +375,7 @@ async def test_a_version_2_database_is_migrated_and_its_trades_keep_their_regime
     new = msgspec.structs.replace(trade("new"), regime="trending")
     assert await store.ask(AppendTrade(new, "volatile", use_detected=True)) == (False, 2)
     assert await store.ask(AppendTrade(new, None, use_detected=True)) == (True, 2)
-    with pytest.raises(AlphadError, match="with regime 'trending'; this one has regime 'calm'"):
+    with pytest.raises(Conflict, match="with regime 'trending'; this one has regime 'calm'"):
         await store.ask(AppendTrade(msgspec.structs.replace(new, regime="calm")))
     assert await store.ask(AppendTrade(trade("none"), None, use_detected=True)) == (False, 3)
     assert await store.ask(AppendTrade(trade("bot"), "ranging")) == (False, 4)

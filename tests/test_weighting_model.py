@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors.errors import NotFound, UnknownStrategy
 from actors.figures import Figures
 from actors.weighting import (
     ROLLBACK_KEEP,
@@ -22,7 +23,6 @@ from actors.weighting import (
     WeightingModel,
     WeightUpdate,
 )
-from protocol.errors import AlphadError
 
 STRATEGIES = {"ema": StrategyConfig(base_weight=1.0), "rsi": StrategyConfig(base_weight=0.4)}
 STATUSES = ("active", "degraded", "suspended", "retired")
@@ -595,9 +595,8 @@ def test_a_rollback_to_a_named_cycle_undoes_every_change_after_it() -> None:
     _, restored = model.roll_back("back", to_cycle=4)  # cycle 4 moved nothing: 3's weights
     assert restored == 3 and model.adaptive == after[3]
     assert model.roll_back("back", to_cycle=1)[1] == 1 and model.adaptive == after[1]
-    with pytest.raises(AlphadError) as not_kept:
+    with pytest.raises(NotFound):
         model.roll_back("back", to_cycle=1)
-    assert not_kept.value.code == "not_found"
 
 
 def test_the_rollback_history_is_bounded_and_survives_a_snapshot() -> None:
@@ -609,7 +608,7 @@ def test_the_rollback_history_is_bounded_and_survives_a_snapshot() -> None:
     assert restored.to_state() == model.to_state()
     assert restored.roll_back("x") == model.roll_back("x")
     assert model.rollbacks[0].cycle == 10
-    with pytest.raises(AlphadError):
+    with pytest.raises(NotFound):
         model.roll_back("x", to_cycle=9)  # cycle 10's weights are the oldest kept
 
 
@@ -664,9 +663,8 @@ def test_first_seen_strategy_gets_the_default_base_weight() -> None:
 
 def test_unknown_strategy_is_refused_without_auto_register() -> None:
     model = WeightingModel(WeightingConfig(auto_register=False), STRATEGIES)
-    with pytest.raises(AlphadError) as info:
+    with pytest.raises(UnknownStrategy):
         model.ensure_registered("new")
-    assert info.value.code == "unknown_strategy"
     assert model.ensure_registered("ema") is False
     assert model.strategies() == ["ema", "rsi"]
 

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import msgspec
 
+from actors.errors import Refused
 from bench.markets.corpus import (
     MANIFEST,
     SPLITS,
@@ -54,7 +55,6 @@ from bench.markets.luck import RESAMPLES, Luck, pooled_luck
 from bench.markets.peers import peer_factories, taken_by
 from bench.markets.strategies import DEFAULT_COST_BPS, STRATEGIES, trades_of
 from daemon.config import Config, load_config
-from protocol.errors import AlphadError
 from replay.bars import BarRow, Detection
 from replay.bootstrap import BLOCK_DAYS
 from replay.results import DAY_MS, Change, Replay, Sides, SignalCounts, Stats, change_of, side_stats
@@ -623,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.out.write_text(text, encoding="utf-8")
         else:
             sys.stdout.write(text)
-    except (CorpusError, InputError, AlphadError, OSError) as exc:
+    except (CorpusError, InputError, Refused, OSError) as exc:
         print(f"bench.markets: {exc}", file=sys.stderr)
         return 1
     return 0
