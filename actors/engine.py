@@ -28,6 +28,7 @@ from actors.events import SetEnabled
 from actors.lifecycle import Transition
 from actors.optimizer import Allocation, Optimizer, set_allocation
 from actors.performance import AttachGroups, DetachStrategy, RecentFigures, ReportTables
+from actors.report_pages import ReportParts, report_page
 from actors.scorer import (
     AttachSignals,
     DetachSignals,
@@ -203,7 +204,7 @@ class EngineActor(Actor):
             case RollbackWeights():
                 return await self._all_or_nothing(self.rollback_weights(message))
             case GetReport():
-                return await self.report()
+                return await self.report(message.after)
             case SetComponent():
                 return await self._all_or_nothing(self.set_component(message))
             case ForgetStrategy():
@@ -563,36 +564,21 @@ class EngineActor(Actor):
 
     # ------------------------------------------------------------------ report
 
-    async def report(self) -> Report:
-        """Everything a dashboard needs in one reply."""
-        tables: dict[str, Any] = await self._ask(self.performance, ReportTables())
-        allocation = self.optimizer.allocation()
-        health = self.optimizer.health_rows(None)
-        summary: dict[str, Any] = await self._ask(self.scorer, SignalSummary())
-        table = allocation.global_table
-        return Report(
+    async def report(self, after: list[str] | None) -> Report:
+        """One page of everything a dashboard needs (actors/report_pages.py)."""
+        asked = ReportTables(after=after[0] if after else None)
+        tables: dict[str, Any] = await self._ask(self.performance, asked)
+        weighting, statuses = self.optimizer.weighting, self.optimizer.statuses
+        parts = ReportParts(
             status=self.status(),
-            strategies=tables["strategies"],
-            allocation={
-                "base": table.base,
-                "adaptive": table.adaptive,
-                "effective": table.effective,
-                "normalized": table.normalized,
-                "frozen": allocation.frozen,
-                "regimes": {
-                    regime: {
-                        "adaptive": t.adaptive,
-                        "effective": t.effective,
-                        "normalized": t.normalized,
-                    }
-                    for regime, t in allocation.regime_tables.items()
-                },
-            },
-            health=health,
-            regime_effectiveness=tables["regime_effectiveness"],
-            signal_quality=summary,
-            top_strategies=tables["top_strategies"],
+            weights=weighting.table(None, statuses),
+            regime_weights={r: weighting.table(r, statuses) for r in weighting.regimes()},
+            frozen=weighting.frozen,
+            health=self.optimizer.health_rows(None),
+            tables=tables,
+            signal_quality=await self._ask(self.scorer, SignalSummary()),
         )
+        return report_page(parts, after)
 
 
 def _weight_change(update: WeightUpdate) -> WeightChange:

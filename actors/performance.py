@@ -931,9 +931,11 @@ class RecentFigures(msgspec.Struct, frozen=True):
 
 
 class ReportTables(msgspec.Struct, frozen=True):
-    """Ask: the performance tables of ``get_report``."""
+    """Ask: the performance tables of a ``get_report`` page, its strategies those after
+    ``after`` (at most ``PAGE_ROWS``)."""
 
     top_n: int = 5
+    after: str | None = None
 
 
 class DetachStrategy(msgspec.Struct, frozen=True):
@@ -1017,6 +1019,8 @@ class PerformanceActor(Actor):
                 model.attach(message.groups)
                 return None
             case ReportTables():
+                names = model.strategies()
+                del names[: bisect_right(names, message.after) if message.after else 0]
                 return {
                     "strategies": [
                         {
@@ -1025,8 +1029,9 @@ class PerformanceActor(Actor):
                             "recent": _row(model.strategy_figures(name, "recent")),
                             "recent_pnls": model.recent_pnls(name, 30),
                         }
-                        for name in model.strategies()
+                        for name in names[:PAGE_ROWS]
                     ],
+                    "more_strategies": len(names) > PAGE_ROWS,
                     # Bounded like any reply; the rest are get_performance's pages.
                     "regime_effectiveness": model.rows(
                         ("strategy", "regime"), "recent", limit=PAGE_ROWS

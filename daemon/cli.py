@@ -271,7 +271,7 @@ def report(
         raise CommandError(f"--min-trades must be 0 or more, not {min_trades}")
 
     def ask(client: Any) -> Any:
-        reply = client.get_report()
+        reply = client.report()  # every page
         if top is not None or min_trades is not None:
             metric = top or reply.top_metric
             least = reply.top_min_trades if min_trades is None else min_trades

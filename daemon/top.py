@@ -84,7 +84,7 @@ class TopView:
         try:
             status = client.get_status(timeout_s=1.0)
             self.latency_ms = (time.perf_counter() - started) * 1000
-            self.report = client.get_report(timeout_s=2.0)
+            self.report = client.report(timeout_s=2.0)  # every page: it sorts them all
         except CurveRefused as exc:
             self.error = f"{exc.message}; retrying"
             return

@@ -1,6 +1,6 @@
 """Regenerate the "Every message" section of docs/protocol.md from protocol/messages.py.
 
-    python docs/generate.py
+python docs/generate.py
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ SHORT = {
     "Annotated[list[MarketBar], msgspec.Meta(min_length=1, max_length=10000)]": (
         "list of bar (1 to 10000)"
     ),
+    "Annotated[list[name], msgspec.Meta(min_length=1, max_length=2)]": "list of name (1 to 2)",
     "str (min_length=1, max_length=128)": "id",
     "int (ge=946684800000, le=4102444800000)": "timestamp_ms",
     "float (ge=1e-09, le=1000000000000.0)": "size",
@@ -62,8 +63,11 @@ def default_of(field: msgspec.structs.FieldInfo) -> str:
 
 def section() -> str:
     out = [MARKER, "Generated from `protocol/messages.py` by `python docs/generate.py`.\n"]
-    groups = (("Requests", AnyRequest.__args__), ("Replies", AnyReply.__args__),
-              ("Alert", (Alert,)))
+    groups = (
+        ("Requests", AnyRequest.__args__),
+        ("Replies", AnyReply.__args__),
+        ("Alert", (Alert,)),
+    )
     for title, types in groups:
         out.append(f"### {title}\n")
         for message in types:

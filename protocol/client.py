@@ -17,7 +17,8 @@ import zmq.asyncio
 from protocol.core import SENT_ONCE, AsyncClosing, Attempts, Call, Closing, Encoding, Transport
 from protocol.curve import CurveKeys, CurveRefused
 from protocol.frames import report_frames
-from protocol.messages import Reply, Request
+from protocol.messages import Reply, Report, Request
+from protocol.pages import merge_report
 from protocol.requests import Requests
 from protocol.subscriber import BACKFILL_PAGE, AsyncSubscriber, Subscriber
 
@@ -69,9 +70,16 @@ class Client(Requests, Transport[zmq.Socket[Any]], Closing):
                 return attempts.answer(answer)
             attempts.lost()
 
+    def report(self, *, timeout_s: float | None = None) -> Report:
+        """Every page of ``get_report``, joined into one report (``protocol.pages``)."""
+        pages = [self.get_report(timeout_s=timeout_s)]
+        while pages[-1].next is not None:
+            pages.append(self.get_report(after=pages[-1].next, timeout_s=timeout_s))
+        return merge_report(pages)
+
     def report_frames(self, *, timeout_s: float | None = None) -> dict[str, pandas.DataFrame]:
-        """``get_report`` as pandas DataFrames, one per table (needs ``alphad[pandas]``)."""
-        return report_frames(self.get_report(timeout_s=timeout_s))
+        """The whole report as pandas DataFrames, one per table (needs ``alphad[pandas]``)."""
+        return report_frames(self.report(timeout_s=timeout_s))
 
 
 class AsyncClient(Requests, Transport[zmq.asyncio.Socket], AsyncClosing):
@@ -107,3 +115,10 @@ class AsyncClient(Requests, Transport[zmq.asyncio.Socket], AsyncClosing):
                 if answer is not None:
                     return attempts.answer(answer)
                 attempts.lost()
+
+    async def report(self, *, timeout_s: float | None = None) -> Report:
+        """Every page of ``get_report``, joined into one report (``protocol.pages``)."""
+        pages = [await self.get_report(timeout_s=timeout_s)]
+        while pages[-1].next is not None:
+            pages.append(await self.get_report(after=pages[-1].next, timeout_s=timeout_s))
+        return merge_report(pages)

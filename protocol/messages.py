@@ -188,7 +188,11 @@ class GetHistory(Request, tag="get_history"):
 
 
 class GetReport(Request, tag="get_report"):
-    """Everything a dashboard needs in one reply."""
+    """Everything a dashboard needs, a page at a time: the strategies in name order, each
+    followed by its rows in every regime, after the key ``after`` (a strategy, or a
+    strategy and a regime); at most ``PAGE_ROWS`` rows, and about ``PAGE_BYTES``."""
+
+    after: Annotated[list[Name], Meta(min_length=1, max_length=2)] | None = None
 
 
 class GetSignals(Request, tag="get_signals"):
@@ -513,7 +517,8 @@ class History(Reply, tag="history"):
 
 
 class Report(Reply, tag="report"):
-    """Everything a dashboard needs in one reply."""
+    """Everything a dashboard needs, one page of it; ``next``, when more follow, is the
+    ``after`` of the next page (``protocol.pages.merge_report`` joins them)."""
 
     status: StatusReply
     strategies: list[dict[str, Any]]
@@ -525,6 +530,7 @@ class Report(Reply, tag="report"):
     # How top_strategies are ranked: the figure, recent window, and the least trades.
     top_metric: str = "expectancy"
     top_min_trades: int = TOP_MIN_TRADES
+    next: list[str] | None = None
 
 
 class SignalRecord(msgspec.Struct, kw_only=True):

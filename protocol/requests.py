@@ -188,9 +188,12 @@ class Requests:
         return Call.of(wire.GetHistory, wire.History, locals())
 
     @request_method
-    def get_report(*, timeout_s: Timeout = None) -> Call[wire.Report]:
-        """Everything a dashboard needs, in one reply: status, figures per strategy,
-        allocation, health, regime effectiveness, signal quality, the top strategies."""
+    def get_report(
+        *, after: list[str] | None = None, timeout_s: Timeout = None
+    ) -> Call[wire.Report]:
+        """Everything a dashboard needs, a page of it: status, figures per strategy,
+        allocation, health, regime effectiveness, signal quality, the top strategies;
+        the next page from ``after=reply.next`` (``report()`` reads them all)."""
         return Call.of(wire.GetReport, wire.Report, locals())
 
     @request_method

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from protocol.codec import decode_request
 from protocol.errors import ERROR_CODES
-from protocol.messages import AnyReply, AnyRequest, Error, SignalScore
+from protocol.messages import AnyReply, AnyRequest, Error, Report, SignalScore, StatusReply
 from protocol.schema import json_schema
 
 SCHEMA = json_schema()
@@ -82,6 +82,9 @@ def _documented_exception(document: dict[str, Any], refusal: str) -> bool:
 @example({"type": "score_signal", "strategy": "ema_trend\n", "symbol": "BTC", "side": "buy",
           "confidence": 0.5})  # fmt: skip
 @example({"type": "get_history", "limit": 1})
+@example({"type": "get_report", "after": ["ema_trend", "trending"]})
+@example({"type": "get_report", "after": ["ema_trend\n"]})
+@example({"type": "get_report", "after": []})
 @example({"type": "record_trade"})
 @example({"type": "no_such_request"})
 def test_the_schema_refuses_what_the_daemon_refuses_and_accepts_what_it_accepts(
@@ -105,6 +108,12 @@ def test_replies_validate_against_the_reply_definition() -> None:
     assert REPLY.is_valid(error)
     assert not REPLY.is_valid({**error, "code": "no_such_code"})
     assert not REPLY.is_valid({"type": "score_signal"})  # a request is not a reply
+    status = StatusReply(version="1", uptime_s=1.0, trades=0, strategies=0, cycle=0, components={})
+    page = msgspec.to_builtins(
+        Report(status=status, strategies=[], allocation={}, health=[], regime_effectiveness=[],
+               signal_quality={}, top_strategies=[], next=["ema_trend", "trending"])
+    )  # fmt: skip
+    assert REPLY.is_valid(page) and not REPLY.is_valid({**page, "next": "ema_trend"})
     replies: tuple[type, ...] = AnyReply.__args__  # type: ignore[attr-defined]
     assert len(SCHEMA["$defs"]["Reply"]["oneOf"]) == len(replies)
 
