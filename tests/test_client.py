@@ -506,10 +506,19 @@ def test_subscriber_rides_out_a_daemon_restart_and_backfills_what_it_missed(
 
 
 async def test_async_subscriber_backfills_a_gap(daemon: DaemonProcess) -> None:
+    # Alerts leave through the alert sockets' own thread: a probe that was connected all
+    # along shows when "suspended" is out, so the subscriber below can only backfill it.
+    probe = zmq.Context.instance().socket(zmq.SUB)
+    probe.setsockopt(zmq.LINGER, 0)
+    probe.setsockopt(zmq.SUBSCRIBE, b"status.suspended")
+    probe.connect(daemon.alerts)
+    await asyncio.sleep(0.3)
     with Client(daemon.admin) as admin:
         admin.force_status("a", "degraded", "watch it", "alice")
         resume_at = admin.get_audit().entries[-1].seq
         admin.force_status("a", "suspended", "stop it", "alice")
+        assert probe.poll(5000), "the suspension was never published"
+        probe.close()
         async with AsyncSubscriber(
             daemon.alerts, ["status."], client=daemon.rpc, last_seq=resume_at
         ) as sub:
