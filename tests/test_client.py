@@ -452,13 +452,34 @@ def test_subscriber_backfills_a_gap_from_the_audit_log(daemon: DaemonProcess) ->
     assert seqs == sorted(seqs) and second.last_seq == seqs[-1]
 
 
+def published_probe(daemon: DaemonProcess, topic: bytes) -> zmq.Socket[bytes]:
+    """A SUB connected from the start: alerts leave through the alert sockets' own
+    thread, so only a subscriber that was there shows when an alert is out."""
+    probe = zmq.Context.instance().socket(zmq.SUB)
+    probe.setsockopt(zmq.LINGER, 0)
+    probe.setsockopt(zmq.SUBSCRIBE, topic)
+    probe.connect(daemon.alerts)
+    time.sleep(0.3)
+    return probe
+
+
+def wait_published(probe: zmq.Socket[bytes]) -> None:
+    """Until the probe's alert is out: a subscriber connecting after can only backfill it."""
+    try:
+        assert probe.poll(5000), "the alert was never published"
+    finally:
+        probe.close()
+
+
 def test_subscriber_keeps_an_alert_whose_backfill_failed_and_retries_it(
     daemon: DaemonProcess, tmp_path: Path
 ) -> None:
+    probe = published_probe(daemon, b"status.suspended")
     with Client(daemon.admin) as admin:
         admin.force_status("a", "degraded", "watch it", "alice")
         resume_at = admin.get_audit().entries[-1].seq
         admin.force_status("a", "suspended", "stop it", "alice")
+        wait_published(probe)
         unreachable = Client(f"ipc://{tmp_path}/down.sock", timeout_s=0.1, retries=0)
         with Subscriber(daemon.alerts, [""], client=unreachable, last_seq=resume_at) as sub:
             time.sleep(0.3)
@@ -506,19 +527,12 @@ def test_subscriber_rides_out_a_daemon_restart_and_backfills_what_it_missed(
 
 
 async def test_async_subscriber_backfills_a_gap(daemon: DaemonProcess) -> None:
-    # Alerts leave through the alert sockets' own thread: a probe that was connected all
-    # along shows when "suspended" is out, so the subscriber below can only backfill it.
-    probe = zmq.Context.instance().socket(zmq.SUB)
-    probe.setsockopt(zmq.LINGER, 0)
-    probe.setsockopt(zmq.SUBSCRIBE, b"status.suspended")
-    probe.connect(daemon.alerts)
-    await asyncio.sleep(0.3)
+    probe = published_probe(daemon, b"status.suspended")
     with Client(daemon.admin) as admin:
         admin.force_status("a", "degraded", "watch it", "alice")
         resume_at = admin.get_audit().entries[-1].seq
         admin.force_status("a", "suspended", "stop it", "alice")
-        assert probe.poll(5000), "the suspension was never published"
-        probe.close()
+        wait_published(probe)
         async with AsyncSubscriber(
             daemon.alerts, ["status."], client=daemon.rpc, last_seq=resume_at
         ) as sub:

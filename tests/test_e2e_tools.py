@@ -62,7 +62,7 @@ def test_watch_prints_alerts_as_they_come(daemon: DaemonProcess) -> None:
             "-m",
             "daemon.cli",
             "watch",
-            "status.",
+            "status.suspended",
             "--runtime-dir",
             str(daemon.runtime_dir),
         ],
@@ -71,12 +71,20 @@ def test_watch_prints_alerts_as_they_come(daemon: DaemonProcess) -> None:
         text=True,
     )
     try:
-        time.sleep(1.5)
+        assert watcher.stdout is not None
+        out = _Lines(watcher.stdout)
         with Client(daemon.rpc) as rpc, Client(daemon.admin) as admin:
             rpc.score_signal("ema", "BTC", "buy", 0.6)
-            admin.force_status("ema", "suspended", "manual stop", "alice")
-        assert watcher.stdout is not None
-        line = watcher.stdout.readline()
+            # The watcher's subscription reaches the daemon some time after it starts:
+            # suspend (and lift, which it does not watch) until it prints.
+            for _attempt in range(60):
+                admin.force_status("ema", "suspended", "manual stop", "alice")
+                line = out.next(0.5)
+                if line:
+                    break
+                admin.force_status("ema", "active", "probe", "alice")
+            else:
+                raise AssertionError("the watcher printed no alert")
         assert "status.suspended ema: active -> suspended (manual stop) by alice" in line
     finally:
         watcher.terminate()
