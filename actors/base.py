@@ -87,14 +87,19 @@ class Actor:
         A full mailbox raises ``MailboxFull``, unless ``wait_for_room``: then the asker
         waits for room within the same timeout (only if this actor never waits on it).
         """
+        # asyncio.timeout, not wait_for: in Python 3.11 wait_for returns an answer that
+        # arrives in the same turn as the asker's cancellation and drops the
+        # cancellation (gh-86296), so a task being stopped ran on.
         if not wait_for_room:
             future = self.ask_future(message)
-            return await (future if timeout is None else asyncio.wait_for(future, timeout))
-        return await (
-            self._ask_when_room(message)
-            if timeout is None
-            else asyncio.wait_for(self._ask_when_room(message), timeout)
-        )
+            if timeout is None:
+                return await future
+            async with asyncio.timeout(timeout):
+                return await future
+        if timeout is None:
+            return await self._ask_when_room(message)
+        async with asyncio.timeout(timeout):
+            return await self._ask_when_room(message)
 
     async def _ask_when_room(self, message: Any) -> Any:
         if self._stopping:

@@ -381,6 +381,10 @@ class LifecycleModel:
                 state = self.states[strategy] = HealthState(since_ms=now_ms, first_ms=now_ms)
             if state.first_ms is None:
                 state.first_ms = now_ms
+                if state.since_ms == 0:
+                    # A configured strategy, judged from its first cycle on: its status
+                    # holds since then, not since 1970.
+                    state.since_ms = now_ms
             if state.status == "retired":
                 continue
             figures = recent.get(strategy)

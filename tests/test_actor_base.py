@@ -83,6 +83,37 @@ async def test_ask_times_out() -> None:
     await supervisor.stop(0.1)
 
 
+@pytest.mark.parametrize("wait_for_room", [False, True])
+async def test_a_cancel_that_comes_with_the_answer_is_not_lost(wait_for_room: bool) -> None:
+    # The answer and the asker's cancellation in the same turn of the loop: the asker must
+    # still end cancelled (asyncio.wait_for of Python 3.11 returned the answer and dropped
+    # the cancellation, so a stopping task ran on: gh-86296).
+    actor = Counter()
+    answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    actor.ask_future = lambda message: answer  # type: ignore[method-assign]
+
+    async def when_room(message: Any) -> Any:
+        return await answer
+
+    actor._ask_when_room = when_room  # type: ignore[method-assign]
+    asker = asyncio.create_task(actor.ask(1, timeout=5.0, wait_for_room=wait_for_room))
+    for _ in range(3):
+        await asyncio.sleep(0)  # the asker is now waiting for its answer
+    answer.set_result(7)
+    asker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asker
+
+
+async def test_an_ask_still_times_out_and_its_answer_is_dropped() -> None:
+    actor = Counter()
+    answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    actor.ask_future = lambda message: answer  # type: ignore[method-assign]
+    with pytest.raises(TimeoutError):
+        await actor.ask(1, timeout=0.05)
+    assert answer.cancelled()
+
+
 async def test_pending_asks_fail_cleanly_on_stop() -> None:
     actor = Counter()
     supervisor = Supervisor()

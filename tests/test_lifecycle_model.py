@@ -949,3 +949,12 @@ def test_a_strategy_suspended_before_its_first_trade_still_gets_probation() -> N
     # Its pace: 10 h for "one" trade, so probation after 200 h.
     assert moves(m, suspended, now=210 * HOUR - 1) == []
     assert moves(m, suspended, now=210 * HOUR) == [("suspended", "degraded")]
+
+
+def test_a_configured_strategy_is_active_since_its_first_cycle() -> None:
+    m = LifecycleModel(mechanics(), {"ema": StrategyConfig()})
+    assert m.health("ema")[0]["since_ms"] == 0  # not judged yet: unknown
+    m.assess({}, 5 * HOUR)
+    assert m.health("ema")[0]["since_ms"] == 5 * HOUR
+    m.assess({}, 6 * HOUR)
+    assert m.health("ema")[0]["since_ms"] == 5 * HOUR
