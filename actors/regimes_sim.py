@@ -65,18 +65,25 @@ def simulate(
             others = [r for r in REGIMES if r != regime]
             regime = draw.choices(others, weights=[s.weights[r] for r in others])[0]
             anchor = price
-        shape = s.shapes[regime]
-        open_ = price * math.exp(draw.gauss(0.0, 0.1 * shape.sigma))
-        move = (
-            shape.drift + shape.sigma * draw.gauss(0.0, 1.0) - shape.pull * math.log(open_ / anchor)
-        )
-        close = open_ * math.exp(move)
-        high = max(open_, close) * math.exp(abs(draw.gauss(0.0, 0.5 * shape.sigma)))
-        low = min(open_, close) * math.exp(-abs(draw.gauss(0.0, 0.5 * shape.sigma)))
-        out.append(Bar(START_MS + i * DAY_MS, open_, high, low, close))
+        bar = draw_bar(draw, s.shapes[regime], START_MS + i * DAY_MS, price, anchor)
+        out.append(bar)
         truth.append(regime)
-        price = close
+        price = bar.close
     return out, truth
+
+
+def draw_bar(
+    draw: random.Random, shape: RegimeShape, ts_ms: int, price: float, anchor: float
+) -> Bar:
+    """One bar of ``shape`` after a close at ``price``, pulled towards ``anchor`` (the
+    range's first price): the open near ``price``, the close a step of the regime from
+    it, high and low around both."""
+    open_ = price * math.exp(draw.gauss(0.0, 0.1 * shape.sigma))
+    move = shape.drift + shape.sigma * draw.gauss(0.0, 1.0) - shape.pull * math.log(open_ / anchor)
+    close = open_ * math.exp(move)
+    high = max(open_, close) * math.exp(abs(draw.gauss(0.0, 0.5 * shape.sigma)))
+    low = min(open_, close) * math.exp(-abs(draw.gauss(0.0, 0.5 * shape.sigma)))
+    return Bar(ts_ms, open_, high, low, close)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,6 +139,26 @@ def score(truth: Sequence[str], readings: Sequence[Reading | None], *, hold: int
         accuracy=right / read if read else 0.0,
         delays=delays,
         missed=missed,
+        median_delay=median(delays) if delays else None,
+    )
+
+
+def pool(scores: Sequence[Score]) -> Score:
+    """Several series' scores as one: confusions and misses summed, the accuracy over
+    all read bars, the median over all delays."""
+    confusion = {t: dict.fromkeys(REGIMES, 0) for t in REGIMES}
+    for s in scores:
+        for t in REGIMES:
+            for label in REGIMES:
+                confusion[t][label] += s.confusion[t][label]
+    read = sum(s.read for s in scores)
+    delays = [d for s in scores for d in s.delays]
+    return Score(
+        confusion=confusion,
+        read=read,
+        accuracy=sum(confusion[t][t] for t in REGIMES) / read if read else 0.0,
+        delays=delays,
+        missed=sum(s.missed for s in scores),
         median_delay=median(delays) if delays else None,
     )
 

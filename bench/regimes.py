@@ -27,11 +27,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import median
 from typing import Any
 
 from actors.regimes import REGIMES, Bar, HmmDetector, Reading, RuleDetector
-from actors.regimes_sim import Score, score, simulate
+from actors.regimes_sim import Score, pool, score, simulate
 from bench.markets.corpus import (
     MANIFEST,
     SPLITS,
@@ -84,12 +83,7 @@ def simulated(seeds: int, bars: int = SIM_BARS) -> list[SimResult]:
             readings = [detector.update(b) for b in history]
             cpu += time.process_time() - started
             scores.append(score(truth, readings))
-        confusion = {t: dict.fromkeys(REGIMES, 0) for t in REGIMES}
-        for s in scores:
-            for t in REGIMES:
-                for label in REGIMES:
-                    confusion[t][label] += s.confusion[t][label]
-        delays = [d for s in scores for d in s.delays]
+        pooled = pool(scores)
         accuracies = [s.accuracy for s in scores]
         out.append(
             SimResult(
@@ -99,10 +93,10 @@ def simulated(seeds: int, bars: int = SIM_BARS) -> list[SimResult]:
                 accuracy_mean=sum(accuracies) / len(accuracies),
                 accuracy_min=min(accuracies),
                 accuracy_max=max(accuracies),
-                confusion=confusion,
-                switches=len(delays) + sum(s.missed for s in scores),
-                missed=sum(s.missed for s in scores),
-                median_delay=median(delays) if delays else None,
+                confusion=pooled.confusion,
+                switches=len(pooled.delays) + pooled.missed,
+                missed=pooled.missed,
+                median_delay=pooled.median_delay,
                 us_per_bar=cpu / (seeds * bars) * 1e6,
             )
         )

@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--scenario", required=True, help="scenario name (see docs/replay.md)")
     simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     simulate.add_argument("--out", required=True, help="output file, .csv or .jsonl")
+    simulate.add_argument(
+        "--bars", help="also write the market's bars, with their true regime, as .csv or .jsonl"
+    )
     replay = sub.add_parser("replay", help="replay a history of signals offline")
     replay.add_argument("file", help="signals as .csv or .jsonl (see docs/replay.md)")
     replay.add_argument("--config", help="TOML configuration file (as the daemon's)")

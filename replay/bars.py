@@ -5,21 +5,25 @@ as live (docs/replay.md, "Bars and detected regimes").
 own book of bars (``actors.market.MarketRegimes``, the code behind ``market_bars``) at
 its close, one request a bar, as a feeder sends them live. Signals and trades then take
 the regime ``[regimes] source`` says, read from that book at their time, exactly as
-``score_signal`` and ``record_trade`` do in the daemon.
+``score_signal`` and ``record_trade`` do in the daemon. Bars whose true regime is known
+(``alphad simulate --bars``) also score the book's readings against it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from actors.market import MarketRegimes, RegimesConfig, bar_ms
-from actors.regimes import Bar, bar_problem
+from actors.regimes import Bar, Reading, bar_problem
+from actors.regimes_sim import Score, pool, score
 from protocol.messages import BarSize, MarketBar, MarketBars, Name, Price, TimestampMs, Volume
 from replay.signals import InputError, Table, read_table, write_table
+
+TrueRegime = Literal["trending_up", "trending_down", "ranging", "volatile"]  # REGIMES
 
 # The event kind of a bar's close: before everything else at the same millisecond, as a
 # bar closed by a signal's time is read by it (actors/market.py).
@@ -37,9 +41,36 @@ class BarRow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     low: Price
     close: Price
     volume: Volume = 0.0
+    # The bar's true regime when it is known (simulated bars); detection never reads it.
+    true_regime: TrueRegime | None = None
 
 
-class Detection(msgspec.Struct, kw_only=True):
+class Accuracy(msgspec.Struct, kw_only=True):
+    """The book's readings against the bars' true regimes, pooled over the series
+    (``actors.regimes_sim.score`` per series)."""
+
+    bars: int  # bars fed, each with its true regime
+    read: int  # of them with a reading (the rule set warms up on each series' first bars)
+    accuracy: float  # share of the read bars whose reading is the true regime
+    confusion: dict[str, dict[str, int]]  # true regime → reading → bars
+    switches: int  # switches of the true regime after a series' first reading
+    missed: int  # of them never named for 3 bars in a row before the next switch
+    median_delay: float | None  # bars from a switch until it is named, over the named ones
+
+    @classmethod
+    def of(cls, found: Score, bars: int) -> Accuracy:
+        return cls(
+            bars=bars,
+            read=found.read,
+            accuracy=found.accuracy,
+            confusion=found.confusion,
+            switches=len(found.delays) + found.missed,
+            missed=found.missed,
+            median_delay=found.median_delay,
+        )
+
+
+class Detection(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What the bars did in a replay: how many, and where the signals' regimes came from."""
 
     source: str  # [regimes] source
@@ -49,19 +80,29 @@ class Detection(msgspec.Struct, kw_only=True):
     signals_no_reading: int  # the detected regime counts and there was no reading yet
     signals_bot: int  # counted under the bot's label
     signals_none: int  # the bot's label counts and the row has none
+    accuracy: Accuracy | None = None  # with the bars' true regimes
 
 
 def _check_bar(row: BarRow, line: int, seen: dict[Any, int]) -> str:
     problem = bar_problem(_bar(row), None)
     if problem:
         return problem
+    known = row.true_regime is not None
+    other = seen.get(("true_regime", not known))
+    if other is not None:
+        given, empty = (line, other) if known else (other, line)
+        return (
+            f"`true_regime` is given on line {given} and empty on line {empty}:"
+            " give it on every bar or on none"
+        )
+    seen.setdefault(("true_regime", known), line)
     first = seen.setdefault((row.symbol, row.bar_size, row.ts_ms), line)
     if first != line:
         return f"bar of {row.symbol} {row.bar_size} at ts_ms {row.ts_ms} already on line {first}"
     return ""
 
 
-BARS = Table(BarRow, ("volume",), "bars", _check_bar)
+BARS = Table(BarRow, ("volume", "true_regime"), "bars", _check_bar)
 
 
 def read_bars(path: str | Path) -> list[BarRow]:
@@ -101,6 +142,8 @@ class BarFeed:
         self.regimes: list[str | None] = [None] * n_signals
         self.sources = {"bot": 0, "detected": 0, "none": 0, "no_reading": 0}
         self.fed = 0
+        # The rule set's reading after each bar fed, by bar (None: none yet).
+        self.readings: dict[int, Reading | None] = {}
 
     def events(self, until_ms: int) -> list[tuple[int, int, int]]:
         """(close time, BAR, bar) of every bar closing by ``until_ms``: a later one can
@@ -123,8 +166,12 @@ class BarFeed:
             close=row.close,
             volume=row.volume,
         )
-        self.market.add(MarketBars(symbol=row.symbol, bar_size=row.bar_size, bars=[bar]))
+        taken = self.market.add(MarketBars(symbol=row.symbol, bar_size=row.bar_size, bars=[bar]))
         self.fed += 1
+        label = taken.regime if taken.regime_ts_ms == row.ts_ms else None
+        self.readings[j] = (
+            Reading(label, taken.confidence or 0.0, row.ts_ms) if label is not None else None
+        )
 
     def signal(self, i: int, symbol: str, ts_ms: int, bot_regime: str | None) -> str | None:
         """The regime signal ``i`` counts under, as ``score_signal`` resolves it."""
@@ -162,4 +209,20 @@ class BarFeed:
             signals_no_reading=sources["no_reading"],
             signals_bot=sources["bot"],
             signals_none=sources["none"],
+            accuracy=self.accuracy(),
         )
+
+    def accuracy(self) -> Accuracy | None:
+        """The readings of the bars fed against their true regimes; None when the bars
+        carry none."""
+        if not self.bars or self.bars[0].true_regime is None:
+            return None
+        series: dict[tuple[str, str], list[int]] = {}
+        for j in self.readings:  # in the order fed: by close time, so by time in a series
+            row = self.bars[j]
+            series.setdefault((row.symbol, row.bar_size), []).append(j)
+        scores = [
+            score([self.bars[j].true_regime or "" for j in fed], [self.readings[j] for j in fed])
+            for fed in series.values()
+        ]
+        return Accuracy.of(pool(scores), len(self.readings))

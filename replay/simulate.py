@@ -8,6 +8,11 @@ nudges the bot's confidence and confluence: both correlate weakly with the outco
 real indicators do. The same scenario and seed always give the same rows, byte for byte:
 each strategy and the regime path draw from their own ``random.Random`` seeded with a
 string, which CPython hashes with SHA-512 whatever ``PYTHONHASHSEED`` is.
+
+``simulate_bars`` adds hourly bars per symbol from the same regime path, drawn with
+``actors.regimes_sim``'s price shapes (a trending spell up or down), each bar with its
+true regime: the market the detector is scored on. They draw from their own
+``random.Random`` too, so the signal rows do not change.
 """
 
 from __future__ import annotations
@@ -18,8 +23,12 @@ import random
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import cast
 
+from actors.regimes import TRENDING_DOWN, TRENDING_UP
+from actors.regimes_sim import SimSettings, draw_bar
 from protocol.messages import Side
+from replay.bars import BarRow, TrueRegime, write_bars
 from replay.signals import InputError, SignalRow, write_signals
 
 DAY_MS = 86_400_000
@@ -32,6 +41,7 @@ DAYS = 90
 KAPPA = 0.10
 RHO = 0.60
 INDICATORS = 4  # confluence counts how many of the bot's 4 indicators agree
+BAR_SIZE = "1h"  # a regime spell of 4 days is 96 bars, about regimes_sim's 120
 
 
 @dataclass(frozen=True)
@@ -289,8 +299,51 @@ def _regime_path(spec: Scenario, rng: random.Random, end_ms: int) -> list[tuple[
         path.append((ts, regime))
 
 
+def simulate_bars(simulation: Simulation) -> list[BarRow]:
+    """Hourly bars of every symbol of the scenario over its span, each with its true
+    regime: the regime of the path at the bar's open, a trending spell drawn up or down
+    (the same for every symbol), prices from ``actors.regimes_sim``'s shape of it."""
+    spec, seed = simulation.scenario, simulation.seed
+    shapes = SimSettings().shapes
+    turns = random.Random(f"{spec.name}:{seed}:directions")
+    labels = [
+        turns.choice((TRENDING_UP, TRENDING_DOWN)) if regime == "trending" else regime
+        for _, regime in simulation.regime_path
+    ]
+    if unknown := sorted(set(labels) - set(shapes)):
+        raise ValueError(f"no price shape for the regimes {unknown}")
+    truths = cast(list[TrueRegime], labels)
+    starts = [start for start, _ in simulation.regime_path]
+    symbols = dict.fromkeys(s for strategy in spec.strategies for s in strategy.symbols)
+    end_ms = START_MS + spec.days * DAY_MS
+    out: list[BarRow] = []
+    for symbol in symbols:
+        draw = random.Random(f"{spec.name}:{seed}:bars:{symbol}")
+        price = anchor = 100.0
+        spell = 0
+        for ts in range(START_MS, end_ms, HOUR_MS):
+            now = bisect_right(starts, ts) - 1
+            if now != spell:
+                spell, anchor = now, price
+            bar = draw_bar(draw, shapes[truths[spell]], ts, price, anchor)
+            price = bar.close
+            out.append(
+                BarRow(
+                    symbol=symbol,
+                    bar_size=BAR_SIZE,
+                    ts_ms=ts,
+                    open=bar.open,
+                    high=bar.high,
+                    low=bar.low,
+                    close=bar.close,
+                    true_regime=truths[spell],
+                )
+            )
+    return out
+
+
 def simulate_command(args: argparse.Namespace) -> int:
-    """``alphad simulate --scenario NAME --seed N --out FILE``."""
+    """``alphad simulate --scenario NAME --seed N --out FILE [--bars FILE]``."""
     if args.scenario not in SCENARIOS:
         raise InputError(f"unknown scenario {args.scenario!r}; one of {', '.join(SCENARIOS)}")
     simulation = simulate(args.scenario, args.seed)
@@ -300,4 +353,11 @@ def simulate_command(args: argparse.Namespace) -> int:
         f"{args.out}: {count:,} signals of {strategies} strategies, scenario "
         f"{args.scenario} (seed {args.seed}): {simulation.scenario.summary}"
     )
+    if args.bars:
+        bars = simulate_bars(simulation)
+        written = write_bars(bars, args.bars)
+        series = len({b.symbol for b in bars})
+        print(
+            f"{args.bars}: {written:,} {BAR_SIZE} bars of {series} symbols, with their true regime"
+        )
     return 0

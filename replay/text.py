@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from daemon.report import _format_table
-from replay.bars import Detection
+from replay.bars import Accuracy, Detection
 from replay.bootstrap import Luck
 from replay.results import Change, Replay, ReplayResult, Sides, StatusEvent
 
@@ -82,6 +82,8 @@ def render_text(replayed: Replay, source: str = "") -> str:
     ]
     if replayed.detection is not None:
         out.append(detection_line(replayed.detection))
+        if replayed.detection.accuracy is not None:
+            out += ["", *accuracy_lines(replayed.detection.accuracy)]
     out += ["", "ALL STRATEGIES"]
     change = r.change
     changes = {
@@ -119,6 +121,19 @@ def detection_line(found: Detection) -> str:
         f"{found.signals_no_reading:,} before any reading, {found.signals_bot:,} under the "
         f"bot's label, {found.signals_none:,} with none"
     )
+
+
+def accuracy_lines(found: Accuracy) -> list[str]:
+    """The detected regimes against the bars' true ones: accuracy, delays, confusion."""
+    delay = "-" if found.median_delay is None else f"{found.median_delay:g} bars"
+    labels = list(found.confusion)
+    rows = [[true, *found.confusion[true].values()] for true in labels]
+    return [
+        "DETECTED REGIMES AGAINST THE TRUE ONES (rows: true regime; columns: detected; bars)",
+        f"accuracy {found.accuracy:.3f} over {found.read:,} of {found.bars:,} bars read; "
+        f"{found.switches:,} switches, {found.missed:,} missed, median delay {delay}",
+        _format_table(["true", *labels], rows),
+    ]
 
 
 def exposure_line(change: Change) -> str:
