@@ -69,8 +69,6 @@ _T = TypeVar("_T")
 CYCLE_RETRY_MS = 60_000
 """How long after a failed scheduled cycle (a full disk) the next one is tried."""
 
-_state_encoder = msgspec.msgpack.Encoder()
-
 
 class Tick(msgspec.Struct, frozen=True):
     """Tell: the timer fired; run a cycle or take a snapshot if one is due."""
@@ -288,7 +286,7 @@ class EngineActor(Actor):
                 },
             )
         )
-        await self._journal(drafts, history=(result.cycle, now, _state_encoder.encode(state)))
+        await self._journal(drafts, history=state)
         # The scorer serves the new weights and statuses only once they are on disk.
         await self.scorer.tell_wait(SetRegimeFit(by_strategy, by_regime))
         await self._push_allocation(allocation)
@@ -492,7 +490,7 @@ class EngineActor(Actor):
     # ------------------------------------------------------------------ journal
 
     async def _journal(
-        self, drafts: list[AuditDraft], history: tuple[int, int, bytes] | None = None
+        self, drafts: list[AuditDraft], history: OptimizationState | None = None
     ) -> list[AuditEntry]:
         """Commit audit entries with a fresh snapshot, then publish them as alerts."""
         snapshot = await self._snapshot_now()

@@ -14,6 +14,7 @@ and the next batch tries again, so the store recovers by itself when storage ret
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -29,13 +30,14 @@ import structlog
 from actors.base import Actor, ActorStopped, Envelope, MailboxFull, Piece
 from actors.errors import Conflict, NotFound, Refused
 from actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
-from protocol.messages import AuditEntry, RecordTrade, SignalRecord
+from actors.history_rows import Chain, Row, next_row, rebuild
+from protocol.messages import AuditEntry, OptimizationState, RecordTrade, SignalRecord
 
 log = structlog.get_logger("alphad.store")
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -118,6 +120,13 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE trades ADD COLUMN regime_source TEXT;
     ALTER TABLE signals ADD COLUMN detected_regime TEXT;
     ALTER TABLE signals ADD COLUMN regime_source TEXT;
+    """,
+    # Compact history (actors/history_rows.py): a row holds what changed since the row
+    # before and names its keyframe (NULL: a full state, as every row before this
+    # version); full_bytes is the size of the full state (NULL: the row's own).
+    4: """
+    ALTER TABLE history ADD COLUMN keyframe INTEGER;
+    ALTER TABLE history ADD COLUMN full_bytes INTEGER;
     """,
 }
 
@@ -276,7 +285,7 @@ class Commit(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     audit: list[AuditDraft] = msgspec.field(default_factory=list)
-    history: tuple[int, int, bytes] | None = None
+    history: OptimizationState | None = None
     snapshot: Snapshot | None = None
 
 
@@ -291,9 +300,9 @@ class QueryAudit(msgspec.Struct, frozen=True):
 
 
 class QueryHistory(msgspec.Struct, frozen=True):
-    """Ask: the latest history rows (msgpack blobs) before ``before_cycle``, newest first.
-    With ``max_bytes``, no more rows than fit in that many bytes (at least one), answered
-    ``(blobs, more)``."""
+    """Ask: the latest cycles' full states before ``before_cycle``, newest first. With
+    ``max_bytes``, no more than fit in that many bytes (at least one), answered
+    ``(states, more)``."""
 
     limit: int
     before_cycle: int | None = None
@@ -361,6 +370,9 @@ class StoreActor(Actor):
         self.max_batch = batch_max
         self.busy_timeout_ms = busy_timeout_ms
         self.history_keep = history_keep
+        # The last committed history row's maps (None: the next row is a keyframe).
+        self._history_chain: Chain | None = None
+        self._planned_chain: Chain | None = None
         self.snapshots_keep = snapshots_keep
         self.db: aiosqlite.Connection | None = None
         self.trade_subscribers: list[Actor] = []
@@ -681,6 +693,8 @@ class StoreActor(Actor):
             self.last_outcome_seq = new_outcomes[-1].seq
         if audit_rows:
             self.last_audit_seq = audit_rows[-1][0]
+        # The next row is a delta against the last one on disk, never a refused one.
+        self._history_chain = self._planned_chain
         for envelope, trade_result in zip(trades, trade_results, strict=True):
             _resolve(envelope, trade_result)
         for envelope, outcome_result in zip(outcomes, outcome_results, strict=True):
@@ -805,12 +819,13 @@ class StoreActor(Actor):
     ) -> tuple[
         list[tuple[Any, ...]],
         list[list[AuditEntry]],
-        list[tuple[int, int, bytes]],
+        list[Row],
         list[tuple[Any, ...]],
     ]:
         audit_rows: list[tuple[Any, ...]] = []
         results: list[list[AuditEntry]] = []
-        history_rows: list[tuple[int, int, bytes]] = []
+        history_rows: list[Row] = []
+        chain = self._history_chain
         snapshot_rows: list[tuple[Any, ...]] = []
         seq = self.last_audit_seq
         for envelope in commits:
@@ -846,12 +861,14 @@ class StoreActor(Actor):
                 )
             results.append(entries)
             if commit.history is not None:
-                history_rows.append(commit.history)
+                row, chain = next_row(chain, commit.history)
+                history_rows.append(row)
             if commit.snapshot is not None:
                 snap = commit.snapshot
                 snapshot_rows.append(
                     (snap.ts_ms, snap.trade_seq, snap.outcome_seq, seq, snap.state)
                 )
+        self._planned_chain = chain
         return audit_rows, results, history_rows, snapshot_rows
 
     def _fail_batch(
@@ -902,9 +919,8 @@ class StoreActor(Actor):
         if isinstance(message, QuerySignals):
             return await self._signals_page(message)
         if isinstance(message, QueryHistory):
-            if message.max_bytes is not None:
-                return await self._history_page(message)
-            return await self.history(message.limit)
+            page = await self._history_page(message)
+            return page if message.max_bytes is not None else page[0]
         raise TypeError(f"store cannot handle {type(message).__name__}")
 
     async def audit_since(
@@ -936,14 +952,6 @@ class StoreActor(Actor):
             for r in rows
         ]
 
-    async def history(self, limit: int) -> list[bytes]:
-        """The latest history blobs, newest first."""
-        async with self._conn().execute(
-            "SELECT state FROM history ORDER BY cycle DESC LIMIT ?", (limit,)
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return [bytes(r[0]) for r in rows]
-
     async def _audit_page(self, query: QueryAudit) -> tuple[list[AuditEntry], bool]:
         """One bounded page of the audit log: the size of an entry is its text's."""
         sql = "SELECT seq, LENGTH(old) + LENGTH(new) + LENGTH(reason) + LENGTH(data) FROM audit"
@@ -961,22 +969,31 @@ class StoreActor(Actor):
         entries = await self.audit_since(query.since_seq, query.strategy, count)
         return entries, len(sizes) > count
 
-    async def _history_page(self, query: QueryHistory) -> tuple[list[bytes], bool]:
-        """One bounded page of the history, rows read only once they are known to fit."""
+    async def _history_page(self, query: QueryHistory) -> tuple[list[OptimizationState], bool]:
+        """One bounded page of the history, newest first: sized by the full states, which
+        are rebuilt from the keyframe of the page's oldest row on."""
         where = " WHERE cycle < ?" if query.before_cycle is not None else ""
         params: list[Any] = [] if query.before_cycle is None else [query.before_cycle]
         async with self._conn().execute(
-            f"SELECT cycle, LENGTH(state) FROM history{where} ORDER BY cycle DESC LIMIT ?",
+            "SELECT cycle, COALESCE(full_bytes, LENGTH(state)), COALESCE(keyframe, cycle)"
+            f" FROM history{where} ORDER BY cycle DESC LIMIT ?",
             [*params, query.limit + 1],
         ) as cursor:
             sizes = list(await cursor.fetchall())
-        assert query.max_bytes is not None
-        count = _fitting([size for _, size in sizes[: query.limit]], query.max_bytes)
+        if not sizes:
+            return [], False
+        max_bytes = query.max_bytes if query.max_bytes is not None else sys.maxsize
+        count = _fitting([size for _, size, _ in sizes[: query.limit]], max_bytes)
+        oldest, newest = sizes[count - 1], sizes[0]
         async with self._conn().execute(
-            f"SELECT state FROM history{where} ORDER BY cycle DESC LIMIT ?", [*params, count]
+            "SELECT cycle, state, keyframe FROM history WHERE cycle BETWEEN ? AND ? ORDER BY cycle",
+            (oldest[2], newest[0]),
         ) as cursor:
             rows = await cursor.fetchall()
-        return [bytes(r[0]) for r in rows], len(sizes) > count
+        states = rebuild((r[0], bytes(r[1]), r[2]) for r in rows)
+        page = [s for s in states if s.cycle >= oldest[0]]
+        page.reverse()
+        return page, len(sizes) > count
 
     async def _signals_page(self, query: QuerySignals) -> tuple[list[SignalRecord], bool]:
         """One bounded page of the signals journal: a row's size is its text's."""
@@ -1104,7 +1121,7 @@ class _Batch(msgspec.Struct, kw_only=True):
     outcome_ids: list[str]
     signals: list[tuple[Any, ...]]
     audit: list[tuple[Any, ...]]
-    history: list[tuple[int, int, bytes]]
+    history: list[Row]
     history_keep: int
     snapshots: list[tuple[Any, ...]]
     snapshots_keep: int
@@ -1157,12 +1174,16 @@ class _Batch(msgspec.Struct, kw_only=True):
                 )
             if self.history:
                 db.executemany(
-                    "INSERT OR REPLACE INTO history (cycle, ts_ms, state) VALUES (?,?,?)",
-                    self.history,
+                    "INSERT OR REPLACE INTO history (cycle, ts_ms, state, keyframe, full_bytes)"
+                    " VALUES (?,?,?,?,?)",
+                    [msgspec.structs.astuple(row) for row in self.history],
                 )
+                # The last history_keep cycles, and the rest of the keyframe group of the
+                # oldest of them (its delta is rebuilt from there): whole groups go.
                 db.execute(
-                    "DELETE FROM history WHERE cycle <= ?",
-                    (self.history[-1][0] - self.history_keep,),
+                    "DELETE FROM history WHERE cycle < (SELECT COALESCE(keyframe, cycle)"
+                    " FROM history WHERE cycle > ? ORDER BY cycle LIMIT 1)",
+                    (self.history[-1].cycle - self.history_keep,),
                 )
             for *columns, pieces in self.snapshots:
                 # Room for the whole state, then its pieces written into it in place.

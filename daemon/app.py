@@ -95,7 +95,6 @@ log = structlog.get_logger("alphad")
 VERSION = "0.1.0"
 _state_decoder = msgspec.msgpack.Decoder(dict[str, Any])
 SNAPSHOT_PARTS = frozenset({"performance", "weighting", "lifecycle", "scorer", "engine"})
-_history_decoder = msgspec.msgpack.Decoder(OptimizationState)
 
 
 class _Restored(msgspec.Struct, kw_only=True):
@@ -733,8 +732,8 @@ def _audit_page(request: GetAudit, page: tuple[list[AuditEntry], bool]) -> Audit
     return Audit(entries=entries, next=entries[-1].seq if more and entries else None)
 
 
-def _history_page(request: GetHistory, page: tuple[list[bytes], bool]) -> History:
-    states = [_history_decoder.decode(blob) for blob in page[0]]
+def _history_page(request: GetHistory, page: tuple[list[OptimizationState], bool]) -> History:
+    states = page[0]
     return History(states=states, next=states[-1].cycle if page[1] and states else None)
 
 

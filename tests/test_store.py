@@ -369,7 +369,7 @@ async def test_a_version_2_database_is_migrated_and_its_trades_keep_their_regime
             " NULL, 3000)"
         )
     store, learner, supervisor = await start_store(db)
-    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(4,)]
     assert [t.regime for t in await store.trades_after(0)] == ["trending"]
     # The bot's label is what a resend must repeat, whatever the trade counts under.
     new = msgspec.structs.replace(trade("new"), regime="trending")
