@@ -26,8 +26,11 @@ import aiosqlite
 _T = TypeVar("_T")
 
 
-def require_primitive(connection: type = aiosqlite.Connection) -> None:
-    """``RuntimeError`` unless ``connection`` (aiosqlite's class) has the primitive."""
+def require_primitive(connection: type | None = None) -> None:
+    """``RuntimeError`` unless ``connection`` (by default aiosqlite's ``Connection``, as
+    installed) has the primitive."""
+    if connection is None:
+        connection = aiosqlite.Connection
     execute = getattr(connection, "_execute", None)
     raw = inspect.getattr_static(connection, "_conn", None)
     if not inspect.iscoroutinefunction(execute) or not isinstance(raw, property):
