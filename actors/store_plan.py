@@ -60,13 +60,15 @@ _json = msgspec.json.Encoder()
 class Planned(Generic[_R]):
     """The writes of one kind in a batch.
 
-    ``answers``: one per message, in order. ``rows``: what to insert. ``new``: the
-    records those rows make, in seq order (what the learners are told). ``sent``: the
-    first message of each key, as its planned seq and compared fields.
+    ``answers``: one per message, in order; ``asked``: the key and compared fields of
+    each. ``rows``: what to insert. ``new``: the records those rows make, in seq order
+    (what the learners are told). ``sent``: the first message of each key, as its
+    planned seq and compared fields.
     """
 
     conflict: Callable[[str, tuple[Any, ...], tuple[Any, ...]], Conflict]
     answers: list[Answer] = field(default_factory=list)
+    asked: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     new: list[_R] = field(default_factory=list)
     sent: dict[str, Recorded] = field(default_factory=dict)
@@ -76,6 +78,7 @@ class Planned(Generic[_R]):
         earlier = self.sent.get(key)
         if earlier is None:
             return False
+        self.asked.append((key, fields))
         self.answers.append(
             (True, earlier[0]) if earlier[1] == fields else self.conflict(key, earlier[1], fields)
         )
@@ -85,6 +88,7 @@ class Planned(Generic[_R]):
         self, key: str, seq: int, fields: tuple[Any, ...], row: tuple[Any, ...], record: _R
     ) -> None:
         self.sent[key] = (seq, fields)
+        self.asked.append((key, fields))
         self.rows.append(row)
         self.answers.append((False, seq))
         self.new.append(record)
@@ -98,24 +102,21 @@ class Planned(Generic[_R]):
         """The batch committed; ``found`` is the record of every key of the batch when some
         had been recorded before (None: every row was inserted).
 
-        Answers the keys recorded before, and the repeats of them in the batch: with the
-        recorded seq when the first message of the batch repeats the record, else with a
-        conflict; and drops them from ``new``.
+        Answers every message of a key recorded before against the record: a duplicate
+        with the recorded seq when it repeats the record, else a conflict; and drops those
+        keys from ``new``.
         """
         if found is None:
             return
-        remap: dict[int, Answer] = {}
-        for key, (seq, sent) in self.sent.items():
-            recorded_seq, stored = found[key]
-            if recorded_seq != seq:
-                remap[seq] = (
-                    (True, recorded_seq) if stored == sent else self.conflict(key, stored, sent)
+        before = {key: found[key] for key, (seq, _) in self.sent.items() if found[key][0] != seq}
+        for index, (key, fields) in enumerate(self.asked):
+            if key in before:
+                seq, stored = before[key]
+                self.answers[index] = (
+                    (True, seq) if stored == fields else self.conflict(key, stored, fields)
                 )
-        self.answers[:] = [
-            remap.get(answer[1], answer) if isinstance(answer, tuple) else answer
-            for answer in self.answers
-        ]
-        self.new[:] = [record for record in self.new if record.seq not in remap]
+        planned = {self.sent[key][0] for key in before}
+        self.new[:] = [record for record in self.new if record.seq not in planned]
 
     @property
     def conflicts(self) -> int:
