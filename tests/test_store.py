@@ -142,6 +142,28 @@ async def test_two_different_trades_with_one_id_in_a_batch_record_only_the_first
     await supervisor.stop(1.0)
 
 
+async def test_resends_of_a_recorded_trade_in_one_batch_are_each_answered_by_the_record(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "alphad.db"
+    store, _, supervisor = await start_store(db)
+    assert await store.ask(AppendTrade(trade("old", 1.0))) == (False, 1)
+    differs, repeats, other = await asyncio.gather(
+        store.ask_future(AppendTrade(trade("old", 2.0))),
+        store.ask_future(AppendTrade(trade("old", 1.0))),
+        store.ask_future(AppendTrade(trade("old", 3.0))),
+        return_exceptions=True,
+    )
+    assert isinstance(differs, Conflict) and "pnl 1.0" in str(differs)
+    assert repeats == (True, 1)
+    # Refused against what is recorded (1.0), not against the other resend (2.0).
+    assert isinstance(other, Conflict)
+    assert "recorded with pnl 1.0; this one has pnl 3.0" in str(other)
+    assert rows(db, "SELECT seq, trade_id, pnl FROM trades") == [(1, "old", 1.0)]
+    assert store.conflicts == 2
+    await supervisor.stop(1.0)
+
+
 async def test_trades_arriving_together_commit_once_with_duplicates_resolved(
     tmp_path: Path,
 ) -> None:

@@ -1,0 +1,197 @@
+"""The store's messages and errors: what the other actors send the store, and its answers.
+
+The store itself is split in three (actors/store.py says how); these are its wire to the
+rest of the daemon and are imported from ``actors.store`` as they always were.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import msgspec
+
+from actors.base import Piece
+from actors.events import ClosedTrade, SignalOutcome
+from protocol.messages import AuditEntry, OptimizationState, RecordTrade
+
+
+class StorageCorrupt(Exception):
+    """The database file fails SQLite's own check; the store refuses to use it."""
+
+
+class StorageUnavailable(Exception):
+    """The database could not be written; nothing in the failed batch was recorded."""
+
+
+# ----------------------------------------------------------------------------- messages
+
+
+class AppendTrade(msgspec.Struct, frozen=True):
+    """Ask: record a trade; answered with ``(duplicate, seq)`` after the commit.
+
+    A resend of a recorded trade_id is a duplicate only if every one of ``TRADE_FIELDS``
+    is equal (floats exactly); otherwise it is refused with ``conflict``. The detected
+    regime is not compared: a resend after a restart has no bars to read it from.
+    ``use_detected``: the trade counts under ``detected_regime`` (unknown when None), not
+    under the bot's label.
+    """
+
+    trade: RecordTrade
+    detected_regime: str | None = None
+    use_detected: bool = False
+
+
+class AppendOutcome(msgspec.Struct, frozen=True):
+    """Ask: record a signal outcome; answered with ``(duplicate, seq)`` after the commit,
+    or refused with ``conflict`` if the signal's recorded outcome is the other one.
+
+    ``pending`` False (the scorer does not wait for this signal): refused with
+    ``not_found`` unless the signal is in the signals journal or has an outcome already.
+    """
+
+    signal_id: str
+    success: bool
+    ts_ms: int
+    pending: bool = True
+
+
+class AppendSignal(msgspec.Struct, frozen=True, array_like=True):
+    """Tell: keep a scored signal (best effort, batched, off the hot path)."""
+
+    signal_id: str
+    ts_ms: int
+    strategy: str
+    symbol: str
+    side: str
+    confidence: float
+    confluence: int
+    regime: str | None
+    quality: float
+    execute: bool
+    size_multiplier: float
+    weight: float
+    status: str
+    reasons: str
+    detected_regime: str | None = None
+    regime_source: str | None = None
+
+
+class AppendSignals(msgspec.Struct, frozen=True):
+    """Tell: scored signals collected by the scorer since its last flush."""
+
+    rows: list[AppendSignal]
+
+
+class TradesCommitted(msgspec.Struct, frozen=True):
+    """Tell (to the engine): this many trades were committed since the last such notice.
+
+    One per group commit at most; a notice that finds the mailbox full is not waited on
+    but added to the next one, so counts are never lost, only late.
+    """
+
+    count: int
+
+
+class PruneSignals(msgspec.Struct, frozen=True):
+    """Tell: delete journaled signals scored before ``before_ms``, oldest first.
+
+    A chunk per batch, so writes interleave with a long prune; the store tells itself
+    to go on while whole chunks are old enough.
+    """
+
+    before_ms: int
+
+
+class AuditDraft(msgspec.Struct, frozen=True, kw_only=True):
+    """An audit entry before the store gives it its ``seq``."""
+
+    ts_ms: int
+    kind: str
+    strategy: str | None
+    old: Any
+    new: Any
+    reason: str
+    actor: str
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """The state of every stateful actor at a point in the trade and outcome streams.
+
+    ``state`` is msgpack in pieces (``msgpack_pieces``), written to the database piece by
+    piece and never copied into one buffer on the event loop; read back, it is one piece.
+    """
+
+    ts_ms: int
+    trade_seq: int
+    outcome_seq: int
+    state: list[Piece]
+    # The last audit entry the state includes (set when read back; the store sets it on
+    # commit to the last entry of the same transaction).
+    audit_seq: int = 0
+    checksum: int | None = None  # CRC-32 of the state as written; set when read back
+
+    def encoded(self) -> bytes:
+        """The state as one msgpack buffer; ``ValueError`` if it is not what was written."""
+        state = b"".join(self.state)
+        if self.checksum is not None and zlib.crc32(state) != self.checksum:
+            raise ValueError("the snapshot is damaged (its checksum does not match)")
+        return state
+
+
+class Commit(msgspec.Struct, frozen=True, kw_only=True):
+    """Ask: journal audit entries, a history row and a snapshot in one transaction.
+
+    Answered with the committed ``AuditEntry`` list (with their seqs).
+    """
+
+    audit: list[AuditDraft] = msgspec.field(default_factory=list)
+    history: OptimizationState | None = None
+    snapshot: Snapshot | None = None
+
+
+class QueryAudit(msgspec.Struct, frozen=True):
+    """Ask: audit entries after ``since_seq``. With ``max_bytes``, no more entries than fit
+    in about that many bytes (at least one), answered ``(entries, more)``."""
+
+    since_seq: int
+    strategy: str | None
+    limit: int
+    max_bytes: int | None = None
+
+
+class QueryHistory(msgspec.Struct, frozen=True):
+    """Ask: the latest cycles' full states before ``before_cycle``, newest first. With
+    ``max_bytes``, no more than fit in that many bytes (at least one), answered
+    ``(states, more)``."""
+
+    limit: int
+    before_cycle: int | None = None
+    max_bytes: int | None = None
+
+
+class QuerySignals(msgspec.Struct, frozen=True, kw_only=True):
+    """Ask: journaled signals after the journal id ``after``, oldest first, with their
+    outcome; at most ``limit``, no more than fit in about ``max_bytes`` (at least one),
+    answered ``(records, more)``."""
+
+    strategy: str | None
+    symbol: str | None
+    since_ms: int | None
+    after: int | None
+    limit: int
+    max_bytes: int
+
+
+class Recovery(msgspec.Struct, kw_only=True):
+    """What a restart needs: a snapshot and everything committed after it.
+
+    ``audit`` holds the journaled changes after the snapshot: none after the newest
+    snapshot, the ones a restart must apply again after an older one.
+    """
+
+    snapshot: Snapshot | None
+    trades: list[ClosedTrade]
+    outcomes: list[SignalOutcome]
+    audit: list[AuditEntry] = msgspec.field(default_factory=list)

@@ -1,0 +1,201 @@
+"""The store's schema: its migrations, the pragmas it runs with, and SQLite's own check
+of the file before anything is written to it.
+
+Functions of a ``sqlite3.Connection``, run on the database thread (actors/sqlite_thread.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import msgspec
+
+from actors.store_messages import StorageCorrupt
+
+SCHEMA_VERSION = 4
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE trades (
+        seq INTEGER PRIMARY KEY,
+        trade_id TEXT NOT NULL UNIQUE,
+        strategy TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        pnl REAL NOT NULL,
+        entry_ts_ms INTEGER NOT NULL,
+        exit_ts_ms INTEGER NOT NULL,
+        regime TEXT NOT NULL,
+        size REAL,
+        signal_id TEXT,
+        recorded_ms INTEGER NOT NULL
+    );
+    CREATE INDEX trades_strategy ON trades (strategy, seq);
+    CREATE TABLE signals (
+        id INTEGER PRIMARY KEY,
+        signal_id TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        strategy TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        confidence REAL NOT NULL,
+        confluence INTEGER NOT NULL,
+        regime TEXT,
+        quality REAL NOT NULL,
+        execute INTEGER NOT NULL,
+        size_multiplier REAL NOT NULL,
+        weight REAL NOT NULL,
+        status TEXT NOT NULL,
+        reasons TEXT NOT NULL
+    );
+    CREATE INDEX signals_signal_id ON signals (signal_id);
+    CREATE TABLE signal_outcomes (
+        seq INTEGER PRIMARY KEY,
+        signal_id TEXT NOT NULL UNIQUE,
+        success INTEGER NOT NULL,
+        ts_ms INTEGER NOT NULL
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        ts_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        strategy TEXT,
+        old TEXT,
+        new TEXT,
+        reason TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX audit_strategy ON audit (strategy, seq);
+    CREATE TABLE history (
+        cycle INTEGER PRIMARY KEY,
+        ts_ms INTEGER NOT NULL,
+        state BLOB NOT NULL
+    );
+    CREATE TABLE snapshots (
+        id INTEGER PRIMARY KEY,
+        ts_ms INTEGER NOT NULL,
+        trade_seq INTEGER NOT NULL,
+        outcome_seq INTEGER NOT NULL,
+        audit_seq INTEGER NOT NULL,
+        state BLOB NOT NULL
+    );
+    """,
+    # The CRC-32 of each snapshot's state, so that a damaged one is known as such and the
+    # start falls back to the one before (NULL: written before there were checksums).
+    2: """
+    ALTER TABLE snapshots ADD COLUMN checksum INTEGER;
+    """,
+    # Detected regimes: the reading at a trade's entry (a signal's time) beside the bot's
+    # label in `regime`, and which of the two it counts under: 'detected' (the reading;
+    # 'unknown' when there was none), 'bot' (the label), NULL (the bot's, none sent, or
+    # recorded before this version).
+    3: """
+    ALTER TABLE trades ADD COLUMN detected_regime TEXT;
+    ALTER TABLE trades ADD COLUMN regime_source TEXT;
+    ALTER TABLE signals ADD COLUMN detected_regime TEXT;
+    ALTER TABLE signals ADD COLUMN regime_source TEXT;
+    """,
+    # Compact history (actors/history_rows.py): a row holds what changed since the row
+    # before and names its keyframe (NULL: a full state, as every row before this
+    # version); full_bytes is the size of the full state (NULL: the row's own).
+    4: """
+    ALTER TABLE history ADD COLUMN keyframe INTEGER;
+    ALTER TABLE history ADD COLUMN full_bytes INTEGER;
+    """,
+}
+
+
+class Opened(msgspec.Struct, frozen=True, kw_only=True):
+    """A database ready for writes: the schema versions migrated to on the way, and
+    where each sequence stands."""
+
+    migrated: list[int]
+    last_trade_seq: int
+    last_outcome_seq: int
+    last_audit_seq: int
+    trades: int
+
+
+def prepare(
+    db: sqlite3.Connection, path: Path, *, synchronous: str, busy_timeout_ms: int
+) -> Opened:
+    """Check the file, set the pragmas, migrate to ``SCHEMA_VERSION``; ``StorageCorrupt``
+    if SQLite's quick check finds the file damaged (nothing is written to it then)."""
+    # Before anything writes: a corrupt file must not be written into (nor trades
+    # acknowledged into it), and "storage ok" must mean what it says.
+    problems = integrity_problems(db)
+    if problems:
+        raise StorageCorrupt(
+            f"it fails PRAGMA quick_check ({problems[0]}); nothing was written to it:"
+            " restore a backup (alphad check-db runs the full check)"
+        )
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    db.execute("PRAGMA foreign_keys=ON")
+    migrated = migrate(db, path)
+    return Opened(
+        migrated=migrated,
+        last_trade_seq=scalar(db, "SELECT COALESCE(MAX(seq), 0) FROM trades"),
+        last_outcome_seq=scalar(db, "SELECT COALESCE(MAX(seq), 0) FROM signal_outcomes"),
+        last_audit_seq=scalar(db, "SELECT COALESCE(MAX(seq), 0) FROM audit"),
+        trades=scalar(db, "SELECT COUNT(*) FROM trades"),
+    )
+
+
+def migrate(db: sqlite3.Connection, path: Path) -> list[int]:
+    """Apply the migrations the file lacks, each in its own transaction; the versions
+    applied. A file of a newer schema than this alphad's is refused."""
+    version = scalar(db, "PRAGMA user_version")
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database {path} has schema version {version}, newer than this "
+            f"alphad ({SCHEMA_VERSION}); upgrade alphad"
+        )
+    applied = []
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[target]):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version={target}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(target)
+    return applied
+
+
+def scalar(db: sqlite3.Connection, sql: str) -> int:
+    """The first column of the first row (0 when there is none, or it is NULL)."""
+    row = db.execute(sql).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def integrity_problems(db: sqlite3.Connection, *, full: bool = False) -> list[str]:
+    """What SQLite finds wrong with the database, one problem a line; [] when it is sound.
+
+    ``PRAGMA quick_check`` (the b-trees and pages, in time linear in the file), or with
+    ``full`` ``PRAGMA integrity_check`` (also every index against its table).
+    """
+    pragma = "integrity_check" if full else "quick_check"
+    try:
+        rows = db.execute(f"PRAGMA {pragma}").fetchall()
+    except sqlite3.OperationalError:
+        raise  # locked, unreadable: not a verdict on the file's contents
+    except sqlite3.DatabaseError as exc:  # "database disk image is malformed", "not a database"
+        return [str(exc)]
+    problems = [
+        line
+        for (text,) in rows
+        for line in str(text).splitlines()
+        if line and not line.startswith("***")
+    ]
+    return [] if problems == ["ok"] else problems
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]

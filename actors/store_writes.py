@@ -1,0 +1,165 @@
+"""The store's writes: a group commit's rows in one transaction, the signals journal's
+look-ups and its pruning.
+
+Functions of a ``sqlite3.Connection``, run on the database thread (actors/sqlite_thread.py);
+what they write is planned in actors/store_plan.py.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import msgspec
+
+from actors.store_plan import OUTCOME_FIELDS, TRADE_FIELDS, Batch, Recorded
+
+
+def write_batch(
+    db: sqlite3.Connection, batch: Batch
+) -> tuple[dict[str, Recorded] | None, dict[str, Recorded] | None]:
+    """Insert everything and commit, or roll back and raise.
+
+    Returns, for trades and for outcomes, the record (seq and compared fields) of every
+    key of the batch when some keys were already recorded (the insert ignored them),
+    else None.
+    """
+    trades_found = outcomes_found = None
+    with transaction(db):
+        if batch.trades:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO trades (seq, trade_id, strategy, symbol, side, pnl,"
+                " entry_ts_ms, exit_ts_ms, regime, size, signal_id, recorded_ms,"
+                " detected_regime, regime_source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                batch.trades,
+            )
+            if db.total_changes - before != len(batch.trades):
+                trades_found = recorded(db, "trades", "trade_id", TRADE_FIELDS, batch.trade_ids)
+        if batch.outcomes:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO signal_outcomes (seq, signal_id, success, ts_ms)"
+                " VALUES (?,?,?,?)",
+                batch.outcomes,
+            )
+            if db.total_changes - before != len(batch.outcomes):
+                outcomes_found = recorded(
+                    db, "signal_outcomes", "signal_id", OUTCOME_FIELDS, batch.outcome_ids
+                )
+        if batch.signals:
+            db.executemany(
+                "INSERT INTO signals (signal_id, ts_ms, strategy, symbol, side, confidence,"
+                " confluence, regime, quality, execute, size_multiplier, weight, status,"
+                " reasons, detected_regime, regime_source)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                batch.signals,
+            )
+        if batch.audit:
+            db.executemany(
+                "INSERT INTO audit (seq, ts_ms, kind, strategy, old, new, reason, actor,"
+                " data) VALUES (?,?,?,?,?,?,?,?,?)",
+                batch.audit,
+            )
+        if batch.history:
+            db.executemany(
+                "INSERT OR REPLACE INTO history (cycle, ts_ms, state, keyframe, full_bytes)"
+                " VALUES (?,?,?,?,?)",
+                [msgspec.structs.astuple(row) for row in batch.history],
+            )
+            # The last history_keep cycles, and the rest of the keyframe group of the
+            # oldest of them (its delta is rebuilt from there): whole groups go.
+            db.execute(
+                "DELETE FROM history WHERE cycle < (SELECT COALESCE(keyframe, cycle)"
+                " FROM history WHERE cycle > ? ORDER BY cycle LIMIT 1)",
+                (batch.history[-1].cycle - batch.history_keep,),
+            )
+        for *columns, pieces in batch.snapshots:
+            # Room for the whole state, then its pieces written into it in place.
+            row = db.execute(
+                "INSERT INTO snapshots (ts_ms, trade_seq, outcome_seq, audit_seq, state)"
+                " VALUES (?,?,?,?,zeroblob(?))",
+                (*columns, sum(len(piece) for piece in pieces)),
+            ).lastrowid
+            assert row is not None
+            checksum = 0
+            with db.blobopen("snapshots", "state", row) as blob:
+                for piece in pieces:
+                    blob.write(piece)
+                    checksum = zlib.crc32(piece, checksum)
+            db.execute("UPDATE snapshots SET checksum = ? WHERE id = ?", (checksum, row))
+        if batch.snapshots:
+            db.execute(
+                "DELETE FROM snapshots WHERE id NOT IN"
+                " (SELECT id FROM snapshots ORDER BY id DESC LIMIT ?)",
+                (batch.snapshots_keep,),
+            )
+    return trades_found, outcomes_found
+
+
+def journaled_signals(db: sqlite3.Connection, *, ids: list[str]) -> set[str]:
+    """The ids among ``ids`` that are in the signals journal or have an outcome."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for table in ("signals", "signal_outcomes"):
+            rows = db.execute(
+                f"SELECT DISTINCT signal_id FROM {table} WHERE signal_id IN ({marks})", chunk
+            )
+            found.update(row[0] for row in rows)
+    return found
+
+
+def delete_old_signals(db: sqlite3.Connection, *, before_ms: int, chunk: int) -> tuple[int, bool]:
+    """Delete the signals scored before ``before_ms`` among the ``chunk`` oldest journaled
+    ones; returns (deleted, whether the next chunk may hold more).
+
+    The search never goes past the oldest ``chunk`` rows, so a prune costs the same on a
+    table of any size; a signal a bot stamped with a time far in the past waits until it
+    is among the oldest rows.
+    """
+    edge = db.execute(
+        "SELECT id FROM signals ORDER BY id LIMIT 1 OFFSET ?", (chunk - 1,)
+    ).fetchone()
+    full_chunk = edge is not None
+    if edge is None:
+        edge = db.execute("SELECT MAX(id) FROM signals").fetchone()
+    if edge is None or edge[0] is None:
+        return 0, False
+    with transaction(db):
+        deleted = db.execute(
+            "DELETE FROM signals WHERE id <= ? AND ts_ms < ?", (edge[0], before_ms)
+        ).rowcount
+    return deleted, full_chunk and deleted == chunk
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """Commit what the block wrote; on any error roll it back and raise that error."""
+    try:
+        yield
+        db.commit()
+    except BaseException:
+        with suppress(sqlite3.Error):
+            db.rollback()
+        raise
+
+
+def recorded(
+    db: sqlite3.Connection, table: str, key: str, fields: tuple[str, ...], keys: list[str]
+) -> dict[str, Recorded]:
+    """The seq and ``fields`` of each of ``keys`` as recorded (inside the batch's transaction)."""
+    found: dict[str, Recorded] = {}
+    columns = ", ".join(fields)
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(
+            f"SELECT {key}, seq, {columns} FROM {table} WHERE {key} IN ({marks})", chunk
+        )
+        for value, seq, *values in rows:
+            found[value] = (seq, tuple(values))
+    return found
