@@ -27,7 +27,17 @@ import aiosqlite
 import msgspec
 import structlog
 
-from actors.base import Actor, ActorStopped, Envelope, MailboxFull, Piece
+from actors.base import (
+    Actor,
+    ActorStopped,
+    Ask,
+    Envelope,
+    Handle,
+    MailboxFull,
+    Piece,
+    SampleReader,
+    Samples,
+)
 from actors.errors import Conflict, NotFound, Refused
 from actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
 from actors.history_rows import Chain, Row, next_row, rebuild
@@ -165,7 +175,7 @@ class StorageUnavailable(Exception):
 # ----------------------------------------------------------------------------- messages
 
 
-class AppendTrade(msgspec.Struct, frozen=True):
+class AppendTrade(Ask[tuple[bool, int]], frozen=True):
     """Ask: record a trade; answered with ``(duplicate, seq)`` after the commit.
 
     A resend of a recorded trade_id is a duplicate only if every one of ``TRADE_FIELDS``
@@ -180,7 +190,7 @@ class AppendTrade(msgspec.Struct, frozen=True):
     use_detected: bool = False
 
 
-class AppendOutcome(msgspec.Struct, frozen=True):
+class AppendOutcome(Ask[tuple[bool, int]], frozen=True):
     """Ask: record a signal outcome; answered with ``(duplicate, seq)`` after the commit,
     or refused with ``conflict`` if the signal's recorded outcome is the other one.
 
@@ -278,7 +288,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
         return state
 
 
-class Commit(msgspec.Struct, frozen=True, kw_only=True):
+class Commit(Ask[list[AuditEntry]], frozen=True, kw_only=True):
     """Ask: journal audit entries, a history row and a snapshot in one transaction.
 
     Answered with the committed ``AuditEntry`` list (with their seqs).
@@ -289,7 +299,7 @@ class Commit(msgspec.Struct, frozen=True, kw_only=True):
     snapshot: Snapshot | None = None
 
 
-class QueryAudit(msgspec.Struct, frozen=True):
+class QueryAudit(Ask[tuple[list[AuditEntry], bool] | list[AuditEntry]], frozen=True):
     """Ask: audit entries after ``since_seq``. With ``max_bytes``, no more entries than fit
     in about that many bytes (at least one), answered ``(entries, more)``."""
 
@@ -299,7 +309,9 @@ class QueryAudit(msgspec.Struct, frozen=True):
     max_bytes: int | None = None
 
 
-class QueryHistory(msgspec.Struct, frozen=True):
+class QueryHistory(
+    Ask[tuple[list[OptimizationState], bool] | list[OptimizationState]], frozen=True
+):
     """Ask: the latest cycles' full states before ``before_cycle``, newest first. With
     ``max_bytes``, no more than fit in that many bytes (at least one), answered
     ``(states, more)``."""
@@ -309,7 +321,7 @@ class QueryHistory(msgspec.Struct, frozen=True):
     max_bytes: int | None = None
 
 
-class QuerySignals(msgspec.Struct, frozen=True, kw_only=True):
+class QuerySignals(Ask[tuple[list[SignalRecord], bool]], frozen=True, kw_only=True):
     """Ask: journaled signals after the journal id ``after``, oldest first, with their
     outcome; at most ``limit``, no more than fit in about ``max_bytes`` (at least one),
     answered ``(records, more)``."""
@@ -348,6 +360,18 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class StoreStats(msgspec.Struct, frozen=True, kw_only=True):
+    """The store's counters, as ``StoreActor.stats()`` took them."""
+
+    trades_committed: int
+    healthy: bool  # the last group commit went through
+    failed_batches: int  # group commits the database refused
+    dropped_signals: int  # scored signals given up while storage failed
+    signals_pruned: int
+    conflicts: int  # resends refused because they differ from the record
+    commit_samples: SampleReader[tuple[float, int]]  # (commit seconds, trades in the batch)
+
+
 class StoreActor(Actor):
     """Owns the database; batches writes; tells subscribers what was committed."""
 
@@ -375,10 +399,10 @@ class StoreActor(Actor):
         self._planned_chain: Chain | None = None
         self.snapshots_keep = snapshots_keep
         self.db: aiosqlite.Connection | None = None
-        self.trade_subscribers: list[Actor] = []
-        self.outcome_subscribers: list[Actor] = []
+        self.trade_subscribers: list[Handle[Actor]] = []
+        self.outcome_subscribers: list[Handle[Actor]] = []
         # Told how many trades were committed (the engine, which snapshots every so many).
-        self.commit_listener: Actor | None = None
+        self.commit_listener: Handle[Actor] | None = None
         self._unannounced_trades = 0
         self.last_trade_seq = 0
         self.last_outcome_seq = 0
@@ -391,8 +415,34 @@ class StoreActor(Actor):
         self.conflicts = 0  # resends refused because they differ from the record
         self.prune_chunk = 5_000
         self._pending_signals: list[AppendSignal] = []
-        # (commit seconds, trades in the batch), drained by the metrics sampler.
-        self.commit_samples: list[tuple[float, int]] = []
+        # (commit seconds, trades in the batch), read by the metrics sampler.
+        self.commit_samples: Samples[tuple[float, int]] = Samples()
+
+    def subscribe(
+        self,
+        *,
+        trades: list[Handle[Actor]],
+        outcomes: list[Handle[Actor]],
+        commits: Handle[Actor] | None = None,
+    ) -> None:
+        """Who learns from what is committed: ``trades`` and ``outcomes`` get every
+        committed record (the store waits for room in their mailboxes: they must never
+        ask it), ``commits`` how many trades each group commit added."""
+        self.trade_subscribers = list(trades)
+        self.outcome_subscribers = list(outcomes)
+        self.commit_listener = commits
+
+    def stats(self) -> StoreStats:
+        """The store's counters for the metrics and ``get_status``."""
+        return StoreStats(
+            trades_committed=self.trades_committed,
+            healthy=self.healthy,
+            failed_batches=self.failed_batches,
+            dropped_signals=self.dropped_signals,
+            signals_pruned=self.signals_pruned,
+            conflicts=self.conflicts,
+            commit_samples=self.commit_samples,
+        )
 
     # ------------------------------------------------------------------ opening
 
@@ -662,8 +712,7 @@ class StoreActor(Actor):
             self._fail_batch(exc, trades, outcomes, commits)
             return
         # Committed: advance the sequences, answer the waiting asks, tell the learners.
-        if len(self.commit_samples) < 10_000:
-            self.commit_samples.append((time.perf_counter() - started, len(trade_rows)))
+        self.commit_samples.add((time.perf_counter() - started, len(trade_rows)))
         self.healthy = True
         self._pending_signals = []
         if trades_found is not None:
