@@ -12,19 +12,55 @@ the mailbox of an actor that can ask you** (``tell_wait``, or ``ask`` with
 learners' mailboxes (performance, scorer), which never ask it; the engine waits for the
 store and the models, none of which waits on the engine; the store tells the engine only
 with a plain ``tell`` that gives up on a full mailbox.
+
+**Handles.** Nothing outside an actor holds the actor itself, only a ``Handle``: it can
+``tell`` and ``ask``, say how deep the mailbox is and read the actor's ``stats()``, an
+immutable snapshot of its counters. The daemon keeps the actor objects to start,
+supervise and stop them; the gateway, the metrics and the other actors get handles.
+
+**Typed asks.** A message that is answered derives from ``Ask[T]``, ``T`` its answer:
+``await handle.ask(PaperRecord())`` is typed by the message alone. A wire request an
+actor answers (``get_performance``, the engine's requests) is answered with a ``Reply``.
+
+**Samples.** What an actor times for the metrics (commits, cycles) goes into a bounded
+``Samples`` ring that readers take by sequence number (``since``); nobody but the actor
+changes it.
+
+**Inline reads.** ``score_signal``, ``market_bars``, ``get_weights`` and ``get_health`` are
+answered in the gateway's receive callback without a mailbox (the hot path). The scorer
+and the engine declare what may be read so (``ScorerActor.inline()``,
+``EngineActor.inline()``). It is safe because everything runs on one event loop, the
+calls never await, and an actor changes its state only while it handles a message: a
+synchronous read sees the state between two messages, as an ask would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import struct
+from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from itertools import islice
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 import msgspec
 import structlog
 
+from protocol.messages import Reply, Request
+
 log = structlog.get_logger("alphad.actor")
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+A_co = TypeVar("A_co", bound="Actor", covariant=True)
+
+
+class Ask(msgspec.Struct, Generic[T], frozen=True):
+    """Base of a message that is answered; ``T`` is the type of its answer.
+
+    ``ask`` returns a ``T`` for an ``Ask[T]``, so a caller needs no annotation and a wrong
+    one fails the type check.
+    """
 
 
 class MailboxFull(Exception):
@@ -73,12 +109,24 @@ class Actor:
             raise ActorStopped(f"{self.name} is stopping")
         await self.mailbox.put(Envelope(message, None))
 
+    @overload
+    def ask_future(self, message: Ask[T]) -> asyncio.Future[T]: ...
+    @overload
+    def ask_future(self, message: Request) -> asyncio.Future[Reply]: ...
     def ask_future(self, message: Any) -> asyncio.Future[Any]:
         """Queue a message and return the future its answer will be set on."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._put(Envelope(message, future))
         return future
 
+    @overload
+    async def ask(
+        self, message: Ask[T], timeout: float | None = 5.0, *, wait_for_room: bool = False
+    ) -> T: ...
+    @overload
+    async def ask(
+        self, message: Request, timeout: float | None = 5.0, *, wait_for_room: bool = False
+    ) -> Reply: ...
     async def ask(
         self, message: Any, timeout: float | None = 5.0, *, wait_for_room: bool = False
     ) -> Any:
@@ -205,19 +253,125 @@ class Actor:
         return self.mailbox.qsize()
 
 
-class TakeState:
+class HasStats(Protocol[T_co]):
+    """An actor with read-only stats: ``stats()`` returns an immutable snapshot."""
+
+    def stats(self) -> T_co: ...
+
+
+class Handle(Generic[A_co]):
+    """What others hold of an actor: its mailbox and its stats, nothing of its state.
+
+    ``tell`` and ``ask`` go to the mailbox; ``depth`` and ``refused`` say how full it is
+    and how many messages it turned away; ``stats`` is the actor's own immutable snapshot
+    of its counters. Assigning to a handle fails, and it has no attribute of the actor.
+    """
+
+    __slots__ = ("_actor",)
+
+    def __init__(self, actor: A_co) -> None:
+        self._actor = actor
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if hasattr(self, "_actor"):
+            raise AttributeError(f"a handle of {self._actor.name} is read-only")
+        object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"Handle({self._actor.name})"
+
+    @property
+    def name(self) -> str:
+        """The actor's name (as in logs and metrics)."""
+        return self._actor.name
+
+    def tell(self, message: Any) -> None:
+        """``Actor.tell``: queue a message with no answer; raises ``MailboxFull``."""
+        self._actor.tell(message)
+
+    async def tell_wait(self, message: Any) -> None:
+        """``Actor.tell_wait``: queue a message, waiting for room (see the module's rule)."""
+        await self._actor.tell_wait(message)
+
+    @overload
+    def ask_future(self, message: Ask[T]) -> asyncio.Future[T]: ...
+    @overload
+    def ask_future(self, message: Request) -> asyncio.Future[Reply]: ...
+    def ask_future(self, message: Any) -> asyncio.Future[Any]:
+        """``Actor.ask_future``: queue a message; its answer goes to the future."""
+        return self._actor.ask_future(message)
+
+    @overload
+    async def ask(
+        self, message: Ask[T], timeout: float | None = 5.0, *, wait_for_room: bool = False
+    ) -> T: ...
+    @overload
+    async def ask(
+        self, message: Request, timeout: float | None = 5.0, *, wait_for_room: bool = False
+    ) -> Reply: ...
+    async def ask(
+        self, message: Any, timeout: float | None = 5.0, *, wait_for_room: bool = False
+    ) -> Any:
+        """``Actor.ask``: queue a message and wait for its answer."""
+        return await self._actor.ask(message, timeout, wait_for_room=wait_for_room)
+
+    def depth(self) -> int:
+        """Messages waiting in the mailbox."""
+        return self._actor.mailbox.qsize()
+
+    def refused(self) -> int:
+        """Messages refused by a full mailbox since the start."""
+        return self._actor.full_count
+
+    def stats(self: Handle[HasStats[T]]) -> T:  # type: ignore[type-var]
+        """The actor's counters: an immutable snapshot, taken now."""
+        return self._actor.stats()
+
+
+class SampleReader(Protocol[T]):
+    """Reading a ``Samples`` ring: what was added after sequence number ``seq``."""
+
+    def since(self, seq: int) -> tuple[int, list[T]]: ...
+
+
+class Samples(Generic[T]):
+    """The latest ``size`` samples an actor took (a commit's time, a cycle's), numbered.
+
+    The actor adds; a reader (the metrics) keeps the number it read up to and asks
+    ``since(number)`` for what came after it, so reading changes nothing. When more than
+    ``size`` samples come between two reads, the oldest are not seen.
+    """
+
+    __slots__ = ("_ring", "added")
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._ring: deque[T] = deque(maxlen=size)
+        self.added = 0
+
+    def add(self, sample: T) -> None:
+        self._ring.append(sample)
+        self.added += 1
+
+    def since(self, seq: int) -> tuple[int, list[T]]:
+        """The samples added after the ``seq``-th (those still held), and the new ``seq``."""
+        new = min(self.added - seq, len(self._ring))
+        if new <= 0:
+            return self.added, []
+        ring = self._ring
+        return self.added, list(islice(ring, len(ring) - new, None))
+
+
+class TakeState(Ask[dict[str, Any]], frozen=True):
     """Ask: the actor's model state for a snapshot (plain, msgpack-serializable data).
 
     Large parts may come pre-encoded as ``msgspec.Raw`` (see ``encode_in_slices``).
     """
 
-    __slots__ = ()
-
 
 TAKE_STATE = TakeState()
 
 
-class Restore(msgspec.Struct, frozen=True):
+class Restore(Ask[None], frozen=True):
     """Ask: put the model back to a state taken with ``TAKE_STATE``.
 
     How a change whose journal commit failed is undone: a change refused on the wire must

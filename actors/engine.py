@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import msgspec
 import structlog
 
-from actors.base import TAKE_STATE, Actor, msgpack_pieces
+from actors.base import TAKE_STATE, Actor, Ask, Handle, SampleReader, Samples, msgpack_pieces
 from actors.errors import BadInput, NotFound
 from actors.events import SetEnabled
 from actors.lifecycle import Transition
@@ -80,7 +80,7 @@ class StrategySeen(msgspec.Struct, frozen=True):
     strategy: str
 
 
-class FinalSnapshot(msgspec.Struct, frozen=True):
+class FinalSnapshot(Ask[None], frozen=True):
     """Ask: write a snapshot now (at shutdown)."""
 
 
@@ -90,6 +90,27 @@ class _Saved(msgspec.Struct, kw_only=True):
     optimizer: dict[str, Any]
     last_cycle_ms: int
     last_state: OptimizationState | None
+
+
+class EngineStats(msgspec.Struct, frozen=True, kw_only=True):
+    """The engine's counters, as ``EngineActor.stats()`` took them."""
+
+    cycle: int  # the number of the last optimization cycle
+    switches: dict[str, bool]  # which optimization components are on
+    switched_ms: dict[str, int]  # when each was last switched
+    cycle_samples: SampleReader[float]  # the durations of the latest cycles, seconds
+
+
+class EngineInline(msgspec.Struct, frozen=True, kw_only=True):
+    """The engine's synchronous reads, answered in the gateway's receive callback.
+
+    ``get_weights`` and ``get_health`` only read the optimizer's tables, which change
+    only while the engine handles a message: on the daemon's one event loop a read
+    between two awaits sees them whole, as an ask would, without the mailbox's wait.
+    """
+
+    weights: Callable[[GetWeights], Weights]
+    health: Callable[[GetHealth], Health]
 
 
 def wall_clock_ms() -> int:
@@ -105,11 +126,11 @@ class EngineActor(Actor):
     def __init__(
         self,
         *,
-        performance: Actor,
+        performance: Handle[Actor],
         optimizer: Optimizer,
-        scorer: Actor,
-        store: Actor,
-        alerts: Actor,
+        scorer: Handle[Actor],
+        store: Handle[Actor],
+        alerts: Handle[Actor],
         update_interval_s: float,
         snapshot_interval_s: float,
         snapshot_every_trades: int,
@@ -143,7 +164,7 @@ class EngineActor(Actor):
         self.last_snapshot_ms = clock()
         self.trades_since_snapshot = 0
         self.last_state: OptimizationState | None = None
-        self.cycle_durations: list[float] = []  # seconds, drained by the metrics sampler
+        self.cycle_samples: Samples[float] = Samples()  # seconds, read by the metrics
 
     @property
     def cycle(self) -> int:
@@ -154,6 +175,20 @@ class EngineActor(Actor):
     def switches(self) -> dict[str, bool]:
         """Which optimization components are on."""
         return self.optimizer.switches
+
+    def stats(self) -> EngineStats:
+        """The engine's counters for the metrics and ``get_status``."""
+        return EngineStats(
+            cycle=self.optimizer.cycles,
+            switches=dict(self.optimizer.switches),
+            switched_ms=dict(self.optimizer.switched_ms),
+            cycle_samples=self.cycle_samples,
+        )
+
+    def inline(self) -> EngineInline:
+        """What the gateway answers from the engine in its receive callback (see
+        ``EngineInline``)."""
+        return EngineInline(weights=self.weights, health=self.health)
 
     def weights(self, request: GetWeights) -> Weights:
         """``get_weights``, answered inline: the optimizer's tables as they stand."""
@@ -267,8 +302,7 @@ class EngineActor(Actor):
         drafts = [_weight_draft(u, now, "system") for u in updates]
         drafts += [_status_draft(t) for t in transitions]
         duration_ms = (time.perf_counter() - started) * 1000
-        if len(self.cycle_durations) < 10_000:
-            self.cycle_durations.append(duration_ms / 1000)
+        self.cycle_samples.add(duration_ms / 1000)
         drafts.append(
             AuditDraft(
                 ts_ms=now,
@@ -496,7 +530,7 @@ class EngineActor(Actor):
         snapshot = await self._snapshot_now()
         # No timeout: the store always answers (committed or refused), and one given up
         # on could still commit what the engine then undoes.
-        entries: list[AuditEntry] = await self.store.ask(
+        entries = await self.store.ask(
             Commit(audit=drafts, history=history, snapshot=snapshot),
             timeout=None,
             wait_for_room=True,
@@ -535,7 +569,7 @@ class EngineActor(Actor):
                 trades_since_snapshot=self.trades_since_snapshot,
             )
 
-    async def _ask(self, actor: Actor, message: Any) -> Any:
+    async def _ask(self, actor: Handle[Actor], message: Ask[_T]) -> _T:
         """Ask, waiting for room in a full mailbox: none of the engine's peers waits on it."""
         return await actor.ask(message, timeout=30.0, wait_for_room=True)
 
@@ -565,7 +599,7 @@ class EngineActor(Actor):
     async def report(self, after: list[str] | None) -> Report:
         """One page of everything a dashboard needs (actors/report_pages.py)."""
         asked = ReportTables(after=after[0] if after else None)
-        tables: dict[str, Any] = await self._ask(self.performance, asked)
+        tables = await self._ask(self.performance, asked)
         weighting, statuses = self.optimizer.weighting, self.optimizer.statuses
         parts = ReportParts(
             status=self.status(),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from actors.base import Ask
+
 UNKNOWN_REGIME = "unknown"
 
 
@@ -32,7 +34,7 @@ class SignalOutcome(msgspec.Struct, frozen=True, kw_only=True):
     ts_ms: int
 
 
-class SetEnabled(msgspec.Struct, frozen=True):
+class SetEnabled(Ask[None], frozen=True):
     """Ask: switch the receiving component's optimization off or on (answered with None)."""
 
     enabled: bool

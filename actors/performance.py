@@ -29,7 +29,7 @@ import msgspec
 import structlog
 from msgspec import Meta
 
-from actors.base import TAKE_STATE, Actor, encode_in_slices
+from actors.base import TAKE_STATE, Actor, Ask, encode_in_slices
 from actors.events import ClosedTrade
 from actors.figures import Figures, sharpe_ratio
 from protocol.messages import (
@@ -926,11 +926,11 @@ class PerformanceModel:
 # ----------------------------------------------------------------------------- the actor
 
 
-class RecentFigures(msgspec.Struct, frozen=True):
+class RecentFigures(Ask[tuple[dict[str, Figures], dict[str, dict[str, Figures]]]], frozen=True):
     """Ask: every strategy's recent figures, overall and per regime."""
 
 
-class ReportTables(msgspec.Struct, frozen=True):
+class ReportTables(Ask[dict[str, Any]], frozen=True):
     """Ask: the performance tables of a ``get_report`` page, its strategies those after
     ``after`` (at most ``PAGE_ROWS``)."""
 
@@ -938,17 +938,23 @@ class ReportTables(msgspec.Struct, frozen=True):
     after: str | None = None
 
 
-class DetachStrategy(msgspec.Struct, frozen=True):
+class DetachStrategy(Ask[tuple[Any, int]], frozen=True):
     """Ask: take a strategy's groups out (``PerformanceModel.detach``); answered with them
     and the seq of the last trade counted."""
 
     strategy: str
 
 
-class AttachGroups(msgspec.Struct, frozen=True):
+class AttachGroups(Ask[None], frozen=True):
     """Ask: put back the groups of a ``DetachStrategy`` (a forget undone)."""
 
     groups: Any
+
+
+class PerformanceStats(msgspec.Struct, frozen=True, kw_only=True):
+    """The performance actor's counters, as ``PerformanceActor.stats()`` took them."""
+
+    groups_not_kept: int  # new groups of ``CAPPED`` not kept since the start (max_groups)
 
 
 class PerformanceActor(Actor):
@@ -961,10 +967,9 @@ class PerformanceActor(Actor):
         self.model = model
         self._told_not_kept = False
 
-    @property
-    def groups_not_kept(self) -> int:
-        """New groups of ``CAPPED`` not kept since the start (``max_groups``)."""
-        return self.model.groups_not_kept
+    def stats(self) -> PerformanceStats:
+        """The actor's counters for the metrics."""
+        return PerformanceStats(groups_not_kept=self.model.groups_not_kept)
 
     async def handle(self, message: Any) -> Any:
         model = self.model

@@ -12,13 +12,13 @@ import math
 import time
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
-from actors.base import TAKE_STATE, Actor, encode_in_slices
+from actors.base import TAKE_STATE, Actor, Ask, Handle, encode_in_slices
 from actors.events import UNKNOWN_REGIME, ClosedTrade, SetEnabled, SignalOutcome
 from actors.exact import binomial_at_most, student_t_above
 from actors.figures import Figures
@@ -794,24 +794,48 @@ class FlushSignals(msgspec.Struct, frozen=True):
     """Tell: hand the scored signals kept so far to the store (sent every second)."""
 
 
-class DetachSignals(msgspec.Struct, frozen=True):
+class DetachSignals(Ask[tuple[Any, ...]], frozen=True):
     """Ask: take out a strategy's records (``ScorerModel.detach``); answered with them."""
 
     strategy: str
 
 
-class AttachSignals(msgspec.Struct, frozen=True):
+class AttachSignals(Ask[None], frozen=True):
     """Ask: put back what a ``DetachSignals`` took out (a forget undone)."""
 
     detached: Any
 
 
-class SignalSummary(msgspec.Struct, frozen=True):
+class SignalSummary(Ask[dict[str, Any]], frozen=True):
     """Ask: the signal quality summary of ``get_report``."""
 
 
-class PaperRecord(msgspec.Struct, frozen=True):
+class PaperRecord(Ask[dict[str, tuple[float, float]]], frozen=True):
     """Ask: the paper trades of the suspended strategies (``ScorerModel.paper_record``)."""
+
+
+class ScorerStats(msgspec.Struct, frozen=True, kw_only=True):
+    """The scorer's counters, as ``ScorerActor.stats()`` took them."""
+
+    signals_not_kept: int  # scored signals whose journal rows the store's mailbox refused
+
+
+class ScorerInline(msgspec.Struct, frozen=True, kw_only=True):
+    """The scorer's synchronous interface, called in the gateway's receive callback.
+
+    ``score_signal`` is the hot path: answered with no task, no mailbox and no await
+    between receive and reply. That is safe because the daemon runs on one event loop
+    and these calls never await: the scorer's other state changes only while it handles
+    a message, so each call sees it between two messages, as an ask would. What they
+    change themselves (pending signals, the journal rows waiting for a flush, the bars)
+    is the scorer's, changed only here and by its own messages.
+    """
+
+    score: Callable[[ScoreSignal], SignalScore]  # score_signal
+    add_bars: Callable[[MarketBars], BarsTaken]  # market_bars
+    knows_signal: Callable[[str], bool]  # record_signal_outcome: pending or scored lately?
+    # A trade's regime as the bars read it at its entry: (regime, source, detected).
+    resolve_regime: Callable[[str, int, str | None], tuple[str | None, str | None, str | None]]
 
 
 class ScorerActor(Actor):
@@ -822,7 +846,7 @@ class ScorerActor(Actor):
     def __init__(
         self,
         model: ScorerModel,
-        store: Actor,
+        store: Handle[Actor],
         *,
         last_trade_seq: int = 0,
         last_outcome_seq: int = 0,
@@ -839,6 +863,19 @@ class ScorerActor(Actor):
         self.signals_not_kept = 0
         self.flush_every = 1024
         self._signal_rows: list[AppendSignal] = []
+
+    def stats(self) -> ScorerStats:
+        """The scorer's counters for the metrics."""
+        return ScorerStats(signals_not_kept=self.signals_not_kept)
+
+    def inline(self) -> ScorerInline:
+        """What the gateway may call synchronously (see ``ScorerInline``)."""
+        return ScorerInline(
+            score=self.score,
+            add_bars=self.add_bars,
+            knows_signal=self.knows_signal,
+            resolve_regime=self.market.resolve,
+        )
 
     def score(self, request: ScoreSignal) -> SignalScore:
         """The hot path: score from the model's state; the journal row waits for a flush."""

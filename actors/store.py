@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+import msgspec
 import structlog
 
 from actors import store_reads as reads
-from actors.base import Actor, ActorStopped, Envelope, MailboxFull
+from actors.base import Actor, ActorStopped, Envelope, Handle, MailboxFull, SampleReader, Samples
 from actors.errors import Refused
 from actors.events import ClosedTrade
 from actors.history_rows import Chain
@@ -67,6 +68,18 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class StoreStats(msgspec.Struct, frozen=True, kw_only=True):
+    """The store's counters, as ``StoreActor.stats()`` took them."""
+
+    trades_committed: int
+    healthy: bool  # the last group commit went through
+    failed_batches: int  # group commits the database refused
+    dropped_signals: int  # scored signals given up while storage failed
+    signals_pruned: int
+    conflicts: int  # resends refused because they differ from the record
+    commit_samples: SampleReader[tuple[float, int]]  # (commit seconds, trades in the batch)
+
+
 class StoreActor(Actor):
     """Owns the database; batches writes; tells subscribers what was committed."""
 
@@ -93,10 +106,10 @@ class StoreActor(Actor):
         self._history_chain: Chain | None = None
         self.snapshots_keep = snapshots_keep
         self.db: aiosqlite.Connection | None = None
-        self.trade_subscribers: list[Actor] = []
-        self.outcome_subscribers: list[Actor] = []
+        self.trade_subscribers: list[Handle[Actor]] = []
+        self.outcome_subscribers: list[Handle[Actor]] = []
         # Told how many trades were committed (the engine, which snapshots every so many).
-        self.commit_listener: Actor | None = None
+        self.commit_listener: Handle[Actor] | None = None
         self._unannounced_trades = 0
         self.last_trade_seq = 0
         self.last_outcome_seq = 0
@@ -109,8 +122,34 @@ class StoreActor(Actor):
         self.conflicts = 0  # resends refused because they differ from the record
         self.prune_chunk = 5_000
         self._pending_signals: list[AppendSignal] = []
-        # (commit seconds, trades in the batch), drained by the metrics sampler.
-        self.commit_samples: list[tuple[float, int]] = []
+        # (commit seconds, trades in the batch), read by the metrics sampler.
+        self.commit_samples: Samples[tuple[float, int]] = Samples()
+
+    def subscribe(
+        self,
+        *,
+        trades: list[Handle[Actor]],
+        outcomes: list[Handle[Actor]],
+        commits: Handle[Actor] | None = None,
+    ) -> None:
+        """Who learns from what is committed: ``trades`` and ``outcomes`` get every
+        committed record (the store waits for room in their mailboxes: they must never
+        ask it), ``commits`` how many trades each group commit added."""
+        self.trade_subscribers = list(trades)
+        self.outcome_subscribers = list(outcomes)
+        self.commit_listener = commits
+
+    def stats(self) -> StoreStats:
+        """The store's counters for the metrics and ``get_status``."""
+        return StoreStats(
+            trades_committed=self.trades_committed,
+            healthy=self.healthy,
+            failed_batches=self.failed_batches,
+            dropped_signals=self.dropped_signals,
+            signals_pruned=self.signals_pruned,
+            conflicts=self.conflicts,
+            commit_samples=self.commit_samples,
+        )
 
     # ------------------------------------------------------------------ opening
 
@@ -285,8 +324,7 @@ class StoreActor(Actor):
             self._fail_batch(exc, trades, outcomes, commits)
             return
         # Committed: advance the sequences, answer the waiting asks, tell the learners.
-        if len(self.commit_samples) < 10_000:
-            self.commit_samples.append((time.perf_counter() - started, len(batch.trades)))
+        self.commit_samples.add((time.perf_counter() - started, len(batch.trades)))
         self.healthy = True
         self._pending_signals = []
         plan.settle(trades_found, outcomes_found)

@@ -11,9 +11,9 @@ from typing import Any
 
 import msgspec
 
-from actors.base import Piece
+from actors.base import Ask, Piece
 from actors.events import ClosedTrade, SignalOutcome
-from protocol.messages import AuditEntry, OptimizationState, RecordTrade
+from protocol.messages import AuditEntry, OptimizationState, RecordTrade, SignalRecord
 
 
 class StorageCorrupt(Exception):
@@ -27,7 +27,7 @@ class StorageUnavailable(Exception):
 # ----------------------------------------------------------------------------- messages
 
 
-class AppendTrade(msgspec.Struct, frozen=True):
+class AppendTrade(Ask[tuple[bool, int]], frozen=True):
     """Ask: record a trade; answered with ``(duplicate, seq)`` after the commit.
 
     A resend of a recorded trade_id is a duplicate only if every one of ``TRADE_FIELDS``
@@ -42,7 +42,7 @@ class AppendTrade(msgspec.Struct, frozen=True):
     use_detected: bool = False
 
 
-class AppendOutcome(msgspec.Struct, frozen=True):
+class AppendOutcome(Ask[tuple[bool, int]], frozen=True):
     """Ask: record a signal outcome; answered with ``(duplicate, seq)`` after the commit,
     or refused with ``conflict`` if the signal's recorded outcome is the other one.
 
@@ -140,7 +140,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
         return state
 
 
-class Commit(msgspec.Struct, frozen=True, kw_only=True):
+class Commit(Ask[list[AuditEntry]], frozen=True, kw_only=True):
     """Ask: journal audit entries, a history row and a snapshot in one transaction.
 
     Answered with the committed ``AuditEntry`` list (with their seqs).
@@ -151,7 +151,7 @@ class Commit(msgspec.Struct, frozen=True, kw_only=True):
     snapshot: Snapshot | None = None
 
 
-class QueryAudit(msgspec.Struct, frozen=True):
+class QueryAudit(Ask[tuple[list[AuditEntry], bool] | list[AuditEntry]], frozen=True):
     """Ask: audit entries after ``since_seq``. With ``max_bytes``, no more entries than fit
     in about that many bytes (at least one), answered ``(entries, more)``."""
 
@@ -161,7 +161,9 @@ class QueryAudit(msgspec.Struct, frozen=True):
     max_bytes: int | None = None
 
 
-class QueryHistory(msgspec.Struct, frozen=True):
+class QueryHistory(
+    Ask[tuple[list[OptimizationState], bool] | list[OptimizationState]], frozen=True
+):
     """Ask: the latest cycles' full states before ``before_cycle``, newest first. With
     ``max_bytes``, no more than fit in that many bytes (at least one), answered
     ``(states, more)``."""
@@ -171,7 +173,7 @@ class QueryHistory(msgspec.Struct, frozen=True):
     max_bytes: int | None = None
 
 
-class QuerySignals(msgspec.Struct, frozen=True, kw_only=True):
+class QuerySignals(Ask[tuple[list[SignalRecord], bool]], frozen=True, kw_only=True):
     """Ask: journaled signals after the journal id ``after``, oldest first, with their
     outcome; at most ``limit``, no more than fit in about ``max_bytes`` (at least one),
     answered ``(records, more)``."""

@@ -19,6 +19,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import structlog
 import zmq
 
@@ -31,6 +32,15 @@ from protocol.messages import Alert
 
 log = structlog.get_logger("alphad.alerts")
 _feeds = itertools.count(1)
+
+
+class AlertStats(msgspec.Struct, frozen=True, kw_only=True):
+    """The publisher's counters, as ``AlertPublisher.stats()`` took them."""
+
+    published: int  # alerts sent (on the msgpack socket)
+    dropped: int  # alerts the thread was too far behind to take
+    subscriptions_refused: int  # by max_alert_subscriptions, on every socket
+    subscribers_disconnected: int  # connections shut down for going over it
 
 
 class AlertPublisher(Actor):
@@ -65,20 +75,15 @@ class AlertPublisher(Actor):
         self.dropped = 0  # alerts the thread was too far behind to take
         self._throttle = LogThrottle()
 
-    @property
-    def published(self) -> int:
-        """Alerts sent (on the msgpack socket)."""
-        return self.outlets[0].published if self.outlets else 0
-
-    @property
-    def subscriptions_refused(self) -> int:
-        """Subscriptions refused by ``max_alert_subscriptions``, on every socket."""
-        return sum(outlet.refused for outlet in self.outlets)
-
-    @property
-    def subscribers_disconnected(self) -> int:
-        """Connections shut down for going over ``max_alert_subscriptions``."""
-        return sum(outlet.disconnected for outlet in self.outlets)
+    def stats(self) -> AlertStats:
+        """The publisher's counters for the metrics."""
+        outlets = self.outlets
+        return AlertStats(
+            published=outlets[0].published if outlets else 0,
+            dropped=self.dropped,
+            subscriptions_refused=sum(outlet.refused for outlet in outlets),
+            subscribers_disconnected=sum(outlet.disconnected for outlet in outlets),
+        )
 
     async def on_start(self) -> None:
         # Bound here, so that a socket that cannot be bound fails the start.

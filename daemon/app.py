@@ -22,12 +22,12 @@ import msgspec
 import structlog
 import zmq
 
-from actors.base import Actor
-from actors.engine import EngineActor, FinalSnapshot, StrategySeen, Tick
+from actors.base import Actor, Handle
+from actors.engine import EngineActor, EngineInline, FinalSnapshot, StrategySeen, Tick
 from actors.market import MarketRegimes
 from actors.optimizer import Optimizer, set_allocation
 from actors.performance import PerformanceActor, PerformanceModel
-from actors.scorer import FlushSignals, ScorerActor
+from actors.scorer import FlushSignals, ScorerActor, ScorerInline
 from actors.store import (
     AppendOutcome,
     AppendTrade,
@@ -115,13 +115,18 @@ class _Recovered(msgspec.Struct, kw_only=True):
 
 
 class _Parts(msgspec.Struct, kw_only=True):
-    """The running daemon's actors and what the sockets need of them."""
+    """The running daemon's actors, to start and stop, and what everything else holds of
+    them: their handles and the synchronous reads the receive path makes."""
 
-    store: StoreActor
-    performance: PerformanceActor
-    scorer: ScorerActor
-    alerts: AlertPublisher
-    engine: EngineActor
+    actors: list[Actor]  # in start order
+    store: Handle[StoreActor]
+    performance: Handle[PerformanceActor]
+    scorer: Handle[ScorerActor]
+    alerts: Handle[AlertPublisher]
+    engine: Handle[EngineActor]
+    mailboxes: list[Handle[Actor]]  # every actor's, in start order
+    scorer_inline: ScorerInline
+    engine_inline: EngineInline
     admission: Admission
     curve_server: Callable[[Any], None] | None
 
@@ -151,6 +156,7 @@ class Daemon:
         self._runtime_lock: IO[str] | None = None  # released when the process ends
         self._timers: list[asyncio.TimerHandle] = []
         self.sampler: Sampler | None = None
+        self.parts: _Parts | None = None  # once wired
         self.curve: Curve | None = None
         # The stop's one deadline (monotonic), from the first stop signal or the start of
         # the shutdown, and the watchdog that holds the process to it.
@@ -197,7 +203,7 @@ class Daemon:
         sdnotify.status("recovering state")
         recovered = await self._recover()
         parts = self._wire(recovered)
-        for actor in (parts.store, parts.performance, parts.scorer, parts.alerts, parts.engine):
+        for actor in parts.actors:
             await self.supervisor.start(actor)
         self._bind(parts)
         self._start_metrics(parts)
@@ -207,7 +213,8 @@ class Daemon:
         # a million trades) in the middle of some bot's request.
         gc.collect()
         gc.freeze()
-        sdnotify.ready(f"serving {parts.store.trades_committed} trades, cycle {parts.engine.cycle}")
+        trades, cycle = parts.store.stats().trades_committed, parts.engine.stats().cycle
+        sdnotify.ready(f"serving {trades} trades, cycle {cycle}")
         log.info(
             "alphad_ready",
             version=VERSION,
@@ -247,7 +254,7 @@ class Daemon:
         optimizer.cycles = max(cycle, optimizer.cycles)
         scorer = ScorerActor(
             scorer_model,
-            store,
+            Handle(store),
             last_trade_seq=scorer_state["last_trade_seq"] if scorer_state else 0,
             last_outcome_seq=scorer_state["last_outcome_seq"] if scorer_state else 0,
             mailbox_size=cfg.daemon.mailbox_size,
@@ -286,6 +293,7 @@ class Daemon:
         mailbox = cfg.daemon.mailbox_size
         store, scorer = recovered.store, recovered.scorer
         performance = PerformanceActor(recovered.performance, mailbox)
+        to_store, to_scorer, to_performance = Handle(store), Handle(scorer), Handle(performance)
         self.context = zmq.Context()
         endpoints = [self.paths.rpc, self.paths.admin, self.paths.alerts, self.paths.alerts_json]
         curve_server = None
@@ -304,12 +312,13 @@ class Daemon:
             max_subscriptions=cfg.daemon.max_alert_subscriptions,
             curve=curve_server,
         )
+        to_alerts = Handle(alerts)
         engine = EngineActor(
-            performance=performance,
+            performance=to_performance,
             optimizer=recovered.optimizer,
-            scorer=scorer,
-            store=store,
-            alerts=alerts,
+            scorer=to_scorer,
+            store=to_store,
+            alerts=to_alerts,
             update_interval_s=cfg.engine.update_interval_s,
             snapshot_interval_s=cfg.store.snapshot_interval_s,
             snapshot_every_trades=cfg.store.snapshot_every_trades,
@@ -320,37 +329,39 @@ class Daemon:
             last_cycle_ms=recovered.last_cycle_ms,
             mailbox_size=mailbox,
         )
-        self.store, self.engine = store, engine
-        store.trade_subscribers = [performance, scorer]
-        store.outcome_subscribers = [scorer]
-        store.commit_listener = engine
+        to_engine = Handle(engine)
+        store.subscribe(trades=[to_performance, to_scorer], outcomes=[to_scorer], commits=to_engine)
 
         admission = build_admission(
-            cfg, on_new_strategy=lambda name: _tell_quietly(engine, StrategySeen(name))
+            cfg, on_new_strategy=lambda name: _tell_quietly(to_engine, StrategySeen(name))
         )
         # Counted: the strategies that traded (and the configured ones); names a snapshot
         # kept from being scored only do not use up the cap.
         model = recovered.performance
         admission.learn(model.strategies(), model.symbols(), model.regimes())
         self.admission = admission
-        return _Parts(
-            store=store,
-            performance=performance,
-            scorer=scorer,
-            alerts=alerts,
-            engine=engine,
+        actors: list[Actor] = [store, performance, scorer, alerts, engine]
+        self.parts = _Parts(
+            actors=actors,
+            store=to_store,
+            performance=to_performance,
+            scorer=to_scorer,
+            alerts=to_alerts,
+            engine=to_engine,
+            mailboxes=[Handle(actor) for actor in actors],
+            scorer_inline=scorer.inline(),
+            engine_inline=engine.inline(),
             admission=admission,
             curve_server=curve_server,
         )
+        return self.parts
 
     def _bind(self, parts: _Parts) -> None:
         """The request sockets, once every actor behind them runs."""
         assert self.context is not None
         self.gateway = Gateway(
             self.context,
-            self._routes(
-                parts.store, parts.performance, parts.scorer, parts.engine, parts.admission
-            ),
+            self._routes(parts),
             max_message_size=self.config.daemon.max_message_size,
             request_timeout_s=self.config.daemon.request_timeout_s,
         )
@@ -372,7 +383,8 @@ class Daemon:
             scorer=parts.scorer,
             engine=parts.engine,
             alerts=parts.alerts,
-            actors=self.supervisor.actors,
+            performance=parts.performance,
+            mailboxes=parts.mailboxes,
             tag_of=_tag_of,
         )
         try:
@@ -494,15 +506,19 @@ class Daemon:
             with contextlib.suppress(Exception):
                 optimizer.register(strategy, now)
 
-    def _routes(
-        self,
-        store: StoreActor,
-        performance: Actor,
-        scorer: ScorerActor,
-        engine: EngineActor,
-        admission: Admission,
-    ) -> dict[type[Request], Route]:
-        admit, admit_scored = admission.admit, admission.admit_scored
+    def _routes(self, parts: _Parts) -> dict[type[Request], Route]:
+        """Where each request goes: an actor's mailbox, or answered inline.
+
+        Inline routes are read synchronously in the gateway's receive callback, with no
+        task and no await: ``score_signal`` (the hot path) and ``market_bars`` from the
+        scorer's inline interface, ``get_weights`` and ``get_health`` from the engine's,
+        ``get_status`` from the daemon's counters. Safe because the daemon runs on one
+        event loop and an actor's state changes only while it handles a message, so such
+        a read sees it between two messages (``ScorerInline``, ``EngineInline``).
+        """
+        store, performance, engine = parts.store, parts.performance, parts.engine
+        scorer, engine_reads = parts.scorer_inline, parts.engine_inline
+        admit, admit_scored = parts.admission.admit, parts.admission.admit_scored
 
         def admit_names(request: RecordTrade) -> None:
             admit(request.strategy, request.symbol, request.regime)
@@ -510,10 +526,10 @@ class Daemon:
         def admit_scored_names(request: ScoreSignal) -> None:
             admit_scored(request.strategy, request.symbol, request.regime)
 
-        market = scorer.market
+        resolve_regime, knows_signal = scorer.resolve_regime, scorer.knows_signal
 
         def append_trade(request: RecordTrade) -> AppendTrade:
-            _, source, detected = market.resolve(
+            _, source, detected = resolve_regime(
                 request.symbol, request.entry_ts_ms, request.regime
             )
             return AppendTrade(request, detected, source == "detected")
@@ -532,7 +548,7 @@ class Daemon:
             RecordSignalOutcome: Route(
                 actor=store,
                 wrap=lambda r: AppendOutcome(
-                    r.signal_id, r.success, _now_ms(), scorer.knows_signal(r.signal_id)
+                    r.signal_id, r.success, _now_ms(), knows_signal(r.signal_id)
                 ),
                 unwrap=lambda r, result: Ok(),
             ),
@@ -541,9 +557,8 @@ class Daemon:
             ),
             GetStatus: Route(inline=lambda r: self.status()),
             GetPerformance: Route(actor=performance),
-            # Read from the engine's optimizer in the receive callback, like score_signal.
-            GetWeights: Route(inline=engine.weights),
-            GetHealth: Route(inline=engine.health),
+            GetWeights: Route(inline=engine_reads.weights),
+            GetHealth: Route(inline=engine_reads.health),
             GetAudit: Route(
                 actor=store,
                 wrap=lambda r: QueryAudit(r.since_seq, r.strategy, r.limit, PAGE_BYTES),
@@ -590,23 +605,26 @@ class Daemon:
 
     def status(self) -> StatusReply:
         """The daemon's status, answered inline."""
+        parts = self.parts
+        assert parts is not None
+        store, engine = parts.store.stats(), parts.engine.stats()
         components = self.supervisor.states()
         # The weights and the lifecycle run inside the engine: they are in its state.
         for part in ("weighting", "lifecycle"):
             components[part] = components.get("engine", "new")
-        components["storage"] = "ok" if self.store.healthy else "failing"
+        components["storage"] = "ok" if store.healthy else "failing"
         return StatusReply(
             version=VERSION,
             uptime_s=round(time.monotonic() - self.started, 3),
-            trades=self.store.trades_committed,
+            trades=store.trades_committed,
             strategies=len(self.admission.strategies),
-            cycle=self.engine.cycle,
+            cycle=engine.cycle,
             components=components,
-            enabled=dict(self.engine.switches),
-            switched_ms=dict(self.engine.optimizer.switched_ms),
+            enabled=engine.switches,
+            switched_ms=engine.switched_ms,
             requests=self.gateway.stats.requests if self.gateway is not None else 0,
             errors=self.gateway.stats.errors if self.gateway is not None else 0,
-            mailboxes={actor.name: actor.depth() for actor in self.supervisor.actors},
+            mailboxes={mailbox.name: mailbox.depth() for mailbox in parts.mailboxes},
         )
 
     async def serve(self) -> int:
@@ -710,9 +728,9 @@ class Daemon:
                 await self.sampler.stop()
             if self.gateway is not None:
                 await self.gateway.close(time_left(deadline))
-            if final_snapshot:
+            if final_snapshot and self.parts is not None:
                 try:
-                    await self.engine.ask(FinalSnapshot(), timeout=time_left(deadline))
+                    await self.parts.engine.ask(FinalSnapshot(), timeout=time_left(deadline))
                 except Exception as exc:
                     log.error("final_snapshot_failed", error=str(exc) or type(exc).__name__)
             await self.supervisor.stop(time_left(deadline))
@@ -754,6 +772,6 @@ def _tag_of(kind: type | None) -> str:
     return kind.__struct_config__.tag if kind is not None else "undecodable"  # type: ignore[attr-defined]
 
 
-def _tell_quietly(actor: Actor, message: Any) -> None:
+def _tell_quietly(actor: Handle[Actor], message: Any) -> None:
     with contextlib.suppress(Exception):
         actor.tell(message)

@@ -22,7 +22,7 @@ import msgspec
 import structlog
 import zmq
 
-from actors.base import Actor
+from actors.base import Actor, Handle
 from daemon.errors import error_code
 from protocol.codec import (
     JSON_LEADS,
@@ -54,13 +54,15 @@ _POLLIN = int(zmq.POLLIN)
 class Route(msgspec.Struct, frozen=True, kw_only=True):
     """Where one request type goes.
 
-    ``inline`` answers synchronously in the receive callback. Otherwise ``actor`` gets
-    ``wrap(request)`` (the request itself by default) and ``unwrap(request, result)``
-    turns the actor's answer into the reply (the answer itself by default).
+    ``inline`` answers synchronously in the receive callback: one of the calls an actor
+    declares safe for that (``ScorerActor.inline()``, ``EngineActor.inline()``).
+    Otherwise ``actor`` gets ``wrap(request)`` (the request itself by default) and
+    ``unwrap(request, result)`` turns the actor's answer into the reply (the answer
+    itself by default).
     """
 
     inline: Callable[[Any], Reply] | None = None
-    actor: Actor | None = None
+    actor: Handle[Actor] | None = None
     wrap: Callable[[Any], Any] | None = None
     unwrap: Callable[[Any, Any], Reply] | None = None
     admin_only: bool = False
@@ -96,6 +98,11 @@ class GatewayStats:
         # Latency of one request in LATENCY_SAMPLE: (request class, nanoseconds).
         self.samples: list[tuple[type, int]] = []
 
+    def take_samples(self) -> list[tuple[type, int]]:
+        """The latency samples taken since the last call (the metrics sampler's)."""
+        samples, self.samples = self.samples, []
+        return samples
+
 
 LATENCY_SAMPLE_BITS = 3  # one request in 2**3 is timed
 # Replies queued for one peer that does not read, before they are given up: room for a
@@ -128,12 +135,17 @@ class Gateway:
         self._types = {kind.__struct_config__.tag: kind for kind in routes}
         self._peer_in_flight: dict[tuple[int, bytes], int] = {}
         self._paced: dict[type, float] = {}  # request type -> when the rpc socket last ran one
-        self.time_requests = False  # set by the metrics sampler, which drains the samples
+        self.time_requests = False  # see time_sampled_requests
         self.sockets: list[tuple[zmq.Socket[Any], bool]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def time_sampled_requests(self) -> None:
+        """Time one request in ``2**LATENCY_SAMPLE_BITS`` from now on, for whoever takes
+        the samples (``stats.take_samples``; the metrics sampler)."""
+        self.time_requests = True
 
     # ------------------------------------------------------------------ sockets
 

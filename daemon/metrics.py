@@ -5,10 +5,12 @@ results): it listens on loopback by default, warns when told to listen elsewhere
 with ``[metrics] token_file`` answers only requests that carry that bearer token.
 
 Nothing here runs on the request path. The gateway, store and engine only increment
-counters or append samples; once a second a sampler in the event loop folds them into
-this module's own totals and histograms and takes a consistent copy, and every few
-seconds it asks the engine for the report behind the per-strategy gauges. The HTTP
-thread of prometheus-client only reads the latest copy.
+counters or add samples; once a second a sampler in the event loop reads them (the
+actors' ``stats()`` through their handles, the samples by sequence number, the
+gateway's latency samples with ``take_samples``), folds them into this module's own
+totals and histograms and takes a consistent copy, and every few seconds it asks the
+engine for the report behind the per-strategy gauges. The HTTP thread of
+prometheus-client only reads the latest copy.
 """
 
 from __future__ import annotations
@@ -37,7 +39,13 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from actors.base import Actor
+from actors.base import Actor, Handle
+from actors.engine import EngineActor, EngineStats
+from actors.performance import PerformanceActor
+from actors.scorer import ScorerActor
+from actors.store import StoreActor, StoreStats
+from daemon.alerts import AlertPublisher
+from daemon.gateway import Gateway
 from daemon.logs import lines_dropped
 from protocol.errors import ErrorCode
 from protocol.messages import STATUSES, GetReport, Report
@@ -161,12 +169,13 @@ class Sampler:
         self,
         *,
         config: MetricsConfig,
-        gateway: Any,
-        store: Any,
-        scorer: Any,
-        engine: Any,
-        alerts: Any,
-        actors: Iterable[Actor],
+        gateway: Gateway,
+        store: Handle[StoreActor],
+        scorer: Handle[ScorerActor],
+        engine: Handle[EngineActor],
+        alerts: Handle[AlertPublisher],
+        performance: Handle[PerformanceActor],
+        mailboxes: Iterable[Handle[Actor]],
         tag_of: Callable[[type | None], str],
     ) -> None:
         self.config = config
@@ -176,8 +185,12 @@ class Sampler:
         self.scorer = scorer
         self.engine = engine
         self.alerts = alerts
-        self.actors = list(actors)
+        self.performance = performance
+        self.mailboxes = list(mailboxes)
         self.tag_of = tag_of
+        # The sequence numbers of the last commit and cycle samples folded.
+        self.commits_read = 0
+        self.cycles_read = 0
         self.latency: dict[str, Histogram] = {}
         self.commit = Histogram(COMMIT_BUCKETS)
         self.batch = Histogram(BATCH_BUCKETS)
@@ -198,7 +211,7 @@ class Sampler:
         # per-strategy series follow with the first report.
         self.fold()
         serve_metrics(self.config, self.registry)
-        self.gateway.time_requests = True
+        self.gateway.time_sampled_requests()
         self._task = asyncio.create_task(self._run(), name="metrics")
         log.info("metrics_serving", address=self.config.address, port=self.config.port)
 
@@ -214,7 +227,10 @@ class Sampler:
         while True:
             if tick % every == 0:
                 try:
-                    self.report = await self.engine.ask(GetReport(), timeout=10.0)
+                    report = await self.engine.ask(GetReport(), timeout=10.0)
+                    if not isinstance(report, Report):
+                        raise TypeError(f"get_report answered {type(report).__name__}")
+                    self.report = report
                 except Exception as exc:
                     log.debug("metrics_report_failed", error=str(exc))
             self.fold()
@@ -223,23 +239,23 @@ class Sampler:
 
     def fold(self) -> None:
         """Move samples into histograms and rebuild the exposed copy (in the event loop)."""
-        samples, self.gateway_stats.samples = self.gateway_stats.samples, []
-        for kind, ns in samples:
+        for kind, ns in self.gateway_stats.take_samples():
             tag = self.tag_of(kind)
             histogram = self.latency.get(tag)
             if histogram is None:
                 histogram = self.latency[tag] = Histogram(LATENCY_BUCKETS)
             histogram.observe(ns / 1e9)
-        commits, self.store.commit_samples = self.store.commit_samples, []
+        store, engine = self.store.stats(), self.engine.stats()
+        self.commits_read, commits = store.commit_samples.since(self.commits_read)
         for seconds, size in commits:
             self.commit.observe(seconds)
             self.batch.observe(size)
-        cycles, self.engine.cycle_durations = self.engine.cycle_durations, []
+        self.cycles_read, cycles = engine.cycle_samples.since(self.cycles_read)
         for seconds in cycles:
             self.cycle.observe(seconds)
-        self.snapshot = self._build()
+        self.snapshot = self._build(store, engine)
 
-    def _build(self) -> list[Metric]:
+    def _build(self, store: StoreStats, engine: EngineStats) -> list[Metric]:
         stats = self.gateway_stats
         metrics: list[Metric] = []
         requests = CounterMetricFamily(
@@ -278,7 +294,7 @@ class Sampler:
             latency.add_metric([tag], buckets, total)
         metrics.append(latency)
         trades = CounterMetricFamily("alphad_trades_recorded", "Trades committed to the database.")
-        trades.add_metric([], self.store.trades_committed)
+        trades.add_metric([], store.trades_committed)
         metrics.append(trades)
         for name, doc, histogram in (
             ("alphad_store_commit_seconds", "Time of one group commit.", self.commit),
@@ -290,13 +306,13 @@ class Sampler:
             family.add_metric([], buckets, total)
             metrics.append(family)
         storage = GaugeMetricFamily("alphad_storage_healthy", "1 while the database is writable.")
-        storage.add_metric([], 1.0 if self.store.healthy else 0.0)
+        storage.add_metric([], 1.0 if store.healthy else 0.0)
         metrics.append(storage)
         failed = CounterMetricFamily(
             "alphad_store_failed_commits",
             "Group commits the database refused; their writes were answered storage_unavailable.",
         )
-        failed.add_metric([], self.store.failed_batches)
+        failed.add_metric([], store.failed_batches)
         metrics.append(failed)
         # Scored signals whose journal rows were given up: the scorer could not hand them to
         # a full store mailbox, or the store's backlog outgrew its bound while storage failed.
@@ -304,7 +320,8 @@ class Sampler:
             "alphad_signals_not_journaled",
             "Scored signals answered but never written to the signals table.",
         )
-        unjournaled.add_metric([], self.store.dropped_signals + self.scorer.signals_not_kept)
+        not_journaled = store.dropped_signals + self.scorer.stats().signals_not_kept
+        unjournaled.add_metric([], not_journaled)
         metrics.append(unjournaled)
         lost = CounterMetricFamily(
             "alphad_log_lines_dropped", "Log lines not written: stdout stalled or broken."
@@ -317,41 +334,42 @@ class Sampler:
             "Resends of a recorded trade_id or signal outcome that differed from the record;"
             " answered conflict, nothing recorded.",
         )
-        conflicts.add_metric([], self.store.conflicts)
+        conflicts.add_metric([], store.conflicts)
         metrics.append(conflicts)
         pruned = CounterMetricFamily(
             "alphad_signals_pruned", "Journaled signals deleted by [store] signals_keep_days."
         )
-        pruned.add_metric([], self.store.signals_pruned)
+        pruned.add_metric([], store.signals_pruned)
         metrics.append(pruned)
         depth = GaugeMetricFamily(
             "alphad_mailbox_depth", "Messages waiting per actor.", labels=["actor"]
         )
-        for actor in self.actors:
-            depth.add_metric([actor.name], actor.depth())
+        for mailbox in self.mailboxes:
+            depth.add_metric([mailbox.name], mailbox.depth())
         metrics.append(depth)
         full = CounterMetricFamily(
             "alphad_mailbox_full", "Messages refused by a full mailbox.", labels=["actor"]
         )
-        for actor in self.actors:
-            full.add_metric([actor.name], actor.full_count)
+        for mailbox in self.mailboxes:
+            full.add_metric([mailbox.name], mailbox.refused())
         metrics.append(full)
+        alerts = self.alerts.stats()
         for name, text, count in (
-            ("alerts_published", "Alerts sent on the alerts socket.", self.alerts.published),
+            ("alerts_published", "Alerts sent on the alerts socket.", alerts.published),
             (
                 "alerts_dropped",
                 "Alerts not published: the alert thread was alerts_hwm alerts behind.",
-                self.alerts.dropped,
+                alerts.dropped,
             ),
             (
                 "alert_subscriptions_refused",
                 "Alert subscriptions refused by [daemon] max_alert_subscriptions.",
-                self.alerts.subscriptions_refused,
+                alerts.subscriptions_refused,
             ),
             (
                 "alert_subscribers_disconnected",
                 "Alert subscriber connections shut down for going over max_alert_subscriptions.",
-                self.alerts.subscribers_disconnected,
+                alerts.subscribers_disconnected,
             ),
         ):
             counter = CounterMetricFamily(f"alphad_{name}", text)
@@ -362,15 +380,15 @@ class Sampler:
             "New strategy×symbol, symbol×regime and strategy×symbol×regime groups not kept "
             "beyond [limits] max_groups.",
         )
-        not_kept.add_metric([], sum(getattr(actor, "groups_not_kept", 0) for actor in self.actors))
+        not_kept.add_metric([], self.performance.stats().groups_not_kept)
         metrics.append(not_kept)
         cycle = GaugeMetricFamily("alphad_cycle", "Number of the last optimization cycle.")
-        cycle.add_metric([], self.engine.cycle)
+        cycle.add_metric([], engine.cycle)
         metrics.append(cycle)
         enabled = GaugeMetricFamily(
             "alphad_component_enabled", "1 when the component is on.", labels=["component"]
         )
-        for name, on in sorted(self.engine.switches.items()):
+        for name, on in sorted(engine.switches.items()):
             enabled.add_metric([name], 1.0 if on else 0.0)
         metrics.append(enabled)
         metrics += self._strategies()

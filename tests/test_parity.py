@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import zmq
 
+from actors.base import Handle
 from actors.engine import EngineActor, StrategySeen
 from actors.events import ClosedTrade
 from actors.optimizer import CycleResult
@@ -108,17 +109,17 @@ async def test_the_live_engine_and_the_replay_agree_cycle_by_cycle(tmp_path: Pat
     performance_model: PerformanceModel = models.performance
     scorer_model: ScorerModel = models.scorer
     performance = PerformanceActor(performance_model)
-    scorer = ScorerActor(scorer_model, store)
+    scorer = ScorerActor(scorer_model, Handle(store))
     context: zmq.Context[Any] = zmq.Context()
     alerts = AlertPublisher(
         context, f"ipc://{tmp_path}/alerts.sock", hwm=100_000, mailbox_size=8192
     )
     engine = EngineActor(
-        performance=performance,
+        performance=Handle(performance),
         optimizer=models.optimizer,
-        scorer=scorer,
-        store=store,
-        alerts=alerts,
+        scorer=Handle(scorer),
+        store=Handle(store),
+        alerts=Handle(alerts),
         update_interval_s=0,
         snapshot_interval_s=3600,
         snapshot_every_trades=10**9,
@@ -127,7 +128,7 @@ async def test_the_live_engine_and_the_replay_agree_cycle_by_cycle(tmp_path: Pat
         ),
         clock=lambda: now[0],
     )
-    store.trade_subscribers = [performance, scorer]
+    store.subscribe(trades=[Handle(performance), Handle(scorer)], outcomes=[])
     supervisor = Supervisor()
     try:
         for actor in (store, performance, scorer, alerts, engine):

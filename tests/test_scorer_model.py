@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.base import TAKE_STATE, Actor
+from actors.base import TAKE_STATE, Actor, Handle
 from actors.exact import binomial_at_most, student_t_above
 from actors.figures import Figures
 from actors.scorer import BUCKETS, ScorerActor, ScorerConfig, ScorerModel, Tally
@@ -847,7 +847,7 @@ async def test_snapshot_in_slices_is_the_state_of_its_first_instant_while_scorin
         if i % 3:
             model.record_outcome(reply.signal_id or "", i % 2 == 0)
     expected = msgspec.msgpack.decode(msgspec.msgpack.encode(model.to_state()))
-    actor = ScorerActor(model, Actor())
+    actor = ScorerActor(model, Handle(Actor()))
     snapshot = asyncio.create_task(actor.handle(TAKE_STATE))
     await asyncio.sleep(0)  # the snapshot starts: its first slice runs
     scored_meanwhile = 0

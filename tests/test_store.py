@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from actors.base import Actor
+from actors.base import Actor, Handle
 from actors.errors import Conflict
 from actors.events import ClosedTrade
 from actors.store import (
@@ -60,8 +60,7 @@ def trade(trade_id: str, pnl: float = 1.0, strategy: str = "ema") -> RecordTrade
 async def start_store(path: Path, **kwargs: Any) -> tuple[StoreActor, Learner, Supervisor]:
     store = StoreActor(path, **kwargs)
     learner = Learner()
-    store.trade_subscribers = [learner]
-    store.outcome_subscribers = [learner]
+    store.subscribe(trades=[Handle(learner)], outcomes=[Handle(learner)])
     supervisor = Supervisor()
     await supervisor.start(store)
     await supervisor.start(learner)
