@@ -22,6 +22,7 @@ import msgspec
 import structlog
 import zmq
 
+from actors.admission import Admission
 from actors.base import Actor, Handle
 from actors.engine import EngineActor, EngineInline, FinalSnapshot, StrategySeen, Tick
 from actors.market import MarketRegimes
@@ -39,7 +40,6 @@ from actors.store import (
     StoreActor,
 )
 from daemon import sdnotify
-from daemon.admission import Admission
 from daemon.alerts import AlertPublisher
 from daemon.config import Config, Models, Paths, build_admission, build_models
 from daemon.gateway import Gateway, Route

@@ -15,14 +15,8 @@ from typing import TYPE_CHECKING, Any, get_args
 
 import msgspec
 
-from daemon.config import (
-    Config,
-    ConfigError,
-    Paths,
-    checked_config,
-    load_config,
-    resolve_paths,
-)
+from daemon.config import Config, ConfigError, Paths, load_config, resolve_paths
+from daemon.config_checks import checked_config
 from protocol.messages import RankedMetric
 
 if TYPE_CHECKING:

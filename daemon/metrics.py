@@ -25,10 +25,9 @@ import stat
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
-from typing import Annotated, Any
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-import msgspec
 import structlog
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
@@ -45,6 +44,7 @@ from actors.performance import PerformanceActor
 from actors.scorer import ScorerActor
 from actors.store import StoreActor, StoreStats
 from daemon.alerts import AlertPublisher
+from daemon.config import MetricsConfig
 from daemon.gateway import Gateway
 from daemon.logs import lines_dropped
 from protocol.errors import ErrorCode
@@ -56,18 +56,6 @@ LATENCY_BUCKETS = (50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 50e-3
 COMMIT_BUCKETS = (100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 0.25, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 CYCLE_BUCKETS = (1e-3, 5e-3, 10e-3, 50e-3, 0.1, 0.5, 1.0, 5.0)
-
-
-class MetricsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """``[metrics]``: the Prometheus endpoint."""
-
-    enabled: bool = True
-    address: str = "127.0.0.1"  # an IP address; "::1", "0.0.0.0" and "::" too
-    port: Annotated[int, msgspec.Meta(ge=1, le=65_535)] = 9464
-    strategy_refresh_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 5.0
-    # A file holding a secret; scrapes must then send `Authorization: Bearer <secret>`
-    # (Prometheus: `authorization: {credentials_file: ...}`). Unset: no token asked.
-    token_file: str = ""
 
 
 def metrics_findings(config: MetricsConfig) -> tuple[list[str], list[str]]:

@@ -21,23 +21,12 @@ import stat
 from pathlib import Path
 from typing import IO, Any
 
-import msgspec
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from daemon.config import SecurityConfig
 from protocol.curve import load_key_file, over_network
-
-
-class SecurityConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """``[security]``: CURVE keys for tcp:// endpoints."""
-
-    curve_server_secret: str = ""  # a .key_secret file written by `alphad keygen`
-    curve_clients_dir: str = ""  # the public .key files of the bots allowed in
-    # For `alphad status/report/top/watch` against a tcp:// daemon: its server.key and
-    # this operator's own .key_secret (whose .key is in the daemon's curve_clients_dir).
-    curve_server_key: str = ""
-    curve_client_secret: str = ""
 
 
 class SecurityError(Exception):

@@ -21,9 +21,9 @@ import sys
 
 import msgspec
 
+from actors.admission import Admission
 from actors.errors import Refused
 from actors.scorer import ScorerConfig, ScorerModel
-from daemon.admission import Admission
 from daemon.errors import error_code
 from protocol.codec import decode_reply, decode_request, encode
 from protocol.errors import ERROR_CODES

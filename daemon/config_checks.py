@@ -1,0 +1,148 @@
+"""The config as the daemon would run it: every problem of a file with its resolved
+paths (the endpoints, the CURVE keys a tcp:// endpoint needs, the metrics' token), one
+line each, before anything touches a directory or the database.
+
+Kept apart from daemon/config.py, which is the config's shape and defaults alone and
+imports nothing of the running daemon: the offline tools read the config too.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import msgspec
+
+from daemon.config import Config, ConfigError, Paths, read_config, resolve_paths
+from daemon.metrics import metrics_findings
+from daemon.security import SecurityError, load_server_keys
+
+
+def checked_config(
+    path: str | os.PathLike[str] | None, state_dir: str | None, runtime_dir: str | None
+) -> tuple[Config, Paths, list[str]]:
+    """The config and paths as the daemon would run them, and the warnings about them;
+    :class:`ConfigError` with every problem found. `check-config` and `run` both call
+    this, before anything touches a directory or the database."""
+    config, problems = read_config(path)
+    paths = resolve_paths(config, state_dir, runtime_dir)
+    errors, warnings = validate(config, paths, f"{path}: " if path is not None else "")
+    problems += errors
+    if problems:
+        raise ConfigError(problems)
+    return config, paths, warnings
+
+
+# A unix socket's path (sun_path) holds 108 bytes, the terminating NUL included.
+IPC_PATH_MAX = 107
+
+
+def validate(config: Config, paths: Paths, source: str = "") -> tuple[list[str], list[str]]:
+    """Every error and every warning of a config with its resolved paths, one line each;
+    ``source`` (the file) prefixes the errors that are the file's."""
+    errors = _not_finite(config, "")
+    for key in ("state_dir", "runtime_dir"):
+        value = getattr(config.daemon, key)
+        if value and not os.path.isabs(value):
+            errors.append(f"key `daemon.{key}`: {value!r} is relative; give an absolute path")
+    endpoints = (
+        ("rpc", paths.rpc),
+        ("admin", paths.admin),
+        ("alerts", paths.alerts),
+        ("alerts_json", paths.alerts_json),
+    )
+    configured = [(n, e) for n, e in endpoints if getattr(config.daemon, f"{n}_endpoint")]
+    derived = {n: e for n, e in endpoints if (n, e) not in configured}
+    seen = {_same_socket(e): n for n, e in derived.items()}
+    for name, endpoint in configured:
+        key = f"{name}_endpoint"
+        problem = _endpoint_problem(name, endpoint, config.daemon.allow_abstract_rpc)
+        if problem:
+            errors.append(f"key `daemon.{key}`: {problem}")
+            continue
+        other = seen.setdefault(_same_socket(endpoint), name)
+        if other != name:
+            errors.append(
+                f"key `daemon.{key}`: {endpoint} is the {other} socket too; each needs its own"
+            )
+    if any(e.startswith("tcp://") for e in seen):
+        try:
+            load_server_keys(config.security)
+        except SecurityError as exc:
+            errors.append(str(exc))
+    metrics_errors, warnings = metrics_findings(config.metrics)
+    errors = [source + error for error in errors + metrics_errors]
+    # The sockets named after the runtime directory (from the command line, systemd or
+    # the default): a problem of that directory, not of the file.
+    longest = max(
+        (e.removeprefix("ipc://") for e in derived.values()),
+        key=lambda p: len(os.fsencode(p)),
+        default="",
+    )
+    if len(os.fsencode(longest)) > IPC_PATH_MAX:
+        errors.append(
+            f"runtime directory {paths.runtime_dir} is too long for its sockets: {longest} "
+            f"would be {len(os.fsencode(longest))} bytes, over the {IPC_PATH_MAX} a unix "
+            "socket path may have"
+        )
+    return errors, warnings
+
+
+def _endpoint_problem(name: str, endpoint: str, allow_abstract: bool) -> str | None:
+    transport, _, address = endpoint.partition("://")
+    if transport == "ipc":
+        if address.startswith("@"):
+            if name == "admin":
+                return (
+                    f"{endpoint} is an abstract socket, which has no file mode: any local "
+                    "user would get admin; use a socket file"
+                )
+            if not allow_abstract:
+                return (
+                    f"{endpoint} is an abstract socket, which has no file mode: any local "
+                    "user could reach it; use a socket file, or accept that with "
+                    "[daemon] allow_abstract_rpc = true"
+                )
+            return None
+        if not os.path.isabs(address):
+            return f"{endpoint}: the socket path is relative; give an absolute path"
+        size = len(os.fsencode(address))
+        if size > IPC_PATH_MAX:
+            return (
+                f"socket path {address} is {size} bytes, over the {IPC_PATH_MAX} a unix "
+                "socket path may have: choose a shorter directory"
+            )
+        return None
+    if transport == "tcp":
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65_535:
+            return f"{endpoint} is not tcp://HOST:PORT with a port from 1 to 65535"
+        return None
+    if transport == "inproc":
+        return (
+            f"{endpoint} lives inside the daemon, where no bot can reach it: use ipc:// or tcp://"
+        )
+    return f"{endpoint}: alphad serves ipc:// (a socket file) and tcp:// (with CURVE) only"
+
+
+def _same_socket(endpoint: str) -> str:
+    transport, _, address = endpoint.partition("://")
+    if transport == "ipc" and not address.startswith("@"):
+        return f"ipc://{os.path.normpath(address)}"
+    return endpoint.lower()
+
+
+def _not_finite(value: object, key: str) -> list[str]:
+    """Infinities and NaNs anywhere in the config: a bound that holds nothing back."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [f"key `{key}`: {value} is not a finite number"]
+    if isinstance(value, msgspec.Struct):
+        found = []
+        for field in value.__struct_fields__:
+            found += _not_finite(getattr(value, field), f"{key}.{field}" if key else field)
+        return found
+    if isinstance(value, dict):
+        return [p for name, item in value.items() for p in _not_finite(item, f"{key}.{name}")]
+    if isinstance(value, list | tuple):
+        return [p for item in value for p in _not_finite(item, key)]
+    return []
