@@ -145,8 +145,6 @@ class MarketRegimes:
         self.bars_restored = 0
         self._on_label = on_label
         self._labels_used: set[str] = set()
-        # Each series as the last snapshot encoded it, until it takes a bar.
-        self._encoded: dict[tuple[str, str], msgspec.Raw] = {}
 
     # ------------------------------------------------------------------ bars in
 
@@ -174,8 +172,6 @@ class MarketRegimes:
             raise BadInput(f"{exc}; no bar of this request was taken") from None
         if readings is None:
             readings = self._hold(symbol, bar_size)
-        if detected:
-            self._encoded.pop(key, None)
         width = readings.bar_ms
         for found in detected:
             reading = found.rules
@@ -208,13 +204,10 @@ class MarketRegimes:
 
     def state_series(self) -> Iterator[msgspec.Raw]:
         """Every series for a snapshot, in the order they were first held, each encoded
-        when asked (so at one instant of its own stream) or as the last snapshot encoded
-        it if it took no bar since. A series held after the call began is left out."""
+        when asked (so at one instant of its own stream: the caller may let bars in
+        between two series). A series held after the call began is left out."""
         for key in list(self.series):
-            raw = self._encoded.get(key)
-            if raw is None:
-                raw = self._encoded[key] = msgspec.Raw(_encoder.encode(self._state_of(key)))
-            yield raw
+            yield msgspec.Raw(_encoder.encode(self._state_of(key)))
 
     def _state_of(self, key: tuple[str, str]) -> SeriesState:
         symbol, bar_size = key
