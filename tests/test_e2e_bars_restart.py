@@ -19,7 +19,11 @@ from tests.daemon_process import DaemonProcess
 
 DAY = 86_400_000
 BARS, _ = simulate(400, seed=31)
-CONFIG = '[engine]\nupdate_interval_s = 0\n[regimes]\nsource = "{source}"\n'
+# No cycle on a timer; a snapshot on the timer only where a test asks for one.
+CONFIG = (
+    '[engine]\nupdate_interval_s = 0\n[regimes]\nsource = "{source}"\n'
+    "[store]\nsnapshot_interval_s = {interval}\n"
+)
 
 
 def readings_by_close(bars: list[Bar]) -> list[tuple[int, str]]:
@@ -69,7 +73,7 @@ def probe_times(bars: list[Bar]) -> list[int]:
 def test_a_stop_and_a_kill_after_a_snapshot_keep_the_bars_and_their_regimes(
     tmp_path: Path,
 ) -> None:
-    daemon = DaemonProcess(tmp_path, CONFIG.format(source="detected")).start()
+    daemon = DaemonProcess(tmp_path, CONFIG.format(source="detected", interval=3600)).start()
     held, lost = BARS[:300], BARS[300:]
     try:
         client = Client(daemon.rpc, retries=0)
@@ -108,7 +112,9 @@ def test_a_stop_and_a_kill_after_a_snapshot_keep_the_bars_and_their_regimes(
 
 
 def test_the_bot_else_detected_source_counts_the_restored_reading(tmp_path: Path) -> None:
-    daemon = DaemonProcess(tmp_path, CONFIG.format(source="bot_else_detected")).start()
+    daemon = DaemonProcess(
+        tmp_path, CONFIG.format(source="bot_else_detected", interval=3600)
+    ).start()
     try:
         client = Client(daemon.rpc, retries=0)
         send(client, BARS)
@@ -134,8 +140,7 @@ def snapshot_markets(daemon: DaemonProcess) -> list[Any]:
 
 
 def test_bars_alone_make_the_timers_snapshot_due(tmp_path: Path) -> None:
-    config = CONFIG.format(source="detected") + "[store]\nsnapshot_interval_s = 1\n"
-    daemon = DaemonProcess(tmp_path, config).start()
+    daemon = DaemonProcess(tmp_path, CONFIG.format(source="detected", interval=1)).start()
     try:
         client = Client(daemon.rpc, retries=0)
         send(client, BARS[:200])
@@ -172,7 +177,7 @@ def write_snapshot(daemon: DaemonProcess, snapshot_id: int, state: dict[str, Any
 
 
 def test_a_snapshot_without_the_book_or_with_a_bad_one_starts_with_none(tmp_path: Path) -> None:
-    daemon = DaemonProcess(tmp_path, CONFIG.format(source="detected")).start()
+    daemon = DaemonProcess(tmp_path, CONFIG.format(source="detected", interval=3600)).start()
     try:
         client = Client(daemon.rpc, retries=0)
         send(client, BARS)
