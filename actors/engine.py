@@ -5,8 +5,8 @@ cycle (weights, globally and per regime, then the lifecycle), journals the audit
 entries, a history row and a state snapshot in one transaction, pushes weights and
 statuses to the scorer, and only then publishes the alerts (an alert's ``seq`` is its
 audit entry's). The engine owns the optimizer: weights and statuses change nowhere else.
-Snapshots are also taken on a timer and every so many trades, so a restart replays only
-a short tail.
+Snapshots are also taken on a timer (when trades or bars came in since the last one) and
+every so many trades, so a restart replays only a short tail and holds the bars again.
 
 The engine asks the store, the performance actor and the scorer and waits for room in
 their mailboxes; none of them ever waits on the engine (the store tells it the committed
@@ -138,6 +138,7 @@ class EngineActor(Actor):
         seen: Callable[[str], bool] | None = None,
         forgotten: Callable[[str], Callable[[], None]] | None = None,
         regime_seen: Callable[[str], bool] | None = None,
+        bars_taken: Callable[[], int] | None = None,
         clock: Callable[[], int] = wall_clock_ms,
         last_cycle_ms: int = 0,
         mailbox_size: int = 8192,
@@ -158,6 +159,10 @@ class EngineActor(Actor):
         self.forgotten = forgotten or (lambda strategy: lambda: None)
         # Whether a regime was ever named in a trade or a signal.
         self.regime_seen = regime_seen or (lambda regime: True)
+        # The bars the scorer's book took since the start: new ones make the timer's
+        # snapshot due, as trades do (the book is in the snapshot).
+        self.bars_taken = bars_taken or (lambda: 0)
+        self.bars_in_snapshot = self._bars_being_saved = 0
         self.clock = clock
         self.last_cycle_ms = last_cycle_ms or clock()
         self.retry_cycle_at_ms = 0  # after a scheduled cycle failed, not before
@@ -270,8 +275,8 @@ class EngineActor(Actor):
                 self.retry_cycle_at_ms = now + CYCLE_RETRY_MS
                 log.warning("cycle_not_run", error=f"{type(exc).__name__}: {exc}")
         elif (
-            self.trades_since_snapshot and now - self.last_snapshot_ms >= self.snapshot_interval_ms
-        ):
+            self.trades_since_snapshot or self.bars_taken() != self.bars_in_snapshot
+        ) and now - self.last_snapshot_ms >= self.snapshot_interval_ms:
             await self._background_snapshot("timer")
 
     async def run_cycle(self, regime: str | None, trigger: str) -> OptimizationState:
@@ -576,8 +581,10 @@ class EngineActor(Actor):
     def _after_snapshot(self, snapshot: Snapshot) -> None:
         self.last_snapshot_ms = self.clock()
         self.trades_since_snapshot = 0
+        self.bars_in_snapshot = self._bars_being_saved
 
     async def _snapshot_now(self) -> Snapshot:
+        self._bars_being_saved = self.bars_taken()  # a bar taken meanwhile is saved again
         performance = await self._ask(self.performance, TAKE_STATE)
         scorer = await self._ask(self.scorer, TAKE_STATE)
         state = {

@@ -5,25 +5,37 @@ The book runs the rule set alone: a bar costs it a few µs, so ``market_bars`` i
 on the gateway's receive path like ``score_signal``, and the scorer, which owns the
 book, reads it with no message and no await. The hidden Markov model stays offline
 (``python -m bench.regimes``): one fit takes tens of milliseconds. Bars are not the
-audit trail: they are checked, not journaled, and a restart starts with none.
+audit trail: they are checked, not journaled; the book goes into the engine's snapshots
+(``state_series``) and a restart holds it again (``restore``), so a kill -9 loses only
+the bars taken after the last snapshot.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable
-from typing import Annotated, Literal
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
 from actors.errors import BadInput, LimitReached
-from actors.regimes import Bar, BarsRefused, RegimeBook
-from protocol.messages import BarSize, BarsTaken, MarketBars
+from actors.regimes import (
+    REGIMES,
+    Bar,
+    BarsRefused,
+    Reading,
+    RegimeBook,
+    RuleState,
+    bar_problem,
+)
+from protocol.messages import BarSize, BarsTaken, MarketBars, Name
 
 Source = Literal["bot", "detected", "bot_else_detected"]
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_encoder = msgspec.msgpack.Encoder()
+_LABEL_INDEX = {label: i for i, label in enumerate(REGIMES)}
 
 
 class RegimesConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -77,6 +89,42 @@ class Readings:
         return bisect_right(closes, ts_ms) - 1
 
 
+class SeriesState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """One series in a snapshot: its window column by column, oldest first, the readings
+    kept with it (the time each bar closed, the label's place in ``REGIMES``, the
+    confidence) and the rule set after its last bar."""
+
+    symbol: Name
+    bar_size: BarSize
+    ts_ms: list[int]
+    open: list[float]
+    high: list[float]
+    low: list[float]
+    close: list[float]
+    volume: list[float]
+    closes: list[int]
+    labels: list[Annotated[int, Meta(ge=0, lt=len(REGIMES))]]
+    confidences: list[float]
+    rules: RuleState
+
+    def bars(self) -> list[Bar]:
+        """The window's bars; ``ValueError`` unless they are as the wire would take them."""
+        columns = (self.open, self.high, self.low, self.close, self.volume)
+        if not self.ts_ms or any(len(c) != len(self.ts_ms) for c in columns):
+            raise ValueError(f"{self.symbol} {self.bar_size}: the bars' columns differ in length")
+        bars = [Bar(*values) for values in zip(self.ts_ms, *columns, strict=True)]
+        previous = None
+        for i, bar in enumerate(bars):
+            problem = bar_problem(bar, previous)
+            if problem:
+                raise ValueError(f"{self.symbol} {self.bar_size}: bar {i}: {problem}")
+            previous = bar.ts_ms
+        n = len(self.closes)
+        if not (n == len(self.labels) == len(self.confidences) and n <= len(bars)):
+            raise ValueError(f"{self.symbol} {self.bar_size}: the readings do not fit the bars")
+        return bars
+
+
 class MarketRegimes:
     """The daemon's book of bars and the regime each symbol was in, by time."""
 
@@ -93,7 +141,8 @@ class MarketRegimes:
         self.series: dict[tuple[str, str], Readings] = {}
         # symbol -> its series' readings, the longest bar size first; empty until a bar.
         self.symbols: dict[str, list[Readings]] = {}
-        self.bars_taken = 0
+        self.bars_taken = 0  # since the start, not counting the bars restored
+        self.bars_restored = 0
         self._on_label = on_label
         self._labels_used: set[str] = set()
 
@@ -122,10 +171,7 @@ class MarketRegimes:
         except BarsRefused as exc:
             raise BadInput(f"{exc}; no bar of this request was taken") from None
         if readings is None:
-            readings = self.series[key] = Readings(bar_size, config.max_bars)
-            held = self.symbols.setdefault(symbol, [])
-            held.append(readings)
-            held.sort(key=lambda r: -r.bar_ms)
+            readings = self._hold(symbol, bar_size)
         width = readings.bar_ms
         for found in detected:
             reading = found.rules
@@ -146,6 +192,79 @@ class MarketRegimes:
             confidence=rules.confidence if rules is not None else None,
             regime_ts_ms=rules.ts_ms if rules is not None else None,
         )
+
+    def _hold(self, symbol: str, bar_size: str) -> Readings:
+        readings = self.series[(symbol, bar_size)] = Readings(bar_size, self.config.max_bars)
+        held = self.symbols.setdefault(symbol, [])
+        held.append(readings)
+        held.sort(key=lambda r: -r.bar_ms)
+        return readings
+
+    # ------------------------------------------------------------------ snapshots
+
+    def state_series(self) -> Iterator[msgspec.Raw]:
+        """Every series for a snapshot, in the order they were first held, each encoded
+        when asked (so at one instant of its own stream: the caller may let bars in
+        between two series). A series held after the call began is left out."""
+        for key in list(self.series):
+            yield msgspec.Raw(_encoder.encode(self._state_of(key)))
+
+    def _state_of(self, key: tuple[str, str]) -> SeriesState:
+        symbol, bar_size = key
+        bars = self.book.bars(symbol, bar_size)
+        readings = self.series[key]
+        return SeriesState(
+            symbol=symbol,
+            bar_size=bar_size,
+            ts_ms=[b.ts_ms for b in bars],
+            open=[b.open for b in bars],
+            high=[b.high for b in bars],
+            low=[b.low for b in bars],
+            close=[b.close for b in bars],
+            volume=[b.volume for b in bars],
+            closes=list(readings.closes),
+            labels=[_LABEL_INDEX[label] for label in readings.labels],
+            confidences=list(readings.confidences),
+            rules=self.book.rule_state(symbol, bar_size),
+        )
+
+    def restore(self, saved: Any) -> int:
+        """Hold again the series a snapshot's ``state_series`` saved, into an empty book:
+        the newest ``max_series`` of them, each with its newest ``max_bars`` bars and
+        readings; returns the bars held. ``ValueError`` on a state it cannot read, having
+        taken none of it."""
+        if self.series:
+            raise ValueError("market state: the book already holds bars")
+        try:
+            states = msgspec.convert(saved, list[SeriesState])
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"market state: {exc}") from None
+        if len({(state.symbol, state.bar_size) for state in states}) < len(states):
+            raise ValueError("market state: a series is saved twice")
+        settings = self.book.rules
+        checked = []
+        for state in states[max(0, len(states) - self.config.max_series) :]:
+            rules = state.rules
+            if max(len(rules.seed), len(rules.dx_seed)) > settings.period or (
+                len(rules.shares) > settings.vol_window
+            ):
+                raise ValueError(f"market state: {state.symbol} {state.bar_size}: rule set")
+            checked.append((state, state.bars()))
+        for state, bars in checked:
+            self._restore_series(state, bars)
+        self.bars_restored = sum(min(len(bars), self.config.max_bars) for _, bars in checked)
+        return self.bars_restored
+
+    def _restore_series(self, state: SeriesState, bars: list[Bar]) -> None:
+        symbol, bar_size = state.symbol, state.bar_size
+        readings = self._hold(symbol, bar_size)
+        readings.closes.extend(state.closes)
+        readings.labels.extend(REGIMES[i] for i in state.labels)
+        readings.confidences.extend(state.confidences)
+        last = None
+        if readings.closes and readings.closes[-1] == bars[-1].ts_ms + readings.bar_ms:
+            last = Reading(readings.labels[-1], readings.confidences[-1], bars[-1].ts_ms)
+        self.book.restore(symbol, bar_size, bars, state.rules, last)
 
     # ------------------------------------------------------------------ regimes out
 

@@ -125,6 +125,18 @@ def _require(ok: bool, message: str) -> None:
 # ----------------------------------------------------------------------------- rule set
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleState:
+    """``RuleDetector.to_state``: the Wilder seeds and sums (true range, +DM, −DM), the DX
+    seed, ADX and the trailing ATR / close values, oldest first."""
+
+    seed: list[tuple[float, float, float]]
+    sums: tuple[float, float, float]
+    dx_seed: list[float]
+    adx: float | None
+    shares: list[float]
+
+
 class RuleDetector:
     """ADX / +DI / −DI and the rank of ATR / close, one bar at a time.
 
@@ -194,6 +206,30 @@ class RuleDetector:
         if self._adx is None or rank is None:
             return None
         return Reading(*self._label(self._adx, di_plus > di_minus, rank), bar.ts_ms)
+
+    def to_state(self) -> RuleState:
+        """What the detector carries from bar to bar, but the last bar (the window's last):
+        ``from_state`` over the same last bar answers every later bar as this one would."""
+        return RuleState(
+            seed=list(self._seed),
+            sums=(self._tr, self._plus, self._minus),
+            dx_seed=list(self._dx_seed),
+            adx=self._adx,
+            shares=list(self._shares),
+        )
+
+    @classmethod
+    def from_state(cls, settings: RuleSettings, last: Bar | None, state: RuleState) -> RuleDetector:
+        """A detector that has read bars up to ``last`` and was then in ``state``."""
+        detector = cls(settings)
+        detector._previous = last
+        detector._seed = [(tr, plus, minus) for tr, plus, minus in state.seed]
+        detector._tr, detector._plus, detector._minus = state.sums
+        detector._dx_seed = list(state.dx_seed)
+        detector._adx = state.adx
+        detector._shares = deque(state.shares)
+        detector._sorted = sorted(state.shares)  # the window kept sorted: the same values
+        return detector
 
     def _rank(self, share: float) -> float | None:
         """The share of the trailing values (this one included) below ``share``, ties
@@ -587,6 +623,28 @@ class RegimeBook:
         """The series' window, oldest first."""
         series = self._series.get((symbol, bar_size))
         return list(series.bars) if series is not None else []
+
+    def rule_state(self, symbol: str, bar_size: str) -> RuleState:
+        """The series' rule set after its last bar (``restore``); the series must be held."""
+        return self._series[(symbol, bar_size)].rules.to_state()
+
+    def restore(
+        self,
+        symbol: str,
+        bar_size: str,
+        bars: Sequence[Bar],
+        rules: RuleState,
+        last: Reading | None,
+    ) -> None:
+        """Hold a series again as it was: its window (the newest ``max_bars`` kept), its
+        rule set after the last bar and the reading there. The rule set alone: a book
+        that runs the hidden Markov model refits it from bars instead."""
+        _require(self.hmm is None, "a book with the hidden Markov model restores no series")
+        _require(len(bars) > 0, f"{symbol} {bar_size}: no bars to restore")
+        series = self._series[(symbol, bar_size)] = Series(self.max_bars, self.rules, None)
+        series.bars.extend(bars)
+        series.rules = RuleDetector.from_state(self.rules, bars[-1], rules)
+        series.last = Detected(last, None, len(series.bars))
 
 
 def bar_problem(bar: Bar, previous_ts_ms: int | None) -> str:

@@ -1012,5 +1012,7 @@ class ScorerActor(Actor):
                     "model": state,
                     "last_trade_seq": self.last_trade_seq,
                     "last_outcome_seq": self.last_outcome_seq,
+                    # The bars held, a series a slice (actors/market.py).
+                    "market": await encode_in_slices(self.market.state_series(), every=1),
                 }
         raise TypeError(f"scorer cannot handle {type(message).__name__}")

@@ -258,10 +258,7 @@ class Daemon:
             last_trade_seq=scorer_state["last_trade_seq"] if scorer_state else 0,
             last_outcome_seq=scorer_state["last_outcome_seq"] if scorer_state else 0,
             mailbox_size=cfg.daemon.mailbox_size,
-            # A detected label counts as a regime seen (get_weights' notes), whatever the cap.
-            market=MarketRegimes(
-                cfg.regimes, on_label=lambda label: self.admission.learn((), (), (label,))
-            ),
+            market=self._market(scorer_state),
         )
         self._replay(recovery, performance_model, scorer, optimizer)
         served = set_allocation(optimizer.allocation())
@@ -276,6 +273,7 @@ class Daemon:
             snapshot_trade_seq=recovery.snapshot.trade_seq if recovery.snapshot else None,
             replayed_trades=len(recovery.trades),
             replayed_outcomes=len(recovery.outcomes),
+            bars_held=scorer.market.bars_restored,
             trades=store.trades_committed,
             duration_ms=round((time.perf_counter() - started_recovery) * 1000, 1),
         )
@@ -286,6 +284,20 @@ class Daemon:
             optimizer=optimizer,
             last_cycle_ms=int(state.get("engine", {}).get("last_cycle_ms", 0)),
         )
+
+    def _market(self, scorer_state: dict[str, Any] | None) -> MarketRegimes:
+        """The book of bars, holding again what the snapshot kept of it. A book that does
+        not restore starts empty, said so in one line: bars are not the record, and a
+        feeder sends them again (weights and statuses, which are, refuse the start)."""
+        # A detected label counts as a regime seen (get_weights' notes), whatever the cap.
+        market = MarketRegimes(
+            self.config.regimes, on_label=lambda label: self.admission.learn((), (), (label,))
+        )
+        try:
+            market.restore((scorer_state or {}).get("market", []))
+        except ValueError as exc:
+            log.warning("bars_not_restored", database=str(self.paths.database), error=str(exc))
+        return market
 
     def _wire(self, recovered: _Recovered) -> _Parts:
         """The actors around the recovered models, connected to each other."""
@@ -326,6 +338,7 @@ class Daemon:
             seen=lambda strategy: self.admission.seen(strategy),
             forgotten=lambda strategy: self.admission.forget(strategy),
             regime_seen=lambda regime: regime in self.admission.regimes,
+            bars_taken=lambda: scorer.market.bars_taken,
             last_cycle_ms=recovered.last_cycle_ms,
             mailbox_size=mailbox,
         )

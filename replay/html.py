@@ -13,11 +13,14 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from replay.bars import Detection
 from replay.results import Curve, Replay, ReplayResult, Sides, Stats
 from replay.signals import InputError
 from replay.text import (
     LUCK_HEADER,
     STAT_LINES,
+    accuracy_line,
+    detection_line,
     exposure_line,
     luck_rows,
     utc_day,
@@ -92,6 +95,7 @@ def render_html(replayed: Replay, title: str = "") -> str:
         f" alphad executed {d.executed:,} signals, refused {d.refused_quality:,} on quality and "
         f"{d.refused_status:,} of suspended or retired strategies; mean size "
         f"{_num(d.mean_size, 2)}, largest {_num(d.max_size, 2)}.</p>",
+        *_detection_section(replayed.detection),
         "<h2>Baseline and alphad</h2>",
         _summary_table(r),
         *([f"<p>{escape(exposure_line(r.change))}</p>"] if r.change.exposure is not None else []),
@@ -124,7 +128,7 @@ def render_html(replayed: Replay, title: str = "") -> str:
         "<h2>By strategy</h2>",
         _sides_table("strategy", r.by_strategy),
         "<h2>By regime</h2>",
-        '<p class="muted">By the regime the bot saw at the signal.</p>',
+        f'<p class="muted">{_by_regime_note(replayed.detection)}</p>',
         _sides_table("regime", r.by_regime),
         "</body></html>",
         "",
@@ -143,6 +147,35 @@ def _summary_table(r: ReplayResult) -> str:
         rows.append(f"<tr><td>{escape(label)}</td><td>{base}</td><td>{mine}</td></tr>")
     rows.append("</table>")
     return "".join(rows)
+
+
+def _detection_section(found: Detection | None) -> list[str]:
+    """With bars: where the signals' regimes came from and, with the bars' true regimes,
+    how well the readings found them (the text's lines, as a paragraph and a table)."""
+    if found is None:
+        return []
+    parts = ["<h2>Detected regimes</h2>", f"<p>{escape(detection_line(found))}.</p>"]
+    accuracy = found.accuracy
+    if accuracy is not None:
+        labels = list(accuracy.confusion)
+        head = "".join(f"<th>{escape(label)}</th>" for label in labels)
+        rows = [f'<table><tr><th class="text">true</th>{head}</tr>']
+        for true, detected in accuracy.confusion.items():
+            cells = "".join(f"<td>{count:,}</td>" for count in detected.values())
+            rows.append(f"<tr><td>{escape(true)}</td>{cells}</tr>")
+        rows.append("</table>")
+        parts += [
+            f"<p>Against the bars' true regimes: {escape(accuracy_line(accuracy))}.</p>",
+            '<p class="muted">Bars by true regime (rows) and detected one (columns).</p>',
+            "".join(rows),
+        ]
+    return parts
+
+
+def _by_regime_note(found: Detection | None) -> str:
+    if found is None:
+        return "By the regime the bot saw at the signal."
+    return f"By the regime each signal counted under ([regimes] source {escape(found.source)})."
 
 
 def _luck_section(r: ReplayResult) -> list[str]:

@@ -125,15 +125,22 @@ def detection_line(found: Detection) -> str:
 
 def accuracy_lines(found: Accuracy) -> list[str]:
     """The detected regimes against the bars' true ones: accuracy, delays, confusion."""
-    delay = "-" if found.median_delay is None else f"{found.median_delay:g} bars"
     labels = list(found.confusion)
     rows = [[true, *found.confusion[true].values()] for true in labels]
     return [
         "DETECTED REGIMES AGAINST THE TRUE ONES (rows: true regime; columns: detected; bars)",
-        f"accuracy {found.accuracy:.3f} over {found.read:,} of {found.bars:,} bars read; "
-        f"{found.switches:,} switches, {found.missed:,} missed, median delay {delay}",
+        accuracy_line(found),
         _format_table(["true", *labels], rows),
     ]
+
+
+def accuracy_line(found: Accuracy) -> str:
+    """Accuracy, switches and delay in one line (the text's and the page's)."""
+    delay = "-" if found.median_delay is None else f"{found.median_delay:g} bars"
+    return (
+        f"accuracy {found.accuracy:.3f} over {found.read:,} of {found.bars:,} bars read; "
+        f"{found.switches:,} switches, {found.missed:,} missed, median delay {delay}"
+    )
 
 
 def exposure_line(change: Change) -> str:

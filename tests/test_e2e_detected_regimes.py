@@ -135,7 +135,8 @@ def test_detected_regimes_count_for_signals_and_trades_and_survive_a_kill(
         client.close()
         client = Client(daemon.rpc, retries=0)
         assert by_regime(client) == expected  # replayed from the journal, as counted
-        # Resent after the restart, with no bars held to detect from: the same trade.
+        # Resent after a kill -9 before any snapshot held the bars, so with none to
+        # detect from: the same trade.
         assert trade(client, "t1", trades["t1"], regime="calm")
         assert by_regime(client) == expected
         client.close()

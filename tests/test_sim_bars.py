@@ -6,6 +6,7 @@ made directly, on a made-up sequence and on a fresh rule set over the simulated 
 from __future__ import annotations
 
 import json
+import re
 from bisect import bisect_right
 from collections import Counter
 from pathlib import Path
@@ -16,6 +17,7 @@ from actors.regimes import REGIMES, Bar, Reading, RuleDetector
 from actors.regimes_sim import pool, score
 from daemon.cli import main
 from replay.bars import Accuracy, BarRow, read_bars, write_bars
+from replay.html import render_html
 from replay.runner import replay
 from replay.signals import InputError
 from replay.simulate import HOUR_MS, START_MS, Scenario, StrategySpec, simulate_bars, simulate_spec
@@ -140,6 +142,35 @@ def test_simulate_writes_bars_and_the_same_signals_and_replay_reports_them(
     text = capsys.readouterr().out
     assert "DETECTED REGIMES AGAINST THE TRUE ONES" in text
     assert f"accuracy {found['accuracy']:.3f} over {found['read']:,} of 4,320 bars" in text
+
+
+def test_the_html_report_shows_the_detection_and_its_confusion_matrix() -> None:
+    simulation = simulate_spec(SMALL, 7)
+    bars = simulate_bars(simulation)
+    replayed = replay(simulation.rows, bars=bars)
+    found = replayed.detection
+    assert found is not None and found.accuracy is not None
+    acc = found.accuracy
+    page = render_html(replayed, "small.csv")
+    start, end = page.index("<h2>Detected regimes</h2>"), page.index("<h2>Baseline and alphad")
+    section = page[start:end]
+    assert f"bars: {found.bars:,} in 2 series; [regimes] source bot: 0 signals" in section
+    signals = len(simulation.rows)
+    assert f"{signals:,} under the bot&#x27;s label" in section
+    assert f"accuracy {acc.accuracy:.3f} over {acc.read:,} of {acc.bars:,} bars read" in section
+    head = re.findall(r"<th>([a-z_]+)</th>", section)
+    cells = re.findall(r"<tr><td>([a-z_]+)</td>((?:<td>[\d,]+</td>)+)</tr>", section)
+    shown = {
+        true: dict(
+            zip(head, (int(n.replace(",", "")) for n in re.findall(r"[\d,]+", row)), strict=True)
+        )
+        for true, row in cells
+    }
+    assert shown == acc.confusion and set(shown) == set(REGIMES)
+    assert sum(sum(row.values()) for row in shown.values()) == acc.read
+    assert "counted under ([regimes] source bot)" in page
+    plain = render_html(replay(simulation.rows), "small.csv")
+    assert "Detected regimes" not in plain and "the regime the bot saw" in plain
 
 
 def test_bars_without_a_true_regime_report_no_accuracy_and_a_mixed_file_is_refused(
