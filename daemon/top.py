@@ -115,7 +115,7 @@ class TopView:
             rows.append(
                 {
                     "strategy": name,
-                    "status": _status_of(health.get(name)),
+                    "status": status_of(health.get(name)),
                     "base": allocation.get("base", {}).get(name),
                     "adaptive": allocation.get("adaptive", {}).get(name),
                     "effective": allocation.get("effective", {}).get(name),
@@ -209,7 +209,7 @@ class TopView:
         return Group(*parts)
 
 
-def _status_of(health: HealthRow | None) -> str:
+def status_of(health: HealthRow | None) -> str:
     """The strategy's status, then each regime it is not active in (per_regime):
     ``active trending_high_vol:suspended``."""
     if health is None:

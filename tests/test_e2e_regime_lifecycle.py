@@ -4,11 +4,16 @@ suspension survives a kill -9 and a restart."""
 
 from __future__ import annotations
 
+import csv
+import io
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import msgspec
 
+from daemon.top import status_of
 from protocol.codec import decode_alert
 from protocol.messages import (
     GetAudit,
@@ -128,6 +133,22 @@ def test_a_strategy_is_suspended_in_the_regime_it_loses_in_and_only_there(
             (WINNING, "active"),
             (LOSING, "suspended"),
         ]
+        # alphad report's table of the states in regimes, and alphad top's status cell.
+        command = [sys.executable, "-m", "daemon.cli", "report", "--runtime-dir"]
+        done = subprocess.run(
+            [*command, str(daemon.runtime_dir), "--format", "csv"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        shown = [
+            (r["strategy"], r["regime"], r["status"])
+            for r in csv.DictReader(io.StringIO(done.stdout))
+            if r["section"] == "regime_health"
+        ]
+        assert shown == [("swing", WINNING, "active"), ("swing", LOSING, "suspended")]
+        assert status_of(rpc.call(GetHealth()).rows[0]) == f"active {LOSING}:suspended"
         rpc.close()
 
         daemon.kill9()
