@@ -316,7 +316,7 @@ class EngineActor(Actor):
                 f"strategy {request.strategy!r} is neither configured nor seen; nothing changed",
             )
         transition = self.optimizer.force(
-            request.strategy, request.status, request.reason, request.operator, now
+            request.strategy, request.status, request.reason, request.operator, now, request.regime
         )
         allocation = self.optimizer.allocation()
         entries = await self._journal([_status_draft(transition)])
@@ -328,6 +328,7 @@ class EngineActor(Actor):
             reason=transition.reason,
             operator=request.operator,
             seq=entries[0].seq,
+            regime=transition.regime,
         )
 
     async def change_weights(

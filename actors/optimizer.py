@@ -164,9 +164,20 @@ class Optimizer:
         return strategy in self.lifecycle.states
 
     def force(
-        self, strategy: str, status: str, reason: str, operator: str, now_ms: int
+        self,
+        strategy: str,
+        status: str,
+        reason: str,
+        operator: str,
+        now_ms: int,
+        regime: str | None = None,
     ) -> Transition:
-        """An operator sets a status (``LifecycleModel.force``)."""
+        """An operator sets a status (``LifecycleModel.force``), the strategy's own or, in
+        a ``regime``, its status there (``RegimeLifecycle.force``)."""
+        if regime is not None:
+            transition = self.regimes.force(strategy, regime, status, reason, operator, now_ms)
+            self.regime_statuses = self.regimes.statuses()
+            return transition
         transition = self.lifecycle.force(strategy, status, reason, operator, now_ms)
         self.statuses = self.lifecycle.statuses()
         return transition

@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from actors.errors import BadInput
 from actors.events import UNKNOWN_REGIME
 from actors.figures import Figures
 from actors.lifecycle import LifecycleConfig, LifecycleModel, Transition
@@ -113,6 +114,19 @@ class RegimeLifecycle:
             if off:
                 served[regime] = off
         return served
+
+    def force(
+        self, strategy: str, regime: str, status: str, reason: str, operator: str, now_ms: int
+    ) -> Transition:
+        """An operator sets the strategy's status in a regime; raises ``BadInput`` with
+        ``per_regime`` off, for ``unknown`` and for ``retired`` (a regime retires none)."""
+        if not self.on:
+            raise BadInput("[lifecycle] per_regime is off: no status in a regime to set")
+        if regime == UNKNOWN_REGIME or status == "retired":
+            raise BadInput(f"a strategy cannot be {status} in regime {regime!r}")
+        move = self.model(regime).force(strategy, status, reason, operator, now_ms)
+        move.regime = regime
+        return move
 
     def apply_journaled(
         self, strategy: str, regime: str, status: str, reason: str, actor: str, ts_ms: int

@@ -250,6 +250,9 @@ class ForceStatus(Request, tag="force_status"):
     status: Status
     reason: Text
     operator: Name
+    # Set the strategy's status in this regime only ([lifecycle] per_regime): active,
+    # degraded or suspended.
+    regime: Name | None = None
 
 
 class ResetWeights(Request, tag="reset_weights"):
@@ -602,6 +605,7 @@ class StatusChanged(Reply, tag="status_changed"):
     reason: str
     operator: str
     seq: int
+    regime: str | None = None
 
 
 class Components(Reply, tag="components"):

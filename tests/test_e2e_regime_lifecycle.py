@@ -16,12 +16,14 @@ import msgspec
 from daemon.top import status_of
 from protocol.codec import decode_alert
 from protocol.messages import (
+    ForceStatus,
     GetAudit,
     GetHealth,
     OptimizationState,
     RecordTrade,
     ScoreSignal,
     SignalScore,
+    StatusChanged,
     UpdateOptimization,
 )
 from tests.daemon_process import DaemonProcess, RawClient
@@ -165,6 +167,17 @@ def test_a_strategy_is_suspended_in_the_regime_it_loses_in_and_only_there(
         assert msgspec.to_builtins(rpc.call(GetHealth()).rows) == health
         again = score(rpc, LOSING)
         assert (again.execute, again.status) == (False, "suspended")
+        # An operator lifts the suspension in that regime, on the admin socket.
+        admin = RawClient(daemon.admin)
+        lifted = admin.call(
+            ForceStatus(
+                strategy="swing", status="active", reason="checked", operator="ops", regime=LOSING
+            )
+        )
+        assert isinstance(lifted, StatusChanged)
+        assert (lifted.regime, lifted.old, lifted.new) == (LOSING, "suspended", "active")
+        admin.close()
+        assert score(rpc, LOSING).execute
         rpc.close()
     finally:
         daemon.close()
