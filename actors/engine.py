@@ -33,6 +33,7 @@ from actors.scorer import (
     AttachSignals,
     DetachSignals,
     PaperRecord,
+    RegimePaperRecord,
     SetRegimeFit,
     SignalSummary,
 )
@@ -285,7 +286,10 @@ class EngineActor(Actor):
         now = self.clock()
         by_strategy, by_regime = await self._ask(self.performance, RecentFigures())
         paper = await self._ask(self.scorer, PaperRecord())
-        result = self.optimizer.cycle(by_strategy, by_regime, now, regime, paper)
+        regime_paper: dict[str, dict[str, tuple[float, float]]] | None = None
+        if self.optimizer.regimes.on:
+            regime_paper = await self._ask(self.scorer, RegimePaperRecord())
+        result = self.optimizer.cycle(by_strategy, by_regime, now, regime, paper, regime_paper)
         updates, transitions = result.updates, result.transitions
         allocation = self.optimizer.allocation()
         self.last_cycle_ms = now
@@ -298,6 +302,7 @@ class EngineActor(Actor):
             weight_changes=[_weight_change(u) for u in updates],
             status_changes=[_status_change(t) for t in transitions],
             weighting_frozen=allocation.frozen,
+            regime_statuses=result.regime_statuses,
         )
         if regime is not None and not self._knows_regime(regime):
             state.notes.append(
@@ -350,7 +355,7 @@ class EngineActor(Actor):
                 f"strategy {request.strategy!r} is neither configured nor seen; nothing changed",
             )
         transition = self.optimizer.force(
-            request.strategy, request.status, request.reason, request.operator, now
+            request.strategy, request.status, request.reason, request.operator, now, request.regime
         )
         allocation = self.optimizer.allocation()
         entries = await self._journal([_status_draft(transition)])
@@ -362,6 +367,7 @@ class EngineActor(Actor):
             reason=transition.reason,
             operator=request.operator,
             seq=entries[0].seq,
+            regime=transition.regime,
         )
 
     async def change_weights(
@@ -592,6 +598,7 @@ class EngineActor(Actor):
             "scorer": scorer,
             "weighting": self.optimizer.weighting.to_state(),
             "lifecycle": self.optimizer.lifecycle.to_state(),
+            "regime_lifecycle": self.optimizer.regimes.to_state(),
             "engine": self._state(),
         }
         return Snapshot(
@@ -637,6 +644,7 @@ def _status_change(transition: Transition) -> StatusChange:
         new=transition.new,
         reason=transition.reason,
         actor=transition.actor,
+        regime=transition.regime,
     )
 
 
@@ -662,5 +670,7 @@ def _status_draft(transition: Transition) -> AuditDraft:
         new=transition.new,
         reason=transition.reason,
         actor=transition.actor,
-        data={"metrics": transition.metrics},
+        data={"metrics": transition.metrics}
+        if transition.regime is None
+        else {"regime": transition.regime, "metrics": transition.metrics},
     )

@@ -116,6 +116,15 @@ class LifecycleConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     # number of trades of a strategy without edge between two false alarms.
     edge_loss: Annotated[float, Meta(ge=0.0, le=10.0)] = 0.3
     edge_false_alarm_trades: Annotated[float, Meta(ge=2.0, le=1e9)] = 1000.0
+    # The per-regime lifecycle (actors/regime_lifecycle.py): each strategy also judged
+    # on its trades in each regime, by the same rules, and suspended in a regime where
+    # it fails (its signals there refused) while it trades on elsewhere. Off by default:
+    # on the calibration corpus it did not beat the whole-strategy lifecycle alone
+    # (docs/regimes.md#per-regime-lifecycle).
+    per_regime: bool = False
+    # The trades in a regime its judgement needs ([strategies.NAME.regimes.REGIME]
+    # min_trades overrides it).
+    regime_min_trades: Annotated[int, Meta(ge=1, le=100_000)] = 30
 
     def __post_init__(self) -> None:
         if self.soft_drawdown > self.hard_drawdown:
@@ -134,6 +143,9 @@ class Transition(msgspec.Struct, kw_only=True):
     actor: str  # "system" or the operator's name
     ts_ms: int
     metrics: dict[str, Any] = msgspec.field(default_factory=dict)
+    # The regime of a per-regime transition (actors/regime_lifecycle.py); None for the
+    # strategy's own.
+    regime: str | None = None
 
 
 # The reasons of a strategy's status before its first judged window.
@@ -258,9 +270,17 @@ def _ordinal(n: int) -> str:
 class LifecycleModel:
     """Statuses of every strategy and the counters behind them."""
 
-    def __init__(self, config: LifecycleConfig, strategies: Mapping[str, StrategyConfig]) -> None:
+    def __init__(
+        self,
+        config: LifecycleConfig,
+        strategies: Mapping[str, StrategyConfig],
+        overrides: Mapping[str, LifecycleConfig] | None = None,
+    ) -> None:
         self.config = config
         self.limits = dict(strategies)
+        # strategy -> the thresholds it is judged by instead of ``config`` (the
+        # per-regime lifecycle's [strategies.NAME.regimes.REGIME]).
+        self.overrides = dict(overrides or {})
         self.states: dict[str, HealthState] = {
             name: HealthState(reason="configured") for name in sorted(strategies)
         }
@@ -316,7 +336,7 @@ class LifecycleModel:
         A NaN figure breaches nothing but never counts as cleared either, so bad data
         can keep a strategy degraded but cannot bring it back.
         """
-        cfg = self.config
+        cfg = self.overrides.get(strategy, self.config)
         margin = cfg.hysteresis
         scale = pnl_scale(figures)
         soft_limit, hard_limit = self.drawdown_limits(strategy, figures)
@@ -424,7 +444,7 @@ class LifecycleModel:
                 if figures is self._assessed.get(strategy):
                     continue
                 self._assessed[strategy] = figures
-            if figures is None or figures.trades < cfg.min_trades:
+            if figures is None or figures.trades < self.overrides.get(strategy, cfg).min_trades:
                 continue
             evidence = fingerprint(figures)
             if evidence == state.evidence:
@@ -733,9 +753,10 @@ class LifecycleModel:
         config: LifecycleConfig,
         strategies: Mapping[str, StrategyConfig],
         state: Mapping[str, Any],
+        overrides: Mapping[str, LifecycleConfig] | None = None,
     ) -> LifecycleModel:
         """Rebuild from ``to_state``; the config's thresholds and limits apply from now on."""
-        model = cls(config, strategies)
+        model = cls(config, strategies, overrides)
         model.enabled = bool(state.get("enabled", True))
         for name, saved in state.get("strategies", {}).items():
             model.states[name] = msgspec.convert(saved, HealthState)

@@ -17,6 +17,7 @@ import msgspec
 
 from actors.figures import Figures
 from actors.lifecycle import LifecycleModel, Transition
+from actors.regime_lifecycle import Paper, RegimeLifecycle
 from actors.scorer import SetAllocation
 from actors.weighting import WeightingModel, WeightTable, WeightUpdate
 from protocol.messages import AuditEntry, Health, HealthRow, Weights
@@ -34,6 +35,8 @@ class Allocation(msgspec.Struct, kw_only=True):
     multipliers: dict[str, float]
     regime_multipliers: dict[str, dict[str, float]]
     frozen: bool = False
+    # regime -> strategy -> its status in the regime, where not active (per_regime).
+    regime_statuses: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
 
 
 class CycleResult(msgspec.Struct, kw_only=True):
@@ -43,6 +46,7 @@ class CycleResult(msgspec.Struct, kw_only=True):
     updates: list[WeightUpdate]
     transitions: list[Transition]
     statuses: dict[str, str]
+    regime_statuses: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
 
 
 def set_allocation(allocation: Allocation) -> SetAllocation:
@@ -52,6 +56,7 @@ def set_allocation(allocation: Allocation) -> SetAllocation:
         weights=dict(allocation.global_table.effective),
         multipliers=dict(allocation.multipliers),
         regime_multipliers={k: dict(v) for k, v in allocation.regime_multipliers.items()},
+        regime_statuses={k: dict(v) for k, v in allocation.regime_statuses.items()},
     )
 
 
@@ -59,7 +64,8 @@ class Optimizer:
     """The weighting and lifecycle models, the cycles run and the component switches.
 
     ``statuses`` are the lifecycle's as of the last change (cycle, force, reset,
-    rollback): the statuses the weights are shown and served under.
+    rollback): the statuses the weights are shown and served under;
+    ``regime_statuses`` the per-regime lifecycle's (``regimes``), where not active.
     """
 
     def __init__(
@@ -70,9 +76,11 @@ class Optimizer:
         cycles: int = 0,
         switches: Mapping[str, bool] | None = None,
         switched_ms: Mapping[str, int] | None = None,
+        regimes: RegimeLifecycle | None = None,
     ) -> None:
         self.weighting = weighting
         self.lifecycle = lifecycle
+        self.regimes = regimes or RegimeLifecycle(lifecycle.config, lifecycle.limits)
         self.cycles = cycles  # the number of the last cycle
         # Which components are on; an operator's switch outlives restarts (the engine
         # keeps it in its snapshot).
@@ -82,6 +90,7 @@ class Optimizer:
         for name, enabled in self.switches.items():
             self._switch(name, enabled)
         self.statuses: dict[str, str] = lifecycle.statuses()
+        self.regime_statuses = self.regimes.statuses()
 
     # ------------------------------------------------------------------ changes
 
@@ -102,7 +111,13 @@ class Optimizer:
         older than the journal: ``apply_journaled`` of the models)."""
         if entry.strategy is None:
             return
-        if entry.kind == "status":
+        regime = entry.data.get("regime")
+        if entry.kind == "status" and regime is not None:
+            self.regimes.apply_journaled(
+                entry.strategy, str(regime), str(entry.new), entry.reason, entry.actor, entry.ts_ms
+            )
+            self.regime_statuses = self.regimes.statuses()
+        elif entry.kind == "status":
             self.lifecycle.apply_journaled(
                 entry.strategy, str(entry.new), entry.reason, entry.actor, entry.ts_ms
             )
@@ -117,11 +132,14 @@ class Optimizer:
         now_ms: int,
         regime: str | None = None,
         paper: Mapping[str, tuple[float, float]] | None = None,
+        regime_paper: Paper | None = None,
     ) -> CycleResult:
         """One optimization cycle on the recent figures, at ``now_ms``.
 
         A requested ``regime`` updates that regime's table; without one every regime's.
-        ``paper``: the suspended strategies' paper trades (``ScorerModel.paper_record``).
+        ``paper``: the suspended strategies' paper trades (``ScorerModel.paper_record``);
+        ``regime_paper``: those of the strategies suspended in a regime, by regime. The
+        per-regime lifecycle judges every regime either way.
         """
         regimes = {regime: by_regime.get(regime, {})} if regime is not None else by_regime
         self.cycles += 1
@@ -130,8 +148,15 @@ class Optimizer:
         )
         transitions = self.lifecycle.assess(by_strategy, now_ms, paper)
         self.statuses = self.lifecycle.statuses()
+        if self.regimes.on:
+            transitions += self.regimes.assess(by_regime, now_ms, regime_paper)
+            self.regime_statuses = self.regimes.statuses()
         return CycleResult(
-            cycle=self.cycles, updates=updates, transitions=transitions, statuses=self.statuses
+            cycle=self.cycles,
+            updates=updates,
+            transitions=transitions,
+            statuses=self.statuses,
+            regime_statuses=self.regime_statuses,
         )
 
     def knows(self, strategy: str) -> bool:
@@ -139,9 +164,20 @@ class Optimizer:
         return strategy in self.lifecycle.states
 
     def force(
-        self, strategy: str, status: str, reason: str, operator: str, now_ms: int
+        self,
+        strategy: str,
+        status: str,
+        reason: str,
+        operator: str,
+        now_ms: int,
+        regime: str | None = None,
     ) -> Transition:
-        """An operator sets a status (``LifecycleModel.force``)."""
+        """An operator sets a status (``LifecycleModel.force``), the strategy's own or, in
+        a ``regime``, its status there (``RegimeLifecycle.force``)."""
+        if regime is not None:
+            transition = self.regimes.force(strategy, regime, status, reason, operator, now_ms)
+            self.regime_statuses = self.regimes.statuses()
+            return transition
         transition = self.lifecycle.force(strategy, status, reason, operator, now_ms)
         self.statuses = self.lifecycle.statuses()
         return transition
@@ -165,6 +201,8 @@ class Optimizer:
         """Drop a strategy's weights and lifecycle state; its last status, None if the
         lifecycle did not track it."""
         self.weighting.forget(strategy)
+        self.regimes.forget(strategy)
+        self.regime_statuses = self.regimes.statuses()
         status = self.lifecycle.forget(strategy)
         self.statuses = self.lifecycle.statuses()
         return status
@@ -186,7 +224,7 @@ class Optimizer:
         if name == "weighting":
             self.weighting.frozen = not enabled
         elif name == "lifecycle":
-            self.lifecycle.enabled = enabled
+            self.lifecycle.enabled = self.regimes.enabled = enabled
 
     # ------------------------------------------------------------------ reading
 
@@ -205,6 +243,7 @@ class Optimizer:
                 r: {s: model.multiplier(s, r) for s in strategies} for r in regimes
             },
             frozen=model.frozen,
+            regime_statuses=self.regime_statuses,
         )
 
     def weights(self, regime: str | None) -> Weights:
@@ -212,8 +251,12 @@ class Optimizer:
         return self.weighting.table(regime, self.statuses).reply(self.weighting.frozen)
 
     def health_rows(self, strategy: str | None) -> list[HealthRow]:
-        """Health rows of one strategy (a default row if never seen) or of every one."""
-        return [msgspec.convert(row, HealthRow) for row in self.lifecycle.health(strategy)]
+        """Health rows of one strategy (a default row if never seen) or of every one,
+        each with the strategy's rows in the regimes it traded in (per_regime)."""
+        rows = self.lifecycle.health(strategy)
+        if self.regimes.on:
+            rows = [row | {"regimes": self.regimes.health(row["strategy"])} for row in rows]
+        return [msgspec.convert(row, HealthRow) for row in rows]
 
     def health(self, strategy: str | None) -> Health:
         """The ``health`` reply of ``get_health``."""
@@ -226,6 +269,7 @@ class Optimizer:
         return {
             "weighting": self.weighting.to_state(),
             "lifecycle": self.lifecycle.to_state(),
+            "regimes": self.regimes.to_state(),
             "cycles": self.cycles,
             "switches": dict(self.switches),
             "switched_ms": dict(self.switched_ms),
@@ -236,18 +280,21 @@ class Optimizer:
         cls, weighting: WeightingModel, lifecycle: LifecycleModel, state: Mapping[str, Any]
     ) -> Optimizer:
         """Rebuild from ``to_state``, under the configs of the given models."""
+        config, limits = lifecycle.config, lifecycle.limits
         return cls(
             WeightingModel.from_state(weighting.config, weighting.configured, state["weighting"]),
-            LifecycleModel.from_state(lifecycle.config, lifecycle.limits, state["lifecycle"]),
+            LifecycleModel.from_state(config, limits, state["lifecycle"]),
             cycles=state["cycles"],
             switches=state["switches"],
             switched_ms=state.get("switched_ms"),
+            regimes=RegimeLifecycle.from_state(config, limits, state.get("regimes", {})),
         )
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Put everything back as ``to_state`` took it (a change whose commit failed)."""
         restored = Optimizer.from_state(self.weighting, self.lifecycle, state)
         self.weighting, self.lifecycle = restored.weighting, restored.lifecycle
+        self.regimes, self.regime_statuses = restored.regimes, restored.regime_statuses
         self.cycles, self.switches = restored.cycles, restored.switches
         self.switched_ms = restored.switched_ms
         self.statuses = restored.statuses

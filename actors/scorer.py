@@ -37,6 +37,8 @@ BUCKETS: tuple[float, ...] = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Lower edges of the quality buckets of the summary: 0-0.5, 0.5-0.6, ..., 0.9-1.0."""
 
 EXECUTABLE = frozenset(("active", "degraded"))
+_STRICTNESS = {"active": 0, "degraded": 1, "suspended": 2, "retired": 3}
+"""A strategy's status in a regime counts where it is stricter than its own."""
 PAPER = len(BUCKETS)
 """Added to a pending signal's quality bucket when it was refused because its strategy
 was suspended: its outcome is a paper trade, the evidence a suspension ends on."""
@@ -167,6 +169,10 @@ class ScorerState(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     pending: list[tuple[str, tuple[StoredSetup, NonNegativeInt]]]
     # strategy -> [wins, outcomes] of its paper trades since it was last suspended
     paper: dict[str, tuple[NonNegative, NonNegative]] = {}
+    # regime -> strategy -> status in the regime, where not active (per_regime), and
+    # [strategy, regime, wins, outcomes] of the paper trades of those suspended there
+    regime_statuses: dict[str, dict[str, str]] = {}
+    regime_paper: list[tuple[str, str, NonNegative, NonNegative]] = []
     scored: int
     executed: int
     quality_sum: float
@@ -213,6 +219,10 @@ class ScorerModel:
         # strategy -> [wins, outcomes] of the outcomes reported for its signals refused
         # while it was suspended, since its suspension; only suspended strategies.
         self.paper: dict[str, list[float]] = {}
+        # regime -> strategy -> its status in the regime where not active, and the paper
+        # record of each (strategy, regime) suspended in the regime, as ``paper``.
+        self.regime_statuses: dict[str, dict[str, str]] = {}
+        self.regime_paper: dict[tuple[str, str], list[float]] = {}
         self.scored = 0
         self.executed = 0
         self.quality_sum = 0.0
@@ -241,6 +251,11 @@ class ScorerModel:
         strategy = request.strategy
         regime = request.regime
         status = self.statuses.get(strategy, "active")
+        in_regime = ""
+        if regime is not None and self.regime_statuses:
+            there = self.regime_statuses.get(regime, {}).get(strategy)
+            if there is not None and _STRICTNESS[there] > _STRICTNESS.get(status, 0):
+                status, in_regime = there, f" in regime {regime}"
         confidence = request.confidence
         if not 0.0 <= confidence <= 1.0:
             # The wire refuses these; a request built in-process is clamped (NaN to 0)
@@ -304,7 +319,7 @@ class ScorerModel:
                     )
         if status not in EXECUTABLE:
             execute = False
-            reasons.append(f"strategy {status}")
+            reasons.append(f"strategy {status}{in_regime}")
         elif self.enabled and quality < cfg.min_quality:
             execute = False
             # Rounded down so a refused 0.497 never reads "0.50 below minimum 0.50".
@@ -332,7 +347,7 @@ class ScorerModel:
             # After the cap, so a degraded strategy is always sized below an active one.
             if status == "degraded":
                 size *= cfg.degraded_size_factor
-                reasons.append(f"strategy degraded: size × {cfg.degraded_size_factor:g}")
+                reasons.append(f"strategy degraded{in_regime}: size × {cfg.degraded_size_factor:g}")
         signal_id = request.signal_id
         if signal_id is None:
             self.counter += 1
@@ -470,10 +485,10 @@ class ScorerModel:
         key, bucket_q = entry
         if bucket_q >= PAPER:
             bucket_q -= PAPER
-            paper = self.paper.get(key[0])
-            if paper is not None:
-                paper[0] += success
-                paper[1] += 1.0
+            for paper in (self.paper.get(key[0]), self.regime_paper.get((key[0], key[3]))):
+                if paper is not None:
+                    paper[0] += success
+                    paper[1] += 1.0
         cfg = self.config
         setups = self.setups
         tally = setups.get(key)
@@ -516,13 +531,18 @@ class ScorerModel:
             del self.pending[signal_id]
         tally = self.strategy_tallies.pop(strategy, None)
         fits = {r: t.pop(strategy) for r, t in self.regime_fit.items() if strategy in t}
-        return strategy, setups, pending, tally, fits, self.paper.pop(strategy, None)
+        in_regimes = {
+            k: self.regime_paper.pop(k) for k in list(self.regime_paper) if k[0] == strategy
+        }
+        paper = self.paper.pop(strategy, None)
+        return strategy, setups, pending, tally, fits, paper, in_regimes
 
     def attach(self, detached: tuple[Any, ...]) -> None:
         """Put back what ``detach`` took out (a forget undone)."""
-        strategy, setups, pending, tally, fits, paper = detached
+        strategy, setups, pending, tally, fits, paper, in_regimes = detached
         if paper is not None:
             self.paper[strategy] = paper
+        self.regime_paper.update(in_regimes)
         self.setups.update(setups)
         self.pending.update(pending)
         if tally is not None:
@@ -536,10 +556,13 @@ class ScorerModel:
         weights: Mapping[str, float],
         multipliers: Mapping[str, float],
         regime_multipliers: Mapping[str, Mapping[str, float]],
+        regime_statuses: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         """Take statuses, effective weights and weight multipliers (adaptive / base, global
-        and per regime) after an optimization cycle or an operator's change. A strategy
-        suspended now and not before starts a new paper record."""
+        and per regime), and the statuses in regimes, after an optimization cycle or an
+        operator's change. A strategy suspended now and not before, in all regimes or in
+        one, starts a new paper record."""
+        self._take_regime_statuses(regime_statuses or {})
         before, paper = self.statuses, self.paper
         for strategy, status in statuses.items():
             if status != "suspended":
@@ -555,6 +578,28 @@ class ScorerModel:
             regime: {k: _multiplier(v) for k, v in table.items()}
             for regime, table in regime_multipliers.items()
         }
+
+    def _take_regime_statuses(self, statuses: Mapping[str, Mapping[str, str]]) -> None:
+        before, paper = self.regime_statuses, self.regime_paper
+        suspended = set()
+        for regime, table in statuses.items():
+            for strategy, status in table.items():
+                if status == "suspended":
+                    key = (strategy, regime)
+                    suspended.add(key)
+                    if before.get(regime, {}).get(strategy) != "suspended" or key not in paper:
+                        paper[key] = [0.0, 0.0]
+        for key in [k for k in paper if k not in suspended]:
+            del paper[key]
+        self.regime_statuses = {regime: dict(table) for regime, table in statuses.items()}
+
+    def regime_paper_record(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """regime -> strategy -> (wins, outcomes) of the paper trades in the regime of each
+        strategy suspended in it, since that suspension (``paper_record``'s, by regime)."""
+        record: dict[str, dict[str, tuple[float, float]]] = {}
+        for (strategy, regime), (wins, n) in sorted(self.regime_paper.items()):
+            record.setdefault(regime, {})[strategy] = (wins, n)
+        return record
 
     def paper_record(self) -> dict[str, tuple[float, float]]:
         """strategy -> (wins, outcomes) of the paper trades of each suspended strategy
@@ -672,6 +717,8 @@ class ScorerModel:
             "bucket_outcomes": list(self.bucket_outcomes),
             "bucket_successes": list(self.bucket_successes),
             "paper": {s: tuple(record) for s, record in self.paper.items()},
+            "regime_statuses": {k: dict(v) for k, v in self.regime_statuses.items()},
+            "regime_paper": [(s, r, w, n) for (s, r), (w, n) in self.regime_paper.items()],
         }
 
     def state_pending(self, signal_ids: Iterable[str]) -> Iterator[tuple[str, Any]]:
@@ -708,6 +755,7 @@ class ScorerModel:
             any(row[1] > row[2] for row in (*saved.setups, *saved.strategies))
             or any(row[2] > row[3] for row in saved.confluence)
             or any(wins > outcomes for wins, outcomes in saved.paper.values())
+            or any(row[2] > row[3] for row in saved.regime_paper)
         ):
             raise ValueError("scorer state: a record has more successes than outcomes")
         if any(entry[1] >= PAPER + len(BUCKETS) for _, entry in saved.pending):
@@ -716,12 +764,19 @@ class ScorerModel:
         model.enabled = saved.enabled
         model.counter = saved.counter
         model.set_allocation(
-            saved.statuses, saved.weights, saved.multipliers, saved.regime_multipliers
+            saved.statuses,
+            saved.weights,
+            saved.multipliers,
+            saved.regime_multipliers,
+            saved.regime_statuses,
         )
         model.regime_fit = saved.regime_fit
         for strategy, (wins, outcomes) in saved.paper.items():
             if strategy in model.paper:
                 model.paper[strategy] = [wins, outcomes]
+        for strategy, regime, wins, outcomes in saved.regime_paper:
+            if (strategy, regime) in model.regime_paper:
+                model.regime_paper[(strategy, regime)] = [wins, outcomes]
         for key, successes, outcomes in saved.setups[-config.max_setups :]:
             tally = model.setups[key] = SetupTally(key, successes, outcomes)
             tally.shrink_to(config.setup_window)
@@ -781,6 +836,7 @@ class SetAllocation(msgspec.Struct, frozen=True, kw_only=True):
     weights: dict[str, float]
     multipliers: dict[str, float]
     regime_multipliers: dict[str, dict[str, float]]
+    regime_statuses: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
 
 
 class SetRegimeFit(msgspec.Struct, frozen=True):
@@ -812,6 +868,11 @@ class SignalSummary(Ask[dict[str, Any]], frozen=True):
 
 class PaperRecord(Ask[dict[str, tuple[float, float]]], frozen=True):
     """Ask: the paper trades of the suspended strategies (``ScorerModel.paper_record``)."""
+
+
+class RegimePaperRecord(Ask[dict[str, dict[str, tuple[float, float]]]], frozen=True):
+    """Ask: the paper trades of the strategies suspended in a regime
+    (``ScorerModel.regime_paper_record``)."""
 
 
 class ScorerStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -977,6 +1038,7 @@ class ScorerActor(Actor):
                     message.weights,
                     message.multipliers,
                     message.regime_multipliers,
+                    message.regime_statuses,
                 )
                 return None
             case SetRegimeFit():
@@ -995,6 +1057,8 @@ class ScorerActor(Actor):
                 return None
             case PaperRecord():
                 return model.paper_record()
+            case RegimePaperRecord():
+                return model.regime_paper_record()
             case SignalSummary():
                 summary = model.summary()
                 summary["not_kept"] = self.signals_not_kept

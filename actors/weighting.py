@@ -18,7 +18,7 @@ from msgspec import Meta
 
 from actors.errors import NotFound, UnknownStrategy
 from actors.figures import Figures
-from protocol.messages import Weights
+from protocol.messages import Name, Weights
 
 INACTIVE = frozenset(("suspended", "retired"))
 """Statuses whose effective weight is 0."""
@@ -30,6 +30,26 @@ TermWeight = Annotated[float, Meta(ge=0.0, le=100.0)]
 DrawdownLimit = Annotated[float, Meta(gt=0.0, le=1e15)]
 
 
+def _check_drawdowns(soft: float | None, hard: float | None) -> None:
+    if soft is not None and hard is not None and soft > hard:
+        raise ValueError(f"soft_drawdown {soft:g} is over hard_drawdown {hard:g}")
+
+
+class RegimeLimits(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """``[strategies.NAME.regimes.REGIME]``: the lifecycle's thresholds for one strategy's
+    trades in one regime (``[lifecycle] per_regime``); each unset key is ``[lifecycle]``'s
+    (``regime_min_trades`` for ``min_trades``)."""
+
+    min_trades: Annotated[int, Meta(ge=1, le=100_000)] | None = None
+    win_rate_floor: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
+    psr_floor: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
+    soft_drawdown: DrawdownLimit | None = None
+    hard_drawdown: DrawdownLimit | None = None
+
+    def __post_init__(self) -> None:
+        _check_drawdowns(self.soft_drawdown, self.hard_drawdown)
+
+
 class StrategyConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """``[strategies.NAME]``: a configured strategy."""
 
@@ -38,11 +58,11 @@ class StrategyConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
     # relative limits (in average trades) apply.
     soft_drawdown: DrawdownLimit | None = None
     hard_drawdown: DrawdownLimit | None = None
+    # Thresholds of the per-regime lifecycle, by regime.
+    regimes: dict[Name, RegimeLimits] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        soft, hard = self.soft_drawdown, self.hard_drawdown
-        if soft is not None and hard is not None and soft > hard:
-            raise ValueError(f"soft_drawdown {soft:g} is over hard_drawdown {hard:g}")
+        _check_drawdowns(self.soft_drawdown, self.hard_drawdown)
 
 
 class WeightingConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

@@ -263,7 +263,11 @@ class Daemon:
         self._replay(recovery, performance_model, scorer, optimizer)
         served = set_allocation(optimizer.allocation())
         scorer_model.set_allocation(
-            served.statuses, served.weights, served.multipliers, served.regime_multipliers
+            served.statuses,
+            served.weights,
+            served.multipliers,
+            served.regime_multipliers,
+            served.regime_statuses,
         )
         scorer_model.set_regime_fit(
             performance_model.recent_by_strategy(), performance_model.recent_by_regime()

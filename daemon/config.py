@@ -26,6 +26,7 @@ from actors.lifecycle import LifecycleConfig, LifecycleModel
 from actors.market import RegimesConfig
 from actors.optimizer import Optimizer
 from actors.performance import PerformanceConfig, PerformanceModel
+from actors.regime_lifecycle import RegimeLifecycle
 from actors.scorer import ScorerConfig, ScorerModel
 from actors.weighting import StrategyConfig, WeightingConfig, WeightingModel
 from protocol.endpoints import default_runtime_dir, default_state_dir
@@ -192,6 +193,9 @@ def build_models(
         if "lifecycle" in state
         else LifecycleModel(config.lifecycle, config.strategies)
     )
+    regimes = RegimeLifecycle.from_state(
+        config.lifecycle, config.strategies, state.get("regime_lifecycle", {})
+    )
     scorer_state = state.get("scorer")
     scorer = (
         ScorerModel.from_state(config.scorer, id_prefix, scorer_state["model"])
@@ -212,6 +216,7 @@ def build_models(
         cycles=int(engine.get("cycle", 0)),
         switches=switches,
         switched_ms={str(k): int(v) for k, v in engine.get("switched_ms", {}).items()},
+        regimes=regimes,
     )
     return Models(performance=performance, scorer=scorer, optimizer=optimizer)
 

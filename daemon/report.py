@@ -73,6 +73,15 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
             for h in report.health
         ],
     )
+    in_regimes = [(h.strategy, r) for h in report.health for r in h.regimes]
+    if in_regimes:  # [lifecycle] per_regime: each strategy's state in each regime
+        tables["regime_health"] = (
+            ["strategy", "regime", "status", "since_ms", "violations", "suspensions", "reason"],
+            [
+                [name, r.regime, r.status, r.since_ms, r.violations, r.suspensions, r.reason]
+                for name, r in in_regimes
+            ],
+        )
     tables["regime_effectiveness"] = (
         ["strategy", "regime", "trades", "win_rate", "expectancy", "profit_factor", "sharpe"],
         [

@@ -27,7 +27,7 @@ from rich.text import Text
 from protocol.client import Client, Subscriber
 from protocol.curve import CurveKeys, CurveRefused
 from protocol.errors import AlphadError
-from protocol.messages import Alert, Report, StatusReply
+from protocol.messages import Alert, HealthRow, Report, StatusReply
 
 STATUS_STYLE = {"active": "green", "degraded": "yellow", "suspended": "red", "retired": "dim"}
 SORT_KEYS = ("strategy", "status", "effective", "trades", "expectancy", "win_rate", "drawdown")
@@ -115,7 +115,7 @@ class TopView:
             rows.append(
                 {
                     "strategy": name,
-                    "status": health[name].status if name in health else "active",
+                    "status": status_of(health.get(name)),
                     "base": allocation.get("base", {}).get(name),
                     "adaptive": allocation.get("adaptive", {}).get(name),
                     "effective": allocation.get("effective", {}).get(name),
@@ -182,7 +182,7 @@ class TopView:
         for row in self.rows()[:room]:
             table.add_row(
                 row["strategy"][:14],
-                Text(row["status"], style=STATUS_STYLE.get(row["status"], "")),
+                Text(row["status"], style=STATUS_STYLE.get(row["status"].split()[0], "")),
                 _num(row["base"]),
                 _num(row["adaptive"]),
                 _num(row["effective"]),
@@ -198,6 +198,8 @@ class TopView:
         parts.append(Text(f"sort: {sort}   [s]ort [r]everse [q]uit", style="dim"))
         for topic, alert in list(self.alerts)[-alert_lines:]:
             who = alert.strategy or ""
+            if alert.regime is not None and alert.kind == "status":
+                who += f" in {alert.regime}"
             parts.append(
                 Text(
                     f"#{alert.seq} {topic} {who} {alert.old}->{alert.new} {alert.reason}"[:79],
@@ -205,6 +207,15 @@ class TopView:
                 )
             )
         return Group(*parts)
+
+
+def status_of(health: HealthRow | None) -> str:
+    """The strategy's status, then each regime it is not active in (per_regime):
+    ``active trending_high_vol:suspended``."""
+    if health is None:
+        return "active"
+    off = [f"{r.regime}:{r.status}" for r in health.regimes if r.status != "active"]
+    return " ".join([health.status, *off])
 
 
 def _alert_style(topic: str) -> str:

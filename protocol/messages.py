@@ -250,6 +250,9 @@ class ForceStatus(Request, tag="force_status"):
     status: Status
     reason: Text
     operator: Name
+    # Set the strategy's status in this regime only ([lifecycle] per_regime): active,
+    # degraded or suspended.
+    regime: Name | None = None
 
 
 class ResetWeights(Request, tag="reset_weights"):
@@ -384,6 +387,9 @@ class StatusChange(msgspec.Struct, kw_only=True):
     new: str
     reason: str
     actor: str = "system"
+    # The regime of a per-regime change (docs/regimes.md#per-regime-lifecycle); null
+    # for the strategy's own status.
+    regime: str | None = None
 
 
 class OptimizationState(Reply, tag="optimization_state"):
@@ -399,6 +405,8 @@ class OptimizationState(Reply, tag="optimization_state"):
     weighting_frozen: bool = False
     # What the caller may not expect, e.g. a regime never seen in a trade or a signal.
     notes: list[str] = msgspec.field(default_factory=list)
+    # regime -> strategy -> its status in that regime, where not active (per_regime).
+    regime_statuses: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
 
 
 class StatusReply(Reply, tag="status"):
@@ -469,6 +477,17 @@ class Weights(Reply, tag="weights"):
     restored_cycle: int | None = None
 
 
+class RegimeHealthRow(msgspec.Struct, kw_only=True):
+    """One strategy's lifecycle state in one regime (per_regime)."""
+
+    regime: str
+    status: str
+    since_ms: int
+    reason: str
+    violations: int
+    suspensions: int = 0
+
+
 class HealthRow(msgspec.Struct, kw_only=True):
     """One strategy's lifecycle state."""
 
@@ -478,6 +497,8 @@ class HealthRow(msgspec.Struct, kw_only=True):
     reason: str
     violations: int
     suspensions: int = 0
+    # Its state in each regime it traded in, with [lifecycle] per_regime on.
+    regimes: list[RegimeHealthRow] = msgspec.field(default_factory=list)
 
 
 class Health(Reply, tag="health"):
@@ -584,6 +605,7 @@ class StatusChanged(Reply, tag="status_changed"):
     reason: str
     operator: str
     seq: int
+    regime: str | None = None
 
 
 class Components(Reply, tag="components"):
@@ -646,6 +668,9 @@ class Alert(msgspec.Struct, tag_field="type", tag="alert", kw_only=True):
     data: dict[str, Any] = msgspec.field(default_factory=dict)
     # Who made the change: "system" for a cycle's, the operator's name for a forced one.
     actor: str = "system"
+    # The regime a status or weight change is in; null for the strategy's own status,
+    # its global weight, and the other kinds.
+    regime: str | None = None
 
     @classmethod
     def from_audit(cls, entry: AuditEntry) -> Alert:
@@ -660,7 +685,11 @@ class Alert(msgspec.Struct, tag_field="type", tag="alert", kw_only=True):
             reason=entry.reason,
             data=entry.data,
             actor=entry.actor,
+            regime=entry.data.get("regime") if entry.kind in _REGIME_KINDS else None,
         )
+
+
+_REGIME_KINDS = frozenset(("status", "weight"))
 
 
 ALERT_TOPICS: tuple[str, ...] = (

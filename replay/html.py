@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from replay.bars import Detection
-from replay.results import Curve, Replay, ReplayResult, Sides, Stats
+from replay.results import Curve, Replay, ReplayResult, Sides, Stats, StatusEvent
 from replay.signals import InputError
 from replay.text import (
     LUCK_HEADER,
@@ -226,7 +226,7 @@ def _status_table(r: ReplayResult) -> str:
     for e in r.status_changes:
         rows.append(
             f"<tr><td>{utc_minute(e.ts_ms)}</td><td>{e.cycle:,}</td>"
-            f'<td class="text">{escape(e.strategy)}</td>'
+            f'<td class="text">{escape(_name_of(e))}</td>'
             f'<td class="text">{e.old} → {e.new}</td><td class="text">{escape(e.reason)}</td></tr>'
         )
     rows.append("</table></div>")
@@ -390,7 +390,11 @@ def _status_chart(r: ReplayResult) -> str:
         path = r.weights.get(name)
         start = path[0][0] if path else r.first_ts_ms
         spells = [(start, "active", "")]
-        spells += [(e.ts_ms, e.new, e.reason) for e in r.status_changes if e.strategy == name]
+        spells += [
+            (e.ts_ms, e.new, e.reason)
+            for e in r.status_changes
+            if e.strategy == name and e.regime is None
+        ]
         for k, (ts, status, reason) in enumerate(spells):
             end = spells[k + 1][0] if k + 1 < len(spells) else r.last_ts_ms
             x0, x1 = frame.x(ts), frame.x(end)
@@ -463,3 +467,8 @@ def _colour(i: int) -> str:
 
 def _num(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _name_of(event: StatusEvent) -> str:
+    """The strategy of a status change, with its regime for a per-regime one."""
+    return event.strategy if event.regime is None else f"{event.strategy} in {event.regime}"

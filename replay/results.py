@@ -71,8 +71,9 @@ class SignalCounts(msgspec.Struct, kw_only=True):
     outcomes_learned: int  # outcomes the scorer counted (shadow ones included)
 
 
-class StatusEvent(msgspec.Struct, kw_only=True):
-    """One lifecycle transition, at the event time of the cycle that made it."""
+class StatusEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One lifecycle transition, at the event time of the cycle that made it; ``regime``
+    only for a per-regime one (left out of the JSON otherwise)."""
 
     ts_ms: int
     cycle: int
@@ -80,6 +81,7 @@ class StatusEvent(msgspec.Struct, kw_only=True):
     old: str
     new: str
     reason: str
+    regime: str | None = None
 
 
 class ReplayResult(msgspec.Struct, kw_only=True):

@@ -110,7 +110,11 @@ class Replayer:
         allocation = self.optimizer.allocation()
         served = set_allocation(allocation)
         self.scorer.set_allocation(
-            served.statuses, served.weights, served.multipliers, served.regime_multipliers
+            served.statuses,
+            served.weights,
+            served.multipliers,
+            served.regime_multipliers,
+            served.regime_statuses,
         )
         table = allocation.global_table
         for strategy, adaptive in table.adaptive.items():
@@ -131,8 +135,13 @@ class Replayer:
             performance = self.performance
             self._recent = (performance.recent_by_strategy(), performance.recent_by_regime())
         by_strategy, by_regime = self._recent
-        result = self.optimizer.cycle(
-            by_strategy, by_regime, now_ms, paper=self.scorer.paper_record()
+        optimizer = self.optimizer
+        result = optimizer.cycle(
+            by_strategy,
+            by_regime,
+            now_ms,
+            paper=self.scorer.paper_record(),
+            regime_paper=self.scorer.regime_paper_record() if optimizer.regimes.on else None,
         )
         for move in result.transitions:
             self.status_changes.append(
@@ -143,6 +152,7 @@ class Replayer:
                     old=move.old,
                     new=move.new,
                     reason=move.reason,
+                    regime=move.regime,
                 )
             )
         self.scorer.set_regime_fit(by_strategy, by_regime)

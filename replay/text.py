@@ -214,13 +214,15 @@ def _signed_money(value: float | None) -> str:
 
 
 def _status_lines(changes: Sequence[StatusEvent]) -> list[str]:
-    """One line per transition; the reason last, left-aligned, as long as it is."""
-    width = max((len(e.strategy) for e in changes), default=0)
+    """One line per transition (``NAME in REGIME`` for a per-regime one); the reason
+    last, left-aligned, as long as it is."""
+    names = [e.strategy if e.regime is None else f"{e.strategy} in {e.regime}" for e in changes]
+    width = max((len(name) for name in names), default=0)
     cycles = max((len(f"{e.cycle:,}") for e in changes), default=0)
     return [
-        f"{utc_minute(e.ts_ms)}  {e.cycle:>{cycles},}  {e.strategy:<{width}}  "
+        f"{utc_minute(e.ts_ms)}  {e.cycle:>{cycles},}  {name:<{width}}  "
         f"{e.old + ' -> ' + e.new:<21}  {e.reason}"
-        for e in changes
+        for e, name in zip(changes, names, strict=True)
     ]
 
 

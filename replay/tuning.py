@@ -46,10 +46,13 @@ def judge(scenario: str, seed: int, config: Config | None = None) -> SeedOutcome
     simulation = simulate(scenario, seed)
     replayed = replay(simulation.rows, config)
     changes = replayed.result.status_changes
+    # A strategy suspended in a regime trades on elsewhere: its losses run on until its
+    # own suspension; but a good strategy suspended anywhere counts as thrown away.
+    own = [e for e in changes if e.regime is None]
     losses: dict[str, int | None] = {}
     early = 0
     for strategy, onset in simulation.decay_onsets.items():
-        suspended_at = suspension_after(changes, strategy, onset)
+        suspended_at = suspension_after(own, strategy, onset)
         early += suspended_at == onset
         losses[strategy] = (
             None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 import zmq
 
 from actors.base import Handle
@@ -72,35 +73,43 @@ def _audit_of(result: CycleResult) -> list[Audit]:
         ("weight", u.strategy, u.old, u.new, u.reason, u.regime) for u in result.updates
     ]
     statuses: list[Audit] = [
-        ("status", t.strategy, t.old, t.new, t.reason, None) for t in result.transitions
+        ("status", t.strategy, t.old, t.new, t.reason, t.regime) for t in result.transitions
     ]
     return weights + statuses
 
 
 def _journaled(entry: AuditEntry) -> Audit:
-    regime = entry.data.get("regime") if entry.kind == "weight" else None
+    regime = entry.data.get("regime")
     return (entry.kind, entry.strategy, entry.old, entry.new, entry.reason, regime)
 
 
-def _history() -> tuple[Config, RecordingReplayer]:
+def _history(per_regime: bool) -> tuple[Config, RecordingReplayer]:
     # Seven strategies, one decaying, over 90 days with a cycle every 4 hours of event
     # time: weights move globally and per regime; strategies are degraded, recover,
-    # are suspended and let back on probation.
-    config = msgspec.convert({"engine": {"update_interval_s": 4 * 3600}}, Config)
+    # are suspended and let back on probation. Per regime: four strategies whose edge
+    # depends on the regime, each judged in each regime too.
+    config = msgspec.convert(
+        {"engine": {"update_interval_s": 4 * 3600}, "lifecycle": {"per_regime": per_regime}},
+        Config,
+    )
     replayer = RecordingReplayer(config)
-    replayer.run(simulate_spec(SCENARIOS["mixed"], 1).rows)
+    replayer.run(simulate_spec(SCENARIOS["regime" if per_regime else "mixed"], 1).rows)
     return config, replayer
 
 
-async def test_the_live_engine_and_the_replay_agree_cycle_by_cycle(tmp_path: Path) -> None:
-    config, replayed = _history()
+@pytest.mark.parametrize("per_regime", [False, True], ids=["lifecycle", "per-regime"])
+async def test_the_live_engine_and_the_replay_agree_cycle_by_cycle(
+    tmp_path: Path, per_regime: bool
+) -> None:
+    config, replayed = _history(per_regime)
     cycles = [event for event in replayed.events if event[0] == "cycle"]
     moved = [c for c in cycles if c[2][0].updates]
     changed = [c for c in cycles if c[2][0].transitions]
     # The history exercises what the comparison is about.
     assert len(moved) > 10 and len(changed) > 5, (len(moved), len(changed))
-    moves = {(t.old, t.new) for c in changed for t in c[2][0].transitions}
-    assert moves >= {("active", "degraded"), ("degraded", "suspended"), ("suspended", "degraded")}
+    moves = {(t.old, t.new, t.regime is not None) for c in changed for t in c[2][0].transitions}
+    wanted = {("active", "degraded"), ("degraded", "suspended"), ("suspended", "degraded")}
+    assert moves >= {(*move, per_regime) for move in wanted}, moves
     assert {u.regime for c in moved for u in c[2][0].updates} > {None}
 
     now = [replayed.events[0][1]]
@@ -152,11 +161,12 @@ async def test_the_live_engine_and_the_replay_agree_cycle_by_cycle(tmp_path: Pat
                 assert state.cycle == result.cycle
                 assert state.weights == weights, f"cycle {result.cycle}"
                 assert state.statuses == statuses, f"cycle {result.cycle}"
+                assert state.regime_statuses == result.regime_statuses, f"cycle {result.cycle}"
                 live = [
                     ("weight", w.strategy, w.old, w.new, w.reason, w.regime)
                     for w in state.weight_changes
                 ] + [
-                    ("status", s.strategy, s.old, s.new, s.reason, None)
+                    ("status", s.strategy, s.old, s.new, s.reason, s.regime)
                     for s in state.status_changes
                 ]
                 assert live == _audit_of(result), f"cycle {result.cycle}"
