@@ -20,8 +20,8 @@ import math
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from itertools import combinations
-from operator import mul
+from itertools import accumulate, combinations
+from operator import mul, truediv
 from statistics import median
 from typing import Annotated, Any
 
@@ -297,6 +297,13 @@ def per_unit_pnls(pnls: Sequence[float], sizes: Sequence[float]) -> list[float]:
     if not sizes:
         return []
     floor = SIZE_FLOOR_SHARE * median(sizes)
+    if min(sizes) > floor and len(pnls) == len(sizes):
+        # Every size above the floor (the usual window): each trade divided by its own
+        # size, as below. A sum that is not finite means a ratio overflowed (or the sum
+        # did): the loop below then finds which.
+        quick = list(map(truediv, pnls, sizes))
+        if math.isfinite(sum(quick)):
+            return quick
     out = []
     for pnl, size in zip(pnls, sizes, strict=True):
         per_unit = pnl / (size if size > floor else floor)
@@ -421,9 +428,9 @@ def figures_of(pnls: Sequence[float], *, seen: int = 0, keep_pnls: bool = False)
     mean = total / n
     deviations = [p - mean for p in pnls]
     squares = [d * d for d in deviations]
-    running = peak = max_drawdown = 0.0
-    for pnl in pnls:
-        running += pnl
+    peak = max_drawdown = 0.0
+    # The running pnl from 0.0 (the additions of ``running += pnl``, made by accumulate).
+    for running in accumulate(pnls, initial=0.0):
         if running > peak:
             peak = running
         elif peak - running > max_drawdown:
