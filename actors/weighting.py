@@ -448,7 +448,7 @@ class WeightingModel:
         considered = self._considered.setdefault(regime, {})
         # The pooled prior, computed once a short window needs it (most cycles none does).
         prior: tuple[float, float] | None = None
-        pooled = not self.config.borrow_strength
+        prior_asked = not self.config.borrow_strength
         for strategy in sorted(recent):
             figures = recent[strategy]
             if strategy not in weights or considered.get(strategy) is figures:
@@ -457,8 +457,8 @@ class WeightingModel:
             if short:
                 if figures.trades < 3:
                     continue
-                if not pooled:
-                    prior, pooled = self.pooled_prior(recent), True
+                if not prior_asked:
+                    prior, prior_asked = self.pooled_prior(recent), True
                 if prior is None:
                     continue
             considered[strategy] = figures
