@@ -344,7 +344,7 @@ class JudgedWindow:
         # any, or -1 for rings that do not pair up, the window is judged by
         # ``per_unit_pnls`` alone).
         self.ratios = Ring(window_trades)
-        self.ordered_sizes: list[float] = []
+        self.ordered_sizes = array("d")
         self.odd_sizes = 0
         # Computed on the first ask after a trade and kept until the next one.
         self.judged: Figures | None = None

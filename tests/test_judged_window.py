@@ -81,7 +81,7 @@ def check(window: JudgedWindow) -> None:
     """The window's kept structure and its figures, against the rings."""
     held = window.sizes.items()
     if window.odd_sizes >= 0:
-        assert window.ordered_sizes == sorted(s for s in held if 0.0 < s < math.inf)
+        assert list(window.ordered_sizes) == sorted(s for s in held if 0.0 < s < math.inf)
         assert window.odd_sizes == sum(not 0.0 < s < math.inf for s in held)
         ratios = window.ratios.items()
         for ratio, pnl, size in zip(ratios, window.pnls.items(), held, strict=True):
