@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from itertools import combinations
-from operator import mul
+from itertools import accumulate, combinations
+from operator import mul, truediv
 from statistics import median
 from typing import Annotated, Any
 
@@ -297,6 +297,13 @@ def per_unit_pnls(pnls: Sequence[float], sizes: Sequence[float]) -> list[float]:
     if not sizes:
         return []
     floor = SIZE_FLOOR_SHARE * median(sizes)
+    if min(sizes) > floor and len(pnls) == len(sizes):
+        # Every size above the floor (the usual window): each trade divided by its own
+        # size, as below. A sum that is not finite means a ratio overflowed (or the sum
+        # did): the loop below then finds which.
+        quick = list(map(truediv, pnls, sizes))
+        if math.isfinite(sum(quick)):
+            return quick
     out = []
     for pnl, size in zip(pnls, sizes, strict=True):
         per_unit = pnl / (size if size > floor else floor)
@@ -325,28 +332,68 @@ class JudgedWindow:
     full weight.
     """
 
-    __slots__ = ("judged", "pnls", "seen", "sizes")
+    __slots__ = ("judged", "odd_sizes", "ordered_sizes", "pnls", "ratios", "seen", "sizes")
 
     def __init__(self, window_trades: int, seen: int = 0) -> None:
         self.pnls = Ring(window_trades)
         self.sizes = Ring(window_trades)
         self.seen = seen
+        # Kept with every trade so that judging the window does not divide and sort
+        # again: each trade's pnl / size, the window's positive finite sizes in order,
+        # and how many of its sizes are not (only a restored state can hold those; with
+        # any, or -1 for rings that do not pair up, the window is judged by
+        # ``per_unit_pnls`` alone).
+        self.ratios = Ring(window_trades)
+        self.ordered_sizes = array("d")
+        self.odd_sizes = 0
         # Computed on the first ask after a trade and kept until the next one.
         self.judged: Figures | None = None
 
     def add(self, pnl: float, size: float) -> None:
         """Count one more trade (its size from ``trade_size``)."""
-        self.pnls.add(pnl)
-        self.sizes.add(size)
         self.seen += 1
         self.judged = None
+        if self.odd_sizes < 0:
+            self.pnls.add(pnl)
+            self.sizes.add(size)
+            return
+        sizes = self.sizes
+        if sizes.count == sizes.capacity:  # the oldest trade leaves the window
+            oldest = sizes.values[sizes.head]
+            if 0.0 < oldest < math.inf:
+                ordered = self.ordered_sizes
+                del ordered[bisect_left(ordered, oldest)]
+            else:
+                self.odd_sizes -= 1
+        self.pnls.add(pnl)
+        sizes.add(size)
+        if 0.0 < size < math.inf:
+            insort(self.ordered_sizes, size)
+            self.ratios.add(pnl / size)
+        else:
+            self.odd_sizes += 1
+            self.ratios.add(math.nan)
+
+    def per_unit(self) -> list[float]:
+        """``per_unit_pnls`` of the window, oldest first: the pnls / sizes kept with the
+        trades when every size is above the floor and no ratio overflowed, as
+        ``per_unit_pnls`` computes them then."""
+        ordered = self.ordered_sizes
+        if (
+            ordered
+            and not self.odd_sizes
+            and ordered[0] > SIZE_FLOOR_SHARE * _median_of_sorted(ordered)
+        ):
+            ratios = self.ratios.items()
+            if math.isfinite(sum(ratios)):
+                return ratios
+        return per_unit_pnls(self.pnls.items(), self.sizes.items())
 
     def judged_figures(self) -> Figures:
         """The recent window per unit of size, with ``seen`` and ``pnls`` (shared: read,
         never modify)."""
         if self.judged is None:
-            per_unit = per_unit_pnls(self.pnls.items(), self.sizes.items())
-            self.judged = figures_of(per_unit, seen=self.seen, keep_pnls=True)
+            self.judged = figures_of(self.per_unit(), seen=self.seen, keep_pnls=True)
         return self.judged
 
     @classmethod
@@ -354,10 +401,30 @@ class JudgedWindow:
         cls, window_trades: int, seen: int, pnls: Sequence[float], sizes: Sequence[float]
     ) -> JudgedWindow:
         """A window holding the newest trades of ``pnls`` and ``sizes`` that fit."""
-        window = cls(window_trades, seen)
-        window.pnls = Ring.of(window_trades, pnls)
-        window.sizes = Ring.of(window_trades, sizes)
+        window = cls(window_trades)
+        pnls, sizes = _newest(pnls, window_trades), _newest(sizes, window_trades)
+        if len(pnls) == len(sizes):
+            for pnl, size in zip(pnls, sizes, strict=True):
+                window.add(pnl, size)
+        else:  # a state whose rings do not pair up: judged by per_unit_pnls alone
+            window.pnls = Ring.of(window_trades, pnls)
+            window.sizes = Ring.of(window_trades, sizes)
+            window.odd_sizes = -1
+        window.seen = seen
         return window
+
+
+def _newest(values: Sequence[float], capacity: int) -> Sequence[float]:
+    return values[len(values) - capacity :] if len(values) > capacity else values
+
+
+def _median_of_sorted(ordered: Sequence[float]) -> float:
+    """``statistics.median`` of values already in order (its arithmetic, without the sort)."""
+    n = len(ordered)
+    half = n // 2
+    if n % 2:
+        return ordered[half]
+    return (ordered[half - 1] + ordered[half]) / 2
 
 
 class Group:
@@ -421,9 +488,9 @@ def figures_of(pnls: Sequence[float], *, seen: int = 0, keep_pnls: bool = False)
     mean = total / n
     deviations = [p - mean for p in pnls]
     squares = [d * d for d in deviations]
-    running = peak = max_drawdown = 0.0
-    for pnl in pnls:
-        running += pnl
+    peak = max_drawdown = 0.0
+    # The running pnl from 0.0 (the additions of ``running += pnl``, made by accumulate).
+    for running in accumulate(pnls, initial=0.0):
         if running > peak:
             peak = running
         elif peak - running > max_drawdown:

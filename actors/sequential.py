@@ -39,7 +39,7 @@ def robust_scale(pnls: Sequence[float]) -> float:
     ordered = sorted(pnls)
     half = n // 2
     median = ordered[half] if n % 2 else (ordered[half - 1] + ordered[half]) / 2.0
-    deviation = math.fsum(abs(p - median) for p in pnls) / n
+    deviation = math.fsum([abs(p - median) for p in pnls]) / n
     scale = SQRT_HALF_PI * deviation
     return scale if math.isfinite(scale) else 0.0
 
@@ -51,7 +51,7 @@ def edge_scale(pnls: Sequence[float]) -> float:
     if n < 2:
         return 0.0
     mean = math.fsum(pnls) / n
-    deviation = math.sqrt(math.fsum((p - mean) ** 2 for p in pnls) / (n - 1))
+    deviation = math.sqrt(math.fsum([(p - mean) ** 2 for p in pnls]) / (n - 1))
     scale = max(deviation, robust_scale(pnls))
     return scale if math.isfinite(scale) else 0.0
 

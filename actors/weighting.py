@@ -466,16 +466,21 @@ class WeightingModel:
     ) -> list[WeightUpdate]:
         updates = []
         considered = self._considered.setdefault(regime, {})
-        prior = self.pooled_prior(recent) if self.config.borrow_strength else None
+        # The pooled prior, computed once a short window needs it (most cycles none does).
+        prior: tuple[float, float] | None = None
+        prior_asked = not self.config.borrow_strength
         for strategy in sorted(recent):
             figures = recent[strategy]
-            if strategy not in weights:
+            if strategy not in weights or considered.get(strategy) is figures:
                 continue
             short = figures.trades < self.config.min_trades
-            if short and (prior is None or figures.trades < 3):
-                continue
-            if considered.get(strategy) is figures:
-                continue
+            if short:
+                if figures.trades < 3:
+                    continue
+                if not prior_asked:
+                    prior, prior_asked = self.pooled_prior(recent), True
+                if prior is None:
+                    continue
             considered[strategy] = figures
             # A weight moves only on new evidence: once step_share of its window is trades
             # made since it was last judged. Cycles in between would step again on much

@@ -847,3 +847,25 @@ def test_without_borrowing_a_short_history_keeps_its_weight() -> None:
     model.ensure_registered("losing")
     model.update(pool | {"losing": losing_short}, {})
     assert model.adaptive["losing"] == 1.0
+
+
+def test_the_pooled_prior_is_computed_only_for_a_short_history_it_can_judge() -> None:
+    pool = pool_of([-0.2, -0.22, -0.18], trades=100)
+    losing_short = figures_of([-1.0, 0.5, -1.2, 0.4, -0.9, -0.3, 0.2, -1.1, 0.6, -0.8])
+    pooled: list[int] = []
+
+    class Counting(WeightingModel):
+        def pooled_prior(self, recent: Any) -> tuple[float, float] | None:
+            pooled.append(len(recent))
+            return super().pooled_prior(recent)
+
+    model = Counting(WeightingConfig(min_trades=20), {})
+    for name in ("losing", *pool):
+        model.ensure_registered(name)
+    model.update(pool, {"calm": pool})  # every window full: nothing to borrow for
+    assert pooled == []
+    model.update(pool | {"losing": losing_short}, {})  # a short one: once for its table
+    assert pooled == [4] and model.adaptive["losing"] < 1.0
+    # The same windows again: nothing new to judge, nothing pooled.
+    model.update(pool | {"losing": losing_short}, {})
+    assert pooled == [4]
