@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-from actors.errors import LimitReached, UnknownStrategy
+from alphad.actors.errors import LimitReached, UnknownStrategy
 
 
 class Admission:

@@ -46,7 +46,7 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 import msgspec
 import structlog
 
-from protocol.messages import Reply, Request
+from alphad.protocol.messages import Reply, Request
 
 log = structlog.get_logger("alphad.actor")
 

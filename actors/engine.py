@@ -22,14 +22,14 @@ from typing import Any, TypeVar
 import msgspec
 import structlog
 
-from actors.base import TAKE_STATE, Actor, Ask, Handle, SampleReader, Samples, msgpack_pieces
-from actors.errors import BadInput, NotFound
-from actors.events import SetEnabled
-from actors.lifecycle import Transition
-from actors.optimizer import Allocation, Optimizer, set_allocation
-from actors.performance import AttachGroups, DetachStrategy, RecentFigures, ReportTables
-from actors.report_pages import ReportParts, report_page
-from actors.scorer import (
+from alphad.actors.base import TAKE_STATE, Actor, Ask, Handle, SampleReader, Samples, msgpack_pieces
+from alphad.actors.errors import BadInput, NotFound
+from alphad.actors.events import SetEnabled
+from alphad.actors.lifecycle import Transition
+from alphad.actors.optimizer import Allocation, Optimizer, set_allocation
+from alphad.actors.performance import AttachGroups, DetachStrategy, RecentFigures, ReportTables
+from alphad.actors.report_pages import ReportParts, report_page
+from alphad.actors.scorer import (
     AttachSignals,
     DetachSignals,
     PaperRecord,
@@ -37,9 +37,9 @@ from actors.scorer import (
     SetRegimeFit,
     SignalSummary,
 )
-from actors.store import AuditDraft, Commit, Snapshot, TradesCommitted
-from actors.weighting import WeightUpdate
-from protocol.messages import (
+from alphad.actors.store import AuditDraft, Commit, Snapshot, TradesCommitted
+from alphad.actors.weighting import WeightUpdate
+from alphad.protocol.messages import (
     Alert,
     AuditEntry,
     Components,

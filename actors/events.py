@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from actors.base import Ask
+from alphad.actors.base import Ask
 
 UNKNOWN_REGIME = "unknown"
 

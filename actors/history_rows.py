@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import msgspec
 
-from protocol.messages import OptimizationState
+from alphad.protocol.messages import OptimizationState
 
 KEYFRAME_EVERY = 100
 

@@ -21,14 +21,14 @@ from typing import Annotated, Any, cast
 import msgspec
 from msgspec import Meta
 
-from actors.errors import BadInput
-from actors.exact import binomial_at_least, binomial_at_most
-from actors.figures import Figures, fingerprint
-from actors.performance import figures_of
-from actors.sequential import MIN_TRADES as EDGE_MIN_TRADES
-from actors.sequential import cusum, edge_scale, threshold
-from actors.weighting import StrategyConfig, pnl_scale
-from protocol.messages import STATUSES, Status
+from alphad.actors.errors import BadInput
+from alphad.actors.exact import binomial_at_least, binomial_at_most
+from alphad.actors.figures import Figures, fingerprint
+from alphad.actors.performance import figures_of
+from alphad.actors.sequential import MIN_TRADES as EDGE_MIN_TRADES
+from alphad.actors.sequential import cusum, edge_scale, threshold
+from alphad.actors.weighting import StrategyConfig, pnl_scale
+from alphad.protocol.messages import STATUSES, Status
 
 HOUR_MS = 3_600_000
 LEGACY_PROBATION_HOURS = 72

@@ -20,8 +20,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from actors.errors import BadInput, LimitReached
-from actors.regimes import (
+from alphad.actors.errors import BadInput, LimitReached
+from alphad.actors.regimes import (
     REGIMES,
     Bar,
     BarsRefused,
@@ -30,7 +30,7 @@ from actors.regimes import (
     RuleState,
     bar_problem,
 )
-from protocol.messages import BarSize, BarsTaken, MarketBars, Name
+from alphad.protocol.messages import BarSize, BarsTaken, MarketBars, Name
 
 Source = Literal["bot", "detected", "bot_else_detected"]
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}

@@ -15,12 +15,12 @@ from typing import Any
 
 import msgspec
 
-from actors.figures import Figures
-from actors.lifecycle import LifecycleModel, Transition
-from actors.regime_lifecycle import Paper, RegimeLifecycle
-from actors.scorer import SetAllocation
-from actors.weighting import WeightingModel, WeightTable, WeightUpdate
-from protocol.messages import AuditEntry, Health, HealthRow, Weights
+from alphad.actors.figures import Figures
+from alphad.actors.lifecycle import LifecycleModel, Transition
+from alphad.actors.regime_lifecycle import Paper, RegimeLifecycle
+from alphad.actors.scorer import SetAllocation
+from alphad.actors.weighting import WeightingModel, WeightTable, WeightUpdate
+from alphad.protocol.messages import AuditEntry, Health, HealthRow, Weights
 
 COMPONENTS = ("scorer", "weighting", "lifecycle")
 """The optimization components an operator can switch off (``set_component``)."""

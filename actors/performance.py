@@ -29,10 +29,10 @@ import msgspec
 import structlog
 from msgspec import Meta
 
-from actors.base import TAKE_STATE, Actor, Ask, encode_in_slices
-from actors.events import ClosedTrade
-from actors.figures import Figures, sharpe_ratio
-from protocol.messages import (
+from alphad.actors.base import TAKE_STATE, Actor, Ask, encode_in_slices
+from alphad.actors.events import ClosedTrade
+from alphad.actors.figures import Figures, sharpe_ratio
+from alphad.protocol.messages import (
     METRIC_FIELDS,
     PAGE_ROWS,
     TOP_MIN_TRADES,

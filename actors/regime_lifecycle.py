@@ -20,11 +20,11 @@ from typing import Any
 
 import msgspec
 
-from actors.errors import BadInput
-from actors.events import UNKNOWN_REGIME
-from actors.figures import Figures
-from actors.lifecycle import LifecycleConfig, LifecycleModel, Transition
-from actors.weighting import StrategyConfig
+from alphad.actors.errors import BadInput
+from alphad.actors.events import UNKNOWN_REGIME
+from alphad.actors.figures import Figures
+from alphad.actors.lifecycle import LifecycleConfig, LifecycleModel, Transition
+from alphad.actors.weighting import StrategyConfig
 
 NEVER_RETIRE = 1000
 """``retire_after_suspensions`` of a regime's lifecycle: its most, never reached in

@@ -16,7 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import median
 
-from actors.regimes import RANGING, REGIMES, TRENDING_DOWN, TRENDING_UP, VOLATILE, Bar, Reading
+from alphad.actors.regimes import (
+    RANGING,
+    REGIMES,
+    TRENDING_DOWN,
+    TRENDING_UP,
+    VOLATILE,
+    Bar,
+    Reading,
+)
 
 DAY_MS = 86_400_000
 START_MS = 1_577_836_800_000  # 2020-01-01 UTC

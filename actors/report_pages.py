@@ -16,8 +16,8 @@ from typing import Any
 
 import msgspec
 
-from actors.weighting import WeightTable
-from protocol.messages import PAGE_BYTES, PAGE_ROWS, HealthRow, Report, StatusReply
+from alphad.actors.weighting import WeightTable
+from alphad.protocol.messages import PAGE_BYTES, PAGE_ROWS, HealthRow, Report, StatusReply
 
 Key = tuple[str, ...]
 WEIGHTS = ("base", "adaptive", "effective", "normalized")

@@ -18,13 +18,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from actors.base import TAKE_STATE, Actor, Ask, Handle, encode_in_slices
-from actors.events import UNKNOWN_REGIME, ClosedTrade, SetEnabled, SignalOutcome
-from actors.exact import binomial_at_most, student_t_above
-from actors.figures import Figures
-from actors.market import MarketRegimes, RegimesConfig
-from actors.store import AppendSignal, AppendSignals
-from protocol.messages import BarsTaken, MarketBars, Name, ScoreSignal, SignalScore
+from alphad.actors.base import TAKE_STATE, Actor, Ask, Handle, encode_in_slices
+from alphad.actors.events import UNKNOWN_REGIME, ClosedTrade, SetEnabled, SignalOutcome
+from alphad.actors.exact import binomial_at_most, student_t_above
+from alphad.actors.figures import Figures
+from alphad.actors.market import MarketRegimes, RegimesConfig
+from alphad.actors.store import AppendSignal, AppendSignals
+from alphad.protocol.messages import BarsTaken, MarketBars, Name, ScoreSignal, SignalScore
 
 Factor = Annotated[float, Meta(ge=0.0, le=1.0)]
 Cap = Annotated[int, Meta(ge=1, le=10_000_000)]

@@ -31,13 +31,21 @@ import aiosqlite
 import msgspec
 import structlog
 
-from actors import store_reads as reads
-from actors.base import Actor, ActorStopped, Envelope, Handle, MailboxFull, SampleReader, Samples
-from actors.errors import Refused
-from actors.events import ClosedTrade
-from actors.history_rows import Chain
-from actors.sqlite_thread import in_connection_thread, require_primitive
-from actors.store_messages import (
+from alphad.actors import store_reads as reads
+from alphad.actors.base import (
+    Actor,
+    ActorStopped,
+    Envelope,
+    Handle,
+    MailboxFull,
+    SampleReader,
+    Samples,
+)
+from alphad.actors.errors import Refused
+from alphad.actors.events import ClosedTrade
+from alphad.actors.history_rows import Chain
+from alphad.actors.sqlite_thread import in_connection_thread, require_primitive
+from alphad.actors.store_messages import (
     AppendOutcome,
     AppendSignal,
     AppendSignals,
@@ -54,10 +62,10 @@ from actors.store_messages import (
     StorageUnavailable,
     TradesCommitted,
 )
-from actors.store_plan import plan_batch, signals_to_look_up, unknown_signal
-from actors.store_schema import MIGRATIONS, SCHEMA_VERSION, integrity_problems, prepare
-from actors.store_writes import delete_old_signals, journaled_signals, write_batch
-from protocol.messages import AuditEntry
+from alphad.actors.store_plan import plan_batch, signals_to_look_up, unknown_signal
+from alphad.actors.store_schema import MIGRATIONS, SCHEMA_VERSION, integrity_problems, prepare
+from alphad.actors.store_writes import delete_old_signals, journaled_signals, write_batch
+from alphad.protocol.messages import AuditEntry
 
 log = structlog.get_logger("alphad.store")
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import msgspec
 
-from actors.base import Ask, Piece
-from actors.events import ClosedTrade, SignalOutcome
-from protocol.messages import AuditEntry, OptimizationState, RecordTrade, SignalRecord
+from alphad.actors.base import Ask, Piece
+from alphad.actors.events import ClosedTrade, SignalOutcome
+from alphad.protocol.messages import AuditEntry, OptimizationState, RecordTrade, SignalRecord
 
 
 class StorageCorrupt(Exception):

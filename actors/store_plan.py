@@ -23,11 +23,11 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from actors.errors import Conflict, NotFound
-from actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
-from actors.history_rows import Chain, Row, next_row
-from actors.store_messages import AppendOutcome, AppendSignal, AppendTrade, Commit
-from protocol.messages import AuditEntry
+from alphad.actors.errors import Conflict, NotFound
+from alphad.actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
+from alphad.actors.history_rows import Chain, Row, next_row
+from alphad.actors.store_messages import AppendOutcome, AppendSignal, AppendTrade, Commit
+from alphad.protocol.messages import AuditEntry
 
 TRADE_FIELDS = (
     "strategy",

@@ -14,11 +14,11 @@ from typing import Any
 
 import msgspec
 
-from actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
-from actors.history_rows import rebuild
-from actors.store_messages import QueryAudit, QueryHistory, QuerySignals, Recovery, Snapshot
-from actors.store_schema import scalar
-from protocol.messages import AuditEntry, OptimizationState, SignalRecord
+from alphad.actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
+from alphad.actors.history_rows import rebuild
+from alphad.actors.store_messages import QueryAudit, QueryHistory, QuerySignals, Recovery, Snapshot
+from alphad.actors.store_schema import scalar
+from alphad.protocol.messages import AuditEntry, OptimizationState, SignalRecord
 
 # The regime a recorded trade counts under (migration 3 says why).
 _REGIME_USED = (

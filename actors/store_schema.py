@@ -11,7 +11,7 @@ from pathlib import Path
 
 import msgspec
 
-from actors.store_messages import StorageCorrupt
+from alphad.actors.store_messages import StorageCorrupt
 
 SCHEMA_VERSION = 4
 

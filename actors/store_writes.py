@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 
 import msgspec
 
-from actors.store_plan import OUTCOME_FIELDS, TRADE_FIELDS, Batch, Recorded
+from alphad.actors.store_plan import OUTCOME_FIELDS, TRADE_FIELDS, Batch, Recorded
 
 
 def write_batch(

@@ -16,9 +16,9 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from actors.errors import NotFound, UnknownStrategy
-from actors.figures import Figures
-from protocol.messages import Name, Weights
+from alphad.actors.errors import NotFound, UnknownStrategy
+from alphad.actors.figures import Figures
+from alphad.protocol.messages import Name, Weights
 
 INACTIVE = frozenset(("suspended", "retired"))
 """Statuses whose effective weight is 0."""

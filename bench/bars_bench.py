@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import time
 
-from actors.market import MarketRegimes, RegimesConfig
-from actors.regimes import RuleDetector
-from actors.regimes_sim import simulate
-from protocol.client import Client
-from protocol.codec import encode, request_decoder
-from protocol.messages import MarketBar, MarketBars
+from alphad.actors.market import MarketRegimes, RegimesConfig
+from alphad.actors.regimes import RuleDetector
+from alphad.actors.regimes_sim import simulate
+from alphad.protocol.client import Client
+from alphad.protocol.codec import encode, request_decoder
+from alphad.protocol.messages import MarketBar, MarketBars
 
 BATCH = 500
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from actors.regimes import REGIMES, Bar, HmmDetector, Reading, RuleDetector
-from actors.regimes_sim import Score, pool, score, simulate
+from alphad.actors.regimes import REGIMES, Bar, HmmDetector, Reading, RuleDetector
+from alphad.actors.regimes_sim import Score, pool, score, simulate
 from bench.markets.corpus import (
     MANIFEST,
     SPLITS,

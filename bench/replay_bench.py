@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
-from replay.runner import replay
-from replay.signals import SignalRow
-from replay.simulate import SCENARIOS, simulate_spec
+from alphad.replay.runner import replay
+from alphad.replay.signals import SignalRow
+from alphad.replay.simulate import SCENARIOS, simulate_spec
 
 
 def _bare_loop(rows: list[SignalRow]) -> float:

@@ -18,7 +18,7 @@ import math
 import random
 import sys
 
-from actors.sequential import cusum, edge_scale, first_alarm, threshold
+from alphad.actors.sequential import cusum, edge_scale, first_alarm, threshold
 
 TRADES = 10_000
 RUNS = 40

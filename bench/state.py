@@ -14,12 +14,12 @@ import threading
 import time
 from pathlib import Path
 
-from actors.events import ClosedTrade
-from actors.lifecycle import LifecycleConfig, LifecycleModel
-from actors.optimizer import Optimizer
-from actors.performance import PerformanceConfig, PerformanceModel
-from actors.weighting import WeightingConfig, WeightingModel
-from protocol.messages import UpdateOptimization
+from alphad.actors.events import ClosedTrade
+from alphad.actors.lifecycle import LifecycleConfig, LifecycleModel
+from alphad.actors.optimizer import Optimizer
+from alphad.actors.performance import PerformanceConfig, PerformanceModel
+from alphad.actors.weighting import WeightingConfig, WeightingModel
+from alphad.protocol.messages import UpdateOptimization
 from tests.daemon_process import DaemonProcess, RawClient
 
 REGIMES = ("trending", "ranging", "volatile", "calm")

@@ -23,9 +23,9 @@ import threading
 import time
 from pathlib import Path
 
+from alphad.protocol.client import Client
 from bench.state import rss_mib
 from bench.suite import free_port, percentile
-from protocol.client import Client
 from tests.daemon_process import DaemonProcess
 from tests.test_metrics import scrape
 

@@ -29,11 +29,11 @@ from typing import Any
 
 import zmq
 
+from alphad.protocol.codec import encode
+from alphad.protocol.messages import ForceStatus, RecordTrade, ScoreSignal
 from bench.bars_bench import bar_cost, hold_bars
 from bench.replay_bench import replay_speed
 from bench.state import cycle_seconds, memory_and_recovery
-from protocol.codec import encode
-from protocol.messages import ForceStatus, RecordTrade, ScoreSignal
 from tests.daemon_process import DaemonProcess, RawClient
 
 STRATEGY = "ema_trend_following"

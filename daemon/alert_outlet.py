@@ -33,7 +33,7 @@ from typing import Any
 import structlog
 import zmq
 
-from daemon.gateway import LogThrottle, bind_with_mode
+from alphad.daemon.gateway import LogThrottle, bind_with_mode
 
 log = structlog.get_logger("alphad.alerts")
 

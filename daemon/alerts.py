@@ -23,12 +23,12 @@ import msgspec
 import structlog
 import zmq
 
-from actors.base import Actor
-from daemon.alert_outlet import AlertThread, Outlet
-from daemon.gateway import LogThrottle
-from protocol.codec import json_encoder, msgpack_encoder
-from protocol.endpoints import alert_topic
-from protocol.messages import Alert
+from alphad.actors.base import Actor
+from alphad.daemon.alert_outlet import AlertThread, Outlet
+from alphad.daemon.gateway import LogThrottle
+from alphad.protocol.codec import json_encoder, msgpack_encoder
+from alphad.protocol.endpoints import alert_topic
+from alphad.protocol.messages import Alert
 
 log = structlog.get_logger("alphad.alerts")
 _feeds = itertools.count(1)

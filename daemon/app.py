@@ -22,14 +22,14 @@ import msgspec
 import structlog
 import zmq
 
-from actors.admission import Admission
-from actors.base import Actor, Handle
-from actors.engine import EngineActor, EngineInline, FinalSnapshot, StrategySeen, Tick
-from actors.market import MarketRegimes
-from actors.optimizer import Optimizer, set_allocation
-from actors.performance import PerformanceActor, PerformanceModel
-from actors.scorer import FlushSignals, ScorerActor, ScorerInline
-from actors.store import (
+from alphad.actors.admission import Admission
+from alphad.actors.base import Actor, Handle
+from alphad.actors.engine import EngineActor, EngineInline, FinalSnapshot, StrategySeen, Tick
+from alphad.actors.market import MarketRegimes
+from alphad.actors.optimizer import Optimizer, set_allocation
+from alphad.actors.performance import PerformanceActor, PerformanceModel
+from alphad.actors.scorer import FlushSignals, ScorerActor, ScorerInline
+from alphad.actors.store import (
     AppendOutcome,
     AppendTrade,
     PruneSignals,
@@ -39,12 +39,12 @@ from actors.store import (
     Recovery,
     StoreActor,
 )
-from daemon import sdnotify
-from daemon.alerts import AlertPublisher
-from daemon.config import Config, Models, Paths, build_admission, build_models
-from daemon.gateway import Gateway, Route
-from daemon.metrics import Sampler
-from daemon.security import (
+from alphad.daemon import sdnotify
+from alphad.daemon.alerts import AlertPublisher
+from alphad.daemon.config import Config, Models, Paths, build_admission, build_models
+from alphad.daemon.gateway import Gateway, Route
+from alphad.daemon.metrics import Sampler
+from alphad.daemon.security import (
     RUNTIME_DIR_FORBIDDEN,
     STATE_DIR_FORBIDDEN,
     Curve,
@@ -55,8 +55,8 @@ from daemon.security import (
     raise_open_files_limit,
     secure_directory,
 )
-from daemon.supervisor import RELEASE_FLOOR_S, StopWatchdog, Supervisor, time_left
-from protocol.messages import (
+from alphad.daemon.supervisor import RELEASE_FLOOR_S, StopWatchdog, Supervisor, time_left
+from alphad.protocol.messages import (
     PAGE_BYTES,
     PAGE_ROWS,
     Audit,

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, get_args
 
 import msgspec
 
-from daemon.config import Config, ConfigError, Paths, load_config, resolve_paths
-from daemon.config_checks import checked_config
-from protocol.messages import RankedMetric
+from alphad.daemon.config import Config, ConfigError, Paths, load_config, resolve_paths
+from alphad.daemon.config_checks import checked_config
+from alphad.protocol.messages import RankedMetric
 
 if TYPE_CHECKING:
-    from protocol.curve import CurveKeys
+    from alphad.protocol.curve import CurveKeys
 
 RANKED_METRICS: tuple[str, ...] = get_args(RankedMetric)
 REPORT_TOP_N = 5  # the report's top strategies
@@ -154,7 +154,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(schema_json())
         return 0
     if command == "keygen":
-        from daemon.security import SecurityError, keygen
+        from alphad.daemon.security import SecurityError, keygen
 
         try:
             public, secret = keygen(args.directory, args.name, force=args.force)
@@ -176,9 +176,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "check-db":
         return check_database(args)
     if command in ("simulate", "replay"):
-        from replay.cli import replay_command
-        from replay.signals import InputError
-        from replay.simulate import simulate_command
+        from alphad.replay.cli import replay_command
+        from alphad.replay.signals import InputError
+        from alphad.replay.simulate import simulate_command
 
         try:
             return simulate_command(args) if command == "simulate" else replay_command(args)
@@ -198,7 +198,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             min_trades=args.min_trades,
         )
     if command == "top":
-        from daemon.top import run_top
+        from alphad.daemon.top import run_top
 
         return run_top(paths.rpc, paths.alerts, args.interval, curve=curve)
     if command == "watch":
@@ -216,9 +216,9 @@ def run(config: Config, paths: Paths, warnings: Sequence[str] = ()) -> int:
     import structlog
     import uvloop
 
-    from daemon.app import Daemon, StartupError
-    from daemon.logs import configure_logging, flush_logs
-    from daemon.supervisor import LOG_FLUSH_S
+    from alphad.daemon.app import Daemon, StartupError
+    from alphad.daemon.logs import configure_logging, flush_logs
+    from alphad.daemon.supervisor import LOG_FLUSH_S
 
     configure_logging(config.daemon.log_level)
     for warning in warnings:
@@ -244,7 +244,7 @@ def status(paths: Paths, *, as_json: bool, timeout_s: float, curve: CurveKeys | 
         return 0
     print(f"alphad {reply.version} up {reply.uptime_s:.0f}s at {paths.rpc}")
     print(f"  trades {reply.trades}  strategies {reply.strategies}  cycle {reply.cycle}")
-    from daemon.report import component_states
+    from alphad.daemon.report import component_states
 
     now_ms = time.time_ns() // 1_000_000
     for name, state in sorted(component_states(reply, now_ms).items()):
@@ -262,7 +262,7 @@ def report(
     min_trades: int | None = None,
 ) -> int:
     """Print the report as tables, JSON or CSV; the top strategies by ``top``."""
-    from daemon.report import render_csv, render_json, render_text
+    from alphad.daemon.report import render_csv, render_json, render_text
 
     if min_trades is not None and min_trades < 0:
         raise CommandError(f"--min-trades must be 0 or more, not {min_trades}")
@@ -291,7 +291,7 @@ KEYS_HINT = (
 
 def _curve_keys(args: argparse.Namespace, config: Config) -> CurveKeys | None:
     """The CURVE keys of a client command: flags beat the environment beats ``[security]``."""
-    from protocol.curve import CurveKeys
+    from alphad.protocol.curve import CurveKeys
 
     server = (
         args.server_key or os.environ.get("ALPHAD_SERVER_KEY") or config.security.curve_server_key
@@ -313,9 +313,9 @@ def _curve_keys(args: argparse.Namespace, config: Config) -> CurveKeys | None:
 
 def _ask(paths: Paths, timeout_s: float, curve: CurveKeys | None, call: Any) -> Any:
     """One request to the rpc socket; a failure becomes one line for the operator."""
-    from protocol.client import Client
-    from protocol.curve import CurveRefused
-    from protocol.errors import AlphadError
+    from alphad.protocol.client import Client
+    from alphad.protocol.curve import CurveRefused
+    from alphad.protocol.errors import AlphadError
 
     try:
         with Client(paths.rpc, timeout_s=timeout_s, retries=0, curve=curve) as client:
@@ -330,9 +330,9 @@ def _ask(paths: Paths, timeout_s: float, curve: CurveKeys | None, call: Any) -> 
 
 def watch(paths: Paths, topics: list[str], *, as_json: bool, curve: CurveKeys | None) -> int:
     """Print alerts until interrupted."""
-    from protocol.client import Client, Subscriber
-    from protocol.curve import CurveRefused
-    from protocol.errors import AlphadError
+    from alphad.protocol.client import Client, Subscriber
+    from alphad.protocol.curve import CurveRefused
+    from alphad.protocol.errors import AlphadError
 
     try:
         with (
@@ -376,7 +376,7 @@ def check_database(args: argparse.Namespace) -> int:
     from pathlib import Path
     from urllib.parse import quote
 
-    from actors.store import integrity_problems
+    from alphad.actors.store import integrity_problems
 
     if args.database:
         path = Path(args.database)
@@ -402,7 +402,7 @@ def check_database(args: argparse.Namespace) -> int:
 
 def schema_json() -> str:
     """The JSON Schema of every request, reply and alert."""
-    from protocol.schema import json_schema
+    from alphad.protocol.schema import json_schema
 
     return json.dumps(json_schema(), indent=2, sort_keys=True)
 

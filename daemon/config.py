@@ -21,16 +21,16 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import Meta
 
-from actors.admission import Admission
-from actors.lifecycle import LifecycleConfig, LifecycleModel
-from actors.market import RegimesConfig
-from actors.optimizer import Optimizer
-from actors.performance import PerformanceConfig, PerformanceModel
-from actors.regime_lifecycle import RegimeLifecycle
-from actors.scorer import ScorerConfig, ScorerModel
-from actors.weighting import StrategyConfig, WeightingConfig, WeightingModel
-from protocol.endpoints import default_runtime_dir, default_state_dir
-from protocol.messages import NAME_PATTERN
+from alphad.actors.admission import Admission
+from alphad.actors.lifecycle import LifecycleConfig, LifecycleModel
+from alphad.actors.market import RegimesConfig
+from alphad.actors.optimizer import Optimizer
+from alphad.actors.performance import PerformanceConfig, PerformanceModel
+from alphad.actors.regime_lifecycle import RegimeLifecycle
+from alphad.actors.scorer import ScorerConfig, ScorerModel
+from alphad.actors.weighting import StrategyConfig, WeightingConfig, WeightingModel
+from alphad.protocol.endpoints import default_runtime_dir, default_state_dir
+from alphad.protocol.messages import NAME_PATTERN
 
 
 class ConfigError(Exception):

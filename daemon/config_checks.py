@@ -13,9 +13,9 @@ import os
 
 import msgspec
 
-from daemon.config import Config, ConfigError, Paths, read_config, resolve_paths
-from daemon.metrics import metrics_findings
-from daemon.security import SecurityError, load_server_keys
+from alphad.daemon.config import Config, ConfigError, Paths, read_config, resolve_paths
+from alphad.daemon.metrics import metrics_findings
+from alphad.daemon.security import SecurityError, load_server_keys
 
 
 def checked_config(

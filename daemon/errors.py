@@ -11,11 +11,11 @@ import asyncio
 
 import msgspec
 
-from actors.base import ActorStopped, MailboxFull
-from actors.errors import BadInput, Conflict, LimitReached, NotFound, UnknownStrategy
-from actors.store import StorageUnavailable
-from protocol.codec import UnknownType
-from protocol.errors import AlphadError, ErrorCode
+from alphad.actors.base import ActorStopped, MailboxFull
+from alphad.actors.errors import BadInput, Conflict, LimitReached, NotFound, UnknownStrategy
+from alphad.actors.store import StorageUnavailable
+from alphad.protocol.codec import UnknownType
+from alphad.protocol.errors import AlphadError, ErrorCode
 
 # What a model's refusal, or a failure the daemon expects, is called on the wire; the
 # message of the reply is the exception's own text. A subclass takes its base's code.

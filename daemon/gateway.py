@@ -22,9 +22,9 @@ import msgspec
 import structlog
 import zmq
 
-from actors.base import Actor, Handle
-from daemon.errors import error_code
-from protocol.codec import (
+from alphad.actors.base import Actor, Handle
+from alphad.daemon.errors import error_code
+from alphad.protocol.codec import (
     JSON_LEADS,
     json_encoder,
     json_text,
@@ -33,8 +33,8 @@ from protocol.codec import (
     request_json_decoder,
     type_refused,
 )
-from protocol.errors import AlphadError, ErrorCode
-from protocol.messages import Error, Reply, Request
+from alphad.protocol.errors import AlphadError, ErrorCode
+from alphad.protocol.messages import Error, Reply, Request
 
 log = structlog.get_logger("alphad.gateway")
 

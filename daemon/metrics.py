@@ -38,17 +38,17 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from actors.base import Actor, Handle
-from actors.engine import EngineActor, EngineStats
-from actors.performance import PerformanceActor
-from actors.scorer import ScorerActor
-from actors.store import StoreActor, StoreStats
-from daemon.alerts import AlertPublisher
-from daemon.config import MetricsConfig
-from daemon.gateway import Gateway
-from daemon.logs import lines_dropped
-from protocol.errors import ErrorCode
-from protocol.messages import STATUSES, GetReport, Report
+from alphad.actors.base import Actor, Handle
+from alphad.actors.engine import EngineActor, EngineStats
+from alphad.actors.performance import PerformanceActor
+from alphad.actors.scorer import ScorerActor
+from alphad.actors.store import StoreActor, StoreStats
+from alphad.daemon.alerts import AlertPublisher
+from alphad.daemon.config import MetricsConfig
+from alphad.daemon.gateway import Gateway
+from alphad.daemon.logs import lines_dropped
+from alphad.protocol.errors import ErrorCode
+from alphad.protocol.messages import STATUSES, GetReport, Report
 
 log = structlog.get_logger("alphad.metrics")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from protocol.messages import Report, StatusReply
+from alphad.protocol.messages import Report, StatusReply
 
 STRATEGY_COLUMNS = (
     "trades",

@@ -25,8 +25,8 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from daemon.config import SecurityConfig
-from protocol.curve import load_key_file, over_network
+from alphad.daemon.config import SecurityConfig
+from alphad.protocol.curve import load_key_file, over_network
 
 
 class SecurityError(Exception):

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import structlog
 
-from actors.base import Actor
-from daemon.logs import flush_logs
+from alphad.actors.base import Actor
+from alphad.daemon.logs import flush_logs
 
 log = structlog.get_logger("alphad.supervisor")
 

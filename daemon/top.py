@@ -24,10 +24,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from protocol.client import Client, Subscriber
-from protocol.curve import CurveKeys, CurveRefused
-from protocol.errors import AlphadError
-from protocol.messages import Alert, HealthRow, Report, StatusReply
+from alphad.protocol.client import Client, Subscriber
+from alphad.protocol.curve import CurveKeys, CurveRefused
+from alphad.protocol.errors import AlphadError
+from alphad.protocol.messages import Alert, HealthRow, Report, StatusReply
 
 STATUS_STYLE = {"active": "green", "degraded": "yellow", "suspended": "red", "retired": "dim"}
 SORT_KEYS = ("strategy", "status", "effective", "trades", "expectancy", "win_rate", "drawdown")

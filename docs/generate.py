@@ -12,7 +12,7 @@ from pathlib import Path
 
 import msgspec
 
-from protocol.messages import (
+from alphad.protocol.messages import (
     ADMIN_REQUESTS,
     BAR_SIZE_PATTERN,
     NAME_PATTERN,
@@ -39,7 +39,7 @@ SHORT = {
 
 
 def type_name(hint: object) -> str:
-    text = repr(hint).replace("typing.", "").replace("protocol.messages.", "")
+    text = repr(hint).replace("typing.", "").replace("alphad.protocol.messages.", "")
     text = text.replace(NAME, "name").replace(BAR_SIZE, "bar_size")
     text = re.sub(r"Annotated\[(\w+), msgspec.Meta\(([^)]*)\)\]", r"\1 (\2)", text)
     text = text.replace("<class '", "").replace("'>", "")

@@ -25,9 +25,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from protocol.client import Client, Subscriber
-from protocol.endpoints import default_endpoint
-from protocol.errors import AlphadError
+from alphad.protocol.client import Client, Subscriber
+from alphad.protocol.endpoints import default_endpoint
+from alphad.protocol.errors import AlphadError
 
 STRATEGIES = {
     # name: (edge per trade before, edge after the halfway point, symbol)
@@ -63,7 +63,7 @@ def own_daemon() -> Iterator[None]:
         config = root / "alphad.toml"
         config.write_text("[metrics]\nenabled = false\n", encoding="utf-8")
         log = open(root / "alphad.log", "wb")  # noqa: SIM115 - closed below
-        command = [sys.executable, "-m", "daemon.cli", "run", "--config", str(config)]
+        command = [sys.executable, "-m", "alphad.daemon.cli", "run", "--config", str(config)]
         command += ["--state-dir", str(root / "state"), "--runtime-dir", str(root / "run")]
         daemon = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         os.environ["ALPHAD_RPC"] = f"ipc://{root / 'run' / 'rpc.sock'}"

@@ -14,13 +14,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import zmq
 import zmq.asyncio
 
-from protocol.core import SENT_ONCE, AsyncClosing, Attempts, Call, Closing, Encoding, Transport
-from protocol.curve import CurveKeys, CurveRefused
-from protocol.frames import report_frames
-from protocol.messages import Reply, Report, Request
-from protocol.pages import merge_report
-from protocol.requests import Requests
-from protocol.subscriber import BACKFILL_PAGE, AsyncSubscriber, Subscriber
+from alphad.protocol.core import (
+    SENT_ONCE,
+    AsyncClosing,
+    Attempts,
+    Call,
+    Closing,
+    Encoding,
+    Transport,
+)
+from alphad.protocol.curve import CurveKeys, CurveRefused
+from alphad.protocol.frames import report_frames
+from alphad.protocol.messages import Reply, Report, Request
+from alphad.protocol.pages import merge_report
+from alphad.protocol.requests import Requests
+from alphad.protocol.subscriber import BACKFILL_PAGE, AsyncSubscriber, Subscriber
 
 if TYPE_CHECKING:
     import pandas

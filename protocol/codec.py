@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from protocol.messages import Alert, AnyReply, AnyRequest, Reply, Request
+from alphad.protocol.messages import Alert, AnyReply, AnyRequest, Reply, Request
 
 msgpack_encoder = msgspec.msgpack.Encoder()
 json_encoder = msgspec.json.Encoder()

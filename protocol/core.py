@@ -23,11 +23,11 @@ from typing import Any, ClassVar, Generic, Literal, NamedTuple, Self, TypeVar, c
 import msgspec
 import zmq
 
-from protocol.codec import decode_reply, encode
-from protocol.curve import CurveKeys, HandshakeWatch, over_network
-from protocol.endpoints import default_endpoint
-from protocol.errors import AlphadError, ErrorCode
-from protocol.messages import (
+from alphad.protocol.codec import decode_reply, encode
+from alphad.protocol.curve import CurveKeys, HandshakeWatch, over_network
+from alphad.protocol.endpoints import default_endpoint
+from alphad.protocol.errors import AlphadError, ErrorCode
+from alphad.protocol.messages import (
     ADMIN_REQUESTS,
     Error,
     Reply,

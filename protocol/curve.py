@@ -20,7 +20,7 @@ from typing import Any
 import zmq
 import zmq.auth
 
-from protocol.errors import AlphadError
+from alphad.protocol.errors import AlphadError
 
 KeyFile = str | os.PathLike[str]
 

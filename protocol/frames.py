@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from protocol.messages import Report
+from alphad.protocol.messages import Report
 
 if TYPE_CHECKING:
     import pandas

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from protocol.messages import Report
+from alphad.protocol.messages import Report
 
 WEIGHTS = ("base", "adaptive", "effective", "normalized")
 

@@ -13,11 +13,11 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import MethodType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from protocol import messages as wire
-from protocol.core import Call
+from alphad.protocol import messages as wire
+from alphad.protocol.core import Call
 
 if TYPE_CHECKING:
-    from protocol.client import AsyncClient, Client
+    from alphad.protocol.client import AsyncClient, Client
 
 P = ParamSpec("P")
 Timeout = float | None  # seconds per attempt; None: the client's timeout_s

@@ -12,8 +12,8 @@ from typing import Any, get_args
 
 import msgspec
 
-from protocol.errors import ErrorCode
-from protocol.messages import PROTOCOL_VERSION, Alert, AnyReply, AnyRequest
+from alphad.protocol.errors import ErrorCode
+from alphad.protocol.messages import PROTOCOL_VERSION, Alert, AnyReply, AnyRequest
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -15,14 +15,14 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from protocol.codec import decode_alert
-from protocol.core import AsyncClosing, Closing, Transport, open_socket
-from protocol.curve import CurveKeys
-from protocol.endpoints import alert_topic, default_endpoint
-from protocol.messages import Alert, AuditEntry
+from alphad.protocol.codec import decode_alert
+from alphad.protocol.core import AsyncClosing, Closing, Transport, open_socket
+from alphad.protocol.curve import CurveKeys
+from alphad.protocol.endpoints import alert_topic, default_endpoint
+from alphad.protocol.messages import Alert, AuditEntry
 
 if TYPE_CHECKING:
-    from protocol.client import AsyncClient, Client
+    from alphad.protocol.client import AsyncClient, Client
 
 BACKFILL_PAGE = 1000  # audit entries per get_audit while filling a gap
 
@@ -188,7 +188,7 @@ class Subscriber(_Alerts[zmq.Socket[Any], "Client"], Closing):
     def make_client(
         self, endpoint: str, context: zmq.Context[zmq.Socket[Any]], curve: CurveKeys | None
     ) -> Client:
-        from protocol.client import Client  # protocol.client re-exports this module
+        from alphad.protocol.client import Client  # protocol.client re-exports this module
 
         return Client(endpoint, context=context, curve=curve)
 
@@ -229,7 +229,7 @@ class AsyncSubscriber(_Alerts[zmq.asyncio.Socket, "AsyncClient"], AsyncClosing):
     def make_client(
         self, endpoint: str, context: zmq.Context[zmq.asyncio.Socket], curve: CurveKeys | None
     ) -> AsyncClient:
-        from protocol.client import AsyncClient  # protocol.client re-exports this module
+        from alphad.protocol.client import AsyncClient  # protocol.client re-exports this module
 
         return AsyncClient(endpoint, context=context, curve=curve)
 

@@ -1,5 +1,5 @@
 """``python -m replay --tune``: the tuning table of docs/replay.md."""
 
-from replay.tuning import main
+from alphad.replay.tuning import main
 
 raise SystemExit(main())

@@ -17,11 +17,19 @@ from typing import Any, Literal
 
 import msgspec
 
-from actors.market import MarketRegimes, RegimesConfig, bar_ms
-from actors.regimes import Bar, Reading, bar_problem
-from actors.regimes_sim import Score, pool, score
-from protocol.messages import BarSize, MarketBar, MarketBars, Name, Price, TimestampMs, Volume
-from replay.signals import InputError, Table, read_table, write_table
+from alphad.actors.market import MarketRegimes, RegimesConfig, bar_ms
+from alphad.actors.regimes import Bar, Reading, bar_problem
+from alphad.actors.regimes_sim import Score, pool, score
+from alphad.protocol.messages import (
+    BarSize,
+    MarketBar,
+    MarketBars,
+    Name,
+    Price,
+    TimestampMs,
+    Volume,
+)
+from alphad.replay.signals import InputError, Table, read_table, write_table
 
 TrueRegime = Literal["trending_up", "trending_down", "ranging", "volatile"]  # REGIMES
 

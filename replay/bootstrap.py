@@ -23,8 +23,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from actors.figures import ROUNDING_FLOOR, sharpe_ratio
-from actors.performance import figures_of
+from alphad.actors.figures import ROUNDING_FLOOR, sharpe_ratio
+from alphad.actors.performance import figures_of
 
 BLOCK_DAYS = 5
 RESAMPLES = 2_000

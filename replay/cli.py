@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from daemon.config import load_config
-from replay.bars import read_bars
-from replay.runner import replay
-from replay.signals import InputError, read_signals
-from replay.text import render_json, render_text
+from alphad.daemon.config import load_config
+from alphad.replay.bars import read_bars
+from alphad.replay.runner import replay
+from alphad.replay.signals import InputError, read_signals
+from alphad.replay.text import render_json, render_text
 
 
 def replay_command(args: argparse.Namespace) -> int:
@@ -29,7 +29,7 @@ def replay_command(args: argparse.Namespace) -> int:
     if args.bootstrap:
         replayed.bootstrap_luck(args.bootstrap)
     if args.report:
-        from replay.html import write_report
+        from alphad.replay.html import write_report
 
         write_report(replayed, args.report, title=Path(args.file).name)
     if args.format == "json":

@@ -13,10 +13,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from replay.bars import Detection
-from replay.results import Curve, Replay, ReplayResult, Sides, Stats, StatusEvent
-from replay.signals import InputError
-from replay.text import (
+from alphad.replay.bars import Detection
+from alphad.replay.results import Curve, Replay, ReplayResult, Sides, Stats, StatusEvent
+from alphad.replay.signals import InputError
+from alphad.replay.text import (
     LUCK_HEADER,
     STAT_LINES,
     accuracy_line,

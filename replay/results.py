@@ -12,10 +12,10 @@ from itertools import accumulate
 
 import msgspec
 
-from actors.performance import figures_of
-from replay.bars import Detection
-from replay.bootstrap import RESAMPLES, Luck, bootstrap, daily_sharpe
-from replay.signals import SignalRow
+from alphad.actors.performance import figures_of
+from alphad.replay.bars import Detection
+from alphad.replay.bootstrap import RESAMPLES, Luck, bootstrap, daily_sharpe
+from alphad.replay.signals import SignalRow
 
 DAY_MS = 86_400_000
 

@@ -16,15 +16,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from actors.errors import Refused
-from actors.events import UNKNOWN_REGIME, ClosedTrade
-from actors.figures import Figures
-from actors.optimizer import CycleResult, set_allocation
-from actors.scorer import EXECUTABLE
-from daemon.config import Config, build_admission, build_models
-from protocol.messages import ScoreSignal
-from replay.bars import BAR, BarFeed, BarRow
-from replay.results import (
+from alphad.actors.errors import Refused
+from alphad.actors.events import UNKNOWN_REGIME, ClosedTrade
+from alphad.actors.figures import Figures
+from alphad.actors.optimizer import CycleResult, set_allocation
+from alphad.actors.scorer import EXECUTABLE
+from alphad.daemon.config import Config, build_admission, build_models
+from alphad.protocol.messages import ScoreSignal
+from alphad.replay.bars import BAR, BarFeed, BarRow
+from alphad.replay.results import (
     DAY_MS,
     Replay,
     ReplayResult,
@@ -37,7 +37,7 @@ from replay.results import (
     daily_pnl,
     side_stats,
 )
-from replay.signals import InputError, SignalRow
+from alphad.replay.signals import InputError, SignalRow
 
 # A config with cycles only on request still needs cycles in a replay: hourly, as the
 # default of the live daemon.

@@ -12,7 +12,7 @@ from typing import IO, Any, Generic, TypeVar
 
 import msgspec
 
-from protocol.messages import (
+from alphad.protocol.messages import (
     Amount,
     Confidence,
     Confluence,

@@ -25,11 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import cast
 
-from actors.regimes import TRENDING_DOWN, TRENDING_UP
-from actors.regimes_sim import SimSettings, draw_bar
-from protocol.messages import Side
-from replay.bars import BarRow, TrueRegime, write_bars
-from replay.signals import InputError, SignalRow, write_signals
+from alphad.actors.regimes import TRENDING_DOWN, TRENDING_UP
+from alphad.actors.regimes_sim import SimSettings, draw_bar
+from alphad.protocol.messages import Side
+from alphad.replay.bars import BarRow, TrueRegime, write_bars
+from alphad.replay.signals import InputError, SignalRow, write_signals
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000

@@ -8,10 +8,10 @@ from typing import Any
 
 import msgspec
 
-from daemon.report import _format_table
-from replay.bars import Accuracy, Detection
-from replay.bootstrap import Luck
-from replay.results import Change, Replay, ReplayResult, Sides, StatusEvent
+from alphad.daemon.report import _format_table
+from alphad.replay.bars import Accuracy, Detection
+from alphad.replay.bootstrap import Luck
+from alphad.replay.results import Change, Replay, ReplayResult, Sides, StatusEvent
 
 
 def render_json(replayed: Replay) -> str:

@@ -10,12 +10,12 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from actors.weighting import INACTIVE
-from daemon.config import Config, load_config
-from replay.results import Change, StatusEvent
-from replay.runner import replay
-from replay.simulate import simulate
-from replay.text import _ratio, _signed_percent
+from alphad.actors.weighting import INACTIVE
+from alphad.daemon.config import Config, load_config
+from alphad.replay.results import Change, StatusEvent
+from alphad.replay.runner import replay
+from alphad.replay.simulate import simulate
+from alphad.replay.text import _ratio, _signed_percent
 
 TUNING_SCENARIOS = ("steady", "decay", "regime", "noise", "fat_tails", "mixed")
 SHARPE_SCENARIOS = ("decay", "regime", "mixed")

@@ -21,13 +21,13 @@ import sys
 
 import msgspec
 
-from actors.admission import Admission
-from actors.errors import Refused
-from actors.scorer import ScorerConfig, ScorerModel
-from daemon.errors import error_code
-from protocol.codec import decode_reply, decode_request, encode
-from protocol.errors import ERROR_CODES
-from protocol.messages import (
+from alphad.actors.admission import Admission
+from alphad.actors.errors import Refused
+from alphad.actors.scorer import ScorerConfig, ScorerModel
+from alphad.daemon.errors import error_code
+from alphad.protocol.codec import decode_reply, decode_request, encode
+from alphad.protocol.errors import ERROR_CODES
+from alphad.protocol.messages import (
     RecordSignalOutcome,
     RecordTrade,
     ScoreSignal,

@@ -13,8 +13,8 @@ from typing import Any
 
 import zmq
 
-from protocol.codec import decode_reply, encode
-from protocol.messages import Request
+from alphad.protocol.codec import decode_reply, encode
+from alphad.protocol.messages import Request
 
 START_TIMEOUT_S = 30.0
 
@@ -74,7 +74,7 @@ class DaemonProcess:
             [
                 sys.executable,
                 "-m",
-                "daemon.cli",
+                "alphad.daemon.cli",
                 "run",
                 "--config",
                 str(self.config_path),

@@ -23,11 +23,11 @@ REFUSE_TIMEOUT_S = 60.0
 # command line needs while still root, then become the other user and run it.
 _AS_USER = """
 import os, sys
-import daemon.app, daemon.cli, daemon.logs, uvloop
+import alphad.daemon.app, alphad.daemon.cli, alphad.daemon.logs, uvloop
 os.setgroups([])
 os.setgid({gid})
 os.setuid({uid})
-sys.exit(daemon.cli.main(sys.argv[1:]))
+sys.exit(alphad.daemon.cli.main(sys.argv[1:]))
 """
 
 
@@ -59,7 +59,7 @@ def alphad(
     to start is killed and fails the test."""
     argv = [str(a) for a in args]
     if user is None:
-        command = [sys.executable, "-m", "daemon.cli", *argv]
+        command = [sys.executable, "-m", "alphad.daemon.cli", *argv]
     else:
         code = _AS_USER.format(uid=user.pw_uid, gid=user.pw_gid)
         command = [sys.executable, "-c", code, *argv]

@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from actors.base import Actor, ActorStopped, MailboxFull, encode_in_slices, msgpack_pieces
-from daemon.supervisor import Supervisor
+from alphad.actors.base import Actor, ActorStopped, MailboxFull, encode_in_slices, msgpack_pieces
+from alphad.daemon.supervisor import Supervisor
 
 
 class Counter(Actor):

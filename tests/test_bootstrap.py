@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from replay.bootstrap import SEED, bootstrap
+from alphad.replay.bootstrap import SEED, bootstrap
 
 
 def direct(

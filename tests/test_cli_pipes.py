@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from protocol.client import Client
+from alphad.protocol.client import Client
 from tests.daemon_process import DaemonProcess
 
 ROOT = Path(__file__).parent.parent
@@ -28,7 +28,7 @@ def start_into_closed_pipe(*args: str) -> subprocess.Popen[bytes]:
     os.close(read_end)  # the reader left before the first line
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", *args],
+            [sys.executable, "-m", "alphad.daemon.cli", *args],
             stdout=write_end,
             stderr=subprocess.PIPE,
             cwd=ROOT,
@@ -48,7 +48,16 @@ def small_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("history")
     full = directory / "mixed.csv"
     subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "simulate", "--scenario", "mixed", "--out", str(full)],
+        [
+            sys.executable,
+            "-m",
+            "alphad.daemon.cli",
+            "simulate",
+            "--scenario",
+            "mixed",
+            "--out",
+            str(full),
+        ],
         check=True,
         capture_output=True,
         cwd=ROOT,

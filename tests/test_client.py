@@ -20,10 +20,10 @@ import msgspec
 import pytest
 import zmq
 
-from protocol.client import AsyncClient, AsyncSubscriber, Client, Subscriber
-from protocol.endpoints import alert_topic, default_endpoint, default_runtime_dir
-from protocol.errors import AlphadError
-from protocol.messages import (
+from alphad.protocol.client import AsyncClient, AsyncSubscriber, Client, Subscriber
+from alphad.protocol.endpoints import alert_topic, default_endpoint, default_runtime_dir
+from alphad.protocol.errors import AlphadError
+from alphad.protocol.messages import (
     AnyRequest,
     Audit,
     Health,
@@ -37,7 +37,7 @@ from protocol.messages import (
     TradeRecorded,
     Weights,
 )
-from protocol.requests import Requests
+from alphad.protocol.requests import Requests
 from tests.daemon_process import DaemonProcess
 
 # Operators may only force the status of strategies the daemon knows: these tests
@@ -575,7 +575,14 @@ def test_status_command_reports_a_running_daemon_and_a_missing_one(
     daemon: DaemonProcess,
 ) -> None:
     ok = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "status", "--runtime-dir", str(daemon.runtime_dir)],
+        [
+            sys.executable,
+            "-m",
+            "alphad.daemon.cli",
+            "status",
+            "--runtime-dir",
+            str(daemon.runtime_dir),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -587,7 +594,7 @@ def test_status_command_reports_a_running_daemon_and_a_missing_one(
         [
             sys.executable,
             "-m",
-            "daemon.cli",
+            "alphad.daemon.cli",
             "status",
             "--timeout",
             "0.2",
@@ -616,7 +623,14 @@ def test_report_command_prints_tables_json_and_csv(daemon: DaemonProcess) -> Non
                 regime="trend",
             )
         client.update_optimization()
-    base = [sys.executable, "-m", "daemon.cli", "report", "--runtime-dir", str(daemon.runtime_dir)]
+    base = [
+        sys.executable,
+        "-m",
+        "alphad.daemon.cli",
+        "report",
+        "--runtime-dir",
+        str(daemon.runtime_dir),
+    ]
     text = subprocess.run(base, capture_output=True, text=True, timeout=60)
     assert text.returncode == 0, text.stderr
     assert "STRATEGIES RECENT" in text.stdout and "swing" in text.stdout

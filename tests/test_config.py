@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import Config, ConfigError, load_config, resolve_paths
+from alphad.daemon.config import Config, ConfigError, load_config, resolve_paths
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -83,7 +83,7 @@ def test_command_line_beats_config_beats_systemd_directories(
 def test_check_config_cli_prints_one_line_and_fails(tmp_path: Path) -> None:
     path = write(tmp_path, "[daemon]\nbogus = 1\n")
     result = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "check-config", str(path)],
+        [sys.executable, "-m", "alphad.daemon.cli", "check-config", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -96,7 +96,7 @@ def test_check_config_cli_prints_one_line_and_fails(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "daemon.cli",
+            "alphad.daemon.cli",
             "check-config",
             str(Path(__file__).parent.parent / "systemd" / "alphad.toml"),
         ],
@@ -111,7 +111,12 @@ def test_schema_lists_every_message() -> None:
     import json
 
     result = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "schema"], capture_output=True, text=True, timeout=60
+        [
+            sys.executable,
+            "-m",
+            "alphad.daemon.cli",
+            "schema",
+        ], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0
     document = json.loads(result.stdout)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.config import Config
-from protocol.errors import ERROR_CODES
-from protocol.messages import Alert, AnyReply, AnyRequest
+from alphad.daemon.config import Config
+from alphad.protocol.errors import ERROR_CODES
+from alphad.protocol.messages import Alert, AnyReply, AnyRequest
 
 ROOT = Path(__file__).parent.parent
 

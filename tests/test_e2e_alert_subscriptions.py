@@ -11,10 +11,10 @@ from pathlib import Path
 
 import zmq
 
+from alphad.daemon.alert_outlet import SubscriptionBook
+from alphad.protocol.client import Client, Subscriber
 from bench.state import rss_mib
 from bench.subscription_flood import FLOOD
-from daemon.alert_outlet import SubscriptionBook
-from protocol.client import Client, Subscriber
 from tests.daemon_process import DaemonProcess
 from tests.test_e2e_faults import Samples, scrape_until
 from tests.test_metrics import free_port, value

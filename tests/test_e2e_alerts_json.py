@@ -9,7 +9,7 @@ import time
 import msgspec
 import zmq
 
-from protocol.client import Client
+from alphad.protocol.client import Client
 from tests.daemon_process import DaemonProcess
 
 T0 = 1_732_000_000_000

@@ -11,10 +11,10 @@ from typing import Any
 
 import msgspec
 
-from actors.regimes import Bar, RuleDetector
-from actors.regimes_sim import simulate
-from protocol.client import Client
-from protocol.messages import MarketBar
+from alphad.actors.regimes import Bar, RuleDetector
+from alphad.actors.regimes_sim import simulate
+from alphad.protocol.client import Client
+from alphad.protocol.messages import MarketBar
 from tests.daemon_process import DaemonProcess
 
 DAY = 86_400_000

@@ -12,8 +12,8 @@ from typing import Any
 import msgspec
 import zmq
 
-from protocol.codec import decode_reply, encode
-from protocol.messages import (
+from alphad.protocol.codec import decode_reply, encode
+from alphad.protocol.messages import (
     GetPerformance,
     Performance,
     RecordTrade,
@@ -173,7 +173,7 @@ def test_unreadable_snapshot_stops_the_start_with_one_line(tmp_path: Path) -> No
         [
             sys.executable,
             "-m",
-            "daemon.cli",
+            "alphad.daemon.cli",
             "run",
             "--config",
             str(daemon.config_path),

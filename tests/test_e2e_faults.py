@@ -12,10 +12,10 @@ from pathlib import Path
 
 import zmq
 
-from protocol.client import Client
-from protocol.codec import decode_reply, encode
-from protocol.errors import AlphadError
-from protocol.messages import Error, RecordTrade, ScoreSignal, SignalScore, TradeRecorded
+from alphad.protocol.client import Client
+from alphad.protocol.codec import decode_reply, encode
+from alphad.protocol.errors import AlphadError
+from alphad.protocol.messages import Error, RecordTrade, ScoreSignal, SignalScore, TradeRecorded
 from tests.daemon_process import DaemonProcess, RawClient
 from tests.test_metrics import free_port, scrape, value
 

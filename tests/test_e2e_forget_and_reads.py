@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import zmq
 
-from daemon.report import utc_time
-from protocol.client import Client
-from protocol.codec import decode_alert
-from protocol.errors import AlphadError
+from alphad.daemon.report import utc_time
+from alphad.protocol.client import Client
+from alphad.protocol.codec import decode_alert
+from alphad.protocol.errors import AlphadError
 from tests.daemon_process import DaemonProcess
 
 BASE_MS = 1_732_000_000_000
@@ -239,7 +239,7 @@ def test_rollback_undoes_the_last_change_then_the_one_before_and_says_which(
 def alphad(daemon: DaemonProcess, *args: str) -> str:
     location = ["--state-dir", str(daemon.state_dir), "--runtime-dir", str(daemon.runtime_dir)]
     done = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *args, *location],
+        [sys.executable, "-m", "alphad.daemon.cli", *args, *location],
         capture_output=True,
         text=True,
         timeout=60,
@@ -365,7 +365,7 @@ def test_scored_signals_are_read_back_in_pages_with_their_outcomes(tmp_path: Pat
 def test_every_number_of_a_performance_row_can_rank_strategies() -> None:
     from typing import get_args
 
-    from protocol.messages import METRIC_FIELDS, RankedMetric
+    from alphad.protocol.messages import METRIC_FIELDS, RankedMetric
 
     assert set(get_args(RankedMetric)) == set(METRIC_FIELDS) - {"profit_factor_infinite"}
 

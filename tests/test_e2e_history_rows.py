@@ -14,9 +14,9 @@ from typing import Any
 import msgspec
 import zmq
 
-from actors.history_rows import KEYFRAME_EVERY
-from protocol.codec import decode_reply, encode
-from protocol.messages import (
+from alphad.actors.history_rows import KEYFRAME_EVERY
+from alphad.protocol.codec import decode_reply, encode
+from alphad.protocol.messages import (
     ForceStatus,
     GetHealth,
     GetHistory,

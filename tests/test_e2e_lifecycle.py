@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 import zmq
 
-from protocol.codec import decode_alert
-from protocol.messages import (
+from alphad.protocol.codec import decode_alert
+from alphad.protocol.messages import (
     GetAudit,
     GetHealth,
     GetWeights,

@@ -11,11 +11,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from actors.regimes import Bar, RuleDetector
-from actors.regimes_sim import simulate
-from protocol.client import Client
-from protocol.errors import AlphadError
-from protocol.messages import BarsTaken, Error, MarketBar, MarketBars
+from alphad.actors.regimes import Bar, RuleDetector
+from alphad.actors.regimes_sim import simulate
+from alphad.protocol.client import Client
+from alphad.protocol.errors import AlphadError
+from alphad.protocol.messages import BarsTaken, Error, MarketBar, MarketBars
 from tests.daemon_process import DaemonProcess, RawClient
 
 DAY = 86_400_000

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import zmq
 
-from protocol.codec import decode_reply, encode
-from protocol.messages import GetStatus, StatusReply
+from alphad.protocol.codec import decode_reply, encode
+from alphad.protocol.messages import GetStatus, StatusReply
 from tests.daemon_process import DaemonProcess, RawClient
 
 LOW_SOFT_LIMIT = 128

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from protocol.messages import (
+from alphad.protocol.messages import (
     GetHealth,
     OptimizationState,
     RecordSignalOutcome,

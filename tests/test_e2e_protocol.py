@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import zmq
 
-from protocol.messages import (
+from alphad.protocol.messages import (
     Error,
     ForceStatus,
     GetAudit,
@@ -271,7 +271,7 @@ def test_second_daemon_on_the_same_state_dir_refuses_to_start(
         [
             sys.executable,
             "-m",
-            "daemon.cli",
+            "alphad.daemon.cli",
             "run",
             "--state-dir",
             str(daemon.state_dir),

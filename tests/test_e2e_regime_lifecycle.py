@@ -13,9 +13,9 @@ from pathlib import Path
 
 import msgspec
 
-from daemon.top import status_of
-from protocol.codec import decode_alert
-from protocol.messages import (
+from alphad.daemon.top import status_of
+from alphad.protocol.codec import decode_alert
+from alphad.protocol.messages import (
     ForceStatus,
     GetAudit,
     GetHealth,
@@ -136,7 +136,7 @@ def test_a_strategy_is_suspended_in_the_regime_it_loses_in_and_only_there(
             (LOSING, "suspended"),
         ]
         # alphad report's table of the states in regimes, and alphad top's status cell.
-        command = [sys.executable, "-m", "daemon.cli", "report", "--runtime-dir"]
+        command = [sys.executable, "-m", "alphad.daemon.cli", "report", "--runtime-dir"]
         done = subprocess.run(
             [*command, str(daemon.runtime_dir), "--format", "csv"],
             capture_output=True,

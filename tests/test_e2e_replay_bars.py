@@ -15,13 +15,13 @@ from typing import Any
 
 import msgspec
 
-from actors.events import ClosedTrade
-from daemon.config import Config
-from protocol.client import Client
-from protocol.messages import MarketBar, ScoreSignal, SignalScore
-from replay.bars import BarFeed, BarRow
-from replay.runner import Replayer
-from replay.signals import SignalRow
+from alphad.actors.events import ClosedTrade
+from alphad.daemon.config import Config
+from alphad.protocol.client import Client
+from alphad.protocol.messages import MarketBar, ScoreSignal, SignalScore
+from alphad.replay.bars import BarFeed, BarRow
+from alphad.replay.runner import Replayer
+from alphad.replay.signals import SignalRow
 from tests.daemon_process import DaemonProcess
 from tests.test_replay_bars import BARS, signals
 

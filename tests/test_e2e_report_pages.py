@@ -15,9 +15,9 @@ import msgspec
 import pytest
 import zmq
 
-from protocol.client import Client
-from protocol.codec import decode_reply, encode
-from protocol.messages import (
+from alphad.protocol.client import Client
+from alphad.protocol.codec import decode_reply, encode
+from alphad.protocol.messages import (
     PAGE_BYTES,
     PAGE_ROWS,
     GetHealth,
@@ -36,7 +36,7 @@ from protocol.messages import (
     UpdateOptimization,
     Weights,
 )
-from protocol.pages import merge_report
+from alphad.protocol.pages import merge_report
 from tests.daemon_process import DaemonProcess, RawClient
 
 STRATEGIES = [f"strategy_{i:04d}" for i in range(600)]
@@ -187,7 +187,7 @@ def test_the_client_and_alphad_report_read_every_page(loaded: DaemonProcess) -> 
         rpc.close()
     with Client(loaded.rpc, timeout_s=30.0) as client:
         assert without_status(msgspec.to_builtins(client.report())) == without_status(whole)
-    command = [sys.executable, "-m", "daemon.cli", "report", "--runtime-dir"]
+    command = [sys.executable, "-m", "alphad.daemon.cli", "report", "--runtime-dir"]
     command.append(str(loaded.runtime_dir))
     shown = {}
     for form in ("json", "csv", "text"):

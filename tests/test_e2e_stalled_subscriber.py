@@ -11,7 +11,7 @@ from pathlib import Path
 
 import zmq
 
-from protocol.client import Client, Subscriber
+from alphad.protocol.client import Client, Subscriber
 from tests.daemon_process import DaemonProcess
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import zmq
 
-from protocol.client import Client
-from protocol.codec import encode
-from protocol.messages import RecordTrade
+from alphad.protocol.client import Client
+from alphad.protocol.codec import encode
+from alphad.protocol.messages import RecordTrade
 from tests.daemon_process import DaemonProcess
 from tests.test_metrics import free_port, scrape, value
 

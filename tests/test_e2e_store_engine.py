@@ -17,8 +17,8 @@ from typing import Any
 import msgspec
 import zmq
 
-from protocol.codec import decode_reply, encode
-from protocol.messages import (
+from alphad.protocol.codec import decode_reply, encode
+from alphad.protocol.messages import (
     Error,
     ForceStatus,
     ForgetStrategy,
@@ -312,7 +312,12 @@ def test_a_damaged_newest_snapshot_falls_back_to_the_one_before(tmp_path: Path) 
 
 def alphad(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *args], capture_output=True, text=True, timeout=60
+        [
+            sys.executable,
+            "-m",
+            "alphad.daemon.cli",
+            *args,
+        ], capture_output=True, text=True, timeout=60
     )
 
 

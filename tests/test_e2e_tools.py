@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from protocol.client import Client, Subscriber
+from alphad.protocol.client import Client, Subscriber
 from tests.daemon_process import DaemonProcess
 
 ROOT = Path(__file__).parent.parent
@@ -60,7 +60,7 @@ def test_watch_prints_alerts_as_they_come(daemon: DaemonProcess) -> None:
         [
             sys.executable,
             "-m",
-            "daemon.cli",
+            "alphad.daemon.cli",
             "watch",
             "status.suspended",
             "--runtime-dir",
@@ -96,7 +96,14 @@ def test_watch_without_a_daemon_says_it_waits_then_prints_alerts_once_it_is_up(
 ) -> None:
     daemon = DaemonProcess(tmp_path)
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", "watch", "--runtime-dir", str(daemon.runtime_dir)],
+        [
+            sys.executable,
+            "-m",
+            "alphad.daemon.cli",
+            "watch",
+            "--runtime-dir",
+            str(daemon.runtime_dir),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -170,7 +177,7 @@ def test_watchdog_is_pinged_from_the_event_loop(tmp_path: Path) -> None:
 def test_component_switch_takes_effect_is_journaled_and_survives_restart(
     daemon: DaemonProcess,
 ) -> None:
-    from protocol.errors import AlphadError
+    from alphad.protocol.errors import AlphadError
 
     alerts = Subscriber(daemon.alerts, ["component"])
     time.sleep(0.3)

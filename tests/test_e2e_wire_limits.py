@@ -12,8 +12,8 @@ import msgspec
 import pytest
 import zmq
 
-from protocol.codec import decode_reply, encode
-from protocol.messages import (
+from alphad.protocol.codec import decode_reply, encode
+from alphad.protocol.messages import (
     PAGE_BYTES,
     PAGE_ROWS,
     Audit,

@@ -9,15 +9,15 @@ from typing import Any, get_args, get_type_hints
 import msgspec
 import pytest
 
-import daemon.app  # noqa: F401  (every model, so that every refusal is defined)
-from actors.base import MailboxFull
-from actors.errors import Refused
-from actors.store import StorageUnavailable
-from daemon.errors import error_code
-from protocol.codec import decode_request, is_json, type_refused
-from protocol.errors import ERROR_CODES, AlphadError, ErrorCode
-from protocol.messages import AnyRequest
-from protocol.schema import json_schema
+import alphad.daemon.app  # noqa: F401  (every model, so that every refusal is defined)
+from alphad.actors.base import MailboxFull
+from alphad.actors.errors import Refused
+from alphad.actors.store import StorageUnavailable
+from alphad.daemon.errors import error_code
+from alphad.protocol.codec import decode_request, is_json, type_refused
+from alphad.protocol.errors import ERROR_CODES, AlphadError, ErrorCode
+from alphad.protocol.messages import AnyRequest
+from alphad.protocol.schema import json_schema
 from tests.test_gateway import ask_many, serve
 
 ROOT = Path(__file__).parent.parent

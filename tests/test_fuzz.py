@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.messages import (
+from alphad.protocol.messages import (
     AnyReply,
     GetStatus,
     RecordTrade,

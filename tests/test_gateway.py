@@ -12,9 +12,9 @@ import zmq
 import zmq.asyncio
 from structlog.testing import capture_logs
 
-from daemon.gateway import Gateway, LogThrottle, Route
-from protocol.codec import decode_reply, encode
-from protocol.messages import Error, GetStatus, Reply, Request, ScoreSignal
+from alphad.daemon.gateway import Gateway, LogThrottle, Route
+from alphad.protocol.codec import decode_reply, encode
+from alphad.protocol.messages import Error, GetStatus, Reply, Request, ScoreSignal
 
 SECRET = "sender-data-7f3a"
 

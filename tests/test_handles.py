@@ -8,9 +8,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from actors.base import Actor, Ask, Handle, MailboxFull, Samples
-from actors.store import AppendTrade
-from daemon.supervisor import Supervisor
+from alphad.actors.base import Actor, Ask, Handle, MailboxFull, Samples
+from alphad.actors.store import AppendTrade
+from alphad.daemon.supervisor import Supervisor
 from tests.test_store import start_store, trade
 
 HANDLE_API = {"name", "tell", "tell_wait", "ask", "ask_future", "depth", "refused", "stats"}

@@ -6,8 +6,8 @@ import msgspec
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from actors.history_rows import KEYFRAME_EVERY, Chain, Row, next_row, rebuild
-from protocol.messages import OptimizationState
+from alphad.actors.history_rows import KEYFRAME_EVERY, Chain, Row, next_row, rebuild
+from alphad.protocol.messages import OptimizationState
 
 names = st.sampled_from([f"s{i}" for i in range(8)])
 weights = st.dictionaries(names, st.sampled_from([0.0, -0.0, 0.5, 1.0, 0.7224999999999999]))

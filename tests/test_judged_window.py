@@ -18,8 +18,8 @@ import msgspec
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from actors.figures import Figures
-from actors.performance import (
+from alphad.actors.figures import Figures
+from alphad.actors.performance import (
     SIZE_FLOOR_SHARE,
     JudgedWindow,
     PerformanceConfig,
@@ -27,7 +27,7 @@ from actors.performance import (
     figures_of,
     per_unit_pnls,
 )
-from actors.sequential import edge_scale, robust_scale
+from alphad.actors.sequential import edge_scale, robust_scale
 
 
 def plain_per_unit(pnls: Sequence[float], sizes: Sequence[float]) -> list[float]:

@@ -12,20 +12,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.errors import BadInput
-from actors.events import ClosedTrade
-from actors.exact import binomial_at_least
-from actors.figures import Figures
-from actors.lifecycle import (
+from alphad.actors.errors import BadInput
+from alphad.actors.events import ClosedTrade
+from alphad.actors.exact import binomial_at_least
+from alphad.actors.figures import Figures
+from alphad.actors.lifecycle import (
     TRANSITIONS,
     LifecycleConfig,
     LifecycleModel,
     Transition,
     paper_verdict,
 )
-from actors.performance import PerformanceConfig, PerformanceModel, figures_of
-from actors.weighting import StrategyConfig
-from protocol.messages import STATUSES
+from alphad.actors.performance import PerformanceConfig, PerformanceModel, figures_of
+from alphad.actors.weighting import StrategyConfig
+from alphad.protocol.messages import STATUSES
 
 HOUR = 3_600_000
 _new_trade = itertools.count(1)

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from actors.base import encode_in_slices, msgpack_pieces
-from actors.market import MarketRegimes, RegimesConfig, bar_ms
-from actors.regimes import Bar
-from actors.regimes_sim import simulate
-from protocol.messages import BarsTaken, MarketBar, MarketBars
+from alphad.actors.base import encode_in_slices, msgpack_pieces
+from alphad.actors.market import MarketRegimes, RegimesConfig, bar_ms
+from alphad.actors.regimes import Bar
+from alphad.actors.regimes_sim import simulate
+from alphad.protocol.messages import BarsTaken, MarketBar, MarketBars
 
 START = 1_700_006_400_000
 SERIES = (("BTC/USDT", "1h"), ("BTC/USDT", "4h"), ("ETH/USDT", "1d"))

@@ -20,7 +20,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from actors.regimes import REGIMES
+from alphad.actors.regimes import REGIMES
+from alphad.daemon.config import Config
+from alphad.replay.bars import BarRow
+from alphad.replay.runner import replay
+from alphad.replay.signals import SignalRow
 from bench.markets.corpus import (
     Bar,
     CorpusError,
@@ -47,10 +51,6 @@ from bench.markets.strategies import (
     indicators,
     trades_of,
 )
-from daemon.config import Config
-from replay.bars import BarRow
-from replay.runner import replay
-from replay.signals import SignalRow
 
 DAY = 86_400_000
 T0 = 1_600_000_000_000 - 1_600_000_000_000 % DAY

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from protocol.client import Client
+from alphad.protocol.client import Client
 from tests.daemon_process import DaemonProcess
 
 ROOT = Path(__file__).parent.parent

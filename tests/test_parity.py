@@ -18,25 +18,25 @@ import msgspec
 import pytest
 import zmq
 
-from actors.base import Handle
-from actors.engine import EngineActor, StrategySeen
-from actors.events import ClosedTrade
-from actors.optimizer import CycleResult
-from actors.performance import PerformanceActor, PerformanceModel
-from actors.scorer import ScorerActor, ScorerModel
-from actors.store import AppendTrade, QueryAudit, StoreActor
-from daemon.alerts import AlertPublisher
-from daemon.config import Config, build_models
-from daemon.supervisor import Supervisor
-from protocol.messages import (
+from alphad.actors.base import Handle
+from alphad.actors.engine import EngineActor, StrategySeen
+from alphad.actors.events import ClosedTrade
+from alphad.actors.optimizer import CycleResult
+from alphad.actors.performance import PerformanceActor, PerformanceModel
+from alphad.actors.scorer import ScorerActor, ScorerModel
+from alphad.actors.store import AppendTrade, QueryAudit, StoreActor
+from alphad.daemon.alerts import AlertPublisher
+from alphad.daemon.config import Config, build_models
+from alphad.daemon.supervisor import Supervisor
+from alphad.protocol.messages import (
     AuditEntry,
     OptimizationState,
     RecordTrade,
     StatusReply,
     UpdateOptimization,
 )
-from replay.runner import Replayer
-from replay.simulate import SCENARIOS, simulate_spec
+from alphad.replay.runner import Replayer
+from alphad.replay.simulate import SCENARIOS, simulate_spec
 
 Audit = tuple[
     str, str | None, Any, Any, str, str | None

@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from actors.events import ClosedTrade
-from actors.performance import CAPPED, PerformanceConfig, PerformanceModel, figures_of
-from protocol.client import Client
+from alphad.actors.events import ClosedTrade
+from alphad.actors.performance import CAPPED, PerformanceConfig, PerformanceModel, figures_of
+from alphad.protocol.client import Client
 from tests.daemon_process import DaemonProcess
 
 T0 = 1_732_000_000_000

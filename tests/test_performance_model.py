@@ -20,10 +20,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.base import TAKE_STATE
-from actors.events import ClosedTrade
-from actors.performance import PerformanceActor, PerformanceConfig, PerformanceModel
-from protocol.messages import METRIC_FIELDS
+from alphad.actors.base import TAKE_STATE
+from alphad.actors.events import ClosedTrade
+from alphad.actors.performance import PerformanceActor, PerformanceConfig, PerformanceModel
+from alphad.protocol.messages import METRIC_FIELDS
 
 DIMENSIONS = ("strategy", "symbol", "regime")
 ALL_GROUPINGS = [c for size in (1, 2, 3) for c in combinations(DIMENSIONS, size)]

@@ -8,14 +8,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from actors.figures import Figures
-from actors.lifecycle import LifecycleConfig, LifecycleModel, Transition
-from actors.optimizer import Optimizer, set_allocation
-from actors.performance import figures_of
-from actors.scorer import ScorerConfig, ScorerModel
-from actors.weighting import RegimeLimits, StrategyConfig, WeightingConfig, WeightingModel
-from daemon.config import ConfigError, load_config
-from protocol.messages import AuditEntry, ScoreSignal, SignalScore
+from alphad.actors.figures import Figures
+from alphad.actors.lifecycle import LifecycleConfig, LifecycleModel, Transition
+from alphad.actors.optimizer import Optimizer, set_allocation
+from alphad.actors.performance import figures_of
+from alphad.actors.scorer import ScorerConfig, ScorerModel
+from alphad.actors.weighting import RegimeLimits, StrategyConfig, WeightingConfig, WeightingModel
+from alphad.daemon.config import ConfigError, load_config
+from alphad.protocol.messages import AuditEntry, ScoreSignal, SignalScore
 
 LOSING = "trending_high_vol"
 WINNING = "ranging_low_vol"

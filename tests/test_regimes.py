@@ -14,7 +14,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from actors.regimes import (
+from alphad.actors.regimes import (
     REGIMES,
     Bar,
     BarsRefused,
@@ -25,7 +25,7 @@ from actors.regimes import (
     RuleDetector,
     RuleSettings,
 )
-from actors.regimes_sim import score, simulate
+from alphad.actors.regimes_sim import score, simulate
 from bench.markets.corpus import Bar as MarketBar
 from bench.markets.strategies import adx, atr
 from bench.regimes import chi_square_survival, kruskal_wallis, permutation_p

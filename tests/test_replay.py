@@ -17,15 +17,15 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from daemon.config import Config
-from protocol.messages import ScoreSignal, SignalScore
-from replay.html import render_html
-from replay.results import DAY_MS, Change, Replay
-from replay.runner import Replayer, replay
-from replay.signals import InputError, SignalRow, read_signals, write_signals
-from replay.simulate import SCENARIOS, Simulation, simulate
-from replay.text import render_json, render_text
-from replay.tuning import SeedOutcome, suspension_after, table_of
+from alphad.daemon.config import Config
+from alphad.protocol.messages import ScoreSignal, SignalScore
+from alphad.replay.html import render_html
+from alphad.replay.results import DAY_MS, Change, Replay
+from alphad.replay.runner import Replayer, replay
+from alphad.replay.signals import InputError, SignalRow, read_signals, write_signals
+from alphad.replay.simulate import SCENARIOS, Simulation, simulate
+from alphad.replay.text import render_json, render_text
+from alphad.replay.tuning import SeedOutcome, suspension_after, table_of
 
 ROOT = Path(__file__).parent.parent
 HEADER = "ts_ms,exit_ts_ms,strategy,symbol,side,confidence,confluence,regime,pnl,signal_id\n"
@@ -44,7 +44,7 @@ def replayed(scenario: str, seed: int, shadow: bool = False) -> Replay:
 def alphad_cli(*args: str, cwd: Path, seed: str = "0") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *args],
+        [sys.executable, "-m", "alphad.daemon.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,

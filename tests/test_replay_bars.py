@@ -12,15 +12,15 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from actors.events import ClosedTrade
-from actors.regimes import Bar
-from actors.regimes_sim import simulate
-from daemon.cli import main
-from daemon.config import Config
-from protocol.messages import ScoreSignal, SignalScore
-from replay.bars import BarFeed, BarRow, read_bars, write_bars
-from replay.runner import Replayer, replay
-from replay.signals import InputError, SignalRow, write_signals
+from alphad.actors.events import ClosedTrade
+from alphad.actors.regimes import Bar
+from alphad.actors.regimes_sim import simulate
+from alphad.daemon.cli import main
+from alphad.daemon.config import Config
+from alphad.protocol.messages import ScoreSignal, SignalScore
+from alphad.replay.bars import BarFeed, BarRow, read_bars, write_bars
+from alphad.replay.runner import Replayer, replay
+from alphad.replay.signals import InputError, SignalRow, write_signals
 from tests.test_e2e_detected_regimes import closes_and_labels
 
 DAY = 86_400_000

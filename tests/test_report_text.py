@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.report import _format_table, age, utc_time
+from alphad.daemon.report import _format_table, age, utc_time
 
 
 def test_numbers_stand_right_aligned_under_right_aligned_headers() -> None:

@@ -17,10 +17,10 @@ import msgspec
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from protocol.codec import decode_request
-from protocol.errors import ERROR_CODES
-from protocol.messages import AnyReply, AnyRequest, Error, Report, SignalScore, StatusReply
-from protocol.schema import json_schema
+from alphad.protocol.codec import decode_request
+from alphad.protocol.errors import ERROR_CODES
+from alphad.protocol.messages import AnyReply, AnyRequest, Error, Report, SignalScore, StatusReply
+from alphad.protocol.schema import json_schema
 
 SCHEMA = json_schema()
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -120,7 +120,12 @@ def test_replies_validate_against_the_reply_definition() -> None:
 
 def test_alphad_schema_prints_the_document_with_every_error_code() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "schema"], capture_output=True, text=True, timeout=60
+        [
+            sys.executable,
+            "-m",
+            "alphad.daemon.cli",
+            "schema",
+        ], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)

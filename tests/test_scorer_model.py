@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.base import TAKE_STATE, Actor, Handle
-from actors.exact import binomial_at_most, student_t_above
-from actors.figures import Figures
-from actors.scorer import BUCKETS, ScorerActor, ScorerConfig, ScorerModel, Tally
-from protocol.messages import STATUSES, ScoreSignal, SignalScore
+from alphad.actors.base import TAKE_STATE, Actor, Handle
+from alphad.actors.exact import binomial_at_most, student_t_above
+from alphad.actors.figures import Figures
+from alphad.actors.scorer import BUCKETS, ScorerActor, ScorerConfig, ScorerModel, Tally
+from alphad.protocol.messages import STATUSES, ScoreSignal, SignalScore
 
 STRATEGIES = ["ema", "rsi", "macd"]
 SYMBOLS = ["BTC", "ETH"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon import sdnotify
+from alphad.daemon import sdnotify
 
 ROOT = Path(__file__).parent.parent
 

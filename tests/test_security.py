@@ -17,11 +17,11 @@ import pytest
 import zmq
 import zmq.auth
 
-from daemon.top import TopView
-from protocol.client import AsyncClient, Client, Subscriber
-from protocol.codec import decode_reply, encode
-from protocol.curve import CurveKeys, CurveRefused
-from protocol.messages import GetStatus, StatusReply
+from alphad.daemon.top import TopView
+from alphad.protocol.client import AsyncClient, Client, Subscriber
+from alphad.protocol.codec import decode_reply, encode
+from alphad.protocol.curve import CurveKeys, CurveRefused
+from alphad.protocol.messages import GetStatus, StatusReply
 from tests.daemon_process import DaemonProcess
 
 
@@ -33,7 +33,7 @@ def free_port() -> int:
 
 def keygen(directory: Path, name: str) -> tuple[Path, Path]:
     result = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "keygen", str(directory), name],
+        [sys.executable, "-m", "alphad.daemon.cli", "keygen", str(directory), name],
         capture_output=True,
         text=True,
         timeout=60,
@@ -99,7 +99,7 @@ def test_tcp_endpoint_without_keys_refuses_to_start(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "daemon.cli",
+            "alphad.daemon.cli",
             "run",
             "--config",
             str(config),
@@ -152,7 +152,7 @@ class CurveDaemon:
         return [
             sys.executable,
             "-m",
-            "daemon.cli",
+            "alphad.daemon.cli",
             *args,
             "--config",
             str(self.process.config_path),
@@ -272,7 +272,7 @@ def test_status_command_with_keys_from_flags_environment_or_config(
         f'curve_client_secret = "{curve_daemon.bot_secret}"\n'
     )
     by_config = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "status", "--config", str(config)],
+        [sys.executable, "-m", "alphad.daemon.cli", "status", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -380,7 +380,7 @@ def test_keygen_keeps_an_existing_key_pair_unless_forced(tmp_path: Path) -> None
     public, secret = keygen(tmp_path, "bot1")
     before = secret.read_bytes()
     again = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "keygen", str(tmp_path), "bot1"],
+        [sys.executable, "-m", "alphad.daemon.cli", "keygen", str(tmp_path), "bot1"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -389,7 +389,7 @@ def test_keygen_keeps_an_existing_key_pair_unless_forced(tmp_path: Path) -> None
     assert len(again.stderr.splitlines()) == 1 and "--force" in again.stderr
     assert secret.read_bytes() == before
     forced = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "keygen", str(tmp_path), "bot1", "--force"],
+        [sys.executable, "-m", "alphad.daemon.cli", "keygen", str(tmp_path), "bot1", "--force"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from actors.sequential import cusum, edge_scale, first_alarm, robust_scale, threshold
+from alphad.actors.sequential import cusum, edge_scale, first_alarm, robust_scale, threshold
 
 
 def siegmund(mean_z: float, shift: float, false_alarm_trades: float) -> float:

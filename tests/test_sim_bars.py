@@ -13,14 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from actors.regimes import REGIMES, Bar, Reading, RuleDetector
-from actors.regimes_sim import pool, score
-from daemon.cli import main
-from replay.bars import Accuracy, BarRow, read_bars, write_bars
-from replay.html import render_html
-from replay.runner import replay
-from replay.signals import InputError
-from replay.simulate import HOUR_MS, START_MS, Scenario, StrategySpec, simulate_bars, simulate_spec
+from alphad.actors.regimes import REGIMES, Bar, Reading, RuleDetector
+from alphad.actors.regimes_sim import pool, score
+from alphad.daemon.cli import main
+from alphad.replay.bars import Accuracy, BarRow, read_bars, write_bars
+from alphad.replay.html import render_html
+from alphad.replay.runner import replay
+from alphad.replay.signals import InputError
+from alphad.replay.simulate import (
+    HOUR_MS,
+    START_MS,
+    Scenario,
+    StrategySpec,
+    simulate_bars,
+    simulate_spec,
+)
 from tests.test_regimes import first_named
 
 UP, DOWN, RANGE, VOL = REGIMES

@@ -10,8 +10,8 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from actors.sqlite_thread import in_connection_thread, require_primitive
-from actors.store import StoreActor
+from alphad.actors.sqlite_thread import in_connection_thread, require_primitive
+from alphad.actors.store import StoreActor
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from protocol.client import Client
-from protocol.endpoints import default_endpoint, default_runtime_dir
+from alphad.protocol.client import Client
+from alphad.protocol.endpoints import default_endpoint, default_runtime_dir
 from tests.daemon_process import DaemonProcess
 from tests.startup_helpers import alphad, one_line_refusal, other_user
 
@@ -82,7 +82,7 @@ def test_daemon_and_client_find_the_same_default_sockets_without_xdg_runtime_dir
     config = tmp_path / "alphad.toml"
     config.write_text(NO_METRICS)
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
+        [sys.executable, "-m", "alphad.daemon.cli", "run", "--config", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=dict(os.environ),

@@ -11,10 +11,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from actors.base import Actor, Handle
-from actors.errors import Conflict
-from actors.events import ClosedTrade
-from actors.store import (
+from alphad.actors.base import Actor, Handle
+from alphad.actors.errors import Conflict
+from alphad.actors.events import ClosedTrade
+from alphad.actors.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
     AppendOutcome,
@@ -30,8 +30,8 @@ from actors.store import (
     StorageUnavailable,
     StoreActor,
 )
-from daemon.supervisor import Supervisor
-from protocol.messages import RecordTrade
+from alphad.daemon.supervisor import Supervisor
+from alphad.protocol.messages import RecordTrade
 
 
 class Learner(Actor):

@@ -10,11 +10,18 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from actors.errors import Conflict, NotFound
-from actors.events import SignalOutcome
-from actors.history_rows import Chain
-from actors.store import AppendOutcome, AppendSignal, AppendTrade, AuditDraft, Commit, Snapshot
-from actors.store_plan import (
+from alphad.actors.errors import Conflict, NotFound
+from alphad.actors.events import SignalOutcome
+from alphad.actors.history_rows import Chain
+from alphad.actors.store import (
+    AppendOutcome,
+    AppendSignal,
+    AppendTrade,
+    AuditDraft,
+    Commit,
+    Snapshot,
+)
+from alphad.actors.store_plan import (
     Recorded,
     plan_batch,
     plan_commits,
@@ -23,7 +30,7 @@ from actors.store_plan import (
     signals_to_look_up,
     unknown_signal,
 )
-from protocol.messages import OptimizationState, RecordTrade
+from alphad.protocol.messages import OptimizationState, RecordTrade
 
 NOW = 1_700_000_000_000
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from protocol.client import Client, Subscriber
+from alphad.protocol.client import Client, Subscriber
 from tests.daemon_process import DaemonProcess
 
 SYSTEMD = Path(__file__).parent.parent / "systemd"

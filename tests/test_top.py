@@ -14,7 +14,7 @@ import termios
 import time
 from pathlib import Path
 
-from protocol.client import Client
+from alphad.protocol.client import Client
 from tests.daemon_process import DaemonProcess
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]")
@@ -57,7 +57,14 @@ class Terminal:
 
 
 def top(daemon: DaemonProcess) -> list[str]:
-    return [sys.executable, "-m", "daemon.cli", "top", "--runtime-dir", str(daemon.runtime_dir)]
+    return [
+        sys.executable,
+        "-m",
+        "alphad.daemon.cli",
+        "top",
+        "--runtime-dir",
+        str(daemon.runtime_dir),
+    ]
 
 
 def test_top_draws_strategies_alerts_and_quits_on_q(daemon: DaemonProcess) -> None:
@@ -94,7 +101,7 @@ def test_top_draws_strategies_alerts_and_quits_on_q(daemon: DaemonProcess) -> No
 
 
 def test_top_says_when_the_daemon_is_down_and_keeps_trying(tmp_path: Path) -> None:
-    args = [sys.executable, "-m", "daemon.cli", "top", "--runtime-dir", str(tmp_path)]
+    args = [sys.executable, "-m", "alphad.daemon.cli", "top", "--runtime-dir", str(tmp_path)]
     terminal = Terminal(args)
     try:
         terminal.read_until("is not answering")

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.errors import NotFound, UnknownStrategy
-from actors.figures import Figures
-from actors.weighting import (
+from alphad.actors.errors import NotFound, UnknownStrategy
+from alphad.actors.figures import Figures
+from alphad.actors.weighting import (
     ROLLBACK_KEEP,
     StrategyConfig,
     WeightingConfig,

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from actors.regimes import Bar
+from alphad.actors.regimes import Bar
 
 MANIFEST = Path(__file__).with_name("manifest.toml")
 CACHE_ENV = "ALPHAD_MARKETS_CACHE"

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
-from replay.bootstrap import Interval, bootstrap
-from replay.results import DAY_MS
+from alphad.replay.bootstrap import Interval, bootstrap
+from alphad.replay.results import DAY_MS
 
 RESAMPLES = 1_000
 """Fewer than the replay's 2 000: the pooled book spans decades of days, ten sides."""

@@ -39,7 +39,22 @@ from pathlib import Path
 
 import msgspec
 
-from actors.errors import Refused
+from alphad.actors.errors import Refused
+from alphad.daemon.config import Config, load_config
+from alphad.replay.bars import BarRow, Detection
+from alphad.replay.bootstrap import BLOCK_DAYS
+from alphad.replay.results import (
+    DAY_MS,
+    Change,
+    Replay,
+    Sides,
+    SignalCounts,
+    Stats,
+    change_of,
+    side_stats,
+)
+from alphad.replay.runner import replay
+from alphad.replay.signals import InputError, SignalRow
 from bench.markets.corpus import (
     MANIFEST,
     SPLITS,
@@ -54,12 +69,6 @@ from bench.markets.corpus import (
 from bench.markets.luck import RESAMPLES, Luck, pooled_luck
 from bench.markets.peers import peer_factories, taken_by
 from bench.markets.strategies import DEFAULT_COST_BPS, STRATEGIES, trades_of
-from daemon.config import Config, load_config
-from replay.bars import BarRow, Detection
-from replay.bootstrap import BLOCK_DAYS
-from replay.results import DAY_MS, Change, Replay, Sides, SignalCounts, Stats, change_of, side_stats
-from replay.runner import replay
-from replay.signals import InputError, SignalRow
 
 DRAWDOWN_LIMIT = 0.05  # verdict (a): alphad's drawdown at most 5 % above the cut baseline's
 SHARE_TARGET = 0.80

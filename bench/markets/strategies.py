@@ -51,8 +51,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
+from alphad.replay.signals import SignalRow
 from bench.markets.corpus import Bar
-from replay.signals import SignalRow
 
 WARMUP = 60  # bars before the first signal: every indicator is defined by then
 NOTIONAL = 100.0  # pnl is in percent of the position's notional
