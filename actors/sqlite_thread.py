@@ -8,8 +8,9 @@ plus one for the commit; with this, a whole batch is one hop however many rows a
 tables it holds. aiosqlite builds every public call on ``Connection._execute(fn)``,
 which queues ``fn`` to the connection's thread and hands its result or its exception
 back to the awaiting coroutine, and on ``Connection._conn``, the sqlite3 connection
-(usable on that thread only). Those two private names are the only ones of aiosqlite
-the store uses, and only here; pyproject.toml admits the releases they are known in,
+(usable on that thread only); the daemon's last-resort stop also joins the thread
+itself, ``Connection._thread`` (``stop_and_join``). Those private names are the only
+ones of aiosqlite alphad uses, and only here; pyproject.toml admits the releases they are known in,
 and ``require_primitive`` refuses the start, before any connection is opened, when
 the installed aiosqlite no longer has them.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import sqlite3
+import threading
 from collections.abc import Callable
 from typing import TypeVar, cast
 
@@ -47,3 +49,17 @@ async def in_connection_thread(
 ) -> _T:
     """``work(connection)`` on the connection's thread; its result, or its exception."""
     return cast(_T, await db._execute(lambda: work(db._conn)))
+
+
+def stop_and_join(db: aiosqlite.Connection, timeout_s: float) -> bool:
+    """Have the database thread close the connection after the work already queued to it
+    (aiosqlite's public ``stop()``), and wait up to ``timeout_s`` for the thread to end.
+    True when it ended; False when it is still running or this aiosqlite keeps no thread
+    object to wait on (``Connection._thread``, private). Safe from any thread: the
+    daemon's watchdog calls it when a stop overruns its deadline."""
+    db.stop()
+    thread = getattr(db, "_thread", None)
+    if not isinstance(thread, threading.Thread):
+        return False
+    thread.join(timeout_s)
+    return not thread.is_alive()

@@ -29,6 +29,7 @@ from alphad.actors.market import MarketRegimes
 from alphad.actors.optimizer import Optimizer, set_allocation
 from alphad.actors.performance import PerformanceActor, PerformanceModel
 from alphad.actors.scorer import FlushSignals, ScorerActor, ScorerInline
+from alphad.actors.sqlite_thread import stop_and_join
 from alphad.actors.store import (
     AppendOutcome,
     AppendTrade,
@@ -688,12 +689,7 @@ class Daemon:
         db = store.db if store is not None else None
         if db is None:
             return True
-        db.stop()
-        thread = getattr(db, "_thread", None)  # aiosqlite's worker
-        if thread is None:
-            return False
-        thread.join(timeout_s)
-        return not thread.is_alive()
+        return stop_and_join(db, timeout_s)
 
     async def _release_database(self, deadline: float) -> None:
         # The store's on_stop did not get to close the connection (it overran the deadline):

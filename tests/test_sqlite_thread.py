@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
 import pytest
 
-from alphad.actors.sqlite_thread import in_connection_thread, require_primitive
+from alphad.actors.sqlite_thread import in_connection_thread, require_primitive, stop_and_join
 from alphad.actors.store import StoreActor
 
 
@@ -94,3 +96,30 @@ async def test_the_store_checks_the_primitive_before_it_opens_the_file(
     with pytest.raises(RuntimeError, match=r"lacks Connection\._execute"):
         await store.on_start()
     assert store.db is None and not (tmp_path / "sub").exists()
+
+
+
+async def test_stop_and_join_ends_the_thread_after_the_work_queued_to_it(tmp_path: Path) -> None:
+    db = await aiosqlite.connect(tmp_path / "t.db")
+
+    def slow(raw: sqlite3.Connection) -> int:
+        time.sleep(0.2)
+        return int(raw.execute("SELECT 41 + 1").fetchone()[0])
+
+    queued = asyncio.ensure_future(in_connection_thread(db, slow))
+    await asyncio.sleep(0.05)  # the work is on the thread's queue
+    assert stop_and_join(db, 10.0) is True
+    assert await queued == 42
+
+
+async def test_stop_and_join_says_so_when_there_is_no_thread_to_wait_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = await aiosqlite.connect(tmp_path / "t.db")
+    thread = db._thread
+    monkeypatch.setattr(db, "_thread", None)
+    assert stop_and_join(db, 0.1) is False
+    monkeypatch.undo()
+    assert thread is not None
+    thread.join(10.0)
+    assert not thread.is_alive()
