@@ -110,6 +110,12 @@ def _parser() -> argparse.ArgumentParser:
         "--bars", help="the market's bars as .csv or .jsonl, for detected regimes (docs/replay.md)"
     )
     replay.add_argument(
+        "--hmm",
+        action="store_true",
+        help="also score the hidden Markov model against the bars' true regimes, beside the"
+        " rule set (offline; the signals still count under the rule set)",
+    )
+    replay.add_argument(
         "--bootstrap",
         type=int,
         default=2000,
