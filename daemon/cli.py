@@ -74,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="leave strategies with fewer recent trades out of the top (default 20)",
     )
+    health = with_keys(
+        sub.add_parser(
+            "health", help="show each strategy's lifecycle status, and its status in each regime"
+        )
+    )
+    health.add_argument("strategy", nargs="?", help="this strategy only")
+    health.add_argument("--regime", help="each strategy's status in this regime only")
+    health.add_argument("--json", action="store_true", help="print JSON")
+    health.add_argument("--timeout", type=float, default=2.0, help="seconds to wait")
     top = with_keys(sub.add_parser("top", help="live terminal dashboard"))
     top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
     keygen = sub.add_parser("keygen", help="write a CURVE key pair for tcp:// endpoints")
@@ -108,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--report", help="also write a self-contained HTML report here")
     replay.add_argument(
         "--bars", help="the market's bars as .csv or .jsonl, for detected regimes (docs/replay.md)"
+    )
+    replay.add_argument(
+        "--hmm",
+        action="store_true",
+        help="also score the hidden Markov model against the bars' true regimes, beside the"
+        " rule set (offline; the signals still count under the rule set)",
     )
     replay.add_argument(
         "--bootstrap",
@@ -197,6 +212,15 @@ def _dispatch(args: argparse.Namespace) -> int:
             top=args.top,
             min_trades=args.min_trades,
         )
+    if command == "health":
+        return health(
+            paths,
+            args.strategy,
+            regime=args.regime,
+            as_json=args.json,
+            timeout_s=args.timeout,
+            curve=curve,
+        )
     if command == "top":
         from alphad.daemon.top import run_top
 
@@ -249,6 +273,35 @@ def status(paths: Paths, *, as_json: bool, timeout_s: float, curve: CurveKeys | 
     now_ms = time.time_ns() // 1_000_000
     for name, state in sorted(component_states(reply, now_ms).items()):
         print(f"  {name:<12} {state}")
+    return 0
+
+
+def health(
+    paths: Paths,
+    strategy: str | None,
+    *,
+    regime: str | None,
+    as_json: bool,
+    timeout_s: float,
+    curve: CurveKeys | None,
+) -> int:
+    """Print the strategies' lifecycle states, and each one's state in each regime."""
+    from alphad.daemon.health import in_regime, name_problem, render_health
+    from alphad.protocol.messages import Health
+
+    problem = name_problem("strategy", strategy) or name_problem("regime", regime)
+    if problem:
+        raise CommandError(problem)
+    rows = _ask(paths, timeout_s, curve, lambda client: client.get_health(strategy)).rows
+    if regime is not None:
+        try:
+            rows = in_regime(rows, regime, strategy)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+    if as_json:
+        print(msgspec.json.encode(Health(rows=rows)).decode())
+    else:
+        print(render_health(rows, regime))
     return 0
 
 

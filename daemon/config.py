@@ -11,6 +11,7 @@ the running daemon (its sockets, metrics, keys): the offline tools read it too.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -22,13 +23,20 @@ import msgspec
 from msgspec import Meta
 
 from alphad.actors.admission import Admission
+from alphad.actors.events import UNKNOWN_REGIME
 from alphad.actors.lifecycle import LifecycleConfig, LifecycleModel
 from alphad.actors.market import RegimesConfig
 from alphad.actors.optimizer import Optimizer
 from alphad.actors.performance import PerformanceConfig, PerformanceModel
 from alphad.actors.regime_lifecycle import RegimeLifecycle
+from alphad.actors.regimes import REGIMES
 from alphad.actors.scorer import ScorerConfig, ScorerModel
-from alphad.actors.weighting import StrategyConfig, WeightingConfig, WeightingModel
+from alphad.actors.weighting import (
+    RegimeLimits,
+    StrategyConfig,
+    WeightingConfig,
+    WeightingModel,
+)
 from alphad.protocol.endpoints import default_runtime_dir, default_state_dir
 from alphad.protocol.messages import NAME_PATTERN
 
@@ -130,7 +138,7 @@ class SecurityConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
 
     curve_server_secret: str = ""  # a .key_secret file written by `alphad keygen`
     curve_clients_dir: str = ""  # the public .key files of the bots allowed in
-    # For `alphad status/report/top/watch` against a tcp:// daemon: its server.key and
+    # For `alphad status/health/report/top/watch` against a tcp:// daemon: its server.key and
     # this operator's own .key_secret (whose .key is in the daemon's curve_clients_dir).
     curve_server_key: str = ""
     curve_client_secret: str = ""
@@ -285,10 +293,48 @@ def read_config(path: str | os.PathLike[str] | None) -> tuple[Config, list[str]]
         if not _STRATEGY_NAME.match(name) or len(name) > 64:
             problems.append(f"{file}: key `strategies.{name!r}`: not a valid strategy name")
             continue
+        table = _without_bad_regimes(name, table, problems, file)
         strategy = _convert(table, StrategyConfig, f"strategies.{name}", problems, file)
         if strategy is not None:
             parsed[name] = strategy
     return Config(**sections, strategies=parsed), problems  # type: ignore[arg-type]
+
+
+NAME_RULE = "1 – 64 of `A-Z a-z 0-9 _ . : / @ + -`, not starting with a symbol"
+"""A strategy's, symbol's or regime's name, as the protocol's ``Name`` takes it."""
+REGIME_NAMES = f"a regime is {NAME_RULE}, as bots send it or as detected ({', '.join(REGIMES)})"
+
+
+def _without_bad_regimes(name: str, table: object, problems: list[str], file: Path) -> object:
+    """The strategy's table with each of its ``regimes`` checked alone: a key that cannot
+    name a regime, or a regime's table in error, is one line naming the strategy and the
+    key, and is left out, so the rest of the file is checked with the others. (msgspec's
+    own message for a bad key is the name's regex, and says neither; for a bad value in
+    one regime it says `regimes[...]`, not which regime.)"""
+    if not isinstance(table, dict) or not isinstance(table.get("regimes"), dict):
+        return table
+    regimes: dict[str, object] = table["regimes"]
+    kept: dict[str, RegimeLimits] = {}
+    for regime, limits in regimes.items():
+        quoted = json.dumps(regime, ensure_ascii=False)
+        key = f"strategies.{name}.regimes.{quoted}"
+        if regime == UNKNOWN_REGIME:
+            problems.append(
+                f"{file}: key `{key}`: `{regime}` is the regime of trades without one, never"
+                f" judged on its own (strategy `{name}`); name a regime it trades in"
+            )
+        elif not _STRATEGY_NAME.match(regime) or len(regime) > 64:
+            problems.append(
+                f"{file}: key `{key}`: {quoted} is not a regime name (strategy `{name}`);"
+                f" {REGIME_NAMES}"
+            )
+        else:
+            converted = _convert(
+                limits, RegimeLimits, f"strategies.{name}.regimes.{regime}", problems, file
+            )
+            if converted is not None:
+                kept[regime] = converted
+    return {**table, "regimes": kept}
 
 
 def _convert(

@@ -48,7 +48,7 @@ from alphad.daemon.config import MetricsConfig
 from alphad.daemon.gateway import Gateway
 from alphad.daemon.logs import lines_dropped
 from alphad.protocol.errors import ErrorCode
-from alphad.protocol.messages import STATUSES, GetReport, Report
+from alphad.protocol.messages import STATUSES, GetReport, HealthRow, Report
 
 log = structlog.get_logger("alphad.metrics")
 
@@ -56,6 +56,12 @@ LATENCY_BUCKETS = (50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 50e-3
 COMMIT_BUCKETS = (100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 0.25, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 CYCLE_BUCKETS = (1e-3, 5e-3, 10e-3, 50e-3, 0.1, 0.5, 1.0, 5.0)
+# The most (strategy, regime) pairs alphad_strategy_regime_status shows: strategies and
+# regimes are each bounded ([limits]), their pairs only by the product (64 000 at the
+# defaults). Suspended pairs come first; the ones left out are counted.
+MAX_REGIME_STATUS_SERIES = 1_000
+# A regime never retires a strategy (actors/regime_lifecycle.py).
+REGIME_STATUSES = ("active", "degraded", "suspended")
 
 
 def metrics_findings(config: MetricsConfig) -> tuple[list[str], list[str]]:
@@ -414,4 +420,45 @@ class Sampler:
                 if value is not None:
                     family.add_metric([entry["strategy"]], float(value))
             figures.append(family)
-        return [status, weight, *figures]
+        return [status, weight, *figures, *regime_status_metrics(report.health)]
+
+
+def regime_status_metrics(
+    health: Sequence[HealthRow], most: int = MAX_REGIME_STATUS_SERIES
+) -> list[Metric]:
+    """The per-regime lifecycle ([lifecycle] per_regime) from the health rows: per regime,
+    how many strategies are in each status there, and each strategy not active in a
+    regime, suspended ones first, at most ``most`` of them."""
+    counts: dict[str, dict[str, int]] = {}
+    off: list[tuple[int, str, str, str]] = []
+    for row in health:
+        for there in row.regimes:
+            tally = counts.setdefault(there.regime, dict.fromkeys(REGIME_STATUSES, 0))
+            tally[there.status] = tally.get(there.status, 0) + 1
+            if there.status != "active":  # the most severe first, then by name
+                off.append(
+                    (-STATUSES.index(there.status), there.regime, row.strategy, there.status)
+                )
+    strategies = GaugeMetricFamily(
+        "alphad_regime_strategies",
+        "Strategies in each status in a regime, of those judged in it (per_regime).",
+        labels=["regime", "status"],
+    )
+    for regime, tally in sorted(counts.items()):
+        for name, count in tally.items():
+            strategies.add_metric([regime, name], count)
+    status = GaugeMetricFamily(
+        "alphad_strategy_regime_status",
+        "1 for a strategy not active in a regime, with its status there (per_regime).",
+        labels=["strategy", "regime", "status"],
+    )
+    off.sort()
+    for _, regime, strategy, name in off[:most]:
+        status.add_metric([strategy, regime, name], 1.0)
+    omitted = GaugeMetricFamily(
+        "alphad_strategy_regime_status_omitted",
+        "Strategies not active in a regime left out of alphad_strategy_regime_status"
+        f" (beyond its {most} series).",
+    )
+    omitted.add_metric([], max(0, len(off) - most))
+    return [strategies, status, omitted]

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from alphad.protocol.messages import Report, StatusReply
+from alphad.protocol.messages import HealthRow, Report, StatusReply
 
 STRATEGY_COLUMNS = (
     "trades",
@@ -66,22 +66,7 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
             for name in names
         ],
     )
-    tables["health"] = (
-        ["strategy", "status", "since_ms", "violations", "suspensions", "reason"],
-        [
-            [h.strategy, h.status, h.since_ms, h.violations, h.suspensions, h.reason]
-            for h in report.health
-        ],
-    )
-    in_regimes = [(h.strategy, r) for h in report.health for r in h.regimes]
-    if in_regimes:  # [lifecycle] per_regime: each strategy's state in each regime
-        tables["regime_health"] = (
-            ["strategy", "regime", "status", "since_ms", "violations", "suspensions", "reason"],
-            [
-                [name, r.regime, r.status, r.since_ms, r.violations, r.suspensions, r.reason]
-                for name, r in in_regimes
-            ],
-        )
+    tables |= health_tables(report.health)
     tables["regime_effectiveness"] = (
         ["strategy", "regime", "trades", "win_rate", "expectancy", "profit_factor", "sharpe"],
         [
@@ -123,6 +108,31 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
     return tables
 
 
+def health_tables(health: Sequence[HealthRow]) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """The strategies' lifecycle states (``health``) and, with [lifecycle] per_regime, each
+    one's state in each regime it traded in (``regime_health``, when some strategy has
+    one)."""
+    tables: dict[str, tuple[list[str], list[list[Any]]]] = {
+        "health": (
+            ["strategy", "status", "since_ms", "violations", "suspensions", "reason"],
+            [
+                [h.strategy, h.status, h.since_ms, h.violations, h.suspensions, h.reason]
+                for h in health
+            ],
+        )
+    }
+    in_regimes = [(h.strategy, r) for h in health for r in h.regimes]
+    if in_regimes:
+        tables["regime_health"] = (
+            ["strategy", "regime", "status", "since_ms", "violations", "suspensions", "reason"],
+            [
+                [name, r.regime, r.status, r.since_ms, r.violations, r.suspensions, r.reason]
+                for name, r in in_regimes
+            ],
+        )
+    return tables
+
+
 def component_states(status: StatusReply, now_ms: int | None = None) -> dict[str, str]:
     """Each component's state as an operator reads it: one switched off shows ``off``,
     since when (UTC, and its age at ``now_ms`` when given), not its actor's ``running``."""
@@ -143,16 +153,7 @@ def component_states(status: StatusReply, now_ms: int | None = None) -> dict[str
 
 def render_text(report: Report, now_ms: int | None = None) -> str:
     """Readable fixed-width tables; times in UTC with their age at ``now_ms``."""
-    now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    out: list[str] = []
-    for title, (header, rows) in report_tables(report).items():
-        if "since_ms" in header:
-            at = header.index("since_ms")
-            header = [*header[:at], "since (UTC)", "age", *header[at + 1 :]]
-            rows = [[*r[:at], *_since(r[at], now_ms), *r[at + 1 :]] for r in rows]
-        out.append(title.replace("_", " ").upper())
-        out.append(_format_table(header, rows))
-        out.append("")
+    out = render_tables(report_tables(report), now_ms)
     quality = report.signal_quality
     if quality:
         out.append(
@@ -163,6 +164,24 @@ def render_text(report: Report, now_ms: int | None = None) -> str:
             )
         )
     return "\n".join(out)
+
+
+def render_tables(
+    tables: dict[str, tuple[list[str], list[list[Any]]]], now_ms: int | None = None
+) -> list[str]:
+    """Each table under its title, a blank line after it; times in UTC with their age at
+    ``now_ms`` (the wall clock when None)."""
+    now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    out: list[str] = []
+    for title, (header, rows) in tables.items():
+        if "since_ms" in header:
+            at = header.index("since_ms")
+            header = [*header[:at], "since (UTC)", "age", *header[at + 1 :]]
+            rows = [[*r[:at], *_since(r[at], now_ms), *r[at + 1 :]] for r in rows]
+        out.append(title.replace("_", " ").upper())
+        out.append(_format_table(header, rows))
+        out.append("")
+    return out
 
 
 def render_csv(report: Report) -> str:

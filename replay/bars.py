@@ -6,7 +6,10 @@ own book of bars (``actors.market.MarketRegimes``, the code behind ``market_bars
 its close, one request a bar, as a feeder sends them live. Signals and trades then take
 the regime ``[regimes] source`` says, read from that book at their time, exactly as
 ``score_signal`` and ``record_trade`` do in the daemon. Bars whose true regime is known
-(``alphad simulate --bars``) also score the book's readings against it.
+(``alphad simulate --bars``) also score the book's readings against it, and with
+``--hmm`` the hidden Markov model's on the same bars beside them: the daemon does not run
+it (docs/regimes.md), so it is run here over each series after the replay and counts no
+signal.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any, Literal
 import msgspec
 
 from alphad.actors.market import MarketRegimes, RegimesConfig, bar_ms
-from alphad.actors.regimes import Bar, Reading, bar_problem
+from alphad.actors.regimes import Bar, HmmDetector, Reading, bar_problem
 from alphad.actors.regimes_sim import Score, pool, score
 from alphad.protocol.messages import (
     BarSize,
@@ -89,6 +92,8 @@ class Detection(msgspec.Struct, kw_only=True, omit_defaults=True):
     signals_bot: int  # counted under the bot's label
     signals_none: int  # the bot's label counts and the row has none
     accuracy: Accuracy | None = None  # with the bars' true regimes
+    # With them and --hmm: the hidden Markov model on the same bars (it counts no signal).
+    hmm_accuracy: Accuracy | None = None
 
 
 def _check_bar(row: BarRow, line: int, seen: dict[Any, int]) -> str:
@@ -145,6 +150,7 @@ class BarFeed:
             )
         self.bars = bars
         self.series = len(series)
+        self.config = config
         self.market = MarketRegimes(config, on_label=on_label)
         # The regime each signal counted under, by row (None: none).
         self.regimes: list[str | None] = [None] * n_signals
@@ -207,7 +213,8 @@ class BarFeed:
         entry time, from the bars held when it closes)."""
         return self.market.resolve(symbol, entry_ts_ms, bot_regime)[0]
 
-    def detection(self) -> Detection:
+    def detection(self, *, hmm: bool = False) -> Detection:
+        """What the bars did; with ``hmm``, the hidden Markov model scored beside them."""
         sources = self.sources
         return Detection(
             source=self.market.source,
@@ -217,12 +224,19 @@ class BarFeed:
             signals_no_reading=sources["no_reading"],
             signals_bot=sources["bot"],
             signals_none=sources["none"],
-            accuracy=self.accuracy(),
+            accuracy=self._scored(lambda fed: [self.readings[j] for j in fed]),
+            hmm_accuracy=self._scored(self._hmm_readings) if hmm else None,
         )
 
-    def accuracy(self) -> Accuracy | None:
-        """The readings of the bars fed against their true regimes; None when the bars
-        carry none."""
+    def _hmm_readings(self, fed: Sequence[int]) -> list[Reading | None]:
+        """A fresh hidden Markov model over one series' bars, as the book would run it
+        (its fit window within ``max_bars``)."""
+        detector = HmmDetector(fit_window=self.config.max_bars - 1)
+        return [detector.update(_bar(self.bars[j])) for j in fed]
+
+    def _scored(self, read: Callable[[Sequence[int]], Sequence[Reading | None]]) -> Accuracy | None:
+        """``read``'s readings of each series' bars fed against their true regimes,
+        pooled; None when the bars carry none."""
         if not self.bars or self.bars[0].true_regime is None:
             return None
         series: dict[tuple[str, str], list[int]] = {}
@@ -230,7 +244,7 @@ class BarFeed:
             row = self.bars[j]
             series.setdefault((row.symbol, row.bar_size), []).append(j)
         scores = [
-            score([self.bars[j].true_regime or "" for j in fed], [self.readings[j] for j in fed])
+            score([self.bars[j].true_regime or "" for j in fed], read(fed))
             for fed in series.values()
         ]
         return Accuracy.of(pool(scores), len(self.readings))

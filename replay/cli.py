@@ -23,6 +23,7 @@ def replay_command(args: argparse.Namespace) -> int:
         shadow_outcomes=args.shadow_outcomes,
         periods_per_year=args.periods_per_year,
         bars=bars,
+        hmm=args.hmm,
     )
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap needs a number of resamples >= 0, not {args.bootstrap}")

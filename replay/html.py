@@ -13,7 +13,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from alphad.replay.bars import Detection
+from alphad.replay.bars import Accuracy, Detection
 from alphad.replay.results import Curve, Replay, ReplayResult, Sides, Stats, StatusEvent
 from alphad.replay.signals import InputError
 from alphad.replay.text import (
@@ -151,25 +151,39 @@ def _summary_table(r: ReplayResult) -> str:
 
 def _detection_section(found: Detection | None) -> list[str]:
     """With bars: where the signals' regimes came from and, with the bars' true regimes,
-    how well the readings found them (the text's lines, as a paragraph and a table)."""
+    how well the readings found them (the text's lines, as a paragraph and a table); with
+    ``--hmm``, the hidden Markov model's beside the rule set's."""
     if found is None:
         return []
     parts = ["<h2>Detected regimes</h2>", f"<p>{escape(detection_line(found))}.</p>"]
-    accuracy = found.accuracy
+    accuracy, hmm = found.accuracy, found.hmm_accuracy
     if accuracy is not None:
-        labels = list(accuracy.confusion)
-        head = "".join(f"<th>{escape(label)}</th>" for label in labels)
-        rows = [f'<table><tr><th class="text">true</th>{head}</tr>']
-        for true, detected in accuracy.confusion.items():
-            cells = "".join(f"<td>{count:,}</td>" for count in detected.values())
-            rows.append(f"<tr><td>{escape(true)}</td>{cells}</tr>")
-        rows.append("</table>")
+        whose = (
+            "" if hmm is None else ", by the rule set (the daemon's; the signals counted under it)"
+        )
         parts += [
-            f"<p>Against the bars' true regimes: {escape(accuracy_line(accuracy))}.</p>",
+            f"<p>Against the bars' true regimes{whose}: {escape(accuracy_line(accuracy))}.</p>",
             '<p class="muted">Bars by true regime (rows) and detected one (columns).</p>',
-            "".join(rows),
+            _confusion_table(accuracy),
+        ]
+    if hmm is not None:
+        parts += [
+            "<p>By the hidden Markov model, run offline over the same bars (no signal counted"
+            f" under it): {escape(accuracy_line(hmm))}.</p>",
+            _confusion_table(hmm),
         ]
     return parts
+
+
+def _confusion_table(found: Accuracy) -> str:
+    labels = list(found.confusion)
+    head = "".join(f"<th>{escape(label)}</th>" for label in labels)
+    rows = [f'<table><tr><th class="text">true</th>{head}</tr>']
+    for true, detected in found.confusion.items():
+        cells = "".join(f"<td>{count:,}</td>" for count in detected.values())
+        rows.append(f"<tr><td>{escape(true)}</td>{cells}</tr>")
+    rows.append("</table>")
+    return "".join(rows)
 
 
 def _by_regime_note(found: Detection | None) -> str:

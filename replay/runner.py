@@ -67,12 +67,20 @@ class Replayer:
         *,
         shadow_outcomes: bool = False,
         bars: Sequence[BarRow] | None = None,
+        hmm: bool = False,
     ) -> None:
         if bars is None and config.regimes.source == "detected":
             raise InputError(
                 '[regimes] source = "detected" counts signals under the regime read from'
                 " bars: give the bars (--bars FILE, docs/replay.md)"
             )
+        if hmm and (not bars or bars[0].true_regime is None):
+            raise InputError(
+                "--hmm scores the hidden Markov model against the bars' true regimes: give"
+                " bars that carry them (--bars FILE with `true_regime`, as alphad simulate"
+                " --bars writes it)"
+            )
+        self.hmm = hmm
         self.config = config
         self.shadow_outcomes = shadow_outcomes
         self.bars = bars
@@ -295,7 +303,7 @@ class Replayer:
             rows, closed, taken, taken_pnl, decisions, periods_per_year, exposure, regimes
         )
         if feed is not None:
-            replayed.detection = feed.detection()
+            replayed.detection = feed.detection(hmm=self.hmm)
         return replayed
 
     def _feed(self, signals: int) -> BarFeed | None:
@@ -395,8 +403,10 @@ def replay(
     shadow_outcomes: bool = False,
     periods_per_year: float = 365.0,
     bars: Sequence[BarRow] | None = None,
+    hmm: bool = False,
 ) -> Replay:
     """Replay rows through fresh models built from ``config`` (the defaults if None), with
-    the market's ``bars`` if given (replay/bars.py)."""
-    replayer = Replayer(config or Config(), shadow_outcomes=shadow_outcomes, bars=bars)
+    the market's ``bars`` if given (replay/bars.py), the hidden Markov model scored on
+    them beside the rule set with ``hmm``."""
+    replayer = Replayer(config or Config(), shadow_outcomes=shadow_outcomes, bars=bars, hmm=hmm)
     return replayer.run(rows, periods_per_year)

@@ -83,7 +83,10 @@ def render_text(replayed: Replay, source: str = "") -> str:
     if replayed.detection is not None:
         out.append(detection_line(replayed.detection))
         if replayed.detection.accuracy is not None:
-            out += ["", *accuracy_lines(replayed.detection.accuracy)]
+            out += [
+                "",
+                *accuracy_lines(replayed.detection.accuracy, replayed.detection.hmm_accuracy),
+            ]
     out += ["", "ALL STRATEGIES"]
     change = r.change
     changes = {
@@ -123,15 +126,36 @@ def detection_line(found: Detection) -> str:
     )
 
 
-def accuracy_lines(found: Accuracy) -> list[str]:
-    """The detected regimes against the bars' true ones: accuracy, delays, confusion."""
+def accuracy_lines(found: Accuracy, hmm: Accuracy | None = None) -> list[str]:
+    """The detected regimes against the bars' true ones: accuracy, delays, confusion;
+    with ``hmm``, the rule set's and the hidden Markov model's side by side."""
+    title = "DETECTED REGIMES AGAINST THE TRUE ONES (rows: true regime; columns: detected; bars)"
+    if hmm is None:
+        return [title, accuracy_line(found), _confusion_table(found)]
+    rows = [["rule set", *_accuracy_cells(found)], ["hidden Markov model", *_accuracy_cells(hmm)]]
+    header = ["detector", "bars", "read", "accuracy", "switches", "missed", "median delay (bars)"]
+    return [
+        title,
+        _format_table(header, rows),
+        "",
+        "RULE SET (the daemon's: the signals counted under its readings)",
+        _confusion_table(found),
+        "",
+        "HIDDEN MARKOV MODEL (--hmm: offline over the same bars; no signal counted under it)",
+        _confusion_table(hmm),
+    ]
+
+
+def _accuracy_cells(found: Accuracy) -> list[str]:
+    delay = "-" if found.median_delay is None else f"{found.median_delay:g}"
+    counts = (found.bars, found.read, found.accuracy, found.switches, found.missed)
+    return [f"{n:,}" if isinstance(n, int) else f"{n:.3f}" for n in counts] + [delay]
+
+
+def _confusion_table(found: Accuracy) -> str:
     labels = list(found.confusion)
     rows = [[true, *found.confusion[true].values()] for true in labels]
-    return [
-        "DETECTED REGIMES AGAINST THE TRUE ONES (rows: true regime; columns: detected; bars)",
-        accuracy_line(found),
-        _format_table(["true", *labels], rows),
-    ]
+    return _format_table(["true", *labels], rows)
 
 
 def accuracy_line(found: Accuracy) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from alphad.daemon.config import Config, ConfigError, load_config, resolve_paths
+from alphad.daemon.config import Config, ConfigError, load_config, read_config, resolve_paths
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -67,6 +67,63 @@ def test_bad_config_names_the_key_and_the_file(tmp_path: Path, text: str, expect
     assert "\n" not in message
 
 
+RULE = (
+    "a regime is 1 – 64 of `A-Z a-z 0-9 _ . : / @ + -`, not starting with a symbol, as bots"
+    " send it or as detected (trending_up, trending_down, ranging, volatile)"
+)
+
+
+def test_a_bad_regime_key_is_one_line_naming_the_strategy_the_key_and_the_rule(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "[lifecycle]\nper_regime = true\n"
+        '[strategies.breakout.regimes."ranging low"]\nwin_rate_floor = 0.35\n'
+        "[strategies.breakout.regimes.volatile]\nmin_trades = 40\n"
+        '[strategies.carry.regimes."-dip"]\nmin_trades = 40\n'
+        "[strategies.carry.regimes.unknown]\nmin_trades = 40\n"
+        "[strategies.carry.regimes.ranging]\nwin_rate_flor = 0.4\n"
+        "[strategies.carry.regimes.volatile]\nsoft_drawdown = 9.0\nhard_drawdown = 3.0\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == [
+        f'{path}: key `strategies.breakout.regimes."ranging low"`: "ranging low" is not a'
+        f" regime name (strategy `breakout`); {RULE}",
+        f'{path}: key `strategies.carry.regimes."-dip"`: "-dip" is not a regime name'
+        f" (strategy `carry`); {RULE}",
+        f'{path}: key `strategies.carry.regimes."unknown"`: `unknown` is the regime of trades'
+        " without one, never judged on its own (strategy `carry`); name a regime it trades in",
+        # A bad key or value inside one regime's table names that regime too.
+        f"{path}: unknown key `strategies.carry.regimes.ranging.win_rate_flor`",
+        f"{path}: key `strategies.carry.regimes.volatile`: soft_drawdown 9 is over hard_drawdown 3",
+    ]
+    # The good regimes of the file are still read, and with them the rest of it is checked.
+    config, _ = read_config(path)
+    assert config.strategies["breakout"].regimes["volatile"].min_trades == 40
+    assert config.strategies["carry"].regimes == {}
+
+
+def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "alphad.daemon.cli", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_config_names_a_bad_regime_key_in_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[strategies.breakout.regimes."trending up"]\nmin_trades = 40\n')
+    result = check_config(path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f'alphad: {path}: key `strategies.breakout.regimes."trending up"`: "trending up" is'
+        f" not a regime name (strategy `breakout`); {RULE}\n"
+    )
+
+
 def test_command_line_beats_config_beats_systemd_directories(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,28 +139,12 @@ def test_command_line_beats_config_beats_systemd_directories(
 
 def test_check_config_cli_prints_one_line_and_fails(tmp_path: Path) -> None:
     path = write(tmp_path, "[daemon]\nbogus = 1\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "alphad.daemon.cli", "check-config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_config(path)
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert "unknown key `daemon.bogus`" in result.stderr
     assert "Traceback" not in result.stderr
-    ok = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "alphad.daemon.cli",
-            "check-config",
-            str(Path(__file__).parent.parent / "systemd" / "alphad.toml"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    ok = check_config(Path(__file__).parent.parent / "systemd" / "alphad.toml")
     assert ok.returncode == 0 and "ok" in ok.stdout
 
 

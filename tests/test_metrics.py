@@ -100,3 +100,53 @@ def test_metrics_endpoint_reports_requests_trades_mailboxes_and_strategies(
         assert used and used <= set(samples), used - set(samples)
     finally:
         daemon.close()
+
+
+def test_regime_status_series_are_bounded_and_keep_the_most_severe() -> None:
+    from alphad.daemon.metrics import regime_status_metrics
+    from alphad.protocol.messages import HealthRow, RegimeHealthRow
+
+    statuses = {  # strategy -> regime -> status there
+        "a": {"ranging": "degraded", "volatile": "active"},
+        "b": {"ranging": "suspended", "volatile": "degraded"},
+        "c": {"ranging": "active", "volatile": "suspended"},
+        "d": {"volatile": "degraded"},
+    }
+    rows = [
+        HealthRow(
+            strategy=name,
+            status="active",
+            since_ms=1,
+            reason="",
+            violations=0,
+            regimes=[
+                RegimeHealthRow(regime=r, status=s, since_ms=2, reason="x", violations=0)
+                for r, s in sorted(there.items())
+            ],
+        )
+        for name, there in statuses.items()
+    ]
+    counts, shown, omitted = regime_status_metrics(rows, most=3)
+    assert {tuple(s.labels.values()): s.value for s in counts.samples} == {
+        ("ranging", "active"): 1,
+        ("ranging", "degraded"): 1,
+        ("ranging", "suspended"): 1,
+        ("volatile", "active"): 1,
+        ("volatile", "degraded"): 2,
+        ("volatile", "suspended"): 1,
+    }
+    # Five (strategy, regime) pairs are not active; the three series kept: both suspensions,
+    # then the first degraded one by regime and name.
+    assert [
+        (s.labels["strategy"], s.labels["regime"], s.labels["status"]) for s in shown.samples
+    ] == [
+        ("b", "ranging", "suspended"),
+        ("c", "volatile", "suspended"),
+        ("a", "ranging", "degraded"),
+    ]
+    assert [s.value for s in omitted.samples] == [2]
+    # per_regime off: no state in any regime, no series but the count of those left out.
+    counts, shown, omitted = regime_status_metrics(
+        [HealthRow(strategy="a", status="active", since_ms=1, reason="", violations=0)]
+    )
+    assert (counts.samples, shown.samples, [s.value for s in omitted.samples]) == ([], [], [0])

@@ -9,11 +9,12 @@ import json
 import re
 from bisect import bisect_right
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
-from alphad.actors.regimes import REGIMES, Bar, Reading, RuleDetector
+from alphad.actors.regimes import REGIMES, Bar, HmmDetector, Reading, RuleDetector
 from alphad.actors.regimes_sim import pool, score
 from alphad.daemon.cli import main
 from alphad.replay.bars import Accuracy, BarRow, read_bars, write_bars
@@ -103,14 +104,23 @@ def test_the_replay_scores_the_rule_set_against_the_true_regimes() -> None:
     last = max(max(r.exit_ts_ms, r.ts_ms) for r in simulation.rows)
     fed = [b for b in bars if b.ts_ms + HOUR_MS <= last]
     # Directly: a fresh rule set per symbol over the bars fed, counted here.
+    assert_scored_directly(found.accuracy, fed, RuleDetector)
+    assert found.accuracy.switches >= 5
+
+
+def assert_scored_directly(
+    acc: Accuracy, fed: Sequence[BarRow], detector: Callable[[], RuleDetector | HmmDetector]
+) -> None:
+    """``acc`` is what a fresh ``detector()`` per symbol over the bars ``fed`` (in time
+    order) gives, counted here bar by bar against their true regimes."""
     confusion: Counter[tuple[str, str]] = Counter()
     delays: list[int | None] = []
-    for symbol in ("BTC/USDT", "ETH/USDT"):
-        mine = [b for b in fed if b.symbol == symbol]
-        detector = RuleDetector()
+    for symbol in sorted({b.symbol for b in fed}):
+        mine = sorted((b for b in fed if b.symbol == symbol), key=lambda b: b.ts_ms)
+        model = detector()
         labels: list[str | None] = []
         for b in mine:
-            reading = detector.update(Bar(b.ts_ms, b.open, b.high, b.low, b.close, b.volume))
+            reading = model.update(Bar(b.ts_ms, b.open, b.high, b.low, b.close, b.volume))
             labels.append(None if reading is None else reading.label)
         truth = [b.true_regime or "" for b in mine]
         confusion.update((t, x) for t, x in zip(truth, labels, strict=True) if x is not None)
@@ -118,7 +128,6 @@ def test_the_replay_scores_the_rule_set_against_the_true_regimes() -> None:
     read = sum(confusion.values())
     right = sum(n for (t, x), n in confusion.items() if t == x)
     named = sorted(d for d in delays if d is not None)
-    acc = found.accuracy
     assert acc.bars == len(fed) and acc.read == read
     assert acc.accuracy == pytest.approx(right / read)
     assert {(t, x): n for t, row in acc.confusion.items() for x, n in row.items() if n} == dict(
@@ -128,7 +137,6 @@ def test_the_replay_scores_the_rule_set_against_the_true_regimes() -> None:
     middle = len(named) // 2
     direct = named[middle] if len(named) % 2 else (named[middle - 1] + named[middle]) / 2
     assert acc.median_delay == direct
-    assert acc.switches >= 5
 
 
 def test_simulate_writes_bars_and_the_same_signals_and_replay_reports_them(
