@@ -27,7 +27,12 @@ from alphad.actors.errors import BadInput, NotFound
 from alphad.actors.events import SetEnabled
 from alphad.actors.lifecycle import Transition
 from alphad.actors.optimizer import Allocation, Optimizer, set_allocation
-from alphad.actors.performance import AttachGroups, DetachStrategy, RecentFigures, ReportTables
+from alphad.actors.performance_actor import (
+    AttachGroups,
+    DetachStrategy,
+    RecentFigures,
+    ReportTables,
+)
 from alphad.actors.report_pages import ReportParts, report_page
 from alphad.actors.scorer import (
     AttachSignals,
@@ -38,7 +43,7 @@ from alphad.actors.scorer import (
     SignalSummary,
 )
 from alphad.actors.store import AuditDraft, Commit, Snapshot, TradesCommitted
-from alphad.actors.weighting import WeightUpdate
+from alphad.actors.weighting_tables import WeightUpdate
 from alphad.protocol.messages import (
     Alert,
     AuditEntry,

@@ -23,11 +23,10 @@ from msgspec import Meta
 
 from alphad.actors.errors import BadInput
 from alphad.actors.exact import binomial_at_least, binomial_at_most
-from alphad.actors.figures import Figures, fingerprint
-from alphad.actors.performance import figures_of
+from alphad.actors.figures import Figures, figures_of, fingerprint, pnl_scale
 from alphad.actors.sequential import MIN_TRADES as EDGE_MIN_TRADES
 from alphad.actors.sequential import cusum, edge_scale, threshold
-from alphad.actors.weighting import StrategyConfig, pnl_scale
+from alphad.actors.weighting_config import StrategyConfig
 from alphad.protocol.messages import STATUSES, Status
 
 HOUR_MS = 3_600_000

@@ -19,7 +19,8 @@ from alphad.actors.figures import Figures
 from alphad.actors.lifecycle import LifecycleModel, Transition
 from alphad.actors.regime_lifecycle import Paper, RegimeLifecycle
 from alphad.actors.scorer import SetAllocation
-from alphad.actors.weighting import WeightingModel, WeightTable, WeightUpdate
+from alphad.actors.weighting import WeightingModel
+from alphad.actors.weighting_tables import WeightTable, WeightUpdate
 from alphad.protocol.messages import AuditEntry, Health, HealthRow, Weights
 
 COMPONENTS = ("scorer", "weighting", "lifecycle")

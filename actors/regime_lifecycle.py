@@ -24,7 +24,7 @@ from alphad.actors.errors import BadInput
 from alphad.actors.events import UNKNOWN_REGIME
 from alphad.actors.figures import Figures
 from alphad.actors.lifecycle import LifecycleConfig, LifecycleModel, Transition
-from alphad.actors.weighting import StrategyConfig
+from alphad.actors.weighting_config import StrategyConfig
 
 NEVER_RETIRE = 1000
 """``retire_after_suspensions`` of a regime's lifecycle: its most, never reached in

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from alphad.actors.weighting import WeightTable
+from alphad.actors.weighting_tables import WeightTable
 from alphad.protocol.messages import PAGE_BYTES, PAGE_ROWS, HealthRow, Report, StatusReply
 
 Key = tuple[str, ...]

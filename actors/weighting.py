@@ -5,165 +5,26 @@ Each update scores every strategy with enough recent trades on scale-free figure
 [min_multiplier, max_multiplier], and moves the weight toward target × base by at most
 ``max_change`` of its current value. Weights never leave [min, max] × base, whatever the
 figures say: undefined or NaN figures count as neutral, infinite ones are clamped.
+
+The weighting is in four parts: this model, which moves, resets, rolls back and
+snapshots the weights; the score of a window and the target it sets
+(actors/weighting_score.py); the configuration (actors/weighting_config.py); and the
+tables, updates and rollback records it hands out (actors/weighting_tables.py).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
-from msgspec import Meta
 
 from alphad.actors.errors import NotFound, UnknownStrategy
-from alphad.actors.figures import Figures
-from alphad.protocol.messages import Name, Weights
-
-INACTIVE = frozenset(("suspended", "retired"))
-"""Statuses whose effective weight is 0."""
-
-# Upper bounds keep infinities out of the config (msgspec lets inf pass a bare ``gt=0``).
-BaseWeight = Annotated[float, Meta(gt=0.0, le=1000.0)]
-Reference = Annotated[float, Meta(gt=0.0, le=1e6)]
-TermWeight = Annotated[float, Meta(ge=0.0, le=100.0)]
-DrawdownLimit = Annotated[float, Meta(gt=0.0, le=1e15)]
-
-
-def _check_drawdowns(soft: float | None, hard: float | None) -> None:
-    if soft is not None and hard is not None and soft > hard:
-        raise ValueError(f"soft_drawdown {soft:g} is over hard_drawdown {hard:g}")
-
-
-class RegimeLimits(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """``[strategies.NAME.regimes.REGIME]``: the lifecycle's thresholds for one strategy's
-    trades in one regime (``[lifecycle] per_regime``); each unset key is ``[lifecycle]``'s
-    (``regime_min_trades`` for ``min_trades``)."""
-
-    min_trades: Annotated[int, Meta(ge=1, le=100_000)] | None = None
-    win_rate_floor: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
-    psr_floor: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
-    soft_drawdown: DrawdownLimit | None = None
-    hard_drawdown: DrawdownLimit | None = None
-
-    def __post_init__(self) -> None:
-        _check_drawdowns(self.soft_drawdown, self.hard_drawdown)
-
-
-class StrategyConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """``[strategies.NAME]``: a configured strategy."""
-
-    base_weight: BaseWeight = 1.0
-    # Absolute drawdown limits in pnl units, used by the lifecycle; without them its
-    # relative limits (in average trades) apply.
-    soft_drawdown: DrawdownLimit | None = None
-    hard_drawdown: DrawdownLimit | None = None
-    # Thresholds of the per-regime lifecycle, by regime.
-    regimes: dict[Name, RegimeLimits] = msgspec.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        _check_drawdowns(self.soft_drawdown, self.hard_drawdown)
-
-
-class WeightingConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """``[weighting]``: registration, bounds and the composite score (docs/optimization.md)."""
-
-    default_base_weight: BaseWeight = 1.0
-    auto_register: bool = True
-    min_trades: Annotated[int, Meta(ge=1, le=100_000)] = 20
-    min_multiplier: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.1
-    # 1.0: alphad sizes a strategy down, never up (more size raises drawdown; docs/replay.md).
-    max_multiplier: Annotated[float, Meta(ge=1.0, le=10.0)] = 1.0
-    max_change: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.15
-    # A weight is judged again (and may move by max_change) only once this share of its
-    # recent window is trades made since it was last judged: max_change is a limit per
-    # renewal of the evidence, not per cycle or per trade.
-    step_share: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.5
-    # A weight leaves base only on significant evidence: its target is the score's below
-    # base only when the window's PSR (the probability that the true per-trade Sharpe is
-    # above 0) is below this level, above base only when the PSR is above 1 - this level;
-    # otherwise the target is base. 0.5 lets the score's sign alone decide.
-    significance: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.1
-    # A strategy with fewer than min_trades trades (at least 3) borrows strength from the
-    # strategies that have min_trades: its per-trade Sharpe is shrunk toward theirs
-    # (empirical Bayes, the pool worth at most min_trades trades) and its weight is judged
-    # on that posterior. False: such a strategy keeps its weight until min_trades.
-    borrow_strength: bool = True
-    # Edge terms, each scaled so that its reference value scores +1 (clamped to [-1, 1]).
-    sharpe_reference: Reference = 0.3  # per-trade Sharpe
-    expectancy_reference: Reference = 0.3  # expectancy / mean |pnl|
-    # Profit factor on a log scale, so that 2.0 scores +1 and 0.5 scores -1.
-    profit_factor_reference: Annotated[float, Meta(gt=1.0, le=1e6)] = 2.0
-    sharpe_weight: TermWeight = 0.4
-    expectancy_weight: TermWeight = 0.3
-    profit_factor_weight: TermWeight = 0.3
-    # Drawdown is a penalty only (a small drawdown earns nothing): drawdown_weight at a
-    # max drawdown of drawdown_reference average trades or more.
-    drawdown_reference: Reference = 20.0
-    drawdown_weight: Annotated[float, Meta(ge=0.0, le=2.0)] = 0.25
-
-
-class WeightUpdate(msgspec.Struct, kw_only=True):
-    """One weight that moved, with what drove it (journaled as an audit entry)."""
-
-    strategy: str
-    regime: str | None  # None: the global table
-    old: float
-    new: float
-    target: float | None  # target multiplier of an update; None for a reset or rollback
-    reason: str
-    metrics: dict[str, Any] = msgspec.field(default_factory=dict)
-
-
-class WeightTable(msgspec.Struct, kw_only=True):
-    """Weights of every strategy, globally (``regime`` None) or for one regime."""
-
-    regime: str | None
-    base: dict[str, float]
-    adaptive: dict[str, float]
-    effective: dict[str, float]
-    normalized: dict[str, float]
-
-    def reply(self, frozen: bool) -> Weights:
-        """The ``weights`` reply showing this table."""
-        return Weights(
-            regime=self.regime,
-            base=self.base,
-            adaptive=self.adaptive,
-            effective=self.effective,
-            normalized=self.normalized,
-            frozen=frozen,
-        )
-
-
-def _bounded(value: float, low: float = -1.0, high: float = 1.0, nan: float = 0.0) -> float:
-    """``value`` clamped to [low, high]; NaN becomes ``nan`` (neutral unless told)."""
-    if math.isnan(value):
-        return nan
-    return low if value < low else high if value > high else value
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    """For metrics that are journaled as JSON: no NaN or infinity."""
-    return value if value is not None and math.isfinite(value) else None
-
-
-def pnl_scale(figures: Figures) -> float:
-    """The window's average trade size, mean |pnl|; 0.0 when every trade broke even.
-
-    Figures from the performance actor always carry ``mean_abs_pnl``. The fallbacks are
-    lower bounds of it, so figures built without it still get a scale rather than
-    letting a drawdown or an expectancy pass unscaled.
-    """
-    candidates = [figures.mean_abs_pnl, abs(figures.expectancy)]
-    if figures.trades > 0:
-        candidates.append((figures.gross_profit + figures.gross_loss) / figures.trades)
-    scale = max((c for c in candidates if math.isfinite(c) and c > 0.0), default=0.0)
-    # The wire refuses |pnl| above 1e15; the cap keeps limits derived from it finite.
-    return min(scale, MAX_PNL_SCALE)
-
-
-MAX_PNL_SCALE = 1e15
+from alphad.actors.figures import Figures, borrowed_psr
+from alphad.actors.weighting_config import StrategyConfig, WeightingConfig
+from alphad.actors.weighting_score import Scoring, bounded
+from alphad.actors.weighting_tables import INACTIVE, WeightsBefore, WeightTable, WeightUpdate
 
 ROLLBACK_KEEP = 50
 """How many changes of the weights ``rollback`` can undo, newest first."""
@@ -172,20 +33,7 @@ ROLLBACK_WEIGHTS = 200_000
 WEIGHTING_STATE_VERSION = 2  # 1 (no version key) kept one "previous" pair of tables
 
 
-class WeightsBefore(msgspec.Struct, array_like=True):
-    """The weights one change moved, as they were before it; a rollback sets them back.
-
-    ``cycle`` is the cycle whose weights they were (after it and any operator change
-    before the next cycle); None when read from a snapshot older than the history.
-    Each weight is (regime or None for the global table, strategy, weight), the weight
-    None where the regime had no weight of its own for the strategy.
-    """
-
-    cycle: int | None
-    weights: list[tuple[str | None, str, float | None]]
-
-
-class WeightingModel:
+class WeightingModel(Scoring):
     """Base weights from config, adaptive weights globally and per regime.
 
     Invariant: every adaptive weight is finite and within
@@ -238,132 +86,7 @@ class WeightingModel:
         """Every regime that has its own weight table, sorted."""
         return sorted(self.regime_adaptive)
 
-    # ------------------------------------------------------------------ the score
-
-    def score(self, figures: Figures) -> tuple[float, dict[str, Any]]:
-        """The composite score in [-1, 1] of one recent window, and the terms behind it.
-
-        Every term is scale-free, so strategies that trade different sizes compare.
-        """
-        cfg = self.config
-        scale = pnl_scale(figures)
-        sharpe = figures.sharpe
-        sharpe_term = _bounded(sharpe / cfg.sharpe_reference) if sharpe is not None else 0.0
-        expectancy_units = figures.expectancy / scale if scale > 0 else 0.0
-        expectancy_term = _bounded(expectancy_units / cfg.expectancy_reference)
-        profit_factor = figures.profit_factor
-        if profit_factor is None:
-            # No losing trade: as good as a profit factor gets; no trade either way: neutral.
-            profit_factor_term = 1.0 if figures.profit_factor_infinite else 0.0
-        elif math.isnan(profit_factor):
-            profit_factor_term = 0.0
-        elif profit_factor <= 0.0:
-            profit_factor_term = -1.0
-        else:
-            profit_factor_term = _bounded(
-                math.log(profit_factor) / math.log(cfg.profit_factor_reference)
-            )
-        drawdown_units = figures.max_drawdown / scale if scale > 0 else 0.0
-        drawdown_penalty = _bounded(drawdown_units / cfg.drawdown_reference, 0.0, 1.0)
-        edge_weight = cfg.sharpe_weight + cfg.expectancy_weight + cfg.profit_factor_weight
-        edge = (
-            (
-                cfg.sharpe_weight * sharpe_term
-                + cfg.expectancy_weight * expectancy_term
-                + cfg.profit_factor_weight * profit_factor_term
-            )
-            / edge_weight
-            if edge_weight > 0
-            else 0.0
-        )
-        score = _bounded(edge - cfg.drawdown_weight * drawdown_penalty)
-        metrics: dict[str, Any] = {
-            "trades": figures.trades,
-            "expectancy": _finite_or_none(figures.expectancy),
-            "profit_factor": _finite_or_none(profit_factor),
-            "profit_factor_infinite": figures.profit_factor_infinite,
-            "sharpe": _finite_or_none(sharpe),
-            "max_drawdown": _finite_or_none(figures.max_drawdown),
-            "psr": _finite_or_none(figures.psr),
-            "judged_psr": _finite_or_none(figures.judged_psr),
-            "mean_abs_pnl": scale,
-            "terms": {
-                "sharpe": sharpe_term,
-                "expectancy": expectancy_term,
-                "profit_factor": profit_factor_term,
-                "drawdown_penalty": drawdown_penalty,
-            },
-            "score": score,
-        }
-        return score, metrics
-
-    def target_multiplier(self, score: float) -> float:
-        """Score -1 → ``min_multiplier``, 0 → 1.0, +1 → ``max_multiplier``, linear between."""
-        cfg = self.config
-        score = _bounded(score)
-        if score >= 0:
-            return 1.0 + score * (cfg.max_multiplier - 1.0)
-        return 1.0 + score * (1.0 - cfg.min_multiplier)
-
-    def evidenced_target(self, score: float, figures: Figures) -> float:
-        """The target multiplier of a window's score where the window's judged PSR
-        (``Figures.judged_psr``) makes its sign significant at ``significance``; 1.0
-        (base) where it does not.
-
-        A per-trade Sharpe of 0.1 and one of 0 cannot be told apart on 100 trades: acting on
-        the score of such a window sizes a good strategy down on noise. A score against the
-        significant sign (a penalty outweighing a significant edge) targets base as well.
-        Without a PSR, a window of at least three trades has no spread to be unsure about
-        (every trade alike) and its score decides; a shorter one is no evidence.
-        """
-        psr = figures.judged_psr
-        if psr is None:
-            return self.target_multiplier(score) if figures.trades >= 3 else 1.0
-        level = self.config.significance
-        if psr < level:
-            return self.target_multiplier(min(score, 0.0))
-        if psr > 1.0 - level:
-            return self.target_multiplier(max(score, 0.0))
-        return 1.0  # also a NaN PSR
-
-    def pooled_prior(self, recent: Mapping[str, Figures]) -> tuple[float, float] | None:
-        """The prior of a short history's per-trade Sharpe ratio, from the strategies of
-        ``recent`` with at least ``min_trades`` trades: (their mean Sharpe ratio, weighted
-        by trades; its worth in trades). The worth is 1 / τ², τ² the spread of the true
-        Sharpe ratios between strategies (their observed variance less the sampling
-        variance 1 / n of each), at most ``min_trades``: the pool never outweighs a full
-        window of the strategy's own. None with fewer than two such strategies."""
-        cfg = self.config
-        # A per-trade Sharpe ratio beyond ±10 says no more than 10 does (and must not
-        # overflow the spread).
-        judged = [
-            (f.trades, _bounded(f.sharpe, -10.0, 10.0))
-            for f in recent.values()
-            if f.trades >= cfg.min_trades and f.sharpe is not None and math.isfinite(f.sharpe)
-        ]
-        if len(judged) < 2:
-            return None
-        weight = sum(n for n, _ in judged)
-        mean = sum(n * sr for n, sr in judged) / weight
-        plain = sum(sr for _, sr in judged) / len(judged)
-        spread = sum((sr - plain) ** 2 for _, sr in judged) / (len(judged) - 1)
-        between = spread - sum(1.0 / n for n, _ in judged) / len(judged)
-        worth = float(cfg.min_trades) if between <= 1.0 / cfg.min_trades else 1.0 / between
-        return mean, worth
-
-    def borrowed_psr(self, figures: Figures, prior: tuple[float, float]) -> float | None:
-        """P(true per-trade Sharpe > 0) for a short history under the pooled ``prior``:
-        Φ(posterior mean × √(n + worth)), the posterior of a normal prior and the
-        window's Sharpe ratio with its sampling variance 1 / n."""
-        sharpe = figures.sharpe
-        n = figures.trades
-        if sharpe is None or not math.isfinite(sharpe) or n < 3:
-            return None
-        sharpe = _bounded(sharpe, -10.0, 10.0)
-        mean, worth = prior
-        precision = n + worth
-        posterior = (n * sharpe + worth * mean) / precision
-        return 0.5 * math.erfc(-posterior * math.sqrt(precision) / math.sqrt(2.0))
+    # ------------------------------------------------------------------ bounds
 
     def _bounds(self, strategy: str) -> tuple[float, float]:
         base = self.base[strategy]
@@ -372,19 +95,19 @@ class WeightingModel:
     def _within(self, strategy: str, weight: float) -> float:
         """``weight`` within the strategy's bounds; NaN becomes its base weight."""
         low, high = self._bounds(strategy)
-        return _bounded(weight, low, high, nan=self.base[strategy])
+        return bounded(weight, low, high, nan=self.base[strategy])
 
     def _step(self, strategy: str, current: float, target: float) -> tuple[float, bool]:
         """The next weight toward target × base, and whether ``max_change`` held it back."""
         low, high = self._bounds(strategy)
-        wanted = _bounded(target * self.base[strategy], low, high, nan=current)
+        wanted = bounded(target * self.base[strategy], low, high, nan=current)
         limit = self.config.max_change * current
         move = wanted - current
         capped = abs(move) > limit
-        new = current + _bounded(move, -limit, limit)
+        new = current + bounded(move, -limit, limit)
         # current and wanted are both in bounds, so this clamp only absorbs rounding; it
         # also keeps the invariant should a weight ever be out of bounds.
-        return _bounded(new, low, high, nan=current), capped
+        return bounded(new, low, high, nan=current), capped
 
     # ------------------------------------------------------------------ the update
 
@@ -492,7 +215,7 @@ class WeightingModel:
             self.judged_at[key] = figures.seen
             score, metrics = self.score(figures)
             if short and prior is not None:
-                borrowed = self.borrowed_psr(figures, prior)
+                borrowed = borrowed_psr(figures, prior)
                 metrics["borrowed_psr"] = borrowed
                 metrics["pooled_sharpe"], metrics["pooled_worth"] = prior
                 judged = msgspec.structs.replace(figures, judged_psr=borrowed)

@@ -18,7 +18,8 @@ from alphad.actors.events import ClosedTrade
 from alphad.actors.lifecycle import LifecycleConfig, LifecycleModel
 from alphad.actors.optimizer import Optimizer
 from alphad.actors.performance import PerformanceConfig, PerformanceModel
-from alphad.actors.weighting import WeightingConfig, WeightingModel
+from alphad.actors.weighting import WeightingModel
+from alphad.actors.weighting_config import WeightingConfig
 from alphad.protocol.messages import UpdateOptimization
 from tests.daemon_process import DaemonProcess, RawClient
 

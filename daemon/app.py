@@ -27,7 +27,8 @@ from alphad.actors.base import Actor, Handle
 from alphad.actors.engine import EngineActor, EngineInline, FinalSnapshot, StrategySeen, Tick
 from alphad.actors.market import MarketRegimes
 from alphad.actors.optimizer import Optimizer, set_allocation
-from alphad.actors.performance import PerformanceActor, PerformanceModel
+from alphad.actors.performance import PerformanceModel
+from alphad.actors.performance_actor import PerformanceActor
 from alphad.actors.scorer import FlushSignals, ScorerActor, ScorerInline
 from alphad.actors.sqlite_thread import stop_and_join
 from alphad.actors.store import (

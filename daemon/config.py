@@ -31,12 +31,8 @@ from alphad.actors.performance import PerformanceConfig, PerformanceModel
 from alphad.actors.regime_lifecycle import RegimeLifecycle
 from alphad.actors.regimes import REGIMES
 from alphad.actors.scorer import ScorerConfig, ScorerModel
-from alphad.actors.weighting import (
-    RegimeLimits,
-    StrategyConfig,
-    WeightingConfig,
-    WeightingModel,
-)
+from alphad.actors.weighting import WeightingModel
+from alphad.actors.weighting_config import RegimeLimits, StrategyConfig, WeightingConfig
 from alphad.protocol.endpoints import default_runtime_dir, default_state_dir
 from alphad.protocol.messages import NAME_PATTERN
 

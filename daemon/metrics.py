@@ -40,7 +40,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 
 from alphad.actors.base import Actor, Handle
 from alphad.actors.engine import EngineActor, EngineStats
-from alphad.actors.performance import PerformanceActor
+from alphad.actors.performance_actor import PerformanceActor
 from alphad.actors.scorer import ScorerActor
 from alphad.actors.store import StoreActor, StoreStats
 from alphad.daemon.alerts import AlertPublisher

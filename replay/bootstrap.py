@@ -23,8 +23,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from alphad.actors.figures import ROUNDING_FLOOR, sharpe_ratio
-from alphad.actors.performance import figures_of
+from alphad.actors.figures import ROUNDING_FLOOR, figures_of, sharpe_ratio
 
 BLOCK_DAYS = 5
 RESAMPLES = 2_000

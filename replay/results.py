@@ -12,7 +12,7 @@ from itertools import accumulate
 
 import msgspec
 
-from alphad.actors.performance import figures_of
+from alphad.actors.figures import figures_of
 from alphad.replay.bars import Detection
 from alphad.replay.bootstrap import RESAMPLES, Luck, bootstrap, daily_sharpe
 from alphad.replay.signals import SignalRow

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from alphad.actors.weighting import INACTIVE
+from alphad.actors.weighting_tables import INACTIVE
 from alphad.daemon.config import Config, load_config
 from alphad.replay.results import Change, StatusEvent
 from alphad.replay.runner import replay

@@ -1,6 +1,6 @@
 """The judged window's kept ratios and sizes in order against a direct recomputation.
 
-A judged window (``actors.performance.JudgedWindow``) keeps, trade by trade, each trade's
+A judged window (``actors.performance_windows.JudgedWindow``) keeps, trade by trade, each trade's
 pnl / size and its sizes in order, so that judging it needs neither the divisions nor
 the sort of ``per_unit_pnls``. The figures it judges must be those of the direct
 recomputation bit for bit (a replay's output is byte for byte the same): every float is
@@ -18,15 +18,9 @@ import msgspec
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from alphad.actors.figures import Figures
-from alphad.actors.performance import (
-    SIZE_FLOOR_SHARE,
-    JudgedWindow,
-    PerformanceConfig,
-    PerformanceModel,
-    figures_of,
-    per_unit_pnls,
-)
+from alphad.actors.figures import Figures, figures_of
+from alphad.actors.performance import PerformanceConfig, PerformanceModel
+from alphad.actors.performance_windows import SIZE_FLOOR_SHARE, JudgedWindow, per_unit_pnls
 from alphad.actors.sequential import edge_scale, robust_scale
 
 

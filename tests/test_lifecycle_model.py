@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from alphad.actors.errors import BadInput
 from alphad.actors.events import ClosedTrade
 from alphad.actors.exact import binomial_at_least
-from alphad.actors.figures import Figures
+from alphad.actors.figures import Figures, figures_of
 from alphad.actors.lifecycle import (
     TRANSITIONS,
     LifecycleConfig,
@@ -23,8 +23,8 @@ from alphad.actors.lifecycle import (
     Transition,
     paper_verdict,
 )
-from alphad.actors.performance import PerformanceConfig, PerformanceModel, figures_of
-from alphad.actors.weighting import StrategyConfig
+from alphad.actors.performance import PerformanceConfig, PerformanceModel
+from alphad.actors.weighting_config import StrategyConfig
 from alphad.protocol.messages import STATUSES
 
 HOUR = 3_600_000

@@ -22,7 +22,8 @@ from alphad.actors.base import Handle
 from alphad.actors.engine import EngineActor, StrategySeen
 from alphad.actors.events import ClosedTrade
 from alphad.actors.optimizer import CycleResult
-from alphad.actors.performance import PerformanceActor, PerformanceModel
+from alphad.actors.performance import PerformanceModel
+from alphad.actors.performance_actor import PerformanceActor
 from alphad.actors.scorer import ScorerActor, ScorerModel
 from alphad.actors.store import AppendTrade, QueryAudit, StoreActor
 from alphad.daemon.alerts import AlertPublisher

@@ -7,7 +7,8 @@ import math
 from pathlib import Path
 
 from alphad.actors.events import ClosedTrade
-from alphad.actors.performance import CAPPED, PerformanceConfig, PerformanceModel, figures_of
+from alphad.actors.figures import figures_of
+from alphad.actors.performance import CAPPED, PerformanceConfig, PerformanceModel
 from alphad.protocol.client import Client
 from tests.daemon_process import DaemonProcess
 

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from alphad.actors.base import TAKE_STATE
 from alphad.actors.events import ClosedTrade
-from alphad.actors.performance import PerformanceActor, PerformanceConfig, PerformanceModel
+from alphad.actors.performance import PerformanceConfig, PerformanceModel
+from alphad.actors.performance_actor import PerformanceActor
 from alphad.protocol.messages import METRIC_FIELDS
 
 DIMENSIONS = ("strategy", "symbol", "regime")

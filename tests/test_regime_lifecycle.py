@@ -8,12 +8,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from alphad.actors.figures import Figures
+from alphad.actors.figures import Figures, figures_of
 from alphad.actors.lifecycle import LifecycleConfig, LifecycleModel, Transition
 from alphad.actors.optimizer import Optimizer, set_allocation
-from alphad.actors.performance import figures_of
 from alphad.actors.scorer import ScorerConfig, ScorerModel
-from alphad.actors.weighting import RegimeLimits, StrategyConfig, WeightingConfig, WeightingModel
+from alphad.actors.weighting import WeightingModel
+from alphad.actors.weighting_config import RegimeLimits, StrategyConfig, WeightingConfig
 from alphad.daemon.config import ConfigError, load_config
 from alphad.protocol.messages import AuditEntry, ScoreSignal, SignalScore
 

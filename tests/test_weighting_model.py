@@ -15,14 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alphad.actors.errors import NotFound, UnknownStrategy
-from alphad.actors.figures import Figures
-from alphad.actors.weighting import (
-    ROLLBACK_KEEP,
-    StrategyConfig,
-    WeightingConfig,
-    WeightingModel,
-    WeightUpdate,
-)
+from alphad.actors.figures import Figures, borrowed_psr
+from alphad.actors.weighting import ROLLBACK_KEEP, WeightingModel
+from alphad.actors.weighting_config import StrategyConfig, WeightingConfig
+from alphad.actors.weighting_tables import WeightUpdate
 
 STRATEGIES = {"ema": StrategyConfig(base_weight=1.0), "rsi": StrategyConfig(base_weight=0.4)}
 STATUSES = ("active", "degraded", "suspended", "retired")
@@ -832,7 +828,7 @@ def test_a_short_history_borrows_the_pools_evidence_but_not_against_its_own_sign
     assert prior is not None
     n, sr = losing_short.trades, losing_short.sharpe or 0.0
     posterior = (n * sr + prior[1] * prior[0]) / (n + prior[1])
-    assert model.borrowed_psr(losing_short, prior) == pytest.approx(
+    assert borrowed_psr(losing_short, prior) == pytest.approx(
         NormalDist().cdf(posterior * math.sqrt(n + prior[1]))
     )
     assert model.adaptive["losing"] < 1.0  # sized down before 20 trades of its own

@@ -1,0 +1,252 @@
+"""The windows of one group of trades, as the performance model keeps them: the ring of
+its recent pnls (``Ring``), for the judged groups (``JUDGED`` of actors/performance.py)
+the recent window per unit of size (``JudgedWindow``), and the group holding them with
+its ``all`` window (``Group``).
+
+Apart from the model (actors/performance.py), which decides which groups a trade
+counts in and answers for them, because these are the per-trade bookkeeping of one
+group: constant work and memory per trade, whatever the history. Their figures come
+from actors/figures.py.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_left, insort
+from collections.abc import Sequence
+from operator import truediv
+from statistics import median
+
+from alphad.actors.figures import Figures, RunningStats, figures_of
+
+WINDOWS: tuple[str, ...] = ("all", "recent")
+# A judged trade counts at no less than this share of its window's median size (see
+# ``JudgedWindow``).
+SIZE_FLOOR_SHARE = 0.5
+
+
+class Ring:
+    """The last ``capacity`` pnls of a group in a preallocated array of doubles."""
+
+    __slots__ = ("count", "head", "values")
+
+    def __init__(self, capacity: int) -> None:
+        self.values = array("d", bytes(8 * capacity))
+        self.head = 0  # where the next pnl goes; the oldest pnl once the ring is full
+        self.count = 0
+
+    @property
+    def capacity(self) -> int:
+        """How many pnls the ring holds at most."""
+        return len(self.values)
+
+    def add(self, pnl: float) -> None:
+        """Keep ``pnl``, dropping the oldest one when the ring is full."""
+        values = self.values
+        values[self.head] = pnl
+        self.head += 1
+        if self.head == len(values):
+            self.head = 0
+        if self.count < len(values):
+            self.count += 1
+
+    def items(self) -> list[float]:
+        """The pnls held, oldest first."""
+        if self.count < len(self.values):
+            return self.values[: self.count].tolist()
+        held = self.values.tolist()
+        return held[self.head :] + held[: self.head]
+
+    @classmethod
+    def of(cls, capacity: int, pnls: Sequence[float]) -> Ring:
+        """A ring holding the newest ``capacity`` of ``pnls``."""
+        ring = cls(capacity)
+        kept = pnls[len(pnls) - capacity :] if len(pnls) > capacity else pnls
+        ring.values[: len(kept)] = array("d", kept)
+        ring.count = len(kept)
+        ring.head = len(kept) % capacity
+        return ring
+
+
+def trade_size(size: float | None) -> float:
+    """The size a trade is judged at: the reported one, 1.0 when it is missing or not a
+    positive finite number."""
+    if size is None or not 0.0 < size < math.inf:
+        return 1.0
+    return size
+
+
+def per_unit_pnls(pnls: Sequence[float], sizes: Sequence[float]) -> list[float]:
+    """Each trade's pnl per unit of size, ``pnl / max(size, floor)`` with ``floor`` the
+    ``SIZE_FLOOR_SHARE`` of the median size of the trades given (``JudgedWindow``)."""
+    if not sizes:
+        return []
+    floor = SIZE_FLOOR_SHARE * median(sizes)
+    if min(sizes) > floor and len(pnls) == len(sizes):
+        # Every size above the floor (the usual window): each trade divided by its own
+        # size, as below. A sum that is not finite means a ratio overflowed (or the sum
+        # did): the loop below then finds which.
+        quick = list(map(truediv, pnls, sizes))
+        if math.isfinite(sum(quick)):
+            return quick
+    out = []
+    for pnl, size in zip(pnls, sizes, strict=True):
+        per_unit = pnl / (size if size > floor else floor)
+        # Sizes so tiny that even the floor overflows the ratio: the pnl itself.
+        out.append(per_unit if math.isfinite(per_unit) else pnl)
+    return out
+
+
+class JudgedWindow:
+    """The recent window of a judged group (``JUDGED``) per unit of size: the rings of its
+    trades' pnls and sizes and how many trades the group has seen. It is the judged part
+    of a ``Group``, and all a group is in a model that keeps only what the optimization
+    cycle judges (``PerformanceModel(judging_only=True)``).
+
+    Each trade counts as ``pnl / max(size, SIZE_FLOOR_SHARE × median size of the
+    window)``. Divided by its own size alone, one trade reported at a size near zero
+    would turn a modest pnl into an astronomic one and decide the whole window (a losing
+    strategy kept at full weight by one trade of size 1e-300). With the floor no trade
+    counts for more than two trades of the window's median size, the most one trade of a
+    hundred can move the window by. The floor comes from the window's own median,
+    recomputed whenever the window is judged, so it holds from a strategy's first trades
+    on and follows a strategy whose sizes change. Half the median leaves the division
+    exact for the sizes alphad itself chooses within one window: a degraded strategy
+    trades at 0.65 of its size, and weights move by at most ``max_change`` a cycle. A
+    floor on the size, rather than a cap on the pnl, also keeps a real large loss at its
+    full weight.
+    """
+
+    __slots__ = ("judged", "odd_sizes", "ordered_sizes", "pnls", "ratios", "seen", "sizes")
+
+    def __init__(self, window_trades: int, seen: int = 0) -> None:
+        self.pnls = Ring(window_trades)
+        self.sizes = Ring(window_trades)
+        self.seen = seen
+        # Kept with every trade so that judging the window does not divide and sort
+        # again: each trade's pnl / size, the window's positive finite sizes in order,
+        # and how many of its sizes are not (only a restored state can hold those; with
+        # any, or -1 for rings that do not pair up, the window is judged by
+        # ``per_unit_pnls`` alone).
+        self.ratios = Ring(window_trades)
+        self.ordered_sizes = array("d")
+        self.odd_sizes = 0
+        # Computed on the first ask after a trade and kept until the next one.
+        self.judged: Figures | None = None
+
+    def add(self, pnl: float, size: float) -> None:
+        """Count one more trade (its size from ``trade_size``)."""
+        self.seen += 1
+        self.judged = None
+        if self.odd_sizes < 0:
+            self.pnls.add(pnl)
+            self.sizes.add(size)
+            return
+        sizes = self.sizes
+        if sizes.count == sizes.capacity:  # the oldest trade leaves the window
+            oldest = sizes.values[sizes.head]
+            if 0.0 < oldest < math.inf:
+                ordered = self.ordered_sizes
+                del ordered[bisect_left(ordered, oldest)]
+            else:
+                self.odd_sizes -= 1
+        self.pnls.add(pnl)
+        sizes.add(size)
+        if 0.0 < size < math.inf:
+            insort(self.ordered_sizes, size)
+            self.ratios.add(pnl / size)
+        else:
+            self.odd_sizes += 1
+            self.ratios.add(math.nan)
+
+    def per_unit(self) -> list[float]:
+        """``per_unit_pnls`` of the window, oldest first: the pnls / sizes kept with the
+        trades when every size is above the floor and no ratio overflowed, as
+        ``per_unit_pnls`` computes them then."""
+        ordered = self.ordered_sizes
+        if (
+            ordered
+            and not self.odd_sizes
+            and ordered[0] > SIZE_FLOOR_SHARE * _median_of_sorted(ordered)
+        ):
+            ratios = self.ratios.items()
+            if math.isfinite(sum(ratios)):
+                return ratios
+        return per_unit_pnls(self.pnls.items(), self.sizes.items())
+
+    def judged_figures(self) -> Figures:
+        """The recent window per unit of size, with ``seen`` and ``pnls`` (shared: read,
+        never modify)."""
+        if self.judged is None:
+            self.judged = figures_of(self.per_unit(), seen=self.seen, keep_pnls=True)
+        return self.judged
+
+    @classmethod
+    def of(
+        cls, window_trades: int, seen: int, pnls: Sequence[float], sizes: Sequence[float]
+    ) -> JudgedWindow:
+        """A window holding the newest trades of ``pnls`` and ``sizes`` that fit."""
+        window = cls(window_trades)
+        pnls, sizes = _newest(pnls, window_trades), _newest(sizes, window_trades)
+        if len(pnls) == len(sizes):
+            for pnl, size in zip(pnls, sizes, strict=True):
+                window.add(pnl, size)
+        else:  # a state whose rings do not pair up: judged by per_unit_pnls alone
+            window.pnls = Ring.of(window_trades, pnls)
+            window.sizes = Ring.of(window_trades, sizes)
+            window.odd_sizes = -1
+        window.seen = seen
+        return window
+
+
+def _newest(values: Sequence[float], capacity: int) -> Sequence[float]:
+    return values[len(values) - capacity :] if len(values) > capacity else values
+
+
+def _median_of_sorted(ordered: Sequence[float]) -> float:
+    """``statistics.median`` of values already in order (its arithmetic, without the sort)."""
+    n = len(ordered)
+    half = n // 2
+    if n % 2:
+        return ordered[half]
+    return (ordered[half - 1] + ordered[half]) / 2
+
+
+class Group:
+    """One group of trades: the all-window stats and the recent-window ring, and for a
+    judged group (``JUDGED``) its window per unit of size."""
+
+    __slots__ = ("recent", "ring", "stats", "window")
+
+    def __init__(self, window_trades: int, judged: bool = False) -> None:
+        self.stats = RunningStats()
+        self.ring = Ring(window_trades)
+        self.window = JudgedWindow(window_trades) if judged else None
+        # The recent figures, computed on the first ask after a trade and kept until the
+        # next one: cycles and reports between two trades of the group cost nothing.
+        self.recent: Figures | None = None
+
+    def add(self, pnl: float, size: float) -> None:
+        """Count one more trade in both windows (and in the judged one, with its size)."""
+        self.stats.add(pnl)
+        self.ring.add(pnl)
+        self.recent = None
+        if self.window is not None:
+            self.window.add(pnl, size)
+
+    def figures(self, window: str) -> Figures:
+        """The figures of one window (the recent ones are shared: read, never modify)."""
+        if window == "all":
+            return self.stats.figures()
+        if window != "recent":
+            raise ValueError(f"unknown window {window!r}; one of {', '.join(WINDOWS)}")
+        if self.recent is None:
+            self.recent = figures_of(self.ring.items())
+        return self.recent
+
+    def judged_figures(self) -> Figures:
+        """``JudgedWindow.judged_figures``; only for a judged group."""
+        if self.window is None:
+            raise ValueError("only the groups of JUDGED keep pnls per unit of size")
+        return self.window.judged_figures()
