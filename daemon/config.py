@@ -27,7 +27,8 @@ from alphad.actors.market import RegimesConfig
 from alphad.actors.optimizer import Optimizer
 from alphad.actors.performance import PerformanceConfig, PerformanceModel
 from alphad.actors.regime_lifecycle import RegimeLifecycle
-from alphad.actors.scorer import ScorerConfig, ScorerModel
+from alphad.actors.scorer_config import ScorerConfig
+from alphad.actors.scorer_model import ScorerModel
 from alphad.actors.weighting import StrategyConfig, WeightingConfig, WeightingModel
 from alphad.protocol.endpoints import default_runtime_dir, default_state_dir
 from alphad.protocol.messages import NAME_PATTERN

@@ -12,7 +12,8 @@ from alphad.actors.figures import Figures
 from alphad.actors.lifecycle import LifecycleConfig, LifecycleModel, Transition
 from alphad.actors.optimizer import Optimizer, set_allocation
 from alphad.actors.performance import figures_of
-from alphad.actors.scorer import ScorerConfig, ScorerModel
+from alphad.actors.scorer_config import ScorerConfig
+from alphad.actors.scorer_model import ScorerModel
 from alphad.actors.weighting import RegimeLimits, StrategyConfig, WeightingConfig, WeightingModel
 from alphad.daemon.config import ConfigError, load_config
 from alphad.protocol.messages import AuditEntry, ScoreSignal, SignalScore
