@@ -21,15 +21,9 @@ import msgspec
 from msgspec import Meta
 
 from alphad.actors.errors import BadInput, LimitReached
-from alphad.actors.regimes import (
-    REGIMES,
-    Bar,
-    BarsRefused,
-    Reading,
-    RegimeBook,
-    RuleState,
-    bar_problem,
-)
+from alphad.actors.regimes import REGIMES, Bar, BarsRefused, Reading, bar_problem
+from alphad.actors.regimes_book import RegimeBook
+from alphad.actors.regimes_rules import RuleState
 from alphad.protocol.messages import BarSize, BarsTaken, MarketBars, Name
 
 Source = Literal["bot", "detected", "bot_else_detected"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from alphad.actors.market import MarketRegimes, RegimesConfig
-from alphad.actors.regimes import RuleDetector
+from alphad.actors.regimes_rules import RuleDetector
 from alphad.actors.regimes_sim import simulate
 from alphad.protocol.client import Client
 from alphad.protocol.codec import encode, request_decoder

@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alphad.actors.regimes import REGIMES, Bar, HmmDetector, Reading, RuleDetector
+from alphad.actors.regimes import REGIMES, Bar, Reading
+from alphad.actors.regimes_hmm import HmmDetector
+from alphad.actors.regimes_rules import RuleDetector
 from alphad.actors.regimes_sim import Score, pool, score, simulate
 from bench.markets.corpus import (
     MANIFEST,

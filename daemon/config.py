@@ -30,7 +30,8 @@ from alphad.actors.optimizer import Optimizer
 from alphad.actors.performance import PerformanceConfig, PerformanceModel
 from alphad.actors.regime_lifecycle import RegimeLifecycle
 from alphad.actors.regimes import REGIMES
-from alphad.actors.scorer import ScorerConfig, ScorerModel
+from alphad.actors.scorer_config import ScorerConfig
+from alphad.actors.scorer_model import ScorerModel
 from alphad.actors.weighting import WeightingModel
 from alphad.actors.weighting_config import RegimeLimits, StrategyConfig, WeightingConfig
 from alphad.protocol.endpoints import default_runtime_dir, default_state_dir

@@ -21,7 +21,8 @@ from typing import Any, Literal
 import msgspec
 
 from alphad.actors.market import MarketRegimes, RegimesConfig, bar_ms
-from alphad.actors.regimes import Bar, HmmDetector, Reading, bar_problem
+from alphad.actors.regimes import Bar, Reading, bar_problem
+from alphad.actors.regimes_hmm import HmmDetector
 from alphad.actors.regimes_sim import Score, pool, score
 from alphad.protocol.messages import (
     BarSize,

@@ -20,7 +20,7 @@ from alphad.actors.errors import Refused
 from alphad.actors.events import UNKNOWN_REGIME, ClosedTrade
 from alphad.actors.figures import Figures
 from alphad.actors.optimizer import CycleResult, set_allocation
-from alphad.actors.scorer import EXECUTABLE
+from alphad.actors.scorer_model import EXECUTABLE
 from alphad.daemon.config import Config, build_admission, build_models
 from alphad.protocol.messages import ScoreSignal
 from alphad.replay.bars import BAR, BarFeed, BarRow

@@ -23,7 +23,8 @@ import msgspec
 
 from alphad.actors.admission import Admission
 from alphad.actors.errors import Refused
-from alphad.actors.scorer import ScorerConfig, ScorerModel
+from alphad.actors.scorer_config import ScorerConfig
+from alphad.actors.scorer_model import ScorerModel
 from alphad.daemon.errors import error_code
 from alphad.protocol.codec import decode_reply, decode_request, encode
 from alphad.protocol.errors import ERROR_CODES

@@ -11,7 +11,8 @@ from typing import Any
 
 import msgspec
 
-from alphad.actors.regimes import Bar, RuleDetector
+from alphad.actors.regimes import Bar
+from alphad.actors.regimes_rules import RuleDetector
 from alphad.actors.regimes_sim import simulate
 from alphad.protocol.client import Client
 from alphad.protocol.messages import MarketBar

@@ -24,7 +24,8 @@ from alphad.actors.events import ClosedTrade
 from alphad.actors.optimizer import CycleResult
 from alphad.actors.performance import PerformanceModel
 from alphad.actors.performance_actor import PerformanceActor
-from alphad.actors.scorer import ScorerActor, ScorerModel
+from alphad.actors.scorer import ScorerActor
+from alphad.actors.scorer_model import ScorerModel
 from alphad.actors.store import AppendTrade, QueryAudit, StoreActor
 from alphad.daemon.alerts import AlertPublisher
 from alphad.daemon.config import Config, build_models

@@ -11,7 +11,8 @@ import pytest
 from alphad.actors.figures import Figures, figures_of
 from alphad.actors.lifecycle import LifecycleConfig, LifecycleModel, Transition
 from alphad.actors.optimizer import Optimizer, set_allocation
-from alphad.actors.scorer import ScorerConfig, ScorerModel
+from alphad.actors.scorer_config import ScorerConfig
+from alphad.actors.scorer_model import ScorerModel
 from alphad.actors.weighting import WeightingModel
 from alphad.actors.weighting_config import RegimeLimits, StrategyConfig, WeightingConfig
 from alphad.daemon.config import ConfigError, load_config

@@ -1,4 +1,4 @@
-"""Regime detection (actors/regimes.py): the checks on bars, the bounded window, no
+"""Regime detection (actors/regimes*.py): the checks on bars, the bounded window, no
 look-ahead in either detector, and their accuracy and delay on bars with known regimes
 (actors/regimes_sim.py). Every bar is made here."""
 
@@ -14,17 +14,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from alphad.actors.regimes import (
-    REGIMES,
-    Bar,
-    BarsRefused,
-    HmmDetector,
-    HmmSettings,
-    Reading,
-    RegimeBook,
-    RuleDetector,
-    RuleSettings,
-)
+from alphad.actors.regimes import REGIMES, Bar, BarsRefused, Reading
+from alphad.actors.regimes_book import RegimeBook
+from alphad.actors.regimes_hmm import HmmDetector, HmmSettings
+from alphad.actors.regimes_rules import RuleDetector, RuleSettings
 from alphad.actors.regimes_sim import score, simulate
 from bench.markets.corpus import Bar as MarketBar
 from bench.markets.strategies import adx, atr

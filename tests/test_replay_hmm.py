@@ -15,7 +15,8 @@ import msgspec
 import pytest
 
 from alphad.actors.market import RegimesConfig
-from alphad.actors.regimes import REGIMES, HmmDetector
+from alphad.actors.regimes import REGIMES
+from alphad.actors.regimes_hmm import HmmDetector
 from alphad.daemon.cli import main
 from alphad.daemon.config import Config
 from alphad.replay.bars import BarRow, write_bars

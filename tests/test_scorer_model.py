@@ -18,7 +18,11 @@ from hypothesis import strategies as st
 from alphad.actors.base import TAKE_STATE, Actor, Handle
 from alphad.actors.exact import binomial_at_most, student_t_above
 from alphad.actors.figures import Figures
-from alphad.actors.scorer import BUCKETS, ScorerActor, ScorerConfig, ScorerModel, Tally
+from alphad.actors.scorer import ScorerActor
+from alphad.actors.scorer_config import ScorerConfig
+from alphad.actors.scorer_fit import regime_fit_of
+from alphad.actors.scorer_model import ScorerModel
+from alphad.actors.scorer_tallies import BUCKETS, Tally
 from alphad.protocol.messages import STATUSES, ScoreSignal, SignalScore
 
 STRATEGIES = ["ema", "rsi", "macd"]
@@ -490,7 +494,7 @@ def test_regime_fit_stays_between_its_floor_and_one(
 ) -> None:
     model = ScorerModel(config, "run")
 
-    fit = model.regime_fit_of(overall, in_regime)
+    fit = regime_fit_of(model.config, overall, in_regime)
 
     assert config.regime_floor <= fit <= 1.0
     if in_regime.trades < config.regime_min_trades or in_regime.expectancy >= overall.expectancy:

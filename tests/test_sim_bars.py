@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from alphad.actors.regimes import REGIMES, Bar, HmmDetector, Reading, RuleDetector
+from alphad.actors.regimes import REGIMES, Bar, Reading
+from alphad.actors.regimes_hmm import HmmDetector
+from alphad.actors.regimes_rules import RuleDetector
 from alphad.actors.regimes_sim import pool, score
 from alphad.daemon.cli import main
 from alphad.replay.bars import Accuracy, BarRow, read_bars, write_bars
