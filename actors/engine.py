@@ -25,7 +25,7 @@ import structlog
 from alphad.actors.base import TAKE_STATE, Actor, Ask, Handle, SampleReader, Samples, msgpack_pieces
 from alphad.actors.errors import BadInput, NotFound
 from alphad.actors.events import SetEnabled
-from alphad.actors.lifecycle import Transition
+from alphad.actors.lifecycle_shapes import Transition
 from alphad.actors.optimizer import Allocation, Optimizer, set_allocation
 from alphad.actors.performance_actor import (
     AttachGroups,
