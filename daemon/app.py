@@ -24,7 +24,8 @@ import zmq
 
 from alphad.actors.admission import Admission
 from alphad.actors.base import Actor, Handle
-from alphad.actors.engine import EngineActor, EngineInline, FinalSnapshot, StrategySeen, Tick
+from alphad.actors.engine import EngineActor
+from alphad.actors.engine_messages import EngineInline, FinalSnapshot, StrategySeen, Tick
 from alphad.actors.market import MarketRegimes
 from alphad.actors.optimizer import Optimizer, set_allocation
 from alphad.actors.performance import PerformanceModel
