@@ -1,11 +1,11 @@
 """The state snapshot's format: the parts the engine writes and a start reads back.
 
 A snapshot is one msgpack map with a part per stateful model, each part that model's
-``to_state`` (or its actor's answer to ``TAKE_STATE``), written in pieces
-(``msgpack_pieces``) so that a large state never stops the event loop. Apart from the
-engine actor (actors/engine.py), which decides when to take one, because this is a format
-with two sides: the engine encodes it, the daemon's recovery (daemon/recovery.py) decodes
-it and refuses one without a part every snapshot has.
+``to_state`` (or its actor's answer to ``TAKE_STATE``), in pieces (``msgpack_pieces``)
+never copied into one buffer on the event loop. Apart from the engine's journal
+(actors/engine_journal.py), which decides when to take one, because this is a format
+with two sides: the engine encodes it, the daemon's recovery (daemon/recovery.py)
+decodes it and refuses one without a part every snapshot has.
 """
 
 from __future__ import annotations
