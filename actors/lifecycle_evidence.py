@@ -194,7 +194,8 @@ def probation_ends(
     now_ms: int,
 ) -> str | None:
     """Whether an automatic suspension ends now: the paper trades' words when they
-    end it, "" when the clock does, None when it goes on."""
+    end it, "" when the clock does, None when it goes on. A new batch of paper trades is
+    judged once: its verdict is kept in ``state``."""
     if state.actor != "system" or state.suspended_at_ms is None:
         return None
     if paper is not None and paper[1] - state.paper_judged[1] >= cfg.paper_trades:
