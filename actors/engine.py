@@ -11,6 +11,11 @@ every so many trades, so a restart replays only a short tail and holds the bars 
 The engine asks the store, the performance actor and the scorer and waits for room in
 their mailboxes; none of them ever waits on the engine (the store tells it the committed
 trade counts with a plain ``tell``), so the waits cannot close a circle (actors/base.py).
+
+The messages the daemon sends it are in actors/engine_messages.py, the audit drafts it
+journals in actors/engine_drafts.py, its writing to the store (commits, snapshots and
+when one is due) in actors/engine_journal.py, the snapshot's format in
+actors/engine_snapshot.py.
 """
 
 from __future__ import annotations
@@ -22,10 +27,25 @@ from typing import Any, TypeVar
 import msgspec
 import structlog
 
-from alphad.actors.base import TAKE_STATE, Actor, Ask, Handle, SampleReader, Samples, msgpack_pieces
+from alphad.actors.base import TAKE_STATE, Actor, Handle, Samples
+from alphad.actors.engine_drafts import (
+    component_draft,
+    cycle_draft,
+    cycle_state,
+    forget_draft,
+    status_draft,
+    weight_draft,
+)
+from alphad.actors.engine_journal import Journal, ask_peer
+from alphad.actors.engine_messages import (
+    EngineInline,
+    EngineStats,
+    FinalSnapshot,
+    StrategySeen,
+    Tick,
+)
 from alphad.actors.errors import BadInput, NotFound
 from alphad.actors.events import SetEnabled
-from alphad.actors.lifecycle import Transition
 from alphad.actors.optimizer import Allocation, Optimizer, set_allocation
 from alphad.actors.performance_actor import (
     AttachGroups,
@@ -42,11 +62,9 @@ from alphad.actors.scorer import (
     SetRegimeFit,
     SignalSummary,
 )
-from alphad.actors.store import AuditDraft, Commit, Snapshot, TradesCommitted
+from alphad.actors.store import TradesCommitted
 from alphad.actors.weighting_tables import WeightUpdate
 from alphad.protocol.messages import (
-    Alert,
-    AuditEntry,
     Components,
     ForceStatus,
     ForgetStrategy,
@@ -59,12 +77,10 @@ from alphad.protocol.messages import (
     ResetWeights,
     RollbackWeights,
     SetComponent,
-    StatusChange,
     StatusChanged,
     StatusReply,
     StrategyForgotten,
     UpdateOptimization,
-    WeightChange,
     Weights,
 )
 
@@ -76,47 +92,12 @@ CYCLE_RETRY_MS = 60_000
 """How long after a failed scheduled cycle (a full disk) the next one is tried."""
 
 
-class Tick(msgspec.Struct, frozen=True):
-    """Tell: the timer fired; run a cycle or take a snapshot if one is due."""
-
-
-class StrategySeen(msgspec.Struct, frozen=True):
-    """Tell: a request named a strategy for the first time."""
-
-    strategy: str
-
-
-class FinalSnapshot(Ask[None], frozen=True):
-    """Ask: write a snapshot now (at shutdown)."""
-
-
 class _Saved(msgspec.Struct, kw_only=True):
     """What a failed change puts back."""
 
     optimizer: dict[str, Any]
     last_cycle_ms: int
     last_state: OptimizationState | None
-
-
-class EngineStats(msgspec.Struct, frozen=True, kw_only=True):
-    """The engine's counters, as ``EngineActor.stats()`` took them."""
-
-    cycle: int  # the number of the last optimization cycle
-    switches: dict[str, bool]  # which optimization components are on
-    switched_ms: dict[str, int]  # when each was last switched
-    cycle_samples: SampleReader[float]  # the durations of the latest cycles, seconds
-
-
-class EngineInline(msgspec.Struct, frozen=True, kw_only=True):
-    """The engine's synchronous reads, answered in the gateway's receive callback.
-
-    ``get_weights`` and ``get_health`` only read the optimizer's tables, which change
-    only while the engine handles a message: on the daemon's one event loop a read
-    between two awaits sees them whole, as an ask would, without the mailbox's wait.
-    """
-
-    weights: Callable[[GetWeights], Weights]
-    health: Callable[[GetHealth], Health]
 
 
 def wall_clock_ms() -> int:
@@ -153,11 +134,7 @@ class EngineActor(Actor):
         self.performance = performance
         self.optimizer = optimizer
         self.scorer = scorer
-        self.store = store
-        self.alerts = alerts
         self.update_interval_ms = int(update_interval_s * 1000)
-        self.snapshot_interval_ms = int(snapshot_interval_s * 1000)
-        self.snapshot_every_trades = snapshot_every_trades
         self.status = status
         # Names the daemon serves but has not taken on (scored, never traded).
         self.seen = seen or (lambda strategy: False)
@@ -165,15 +142,21 @@ class EngineActor(Actor):
         self.forgotten = forgotten or (lambda strategy: lambda: None)
         # Whether a regime was ever named in a trade or a signal.
         self.regime_seen = regime_seen or (lambda regime: True)
-        # The bars the scorer's book took since the start: new ones make the timer's
-        # snapshot due, as trades do (the book is in the snapshot).
-        self.bars_taken = bars_taken or (lambda: 0)
-        self.bars_in_snapshot = self._bars_being_saved = 0
         self.clock = clock
         self.last_cycle_ms = last_cycle_ms or clock()
         self.retry_cycle_at_ms = 0  # after a scheduled cycle failed, not before
-        self.last_snapshot_ms = clock()
-        self.trades_since_snapshot = 0
+        self.journal = Journal(
+            performance=performance,
+            scorer=scorer,
+            store=store,
+            alerts=alerts,
+            optimizer=optimizer,
+            engine_state=self._state,
+            bars_taken=bars_taken or (lambda: 0),
+            clock=clock,
+            snapshot_interval_s=snapshot_interval_s,
+            snapshot_every_trades=snapshot_every_trades,
+        )
         self.last_state: OptimizationState | None = None
         self.cycle_samples: Samples[float] = Samples()  # seconds, read by the metrics
 
@@ -225,9 +208,8 @@ class EngineActor(Actor):
     async def handle(self, message: Any) -> Any:
         match message:
             case TradesCommitted():
-                self.trades_since_snapshot += message.count
-                if self.trades_since_snapshot >= self.snapshot_every_trades:
-                    await self._background_snapshot("trades")
+                if self.journal.trades_committed(message.count):
+                    await self.journal.background_snapshot("trades")
                 return None
             case UpdateOptimization():
                 return await self._all_or_nothing(self.run_cycle(message.regime, "request"))
@@ -258,7 +240,7 @@ class EngineActor(Actor):
             case GetHealth():
                 return self.health(message)
             case FinalSnapshot():
-                await self.snapshot("shutdown")
+                await self.journal.snapshot("shutdown")
                 return None
             case _ if message is TAKE_STATE:
                 return self._state()
@@ -280,62 +262,44 @@ class EngineActor(Actor):
                 # loop once a second while the disk is full.
                 self.retry_cycle_at_ms = now + CYCLE_RETRY_MS
                 log.warning("cycle_not_run", error=f"{type(exc).__name__}: {exc}")
-        elif (
-            self.trades_since_snapshot or self.bars_taken() != self.bars_in_snapshot
-        ) and now - self.last_snapshot_ms >= self.snapshot_interval_ms:
-            await self._background_snapshot("timer")
+        elif self.journal.due_on_timer(now):
+            await self.journal.background_snapshot("timer")
 
     async def run_cycle(self, regime: str | None, trigger: str) -> OptimizationState:
         """One optimization cycle; returns what changed."""
         started = time.perf_counter()
         now = self.clock()
-        by_strategy, by_regime = await self._ask(self.performance, RecentFigures())
-        paper = await self._ask(self.scorer, PaperRecord())
+        by_strategy, by_regime = await ask_peer(self.performance, RecentFigures())
+        paper = await ask_peer(self.scorer, PaperRecord())
         regime_paper: dict[str, dict[str, tuple[float, float]]] | None = None
         if self.optimizer.regimes.on:
-            regime_paper = await self._ask(self.scorer, RegimePaperRecord())
+            regime_paper = await ask_peer(self.scorer, RegimePaperRecord())
         result = self.optimizer.cycle(by_strategy, by_regime, now, regime, paper, regime_paper)
         updates, transitions = result.updates, result.transitions
         allocation = self.optimizer.allocation()
         self.last_cycle_ms = now
-        state = OptimizationState(
-            cycle=result.cycle,
-            ts_ms=now,
-            regime=regime,
-            weights=dict(allocation.global_table.adaptive),
-            statuses=result.statuses,
-            weight_changes=[_weight_change(u) for u in updates],
-            status_changes=[_status_change(t) for t in transitions],
-            weighting_frozen=allocation.frozen,
-            regime_statuses=result.regime_statuses,
-        )
+        state = cycle_state(result, allocation, now, regime)
         if regime is not None and not self._knows_regime(regime):
             state.notes.append(
                 f"regime {regime!r} was never seen in a trade or a signal: no weight of its"
                 " own was updated"
             )
-        drafts = [_weight_draft(u, now, "system") for u in updates]
-        drafts += [_status_draft(t) for t in transitions]
+        drafts = [weight_draft(u, now, "system") for u in updates]
+        drafts += [status_draft(t) for t in transitions]
         duration_ms = (time.perf_counter() - started) * 1000
         self.cycle_samples.add(duration_ms / 1000)
         drafts.append(
-            AuditDraft(
-                ts_ms=now,
-                kind="cycle",
-                strategy=None,
-                old=result.cycle - 1,
-                new=result.cycle,
-                reason=f"optimization cycle ({trigger})",
-                actor="system",
-                data={
-                    "regime": regime,
-                    "weight_changes": len(updates),
-                    "status_changes": len(transitions),
-                    "duration_ms": round(duration_ms, 3),
-                },
+            cycle_draft(
+                now=now,
+                cycle=result.cycle,
+                trigger=trigger,
+                regime=regime,
+                weight_changes=len(updates),
+                status_changes=len(transitions),
+                duration_ms=duration_ms,
             )
         )
-        await self._journal(drafts, history=state)
+        await self.journal.commit(drafts, history=state)
         # The scorer serves the new weights and statuses only once they are on disk.
         await self.scorer.tell_wait(SetRegimeFit(by_strategy, by_regime))
         await self._push_allocation(allocation)
@@ -363,7 +327,7 @@ class EngineActor(Actor):
             request.strategy, request.status, request.reason, request.operator, now, request.regime
         )
         allocation = self.optimizer.allocation()
-        entries = await self._journal([_status_draft(transition)])
+        entries = await self.journal.commit([status_draft(transition)])
         await self._push_allocation(allocation)
         return StatusChanged(
             strategy=transition.strategy,
@@ -382,7 +346,7 @@ class EngineActor(Actor):
         now = self.clock()
         updates = change(reason)
         allocation = self.optimizer.allocation()
-        await self._journal([_weight_draft(u, now, operator) for u in updates])
+        await self.journal.commit([weight_draft(u, now, operator) for u in updates])
         await self._push_allocation(allocation)
         return allocation.global_table.reply(allocation.frozen)
 
@@ -399,36 +363,31 @@ class EngineActor(Actor):
         if not self.optimizer.knows(name) and not self.seen(name):
             raise NotFound(f"strategy {name!r} is neither traded nor seen; nothing changed")
         now = self.clock()
-        groups, trade_seq = await self._ask(self.performance, DetachStrategy(name))
+        groups, trade_seq = await ask_peer(self.performance, DetachStrategy(name))
         try:
-            signals = await self._ask(self.scorer, DetachSignals(name))
+            signals = await ask_peer(self.scorer, DetachSignals(name))
             try:
                 undo_admission = self.forgotten(name)
                 try:
                     status = self.optimizer.forget(name) or "active"
                     allocation = self.optimizer.allocation()
-                    entries = await self._journal(
-                        [
-                            AuditDraft(
-                                ts_ms=now,
-                                kind="forget",
-                                strategy=name,
-                                old=status,
-                                new=None,
-                                reason=request.reason or "forgotten by operator",
-                                actor=request.operator,
-                                data={"trade_seq": trade_seq},
-                            )
-                        ]
+                    draft = forget_draft(
+                        now=now,
+                        strategy=name,
+                        status=status,
+                        reason=request.reason or "forgotten by operator",
+                        operator=request.operator,
+                        trade_seq=trade_seq,
                     )
+                    entries = await self.journal.commit([draft])
                 except BaseException:
                     undo_admission()
                     raise
             except BaseException:
-                await self._ask(self.scorer, AttachSignals(signals))
+                await ask_peer(self.scorer, AttachSignals(signals))
                 raise
         except BaseException:
-            await self._ask(self.performance, AttachGroups(groups))
+            await ask_peer(self.performance, AttachGroups(groups))
             raise
         await self._push_allocation(allocation)
         log.warning("strategy_forgotten", strategy=name, operator=request.operator)
@@ -462,26 +421,21 @@ class EngineActor(Actor):
     async def set_component(self, request: SetComponent) -> Components:
         """An operator switches a component off or on; journaled, published, persisted."""
         if request.name == "scorer":
-            await self._ask(self.scorer, SetEnabled(request.enabled))
+            await ask_peer(self.scorer, SetEnabled(request.enabled))
         now = self.clock()
         old = self.optimizer.set_component(request.name, request.enabled, now)
         if old == request.enabled:
             return Components(components=dict(self.switches), changed=False)
         verb = "on" if request.enabled else "off"
-        entries = await self._journal(
-            [
-                AuditDraft(
-                    ts_ms=now,
-                    kind="component",
-                    strategy=None,
-                    old=old,
-                    new=request.enabled,
-                    reason=request.reason or f"{request.name} switched {verb}",
-                    actor=request.operator,
-                    data={"component": request.name},
-                )
-            ]
+        draft = component_draft(
+            now=now,
+            component=request.name,
+            old=old,
+            enabled=request.enabled,
+            reason=request.reason or f"{request.name} switched {verb}",
+            operator=request.operator,
         )
+        entries = await self.journal.commit([draft])
         log.warning(
             "component_switched",
             component=request.name,
@@ -521,7 +475,7 @@ class EngineActor(Actor):
         try:
             self.optimizer.restore(saved.optimizer)
             if scorer_changed:
-                await self._ask(self.scorer, SetEnabled(bool(scorer_was)))
+                await ask_peer(self.scorer, SetEnabled(bool(scorer_was)))
         except Exception as exc:
             log.error(
                 "change_not_undone", failure=str(failure), error=f"{type(exc).__name__}: {exc}"
@@ -537,88 +491,12 @@ class EngineActor(Actor):
             "switched_ms": dict(self.optimizer.switched_ms),
         }
 
-    # ------------------------------------------------------------------ journal
-
-    async def _journal(
-        self, drafts: list[AuditDraft], history: OptimizationState | None = None
-    ) -> list[AuditEntry]:
-        """Commit audit entries with a fresh snapshot, then publish them as alerts."""
-        snapshot = await self._snapshot_now()
-        # No timeout: the store always answers (committed or refused), and one given up
-        # on could still commit what the engine then undoes.
-        entries = await self.store.ask(
-            Commit(audit=drafts, history=history, snapshot=snapshot),
-            timeout=None,
-            wait_for_room=True,
-        )
-        self._after_snapshot(snapshot)
-        alerts = [Alert.from_audit(e) for e in entries]
-        if alerts:
-            try:
-                self.alerts.tell(alerts)
-            except Exception as exc:  # the audit row is the record; the alert is a courtesy
-                log.warning("alerts_not_queued", error=str(exc), count=len(alerts))
-        return entries
-
-    async def snapshot(self, reason: str) -> None:
-        """Write a snapshot of every stateful actor."""
-        snapshot = await self._snapshot_now()
-        await self._ask(self.store, Commit(snapshot=snapshot))
-        self._after_snapshot(snapshot)
-        log.debug("snapshot_written", reason=reason, trade_seq=snapshot.trade_seq)
-
-    async def _background_snapshot(self, reason: str) -> None:
-        """A snapshot nobody waits for: a failure is logged and tried again later.
-
-        Raised, it would crash the loop, and a storage outage would soon fail the daemon
-        over what only shortens the next restart's replay. The trade count is kept, so the
-        next commit tries again; the timer waits one interval.
-        """
-        try:
-            await self.snapshot(reason)
-        except Exception as exc:
-            self.last_snapshot_ms = self.clock()
-            log.warning(
-                "snapshot_not_written",
-                reason=reason,
-                error=f"{type(exc).__name__}: {exc}",
-                trades_since_snapshot=self.trades_since_snapshot,
-            )
-
-    async def _ask(self, actor: Handle[Actor], message: Ask[_T]) -> _T:
-        """Ask, waiting for room in a full mailbox: none of the engine's peers waits on it."""
-        return await actor.ask(message, timeout=30.0, wait_for_room=True)
-
-    def _after_snapshot(self, snapshot: Snapshot) -> None:
-        self.last_snapshot_ms = self.clock()
-        self.trades_since_snapshot = 0
-        self.bars_in_snapshot = self._bars_being_saved
-
-    async def _snapshot_now(self) -> Snapshot:
-        self._bars_being_saved = self.bars_taken()  # a bar taken meanwhile is saved again
-        performance = await self._ask(self.performance, TAKE_STATE)
-        scorer = await self._ask(self.scorer, TAKE_STATE)
-        state = {
-            "performance": performance,
-            "scorer": scorer,
-            "weighting": self.optimizer.weighting.to_state(),
-            "lifecycle": self.optimizer.lifecycle.to_state(),
-            "regime_lifecycle": self.optimizer.regimes.to_state(),
-            "engine": self._state(),
-        }
-        return Snapshot(
-            ts_ms=self.clock(),
-            trade_seq=min(performance["last_seq"], scorer["last_trade_seq"]),
-            outcome_seq=scorer["last_outcome_seq"],
-            state=msgpack_pieces(state),
-        )
-
     # ------------------------------------------------------------------ report
 
     async def report(self, after: list[str] | None) -> Report:
         """One page of everything a dashboard needs (actors/report_pages.py)."""
         asked = ReportTables(after=after[0] if after else None)
-        tables = await self._ask(self.performance, asked)
+        tables = await ask_peer(self.performance, asked)
         weighting, statuses = self.optimizer.weighting, self.optimizer.statuses
         parts = ReportParts(
             status=self.status(),
@@ -627,55 +505,6 @@ class EngineActor(Actor):
             frozen=weighting.frozen,
             health=self.optimizer.health_rows(None),
             tables=tables,
-            signal_quality=await self._ask(self.scorer, SignalSummary()),
+            signal_quality=await ask_peer(self.scorer, SignalSummary()),
         )
         return report_page(parts, after)
-
-
-def _weight_change(update: WeightUpdate) -> WeightChange:
-    return WeightChange(
-        strategy=update.strategy,
-        regime=update.regime,
-        old=update.old,
-        new=update.new,
-        reason=update.reason,
-    )
-
-
-def _status_change(transition: Transition) -> StatusChange:
-    return StatusChange(
-        strategy=transition.strategy,
-        old=transition.old,
-        new=transition.new,
-        reason=transition.reason,
-        actor=transition.actor,
-        regime=transition.regime,
-    )
-
-
-def _weight_draft(update: WeightUpdate, now: int, actor: str) -> AuditDraft:
-    return AuditDraft(
-        ts_ms=now,
-        kind="weight",
-        strategy=update.strategy,
-        old=update.old,
-        new=update.new,
-        reason=update.reason,
-        actor=actor,
-        data={"regime": update.regime, "target": update.target, "metrics": update.metrics},
-    )
-
-
-def _status_draft(transition: Transition) -> AuditDraft:
-    return AuditDraft(
-        ts_ms=transition.ts_ms,
-        kind="status",
-        strategy=transition.strategy,
-        old=transition.old,
-        new=transition.new,
-        reason=transition.reason,
-        actor=transition.actor,
-        data={"metrics": transition.metrics}
-        if transition.regime is None
-        else {"regime": transition.regime, "metrics": transition.metrics},
-    )

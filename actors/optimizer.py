@@ -16,7 +16,8 @@ from typing import Any
 import msgspec
 
 from alphad.actors.figures import Figures
-from alphad.actors.lifecycle import LifecycleModel, Transition
+from alphad.actors.lifecycle import LifecycleModel
+from alphad.actors.lifecycle_shapes import Transition
 from alphad.actors.regime_lifecycle import Paper, RegimeLifecycle
 from alphad.actors.scorer import SetAllocation
 from alphad.actors.weighting import WeightingModel

@@ -23,7 +23,8 @@ import msgspec
 from alphad.actors.errors import BadInput
 from alphad.actors.events import UNKNOWN_REGIME
 from alphad.actors.figures import Figures
-from alphad.actors.lifecycle import LifecycleConfig, LifecycleModel, Transition
+from alphad.actors.lifecycle import LifecycleModel
+from alphad.actors.lifecycle_shapes import LifecycleConfig, Transition
 from alphad.actors.weighting_config import StrategyConfig
 
 NEVER_RETIRE = 1000

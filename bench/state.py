@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from alphad.actors.events import ClosedTrade
-from alphad.actors.lifecycle import LifecycleConfig, LifecycleModel
+from alphad.actors.lifecycle import LifecycleModel
+from alphad.actors.lifecycle_shapes import LifecycleConfig
 from alphad.actors.optimizer import Optimizer
 from alphad.actors.performance import PerformanceConfig, PerformanceModel
 from alphad.actors.weighting import WeightingModel

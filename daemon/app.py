@@ -3,6 +3,11 @@
 Start order is store → domain actors → alerts → engine → gateway; stop is the reverse,
 all of it within one deadline (``shutdown_grace_s`` from the stop signal). READY=1 is
 sent only after recovery and binding.
+
+Each phase is a method of ``Daemon``; what a phase hands to a module of its own is
+there: the models rebuilt from the database in daemon/recovery.py, the request routes
+and their pages in daemon/routes.py, the socket files and their directories in
+daemon/sockets.py.
 """
 
 from __future__ import annotations
@@ -24,28 +29,19 @@ import zmq
 
 from alphad.actors.admission import Admission
 from alphad.actors.base import Actor, Handle
-from alphad.actors.engine import EngineActor, EngineInline, FinalSnapshot, StrategySeen, Tick
-from alphad.actors.market import MarketRegimes
-from alphad.actors.optimizer import Optimizer, set_allocation
-from alphad.actors.performance import PerformanceModel
+from alphad.actors.engine import EngineActor, wall_clock_ms
+from alphad.actors.engine_messages import EngineInline, FinalSnapshot, StrategySeen, Tick
 from alphad.actors.performance_actor import PerformanceActor
 from alphad.actors.scorer import FlushSignals, ScorerActor, ScorerInline
 from alphad.actors.sqlite_thread import stop_and_join
-from alphad.actors.store import (
-    AppendOutcome,
-    AppendTrade,
-    PruneSignals,
-    QueryAudit,
-    QueryHistory,
-    QuerySignals,
-    Recovery,
-    StoreActor,
-)
+from alphad.actors.store import PruneSignals, StoreActor
 from alphad.daemon import sdnotify
 from alphad.daemon.alerts import AlertPublisher
-from alphad.daemon.config import Config, Models, Paths, build_admission, build_models
-from alphad.daemon.gateway import Gateway, Route
+from alphad.daemon.config import Config, Paths, build_admission
+from alphad.daemon.gateway import Gateway
 from alphad.daemon.metrics import Sampler
+from alphad.daemon.recovery import Recovered, StartupError, recover
+from alphad.daemon.routes import routes, tag_of
 from alphad.daemon.security import (
     RUNTIME_DIR_FORBIDDEN,
     STATE_DIR_FORBIDDEN,
@@ -57,63 +53,13 @@ from alphad.daemon.security import (
     raise_open_files_limit,
     secure_directory,
 )
+from alphad.daemon.sockets import bind_requests, endpoints, secure_socket_dirs
 from alphad.daemon.supervisor import RELEASE_FLOOR_S, StopWatchdog, Supervisor, time_left
-from alphad.protocol.messages import (
-    PAGE_BYTES,
-    PAGE_ROWS,
-    Audit,
-    AuditEntry,
-    ForceStatus,
-    ForgetStrategy,
-    GetAudit,
-    GetHealth,
-    GetHistory,
-    GetPerformance,
-    GetReport,
-    GetSignals,
-    GetStatus,
-    GetTop,
-    GetWeights,
-    History,
-    MarketBars,
-    Ok,
-    OptimizationState,
-    RecordSignalOutcome,
-    RecordTrade,
-    Request,
-    ResetWeights,
-    RollbackWeights,
-    ScoreSignal,
-    SetComponent,
-    SignalRecord,
-    Signals,
-    StatusReply,
-    TradeRecorded,
-    UpdateOptimization,
-)
+from alphad.protocol.messages import StatusReply
 
 log = structlog.get_logger("alphad")
 
 VERSION = "0.1.0"
-_state_decoder = msgspec.msgpack.Decoder(dict[str, Any])
-SNAPSHOT_PARTS = frozenset({"performance", "weighting", "lifecycle", "scorer", "engine"})
-
-
-class _Restored(msgspec.Struct, kw_only=True):
-    """The models rebuilt from one snapshot."""
-
-    state: dict[str, Any]
-    models: Models
-
-
-class _Recovered(msgspec.Struct, kw_only=True):
-    """What the database gave back: the store, the models and the scorer over them."""
-
-    store: StoreActor
-    performance: PerformanceModel
-    scorer: ScorerActor
-    optimizer: Optimizer
-    last_cycle_ms: int
 
 
 class _Parts(msgspec.Struct, kw_only=True):
@@ -131,14 +77,6 @@ class _Parts(msgspec.Struct, kw_only=True):
     engine_inline: EngineInline
     admission: Admission
     curve_server: Callable[[Any], None] | None
-
-
-class StartupError(Exception):
-    """The daemon cannot start; the message is one line for the operator."""
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Daemon:
@@ -177,10 +115,7 @@ class Daemon:
         try:
             secure_directory(paths.state_dir, "state directory", STATE_DIR_FORBIDDEN)
             secure_directory(paths.runtime_dir, "runtime directory", RUNTIME_DIR_FORBIDDEN)
-            for endpoint in (paths.rpc, paths.admin, paths.alerts, paths.alerts_json):
-                socket_dir = _socket_dir(endpoint)
-                if socket_dir is not None and socket_dir != paths.runtime_dir:
-                    secure_directory(socket_dir, "socket directory", RUNTIME_DIR_FORBIDDEN)
+            secure_socket_dirs(paths)
             self._lock_file = lock_directory(paths.state_dir, "state directory")
             self._runtime_lock = lock_directory(paths.runtime_dir, "runtime directory")
             for suffix in ("", "-wal", "-shm"):
@@ -227,7 +162,7 @@ class Daemon:
             database=str(self.paths.database),
         )
 
-    async def _recover(self) -> _Recovered:
+    async def _recover(self) -> Recovered:
         """Open the database and rebuild every model from its snapshot and committed tail."""
         cfg = self.config
         store = StoreActor(
@@ -240,72 +175,15 @@ class Daemon:
             mailbox_size=cfg.daemon.mailbox_size,
         )
         self.store = store
-        try:
-            await store.on_start()
-            cycle = await store.latest_cycle()
-            snapshot_ids = await store.snapshot_ids()
-        except Exception as exc:
-            raise StartupError(f"cannot open database {self.paths.database}: {exc}") from exc
-        started_recovery = time.perf_counter()
-        recovery, restored = await self._restore(store, snapshot_ids)
-        state = restored.state
-        performance_model = restored.models.performance
-        scorer_model = restored.models.scorer
-        optimizer = restored.models.optimizer
-        scorer_state = state.get("scorer")
-        optimizer.cycles = max(cycle, optimizer.cycles)
-        scorer = ScorerActor(
-            scorer_model,
-            Handle(store),
-            last_trade_seq=scorer_state["last_trade_seq"] if scorer_state else 0,
-            last_outcome_seq=scorer_state["last_outcome_seq"] if scorer_state else 0,
-            mailbox_size=cfg.daemon.mailbox_size,
-            market=self._market(scorer_state),
-        )
-        self._replay(recovery, performance_model, scorer, optimizer)
-        served = set_allocation(optimizer.allocation())
-        scorer_model.set_allocation(
-            served.statuses,
-            served.weights,
-            served.multipliers,
-            served.regime_multipliers,
-            served.regime_statuses,
-        )
-        scorer_model.set_regime_fit(
-            performance_model.recent_by_strategy(), performance_model.recent_by_regime()
-        )
-        log.info(
-            "state_recovered",
-            snapshot_trade_seq=recovery.snapshot.trade_seq if recovery.snapshot else None,
-            replayed_trades=len(recovery.trades),
-            replayed_outcomes=len(recovery.outcomes),
-            bars_held=scorer.market.bars_restored,
-            trades=store.trades_committed,
-            duration_ms=round((time.perf_counter() - started_recovery) * 1000, 1),
-        )
-        return _Recovered(
-            store=store,
-            performance=performance_model,
-            scorer=scorer,
-            optimizer=optimizer,
-            last_cycle_ms=int(state.get("engine", {}).get("last_cycle_ms", 0)),
+        return await recover(
+            store,
+            cfg,
+            self.paths.database,
+            # A detected label counts as a regime seen (get_weights' notes), whatever the cap.
+            on_label=lambda label: self.admission.learn((), (), (label,)),
         )
 
-    def _market(self, scorer_state: dict[str, Any] | None) -> MarketRegimes:
-        """The book of bars, holding again what the snapshot kept of it. A book that does
-        not restore starts empty, said so in one line: bars are not the record, and a
-        feeder sends them again (weights and statuses, which are, refuse the start)."""
-        # A detected label counts as a regime seen (get_weights' notes), whatever the cap.
-        market = MarketRegimes(
-            self.config.regimes, on_label=lambda label: self.admission.learn((), (), (label,))
-        )
-        try:
-            market.restore((scorer_state or {}).get("market", []))
-        except ValueError as exc:
-            log.warning("bars_not_restored", database=str(self.paths.database), error=str(exc))
-        return market
-
-    def _wire(self, recovered: _Recovered) -> _Parts:
+    def _wire(self, recovered: Recovered) -> _Parts:
         """The actors around the recovered models, connected to each other."""
         cfg = self.config
         mailbox = cfg.daemon.mailbox_size
@@ -313,9 +191,8 @@ class Daemon:
         performance = PerformanceActor(recovered.performance, mailbox)
         to_store, to_scorer, to_performance = Handle(store), Handle(scorer), Handle(performance)
         self.context = zmq.Context()
-        endpoints = [self.paths.rpc, self.paths.admin, self.paths.alerts, self.paths.alerts_json]
         curve_server = None
-        if needs_curve(endpoints):
+        if needs_curve(endpoints(self.paths)):
             try:
                 self.curve = Curve(self.context, cfg.security)
             except SecurityError as exc:
@@ -378,16 +255,24 @@ class Daemon:
     def _bind(self, parts: _Parts) -> None:
         """The request sockets, once every actor behind them runs."""
         assert self.context is not None
+        request_routes = routes(
+            store=parts.store,
+            performance=parts.performance,
+            engine=parts.engine,
+            scorer=parts.scorer_inline,
+            engine_reads=parts.engine_inline,
+            admission=parts.admission,
+            status=self.status,
+            optimization_interval_s=self.config.limits.optimization_interval_s,
+        )
         self.gateway = Gateway(
             self.context,
-            self._routes(parts),
+            request_routes,
             max_message_size=self.config.daemon.max_message_size,
             request_timeout_s=self.config.daemon.request_timeout_s,
         )
-        curve = parts.curve_server
         try:
-            self.gateway.bind(self.paths.rpc, admin=False, mode=0o660, curve=curve)
-            self.gateway.bind(self.paths.admin, admin=True, mode=0o600, curve=curve)
+            bind_requests(self.gateway, self.paths, parts.curve_server)
         except zmq.ZMQError as exc:
             raise StartupError(f"cannot bind sockets in {self.paths.runtime_dir}: {exc}") from exc
 
@@ -404,7 +289,7 @@ class Daemon:
             alerts=parts.alerts,
             performance=parts.performance,
             mailboxes=parts.mailboxes,
-            tag_of=_tag_of,
+            tag_of=tag_of,
         )
         try:
             self.sampler.start()
@@ -426,7 +311,7 @@ class Daemon:
             keep_ms = round(keep_days * 86_400_000)
 
             def prune() -> None:
-                _tell_quietly(store, PruneSignals(before_ms=_now_ms() - keep_ms))
+                _tell_quietly(store, PruneSignals(before_ms=wall_clock_ms() - keep_ms))
 
             prune()
             self._every(3600.0, prune)
@@ -434,180 +319,6 @@ class Daemon:
         if watchdog:
             # Pinged from the event loop itself: a wedged loop stops the pings.
             self._every(watchdog, sdnotify.watchdog)
-
-    async def _restore(
-        self, store: StoreActor, snapshot_ids: list[int]
-    ) -> tuple[Recovery, _Restored]:
-        """The models from the newest snapshot that restores, and what came after it.
-
-        An unreadable snapshot is passed over for the one before it (the store keeps
-        ``snapshots_keep``), with a longer replay of the committed tail and the journaled
-        changes after it applied again; said so in one line. Only when none restores is
-        the start refused: starting from defaults would silently drop weights and statuses.
-        """
-        failures: list[str] = []
-        first_failure: Exception | None = None
-        for skipped, snapshot_id in enumerate(snapshot_ids or [None]):
-            try:
-                recovery = await store.load_recovery(snapshot_id)
-            except Exception as exc:
-                raise StartupError(f"cannot open database {self.paths.database}: {exc}") from exc
-            try:
-                restored = self._models_from(recovery)
-            except Exception as exc:
-                first_failure = first_failure or exc
-                failures.append(f"snapshot {snapshot_id}: {exc}")
-                continue
-            if skipped:
-                assert recovery.snapshot is not None
-                log.warning(
-                    "restored_from_older_snapshot",
-                    database=str(self.paths.database),
-                    unreadable="; ".join(failures),
-                    snapshot_trade_seq=recovery.snapshot.trade_seq,
-                    replayed_trades=len(recovery.trades),
-                    reapplied_changes=len(recovery.audit),
-                )
-            return recovery, restored
-        # Never start with a half-restored state: weights and statuses (a suspended
-        # strategy!) would silently fall back to their defaults.
-        raise StartupError(
-            f"cannot restore the state snapshot in {self.paths.database}: {first_failure}"
-        ) from first_failure
-
-    def _models_from(self, recovery: Recovery) -> _Restored:
-        """Every model from a snapshot (defaults without one), with the journaled changes
-        after it applied again; raises on a snapshot that does not restore."""
-        state = _state_decoder.decode(recovery.snapshot.encoded()) if recovery.snapshot else {}
-        missing = SNAPSHOT_PARTS - set(state) if recovery.snapshot else set()
-        if missing:
-            raise ValueError(f"the snapshot lacks {', '.join(sorted(missing))}")
-        engine_state = state.setdefault("engine", {})
-        for entry in recovery.audit:
-            if entry.kind == "component" and isinstance(entry.new, bool):
-                engine_state.setdefault("switches", {})[entry.data.get("component")] = entry.new
-                engine_state.setdefault("switched_ms", {})[entry.data.get("component")] = (
-                    entry.ts_ms
-                )
-        models = build_models(self.config, state, id_prefix=f"{_now_ms():x}")
-        for entry in recovery.audit:
-            models.optimizer.apply_journaled(entry)
-        return _Restored(state=state, models=models)
-
-    def _replay(
-        self,
-        recovery: Recovery,
-        performance: PerformanceModel,
-        scorer: ScorerActor,
-        optimizer: Optimizer,
-    ) -> None:
-        """Feed what was committed after the snapshot, as the live daemon would have."""
-        now = _now_ms()
-        for trade in recovery.trades:
-            performance.record(trade)
-            scorer.learn_trade(trade)
-        for outcome in recovery.outcomes:
-            scorer.learn_outcome(outcome)
-        # A restart from an older snapshot than a forget replays the forgotten strategy's
-        # trades: forget it again unless it traded after it was forgotten.
-        last_trade = {trade.strategy: trade.seq for trade in recovery.trades}
-        for entry in recovery.audit:
-            name = entry.strategy
-            if (
-                entry.kind == "forget"
-                and name is not None
-                and last_trade.get(name, 0) <= int(entry.data.get("trade_seq", 0))
-            ):
-                performance.detach(name)
-                scorer.model.detach(name)
-                optimizer.forget(name)
-        for strategy in performance.strategies():
-            with contextlib.suppress(Exception):
-                optimizer.register(strategy, now)
-
-    def _routes(self, parts: _Parts) -> dict[type[Request], Route]:
-        """Where each request goes: an actor's mailbox, or answered inline.
-
-        Inline routes are read synchronously in the gateway's receive callback, with no
-        task and no await: ``score_signal`` (the hot path) and ``market_bars`` from the
-        scorer's inline interface, ``get_weights`` and ``get_health`` from the engine's,
-        ``get_status`` from the daemon's counters. Safe because the daemon runs on one
-        event loop and an actor's state changes only while it handles a message, so such
-        a read sees it between two messages (``ScorerInline``, ``EngineInline``).
-        """
-        store, performance, engine = parts.store, parts.performance, parts.engine
-        scorer, engine_reads = parts.scorer_inline, parts.engine_inline
-        admit, admit_scored = parts.admission.admit, parts.admission.admit_scored
-
-        def admit_names(request: RecordTrade) -> None:
-            admit(request.strategy, request.symbol, request.regime)
-
-        def admit_scored_names(request: ScoreSignal) -> None:
-            admit_scored(request.strategy, request.symbol, request.regime)
-
-        resolve_regime, knows_signal = scorer.resolve_regime, scorer.knows_signal
-
-        def append_trade(request: RecordTrade) -> AppendTrade:
-            _, source, detected = resolve_regime(
-                request.symbol, request.entry_ts_ms, request.regime
-            )
-            return AppendTrade(request, detected, source == "detected")
-
-        return {
-            ScoreSignal: Route(inline=scorer.score, admit=admit_scored_names),
-            MarketBars: Route(inline=scorer.add_bars),
-            RecordTrade: Route(
-                actor=store,
-                admit=admit_names,
-                wrap=append_trade,
-                unwrap=lambda r, result: TradeRecorded(
-                    trade_id=r.trade_id, duplicate=result[0], seq=result[1]
-                ),
-            ),
-            RecordSignalOutcome: Route(
-                actor=store,
-                wrap=lambda r: AppendOutcome(
-                    r.signal_id, r.success, _now_ms(), knows_signal(r.signal_id)
-                ),
-                unwrap=lambda r, result: Ok(),
-            ),
-            UpdateOptimization: Route(
-                actor=engine, rpc_interval_s=self.config.limits.optimization_interval_s
-            ),
-            GetStatus: Route(inline=lambda r: self.status()),
-            GetPerformance: Route(actor=performance),
-            GetWeights: Route(inline=engine_reads.weights),
-            GetHealth: Route(inline=engine_reads.health),
-            GetAudit: Route(
-                actor=store,
-                wrap=lambda r: QueryAudit(r.since_seq, r.strategy, r.limit, PAGE_BYTES),
-                unwrap=_audit_page,
-            ),
-            GetHistory: Route(
-                actor=store,
-                wrap=lambda r: QueryHistory(r.limit, r.before_cycle, PAGE_BYTES),
-                unwrap=_history_page,
-            ),
-            GetReport: Route(actor=engine),
-            GetSignals: Route(
-                actor=store,
-                wrap=lambda r: QuerySignals(
-                    strategy=r.strategy,
-                    symbol=r.symbol,
-                    since_ms=r.since_ms,
-                    after=r.after,
-                    limit=min(r.limit, PAGE_ROWS),
-                    max_bytes=PAGE_BYTES,
-                ),
-                unwrap=_signals_page,
-            ),
-            GetTop: Route(actor=performance),
-            ForceStatus: Route(actor=engine, admin_only=True),
-            ResetWeights: Route(actor=engine, admin_only=True),
-            RollbackWeights: Route(actor=engine, admin_only=True),
-            SetComponent: Route(actor=engine, admin_only=True),
-            ForgetStrategy: Route(actor=engine, admin_only=True),
-        }
 
     def _every(self, interval_s: float, action: Callable[[], Any]) -> None:
         loop = asyncio.get_running_loop()
@@ -757,33 +468,6 @@ class Daemon:
             if self._lock_file is not None:
                 self._lock_file.close()
         log.info("alphad_stopped")
-
-
-def _audit_page(request: GetAudit, page: tuple[list[AuditEntry], bool]) -> Audit:
-    entries, more = page
-    return Audit(entries=entries, next=entries[-1].seq if more and entries else None)
-
-
-def _history_page(request: GetHistory, page: tuple[list[OptimizationState], bool]) -> History:
-    states = page[0]
-    return History(states=states, next=states[-1].cycle if page[1] and states else None)
-
-
-def _signals_page(request: GetSignals, page: tuple[list[SignalRecord], bool]) -> Signals:
-    records, more = page
-    return Signals(signals=records, next=records[-1].id if more and records else None)
-
-
-def _socket_dir(endpoint: str) -> Path | None:
-    """The directory of an ipc socket file; None for tcp and abstract sockets."""
-    transport, _, address = endpoint.partition("://")
-    if transport != "ipc" or address.startswith("@"):
-        return None
-    return Path(address).parent
-
-
-def _tag_of(kind: type | None) -> str:
-    return kind.__struct_config__.tag if kind is not None else "undecodable"  # type: ignore[attr-defined]
 
 
 def _tell_quietly(actor: Handle[Actor], message: Any) -> None:

@@ -240,8 +240,9 @@ def run(config: Config, paths: Paths, warnings: Sequence[str] = ()) -> int:
     import structlog
     import uvloop
 
-    from alphad.daemon.app import Daemon, StartupError
+    from alphad.daemon.app import Daemon
     from alphad.daemon.logs import configure_logging, flush_logs
+    from alphad.daemon.recovery import StartupError
     from alphad.daemon.supervisor import LOG_FLUSH_S
 
     configure_logging(config.daemon.log_level)

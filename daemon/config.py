@@ -24,7 +24,8 @@ from msgspec import Meta
 
 from alphad.actors.admission import Admission
 from alphad.actors.events import UNKNOWN_REGIME
-from alphad.actors.lifecycle import LifecycleConfig, LifecycleModel
+from alphad.actors.lifecycle import LifecycleModel
+from alphad.actors.lifecycle_shapes import LifecycleConfig
 from alphad.actors.market import RegimesConfig
 from alphad.actors.optimizer import Optimizer
 from alphad.actors.performance import PerformanceConfig, PerformanceModel

@@ -39,7 +39,8 @@ from prometheus_client.core import (
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from alphad.actors.base import Actor, Handle
-from alphad.actors.engine import EngineActor, EngineStats
+from alphad.actors.engine import EngineActor
+from alphad.actors.engine_messages import EngineStats
 from alphad.actors.performance_actor import PerformanceActor
 from alphad.actors.scorer import ScorerActor
 from alphad.actors.store import StoreActor, StoreStats

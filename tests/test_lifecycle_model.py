@@ -16,13 +16,9 @@ from alphad.actors.errors import BadInput
 from alphad.actors.events import ClosedTrade
 from alphad.actors.exact import binomial_at_least
 from alphad.actors.figures import Figures, figures_of
-from alphad.actors.lifecycle import (
-    TRANSITIONS,
-    LifecycleConfig,
-    LifecycleModel,
-    Transition,
-    paper_verdict,
-)
+from alphad.actors.lifecycle import TRANSITIONS, LifecycleModel
+from alphad.actors.lifecycle_evidence import paper_verdict
+from alphad.actors.lifecycle_shapes import LifecycleConfig, Transition
 from alphad.actors.performance import PerformanceConfig, PerformanceModel
 from alphad.actors.weighting_config import StrategyConfig
 from alphad.protocol.messages import STATUSES

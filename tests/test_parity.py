@@ -19,7 +19,8 @@ import pytest
 import zmq
 
 from alphad.actors.base import Handle
-from alphad.actors.engine import EngineActor, StrategySeen
+from alphad.actors.engine import EngineActor
+from alphad.actors.engine_messages import StrategySeen
 from alphad.actors.events import ClosedTrade
 from alphad.actors.optimizer import CycleResult
 from alphad.actors.performance import PerformanceModel

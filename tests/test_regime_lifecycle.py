@@ -9,7 +9,8 @@ import msgspec
 import pytest
 
 from alphad.actors.figures import Figures, figures_of
-from alphad.actors.lifecycle import LifecycleConfig, LifecycleModel, Transition
+from alphad.actors.lifecycle import LifecycleModel
+from alphad.actors.lifecycle_shapes import LifecycleConfig, Transition
 from alphad.actors.optimizer import Optimizer, set_allocation
 from alphad.actors.scorer_config import ScorerConfig
 from alphad.actors.scorer_model import ScorerModel

@@ -1,0 +1,143 @@
+"""The engine's writing: every change committed with a fresh snapshot, then alerted, and
+the snapshots taken on their own when due.
+
+A change's audit entries (and a cycle's history row) commit in one transaction with a
+snapshot of every stateful actor, so a restart never replays a change twice; the alerts
+go out only once that is on disk. Between changes a snapshot is due every so many
+committed trades, and on the timer when trades or bars came in since the last one.
+Apart from the actor (actors/engine.py), which decides what changes, because this is the
+one path to the store: its order (snapshot, commit, alerts) and its bookkeeping of what
+the last snapshot holds read in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import structlog
+
+from alphad.actors.base import TAKE_STATE, Actor, Ask, Handle
+from alphad.actors.engine_snapshot import encode_snapshot
+from alphad.actors.optimizer import Optimizer
+from alphad.actors.store import AuditDraft, Commit, Snapshot
+from alphad.protocol.messages import Alert, AuditEntry, OptimizationState
+
+log = structlog.get_logger("alphad.engine")
+
+_T = TypeVar("_T")
+
+
+async def ask_peer(actor: Handle[Actor], message: Ask[_T]) -> _T:
+    """Ask, waiting for room in a full mailbox: none of the engine's peers waits on it."""
+    return await actor.ask(message, timeout=30.0, wait_for_room=True)
+
+
+class Journal:
+    """The engine's commits to the store and the snapshots in them."""
+
+    def __init__(
+        self,
+        *,
+        performance: Handle[Actor],
+        scorer: Handle[Actor],
+        store: Handle[Actor],
+        alerts: Handle[Actor],
+        optimizer: Optimizer,
+        engine_state: Callable[[], dict[str, Any]],
+        bars_taken: Callable[[], int],
+        clock: Callable[[], int],
+        snapshot_interval_s: float,
+        snapshot_every_trades: int,
+    ) -> None:
+        self.performance = performance
+        self.scorer = scorer
+        self.store = store
+        self.alerts = alerts
+        self.optimizer = optimizer
+        self.engine_state = engine_state  # the engine's own part of a snapshot
+        # The bars the scorer's book took since the start: new ones make the timer's
+        # snapshot due, as trades do (the book is in the snapshot).
+        self.bars_taken = bars_taken
+        self.bars_in_snapshot = self._bars_being_saved = 0
+        self.clock = clock
+        self.snapshot_interval_ms = int(snapshot_interval_s * 1000)
+        self.snapshot_every_trades = snapshot_every_trades
+        self.last_snapshot_ms = clock()
+        self.trades_since_snapshot = 0
+
+    def trades_committed(self, count: int) -> bool:
+        """Count trades the store committed; whether they make a snapshot due."""
+        self.trades_since_snapshot += count
+        return self.trades_since_snapshot >= self.snapshot_every_trades
+
+    def due_on_timer(self, now: int) -> bool:
+        """Whether the timer's snapshot is due: trades or bars came in since the last one,
+        an interval ago or more."""
+        return (
+            bool(self.trades_since_snapshot or self.bars_taken() != self.bars_in_snapshot)
+            and now - self.last_snapshot_ms >= self.snapshot_interval_ms
+        )
+
+    async def commit(
+        self, drafts: list[AuditDraft], history: OptimizationState | None = None
+    ) -> list[AuditEntry]:
+        """Commit audit entries with a fresh snapshot, then publish them as alerts."""
+        snapshot = await self._snapshot_now()
+        # No timeout: the store always answers (committed or refused), and one given up
+        # on could still commit what the engine then undoes.
+        entries = await self.store.ask(
+            Commit(audit=drafts, history=history, snapshot=snapshot),
+            timeout=None,
+            wait_for_room=True,
+        )
+        self._after_snapshot(snapshot)
+        alerts = [Alert.from_audit(e) for e in entries]
+        if alerts:
+            try:
+                self.alerts.tell(alerts)
+            except Exception as exc:  # the audit row is the record; the alert is a courtesy
+                log.warning("alerts_not_queued", error=str(exc), count=len(alerts))
+        return entries
+
+    async def snapshot(self, reason: str) -> None:
+        """Write a snapshot of every stateful actor."""
+        snapshot = await self._snapshot_now()
+        await ask_peer(self.store, Commit(snapshot=snapshot))
+        self._after_snapshot(snapshot)
+        log.debug("snapshot_written", reason=reason, trade_seq=snapshot.trade_seq)
+
+    async def background_snapshot(self, reason: str) -> None:
+        """A snapshot nobody waits for: a failure is logged and tried again later.
+
+        Raised, it would crash the loop, and a storage outage would soon fail the daemon
+        over what only shortens the next restart's replay. The trade count is kept, so the
+        next commit tries again; the timer waits one interval.
+        """
+        try:
+            await self.snapshot(reason)
+        except Exception as exc:
+            self.last_snapshot_ms = self.clock()
+            log.warning(
+                "snapshot_not_written",
+                reason=reason,
+                error=f"{type(exc).__name__}: {exc}",
+                trades_since_snapshot=self.trades_since_snapshot,
+            )
+
+    def _after_snapshot(self, snapshot: Snapshot) -> None:
+        self.last_snapshot_ms = self.clock()
+        self.trades_since_snapshot = 0
+        self.bars_in_snapshot = self._bars_being_saved
+
+    async def _snapshot_now(self) -> Snapshot:
+        self._bars_being_saved = self.bars_taken()  # a bar taken meanwhile is saved again
+        performance = await ask_peer(self.performance, TAKE_STATE)
+        scorer = await ask_peer(self.scorer, TAKE_STATE)
+        return encode_snapshot(
+            performance=performance,
+            scorer=scorer,
+            optimizer=self.optimizer,
+            engine=self.engine_state(),
+            ts_ms=self.clock(),
+        )

@@ -1,0 +1,238 @@
+"""What the evidence says about a strategy: the verdicts the lifecycle acts on.
+
+A recent window's breaches and whether it clears the recovery margin
+(``judge_window``), the edge test read on the trades since its last reading
+(``read_edge``), a suspended strategy's paper trades against its break-even rate
+(``paper_verdict``) and the probation clock (``probation_ends``), each with the words of
+its reason. Apart from the model (actors/lifecycle.py), which counts violations and moves
+statuses by its table, because these are the statistics and the wording: functions of a
+config, a strategy's record and its figures, readable and testable without the table.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+
+from alphad.actors.exact import binomial_at_least, binomial_at_most
+from alphad.actors.figures import Figures, pnl_scale
+from alphad.actors.lifecycle_shapes import HealthState, LifecycleConfig
+from alphad.actors.sequential import MIN_TRADES as EDGE_MIN_TRADES
+from alphad.actors.sequential import cusum, edge_scale, threshold
+
+HOUR_MS = 3_600_000
+LEGACY_PROBATION_HOURS = 72
+"""The probation of a suspension made before probation was counted in trades."""
+
+
+class Assessment(msgspec.Struct, kw_only=True):
+    """What one recent window says about a strategy."""
+
+    soft: list[str]  # soft breaches, in words
+    hard: str | None  # the hard breach, in words
+    recovered: bool  # every threshold cleared by the hysteresis margin
+    figures: Figures
+    soft_limit: float  # the drawdown limits applied, in pnl units
+    hard_limit: float
+
+    def metrics(self) -> dict[str, Any]:
+        """The figures and limits for the journal (built only for a transition)."""
+        metrics = _metrics(self.figures)
+        metrics["soft_drawdown_limit"] = self.soft_limit
+        metrics["hard_drawdown_limit"] = self.hard_limit
+        return metrics
+
+
+def break_even_rate(figures: Figures | None) -> float | None:
+    """The win rate at which trades paying the window's average win and average loss
+    break even, avg loss / (avg win + avg loss); None without both wins and losses."""
+    if figures is None or figures.avg_win is None or figures.avg_loss is None:
+        return None
+    total = figures.avg_win + figures.avg_loss
+    return figures.avg_loss / total if total > 0.0 and math.isfinite(total) else None
+
+
+def paper_verdict(
+    figures: Figures | None, paper: tuple[float, float] | None, significance: float
+) -> tuple[bool, str] | None:
+    """What a suspended strategy's paper trades say: (True, words) when they win
+    significantly more often than it needs to break even (its window's average win and
+    loss, ``break_even_rate``), (False, words) when significantly less often; None
+    without paper trades, without a break-even rate, or without a significant answer."""
+    if paper is None:
+        return None
+    wins, outcomes = paper
+    need = break_even_rate(figures)
+    if outcomes < 1.0 or need is None:
+        return None
+    record = f"{wins:g} of its last {outcomes:g} paper trades won"
+    above = binomial_at_least(wins, outcomes, need)
+    if above <= significance:
+        return True, f"{record}, above the {need:.0%} it needs to break even (p = {above:.3f})"
+    below = binomial_at_most(wins, outcomes, need)
+    if below <= significance:
+        return False, f"{record}, below the {need:.0%} it needs to break even (p = {below:.3f})"
+    return None
+
+
+def _amount(value: float) -> str:
+    """A pnl amount for a reason: two decimals, or three significant digits if tiny or huge."""
+    if value == 0 or 0.01 <= abs(value) < 1e9:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def _metrics(figures: Figures) -> dict[str, Any]:
+    """The window's figures for the journal: no NaN or infinity in JSON."""
+    row = msgspec.structs.asdict(figures)
+    del row["pnls"]
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
+    }
+
+
+def _times(log_ratio: float) -> str:
+    """A likelihood ratio from its log, for a reason: ``1,234``, or ``10^412`` past what
+    a float holds (pnls of almost no spread make the evidence astronomic, not an error)."""
+    if log_ratio < 46.0:  # below 1e20
+        return f"{math.exp(log_ratio):,.0f}"
+    return f"10^{log_ratio / math.log(10):.0f}" if math.isfinite(log_ratio) else "infinitely"
+
+
+def ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``11th``: the count of a violation, for a reason."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def judge_window(
+    cfg: LifecycleConfig, figures: Figures, soft_limit: float, hard_limit: float
+) -> Assessment:
+    """Soft and hard breaches of one recent window under ``cfg`` and the drawdown limits
+    in pnl units, and whether it clears the margin.
+
+    A NaN figure breaches nothing but never counts as cleared either, so bad data
+    can keep a strategy degraded but cannot bring it back.
+    """
+    margin = cfg.hysteresis
+    scale = pnl_scale(figures)
+    expectancy, win_rate, drawdown = figures.expectancy, figures.win_rate, figures.max_drawdown
+    profit_factor, psr = figures.profit_factor, figures.judged_psr
+    soft = []
+    if psr is not None and psr < cfg.psr_floor:
+        soft.append(f"PSR {psr:.2f} < {cfg.psr_floor:.2f}")
+    if win_rate < cfg.win_rate_floor:
+        soft.append(f"win rate {win_rate:.0%} < {cfg.win_rate_floor:.0%}")
+    if drawdown > soft_limit:
+        soft.append(f"drawdown {_amount(drawdown)} > {_amount(soft_limit)}")
+    hard = (
+        f"drawdown {_amount(drawdown)} > hard limit {_amount(hard_limit)}"
+        if drawdown > hard_limit
+        else None
+    )
+    # Recovery asks for more than the absence of a breach: a positive expectancy and
+    # profit factor by the margin. No losing trade in the window (profit factor
+    # undefined) clears the profit factor test when there are wins; breakeven-only
+    # windows fail on expectancy.
+    recovered = (
+        expectancy > margin * scale
+        and (
+            profit_factor > 1 + margin
+            if profit_factor is not None
+            else figures.profit_factor_infinite
+        )
+        and win_rate > cfg.win_rate_floor + margin
+        and drawdown < soft_limit * (1 - margin)
+        and (psr is None or psr > cfg.psr_floor + margin)
+    )
+    return Assessment(
+        soft=soft,
+        hard=hard,
+        recovered=recovered,
+        figures=figures,
+        soft_limit=soft_limit,
+        hard_limit=hard_limit,
+    )
+
+
+def edge_level(cfg: LifecycleConfig) -> float:
+    """The edge test's alarm level under ``cfg``."""
+    return threshold(cfg.edge_false_alarm_trades)
+
+
+def read_edge(
+    cfg: LifecycleConfig, state: HealthState, figures: Figures
+) -> tuple[str, dict[str, Any]] | None:
+    """Read the trades since the last reading into the edge test; the reason and the
+    journal's metrics of its alarm, or None. The statistic starts over after an alarm."""
+    if cfg.edge_loss <= 0.0 or figures.trades < EDGE_MIN_TRADES:
+        return None
+    new = min(figures.seen - state.edge_read, len(figures.pnls))
+    state.edge_read = figures.seen
+    scale = edge_scale(figures.pnls)
+    if not scale > 0.0 or new <= 0:
+        return None
+    state.edge_statistic = cusum(state.edge_statistic, figures.pnls[-new:], scale, cfg.edge_loss)
+    level = edge_level(cfg)
+    if state.edge_statistic < level:
+        return None
+    statistic, state.edge_statistic = state.edge_statistic, 0.0
+    reason = (
+        f"lost its edge: losing {cfg.edge_loss:g} σ a trade is {_times(statistic)} "
+        f"times likelier than no edge (test at {cfg.edge_false_alarm_trades:g})"
+    )
+    return reason, _metrics(figures) | {"edge_statistic": statistic, "edge_scale": scale}
+
+
+def probation_ends(
+    cfg: LifecycleConfig,
+    state: HealthState,
+    figures: Figures | None,
+    paper: tuple[float, float] | None,
+    now_ms: int,
+) -> str | None:
+    """Whether an automatic suspension ends now: the paper trades' words when they
+    end it, "" when the clock does, None when it goes on. A new batch of paper trades is
+    judged once: its verdict is kept in ``state``."""
+    if state.actor != "system" or state.suspended_at_ms is None:
+        return None
+    if paper is not None and paper[1] - state.paper_judged[1] >= cfg.paper_trades:
+        batch = (paper[0] - state.paper_judged[0], paper[1] - state.paper_judged[1])
+        state.paper_judged = paper
+        verdict = paper_verdict(figures, batch, cfg.paper_significance)
+        if verdict is not None:
+            state.paper_verdict = verdict[0]
+            if verdict[0]:
+                return verdict[1]
+    if state.paper_verdict is None and state.suspensions <= cfg.timer_probations:
+        return "" if _probation_due(cfg, state, now_ms) else None
+    return None
+
+
+def _probation_due(cfg: LifecycleConfig, state: HealthState, now_ms: int) -> bool:
+    # Only automatic suspensions go on probation: one set by an operator stays until
+    # an operator lifts it.
+    if state.actor != "system" or state.suspended_at_ms is None:
+        return False
+    waited = now_ms - state.suspended_at_ms
+    hours = cfg.probation_after_hours
+    if hours is not None:
+        return hours > 0 and waited >= round(hours * HOUR_MS)
+    trades = cfg.probation_after_trades
+    pace = state.suspended_pace_ms
+    if trades > 0 and pace is None:
+        # A suspension without a pace (one from a snapshot or journal older than the
+        # trade clock) ends on the clock it was made under.
+        return waited >= LEGACY_PROBATION_HOURS * HOUR_MS
+    return trades > 0 and pace is not None and waited >= trades * pace
+
+
+def probation_words(cfg: LifecycleConfig, state: HealthState, hours: float) -> str:
+    """Why the clock ended a suspension of ``hours``, for the reason of its probation."""
+    if cfg.probation_after_hours is not None:
+        return f"suspended {hours:.1f} h (probation after {cfg.probation_after_hours:g} h)"
+    if state.suspended_pace_ms is None:
+        return f"suspended {hours:.1f} h (suspended before probation counted trades)"
+    return f"suspended {hours:.1f} h, the time it took to make {cfg.probation_after_trades} trades"

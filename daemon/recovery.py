@@ -1,0 +1,216 @@
+"""Recovery: every model rebuilt from the database at a start.
+
+The newest snapshot that restores (an unreadable one passed over for the one before it),
+the journaled changes after it applied again, the trades and outcomes committed after it
+fed as the live daemon would have, the scorer's book of bars held again, and the scorer
+serving the recovered weights and statuses. Apart from the Daemon (daemon/app.py), whose
+start opens the store and hands it here, because how the state comes back, and what
+refuses a start on the way, is a subject of its own. ``StartupError``, which every phase
+of the start raises, is here because recovery, where most refusals come from, raises it
+without importing the Daemon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+
+from alphad.actors.base import Handle
+from alphad.actors.engine import wall_clock_ms
+from alphad.actors.engine_snapshot import decode_snapshot
+from alphad.actors.market import MarketRegimes
+from alphad.actors.optimizer import Optimizer, set_allocation
+from alphad.actors.performance import PerformanceModel
+from alphad.actors.scorer import ScorerActor
+from alphad.actors.store import Recovery, StoreActor
+from alphad.daemon.config import Config, Models, build_models
+
+log = structlog.get_logger("alphad")
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message is one line for the operator."""
+
+
+class Restored(msgspec.Struct, kw_only=True):
+    """The models rebuilt from one snapshot."""
+
+    state: dict[str, Any]
+    models: Models
+
+
+class Recovered(msgspec.Struct, kw_only=True):
+    """What the database gave back: the store, the models and the scorer over them."""
+
+    store: StoreActor
+    performance: PerformanceModel
+    scorer: ScorerActor
+    optimizer: Optimizer
+    last_cycle_ms: int
+
+
+async def recover(
+    store: StoreActor, config: Config, database: Path, on_label: Callable[[str], None]
+) -> Recovered:
+    """Open the database and rebuild every model from its snapshot and committed tail;
+    ``on_label`` learns each regime label the restored book of bars detects."""
+    try:
+        await store.on_start()
+        cycle = await store.latest_cycle()
+        snapshot_ids = await store.snapshot_ids()
+    except Exception as exc:
+        raise StartupError(f"cannot open database {database}: {exc}") from exc
+    started_recovery = time.perf_counter()
+    recovery, restored = await _restore(store, snapshot_ids, config, database)
+    state = restored.state
+    performance_model = restored.models.performance
+    scorer_model = restored.models.scorer
+    optimizer = restored.models.optimizer
+    scorer_state = state.get("scorer")
+    optimizer.cycles = max(cycle, optimizer.cycles)
+    scorer = ScorerActor(
+        scorer_model,
+        Handle(store),
+        last_trade_seq=scorer_state["last_trade_seq"] if scorer_state else 0,
+        last_outcome_seq=scorer_state["last_outcome_seq"] if scorer_state else 0,
+        mailbox_size=config.daemon.mailbox_size,
+        market=_market(config, scorer_state, database, on_label),
+    )
+    _replay(recovery, performance_model, scorer, optimizer)
+    served = set_allocation(optimizer.allocation())
+    scorer_model.set_allocation(
+        served.statuses,
+        served.weights,
+        served.multipliers,
+        served.regime_multipliers,
+        served.regime_statuses,
+    )
+    scorer_model.set_regime_fit(
+        performance_model.recent_by_strategy(), performance_model.recent_by_regime()
+    )
+    log.info(
+        "state_recovered",
+        snapshot_trade_seq=recovery.snapshot.trade_seq if recovery.snapshot else None,
+        replayed_trades=len(recovery.trades),
+        replayed_outcomes=len(recovery.outcomes),
+        bars_held=scorer.market.bars_restored,
+        trades=store.trades_committed,
+        duration_ms=round((time.perf_counter() - started_recovery) * 1000, 1),
+    )
+    return Recovered(
+        store=store,
+        performance=performance_model,
+        scorer=scorer,
+        optimizer=optimizer,
+        last_cycle_ms=int(state.get("engine", {}).get("last_cycle_ms", 0)),
+    )
+
+
+def _market(
+    config: Config,
+    scorer_state: dict[str, Any] | None,
+    database: Path,
+    on_label: Callable[[str], None],
+) -> MarketRegimes:
+    """The book of bars, holding again what the snapshot kept of it. A book that does
+    not restore starts empty, said so in one line: bars are not the record, and a
+    feeder sends them again (weights and statuses, which are, refuse the start)."""
+    market = MarketRegimes(config.regimes, on_label=on_label)
+    try:
+        market.restore((scorer_state or {}).get("market", []))
+    except ValueError as exc:
+        log.warning("bars_not_restored", database=str(database), error=str(exc))
+    return market
+
+
+async def _restore(
+    store: StoreActor, snapshot_ids: list[int], config: Config, database: Path
+) -> tuple[Recovery, Restored]:
+    """The models from the newest snapshot that restores, and what came after it.
+
+    An unreadable snapshot is passed over for the one before it (the store keeps
+    ``snapshots_keep``), with a longer replay of the committed tail and the journaled
+    changes after it applied again; said so in one line. Only when none restores is
+    the start refused: starting from defaults would silently drop weights and statuses.
+    """
+    failures: list[str] = []
+    first_failure: Exception | None = None
+    for skipped, snapshot_id in enumerate(snapshot_ids or [None]):
+        try:
+            recovery = await store.load_recovery(snapshot_id)
+        except Exception as exc:
+            raise StartupError(f"cannot open database {database}: {exc}") from exc
+        try:
+            restored = _models_from(recovery, config)
+        except Exception as exc:
+            first_failure = first_failure or exc
+            failures.append(f"snapshot {snapshot_id}: {exc}")
+            continue
+        if skipped:
+            assert recovery.snapshot is not None
+            log.warning(
+                "restored_from_older_snapshot",
+                database=str(database),
+                unreadable="; ".join(failures),
+                snapshot_trade_seq=recovery.snapshot.trade_seq,
+                replayed_trades=len(recovery.trades),
+                reapplied_changes=len(recovery.audit),
+            )
+        return recovery, restored
+    # Never start with a half-restored state: weights and statuses (a suspended
+    # strategy!) would silently fall back to their defaults.
+    raise StartupError(
+        f"cannot restore the state snapshot in {database}: {first_failure}"
+    ) from first_failure
+
+
+def _models_from(recovery: Recovery, config: Config) -> Restored:
+    """Every model from a snapshot (defaults without one), with the journaled changes
+    after it applied again; raises on a snapshot that does not restore."""
+    state = decode_snapshot(recovery.snapshot) if recovery.snapshot else {}
+    engine_state = state.setdefault("engine", {})
+    for entry in recovery.audit:
+        if entry.kind == "component" and isinstance(entry.new, bool):
+            engine_state.setdefault("switches", {})[entry.data.get("component")] = entry.new
+            engine_state.setdefault("switched_ms", {})[entry.data.get("component")] = entry.ts_ms
+    models = build_models(config, state, id_prefix=f"{wall_clock_ms():x}")
+    for entry in recovery.audit:
+        models.optimizer.apply_journaled(entry)
+    return Restored(state=state, models=models)
+
+
+def _replay(
+    recovery: Recovery,
+    performance: PerformanceModel,
+    scorer: ScorerActor,
+    optimizer: Optimizer,
+) -> None:
+    """Feed what was committed after the snapshot, as the live daemon would have."""
+    now = wall_clock_ms()
+    for trade in recovery.trades:
+        performance.record(trade)
+        scorer.learn_trade(trade)
+    for outcome in recovery.outcomes:
+        scorer.learn_outcome(outcome)
+    # A restart from an older snapshot than a forget replays the forgotten strategy's
+    # trades: forget it again unless it traded after it was forgotten.
+    last_trade = {trade.strategy: trade.seq for trade in recovery.trades}
+    for entry in recovery.audit:
+        name = entry.strategy
+        if (
+            entry.kind == "forget"
+            and name is not None
+            and last_trade.get(name, 0) <= int(entry.data.get("trade_seq", 0))
+        ):
+            performance.detach(name)
+            scorer.model.detach(name)
+            optimizer.forget(name)
+    for strategy in performance.strategies():
+        with contextlib.suppress(Exception):
+            optimizer.register(strategy, now)
