@@ -65,7 +65,6 @@ from alphad.actors.store_messages import (
 from alphad.actors.store_plan import plan_batch, signals_to_look_up, unknown_signal
 from alphad.actors.store_schema import MIGRATIONS, SCHEMA_VERSION, integrity_problems, prepare
 from alphad.actors.store_writes import delete_old_signals, journaled_signals, write_batch
-from alphad.protocol.messages import AuditEntry
 
 log = structlog.get_logger("alphad.store")
 
@@ -214,14 +213,6 @@ class StoreActor(Actor):
     async def trades_after(self, seq: int, limit: int | None = None) -> list[ClosedTrade]:
         """Committed trades with a greater seq, in seq order."""
         return await self._run(partial(reads.trades_after, seq=seq, limit=limit))
-
-    async def audit_since(
-        self, since_seq: int, strategy: str | None, limit: int
-    ) -> list[AuditEntry]:
-        """Audit entries after ``since_seq``, oldest first."""
-        return await self._run(
-            partial(reads.audit_since, since_seq=since_seq, strategy=strategy, limit=limit)
-        )
 
     async def latest_cycle(self) -> int:
         """The number of the last journaled optimization cycle (0 if none)."""
@@ -400,14 +391,11 @@ class StoreActor(Actor):
 
     async def handle(self, message: Any) -> Any:
         if isinstance(message, QueryAudit):
-            if message.max_bytes is not None:
-                return await self._run(partial(reads.audit_page, query=message))
-            return await self.audit_since(message.since_seq, message.strategy, message.limit)
+            return await self._run(partial(reads.audit_page, query=message))
         if isinstance(message, QuerySignals):
             return await self._run(partial(reads.signals_page, query=message))
         if isinstance(message, QueryHistory):
-            page = await self._run(partial(reads.history_page, query=message))
-            return page if message.max_bytes is not None else page[0]
+            return await self._run(partial(reads.history_page, query=message))
         raise TypeError(f"store cannot handle {type(message).__name__}")
 
 

@@ -151,9 +151,10 @@ class Commit(Ask[list[AuditEntry]], frozen=True, kw_only=True):
     snapshot: Snapshot | None = None
 
 
-class QueryAudit(Ask[tuple[list[AuditEntry], bool] | list[AuditEntry]], frozen=True):
-    """Ask: audit entries after ``since_seq``. With ``max_bytes``, no more entries than fit
-    in about that many bytes (at least one), answered ``(entries, more)``."""
+class QueryAudit(Ask[tuple[list[AuditEntry], bool]], frozen=True):
+    """Ask: at most ``limit`` audit entries after ``since_seq``, oldest first, and no more
+    than fit in about ``max_bytes`` (at least one) when it is given; answered
+    ``(entries, more)``, ``more`` telling whether entries are left after the page."""
 
     since_seq: int
     strategy: str | None
@@ -161,12 +162,10 @@ class QueryAudit(Ask[tuple[list[AuditEntry], bool] | list[AuditEntry]], frozen=T
     max_bytes: int | None = None
 
 
-class QueryHistory(
-    Ask[tuple[list[OptimizationState], bool] | list[OptimizationState]], frozen=True
-):
-    """Ask: the latest cycles' full states before ``before_cycle``, newest first. With
-    ``max_bytes``, no more than fit in that many bytes (at least one), answered
-    ``(states, more)``."""
+class QueryHistory(Ask[tuple[list[OptimizationState], bool]], frozen=True):
+    """Ask: the latest ``limit`` cycles' full states before ``before_cycle``, newest
+    first, and no more than fit in about ``max_bytes`` (at least one) when it is given;
+    answered ``(states, more)``."""
 
     limit: int
     before_cycle: int | None = None

@@ -130,7 +130,11 @@ def audit_since(
 
 
 def audit_page(db: sqlite3.Connection, query: QueryAudit) -> tuple[list[AuditEntry], bool]:
-    """One bounded page of the audit log: the size of an entry is its text's."""
+    """One page of the audit log, bounded by ``limit`` and, when given, by ``max_bytes``:
+    the size of an entry is its text's."""
+    if query.max_bytes is None:
+        entries = audit_since(db, query.since_seq, query.strategy, query.limit + 1)
+        return entries[: query.limit], len(entries) > query.limit
     sql = "SELECT seq, LENGTH(old) + LENGTH(new) + LENGTH(reason) + LENGTH(data) FROM audit"
     sql += " WHERE seq > ?"
     params: list[Any] = [query.since_seq]
@@ -140,7 +144,6 @@ def audit_page(db: sqlite3.Connection, query: QueryAudit) -> tuple[list[AuditEnt
     sql += " ORDER BY seq LIMIT ?"
     params.append(query.limit + 1)
     sizes = db.execute(sql, params).fetchall()
-    assert query.max_bytes is not None
     count = fitting([64 + (size or 0) for _, size in sizes[: query.limit]], query.max_bytes)
     entries = audit_since(db, query.since_seq, query.strategy, count)
     return entries, len(sizes) > count

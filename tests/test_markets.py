@@ -42,7 +42,8 @@ from bench.markets.peers import (
     StoplossGuard,
     taken_by,
 )
-from bench.markets.run import BASELINE, DETECTED, bar_rows, main, run
+from bench.markets.report import main
+from bench.markets.run import BASELINE, DETECTED, bar_rows, run
 from bench.markets.strategies import (
     STRATEGIES,
     WARMUP,

@@ -176,9 +176,11 @@ async def test_the_live_engine_and_the_replay_agree_cycle_by_cycle(
                 live_audit += live
         journal: list[Audit] = []
         since = 0
-        while entries := await store.ask(QueryAudit(since, None, 1000)):
+        more = True
+        while more:
+            entries, more = await store.ask(QueryAudit(since, None, 1000))
             journal += [_journaled(e) for e in entries if e.kind in ("weight", "status")]
-            since = entries[-1].seq
+            since = entries[-1].seq if entries else since
     finally:
         await supervisor.stop(10.0)
         context.destroy(linger=0)

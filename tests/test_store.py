@@ -238,11 +238,16 @@ async def test_audit_entries_get_increasing_seqs_and_are_queryable(tmp_path: Pat
     more = await store.ask(Commit(audit=drafts[:1]))
     assert [e.seq for e in entries] == [1, 2]
     assert [e.seq for e in more] == [3]
-    since = await store.ask(QueryAudit(1, None, 100))
-    assert [e.seq for e in since] == [2, 3]
+    since, more = await store.ask(QueryAudit(1, None, 100))
+    assert [e.seq for e in since] == [2, 3] and more is False
     assert since[1].data == {"expectancy": -1.0}
-    only_rsi = await store.ask(QueryAudit(0, "rsi", 100))
+    only_rsi, _ = await store.ask(QueryAudit(0, "rsi", 100))
     assert [(e.seq, e.old, e.new) for e in only_rsi] == [(2, 1.0, 0.85)]
+    # Without a byte bound the answer is still a page that says whether entries are left.
+    first, more = await store.ask(QueryAudit(0, None, 2))
+    assert [e.seq for e in first] == [1, 2] and more is True
+    rest, more = await store.ask(QueryAudit(2, None, 2))
+    assert [e.seq for e in rest] == [3] and more is False
     await supervisor.stop(1.0)
 
 
@@ -360,7 +365,8 @@ async def test_prune_deletes_old_signals_chunk_by_chunk_and_nothing_else(tmp_pat
         # A chunk per batch: the store tells itself to go on behind what is queued, so
         # each query below lets one more chunk run first.
         for _ in range(3):
-            await store.ask(QueryHistory(1))
+            # Nothing journaled in the history: an empty page with nothing left.
+            assert await store.ask(QueryHistory(1)) == ([], False)
         left = rows(db, "SELECT signal_id, ts_ms FROM signals ORDER BY id")
         # The seven old ones in front are gone; s9 waits behind rows too recent to delete.
         assert left == [("s7", 5_000), ("s8", 6_000), ("s9", 50)]

@@ -1,6 +1,6 @@
-"""``python -m bench.markets``: see bench/markets/run.py."""
+"""``python -m bench.markets``: bench/markets/run.py measures, report.py writes it out."""
 
-from bench.markets.run import main
+from bench.markets.report import main
 
 if __name__ == "__main__":
     raise SystemExit(main())
