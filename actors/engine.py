@@ -497,12 +497,12 @@ class EngineActor(Actor):
         """One page of everything a dashboard needs (actors/report_pages.py)."""
         asked = ReportTables(after=after[0] if after else None)
         tables = await ask_peer(self.performance, asked)
-        weighting, statuses = self.optimizer.weighting, self.optimizer.statuses
+        optimizer = self.optimizer
         parts = ReportParts(
             status=self.status(),
-            weights=weighting.table(None, statuses),
-            regime_weights={r: weighting.table(r, statuses) for r in weighting.regimes()},
-            frozen=weighting.frozen,
+            weights=optimizer.table(None),
+            regime_weights={r: optimizer.table(r) for r in optimizer.weighting.regimes()},
+            frozen=optimizer.weighting.frozen,
             health=self.optimizer.health_rows(None),
             tables=tables,
             signal_quality=await ask_peer(self.scorer, SignalSummary()),

@@ -7,6 +7,9 @@ import msgspec
 from alphad.actors.base import Ask
 
 UNKNOWN_REGIME = "unknown"
+# How far a status keeps a strategy from trading: where a strategy has a status of its own
+# and one in a regime (``[lifecycle] per_regime``), the stricter applies there.
+STRICTNESS = {"active": 0, "degraded": 1, "suspended": 2, "retired": 3}
 
 
 class ClosedTrade(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from alphad.actors.events import STRICTNESS
 from alphad.actors.figures import Figures
 from alphad.actors.lifecycle import LifecycleModel
 from alphad.actors.lifecycle_shapes import Transition
@@ -239,7 +240,7 @@ class Optimizer:
         return Allocation(
             statuses=statuses,
             global_table=model.table(None, statuses),
-            regime_tables={r: model.table(r, statuses) for r in regimes},
+            regime_tables={r: self.table(r) for r in regimes},
             multipliers={s: model.multiplier(s) for s in strategies},
             regime_multipliers={
                 r: {s: model.multiplier(s, r) for s in strategies} for r in regimes
@@ -250,7 +251,26 @@ class Optimizer:
 
     def weights(self, regime: str | None) -> Weights:
         """The ``weights`` reply of ``get_weights``."""
-        return self.weighting.table(regime, self.statuses).reply(self.weighting.frozen)
+        return self.table(regime).reply(self.weighting.frozen)
+
+    def table(self, regime: str | None) -> WeightTable:
+        """The weights of the global table (``regime`` None) or of one regime's, under
+        the statuses that apply there (``statuses_in``)."""
+        return self.weighting.table(regime, self.statuses_in(regime))
+
+    def statuses_in(self, regime: str | None) -> dict[str, str]:
+        """Each strategy's status where it trades in ``regime``: its own, or its status in
+        that regime where that is stricter (``per_regime``), as the scorer serves it. A
+        strategy suspended in a regime has no effective weight in that regime's table, and
+        the others' normalized weights there share what it leaves."""
+        there = self.regime_statuses.get(regime, {}) if regime is not None else {}
+        if not there:
+            return self.statuses
+        statuses = dict(self.statuses)
+        for strategy, status in there.items():
+            if STRICTNESS[status] > STRICTNESS.get(statuses.get(strategy, "active"), 0):
+                statuses[strategy] = status
+        return statuses
 
     def health_rows(self, strategy: str | None) -> list[HealthRow]:
         """Health rows of one strategy (a default row if never seen) or of every one,

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from alphad.actors.events import UNKNOWN_REGIME
+from alphad.actors.events import STRICTNESS, UNKNOWN_REGIME
 from alphad.actors.exact import binomial_at_most
 from alphad.actors.figures import Figures
 from alphad.actors.scorer_config import ScorerConfig
@@ -28,8 +28,6 @@ from alphad.actors.scorer_tallies import BUCKETS, PAPER, SetupKey, SetupTally, T
 from alphad.protocol.messages import ScoreSignal, SignalScore
 
 EXECUTABLE = frozenset(("active", "degraded"))
-_STRICTNESS = {"active": 0, "degraded": 1, "suspended": 2, "retired": 3}
-"""A strategy's status in a regime counts where it is stricter than its own."""
 
 
 class ScorerModel:
@@ -101,7 +99,7 @@ class ScorerModel:
         in_regime = ""
         if regime is not None and self.regime_statuses:
             there = self.regime_statuses.get(regime, {}).get(strategy)
-            if there is not None and _STRICTNESS[there] > _STRICTNESS.get(status, 0):
+            if there is not None and STRICTNESS[there] > STRICTNESS.get(status, 0):
                 status, in_regime = there, f" in regime {regime}"
         confidence = request.confidence
         if not 0.0 <= confidence <= 1.0:

@@ -116,6 +116,25 @@ def test_a_strategy_losing_in_one_regime_is_suspended_there_and_trades_on_elsewh
     assert scorer.paper_record() == {}
 
 
+def test_a_strategy_suspended_in_a_regime_has_no_effective_weight_in_that_regime() -> None:
+    # Two strategies of equal base weight; only s trades, and loses in LOSING.
+    optimizer = _optimizer(ON, {"s": StrategyConfig(), "t": StrategyConfig()})
+    _cycles(optimizer, 3)
+    assert optimizer.regime_statuses == {LOSING: {"s": "suspended"}}
+    there, elsewhere, overall = (optimizer.weights(r) for r in (LOSING, WINNING, None))
+    # In LOSING its signals are refused, so its share there goes to t, as a suspension of
+    # the strategy itself does in every table.
+    assert there.effective["s"] == 0.0 and there.effective["t"] > 0.0
+    assert there.normalized == {"s": 0.0, "t": 1.0}
+    for table in (elsewhere, overall):
+        assert table.effective["s"] > 0.0 and table.normalized["s"] > 0.0
+        assert table.normalized["s"] + table.normalized["t"] == pytest.approx(1.0)
+    # The tables the scorer is handed and the report shows are the same ones.
+    allocation = optimizer.allocation()
+    assert allocation.regime_tables[LOSING].normalized == there.normalized
+    assert allocation.regime_tables[WINNING].normalized == elsewhere.normalized
+
+
 def test_without_per_regime_nothing_is_judged_by_regime() -> None:
     optimizer = _optimizer(LifecycleConfig(probation_after_trades=0))
     assert [m for m in _cycles(optimizer, 3) if m.regime is not None] == []
