@@ -39,7 +39,7 @@ SHORT = {
 
 
 def type_name(hint: object) -> str:
-    text = repr(hint).replace("typing.", "").replace("alphad.protocol.messages.", "")
+    text = re.sub(r"alphad\.protocol\.\w+\.", "", repr(hint).replace("typing.", ""))
     text = text.replace(NAME, "name").replace(BAR_SIZE, "bar_size")
     text = re.sub(r"Annotated\[(\w+), msgspec.Meta\(([^)]*)\)\]", r"\1 (\2)", text)
     text = text.replace("<class '", "").replace("'>", "")
