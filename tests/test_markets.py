@@ -11,6 +11,7 @@ import json
 import math
 import random
 import zipfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
@@ -297,9 +298,11 @@ def test_bbgo_circuit_breaker_halts_after_eight_losses_in_a_row_then_resets() ->
 # ----------------------------------------------------------------------------- end to end
 
 
-def make_archive(tmp_path: Path, histories: dict[str, list[Bar]]) -> tuple[Path, Path]:
+def make_archive(
+    tmp_path: Path, histories: dict[str, list[Bar]], holdout: Sequence[str] = ()
+) -> tuple[Path, Path]:
     """A wheel-like zip holding one CSV per history, in a cache laid out as the bench's,
-    and a manifest naming them with their checksums."""
+    and a manifest naming them with their checksums (those in ``holdout`` in the holdout)."""
     files = {f"pkg/data/{name}.csv": csv_of(bars).encode() for name, bars in histories.items()}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -318,6 +321,7 @@ def make_archive(tmp_path: Path, histories: dict[str, list[Bar]]) -> tuple[Path,
             'package = "pkg"\nversion = "1"\narchive = "pkg-1-py3-none-any.whl"\n'
             f'archive_sha256 = "{hashlib.sha256(data).hexdigest()}"\n'
             f'file = "{path}"\nfile_sha256 = "{hashlib.sha256(files[path]).hexdigest()}"\n'
+            + ('split = "holdout"\n' if name in holdout else "")
         )
     manifest = tmp_path / "manifest.toml"
     manifest.write_text("\n".join(entries))

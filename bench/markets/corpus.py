@@ -11,9 +11,19 @@ Bars are checked as they are read. A file is refused with its name and the row's
 number for: a timestamp not after the previous one (a duplicate or out of order), a
 price that is zero, negative or not a number, high below low, open or close outside
 [low, high], a row with some prices missing, or a one-bar close-to-close move beyond
-the history's limit (±50 % for stocks and indices: an unadjusted split). A row with no
-price at all is a day the market did not trade and is skipped; gaps in time (weekends,
-holidays, a missing hour) are allowed: strategies count bars, not hours.
+the history's limit (±50 % for stocks and indices: an unadjusted split). An open or a
+close within a relative ``BOUND_TOLERANCE`` (1e-9) outside [low, high] is the rounding
+of an adjusted price and is taken as on the bound; further out it is refused. A row
+with no price at all is a day the market did not trade and is skipped; gaps in time
+(weekends, holidays, a missing hour) are allowed: strategies count bars, not hours.
+
+A time with a zone offset (``2000-01-04 00:00:00+09:00``) is that instant; a time
+without one is UTC. ``start`` and ``end`` are calendar days of the file's own times.
+
+Every history is in one split. Those the manifest gives no ``split`` are halved into
+calibration and evaluation by their names alone (``split_of``); ``split = "holdout"``
+puts a history in the holdout, out of that alternation, so that adding one moves no
+other history from its half.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import tomllib
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from alphad.actors.regimes import Bar
@@ -43,8 +53,12 @@ ASSET_CLASSES = ("equity_index", "stock", "fx", "crypto", "commodity")
 # it a stock or an index has an unadjusted split; a coin can really move that much.
 MAX_MOVE = {"equity_index": 0.5, "stock": 0.5, "fx": 0.2, "crypto": math.inf, "commodity": 0.5}
 BAR_MINUTES = {"1m": 1, "5m": 5, "1h": 60, "4h": 240, "1d": 1440, "1w": 10080, "1mo": 43200}
-SPLITS = ("calibration", "evaluation")
-FORMATS = ("ohlc", "close", "fastquant_wide")
+HALVES = ("calibration", "evaluation")  # what split_of alternates
+HOLDOUT = "holdout"  # the only split a manifest entry may name
+SPLITS = (*HALVES, HOLDOUT)
+FORMATS = ("ohlc", "close", "fastquant_wide", "long")
+# An adjusted price may land this far (relative) outside [low, high] by rounding alone.
+BOUND_TOLERANCE = 1e-9
 
 
 class CorpusError(Exception):
@@ -74,9 +88,11 @@ class Source:
     high: str = "High"
     low: str = "Low"
     close: str = "Close"
-    column: str = ""  # the symbol's columns in a wide file
+    column: str = ""  # the symbol's columns in a wide file; its symbol_column value in a long one
+    symbol_column: str = ""  # a long file's column naming each row's symbol
     start: str = ""  # first day kept, YYYY-MM-DD (inclusive)
     end: str = ""  # last day kept (inclusive)
+    split: str = ""  # "holdout", or "" for a half of split_of
     note: str = ""
 
     @property
@@ -123,6 +139,12 @@ def load_manifest(path: Path = MANIFEST) -> list[Source]:
             raise CorpusError(f"{path}: {source.name}: unknown bar {source.bar!r}")
         if source.format not in FORMATS:
             raise CorpusError(f"{path}: {source.name}: unknown format {source.format!r}")
+        if source.split not in ("", HOLDOUT):
+            raise CorpusError(
+                f"{path}: {source.name}: unknown split {source.split!r} (only {HOLDOUT!r})"
+            )
+        if source.format == "long" and not (source.symbol_column and source.column):
+            raise CorpusError(f"{path}: {source.name}: a long file needs symbol_column and column")
         sources.append(source)
     names = [s.name for s in sources]
     for name in names:
@@ -132,16 +154,19 @@ def load_manifest(path: Path = MANIFEST) -> list[Source]:
 
 
 def split_of(sources: Sequence[Source]) -> dict[str, str]:
-    """Each history's half, fixed by its name alone: histories sorted by asset class,
-    then by the sha256 of their name, alternate calibration, evaluation, calibration…
-    so each asset class is split evenly (an odd one out alternates between classes)."""
-    ordered = sorted(sources, key=lambda s: (s.asset_class, _sha256(s.name.encode())))
-    return {s.name: SPLITS[i % 2] for i, s in enumerate(ordered)}
+    """Each history's split: the manifest's ``split`` where it names one; the others a
+    half, fixed by their names alone: sorted by asset class, then by the sha256 of their
+    name, they alternate calibration, evaluation, calibration… so each asset class is
+    split evenly (an odd one out alternates between classes)."""
+    halved = [s for s in sources if not s.split]
+    ordered = sorted(halved, key=lambda s: (s.asset_class, _sha256(s.name.encode())))
+    halves = {s.name: HALVES[i % 2] for i, s in enumerate(ordered)}
+    return {s.name: s.split or halves[s.name] for s in sources}
 
 
 def select(sources: Sequence[Source], histories: str, split: str) -> list[Source]:
-    """The histories whose name matches the glob ``histories``, in ``split`` (a half of
-    ``split_of``, or ``all``); ``CorpusError`` when none does."""
+    """The histories whose name matches the glob ``histories``, in ``split`` (one of
+    ``split_of``, or ``all``: every history); ``CorpusError`` when none does."""
     halves = split_of(sources)
     chosen = [
         s
@@ -248,15 +273,15 @@ def load_history(source: Source, cache: Path) -> History:
 def parse_bars(text: str, source: Source) -> list[Bar]:
     """The bars of a file's text, in the source's format, kept between its start and end
     and checked (module docstring); ``CorpusError`` names the file and the line."""
-    first = _day_ms(source.start, source) if source.start else -math.inf
-    last = _day_ms(source.end, source) + 86_400_000 if source.end else math.inf
+    first = _day(source.start, source) if source.start else date.min
+    last = _day(source.end, source) if source.end else date.max
     limit = MAX_MOVE[source.asset_class]
     bars: list[Bar] = []
-    for line, ts_ms, prices in _rows(text, source):
+    for line, ts_ms, day, prices in _rows(text, source):
         if bars and ts_ms <= bars[-1].ts_ms:
             what = "repeats" if ts_ms == bars[-1].ts_ms else "is before"
             raise _bad(source, line, f"time {_iso(ts_ms)} {what} the previous row's")
-        if prices is None or not first <= ts_ms < last:
+        if prices is None or not first <= day <= last:
             continue
         o, h, lo, c = prices
         for label, value in (("open", o), ("high", h), ("low", lo), ("close", c)):
@@ -264,6 +289,7 @@ def parse_bars(text: str, source: Source) -> list[Bar]:
                 raise _bad(source, line, f"{label} {value} is not a positive price")
         if h < lo:
             raise _bad(source, line, f"high {h} is below low {lo}")
+        o, c = _on_bound(o, lo, h), _on_bound(c, lo, h)
         if not (lo <= o <= h and lo <= c <= h):
             raise _bad(source, line, f"open {o} or close {c} is outside low {lo} – high {h}")
         if bars:
@@ -281,15 +307,31 @@ def parse_bars(text: str, source: Source) -> list[Bar]:
     return bars
 
 
+def _on_bound(price: float, low: float, high: float) -> float:
+    """``price``, or the bound it is within a relative ``BOUND_TOLERANCE`` outside of."""
+    if high < price <= high * (1.0 + BOUND_TOLERANCE):
+        return high
+    if low * (1.0 - BOUND_TOLERANCE) <= price < low:
+        return low
+    return price
+
+
 Prices = tuple[float, float, float, float] | None
 
 
-def _rows(text: str, source: Source) -> Iterator[tuple[int, int, Prices]]:
-    """(line number, open time, prices or None for a row without any) of each row."""
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None:
-        raise CorpusError(f"{source.name}: {source.where}: empty file")
+@dataclass(frozen=True)
+class _Layout:
+    """Where a file's fields are: column indices, and the line of the first row."""
+
+    prices: list[int]  # open, high, low, close
+    time: int
+    symbol: int  # -1 unless the file is long
+    first_line: int
+
+
+def _layout(header: list[str], reader: Iterator[list[str]], source: Source) -> _Layout:
+    """The layout of a file whose first line is ``header`` (a wide file's other header
+    lines are read from ``reader``); ``CorpusError`` for a missing column."""
     if source.format == "fastquant_wide":
         # Three header lines: the symbol of each column, its field, then `dt`.
         fields = next(reader, [])
@@ -297,8 +339,8 @@ def _rows(text: str, source: Source) -> Iterator[tuple[int, int, Prices]]:
         columns = {
             f: i for i, (s, f) in enumerate(zip(header, fields, strict=False)) if s == source.column
         }
-        names = [columns.get(f, -1) for f in ("open", "high", "low", "close")]
-        time_index, start_line = 0, 4
+        prices = [columns.get(f, -1) for f in ("open", "high", "low", "close")]
+        layout = _Layout(prices, time=0, symbol=-1, first_line=4)
     else:
         where = {name: i for i, name in enumerate(header)}
         wanted = (
@@ -306,44 +348,77 @@ def _rows(text: str, source: Source) -> Iterator[tuple[int, int, Prices]]:
             if source.format == "close"
             else (source.open, source.high, source.low, source.close)
         )
-        names = [where.get(name, -1) for name in wanted]
-        time_index = where.get(source.time_column, -1)
-        if time_index < 0:
+        prices = [where.get(name, -1) for name in wanted]
+        layout = _Layout(
+            prices,
+            time=where.get(source.time_column, -1),
+            symbol=where.get(source.symbol_column, -1) if source.format == "long" else -1,
+            first_line=2,
+        )
+        if layout.time < 0:
             raise CorpusError(
                 f"{source.name}: {source.where}: no time column {source.time_column!r}"
             )
-        start_line = 2
-    if -1 in names:
+        if source.format == "long" and layout.symbol < 0:
+            raise CorpusError(
+                f"{source.name}: {source.where}: no symbol column {source.symbol_column!r}"
+            )
+    if -1 in prices:
         missing = "open, high, low and close" if source.format != "close" else source.close
         raise CorpusError(f"{source.name}: {source.where}: no columns for {missing}")
-    for line, row in enumerate(reader, start_line):
+    return layout
+
+
+def _rows(text: str, source: Source) -> Iterator[tuple[int, int, date, Prices]]:
+    """(line number, open time, its calendar day, prices or None for a row without any)
+    of each row; in a long file, of each row of the source's symbol."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
+        raise CorpusError(f"{source.name}: {source.where}: empty file")
+    layout = _layout(header, reader, source)
+    found = False
+    for line, row in enumerate(reader, layout.first_line):
         if not row:
             continue
-        try:
-            stamp = datetime.strptime(row[time_index].strip(), source.time_format)
-        except (ValueError, IndexError):
-            raise _bad(
-                source, line, f"time {row[time_index : time_index + 1]} is not {source.time_format}"
-            ) from None
-        ts_ms = int(stamp.replace(tzinfo=UTC).timestamp() * 1000)
-        cells = [row[i].strip() if i < len(row) else "" for i in names]
+        if layout.symbol >= 0:
+            if layout.symbol >= len(row) or row[layout.symbol].strip() != source.column:
+                continue
+            found = True
+        stamp = _time(row, layout.time, source, line)
+        ts_ms = int(stamp.timestamp() * 1000)
+        cells = [row[i].strip() if i < len(row) else "" for i in layout.prices]
         if all(cell in ("", ".") for cell in cells):
-            yield line, ts_ms, None
+            yield line, ts_ms, stamp.date(), None
             continue
         try:
             o, h, lo, c = (float(cell) for cell in cells)
         except ValueError:
             raise _bad(source, line, f"prices {cells} are not all numbers") from None
-        yield line, ts_ms, (o, h, lo, c)
+        yield line, ts_ms, stamp.date(), (o, h, lo, c)
+    if layout.symbol >= 0 and not found:
+        raise CorpusError(
+            f"{source.name}: {source.where}: no row has {source.symbol_column} {source.column!r}"
+        )
+
+
+def _time(row: list[str], index: int, source: Source, line: int) -> datetime:
+    """The row's time, aware: its own zone offset when it has one, else UTC."""
+    try:
+        stamp = datetime.strptime(row[index].strip(), source.time_format)
+    except (ValueError, IndexError):
+        what = f"time {row[index : index + 1]} is not {source.time_format}"
+        raise _bad(source, line, what) from None
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
 
 
 def _bad(source: Source, line: int, message: str) -> CorpusError:
     return CorpusError(f"{source.name}: {source.where}: line {line}: {message}")
 
 
-def _day_ms(day: str, source: Source) -> int:
+def _day(day: str, source: Source) -> date:
     try:
-        return int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000)
+        return datetime.strptime(day, "%Y-%m-%d").date()
     except ValueError:
         raise CorpusError(f"{source.name}: day {day!r} is not YYYY-MM-DD") from None
 

@@ -177,7 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m bench.markets", description="alphad and its peers on real price histories."
     )
     parser.add_argument("--histories", default="*", help="a glob on the histories' names")
-    parser.add_argument("--split", choices=(*SPLITS, "all"), default="all")
+    parser.add_argument(
+        "--split",
+        choices=(*SPLITS, "all"),
+        default="all",
+        help="calibration or evaluation (the halves), holdout, or all: every history",
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--out", type=Path, help="write here instead of standard output")
     parser.add_argument(

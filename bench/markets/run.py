@@ -1,6 +1,6 @@
 """What ``python -m bench.markets`` measures: alphad and its peers on real price histories.
 
-    python -m bench.markets [--histories GLOB] [--split calibration|evaluation|all]
+    python -m bench.markets [--histories GLOB] [--split calibration|evaluation|holdout|all]
         [--format text|json] [--out FILE] [--cost-bps 5] [--config FILE]
         [--regimes bot|detected]
 
