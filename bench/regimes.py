@@ -291,7 +291,7 @@ def real(
             for (d, s), rows in groups.items()
         ]
         for half, groups in pooled_rows.items()
-        if half != "all" or split == "all"
+        if half != "all" or split in ("all", "halves")
     }
     return results, pooled
 
@@ -433,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m bench.regimes", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--histories", default="*", help="a glob on the histories' names")
-    parser.add_argument("--split", choices=(*SPLITS, "all"), default="all")
+    parser.add_argument("--split", choices=(*SPLITS, "halves", "all"), default="halves")
     parser.add_argument("--seeds", type=int, default=10, help="simulated histories (10)")
     parser.add_argument("--permutations", type=int, default=999, help="pooled tests (999)")
     parser.add_argument("--per-history-permutations", type=int, default=199)

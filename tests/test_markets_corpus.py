@@ -82,6 +82,8 @@ def test_split_holdout_selects_the_holdout_and_all_every_history(tmp_path: Path)
     assert [s.name for s in select(sources, "*", "all")] == ["walk-a", "walk-b", "walk-c"]
     halves = [s.name for h in ("calibration", "evaluation") for s in select(sources, "*", h)]
     assert sorted(halves) == ["walk-a", "walk-c"]
+    # Both halves together, the default of the command: the holdout only when named.
+    assert [s.name for s in select(sources, "*", "halves")] == ["walk-a", "walk-c"]
     out = tmp_path / "holdout.json"
     argv = ["--manifest", str(manifest), "--split", "holdout", "--format", "json"]
     with pytest.MonkeyPatch.context() as env:
@@ -90,6 +92,11 @@ def test_split_holdout_selects_the_holdout_and_all_every_history(tmp_path: Path)
     report = json.loads(out.read_text())
     assert report["split"] == "holdout"
     assert [(r["name"], r["split"]) for r in report["histories"]] == [("walk-b", "holdout")]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ALPHAD_MARKETS_CACHE", str(cache))
+        assert main(["--manifest", str(manifest), "--format", "json", "--out", str(out)]) == 0
+    default = json.loads(out.read_text())
+    assert sorted(r["name"] for r in default["histories"]) == ["walk-a", "walk-c"]
 
 
 @pytest.mark.parametrize(

@@ -166,12 +166,14 @@ def split_of(sources: Sequence[Source]) -> dict[str, str]:
 
 def select(sources: Sequence[Source], histories: str, split: str) -> list[Source]:
     """The histories whose name matches the glob ``histories``, in ``split`` (one of
-    ``split_of``, or ``all``: every history); ``CorpusError`` when none does."""
+    ``split_of``; ``halves``: calibration and evaluation, the holdout left out; ``all``:
+    every history); ``CorpusError`` when none does."""
     halves = split_of(sources)
     chosen = [
         s
         for s in sources
-        if fnmatch.fnmatchcase(s.name, histories) and split in ("all", halves[s.name])
+        if fnmatch.fnmatchcase(s.name, histories)
+        and (split in ("all", halves[s.name]) or (split == "halves" and halves[s.name] in HALVES))
     ]
     if not chosen:
         raise CorpusError(f"no history matches {histories!r} in the {split} split")

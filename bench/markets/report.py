@@ -179,9 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--histories", default="*", help="a glob on the histories' names")
     parser.add_argument(
         "--split",
-        choices=(*SPLITS, "all"),
-        default="all",
-        help="calibration or evaluation (the halves), holdout, or all: every history",
+        choices=(*SPLITS, "halves", "all"),
+        default="halves",
+        help="calibration, evaluation, both (halves, the default: the holdout is read only"
+        " when named), holdout, or all: every history",
     )
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--out", type=Path, help="write here instead of standard output")

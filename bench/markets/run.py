@@ -382,7 +382,7 @@ def run(
     *,
     manifest: Path = MANIFEST,
     histories: str = "*",
-    split: str = "all",
+    split: str = "halves",
     cost_bps: float = DEFAULT_COST_BPS,
     config: Config | None = None,
     cache: Path | None = None,
