@@ -288,7 +288,7 @@ def read_config(path: str | os.PathLike[str] | None) -> tuple[Config, list[str]]
         problems.append(f"{file}: key `strategies`: expected a table of strategies")
         strategies = {}
     for name, table in strategies.items():
-        if not _STRATEGY_NAME.match(name) or len(name) > 64:
+        if not is_name(name):
             problems.append(f"{file}: key `strategies.{name!r}`: not a valid strategy name")
             continue
         table = _without_bad_regimes(name, table, problems, file)
@@ -300,6 +300,11 @@ def read_config(path: str | os.PathLike[str] | None) -> tuple[Config, list[str]]
 
 NAME_RULE = "1 – 64 of `A-Z a-z 0-9 _ . : / @ + -`, not starting with a symbol"
 """A strategy's, symbol's or regime's name, as the protocol's ``Name`` takes it."""
+
+
+def is_name(text: str) -> bool:
+    """Whether ``text`` can name a strategy, a symbol or a regime (``NAME_RULE``)."""
+    return len(text) <= 64 and _NAME.match(text) is not None
 REGIME_NAMES = f"a regime is {NAME_RULE}, as bots send it or as detected ({', '.join(REGIMES)})"
 
 
@@ -321,7 +326,7 @@ def _without_bad_regimes(name: str, table: object, problems: list[str], file: Pa
                 f"{file}: key `{key}`: `{regime}` is the regime of trades without one, never"
                 f" judged on its own (strategy `{name}`); name a regime it trades in"
             )
-        elif not _STRATEGY_NAME.match(regime) or len(regime) > 64:
+        elif not is_name(regime):
             problems.append(
                 f"{file}: key `{key}`: {quoted} is not a regime name (strategy `{name}`);"
                 f" {REGIME_NAMES}"
@@ -365,7 +370,7 @@ def _convert(
         return None
 
 
-_STRATEGY_NAME = re.compile(NAME_PATTERN)
+_NAME = re.compile(NAME_PATTERN)
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
 
 

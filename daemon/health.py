@@ -5,21 +5,18 @@ so that a typo is one line, not a wire error."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import msgspec
 
-from alphad.daemon.config import NAME_RULE
+from alphad.daemon.config import NAME_RULE, is_name
 from alphad.daemon.report import health_tables, render_tables
-from alphad.protocol.messages import NAME_PATTERN, HealthRow
-
-_NAME = re.compile(NAME_PATTERN)
+from alphad.protocol.messages import HealthRow
 
 
 def name_problem(what: str, name: str | None) -> str:
     """Why ``name`` cannot name a strategy or a regime (``what``); empty when it can."""
-    if name is None or (_NAME.match(name) and len(name) <= 64):
+    if name is None or is_name(name):
         return ""
     return f"{name!r} is not a {what} name: a {what} is {NAME_RULE}"
 

@@ -41,6 +41,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from alphad.actors.base import Actor, Handle
 from alphad.actors.engine import EngineActor
 from alphad.actors.engine_messages import EngineStats
+from alphad.actors.events import STRICTNESS
 from alphad.actors.performance_actor import PerformanceActor
 from alphad.actors.scorer import ScorerActor
 from alphad.actors.store import StoreActor, StoreStats
@@ -438,7 +439,7 @@ def regime_status_metrics(
             tally[there.status] = tally.get(there.status, 0) + 1
             if there.status != "active":  # the most severe first, then by name
                 off.append(
-                    (-STATUSES.index(there.status), there.regime, row.strategy, there.status)
+                    (-STRICTNESS[there.status], there.regime, row.strategy, there.status)
                 )
     strategies = GaugeMetricFamily(
         "alphad_regime_strategies",
