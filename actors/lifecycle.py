@@ -43,18 +43,19 @@ from alphad.protocol.messages import STATUSES, Status
 TRANSITIONS: dict[tuple[str, str], str] = {
     ("active", "degraded"): "a soft breach: PSR below psr_floor, win rate below "
     "win_rate_floor, or max drawdown over the soft limit",
-    ("active", "suspended"): "a hard breach: max drawdown over the hard limit, or the edge "
-    "test's alarm (a one-sided CUSUM on pnl per unit of size)",
+    ("active", "suspended"): "a hard breach: max drawdown over the hard limit, the edge "
+    "test's alarm (a one-sided CUSUM on pnl per unit of size), or the peak stop (its equity "
+    "per unit of size peak_drawdown σ below its peak; off by default)",
     ("degraded", "active"): "every threshold cleared by the hysteresis margin in "
     "recovery_checks consecutive assessments",
     ("degraded", "suspended"): "max_violations consecutive violations, each on a window "
     "mostly renewed since the last (the one that degraded it counts), a hard breach, the "
-    "edge test's alarm, or any breach on probation",
+    "edge test's alarm, the peak stop, or any breach on probation",
     ("suspended", "degraded"): "probation, after an automatic suspension: as soon as its "
     "paper trades since the suspension win significantly more often than it needs to break "
-    "even; or, for its first timer_probations suspensions and unless its paper trades "
-    "significantly fall short, after the time it took to make probation_after_trades trades "
-    "(unless that is 0)",
+    "even; or, for its first timer_probations suspensions but the peak stop's and unless its "
+    "paper trades significantly fall short, after the time it took to make "
+    "probation_after_trades trades (unless that is 0)",
     ("suspended", "retired"): "right after the retire_after_suspensions-th automatic suspension",
 }
 """Every automatic transition and its rule; nothing else happens without an operator.
@@ -175,6 +176,9 @@ class LifecycleModel:
                     # probation halfway to its alarm, so a strategy still losing is
                     # caught again in about half the trades.
                     state.edge_statistic = max(state.edge_statistic, edge_level(cfg) / 2.0)
+                    # So does the peak stop's: it starts halfway below the peak.
+                    state.below_peak = max(state.below_peak, cfg.peak_drawdown / 2.0)
+                    state.stopped_below_peak = False
                     transitions.append(
                         self._move(
                             strategy,
@@ -192,7 +196,14 @@ class LifecycleModel:
                 alarm = read_edge(cfg, state, figures)
                 if alarm is not None:
                     self._assessed[strategy] = figures
-                    transitions += self._suspend(strategy, state, alarm[0], now_ms, alarm[1])
+                    transitions += self._suspend(
+                        strategy,
+                        state,
+                        alarm.reason,
+                        now_ms,
+                        alarm.metrics,
+                        below_peak=alarm.below_peak,
+                    )
                     continue
             if state.probation_from is not None:
                 if figures is not None:
@@ -277,9 +288,12 @@ class LifecycleModel:
         reason: str,
         now_ms: int,
         metrics: dict[str, Any],
+        below_peak: bool = False,
     ) -> list[Transition]:
-        """Suspend, and retire at once on the retire_after_suspensions-th suspension."""
+        """Suspend, and retire at once on the retire_after_suspensions-th suspension;
+        ``below_peak``: by the peak stop, so that the clock never ends it."""
         state.suspensions += 1
+        state.stopped_below_peak = below_peak
         state.suspended_at_ms = now_ms
         state.paper_judged, state.paper_verdict = (0.0, 0.0), None
         if state.first_ms is not None:
@@ -351,6 +365,7 @@ class LifecycleModel:
             state.suspensions = 0
         state.violations = state.recoveries = 0
         state.probation_from = None
+        state.stopped_below_peak = False
         state.suspended_at_ms = now_ms if status == "suspended" else None
         return self._move(
             strategy,

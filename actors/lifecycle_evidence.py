@@ -2,7 +2,7 @@
 
 A recent window's breaches and whether it clears the recovery margin
 (``judge_window``), the edge test read on the trades since its last reading
-(``read_edge``), a suspended strategy's paper trades against its break-even rate
+and the peak stop (``read_edge``), a suspended strategy's paper trades against its break-even rate
 (``paper_verdict``) and the probation clock (``probation_ends``), each with the words of
 its reason. Apart from the model (actors/lifecycle.py), which counts violations and moves
 statuses by its table, because these are the statistics and the wording: functions of a
@@ -20,7 +20,7 @@ from alphad.actors.exact import binomial_at_least, binomial_at_most
 from alphad.actors.figures import Figures, pnl_scale
 from alphad.actors.lifecycle_shapes import HealthState, LifecycleConfig
 from alphad.actors.sequential import MIN_TRADES as EDGE_MIN_TRADES
-from alphad.actors.sequential import cusum, edge_scale, threshold
+from alphad.actors.sequential import below_peak, cusum, edge_scale, threshold
 
 HOUR_MS = 3_600_000
 LEGACY_PROBATION_HOURS = 72
@@ -162,28 +162,49 @@ def edge_level(cfg: LifecycleConfig) -> float:
     return threshold(cfg.edge_false_alarm_trades)
 
 
-def read_edge(
-    cfg: LifecycleConfig, state: HealthState, figures: Figures
-) -> tuple[str, dict[str, Any]] | None:
-    """Read the trades since the last reading into the edge test; the reason and the
-    journal's metrics of its alarm, or None. The statistic starts over after an alarm."""
-    if cfg.edge_loss <= 0.0 or figures.trades < EDGE_MIN_TRADES:
+class Alarm(msgspec.Struct, kw_only=True, frozen=True):
+    """What suspends a strategy between two windows: the edge test or the peak stop."""
+
+    reason: str
+    metrics: dict[str, Any]
+    below_peak: bool  # the peak stop's, which never ends on the clock
+
+
+def read_edge(cfg: LifecycleConfig, state: HealthState, figures: Figures) -> Alarm | None:
+    """Read the trades since the last reading into the edge test and the peak stop; the
+    alarm of either, or None. The edge test is read first; an alarm starts both over."""
+    if figures.trades < EDGE_MIN_TRADES or (cfg.edge_loss <= 0.0 and cfg.peak_drawdown <= 0.0):
         return None
     new = min(figures.seen - state.edge_read, len(figures.pnls))
     state.edge_read = figures.seen
     scale = edge_scale(figures.pnls)
     if not scale > 0.0 or new <= 0:
         return None
-    state.edge_statistic = cusum(state.edge_statistic, figures.pnls[-new:], scale, cfg.edge_loss)
-    level = edge_level(cfg)
-    if state.edge_statistic < level:
-        return None
-    statistic, state.edge_statistic = state.edge_statistic, 0.0
-    reason = (
-        f"lost its edge: losing {cfg.edge_loss:g} σ a trade is {_times(statistic)} "
-        f"times likelier than no edge (test at {cfg.edge_false_alarm_trades:g})"
-    )
-    return reason, _metrics(figures) | {"edge_statistic": statistic, "edge_scale": scale}
+    pnls = figures.pnls[-new:]
+    if cfg.peak_drawdown > 0.0:
+        state.below_peak = below_peak(state.below_peak, pnls, scale)
+    if cfg.edge_loss > 0.0:
+        state.edge_statistic = cusum(state.edge_statistic, pnls, scale, cfg.edge_loss)
+    metrics = _metrics(figures) | {"edge_scale": scale}
+    if cfg.edge_loss > 0.0 and state.edge_statistic >= edge_level(cfg):
+        statistic = state.edge_statistic
+        state.edge_statistic = state.below_peak = 0.0
+        reason = (
+            f"lost its edge: losing {cfg.edge_loss:g} σ a trade is {_times(statistic)} "
+            f"times likelier than no edge (test at {cfg.edge_false_alarm_trades:g})"
+        )
+        return Alarm(
+            reason=reason, metrics=metrics | {"edge_statistic": statistic}, below_peak=False
+        )
+    if cfg.peak_drawdown > 0.0 and state.below_peak >= cfg.peak_drawdown:
+        fall = state.below_peak
+        state.edge_statistic = state.below_peak = 0.0
+        reason = (
+            f"{fall:.1f} σ below its peak (stop at {cfg.peak_drawdown:g} σ): "
+            "suspended until its paper trades or an operator bring it back"
+        )
+        return Alarm(reason=reason, metrics=metrics | {"below_peak": fall}, below_peak=True)
+    return None
 
 
 def probation_ends(
@@ -206,7 +227,11 @@ def probation_ends(
             state.paper_verdict = verdict[0]
             if verdict[0]:
                 return verdict[1]
-    if state.paper_verdict is None and state.suspensions <= cfg.timer_probations:
+    if (
+        state.paper_verdict is None
+        and not state.stopped_below_peak
+        and state.suspensions <= cfg.timer_probations
+    ):
         return "" if _probation_due(cfg, state, now_ms) else None
     return None
 

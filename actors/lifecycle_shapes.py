@@ -76,6 +76,12 @@ class LifecycleConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     # number of trades of a strategy without edge between two false alarms.
     edge_loss: Annotated[float, Meta(ge=0.0, le=10.0)] = 0.3
     edge_false_alarm_trades: Annotated[float, Meta(ge=2.0, le=1e9)] = 1000.0
+    # The peak stop (actors/sequential.py ``below_peak``): how far the strategy's equity
+    # per unit of size may fall below its peak, in standard deviations of its pnl per
+    # trade, before it is suspended until its paper trades or an operator bring it back
+    # (never on the clock); 0: off. The scale-free form of a trader's drawdown kill
+    # switch: the same setting means the same on minute and daily bars and at any size.
+    peak_drawdown: Annotated[float, Meta(ge=0.0, le=1e6)] = 0.0
     # The per-regime lifecycle (actors/regime_lifecycle.py): each strategy also judged
     # on its trades in each regime, by the same rules, and suspended in a regime where
     # it fails (its signals there refused) while it trades on elsewhere. Off by default:
@@ -130,6 +136,10 @@ class HealthState(msgspec.Struct, kw_only=True):
     # The edge test's statistic and the trade count it has read up to.
     edge_statistic: Annotated[float, Meta(ge=0.0)] = 0.0
     edge_read: Annotated[int, Meta(ge=0)] = 0
+    # How far its equity per unit of size is below its peak, in σ (the peak stop), and
+    # whether its suspension is the peak stop's (which never ends on the clock).
+    below_peak: Annotated[float, Meta(ge=0.0)] = 0.0
+    stopped_below_peak: bool = False
     # The wins and outcomes of its paper record judged so far in this suspension: each
     # batch of paper_trades is tested once, never again as it grows.
     paper_judged: tuple[float, float] = (0.0, 0.0)

@@ -74,6 +74,22 @@ def cusum(statistic: float, pnls: Sequence[float], scale: float, shift: float) -
     return statistic
 
 
+def below_peak(statistic: float, pnls: Sequence[float], scale: float) -> float:
+    """How far below its peak the equity of ``pnls`` (in order) leaves a strategy that was
+    ``statistic`` below it, in units of ``scale``: max(0, D − z) trade by trade, a CUSUM
+    with no allowance (the peak stop, docs/optimization.md). A strategy that gains μ σ a
+    trade first falls K below its peak after about (e^(2μK) − 1 − 2μK) / (2μ²) trades on
+    average (K² without edge, about K / |μ| when it loses)."""
+    for pnl in pnls:
+        z = pnl / scale
+        if not math.isfinite(z):
+            continue  # never sent by the performance model; no evidence either way
+        statistic -= z
+        if statistic < 0.0:
+            statistic = 0.0
+    return statistic
+
+
 def first_alarm(
     pnls: Sequence[float], scale: float, shift: float, false_alarm_trades: float
 ) -> int | None:

@@ -20,6 +20,7 @@ from alphad.actors.lifecycle import TRANSITIONS, LifecycleModel
 from alphad.actors.lifecycle_evidence import paper_verdict
 from alphad.actors.lifecycle_shapes import LifecycleConfig, Transition
 from alphad.actors.performance import PerformanceConfig, PerformanceModel
+from alphad.actors.sequential import below_peak
 from alphad.actors.weighting_config import StrategyConfig
 from alphad.protocol.messages import STATUSES
 
@@ -954,3 +955,132 @@ def test_a_configured_strategy_is_active_since_its_first_cycle() -> None:
     assert m.health("ema")[0]["since_ms"] == 5 * HOUR
     m.assess({}, 6 * HOUR)
     assert m.health("ema")[0]["since_ms"] == 5 * HOUR
+
+
+# --------------------------------------------------------------------------- the peak stop
+
+
+def peak_model(**overrides: Any) -> LifecycleModel:
+    """The peak stop at 10 σ, the edge test off, so that the stop alone acts."""
+    config = {"peak_drawdown": 10.0, "edge_loss": 0.0, **overrides}
+    return LifecycleModel(msgspec.convert(config, LifecycleConfig), {})
+
+
+def fall_in_scales(pnls: list[float], scale: float, start: int) -> float:
+    """How far below its peak the equity of pnls[start:] ends, in ``scale``: the running
+    peak of the cumulative sum, directly."""
+    equity = peak = 0.0
+    for pnl in pnls[start:]:
+        equity += pnl
+        peak = max(peak, equity)
+    return (peak - equity) / scale
+
+
+def test_the_peak_stop_suspends_a_strategy_that_falls_k_sigma_below_its_peak() -> None:
+    # Losing 0.1 σ a trade stays inside the window's limits and, at this loss, far from
+    # the edge test's alarm; its equity falls below its peak steadily.
+    rng = random.Random(11)
+    m = peak_model()
+    pnls: list[float] = []
+    found: list[Transition] = []
+    while not found and len(pnls) < 3000:
+        pnls.append(rng.gauss(-0.1, 1.0))
+        found = m.assess({"ema": edge_window(pnls, len(pnls))}, len(pnls))
+    assert [(t.old, t.new) for t in found] == [("active", "suspended")]
+    (transition,) = found
+    fall = transition.metrics["below_peak"]
+    assert 10.0 <= fall < 10.0 + max(abs(p) for p in pnls[-1:]) / transition.metrics["edge_scale"]
+    assert transition.reason == (
+        f"{fall:.1f} σ below its peak (stop at 10 σ): "
+        "suspended until its paper trades or an operator bring it back"
+    )
+    assert m.states["ema"].below_peak == 0.0 and m.states["ema"].stopped_below_peak
+
+
+def test_the_peak_stops_statistic_is_the_fall_below_the_running_peak() -> None:
+    # With one scale throughout, max(0, D - z) is the running peak minus the equity.
+    rng = random.Random(5)
+    pnls = [rng.gauss(-0.05, 2.0) for _ in range(500)]
+    statistic = 0.0
+    for i, pnl in enumerate(pnls):
+        statistic = below_peak(statistic, [pnl], 2.0)
+        # The reset at 0 is a new peak: from the last one on, the fall is direct.
+        last_peak = max(range(i + 2), key=lambda k: (sum(pnls[:k]), k))
+        assert statistic == pytest.approx(fall_in_scales(pnls[: i + 1], 2.0, last_peak), abs=1e-9)
+    assert below_peak(3.0, [1.0, float("nan"), -4.0], 2.0) == pytest.approx(4.5)
+
+
+def test_a_peak_stop_does_not_end_on_the_clock() -> None:
+    m = peak_model(probation_after_trades=20)
+    m.register("ema", 0)
+    pnls = [-1.0, -0.5] * 60
+    n = 10
+    while m.status("ema") != "suspended":
+        n += 1
+        m.assess({"ema": edge_window(pnls[:n], n)}, n)
+    assert m.states["ema"].suspensions == 1  # its first suspension: the clock would end it
+    for later in (1_000 * n, 1_000_000 * n):
+        assert m.assess({"ema": edge_window(pnls[:n], n)}, later) == []
+    assert m.status("ema") == "suspended"
+    # The same strategy suspended by the edge test comes back on the clock.
+    edge = LifecycleModel(msgspec.convert({"edge_loss": 0.5}, LifecycleConfig), {})
+    edge.register("ema", 0)
+    for k in range(11, len(pnls) + 1):
+        edge.assess({"ema": edge_window(pnls[:k], k)}, k)
+        if edge.status("ema") == "suspended":
+            break
+    edge.assess({"ema": edge_window(pnls[:k], k)}, 1_000 * k)
+    assert edge.status("ema") == "degraded"
+
+
+def test_paper_trades_that_win_end_a_peak_stop_and_it_starts_halfway() -> None:
+    m = peak_model(paper_trades=10)
+    m.register("ema", 0)
+    pnls = [-1.0, -1.0, -1.0, 2.0] * 50  # break-even at a third of wins, as ``paid``
+    n = 10
+    while m.status("ema") != "suspended":
+        n += 1
+        m.assess({"ema": edge_window(pnls[:n], n)}, n)
+    figures = edge_window(pnls[:n], n)
+    assert m.assess({"ema": figures}, n + 1, {"ema": (3.0, 10.0)}) == []
+    (transition,) = m.assess({"ema": figures}, n + 2, {"ema": (11.0, 20.0)})
+    assert (transition.old, transition.new) == ("suspended", "degraded")
+    state = m.states["ema"]
+    assert state.below_peak == 5.0 and not state.stopped_below_peak
+
+
+def test_an_operator_lifts_a_peak_stop_and_it_starts_over() -> None:
+    m = peak_model()
+    m.register("ema", 0)
+    pnls = [-1.0, -0.5] * 60
+    n = 10
+    while m.status("ema") != "suspended":
+        n += 1
+        m.assess({"ema": edge_window(pnls[:n], n)}, n)
+    m.force("ema", "active", "", "ops", n + 1)
+    state = m.states["ema"]
+    assert (state.status, state.below_peak, state.stopped_below_peak) == ("active", 0.0, False)
+    # One more loss is far from another stop.
+    assert m.assess({"ema": edge_window(pnls[: n + 1], n + 1)}, n + 2) == []
+
+
+def test_the_peak_stop_is_off_by_default_and_reads_nothing() -> None:
+    m = LifecycleModel(msgspec.convert({"edge_loss": 0.0}, LifecycleConfig), {})
+    pnls = [-1.0, -0.5] * 200
+    for n in range(10, 401, 10):
+        m.assess({"ema": edge_window(pnls[:n], n)}, n)
+    assert LifecycleConfig().peak_drawdown == 0.0
+    assert m.states["ema"].below_peak == 0.0 and m.states["ema"].edge_read == 0
+
+
+def test_a_snapshot_keeps_the_fall_below_the_peak() -> None:
+    m = peak_model()
+    m.register("ema", 0)
+    pnls = [-1.0, 0.5] * 10
+    m.assess({"ema": edge_window(pnls, len(pnls))}, 1)
+    fall = m.states["ema"].below_peak
+    assert fall > 0.0
+    restored = LifecycleModel.from_state(
+        m.config, {}, msgspec.json.decode(msgspec.json.encode(m.to_state()))
+    )
+    assert restored.states["ema"].below_peak == fall
