@@ -841,17 +841,37 @@ def edge_window(pnls: list[float], seen: int) -> Figures:
     return figures_of(pnls[-100:], seen=seen, keep_pnls=True)
 
 
+def until_moved(
+    m: LifecycleModel, mean: float, seed: int, limit: int
+) -> tuple[list[float], list[Transition]]:
+    """Normal pnls of ``mean`` (σ 1), one trade and one assessment at a time, until the
+    first transition or ``limit`` trades: the trades and the transitions."""
+    rng = random.Random(seed)
+    pnls: list[float] = []
+    found: list[Transition] = []
+    while not found and len(pnls) < limit:
+        pnls.append(rng.gauss(mean, 1.0))
+        found = m.assess({"ema": edge_window(pnls, len(pnls))}, len(pnls))
+    return pnls, found
+
+
+def suspended_after(m: LifecycleModel, pnls: list[float]) -> int:
+    """Assess ``m`` on ever longer prefixes of ``pnls`` (from the 11th trade) until it
+    suspends the strategy; the trades it took."""
+    m.register("ema", 0)
+    for n in range(11, len(pnls) + 1):
+        m.assess({"ema": edge_window(pnls[:n], n)}, n)
+        if m.status("ema") == "suspended":
+            return n
+    raise AssertionError("never suspended")
+
+
 def test_the_edge_test_suspends_a_strategy_that_keeps_losing_before_any_drawdown_limit() -> None:
     # Losing 0.5 σ a trade: the threshold's own rules (50 trades, drawdown 30 / 60 average
     # trades) stay silent for a while; the edge test flags it once the evidence for
     # "losing 0.5 σ" against "no edge" is 1000 to 1.
-    rng = random.Random(3)
     m = LifecycleModel(msgspec.convert({"edge_loss": 0.5}, LifecycleConfig), {})
-    pnls: list[float] = []
-    found: list[Transition] = []
-    while not found and len(pnls) < 1000:
-        pnls.append(rng.gauss(-0.5, 1.0))
-        found = m.assess({"ema": edge_window(pnls, len(pnls))}, len(pnls))
+    pnls, found = until_moved(m, -0.5, seed=3, limit=1000)
     assert [(t.old, t.new) for t in found] == [("active", "suspended")]
     assert found[0].reason.startswith("lost its edge: losing 0.5 σ a trade is ")
     assert found[0].metrics["edge_statistic"] >= math.log(1000)
@@ -979,17 +999,13 @@ def fall_in_scales(pnls: list[float], scale: float, start: int) -> float:
 def test_the_peak_stop_suspends_a_strategy_that_falls_k_sigma_below_its_peak() -> None:
     # Losing 0.1 σ a trade stays inside the window's limits and, at this loss, far from
     # the edge test's alarm; its equity falls below its peak steadily.
-    rng = random.Random(11)
     m = peak_model()
-    pnls: list[float] = []
-    found: list[Transition] = []
-    while not found and len(pnls) < 3000:
-        pnls.append(rng.gauss(-0.1, 1.0))
-        found = m.assess({"ema": edge_window(pnls, len(pnls))}, len(pnls))
+    pnls, found = until_moved(m, -0.1, seed=11, limit=3000)
     assert [(t.old, t.new) for t in found] == [("active", "suspended")]
     (transition,) = found
+    # The trade that crossed the line is the last: before it the fall was under 10 σ.
     fall = transition.metrics["below_peak"]
-    assert 10.0 <= fall < 10.0 + max(abs(p) for p in pnls[-1:]) / transition.metrics["edge_scale"]
+    assert 10.0 <= fall < 10.0 + abs(pnls[-1]) / transition.metrics["edge_scale"]
     assert transition.reason == (
         f"{fall:.1f} σ below its peak (stop at 10 σ): "
         "suspended until its paper trades or an operator bring it back"
@@ -1012,35 +1028,23 @@ def test_the_peak_stops_statistic_is_the_fall_below_the_running_peak() -> None:
 
 def test_a_peak_stop_does_not_end_on_the_clock() -> None:
     m = peak_model(probation_after_trades=20)
-    m.register("ema", 0)
     pnls = [-1.0, -0.5] * 60
-    n = 10
-    while m.status("ema") != "suspended":
-        n += 1
-        m.assess({"ema": edge_window(pnls[:n], n)}, n)
+    n = suspended_after(m, pnls)
     assert m.states["ema"].suspensions == 1  # its first suspension: the clock would end it
     for later in (1_000 * n, 1_000_000 * n):
         assert m.assess({"ema": edge_window(pnls[:n], n)}, later) == []
     assert m.status("ema") == "suspended"
     # The same strategy suspended by the edge test comes back on the clock.
     edge = LifecycleModel(msgspec.convert({"edge_loss": 0.5}, LifecycleConfig), {})
-    edge.register("ema", 0)
-    for k in range(11, len(pnls) + 1):
-        edge.assess({"ema": edge_window(pnls[:k], k)}, k)
-        if edge.status("ema") == "suspended":
-            break
+    k = suspended_after(edge, pnls)
     edge.assess({"ema": edge_window(pnls[:k], k)}, 1_000 * k)
     assert edge.status("ema") == "degraded"
 
 
 def test_paper_trades_that_win_end_a_peak_stop_and_it_starts_halfway() -> None:
     m = peak_model(paper_trades=10)
-    m.register("ema", 0)
     pnls = [-1.0, -1.0, -1.0, 2.0] * 50  # break-even at a third of wins, as ``paid``
-    n = 10
-    while m.status("ema") != "suspended":
-        n += 1
-        m.assess({"ema": edge_window(pnls[:n], n)}, n)
+    n = suspended_after(m, pnls)
     figures = edge_window(pnls[:n], n)
     assert m.assess({"ema": figures}, n + 1, {"ema": (3.0, 10.0)}) == []
     (transition,) = m.assess({"ema": figures}, n + 2, {"ema": (11.0, 20.0)})
@@ -1051,12 +1055,8 @@ def test_paper_trades_that_win_end_a_peak_stop_and_it_starts_halfway() -> None:
 
 def test_an_operator_lifts_a_peak_stop_and_it_starts_over() -> None:
     m = peak_model()
-    m.register("ema", 0)
     pnls = [-1.0, -0.5] * 60
-    n = 10
-    while m.status("ema") != "suspended":
-        n += 1
-        m.assess({"ema": edge_window(pnls[:n], n)}, n)
+    n = suspended_after(m, pnls)
     m.force("ema", "active", "", "ops", n + 1)
     state = m.states["ema"]
     assert (state.status, state.below_peak, state.stopped_below_peak) == ("active", 0.0, False)
