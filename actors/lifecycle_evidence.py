@@ -1,8 +1,8 @@
 """What the evidence says about a strategy: the verdicts the lifecycle acts on.
 
 A recent window's breaches and whether it clears the recovery margin
-(``judge_window``), the edge test read on the trades since its last reading
-and the peak stop (``read_edge``), a suspended strategy's paper trades against its break-even rate
+(``judge_window``), the edge test and the peak stop read on the trades since their last
+reading (``read_edge``), a suspended strategy's paper trades against its break-even rate
 (``paper_verdict``) and the probation clock (``probation_ends``), each with the words of
 its reason. Apart from the model (actors/lifecycle.py), which counts violations and moves
 statuses by its table, because these are the statistics and the wording: functions of a
@@ -185,7 +185,6 @@ def read_edge(cfg: LifecycleConfig, state: HealthState, figures: Figures) -> Ala
         state.below_peak = below_peak(state.below_peak, pnls, scale)
     if cfg.edge_loss > 0.0:
         state.edge_statistic = cusum(state.edge_statistic, pnls, scale, cfg.edge_loss)
-    metrics = _metrics(figures) | {"edge_scale": scale}
     if cfg.edge_loss > 0.0 and state.edge_statistic >= edge_level(cfg):
         statistic = state.edge_statistic
         state.edge_statistic = state.below_peak = 0.0
@@ -193,9 +192,8 @@ def read_edge(cfg: LifecycleConfig, state: HealthState, figures: Figures) -> Ala
             f"lost its edge: losing {cfg.edge_loss:g} σ a trade is {_times(statistic)} "
             f"times likelier than no edge (test at {cfg.edge_false_alarm_trades:g})"
         )
-        return Alarm(
-            reason=reason, metrics=metrics | {"edge_statistic": statistic}, below_peak=False
-        )
+        metrics = _metrics(figures) | {"edge_statistic": statistic, "edge_scale": scale}
+        return Alarm(reason=reason, metrics=metrics, below_peak=False)
     if cfg.peak_drawdown > 0.0 and state.below_peak >= cfg.peak_drawdown:
         fall = state.below_peak
         state.edge_statistic = state.below_peak = 0.0
@@ -203,7 +201,8 @@ def read_edge(cfg: LifecycleConfig, state: HealthState, figures: Figures) -> Ala
             f"{fall:.1f} σ below its peak (stop at {cfg.peak_drawdown:g} σ): "
             "suspended until its paper trades or an operator bring it back"
         )
-        return Alarm(reason=reason, metrics=metrics | {"below_peak": fall}, below_peak=True)
+        metrics = _metrics(figures) | {"below_peak": fall, "edge_scale": scale}
+        return Alarm(reason=reason, metrics=metrics, below_peak=True)
     return None
 
 
