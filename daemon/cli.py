@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         return code
     except BrokenPipeError:
-        return _reader_gone()
+        return reader_gone()
     except (ConfigError, CommandError) as exc:
         for line in str(exc).splitlines():
             print(f"alphad: {line}", file=sys.stderr)
@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _reader_gone() -> int:
+def reader_gone() -> int:
     """``alphad report | head``: the reader left; end quietly, as a command killed by SIGPIPE
     would, with 128 + SIGPIPE."""
     # The interpreter flushes stdout once more at exit and would print that failure too:

@@ -9,7 +9,11 @@ import hashlib
 import io
 import json
 import math
+import os
 import random
+import signal
+import subprocess
+import sys
 import zipfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -384,6 +388,40 @@ def test_the_command_writes_json_and_refuses_a_tampered_archive(
     assert main(["--manifest", str(manifest)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("bench.markets: walk-a: ") and "is not the manifest's" in err
+
+
+def test_a_bad_config_is_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The config is read before any history: neither the manifest nor the cache is used.
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[lifecycle]\npeak_drawdon = 10\n")
+    assert main(["--config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"bench.markets: {bad}: ") and "peak_drawdon" in err
+    assert err.count("\n") == 1
+    assert main(["--config", str(tmp_path / "missing.toml")]) == 1
+    assert capsys.readouterr().err == f"bench.markets: {tmp_path / 'missing.toml'}: no such file\n"
+
+
+def test_a_report_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    # ``python -m bench.markets | head``: the reader left before the first line.
+    manifest, cache = make_archive(tmp_path, {"walk-a": walk(300, 5)})
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.markets", "--manifest", str(manifest)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            cwd=Path(__file__).parent.parent,
+            env=os.environ | {"ALPHAD_MARKETS_CACHE": str(cache)},
+        )
+    finally:
+        os.close(write_end)
+    _, err = process.communicate(timeout=120)
+    assert err.decode() == ""
+    assert process.returncode == 128 + signal.SIGPIPE
 
 
 def test_the_detected_side_is_alphad_replayed_on_the_bars_with_detected_regimes(

@@ -14,7 +14,8 @@ from pathlib import Path
 import msgspec
 
 from alphad.actors.errors import Refused
-from alphad.daemon.config import Config, load_config
+from alphad.daemon.cli import reader_gone
+from alphad.daemon.config import Config, ConfigError, load_config
 from alphad.replay.bootstrap import BLOCK_DAYS
 from alphad.replay.signals import InputError
 from bench.markets.corpus import MANIFEST, SPLITS, CorpusError
@@ -225,7 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.out.write_text(text, encoding="utf-8")
         else:
             sys.stdout.write(text)
-    except (CorpusError, InputError, Refused, OSError) as exc:
-        print(f"bench.markets: {exc}", file=sys.stderr)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return reader_gone()  # ``python -m bench.markets | head``: as alphad's commands end
+    except (ConfigError, CorpusError, InputError, Refused, OSError) as exc:
+        # One line per problem (a config file can have several), as alphad prints them.
+        for line in str(exc).splitlines():
+            print(f"bench.markets: {line}", file=sys.stderr)
         return 1
     return 0
