@@ -17,6 +17,7 @@ import msgspec
 
 from alphad.daemon.config import Config, ConfigError, Paths, load_config, resolve_paths
 from alphad.daemon.config_checks import checked_config
+from alphad.daemon.entry import EXIT_INTERRUPTED
 from alphad.protocol.messages import RankedMetric
 
 if TYPE_CHECKING:
@@ -137,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``alphad`` console script."""
     args = _parser().parse_args(argv)
+    if sys.stdout is None:
+        _say(STDOUT_CLOSED)
+        return EXIT_FAILURE
     try:
         code = _dispatch(args)
         # What is still buffered fails here, not in the interpreter's exit.
@@ -146,21 +150,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return reader_gone()
     except (ConfigError, CommandError) as exc:
         for line in str(exc).splitlines():
-            print(f"alphad: {line}", file=sys.stderr)
+            _say(line)
+        return EXIT_FAILURE
+    except OSError as exc:
+        # Standard output full or broken (``> /dev/full``): what is still buffered would
+        # fail again in the interpreter's exit, so it goes nowhere.
+        _say(f"{exc.filename}: {exc.strerror}" if exc.filename else f"cannot write: {exc.strerror}")
+        _stdout_to_devnull()
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+
+
+STDOUT_CLOSED = "standard output is closed: there is nowhere to write to"
+
+
+def _say(line: str) -> None:
+    if sys.stderr is not None:
+        print(f"alphad: {line}", file=sys.stderr)
 
 
 def reader_gone() -> int:
     """``alphad report | head``: the reader left; end quietly, as a command killed by SIGPIPE
     would, with 128 + SIGPIPE."""
+    _stdout_to_devnull()
+    return EXIT_READER_GONE
+
+
+def _stdout_to_devnull() -> None:
     # The interpreter flushes stdout once more at exit and would print that failure too:
     # point stdout at /dev/null first (the recipe of Python's signal module docs).
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    return EXIT_READER_GONE
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ from alphad.protocol.messages import (
     TimestampMs,
     Volume,
 )
-from alphad.replay.signals import InputError, Table, read_table, write_table
+from alphad.replay.signals import InputError, Table, after_last_day, read_table, write_table
 
 TrueRegime = Literal["trending_up", "trending_down", "ranging", "volatile"]  # REGIMES
 
@@ -98,7 +98,7 @@ class Detection(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 def _check_bar(row: BarRow, line: int, seen: dict[Any, int]) -> str:
-    problem = bar_problem(_bar(row), None)
+    problem = after_last_day("ts_ms", row.ts_ms) or bar_problem(_bar(row), None)
     if problem:
         return problem
     known = row.true_regime is not None

@@ -8,12 +8,22 @@ from pathlib import Path
 from alphad.daemon.config import load_config
 from alphad.replay.bars import read_bars
 from alphad.replay.runner import replay
-from alphad.replay.signals import InputError, read_signals
+from alphad.replay.signals import InputError, read_signals, same_file
 from alphad.replay.text import render_json, render_text
+
+MAX_RESAMPLES = 100_000
+"""The most resamples ``--bootstrap`` takes: 50 times the default, whose ranges are
+already steady to a few per mille; more only costs memory and time."""
 
 
 def replay_command(args: argparse.Namespace) -> int:
     """``alphad replay FILE``: print the comparison, optionally write the HTML report."""
+    if not 0 <= args.bootstrap <= MAX_RESAMPLES:
+        raise InputError(
+            f"--bootstrap needs a number of resamples from 0 to {MAX_RESAMPLES:,}, "
+            f"not {args.bootstrap}"
+        )
+    _distinct_outputs(args)
     config = load_config(args.config)
     rows = read_signals(args.file)
     bars = read_bars(args.bars) if args.bars else None
@@ -25,8 +35,6 @@ def replay_command(args: argparse.Namespace) -> int:
         bars=bars,
         hmm=args.hmm,
     )
-    if args.bootstrap < 0:
-        raise InputError(f"--bootstrap needs a number of resamples >= 0, not {args.bootstrap}")
     if args.bootstrap:
         replayed.bootstrap_luck(args.bootstrap)
     if args.report:
@@ -40,3 +48,13 @@ def replay_command(args: argparse.Namespace) -> int:
         if args.report:
             print(f"\nreport written to {args.report}")
     return 0
+
+
+def _distinct_outputs(args: argparse.Namespace) -> None:
+    """Refuse a report written over an input file: the signals or the bars it reads."""
+    if not args.report:
+        return
+    report = Path(args.report)
+    for name, given in (("signals", args.file), ("bars", args.bars)):
+        if given and same_file(report, Path(given)):
+            raise InputError(f"--report {args.report} is the {name} file {given}: choose another")

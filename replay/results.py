@@ -6,6 +6,7 @@ one place alphad computes Sharpe ratios, drawdowns and the rest.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -168,10 +169,15 @@ def side_stats(
 
 
 def daily_pnl(pnls: Sequence[float], days_of: Sequence[int], days: int) -> list[float]:
-    """The pnl of each calendar day (0 for a day without a trade)."""
-    daily = [0.0] * days
+    """The pnl of each calendar day (0 for a day without a trade), each day's summed
+    exactly rounded, as the totals are: a running sum could lose a small trade beside
+    two large ones that cancel, and a day's pnl would contradict the total."""
+    by_day: dict[int, list[float]] = {}
     for pnl, day in zip(pnls, days_of, strict=True):
-        daily[day] += pnl
+        by_day.setdefault(day, []).append(pnl)
+    daily = [0.0] * days
+    for day, day_pnls in by_day.items():
+        daily[day] = math.fsum(day_pnls)
     return daily
 
 

@@ -45,6 +45,9 @@ FALLBACK_INTERVAL_S = 3600.0
 # Far more than any real history needs (a year of one-minute cycles is 525 600), and a
 # clear error instead of an endless run for a file whose timestamps are off by 1000×.
 MAX_CYCLES = 2_000_000
+MAX_DAYS = 100_000
+"""The longest history a replay takes, in calendar days (about 274 years): each day is a
+figure of every side's daily pnl and of the bootstrap's resamples."""
 
 # Event kinds, in the order they run at the same millisecond: a trade closing then is
 # known to the cycle of that instant, and the cycle's allocation scores the signals of
@@ -188,6 +191,12 @@ class Replayer:
                 f"the history spans {(last_ts - first_ts) // interval:,} optimization cycles "
                 f"of {interval / 1000:g} s (more than {MAX_CYCLES:,}): are the timestamps in "
                 "milliseconds? A longer [engine] update_interval_s shortens the replay"
+            )
+        span_days = last_ts // DAY_MS - first_ts // DAY_MS + 1
+        if span_days > MAX_DAYS:
+            raise InputError(
+                f"the history spans {span_days:,} days (more than {MAX_DAYS:,}): are the "
+                "timestamps in milliseconds?"
             )
         feed = self._feed(len(rows))
         if feed is not None:  # replay/bars.py: each bar at its close, before the rest

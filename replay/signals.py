@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,6 +25,9 @@ from alphad.protocol.messages import (
 )
 
 SHOWN_PROBLEMS = 5
+LAST_TS_MS = 253_402_300_799_999
+"""9999-12-31 23:59:59.999 UTC, the last event time a calendar day can be named for: a
+later one is most likely in microseconds, and no report could print its day."""
 
 
 class InputError(Exception):
@@ -111,7 +116,17 @@ class _Problems:
         )
 
 
+def after_last_day(name: str, ts_ms: int) -> str:
+    """Why an event time past ``LAST_TS_MS`` is refused; "" for one before it."""
+    if ts_ms <= LAST_TS_MS:
+        return ""
+    return f"`{name}` {ts_ms} is after the year 9999: are the timestamps in milliseconds?"
+
+
 def _check_signal(row: SignalRow, line: int, seen: dict[Any, int]) -> str:
+    late = after_last_day("ts_ms", row.ts_ms) or after_last_day("exit_ts_ms", row.exit_ts_ms)
+    if late:
+        return late
     if row.exit_ts_ms < row.ts_ms:
         return f"exit_ts_ms {row.exit_ts_ms} is before ts_ms {row.ts_ms}"
     if row.signal_id is not None:
@@ -136,7 +151,9 @@ def read_table(path: str | Path, table: Table[Row]) -> list[Row]:
     file = Path(path)
     kind = file_format(file)
     try:
-        handle = file.open(encoding="utf-8", newline="")
+        # utf-8-sig: a byte order mark (as some spreadsheets write) is not part of the
+        # first column's name.
+        handle = file.open(encoding="utf-8-sig", newline="")
     except FileNotFoundError:
         raise InputError(f"{file}: no such file") from None
     except OSError as exc:
@@ -208,6 +225,9 @@ def _read_jsonl(handle: IO[str], table: Table[Row], problems: _Problems) -> list
         except msgspec.DecodeError as exc:
             problems.add(line, f"not JSON ({exc})")
             continue
+        except RecursionError:
+            problems.add(line, "not a row: JSON nested too deeply")
+            continue
         if not isinstance(record, dict):
             problems.add(line, "not a JSON object")
             continue
@@ -269,8 +289,14 @@ def write_table(rows: Iterable[Row], path: str | Path, table: Table[Row]) -> int
     file = Path(path)
     kind = file_format(file)
     count = 0
+    # A regular file is written beside itself and renamed into place, so that an
+    # interrupted write leaves the old file or none, never half a history that a later
+    # replay would take for a whole one. A device or a pipe is written to directly.
+    in_place = file.exists() and not file.is_file()
+    real = file.resolve()  # through a symbolic link, to the file it names
+    target = file if in_place else real.with_name(f".{real.name}.{os.getpid()}.partial")
     try:
-        with file.open("w", encoding="utf-8", newline="") as out:
+        with target.open("w", encoding="utf-8", newline="") as out:
             if kind == "csv":
                 writer = csv.writer(out, lineterminator="\n")
                 writer.writerow(table.columns)
@@ -282,9 +308,23 @@ def write_table(rows: Iterable[Row], path: str | Path, table: Table[Row]) -> int
                     out.write(_row_encoder.encode(row).decode())
                     out.write("\n")
                     count += 1
+        if not in_place:
+            os.replace(target, real)
     except OSError as exc:
         raise InputError(f"{file}: cannot write ({exc.strerror})") from None
+    finally:
+        if not in_place:
+            with contextlib.suppress(OSError):
+                target.unlink()
     return count
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (the same path, or one file by two names)."""
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
 
 
 def _cell(value: Any) -> str:

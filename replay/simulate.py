@@ -23,13 +23,14 @@ import random
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import cast
 
 from alphad.actors.regimes import TRENDING_DOWN, TRENDING_UP
 from alphad.actors.regimes_sim import SimSettings, draw_bar
 from alphad.protocol.messages import Side
 from alphad.replay.bars import BarRow, TrueRegime, write_bars
-from alphad.replay.signals import InputError, SignalRow, write_signals
+from alphad.replay.signals import InputError, SignalRow, same_file, write_signals
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -346,6 +347,8 @@ def simulate_command(args: argparse.Namespace) -> int:
     """``alphad simulate --scenario NAME --seed N --out FILE [--bars FILE]``."""
     if args.scenario not in SCENARIOS:
         raise InputError(f"unknown scenario {args.scenario!r}; one of {', '.join(SCENARIOS)}")
+    if args.bars and same_file(Path(args.out), Path(args.bars)):
+        raise InputError(f"--out and --bars are one file, {args.out}: give two")
     simulation = simulate(args.scenario, args.seed)
     count = write_signals(simulation.rows, args.out)
     strategies = len(simulation.scenario.strategies)

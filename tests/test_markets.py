@@ -371,6 +371,53 @@ def test_the_pipeline_runs_on_an_archive_made_here(tmp_path: Path) -> None:
         assert low is not None and high is not None and low <= high
 
 
+def test_one_history_pooled_is_that_history_on_its_own_days(tmp_path: Path) -> None:
+    # The pooled book runs from the first signal to the last exit, as each history's own
+    # figures do: pooled alone, a history's every side is its own (the pooled days once
+    # began at the first exit, and every pooled daily Sharpe was a few days short).
+    manifest, cache = make_archive(tmp_path, {"walk-a": walk(500, 3)})
+    report = run(manifest=manifest, cache=cache)
+    (history,) = report.histories
+    assert history.first_ts_ms < min(
+        t.row.exit_ts_ms for t in trades_of(walk(500, 3), "walk-a", "WALK-A")
+    )
+    own = {s.name: s.stats for s in history.sides}
+    pooled = {s.name: s.stats for s in report.pooled}
+    assert pooled.keys() == own.keys()
+    for name, stats in own.items():
+        assert pooled[name].daily_sharpe == pytest.approx(stats.daily_sharpe, rel=1e-12), name
+        assert pooled[name].total_pnl == pytest.approx(stats.total_pnl, rel=1e-12), name
+
+
+def test_a_config_with_detected_regimes_points_to_the_regimes_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # This command has no --bars: the replay's advice to give them would mislead.
+    detected = tmp_path / "detected.toml"
+    detected.write_text('[regimes]\nsource = "detected"\n')
+    assert main(["--config", str(detected)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--regimes detected" in err and "--bars" not in err
+
+
+def test_a_closed_standard_output_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    # ``python -m bench.markets >&-``: no standard output at all, not a pipe.
+    manifest, cache = make_archive(tmp_path, {"walk-a": walk(300, 5)})
+    process = subprocess.run(
+        [sys.executable, "-m", "bench.markets", "--manifest", str(manifest)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).parent.parent,
+        env=os.environ | {"ALPHAD_MARKETS_CACHE": str(cache)},
+        preexec_fn=lambda: os.close(1),
+        timeout=120,
+    )
+    assert process.returncode == 1
+    assert process.stderr.decode() == (
+        "bench.markets: standard output is closed: --out FILE writes elsewhere\n"
+    )
+
+
 def test_the_command_writes_json_and_refuses_a_tampered_archive(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,6 +11,8 @@ import re
 import statistics
 import subprocess
 import sys
+from collections.abc import Iterator
+from fractions import Fraction
 from functools import cache
 from pathlib import Path
 
@@ -206,6 +208,97 @@ def test_unknown_extension_and_missing_file_are_one_line_errors(tmp_path: Path) 
     (tmp_path / "empty.csv").write_text(HEADER)
     with pytest.raises(InputError, match="no signals"):
         read_signals(tmp_path / "empty.csv")
+
+
+def test_json_nested_too_deeply_is_a_bad_row_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "nested.jsonl"
+    path.write_text("[" * 1000 + "]" * 1000 + "\n")
+    with pytest.raises(InputError, match=r"line 1: not a row: JSON nested too deeply"):
+        read_signals(path)
+
+
+def test_a_time_after_the_year_9999_is_refused_with_its_line(tmp_path: Path) -> None:
+    # Microseconds taken for milliseconds: a day no report can print, refused up front.
+    path = tmp_path / "micro.csv"
+    last = 253_402_300_799_999  # 9999-12-31 23:59:59.999
+    path.write_text(
+        HEADER + f"{last - 1},{last},ema,BTC,buy,0.8,3,,1,\n"
+        f"1704067200000000,1704070800000000,ema,BTC,buy,0.8,3,,1,\n"
+    )
+    with pytest.raises(InputError) as caught:
+        read_signals(path)
+    message = str(caught.value)
+    assert "1 bad row" in message
+    assert "line 3: `ts_ms` 1704067200000000 is after the year 9999" in message
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (HEADER + "1000,2000,ema,BTC,buy,0.8,3,,1.5,\n").encode())
+    (row,) = read_signals(path)
+    assert (row.ts_ms, row.pnl) == (1000, 1.5)
+
+
+def test_a_history_longer_than_the_days_a_replay_takes_is_refused() -> None:
+    # Within the cycles' limit at a long interval, but more days than any report holds.
+    config = msgspec.convert({"engine": {"update_interval_s": 30 * 86_400}}, Config)
+    row = SignalRow(
+        ts_ms=0,
+        exit_ts_ms=100_001 * DAY_MS,
+        strategy="ema",
+        symbol="BTC",
+        side="buy",
+        confidence=0.8,
+        confluence=3,
+        pnl=1.0,
+    )
+    with pytest.raises(InputError, match=r"spans 100,002 days \(more than 100,000\)"):
+        replay([row], config)
+    assert replay([msgspec.structs.replace(row, exit_ts_ms=99_999 * DAY_MS)], config).result
+
+
+def test_a_days_pnl_is_summed_exactly_as_the_total_is() -> None:
+    # Two large trades that cancel and two small ones, all on one day: a running sum
+    # loses the first small one; the day's pnl must be the total.
+    pnls = [1e15, 0.01, -1e15, 0.02]
+    rows = [
+        SignalRow(
+            ts_ms=1_704_067_200_000 + i,
+            exit_ts_ms=1_704_070_800_000 + i,
+            strategy="ema",
+            symbol="BTC",
+            side="buy",
+            confidence=0.9,
+            confluence=3,
+            pnl=pnl,
+        )
+        for i, pnl in enumerate(pnls)
+    ]
+    baseline = replay(rows).result.total.baseline
+    exact = float(sum(map(Fraction, pnls)))
+    assert baseline.total_pnl == exact == 0.03
+    assert baseline.worst_day == exact
+
+
+def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
+    rows = simulated("steady", 1).rows[:50]
+    path = tmp_path / "signals.csv"
+    write_signals(rows, path)
+    before = path.read_bytes()
+
+    def interrupted() -> Iterator[SignalRow]:
+        yield from rows[:10]
+        raise KeyboardInterrupt  # Ctrl-C in the middle of the write
+
+    with pytest.raises(KeyboardInterrupt):
+        write_signals(interrupted(), path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["signals.csv"]
+    # Through a symbolic link the file it names is replaced, and the link stays.
+    link = tmp_path / "link.csv"
+    link.symlink_to(path)
+    assert write_signals(rows[:5], link) == 5
+    assert link.is_symlink() and read_signals(path) == rows[:5]
 
 
 # ----------------------------------------------------------------------------- the replay

@@ -15,6 +15,7 @@ import msgspec
 
 from alphad.replay.bootstrap import Interval, bootstrap
 from alphad.replay.results import DAY_MS
+from alphad.replay.results import daily_pnl as pnl_by_day
 
 RESAMPLES = 1_000
 """Fewer than the replay's 2 000: the pooled book spans decades of days, ten sides."""
@@ -31,12 +32,10 @@ class Luck(msgspec.Struct, kw_only=True):
 def daily_pnl(
     books: Sequence[Mapping[str, list[tuple[int, float]]]], name: str, day0: int, days: int
 ) -> list[float]:
-    """One side's pnl on each calendar day from ``day0``, every history together."""
-    daily = [0.0] * days
-    for book in books:
-        for ts, pnl in book[name]:
-            daily[ts // DAY_MS - day0] += pnl
-    return daily
+    """One side's pnl on each calendar day from ``day0``, every history together (each
+    day's summed exactly rounded, as ``replay.results.daily_pnl`` sums them)."""
+    trades = [trade for book in books for trade in book[name]]
+    return pnl_by_day([pnl for _, pnl in trades], [ts // DAY_MS - day0 for ts, _ in trades], days)
 
 
 def pooled_luck(
@@ -44,14 +43,14 @@ def pooled_luck(
     alphad: str,
     others: Sequence[str],
     periods_per_year: float,
+    day0: int,
+    days: int,
     resamples: int = RESAMPLES,
 ) -> list[Luck]:
-    """alphad against each of ``others`` (the baseline and the peers) on the pooled book."""
-    stamps = [ts for book in books for name in book for ts, _ in book[name]]
-    if not stamps:
+    """alphad against each of ``others`` (the baseline and the peers) on the pooled book,
+    over the calendar days from ``day0`` (``pooled_days``)."""
+    if not books:
         return []
-    day0 = min(stamps) // DAY_MS
-    days = max(stamps) // DAY_MS - day0 + 1
     mine = daily_pnl(books, alphad, day0, days)
     rows = []
     for other in others:

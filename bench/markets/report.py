@@ -207,10 +207,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python -m bench.markets" + "".join(
         f" {a}" for a in (argv if argv is not None else sys.argv[1:])
     )
+    if sys.stdout is None and not args.out:
+        print(
+            "bench.markets: standard output is closed: --out FILE writes elsewhere", file=sys.stderr
+        )
+        return 1
     try:
         if not 0.0 <= args.cost_bps <= 100.0:
             raise CorpusError(f"--cost-bps must be 0 – 100, not {args.cost_bps:g}")
         config = load_config(args.config) if args.config else Config()
+        if config.regimes.source == "detected":
+            raise CorpusError(
+                f'{args.config}: [regimes] source = "detected" needs bars in a replay; here'
+                " the side alphad counts under the strategies' labels, and --regimes detected"
+                " adds the side alphad_detected, fed the history's bars"
+            )
         report = run(
             manifest=args.manifest,
             histories=args.histories,

@@ -110,6 +110,9 @@ class HistoryResult(msgspec.Struct, kw_only=True):
     first_day: str
     last_day: str
     signals: int
+    # The replay's span: its first signal and its last exit (event times, ms).
+    first_ts_ms: int
+    last_ts_ms: int
     sides: list[Side]
     decisions: SignalCounts  # alphad's
     status_changes: int
@@ -230,6 +233,8 @@ def evaluate(
             first_day=_day(history.bars[0].ts_ms),
             last_day=_day(history.bars[-1].ts_ms),
             signals=len(rows),
+            first_ts_ms=result.first_ts_ms,
+            last_ts_ms=result.last_ts_ms,
             sides=sides,
             decisions=result.decisions,
             status_changes=len(result.status_changes),
@@ -310,8 +315,7 @@ def pooled(
     histories of its exposure × their signals, over all signals."""
     if not books:
         return []
-    day0 = min(ts for book in books for ts, _ in book[BASELINE]) // DAY_MS
-    days = max(ts for book in books for ts, _ in book[BASELINE]) // DAY_MS - day0 + 1
+    day0, days = pooled_days(results)
     signals = sum(r.signals for r in results)
 
     def stats_of(name: str) -> Stats:
@@ -330,6 +334,13 @@ def pooled(
             exposure = math.fsum(_named(r.sides, name).exposure * r.signals for r in results)
             sides.append(_side(name, base, stats_of(name), exposure / signals))
     return sides
+
+
+def pooled_days(results: Sequence[HistoryResult]) -> tuple[int, int]:
+    """The pooled book's first calendar day (days since 1970) and its number of days:
+    from the first signal of any history to the last exit, as each history's own."""
+    day0 = min(r.first_ts_ms for r in results) // DAY_MS
+    return day0, max(r.last_ts_ms for r in results) // DAY_MS - day0 + 1
 
 
 def verdicts(results: Sequence[HistoryResult], pool: Sequence[Side]) -> Verdicts:
@@ -410,7 +421,9 @@ def run(
         books.append(book)
     pool = pooled(results, books)
     others = [side.name for side in pool if side.name != ALPHAD]
-    luck = pooled_luck(books, ALPHAD, others, PERIODS_PER_YEAR) if books else []
+    luck = (
+        pooled_luck(books, ALPHAD, others, PERIODS_PER_YEAR, *pooled_days(results)) if books else []
+    )
     return MarketsReport(
         command=command,
         date=datetime.now(UTC).strftime("%Y-%m-%d"),

@@ -1,0 +1,120 @@
+"""End to end: the commands' output that cannot be written, or would overwrite an input.
+
+Each runs the real ``alphad`` command line in a child process: standard output full
+(``> /dev/full``) or closed (``>&-``) is one line on stderr and exit 1, never a
+traceback; an output named as an input is refused before anything is written; an
+interrupt while the command line still loads ends it quietly with 130.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from alphad.daemon import entry
+
+ROOT = Path(__file__).parent.parent
+HEADER = "ts_ms,exit_ts_ms,strategy,symbol,side,confidence,confluence,regime,pnl,signal_id\n"
+ROWS = "".join(
+    f"{1_704_067_200_000 + i * 3_600_000},{1_704_070_800_000 + i * 3_600_000},ema,BTC,buy,0.8,3,,"
+    f"{(-1) ** i * 1.5},\n"
+    for i in range(30)
+)
+
+
+def alphad(
+    *args: str, cwd: Path, stdout: int | None = subprocess.PIPE, close_stdout: bool = False
+) -> tuple[int, str]:
+    process = subprocess.run(
+        [sys.executable, "-m", "alphad.daemon.cli", *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+        preexec_fn=(lambda: os.close(1)) if close_stdout else None,
+        timeout=120,
+    )
+    return process.returncode, process.stderr.decode()
+
+
+@pytest.fixture
+def signals(tmp_path: Path) -> Path:
+    path = tmp_path / "signals.csv"
+    path.write_text(HEADER + ROWS)
+    return path
+
+
+REPLAY = ("replay", "signals.csv", "--bootstrap", "0")
+SIMULATE = ("simulate", "--scenario", "steady", "--out", "steady.csv")
+
+
+@pytest.mark.parametrize("command", [REPLAY, SIMULATE], ids=["replay", "simulate"])
+def test_a_full_standard_output_is_one_line_and_exit_1(
+    signals: Path, command: Sequence[str]
+) -> None:
+    with open("/dev/full", "wb") as full:
+        code, err = alphad(*command, cwd=signals.parent, stdout=full.fileno())
+    assert (code, err) == (1, "alphad: cannot write: No space left on device\n")
+
+
+@pytest.mark.parametrize("command", [REPLAY, SIMULATE], ids=["replay", "simulate"])
+def test_a_closed_standard_output_is_one_line_and_exit_1(
+    signals: Path, command: Sequence[str]
+) -> None:
+    code, err = alphad(*command, cwd=signals.parent, stdout=None, close_stdout=True)
+    assert (code, err) == (1, "alphad: standard output is closed: there is nowhere to write to\n")
+
+
+def test_a_report_over_its_own_input_is_refused_and_the_input_kept(signals: Path) -> None:
+    before = signals.read_bytes()
+    (signals.parent / "again.csv").symlink_to(signals)
+    for report in ("signals.csv", "./signals.csv", "again.csv", str(signals)):
+        code, err = alphad("replay", "signals.csv", "--report", report, cwd=signals.parent)
+        assert code == 1 and err.startswith(f"alphad: --report {report} is the signals file")
+        assert err.count("\n") == 1
+    assert signals.read_bytes() == before
+
+
+def test_simulate_refuses_one_file_for_the_signals_and_the_bars(tmp_path: Path) -> None:
+    code, err = alphad(*SIMULATE, "--bars", "./steady.csv", cwd=tmp_path)
+    assert (code, err) == (1, "alphad: --out and --bars are one file, steady.csv: give two\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bootstrap_beyond_its_bound_is_refused_before_the_replay(signals: Path) -> None:
+    code, err = alphad("replay", "signals.csv", "--bootstrap", "10" * 10, cwd=signals.parent)
+    assert (code, err) == (
+        1,
+        "alphad: --bootstrap needs a number of resamples from 0 to 100,000, not "
+        f"{'10' * 10}\n",
+    )
+
+
+class _Interrupting(importlib.abc.MetaPathFinder):
+    """Ctrl-C as the command line's module is being loaded."""
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if name == "alphad.daemon.cli":
+            raise KeyboardInterrupt
+        return None
+
+
+def test_an_interrupt_while_the_command_line_loads_ends_with_130(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delitem(sys.modules, "alphad.daemon.cli", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_Interrupting(), *sys.meta_path])
+    assert entry.main() == 130
+    # The console script runs this entry point.
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'alphad = "alphad.daemon.entry:main"' in pyproject
