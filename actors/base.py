@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from collections import deque
 from collections.abc import Iterable
 from itertools import islice
@@ -382,6 +383,31 @@ class Restore(Ask[None], frozen=True):
 
 
 _slice_encoder = msgspec.msgpack.Encoder()
+
+TURN_AFTER_S = 0.000_2
+"""Work an actor does between two turns of the event loop while it assembles a large
+reply (``Turns``): a bot's request waits for at most about this much per step of its
+way through the daemon."""
+
+
+class Turns:
+    """Gives the event loop a turn once ``after_s`` seconds of work have passed since the
+    last one: ``await turns.take()`` between the items of a long, synchronous piece of
+    work (a report of a thousand strategies took tens of milliseconds in one go, and
+    every bot's request waited for it). The actor doing the work handles no other message
+    meanwhile, so what it assembles is still of one state."""
+
+    __slots__ = ("after_s", "since")
+
+    def __init__(self, after_s: float = TURN_AFTER_S) -> None:
+        self.after_s = after_s
+        self.since = time.perf_counter()
+
+    async def take(self) -> None:
+        """A turn of the event loop, if this much work has been done since the last."""
+        if time.perf_counter() - self.since >= self.after_s:
+            await asyncio.sleep(0)
+            self.since = time.perf_counter()
 
 
 async def encode_in_slices(entries: Iterable[Any], every: int = 256) -> list[msgspec.Raw]:

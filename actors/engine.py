@@ -507,4 +507,4 @@ class EngineActor(Actor):
             tables=tables,
             signal_quality=await ask_peer(self.scorer, SignalSummary()),
         )
-        return report_page(parts, after)
+        return await report_page(parts, after)

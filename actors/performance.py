@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from itertools import combinations
+from itertools import combinations, islice
 from typing import Annotated, Any
 
 import msgspec
@@ -72,6 +72,34 @@ def grouping_of(dims: Collection[str]) -> tuple[str, ...]:
     if not chosen or not chosen <= set(DIMENSIONS):
         raise ValueError(f"group_by must be a non-empty subset of {', '.join(DIMENSIONS)}")
     return tuple(d for d in DIMENSIONS if d in chosen)
+
+
+def check_metric(metric: str) -> None:
+    """Raise ValueError unless ``metric`` is one of ``METRIC_FIELDS``."""
+    if metric not in METRIC_FIELDS:
+        raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRIC_FIELDS)}")
+
+
+def ranked_rows(
+    rows: Sequence[dict[str, Any]], metric: str, n: int, ascending: bool = False
+) -> list[dict[str, Any]]:
+    """The ``n`` best of ``rows`` (in name order) by ``metric`` (worst first with
+    ``ascending``): ``PerformanceModel.top_strategies``' ranking."""
+    if n <= 0:
+        return []
+
+    def rank(row: dict[str, Any]) -> float | None:
+        if metric == "profit_factor" and row["profit_factor_infinite"]:
+            return math.inf
+        value = row[metric]
+        return None if value is None else float(value)
+
+    ranked = [(rank(row), row) for row in rows]
+    defined = [(value, row) for value, row in ranked if value is not None]
+    # Python's sort is stable in both directions, so ties stay in name order.
+    defined.sort(key=lambda item: item[0], reverse=not ascending)
+    undefined = [row for value, row in ranked if value is None]
+    return ([row for _, row in defined] + undefined)[:n]
 
 
 class PerformanceModel:
@@ -204,6 +232,18 @@ class PerformanceModel:
         ``after``, only the rows whose key sorts after it; with ``limit``, at most that
         many (a page).
         """
+        return list(islice(self.iter_rows(group_by, window, strategy, after=after), limit))
+
+    def iter_rows(
+        self,
+        group_by: Sequence[str],
+        window: str = "all",
+        strategy: str | None = None,
+        *,
+        after: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """``rows``, one at a time: each row is made as it is taken (the arguments are
+        checked at once). The model must not change while they are taken."""
         _check_window(window)
         self._check_reported()
         if not group_by:
@@ -216,16 +256,22 @@ class PerformanceModel:
         keys = sorted(table)
         if after is not None:
             del keys[: bisect_right(keys, tuple(after))]
-        rows: list[dict[str, Any]] = []
+        return self._rows_of(grouping, table, keys, window, strategy)
+
+    @staticmethod
+    def _rows_of(
+        grouping: tuple[str, ...],
+        table: Mapping[tuple[str, ...], Group],
+        keys: list[tuple[str, ...]],
+        window: str,
+        strategy: str | None,
+    ) -> Iterator[dict[str, Any]]:
         for key in keys:
             if strategy is not None and key[0] != strategy:
                 continue
-            if limit is not None and len(rows) == limit:
-                break
             row: dict[str, Any] = dict(zip(grouping, key, strict=True))
             row.update(table[key].figures(window).as_row())
-            rows.append(row)
-        return rows
+            yield row
 
     def strategy_figures(self, strategy: str, window: str = "all") -> Figures | None:
         """One strategy's figures, or None if it has no trade."""
@@ -284,24 +330,8 @@ class PerformanceModel:
         Strategies whose figure is undefined come last; an infinite profit factor
         (gains and no loss) ranks above every finite one. Ties keep name order.
         """
-        if metric not in METRIC_FIELDS:
-            raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRIC_FIELDS)}")
-        rows = self.rows(("strategy",), window)
-        if n <= 0:
-            return []
-
-        def rank(row: dict[str, Any]) -> float | None:
-            if metric == "profit_factor" and row["profit_factor_infinite"]:
-                return math.inf
-            value = row[metric]
-            return None if value is None else float(value)
-
-        ranked = [(rank(row), row) for row in rows]
-        defined = [(value, row) for value, row in ranked if value is not None]
-        # Python's sort is stable in both directions, so ties stay in name order.
-        defined.sort(key=lambda item: item[0], reverse=not ascending)
-        undefined = [row for value, row in ranked if value is None]
-        return ([row for _, row in defined] + undefined)[:n]
+        check_metric(metric)
+        return ranked_rows(self.rows(("strategy",), window), metric, n, ascending)
 
     def strategies(self) -> list[str]:
         """Every strategy with a trade, sorted."""

@@ -10,15 +10,22 @@ and the benchmarks drive without a mailbox.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 import structlog
 
-from alphad.actors.base import TAKE_STATE, Actor, Ask, encode_in_slices
+from alphad.actors.base import TAKE_STATE, Actor, Ask, Turns, encode_in_slices
 from alphad.actors.events import ClosedTrade
 from alphad.actors.figures import Figures
-from alphad.actors.performance import CAPPED, PerformanceModel, grouping_of
+from alphad.actors.performance import (
+    CAPPED,
+    PerformanceModel,
+    check_metric,
+    grouping_of,
+    ranked_rows,
+)
 from alphad.protocol.messages import (
     PAGE_ROWS,
     TOP_MIN_TRADES,
@@ -90,12 +97,11 @@ class PerformanceActor(Actor):
                     )
                 return None
             case GetPerformance():
-                rows = model.rows(
-                    message.group_by,
-                    message.window,
-                    message.strategy,
-                    after=message.after,
-                    limit=PAGE_ROWS + 1,
+                rows = await take_in_slices(
+                    model.iter_rows(
+                        message.group_by, message.window, message.strategy, after=message.after
+                    ),
+                    PAGE_ROWS + 1,
                 )
                 more = len(rows) > PAGE_ROWS
                 del rows[PAGE_ROWS:]
@@ -109,7 +115,7 @@ class PerformanceActor(Actor):
             case RecentFigures():
                 return model.recent_by_strategy(), model.recent_by_regime()
             case GetTop():
-                rows = top_rows(
+                rows = await top_rows(
                     model,
                     message.metric,
                     message.n,
@@ -131,22 +137,23 @@ class PerformanceActor(Actor):
             case ReportTables():
                 names = model.strategies()
                 del names[: bisect_right(names, message.after) if message.after else 0]
+                entries = (
+                    {
+                        "strategy": name,
+                        "all": _row(model.strategy_figures(name, "all")),
+                        "recent": _row(model.strategy_figures(name, "recent")),
+                        "recent_pnls": model.recent_pnls(name, 30),
+                    }
+                    for name in names[:PAGE_ROWS]
+                )
                 return {
-                    "strategies": [
-                        {
-                            "strategy": name,
-                            "all": _row(model.strategy_figures(name, "all")),
-                            "recent": _row(model.strategy_figures(name, "recent")),
-                            "recent_pnls": model.recent_pnls(name, 30),
-                        }
-                        for name in names[:PAGE_ROWS]
-                    ],
+                    "strategies": await take_in_slices(entries),
                     "more_strategies": len(names) > PAGE_ROWS,
                     # Bounded like any reply; the rest are get_performance's pages.
-                    "regime_effectiveness": model.rows(
-                        ("strategy", "regime"), "recent", limit=PAGE_ROWS
+                    "regime_effectiveness": await take_in_slices(
+                        model.iter_rows(("strategy", "regime"), "recent"), PAGE_ROWS
                     ),
-                    "top_strategies": top_rows(
+                    "top_strategies": await top_rows(
                         model, "expectancy", message.top_n, "recent", TOP_MIN_TRADES
                     ),
                     "trades": model.trade_count,
@@ -160,7 +167,25 @@ class PerformanceActor(Actor):
         raise TypeError(f"performance cannot handle {type(message).__name__}")
 
 
-def top_rows(
+async def take_in_slices(
+    rows: Iterable[dict[str, Any]], limit: int | None = None
+) -> list[dict[str, Any]]:
+    """At most ``limit`` of ``rows``, giving the event loop its turns (``Turns``): a
+    report of a thousand strategies made in one go held every bot's request for tens of
+    milliseconds. The actor handles no other message meanwhile: the rows are of one state."""
+    taken: list[dict[str, Any]] = []
+    if limit is not None and limit <= 0:
+        return taken
+    turns = Turns()
+    for row in rows:
+        taken.append(row)
+        if len(taken) == limit:
+            break
+        await turns.take()
+    return taken
+
+
+async def top_rows(
     model: PerformanceModel,
     metric: str,
     n: int,
@@ -170,8 +195,10 @@ def top_rows(
 ) -> list[dict[str, Any]]:
     """``PerformanceModel.top_strategies`` among the strategies with at least
     ``min_trades`` trades in the window (``get_top`` and the report's top strategies)."""
-    ranked = model.top_strategies(metric, len(model.strategies()), window, ascending)
-    return [row for row in ranked if row["trades"] >= min_trades][:n]
+    check_metric(metric)
+    rows = await take_in_slices(model.iter_rows(("strategy",), window))
+    enough = [row for row in rows if row["trades"] >= min_trades]
+    return ranked_rows(enough, metric, n, ascending)
 
 
 def _row(figures: Figures | None) -> dict[str, Any] | None:

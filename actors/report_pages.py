@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from alphad.actors.base import Turns
 from alphad.actors.weighting_tables import WeightTable
 from alphad.protocol.messages import PAGE_BYTES, PAGE_ROWS, HealthRow, Report, StatusReply
 
@@ -37,8 +38,9 @@ class ReportParts(msgspec.Struct, kw_only=True):
     signal_quality: dict[str, Any]
 
 
-def report_page(parts: ReportParts, after: Sequence[str] | None) -> Report:
-    """The page of the report after the key ``after`` (from the start when None)."""
+async def report_page(parts: ReportParts, after: Sequence[str] | None) -> Report:
+    """The page of the report after the key ``after`` (from the start when None), giving
+    the event loop its turns while it cuts a page of a thousand strategies (``Turns``)."""
     cursor: Key = tuple(after or ())
     tables = parts.tables
     page = Report(
@@ -61,6 +63,7 @@ def report_page(parts: ReportParts, after: Sequence[str] | None) -> Report:
     budget = PAGE_BYTES - _size(page)
     rows = size = 0
     last: Key | None = None
+    turns = Turns()
     for key in _keys(names, parts.regime_weights, regime_rows, cursor):
         pieces = _pieces(key, parts, entries, health, regime_rows)
         key_rows = sum(1 for kind, _ in pieces if kind in ("strategies", "health", "regime"))
@@ -74,6 +77,7 @@ def report_page(parts: ReportParts, after: Sequence[str] | None) -> Report:
             return page
         _add(page, key, pieces)
         rows, size, last = rows + key_rows, size + key_size, key
+        await turns.take()
     return page
 
 

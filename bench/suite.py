@@ -30,7 +30,7 @@ from typing import Any
 import zmq
 
 from alphad.protocol.codec import encode
-from alphad.protocol.messages import ForceStatus, RecordTrade, ScoreSignal
+from alphad.protocol.messages import ForceStatus, GetReport, RecordTrade, ScoreSignal
 from bench.bars_bench import bar_cost, hold_bars
 from bench.replay_bench import replay_speed
 from bench.state import cycle_seconds, memory_and_recovery
@@ -180,6 +180,48 @@ def round_trips_with_alerts(daemon: DaemonProcess, count: int, stalled: bool) ->
         flipper.join()
         if subscriber is not None:
             subscriber.close(linger=0)
+
+
+def many_strategies(daemon: DaemonProcess, strategies: int = 1_000) -> None:
+    """A trade of each of ``strategies`` strategies in each of three regimes: the book of a
+    host at the default ``max_strategies``."""
+    client = RawClient(daemon.rpc, timeout_ms=30_000)
+    n = 0
+    for i in range(strategies):
+        for regime in ("trending", "ranging", "volatile"):
+            n += 1
+            client.call(
+                RecordTrade(
+                    trade_id=f"many-{n}",
+                    strategy=f"many_{i:04d}",
+                    symbol="ETH/USDT",
+                    side="buy",
+                    pnl=1.0 if i % 2 else -1.0,
+                    entry_ts_ms=1_732_000_000_000 + n,
+                    exit_ts_ms=1_732_000_001_000 + n,
+                    regime=regime,
+                )
+            )
+    client.close()
+
+
+def round_trips_with_reports(daemon: DaemonProcess, count: int) -> list[float]:
+    """``round_trips`` while a dashboard asks for the report's first page without a pause."""
+    stop = threading.Event()
+
+    def dashboard() -> None:
+        client = RawClient(daemon.rpc, timeout_ms=30_000)
+        while not stop.is_set():
+            client.call(GetReport())
+        client.close()
+
+    reader = threading.Thread(target=dashboard)
+    reader.start()
+    try:
+        return round_trips(daemon.rpc, SIGNAL, count)
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _load_worker(
@@ -361,6 +403,22 @@ def run(quick: bool) -> list[Row]:
                 )
             )
             rows.append(_bars_held_row(daemon, reps, trips))
+            # Last: the thousand strategies stay in this daemon.
+            many_strategies(daemon)
+            quiet, asked = [], []
+            for _ in range(reps):
+                quiet.append(percentile(round_trips(daemon.rpc, SIGNAL, trips // 2), 99))
+                asked.append(percentile(round_trips_with_reports(daemon, trips // 2), 99))
+            rows.append(
+                Row(
+                    "latency p99 (1 bot), a dashboard asking get_report without pause vs"
+                    " none, 1 000 strategies",
+                    statistics.median(asked),
+                    statistics.median(quiet),
+                    "µs",
+                    "<= 5",
+                )
+            )
         finally:
             daemon.close()
             echo.close()

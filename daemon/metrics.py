@@ -38,7 +38,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from alphad.actors.base import Actor, Handle
+from alphad.actors.base import Actor, Handle, Turns
 from alphad.actors.engine import EngineActor
 from alphad.actors.engine_messages import EngineStats
 from alphad.actors.events import STRICTNESS
@@ -193,6 +193,9 @@ class Sampler:
         self.cycle = Histogram(CYCLE_BUCKETS)
         self.snapshot: list[Metric] = []
         self.report: Report | None = None
+        # The per-strategy series of the last report, made once per report (not at each
+        # fold), a slice at a time.
+        self.strategy_series: list[Metric] = []
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         self._task: asyncio.Task[None] | None = None
@@ -227,6 +230,7 @@ class Sampler:
                     if not isinstance(report, Report):
                         raise TypeError(f"get_report answered {type(report).__name__}")
                     self.report = report
+                    self.strategy_series = await self._strategies()
                 except Exception as exc:
                     log.debug("metrics_report_failed", error=str(exc))
             self.fold()
@@ -387,10 +391,12 @@ class Sampler:
         for name, on in sorted(engine.switches.items()):
             enabled.add_metric([name], 1.0 if on else 0.0)
         metrics.append(enabled)
-        metrics += self._strategies()
+        metrics += self.strategy_series
         return metrics
 
-    def _strategies(self) -> list[Metric]:
+    async def _strategies(self) -> list[Metric]:
+        """The per-strategy series of the last report, giving the event loop its turns
+        (``Turns``: a thousand strategies' series take milliseconds)."""
         report = self.report
         if report is None:
             return []
@@ -398,9 +404,11 @@ class Sampler:
             "alphad_strategy_status", "1 for the strategy's current status.",
             labels=["strategy", "status"],
         )  # fmt: skip
+        turns = Turns()
         for row in report.health:
             for name in STATUSES:
                 status.add_metric([row.strategy, name], 1.0 if row.status == name else 0.0)
+            await turns.take()
         weight = GaugeMetricFamily(
             "alphad_strategy_weight", "Strategy weight by kind.", labels=["strategy", "kind"]
         )
@@ -408,6 +416,7 @@ class Sampler:
         for kind in ("base", "adaptive", "effective", "normalized"):
             for strategy, value in sorted(allocation.get(kind, {}).items()):
                 weight.add_metric([strategy, kind], value)
+                await turns.take()
         families = {
             "expectancy": "Recent-window expectancy (pnl per trade).",
             "win_rate": "Recent-window win rate.",
@@ -421,6 +430,7 @@ class Sampler:
                 value = (entry.get("recent") or {}).get(key)
                 if value is not None:
                     family.add_metric([entry["strategy"]], float(value))
+                await turns.take()
             figures.append(family)
         return [status, weight, *figures, *regime_status_metrics(report.health)]
 

@@ -7,6 +7,7 @@ code with the model. Floats are rounded from the exact values only at the end.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import statistics
@@ -23,8 +24,14 @@ from hypothesis import strategies as st
 from alphad.actors.base import TAKE_STATE
 from alphad.actors.events import ClosedTrade
 from alphad.actors.performance import PerformanceConfig, PerformanceModel
-from alphad.actors.performance_actor import PerformanceActor
-from alphad.protocol.messages import METRIC_FIELDS
+from alphad.actors.performance_actor import PerformanceActor, ReportTables
+from alphad.protocol.messages import (
+    METRIC_FIELDS,
+    PAGE_ROWS,
+    TOP_MIN_TRADES,
+    GetPerformance,
+    GetTop,
+)
 
 DIMENSIONS = ("strategy", "symbol", "regime")
 ALL_GROUPINGS = [c for size in (1, 2, 3) for c in combinations(DIMENSIONS, size)]
@@ -917,3 +924,61 @@ def test_a_judging_only_model_refuses_what_it_does_not_keep() -> None:
     ):
         with pytest.raises(ValueError, match="only the judged windows"):
             ask()
+
+
+async def _turns_while(work: Any) -> tuple[Any, int]:
+    """The answer of ``work`` and how many turns the event loop gave another task while
+    it ran (0 for work that holds the loop from start to end)."""
+    turns = 0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal turns
+        while not done.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)  # the ticker is running
+    started = turns
+    try:
+        answer = await work
+    finally:
+        done.set()
+        await task
+    return answer, turns - started - 1
+
+
+async def test_the_report_tables_of_a_thousand_strategies_let_the_loop_turn() -> None:
+    # Every bot's request waits for a reply that is assembled in one go: a report's
+    # tables of a thousand strategies took tens of milliseconds.
+    rng = random.Random(8)
+    trades = [
+        (f"s{i:04d}", "BTC", regime, rng.gauss(0, 1))
+        for i in range(1000)
+        for regime in ("trend", "range", "volatile")
+    ]
+    # A hundred with enough trades to rank among the top strategies.
+    trades += [
+        (f"s{i:04d}", "ETH", "trend", rng.gauss(0, 1)) for i in range(100) for _ in range(25)
+    ]
+    model = build(trades, window=50)
+    actor = PerformanceActor(model)
+    tables, turns = await _turns_while(actor.handle(ReportTables()))
+    assert turns >= 5
+    # The same tables as made in one go.
+    assert [e["strategy"] for e in tables["strategies"]] == model.strategies()
+    assert tables["strategies"][7]["recent"] == model.strategy_figures("s0007", "recent").as_row()
+    assert tables["regime_effectiveness"] == model.rows(
+        ("strategy", "regime"), "recent", limit=PAGE_ROWS
+    )
+    ranked = model.top_strategies("expectancy", 1000, "recent")
+    top = [row for row in ranked if row["trades"] >= TOP_MIN_TRADES][:5]
+    assert len(top) == 5 and tables["top_strategies"] == top
+    rows, turns = await _turns_while(actor.handle(GetPerformance(group_by=["strategy", "regime"])))
+    assert turns >= 5
+    assert rows.rows == model.rows(("strategy", "regime"))[:PAGE_ROWS]
+    assert rows.next == [rows.rows[-1]["strategy"], rows.rows[-1]["regime"]]
+    best, turns = await _turns_while(actor.handle(GetTop(metric="sharpe", n=3, min_trades=1)))
+    assert turns >= 1
+    assert best.rows == model.top_strategies("sharpe", 3, "recent")
