@@ -398,12 +398,23 @@ class Gateway:
         its type, to count it under (None when the type is not one this daemon knows)."""
         try:
             found = (_envelope_json_decoder if as_json else _envelope_decoder).decode(payload)
+            request_id, kind = found.request_id, found.type
         except Exception:
-            return None, None
-        request_id = found.request_id
+            # A map the envelope cannot take whole (a key that is not a string, a field of
+            # another type) may still hold a readable request_id and type.
+            try:
+                value = (msgspec.json.decode if as_json else msgspec.msgpack.decode)(payload)
+            except Exception:
+                return None, None
+            if not isinstance(value, dict):
+                return None, None
+            request_id, kind = (
+                field if isinstance(field := value.get(name), str) else None
+                for name in ("request_id", "type")
+            )
         if request_id is not None and len(request_id) > 128:
             request_id = None
-        return request_id, self._types.get(found.type) if found.type is not None else None
+        return request_id, self._types.get(kind) if kind is not None else None
 
     def _log_failure(self, exc: BaseException, message: str) -> None:
         """One line per kind of failure a second at most, with the frames it passed

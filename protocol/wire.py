@@ -40,7 +40,10 @@ Limit = Annotated[int, Meta(ge=1, le=10_000)]
 # says where the next page starts.
 PAGE_ROWS = 1_000
 PAGE_BYTES = 1 << 20
-Seq = Annotated[int, Meta(ge=0)]
+# A sequence number or a cycle: at most SQLite's largest INTEGER, which the store
+# compares it with (a larger one is a bad request, not an overflow inside the store).
+SEQ_MAX = 2**63 - 1
+Seq = Annotated[int, Meta(ge=0, le=SEQ_MAX)]
 Status = Literal["active", "degraded", "suspended", "retired"]
 GroupKey = Literal["strategy", "symbol", "regime"]
 Window = Literal["all", "recent"]

@@ -95,6 +95,32 @@ def test_score_signal_refuses_a_time_in_seconds_and_a_name_with_a_newline(
     assert isinstance(status, StatusReply) and status.strategies == 0
 
 
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"type": "get_audit", "since_seq": 2**63},
+        {"type": "get_history", "before_cycle": 2**63},
+        {"type": "get_signals", "after": 2**64 - 1},
+    ],
+)
+def test_a_sequence_number_past_what_the_store_holds_is_a_bad_request(
+    rpc: RawClient, document: dict[str, Any]
+) -> None:
+    # Once an overflow inside the store: an `internal` error and a traceback in the log.
+    reply = send(rpc, document | {"request_id": "big"})
+    assert (reply["type"], reply["code"], reply["request_id"]) == ("error", "bad_request", "big")
+    assert "9223372036854775807" in reply["message"]
+    edge = send(rpc, {**document, next(k for k in document if k != "type"): 2**63 - 1})
+    assert edge["type"] != "error", edge
+
+
+def test_the_request_id_of_a_map_with_a_key_that_is_not_a_string_is_echoed(
+    rpc: RawClient,
+) -> None:
+    reply = send(rpc, {1: 2, "type": "get_status", "request_id": "R6"})
+    assert (reply["type"], reply["code"], reply["request_id"]) == ("error", "bad_request", "R6")
+
+
 def test_the_bounds_themselves_are_accepted(rpc: RawClient) -> None:
     for i, changes in enumerate(
         [
