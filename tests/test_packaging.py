@@ -69,7 +69,7 @@ def test_the_wheel_installs_alphad_alone_with_every_module_of_the_folders(
             for path in (ROOT / folder).rglob("*.py")
         }
         assert on_disk and on_disk <= modules, sorted(on_disk - modules)
-    assert "alphad = alphad.daemon.cli:main" in scripts
+    assert "alphad = alphad.daemon.entry:main" in scripts
 
 
 def test_the_installed_names_import_in_a_fresh_interpreter_outside_the_checkout(
