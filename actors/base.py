@@ -410,6 +410,21 @@ class Turns:
             self.since = time.perf_counter()
 
 
+async def take_with_turns(items: Iterable[T], limit: int | None = None) -> list[T]:
+    """At most ``limit`` of ``items``, each made as it is taken, giving the event loop its
+    turns (``Turns``) in between."""
+    taken: list[T] = []
+    if limit is not None and limit <= 0:
+        return taken
+    turns = Turns()
+    for item in items:
+        taken.append(item)
+        if len(taken) == limit:
+            break
+        await turns.take()
+    return taken
+
+
 async def encode_in_slices(entries: Iterable[Any], every: int = 256) -> list[msgspec.Raw]:
     """Encode each entry to msgpack, giving the event loop a turn every ``every`` entries.
 

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import msgspec
 import structlog
 
-from alphad.actors.base import TAKE_STATE, Actor, Handle, Samples
+from alphad.actors.base import TAKE_STATE, Actor, Handle, Samples, take_with_turns
 from alphad.actors.engine_drafts import (
     component_draft,
     cycle_draft,
@@ -498,12 +498,17 @@ class EngineActor(Actor):
         asked = ReportTables(after=after[0] if after else None)
         tables = await ask_peer(self.performance, asked)
         optimizer = self.optimizer
+        # Each weight table and health row of a thousand strategies is made between two
+        # turns of the event loop, as the performance actor's tables and the page are.
+        weights = await take_with_turns(
+            optimizer.table(r) for r in (None, *optimizer.weighting.regimes())
+        )
         parts = ReportParts(
             status=self.status(),
-            weights=optimizer.table(None),
-            regime_weights={r: optimizer.table(r) for r in optimizer.weighting.regimes()},
+            weights=weights[0],
+            regime_weights={t.regime: t for t in weights[1:] if t.regime is not None},
             frozen=optimizer.weighting.frozen,
-            health=self.optimizer.health_rows(None),
+            health=await take_with_turns(optimizer.iter_health_rows(None)),
             tables=tables,
             signal_quality=await ask_peer(self.scorer, SignalSummary()),
         )

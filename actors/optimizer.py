@@ -10,7 +10,7 @@ given, so the same figures at the same times give the same result, live or repla
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -275,10 +275,14 @@ class Optimizer:
     def health_rows(self, strategy: str | None) -> list[HealthRow]:
         """Health rows of one strategy (a default row if never seen) or of every one,
         each with the strategy's rows in the regimes it traded in (per_regime)."""
-        rows = self.lifecycle.health(strategy)
-        if self.regimes.on:
-            rows = [row | {"regimes": self.regimes.health(row["strategy"])} for row in rows]
-        return [msgspec.convert(row, HealthRow) for row in rows]
+        return list(self.iter_health_rows(strategy))
+
+    def iter_health_rows(self, strategy: str | None) -> Iterator[HealthRow]:
+        """``health_rows``, each made as it is taken (the model must not change meanwhile)."""
+        for row in self.lifecycle.health(strategy):
+            if self.regimes.on:
+                row["regimes"] = self.regimes.health(row["strategy"])
+            yield msgspec.convert(row, HealthRow)
 
     def health(self, strategy: str | None) -> Health:
         """The ``health`` reply of ``get_health``."""

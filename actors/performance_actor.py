@@ -10,13 +10,12 @@ and the benchmarks drive without a mailbox.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 import structlog
 
-from alphad.actors.base import TAKE_STATE, Actor, Ask, Turns, encode_in_slices
+from alphad.actors.base import TAKE_STATE, Actor, Ask, encode_in_slices, take_with_turns
 from alphad.actors.events import ClosedTrade
 from alphad.actors.figures import Figures
 from alphad.actors.performance import (
@@ -97,7 +96,7 @@ class PerformanceActor(Actor):
                     )
                 return None
             case GetPerformance():
-                rows = await take_in_slices(
+                rows = await take_with_turns(
                     model.iter_rows(
                         message.group_by, message.window, message.strategy, after=message.after
                     ),
@@ -147,10 +146,10 @@ class PerformanceActor(Actor):
                     for name in names[:PAGE_ROWS]
                 )
                 return {
-                    "strategies": await take_in_slices(entries),
+                    "strategies": await take_with_turns(entries),
                     "more_strategies": len(names) > PAGE_ROWS,
                     # Bounded like any reply; the rest are get_performance's pages.
-                    "regime_effectiveness": await take_in_slices(
+                    "regime_effectiveness": await take_with_turns(
                         model.iter_rows(("strategy", "regime"), "recent"), PAGE_ROWS
                     ),
                     "top_strategies": await top_rows(
@@ -167,24 +166,6 @@ class PerformanceActor(Actor):
         raise TypeError(f"performance cannot handle {type(message).__name__}")
 
 
-async def take_in_slices(
-    rows: Iterable[dict[str, Any]], limit: int | None = None
-) -> list[dict[str, Any]]:
-    """At most ``limit`` of ``rows``, giving the event loop its turns (``Turns``): a
-    report of a thousand strategies made in one go held every bot's request for tens of
-    milliseconds. The actor handles no other message meanwhile: the rows are of one state."""
-    taken: list[dict[str, Any]] = []
-    if limit is not None and limit <= 0:
-        return taken
-    turns = Turns()
-    for row in rows:
-        taken.append(row)
-        if len(taken) == limit:
-            break
-        await turns.take()
-    return taken
-
-
 async def top_rows(
     model: PerformanceModel,
     metric: str,
@@ -196,7 +177,7 @@ async def top_rows(
     """``PerformanceModel.top_strategies`` among the strategies with at least
     ``min_trades`` trades in the window (``get_top`` and the report's top strategies)."""
     check_metric(metric)
-    rows = await take_in_slices(model.iter_rows(("strategy",), window))
+    rows = await take_with_turns(model.iter_rows(("strategy",), window))
     enough = [row for row in rows if row["trades"] >= min_trades]
     return ranked_rows(enough, metric, n, ascending)
 
