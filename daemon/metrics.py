@@ -9,7 +9,7 @@ counters or add samples; once a second a sampler in the event loop reads them (t
 actors' ``stats()`` through their handles, the samples by sequence number, the
 gateway's latency samples with ``take_samples``), folds them into this module's own
 totals and histograms and takes a consistent copy, and every few seconds it asks the
-engine for the report behind the per-strategy gauges. The HTTP thread of
+engine for the report behind the per-strategy gauges, every page of it. The HTTP thread of
 prometheus-client only reads the latest copy.
 """
 
@@ -51,6 +51,7 @@ from alphad.daemon.gateway import Gateway
 from alphad.daemon.logs import lines_dropped
 from alphad.protocol.errors import ErrorCode
 from alphad.protocol.messages import STATUSES, GetReport, HealthRow, Report
+from alphad.protocol.pages import merge_report
 
 log = structlog.get_logger("alphad.metrics")
 
@@ -62,6 +63,9 @@ CYCLE_BUCKETS = (1e-3, 5e-3, 10e-3, 50e-3, 0.1, 0.5, 1.0, 5.0)
 # regimes are each bounded ([limits]), their pairs only by the product (64 000 at the
 # defaults). Suspended pairs come first; the ones left out are counted.
 MAX_REGIME_STATUS_SERIES = 1_000
+# The pages of get_report joined for the per-strategy series: far more than the
+# strategies of [limits] max_strategies fill (about 200 a page), a bound all the same.
+MAX_REPORT_PAGES = 1_000
 # A regime never retires a strategy (actors/regime_lifecycle.py).
 REGIME_STATUSES = ("active", "degraded", "suspended")
 
@@ -226,16 +230,27 @@ class Sampler:
         while True:
             if tick % every == 0:
                 try:
-                    report = await self.engine.ask(GetReport(), timeout=10.0)
-                    if not isinstance(report, Report):
-                        raise TypeError(f"get_report answered {type(report).__name__}")
-                    self.report = report
+                    self.report = await self._whole_report()
                     self.strategy_series = await self._strategies()
                 except Exception as exc:
                     log.debug("metrics_report_failed", error=str(exc))
             self.fold()
             tick += 1
             await asyncio.sleep(1.0)
+
+    async def _whole_report(self) -> Report:
+        """Every page of ``get_report`` joined: every strategy's series, not only those of
+        the first page (about 200 strategies in three regimes)."""
+        pages: list[Report] = []
+        after: list[str] | None = None
+        while True:
+            page = await self.engine.ask(GetReport(after=after), timeout=10.0)
+            if not isinstance(page, Report):
+                raise TypeError(f"get_report answered {type(page).__name__}")
+            pages.append(page)
+            if page.next is None or len(pages) >= MAX_REPORT_PAGES:
+                return merge_report(pages)
+            after = page.next
 
     def fold(self) -> None:
         """Move samples into histograms and rebuild the exposed copy (in the event loop)."""

@@ -150,3 +150,41 @@ def test_regime_status_series_are_bounded_and_keep_the_most_severe() -> None:
         [HealthRow(strategy="a", status="active", since_ms=1, reason="", violations=0)]
     )
     assert (counts.samples, shown.samples, [s.value for s in omitted.samples]) == ([], [], [0])
+
+
+def test_every_strategy_has_its_series_beyond_the_reports_first_page(tmp_path: Path) -> None:
+    # 250 strategies in three regimes fill more than one page of get_report (about 200
+    # a page): the series once stopped at the first page.
+    port = free_port()
+    config = f"[metrics]\nport = {port}\nstrategy_refresh_s = 1\n[engine]\nupdate_interval_s = 0\n"
+    daemon = DaemonProcess(tmp_path, config).start()
+    try:
+        with Client(daemon.rpc) as client:
+            n = 0
+            for i in range(250):
+                for regime in ("trending", "ranging", "volatile"):
+                    n += 1
+                    client.record_trade(
+                        f"t{n}",
+                        f"s{i:03d}",
+                        "BTC",
+                        "buy",
+                        float(i % 7 - 3),
+                        1_732_000_000_000 + n,
+                        1_732_000_000_001 + n,
+                        regime=regime,
+                    )
+            first = client.get_report()
+        assert first.next is not None and len(first.strategies) < 250
+        deadline = time.monotonic() + 15
+        while True:
+            samples = scrape(port)
+            shown = {labels["strategy"] for labels, _ in samples.get("alphad_strategy_status", [])}
+            if len(shown) == 250 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert shown == {f"s{i:03d}" for i in range(250)}
+        assert value(samples, "alphad_strategy_recent_expectancy", strategy="s249") == 249 % 7 - 3
+        assert value(samples, "alphad_strategy_weight", strategy="s249", kind="base") == 1.0
+    finally:
+        daemon.close()
