@@ -7,6 +7,12 @@ A strategy counts against ``max_strategies`` once it is configured or records a 
 A name that is only scored is served (as a new strategy) but neither counted nor
 registered: a bot scoring signals under a thousand passing names must not use up the cap
 for good, nor leave those names in the weights and the lifecycle.
+
+In the daemon a new strategy's trade is admitted before the store has read it
+(``admit_trade``) and the strategy taken on only once the store has recorded it as new
+(``settle_trade``): a resend of a trade already recorded (a lost reply's retry, after a
+``forget_strategy`` or a restart) records nothing, and so must not bring back a strategy
+an operator forgot. Until then the name holds its place under the cap.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ class Admission:
         self.symbols: set[str] = set()
         self.regimes: set[str] = set()
         self.on_new_strategy = on_new_strategy
+        # New strategies whose trades are with the store: how many each, held under the cap.
+        self.pending: dict[str, int] = {}
         # Names scored lately that never traded, newest last; as many as the cap, the
         # oldest forgotten first, none kept across a restart.
         self.scored_only: OrderedDict[str, None] = OrderedDict()
@@ -95,12 +103,48 @@ class Admission:
                 raise UnknownStrategy(
                     f"strategy {strategy!r} is not configured and auto_register is off",
                 )
-            if len(self.strategies) >= self.max_strategies:
+            if len(self.strategies) + len(self.pending) >= self.max_strategies:
                 raise LimitReached(
                     f"{self.max_strategies} strategies already known (limits.max_strategies)",
                 )
         self._admit_market(symbol, regime)
         if strategy not in self.strategies:
+            self.strategies.add(strategy)
+            self.scored_only.pop(strategy, None)
+            if self.on_new_strategy is not None:
+                self.on_new_strategy(strategy)
+
+    def admit_trade(self, strategy: str, symbol: str, regime: str | None) -> None:
+        """``admit`` for a trade on its way to the store: a new strategy is held under the
+        cap (``pending``) but taken on only by ``settle_trade``."""
+        if strategy in self.strategies:
+            self._admit_market(symbol, regime)
+            return
+        if not self.auto_register:
+            raise UnknownStrategy(
+                f"strategy {strategy!r} is not configured and auto_register is off",
+            )
+        if strategy not in self.pending and (
+            len(self.strategies) + len(self.pending) >= self.max_strategies
+        ):
+            raise LimitReached(
+                f"{self.max_strategies} strategies already known (limits.max_strategies)",
+            )
+        self._admit_market(symbol, regime)
+        self.pending[strategy] = self.pending.get(strategy, 0) + 1
+
+    def settle_trade(self, strategy: str, recorded: bool) -> None:
+        """The store's answer to a trade ``admit_trade`` let through: ``recorded`` when it
+        was a new trade (the strategy is taken on, as ``admit`` takes it on), not when it
+        was a resend or failed."""
+        waiting = self.pending.get(strategy)
+        if waiting is None:
+            return
+        if waiting > 1:
+            self.pending[strategy] = waiting - 1
+        else:
+            del self.pending[strategy]
+        if recorded and strategy not in self.strategies:
             self.strategies.add(strategy)
             self.scored_only.pop(strategy, None)
             if self.on_new_strategy is not None:

@@ -67,6 +67,9 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     unwrap: Callable[[Any, Any], Reply] | None = None
     admin_only: bool = False
     admit: Callable[[Any], None] | None = None
+    # Told how an admitted request ended, exactly once: the actor's answer, or None when
+    # it failed or was never sent (``Admission.settle_trade``).
+    settle: Callable[[Any, Any], None] | None = None
     # On the rpc socket, at most one such request per this many seconds (0: no limit).
     rpc_interval_s: float = 0.0
 
@@ -242,6 +245,7 @@ class Gateway:
             if text is not None:
                 payload, as_json = text, True
         request: Any = None
+        admitted: Route | None = None
         try:
             if len(payload) > self.max_message_size:
                 raise _too_large(len(payload), self.max_message_size)
@@ -257,6 +261,7 @@ class Gateway:
                 raise _forbidden(request)
             if route.admit is not None:
                 route.admit(request)
+                admitted = route
             if route.rpc_interval_s and not admin:
                 self._pace(request, route.rpc_interval_s)
             if route.inline is not None:
@@ -270,6 +275,8 @@ class Gateway:
                 return
             self._ask(sock, header, request, route, as_json, started)
         except Exception as exc:
+            if admitted is not None and admitted.settle is not None:
+                admitted.settle(request, None)  # never reached the actor
             if request is None:
                 request_id, kind = self._envelope_of(payload, as_json)
             else:
@@ -329,7 +336,14 @@ class Gateway:
         try:
             if future.cancelled():
                 raise asyncio.CancelledError()
-            result = future.result()
+            try:
+                result = future.result()
+            except BaseException:
+                if route.settle is not None:
+                    route.settle(request, None)
+                raise
+            if route.settle is not None:
+                route.settle(request, result)
             reply = route.unwrap(request, result) if route.unwrap is not None else result
             reply.request_id = request.request_id
         except BaseException as exc:

@@ -74,10 +74,14 @@ def routes(
     event loop and an actor's state changes only while it handles a message, so such
     a read sees it between two messages (``ScorerInline``, ``EngineInline``).
     """
-    admit, admit_scored = admission.admit, admission.admit_scored
+    admit_trade, admit_scored = admission.admit_trade, admission.admit_scored
 
     def admit_names(request: RecordTrade) -> None:
-        admit(request.strategy, request.symbol, request.regime)
+        admit_trade(request.strategy, request.symbol, request.regime)
+
+    def settle_trade(request: RecordTrade, result: tuple[bool, int] | None) -> None:
+        # Taken on only by a trade the store recorded as new (Admission).
+        admission.settle_trade(request.strategy, result is not None and not result[0])
 
     def admit_scored_names(request: ScoreSignal) -> None:
         admit_scored(request.strategy, request.symbol, request.regime)
@@ -94,6 +98,7 @@ def routes(
         RecordTrade: Route(
             actor=store,
             admit=admit_names,
+            settle=settle_trade,
             wrap=append_trade,
             unwrap=lambda r, result: TradeRecorded(
                 trade_id=r.trade_id, duplicate=result[0], seq=result[1]

@@ -124,6 +124,52 @@ def test_forgotten_strategy_frees_its_place_under_the_cap_and_stays_forgotten(
         daemon.close()
 
 
+def test_a_resent_trade_does_not_bring_back_a_forgotten_strategy(tmp_path: Path) -> None:
+    # A lost reply's retry resends a trade already recorded: it records nothing, so it
+    # must not take the forgotten strategy on again, before a restart or after one.
+    daemon = DaemonProcess(tmp_path, FORGET_CONFIG.replace("max_strategies = 3", "")).start()
+    try:
+        rpc, admin = Client(daemon.rpc, retries=0), Client(daemon.admin, retries=0)
+        trade(rpc, "gone", 0)
+        trade(rpc, "kept", 1)
+        admin.forget_strategy("gone", reason="retired", operator="ops")
+
+        def known() -> tuple[set[str], set[str], int]:
+            return (
+                {row.strategy for row in rpc.get_health().rows},
+                set(rpc.get_weights().base),
+                rpc.get_status().strategies,
+            )
+
+        before = known()
+        assert before == ({"core", "kept"}, {"core", "kept"}, 2)
+        resend = dict(
+            trade_id="gone-0",
+            strategy="gone",
+            symbol="BTC/USDT",
+            side="buy",
+            pnl=1.0,
+            entry_ts_ms=BASE_MS,
+            exit_ts_ms=BASE_MS + 500,
+            regime="trend",
+        )
+        assert rpc.record_trade(**resend).duplicate
+        assert known() == before
+        rpc.close()
+        admin.close()
+        daemon.kill9()
+        daemon.start()
+        rpc = Client(daemon.rpc, retries=0)
+        assert rpc.record_trade(**resend).duplicate
+        assert known() == before
+        # A new trade takes the strategy on afresh.
+        trade(rpc, "gone", 2)
+        assert known() == ({"core", "gone", "kept"}, {"core", "gone", "kept"}, 3)
+        rpc.close()
+    finally:
+        daemon.close()
+
+
 def test_outcomes_and_health_of_names_never_seen_are_not_found(tmp_path: Path) -> None:
     daemon = DaemonProcess(tmp_path, FORGET_CONFIG).start()
     try:
