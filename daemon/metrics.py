@@ -196,7 +196,6 @@ class Sampler:
         self.batch = Histogram(BATCH_BUCKETS)
         self.cycle = Histogram(CYCLE_BUCKETS)
         self.snapshot: list[Metric] = []
-        self.report: Report | None = None
         # The per-strategy series of the last report, made once per report (not at each
         # fold), a slice at a time.
         self.strategy_series: list[Metric] = []
@@ -230,8 +229,9 @@ class Sampler:
         while True:
             if tick % every == 0:
                 try:
-                    self.report = await self._whole_report()
-                    self.strategy_series = await self._strategies()
+                    # The report itself is not kept: a thousand strategies' worth of
+                    # objects for the cyclic collector to walk until the next one.
+                    self.strategy_series = await self._strategies(await self._whole_report())
                 except Exception as exc:
                     log.debug("metrics_report_failed", error=str(exc))
             self.fold()
@@ -409,12 +409,9 @@ class Sampler:
         metrics += self.strategy_series
         return metrics
 
-    async def _strategies(self) -> list[Metric]:
-        """The per-strategy series of the last report, giving the event loop its turns
+    async def _strategies(self, report: Report) -> list[Metric]:
+        """The per-strategy series of a report, giving the event loop its turns
         (``Turns``: a thousand strategies' series take milliseconds)."""
-        report = self.report
-        if report is None:
-            return []
         status = GaugeMetricFamily(
             "alphad_strategy_status", "1 for the strategy's current status.",
             labels=["strategy", "status"],

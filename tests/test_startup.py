@@ -19,7 +19,7 @@ import pytest
 from alphad.protocol.client import Client
 from alphad.protocol.endpoints import default_endpoint, default_runtime_dir
 from tests.daemon_process import DaemonProcess
-from tests.startup_helpers import alphad, one_line_refusal, other_user
+from tests.startup_helpers import ROOT, alphad, one_line_refusal, other_user
 
 NO_METRICS = "[metrics]\nenabled = false\n"
 
@@ -275,3 +275,29 @@ def test_database_file_readable_by_others_is_refused(tmp_path: Path, suffix: str
     leaked.chmod(0o644)
     line = one_line_refusal(alphad(*run_args(tmp_path)))
     assert f"database file {leaked} is open to other users (mode 0644): chmod 600" in line, line
+
+
+def test_what_survives_a_collection_is_frozen_and_garbage_is_not() -> None:
+    # Run apart: freezing the test process's own objects would outlive this test.
+    code = """
+import gc, weakref
+from alphad.daemon.app import freeze_survivors
+
+class Node:
+    pass
+
+kept = Node(); kept.me = kept          # a live cycle: survives, and is frozen
+dropped = Node(); dropped.me = dropped  # a dead cycle: collected, not frozen
+gone = weakref.ref(dropped)
+del dropped
+before = gc.get_freeze_count()
+freeze_survivors()
+assert gone() is None, "garbage was frozen"
+assert gc.get_freeze_count() > before
+assert not any(obj is kept for obj in gc.get_objects()), "a survivor is still collected"
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr
