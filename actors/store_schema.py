@@ -131,11 +131,14 @@ def prepare(
             f"it fails PRAGMA quick_check ({problems[0]}); nothing was written to it:"
             " restore a backup (alphad check-db runs the full check)"
         )
+    # A file this alphad refuses is refused before the journal mode below rewrites it.
+    refuse_newer(db, path)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={synchronous}")
     db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     db.execute("PRAGMA foreign_keys=ON")
     migrated = migrate(db, path)
+    refuse_read_only(db, path)
     return Opened(
         migrated=migrated,
         last_trade_seq=scalar(db, "SELECT COALESCE(MAX(seq), 0) FROM trades"),
@@ -148,12 +151,7 @@ def prepare(
 def migrate(db: sqlite3.Connection, path: Path) -> list[int]:
     """Apply the migrations the file lacks, each in its own transaction; the versions
     applied. A file of a newer schema than this alphad's is refused."""
-    version = scalar(db, "PRAGMA user_version")
-    if version > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"database {path} has schema version {version}, newer than this "
-            f"alphad ({SCHEMA_VERSION}); upgrade alphad"
-        )
+    version = refuse_newer(db, path)
     applied = []
     for target in range(version + 1, SCHEMA_VERSION + 1):
         db.execute("BEGIN IMMEDIATE")
@@ -167,6 +165,34 @@ def migrate(db: sqlite3.Connection, path: Path) -> list[int]:
             raise
         applied.append(target)
     return applied
+
+
+def refuse_newer(db: sqlite3.Connection, path: Path) -> int:
+    """The file's schema version; RuntimeError for one newer than this alphad's."""
+    version = scalar(db, "PRAGMA user_version")
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database {path} has schema version {version}, newer than this "
+            f"alphad ({SCHEMA_VERSION}); upgrade alphad"
+        )
+    return version
+
+
+def refuse_read_only(db: sqlite3.Connection, path: Path) -> None:
+    """RuntimeError unless a write to the file can succeed: a file the daemon's user may
+    read but not write (mode 0400, a read-only mount) would otherwise start, say
+    "storage ok", and refuse every trade. The probe is rolled back: nothing stays."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS alphad_write_probe (x)")
+        finally:
+            db.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        raise RuntimeError(
+            f"the file cannot be written ({exc}): give the daemon's user write access to"
+            f" {path.name} and its directory"
+        ) from None
 
 
 def scalar(db: sqlite3.Connection, sql: str) -> int:

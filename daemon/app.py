@@ -321,7 +321,9 @@ class Daemon:
     def _start_timers(self, parts: _Parts) -> None:
         """Stop signals, the cycle and flush ticks, the journal's pruning, systemd's watchdog."""
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        # SIGHUP too: a closed terminal or a `kill -HUP` stops the daemon as SIGTERM does,
+        # with its final snapshot, rather than at once by the default action.
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda signum, _frame: self._on_stop_signal(loop, signum))
         engine, scorer, store = parts.engine, parts.scorer, parts.store
         self._every(1.0, lambda: _tell_quietly(engine, Tick()))

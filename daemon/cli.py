@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -56,13 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     with_location(sub.add_parser("run", help="run the daemon in the foreground"))
     status = with_keys(sub.add_parser("status", help="show a running daemon's status"))
     status.add_argument("--json", action="store_true", help="print JSON")
-    status.add_argument("--timeout", type=float, default=2.0, help="seconds to wait")
+    status.add_argument("--timeout", type=_seconds, default=2.0, help="seconds to wait")
     watch = with_keys(sub.add_parser("watch", help="print alerts as they are published"))
     watch.add_argument("topics", nargs="*", help="topic prefixes (default: all)")
     watch.add_argument("--json", action="store_true", help="print JSON lines")
     report = with_keys(sub.add_parser("report", help="print a running daemon's report"))
     report.add_argument("--format", choices=("text", "json", "csv"), default="text")
-    report.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
+    report.add_argument("--timeout", type=_seconds, default=5.0, help="seconds to wait")
     report.add_argument(
         "--top",
         metavar="METRIC",
@@ -71,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--min-trades",
-        type=int,
+        type=_trades,
         metavar="N",
         help="leave strategies with fewer recent trades out of the top (default 20)",
     )
@@ -83,9 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument("strategy", nargs="?", help="this strategy only")
     health.add_argument("--regime", help="each strategy's status in this regime only")
     health.add_argument("--json", action="store_true", help="print JSON")
-    health.add_argument("--timeout", type=float, default=2.0, help="seconds to wait")
+    health.add_argument("--timeout", type=_seconds, default=2.0, help="seconds to wait")
     top = with_keys(sub.add_parser("top", help="live terminal dashboard"))
-    top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    top.add_argument(
+        "--interval", type=_refresh_seconds, default=1.0, help="seconds between refreshes"
+    )
     keygen = sub.add_parser("keygen", help="write a CURVE key pair for tcp:// endpoints")
     keygen.add_argument("directory")
     keygen.add_argument("name", help="e.g. server, or the bot's name")
@@ -133,6 +136,44 @@ def _parser() -> argparse.ArgumentParser:
         help="resamples of the test 'could it be luck?' (default 2000; 0: skip it)",
     )
     return parser
+
+
+MAX_TOPIC_PREFIX_BYTES = 54
+"""The longest prefix a subscription to the alerts can carry: the daemon's alerts socket
+takes subscription messages of at most 64 bytes (``MAX_SUBSCRIPTION_BYTES``), of which
+the subscribe command's own name and flag take 10."""
+MAX_WAIT_S = 3600.0
+"""The longest --timeout or --interval taken: an hour (ZeroMQ's poll and the clock's
+sleep take no infinite or astronomic number of seconds)."""
+MIN_REFRESH_S = 0.1
+"""The shortest --interval of ``top``: faster refreshes only load the daemon."""
+
+
+def _seconds(text: str, least: float = 0.0) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not least < value <= MAX_WAIT_S and not (least and value == least):
+        raise argparse.ArgumentTypeError(
+            f"expected seconds {'above 0' if not least else f'from {least:g}'} to"
+            f" {MAX_WAIT_S:g}, not {text!r}"
+        )
+    return value
+
+
+def _refresh_seconds(text: str) -> float:
+    return _seconds(text, MIN_REFRESH_S)
+
+
+def _trades(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 1_000_000_000:
+        raise argparse.ArgumentTypeError(f"expected 0 to 1000000000 trades, not {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -245,6 +286,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if command == "top":
         from alphad.daemon.top import run_top
+
+        if not sys.stdout.isatty():
+            # Redrawn in place until `q`: into a file or a pipe it would run forever.
+            raise CommandError(
+                "top draws a live dashboard and needs a terminal; for a snapshot use"
+                " `alphad report`, for alerts as they come `alphad watch`"
+            )
 
         return run_top(paths.rpc, paths.alerts, args.interval, curve=curve)
     if command == "watch":
@@ -409,6 +457,15 @@ def watch(paths: Paths, topics: list[str], *, as_json: bool, curve: CurveKeys | 
     from alphad.protocol.client import Client, Subscriber
     from alphad.protocol.curve import CurveRefused
     from alphad.protocol.errors import AlphadError
+
+    for topic in topics:
+        if len(topic.encode()) > MAX_TOPIC_PREFIX_BYTES:
+            # Its subscription message would pass the alerts socket's limit: the daemon's
+            # ZeroMQ closes the connection on it, and every other topic would go unheard.
+            raise CommandError(
+                f"topic prefix {topic[:20]!r}… is {len(topic.encode())} bytes: at most"
+                f" {MAX_TOPIC_PREFIX_BYTES} (the longest topic has 16)"
+            )
 
     try:
         with (

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import resource
 import stat
 from pathlib import Path
@@ -216,12 +217,22 @@ class Curve:
         self.authenticator.stop()
 
 
+KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A key pair's name: a file name of its own, never a path (``../x`` wrote outside the
+directory given) nor a hidden or an empty one."""
+
+
 def keygen(directory: str, name: str, *, force: bool = False) -> tuple[str, str]:
     """Write NAME.key (public, to share) and NAME.key_secret (mode 0600) in ``directory``.
 
     An existing pair is kept unless ``force``: a replaced secret key locks out every
     peer that trusts the old public one.
     """
+    if not KEY_NAME.fullmatch(name):
+        raise SecurityError(
+            f"key name {name!r}: 1 - 64 of `A-Z a-z 0-9 _ . -`, starting with a letter or a"
+            " digit (the files are NAME.key and NAME.key_secret in the directory given)"
+        )
     target = Path(directory)
     existing = [p for p in (target / f"{name}.key", target / f"{name}.key_secret") if p.exists()]
     if existing and not force:

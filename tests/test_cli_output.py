@@ -115,3 +115,50 @@ def test_an_interrupt_while_the_command_line_loads_ends_with_130(
     monkeypatch.delitem(sys.modules, "alphad.daemon.cli", raising=False)
     monkeypatch.setattr(sys, "meta_path", [_Interrupting(), *sys.meta_path])
     assert entry.main() == 130  # the console script's entry (tests/test_packaging.py)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("status", "--timeout", "0"), "argument --timeout: expected seconds above 0 to 3600"),
+        (("health", "--timeout", "nan"), "argument --timeout: expected seconds above 0 to 3600"),
+        (("report", "--timeout", "inf"), "argument --timeout: expected seconds above 0 to 3600"),
+        (("status", "--timeout", "1e30"), "argument --timeout: expected seconds above 0 to 3600"),
+        (("report", "--min-trades", "9" * 20), "argument --min-trades: expected 0 to 1000000000"),
+        (("top", "--interval", "0"), "argument --interval: expected seconds from 0.1 to 3600"),
+        (("top", "--interval", "inf"), "argument --interval: expected seconds from 0.1 to 3600"),
+    ],
+)
+def test_a_wait_or_a_count_out_of_its_range_is_refused_before_anything_runs(
+    tmp_path: Path, args: Sequence[str], said: str
+) -> None:
+    # They once reached ZeroMQ's poll, the clock or the encoder: tracebacks, or a `top`
+    # that asked the daemon without pause and no longer quit on `q`.
+    code, err = alphad(*args, cwd=tmp_path)
+    assert code == 2 and said in err and "Traceback" not in err, err
+
+
+def test_top_needs_a_terminal(tmp_path: Path) -> None:
+    # Into a file or a pipe it drew nothing and never ended.
+    code, err = alphad("top", cwd=tmp_path)
+    assert code == 1 and err.startswith("alphad: top draws a live dashboard and needs a terminal")
+
+
+@pytest.mark.parametrize("name", ["../evil", "", "a\nb", ".hidden", "a/b"])
+def test_keygen_refuses_a_name_that_is_not_a_file_name_of_its_own(
+    tmp_path: Path, name: str
+) -> None:
+    keys = tmp_path / "keys"
+    code, err = alphad("keygen", str(keys), name, cwd=tmp_path)
+    assert code == 1 and err.startswith(f"alphad: key name {name!r}:") and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []
+
+
+def test_watch_refuses_a_prefix_no_subscription_can_carry(tmp_path: Path) -> None:
+    # ZeroMQ closes the connection of a subscription over 64 bytes: the other topics
+    # would go unheard, silently.
+    code, err = alphad("watch", "x" * 55, "status.", cwd=tmp_path)
+    assert (code, err) == (
+        1,
+        f"alphad: topic prefix {'x' * 20!r}… is 55 bytes: at most 54 (the longest topic has 16)\n",
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import signal
 import stat
 import subprocess
 import sys
@@ -275,6 +276,37 @@ def test_database_file_readable_by_others_is_refused(tmp_path: Path, suffix: str
     leaked.chmod(0o644)
     line = one_line_refusal(alphad(*run_args(tmp_path)))
     assert f"database file {leaked} is open to other users (mode 0644): chmod 600" in line, line
+
+
+def test_a_database_file_the_daemons_user_cannot_write_is_refused(shared: Path) -> None:
+    # It once started, said "storage ok" and refused every trade.
+    user = other_user()
+    root = make_dir(shared / "home", 0o700, user)
+    state = make_dir(root / "state", 0o700, user)
+    database = state / "alphad.db"
+    # A database a daemon made and left (its schema in place), then made read-only.
+    made = DaemonProcess(make_dir(shared / "made", 0o700)).start()
+    made.stop()
+    for name in ("alphad.db", "alphad.db-wal", "alphad.db-shm"):
+        if (made.database.parent / name).exists():
+            (state / name).write_bytes((made.database.parent / name).read_bytes())
+            os.chown(state / name, user.pw_uid, user.pw_gid)
+            (state / name).chmod(0o600)
+    database.chmod(0o400)
+    line = one_line_refusal(alphad(*run_args(root), user=user))
+    assert f"cannot open database {database}: the file cannot be written" in line, line
+
+
+def test_a_hangup_stops_the_daemon_as_sigterm_does(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path).start()
+    try:
+        Client(daemon.rpc).get_status()
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGHUP)
+        assert daemon.process.wait(timeout=30) == 0
+        assert "alphad_stopped" in daemon.log()
+    finally:
+        daemon.close()
 
 
 def test_what_survives_a_collection_is_frozen_and_garbage_is_not() -> None:

@@ -281,10 +281,13 @@ async def test_database_from_a_newer_alphad_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "alphad.db"
     with sqlite3.connect(db) as conn:
         conn.execute("PRAGMA user_version=99")
+    before = db.read_bytes()
     store = StoreActor(db)
     with pytest.raises(RuntimeError, match="newer"):
         await store.on_start()
     assert store.db is None  # closed, its thread gone: nothing outlives the refusal
+    # Refused before anything is written: the journal mode once went to WAL first.
+    assert db.read_bytes() == before
 
 
 async def test_schema_is_created_once_with_wal(tmp_path: Path) -> None:
