@@ -67,8 +67,8 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     unwrap: Callable[[Any, Any], Reply] | None = None
     admin_only: bool = False
     admit: Callable[[Any], None] | None = None
-    # Told how an admitted request ended, exactly once: the actor's answer, or None when
-    # it failed or was never sent (``Admission.settle_trade``).
+    # Told how an admitted request ended, exactly once: the actor's answer, the failure
+    # it ended with, or None when it was never sent (``Admission.settle_trade``).
     settle: Callable[[Any, Any], None] | None = None
     # On the rpc socket, at most one such request per this many seconds (0: no limit).
     rpc_interval_s: float = 0.0
@@ -334,13 +334,13 @@ class Gateway:
         if self.stats.in_flight == 0:
             self._idle.set()
         try:
-            if future.cancelled():
-                raise asyncio.CancelledError()
             try:
+                if future.cancelled():
+                    raise asyncio.CancelledError()
                 result = future.result()
-            except BaseException:
+            except BaseException as failure:
                 if route.settle is not None:
-                    route.settle(request, None)
+                    route.settle(request, failure)
                 raise
             if route.settle is not None:
                 route.settle(request, result)

@@ -11,6 +11,7 @@ place.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from alphad.actors.admission import Admission
 from alphad.actors.base import Actor, Handle
@@ -79,9 +80,13 @@ def routes(
     def admit_names(request: RecordTrade) -> None:
         admit_trade(request.strategy, request.symbol, request.regime)
 
-    def settle_trade(request: RecordTrade, result: tuple[bool, int] | None) -> None:
-        # Taken on only by a trade the store recorded as new (Admission).
-        admission.settle_trade(request.strategy, result is not None and not result[0])
+    def settle_trade(request: RecordTrade, result: Any) -> None:
+        # Taken on by a trade the store recorded as new (Admission), and by one whose
+        # answer did not come in time: the store may still record it, as it did before.
+        recorded = isinstance(result, TimeoutError) or (
+            isinstance(result, tuple) and not result[0]
+        )
+        admission.settle_trade(request.strategy, recorded)
 
     def admit_scored_names(request: ScoreSignal) -> None:
         admit_scored(request.strategy, request.symbol, request.regime)
