@@ -154,7 +154,7 @@ def _seconds(text: str, least: float = 0.0) -> float:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not least < value <= MAX_WAIT_S and not (least and value == least):
+    if not (value > 0 and least <= value <= MAX_WAIT_S):  # NaN fails too
         raise argparse.ArgumentTypeError(
             f"expected seconds {'above 0' if not least else f'from {least:g}'} to"
             f" {MAX_WAIT_S:g}, not {text!r}"
@@ -387,9 +387,6 @@ def report(
 ) -> int:
     """Print the report as tables, JSON or CSV; the top strategies by ``top``."""
     from alphad.daemon.report import render_csv, render_json, render_text
-
-    if min_trades is not None and min_trades < 0:
-        raise CommandError(f"--min-trades must be 0 or more, not {min_trades}")
 
     def ask(client: Any) -> Any:
         reply = client.report()  # every page

@@ -19,6 +19,7 @@ from alphad.daemon.report import utc_time
 from alphad.protocol.client import Client
 from alphad.protocol.codec import decode_alert
 from alphad.protocol.errors import AlphadError
+from alphad.protocol.messages import TradeRecorded
 from tests.daemon_process import DaemonProcess
 
 BASE_MS = 1_732_000_000_000
@@ -32,8 +33,10 @@ def subscribe(endpoint: str, prefix: bytes) -> zmq.Socket[Any]:
     return sock
 
 
-def trade(client: Client, strategy: str, i: int, pnl: float = 1.0, regime: str = "trend") -> None:
-    client.record_trade(
+def trade(
+    client: Client, strategy: str, i: int, pnl: float = 1.0, regime: str = "trend"
+) -> TradeRecorded:
+    return client.record_trade(
         trade_id=f"{strategy}-{i}",
         strategy=strategy,
         symbol="BTC/USDT",
@@ -143,24 +146,14 @@ def test_a_resent_trade_does_not_bring_back_a_forgotten_strategy(tmp_path: Path)
 
         before = known()
         assert before == ({"core", "kept"}, {"core", "kept"}, 2)
-        resend = dict(
-            trade_id="gone-0",
-            strategy="gone",
-            symbol="BTC/USDT",
-            side="buy",
-            pnl=1.0,
-            entry_ts_ms=BASE_MS,
-            exit_ts_ms=BASE_MS + 500,
-            regime="trend",
-        )
-        assert rpc.record_trade(**resend).duplicate
+        assert trade(rpc, "gone", 0).duplicate  # the same trade, sent again
         assert known() == before
         rpc.close()
         admin.close()
         daemon.kill9()
         daemon.start()
         rpc = Client(daemon.rpc, retries=0)
-        assert rpc.record_trade(**resend).duplicate
+        assert trade(rpc, "gone", 0).duplicate
         assert known() == before
         # A new trade takes the strategy on afresh.
         trade(rpc, "gone", 2)
