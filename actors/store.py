@@ -20,6 +20,7 @@ The messages are in actors/store_messages.py and are imported from here.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -62,7 +63,13 @@ from alphad.actors.store_messages import (
     StorageUnavailable,
     TradesCommitted,
 )
-from alphad.actors.store_plan import plan_batch, signals_to_look_up, unknown_signal
+from alphad.actors.store_plan import (
+    Batch,
+    Recorded,
+    plan_batch,
+    signals_to_look_up,
+    unknown_signal,
+)
 from alphad.actors.store_schema import MIGRATIONS, SCHEMA_VERSION, integrity_problems, prepare
 from alphad.actors.store_writes import delete_old_signals, journaled_signals, write_batch
 
@@ -129,6 +136,9 @@ class StoreActor(Actor):
         self.conflicts = 0  # resends refused because they differ from the record
         self.prune_chunk = 5_000
         self._pending_signals: list[AppendSignal] = []
+        # (device, inode) of the database file opened at the start: a write is
+        # acknowledged only while the path still names that file (``_check_file``).
+        self._file_id: tuple[int, int] | None = None
         # (commit seconds, trades in the batch), read by the metrics sampler.
         self.commit_samples: Samples[tuple[float, int]] = Samples()
 
@@ -165,6 +175,7 @@ class StoreActor(Actor):
             return
         require_primitive()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        refuse_orphan_log(self.path)
         # "IMMEDIATE": the first write of a batch opens the write transaction itself.
         self.db = await aiosqlite.connect(self.path, isolation_level="IMMEDIATE")
         try:
@@ -181,6 +192,7 @@ class StoreActor(Actor):
             await self.db.close()
             self.db = None
             raise
+        self._file_id = _file_id(self.path)
         for version in opened.migrated:
             log.info("schema_migrated", version=version, database=str(self.path))
         self.last_trade_seq = opened.last_trade_seq
@@ -318,7 +330,7 @@ class StoreActor(Actor):
         batch = plan.batch(history_keep=self.history_keep, snapshots_keep=self.snapshots_keep)
         started = time.perf_counter()
         try:
-            trades_found, outcomes_found = await self._run(partial(write_batch, batch=batch))
+            trades_found, outcomes_found = await self._run(partial(self._write_checked, batch))
         except (sqlite3.Error, StorageUnavailable, ValueError) as exc:
             self._fail_batch(exc, trades, outcomes, commits)
             return
@@ -348,6 +360,30 @@ class StoreActor(Actor):
         for outcome in new_outcomes:
             for actor in self.outcome_subscribers:
                 await actor.tell_wait(outcome)
+
+    def _write_checked(
+        self, batch: Batch, db: sqlite3.Connection
+    ) -> tuple[dict[str, Recorded] | None, dict[str, Recorded] | None]:
+        """``write_batch``, then ``_check_file``: a batch committed into a file that the
+        path no longer names is lost at the next start, so it is refused, not acknowledged."""
+        found = write_batch(db, batch=batch)
+        self._check_file()
+        return found
+
+    def _check_file(self) -> None:
+        """Raise ``StorageUnavailable`` unless the path still names the database file
+        opened at the start (deleted, or replaced by another file, while alphad runs)."""
+        if self._file_id is None:
+            return
+        try:
+            now = _file_id(self.path)
+        except OSError:
+            now = None
+        if now != self._file_id:
+            raise StorageUnavailable(
+                f"{self.path} was deleted or replaced after alphad opened it: nothing is"
+                " recorded until alphad is restarted on the database file"
+            )
 
     def _fail_batch(
         self,
@@ -397,6 +433,23 @@ class StoreActor(Actor):
         if isinstance(message, QueryHistory):
             return await self._run(partial(reads.history_page, query=message))
         raise TypeError(f"store cannot handle {type(message).__name__}")
+
+
+def _file_id(path: Path) -> tuple[int, int]:
+    """(device, inode) of the file ``path`` names, through any link."""
+    stat = os.stat(path)
+    return (stat.st_dev, stat.st_ino)
+
+
+def refuse_orphan_log(path: Path) -> None:
+    """Refuse to start a new, empty database where the old one's write-ahead log is
+    still beside it: the file was deleted or moved, and the log holds trades."""
+    wal = path.with_name(path.name + "-wal")
+    if not path.exists() and wal.exists() and wal.stat().st_size > 0:
+        raise StorageCorrupt(
+            f"{path} is missing but its write-ahead log {wal.name} is not: restore the"
+            " database file (or move the log away to start an empty database)"
+        )
 
 
 def _resolve(envelope: Envelope, result: Any) -> None:

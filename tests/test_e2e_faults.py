@@ -10,12 +10,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import zmq
 
 from alphad.protocol.client import Client
 from alphad.protocol.codec import decode_reply, encode
 from alphad.protocol.errors import AlphadError
-from alphad.protocol.messages import Error, RecordTrade, ScoreSignal, SignalScore, TradeRecorded
+from alphad.protocol.messages import (
+    Error,
+    GetStatus,
+    RecordTrade,
+    ScoreSignal,
+    SignalScore,
+    TradeRecorded,
+)
 from tests.daemon_process import DaemonProcess, RawClient
 from tests.test_metrics import free_port, scrape, value
 
@@ -181,4 +189,43 @@ def test_more_requests_than_the_mailbox_holds_get_overloaded_promptly(tmp_path: 
         with Client(daemon.rpc) as client:
             assert client.get_status().trades == codes["recorded"]
     finally:
+        daemon.close()
+
+
+def test_a_database_deleted_while_running_is_refused_not_acknowledged(tmp_path: Path) -> None:
+    # A trade committed into a file its path no longer names is gone at the next start:
+    # the daemon must refuse it rather than answer "recorded", and the next start must
+    # not begin an empty database beside the write-ahead log of the deleted one.
+    daemon = DaemonProcess(tmp_path).start()
+    client = RawClient(daemon.rpc)
+    try:
+        assert isinstance(client.call(trade("before")), TradeRecorded)
+        daemon.database.unlink()
+        refused = client.call(trade("after"))
+        assert isinstance(refused, Error) and refused.code == "storage_unavailable", refused
+        assert "deleted or replaced" in refused.message
+        status = client.call(GetStatus())
+        assert status.components["storage"] != "ok", status.components
+        client.close()
+        daemon.stop()
+        with pytest.raises(RuntimeError, match="write-ahead log"):
+            daemon.start()
+        assert not daemon.database.exists()
+    finally:
+        client.close()
+        daemon.close()
+
+
+def test_a_database_replaced_while_running_is_refused(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path).start()
+    client = RawClient(daemon.rpc)
+    try:
+        assert isinstance(client.call(trade("before")), TradeRecorded)
+        other = tmp_path / "other.db"
+        sqlite3.connect(other).close()
+        other.replace(daemon.database)
+        refused = client.call(trade("after"))
+        assert isinstance(refused, Error) and refused.code == "storage_unavailable", refused
+    finally:
+        client.close()
         daemon.close()
