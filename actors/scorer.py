@@ -173,6 +173,7 @@ class ScorerActor(Actor):
                 "; ".join(reply.reasons),
                 detected,
                 source,
+                self.model.scored,
             )
         )
         if len(rows) >= self.flush_every:

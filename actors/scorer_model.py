@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -25,6 +25,7 @@ from alphad.actors.scorer_config import ScorerConfig
 from alphad.actors.scorer_fit import Fits, learn_regime_fits
 from alphad.actors.scorer_state import read_state, restore, state_header, state_setups, summary_of
 from alphad.actors.scorer_tallies import BUCKETS, PAPER, SetupKey, SetupTally, Tally
+from alphad.actors.store_messages import JournaledSignal
 from alphad.protocol.messages import ScoreSignal, SignalScore
 
 EXECUTABLE = frozenset(("active", "degraded"))
@@ -197,18 +198,7 @@ class ScorerModel:
         if signal_id is None:
             self.counter += 1
             signal_id = f"{self.id_prefix}-{self.counter}"
-        bucket_q = bisect_right(BUCKETS, quality) - 1
-        self.scored += 1
-        self.quality_sum += quality
-        self.bucket_scored[bucket_q] += 1
-        if execute:
-            self.executed += 1
-            self.bucket_executed[bucket_q] += 1
-        pending = self.pending
-        if len(pending) >= cfg.max_pending_signals and signal_id not in pending:
-            pending.popitem(last=False)
-            self.evicted_signals += 1
-        pending[signal_id] = (key, bucket_q + PAPER if status == "suspended" else bucket_q)
+        self._count(signal_id, key, quality, execute, status)
         return SignalScore(
             signal_id=signal_id,
             quality=quality,
@@ -220,6 +210,43 @@ class ScorerModel:
             regime=regime,
             regime_source="bot" if regime is not None else None,
         )
+
+    def _count(
+        self, signal_id: str, key: SetupKey, quality: float, execute: bool, status: str
+    ) -> None:
+        """Count a scored signal and hold it pending until its outcome."""
+        bucket_q = bisect_right(BUCKETS, quality) - 1
+        self.scored += 1
+        self.quality_sum += quality
+        self.bucket_scored[bucket_q] += 1
+        if execute:
+            self.executed += 1
+            self.bucket_executed[bucket_q] += 1
+        pending = self.pending
+        if len(pending) >= self.config.max_pending_signals and signal_id not in pending:
+            pending.popitem(last=False)
+            self.evicted_signals += 1
+        pending[signal_id] = (key, bucket_q + PAPER if status == "suspended" else bucket_q)
+
+    def restore_scored(self, signals: Iterable[JournaledSignal]) -> int:
+        """Count and hold pending again the signals the journal kept from after the
+        snapshot this model was restored from (in their order), as when they were scored,
+        so that the outcomes committed for them count; the number taken. The count goes
+        on from the last one's place even where the journal lost some (a full mailbox)."""
+        target = self.config.confluence_target
+        taken = 0
+        for signal in signals:
+            confluence = signal.confluence
+            bucket_c = target if confluence >= target else (confluence if confluence > 0 else 0)
+            regime = UNKNOWN_REGIME if signal.regime is None else signal.regime
+            key: SetupKey = (signal.strategy, signal.symbol, signal.side, regime, bucket_c)
+            tally = self.setups.get(key)
+            if tally is not None:
+                key = tally.key
+            self._count(signal.signal_id, key, signal.quality, signal.execute, signal.status)
+            self.scored = max(self.scored, signal.ordinal)
+            taken += 1
+        return taken
 
     # ------------------------------------------------------------------ the factors
 

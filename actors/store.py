@@ -53,6 +53,7 @@ from alphad.actors.store_messages import (
     AppendTrade,
     AuditDraft,
     Commit,
+    JournaledSignal,
     PruneSignals,
     QueryAudit,
     QueryHistory,
@@ -221,6 +222,10 @@ class StoreActor(Actor):
     async def load_recovery(self, snapshot_id: int | None = None) -> Recovery:
         """A snapshot (the newest unless told which) and what was committed after it."""
         return await self._run(partial(reads.load_recovery, snapshot_id=snapshot_id))
+
+    async def signals_after(self, ordinal: int) -> list[JournaledSignal]:
+        """The journaled signals the scorer scored after its ``ordinal``-th, in order."""
+        return await self._run(partial(reads.signals_after, ordinal=ordinal))
 
     async def trades_after(self, seq: int, limit: int | None = None) -> list[ClosedTrade]:
         """Committed trades with a greater seq, in seq order."""
@@ -474,6 +479,7 @@ __all__ = [
     "AppendTrade",
     "AuditDraft",
     "Commit",
+    "JournaledSignal",
     "PruneSignals",
     "QueryAudit",
     "QueryHistory",

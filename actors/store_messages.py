@@ -75,6 +75,8 @@ class AppendSignal(msgspec.Struct, frozen=True, array_like=True):
     reasons: str
     detected_regime: str | None = None
     regime_source: str | None = None
+    # The scorer's count of scored signals once this one was scored (its ``scored``).
+    ordinal: int | None = None
 
 
 class AppendSignals(msgspec.Struct, frozen=True):
@@ -183,6 +185,23 @@ class QuerySignals(Ask[tuple[list[SignalRecord], bool]], frozen=True, kw_only=Tr
     after: int | None
     limit: int
     max_bytes: int
+
+
+class JournaledSignal(msgspec.Struct, frozen=True, kw_only=True):
+    """A scored signal as the journal keeps it, for the scorer to count and hold it
+    pending again at a start (``ScorerModel.restore_scored``); ``regime`` is the one it
+    was scored under (the detected reading where that counted)."""
+
+    ordinal: int
+    signal_id: str
+    strategy: str
+    symbol: str
+    side: str
+    confluence: int
+    regime: str | None
+    quality: float
+    execute: bool
+    status: str
 
 
 class Recovery(msgspec.Struct, kw_only=True):

@@ -16,7 +16,14 @@ import msgspec
 
 from alphad.actors.events import UNKNOWN_REGIME, ClosedTrade, SignalOutcome
 from alphad.actors.history_rows import rebuild
-from alphad.actors.store_messages import QueryAudit, QueryHistory, QuerySignals, Recovery, Snapshot
+from alphad.actors.store_messages import (
+    JournaledSignal,
+    QueryAudit,
+    QueryHistory,
+    QuerySignals,
+    Recovery,
+    Snapshot,
+)
 from alphad.actors.store_schema import scalar
 from alphad.protocol.messages import AuditEntry, OptimizationState, SignalRecord
 
@@ -66,6 +73,31 @@ def load_recovery(db: sqlite3.Connection, snapshot_id: int | None = None) -> Rec
     # commits' worth, since every journaled change commits a snapshot with it.
     audit = audit_since(db, snapshot.audit_seq, None, 1_000_000) if snapshot else []
     return Recovery(snapshot=snapshot, trades=trades, outcomes=outcomes, audit=audit)
+
+
+def signals_after(db: sqlite3.Connection, ordinal: int) -> list[JournaledSignal]:
+    """The journaled signals the scorer scored after its ``ordinal``-th, in order."""
+    rows = db.execute(
+        "SELECT ordinal, signal_id, strategy, symbol, side, confluence,"
+        " CASE WHEN regime_source = 'detected' THEN detected_regime ELSE regime END,"
+        " quality, execute, status FROM signals WHERE ordinal > ? ORDER BY ordinal",
+        (ordinal,),
+    ).fetchall()
+    return [
+        JournaledSignal(
+            ordinal=r[0],
+            signal_id=r[1],
+            strategy=r[2],
+            symbol=r[3],
+            side=r[4],
+            confluence=r[5],
+            regime=r[6],
+            quality=r[7],
+            execute=bool(r[8]),
+            status=r[9],
+        )
+        for r in rows
+    ]
 
 
 def trades_after(db: sqlite3.Connection, seq: int, limit: int | None = None) -> list[ClosedTrade]:

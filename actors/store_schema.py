@@ -13,7 +13,7 @@ import msgspec
 
 from alphad.actors.store_messages import StorageCorrupt
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -103,6 +103,13 @@ MIGRATIONS: dict[int, str] = {
     4: """
     ALTER TABLE history ADD COLUMN keyframe INTEGER;
     ALTER TABLE history ADD COLUMN full_bytes INTEGER;
+    """,
+    # Each scored signal's place in the scorer's count (its ``scored`` once it was
+    # scored; NULL: journaled before this version): a start takes the signals scored
+    # after the snapshot it restores as pending again, so that their outcomes count.
+    5: """
+    ALTER TABLE signals ADD COLUMN ordinal INTEGER;
+    CREATE INDEX signals_ordinal ON signals (ordinal);
     """,
 }
 

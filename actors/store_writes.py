@@ -53,8 +53,8 @@ def write_batch(
             db.executemany(
                 "INSERT INTO signals (signal_id, ts_ms, strategy, symbol, side, confidence,"
                 " confluence, regime, quality, execute, size_multiplier, weight, status,"
-                " reasons, detected_regime, regime_source)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " reasons, detected_regime, regime_source, ordinal)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 batch.signals,
             )
         if batch.audit:

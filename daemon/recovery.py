@@ -28,6 +28,7 @@ from alphad.actors.market import MarketRegimes
 from alphad.actors.optimizer import Optimizer, set_allocation
 from alphad.actors.performance import PerformanceModel
 from alphad.actors.scorer import ScorerActor
+from alphad.actors.scorer_model import ScorerModel
 from alphad.actors.store import Recovery, StoreActor
 from alphad.daemon.config import Config, Models, build_models
 
@@ -82,15 +83,18 @@ async def recover(
         mailbox_size=config.daemon.mailbox_size,
         market=_market(config, scorer_state, database, on_label),
     )
+    # The signals scored after the snapshot are pending again before the outcomes
+    # committed after it are learned: those are theirs as often as the snapshot's. They
+    # were scored under the recovered statuses, so the scorer serves those first (a
+    # suspension's paper record exists before its paper trades are counted).
+    try:
+        scored_after = await store.signals_after(scorer_model.scored)
+    except Exception as exc:
+        raise StartupError(f"cannot open database {database}: {exc}") from exc
+    _serve(optimizer, scorer_model)
+    scorer_model.restore_scored(scored_after)
     _replay(recovery, performance_model, scorer, optimizer)
-    served = set_allocation(optimizer.allocation())
-    scorer_model.set_allocation(
-        served.statuses,
-        served.weights,
-        served.multipliers,
-        served.regime_multipliers,
-        served.regime_statuses,
-    )
+    _serve(optimizer, scorer_model)
     scorer_model.set_regime_fit(
         performance_model.recent_by_strategy(), performance_model.recent_by_regime()
     )
@@ -99,6 +103,7 @@ async def recover(
         snapshot_trade_seq=recovery.snapshot.trade_seq if recovery.snapshot else None,
         replayed_trades=len(recovery.trades),
         replayed_outcomes=len(recovery.outcomes),
+        signals_pending_again=len(scored_after),
         bars_held=scorer.market.bars_restored,
         trades=store.trades_committed,
         duration_ms=round((time.perf_counter() - started_recovery) * 1000, 1),
@@ -109,6 +114,18 @@ async def recover(
         scorer=scorer,
         optimizer=optimizer,
         last_cycle_ms=int(state.get("engine", {}).get("last_cycle_ms", 0)),
+    )
+
+
+def _serve(optimizer: Optimizer, scorer: ScorerModel) -> None:
+    """The scorer serving the optimizer's weights and statuses."""
+    served = set_allocation(optimizer.allocation())
+    scorer.set_allocation(
+        served.statuses,
+        served.weights,
+        served.multipliers,
+        served.regime_multipliers,
+        served.regime_statuses,
     )
 
 

@@ -3,10 +3,14 @@ it lasted (paper trades), and that record survives a kill -9."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 from alphad.protocol.messages import (
     GetHealth,
+    GetReport,
+    Ok,
     OptimizationState,
     RecordSignalOutcome,
     RecordTrade,
@@ -116,5 +120,60 @@ def test_paper_trades_that_win_end_a_suspension_and_survive_a_kill(tmp_path: Pat
         assert "8 of its last 12 paper trades won" in reason
         assert "above the 33% it needs to break even (p = 0.019)" in reason
         rpc.close()
+    finally:
+        daemon.close()
+
+
+def journaled(database: Path, prefix: str) -> int:
+    with sqlite3.connect(database) as db:
+        query = "SELECT COUNT(*) FROM signals WHERE signal_id LIKE ?"
+        return int(db.execute(query, (prefix + "%",)).fetchone()[0])
+
+
+def test_signals_scored_after_the_snapshot_keep_their_outcomes_through_a_kill(
+    tmp_path: Path,
+) -> None:
+    # The snapshot of the cycle that suspends holds none of the signals scored after it;
+    # their outcomes, acknowledged and committed, must still count after a kill -9: the
+    # start takes the journaled signals scored after the snapshot as pending again.
+    daemon = DaemonProcess(tmp_path, CONFIG).start()
+    try:
+        rpc = RawClient(daemon.rpc)
+        n = trades(rpc, [2.0, -1.0, -1.0] * 10, 0)
+        for _ in range(30):
+            n = trades(rpc, [-1.0] * 5, n)
+            if rpc.call(UpdateOptimization()).statuses["revert"] == "suspended":
+                break
+        assert status(rpc)[0] == "suspended"
+        ids = refused_signals(rpc, 12, 0)
+        for signal_id in ids:
+            assert isinstance(rpc.call(RecordSignalOutcome(signal_id=signal_id, success=True)), Ok)
+        before = rpc.call(GetReport()).signal_quality
+        deadline = time.monotonic() + 10.0
+        while journaled(daemon.database, "paper-") < 12 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert journaled(daemon.database, "paper-") == 12
+        rpc.close()
+        daemon.kill9()
+        daemon.start()
+        rpc = RawClient(daemon.rpc)
+        after = rpc.call(GetReport()).signal_quality
+        assert (after["scored"], after["outcomes"]) == (before["scored"], before["outcomes"])
+        assert after["scored"] == before["scored"] >= 12
+        state = rpc.call(UpdateOptimization())
+        assert state.statuses["revert"] == "degraded"
+        assert "12 of its last 12 paper trades won" in status(rpc)[1]
+        # A signal scored after the start is counted on from the restored count, and
+        # journaled with the next place.
+        signal = ScoreSignal(
+            strategy="revert", symbol="ETH/USDT", side="buy", confidence=0.8, confluence=3
+        )
+        assert isinstance(rpc.call(signal), SignalScore)
+        assert rpc.call(GetReport()).signal_quality["scored"] == after["scored"] + 1
+        rpc.close()
+        daemon.stop()
+        with sqlite3.connect(daemon.database) as db:
+            ordinals = [r[0] for r in db.execute("SELECT ordinal FROM signals ORDER BY id")]
+        assert ordinals == list(range(1, after["scored"] + 2))
     finally:
         daemon.close()

@@ -398,8 +398,17 @@ async def test_a_version_2_database_is_migrated_and_its_trades_keep_their_regime
             " VALUES (1, 'old', 'ema', 'BTC/USDT', 'buy', 1.0, 1000, 2000, 'trending', NULL,"
             " NULL, 3000)"
         )
+        conn.execute(
+            "INSERT INTO signals (signal_id, ts_ms, strategy, symbol, side, confidence,"
+            " confluence, regime, quality, execute, size_multiplier, weight, status, reasons)"
+            " VALUES ('s-old', 1000, 'ema', 'BTC/USDT', 'buy', 0.8, 3, NULL, 0.8, 1, 1.0,"
+            " 1.0, 'active', '')"
+        )
     store, learner, supervisor = await start_store(db)
-    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(4,)]
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(5,)]
+    # A signal journaled before its place in the scorer's count was kept is never taken
+    # as scored after a snapshot: no start can tell when it was scored.
+    assert await store.signals_after(0) == []
     assert [t.regime for t in await store.trades_after(0)] == ["trending"]
     # The bot's label is what a resend must repeat, whatever the trade counts under.
     new = msgspec.structs.replace(trade("new"), regime="trending")
