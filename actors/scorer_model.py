@@ -27,6 +27,7 @@ from alphad.actors.scorer_state import read_state, restore, state_header, state_
 from alphad.actors.scorer_tallies import BUCKETS, PAPER, SetupKey, SetupTally, Tally
 from alphad.actors.store_messages import JournaledSignal
 from alphad.protocol.messages import ScoreSignal, SignalScore
+from alphad.protocol.wire import SIZE_MIN
 
 EXECUTABLE = frozenset(("active", "degraded"))
 
@@ -194,6 +195,12 @@ class ScorerModel:
             if status == "degraded":
                 size *= cfg.degraded_size_factor
                 reasons.append(f"strategy degraded{in_regime}: size × {cfg.degraded_size_factor:g}")
+            if size < SIZE_MIN:
+                # A trade this small cannot be reported (nor placed, in most markets):
+                # not executed, so that a bot never holds an execute it cannot report.
+                execute = False
+                reasons.append(f"size {size:.3g} below the smallest {SIZE_MIN:g}")
+                size = 0.0
         signal_id = request.signal_id
         if signal_id is None:
             self.counter += 1
@@ -204,7 +211,8 @@ class ScorerModel:
             quality=quality,
             execute=execute,
             size_multiplier=size,
-            weight=self.weights.get(strategy, 1.0),
+            # 0 where the strategy may not trade, a regime's suspension included.
+            weight=self.weights.get(strategy, 1.0) if status in EXECUTABLE else 0.0,
             status=status,
             reasons=reasons,
             regime=regime,

@@ -230,10 +230,12 @@ class Requests:
         status: wire.Status,
         reason: str,
         operator: str,
+        regime: str | None = None,
         *,
         timeout_s: Timeout = None,
     ) -> Call[wire.StatusChanged]:
-        """Admin socket: set a strategy's lifecycle status (never resent)."""
+        """Admin socket: set a strategy's lifecycle status, or its status in a ``regime``
+        (``[lifecycle] per_regime``; never resent)."""
         return Call.of(wire.ForceStatus, wire.StatusChanged, locals())
 
     @request_method

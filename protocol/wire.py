@@ -26,7 +26,8 @@ Confluence = Annotated[int, Meta(ge=0, le=1000)]
 Amount = Annotated[float, Meta(ge=-1e15, le=1e15)]
 # The size of a trade: the strategies are judged on pnl per unit of size, where a size near
 # zero would turn one trade's pnl into an astronomic figure.
-Size = Annotated[float, Meta(ge=1e-9, le=1e12)]
+SIZE_MIN = 1e-9
+Size = Annotated[float, Meta(ge=SIZE_MIN, le=1e12)]
 TimestampMs = Annotated[int, Meta(ge=0, le=2**53)]
 # A time a bot sends: from 2000-01-01 to 2100-01-01 in milliseconds, so that seconds
 # (1.7e9, read as January 1970) or microseconds are refused rather than misread.

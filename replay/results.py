@@ -66,7 +66,9 @@ class SignalCounts(msgspec.Struct, kw_only=True):
     executed: int
     refused_status: int  # the strategy was suspended or retired
     refused_quality: int  # quality below min_quality
-    not_admitted: int  # refused by the daemon's admission (auto_register off, limits)
+    # Signals, and trades of executed signals, the daemon's admission refuses
+    # (auto_register off, limits): a refused trade is in the book, but nothing learns it.
+    not_admitted: int
     mean_size: float | None  # of executed signals
     max_size: float | None
     outcomes_learned: int  # outcomes the scorer counted (shadow ones included)

@@ -109,7 +109,7 @@ class Replayer:
         return self.optimizer.cycles
 
     def _register(self, strategy: str) -> None:
-        """A strategy's first signal, as the engine handles ``StrategySeen``."""
+        """A strategy's first recorded trade, as the engine handles ``StrategySeen``."""
         self.optimizer.register(strategy, self.now_ms)
         base = self.optimizer.weighting.base[strategy]
         self.weights[strategy] = [(self.now_ms, round(base, 6), round(base, 6))]
@@ -213,6 +213,9 @@ class Replayer:
         taken_pnl: list[float] = []
         refused_status = refused_quality = not_admitted = learned = 0
         seq = 0
+        # As live: a signal's strategy is served without being taken on; its first
+        # recorded trade takes it on (counted under the caps, registered).
+        admit_scored = self.admission.admit_scored
         admit = self.admission.admit
         score = self.scorer.score
         learn = self.scorer.record_outcome
@@ -233,7 +236,7 @@ class Replayer:
                 self.now_ms = ts
                 regime = row.regime
                 try:
-                    admit(row.strategy, row.symbol, regime)
+                    admit_scored(row.strategy, row.symbol, regime)
                 except Refused:
                     not_admitted += 1
                     if feed is not None:
@@ -263,13 +266,22 @@ class Replayer:
                 continue
             closed.append(i)
             size = sizes[i]
-            # An execute at size 0 (only possible with size_at_min_quality = 0) places no
-            # order, so the bot has nothing to report: like a refusal, it teaches nothing.
+            # Executed signals only: the scorer never executes below the wire's smallest
+            # size, and a refused signal, of which no bot reports a trade, teaches nothing.
             if size > 0.0:
                 pnl = row.pnl * size
                 regime = row.regime
                 if feed is not None:
                     regime = feed.trade(row.symbol, row.ts_ms, regime)
+                taken.append(i)
+                taken_pnl.append(pnl)
+                self.now_ms = ts
+                try:
+                    admit(row.strategy, row.symbol, regime)
+                except Refused:
+                    # The daemon refuses the trade (limit): the bot traded, nothing learns.
+                    not_admitted += 1
+                    continue
                 seq += 1
                 signal_id = str(i)
                 record(
@@ -289,8 +301,6 @@ class Replayer:
                 )
                 self.recorded_since_cycle += 1
                 learned += learn(signal_id, pnl > 0.0)
-                taken.append(i)
-                taken_pnl.append(pnl)
             elif shadow and scored[i]:
                 # A bot that paper-trades refused signals reports how they would have gone.
                 learned += learn(str(i), row.pnl > 0.0)

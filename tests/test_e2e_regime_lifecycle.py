@@ -14,6 +14,7 @@ from pathlib import Path
 import msgspec
 
 from alphad.daemon.top import status_of
+from alphad.protocol.client import Client
 from alphad.protocol.codec import decode_alert
 from alphad.protocol.messages import (
     ForceStatus,
@@ -179,5 +180,26 @@ def test_a_strategy_is_suspended_in_the_regime_it_loses_in_and_only_there(
         admin.close()
         assert score(rpc, LOSING).execute
         rpc.close()
+    finally:
+        daemon.close()
+
+
+def test_an_operator_suspends_a_strategy_in_one_regime_through_the_client(
+    tmp_path: Path,
+) -> None:
+    # The client's force_status takes the regime; a signal refused there says weight 0,
+    # as the regime's table does, and one in another regime trades at its weight.
+    daemon = DaemonProcess(tmp_path, CONFIG).start()
+    try:
+        with Client(daemon.admin) as admin, Client(daemon.rpc) as bot:
+            bot.record_trade("t0", "swing", "BTC/USDT", "buy", 1.0, T0, T0 + 500, WINNING)
+            changed = admin.force_status("swing", "suspended", "review", "alice", regime=LOSING)
+            assert (changed.new, changed.regime) == ("suspended", LOSING)
+            there = bot.score_signal("swing", "BTC/USDT", "buy", 0.8, 3, regime=LOSING)
+            assert not there.execute and there.status == "suspended"
+            assert there.weight == 0.0
+            assert admin.get_weights(regime=LOSING).effective.get("swing", 0.0) == 0.0
+            elsewhere = bot.score_signal("swing", "BTC/USDT", "buy", 0.8, 3, regime=WINNING)
+            assert elsewhere.execute and elsewhere.weight == 1.0
     finally:
         daemon.close()

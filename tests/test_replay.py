@@ -692,3 +692,81 @@ def test_the_table_judges_every_seed_and_the_median_seed() -> None:
     assert "| 100 (100), 1 never suspended |" in table
     assert "| 20/20 | 20/20 (not required) | +2.0% (-15.0%) |" in table  # steady
     assert "| 0.90; +5.0%, -8.0% |" in table  # steady, at alphad's exposure
+
+
+def test_a_strategy_only_scored_is_served_but_not_taken_on_as_live() -> None:
+    # As the daemon's admission: a name whose signals are all refused never trades, so
+    # it is neither counted under max_strategies nor registered; the first recorded
+    # trade takes a strategy on. A at confidence 0.05 is refused on quality; B, with the
+    # cap at one strategy, is then served and its trade recorded (the daemon records it).
+    t0 = 1_704_067_200_000
+    rows = [
+        SignalRow(
+            ts_ms=t0,
+            exit_ts_ms=t0 + 60_000,
+            strategy="A",
+            symbol="X",
+            side="buy",
+            confidence=0.05,
+            confluence=3,
+            pnl=1.0,
+        ),
+        SignalRow(
+            ts_ms=t0 + 3_600_000,
+            exit_ts_ms=t0 + 3_660_000,
+            strategy="B",
+            symbol="X",
+            side="buy",
+            confidence=0.9,
+            confluence=3,
+            pnl=5.0,
+        ),
+    ]
+    config = msgspec.convert({"limits": {"max_strategies": 1}}, Config)
+    replayer = Replayer(config)
+    result = replayer.run(rows).result
+    assert result.decisions.not_admitted == 0
+    assert result.decisions.executed == 1 and result.decisions.refused_quality == 1
+    assert result.total.alphad.total_pnl == pytest.approx(5.0 * replayer_size(rows[1], config))
+    assert sorted(result.weights) == ["B"]
+    assert sorted(replayer.optimizer.lifecycle.states) == ["B"]
+
+
+def replayer_size(row: SignalRow, config: Config) -> float:
+    """The size the scorer gives ``row`` as the first signal of a fresh replay."""
+    scorer = Replayer(config).scorer
+    request = ScoreSignal(
+        strategy=row.strategy,
+        symbol=row.symbol,
+        side=row.side,
+        confidence=row.confidence,
+        confluence=row.confluence,
+    )
+    return scorer.score(request).size_multiplier
+
+
+def test_a_trade_past_the_strategy_cap_is_in_the_book_but_learns_nothing() -> None:
+    # The daemon serves B's signal (a name only scored is served) but refuses its trade
+    # with `limit` once A holds the one place: the bot traded it, alphad never hears.
+    t0 = 1_704_067_200_000
+    rows = [
+        SignalRow(
+            ts_ms=t0 + k * 3_600_000,
+            exit_ts_ms=t0 + k * 3_600_000 + 60_000,
+            strategy=name,
+            symbol="X",
+            side="buy",
+            confidence=0.9,
+            confluence=3,
+            pnl=pnl,
+        )
+        for k, (name, pnl) in enumerate([("A", 1.0), ("B", 5.0)])
+    ]
+    config = msgspec.convert({"limits": {"max_strategies": 1}}, Config)
+    replayer = Replayer(config)
+    result = replayer.run(rows).result
+    assert result.decisions.executed == 2 and result.decisions.not_admitted == 1
+    size = replayer_size(rows[0], config)
+    assert result.total.alphad.total_pnl == pytest.approx(6.0 * size)
+    assert sorted(result.weights) == ["A"]
+    assert replayer.performance.trade_count == 1

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from alphad.actors.base import TAKE_STATE, Actor, Handle
@@ -24,6 +24,7 @@ from alphad.actors.scorer_fit import regime_fit_of
 from alphad.actors.scorer_model import ScorerModel
 from alphad.actors.scorer_tallies import BUCKETS, Tally
 from alphad.protocol.messages import STATUSES, ScoreSignal, SignalScore
+from alphad.protocol.wire import SIZE_MIN
 
 STRATEGIES = ["ema", "rsi", "macd"]
 SYMBOLS = ["BTC", "ETH"]
@@ -189,6 +190,12 @@ def replay(model: ScorerModel, ops: list[Any]) -> list[tuple[ScoreSignal, Signal
 
 @PROPERTY
 @given(configs, operations, st.lists(requests, min_size=1, max_size=10))
+@example(
+    # A size of 1.4e-10 was executed: a trade no bot can report (the wire's Size).
+    ScorerConfig(min_quality=0.3, size_at_min_quality=0.0),
+    [],
+    [ScoreSignal(strategy="s1", symbol="X", side="buy", confidence=0.3000000001, confluence=6)],
+)
 def test_every_reply_respects_the_risk_bounds(
     config: ScorerConfig, ops: list[Any], probes: list[ScoreSignal]
 ) -> None:
@@ -200,6 +207,8 @@ def test_every_reply_respects_the_risk_bounds(
         if not reply.execute:
             assert reply.size_multiplier == 0.0
             assert reply.reasons, "a refusal always says why"
+        else:
+            assert reply.size_multiplier >= SIZE_MIN, "an executed trade can be reported"
         if reply.status not in ("active", "degraded"):
             assert not reply.execute
 
@@ -234,7 +243,35 @@ def test_execute_needs_the_minimum_quality_and_a_tradable_status(
     reply = model.score(request)
 
     tradable = reply.status in ("active", "degraded")
-    assert reply.execute == (tradable and reply.quality >= config.min_quality)
+    if reply.execute:
+        assert tradable and reply.quality >= config.min_quality
+    elif tradable and reply.quality >= config.min_quality:
+        # The one other refusal: a size no trade can be reported at (below).
+        assert any("below the smallest" in reason for reason in reply.reasons), reply
+
+
+@pytest.mark.parametrize(
+    ("config", "confidence", "multiplier", "size"),
+    [
+        # quality_scale = (quality − 0.3) / 0.7 from size_at_min_quality 0 at the minimum.
+        (ScorerConfig(min_quality=0.3, size_at_min_quality=0.0), 0.3000000001, 1.0, None),
+        (ScorerConfig(min_quality=0.3, size_at_min_quality=0.0), 0.31, 1.0, 0.01 / 0.7),
+        (ScorerConfig(), 0.9, 0.0, None),  # a weight of 0: no order to place
+        (ScorerConfig(), 0.9, 1e-10, None),
+        (ScorerConfig(), 0.9, 2e-9, 2e-9),
+    ],
+)
+def test_a_size_below_the_smallest_a_trade_can_have_is_not_executed(
+    config: ScorerConfig, confidence: float, multiplier: float, size: float | None
+) -> None:
+    model = ScorerModel(config, "run")
+    allocate(model, multipliers={"ema": multiplier})
+    reply = model.score(signal("ema", confidence=confidence, confluence=6))
+    if size is None:
+        assert not reply.execute and reply.size_multiplier == 0.0
+        assert reply.reasons[-1].endswith("below the smallest 1e-09"), reply.reasons
+    else:
+        assert reply.execute and reply.size_multiplier == pytest.approx(size)
 
 
 @PROPERTY
@@ -254,7 +291,11 @@ def test_a_degraded_strategy_is_sized_below_an_active_one(
     active, degraded = replies["active"], replies["degraded"]
 
     assert degraded.quality == active.quality
-    assert degraded.execute == active.execute
+    if degraded.execute or not active.execute:
+        assert degraded.execute == active.execute
+    else:
+        # Only a size the degraded factor takes below the smallest a trade can have.
+        assert active.size_multiplier * config.degraded_size_factor < SIZE_MIN
     if active.size_multiplier >= sys.float_info.min:  # below that floats cannot shrink
         assert degraded.size_multiplier < active.size_multiplier
         assert degraded.size_multiplier == pytest.approx(
@@ -711,7 +752,7 @@ def test_scorer_off_passes_confidence_through_and_follows_only_the_status(
     reply = model.score(request)
 
     assert reply.quality == request.confidence
-    assert reply.execute == (status in ("active", "degraded"))
+    assert reply.execute == (status in ("active", "degraded") and expected_size >= SIZE_MIN)
     assert reply.size_multiplier == (pytest.approx(expected_size) if reply.execute else 0.0)
 
 
