@@ -213,7 +213,9 @@ def signals_page(db: sqlite3.Connection, query: QuerySignals) -> tuple[list[Sign
     sql = (
         "SELECT s.id, s.signal_id, s.ts_ms, s.strategy, s.symbol, s.side, s.confidence,"
         " s.confluence, s.regime, s.quality, s.execute, s.size_multiplier, s.weight,"
-        " s.status, s.reasons, o.success, s.detected_regime, s.regime_source FROM signals s"
+        " s.status, s.reasons, COALESCE(o.success, (SELECT t.pnl > 0 FROM trades t"
+        " WHERE t.signal_id = s.signal_id ORDER BY t.seq LIMIT 1)),"
+        " s.detected_regime, s.regime_source FROM signals s"
         " LEFT JOIN signal_outcomes o ON o.signal_id = s.signal_id WHERE s.id > ?"
     )
     params: list[Any] = [query.after or 0]

@@ -107,9 +107,12 @@ MIGRATIONS: dict[int, str] = {
     # Each scored signal's place in the scorer's count (its ``scored`` once it was
     # scored; NULL: journaled before this version): a start takes the signals scored
     # after the snapshot it restores as pending again, so that their outcomes count.
+    # Trades by signal: a signal's outcome is its first trade's when no
+    # record_signal_outcome gave one (get_signals).
     5: """
     ALTER TABLE signals ADD COLUMN ordinal INTEGER;
     CREATE INDEX signals_ordinal ON signals (ordinal);
+    CREATE INDEX trades_signal_id ON trades (signal_id, seq);
     """,
 }
 

@@ -373,6 +373,14 @@ def test_scored_signals_are_read_back_in_pages_with_their_outcomes(tmp_path: Pat
             )  # fmt: skip
             ids.append(scored.signal_id)
         rpc.record_signal_outcome("sig-1", True)
+        # A trade that carries a signal_id is its signal's outcome (pnl > 0) where no
+        # record_signal_outcome gave one: sig-1 keeps the outcome it was given first.
+        for i, pnl in ((1, -1.0), (2, -1.0), (4, 2.0)):
+            strategy = "scalper" if i % 2 else "old_trend"
+            rpc.record_trade(
+                f"t-sig-{i}", strategy, "BTC/USDT", "buy", pnl, BASE_MS + i * 60_000,
+                BASE_MS + i * 60_000 + 1_000, signal_id=f"sig-{i}",
+            )  # fmt: skip
         deadline = time.monotonic() + 30
         while len(rpc.get_signals().signals) < 5:  # the scorer hands them over each second
             assert time.monotonic() < deadline, "the scored signals never reached the journal"
@@ -383,6 +391,7 @@ def test_scored_signals_are_read_back_in_pages_with_their_outcomes(tmp_path: Pat
         rest = rpc.get_signals(limit=10, after=page.next)
         assert [s.signal_id for s in rest.signals] == ["sig-2", "sig-3", "sig-4"]
         assert rest.next is None
+        assert [s.success for s in rest.signals] == [False, None, True]
         first = page.signals[0]
         assert (first.strategy, first.symbol, first.confidence, first.ts_ms) == (
             "old_trend",
