@@ -7,6 +7,7 @@ Functions of a ``sqlite3.Connection``, run on the database thread (actors/sqlite
 from __future__ import annotations
 
 import sqlite3
+from contextlib import suppress
 from pathlib import Path
 
 import msgspec
@@ -171,7 +172,11 @@ def migrate(db: sqlite3.Connection, path: Path) -> list[int]:
             db.execute(f"PRAGMA user_version={target}")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk): the error that says
+            # why is the one to raise, not the rollback's.
+            if db.in_transaction:
+                with suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
             raise
         applied.append(target)
     return applied

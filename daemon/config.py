@@ -268,6 +268,9 @@ def read_config(path: str | os.PathLike[str] | None) -> tuple[Config, list[str]]
         raise ConfigError(f"{file}: not a TOML file (not UTF-8 text)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML ({exc})") from None
+    except RecursionError:
+        nested = "arrays or tables nested too deeply"
+        raise ConfigError(f"{file}: not a config file ({nested})") from None
     problems: list[str] = []
     sections: dict[str, msgspec.Struct] = {}
     fields: dict[str, type[msgspec.Struct]] = {

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import resource
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -65,6 +67,7 @@ BAD_CONFIGS = {
         b"[scorer.regime_factors]\nvolatile = -1\n",
         "key `scorer.regime_factors`",
     ),
+    "arrays nested 500 deep": (b"a = " + b"[" * 500 + b"]" * 500 + b"\n", "nested too deeply"),
 }
 
 
@@ -221,3 +224,24 @@ def test_directory_problem_is_one_line(shared: Path, read_only: Path, case: str)
     line = one_line_refusal(result)
     assert expected in line, line
     assert "Traceback" not in result.stderr
+
+
+def test_a_full_disk_at_the_first_start_is_named_in_the_one_line(tmp_path: Path) -> None:
+    # A file size limit of 2 KiB fails the schema's first transaction as a full disk
+    # does; the line must say so, not that a rollback SQLite had already done failed.
+    config = tmp_path / "alphad.toml"
+    config.write_text(NO_METRICS)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "alphad.daemon.cli", "run", "--config", str(config),
+            "--state-dir", str(tmp_path / "s"), "--runtime-dir", str(tmp_path / "r"),
+        ],
+        capture_output=True, text=True, timeout=60, preexec_fn=limit,
+    )  # fmt: skip
+    line = one_line_refusal(result)
+    assert "cannot open database" in line and "rollback" not in line, line
+    assert "disk" in line or "full" in line, line
