@@ -113,6 +113,7 @@ class Daemon:
         self.gateway: Gateway | None = None
         self._lock_file: IO[str] | None = None
         self._runtime_lock: IO[str] | None = None  # released when the process ends
+        self._database_lock: IO[str] | None = None  # a database linked from elsewhere
         self._timers: list[asyncio.TimerHandle] = []
         self.sampler: Sampler | None = None
         self.parts: _Parts | None = None  # once wired
@@ -137,6 +138,11 @@ class Daemon:
             secure_socket_dirs(paths)
             self._lock_file = lock_directory(paths.state_dir, "state directory")
             self._runtime_lock = lock_directory(paths.runtime_dir, "runtime directory")
+            # A database that is a link into another directory (another daemon's state
+            # directory, say) is held there too: two daemons never share one file.
+            home = paths.database.resolve().parent
+            if home != paths.state_dir.resolve():
+                self._database_lock = lock_directory(home, "database directory")
             for suffix in ("", "-wal", "-shm"):
                 check_private_file(Path(f"{paths.database}{suffix}"), "database file")
         except SecurityError as exc:

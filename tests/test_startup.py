@@ -189,6 +189,32 @@ def test_second_daemon_on_the_same_runtime_dir_is_refused_and_the_first_keeps_se
         first.close()
 
 
+def test_a_second_daemon_on_a_link_to_the_first_ones_database_is_refused(
+    tmp_path: Path,
+) -> None:
+    # Another state directory whose alphad.db is a link to the running daemon's file:
+    # the lock of the directory that holds the file refuses it, before it writes.
+    (tmp_path / "a").mkdir()
+    first = DaemonProcess(tmp_path / "a").start()
+    try:
+        assert first.process is not None
+        state = tmp_path / "b-state"
+        state.mkdir(mode=0o700)
+        (state / "alphad.db").symlink_to(first.database)
+        line = one_line_refusal(alphad(*run_args(tmp_path, state=state, runtime=tmp_path / "b")))
+        assert line.endswith(
+            f"another alphad is running with database directory {first.state_dir.resolve()} "
+            f"(pid {first.process.pid})"
+        ), line
+        with Client(first.rpc, timeout_s=5.0, retries=0) as client:
+            client.record_trade(
+                "t1", "ema", "BTC", "buy", 1.0, 1_732_000_000_001, 1_732_000_000_002
+            )
+            assert client.get_status().trades == 1
+    finally:
+        first.close()
+
+
 # ------------------------------------------------------------------ 3. abstract sockets
 
 
