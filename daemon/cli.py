@@ -512,12 +512,15 @@ def check_database(args: argparse.Namespace) -> int:
         path = Path(args.database)
     else:
         path = resolve_paths(load_config(args.config), args.state_dir, None).database
+    if path.is_dir():
+        raise CommandError(f"{path}: is a directory, not a database file")
     if not path.is_file():
         raise CommandError(f"{path}: no such database file")
     try:
         db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=10)
         try:
             problems = integrity_problems(db, full=True)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
         finally:
             db.close()
     except sqlite3.Error as exc:
@@ -526,6 +529,9 @@ def check_database(args: argparse.Namespace) -> int:
         raise CommandError(
             f"{path}: corrupt: {problems[0]} ({len(problems)} problems found by integrity_check)"
         )
+    if not version:
+        # SQLite takes an empty file for an empty database: whole, and holding nothing.
+        raise CommandError(f"{path}: not an alphad database (no schema: an empty file?)")
     print(f"{path}: ok (integrity_check)")
     return 0
 

@@ -410,3 +410,15 @@ def test_names_that_were_only_scored_do_not_use_up_max_strategies(tmp_path: Path
     finally:
         rpc.close()
         daemon.close()
+
+
+def test_check_db_refuses_an_empty_file_and_a_directory_in_one_line(tmp_path: Path) -> None:
+    # SQLite takes an empty file for an empty database, whole: "ok" would pass a backup
+    # that lost everything. A directory is not "no such file".
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    for path, expected in ((empty, "not an alphad database"), (tmp_path, "is a directory")):
+        checked = alphad("check-db", "--database", str(path))
+        assert checked.returncode == 1 and checked.stdout == "", checked
+        lines = checked.stderr.splitlines()
+        assert len(lines) == 1 and expected in lines[0] and str(path) in lines[0], lines
