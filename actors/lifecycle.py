@@ -365,7 +365,7 @@ class LifecycleModel:
             state.suspensions = 0
         state.violations = state.recoveries = 0
         state.probation_from = None
-        state.stopped_below_peak = False
+        state.below_peak, state.stopped_below_peak = 0.0, False
         state.suspended_at_ms = now_ms if status == "suspended" else None
         return self._move(
             strategy,
@@ -378,13 +378,20 @@ class LifecycleModel:
         )
 
     def apply_journaled(
-        self, strategy: str, status: str, reason: str, actor: str, ts_ms: int
+        self,
+        strategy: str,
+        status: str,
+        reason: str,
+        actor: str,
+        ts_ms: int,
+        metrics: Mapping[str, Any] | None = None,
     ) -> None:
         """Apply a status change as the audit trail recorded it.
 
         For a restart from an older snapshot than the newest (which was unreadable): the
         journaled changes after it are applied again. The counters start over as after
-        ``force``; an automatic suspension counts toward retirement.
+        ``force``; an automatic suspension counts toward retirement, and one by the peak
+        stop (its ``metrics`` carry ``below_peak``) still never ends on the clock.
         """
         if status not in STATUSES:
             return
@@ -400,6 +407,16 @@ class LifecycleModel:
                 if state.first_ms is not None
                 else None  # no pace known: the clock of before
             )
+        if actor != "system":
+            state.below_peak, state.stopped_below_peak = 0.0, False
+        elif status == "suspended":
+            alarm = metrics or {}
+            state.stopped_below_peak = "below_peak" in alarm
+            if "below_peak" in alarm or "edge_statistic" in alarm:
+                state.edge_statistic = state.below_peak = 0.0  # as the alarm did
+        elif state.status == "suspended":  # probation: the stop starts halfway, as live
+            state.below_peak = max(state.below_peak, self.config.peak_drawdown / 2.0)
+            state.stopped_below_peak = False
         state.violations = state.recoveries = 0
         state.probation_from = None
         state.suspended_at_ms = ts_ms if status == "suspended" else None

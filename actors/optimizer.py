@@ -115,14 +115,22 @@ class Optimizer:
         if entry.strategy is None:
             return
         regime = entry.data.get("regime")
+        metrics = entry.data.get("metrics")
+        metrics = metrics if isinstance(metrics, dict) else None
         if entry.kind == "status" and regime is not None:
             self.regimes.apply_journaled(
-                entry.strategy, str(regime), str(entry.new), entry.reason, entry.actor, entry.ts_ms
+                entry.strategy,
+                str(regime),
+                str(entry.new),
+                entry.reason,
+                entry.actor,
+                entry.ts_ms,
+                metrics,
             )
             self.regime_statuses = self.regimes.statuses()
         elif entry.kind == "status":
             self.lifecycle.apply_journaled(
-                entry.strategy, str(entry.new), entry.reason, entry.actor, entry.ts_ms
+                entry.strategy, str(entry.new), entry.reason, entry.actor, entry.ts_ms, metrics
             )
             self.statuses = self.lifecycle.statuses()
         elif entry.kind == "weight":

@@ -130,10 +130,17 @@ class RegimeLifecycle:
         return move
 
     def apply_journaled(
-        self, strategy: str, regime: str, status: str, reason: str, actor: str, ts_ms: int
+        self,
+        strategy: str,
+        regime: str,
+        status: str,
+        reason: str,
+        actor: str,
+        ts_ms: int,
+        metrics: Mapping[str, Any] | None = None,
     ) -> None:
         """A journaled per-regime change applied again (``LifecycleModel.apply_journaled``)."""
-        self.model(regime).apply_journaled(strategy, status, reason, actor, ts_ms)
+        self.model(regime).apply_journaled(strategy, status, reason, actor, ts_ms, metrics)
 
     def forget(self, strategy: str) -> None:
         """Drop the strategy from every regime."""

@@ -1084,3 +1084,47 @@ def test_a_snapshot_keeps_the_fall_below_the_peak() -> None:
         m.config, {}, msgspec.json.decode(msgspec.json.encode(m.to_state()))
     )
     assert restored.states["ema"].below_peak == fall
+
+
+def test_an_operators_force_starts_the_fall_below_the_peak_over() -> None:
+    # Forced while the strategy is still trading and some σ below its peak: the stop
+    # counts from 0 again, so the same few losses do not stop it at once.
+    m = peak_model()
+    m.register("ema", 0)
+    pnls = [-1.0, 0.5] * 10
+    m.assess({"ema": edge_window(pnls, len(pnls))}, 1)
+    assert m.status("ema") == "active" and m.states["ema"].below_peak > 3.0
+    m.force("ema", "active", "", "ops", 2)
+    assert m.states["ema"].below_peak == 0.0
+    # The same for a status change the journal gives again after an older snapshot.
+    m.assess({"ema": edge_window(pnls * 2, 2 * len(pnls))}, 3)
+    assert m.status("ema") == "active" and m.states["ema"].below_peak > 3.0
+    m.apply_journaled("ema", "degraded", "set by ops", "ops", 4)
+    assert m.states["ema"].below_peak == 0.0
+
+
+def journaled_suspension(metrics: dict[str, float]) -> LifecycleModel:
+    """A strategy suspended by a journaled change applied again after a snapshot that
+    saw it at its first cycle, with these metrics; then a cycle long after."""
+    m = peak_model(probation_after_trades=20)
+    m.register("ema", 0)
+    m.assess({}, 0)
+    pnls = [-1.0, 0.5] * 10
+    m.states["ema"].below_peak = 6.0
+    m.apply_journaled("ema", "suspended", "journaled", "system", len(pnls), metrics)
+    m.assess({"ema": edge_window(pnls, len(pnls))}, 10**9)
+    return m
+
+
+def test_a_journaled_peak_stop_applied_again_still_outlasts_the_clock() -> None:
+    # A restart from a snapshot older than the stop: the journal's entry (its metrics
+    # carry below_peak) suspends the strategy again, and the probation clock, which
+    # ends any other first suspension, does not end this one.
+    stopped = journaled_suspension({"below_peak": 10.2, "edge_scale": 0.7})
+    assert stopped.status("ema") == "suspended" and stopped.states["ema"].below_peak == 0.0
+    other = journaled_suspension({"drawdown": 9.0})
+    assert other.status("ema") == "degraded"
+    # Probation starts the stop halfway, as it does live.
+    assert other.states["ema"].below_peak == 6.0
+    edge = journaled_suspension({"edge_statistic": 7.0, "edge_scale": 0.7})
+    assert edge.status("ema") == "degraded" and edge.states["ema"].below_peak == 5.0

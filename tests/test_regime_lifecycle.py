@@ -184,6 +184,24 @@ def test_per_regime_states_survive_a_restore_and_a_journal_replay() -> None:
     )
     assert fresh.regime_statuses == {LOSING: {"s": "suspended"}}
     assert fresh.statuses == {}
+    assert not fresh.regimes.model(LOSING).states["s"].stopped_below_peak
+    # The journal's metrics reach the model: a peak stop applied again is one still.
+    for regime in (LOSING, None):
+        fresh.apply_journaled(
+            AuditEntry(
+                seq=2,
+                ts_ms=6,
+                kind="status",
+                strategy="s",
+                old="active",
+                new="suspended",
+                reason="10.2 σ below its peak (stop at 10 σ)",
+                actor="system",
+                data={"regime": regime, "metrics": {"below_peak": 10.2}},
+            )
+        )
+    assert fresh.regimes.model(LOSING).states["s"].stopped_below_peak
+    assert fresh.lifecycle.states["s"].stopped_below_peak
 
 
 def test_per_regime_thresholds_override_the_global_ones() -> None:
