@@ -46,6 +46,7 @@ from alphad.actors.engine_messages import (
 )
 from alphad.actors.errors import BadInput, NotFound
 from alphad.actors.events import SetEnabled
+from alphad.actors.lifecycle_shapes import PaperTrades
 from alphad.actors.optimizer import Allocation, Optimizer, set_allocation
 from alphad.actors.performance_actor import (
     AttachGroups,
@@ -271,7 +272,7 @@ class EngineActor(Actor):
         now = self.clock()
         by_strategy, by_regime = await ask_peer(self.performance, RecentFigures())
         paper = await ask_peer(self.scorer, PaperRecord())
-        regime_paper: dict[str, dict[str, tuple[float, float]]] | None = None
+        regime_paper: dict[str, dict[str, PaperTrades]] | None = None
         if self.optimizer.regimes.on:
             regime_paper = await ask_peer(self.scorer, RegimePaperRecord())
         result = self.optimizer.cycle(by_strategy, by_regime, now, regime, paper, regime_paper)

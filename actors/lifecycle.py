@@ -36,7 +36,7 @@ from alphad.actors.lifecycle_evidence import (
     probation_words,
     read_edge,
 )
-from alphad.actors.lifecycle_shapes import HealthState, LifecycleConfig, Transition
+from alphad.actors.lifecycle_shapes import HealthState, LifecycleConfig, PaperTrades, Transition
 from alphad.actors.weighting_config import StrategyConfig
 from alphad.protocol.messages import STATUSES, Status
 
@@ -140,14 +140,14 @@ class LifecycleModel:
         self,
         recent: Mapping[str, Figures],
         now_ms: int,
-        paper: Mapping[str, tuple[float, float]] | None = None,
+        paper: Mapping[str, PaperTrades] | None = None,
     ) -> list[Transition]:
         """Apply the rules of ``TRANSITIONS`` to every strategy, in name order.
 
         ``recent``: strategy → recent-window figures per unit of size, with ``seen`` and
         ``pnls`` (``PerformanceModel.recent_by_strategy``); strategies seen here for the
         first time are registered. ``now_ms`` is the clock of the probation rule;
-        ``paper``: strategy → (wins, outcomes) of its paper trades since its suspension.
+        ``paper``: strategy → its paper trades since its suspension.
         """
         if not self.enabled:
             return []

@@ -12,13 +12,14 @@ config, a strategy's record and its figures, readable and testable without the t
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 
 from alphad.actors.exact import binomial_at_least, binomial_at_most
 from alphad.actors.figures import Figures, pnl_scale
-from alphad.actors.lifecycle_shapes import HealthState, LifecycleConfig
+from alphad.actors.lifecycle_shapes import HealthState, LifecycleConfig, PaperTrades
 from alphad.actors.sequential import MIN_TRADES as EDGE_MIN_TRADES
 from alphad.actors.sequential import below_peak, cusum, edge_scale, threshold
 
@@ -210,17 +211,16 @@ def probation_ends(
     cfg: LifecycleConfig,
     state: HealthState,
     figures: Figures | None,
-    paper: tuple[float, float] | None,
+    paper: PaperTrades | None,
     now_ms: int,
 ) -> str | None:
     """Whether an automatic suspension ends now: the paper trades' words when they
-    end it, "" when the clock does, None when it goes on. A new batch of paper trades is
-    judged once: its verdict is kept in ``state``."""
+    end it, "" when the clock does, None when it goes on. Each batch of paper trades is
+    judged once, in order (``paper_batches``): its verdict is kept in ``state``."""
     if state.actor != "system" or state.suspended_at_ms is None:
         return None
-    if paper is not None and paper[1] - state.paper_judged[1] >= cfg.paper_trades:
-        batch = (paper[0] - state.paper_judged[0], paper[1] - state.paper_judged[1])
-        state.paper_judged = paper
+    for batch, judged in paper_batches(cfg, state.paper_judged, paper):
+        state.paper_judged = judged
         verdict = paper_verdict(figures, batch, cfg.paper_significance)
         if verdict is not None:
             state.paper_verdict = verdict[0]
@@ -233,6 +233,23 @@ def probation_ends(
     ):
         return "" if _probation_due(cfg, state, now_ms) else None
     return None
+
+
+def paper_batches(
+    cfg: LifecycleConfig, judged: tuple[float, float], paper: PaperTrades | None
+) -> Iterator[tuple[tuple[float, float], tuple[float, float]]]:
+    """The batches of ``paper`` not judged yet, oldest first, as (wins, outcomes) of the
+    batch and (wins, outcomes) judged once it is: from one batch end to the next, each at
+    least ``paper_trades`` long (ends of a smaller batch size, kept from before a config
+    change, are merged); the outcomes after the last end wait for their batch to fill,
+    unless the record has no ends for them (one kept from before they were recorded)."""
+    if paper is None:
+        return
+    start_wins, start_n = judged
+    for n, wins in (*paper.batch_ends, (paper.outcomes, paper.wins)):
+        if n - start_n >= cfg.paper_trades:
+            yield (wins - start_wins, n - start_n), (wins, n)
+            start_wins, start_n = wins, n
 
 
 def _probation_due(cfg: LifecycleConfig, state: HealthState, now_ms: int) -> bool:

@@ -114,6 +114,22 @@ class Transition(msgspec.Struct, kw_only=True):
     regime: str | None = None
 
 
+class PaperTrades(msgspec.Struct, frozen=True):
+    """A suspended strategy's paper trades since its suspension (``ScorerModel``): wins and
+    outcomes so far, and the (outcomes, wins) so far at the end of each batch of
+    ``paper_trades`` among them, oldest first, so that every batch is judged by itself
+    however many arrive between two cycles (the latest ``PAPER_BATCHES_KEPT``)."""
+
+    wins: float
+    outcomes: float
+    batch_ends: tuple[tuple[float, float], ...] = ()
+
+
+PAPER_BATCHES_KEPT = 64
+"""Batch ends a paper record keeps: batches older than these, not judged by a cycle, are
+judged as one with the oldest kept (more than 64 batches between two cycles)."""
+
+
 class HealthState(msgspec.Struct, kw_only=True):
     """One strategy's lifecycle record."""
 

@@ -18,7 +18,7 @@ import msgspec
 from alphad.actors.events import STRICTNESS
 from alphad.actors.figures import Figures
 from alphad.actors.lifecycle import LifecycleModel
-from alphad.actors.lifecycle_shapes import Transition
+from alphad.actors.lifecycle_shapes import PaperTrades, Transition
 from alphad.actors.regime_lifecycle import Paper, RegimeLifecycle
 from alphad.actors.scorer import SetAllocation
 from alphad.actors.weighting import WeightingModel
@@ -142,7 +142,7 @@ class Optimizer:
         by_regime: Mapping[str, Mapping[str, Figures]],
         now_ms: int,
         regime: str | None = None,
-        paper: Mapping[str, tuple[float, float]] | None = None,
+        paper: Mapping[str, PaperTrades] | None = None,
         regime_paper: Paper | None = None,
     ) -> CycleResult:
         """One optimization cycle on the recent figures, at ``now_ms``.

@@ -24,7 +24,7 @@ from alphad.actors.errors import BadInput
 from alphad.actors.events import UNKNOWN_REGIME
 from alphad.actors.figures import Figures
 from alphad.actors.lifecycle import LifecycleModel
-from alphad.actors.lifecycle_shapes import LifecycleConfig, Transition
+from alphad.actors.lifecycle_shapes import LifecycleConfig, PaperTrades, Transition
 from alphad.actors.weighting_config import StrategyConfig
 
 NEVER_RETIRE = 1000
@@ -33,8 +33,8 @@ practice; the strategy stays out of the regime until its evidence brings it back
 
 _OVERRIDDEN = ("min_trades", "win_rate_floor", "psr_floor")
 
-Paper = Mapping[str, Mapping[str, tuple[float, float]]]
-"""regime -> strategy -> (wins, outcomes) of its paper trades in the regime."""
+Paper = Mapping[str, Mapping[str, PaperTrades]]
+"""regime -> strategy -> its paper trades in the regime."""
 
 
 class RegimeLifecycle:

@@ -20,6 +20,7 @@ import msgspec
 from alphad.actors.base import TAKE_STATE, Actor, Ask, Handle, encode_in_slices
 from alphad.actors.events import ClosedTrade, SetEnabled, SignalOutcome
 from alphad.actors.figures import Figures
+from alphad.actors.lifecycle_shapes import PaperTrades
 from alphad.actors.market import MarketRegimes, RegimesConfig
 from alphad.actors.scorer_model import ScorerModel
 from alphad.actors.scorer_state import state_header, state_pending, state_setups
@@ -64,11 +65,11 @@ class SignalSummary(Ask[dict[str, Any]], frozen=True):
     """Ask: the signal quality summary of ``get_report``."""
 
 
-class PaperRecord(Ask[dict[str, tuple[float, float]]], frozen=True):
+class PaperRecord(Ask[dict[str, PaperTrades]], frozen=True):
     """Ask: the paper trades of the suspended strategies (``ScorerModel.paper_record``)."""
 
 
-class RegimePaperRecord(Ask[dict[str, dict[str, tuple[float, float]]]], frozen=True):
+class RegimePaperRecord(Ask[dict[str, dict[str, PaperTrades]]], frozen=True):
     """Ask: the paper trades of the strategies suspended in a regime
     (``ScorerModel.regime_paper_record``)."""
 

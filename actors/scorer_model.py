@@ -21,10 +21,11 @@ import msgspec
 from alphad.actors.events import STRICTNESS, UNKNOWN_REGIME
 from alphad.actors.exact import binomial_at_most
 from alphad.actors.figures import Figures
+from alphad.actors.lifecycle_shapes import LifecycleConfig, PaperTrades
 from alphad.actors.scorer_config import ScorerConfig
 from alphad.actors.scorer_fit import Fits, learn_regime_fits
 from alphad.actors.scorer_state import read_state, restore, state_header, state_setups, summary_of
-from alphad.actors.scorer_tallies import BUCKETS, PAPER, SetupKey, SetupTally, Tally
+from alphad.actors.scorer_tallies import BUCKETS, PAPER, PaperTally, SetupKey, SetupTally, Tally
 from alphad.actors.store_messages import JournaledSignal
 from alphad.protocol.messages import ScoreSignal, SignalScore
 from alphad.protocol.wire import SIZE_MIN
@@ -39,11 +40,18 @@ class ScorerModel:
     follows only the strategy's status, size = the weight multiplier under the usual caps.
     """
 
-    def __init__(self, config: ScorerConfig, id_prefix: str) -> None:
+    def __init__(
+        self,
+        config: ScorerConfig,
+        id_prefix: str,
+        paper_batch: int = LifecycleConfig().paper_trades,
+    ) -> None:
         # Structs built in code skip the Meta bounds; check them once here so that the
         # bounds of the replies hold for any caller, not only for a config file.
         self.config = msgspec.convert(msgspec.structs.asdict(config), ScorerConfig)
         self.id_prefix = id_prefix
+        # The lifecycle's paper_trades: the batch each paper record marks the ends of.
+        self.paper_batch = paper_batch
         self.enabled = True
         self.counter = 0
         self.statuses: dict[str, str] = {}
@@ -63,13 +71,13 @@ class ScorerModel:
         # signal_id -> (setup, quality bucket), oldest first. An OrderedDict because a
         # plain dict's "delete the first key" slows down as the deleted slots pile up.
         self.pending: OrderedDict[str, tuple[SetupKey, int]] = OrderedDict()
-        # strategy -> [wins, outcomes] of the outcomes reported for its signals refused
-        # while it was suspended, since its suspension; only suspended strategies.
-        self.paper: dict[str, list[float]] = {}
+        # strategy -> the outcomes reported for its signals refused while it was
+        # suspended, since its suspension; only suspended strategies.
+        self.paper: dict[str, PaperTally] = {}
         # regime -> strategy -> its status in the regime where not active, and the paper
         # record of each (strategy, regime) suspended in the regime, as ``paper``.
         self.regime_statuses: dict[str, dict[str, str]] = {}
-        self.regime_paper: dict[tuple[str, str], list[float]] = {}
+        self.regime_paper: dict[tuple[str, str], PaperTally] = {}
         self.scored = 0
         self.executed = 0
         self.quality_sum = 0.0
@@ -367,8 +375,7 @@ class ScorerModel:
             bucket_q -= PAPER
             for paper in (self.paper.get(key[0]), self.regime_paper.get((key[0], key[3]))):
                 if paper is not None:
-                    paper[0] += success
-                    paper[1] += 1.0
+                    paper.add(success)
         cfg = self.config
         setups = self.setups
         tally = setups.get(key)
@@ -448,7 +455,7 @@ class ScorerModel:
             if status != "suspended":
                 paper.pop(strategy, None)
             elif before.get(strategy) != "suspended" or strategy not in paper:
-                paper[strategy] = [0.0, 0.0]
+                paper[strategy] = PaperTally(self.paper_batch)
         for strategy in [s for s in paper if s not in statuses]:
             del paper[strategy]
         self.statuses = dict(statuses)
@@ -468,23 +475,23 @@ class ScorerModel:
                     key = (strategy, regime)
                     suspended.add(key)
                     if before.get(regime, {}).get(strategy) != "suspended" or key not in paper:
-                        paper[key] = [0.0, 0.0]
+                        paper[key] = PaperTally(self.paper_batch)
         for key in [k for k in paper if k not in suspended]:
             del paper[key]
         self.regime_statuses = {regime: dict(table) for regime, table in statuses.items()}
 
-    def regime_paper_record(self) -> dict[str, dict[str, tuple[float, float]]]:
-        """regime -> strategy -> (wins, outcomes) of the paper trades in the regime of each
-        strategy suspended in it, since that suspension (``paper_record``'s, by regime)."""
-        record: dict[str, dict[str, tuple[float, float]]] = {}
-        for (strategy, regime), (wins, n) in sorted(self.regime_paper.items()):
-            record.setdefault(regime, {})[strategy] = (wins, n)
+    def regime_paper_record(self) -> dict[str, dict[str, PaperTrades]]:
+        """regime -> strategy -> the paper trades in the regime of each strategy suspended
+        in it, since that suspension (``paper_record``'s, by regime)."""
+        record: dict[str, dict[str, PaperTrades]] = {}
+        for (strategy, regime), paper in sorted(self.regime_paper.items()):
+            record.setdefault(regime, {})[strategy] = paper.record()
         return record
 
-    def paper_record(self) -> dict[str, tuple[float, float]]:
-        """strategy -> (wins, outcomes) of the paper trades of each suspended strategy
-        since its suspension: what the lifecycle ends a suspension on."""
-        return {strategy: (wins, n) for strategy, (wins, n) in self.paper.items()}
+    def paper_record(self) -> dict[str, PaperTrades]:
+        """strategy -> the paper trades of each suspended strategy since its suspension:
+        what the lifecycle ends a suspension on."""
+        return {strategy: paper.record() for strategy, paper in self.paper.items()}
 
     def set_regime_fit(
         self, overall: Mapping[str, Figures], by_regime: Mapping[str, Mapping[str, Figures]]
@@ -507,11 +514,17 @@ class ScorerModel:
         }
 
     @classmethod
-    def from_state(cls, config: ScorerConfig, id_prefix: str, state: dict[str, Any]) -> ScorerModel:
+    def from_state(
+        cls,
+        config: ScorerConfig,
+        id_prefix: str,
+        state: dict[str, Any],
+        paper_batch: int = LifecycleConfig().paper_trades,
+    ) -> ScorerModel:
         """Rebuild from ``to_state``; raises ``ValueError`` on a snapshot it cannot read.
         Records beyond the config's current caps or windows are trimmed, newest kept."""
         saved = read_state(state)
-        model = cls(config, id_prefix)
+        model = cls(config, id_prefix, paper_batch)
         restore(model, config, saved)
         return model
 

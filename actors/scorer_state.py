@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from alphad.actors.lifecycle_shapes import PAPER_BATCHES_KEPT
 from alphad.actors.scorer_config import Factor, ScorerConfig
-from alphad.actors.scorer_tallies import BUCKETS, PAPER, SetupKey, SetupTally, Tally
+from alphad.actors.scorer_tallies import BUCKETS, PAPER, PaperTally, SetupKey, SetupTally, Tally
 
 if TYPE_CHECKING:
     from alphad.actors.scorer_model import ScorerModel
@@ -26,8 +27,10 @@ Positive = Annotated[float, Meta(gt=0.0)]
 NonNegativeInt = Annotated[int, Meta(ge=0)]
 StoredSetup = tuple[str, str, str, str, NonNegativeInt]
 
-STATE_VERSION = 2
-"""2 added the records by confluence bucket; a version 1 snapshot restores without them."""
+STATE_VERSION = 3
+"""2 added the records by confluence bucket, 3 the batch ends of the paper records; an
+older snapshot restores without them (a paper record's outcomes so far are then judged
+as one batch)."""
 
 
 class ScorerState(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -55,6 +58,10 @@ class ScorerState(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # [strategy, regime, wins, outcomes] of the paper trades of those suspended there
     regime_statuses: dict[str, dict[str, str]] = {}
     regime_paper: list[tuple[str, str, NonNegative, NonNegative]] = []
+    # (outcomes, wins) at the end of each batch of the paper records above (version 3):
+    # strategy -> ends, and [strategy, regime, ends]
+    paper_ends: dict[str, list[tuple[NonNegative, NonNegative]]] = {}
+    regime_paper_ends: list[tuple[str, str, list[tuple[NonNegative, NonNegative]]]] = []
     scored: int
     executed: int
     quality_sum: float
@@ -118,9 +125,13 @@ def state_header(model: ScorerModel) -> dict[str, Any]:
         "bucket_executed": list(model.bucket_executed),
         "bucket_outcomes": list(model.bucket_outcomes),
         "bucket_successes": list(model.bucket_successes),
-        "paper": {s: tuple(record) for s, record in model.paper.items()},
+        "paper": {s: (p.wins, p.outcomes) for s, p in model.paper.items()},
         "regime_statuses": {k: dict(v) for k, v in model.regime_statuses.items()},
-        "regime_paper": [(s, r, w, n) for (s, r), (w, n) in model.regime_paper.items()],
+        "regime_paper": [(s, r, p.wins, p.outcomes) for (s, r), p in model.regime_paper.items()],
+        "paper_ends": {s: list(p.ends) for s, p in model.paper.items() if p.ends},
+        "regime_paper_ends": [
+            (s, r, list(p.ends)) for (s, r), p in model.regime_paper.items() if p.ends
+        ],
     }
 
 
@@ -151,7 +162,7 @@ def read_state(state: dict[str, Any]) -> ScorerState:
         saved = msgspec.convert(state, ScorerState)
     except msgspec.ValidationError as exc:
         raise ValueError(f"scorer state: {exc}") from None
-    if saved.version not in (1, STATE_VERSION):
+    if saved.version not in (1, 2, STATE_VERSION):
         raise ValueError(f"scorer state: version {saved.version}, expected {STATE_VERSION}")
     if any(len(b) != len(BUCKETS) for b in _buckets_of(saved)):
         raise ValueError(f"scorer state: quality buckets are not {len(BUCKETS)} long")
@@ -160,6 +171,7 @@ def read_state(state: dict[str, Any]) -> ScorerState:
         or any(row[2] > row[3] for row in saved.confluence)
         or any(wins > outcomes for wins, outcomes in saved.paper.values())
         or any(row[2] > row[3] for row in saved.regime_paper)
+        or any(wins > n for ends in _paper_ends_of(saved) for n, wins in ends)
     ):
         raise ValueError("scorer state: a record has more successes than outcomes")
     if any(entry[1] >= PAPER + len(BUCKETS) for _, entry in saved.pending):
@@ -180,12 +192,16 @@ def restore(model: ScorerModel, config: ScorerConfig, saved: ScorerState) -> Non
         saved.regime_statuses,
     )
     model.regime_fit = saved.regime_fit
+    batch = model.paper_batch
     for strategy, (wins, outcomes) in saved.paper.items():
         if strategy in model.paper:
-            model.paper[strategy] = [wins, outcomes]
+            ends = _ends_within(saved.paper_ends.get(strategy, []), outcomes)
+            model.paper[strategy] = PaperTally(batch, wins, outcomes, ends)
+    regime_ends = {(s, r): ends for s, r, ends in saved.regime_paper_ends}
     for strategy, regime, wins, outcomes in saved.regime_paper:
         if (strategy, regime) in model.regime_paper:
-            model.regime_paper[(strategy, regime)] = [wins, outcomes]
+            ends = _ends_within(regime_ends.get((strategy, regime), []), outcomes)
+            model.regime_paper[(strategy, regime)] = PaperTally(batch, wins, outcomes, ends)
     for key, successes, outcomes in saved.setups[-config.max_setups :]:
         tally = model.setups[key] = SetupTally(key, successes, outcomes)
         tally.shrink_to(config.setup_window)
@@ -220,3 +236,15 @@ def _buckets_of(saved: ScorerState) -> tuple[list[int], list[int], list[int], li
         saved.bucket_outcomes,
         saved.bucket_successes,
     )
+
+
+def _paper_ends_of(saved: ScorerState) -> Iterator[list[tuple[float, float]]]:
+    yield from saved.paper_ends.values()
+    yield from (ends for _, _, ends in saved.regime_paper_ends)
+
+
+def _ends_within(ends: list[tuple[float, float]], outcomes: float) -> list[tuple[float, float]]:
+    """A paper record's saved batch ends, in order, none past its outcomes: the latest
+    ``PAPER_BATCHES_KEPT``."""
+    kept = sorted((n, wins) for n, wins in ends if n <= outcomes)
+    return kept[-PAPER_BATCHES_KEPT:]

@@ -7,6 +7,8 @@ and restores them, and the quality buckets index its summary and its pending sig
 
 from __future__ import annotations
 
+from alphad.actors.lifecycle_shapes import PAPER_BATCHES_KEPT, PaperTrades
+
 BUCKETS: tuple[float, ...] = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Lower edges of the quality buckets of the summary: 0-0.5, 0.5-0.6, ..., 0.9-1.0."""
 PAPER = len(BUCKETS)
@@ -62,3 +64,35 @@ class SetupTally(Tally):
     def __init__(self, key: SetupKey, successes: float = 0.0, outcomes: float = 0.0) -> None:
         super().__init__(successes, outcomes)
         self.key = key
+
+
+class PaperTally:
+    """A suspended strategy's paper trades since its suspension: wins, outcomes and the
+    (outcomes, wins) at the end of each batch of ``batch`` (``PaperTrades``)."""
+
+    __slots__ = ("batch", "ends", "outcomes", "wins")
+
+    def __init__(
+        self,
+        batch: int,
+        wins: float = 0.0,
+        outcomes: float = 0.0,
+        ends: list[tuple[float, float]] | None = None,
+    ) -> None:
+        self.batch = batch
+        self.wins = wins
+        self.outcomes = outcomes
+        self.ends = ends if ends is not None else []
+
+    def add(self, success: bool) -> None:
+        """Count one paper trade; a full batch leaves its end."""
+        self.wins += success
+        self.outcomes += 1.0
+        if self.outcomes % self.batch == 0:
+            self.ends.append((self.outcomes, self.wins))
+            if len(self.ends) > PAPER_BATCHES_KEPT:
+                del self.ends[0]
+
+    def record(self) -> PaperTrades:
+        """What the lifecycle judges."""
+        return PaperTrades(self.wins, self.outcomes, tuple(self.ends))

@@ -204,9 +204,11 @@ def build_models(
     )
     scorer_state = state.get("scorer")
     scorer = (
-        ScorerModel.from_state(config.scorer, id_prefix, scorer_state["model"])
+        ScorerModel.from_state(
+            config.scorer, id_prefix, scorer_state["model"], config.lifecycle.paper_trades
+        )
         if scorer_state
-        else ScorerModel(config.scorer, id_prefix)
+        else ScorerModel(config.scorer, id_prefix, config.lifecycle.paper_trades)
     )
     engine = state.get("engine", {})
     switches = {

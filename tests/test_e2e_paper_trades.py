@@ -69,20 +69,24 @@ def refused_signals(client: RawClient, n: int, start: int) -> list[str]:
     return ids
 
 
+def suspend(rpc: RawClient) -> None:
+    """Wins of 2 and losses of 1, then a run of losses: suspended on its drawdown or its
+    edge. At these sizes it needs to win a third of its trades to break even."""
+    n = trades(rpc, [2.0, -1.0, -1.0] * 10, 0)
+    for _ in range(30):
+        n = trades(rpc, [-1.0] * 5, n)
+        state = rpc.call(UpdateOptimization())
+        assert isinstance(state, OptimizationState)
+        if state.statuses["revert"] == "suspended":
+            break
+    assert status(rpc)[0] == "suspended"
+
+
 def test_paper_trades_that_win_end_a_suspension_and_survive_a_kill(tmp_path: Path) -> None:
     daemon = DaemonProcess(tmp_path, CONFIG).start()
     try:
         rpc = RawClient(daemon.rpc)
-        # Wins of 2 and losses of 1, then a run of losses: suspended on its drawdown or its
-        # edge. At these sizes it needs to win a third of its trades to break even.
-        n = trades(rpc, [2.0, -1.0, -1.0] * 10, 0)
-        for _ in range(30):
-            n = trades(rpc, [-1.0] * 5, n)
-            state = rpc.call(UpdateOptimization())
-            assert isinstance(state, OptimizationState)
-            if state.statuses["revert"] == "suspended":
-                break
-        assert status(rpc)[0] == "suspended"
+        suspend(rpc)
 
         # Refused signals that nobody paper-traded: no evidence, and no clock.
         ids = refused_signals(rpc, 12, 0)
@@ -119,6 +123,29 @@ def test_paper_trades_that_win_end_a_suspension_and_survive_a_kill(tmp_path: Pat
         # 8 wins of 12 where it needs a third: P(X >= 8) = 0.0188 (a direct binomial sum).
         assert "8 of its last 12 paper trades won" in reason
         assert "above the 33% it needs to break even (p = 0.019)" in reason
+        rpc.close()
+    finally:
+        daemon.close()
+
+
+def test_each_batch_of_paper_trades_is_judged_alone_however_many_come_between_cycles(
+    tmp_path: Path,
+) -> None:
+    daemon = DaemonProcess(tmp_path, CONFIG).start()
+    try:
+        rpc = RawClient(daemon.rpc)
+        suspend(rpc)
+        # Two batches of 12 before the next cycle: 8 wins, then none. The first alone
+        # wins significantly (P(X >= 8) = 0.019 at a third); the 24 taken together, 8
+        # wins, would say nothing (P(X >= 8 of 24) = 0.58).
+        ids = refused_signals(rpc, 24, 0)
+        for i, signal_id in enumerate(ids):
+            rpc.call(RecordSignalOutcome(signal_id=signal_id, success=i < 8))
+        state = rpc.call(UpdateOptimization())
+        assert isinstance(state, OptimizationState)
+        new_status, reason = status(rpc)
+        assert new_status == "degraded", reason
+        assert "8 of its last 12 paper trades won" in reason
         rpc.close()
     finally:
         daemon.close()

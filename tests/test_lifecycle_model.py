@@ -17,8 +17,8 @@ from alphad.actors.events import ClosedTrade
 from alphad.actors.exact import binomial_at_least
 from alphad.actors.figures import Figures, figures_of
 from alphad.actors.lifecycle import TRANSITIONS, LifecycleModel
-from alphad.actors.lifecycle_evidence import paper_verdict
-from alphad.actors.lifecycle_shapes import LifecycleConfig, Transition
+from alphad.actors.lifecycle_evidence import paper_batches, paper_verdict
+from alphad.actors.lifecycle_shapes import LifecycleConfig, PaperTrades, Transition
 from alphad.actors.performance import PerformanceConfig, PerformanceModel
 from alphad.actors.sequential import below_peak
 from alphad.actors.weighting_config import StrategyConfig
@@ -441,9 +441,9 @@ def test_paper_trades_that_win_end_a_suspension_before_its_clock() -> None:
     # 3 of 10 at a third says nothing; a batch not yet full is not judged; the next
     # batch, 8 of 10, is significant: P = 0.0034.
     assert at_least(8, 10, 1 / 3) < 0.05 < at_least(3, 10, 1 / 3)
-    assert m.assess({"ema": figures}, HOUR, {"ema": (3.0, 10.0)}) == []
-    assert m.assess({"ema": figures}, HOUR, {"ema": (10.0, 19.0)}) == []
-    (transition,) = m.assess({"ema": figures}, HOUR, {"ema": (11.0, 20.0)})
+    assert m.assess({"ema": figures}, HOUR, {"ema": PaperTrades(3.0, 10.0)}) == []
+    assert m.assess({"ema": figures}, HOUR, {"ema": PaperTrades(10.0, 19.0)}) == []
+    (transition,) = m.assess({"ema": figures}, HOUR, {"ema": PaperTrades(11.0, 20.0)})
     assert (transition.old, transition.new) == ("suspended", "degraded")
     assert transition.reason == (
         "probation: 8 of its last 10 paper trades won, above the 33% it needs to break "
@@ -458,9 +458,40 @@ def test_each_batch_of_paper_trades_is_judged_once() -> None:
     m = model(probation_after_hours=1000, paper_trades=10)
     figures = paid(hard_breach())
     moves(m, figures, now=0)
-    assert m.assess({"ema": figures}, HOUR, {"ema": (5.0, 10.0)}) == []
-    assert m.assess({"ema": figures}, HOUR, {"ema": (11.0, 20.0)}) == []
+    assert m.assess({"ema": figures}, HOUR, {"ema": PaperTrades(5.0, 10.0)}) == []
+    assert m.assess({"ema": figures}, HOUR, {"ema": PaperTrades(11.0, 20.0)}) == []
     assert m.status("ema") == "suspended"
+
+
+def test_batches_that_arrive_together_are_each_judged_alone() -> None:
+    # Two batches of 10 seen by one cycle. 8 of 10 then 0 of 10: the first wins
+    # significantly (P = 0.0034), the 20 together would not (8 of 20: P = 0.34).
+    assert at_least(8, 10, 1 / 3) < 0.05 < at_least(8, 20, 1 / 3)
+    m = model(probation_after_hours=1000, paper_trades=10)
+    figures = paid(hard_breach())
+    moves(m, figures, now=0)
+    paper = PaperTrades(8.0, 20.0, ((10.0, 8.0), (20.0, 8.0)))
+    (transition,) = m.assess({"ema": figures}, HOUR, {"ema": paper})
+    assert "8 of its last 10 paper trades won" in transition.reason
+    # 5 of 10 then 6 of 10 together: neither batch alone is significant, the 20 would
+    # be (11 of 20: P = 0.038).
+    m = model(probation_after_hours=1000, paper_trades=10)
+    moves(m, figures, now=0)
+    paper = PaperTrades(11.0, 25.0, ((10.0, 5.0), (20.0, 11.0)))
+    assert m.assess({"ema": figures}, HOUR, {"ema": paper}) == []
+    assert m.states["ema"].paper_judged == (11.0, 20.0)  # the 5 after wait for their batch
+
+
+def test_batch_ends_of_a_smaller_batch_size_are_merged_to_the_configured_size() -> None:
+    # Ends every 5 kept from before paper_trades became 10: judged 10 at a time.
+    cfg = msgspec.convert({"paper_trades": 10}, LifecycleConfig)
+    ends = tuple((float(n), float(n // 2)) for n in range(5, 30, 5))
+    batches = list(paper_batches(cfg, (0.0, 0.0), PaperTrades(14.0, 27.0, ends)))
+    assert batches == [((5.0, 10.0), (5.0, 10.0)), ((5.0, 10.0), (10.0, 20.0))]
+    # No ends (a record from before them): all its outcomes are one batch.
+    assert list(paper_batches(cfg, (2.0, 5.0), PaperTrades(9.0, 27.0))) == [
+        ((7.0, 22.0), (9.0, 27.0))
+    ]
 
 
 def test_paper_trades_that_lose_keep_a_suspension_past_its_clock() -> None:
@@ -468,11 +499,11 @@ def test_paper_trades_that_lose_keep_a_suspension_past_its_clock() -> None:
     figures = paid(hard_breach())
     moves(m, figures, now=0)
     # 0 of 12 where a third is needed: P(X <= 0) = (2/3)**12 = 0.008.
-    assert m.assess({"ema": figures}, 10 * HOUR, {"ema": (0.0, 12.0)}) == []
+    assert m.assess({"ema": figures}, 10 * HOUR, {"ema": PaperTrades(0.0, 12.0)}) == []
     assert moves(m, figures, now=20 * HOUR) == []
     assert m.status("ema") == "suspended"
     # A later batch that wins ends it.
-    (transition,) = m.assess({"ema": figures}, 30 * HOUR, {"ema": (12.0, 24.0)})
+    (transition,) = m.assess({"ema": figures}, 30 * HOUR, {"ema": PaperTrades(12.0, 24.0)})
     assert (transition.old, transition.new) == ("suspended", "degraded")
 
 
@@ -482,9 +513,9 @@ def test_a_second_suspension_ends_only_on_paper_trades() -> None:
     assert moves(m, figures, now=0) == [("active", "suspended")]
     assert moves(m, figures, now=HOUR) == [("suspended", "degraded")]
     assert moves(m, paid(hard_breach()), now=2 * HOUR) == [("degraded", "suspended")]
-    assert m.assess({"ema": figures}, 100 * HOUR, {"ema": (4.0, 12.0)}) == []
+    assert m.assess({"ema": figures}, 100 * HOUR, {"ema": PaperTrades(4.0, 12.0)}) == []
     assert m.status("ema") == "suspended"
-    (transition,) = m.assess({"ema": figures}, 100 * HOUR, {"ema": (12.0, 24.0)})
+    (transition,) = m.assess({"ema": figures}, 100 * HOUR, {"ema": PaperTrades(12.0, 24.0)})
     assert (transition.old, transition.new) == ("suspended", "degraded")
 
 
@@ -492,7 +523,7 @@ def test_paper_trades_without_a_break_even_rate_say_nothing() -> None:
     # A window without losses has no break-even rate: the clock decides alone.
     m = model(probation_after_hours=1, paper_trades=12)
     moves(m, hard_breach(), now=0)
-    assert m.assess({"ema": hard_breach()}, 0, {"ema": (12.0, 12.0)}) == []
+    assert m.assess({"ema": hard_breach()}, 0, {"ema": PaperTrades(12.0, 12.0)}) == []
     assert paper_verdict(paid(hard_breach()), (0.0, 0.0), 0.05) is None
     assert moves(m, window(), now=HOUR) == [("suspended", "degraded")]
 
@@ -501,7 +532,7 @@ def test_paper_trades_do_not_lift_an_operators_suspension() -> None:
     m = model(probation_after_hours=1, paper_trades=12)
     m.register("ema", 0)
     m.force("ema", "suspended", "exchange outage", "alice", 0)
-    assert m.assess({"ema": paid(window())}, HOUR, {"ema": (12.0, 12.0)}) == []
+    assert m.assess({"ema": paid(window())}, HOUR, {"ema": PaperTrades(12.0, 12.0)}) == []
     assert m.status("ema") == "suspended"
 
 
@@ -1046,8 +1077,8 @@ def test_paper_trades_that_win_end_a_peak_stop_and_it_starts_halfway() -> None:
     pnls = [-1.0, -1.0, -1.0, 2.0] * 50  # break-even at a third of wins, as ``paid``
     n = suspended_after(m, pnls)
     figures = edge_window(pnls[:n], n)
-    assert m.assess({"ema": figures}, n + 1, {"ema": (3.0, 10.0)}) == []
-    (transition,) = m.assess({"ema": figures}, n + 2, {"ema": (11.0, 20.0)})
+    assert m.assess({"ema": figures}, n + 1, {"ema": PaperTrades(3.0, 10.0)}) == []
+    (transition,) = m.assess({"ema": figures}, n + 2, {"ema": PaperTrades(11.0, 20.0)})
     assert (transition.old, transition.new) == ("suspended", "degraded")
     state = m.states["ema"]
     assert state.below_peak == 5.0 and not state.stopped_below_peak

@@ -10,7 +10,7 @@ import pytest
 
 from alphad.actors.figures import Figures, figures_of
 from alphad.actors.lifecycle import LifecycleModel
-from alphad.actors.lifecycle_shapes import LifecycleConfig, Transition
+from alphad.actors.lifecycle_shapes import LifecycleConfig, PaperTrades, Transition
 from alphad.actors.optimizer import Optimizer, set_allocation
 from alphad.actors.scorer_config import ScorerConfig
 from alphad.actors.scorer_model import ScorerModel
@@ -112,7 +112,7 @@ def test_a_strategy_losing_in_one_regime_is_suspended_there_and_trades_on_elsewh
     assert (taken.execute, taken.status) == (True, "active")
     # The refused signal's outcome is a paper trade of the strategy in that regime only.
     assert scorer.record_outcome("a", True) and scorer.record_outcome("b", True)
-    assert scorer.regime_paper_record() == {LOSING: {"s": (1.0, 1.0)}}
+    assert scorer.regime_paper_record() == {LOSING: {"s": PaperTrades(1.0, 1.0)}}
     assert scorer.paper_record() == {}
 
 
@@ -146,10 +146,11 @@ def test_paper_trades_in_its_regime_end_the_suspension_there_and_nowhere_else() 
     _cycles(optimizer, 3)
     figures = {LOSING: {"s": _window(LOSING_PATTERN, 3 * STEP)}}
     # A batch of 20 paper trades in the other regime is no evidence for this one.
-    optimizer.cycle({}, figures, 10_000, regime_paper={WINNING: {"s": (20.0, 20.0)}})
+    optimizer.cycle({}, figures, 10_000, regime_paper={WINNING: {"s": PaperTrades(20.0, 20.0)}})
     assert optimizer.regime_statuses == {LOSING: {"s": "suspended"}}
     # 17 of 20 where the window's average win and loss (both 1) need half to break even.
-    result = optimizer.cycle({}, figures, 11_000, regime_paper={LOSING: {"s": (17.0, 20.0)}})
+    paper = {LOSING: {"s": PaperTrades(17.0, 20.0)}}
+    result = optimizer.cycle({}, figures, 11_000, regime_paper=paper)
     [move] = result.transitions
     assert (move.regime, move.old, move.new) == (LOSING, "suspended", "degraded")
     assert "17 of its last 20 paper trades won" in move.reason

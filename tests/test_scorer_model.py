@@ -18,10 +18,12 @@ from hypothesis import strategies as st
 from alphad.actors.base import TAKE_STATE, Actor, Handle
 from alphad.actors.exact import binomial_at_most, student_t_above
 from alphad.actors.figures import Figures
+from alphad.actors.lifecycle_shapes import PAPER_BATCHES_KEPT, PaperTrades
 from alphad.actors.scorer import ScorerActor
 from alphad.actors.scorer_config import ScorerConfig
 from alphad.actors.scorer_fit import regime_fit_of
 from alphad.actors.scorer_model import ScorerModel
+from alphad.actors.scorer_state import STATE_VERSION
 from alphad.actors.scorer_tallies import BUCKETS, Tally
 from alphad.protocol.messages import STATUSES, ScoreSignal, SignalScore
 from alphad.protocol.wire import SIZE_MIN
@@ -276,6 +278,14 @@ def test_a_size_below_the_smallest_a_trade_can_have_is_not_executed(
 
 @PROPERTY
 @given(configs, operations, requests, st.floats(0.0, 10.0), st.booleans())
+# The smallest size an active strategy executes, halved below it when degraded: refused.
+@example(
+    ScorerConfig(degraded_size_factor=0.5, max_size_multiplier=1.0),
+    [],
+    signal(confidence=0.0, confluence=0),
+    1e-9,
+    False,
+)
 def test_a_degraded_strategy_is_sized_below_an_active_one(
     config: ScorerConfig, ops: list[Any], request: ScoreSignal, multiplier: float, enabled: bool
 ) -> None:
@@ -296,7 +306,9 @@ def test_a_degraded_strategy_is_sized_below_an_active_one(
     else:
         # Only a size the degraded factor takes below the smallest a trade can have.
         assert active.size_multiplier * config.degraded_size_factor < SIZE_MIN
-    if active.size_multiplier >= sys.float_info.min:  # below that floats cannot shrink
+    if not degraded.execute:
+        assert degraded.size_multiplier == 0.0
+    elif active.size_multiplier >= sys.float_info.min:  # below that floats cannot shrink
         assert degraded.size_multiplier < active.size_multiplier
         assert degraded.size_multiplier == pytest.approx(
             active.size_multiplier * config.degraded_size_factor
@@ -998,7 +1010,7 @@ def test_a_version_1_snapshot_restores_without_confluence_records() -> None:
 
     assert restored.confluence_tallies == {}
     assert restored.strategy_tallies["ema"].outcomes == 5
-    assert restored.to_state()["version"] == 2
+    assert restored.to_state()["version"] == STATE_VERSION
 
 
 def test_the_remembered_test_results_answer_as_the_exact_test_at_every_rate() -> None:
@@ -1026,13 +1038,13 @@ def test_outcomes_of_signals_refused_while_suspended_are_its_paper_trades() -> N
     for signal_id, success in [("live", True), ("paper-0", True), ("paper-1", False)]:
         assert model.record_outcome(signal_id, success)
     model.record_outcome("other", True)
-    assert model.paper_record() == {"ema": (1.0, 2.0)}
+    assert model.paper_record() == {"ema": PaperTrades(1.0, 2.0)}
 
     # The record survives a snapshot, and so does the mark on the one still pending.
     restored = ScorerModel.from_state(ScorerConfig(), "run", model.to_state())
-    assert restored.paper_record() == {"ema": (1.0, 2.0)}
+    assert restored.paper_record() == {"ema": PaperTrades(1.0, 2.0)}
     assert restored.record_outcome("paper-2", True)
-    assert restored.paper_record() == {"ema": (2.0, 3.0)}
+    assert restored.paper_record() == {"ema": PaperTrades(2.0, 3.0)}
     # The strategy's own record learned every outcome, paper or not.
     assert restored.base_rate("ema") == pytest.approx(3 / 4)
 
@@ -1040,7 +1052,48 @@ def test_outcomes_of_signals_refused_while_suspended_are_its_paper_trades() -> N
     allocate(restored, {"ema": "degraded", "rsi": "active"})
     assert restored.paper_record() == {}
     allocate(restored, {"ema": "suspended", "rsi": "active"})
-    assert restored.paper_record() == {"ema": (0.0, 0.0)}
+    assert restored.paper_record() == {"ema": PaperTrades(0.0, 0.0)}
+
+
+def test_a_paper_record_marks_the_end_of_each_batch_and_keeps_them_in_a_snapshot() -> None:
+    # Batches of 5; 12 paper trades, every third one won.
+    model = ScorerModel(ScorerConfig(), "run", paper_batch=5)
+    allocate(model, {"ema": "suspended"})
+    outcomes = [n % 3 == 0 for n in range(12)]
+    for n, success in enumerate(outcomes):
+        model.score(signal(signal_id=f"paper-{n}"))
+        assert model.record_outcome(f"paper-{n}", success)
+    ends = tuple((float(k), float(sum(outcomes[:k]))) for k in (5, 10))
+    assert ends == ((5.0, 2.0), (10.0, 4.0))
+    assert model.paper_record() == {"ema": PaperTrades(float(sum(outcomes)), 12.0, ends)}
+    restored = ScorerModel.from_state(ScorerConfig(), "run", model.to_state(), paper_batch=5)
+    assert restored.paper_record() == model.paper_record()
+    # A snapshot from before batch ends (version 2) restores the record without them.
+    old = model.to_state()
+    del old["paper_ends"], old["regime_paper_ends"]
+    old["version"] = 2
+    assert ScorerModel.from_state(ScorerConfig(), "run", old).paper_record() == {
+        "ema": PaperTrades(4.0, 12.0)
+    }
+    # An end past the record's outcomes is not believed; more wins than outcomes refused.
+    bad = model.to_state()
+    bad["paper_ends"] = {"ema": [(5.0, 2.0), (40.0, 9.0)]}
+    assert ScorerModel.from_state(ScorerConfig(), "run", bad).paper_record()["ema"].batch_ends == (
+        (5.0, 2.0),
+    )
+    bad["paper_ends"] = {"ema": [(5.0, 6.0)]}
+    with pytest.raises(ValueError, match="more successes than outcomes"):
+        ScorerModel.from_state(ScorerConfig(), "run", bad)
+
+
+def test_a_paper_record_keeps_the_ends_of_its_latest_batches() -> None:
+    model = ScorerModel(ScorerConfig(max_pending_signals=10_000), "run", paper_batch=1)
+    allocate(model, {"ema": "suspended"})
+    for n in range(PAPER_BATCHES_KEPT + 3):
+        model.score(signal(signal_id=f"paper-{n}"))
+        model.record_outcome(f"paper-{n}", True)
+    ends = model.paper_record()["ema"].batch_ends
+    assert ends == tuple((float(k), float(k)) for k in range(4, PAPER_BATCHES_KEPT + 4))
 
 
 def t_density_tail(t: float, df: int) -> float:
