@@ -249,13 +249,11 @@ class ScorerModel:
         snapshot this model was restored from (in their order), as when they were scored,
         so that the outcomes committed for them count; the number taken. The count goes
         on from the last one's place even where the journal lost some (a full mailbox)."""
-        target = self.config.confluence_target
         taken = 0
         for signal in signals:
-            confluence = signal.confluence
-            bucket_c = target if confluence >= target else (confluence if confluence > 0 else 0)
-            regime = UNKNOWN_REGIME if signal.regime is None else signal.regime
-            key: SetupKey = (signal.strategy, signal.symbol, signal.side, regime, bucket_c)
+            key = self._setup_key(
+                signal.strategy, signal.symbol, signal.side, signal.regime, signal.confluence
+            )
             tally = self.setups.get(key)
             if tally is not None:
                 key = tally.key
@@ -358,10 +356,17 @@ class ScorerModel:
 
     def setup_of(self, request: ScoreSignal) -> SetupKey:
         """The setup a signal belongs to (its regime is ``unknown`` when it has none)."""
+        return self._setup_key(
+            request.strategy, request.symbol, request.side, request.regime, request.confluence
+        )
+
+    def _setup_key(
+        self, strategy: str, symbol: str, side: str, regime: str | None, confluence: int
+    ) -> SetupKey:
+        # ``score`` builds the same key inline: it is the hot path.
         target = self.config.confluence_target
-        bucket = target if request.confluence >= target else max(request.confluence, 0)
-        regime = UNKNOWN_REGIME if request.regime is None else request.regime
-        return (request.strategy, request.symbol, request.side, regime, bucket)
+        bucket = target if confluence >= target else max(confluence, 0)
+        return (strategy, symbol, side, UNKNOWN_REGIME if regime is None else regime, bucket)
 
     # ------------------------------------------------------------------ learning
 
