@@ -11,6 +11,7 @@ fits and snapshot are in the scorer_* modules beside it.
 from __future__ import annotations
 
 import math
+import sys
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -71,6 +72,8 @@ class ScorerModel:
         # signal_id -> (setup, quality bucket), oldest first. An OrderedDict because a
         # plain dict's "delete the first key" slows down as the deleted slots pile up.
         self.pending: OrderedDict[str, tuple[SetupKey, int]] = OrderedDict()
+        # max_pending_signals, lifted while a start restores (``restore_scored``).
+        self._pending_cap = self.config.max_pending_signals
         # strategy -> the outcomes reported for its signals refused while it was
         # suspended, since its suspension; only suspended strategies.
         self.paper: dict[str, PaperTally] = {}
@@ -239,7 +242,7 @@ class ScorerModel:
             self.executed += 1
             self.bucket_executed[bucket_q] += 1
         pending = self.pending
-        if len(pending) >= self.config.max_pending_signals and signal_id not in pending:
+        if len(pending) >= self._pending_cap and signal_id not in pending:
             pending.popitem(last=False)
             self.evicted_signals += 1
         pending[signal_id] = (key, bucket_q + PAPER if status == "suspended" else bucket_q)
@@ -248,7 +251,12 @@ class ScorerModel:
         """Count and hold pending again the signals the journal kept from after the
         snapshot this model was restored from (in their order), as when they were scored,
         so that the outcomes committed for them count; the number taken. The count goes
-        on from the last one's place even where the journal lost some (a full mailbox)."""
+        on from the last one's place even where the journal lost some (a full mailbox).
+
+        None is evicted until ``trim_pending``: a committed outcome was learned live, so
+        its signal was pending then, however many were scored after it before the crash;
+        the start learns the outcomes, then trims to the cap as live evicted."""
+        self._pending_cap = sys.maxsize
         taken = 0
         for signal in signals:
             key = self._setup_key(
@@ -261,6 +269,15 @@ class ScorerModel:
             self.scored = max(self.scored, signal.ordinal)
             taken += 1
         return taken
+
+    def trim_pending(self) -> None:
+        """Back under max_pending_signals after a start's outcomes (``restore_scored``):
+        the oldest pending signals evicted, and counted, as live."""
+        self._pending_cap = cap = self.config.max_pending_signals
+        pending = self.pending
+        while len(pending) > cap:
+            pending.popitem(last=False)
+            self.evicted_signals += 1
 
     # ------------------------------------------------------------------ the factors
 

@@ -94,6 +94,7 @@ async def recover(
     _serve(optimizer, scorer_model)
     scorer_model.restore_scored(scored_after)
     _replay(recovery, performance_model, scorer, optimizer)
+    scorer_model.trim_pending()
     _serve(optimizer, scorer_model)
     scorer_model.set_regime_fit(
         performance_model.recent_by_strategy(), performance_model.recent_by_regime()

@@ -25,6 +25,7 @@ from alphad.actors.scorer_fit import regime_fit_of
 from alphad.actors.scorer_model import ScorerModel
 from alphad.actors.scorer_state import STATE_VERSION
 from alphad.actors.scorer_tallies import BUCKETS, Tally
+from alphad.actors.store_messages import JournaledSignal
 from alphad.protocol.messages import STATUSES, ScoreSignal, SignalScore
 from alphad.protocol.wire import SIZE_MIN
 
@@ -1094,6 +1095,47 @@ def test_a_paper_record_keeps_the_ends_of_its_latest_batches() -> None:
         model.record_outcome(f"paper-{n}", True)
     ends = model.paper_record()["ema"].batch_ends
     assert ends == tuple((float(k), float(k)) for k in range(4, PAPER_BATCHES_KEPT + 4))
+
+
+def test_a_start_learns_every_journaled_outcome_even_past_the_pending_cap() -> None:
+    # Live: 6 signals scored after the snapshot, under a cap of 3 pending; the first two
+    # had their outcomes before later signals evicted them. A start holds the 6 pending
+    # again, then learns the committed outcomes: it must learn those two as live did,
+    # and end with the same pending signals and the same eviction count.
+    config = ScorerConfig(max_pending_signals=3)
+    live = ScorerModel(config, "run")
+    allocate(live, {"ema": "active"})
+    snapshot = live.to_state()
+    journal = []
+    for n in range(6):
+        request = signal(signal_id=f"s{n}", confluence=n % 3)
+        reply = live.score(request)
+        journal.append(
+            JournaledSignal(
+                ordinal=live.scored,
+                signal_id=f"s{n}",
+                strategy=request.strategy,
+                symbol=request.symbol,
+                side=request.side,
+                confluence=request.confluence,
+                regime=request.regime,
+                quality=reply.quality,
+                execute=reply.execute,
+                status=reply.status,
+            )
+        )
+        if n < 2:
+            assert live.record_outcome(f"s{n}", n == 0)
+    restored = ScorerModel.from_state(config, "run", snapshot)
+    allocate(restored, {"ema": "active"})
+    restored.restore_scored(journal)
+    assert restored.record_outcome("s0", True) and restored.record_outcome("s1", False)
+    restored.trim_pending()
+    assert list(restored.pending) == list(live.pending) == ["s3", "s4", "s5"]
+    assert restored.to_state() == live.to_state()
+    # After the start the cap holds again.
+    restored.score(signal(signal_id="s6"))
+    assert list(restored.pending) == ["s4", "s5", "s6"]
 
 
 def t_density_tail(t: float, df: int) -> float:
