@@ -63,7 +63,7 @@ T0 = 1_600_000_000_000 - 1_600_000_000_000 % DAY
 T0_2020 = 1_577_836_800_000  # 2020-01-01 UTC
 
 
-def source(**changes: str) -> Source:
+def source(**changes: object) -> Source:
     base = Source(
         name="test",
         asset_class="stock",
@@ -140,6 +140,64 @@ def test_a_coin_may_move_more_than_a_stock_in_one_bar() -> None:
     with pytest.raises(CorpusError, match="unadjusted split"):
         parse_bars(text, source())
     assert parse_bars(text, source(asset_class="crypto"))[-1].close == 28.0
+
+
+def split_history(gap: float, then: float = 1.0, seed: int = 3) -> list[Bar]:
+    """A walk whose 201st bar opens at the previous close ÷ ``gap`` and whose prices from
+    there on are the walk's × ``then`` / ``gap`` (``then`` 1: the new level is kept)."""
+    bars = walk(300, seed=seed)
+    prev = bars[199].close
+    scale = prev / gap / bars[200].open
+    out = bars[:200]
+    for k, b in enumerate(bars[200:]):
+        f = scale if k == 0 else scale * then
+        out.append(Bar(b.ts_ms, b.open * f, b.high * f, b.low * f, b.close * f))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("gap", "refused"),
+    [
+        (2.0 / 1.01, True),  # 2-for-1 on a day that rose 1 %: -49.5 %, inside ±50 %
+        (2.0 / 0.99, True),
+        (1.5, True),  # 3-for-2: -33 %
+        (1.25, True),  # 5-for-4 (a 25 % stock dividend)
+        (3.0 * 1.02, True),
+        (1.18, False),  # a fall of 15 % is no split's ratio
+        (1.4, False),  # between 4:3 and 3:2 by more than 3 %
+    ],
+)
+def test_a_fall_at_the_open_by_a_splits_ratio_that_stays_is_refused(
+    gap: float, refused: bool
+) -> None:
+    text = csv_of(split_history(gap))
+    if refused:
+        with pytest.raises(CorpusError, match=r"line 202: .* an unadjusted split\?"):
+            parse_bars(text, source())
+    else:
+        assert len(parse_bars(text, source())) == 300
+    # A coin, a currency or a commodity is not read for splits (a coin falls 50 % at once).
+    assert len(parse_bars(text, source(asset_class="crypto"))) == 300
+
+
+def test_a_crash_at_a_splits_ratio_that_does_not_stay_is_a_crash() -> None:
+    # Down a third at the open, back most of the way the next day: no split does that.
+    bars = split_history(1.5, then=1.4)
+    assert parse_bars(csv_of(bars), source()) == bars
+
+
+def test_a_declared_adjustment_divides_the_prices_before_its_day() -> None:
+    bars = split_history(1.5)
+    day = datetime.fromtimestamp(bars[200].ts_ms / 1000, UTC).strftime("%Y-%m-%d")
+    adjusted = parse_bars(csv_of(bars), source(adjustments=((day, 1.5),)))
+    assert adjusted[200:] == bars[200:]
+    for got, raw in zip(adjusted[:200], bars[:200], strict=True):
+        assert got.close == pytest.approx(raw.close / 1.5)
+        assert got.open == pytest.approx(raw.open / 1.5)
+    # One the prices do not show, on that day or at that ratio, is refused.
+    for wrong in (((day, 2.0),), (("2020-01-05", 1.5),)):
+        with pytest.raises(CorpusError, match="is not a split the prices show"):
+            parse_bars(csv_of(bars), source(adjustments=wrong))
 
 
 def test_a_close_only_file_uses_the_close_for_every_price() -> None:

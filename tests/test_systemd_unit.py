@@ -24,6 +24,8 @@ from tests.daemon_process import DaemonProcess
 
 SYSTEMD = Path(__file__).parent.parent / "systemd"
 UNIT = SYSTEMD / "alphad.service"
+README = SYSTEMD.parent / "README.md"
+INSTALLED = "/opt/alphad/bin/alphad"  # where the README's deployment installs the command
 ANALYZE = shutil.which("systemd-analyze")
 SYSUSERS = shutil.which("systemd-sysusers")
 TMPFILES = shutil.which("systemd-tmpfiles")
@@ -35,7 +37,7 @@ def installed_unit(tmp_path: Path) -> Path:
     alphad = Path(sys.executable).parent / "alphad"
     assert alphad.exists(), f"the alphad console script is not installed next to {sys.executable}"
     unit = tmp_path / "alphad.service"
-    unit.write_text(UNIT.read_text().replace("/usr/bin/alphad", str(alphad)))
+    unit.write_text(UNIT.read_text().replace(INSTALLED, str(alphad)))
     return unit
 
 
@@ -49,6 +51,15 @@ def unit_settings() -> dict[str, list[str]]:
     return settings
 
 
+def test_the_readmes_install_puts_the_command_where_the_unit_runs_it() -> None:
+    # A plain ``pip install .`` puts it in /usr/local/bin (or is refused as an externally
+    # managed environment): the deployment makes the environment the unit names.
+    deployment = README.read_text().split("## Deployment with systemd", 1)[1]
+    venv = str(Path(INSTALLED).parent.parent)
+    assert f"python3 -m venv {venv} && {venv}/bin/pip install ." in deployment
+    assert unit_settings()["ExecStart"] == [f"{INSTALLED} run --config /etc/alphad/alphad.toml"]
+
+
 def test_unit_declares_notify_watchdog_directories_and_hardening() -> None:
     settings = unit_settings()
     expected = {
@@ -60,7 +71,7 @@ def test_unit_declares_notify_watchdog_directories_and_hardening() -> None:
         "RuntimeDirectoryPreserve": "yes",
         "User": "alphad",
         "Group": "alphad",
-        "ExecStart": "/usr/bin/alphad run --config /etc/alphad/alphad.toml",
+        "ExecStart": f"{INSTALLED} run --config /etc/alphad/alphad.toml",
         "ProtectSystem": "strict",
         "ProtectHome": "yes",
         "PrivateTmp": "yes",

@@ -11,7 +11,12 @@ Bars are checked as they are read. A file is refused with its name and the row's
 number for: a timestamp not after the previous one (a duplicate or out of order), a
 price that is zero, negative or not a number, high below low, open or close outside
 [low, high], a row with some prices missing, or a one-bar close-to-close move beyond
-the history's limit (±50 % for stocks and indices: an unadjusted split). An open or a
+the history's limit (±50 % for stocks and indices: an unadjusted split). On a stock or an
+index, a fall at the open by a split's ratio (``SPLIT_RATIOS``, within 3 %) to a level
+the next closes keep (their median within 5 %) is an unadjusted split too, as a 2-for-1
+split on a rising day (−49 %) or a 3-for-2 one (−33 %) shows; it is refused unless the
+manifest's ``adjustments`` declare it (``[["2016-07-29", 1.5]]``: every price before that
+day divided by 1.5), and a declared one that the prices do not show is refused. An open or a
 close within a relative ``BOUND_TOLERANCE`` (1e-9) outside [low, high] is the rounding
 of an adjusted price and is taken as on the bound; further out it is refused. A row
 with no price at all is a day the market did not trade and is skipped; gaps in time
@@ -35,6 +40,7 @@ import hashlib
 import io
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tomllib
@@ -59,6 +65,14 @@ SPLITS = (*HALVES, HOLDOUT)
 FORMATS = ("ohlc", "close", "fastquant_wide", "long")
 # An adjusted price may land this far (relative) outside [low, high] by rounding alone.
 BOUND_TOLERANCE = 1e-9
+# Splits and stock dividends as the ratio of shares after to before (5-for-4 … 10-for-1);
+# a fall at the open within SPLIT_TOLERANCE of one, to a level the next SPLIT_BARS closes
+# keep within SPLIT_KEPT (their median), is read as an unadjusted split. Only falls: a
+# reverse split is rare and shows beyond MAX_MOVE.
+SPLIT_RATIOS = (1.25, 4 / 3, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 10.0)
+SPLIT_TOLERANCE = 0.03
+SPLIT_BARS = 5
+SPLIT_KEPT = 0.05
 
 
 class CorpusError(Exception):
@@ -93,6 +107,8 @@ class Source:
     start: str = ""  # first day kept, YYYY-MM-DD (inclusive)
     end: str = ""  # last day kept (inclusive)
     split: str = ""  # "holdout", or "" for a half of split_of
+    # unadjusted splits the prices show: (day, ratio), every price before the day ÷ ratio
+    adjustments: tuple[tuple[str, float], ...] = ()
     note: str = ""
 
     @property
@@ -130,8 +146,10 @@ def load_manifest(path: Path = MANIFEST) -> list[Source]:
         if unknown:
             raise CorpusError(f"{path}: history {i}: unknown key {unknown[0]!r}")
         try:
+            adjustments = entry.get("adjustments", ())
+            entry["adjustments"] = tuple((str(day), float(ratio)) for day, ratio in adjustments)
             source = Source(**entry)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise CorpusError(f"{path}: history {i}: {exc}") from None
         if source.asset_class not in ASSET_CLASSES:
             raise CorpusError(f"{path}: {source.name}: unknown asset_class {source.asset_class!r}")
@@ -279,6 +297,7 @@ def parse_bars(text: str, source: Source) -> list[Bar]:
     last = _day(source.end, source) if source.end else date.max
     limit = MAX_MOVE[source.asset_class]
     bars: list[Bar] = []
+    lines: list[int] = []
     for line, ts_ms, day, prices in _rows(text, source):
         if bars and ts_ms <= bars[-1].ts_ms:
             what = "repeats" if ts_ms == bars[-1].ts_ms else "is before"
@@ -304,8 +323,57 @@ def parse_bars(text: str, source: Source) -> list[Bar]:
                     f"{source.asset_class}): an unadjusted split?",
                 )
         bars.append(Bar(ts_ms, o, h, lo, c))
+        lines.append(line)
     if len(bars) < 2:
         raise CorpusError(f"{source.name}: {source.where}: fewer than 2 bars")
+    bars = _adjusted(bars, source)
+    if source.asset_class in ("stock", "equity_index"):
+        for i in range(1, len(bars)):
+            ratio = _split_at(bars, i)
+            if ratio is not None:
+                fall = bars[i - 1].close / bars[i].open
+                raise _bad(
+                    source,
+                    lines[i],
+                    f"open {bars[i].open:g} is the previous close {bars[i - 1].close:g} "
+                    f"÷ {fall:.3f}, near a split of {ratio:g} shares for 1, and the next "
+                    "closes stay there: an unadjusted split? (the manifest's adjustments "
+                    "declare one)",
+                )
+    return bars
+
+
+def _split_at(bars: Sequence[Bar], i: int) -> float | None:
+    """The split ratio bar ``i`` opens at (``SPLIT_RATIOS``) when the next closes keep
+    its level; None when it shows no split."""
+    prev = bars[i - 1].close
+    fall = prev / bars[i].open
+    ratio = min(SPLIT_RATIOS, key=lambda r: abs(math.log(fall / r)))
+    if abs(math.log(fall / ratio)) > SPLIT_TOLERANCE:
+        return None
+    level = statistics.median(b.close for b in bars[i : i + SPLIT_BARS])
+    return ratio if abs(math.log(level * fall / prev)) <= SPLIT_KEPT else None
+
+
+def _adjusted(bars: list[Bar], source: Source) -> list[Bar]:
+    """``bars`` with the manifest's adjustments: every price before each declared day
+    divided by its ratio; a declared split the prices do not show is refused."""
+    for day, ratio in source.adjustments:
+        at = _day(day, source)
+        days = [datetime.fromtimestamp(b.ts_ms / 1000, UTC).date() for b in bars]
+        i = next((k for k, d in enumerate(days) if d >= at), 0)
+        shown = i > 0 and days[i] == at and _split_at(bars, i) is not None
+        if not shown or abs(math.log(bars[i - 1].close / bars[i].open / ratio)) > SPLIT_TOLERANCE:
+            raise CorpusError(
+                f"{source.name}: {source.where}: the adjustment {day} ÷ {ratio:g} is not a "
+                "split the prices show on that day"
+            )
+        bars = [
+            Bar(b.ts_ms, b.open / ratio, b.high / ratio, b.low / ratio, b.close / ratio)
+            if k < i
+            else b
+            for k, b in enumerate(bars)
+        ]
     return bars
 
 
