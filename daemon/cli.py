@@ -19,7 +19,7 @@ import msgspec
 from alphad.daemon.config import Config, ConfigError, Paths, load_config, resolve_paths
 from alphad.daemon.config_checks import checked_config
 from alphad.daemon.entry import EXIT_INTERRUPTED
-from alphad.protocol.messages import RankedMetric
+from alphad.protocol.messages import LOWER_IS_BETTER, RankedMetric
 
 if TYPE_CHECKING:
     from alphad.protocol.curve import CurveKeys
@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
         "--top",
         metavar="METRIC",
         choices=RANKED_METRICS,
-        help="rank the top strategies by this figure (default expectancy)",
+        help="rank the top strategies by this figure, the best first: the lowest for a "
+        "drawdown or a loss (default expectancy)",
     )
     report.add_argument(
         "--min-trades",
@@ -393,7 +394,9 @@ def report(
         if top is not None or min_trades is not None:
             metric = top or reply.top_metric
             least = reply.top_min_trades if min_trades is None else min_trades
-            ranked = client.get_top(metric, REPORT_TOP_N, min_trades=least)
+            ranked = client.get_top(
+                metric, REPORT_TOP_N, min_trades=least, ascending=metric in LOWER_IS_BETTER
+            )
             reply.top_strategies, reply.top_metric = ranked.rows, metric
             reply.top_min_trades = least
         return reply

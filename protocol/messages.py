@@ -237,6 +237,11 @@ RankedMetric = Literal[
     "max_drawdown",
     "current_drawdown",
 ]
+LOWER_IS_BETTER: frozenset[str] = frozenset(
+    ("losses", "gross_loss", "avg_loss", "max_drawdown", "current_drawdown")
+)
+"""The ranked figures of which the best strategies have the lowest (``alphad report --top``
+ranks them lowest first)."""
 
 
 class GetTop(Request, tag="get_top"):

@@ -350,6 +350,11 @@ def test_top_strategies_by_any_figure_leave_out_those_with_few_trades(tmp_path: 
         section = text.split("TOP STRATEGIES")[1].splitlines()
         assert section[1].split()[:2] == ["strategy", "win_rate"]
         assert [line.split()[0] for line in section[3:5]] == ["steady", "swinger"]
+        # The best by a drawdown or a loss are the lowest: steady never fell.
+        for figure in ("max_drawdown", "losses"):
+            text = alphad(daemon, "report", "--top", figure)
+            section = text.split("TOP STRATEGIES")[1].splitlines()
+            assert [line.split()[0] for line in section[3:6]] == ["steady", "swinger", "loser"]
         everyone = alphad(daemon, "report", "--min-trades", "0", "--format", "csv")
         tops = [
             r for r in csv.DictReader(io.StringIO(everyone)) if r["section"] == "top_strategies"
