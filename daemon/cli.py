@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import math
 import os
@@ -181,8 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``alphad`` console script."""
     args = _parser().parse_args(argv)
     if sys.stdout is None:
-        _say(STDOUT_CLOSED)
-        return EXIT_FAILURE
+        if args.command not in ANSWER_FIRST:
+            _say(STDOUT_CLOSED)
+            return EXIT_FAILURE
+        # A question answered first: its own refusal (an unknown strategy, a config's
+        # problems, all on stderr) is the line to see; only an answer meets the closed
+        # stdout.
+        sys.stdout = _ClosedStdout()
     try:
         code = _dispatch(args)
         # What is still buffered fails here, not in the interpreter's exit.
@@ -193,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, CommandError) as exc:
         for line in str(exc).splitlines():
             _say(line)
+        return EXIT_FAILURE
+    except StdoutClosed:
+        _say(STDOUT_CLOSED)
         return EXIT_FAILURE
     except OSError as exc:
         # Standard output full or broken (``> /dev/full``): what is still buffered would
@@ -205,6 +214,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 STDOUT_CLOSED = "standard output is closed: there is nowhere to write to"
+ANSWER_FIRST = frozenset(("status", "report", "health", "check-config", "check-db", "schema"))
+"""Commands that only read and answer: with stdout closed they still run, so that their
+own error is the line on stderr; the others (that act, wait or write) are refused first."""
+
+
+class StdoutClosed(OSError):
+    """A write to the standard output the command was started without."""
+
+
+class _ClosedStdout(io.TextIOBase):
+    """sys.stdout when there is none: every write refused with ``StdoutClosed``."""
+
+    def write(self, text: str) -> int:
+        raise StdoutClosed(STDOUT_CLOSED)
+
+    def flush(self) -> None:
+        return None
 
 
 def _say(line: str) -> None:

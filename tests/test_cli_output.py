@@ -73,6 +73,29 @@ def test_a_closed_standard_output_is_one_line_and_exit_1(
     assert (code, err) == (1, "alphad: standard output is closed: there is nowhere to write to\n")
 
 
+def test_a_closed_standard_output_keeps_a_questions_own_refusal(tmp_path: Path) -> None:
+    # check-config reports a bad file on stderr: with stdout closed, those are the lines
+    # to see, not that stdout is closed; a good file's answer meets the closed stdout.
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[scorer]\nmax_size_multiplier = 3.0\n[daemon]\nbogus = 1\n")
+    code, err = alphad("check-config", "bad.toml", cwd=tmp_path, stdout=None, close_stdout=True)
+    assert code == 1
+    assert err.splitlines() == [
+        "alphad: bad.toml: key `scorer.max_size_multiplier`: Expected `float` <= 2.0",
+        "alphad: bad.toml: unknown key `daemon.bogus`",
+    ]
+    good = tmp_path / "good.toml"
+    good.write_text("[scorer]\nmax_size_multiplier = 1.5\n")
+    code, err = alphad("check-config", "good.toml", cwd=tmp_path, stdout=None, close_stdout=True)
+    assert (code, err) == (1, "alphad: standard output is closed: there is nowhere to write to\n")
+    # A database that is not one is named as such.
+    (tmp_path / "empty.db").write_bytes(b"")
+    code, err = alphad(
+        "check-db", "--database", "empty.db", cwd=tmp_path, stdout=None, close_stdout=True
+    )
+    assert code == 1 and "not an alphad database" in err and "standard output" not in err
+
+
 def test_a_report_over_its_own_input_is_refused_and_the_input_kept(signals: Path) -> None:
     before = signals.read_bytes()
     (signals.parent / "again.csv").symlink_to(signals)

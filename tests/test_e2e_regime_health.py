@@ -5,6 +5,7 @@ no strategy has a state in is one line on stderr and exit 1, into a closed pipe 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -187,6 +188,17 @@ def test_bad_input_is_one_line_and_exit_1_into_a_terminal_or_a_closed_pipe(
         1,
         f"alphad: {message}\n",
     )
+    # With no standard output at all (``>&-``) the line is the same.
+    closed = subprocess.run(
+        [sys.executable, "-m", "alphad.daemon.cli", "health", *args, *location(process)],
+        stdout=None,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert (closed.returncode, closed.stderr) == (1, f"alphad: {message}\n")
 
 
 def test_health_into_a_closed_pipe_exits_quietly(daemon: tuple[DaemonProcess, int]) -> None:
