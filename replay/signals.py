@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -231,12 +232,35 @@ def _read_jsonl(handle: IO[str], table: Table[Row], problems: _Problems) -> list
         if not isinstance(record, dict):
             problems.add(line, "not a JSON object")
             continue
+        if len(_KEY.findall(text)) > len(record):  # a key given twice, or a colon in a string
+            twice = _repeated_key(text)
+            if twice is not None:
+                problems.add(line, f"key `{twice}` twice")
+                continue
         for name in table.optional:
             # An empty regime means "no regime", as an empty CSV cell does.
             if record.get(name) == "":
                 del record[name]
         _take(record, line, True, table, rows, seen, problems)
     return rows
+
+
+_KEY = re.compile(r'"\s*:')
+
+
+def _repeated_key(text: str) -> str | None:
+    """The first key an object of the JSON ``text`` gives twice, or None. A decoder keeps
+    the last one only, so a row whose ``pnl`` is given twice would count the second."""
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in items]
+        repeated.extend(key for i, key in enumerate(keys) if key in keys[:i])
+        return dict(items)
+
+    with contextlib.suppress(ValueError, RecursionError):  # what msgspec read, nested deeper
+        json.loads(text, object_pairs_hook=pairs)
+    return repeated[0] if repeated else None
 
 
 def _take(

@@ -190,6 +190,30 @@ def test_bad_json_lines_are_reported_with_their_line_numbers(tmp_path: Path) -> 
     assert "line 6: `confidence`" in message
 
 
+def test_a_jsonl_row_that_gives_a_key_twice_is_refused(tmp_path: Path) -> None:
+    # A decoder keeps the last value: the row would count a pnl of -500.
+    good = json.dumps({"ts_ms": 1000, "exit_ts_ms": 2000, "strategy": "ema", "symbol": "BTC",
+                       "side": "buy", "confidence": 0.8, "confluence": 3, "pnl": 0.09})  # fmt: skip
+    lines = [
+        good[:-1] + ', "pnl": -500}',
+        good[:-1] + ', "side" :"sell"}',
+        good[:-1] + ', "regime": "a\\":b"}',  # a colon after a quote inside a string
+        good[:-1] + ', "x": {"y": 1, "y": 2}}',
+    ]
+    path = tmp_path / "twice.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError) as caught:
+        read_signals(path)
+    message = str(caught.value)
+    assert "4 bad rows" in message
+    assert "line 1: key `pnl` twice" in message
+    assert "line 2: key `side` twice" in message
+    assert "line 3: `regime`" in message  # a bad name, not a key twice
+    assert "line 4: key `y` twice" in message
+    path.write_text(good + "\n")
+    assert [row.pnl for row in read_signals(path)] == [0.09]
+
+
 def test_a_header_with_an_unknown_or_missing_column_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "typo.csv"
     path.write_text(HEADER.replace("regime", "regim") + "1000,2000,ema,BTC,buy,0.8,3,,1,\n")
