@@ -414,7 +414,8 @@ class LifecycleModel:
             state.stopped_below_peak = "below_peak" in alarm
             if "below_peak" in alarm or "edge_statistic" in alarm:
                 state.edge_statistic = state.below_peak = 0.0  # as the alarm did
-        elif state.status == "suspended":  # probation: the stop starts halfway, as live
+        elif state.status == "suspended" and status == "degraded":  # probation, as live
+            state.edge_statistic = max(state.edge_statistic, edge_level(self.config) / 2.0)
             state.below_peak = max(state.below_peak, self.config.peak_drawdown / 2.0)
             state.stopped_below_peak = False
         state.violations = state.recoveries = 0

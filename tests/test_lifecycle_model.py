@@ -17,7 +17,7 @@ from alphad.actors.events import ClosedTrade
 from alphad.actors.exact import binomial_at_least
 from alphad.actors.figures import Figures, figures_of
 from alphad.actors.lifecycle import TRANSITIONS, LifecycleModel
-from alphad.actors.lifecycle_evidence import paper_batches, paper_verdict
+from alphad.actors.lifecycle_evidence import edge_level, paper_batches, paper_verdict
 from alphad.actors.lifecycle_shapes import LifecycleConfig, PaperTrades, Transition
 from alphad.actors.performance import PerformanceConfig, PerformanceModel
 from alphad.actors.sequential import below_peak
@@ -1155,7 +1155,8 @@ def test_a_journaled_peak_stop_applied_again_still_outlasts_the_clock() -> None:
     assert stopped.status("ema") == "suspended" and stopped.states["ema"].below_peak == 0.0
     other = journaled_suspension({"drawdown": 9.0})
     assert other.status("ema") == "degraded"
-    # Probation starts the stop halfway, as it does live.
+    # Probation starts the stop and the edge test halfway, as it does live.
     assert other.states["ema"].below_peak == 6.0
+    assert other.states["ema"].edge_statistic == edge_level(other.config) / 2.0
     edge = journaled_suspension({"edge_statistic": 7.0, "edge_scale": 0.7})
     assert edge.status("ema") == "degraded" and edge.states["ema"].below_peak == 5.0
