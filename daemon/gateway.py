@@ -29,6 +29,7 @@ from alphad.protocol.codec import (
     json_encoder,
     json_text,
     msgpack_encoder,
+    repeated_field,
     request_decoder,
     request_json_decoder,
     type_refused,
@@ -256,6 +257,9 @@ class Gateway:
                 raise AlphadError("bad_request", "message nested too deeply") from None
             except msgspec.ValidationError as exc:
                 raise type_refused(exc, payload, as_json) from None
+            twice = repeated_field(payload, as_json)
+            if twice is not None:
+                raise AlphadError("bad_request", f"{twice} given twice in one request")
             route = self.routes[type(request)]
             if route.admin_only and not admin:
                 raise _forbidden(request)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import msgspec
@@ -68,7 +70,8 @@ def type_refused(
 
     Decided on the ``type`` field read alone, never on the wording of msgspec's error: a
     missing ``type``, one that is not a string, or a known type with a bad field is a
-    ``bad_request``. Given twice, the last ``type`` decides, as for every other field.
+    ``bad_request``. Given twice, the last ``type`` decides here (a request that decodes is
+refused for a field given twice, ``repeated_field``).
     """
     try:
         tag = (_type_json_decoder if as_json else _type_decoder).decode(payload).type
@@ -77,6 +80,51 @@ def type_refused(
     if isinstance(tag, str) and tag not in REQUEST_TYPES:
         return UnknownType(str(exc))
     return exc
+
+
+_generic_msgpack = msgspec.msgpack.Decoder()
+_generic_json = msgspec.json.Decoder()
+_JSON_KEY = re.compile(rb'"\s*:')
+
+
+def repeated_field(payload: bytes, as_json: bool) -> str | None:
+    """What names a field the request's map gives twice, or None. A decoder keeps the
+    last value, so a ``record_trade`` whose ``pnl`` came twice would record the second:
+    the request is refused instead. Checked on the top-level map only, after it decoded."""
+    try:
+        if as_json:
+            if len(_JSON_KEY.findall(payload)) <= len(_generic_json.decode(payload)):
+                return None  # one key per colon after a quote: none repeated
+            return _repeated_json_key(payload)
+        size = _map_size(payload)
+        if size is None or size <= len(_generic_msgpack.decode(payload)):
+            return None
+        return "a field"
+    except (msgspec.DecodeError, RecursionError, TypeError):
+        return None
+
+
+def _map_size(payload: bytes) -> int | None:
+    """The number of entries a msgpack map at the start of ``payload`` declares."""
+    lead = payload[0] if payload else 0
+    if 0x80 <= lead <= 0x8F:
+        return lead & 0x0F
+    if lead == 0xDE and len(payload) >= 3:
+        return int.from_bytes(payload[1:3], "big")
+    if lead == 0xDF and len(payload) >= 5:
+        return int.from_bytes(payload[1:5], "big")
+    return None
+
+
+def _repeated_json_key(payload: bytes) -> str | None:
+    top: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        top[:] = [key for i, (key, _) in enumerate(items) if key in [k for k, _ in items[:i]]]
+        return dict(items)
+
+    json.loads(payload, object_pairs_hook=pairs)  # the top-level map is the last one made
+    return f"`{top[0]}`" if top else None
 
 
 def decode_request(payload: bytes) -> Any:

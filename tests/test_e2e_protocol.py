@@ -42,6 +42,33 @@ def json_call(client: RawClient, document: object) -> dict[str, object]:
     return reply
 
 
+def test_a_field_given_twice_is_refused_and_nothing_recorded(rpc: RawClient) -> None:
+    # A decoder keeps the last value: this trade would be recorded with a pnl of -500.
+    fields = '"type":"record_trade","trade_id":"twice","strategy":"x","symbol":"y",'
+    fields += '"side":"buy","entry_ts_ms":1732000000000,"exit_ts_ms":1732000001000'
+    for document in (
+        "{" + fields + ',"pnl":0.09,"pnl":-500}',
+        "{" + fields + ',"pnl":0.09, "pnl" :-500}',
+    ):
+        reply = json.loads(rpc.raw(document.encode()))
+        assert (reply["type"], reply["code"]) == ("error", "bad_request"), reply
+        assert reply["message"] == "`pnl` given twice in one request"
+    # msgpack: a map of 9 entries, the last repeating "pnl".
+    body = msgspec.msgpack.encode(json.loads("{" + fields + ',"pnl":0.09}'))
+    assert body[0] == 0x88
+    again = msgspec.msgpack.encode("pnl") + msgspec.msgpack.encode(-500.0)
+    twice = bytes([0x89]) + body[1:] + again
+    reply = msgspec.msgpack.decode(rpc.raw(twice))
+    assert (reply["type"], reply["code"]) == ("error", "bad_request"), reply
+    assert reply["message"] == "a field given twice in one request"
+    # Nothing was recorded: the same trade sent once, rightly, is new.
+    once = json.loads(rpc.raw(("{" + fields + ',"pnl":0.09}').encode()))
+    assert once["type"] == "trade_recorded" and once.get("duplicate") in (None, False), once
+    # A colon after a quote inside a string is no second key.
+    quoted = json.loads(rpc.raw(b'{"type":"get_health","strategy":"a\\":b"}'))
+    assert "given twice" not in quoted.get("message", ""), quoted
+
+
 def test_score_signal_over_msgpack_echoes_request_id_and_never_raises_confidence(
     rpc: RawClient,
 ) -> None:
