@@ -369,11 +369,10 @@ class StoreActor(Actor):
     def _write_checked(
         self, batch: Batch, db: sqlite3.Connection
     ) -> tuple[dict[str, Recorded] | None, dict[str, Recorded] | None]:
-        """``write_batch``, then ``_check_file``: a batch committed into a file that the
-        path no longer names is lost at the next start, so it is refused, not acknowledged."""
-        found = write_batch(db, batch=batch)
-        self._check_file()
-        return found
+        """``write_batch`` with ``_check_file`` just before its commit: a batch committed
+        into a file the path no longer names is lost at the next start, and one refused
+        must not come back when the file is put back, so it is rolled back and refused."""
+        return write_batch(db, batch=batch, before_commit=self._check_file)
 
     def _check_file(self) -> None:
         """Raise ``StorageUnavailable`` unless the path still names the database file

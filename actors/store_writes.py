@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 import msgspec
@@ -18,9 +18,10 @@ from alphad.actors.store_plan import OUTCOME_FIELDS, TRADE_FIELDS, Batch, Record
 
 
 def write_batch(
-    db: sqlite3.Connection, batch: Batch
+    db: sqlite3.Connection, batch: Batch, before_commit: Callable[[], None] | None = None
 ) -> tuple[dict[str, Recorded] | None, dict[str, Recorded] | None]:
-    """Insert everything and commit, or roll back and raise.
+    """Insert everything and commit, or roll back and raise; ``before_commit`` runs last
+    inside the transaction, and what it raises rolls everything back.
 
     Returns, for trades and for outcomes, the record (seq and compared fields) of every
     key of the batch when some keys were already recorded (the insert ignored them),
@@ -96,6 +97,8 @@ def write_batch(
                 " (SELECT id FROM snapshots ORDER BY id DESC LIMIT ?)",
                 (batch.snapshots_keep,),
             )
+        if before_commit is not None:
+            before_commit()
     return trades_found, outcomes_found
 
 

@@ -18,10 +18,13 @@ from alphad.protocol.codec import decode_reply, encode
 from alphad.protocol.errors import AlphadError
 from alphad.protocol.messages import (
     Error,
+    ForceStatus,
+    GetAudit,
     GetStatus,
     RecordTrade,
     ScoreSignal,
     SignalScore,
+    StatusChanged,
     TradeRecorded,
 )
 from tests.daemon_process import DaemonProcess, RawClient
@@ -213,6 +216,47 @@ def test_a_database_deleted_while_running_is_refused_not_acknowledged(tmp_path: 
         assert not daemon.database.exists()
     finally:
         client.close()
+        daemon.close()
+
+
+def test_a_write_refused_for_a_moved_database_is_not_in_it_when_it_comes_back(
+    tmp_path: Path,
+) -> None:
+    # Refused means nothing was recorded: when the operator puts the file back (while
+    # alphad runs, or before starting it again) the refused trade and the refused
+    # suspension are not there, and the writes after go on from the same sequences.
+    daemon = DaemonProcess(tmp_path).start()
+    rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
+    moved = daemon.database.with_name("moved.db")
+    try:
+        assert isinstance(rpc.call(trade("before")), TradeRecorded)
+        daemon.database.rename(moved)
+        for client, request in (
+            (rpc, trade("refused")),
+            (admin, ForceStatus(strategy="ema", status="suspended", reason="x", operator="al")),
+        ):
+            refused = client.call(request)
+            assert isinstance(refused, Error) and refused.code == "storage_unavailable", refused
+        moved.rename(daemon.database)
+        assert isinstance(rpc.call(trade("after")), TradeRecorded)
+        forced = admin.call(
+            ForceStatus(strategy="ema", status="degraded", reason="y", operator="al")
+        )
+        assert isinstance(forced, StatusChanged), forced
+        rpc.close()
+        admin.close()
+        daemon.stop()
+        daemon.start()
+        rpc = RawClient(daemon.rpc)
+        assert rpc.call(GetStatus()).trades == 2
+        audit = rpc.call(GetAudit(strategy="ema"))
+        assert [(e.new, e.reason) for e in audit.entries if e.kind == "status"] == [
+            ("degraded", "y")
+        ]
+        assert rpc.call(trade("refused")).duplicate is False
+    finally:
+        rpc.close()
+        admin.close()
         daemon.close()
 
 
