@@ -100,8 +100,8 @@ def repeated_field(payload: bytes, as_json: bool) -> str | None:
         if size is None or size <= len(_generic_msgpack.decode(payload)):
             return None
         return "a field"
-    except (msgspec.DecodeError, RecursionError, TypeError):
-        return None
+    except (msgspec.DecodeError, RecursionError, TypeError, ValueError):
+        return None  # what the request's decoder took but a second reading cannot
 
 
 def _map_size(payload: bytes) -> int | None:
