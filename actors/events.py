@@ -26,6 +26,11 @@ class ClosedTrade(msgspec.Struct, frozen=True, kw_only=True):
     regime: str = UNKNOWN_REGIME
     size: float | None = None
     signal_id: str | None = None
+    # Whether the scorer held ``signal_id`` pending when the trade came, and its count
+    # of scored signals then (None: unknown, recorded before schema 6): only a pending
+    # signal learns from it, and a start learns it at that place among the signals.
+    signal_pending: bool | None = None
+    signal_scored: int | None = None
 
 
 class SignalOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,6 +40,11 @@ class SignalOutcome(msgspec.Struct, frozen=True, kw_only=True):
     signal_id: str
     success: bool
     ts_ms: int
+    # Whether the scorer held the signal pending when the outcome came, and its count
+    # of scored signals then (None: unknown, recorded before schema 6): one it had
+    # forgotten teaches nothing, at a start too.
+    pending: bool | None = None
+    scored: int | None = None
 
 
 class SetEnabled(Ask[None], frozen=True):

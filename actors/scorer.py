@@ -93,7 +93,9 @@ class ScorerInline(msgspec.Struct, frozen=True, kw_only=True):
 
     score: Callable[[ScoreSignal], SignalScore]  # score_signal
     add_bars: Callable[[MarketBars], BarsTaken]  # market_bars
-    knows_signal: Callable[[str], bool]  # record_signal_outcome: pending or scored lately?
+    # An outcome's signal (record_signal_outcome, a trade's signal_id): whether it is
+    # pending or scored lately, and how many signals the scorer has scored so far.
+    signal_mark: Callable[[str], tuple[bool, int]]
     # A trade's regime as the bars read it at its entry: (regime, source, detected).
     resolve_regime: Callable[[str, int, str | None], tuple[str | None, str | None, str | None]]
 
@@ -133,7 +135,7 @@ class ScorerActor(Actor):
         return ScorerInline(
             score=self.score,
             add_bars=self.add_bars,
-            knows_signal=self.knows_signal,
+            signal_mark=self.signal_mark,
             resolve_regime=self.market.resolve,
         )
 
@@ -185,12 +187,14 @@ class ScorerActor(Actor):
         """``market_bars``, answered on the receive path: checked, taken, read."""
         return self.market.add(request)
 
-    def knows_signal(self, signal_id: str) -> bool:
+    def signal_mark(self, signal_id: str) -> tuple[bool, int]:
         """Whether the signal is pending or scored since the last flush to the store (the
-        store's journal knows the others)."""
-        if signal_id in self.model.pending:
-            return True
-        return any(row.signal_id == signal_id for row in self._signal_rows)
+        store's journal knows the others), and the scorer's count of scored signals: the
+        outcome keeps both, so that a start learns it at the same place as live."""
+        model = self.model
+        if signal_id in model.pending:
+            return True, model.scored
+        return any(row.signal_id == signal_id for row in self._signal_rows), model.scored
 
     def flush_signals(self) -> None:
         """Hand the scored signals to the store in one message (one insert per batch)."""
@@ -213,7 +217,7 @@ class ScorerActor(Actor):
         if trade.seq <= self.last_trade_seq:
             return
         self.last_trade_seq = trade.seq
-        if trade.signal_id is not None:
+        if trade.signal_id is not None and trade.signal_pending is not False:
             self.model.record_outcome(trade.signal_id, trade.pnl > 0)
 
     def learn_outcome(self, outcome: SignalOutcome) -> None:
@@ -221,7 +225,8 @@ class ScorerActor(Actor):
         if outcome.seq <= self.last_outcome_seq:
             return
         self.last_outcome_seq = outcome.seq
-        self.model.record_outcome(outcome.signal_id, outcome.success)
+        if outcome.pending is not False:  # one the scorer had forgotten teaches nothing
+            self.model.record_outcome(outcome.signal_id, outcome.success)
 
     async def handle(self, message: Any) -> Any:
         model = self.model

@@ -11,11 +11,10 @@ fits and snapshot are in the scorer_* modules beside it.
 from __future__ import annotations
 
 import math
-import sys
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -32,6 +31,21 @@ from alphad.protocol.messages import ScoreSignal, SignalScore
 from alphad.protocol.wire import SIZE_MIN
 
 EXECUTABLE = frozenset(("active", "degraded"))
+
+
+class PlacedOutcome(NamedTuple):
+    """An outcome committed after the snapshot, for ``restore_scored``: how many signals
+    the scorer had scored when it came (None: not recorded), its signal, and whether
+    that signal was pending then (None: not recorded)."""
+
+    scored: int | None
+    signal_id: str
+    success: bool
+    pending: bool | None
+
+
+def _place(outcome: PlacedOutcome) -> int:
+    return outcome.scored or 0
 
 
 class ScorerModel:
@@ -72,8 +86,6 @@ class ScorerModel:
         # signal_id -> (setup, quality bucket), oldest first. An OrderedDict because a
         # plain dict's "delete the first key" slows down as the deleted slots pile up.
         self.pending: OrderedDict[str, tuple[SetupKey, int]] = OrderedDict()
-        # max_pending_signals, lifted while a start restores (``restore_scored``).
-        self._pending_cap = self.config.max_pending_signals
         # strategy -> the outcomes reported for its signals refused while it was
         # suspended, since its suspension; only suspended strategies.
         self.paper: dict[str, PaperTally] = {}
@@ -242,23 +254,32 @@ class ScorerModel:
             self.executed += 1
             self.bucket_executed[bucket_q] += 1
         pending = self.pending
-        if len(pending) >= self._pending_cap and signal_id not in pending:
+        if len(pending) >= self.config.max_pending_signals and signal_id not in pending:
             pending.popitem(last=False)
             self.evicted_signals += 1
         pending[signal_id] = (key, bucket_q + PAPER if status == "suspended" else bucket_q)
 
-    def restore_scored(self, signals: Iterable[JournaledSignal]) -> int:
+    def restore_scored(
+        self, signals: Iterable[JournaledSignal], outcomes: Sequence[PlacedOutcome] = ()
+    ) -> int:
         """Count and hold pending again the signals the journal kept from after the
         snapshot this model was restored from (in their order), as when they were scored,
-        so that the outcomes committed for them count; the number taken. The count goes
-        on from the last one's place even where the journal lost some (a full mailbox).
+        and learn the ``outcomes`` committed after it at their place among them; the
+        number of signals taken. The count goes on from the last one's place even where
+        the journal lost some (a full mailbox).
 
-        None is evicted until ``trim_pending``: a committed outcome was learned live, so
-        its signal was pending then, however many were scored after it before the crash;
-        the start learns the outcomes, then trims to the cap as live evicted."""
-        self._pending_cap = sys.maxsize
+        Each outcome is learned after the signals scored before it came (its ``scored``)
+        and before the next, so the pending signals are forgotten and learned as live;
+        one whose signal was not pending when it came teaches nothing, as live; one
+        without a place (recorded before schema 6) is learned after them all."""
+        placed = sorted((o for o in outcomes if o.scored is not None), key=_place)
+        later = [o for o in outcomes if o.scored is None]
+        at = 0
         taken = 0
         for signal in signals:
+            while at < len(placed) and _place(placed[at]) < signal.ordinal:
+                self._learn_placed(placed[at])
+                at += 1
             key = self._setup_key(
                 signal.strategy, signal.symbol, signal.side, signal.regime, signal.confluence
             )
@@ -268,16 +289,13 @@ class ScorerModel:
             self._count(signal.signal_id, key, signal.quality, signal.execute, signal.status)
             self.scored = max(self.scored, signal.ordinal)
             taken += 1
+        for outcome in (*placed[at:], *later):
+            self._learn_placed(outcome)
         return taken
 
-    def trim_pending(self) -> None:
-        """Back under max_pending_signals after a start's outcomes (``restore_scored``):
-        the oldest pending signals evicted, and counted, as live."""
-        self._pending_cap = cap = self.config.max_pending_signals
-        pending = self.pending
-        while len(pending) > cap:
-            pending.popitem(last=False)
-            self.evicted_signals += 1
+    def _learn_placed(self, outcome: PlacedOutcome) -> None:
+        if outcome.pending is not False:
+            self.record_outcome(outcome.signal_id, outcome.success)
 
     # ------------------------------------------------------------------ the factors
 

@@ -40,6 +40,9 @@ class AppendTrade(Ask[tuple[bool, int]], frozen=True):
     trade: RecordTrade
     detected_regime: str | None = None
     use_detected: bool = False
+    # The trade's signal_id when it came: (whether the scorer held it pending, the
+    # scorer's count of scored signals); None without a signal_id.
+    signal_mark: tuple[bool, int] | None = None
 
 
 class AppendOutcome(Ask[tuple[bool, int]], frozen=True):
@@ -54,6 +57,7 @@ class AppendOutcome(Ask[tuple[bool, int]], frozen=True):
     success: bool
     ts_ms: int
     pending: bool = True
+    scored: int | None = None  # the scorer's count of scored signals when it came
 
 
 class AppendSignal(msgspec.Struct, frozen=True, array_like=True):

@@ -153,7 +153,17 @@ def plan_trades(appends: Sequence[AppendTrade], last_seq: int, now_ms: int) -> P
         if plan.repeated(request.trade_id, fields):
             continue
         seq += 1
-        row = (seq, request.trade_id, *fields, now_ms, append.detected_regime, source)
+        pending, scored = append.signal_mark or (None, None)
+        row = (
+            seq,
+            request.trade_id,
+            *fields,
+            now_ms,
+            append.detected_regime,
+            source,
+            None if pending is None else int(pending),
+            scored,
+        )
         trade = ClosedTrade(
             seq=seq,
             trade_id=request.trade_id,
@@ -166,6 +176,8 @@ def plan_trades(appends: Sequence[AppendTrade], last_seq: int, now_ms: int) -> P
             regime=used,
             size=request.size,
             signal_id=request.signal_id,
+            signal_pending=pending,
+            signal_scored=scored,
         )
         plan.add(request.trade_id, seq, fields, row, trade)
     return plan
@@ -180,9 +192,21 @@ def plan_outcomes(appends: Sequence[AppendOutcome], last_seq: int) -> Planned[Si
         if plan.repeated(append.signal_id, fields):
             continue
         seq += 1
-        row = (seq, append.signal_id, int(append.success), append.ts_ms)
+        row = (
+            seq,
+            append.signal_id,
+            int(append.success),
+            append.ts_ms,
+            int(append.pending),
+            append.scored,
+        )
         outcome = SignalOutcome(
-            seq=seq, signal_id=append.signal_id, success=append.success, ts_ms=append.ts_ms
+            seq=seq,
+            signal_id=append.signal_id,
+            success=append.success,
+            ts_ms=append.ts_ms,
+            pending=append.pending,
+            scored=append.scored,
         )
         plan.add(append.signal_id, seq, fields, row, outcome)
     return plan

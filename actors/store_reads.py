@@ -62,11 +62,20 @@ def load_recovery(db: sqlite3.Connection, snapshot_id: int | None = None) -> Rec
     outcome_seq = snapshot.outcome_seq if snapshot else 0
     trades = trades_after(db, trade_seq)
     outcome_rows = db.execute(
-        "SELECT seq, signal_id, success, ts_ms FROM signal_outcomes WHERE seq > ? ORDER BY seq",
+        "SELECT seq, signal_id, success, ts_ms, pending, scored FROM signal_outcomes"
+        " WHERE seq > ?"
+        " ORDER BY seq",
         (outcome_seq,),
     ).fetchall()
     outcomes = [
-        SignalOutcome(seq=r[0], signal_id=r[1], success=bool(r[2]), ts_ms=r[3])
+        SignalOutcome(
+            seq=r[0],
+            signal_id=r[1],
+            success=bool(r[2]),
+            ts_ms=r[3],
+            pending=None if r[4] is None else bool(r[4]),
+            scored=r[5],
+        )
         for r in outcome_rows
     ]
     # The changes journaled after an older snapshot; never more than snapshots_keep
@@ -104,7 +113,8 @@ def trades_after(db: sqlite3.Connection, seq: int, limit: int | None = None) -> 
     """Committed trades with a greater seq, in seq order."""
     sql = (
         "SELECT seq, trade_id, strategy, symbol, side, pnl, entry_ts_ms, exit_ts_ms, "
-        f"{_REGIME_USED}, size, signal_id FROM trades WHERE seq > ? ORDER BY seq"
+        f"{_REGIME_USED}, size, signal_id, signal_pending, signal_scored FROM trades"
+        " WHERE seq > ? ORDER BY seq"
     )
     params: tuple[int, ...] = (seq,)
     if limit is not None:
@@ -123,6 +133,8 @@ def trades_after(db: sqlite3.Connection, seq: int, limit: int | None = None) -> 
             regime=r[8],
             size=r[9],
             signal_id=r[10],
+            signal_pending=None if r[11] is None else bool(r[11]),
+            signal_scored=r[12],
         )
         for r in db.execute(sql, params).fetchall()
     ]

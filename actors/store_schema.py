@@ -14,7 +14,7 @@ import msgspec
 
 from alphad.actors.store_messages import StorageCorrupt
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -114,6 +114,17 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE signals ADD COLUMN ordinal INTEGER;
     CREATE INDEX signals_ordinal ON signals (ordinal);
     CREATE INDEX trades_signal_id ON trades (signal_id, seq);
+    """,
+    # Where an outcome came (a trade's signal_id, a record_signal_outcome): whether the
+    # scorer held the signal pending, and its count of scored signals then. A start
+    # learns the outcomes at their place among the signals scored after the snapshot,
+    # so that it forgets and learns what live did (NULL: recorded before this version,
+    # learned after them, as before).
+    6: """
+    ALTER TABLE trades ADD COLUMN signal_pending INTEGER;
+    ALTER TABLE trades ADD COLUMN signal_scored INTEGER;
+    ALTER TABLE signal_outcomes ADD COLUMN pending INTEGER;
+    ALTER TABLE signal_outcomes ADD COLUMN scored INTEGER;
     """,
 }
 

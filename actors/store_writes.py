@@ -34,7 +34,8 @@ def write_batch(
             db.executemany(
                 "INSERT OR IGNORE INTO trades (seq, trade_id, strategy, symbol, side, pnl,"
                 " entry_ts_ms, exit_ts_ms, regime, size, signal_id, recorded_ms,"
-                " detected_regime, regime_source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " detected_regime, regime_source, signal_pending, signal_scored)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 batch.trades,
             )
             if db.total_changes - before != len(batch.trades):
@@ -42,8 +43,8 @@ def write_batch(
         if batch.outcomes:
             before = db.total_changes
             db.executemany(
-                "INSERT OR IGNORE INTO signal_outcomes (seq, signal_id, success, ts_ms)"
-                " VALUES (?,?,?,?)",
+                "INSERT OR IGNORE INTO signal_outcomes"
+                " (seq, signal_id, success, ts_ms, pending, scored) VALUES (?,?,?,?,?,?)",
                 batch.outcomes,
             )
             if db.total_changes - before != len(batch.outcomes):

@@ -28,8 +28,9 @@ from alphad.actors.market import MarketRegimes
 from alphad.actors.optimizer import Optimizer, set_allocation
 from alphad.actors.performance import PerformanceModel
 from alphad.actors.scorer import ScorerActor
-from alphad.actors.scorer_model import ScorerModel
+from alphad.actors.scorer_model import PlacedOutcome, ScorerModel
 from alphad.actors.store import Recovery, StoreActor
+from alphad.actors.store_messages import JournaledSignal
 from alphad.daemon.config import Config, Models, build_models
 
 log = structlog.get_logger("alphad")
@@ -92,9 +93,8 @@ async def recover(
     except Exception as exc:
         raise StartupError(f"cannot open database {database}: {exc}") from exc
     _serve(optimizer, scorer_model)
-    scorer_model.restore_scored(scored_after)
+    _restore_scorer(scorer, scored_after, recovery)
     _replay(recovery, performance_model, scorer, optimizer)
-    scorer_model.trim_pending()
     _serve(optimizer, scorer_model)
     scorer_model.set_regime_fit(
         performance_model.recent_by_strategy(), performance_model.recent_by_regime()
@@ -203,19 +203,40 @@ def _models_from(recovery: Recovery, config: Config) -> Restored:
     return Restored(state=state, models=models)
 
 
+def _restore_scorer(
+    scorer: ScorerActor, signals: list[JournaledSignal], recovery: Recovery
+) -> None:
+    """The signals scored after the snapshot pending again, and the outcomes committed
+    after it (a trade's signal_id, then record_signal_outcome) learned at their place
+    among them (``ScorerModel.restore_scored``): forgotten and learned as live."""
+    outcomes = [
+        PlacedOutcome(t.signal_scored, t.signal_id, t.pnl > 0, t.signal_pending)
+        for t in recovery.trades
+        if t.signal_id is not None and t.seq > scorer.last_trade_seq
+    ]
+    outcomes += [
+        PlacedOutcome(o.scored, o.signal_id, o.success, o.pending)
+        for o in recovery.outcomes
+        if o.seq > scorer.last_outcome_seq
+    ]
+    scorer.model.restore_scored(signals, outcomes)
+    if recovery.trades:
+        scorer.last_trade_seq = max(scorer.last_trade_seq, recovery.trades[-1].seq)
+    if recovery.outcomes:
+        scorer.last_outcome_seq = max(scorer.last_outcome_seq, recovery.outcomes[-1].seq)
+
+
 def _replay(
     recovery: Recovery,
     performance: PerformanceModel,
     scorer: ScorerActor,
     optimizer: Optimizer,
 ) -> None:
-    """Feed what was committed after the snapshot, as the live daemon would have."""
+    """Feed what was committed after the snapshot, as the live daemon would have (the
+    scorer has its outcomes from ``_restore_scorer``)."""
     now = wall_clock_ms()
     for trade in recovery.trades:
         performance.record(trade)
-        scorer.learn_trade(trade)
-    for outcome in recovery.outcomes:
-        scorer.learn_outcome(outcome)
     # A restart from an older snapshot than a forget replays the forgotten strategy's
     # trades: forget it again unless it traded after it was forgotten.
     last_trade = {trade.strategy: trade.seq for trade in recovery.trades}

@@ -91,11 +91,12 @@ def routes(
     def admit_scored_names(request: ScoreSignal) -> None:
         admit_scored(request.strategy, request.symbol, request.regime)
 
-    resolve_regime, knows_signal = scorer.resolve_regime, scorer.knows_signal
+    resolve_regime, signal_mark = scorer.resolve_regime, scorer.signal_mark
 
     def append_trade(request: RecordTrade) -> AppendTrade:
         _, source, detected = resolve_regime(request.symbol, request.entry_ts_ms, request.regime)
-        return AppendTrade(request, detected, source == "detected")
+        mark = signal_mark(request.signal_id) if request.signal_id is not None else None
+        return AppendTrade(request, detected, source == "detected", mark)
 
     return {
         ScoreSignal: Route(inline=scorer.score, admit=admit_scored_names),
@@ -112,7 +113,7 @@ def routes(
         RecordSignalOutcome: Route(
             actor=store,
             wrap=lambda r: AppendOutcome(
-                r.signal_id, r.success, wall_clock_ms(), knows_signal(r.signal_id)
+                r.signal_id, r.success, wall_clock_ms(), *signal_mark(r.signal_id)
             ),
             unwrap=lambda r, result: Ok(),
         ),

@@ -204,3 +204,44 @@ def test_signals_scored_after_the_snapshot_keep_their_outcomes_through_a_kill(
         assert ordinals == list(range(1, after["scored"] + 2))
     finally:
         daemon.close()
+
+
+def test_after_a_kill_a_start_learns_the_outcomes_live_learned_and_no_others(
+    tmp_path: Path,
+) -> None:
+    # Two pending at most, four signals scored after the snapshot: s0 and s1 are
+    # forgotten live. s0's outcome (record_signal_outcome) and s1's (a trade with its
+    # signal_id) are recorded but teach nothing; s3's trade then its outcome: the trade
+    # taught, the outcome after it did not. A start after a kill -9 holds all four
+    # pending again before it replays what was committed: it must learn what live learned.
+    config = "[scorer]\nmax_pending_signals = 2\n[store]\nsnapshot_interval_s = 600\n"
+    daemon = DaemonProcess(tmp_path, config).start()
+    try:
+        rpc = RawClient(daemon.rpc)
+        for i in range(4):
+            signal = ScoreSignal(
+                strategy="a", symbol="BTC", side="buy", confidence=0.6, signal_id=f"s{i}"
+            )
+            assert isinstance(rpc.call(signal), SignalScore)
+        deadline = time.monotonic() + 10.0
+        while journaled(daemon.database, "s") < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert isinstance(rpc.call(RecordSignalOutcome(signal_id="s0", success=True)), Ok)
+        for trade_id, signal_id in (("t1", "s1"), ("t3", "s3")):
+            trade = RecordTrade(
+                trade_id=trade_id, strategy="a", symbol="BTC", side="buy", pnl=1.0,
+                entry_ts_ms=T0, exit_ts_ms=T0 + 1000, signal_id=signal_id,
+            )  # fmt: skip
+            rpc.call(trade)
+        assert isinstance(rpc.call(RecordSignalOutcome(signal_id="s3", success=False)), Ok)
+        keys = ("scored", "outcomes", "pending", "evicted", "setups")
+        before = {k: rpc.call(GetReport()).signal_quality[k] for k in keys}
+        assert (before["outcomes"], before["pending"], before["evicted"]) == (1, 1, 2)
+        rpc.close()
+        daemon.kill9()
+        daemon.start()
+        rpc = RawClient(daemon.rpc)
+        assert {k: rpc.call(GetReport()).signal_quality[k] for k in keys} == before
+        rpc.close()
+    finally:
+        daemon.close()

@@ -22,7 +22,7 @@ from alphad.actors.lifecycle_shapes import PAPER_BATCHES_KEPT, PaperTrades
 from alphad.actors.scorer import ScorerActor
 from alphad.actors.scorer_config import ScorerConfig
 from alphad.actors.scorer_fit import regime_fit_of
-from alphad.actors.scorer_model import ScorerModel
+from alphad.actors.scorer_model import PlacedOutcome, ScorerModel
 from alphad.actors.scorer_state import STATE_VERSION
 from alphad.actors.scorer_tallies import BUCKETS, Tally
 from alphad.actors.store_messages import JournaledSignal
@@ -1097,16 +1097,21 @@ def test_a_paper_record_keeps_the_ends_of_its_latest_batches() -> None:
     assert ends == tuple((float(k), float(k)) for k in range(4, PAPER_BATCHES_KEPT + 4))
 
 
-def test_a_start_learns_every_journaled_outcome_even_past_the_pending_cap() -> None:
-    # Live: 6 signals scored after the snapshot, under a cap of 3 pending; the first two
-    # had their outcomes before later signals evicted them. A start holds the 6 pending
-    # again, then learns the committed outcomes: it must learn those two as live did,
-    # and end with the same pending signals and the same eviction count.
+def test_a_start_learns_the_outcomes_at_their_place_among_the_signals() -> None:
+    # Live, under a cap of 3 pending: s0 and s1 had their outcomes at once; s2 was
+    # forgotten when s5 came, so its late outcome taught nothing; s4's came last. A start
+    # holds the six pending again and learns the outcomes at the places they came, with
+    # the pending flag they were recorded with: it must end as live did.
     config = ScorerConfig(max_pending_signals=3)
     live = ScorerModel(config, "run")
     allocate(live, {"ema": "active"})
     snapshot = live.to_state()
-    journal = []
+    journal, placed = [], []
+
+    def outcome(signal_id: str, success: bool) -> None:
+        placed.append(PlacedOutcome(live.scored, signal_id, success, signal_id in live.pending))
+        live.record_outcome(signal_id, success)
+
     for n in range(6):
         request = signal(signal_id=f"s{n}", confluence=n % 3)
         reply = live.score(request)
@@ -1125,17 +1130,21 @@ def test_a_start_learns_every_journaled_outcome_even_past_the_pending_cap() -> N
             )
         )
         if n < 2:
-            assert live.record_outcome(f"s{n}", n == 0)
+            outcome(f"s{n}", n == 0)
+    outcome("s2", True)
+    outcome("s4", False)
+    assert [p.pending for p in placed] == [True, True, False, True]
+    assert list(live.pending) == ["s3", "s5"] and live.evicted_signals == 1
     restored = ScorerModel.from_state(config, "run", snapshot)
     allocate(restored, {"ema": "active"})
-    restored.restore_scored(journal)
-    assert restored.record_outcome("s0", True) and restored.record_outcome("s1", False)
-    restored.trim_pending()
-    assert list(restored.pending) == list(live.pending) == ["s3", "s4", "s5"]
+    assert restored.restore_scored(journal, placed) == 6
     assert restored.to_state() == live.to_state()
-    # After the start the cap holds again.
-    restored.score(signal(signal_id="s6"))
-    assert list(restored.pending) == ["s4", "s5", "s6"]
+    # Learned after all the signals instead (no places, before schema 6), s0 and s1 are
+    # forgotten first and s2 is learned: not what live did.
+    unplaced = ScorerModel.from_state(config, "run", snapshot)
+    allocate(unplaced, {"ema": "active"})
+    unplaced.restore_scored(journal, [p._replace(scored=None, pending=None) for p in placed])
+    assert unplaced.to_state() != live.to_state()
 
 
 def t_density_tail(t: float, df: int) -> float:

@@ -405,7 +405,7 @@ async def test_a_version_2_database_is_migrated_and_its_trades_keep_their_regime
             " 1.0, 'active', '')"
         )
     store, learner, supervisor = await start_store(db)
-    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(5,)]
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(6,)]
     # A signal journaled before its place in the scorer's count was kept is never taken
     # as scored after a snapshot: no start can tell when it was scored.
     assert await store.signals_after(0) == []
@@ -429,4 +429,7 @@ async def test_a_version_2_database_is_migrated_and_its_trades_keep_their_regime
     assert counted == expected
     await asyncio.sleep(0.05)
     assert [(t.trade_id, t.regime) for t in learner.seen] == expected[1:]
+    # An old trade has no place among the signals (learned after them at a start).
+    old = (await store.trades_after(0))[0]
+    assert (old.signal_pending, old.signal_scored) == (None, None)
     await supervisor.stop(5.0)
