@@ -111,7 +111,17 @@ def read_token(path: str) -> str:
     return token
 
 
+METRICS_CONNECTIONS = 16
+"""Connections to the metrics endpoint served at once; one more is closed at once. Each
+holds a thread and a descriptor: idle ones without a bound would use up the daemon's
+descriptors, and libzmq aborts the process when a bot's connection finds none."""
+METRICS_IDLE_S = 5.0
+"""How long a metrics connection may wait for its request's next bytes."""
+
+
 class _QuietHandler(WSGIRequestHandler):
+    timeout = METRICS_IDLE_S  # socketserver sets it on the connection: an idle one ends
+
     def log_message(self, format: str, *args: Any) -> None:
         """A scrape is not worth a log line."""
 
@@ -131,10 +141,30 @@ def serve_metrics(config: MetricsConfig, registry: CollectorRegistry) -> None:
             return [b"a bearer token is required\n"]
         return exposition(environ, start_response)
 
+    slots = threading.BoundedSemaphore(METRICS_CONNECTIONS)
+
     class Server(ThreadingWSGIServer):
         address_family = (
             socket.AF_INET6 if ipaddress.ip_address(config.address).version == 6 else socket.AF_INET
         )
+
+        request_queue_size = 64  # the listen backlog: a burst is closed, not left waiting
+
+        def process_request(self, request: Any, client_address: Any) -> None:
+            if not slots.acquire(blocking=False):
+                self.shutdown_request(request)  # full: closed, never queued
+                return
+            try:
+                super().process_request(request, client_address)
+            except BaseException:
+                slots.release()
+                raise
+
+        def process_request_thread(self, request: Any, client_address: Any) -> None:
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                slots.release()
 
     httpd = make_server(config.address, config.port, app, Server, handler_class=_QuietHandler)
     threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True).start()

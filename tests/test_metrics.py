@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 import socket
 import time
 import urllib.request
@@ -187,4 +188,41 @@ def test_every_strategy_has_its_series_beyond_the_reports_first_page(tmp_path: P
         assert value(samples, "alphad_strategy_recent_expectancy", strategy="s249") == 249 % 7 - 3
         assert value(samples, "alphad_strategy_weight", strategy="s249", kind="base") == 1.0
     finally:
+        daemon.close()
+
+
+def test_idle_connections_to_the_endpoint_cannot_use_up_the_daemons_descriptors(
+    tmp_path: Path,
+) -> None:
+    # Under a limit of 256 descriptors, 300 connections that never send a request: each
+    # once held a thread and a descriptor for good, and the next bot to connect made
+    # libzmq abort the daemon. Now a few are served at once, the rest closed, idle ones
+    # time out, and bots and scrapes go on.
+    port = free_port()
+    daemon = DaemonProcess(tmp_path, f"[metrics]\nport = {port}\n").start()
+    idle: list[socket.socket] = []
+    try:
+        assert daemon.process is not None
+        resource.prlimit(daemon.process.pid, resource.RLIMIT_NOFILE, (256, 256))
+        for _ in range(300):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(0.5)
+        for _ in range(20):  # new bots, each a new connection to rpc.sock
+            with Client(daemon.rpc, retries=0) as client:
+                assert client.score_signal("ema", "BTC", "buy", 0.8).quality <= 0.8
+        assert daemon.process.poll() is None
+        for sock in idle:
+            sock.close()
+        deadline = time.monotonic() + 15.0
+        while True:
+            try:
+                assert "alphad_trades_recorded_total" in scrape(port)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        for sock in idle:
+            sock.close()
         daemon.close()
