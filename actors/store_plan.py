@@ -153,7 +153,8 @@ def plan_trades(appends: Sequence[AppendTrade], last_seq: int, now_ms: int) -> P
         if plan.repeated(request.trade_id, fields):
             continue
         seq += 1
-        pending, scored = append.signal_mark or (None, None)
+        mark = append.signal_mark if request.signal_id is not None else None
+        pending, scored = mark or (None, None)
         row = (
             seq,
             request.trade_id,

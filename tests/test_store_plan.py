@@ -80,9 +80,20 @@ def test_new_trades_take_the_next_seqs_in_arrival_order() -> None:
 def test_a_trade_row_holds_the_columns_of_the_trades_table() -> None:
     plan = plan_trades([append("t1", 2.5, regime="trending", size=0.5)], 0, NOW)
     # seq, trade_id, strategy, symbol, side, pnl, entry, exit, regime, size, signal_id,
-    # recorded_ms, detected_regime, regime_source
+    # recorded_ms, detected_regime, regime_source, signal_pending, signal_scored
     columns = ("ema", "BTC/USDT", "buy", 2.5, 1_000, 2_000, "trending", 0.5, None)
-    assert plan.rows == [(1, "t1", *columns, NOW, None, "bot")]
+    assert plan.rows == [(1, "t1", *columns, NOW, None, "bot", None, None)]
+
+
+def test_a_trade_with_a_signal_keeps_where_it_came_among_the_signals() -> None:
+    # Pending in the scorer when it came, after its 41st signal: a start learns it there.
+    request = msgspec.structs.replace(append("t1").trade, signal_id="s7")
+    plan = plan_trades([AppendTrade(request, signal_mark=(True, 41))], 0, NOW)
+    assert plan.rows[0][-2:] == (1, 41)
+    assert (plan.new[0].signal_pending, plan.new[0].signal_scored) == (True, 41)
+    # A mark without a signal_id is no mark.
+    plan = plan_trades([AppendTrade(append("t2").trade, signal_mark=(True, 41))], 0, NOW)
+    assert plan.rows[0][-2:] == (None, None) and plan.new[0].signal_pending is None
 
 
 @pytest.mark.parametrize(
@@ -182,11 +193,15 @@ def test_nothing_found_recorded_leaves_the_plan_as_it_was() -> None:
 def test_outcomes_are_sequenced_and_deduplicated_like_trades() -> None:
     plan = plan_outcomes([outcome("s1"), outcome("s2", False), outcome("s1")], last_seq=3)
     assert plan.answers == [(False, 4), (False, 5), (True, 4)]
-    assert plan.rows == [(4, "s1", 1, 5_000), (5, "s2", 0, 5_000)]
+    assert plan.rows == [(4, "s1", 1, 5_000, 1, None), (5, "s2", 0, 5_000, 1, None)]
     assert plan.new == [
-        SignalOutcome(seq=4, signal_id="s1", success=True, ts_ms=5_000),
-        SignalOutcome(seq=5, signal_id="s2", success=False, ts_ms=5_000),
+        SignalOutcome(seq=4, signal_id="s1", success=True, ts_ms=5_000, pending=True),
+        SignalOutcome(seq=5, signal_id="s2", success=False, ts_ms=5_000, pending=True),
     ]
+    # Where it came: not pending (the scorer had forgotten it), after the 12th signal.
+    late = plan_outcomes([AppendOutcome("s3", True, 5_000, False, 12)], last_seq=0)
+    assert late.rows == [(1, "s3", 1, 5_000, 0, 12)]
+    assert (late.new[0].pending, late.new[0].scored) == (False, 12)
 
 
 def test_the_other_outcome_of_a_signal_is_refused() -> None:
