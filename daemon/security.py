@@ -183,10 +183,24 @@ def load_server_keys(config: SecurityConfig) -> tuple[bytes, bytes]:
             "a tcp:// endpoint needs [security] curve_server_secret and curve_clients_dir "
             "(create keys with `alphad keygen`)"
         )
-    if not Path(config.curve_clients_dir).is_dir():
+    clients = Path(config.curve_clients_dir)
+    if not clients.is_dir():
         raise SecurityError(
             f"key `security.curve_clients_dir`: {config.curve_clients_dir} is not a directory"
         )
+    if clients.stat().st_mode & 0o002:
+        # Whoever may add a public key there lets that key's holder in.
+        raise SecurityError(
+            f"key `security.curve_clients_dir`: {clients} may be written by every user, who"
+            f" could let any client in: chmod o-w {clients}"
+        )
+    secret_file = Path(config.curve_server_secret)
+    with contextlib.suppress(OSError):  # unreadable: load_key_file says why
+        if stat.S_IMODE(secret_file.stat().st_mode) & 0o007:
+            raise SecurityError(
+                f"key `security.curve_server_secret`: {secret_file} is readable by other"
+                f" users, who could pose as this daemon: chmod 600 {secret_file}"
+            )
     try:
         public, secret = load_key_file(config.curve_server_secret)
     except ValueError as exc:

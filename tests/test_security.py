@@ -117,6 +117,45 @@ def test_tcp_endpoint_without_keys_refuses_to_start(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_server_secret_others_may_read_or_a_clients_dir_anyone_may_write_is_refused(
+    tmp_path: Path,
+) -> None:
+    # Who reads the secret can pose as the daemon; who writes the directory lets any
+    # key in. check-config and run say so in the same line, and nothing starts.
+    keys = tmp_path / "keys"
+    _, server_secret = keygen(keys, "server")
+    config = tmp_path / "alphad.toml"
+    config.write_text(
+        f'[daemon]\nrpc_endpoint = "tcp://127.0.0.1:{free_port()}"\n[metrics]\nenabled = false\n'
+        f'[security]\ncurve_server_secret = "{server_secret}"\ncurve_clients_dir = "{keys}"\n'
+    )
+    location = ["--state-dir", str(tmp_path / "s"), "--runtime-dir", str(tmp_path / "r")]
+    for path, mode, words in (
+        (server_secret, 0o644, "is readable by other users, who could pose as this daemon"),
+        (keys, 0o777, "may be written by every user, who could let any client in"),
+    ):
+        before = path.stat().st_mode
+        path.chmod(mode)
+        for command in (["check-config", str(config)], ["run", "--config", str(config), *location]):
+            result = subprocess.run(
+                [sys.executable, "-m", "alphad.daemon.cli", *command],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 1, (command, result.stderr)
+            assert words in result.stderr, result.stderr
+            assert "Traceback" not in result.stderr
+        path.chmod(before)
+    checked = subprocess.run(
+        [sys.executable, "-m", "alphad.daemon.cli", "check-config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
 # ----------------------------------------------------------------- clients of a CURVE daemon
 
 
