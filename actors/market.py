@@ -12,8 +12,8 @@ the bars taken after the last snapshot.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
@@ -63,15 +63,28 @@ def bar_ms(bar_size: str) -> int:
 
 
 class Readings:
-    """One series' rule-set readings by the time their bar closed, as many as its bars."""
+    """One series' rule-set readings by the time their bar closed, as many as its bars,
+    oldest first, in packed arrays (the label by its place in ``REGIMES``)."""
 
-    __slots__ = ("bar_ms", "closes", "confidences", "labels")
+    __slots__ = ("bar_ms", "closes", "codes", "confidences", "max_bars")
 
     def __init__(self, bar_size: str, max_bars: int) -> None:
         self.bar_ms = bar_ms(bar_size)
-        self.closes: deque[int] = deque(maxlen=max_bars)
-        self.labels: deque[str] = deque(maxlen=max_bars)
-        self.confidences: deque[float] = deque(maxlen=max_bars)
+        self.max_bars = max_bars
+        self.closes = array("q")
+        self.codes = bytearray()
+        self.confidences = array("d")
+
+    def add(self, close_ms: int, label: str, confidence: float) -> None:
+        """One more reading; the oldest goes past ``max_bars``."""
+        if len(self.closes) >= self.max_bars:
+            del self.closes[0], self.codes[0], self.confidences[0]
+        self.closes.append(close_ms)
+        self.codes.append(_LABEL_INDEX[label])
+        self.confidences.append(confidence)
+
+    def label(self, i: int) -> str:
+        return REGIMES[self.codes[i]]
 
     def at(self, ts_ms: int) -> int | None:
         """The index of the last reading at or before ``ts_ms``; None if there is none."""
@@ -170,9 +183,7 @@ class MarketRegimes:
         for found in detected:
             reading = found.rules
             if reading is not None:
-                readings.closes.append(reading.ts_ms + width)
-                readings.labels.append(reading.label)
-                readings.confidences.append(reading.confidence)
+                readings.add(reading.ts_ms + width, reading.label, reading.confidence)
         self.bars_taken += len(detected)
         last = self.book.detected(symbol, bar_size)
         rules = last.rules if last is not None else None
@@ -217,7 +228,7 @@ class MarketRegimes:
             close=[b.close for b in bars],
             volume=[b.volume for b in bars],
             closes=list(readings.closes),
-            labels=[_LABEL_INDEX[label] for label in readings.labels],
+            labels=list(readings.codes),
             confidences=list(readings.confidences),
             rules=self.book.rule_state(symbol, bar_size),
         )
@@ -252,12 +263,13 @@ class MarketRegimes:
     def _restore_series(self, state: SeriesState, bars: list[Bar]) -> None:
         symbol, bar_size = state.symbol, state.bar_size
         readings = self._hold(symbol, bar_size)
-        readings.closes.extend(state.closes)
-        readings.labels.extend(REGIMES[i] for i in state.labels)
-        readings.confidences.extend(state.confidences)
+        for close_ms, code, confidence in zip(
+            state.closes, state.labels, state.confidences, strict=True
+        ):
+            readings.add(close_ms, REGIMES[code], confidence)
         last = None
         if readings.closes and readings.closes[-1] == bars[-1].ts_ms + readings.bar_ms:
-            last = Reading(readings.labels[-1], readings.confidences[-1], bars[-1].ts_ms)
+            last = Reading(readings.label(-1), readings.confidences[-1], bars[-1].ts_ms)
         self.book.restore(symbol, bar_size, bars, state.rules, last)
 
     # ------------------------------------------------------------------ regimes out
@@ -272,7 +284,7 @@ class MarketRegimes:
         for readings in held if wanted is None else self._sized(symbol, wanted):
             i = readings.at(ts_ms)
             if i is not None:
-                return readings.labels[i]
+                return readings.label(i)
         return None
 
     def _sized(self, symbol: str, bar_size: str) -> list[Readings]:

@@ -8,9 +8,9 @@ checked bar at a time.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from alphad.actors.regimes import Bar, BarsRefused, Reading, bar_problem, require
@@ -30,12 +30,52 @@ class Detected:
     bars: int  # bars of the series held in its window
 
 
+class BarWindow:
+    """A series' last ``max_bars`` bars, oldest first, column by column in packed arrays:
+    8 bytes a value, where a ``Bar`` of Python numbers takes about 230 bytes. A bar read
+    back is made again from its columns, equal to the one taken."""
+
+    __slots__ = ("close", "high", "low", "max_bars", "open", "ts_ms", "volume")
+
+    def __init__(self, max_bars: int) -> None:
+        self.max_bars = max_bars
+        self.ts_ms = array("q")
+        self.open, self.high, self.low = array("d"), array("d"), array("d")
+        self.close, self.volume = array("d"), array("d")
+
+    def append(self, bar: Bar) -> None:
+        if len(self.ts_ms) >= self.max_bars:
+            for column in (self.ts_ms, self.open, self.high, self.low, self.close, self.volume):
+                del column[0]  # a memmove of at most max_bars values
+        self.ts_ms.append(bar.ts_ms)
+        self.open.append(bar.open)
+        self.high.append(bar.high)
+        self.low.append(bar.low)
+        self.close.append(bar.close)
+        self.volume.append(bar.volume)
+
+    def extend(self, bars: Iterable[Bar]) -> None:
+        for bar in bars:
+            self.append(bar)
+
+    def __len__(self) -> int:
+        return len(self.ts_ms)
+
+    def __getitem__(self, i: int) -> Bar:
+        return Bar(self.ts_ms[i], self.open[i], self.high[i], self.low[i], self.close[i],
+                   self.volume[i])  # fmt: skip
+
+    def __iter__(self) -> Iterator[Bar]:
+        columns = (self.ts_ms, self.open, self.high, self.low, self.close, self.volume)
+        return (Bar(t, o, h, lo, c, v) for t, o, h, lo, c, v in zip(*columns, strict=True))
+
+
 class Series:
     """One (symbol, bar size): its bounded window of bars and its detectors (the hidden
     Markov model only when the book runs it)."""
 
     def __init__(self, max_bars: int, rules: RuleSettings, hmm: HmmSettings | None) -> None:
-        self.bars: deque[Bar] = deque(maxlen=max_bars)
+        self.bars = BarWindow(max_bars)
         self.rules = RuleDetector(rules)
         self.hmm = HmmDetector(hmm, fit_window=max_bars - 1) if hmm is not None else None
         self.last = Detected(None, None, 0)
@@ -49,12 +89,8 @@ class Series:
     def held(self, ts_ms: int) -> Bar | None:
         """The held bar that opened at ``ts_ms``, if any."""
         bars = self.bars
-        i = bisect_left(bars, ts_ms, key=_bar_time)
-        return bars[i] if i < len(bars) and bars[i].ts_ms == ts_ms else None
-
-
-def _bar_time(bar: Bar) -> int:
-    return bar.ts_ms
+        i = bisect_left(bars.ts_ms, ts_ms)
+        return bars[i] if i < len(bars) and bars.ts_ms[i] == ts_ms else None
 
 
 class RegimeBook:

@@ -82,7 +82,7 @@ def readings(market: MarketRegimes) -> dict[tuple[str, str], tuple[Any, ...]]:
         key: (
             market.book.bars(*key),
             list(r.closes),
-            list(r.labels),
+            [r.label(i) for i in range(len(r.codes))],
             list(r.confidences),
             market.book.detected(*key),
         )

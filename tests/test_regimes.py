@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from alphad.actors.regimes import REGIMES, Bar, BarsRefused, Reading
-from alphad.actors.regimes_book import RegimeBook
+from alphad.actors.regimes_book import BarWindow, RegimeBook, Series
 from alphad.actors.regimes_hmm import HmmDetector, HmmSettings
 from alphad.actors.regimes_rules import RuleDetector, RuleSettings
 from alphad.actors.regimes_sim import score, simulate
@@ -290,3 +290,25 @@ def test_a_book_without_the_hmm_runs_the_rules_alone() -> None:
     assert all(r.hmm is None for r in readings) and readings[-1].rules is not None
     with pytest.raises(BarsRefused, match=r"volume -1\.0 is not a non-negative finite number"):
         regimes.add_bars("A", "1d", [dataclasses.replace(bar(60), volume=-1.0)])
+
+
+def test_a_bar_window_gives_back_the_bars_it_took_exactly_and_keeps_the_newest() -> None:
+    # Packed columns: every value back bit for bit, the oldest dropped past max_bars.
+    draw = random.Random(9)
+    bars = [
+        Bar(1_700_000_000_000 + i * 60_000, *(draw.uniform(1, 1e6) for _ in range(4)),
+            volume=draw.random() * 1e9)
+        for i in range(25)
+    ]  # fmt: skip
+    window = BarWindow(10)
+    window.extend(bars[:3])
+    assert list(window) == bars[:3] and window[-1] == bars[2] and len(window) == 3
+    window.extend(bars[3:])
+    assert list(window) == bars[-10:] and len(window) == 10
+    assert [window[i] for i in range(-10, 0)] == bars[-10:]
+    series = Series(10, RuleSettings(), None)
+    for bar in bars:
+        series.add(bar)
+    assert series.held(bars[-4].ts_ms) == bars[-4]
+    assert series.held(bars[0].ts_ms) is None  # dropped
+    assert series.held(bars[-1].ts_ms + 1) is None
