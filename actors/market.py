@@ -64,36 +64,54 @@ def bar_ms(bar_size: str) -> int:
 
 class Readings:
     """One series' rule-set readings by the time their bar closed, as many as its bars,
-    oldest first, in packed arrays (the label by its place in ``REGIMES``)."""
+    oldest first, in packed arrays (the label by its place in ``REGIMES``); the oldest
+    are dropped ``max_bars`` at a time, as the bars' (``BarWindow``)."""
 
-    __slots__ = ("bar_ms", "closes", "codes", "confidences", "max_bars")
+    __slots__ = ("bar_ms", "closes", "codes", "confidences", "max_bars", "start")
 
     def __init__(self, bar_size: str, max_bars: int) -> None:
         self.bar_ms = bar_ms(bar_size)
         self.max_bars = max_bars
+        self.start = 0
         self.closes = array("q")
         self.codes = bytearray()
         self.confidences = array("d")
 
     def add(self, close_ms: int, label: str, confidence: float) -> None:
         """One more reading; the oldest goes past ``max_bars``."""
-        if len(self.closes) >= self.max_bars:
-            del self.closes[0], self.codes[0], self.confidences[0]
+        if len(self.closes) - self.start >= self.max_bars:
+            self.start += 1
+            if self.start >= self.max_bars:
+                start, self.start = self.start, 0
+                del self.closes[:start], self.codes[:start], self.confidences[:start]
         self.closes.append(close_ms)
         self.codes.append(_LABEL_INDEX[label])
         self.confidences.append(confidence)
 
+    def __len__(self) -> int:
+        return len(self.closes) - self.start
+
     def label(self, i: int) -> str:
-        return REGIMES[self.codes[i]]
+        """The label of the ``i``-th reading held (negative: from the newest)."""
+        return REGIMES[self.codes[self.start + i if i >= 0 else i]]
+
+    def columns(self) -> tuple[list[int], list[int], list[float]]:
+        """The readings held, column by column: close times, label places, confidences."""
+        start = self.start
+        return (
+            self.closes[start:].tolist(),
+            list(self.codes[start:]),
+            self.confidences[start:].tolist(),
+        )
 
     def at(self, ts_ms: int) -> int | None:
         """The index of the last reading at or before ``ts_ms``; None if there is none."""
-        closes = self.closes
-        if not closes or ts_ms < closes[0]:
+        closes, start = self.closes, self.start
+        if len(closes) == start or ts_ms < closes[start]:
             return None
         if ts_ms >= closes[-1]:  # the common case: a signal after the last bar
-            return len(closes) - 1
-        return bisect_right(closes, ts_ms) - 1
+            return len(closes) - 1 - start
+        return bisect_right(closes, ts_ms, lo=start) - 1 - start
 
 
 class SeriesState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
@@ -217,7 +235,7 @@ class MarketRegimes:
     def _state_of(self, key: tuple[str, str]) -> SeriesState:
         symbol, bar_size = key
         bars = self.book.bars(symbol, bar_size)
-        readings = self.series[key]
+        closes, labels, confidences = self.series[key].columns()
         return SeriesState(
             symbol=symbol,
             bar_size=bar_size,
@@ -227,9 +245,9 @@ class MarketRegimes:
             low=[b.low for b in bars],
             close=[b.close for b in bars],
             volume=[b.volume for b in bars],
-            closes=list(readings.closes),
-            labels=list(readings.codes),
-            confidences=list(readings.confidences),
+            closes=closes,
+            labels=labels,
+            confidences=confidences,
             rules=self.book.rule_state(symbol, bar_size),
         )
 
@@ -268,7 +286,7 @@ class MarketRegimes:
         ):
             readings.add(close_ms, REGIMES[code], confidence)
         last = None
-        if readings.closes and readings.closes[-1] == bars[-1].ts_ms + readings.bar_ms:
+        if len(readings) and readings.closes[-1] == bars[-1].ts_ms + readings.bar_ms:
             last = Reading(readings.label(-1), readings.confidences[-1], bars[-1].ts_ms)
         self.book.restore(symbol, bar_size, bars, state.rules, last)
 

@@ -12,6 +12,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 from alphad.actors.regimes import Bar, BarsRefused, Reading, bar_problem, require
 from alphad.actors.regimes_hmm import HmmDetector, HmmSettings
@@ -33,20 +34,26 @@ class Detected:
 class BarWindow:
     """A series' last ``max_bars`` bars, oldest first, column by column in packed arrays:
     8 bytes a value, where a ``Bar`` of Python numbers takes about 230 bytes. A bar read
-    back is made again from its columns, equal to the one taken."""
+    back is made again from its columns, equal to the one taken. The oldest bars are
+    dropped from the arrays ``max_bars`` at a time (``start`` is where the window
+    begins), so a bar costs no copy of the window."""
 
-    __slots__ = ("close", "high", "low", "max_bars", "open", "ts_ms", "volume")
+    __slots__ = ("close", "high", "low", "max_bars", "open", "start", "ts_ms", "volume")
 
     def __init__(self, max_bars: int) -> None:
         self.max_bars = max_bars
+        self.start = 0
         self.ts_ms = array("q")
         self.open, self.high, self.low = array("d"), array("d"), array("d")
         self.close, self.volume = array("d"), array("d")
 
     def append(self, bar: Bar) -> None:
-        if len(self.ts_ms) >= self.max_bars:
-            for column in (self.ts_ms, self.open, self.high, self.low, self.close, self.volume):
-                del column[0]  # a memmove of at most max_bars values
+        if len(self.ts_ms) - self.start >= self.max_bars:
+            self.start += 1
+            if self.start >= self.max_bars:
+                start, self.start = self.start, 0
+                for column in (self.ts_ms, self.open, self.high, self.low, self.close, self.volume):
+                    del column[:start]
         self.ts_ms.append(bar.ts_ms)
         self.open.append(bar.open)
         self.high.append(bar.high)
@@ -59,15 +66,25 @@ class BarWindow:
             self.append(bar)
 
     def __len__(self) -> int:
-        return len(self.ts_ms)
+        return len(self.ts_ms) - self.start
 
     def __getitem__(self, i: int) -> Bar:
-        return Bar(self.ts_ms[i], self.open[i], self.high[i], self.low[i], self.close[i],
-                   self.volume[i])  # fmt: skip
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError("bar index out of range")
+        j = self.start + i if i >= 0 else len(self.ts_ms) + i
+        return Bar(self.ts_ms[j], self.open[j], self.high[j], self.low[j], self.close[j],
+                   self.volume[j])  # fmt: skip
 
     def __iter__(self) -> Iterator[Bar]:
         columns = (self.ts_ms, self.open, self.high, self.low, self.close, self.volume)
-        return (Bar(t, o, h, lo, c, v) for t, o, h, lo, c, v in zip(*columns, strict=True))
+        rows = islice(zip(*columns, strict=True), self.start, None)
+        return (Bar(t, o, h, lo, c, v) for t, o, h, lo, c, v in rows)
+
+    def find(self, ts_ms: int) -> Bar | None:
+        """The bar that opened at ``ts_ms``, if the window holds it."""
+        i = bisect_left(self.ts_ms, ts_ms, lo=self.start)
+        return self[i - self.start] if i < len(self.ts_ms) and self.ts_ms[i] == ts_ms else None
 
 
 class Series:
@@ -88,9 +105,7 @@ class Series:
 
     def held(self, ts_ms: int) -> Bar | None:
         """The held bar that opened at ``ts_ms``, if any."""
-        bars = self.bars
-        i = bisect_left(bars.ts_ms, ts_ms)
-        return bars[i] if i < len(bars) and bars.ts_ms[i] == ts_ms else None
+        return self.bars.find(ts_ms)
 
 
 class RegimeBook:

@@ -81,9 +81,9 @@ def readings(market: MarketRegimes) -> dict[tuple[str, str], tuple[Any, ...]]:
     return {
         key: (
             market.book.bars(*key),
-            list(r.closes),
-            [r.label(i) for i in range(len(r.codes))],
-            list(r.confidences),
+            r.columns()[0],
+            [r.label(i) for i in range(len(r))],
+            r.columns()[2],
             market.book.detected(*key),
         )
         for key, r in market.series.items()

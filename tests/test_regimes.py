@@ -14,6 +14,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from alphad.actors.market import Readings
 from alphad.actors.regimes import REGIMES, Bar, BarsRefused, Reading
 from alphad.actors.regimes_book import BarWindow, RegimeBook, Series
 from alphad.actors.regimes_hmm import HmmDetector, HmmSettings
@@ -312,3 +313,24 @@ def test_a_bar_window_gives_back_the_bars_it_took_exactly_and_keeps_the_newest()
     assert series.held(bars[-4].ts_ms) == bars[-4]
     assert series.held(bars[0].ts_ms) is None  # dropped
     assert series.held(bars[-1].ts_ms + 1) is None
+
+
+def test_readings_keep_the_newest_and_find_the_last_one_at_a_time() -> None:
+    readings = Readings("1h", 10)
+    kept: list[tuple[int, str, float]] = []
+    for i in range(37):  # past two compactions of the arrays
+        reading = (1_000 + 100 * i, REGIMES[i % len(REGIMES)], i / 37)
+        readings.add(*reading)
+        kept = [*kept, reading][-10:]
+        assert len(readings) == len(kept)
+        assert readings.columns() == (
+            [c for c, _, _ in kept],
+            [REGIMES.index(label) for _, label, _ in kept],
+            [x for _, _, x in kept],
+        )
+        for ts in (kept[0][0] - 1, kept[0][0], kept[-1][0] + 5, kept[len(kept) // 2][0] + 50):
+            direct = max((k for k, (c, _, _) in enumerate(kept) if c <= ts), default=None)
+            assert readings.at(ts) == direct
+            if direct is not None:
+                assert readings.label(direct) == kept[direct][1]
+        assert readings.label(-1) == kept[-1][1]
