@@ -172,13 +172,7 @@ class LifecycleModel:
                     hours = (now_ms - (state.suspended_at_ms or 0)) / HOUR_MS
                     state.violations = state.recoveries = 0
                     state.probation_from = figures.seen if figures is not None else 0
-                    # The suspension's evidence is not forgotten: the edge test starts
-                    # probation halfway to its alarm, so a strategy still losing is
-                    # caught again in about half the trades.
-                    state.edge_statistic = max(state.edge_statistic, edge_level(cfg) / 2.0)
-                    # So does the peak stop's: it starts halfway below the peak.
-                    state.below_peak = max(state.below_peak, cfg.peak_drawdown / 2.0)
-                    state.stopped_below_peak = False
+                    self._start_probation(state)
                     transitions.append(
                         self._move(
                             strategy,
@@ -280,6 +274,15 @@ class LifecycleModel:
             state.probation_from = None
             return figures
         return figures_of(figures.pnls[-new:] if new > 0 else (), seen=figures.seen)
+
+    def _start_probation(self, state: HealthState) -> None:
+        """The suspension's evidence is not forgotten on probation: the edge test starts
+        halfway to its alarm, so a strategy still losing is caught again in about half
+        the trades, and the peak stop starts halfway below the peak."""
+        cfg = self.config
+        state.edge_statistic = max(state.edge_statistic, edge_level(cfg) / 2.0)
+        state.below_peak = max(state.below_peak, cfg.peak_drawdown / 2.0)
+        state.stopped_below_peak = False
 
     def _suspend(
         self,
@@ -414,10 +417,8 @@ class LifecycleModel:
             state.stopped_below_peak = "below_peak" in alarm
             if "below_peak" in alarm or "edge_statistic" in alarm:
                 state.edge_statistic = state.below_peak = 0.0  # as the alarm did
-        elif state.status == "suspended" and status == "degraded":  # probation, as live
-            state.edge_statistic = max(state.edge_statistic, edge_level(self.config) / 2.0)
-            state.below_peak = max(state.below_peak, self.config.peak_drawdown / 2.0)
-            state.stopped_below_peak = False
+        elif state.status == "suspended" and status == "degraded":
+            self._start_probation(state)
         state.violations = state.recoveries = 0
         state.probation_from = None
         state.suspended_at_ms = ts_ms if status == "suspended" else None

@@ -22,7 +22,7 @@ from msgspec import Meta
 
 from alphad.actors.errors import BadInput, LimitReached
 from alphad.actors.regimes import REGIMES, Bar, BarsRefused, Reading, bar_problem
-from alphad.actors.regimes_book import RegimeBook
+from alphad.actors.regimes_book import RegimeBook, leave_oldest
 from alphad.actors.regimes_rules import RuleState
 from alphad.protocol.messages import BarSize, BarsTaken, MarketBars, Name
 
@@ -79,11 +79,9 @@ class Readings:
 
     def add(self, close_ms: int, label: str, confidence: float) -> None:
         """One more reading; the oldest goes past ``max_bars``."""
-        if len(self.closes) - self.start >= self.max_bars:
-            self.start += 1
-            if self.start >= self.max_bars:
-                start, self.start = self.start, 0
-                del self.closes[:start], self.codes[:start], self.confidences[:start]
+        if len(self.closes) - self.start >= self.max_bars:  # full: the oldest goes
+            columns = (self.closes, self.codes, self.confidences)
+            self.start = leave_oldest(self.start, self.max_bars, columns)
         self.closes.append(close_ms)
         self.codes.append(_LABEL_INDEX[label])
         self.confidences.append(confidence)

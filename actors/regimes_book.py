@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from dataclasses import dataclass
 from itertools import islice
+from typing import Any
 
 from alphad.actors.regimes import Bar, BarsRefused, Reading, bar_problem, require
 from alphad.actors.regimes_hmm import HmmDetector, HmmSettings
@@ -29,6 +30,18 @@ class Detected:
     rules: Reading | None
     hmm: Reading | None
     bars: int  # bars of the series held in its window
+
+
+def leave_oldest(start: int, max_bars: int, columns: Sequence[MutableSequence[Any]]) -> int:
+    """Where a full window of ``max_bars`` in ``columns`` (equal lengths, the window
+    their values from ``start`` on) begins once its oldest value is left behind for a new
+    one: every ``max_bars`` values left behind are dropped at once."""
+    start += 1
+    if start >= max_bars:
+        for column in columns:
+            del column[:start]
+        return 0
+    return start
 
 
 class BarWindow:
@@ -48,12 +61,9 @@ class BarWindow:
         self.close, self.volume = array("d"), array("d")
 
     def append(self, bar: Bar) -> None:
-        if len(self.ts_ms) - self.start >= self.max_bars:
-            self.start += 1
-            if self.start >= self.max_bars:
-                start, self.start = self.start, 0
-                for column in (self.ts_ms, self.open, self.high, self.low, self.close, self.volume):
-                    del column[:start]
+        if len(self.ts_ms) - self.start >= self.max_bars:  # full: the oldest goes
+            columns = (self.ts_ms, self.open, self.high, self.low, self.close, self.volume)
+            self.start = leave_oldest(self.start, self.max_bars, columns)
         self.ts_ms.append(bar.ts_ms)
         self.open.append(bar.open)
         self.high.append(bar.high)
