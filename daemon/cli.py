@@ -119,7 +119,12 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--shadow-outcomes", action="store_true", help="also learn outcomes of refused signals"
     )
-    replay.add_argument("--periods-per-year", type=float, default=365.0, help="for daily Sharpe")
+    replay.add_argument(
+        "--periods-per-year",
+        type=float,
+        default=365.0,
+        help="annualizes the daily Sharpe of calendar days (365, whatever the market)",
+    )
     replay.add_argument("--report", help="also write a self-contained HTML report here")
     replay.add_argument(
         "--bars", help="the market's bars as .csv or .jsonl, for detected regimes (docs/replay.md)"

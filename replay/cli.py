@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from alphad.daemon.config import load_config
@@ -10,6 +11,10 @@ from alphad.replay.bars import read_bars
 from alphad.replay.runner import replay
 from alphad.replay.signals import InputError, read_signals, same_file
 from alphad.replay.text import render_json, render_text
+
+SECONDS_LIKELY_MS = 100_000_000_000
+"""1973-03-03 UTC in milliseconds: a history that ends before it has timestamps in seconds,
+most likely (its 90 days would replay as 2 hours of January 1970)."""
 
 MAX_RESAMPLES = 100_000
 """The most resamples ``--bootstrap`` takes: 50 times the default, whose ranges are
@@ -26,6 +31,16 @@ def replay_command(args: argparse.Namespace) -> int:
     _distinct_outputs(args)
     config = load_config(args.config)
     rows = read_signals(args.file)
+    last = max(max(row.ts_ms, row.exit_ts_ms) for row in rows)
+    if last < SECONDS_LIKELY_MS:
+        # Valid times, so a warning and not a refusal; the day-span check sees only
+        # spans too long, and seconds make them shorter.
+        print(
+            f"alphad: warning: {args.file}: every time is before 1973-03-03 UTC; ts_ms and "
+            "exit_ts_ms are milliseconds since the epoch (in seconds, a history replays "
+            "1 000 times shorter)",
+            file=sys.stderr,
+        )
     bars = read_bars(args.bars) if args.bars else None
     replayed = replay(
         rows,

@@ -193,8 +193,15 @@ def _read_csv(file: Path, handle: IO[str], table: Table[Row], problems: _Problem
         raise InputError(f"{file}: line 1: {', '.join(said)}; columns are {','.join(columns)}")
     rows: list[Row] = []
     seen: dict[Any, int] = {}
+    last = reader.line_num
     for values in reader:
-        line = reader.line_num
+        first, line = last + 1, reader.line_num
+        last = line
+        if line > first:
+            # A quote left open takes the next lines into its field, where they would
+            # pass unseen as one row: a row is one line.
+            problems.add(first, f"a field runs over lines {first} – {line} (a quote not closed?)")
+            continue
         if not values or values == [""]:
             continue
         if len(values) != len(names):

@@ -121,6 +121,24 @@ def test_a_bootstrap_beyond_its_bound_is_refused_before_the_replay(signals: Path
     )
 
 
+def test_a_history_in_seconds_is_replayed_with_a_warning(tmp_path: Path) -> None:
+    # The times of ROWS divided by 1 000: 30 hours of 2024 read as 108 seconds of 1970.
+    seconds = "".join(
+        f"{1_704_067_200 + i * 3_600},{1_704_070_800 + i * 3_600},ema,BTC,buy,0.8,3,,1.5,\n"
+        for i in range(30)
+    )
+    (tmp_path / "seconds.csv").write_text(HEADER + seconds)
+    code, err = alphad("replay", "seconds.csv", "--bootstrap", "0", cwd=tmp_path)
+    assert (code, err) == (
+        0,
+        "alphad: warning: seconds.csv: every time is before 1973-03-03 UTC; ts_ms and "
+        "exit_ts_ms are milliseconds since the epoch (in seconds, a history replays 1 000 "
+        "times shorter)\n",
+    )
+    (tmp_path / "ms.csv").write_text(HEADER + ROWS)
+    assert alphad("replay", "ms.csv", "--bootstrap", "0", cwd=tmp_path) == (0, "")
+
+
 class _Interrupting(importlib.abc.MetaPathFinder):
     """Ctrl-C as the command line's module is being loaded."""
 

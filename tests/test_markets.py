@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from alphad.actors.regimes import REGIMES
 from alphad.daemon.config import Config
 from alphad.replay.bars import BarRow
+from alphad.replay.results import side_stats
 from alphad.replay.runner import replay
 from alphad.replay.signals import SignalRow
 from bench.markets.corpus import (
@@ -48,13 +49,14 @@ from bench.markets.peers import (
     taken_by,
 )
 from bench.markets.report import main
-from bench.markets.run import BASELINE, DETECTED, bar_rows, run
+from bench.markets.run import BASELINE, DETECTED, Side, bar_rows, run, verdicts
 from bench.markets.strategies import (
     STRATEGIES,
     WARMUP,
     Indicators,
     Trade,
     indicators,
+    regime,
     trades_of,
 )
 
@@ -252,6 +254,24 @@ def test_every_strategy_trades_a_random_walk_with_rows_in_the_replay_format() ->
             assert a.exit_bar <= b.entry_bar
 
 
+def test_high_vol_is_at_or_above_the_lower_median_of_the_last_100_readings() -> None:
+    # The rule of docs/markets.md, computed here from ATR / close directly; of an even
+    # number of readings the lower of the middle two is the line.
+    bars = walk(400, seed=3)
+    ind = indicators(bars)
+    share = [a / c if a is not None else None for a, c in zip(ind.atr, ind.close, strict=True)]
+    labelled = 0
+    for i in range(WARMUP, len(bars)):
+        if share[i] is None:
+            continue
+        recent = sorted(x for x in share[max(0, i - 99) : i + 1] if x is not None)
+        line = recent[(len(recent) - 1) // 2]
+        expected = "high_vol" if share[i] >= line else "low_vol"
+        assert regime(ind, i).endswith(expected), i
+        labelled += 1
+    assert labelled > 300
+
+
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10_000), cut=st.integers(WARMUP + 2, 399))
 @example(seed=0, cut=WARMUP + 2)
@@ -427,6 +447,23 @@ def test_the_pipeline_runs_on_an_archive_made_here(tmp_path: Path) -> None:
         assert row.total_pnl.observed == pytest.approx(mine.total_pnl - theirs.total_pnl)
         low, high = row.daily_sharpe.low, row.daily_sharpe.high
         assert low is not None and high is not None and low <= high
+
+
+def test_a_peer_that_never_lost_is_not_beaten_on_pnl_to_drawdown() -> None:
+    def side(name: str, pnls: list[float]) -> Side:
+        stats = side_stats(pnls, list(range(len(pnls))), len(pnls), 365.0)
+        ratio = stats.total_pnl / stats.max_drawdown if stats.max_drawdown > 0 else None
+        return Side(name=name, stats=stats, exposure=1.0, pnl_to_drawdown=ratio)
+
+    pool = [
+        side(BASELINE, [-2.0, 1.0, -3.0, 2.0]),
+        side("alphad", [-1.0, 2.0, -1.0, 3.0]),  # +3 over a drawdown of 1: 3.0
+        side("never_lost", [1.0, 0.0, 2.0, 1.0]),  # +4, no drawdown: never beaten
+        side("never_traded", [0.0, 0.0, 0.0, 0.0]),  # nothing made, nothing lost: 0
+        side("lost", [-1.0, -1.0, 0.5, -1.0]),  # -2.5 over 3: -0.83
+    ]
+    beaten = verdicts([], pool).beats_on_pnl_to_drawdown
+    assert beaten == {"never_lost": False, "never_traded": True, "lost": True}
 
 
 def test_one_history_pooled_is_that_history_on_its_own_days(tmp_path: Path) -> None:

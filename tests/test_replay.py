@@ -159,6 +159,21 @@ def test_bad_rows_are_reported_with_their_line_numbers(tmp_path: Path) -> None:
     assert "and 2 more" in message  # only the first five are spelled out
 
 
+def test_a_quote_left_open_does_not_swallow_the_rows_after_it(tmp_path: Path) -> None:
+    # The quote opened on line 3 runs to the end of the file: csv reads lines 3 - 5 as
+    # one row of ten fields, its signal_id holding the two losing rows.
+    path = tmp_path / "open.csv"
+    path.write_text(
+        HEADER + "1000,2000,ema,X,buy,0.9,3,,10,s1\n"
+        '1000,2000,ema,X,buy,0.9,3,,10,"s2\n'
+        "2000,3000,ema,X,buy,0.9,3,,-500,s3\n"
+        "3000,4000,ema,X,buy,0.9,3,,-500,s4\n"
+    )
+    with pytest.raises(InputError) as caught:
+        read_signals(path)
+    assert "1 bad row, nothing replayed: line 3: a field runs over lines 3 – 5" in str(caught.value)
+
+
 def test_bad_json_lines_are_reported_with_their_line_numbers(tmp_path: Path) -> None:
     good = {
         "ts_ms": 1000,

@@ -353,7 +353,7 @@ def verdicts(results: Sequence[HistoryResult], pool: Sequence[Side]) -> Verdicts
     for peer in peers:
         assert mine is not None
         on_sharpe[peer.name] = _above(mine.stats.daily_sharpe, peer.stats.daily_sharpe)
-        on_ratio[peer.name] = _above(mine.pnl_to_drawdown, peer.pnl_to_drawdown)
+        on_ratio[peer.name] = _ratio_of(mine) > _ratio_of(peer)
     return Verdicts(
         histories=len(results),
         alphad_better=better,
@@ -377,6 +377,14 @@ def _detected_counts(results: Sequence[HistoryResult]) -> dict[str, int]:
         above += _above(mine.stats.daily_sharpe, bots.stats.daily_sharpe)
         better += bool(mine.better)
     return {"detected_above": above, "detected_better": better}
+
+
+def _ratio_of(side: Side) -> float:
+    """pnl / max drawdown for comparing sides: without a drawdown, +inf for a side that
+    made money (it never lost) and 0 for one that made none (it did not trade)."""
+    if side.pnl_to_drawdown is not None:
+        return side.pnl_to_drawdown
+    return math.inf if side.stats.total_pnl > 0 else 0.0
 
 
 def _above(a: float | None, b: float | None) -> bool:

@@ -35,8 +35,9 @@ SMA(20), close above the middle of the 20-bar Donchian channel, ROC(12) > 0 (eac
 buy when true, sell when false).
 
 **regime** = `trending` when ADX(14) > 25, else `ranging`, then `_high_vol` when
-ATR(14) / close is at or above the median of its last 100 values (this bar's
-included), else `_low_vol`. Every indicator uses bars up to the signal bar only.
+at least half of the last 100 values of ATR(14) / close (this bar's included) are at
+or below this bar's, that is at or above their lower median, else `_low_vol`. Every
+indicator uses bars up to the signal bar only.
 
 Indicators start after ``WARMUP`` bars. EMAs, RSI, ATR and ADX are seeded with the
 simple mean of their first window (Wilder's smoothing for RSI, ATR and ADX).
