@@ -3,10 +3,14 @@
 A misbehaving bot that invents a new symbol per request must not exhaust memory, and
 with ``auto_register = false`` only configured strategies are served.
 
-A strategy counts against ``max_strategies`` once it is configured or records a trade.
-A name that is only scored is served (as a new strategy) but neither counted nor
-registered: a bot scoring signals under a thousand passing names must not use up the cap
-for good, nor leave those names in the weights and the lifecycle.
+A strategy counts against ``max_strategies`` once it is configured or records a trade,
+a symbol or a regime against ``max_symbols`` or ``max_regimes`` once a trade records it.
+A name that is only scored is served (as a new strategy, symbol or regime) but neither
+counted nor registered: a bot scoring signals under a thousand passing names must not
+use up a cap until the next restart (which would forget them), refusing the trades of
+names a restart would then take, nor leave those names in the weights and the
+lifecycle. Scoring keeps nothing by symbol or regime: the pending signals it holds are
+capped on their own (``[scorer] max_pending_signals``).
 
 In the daemon a new strategy's trade is admitted before the store has read it
 (``admit_trade``) and the strategy taken on only once the store has recorded it as new
@@ -60,12 +64,12 @@ class Admission:
         self.regimes.update(regimes)
 
     def admit_scored(self, strategy: str, symbol: str, regime: str | None) -> None:
-        """``admit`` for a signal to score: a new strategy is served but not taken on."""
+        """``admit`` for a signal to score: a new strategy is served but not taken on, and
+        new symbols and regimes are served but not counted."""
         if strategy not in self.strategies and not self.auto_register:
             raise UnknownStrategy(
                 f"strategy {strategy!r} is not configured and auto_register is off",
             )
-        self._admit_market(symbol, regime)
         if strategy not in self.strategies:
             scored = self.scored_only
             if strategy in scored:

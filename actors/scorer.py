@@ -125,6 +125,7 @@ class ScorerActor(Actor):
         self.signals_not_kept = 0
         self.flush_every = 1024
         self._signal_rows: list[AppendSignal] = []
+        self._unflushed: set[str] = set()  # the signal ids of _signal_rows
 
     def stats(self) -> ScorerStats:
         """The scorer's counters for the metrics."""
@@ -179,6 +180,7 @@ class ScorerActor(Actor):
                 self.model.scored,
             )
         )
+        self._unflushed.add(reply.signal_id or "")
         if len(rows) >= self.flush_every:
             self.flush_signals()
         return reply
@@ -190,11 +192,16 @@ class ScorerActor(Actor):
     def signal_mark(self, signal_id: str) -> tuple[bool, int]:
         """Whether the signal is pending or scored since the last flush to the store (the
         store's journal knows the others), and the scorer's count of scored signals: the
-        outcome keeps both, so that a start learns it at the same place as live."""
+        outcome keeps both, so that a start learns it at the same place as live.
+
+        A signal not yet flushed goes to the store now, ahead of its outcome: they are
+        committed together or the signal first, so a start after a kill finds the signal
+        of every outcome acknowledged (it learns only those of journaled signals)."""
         model = self.model
-        if signal_id in model.pending:
+        if signal_id in self._unflushed:
+            self.flush_signals()
             return True, model.scored
-        return any(row.signal_id == signal_id for row in self._signal_rows), model.scored
+        return signal_id in model.pending, model.scored
 
     def flush_signals(self) -> None:
         """Hand the scored signals to the store in one message (one insert per batch)."""
@@ -202,6 +209,7 @@ class ScorerActor(Actor):
         if not rows:
             return
         self._signal_rows = []
+        self._unflushed = set()
         try:
             self.store.tell(AppendSignals(rows))
         except Exception:

@@ -69,10 +69,16 @@ from alphad.actors.store_plan import (
     Recorded,
     plan_batch,
     signals_to_look_up,
+    traded_conflict,
     unknown_signal,
 )
 from alphad.actors.store_schema import MIGRATIONS, SCHEMA_VERSION, integrity_problems, prepare
-from alphad.actors.store_writes import delete_old_signals, journaled_signals, write_batch
+from alphad.actors.store_writes import (
+    delete_old_signals,
+    journaled_signals,
+    traded_outcomes,
+    write_batch,
+)
 
 log = structlog.get_logger("alphad.store")
 
@@ -259,6 +265,8 @@ class StoreActor(Actor):
                 queries.append(envelope)
         if outcomes:
             outcomes = await self._refuse_unknown_signals(outcomes)
+        if outcomes:
+            outcomes = await self._refuse_against_trades(outcomes, trades)
         if trades or outcomes or commits or self._pending_signals:
             await self._write(trades, outcomes, commits)
         if prune is not None:
@@ -284,6 +292,34 @@ class StoreActor(Actor):
             signal_id = envelope.message.signal_id
             if signal_id in unknown:
                 _resolve(envelope, unknown_signal(signal_id))
+            else:
+                kept.append(envelope)
+        return kept
+
+    async def _refuse_against_trades(
+        self, outcomes: list[Envelope], trades: list[Envelope]
+    ) -> list[Envelope]:
+        """Answer ``conflict`` to outcomes opposite to the one a trade recorded with the
+        signal's id (its first, pnl > 0), whether on disk or in this batch (whose trades
+        the scorer learns first): the scorer learned the trade's, and the journal must
+        not say the other. The same outcome is recorded as any resend is."""
+        ids = sorted({e.message.signal_id for e in outcomes})
+        try:
+            traded = await self._run(partial(traded_outcomes, ids=ids))
+        except (sqlite3.Error, StorageUnavailable) as exc:
+            log.warning("signal_lookup_failed", error=str(exc))
+            return outcomes  # the write that follows answers for the storage
+        for envelope in trades:
+            trade = envelope.message.trade
+            if trade.signal_id is not None:
+                traded.setdefault(trade.signal_id, (trade.trade_id, trade.pnl))
+        kept = []
+        for envelope in outcomes:
+            outcome = envelope.message
+            first = traded.get(outcome.signal_id)
+            if first is not None and (first[1] > 0) != outcome.success:
+                self.conflicts += 1
+                _resolve(envelope, traded_conflict(outcome.signal_id, *first, outcome.success))
             else:
                 kept.append(envelope)
         return kept

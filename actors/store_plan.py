@@ -361,6 +361,15 @@ def signals_to_look_up(
     return asked
 
 
+def traded_conflict(signal_id: str, trade_id: str, pnl: float, success: bool) -> Conflict:
+    """The refusal of an outcome opposite to the one a trade recorded for its signal."""
+    return Conflict(
+        f"the outcome of signal_id {signal_id!r} is already recorded with success"
+        f" {'true' if pnl > 0 else 'false'} (trade {trade_id!r}, pnl {pnl!r}); this one has"
+        f" success {'true' if success else 'false'}; nothing was recorded",
+    )
+
+
 def unknown_signal(signal_id: str) -> NotFound:
     """The refusal of an outcome for a signal the journal does not know."""
     return NotFound(

@@ -117,6 +117,23 @@ def journaled_signals(db: sqlite3.Connection, *, ids: list[str]) -> set[str]:
     return found
 
 
+def traded_outcomes(db: sqlite3.Connection, *, ids: list[str]) -> dict[str, tuple[str, float]]:
+    """signal_id -> (trade_id, pnl) of the first trade recorded with it, for the ids
+    among ``ids`` that have one (the outcome that trade gave its signal: pnl > 0)."""
+    found: dict[str, tuple[str, float]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(
+            f"SELECT signal_id, trade_id, pnl FROM trades WHERE signal_id IN ({marks})"
+            " ORDER BY seq",
+            chunk,
+        )
+        for signal_id, trade_id, pnl in rows:
+            found.setdefault(signal_id, (trade_id, pnl))
+    return found
+
+
 def delete_old_signals(db: sqlite3.Connection, *, before_ms: int, chunk: int) -> tuple[int, bool]:
     """Delete the signals scored before ``before_ms`` among the ``chunk`` oldest journaled
     ones; returns (deleted, whether the next chunk may hold more).

@@ -233,12 +233,49 @@ def test_after_a_kill_a_start_learns_the_outcomes_live_learned_and_no_others(
                 entry_ts_ms=T0, exit_ts_ms=T0 + 1000, signal_id=signal_id,
             )  # fmt: skip
             rpc.call(trade)
-        assert isinstance(rpc.call(RecordSignalOutcome(signal_id="s3", success=False)), Ok)
+        # The trade's outcome again (the opposite would be a conflict): recorded, no lesson.
+        assert isinstance(rpc.call(RecordSignalOutcome(signal_id="s3", success=True)), Ok)
         keys = ("scored", "outcomes", "pending", "evicted", "setups")
         before = {k: rpc.call(GetReport()).signal_quality[k] for k in keys}
         assert (before["outcomes"], before["pending"], before["evicted"]) == (1, 1, 2)
         rpc.close()
         daemon.kill9()
+        daemon.start()
+        rpc = RawClient(daemon.rpc)
+        assert {k: rpc.call(GetReport()).signal_quality[k] for k in keys} == before
+        rpc.close()
+    finally:
+        daemon.close()
+
+
+def test_an_outcome_acknowledged_at_once_after_its_signal_survives_a_kill(
+    tmp_path: Path,
+) -> None:
+    # The scorer journals its signals in batches, a second or 1 024 signals apart. An
+    # outcome or a trade for a signal scored a moment ago, acknowledged, then a kill -9
+    # before the batch went out: the start must still learn both (they were on disk, but
+    # their signals were not, and a start learns only outcomes of journaled signals).
+    config = "[store]\nsnapshot_interval_s = 600\n"
+    daemon = DaemonProcess(tmp_path, config).start()
+    try:
+        rpc = RawClient(daemon.rpc)
+        for signal_id in ("fresh", "traded"):
+            signal = ScoreSignal(
+                strategy="a", symbol="BTC", side="buy", confidence=0.6, signal_id=signal_id
+            )
+            assert isinstance(rpc.call(signal), SignalScore)
+        assert isinstance(rpc.call(RecordSignalOutcome(signal_id="fresh", success=True)), Ok)
+        trade = RecordTrade(
+            trade_id="t", strategy="a", symbol="BTC", side="buy", pnl=-1.0,
+            entry_ts_ms=T0, exit_ts_ms=T0 + 1000, signal_id="traded",
+        )  # fmt: skip
+        rpc.call(trade)
+        keys = ("scored", "outcomes", "pending", "setups")
+        before = {k: rpc.call(GetReport()).signal_quality[k] for k in keys}
+        assert (before["scored"], before["outcomes"], before["pending"]) == (2, 2, 0)
+        rpc.close()
+        daemon.kill9()
+        assert journaled(daemon.database, "") == 2
         daemon.start()
         rpc = RawClient(daemon.rpc)
         assert {k: rpc.call(GetReport()).signal_quality[k] for k in keys} == before

@@ -158,27 +158,39 @@ def test_daemon_survives_with_bounded_memory_and_answers_correctly(
 
 
 def test_names_beyond_the_configured_caps_get_limit(tmp_path: Path) -> None:
-    daemon = DaemonProcess(tmp_path, "[limits]\nmax_symbols = 3\nmax_strategies = 2\n").start()
+    config = "[limits]\nmax_symbols = 3\nmax_strategies = 2\nmax_regimes = 1\n"
+    daemon = DaemonProcess(tmp_path, config).start()
     client = RawClient(daemon.rpc)
+
+    def trade(name: str, strategy: str, symbol: str, regime: str | None = None) -> str:
+        reply = client.call(
+            RecordTrade(
+                trade_id=name, strategy=strategy, symbol=symbol, side="buy", pnl=1.0,
+                entry_ts_ms=1_732_000_000_001, exit_ts_ms=1_732_000_000_002, regime=regime,
+            )
+        )  # fmt: skip
+        return getattr(reply, "code", "ok")
+
     try:
-        codes = []
+        # Names only scored are served and count against no cap: a scanning bot must not
+        # make the daemon refuse trades on names a restart would then take.
         for i in range(5):
             reply = client.call(
-                ScoreSignal(strategy="s", symbol=f"SYM{i}", side="buy", confidence=0.5)
-            )
-            codes.append(getattr(reply, "code", "ok"))
-        assert codes == ["ok", "ok", "ok", "limit", "limit"]
-        # Strategies count once they trade ("s" was only scored): two fit, the third not.
-        for name in ("s2", "s3", "s4"):
-            reply = client.call(
-                RecordTrade(
-                    trade_id=name, strategy=name, symbol="SYM0", side="buy", pnl=1.0,
-                    entry_ts_ms=1_732_000_000_001, exit_ts_ms=1_732_000_000_002,
+                ScoreSignal(
+                    strategy="s", symbol=f"SCAN{i}", side="buy", confidence=0.5, regime=f"r{i}"
                 )
-            )  # fmt: skip
-            codes.append(getattr(reply, "code", "ok"))
-        assert codes[-3:] == ["ok", "ok", "limit"]
-        scored = client.call(ScoreSignal(strategy="s5", symbol="SYM0", side="buy", confidence=0.5))
+            )
+            assert isinstance(reply, SignalScore)
+        # Trades count: three symbols fit, the fourth not; one regime, the second not.
+        codes = [trade(f"t{i}", "s2", f"SYM{i}") for i in range(4)]
+        assert codes == ["ok", "ok", "ok", "limit"]
+        assert [trade("u0", "s2", "SYM0", "calm"), trade("u1", "s2", "SYM0", "wild")] == [
+            "ok",
+            "limit",
+        ]
+        # Strategies count once they trade ("s" was only scored): two fit, the third not.
+        assert [trade(name, name, "SYM0") for name in ("s3", "s4")] == ["ok", "limit"]
+        scored = client.call(ScoreSignal(strategy="s5", symbol="SYM9", side="buy", confidence=0.5))
         assert isinstance(scored, SignalScore), "scoring a new name never uses up the cap"
     finally:
         client.close()

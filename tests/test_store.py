@@ -349,6 +349,33 @@ async def test_opposite_signal_outcome_is_a_conflict_in_and_across_batches(
     await supervisor.stop(1.0)
 
 
+async def test_an_outcome_opposite_to_its_signals_trade_is_a_conflict(tmp_path: Path) -> None:
+    # A trade with a signal_id records that signal's outcome (pnl > 0), which the scorer
+    # learns: the opposite outcome sent after it would leave the journal saying the other.
+    db = tmp_path / "alphad.db"
+    store, _, supervisor = await start_store(db)
+    won = msgspec.structs.replace(trade("t1", 5.0), signal_id="sig-1")
+    await store.ask(AppendTrade(won))
+    with pytest.raises(Conflict) as caught:
+        await store.ask(AppendOutcome("sig-1", False, 3))
+    assert str(caught.value) == (
+        "the outcome of signal_id 'sig-1' is already recorded with success true (trade 't1',"
+        " pnl 5.0); this one has success false; nothing was recorded"
+    )
+    assert (await store.ask(AppendOutcome("sig-1", True, 4)))[0] is False  # the same: kept
+    # In one batch: the scorer learns a batch's trades first, so the trade's counts.
+    lost = msgspec.structs.replace(trade("t2", -1.0), signal_id="sig-2")
+    _, within = await asyncio.gather(
+        store.ask_future(AppendTrade(lost)),
+        store.ask_future(AppendOutcome("sig-2", True, 5)),
+        return_exceptions=True,
+    )
+    assert isinstance(within, Conflict)
+    assert rows(db, "SELECT signal_id, success FROM signal_outcomes ORDER BY seq") == [("sig-1", 1)]
+    assert store.conflicts == 2
+    await supervisor.stop(1.0)
+
+
 def journaled(signal_id: str, ts_ms: int) -> AppendSignal:
     return AppendSignal(
         signal_id, ts_ms, "ema", "BTC/USDT", "buy", 0.7, 3, None, 0.6, True, 1.0, 1.0, "active", ""
