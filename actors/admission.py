@@ -54,6 +54,9 @@ class Admission:
         # Names scored lately that never traded, newest last; as many as the cap, the
         # oldest forgotten first, none kept across a restart.
         self.scored_only: OrderedDict[str, None] = OrderedDict()
+        # The same for regimes (the last max_regimes scored, never traded), so that a
+        # regime a bot only scores in is still one alphad has seen (``regime_seen``).
+        self.scored_regimes: OrderedDict[str, None] = OrderedDict()
 
     def learn(
         self, strategies: Iterable[str], symbols: Iterable[str], regimes: Iterable[str]
@@ -71,13 +74,13 @@ class Admission:
                 f"strategy {strategy!r} is not configured and auto_register is off",
             )
         if strategy not in self.strategies:
-            scored = self.scored_only
-            if strategy in scored:
-                scored.move_to_end(strategy)
-            else:
-                if len(scored) >= self.max_strategies:
-                    scored.popitem(last=False)
-                scored[strategy] = None
+            _remember(self.scored_only, strategy, self.max_strategies)
+        if regime is not None and regime not in self.regimes:
+            _remember(self.scored_regimes, regime, self.max_regimes)
+
+    def regime_seen(self, regime: str) -> bool:
+        """Whether a trade recorded the regime, or a signal was scored in it lately."""
+        return regime in self.regimes or regime in self.scored_regimes
 
     def seen(self, strategy: str) -> bool:
         """Whether the strategy is counted, or was scored lately."""
@@ -166,3 +169,14 @@ class Admission:
         self.symbols.add(symbol)
         if regime is not None:
             self.regimes.add(regime)
+            self.scored_regimes.pop(regime, None)
+
+
+def _remember(names: OrderedDict[str, None], name: str, most: int) -> None:
+    """Keep ``name`` as the newest of at most ``most`` names, forgetting the oldest."""
+    if name in names:
+        names.move_to_end(name)
+        return
+    if len(names) >= most:
+        names.popitem(last=False)
+    names[name] = None

@@ -316,7 +316,7 @@ def figures_of(pnls: Sequence[float], *, seen: int = 0, keep_pnls: bool = False)
         losses=len(losing),
         total=total,
         gross_profit=math.fsum(winning),
-        gross_loss=-math.fsum(losing),
+        gross_loss=0.0 - math.fsum(losing),  # 0.0, not -0.0, without a loss
         loss_squares=sum(map(mul, losing, losing)),
         m2=sum(squares),
         m3=sum(map(mul, squares, deviations)),

@@ -246,7 +246,7 @@ class Daemon:
             status=self.status,
             seen=lambda strategy: self.admission.seen(strategy),
             forgotten=lambda strategy: self.admission.forget(strategy),
-            regime_seen=lambda regime: regime in self.admission.regimes,
+            regime_seen=lambda regime: self.admission.regime_seen(regime),
             bars_taken=lambda: scorer.market.bars_taken,
             last_cycle_ms=recovered.last_cycle_ms,
             mailbox_size=mailbox,

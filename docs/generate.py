@@ -16,6 +16,7 @@ from alphad.protocol.messages import (
     ADMIN_REQUESTS,
     BAR_SIZE_PATTERN,
     NAME_PATTERN,
+    TEXT_PATTERN,
     Alert,
     AnyReply,
     AnyRequest,
@@ -26,6 +27,7 @@ MARKER = "## Every message\n"
 # The name pattern holds a parenthesis, which the Annotated rewrite below cannot read.
 NAME = f"Annotated[str, msgspec.Meta(pattern={NAME_PATTERN!r}, min_length=1, max_length=64)]"
 BAR_SIZE = f"Annotated[str, msgspec.Meta(pattern={BAR_SIZE_PATTERN!r}, min_length=2, max_length=6)]"
+TEXT = f"Annotated[str, msgspec.Meta(pattern={TEXT_PATTERN!r}, max_length=1024)]"
 SHORT = {
     "Annotated[list[MarketBar], msgspec.Meta(min_length=1, max_length=10000)]": (
         "list of bar (1 to 10000)"
@@ -40,7 +42,7 @@ SHORT = {
 
 def type_name(hint: object) -> str:
     text = re.sub(r"alphad\.protocol\.\w+\.", "", repr(hint).replace("typing.", ""))
-    text = text.replace(NAME, "name").replace(BAR_SIZE, "bar_size")
+    text = text.replace(NAME, "name").replace(BAR_SIZE, "bar_size").replace(TEXT, "text")
     text = re.sub(r"Annotated\[(\w+), msgspec.Meta\(([^)]*)\)\]", r"\1 (\2)", text)
     text = text.replace("<class '", "").replace("'>", "")
     for long, short in SHORT.items():

@@ -56,6 +56,7 @@ from alphad.protocol.wire import (
     PAGE_ROWS,
     PROTOCOL_VERSION,
     STATUSES,
+    TEXT_PATTERN,
     TOP_MIN_TRADES,
     Amount,
     BarSize,

@@ -22,6 +22,7 @@ from alphad.protocol.messages import (
     StatusChanged,
     StatusReply,
     TradeRecorded,
+    Weights,
 )
 from tests.daemon_process import DaemonProcess, RawClient
 
@@ -270,6 +271,22 @@ def test_admin_requests_are_forbidden_on_rpc_and_served_on_admin(
     assert [(e.kind, e.strategy, e.new, e.actor) for e in audit.entries] == [
         ("status", "ema_trend", "suspended", "alice")
     ]
+
+
+def test_a_reason_with_a_control_character_is_refused_and_nothing_journaled(
+    rpc: RawClient, admin: RawClient
+) -> None:
+    # A reason is journaled and printed by watch, health and top: a newline would forge
+    # a second alert line, an escape drive the operator's terminal.
+    assert rpc.call(SIGNAL).execute
+    for reason in ("review\n#99 status.active ema_trend: suspended -> active", "\x1b[2Jok", "x\t"):
+        force = ForceStatus(strategy="ema_trend", status="suspended", reason=reason, operator="a")
+        refused = admin.call(force)
+        assert isinstance(refused, Error) and refused.code == "bad_request", reason
+        assert "$.reason" in refused.message
+    assert isinstance(admin.call(ResetWeights(reason="one line, ünïcode ✓")), Weights)
+    assert [e.kind for e in rpc.call(GetAudit()).entries if e.kind == "status"] == []
+    assert rpc.call(SIGNAL).execute
 
 
 def test_sockets_are_created_with_their_modes(daemon: DaemonProcess) -> None:

@@ -254,6 +254,8 @@ def test_profit_factor_is_none_and_infinite_when_no_losses() -> None:
         assert row["profit_factor"] is None and row["profit_factor_infinite"] is True
         assert row["avg_loss"] is None and row["sortino"] is None
         assert (row["wins"], row["losses"], row["gross_loss"]) == (2, 0, 0.0)
+        # A positive amount: 0.0, not -0.0 (which the JSON reply would show as -0.0).
+        assert math.copysign(1.0, row["gross_loss"]) == 1.0, window
 
 
 def test_a_record_without_wins_has_a_zero_profit_factor_and_no_average_win() -> None:
