@@ -63,8 +63,17 @@ def regime_fit_of(config: ScorerConfig, overall: Figures | None, in_regime: Figu
     # Student's t with trades − 1 degrees of freedom, since that standard deviation
     # is itself measured on the regime's few trades.
     sharpe = in_regime.sharpe
-    if sharpe is not None and sharpe != 0.0:
-        error = abs(in_regime.expectancy / sharpe) / math.sqrt(trades)
+    if sharpe is not None:
+        if sharpe != 0.0:
+            deviation = abs(in_regime.expectancy / sharpe)
+        elif len(in_regime.pnls) >= 2:
+            # A mean of exactly 0 with spread (+1, −1, …): the ratio gives no deviation.
+            mean = in_regime.expectancy
+            squares = math.fsum([(p - mean) * (p - mean) for p in in_regime.pnls])
+            deviation = math.sqrt(squares / (len(in_regime.pnls) - 1))
+        else:
+            return 1.0  # no spread to measure the gap against: no significance
+        error = deviation / math.sqrt(trades)
         shortfall = overall.expectancy - in_regime.expectancy
         if not student_t_above(shortfall / error, trades - 1) <= config.significance:
             return 1.0

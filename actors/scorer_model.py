@@ -14,6 +14,7 @@ import math
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any, NamedTuple
 
 import msgspec
@@ -192,9 +193,8 @@ class ScorerModel:
             reasons.append(f"strategy {status}{in_regime}")
         elif self.enabled and quality < cfg.min_quality:
             execute = False
-            # Rounded down so a refused 0.497 never reads "0.50 below minimum 0.50".
-            shown = math.floor(quality * 100.0) / 100.0
-            reasons.append(f"quality {shown:.2f} below minimum {cfg.min_quality:.2f}")
+            shown = _two_digits_down(quality)
+            reasons.append(f"quality {shown} below minimum {cfg.min_quality:.2f}")
         else:
             execute = True
         size = 0.0
@@ -579,3 +579,10 @@ def _multiplier(value: float) -> float:
     if not math.isfinite(value):
         return 1.0
     return value if value > 0.0 else 0.0
+
+
+def _two_digits_down(quality: float) -> str:
+    """The quality to two digits, rounded down so that a refused 0.497 never reads "0.50
+    below minimum 0.50"; on its decimal digits, where 0.29 is 0.29 (0.29 × 100 is
+    28.999… in binary, which floor would read 0.28)."""
+    return str(Decimal(repr(quality)).quantize(Decimal("0.01"), rounding=ROUND_FLOOR))

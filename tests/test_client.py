@@ -42,7 +42,7 @@ from tests.daemon_process import DaemonProcess
 
 # Operators may only force the status of strategies the daemon knows: these tests
 # configure the names they force (c0..c59 are the pings of the restart test).
-FORCED = ["ema", "a", "b", *(f"c{i}" for i in range(60))]
+FORCED = ["ema", "a", "b", "probe", *(f"c{i}" for i in range(60))]
 
 
 @pytest.fixture

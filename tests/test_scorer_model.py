@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from alphad.actors.base import TAKE_STATE, Actor, Handle
 from alphad.actors.exact import binomial_at_most, student_t_above
-from alphad.actors.figures import Figures
+from alphad.actors.figures import Figures, figures_of
 from alphad.actors.lifecycle_shapes import PAPER_BATCHES_KEPT, PaperTrades
 from alphad.actors.scorer import ScorerActor
 from alphad.actors.scorer_config import ScorerConfig
@@ -412,6 +412,12 @@ def test_a_refused_signal_says_its_quality_and_the_minimum() -> None:
 
     assert low.reasons == ["quality 0.42 below minimum 0.50"]
     assert just_below.reasons == ["quality 0.49 below minimum 0.50"]
+    # Two-digit qualities read as they are, though × 100 they fall short in binary
+    # (0.29 × 100 = 28.999999999999996).
+    higher = ScorerModel(ScorerConfig(min_quality=0.6), "run")
+    for confidence, shown in ((0.29, "0.29"), (0.57, "0.57"), (0.58, "0.58"), (0.0, "0.00")):
+        refused = higher.score(signal(confidence=confidence))
+        assert refused.reasons == [f"quality {shown} below minimum 0.60"], confidence
 
 
 # --------------------------------------------------------------------------- f_confluence
@@ -525,6 +531,20 @@ def test_a_regime_fit_follows_new_overall_figures_with_the_same_regime_figures()
 
     assert before == pytest.approx(1.0 - 0.4 * 40 / 60)
     assert model.regime_factor("ema", "range") == pytest.approx(1.0 - 0.2 * 40 / 60)
+
+
+def test_a_regime_breaking_even_with_spread_is_judged_by_its_significance() -> None:
+    # 30 trades of +1 and -1: mean 0, standard deviation 1.017, Sharpe ratio exactly 0.
+    config = ScorerConfig()
+    even = figures_of([1.0, -1.0] * 15, keep_pnls=True)
+    assert even.sharpe == 0.0
+    slightly = figures_of([0.3, 0.0] * 50, keep_pnls=True)  # +0.15: gap 0.8 errors
+    assert regime_fit_of(config, slightly, even) == 1.0
+    clearly = figures_of([1.5, 0.5] * 50, keep_pnls=True)  # +1.0: gap 5.4 errors
+    gap = -1.0 / clearly.mean_abs_pnl
+    expected = max(config.regime_floor, 1.0 + config.regime_sensitivity * 30 / 50 * gap)
+    assert regime_fit_of(config, clearly, even) == pytest.approx(expected)
+    assert expected < 1.0
 
 
 def test_the_config_factor_caps_a_regime_even_without_evidence() -> None:
