@@ -76,9 +76,13 @@ def routes(
     a read sees it between two messages (``ScorerInline``, ``EngineInline``).
     """
     admit_trade, admit_scored = admission.admit_trade, admission.admit_scored
+    resolve_regime, signal_mark = scorer.resolve_regime, scorer.signal_mark
 
     def admit_names(request: RecordTrade) -> None:
-        admit_trade(request.strategy, request.symbol, request.regime)
+        # Under the regime it will count in: with [regimes] source = "detected" the
+        # bot's label is not counted, so it must not use up max_regimes either.
+        counted, _, _ = resolve_regime(request.symbol, request.entry_ts_ms, request.regime)
+        admit_trade(request.strategy, request.symbol, counted)
 
     def settle_trade(request: RecordTrade, result: Any) -> None:
         # Taken on by a trade the store recorded as new (Admission), and by one whose
@@ -90,8 +94,6 @@ def routes(
 
     def admit_scored_names(request: ScoreSignal) -> None:
         admit_scored(request.strategy, request.symbol, request.regime)
-
-    resolve_regime, signal_mark = scorer.resolve_regime, scorer.signal_mark
 
     def append_trade(request: RecordTrade) -> AppendTrade:
         _, source, detected = resolve_regime(request.symbol, request.entry_ts_ms, request.regime)

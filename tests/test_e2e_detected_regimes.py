@@ -182,3 +182,20 @@ def test_the_bots_label_counts_where_the_source_says_and_the_reading_is_journale
         client.close()
     finally:
         daemon.close()
+
+
+def test_a_label_the_detected_source_ignores_uses_up_no_regime_cap(tmp_path: Path) -> None:
+    # One regime at most. With source = "detected" a trade counts under the reading, so
+    # the bot's own label, ignored, must not be refused as a second regime: the replay
+    # records that trade, and a refusal would lose the record.
+    daemon = DaemonProcess(tmp_path, config("detected") + "[limits]\nmax_regimes = 1\n").start()
+    try:
+        client = Client(daemon.rpc, retries=0)
+        send_bars(client)
+        last = READINGS[-1][0]
+        assert not trade(client, "first", last, regime="mine")
+        assert not trade(client, "second", last, regime="other")
+        assert by_regime(client) == {READINGS[-1][1]: 2}
+        client.close()
+    finally:
+        daemon.close()
