@@ -496,6 +496,7 @@ class ScorerModel:
                 paper.pop(strategy, None)
             elif before.get(strategy) != "suspended" or strategy not in paper:
                 paper[strategy] = PaperTally(self.paper_batch)
+                self._unmark_paper(strategy)
         for strategy in [s for s in paper if s not in statuses]:
             del paper[strategy]
         self.statuses = dict(statuses)
@@ -505,6 +506,19 @@ class ScorerModel:
             regime: {k: _multiplier(v) for k, v in table.items()}
             for regime, table in regime_multipliers.items()
         }
+
+    def _unmark_paper(self, strategy: str, regime: str | None = None) -> None:
+        """A new paper record starts from its suspension on: the signals refused in an
+        earlier one (of the strategy, or of it in ``regime``) still waiting for their
+        outcomes are no longer paper trades. Their outcomes, coming late, would fill the
+        new record with another suspension's evidence; they still teach their setups.
+        (One number marks them for both the strategy's record and its regime's, so a new
+        suspension of the strategy unmarks those of a regime suspension too: such
+        outcomes then count for neither, which can only delay a probation.)"""
+        pending = self.pending
+        for signal_id, (key, bucket_q) in pending.items():
+            if bucket_q >= PAPER and key[0] == strategy and (regime is None or key[3] == regime):
+                pending[signal_id] = (key, bucket_q - PAPER)
 
     def _take_regime_statuses(self, statuses: Mapping[str, Mapping[str, str]]) -> None:
         before, paper = self.regime_statuses, self.regime_paper
@@ -516,6 +530,7 @@ class ScorerModel:
                     suspended.add(key)
                     if before.get(regime, {}).get(strategy) != "suspended" or key not in paper:
                         paper[key] = PaperTally(self.paper_batch)
+                        self._unmark_paper(strategy, regime)
         for key in [k for k in paper if k not in suspended]:
             del paper[key]
         self.regime_statuses = {regime: dict(table) for regime, table in statuses.items()}

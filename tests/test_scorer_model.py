@@ -1076,6 +1076,37 @@ def test_outcomes_of_signals_refused_while_suspended_are_its_paper_trades() -> N
     assert restored.paper_record() == {"ema": PaperTrades(0.0, 0.0)}
 
 
+def test_late_outcomes_of_an_earlier_suspension_are_not_the_next_ones_paper_trades() -> None:
+    model = ScorerModel(ScorerConfig(), "run")
+    allocate(model, {"ema": "suspended"})
+    for n in range(4):
+        model.score(signal(signal_id=f"first-{n}"))
+    assert model.record_outcome("first-0", True)
+    allocate(model, {"ema": "degraded"})  # probation
+    allocate(model, {"ema": "suspended"})  # suspended again: a new record from here
+    model.score(signal(signal_id="second-0"))
+    # The first suspension's signals report late: they teach their setup, not the record.
+    for n in (1, 2, 3):
+        assert model.record_outcome(f"first-{n}", True)
+    assert model.record_outcome("second-0", False)
+    assert model.paper_record() == {"ema": PaperTrades(0.0, 1.0)}
+    assert model.base_rate("ema") == pytest.approx(4 / 5)
+    # The same in a regime: a new suspension there unmarks that regime's signals only.
+    model = ScorerModel(ScorerConfig(), "run")
+    regimes = {"bear": {"ema": "suspended"}, "bull": {"ema": "suspended"}}
+    model.set_allocation({"ema": "active"}, {}, {}, {}, regimes)
+    for regime in ("bear", "bull"):
+        model.score(signal(signal_id=f"old-{regime}", regime=regime))
+    model.set_allocation({"ema": "active"}, {}, {}, {}, {"bull": {"ema": "suspended"}})
+    model.set_allocation({"ema": "active"}, {}, {}, {}, regimes)  # bear suspended again
+    for regime in ("bear", "bull"):
+        assert model.record_outcome(f"old-{regime}", True)
+    assert model.regime_paper_record() == {
+        "bear": {"ema": PaperTrades(0.0, 0.0)},
+        "bull": {"ema": PaperTrades(1.0, 1.0)},
+    }
+
+
 def test_a_paper_record_marks_the_end_of_each_batch_and_keeps_them_in_a_snapshot() -> None:
     # Batches of 5; 12 paper trades, every third one won.
     model = ScorerModel(ScorerConfig(), "run", paper_batch=5)
