@@ -157,6 +157,29 @@ def journaled(database: Path, prefix: str) -> int:
         return int(db.execute(query, (prefix + "%",)).fetchone()[0])
 
 
+KEYS = ("scored", "outcomes", "pending", "evicted", "setups")
+
+
+def score_as(rpc: RawClient, signal_id: str) -> None:
+    signal = ScoreSignal(
+        strategy="a", symbol="BTC", side="buy", confidence=0.6, signal_id=signal_id
+    )
+    assert isinstance(rpc.call(signal), SignalScore)
+
+
+def trade_of(rpc: RawClient, trade_id: str, signal_id: str, pnl: float) -> None:
+    trade = RecordTrade(
+        trade_id=trade_id, strategy="a", symbol="BTC", side="buy", pnl=pnl,
+        entry_ts_ms=T0, exit_ts_ms=T0 + 1000, signal_id=signal_id,
+    )  # fmt: skip
+    rpc.call(trade)
+
+
+def signal_quality(rpc: RawClient) -> dict[str, int]:
+    quality = rpc.call(GetReport()).signal_quality
+    return {k: quality[k] for k in KEYS}
+
+
 def test_signals_scored_after_the_snapshot_keep_their_outcomes_through_a_kill(
     tmp_path: Path,
 ) -> None:
@@ -219,30 +242,22 @@ def test_after_a_kill_a_start_learns_the_outcomes_live_learned_and_no_others(
     try:
         rpc = RawClient(daemon.rpc)
         for i in range(4):
-            signal = ScoreSignal(
-                strategy="a", symbol="BTC", side="buy", confidence=0.6, signal_id=f"s{i}"
-            )
-            assert isinstance(rpc.call(signal), SignalScore)
+            score_as(rpc, f"s{i}")
         deadline = time.monotonic() + 10.0
         while journaled(daemon.database, "s") < 4 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert isinstance(rpc.call(RecordSignalOutcome(signal_id="s0", success=True)), Ok)
-        for trade_id, signal_id in (("t1", "s1"), ("t3", "s3")):
-            trade = RecordTrade(
-                trade_id=trade_id, strategy="a", symbol="BTC", side="buy", pnl=1.0,
-                entry_ts_ms=T0, exit_ts_ms=T0 + 1000, signal_id=signal_id,
-            )  # fmt: skip
-            rpc.call(trade)
+        trade_of(rpc, "t1", "s1", 1.0)
+        trade_of(rpc, "t3", "s3", 1.0)
         # The trade's outcome again (the opposite would be a conflict): recorded, no lesson.
         assert isinstance(rpc.call(RecordSignalOutcome(signal_id="s3", success=True)), Ok)
-        keys = ("scored", "outcomes", "pending", "evicted", "setups")
-        before = {k: rpc.call(GetReport()).signal_quality[k] for k in keys}
+        before = signal_quality(rpc)
         assert (before["outcomes"], before["pending"], before["evicted"]) == (1, 1, 2)
         rpc.close()
         daemon.kill9()
         daemon.start()
         rpc = RawClient(daemon.rpc)
-        assert {k: rpc.call(GetReport()).signal_quality[k] for k in keys} == before
+        assert signal_quality(rpc) == before
         rpc.close()
     finally:
         daemon.close()
@@ -259,26 +274,18 @@ def test_an_outcome_acknowledged_at_once_after_its_signal_survives_a_kill(
     daemon = DaemonProcess(tmp_path, config).start()
     try:
         rpc = RawClient(daemon.rpc)
-        for signal_id in ("fresh", "traded"):
-            signal = ScoreSignal(
-                strategy="a", symbol="BTC", side="buy", confidence=0.6, signal_id=signal_id
-            )
-            assert isinstance(rpc.call(signal), SignalScore)
+        score_as(rpc, "fresh")
+        score_as(rpc, "traded")
         assert isinstance(rpc.call(RecordSignalOutcome(signal_id="fresh", success=True)), Ok)
-        trade = RecordTrade(
-            trade_id="t", strategy="a", symbol="BTC", side="buy", pnl=-1.0,
-            entry_ts_ms=T0, exit_ts_ms=T0 + 1000, signal_id="traded",
-        )  # fmt: skip
-        rpc.call(trade)
-        keys = ("scored", "outcomes", "pending", "setups")
-        before = {k: rpc.call(GetReport()).signal_quality[k] for k in keys}
+        trade_of(rpc, "t", "traded", -1.0)
+        before = signal_quality(rpc)
         assert (before["scored"], before["outcomes"], before["pending"]) == (2, 2, 0)
         rpc.close()
         daemon.kill9()
         assert journaled(daemon.database, "") == 2
         daemon.start()
         rpc = RawClient(daemon.rpc)
-        assert {k: rpc.call(GetReport()).signal_quality[k] for k in keys} == before
+        assert signal_quality(rpc) == before
         rpc.close()
     finally:
         daemon.close()
