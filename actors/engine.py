@@ -270,7 +270,9 @@ class EngineActor(Actor):
         """One optimization cycle; returns what changed."""
         started = time.perf_counter()
         now = self.clock()
-        by_strategy, by_regime = await ask_peer(self.performance, RecentFigures())
+        by_strategy, by_regime = await ask_peer(
+            self.performance, RecentFigures(self.optimizer.edge_read())
+        )
         paper = await ask_peer(self.scorer, PaperRecord())
         regime_paper: dict[str, dict[str, PaperTrades]] | None = None
         if self.optimizer.regimes.on:

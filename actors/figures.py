@@ -85,11 +85,15 @@ class Figures(msgspec.Struct, kw_only=True):
     # first, so that a rule can judge only its newest trades. 0 and () elsewhere.
     seen: int = 0
     pnls: tuple[float, ...] = ()
+    # Only in a strategy's window as the cycle reads it: the pnls per unit of size of the
+    # trades that left the window before the edge test read them, oldest first (the
+    # newest of them is the trade just before the window's first). () elsewhere.
+    unread: tuple[float, ...] = ()
 
     def as_row(self) -> dict[str, Any]:
         """The wire row's metric keys (``protocol.messages.METRIC_FIELDS``)."""
         row = msgspec.structs.asdict(self)
-        del row["judged_psr"], row["mean_abs_pnl"], row["seen"], row["pnls"]
+        del row["judged_psr"], row["mean_abs_pnl"], row["seen"], row["pnls"], row["unread"]
         return row
 
 

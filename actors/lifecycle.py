@@ -107,6 +107,20 @@ class LifecycleModel:
         """Every known strategy's status, sorted by name."""
         return {name: state.status for name, state in sorted(self.states.items())}
 
+    def edge_read(self) -> dict[str, int]:
+        """strategy → the number of its last trade the edge test and the peak stop read,
+        for the strategies they read at the next cycle (neither retired nor suspended):
+        the performance model keeps the trades after it that leave the window
+        (``PerformanceModel.recent_by_strategy``). Empty while neither rule is on."""
+        cfg = self.config
+        if not self.enabled or (cfg.edge_loss <= 0.0 and cfg.peak_drawdown <= 0.0):
+            return {}
+        return {
+            name: state.edge_read
+            for name, state in self.states.items()
+            if state.status not in ("retired", "suspended")
+        }
+
     def forget(self, strategy: str) -> str | None:
         """Stop tracking a strategy (``forget_strategy``); its last status, None if unknown."""
         self._assessed.pop(strategy, None)

@@ -21,7 +21,7 @@ from alphad.actors.exact import binomial_at_least, binomial_at_most
 from alphad.actors.figures import Figures, pnl_scale
 from alphad.actors.lifecycle_shapes import HealthState, LifecycleConfig, PaperTrades
 from alphad.actors.sequential import MIN_TRADES as EDGE_MIN_TRADES
-from alphad.actors.sequential import below_peak, cusum, edge_scale, threshold
+from alphad.actors.sequential import below_peak_to, cusum_to, edge_scale, threshold
 
 HOUR_MS = 3_600_000
 LEGACY_PROBATION_HOURS = 72
@@ -88,7 +88,7 @@ def _amount(value: float) -> str:
 def _metrics(figures: Figures) -> dict[str, Any]:
     """The window's figures for the journal: no NaN or infinity in JSON."""
     row = msgspec.structs.asdict(figures)
-    del row["pnls"]
+    del row["pnls"], row["unread"]
     return {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
     }
@@ -174,29 +174,38 @@ class Alarm(msgspec.Struct, kw_only=True, frozen=True):
 def read_edge(cfg: LifecycleConfig, state: HealthState, figures: Figures) -> Alarm | None:
     """Read the trades since the last reading into the edge test and the peak stop; the
     alarm of either, or None. The edge test is read first; an alarm starts both over."""
-    if figures.trades < EDGE_MIN_TRADES or (cfg.edge_loss <= 0.0 and cfg.peak_drawdown <= 0.0):
+    if cfg.edge_loss <= 0.0 and cfg.peak_drawdown <= 0.0:
         return None
-    new = min(figures.seen - state.edge_read, len(figures.pnls))
+    if figures.trades < EDGE_MIN_TRADES:
+        if figures.seen > figures.trades:
+            state.edge_read = figures.seen  # a window too short for the test: never read
+        return None
+    # The trades since the last reading: the window's newest, and those that left it
+    # unread (more trades between two cycles than the window holds).
+    held = figures.unread + figures.pnls if figures.unread else figures.pnls
+    new = min(figures.seen - state.edge_read, len(held))
     state.edge_read = figures.seen
     scale = edge_scale(figures.pnls)
     if not scale > 0.0 or new <= 0:
         return None
-    pnls = figures.pnls[-new:]
-    if cfg.peak_drawdown > 0.0:
-        state.below_peak = below_peak(state.below_peak, pnls, scale)
+    pnls = held[-new:]
+    # Each rule up to the trade at which it alarms (the edge test first at the same one),
+    # as a cycle after every trade would read them.
+    edge_at = peak_at = None
+    edge, fall = state.edge_statistic, state.below_peak
     if cfg.edge_loss > 0.0:
-        state.edge_statistic = cusum(state.edge_statistic, pnls, scale, cfg.edge_loss)
-    if cfg.edge_loss > 0.0 and state.edge_statistic >= edge_level(cfg):
-        statistic = state.edge_statistic
+        edge, edge_at = cusum_to(edge, pnls, scale, cfg.edge_loss, edge_level(cfg))
+    if cfg.peak_drawdown > 0.0:
+        fall, peak_at = below_peak_to(fall, pnls, scale, cfg.peak_drawdown)
+    if edge_at is not None and (peak_at is None or edge_at <= peak_at):
         state.edge_statistic = state.below_peak = 0.0
         reason = (
-            f"lost its edge: losing {cfg.edge_loss:g} σ a trade is {_times(statistic)} "
+            f"lost its edge: losing {cfg.edge_loss:g} σ a trade is {_times(edge)} "
             f"times likelier than no edge (test at {cfg.edge_false_alarm_trades:g})"
         )
-        metrics = _metrics(figures) | {"edge_statistic": statistic, "edge_scale": scale}
+        metrics = _metrics(figures) | {"edge_statistic": edge, "edge_scale": scale}
         return Alarm(reason=reason, metrics=metrics, below_peak=False)
-    if cfg.peak_drawdown > 0.0 and state.below_peak >= cfg.peak_drawdown:
-        fall = state.below_peak
+    if peak_at is not None:
         state.edge_statistic = state.below_peak = 0.0
         reason = (
             f"{fall:.1f} σ below its peak (stop at {cfg.peak_drawdown:g} σ): "
@@ -204,6 +213,7 @@ def read_edge(cfg: LifecycleConfig, state: HealthState, figures: Figures) -> Ala
         )
         metrics = _metrics(figures) | {"below_peak": fall, "edge_scale": scale}
         return Alarm(reason=reason, metrics=metrics, below_peak=True)
+    state.edge_statistic, state.below_peak = edge, fall
     return None
 
 

@@ -170,6 +170,11 @@ class Optimizer:
             regime_statuses=self.regime_statuses,
         )
 
+    def edge_read(self) -> dict[str, int]:
+        """``LifecycleModel.edge_read``: what the next cycle asks the performance model
+        for (``PerformanceModel.recent_by_strategy``)."""
+        return self.lifecycle.edge_read()
+
     def knows(self, strategy: str) -> bool:
         """Whether the lifecycle tracks the strategy (configured, registered or traded)."""
         return strategy in self.lifecycle.states

@@ -55,6 +55,15 @@ STATE_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 
 
+def _judged_window(kept: Group | JudgedWindow) -> JudgedWindow:
+    """The judged window of a judged group, whichever kind the model keeps."""
+    if isinstance(kept, JudgedWindow):
+        return kept
+    if kept.window is None:
+        raise ValueError("only the groups of JUDGED keep pnls per unit of size")
+    return kept.window
+
+
 class PerformanceConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """``[performance]``: the size of every group's recent window."""
 
@@ -129,6 +138,7 @@ class PerformanceModel:
             tuple[dict[tuple[str, ...], JudgedWindow], dict[tuple[str, ...], JudgedWindow]] | None
         ) = ({}, {}) if judging_only else None
         self._tables = tuple(self.groups.values())  # in GROUPINGS order, for record
+        self._by_strategy = self.groups[JUDGED[0]]
         self._judged = tuple(grouping in JUDGED for grouping in GROUPINGS)
         # The groups by strategy and regime in the order recent_by_regime lists them,
         # sorted again only when a group is added.
@@ -159,11 +169,16 @@ class PerformanceModel:
         if self._windows is not None:
             size = trade_size(trade.size)
             by_strategy, by_regime = self._windows
-            for windows, name in ((by_strategy, (strategy,)), (by_regime, (strategy, regime))):
-                judging = windows.get(name)
-                if judging is None:
-                    judging = windows[name] = JudgedWindow(self.config.window_trades)
-                judging.add(pnl, size)
+            judging = by_strategy.get((strategy,))
+            if judging is None:
+                judging = by_strategy[(strategy,)] = JudgedWindow(
+                    self.config.window_trades, keeps_unread=True
+                )
+            judging.add(pnl, size)
+            judging = by_regime.get((strategy, regime))
+            if judging is None:
+                judging = by_regime[(strategy, regime)] = JudgedWindow(self.config.window_trades)
+            judging.add(pnl, size)
             self.last_seq = trade.seq
             self.trade_count += 1
             return
@@ -188,7 +203,7 @@ class PerformanceModel:
                         self.groups_not_kept += 1
                         continue
                     self.capped_groups += 1
-                group = table[key] = Group(window, judged)
+                group = table[key] = Group(window, judged, keeps_unread=table is self._by_strategy)
             group.add(pnl, size)
         self.last_seq = trade.seq
         self.trade_count += 1
@@ -277,11 +292,21 @@ class PerformanceModel:
         """One strategy's figures, or None if it has no trade."""
         return self.group_figures(("strategy",), (strategy,), window)
 
-    def recent_by_strategy(self) -> dict[str, Figures]:
+    def recent_by_strategy(self, edge_read: Mapping[str, int] | None = None) -> dict[str, Figures]:
         """strategy -> its recent window per unit of size, as the optimization cycle
-        judges it (with ``seen`` and ``pnls``); the reported figures are ``rows``'."""
+        judges it (with ``seen`` and ``pnls``); the reported figures are ``rows``'.
+
+        ``edge_read``: for a cycle, strategy → the number of its last trade the edge test
+        read (``Optimizer.edge_read``); each window then also has the ``unread`` trades
+        that left it since, and forgets those read (all of a strategy not in it).
+        """
         table = self._judged_table(0)
-        return {key[0]: table[key].judged_figures() for key in sorted(table)}
+        if edge_read is None:
+            return {key[0]: table[key].judged_figures() for key in sorted(table)}
+        return {
+            key[0]: _judged_window(table[key]).read_figures(edge_read.get(key[0]))
+            for key in sorted(table)
+        }
 
     def recent_by_regime(self) -> dict[str, dict[str, Figures]]:
         """regime -> strategy -> that strategy's recent window in that regime, per unit of
@@ -301,6 +326,15 @@ class PerformanceModel:
         if self._windows is not None:
             return self._windows[which]
         return self.groups[JUDGED[which]]
+
+    def unread_dropped(self) -> int:
+        """Trades of every strategy that left its window and were dropped unread, more
+        than ``UNREAD_WINDOWS`` windows of them between two readings of the edge test."""
+        return sum(
+            window.unread.dropped
+            for window in map(_judged_window, self._judged_table(0).values())
+            if window.unread is not None
+        )
 
     def _check_reported(self) -> None:
         if self._windows is not None:
@@ -404,6 +438,14 @@ class PerformanceModel:
             "window_trades": self.config.window_trades,
             "last_seq": self.last_seq,
             "trade_count": self.trade_count,
+            # strategy → the trades that left its window unread (``Unread.to_state``).
+            "unread": {
+                key[0]: window.unread.to_state()
+                for key, window in (
+                    (key, _judged_window(group)) for key, group in self._by_strategy.items()
+                )
+                if window.unread is not None and window.unread.pnls
+            },
         }
 
     def state_groups(self) -> Iterator[tuple[str, Iterator[list[Any]]]]:
@@ -440,6 +482,7 @@ class PerformanceModel:
             )
         model = cls(config, max_groups=max_groups)
         window = config.window_trades
+        unread = state.get("unread", {})
         for name, entries in state["groups"].items():
             grouping = tuple(name.split("+"))
             if grouping not in model.groups:
@@ -457,6 +500,7 @@ class PerformanceModel:
                 key, stats, recent = entry[:3]
                 if len(key) != len(grouping):
                     raise ValueError(f"key {key!r} does not match grouping {name!r}")
+                by_strategy = grouping == JUDGED[0]
                 group = Group(window, judged)
                 group.stats = RunningStats.from_state(stats)
                 group.ring = Ring.of(window, recent)
@@ -466,7 +510,13 @@ class PerformanceModel:
                     else:
                         pnls = entry[3] if version == 2 else recent
                         sizes = [1.0] * len(pnls)
-                    group.window = JudgedWindow.of(window, group.stats.n, pnls, sizes)
+                    group.window = JudgedWindow.of(
+                        window,
+                        group.stats.n,
+                        pnls,
+                        sizes,
+                        unread.get(key[0], []) if by_strategy else None,
+                    )
                 table[tuple(key)] = group
         model.capped_groups = sum(len(model.groups[grouping]) for grouping in CAPPED)
         model.last_seq = int(state["last_seq"])

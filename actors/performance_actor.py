@@ -38,7 +38,10 @@ log = structlog.get_logger("alphad.performance")
 
 
 class RecentFigures(Ask[tuple[dict[str, Figures], dict[str, dict[str, Figures]]]], frozen=True):
-    """Ask: every strategy's recent figures, overall and per regime."""
+    """Ask: every strategy's recent figures, overall and per regime; for a cycle, with
+    what its edge test has read (``PerformanceModel.recent_by_strategy``)."""
+
+    edge_read: dict[str, int] | None = None
 
 
 class ReportTables(Ask[dict[str, Any]], frozen=True):
@@ -77,6 +80,7 @@ class PerformanceActor(Actor):
         super().__init__(mailbox_size)
         self.model = model
         self._told_not_kept = False
+        self._unread_dropped = 0  # the model's count when the last cycle asked
 
     def stats(self) -> PerformanceStats:
         """The actor's counters for the metrics."""
@@ -112,7 +116,14 @@ class PerformanceActor(Actor):
                     next=[rows[-1][k] for k in keys] if more else None,
                 )
             case RecentFigures():
-                return model.recent_by_strategy(), model.recent_by_regime()
+                recent = model.recent_by_strategy(message.edge_read), model.recent_by_regime()
+                dropped = model.unread_dropped()
+                if message.edge_read is not None and dropped > self._unread_dropped:
+                    # More of a strategy's trades between two cycles than it keeps for
+                    # the edge test (docs/optimization.md): the oldest were not read.
+                    log.warning("edge_trades_skipped", trades=dropped - self._unread_dropped)
+                self._unread_dropped = dropped  # less after a strategy is forgotten
+                return recent
             case GetTop():
                 rows = await top_rows(
                     model,

@@ -17,6 +17,9 @@ from bisect import bisect_left, insort
 from collections.abc import Sequence
 from operator import truediv
 from statistics import median
+from typing import Any
+
+import msgspec
 
 from alphad.actors.figures import Figures, RunningStats, figures_of
 
@@ -24,6 +27,9 @@ WINDOWS: tuple[str, ...] = ("all", "recent")
 # A judged trade counts at no less than this share of its window's median size (see
 # ``JudgedWindow``).
 SIZE_FLOOR_SHARE = 0.5
+UNREAD_WINDOWS = 10
+"""How many windows of trades a strategy keeps at least for the edge test once they left
+its window unread (``Unread``); beyond twice as many the oldest half is dropped."""
 
 
 class Ring:
@@ -77,6 +83,61 @@ def trade_size(size: float | None) -> float:
     return size
 
 
+def per_unit_at(pnls: Sequence[float], sizes: Sequence[float], floor: float) -> list[float]:
+    """Each trade's pnl per unit of size at a given size ``floor``, ``pnl / max(size,
+    floor)`` (the pnl itself where even that overflows), as ``per_unit_pnls`` divides."""
+    out = []
+    for pnl, size in zip(pnls, sizes, strict=True):
+        per_unit = pnl / (size if size > floor else floor)
+        out.append(per_unit if math.isfinite(per_unit) else pnl)
+    return out
+
+
+class Unread:
+    """The trades that left a strategy's window before the edge test read them: their
+    pnls and sizes, oldest first, numbered from ``first`` (the group's trade count when
+    each was recorded). ``mark``: the trades up to that number are read (or are not to
+    be: a strategy the test does not read). The cycle reads a strategy's window, and these,
+    on the trades since its last reading, so that more trades between two cycles than
+    the window holds are still each read once (docs/optimization.md, "The edge test")."""
+
+    __slots__ = ("dropped", "first", "keeps", "mark", "pnls", "sizes")
+
+    def __init__(self, keeps: int, mark: int = 0) -> None:
+        self.keeps = keeps  # trades kept at least; twice as many at most
+        self.mark = mark
+        self.first = mark + 1
+        self.pnls = array("d")
+        self.sizes = array("d")
+        self.dropped = 0  # trades dropped past twice ``keeps``, never read
+
+    def keep(self, number: int, pnl: float, size: float) -> None:
+        """Trade ``number`` leaves the window: kept if it is not read yet."""
+        if number <= self.mark:
+            return
+        if not self.pnls:
+            self.first = number
+        self.pnls.append(pnl)
+        self.sizes.append(size)
+        keeps = self.keeps
+        if len(self.pnls) >= 2 * keeps:
+            del self.pnls[:keeps], self.sizes[:keeps]
+            self.first += keeps
+            self.dropped += keeps
+
+    def read_to(self, mark: int) -> None:
+        """The trades up to ``mark`` are read: drop them."""
+        self.mark = mark
+        drop = min(mark - self.first + 1, len(self.pnls))
+        if drop > 0:
+            del self.pnls[:drop], self.sizes[:drop]
+            self.first += drop
+
+    def to_state(self) -> list[int | list[float]]:
+        """``[first, pnls, sizes]`` for a snapshot (the mark is the next cycle's)."""
+        return [self.first, self.pnls.tolist(), self.sizes.tolist()]
+
+
 def per_unit_pnls(pnls: Sequence[float], sizes: Sequence[float]) -> list[float]:
     """Each trade's pnl per unit of size, ``pnl / max(size, floor)`` with ``floor`` the
     ``SIZE_FLOOR_SHARE`` of the median size of the trades given (``JudgedWindow``)."""
@@ -90,12 +151,8 @@ def per_unit_pnls(pnls: Sequence[float], sizes: Sequence[float]) -> list[float]:
         quick = list(map(truediv, pnls, sizes))
         if math.isfinite(sum(quick)):
             return quick
-    out = []
-    for pnl, size in zip(pnls, sizes, strict=True):
-        per_unit = pnl / (size if size > floor else floor)
-        # Sizes so tiny that even the floor overflows the ratio: the pnl itself.
-        out.append(per_unit if math.isfinite(per_unit) else pnl)
-    return out
+    # Sizes so tiny that even the floor overflows the ratio: the pnl itself.
+    return per_unit_at(pnls, sizes, floor)
 
 
 class JudgedWindow:
@@ -118,12 +175,23 @@ class JudgedWindow:
     full weight.
     """
 
-    __slots__ = ("judged", "odd_sizes", "ordered_sizes", "pnls", "ratios", "seen", "sizes")
+    __slots__ = (
+        "judged",
+        "odd_sizes",
+        "ordered_sizes",
+        "pnls",
+        "ratios",
+        "seen",
+        "sizes",
+        "unread",
+    )
 
-    def __init__(self, window_trades: int, seen: int = 0) -> None:
+    def __init__(self, window_trades: int, seen: int = 0, *, keeps_unread: bool = False) -> None:
         self.pnls = Ring(window_trades)
         self.sizes = Ring(window_trades)
         self.seen = seen
+        # A strategy's window: the trades that leave it before the edge test read them.
+        self.unread = Unread(UNREAD_WINDOWS * window_trades) if keeps_unread else None
         # Kept with every trade so that judging the window does not divide and sort
         # again: each trade's pnl / size, the window's positive finite sizes in order,
         # and how many of its sizes are not (only a restored state can hold those; with
@@ -139,6 +207,13 @@ class JudgedWindow:
         """Count one more trade (its size from ``trade_size``)."""
         self.seen += 1
         self.judged = None
+        unread = self.unread
+        if unread is not None and self.pnls.count == self.pnls.capacity:
+            # The oldest trade, number seen − capacity, leaves the window.
+            head = self.pnls.head
+            unread.keep(
+                self.seen - self.pnls.capacity, self.pnls.values[head], self.sizes.values[head]
+            )
         if self.odd_sizes < 0:
             self.pnls.add(pnl)
             self.sizes.add(size)
@@ -182,11 +257,34 @@ class JudgedWindow:
             self.judged = figures_of(self.per_unit(), seen=self.seen, keep_pnls=True)
         return self.judged
 
+    def read_figures(self, mark: int | None) -> Figures:
+        """``judged_figures`` for a cycle whose edge test has read this strategy's trades
+        up to number ``mark`` (None: it does not read them), with the ``unread`` trades
+        that left the window since, per unit of size at the window's own size floor."""
+        figures = self.judged_figures()
+        unread = self.unread
+        if unread is None:
+            return figures
+        unread.read_to(self.seen if mark is None else mark)
+        if not unread.pnls:
+            return figures
+        sizes = self.sizes.items()
+        floor = SIZE_FLOOR_SHARE * median(sizes) if sizes else 0.0
+        left = per_unit_at(unread.pnls, unread.sizes, floor)
+        return msgspec.structs.replace(figures, unread=tuple(left))
+
     @classmethod
     def of(
-        cls, window_trades: int, seen: int, pnls: Sequence[float], sizes: Sequence[float]
+        cls,
+        window_trades: int,
+        seen: int,
+        pnls: Sequence[float],
+        sizes: Sequence[float],
+        unread: Sequence[Any] | None = None,
     ) -> JudgedWindow:
-        """A window holding the newest trades of ``pnls`` and ``sizes`` that fit."""
+        """A window holding the newest trades of ``pnls`` and ``sizes`` that fit; a
+        strategy's with ``unread`` (``Unread.to_state``; [] for none), whose trades are
+        kept where they end just before the window's first."""
         window = cls(window_trades)
         pnls, sizes = _newest(pnls, window_trades), _newest(sizes, window_trades)
         if len(pnls) == len(sizes):
@@ -197,6 +295,18 @@ class JudgedWindow:
             window.sizes = Ring.of(window_trades, sizes)
             window.odd_sizes = -1
         window.seen = seen
+        if unread is not None:
+            window.unread = kept = Unread(UNREAD_WINDOWS * window_trades)
+            if unread:
+                first, left_pnls, left_sizes = unread
+                ends = int(first) + len(left_pnls) - 1
+                if (
+                    len(left_pnls) == len(left_sizes) <= 2 * kept.keeps
+                    and ends == seen - window.pnls.count
+                ):
+                    kept.first = int(first)
+                    kept.pnls = array("d", left_pnls)
+                    kept.sizes = array("d", left_sizes)
         return window
 
 
@@ -219,10 +329,12 @@ class Group:
 
     __slots__ = ("recent", "ring", "stats", "window")
 
-    def __init__(self, window_trades: int, judged: bool = False) -> None:
+    def __init__(
+        self, window_trades: int, judged: bool = False, *, keeps_unread: bool = False
+    ) -> None:
         self.stats = RunningStats()
         self.ring = Ring(window_trades)
-        self.window = JudgedWindow(window_trades) if judged else None
+        self.window = JudgedWindow(window_trades, keeps_unread=keeps_unread) if judged else None
         # The recent figures, computed on the first ask after a trade and kept until the
         # next one: cycles and reports between two trades of the group cost nothing.
         self.recent: Figures | None = None

@@ -63,15 +63,27 @@ def threshold(false_alarm_trades: float) -> float:
 
 def cusum(statistic: float, pnls: Sequence[float], scale: float, shift: float) -> float:
     """The statistic after ``pnls`` (in order), each standardised by ``scale``."""
+    return cusum_to(statistic, pnls, scale, shift, math.inf)[0]
+
+
+def cusum_to(
+    statistic: float, pnls: Sequence[float], scale: float, shift: float, level: float
+) -> tuple[float, int | None]:
+    """``cusum`` up to the first of ``pnls`` at which the statistic reaches ``level``:
+    the statistic then and that pnl's index, or the statistic after all and None. A
+    reading of many trades alarms where one trade at a time would have, not only if
+    the statistic is still that high at its end."""
     drift = shift * shift / 2.0
-    for pnl in pnls:
+    for i, pnl in enumerate(pnls):
         z = pnl / scale
         if not math.isfinite(z):
             continue  # never sent by the performance model; no evidence either way
         statistic -= shift * z + drift
         if statistic < 0.0:
             statistic = 0.0
-    return statistic
+        elif statistic >= level:
+            return statistic, i
+    return statistic, None
 
 
 def below_peak(statistic: float, pnls: Sequence[float], scale: float) -> float:
@@ -80,14 +92,24 @@ def below_peak(statistic: float, pnls: Sequence[float], scale: float) -> float:
     with no allowance (the peak stop, docs/optimization.md). A strategy that gains μ σ a
     trade first falls K below its peak after about (e^(2μK) − 1 − 2μK) / (2μ²) trades on
     average (K² without edge, about K / |μ| when it loses)."""
-    for pnl in pnls:
+    return below_peak_to(statistic, pnls, scale, math.inf)[0]
+
+
+def below_peak_to(
+    statistic: float, pnls: Sequence[float], scale: float, stop: float
+) -> tuple[float, int | None]:
+    """``below_peak`` up to the first of ``pnls`` that leaves the strategy ``stop`` below
+    its peak: the fall then and that pnl's index, or the fall after all and None."""
+    for i, pnl in enumerate(pnls):
         z = pnl / scale
         if not math.isfinite(z):
             continue  # never sent by the performance model; no evidence either way
         statistic -= z
         if statistic < 0.0:
             statistic = 0.0
-    return statistic
+        elif statistic >= stop:
+            return statistic, i
+    return statistic, None
 
 
 def first_alarm(

@@ -78,7 +78,7 @@ def cycle_seconds(strategies: int, trades: int, reps: int) -> float:
                 )
             )
         started = time.perf_counter()
-        recent = performance.recent_by_strategy()
+        recent = performance.recent_by_strategy(optimizer.edge_read())
         by_regime = performance.recent_by_regime()
         optimizer.cycle(recent, by_regime, rep)
         optimizer.allocation()

@@ -144,7 +144,10 @@ class Replayer:
         if self.recorded_since_cycle or self._recent is None:
             self.recorded_since_cycle = 0
             performance = self.performance
-            self._recent = (performance.recent_by_strategy(), performance.recent_by_regime())
+            self._recent = (
+                performance.recent_by_strategy(self.optimizer.edge_read()),
+                performance.recent_by_regime(),
+            )
         by_strategy, by_regime = self._recent
         optimizer = self.optimizer
         result = optimizer.cycle(

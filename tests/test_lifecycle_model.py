@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import statistics
 from typing import Any
 
 import msgspec
@@ -1160,3 +1161,80 @@ def test_a_journaled_peak_stop_applied_again_still_outlasts_the_clock() -> None:
     assert other.states["ema"].edge_statistic == edge_level(other.config) / 2.0
     edge = journaled_suspension({"edge_statistic": 7.0, "edge_scale": 0.7})
     assert edge.status("ema") == "degraded" and edge.states["ema"].below_peak == 5.0
+
+
+# ------------------------------------------------ more trades between two cycles than the window
+
+
+def losing_then_even() -> list[float]:
+    """10 trades without edge, 120 losing 0.5 a trade, 100 without edge (σ about 1): the
+    edge test alarms during the losing run; the even trades fill the whole window and
+    bring its statistic back under the alarm level by their end."""
+    return [1.0, -1.0] * 5 + [0.5, -1.5] * 60 + [1.0, -1.0] * 50
+
+
+def read_once_after(m: LifecycleModel, pnls: list[float], at: int) -> Transition | None:
+    """Record ``pnls`` in a performance model, a cycle after the first ``at`` trades and
+    one after all of them, reading as the engine and the replay do; the transition."""
+    performance = PerformanceModel(PerformanceConfig())
+    m.register("ema", 0)
+    found: list[Transition] = []
+    for seq, pnl in enumerate(pnls, start=1):
+        performance.record(
+            ClosedTrade(
+                seq=seq,
+                trade_id=f"t{seq}",
+                strategy="ema",
+                symbol="BTC",
+                side="buy",
+                pnl=pnl,
+                entry_ts_ms=seq,
+                exit_ts_ms=seq,
+                regime="trend",
+            )
+        )
+        if seq in (at, len(pnls)):
+            found += m.assess(performance.recent_by_strategy(m.edge_read()), seq)
+    return found[0] if found else None
+
+
+def test_the_edge_test_reads_every_trade_however_many_come_between_two_cycles() -> None:
+    pnls = losing_then_even()
+    moved = read_once_after(model(), pnls, 10)
+    assert moved is not None and (moved.old, moved.new) == ("active", "suspended")
+    assert moved.reason.startswith("lost its edge: losing 0.3 σ a trade is ")
+
+    # The statistic that alarmed, computed here directly: the CUSUM of the first 10
+    # trades at their own scale (the first cycle), then of the 220 after them at the
+    # scale of the window the second cycle judged (its newest 100), the first time it
+    # reaches ln 1000.
+    def scale_of(window: list[float]) -> float:
+        deviation = statistics.mean(abs(p - statistics.median(window)) for p in window)
+        return max(statistics.stdev(window), math.sqrt(math.pi / 2) * deviation)
+
+    statistic, crossed = 0.0, None
+    for part, scale in ((pnls[:10], scale_of(pnls[:10])), (pnls[10:], scale_of(pnls[-100:]))):
+        for pnl in part:
+            statistic = max(0.0, statistic - 0.3 * pnl / scale - 0.045)
+            if statistic >= math.log(1000) and crossed is None:
+                crossed = statistic
+    assert crossed is not None
+    assert moved.metrics["edge_statistic"] == pytest.approx(crossed, rel=1e-12)
+    # A cycle after every trade suspends it as well, in the losing run.
+    m = model()
+    m.register("ema", 0)
+    for n in range(10, len(pnls) + 1):
+        m.assess({"ema": figures_of(pnls[max(0, n - 100) : n], seen=n, keep_pnls=True)}, n)
+        if m.status("ema") == "suspended":
+            break
+    assert 10 < n <= 130
+
+
+def test_the_peak_stop_reads_every_trade_however_many_come_between_two_cycles() -> None:
+    # Off the edge test, the peak stop at 8 σ: the losing run takes the equity about
+    # 60 σ below its peak, the even trades that follow leave it there; a reading of the
+    # 220 trades at once stops it where the fall crossed 8 σ.
+    m = model(edge_loss=0.0, peak_drawdown=8.0)
+    moved = read_once_after(m, losing_then_even(), 10)
+    assert moved is not None and (moved.old, moved.new) == ("active", "suspended")
+    assert 8.0 <= moved.metrics["below_peak"] < 8.0 + 1.5 / moved.metrics["edge_scale"]

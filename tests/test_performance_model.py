@@ -656,6 +656,7 @@ def test_recent_figures_are_recomputed_only_after_their_group_trades() -> None:
 
 def test_recording_more_trades_grows_neither_the_rings_nor_the_snapshot() -> None:
     model = build(one_strategy([float(i % 7 - 3) for i in range(40)]), window=20)
+    model.recent_by_strategy({"ema": 40})  # a cycle's reading
     snapshot_size = len(msgspec.msgpack.encode(model.to_state()))
     feed(model, one_strategy([float(i % 5 - 2) for i in range(5000)]), first_seq=41)
     assert sum(len(table) for table in model.groups.values()) == 7
@@ -663,7 +664,14 @@ def test_recording_more_trades_grows_neither_the_rings_nor_the_snapshot() -> Non
         for group in table.values():
             assert group.ring.capacity == 20 and group.ring.count == 20
             assert len(group.ring.values) == 20
-    # Only the trade counters take a few more bytes to write.
+    # Without a reading the trades that left the window unread are kept up to twice
+    # UNREAD_WINDOWS windows, the newest of them; the rest are counted as dropped.
+    unread = model.recent_by_strategy({"ema": 40})["ema"].unread
+    assert 10 * 20 <= len(unread) < 2 * 10 * 20
+    assert model.unread_dropped() == 5000 - 20 - len(unread)
+    assert unread[-1] == float(4979 % 5 - 2)  # trade 5020, just before the window's first
+    # After a reading only the trade counters take a few more bytes to write.
+    model.recent_by_strategy({"ema": 5040})
     assert len(msgspec.msgpack.encode(model.to_state())) <= snapshot_size + 7 * 3 * 2 + 8
 
 
@@ -792,6 +800,62 @@ def test_judged_windows_survive_a_snapshot() -> None:
     restored = PerformanceModel.from_state(PerformanceConfig(window_trades=4), state)
     assert restored.recent_by_strategy() == model.recent_by_strategy()
     assert restored.recent_by_regime() == model.recent_by_regime()
+
+
+@pytest.mark.parametrize("judging_only", [False, True])
+def test_trades_that_leave_the_window_unread_are_handed_to_the_next_reading(
+    judging_only: bool,
+) -> None:
+    model = PerformanceModel(PerformanceConfig(window_trades=3), judging_only=judging_only)
+    for seq in range(1, 10):
+        model.record(sized(seq, float(seq), 2.0))
+    # Read up to trade 2: trades 3 to 6 left the window since, 7 to 9 are in it; each
+    # per unit of size (pnl / 2.0), oldest first.
+    judged = model.recent_by_strategy({"ema": 2})["ema"]
+    assert judged.unread == (1.5, 2.0, 2.5, 3.0)
+    assert judged.pnls == (3.5, 4.0, 4.5) and judged.seen == 9
+    # What a reading read is forgotten; a strategy not read keeps nothing beyond its
+    # window; asked without readings (reports) nothing is handed over or forgotten.
+    model.record(sized(10, 10.0, 2.0))
+    assert model.recent_by_strategy()["ema"].unread == ()
+    assert model.recent_by_strategy({"ema": 9})["ema"].unread == ()
+    for seq in range(11, 15):
+        model.record(sized(seq, float(seq), 2.0))
+    assert model.recent_by_strategy({"ema": 9})["ema"].unread == (5.0, 5.5)
+    assert model.recent_by_strategy({})["ema"].unread == ()
+    model.record(sized(15, 15.0, 2.0))
+    assert model.recent_by_strategy({"ema": 9})["ema"].unread == ()
+    assert model.recent_by_regime()["trend"]["ema"].unread == ()
+
+
+def test_unread_trades_count_at_the_windows_own_size_floor() -> None:
+    model = PerformanceModel(PerformanceConfig(window_trades=3))
+    model.record(sized(1, 1.0, 0.1))  # far below half the median size of the window
+    for seq in range(2, 5):
+        model.record(sized(seq, 4.0, 2.0))
+    # Floor 0.5 × 2.0 = 1.0: the tiny trade counts 1.0 / 1.0, as it did in the window.
+    assert model.recent_by_strategy({"ema": 0})["ema"].unread == (1.0,)
+
+
+def test_unread_trades_survive_a_snapshot_and_follow_the_tail_replayed_after_it() -> None:
+    config = PerformanceConfig(window_trades=3)
+    model = PerformanceModel(config)
+    for seq in range(1, 8):
+        model.record(sized(seq, float(seq), 1.0))
+    model.recent_by_strategy({"ema": 2})
+    state = msgspec.msgpack.decode(msgspec.msgpack.encode(model.to_state()))
+    assert state["unread"] == {"ema": [3, [3.0, 4.0], [1.0, 1.0]]}
+    restored = PerformanceModel.from_state(config, state)
+    for kept in (model, restored):
+        for seq in range(8, 10):
+            kept.record(sized(seq, float(seq), 1.0))
+    read = [kept.recent_by_strategy({"ema": 2})["ema"] for kept in (model, restored)]
+    assert read[0] == read[1]
+    assert read[1].unread == (3.0, 4.0, 5.0, 6.0) and read[1].pnls == (7.0, 8.0, 9.0)
+    # A window of another size no longer ends where the kept trades do: dropped, not
+    # handed over out of order.
+    other = PerformanceModel.from_state(PerformanceConfig(window_trades=2), state)
+    assert other.recent_by_strategy({"ema": 0})["ema"].unread == ()
 
 
 def test_a_version_1_state_restores_with_its_recent_pnls_as_judged_windows() -> None:

@@ -9,7 +9,16 @@ import statistics
 
 import pytest
 
-from alphad.actors.sequential import cusum, edge_scale, first_alarm, robust_scale, threshold
+from alphad.actors.sequential import (
+    below_peak,
+    below_peak_to,
+    cusum,
+    cusum_to,
+    edge_scale,
+    first_alarm,
+    robust_scale,
+    threshold,
+)
 
 
 def siegmund(mean_z: float, shift: float, false_alarm_trades: float) -> float:
@@ -83,3 +92,27 @@ def test_the_scale_is_never_below_the_standard_deviation_nor_the_robust_scale() 
     assert edge_scale(two_valued) == pytest.approx(math.sqrt(math.pi / 2.0))
     assert statistics.stdev(two_valued) < edge_scale(two_valued)
     assert robust_scale([3.0]) == 0.0 and edge_scale([3.0, 3.0]) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_reading_of_many_trades_alarms_at_the_trade_one_at_a_time_would(seed: int) -> None:
+    rng = random.Random(seed)
+    pnls = [rng.gauss(-0.6, 1.0) for _ in range(80)] + [rng.gauss(0.5, 1.0) for _ in range(200)]
+    level, stop = threshold(1000.0), 8.0
+    # One trade at a time, written out: the first trade where each statistic reaches its
+    # line, and the statistic there.
+    edge = fall = 0.0
+    edge_first = fall_first = None
+    for i, pnl in enumerate(pnls):
+        edge = max(0.0, edge - 0.3 * pnl / 1.0 - 0.045)
+        fall = max(0.0, fall - pnl / 1.0)
+        if edge_first is None and edge >= level:
+            edge_first = (edge, i)
+        if fall_first is None and fall >= stop:
+            fall_first = (fall, i)
+    assert edge_first is not None and fall_first is not None
+    # The gains after the losing run take both back under their lines by the end.
+    assert cusum(0.0, pnls, 1.0, 0.3) < level and below_peak(0.0, pnls, 1.5) < stop
+    assert cusum_to(0.0, pnls, 1.0, 0.3, level) == pytest.approx(edge_first, rel=1e-12)
+    assert below_peak_to(0.0, pnls, 1.0, stop) == pytest.approx(fall_first, rel=1e-12)
+    assert cusum_to(0.0, pnls, 1.0, 0.3, math.inf) == (cusum(0.0, pnls, 1.0, 0.3), None)
