@@ -12,9 +12,11 @@ the bars taken after the last snapshot.
 
 from __future__ import annotations
 
+import time
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -30,6 +32,10 @@ Source = Literal["bot", "detected", "bot_else_detected"]
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _encoder = msgspec.msgpack.Encoder()
 _LABEL_INDEX = {label: i for i, label in enumerate(REGIMES)}
+BAR_AHEAD_MS = 300_000
+"""How far after the daemon's clock a bar may open (clocks a few minutes apart): a bar
+sent once closed opened before it. A bar stamped later, a year ahead say, would make
+every real bar after it "before the previous bar" for good, so it is refused."""
 
 
 class RegimesConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -148,13 +154,30 @@ class SeriesState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
         return bars
 
 
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _utc(ts_ms: int) -> str:
+    """A time for a refusal's words, ``2026-12-06 22:40:00 UTC``."""
+    try:
+        stamp = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return "out of range"
+    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 class MarketRegimes:
     """The daemon's book of bars and the regime each symbol was in, by time."""
 
     def __init__(
-        self, config: RegimesConfig, on_label: Callable[[str], None] | None = None
+        self,
+        config: RegimesConfig,
+        on_label: Callable[[str], None] | None = None,
+        clock: Callable[[], int] = _wall_clock_ms,
     ) -> None:
         self.config = config
+        self.clock = clock  # ms since the epoch: no bar opens far after it
         self.source = config.source
         # Whether the bot's label counts when no bar was ever taken (the hot path's test).
         self.keeps_bot = config.source != "detected"
@@ -187,6 +210,16 @@ class MarketRegimes:
             raise LimitReached(
                 f"{config.max_series} series of bars already held ([regimes] max_series);"
                 f" {symbol} {bar_size} would be one more",
+            )
+        newest = wire_bars[-1].ts_ms if wire_bars else 0
+        if newest > (now := self.clock()) + BAR_AHEAD_MS:
+            # Oldest first, so the newest is the last unless the batch is out of order
+            # (refused below): one look here.
+            raise BadInput(
+                f"{symbol} {bar_size}: bar {len(wire_bars) - 1} (ts_ms {newest}): opens at "
+                f"{_utc(newest)}, more than {BAR_AHEAD_MS // 60_000} min after the daemon's "
+                f"clock ({_utc(now)}): send bars once closed, stamped with their open time; "
+                "no bar of this request was taken"
             )
         bars = [Bar(b.ts_ms, b.open, b.high, b.low, b.close, b.volume) for b in wire_bars]
         try:

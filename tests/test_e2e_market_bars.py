@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -137,6 +139,23 @@ def test_a_bad_bar_refuses_the_request_whole_and_names_the_bar(
             f"SOL/USDT 1d: bar 3 (ts_ms {bad.ts_ms}): {problems[name]};"
             " no bar of this request was taken"
         )
+    # A bar stamped a year ahead of the daemon's clock: taken, it would make every real
+    # bar after it "before the previous bar" for good.
+    ahead = int(time.time() * 1000) + 365 * DAY
+    reply = rpc.call(
+        MarketBars(
+            symbol="SOL/USDT",
+            bar_size="1d",
+            bars=[*good, msgspec.structs.replace(wire(history[103]), ts_ms=ahead)],
+        )
+    )
+    assert isinstance(reply, Error) and reply.code == "bad_request"
+    stamp = datetime.fromtimestamp(ahead / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert reply.message.startswith(
+        f"SOL/USDT 1d: bar 3 (ts_ms {ahead}): opens at {stamp}, more than 5 min after the"
+        " daemon's clock ("
+    ), reply.message
+    assert reply.message.endswith("no bar of this request was taken")
     # Decoded values out of range: refused with the path of the bar's field.
     for field, value in (("high", math.nan), ("low", -1.0), ("close", math.inf), ("volume", -2.0)):
         bad = msgspec.structs.replace(wire(history[103]), **{field: value})
