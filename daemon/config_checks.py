@@ -16,6 +16,8 @@ import msgspec
 from alphad.daemon.config import Config, ConfigError, Paths, read_config, resolve_paths
 from alphad.daemon.metrics import metrics_findings
 from alphad.daemon.security import SecurityError, load_server_keys
+from alphad.protocol.codec import encode
+from alphad.protocol.messages import MarketBar, MarketBars
 
 
 def checked_config(
@@ -71,6 +73,7 @@ def validate(config: Config, paths: Paths, source: str = "") -> tuple[list[str],
         except SecurityError as exc:
             errors.append(str(exc))
     metrics_errors, warnings = metrics_findings(config.metrics)
+    warnings += bars_findings(config)
     errors = [source + error for error in errors + metrics_errors]
     # The sockets named after the runtime directory (from the command line, systemd or
     # the default): a problem of that directory, not of the file.
@@ -86,6 +89,39 @@ def validate(config: Config, paths: Paths, source: str = "") -> tuple[list[str],
             "socket path may have"
         )
     return errors, warnings
+
+
+def full_batch_bytes(bars: int) -> tuple[int, int]:
+    """The size of a ``market_bars`` request of ``bars`` bars at full precision (prices
+    and volumes of 17 significant digits, a long symbol), in msgpack and in JSON."""
+    bar = MarketBar(
+        ts_ms=1_767_225_600_000,
+        open=12_345.678901234567,
+        high=12_345.678901234567,
+        low=12_345.678901234567,
+        close=12_345.678901234567,
+        volume=1_234_567.8901234567,
+    )
+    request = MarketBars(symbol="BTC/USDT:USDT-PERP", bar_size="15m", bars=[bar] * bars)
+    return len(encode(request)), len(encode(request, as_json=True))
+
+
+def bars_findings(config: Config) -> list[str]:
+    """A warning when a full ``market_bars`` batch does not fit in a message."""
+    batch, limit = config.regimes.max_batch, config.daemon.max_message_size
+    packed, text = full_batch_bytes(batch)
+    if packed <= limit:
+        return []
+    fits, over = 0, batch  # the most bars that fit: full_batch_bytes(fits) <= limit
+    while over - fits > 1:
+        middle = (fits + over) // 2
+        fits, over = (middle, over) if full_batch_bytes(middle)[0] <= limit else (fits, middle)
+    return [
+        f"[regimes] max_batch {batch}: a full batch of bars is about {packed:,} bytes in "
+        f"msgpack ({text:,} in JSON), over [daemon] max_message_size {limit:,}, so it is "
+        f"refused whole: send at most about {fits} bars a request, or raise "
+        "max_message_size"
+    ]
 
 
 def _endpoint_problem(name: str, endpoint: str, allow_abstract: bool) -> str | None:

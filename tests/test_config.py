@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from alphad.daemon.config import Config, ConfigError, load_config, read_config, resolve_paths
+from alphad.protocol.codec import encode
+from alphad.protocol.messages import MarketBar, MarketBars
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -170,3 +173,40 @@ def test_schema_lists_every_message() -> None:
         if "type" in d.get("properties", {}) and "enum" in d["properties"]["type"]
     }
     assert {"score_signal", "record_trade", "get_report", "force_status", "error"} <= tags
+
+
+def test_check_config_warns_when_a_full_batch_of_bars_does_not_fit_a_message(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "[regimes]\nmax_batch = 1000\n")
+    result = check_config(path)
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stderr.splitlines()
+    found = re.fullmatch(
+        r"alphad: warning: \[regimes\] max_batch 1000: a full batch of bars is about "
+        r"([\d,]+) bytes in msgpack \(([\d,]+) in JSON\), over \[daemon\] max_message_size "
+        r"65,536, so it is refused whole: send at most about (\d+) bars a request, or raise "
+        r"max_message_size",
+        line,
+    )
+    assert found is not None, line
+
+    # The sizes, encoded here: a batch of that many bars at full precision.
+    def size(n: int) -> int:
+        bar = MarketBar(
+            ts_ms=1_767_225_600_123,
+            open=98_765.43210987654,
+            high=98_765.43210987654,
+            low=98_765.43210987654,
+            close=98_765.43210987654,
+            volume=9_876_543.210987654,
+        )
+        request = MarketBars(symbol="BTC/USDT:USDT-PERP", bar_size="15m", bars=[bar] * n)
+        return len(encode(request))  # as the client library sends it
+
+    assert size(1000) > 65_536
+    assert abs(int(found[1].replace(",", "")) - size(1000)) <= 1000 * 2
+    assert size(int(found[3])) <= 65_536
+    # The default batch fits: no warning.
+    quiet = check_config(write(tmp_path, "[regimes]\nmax_batch = 500\n"))
+    assert quiet.returncode == 0 and quiet.stderr == ""

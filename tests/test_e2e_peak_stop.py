@@ -24,9 +24,9 @@ CONFIG = (
     "[lifecycle]\nedge_loss = 0\npeak_drawdown = 8\n"
 )
 T0 = 1_732_000_000_000
-# A loss of 1.0 and a gain of 0.5 in turn: σ is about 0.76 (the larger of the standard
-# deviation and the robust scale), the equity falls 0.25 every two trades, and no window
-# rule acts before min_trades (50).
+# A loss of 1.0 and a gain of 0.5 in turn: σ is 0.94 (the larger of the standard
+# deviation, 0.76, and the robust scale), the equity falls 0.5 every two trades, and no
+# window rule acts before min_trades (50).
 PATTERN = [-1.0, 0.5]
 
 
@@ -69,8 +69,11 @@ def test_the_peak_stop_suspends_refuses_outlasts_the_clock_and_survives_kill9(
         state = rpc.call(UpdateOptimization())
         assert isinstance(state, OptimizationState)
         assert state.statuses["faller"] == "active"
-        # Falling 0.125 a trade, about 0.16 σ: 8 σ below the peak after some 50 trades
-        # more; record them a few at a time, a cycle after each batch.
+        # σ is the robust scale here, √(π/2) × 0.75 = 0.94: the equity falls 0.53 σ a
+        # pair of trades, and a pair's loss takes it 1.06 σ down first, so it is 8 σ
+        # below its peak first at trade 29 (0.53 × 14 + 1.06). Recorded a few at a time,
+        # a cycle after each batch: the stop reads each trade, so the batch of trades 27
+        # to 30 stops it.
         for _ in range(40):
             nxt = record(rpc, 4, nxt)
             rpc.call(UpdateOptimization())
@@ -79,7 +82,7 @@ def test_the_peak_stop_suspends_refuses_outlasts_the_clock_and_survives_kill9(
         status, reason = health(rpc)
         assert status == "suspended", reason
         assert "σ below its peak (stop at 8 σ)" in reason
-        assert 30 < nxt < 160
+        assert nxt == 30
         refused = signal(rpc)
         assert not refused.execute and refused.size_multiplier == 0.0
         assert any("suspended" in r for r in refused.reasons)

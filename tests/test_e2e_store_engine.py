@@ -25,6 +25,7 @@ from alphad.protocol.messages import (
     GetAudit,
     GetHealth,
     GetPerformance,
+    GetReport,
     GetStatus,
     GetWeights,
     Ok,
@@ -405,6 +406,10 @@ def test_names_that_were_only_scored_do_not_use_up_max_strategies(tmp_path: Path
             assert isinstance(recorded, TradeRecorded), recorded
         over = rpc.call(closed_trade("one-too-many", strategy="real-5"))
         assert isinstance(over, Error) and over.code == "limit", over
+        # A new strategy reaches the engine through its mailbox; a report, answered from
+        # that mailbox, comes after it (get_weights is answered at once, on the receive
+        # path, and on a loaded machine could come first).
+        rpc.call(GetReport())
         weights = rpc.call(GetWeights())
         assert sorted(weights.base) == [f"real-{i}" for i in range(5)]
     finally:
