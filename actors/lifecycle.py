@@ -418,6 +418,9 @@ class LifecycleModel:
         if state.status == "retired" and status != "retired":
             state.suspensions = 0
         if status == "suspended" and actor == "system":
+            seen = (metrics or {}).get("seen")
+            if isinstance(seen, int) and not isinstance(seen, bool):
+                state.seen = max(state.seen, seen)  # the trades up to the suspension
             state.suspensions += 1
             state.suspended_pace_ms = (
                 max(ts_ms - state.first_ms, 1) / max(state.seen, 1)
@@ -431,6 +434,11 @@ class LifecycleModel:
             state.stopped_below_peak = "below_peak" in alarm
             if "below_peak" in alarm or "edge_statistic" in alarm:
                 state.edge_statistic = state.below_peak = 0.0  # as the alarm did
+            seen = alarm.get("seen")
+            if isinstance(seen, int) and not isinstance(seen, bool) and seen > state.edge_read:
+                # The trades the suspension judged are read: probation does not read
+                # them again (and suspend again on no new trade).
+                state.edge_read = seen
         elif state.status == "suspended" and status == "degraded":
             self._start_probation(state)
         state.violations = state.recoveries = 0

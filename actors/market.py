@@ -174,10 +174,11 @@ class MarketRegimes:
         self,
         config: RegimesConfig,
         on_label: Callable[[str], None] | None = None,
-        clock: Callable[[], int] = _wall_clock_ms,
+        clock: Callable[[], int] | None = _wall_clock_ms,
     ) -> None:
         self.config = config
-        self.clock = clock  # ms since the epoch: no bar opens far after it
+        # ms since the epoch: no bar opens far after it; None for history (a replay).
+        self.clock = clock
         self.source = config.source
         # Whether the bot's label counts when no bar was ever taken (the hot path's test).
         self.keeps_bot = config.source != "detected"
@@ -212,7 +213,7 @@ class MarketRegimes:
                 f" {symbol} {bar_size} would be one more",
             )
         newest = wire_bars[-1].ts_ms if wire_bars else 0
-        if newest > (now := self.clock()) + BAR_AHEAD_MS:
+        if self.clock is not None and newest > (now := self.clock()) + BAR_AHEAD_MS:
             # Oldest first, so the newest is the last unless the batch is out of order
             # (refused below): one look here.
             raise BadInput(

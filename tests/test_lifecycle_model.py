@@ -1238,3 +1238,25 @@ def test_the_peak_stop_reads_every_trade_however_many_come_between_two_cycles() 
     moved = read_once_after(m, losing_then_even(), 10)
     assert moved is not None and (moved.old, moved.new) == ("active", "suspended")
     assert 8.0 <= moved.metrics["below_peak"] < 8.0 + 1.5 / moved.metrics["edge_scale"]
+
+
+def test_a_journaled_edge_suspension_applied_again_does_not_read_its_trades_twice() -> None:
+    # A start from a snapshot older than an edge-test suspension applies the journaled
+    # suspension again: on probation the test must not read the trades that suspended it
+    # once more (it would suspend again on no new trade, toward retirement).
+    pnls = [1.0, -1.0] * 5 + [0.5, -1.5] * 60
+    live = model()
+    live.register("ema", 0)
+    live.assess({"ema": edge_window(pnls[:10], 10)}, 1)
+    older = LifecycleModel.from_state(live.config, {}, live.to_state())
+    (alarm,) = live.assess({"ema": edge_window(pnls, len(pnls))}, 2)
+    assert alarm.reason.startswith("lost its edge")
+    older.apply_journaled("ema", "suspended", alarm.reason, "system", alarm.ts_ms, alarm.metrics)
+    for m in (live, older):
+        later = 10**12  # long past the probation clock
+        assert [t.new for t in m.assess({"ema": edge_window(pnls, len(pnls))}, later)] == [
+            "degraded"
+        ]
+        # The first cycle on probation, without a new trade: nothing moves.
+        assert m.assess({"ema": edge_window(pnls, len(pnls))}, later + 1) == []
+        assert m.status("ema") == "degraded" and m.states["ema"].edge_read == len(pnls)

@@ -229,3 +229,25 @@ def test_a_bar_feed_feeds_each_bar_at_its_close() -> None:
         (BARS[0].ts_ms + DAY, -1, 0),
         (BARS[1].ts_ms + DAY, -1, 1),
     ]
+
+
+def test_bars_of_any_date_replay_the_same_way() -> None:
+    # The daemon refuses a bar far ahead of its clock; a replay's bars are history, read
+    # by their own times: shifted three years past today they replay as before.
+    from alphad.replay.simulate import simulate as simulate_signals
+    from alphad.replay.simulate import simulate_bars
+
+    year = 365 * 86_400_000
+    history = simulate_signals("mixed", 1)
+    bars = simulate_bars(history)
+    results = []
+    for shift in (0, 3 * year):
+        rows = [
+            msgspec.structs.replace(r, ts_ms=r.ts_ms + shift, exit_ts_ms=r.exit_ts_ms + shift)
+            for r in history.rows
+        ]
+        shifted = [msgspec.structs.replace(b, ts_ms=b.ts_ms + shift) for b in bars]
+        replayed = replay(rows, bars=shifted)
+        assert replayed.detection is not None
+        results.append((replayed.detection.accuracy, replayed.alphad_daily))
+    assert results[0] == results[1]
