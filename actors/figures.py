@@ -88,7 +88,7 @@ class Figures(msgspec.Struct, kw_only=True):
     # Only in a strategy's window as the cycle reads it: the pnls per unit of size of the
     # trades that left the window before the edge test read them, oldest first (the
     # newest of them is the trade just before the window's first). () elsewhere.
-    unread: tuple[float, ...] = ()
+    unread: Sequence[float] = ()  # an array of doubles where there are any
 
     def as_row(self) -> dict[str, Any]:
         """The wire row's metric keys (``protocol.messages.METRIC_FIELDS``)."""

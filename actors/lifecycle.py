@@ -67,6 +67,11 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 _NOT_YET_JUDGED = frozenset(("new strategy", "configured"))
 
 
+NOT_READ = 2**62
+"""The mark of a strategy the edge test does not read (``LifecycleModel.edge_read``):
+every trade of it counts as read."""
+
+
 class LifecycleModel:
     """Statuses of every strategy and the counters behind them."""
 
@@ -109,16 +114,18 @@ class LifecycleModel:
 
     def edge_read(self) -> dict[str, int]:
         """strategy → the number of its last trade the edge test and the peak stop read,
-        for the strategies they read at the next cycle (neither retired nor suspended):
-        the performance model keeps the trades after it that leave the window
-        (``PerformanceModel.recent_by_strategy``). Empty while neither rule is on."""
+        for the strategies they read at the next cycle (neither retired nor suspended),
+        ``NOT_READ`` for the others: the performance model keeps the trades after it
+        that leave the window (``PerformanceModel.recent_by_strategy``)."""
         cfg = self.config
-        if not self.enabled or (cfg.edge_loss <= 0.0 and cfg.peak_drawdown <= 0.0):
-            return {}
+        reads = self.enabled and (cfg.edge_loss > 0.0 or cfg.peak_drawdown > 0.0)
         return {
-            name: state.edge_read
+            name: (
+                state.edge_read
+                if reads and state.status not in ("retired", "suspended")
+                else NOT_READ
+            )
             for name, state in self.states.items()
-            if state.status not in ("retired", "suspended")
         }
 
     def forget(self, strategy: str) -> str | None:

@@ -182,7 +182,7 @@ def read_edge(cfg: LifecycleConfig, state: HealthState, figures: Figures) -> Ala
         return None
     # The trades since the last reading: the window's newest, and those that left it
     # unread (more trades between two cycles than the window holds).
-    held = figures.unread + figures.pnls if figures.unread else figures.pnls
+    held = [*figures.unread, *figures.pnls] if figures.unread else figures.pnls
     new = min(figures.seen - state.edge_read, len(held))
     state.edge_read = figures.seen
     scale = edge_scale(figures.pnls)

@@ -298,7 +298,8 @@ class PerformanceModel:
 
         ``edge_read``: for a cycle, strategy → the number of its last trade the edge test
         read (``Optimizer.edge_read``); each window then also has the ``unread`` trades
-        that left it since, and forgets those read (all of a strategy not in it).
+        that left it since, and forgets those read (a strategy not in it, one the
+        lifecycle does not know yet, keeps them all).
         """
         table = self._judged_table(0)
         if edge_read is None:

@@ -101,15 +101,18 @@ class Unread:
     on the trades since its last reading, so that more trades between two cycles than
     the window holds are still each read once (docs/optimization.md, "The edge test")."""
 
-    __slots__ = ("dropped", "first", "keeps", "mark", "pnls", "sizes")
+    __slots__ = ("dropped", "first", "handed", "keeps", "mark", "pnls", "sizes")
 
     def __init__(self, keeps: int, mark: int = 0) -> None:
         self.keeps = keeps  # trades kept at least; twice as many at most
         self.mark = mark
+        # The trades up to this number went to a cycle, which read them unless it was
+        # undone: the next cycle's mark drops them, and a full buffer drops them first.
+        self.handed = mark
         self.first = mark + 1
         self.pnls = array("d")
         self.sizes = array("d")
-        self.dropped = 0  # trades dropped past twice ``keeps``, never read
+        self.dropped = 0  # trades dropped unread, past twice ``keeps``
 
     def keep(self, number: int, pnl: float, size: float) -> None:
         """Trade ``number`` leaves the window: kept if it is not read yet."""
@@ -119,11 +122,13 @@ class Unread:
             self.first = number
         self.pnls.append(pnl)
         self.sizes.append(size)
-        keeps = self.keeps
-        if len(self.pnls) >= 2 * keeps:
-            del self.pnls[:keeps], self.sizes[:keeps]
-            self.first += keeps
-            self.dropped += keeps
+        keeps, held = self.keeps, len(self.pnls)
+        if held >= 2 * keeps:
+            handed = max(0, min(held, self.handed - self.first + 1))
+            drop = max(handed, keeps)
+            del self.pnls[:drop], self.sizes[:drop]
+            self.first += drop
+            self.dropped += drop - handed
 
     def read_to(self, mark: int) -> None:
         """The trades up to ``mark`` are read: drop them."""
@@ -259,19 +264,22 @@ class JudgedWindow:
 
     def read_figures(self, mark: int | None) -> Figures:
         """``judged_figures`` for a cycle whose edge test has read this strategy's trades
-        up to number ``mark`` (None: it does not read them), with the ``unread`` trades
-        that left the window since, per unit of size at the window's own size floor."""
+        up to number ``mark`` (None: a strategy it does not know yet), with the
+        ``unread`` trades that left the window since, per unit of size at the window's
+        own size floor."""
         figures = self.judged_figures()
         unread = self.unread
         if unread is None:
             return figures
-        unread.read_to(self.seen if mark is None else mark)
+        if mark is not None:
+            unread.read_to(mark)
         if not unread.pnls:
             return figures
         sizes = self.sizes.items()
         floor = SIZE_FLOOR_SHARE * median(sizes) if sizes else 0.0
-        left = per_unit_at(unread.pnls, unread.sizes, floor)
-        return msgspec.structs.replace(figures, unread=tuple(left))
+        unread.handed = self.seen
+        left = array("d", per_unit_at(unread.pnls, unread.sizes, floor))
+        return msgspec.structs.replace(figures, unread=left)
 
     @classmethod
     def of(
@@ -286,6 +294,7 @@ class JudgedWindow:
         strategy's with ``unread`` (``Unread.to_state``; [] for none), whose trades are
         kept where they end just before the window's first."""
         window = cls(window_trades)
+        saved_pnls, saved_sizes = pnls, sizes
         pnls, sizes = _newest(pnls, window_trades), _newest(sizes, window_trades)
         if len(pnls) == len(sizes):
             for pnl, size in zip(pnls, sizes, strict=True):
@@ -297,16 +306,22 @@ class JudgedWindow:
         window.seen = seen
         if unread is not None:
             window.unread = kept = Unread(UNREAD_WINDOWS * window_trades)
+            # The saved window's oldest trade is number seen − its length + 1: the saved
+            # unread trades end just before it, and the trades a smaller window no
+            # longer holds follow them.
+            start = seen - len(saved_pnls) + 1
             if unread:
                 first, left_pnls, left_sizes = unread
-                ends = int(first) + len(left_pnls) - 1
                 if (
                     len(left_pnls) == len(left_sizes) <= 2 * kept.keeps
-                    and ends == seen - window.pnls.count
+                    and int(first) + len(left_pnls) == start
                 ):
                     kept.first = int(first)
                     kept.pnls = array("d", left_pnls)
                     kept.sizes = array("d", left_sizes)
+            if len(saved_pnls) == len(saved_sizes):
+                for i in range(len(saved_pnls) - len(pnls)):
+                    kept.keep(start + i, saved_pnls[i], saved_sizes[i])
         return window
 
 

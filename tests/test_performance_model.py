@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from alphad.actors.base import TAKE_STATE
 from alphad.actors.events import ClosedTrade
+from alphad.actors.lifecycle import NOT_READ
 from alphad.actors.performance import PerformanceConfig, PerformanceModel
 from alphad.actors.performance_actor import PerformanceActor, ReportTables
 from alphad.protocol.messages import (
@@ -666,7 +667,7 @@ def test_recording_more_trades_grows_neither_the_rings_nor_the_snapshot() -> Non
             assert len(group.ring.values) == 20
     # Without a reading the trades that left the window unread are kept up to twice
     # UNREAD_WINDOWS windows, the newest of them; the rest are counted as dropped.
-    unread = model.recent_by_strategy({"ema": 40})["ema"].unread
+    unread = list(model.recent_by_strategy({"ema": 40})["ema"].unread)
     assert 10 * 20 <= len(unread) < 2 * 10 * 20
     assert model.unread_dropped() == 5000 - 20 - len(unread)
     assert unread[-1] == float(4979 % 5 - 2)  # trade 5020, just before the window's first
@@ -807,24 +808,30 @@ def test_trades_that_leave_the_window_unread_are_handed_to_the_next_reading(
     judging_only: bool,
 ) -> None:
     model = PerformanceModel(PerformanceConfig(window_trades=3), judging_only=judging_only)
+
+    def unread(edge_read: dict[str, int] | None) -> list[float]:
+        return list(model.recent_by_strategy(edge_read)["ema"].unread)
+
     for seq in range(1, 10):
         model.record(sized(seq, float(seq), 2.0))
     # Read up to trade 2: trades 3 to 6 left the window since, 7 to 9 are in it; each
     # per unit of size (pnl / 2.0), oldest first.
     judged = model.recent_by_strategy({"ema": 2})["ema"]
-    assert judged.unread == (1.5, 2.0, 2.5, 3.0)
+    assert list(judged.unread) == [1.5, 2.0, 2.5, 3.0]
     assert judged.pnls == (3.5, 4.0, 4.5) and judged.seen == 9
-    # What a reading read is forgotten; a strategy not read keeps nothing beyond its
-    # window; asked without readings (reports) nothing is handed over or forgotten.
+    # Asked without readings (reports) nothing is handed over or forgotten; a strategy
+    # the lifecycle does not know yet keeps its trades; what a reading read is forgotten.
     model.record(sized(10, 10.0, 2.0))
-    assert model.recent_by_strategy()["ema"].unread == ()
-    assert model.recent_by_strategy({"ema": 9})["ema"].unread == ()
+    assert unread(None) == []
+    assert unread({}) == [1.5, 2.0, 2.5, 3.0, 3.5]
+    assert unread({"ema": 9}) == []
     for seq in range(11, 15):
         model.record(sized(seq, float(seq), 2.0))
-    assert model.recent_by_strategy({"ema": 9})["ema"].unread == (5.0, 5.5)
-    assert model.recent_by_strategy({})["ema"].unread == ()
+    assert unread({"ema": 9}) == [5.0, 5.5]
+    # A strategy the test does not read (NOT_READ) keeps nothing.
+    assert unread({"ema": NOT_READ}) == []
     model.record(sized(15, 15.0, 2.0))
-    assert model.recent_by_strategy({"ema": 9})["ema"].unread == ()
+    assert unread({"ema": 9}) == []
     assert model.recent_by_regime()["trend"]["ema"].unread == ()
 
 
@@ -834,7 +841,30 @@ def test_unread_trades_count_at_the_windows_own_size_floor() -> None:
     for seq in range(2, 5):
         model.record(sized(seq, 4.0, 2.0))
     # Floor 0.5 × 2.0 = 1.0: the tiny trade counts 1.0 / 1.0, as it did in the window.
-    assert model.recent_by_strategy({"ema": 0})["ema"].unread == (1.0,)
+    assert list(model.recent_by_strategy({"ema": 0})["ema"].unread) == [1.0]
+
+
+def test_a_full_buffer_drops_the_trades_a_cycle_was_handed_first() -> None:
+    # Window 3 keeps 30 trades at least, 60 at most. Handed to a cycle at trade 50 (47
+    # waiting), then 40 more leave the window: the 47 handed go first, none counts as
+    # dropped, and the 40 new ones wait.
+    model = PerformanceModel(PerformanceConfig(window_trades=3))
+    for seq in range(1, 51):
+        model.record(sized(seq, float(seq), 1.0))
+    assert len(model.recent_by_strategy({"ema": 0})["ema"].unread) == 47
+    for seq in range(51, 91):
+        model.record(sized(seq, float(seq), 1.0))
+    assert model.unread_dropped() == 0
+    assert list(model.recent_by_strategy({"ema": 50})["ema"].unread) == [
+        float(n) for n in range(51, 88)
+    ]
+    # Unread trades beyond the bound: the handed ones (up to 90) go uncounted, then the
+    # oldest of those never handed, counted.
+    for seq in range(91, 200):
+        model.record(sized(seq, float(seq), 1.0))
+    left = model.recent_by_strategy({"ema": 50})["ema"].unread
+    assert 30 <= len(left) < 60 and left[-1] == 196.0
+    assert model.unread_dropped() == (196 - 90) - len(left)
 
 
 def test_unread_trades_survive_a_snapshot_and_follow_the_tail_replayed_after_it() -> None:
@@ -851,11 +881,14 @@ def test_unread_trades_survive_a_snapshot_and_follow_the_tail_replayed_after_it(
             kept.record(sized(seq, float(seq), 1.0))
     read = [kept.recent_by_strategy({"ema": 2})["ema"] for kept in (model, restored)]
     assert read[0] == read[1]
-    assert read[1].unread == (3.0, 4.0, 5.0, 6.0) and read[1].pnls == (7.0, 8.0, 9.0)
-    # A window of another size no longer ends where the kept trades do: dropped, not
-    # handed over out of order.
+    assert list(read[1].unread) == [3.0, 4.0, 5.0, 6.0] and read[1].pnls == (7.0, 8.0, 9.0)
+    # A smaller window: the trades it no longer holds follow the kept ones, in order.
     other = PerformanceModel.from_state(PerformanceConfig(window_trades=2), state)
-    assert other.recent_by_strategy({"ema": 0})["ema"].unread == ()
+    assert list(other.recent_by_strategy({"ema": 2})["ema"].unread) == [3.0, 4.0, 5.0]
+    # A state without kept trades (before they were kept), in a smaller window.
+    del state["unread"]
+    older = PerformanceModel.from_state(PerformanceConfig(window_trades=2), state)
+    assert list(older.recent_by_strategy({"ema": 2})["ema"].unread) == [5.0]
 
 
 def test_a_version_1_state_restores_with_its_recent_pnls_as_judged_windows() -> None:
