@@ -14,6 +14,7 @@ import os
 import msgspec
 
 from alphad.daemon.config import Config, ConfigError, Paths, read_config, resolve_paths
+from alphad.daemon.ipc_paths import ipc_path_problem
 from alphad.daemon.metrics import metrics_findings
 from alphad.daemon.security import SecurityError, load_server_keys
 from alphad.protocol.codec import encode
@@ -142,6 +143,9 @@ def _endpoint_problem(name: str, endpoint: str, allow_abstract: bool) -> str | N
             return None
         if not os.path.isabs(address):
             return f"{endpoint}: the socket path is relative; give an absolute path"
+        existing = ipc_path_problem(address)
+        if existing:
+            return existing
         size = len(os.fsencode(address))
         if size > IPC_PATH_MAX:
             return (

@@ -10,6 +10,7 @@ an actor's mailbox with a future; the reply is sent from the future's callback.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import traceback
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import zmq
 
 from alphad.actors.base import Actor, Handle
 from alphad.daemon.errors import error_code
+from alphad.daemon.ipc_paths import ipc_path_problem
 from alphad.protocol.codec import (
     JSON_LEADS,
     json_encoder,
@@ -508,6 +510,9 @@ def bind_with_mode(sock: zmq.Socket[Any], endpoint: str, mode: int) -> None:
         sock.bind(endpoint)
         return
     path = endpoint[len("ipc://") :]
+    problem = ipc_path_problem(path)
+    if problem:
+        raise zmq.ZMQError(errno.EEXIST, problem)
     old = os.umask(0o777 & ~mode)
     try:
         sock.bind(endpoint)

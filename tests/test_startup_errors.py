@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import resource
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from alphad.protocol.messages import RecordTrade, TradeRecorded
+from tests.daemon_process import DaemonProcess, RawClient
 from tests.startup_helpers import alphad, one_line_refusal, other_user
 
 NO_METRICS = "[metrics]\nenabled = false\n"
@@ -245,3 +248,50 @@ def test_a_full_disk_at_the_first_start_is_named_in_the_one_line(tmp_path: Path)
     line = one_line_refusal(result)
     assert "cannot open database" in line and "rollback" not in line, line
     assert "disk" in line or "full" in line, line
+
+
+@pytest.mark.parametrize("endpoint", ["alerts_json_endpoint", "rpc_endpoint"])
+def test_a_socket_path_on_an_existing_file_is_refused_and_the_file_kept(
+    tmp_path: Path, endpoint: str
+) -> None:
+    # Binding an ipc socket replaces whatever is at its path: a socket named after the
+    # database would have turned it into a socket, every acknowledged trade gone.
+    daemon = DaemonProcess(tmp_path)
+    daemon.start()
+    try:
+        client = RawClient(daemon.rpc)
+        reply = client.call(
+            RecordTrade(
+                trade_id="kept",
+                strategy="ema",
+                symbol="BTC",
+                side="buy",
+                pnl=1.5,
+                entry_ts_ms=1_732_000_000_000,
+                exit_ts_ms=1_732_000_001_000,
+            )
+        )
+        assert isinstance(reply, TradeRecorded)
+        client.close()
+    finally:
+        assert daemon.stop() == 0
+    database = daemon.database
+    daemon.config_path.write_text(
+        f'{NO_METRICS}[daemon]\n{endpoint} = "ipc://{database}"\n', encoding="utf-8"
+    )
+    expected = f"{database} exists and is not a socket: binding would replace it"
+    checked = one_line_refusal(alphad("check-config", daemon.config_path))
+    assert expected in checked, checked
+    ran = alphad(
+        "run",
+        "--config",
+        daemon.config_path,
+        "--state-dir",
+        daemon.state_dir,
+        "--runtime-dir",
+        daemon.runtime_dir,
+    )
+    assert expected in one_line_refusal(ran)
+    assert database.is_file()
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        assert db.execute("SELECT trade_id FROM trades").fetchall() == [("kept",)]
