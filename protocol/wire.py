@@ -19,8 +19,10 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/@+\-]*$(?!\n)"
 Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 Identifier = Annotated[str, Meta(min_length=1, max_length=128)]
 # An operator's reason: one line of text. It is journaled and shown in alerts, `watch`,
-# `health` and `top`, where a newline would split a line and an escape drive the terminal.
-TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$(?!\n)"
+# `health` and `top`, where a newline would split a line and an escape drive the terminal:
+# no C0 or C1 control character (NEL and CSI are C1), no Unicode line or paragraph
+# separator, no bidirectional override or isolate (which reorder what follows on screen).
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*$(?!\n)"
 Text = Annotated[str, Meta(max_length=1024, pattern=TEXT_PATTERN)]
 Side = Literal["buy", "sell"]
 Confidence = Annotated[float, Meta(ge=0.0, le=1.0)]

@@ -279,7 +279,19 @@ def test_a_reason_with_a_control_character_is_refused_and_nothing_journaled(
     # A reason is journaled and printed by watch, health and top: a newline would forge
     # a second alert line, an escape drive the operator's terminal.
     assert rpc.call(SIGNAL).execute
-    for reason in ("review\n#99 status.active ema_trend: suspended -> active", "\x1b[2Jok", "x\t"):
+    forged = "review\n#99 status.active ema_trend: suspended -> active"
+    # C0 and C1 controls (NEL, CSI), Unicode line and paragraph separators, bidi controls.
+    others = (
+        "\x1b[2Jok",
+        "x\t",
+        "a\x85b",
+        "\x9b31mred",
+        "a\u2028b",
+        "a\u2029b",
+        "\u202eevil",
+        "\u2066x",
+    )
+    for reason in (forged, *others):
         force = ForceStatus(strategy="ema_trend", status="suspended", reason=reason, operator="a")
         refused = admin.call(force)
         assert isinstance(refused, Error) and refused.code == "bad_request", reason
