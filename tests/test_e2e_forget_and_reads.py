@@ -155,8 +155,12 @@ def test_a_resent_trade_does_not_bring_back_a_forgotten_strategy(tmp_path: Path)
         rpc = Client(daemon.rpc, retries=0)
         assert trade(rpc, "gone", 0).duplicate
         assert known() == before
-        # A new trade takes the strategy on afresh.
+        # A new trade takes the strategy on afresh. It reaches the engine through its
+        # mailbox; a report, answered from that mailbox, comes after it (health and
+        # weights are answered at once, on the receive path, and on a loaded machine
+        # could come first).
         trade(rpc, "gone", 2)
+        rpc.get_report()
         assert known() == ({"core", "gone", "kept"}, {"core", "gone", "kept"}, 3)
         rpc.close()
     finally:
