@@ -273,11 +273,11 @@ class JudgedWindow:
             return figures
         if mark is not None:
             unread.read_to(mark)
+            unread.handed = self.seen  # the cycle reads up to the window's newest trade
         if not unread.pnls:
             return figures
         sizes = self.sizes.items()
         floor = SIZE_FLOOR_SHARE * median(sizes) if sizes else 0.0
-        unread.handed = self.seen
         left = array("d", per_unit_at(unread.pnls, unread.sizes, floor))
         return msgspec.structs.replace(figures, unread=left)
 

@@ -858,6 +858,16 @@ def test_a_full_buffer_drops_the_trades_a_cycle_was_handed_first() -> None:
     assert list(model.recent_by_strategy({"ema": 50})["ema"].unread) == [
         float(n) for n in range(51, 88)
     ]
+    # Handed with nothing waiting: the window's trades (1 to 3) were read from it and
+    # leave it as read; when the buffer fills (60 trades), the 30 oldest go, of which
+    # those 3 are not counted as dropped unread.
+    fresh = PerformanceModel(PerformanceConfig(window_trades=3))
+    for seq in range(1, 4):
+        fresh.record(sized(seq, float(seq), 1.0))
+    assert len(fresh.recent_by_strategy({"ema": 0})["ema"].unread) == 0
+    for seq in range(4, 64):
+        fresh.record(sized(seq, float(seq), 1.0))
+    assert fresh.unread_dropped() == 30 - 3
     # Unread trades beyond the bound: the handed ones (up to 90) go uncounted, then the
     # oldest of those never handed, counted.
     for seq in range(91, 200):
