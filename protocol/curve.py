@@ -12,6 +12,7 @@ and, on a timeout, raises ``CurveRefused`` saying why instead of a bare ``timeou
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 from dataclasses import dataclass
@@ -115,11 +116,18 @@ def _why(event: int, value: int, has_keys: bool) -> str | None:
     return "the CURVE handshake failed: check that the server key is this daemon's server.key"
 
 
+_WATCHES = itertools.count()
+
+
 class HandshakeWatch:
     """The handshakes of one tcp socket, read without blocking when a request timed out."""
 
     def __init__(self, sock: zmq.Socket[Any], has_keys: bool) -> None:
-        monitor = sock.get_monitor_socket(_HANDSHAKES)
+        # An address of its own: pyzmq's default is named after the socket's file
+        # descriptor, which a new socket reuses while ZeroMQ is still tearing the last
+        # one's monitor down ("Address already in use" under load).
+        address = f"inproc://alphad-handshakes-{os.getpid()}-{next(_WATCHES)}"
+        monitor = sock.get_monitor_socket(_HANDSHAKES, addr=address)
         # A sync view of the same socket, so the asyncio client can drain it alike.
         self.monitor: zmq.Socket[Any] = zmq.Socket.shadow(monitor.underlying)
         self._owner = monitor

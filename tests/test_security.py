@@ -20,7 +20,7 @@ import zmq.auth
 from alphad.daemon.top import TopView
 from alphad.protocol.client import AsyncClient, Client, Subscriber
 from alphad.protocol.codec import decode_reply, encode
-from alphad.protocol.curve import CurveKeys, CurveRefused
+from alphad.protocol.curve import CurveKeys, CurveRefused, HandshakeWatch
 from alphad.protocol.messages import GetStatus, StatusReply
 from tests.daemon_process import DaemonProcess
 
@@ -441,3 +441,22 @@ def test_keygen_keeps_an_existing_key_pair_unless_forced(tmp_path: Path) -> None
 def test_curve_keys_refuse_what_is_not_a_key() -> None:
     with pytest.raises(ValueError, match="server_public"):
         CurveKeys(server_public=b"short", public=b"x" * 40, secret=b"y" * 40)
+
+
+def test_handshake_watches_opened_back_to_back_do_not_collide() -> None:
+    # Each tcp client socket is watched for its CURVE handshake. A new socket reuses the
+    # last one's file descriptor while ZeroMQ still tears that one's watch down: named
+    # after the descriptor, the watch was refused "Address already in use" (25 of 300
+    # here, and `top` failed with it on a loaded machine).
+    context = zmq.Context()
+    refused = 0
+    for _ in range(300):
+        sock = context.socket(zmq.REQ)
+        sock.connect("tcp://127.0.0.1:9")
+        try:
+            HandshakeWatch(sock, has_keys=False).close()
+        except zmq.ZMQError:
+            refused += 1
+        sock.close(linger=0)
+    context.destroy(linger=0)
+    assert refused == 0
