@@ -12,7 +12,6 @@ the bars taken after the last snapshot.
 
 from __future__ import annotations
 
-import time
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
@@ -154,10 +153,6 @@ class SeriesState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
         return bars
 
 
-def _wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def _utc(ts_ms: int) -> str:
     """A time for a refusal's words, ``2026-12-06 22:40:00 UTC``."""
     try:
@@ -174,10 +169,11 @@ class MarketRegimes:
         self,
         config: RegimesConfig,
         on_label: Callable[[str], None] | None = None,
-        clock: Callable[[], int] | None = _wall_clock_ms,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self.config = config
-        # ms since the epoch: no bar opens far after it; None for history (a replay).
+        # The daemon's clock (ms since the epoch): no bar opens far after it. None for
+        # history (a replay, a bench), whose bars are not checked against today.
         self.clock = clock
         self.source = config.source
         # Whether the bot's label counts when no bar was ever taken (the hot path's test).

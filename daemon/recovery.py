@@ -139,7 +139,7 @@ def _market(
     """The book of bars, holding again what the snapshot kept of it. A book that does
     not restore starts empty, said so in one line: bars are not the record, and a
     feeder sends them again (weights and statuses, which are, refuse the start)."""
-    market = MarketRegimes(config.regimes, on_label=on_label)
+    market = MarketRegimes(config.regimes, on_label=on_label, clock=wall_clock_ms)
     try:
         market.restore((scorer_state or {}).get("market", []))
     except ValueError as exc:

@@ -152,8 +152,7 @@ class BarFeed:
         self.bars = bars
         self.series = len(series)
         self.config = config
-        # History: its bars are not checked against today's clock.
-        self.market = MarketRegimes(config, on_label=on_label, clock=None)
+        self.market = MarketRegimes(config, on_label=on_label)
         # The regime each signal counted under, by row (None: none).
         self.regimes: list[str | None] = [None] * n_signals
         self.sources = {"bot": 0, "detected": 0, "none": 0, "no_reading": 0}
