@@ -63,12 +63,18 @@ class Call(NamedTuple, Generic[R]):
 def open_socket(
     context: zmq.Context[S], kind: int, endpoint: str, curve: CurveKeys | None
 ) -> tuple[S, HandshakeWatch | None]:
-    """A connected socket, a CURVE client when given keys, its handshakes watched on tcp."""
+    """A connected socket, its handshakes watched on tcp, a CURVE client there when given
+    keys. An ipc or inproc socket never takes them: the daemon serves those without CURVE
+    (the host's file permissions guard them), and keys an operator gives for its tcp
+    sockets would leave a client on them unanswered."""
     sock = context.socket(kind)
     sock.setsockopt(zmq.LINGER, 0)
+    if not over_network(endpoint):
+        sock.connect(endpoint)
+        return sock, None
     if curve is not None:
         curve.apply(sock)
-    watch = HandshakeWatch(sock, curve is not None) if over_network(endpoint) else None
+    watch = HandshakeWatch(sock, curve is not None)
     sock.connect(endpoint)
     return sock, watch
 

@@ -460,3 +460,82 @@ def test_handshake_watches_opened_back_to_back_do_not_collide() -> None:
         sock.close(linger=0)
     context.destroy(linger=0)
     assert refused == 0
+
+
+def test_keys_for_a_tcp_socket_are_not_applied_to_the_ipc_ones(tmp_path: Path) -> None:
+    # rpc on tcp with CURVE, alerts and admin on ipc (the defaults): an operator gives the
+    # CLI the keys the tcp socket needs, and they must not be put on the ipc sockets,
+    # which the daemon serves without CURVE (a CURVE client there is never answered).
+    keys, allowed = tmp_path / "keys", tmp_path / "clients"
+    _, server_secret = keygen(keys, "server")
+    bot_public, bot_secret = keygen(keys, "bot")
+    allowed.mkdir()
+    (allowed / "bot.key").write_bytes(bot_public.read_bytes())
+    rpc = f"tcp://127.0.0.1:{free_port()}"
+    (tmp_path / "d").mkdir()
+    daemon = DaemonProcess(
+        tmp_path / "d",
+        f'[daemon]\nrpc_endpoint = "{rpc}"\n[security]\n'
+        f'curve_server_secret = "{server_secret}"\ncurve_clients_dir = "{allowed}"\n'
+        "[strategies.s0]\n",
+    ).start()
+    curve = CurveKeys.from_files(keys / "server.key", bot_secret)
+    env = {
+        **os.environ,
+        "ALPHAD_SERVER_KEY": str(keys / "server.key"),
+        "ALPHAD_CLIENT_KEY": str(bot_secret),
+    }
+    try:
+        with Client(daemon.admin, timeout_s=2.0, retries=0, curve=curve) as admin:
+            assert isinstance(admin.get_status(), StatusReply)
+        # `status` asks the rpc endpoint its config names: here an ipc one (the admin
+        # socket, which answers a status too), with the keys in the environment.
+        on_ipc = tmp_path / "ops.toml"
+        on_ipc.write_text(f'[daemon]\nrpc_endpoint = "{daemon.admin}"\n')
+        status = subprocess.run(
+            [sys.executable, "-m", "alphad.daemon.cli", "status", "--config", str(on_ipc)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert status.returncode == 0, status.stderr
+        assert f"at {daemon.admin}" in status.stdout
+        watcher = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "alphad.daemon.cli",
+                "watch",
+                "status.",
+                "--config",
+                str(daemon.config_path),
+                "--runtime-dir",
+                str(daemon.runtime_dir),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert watcher.stdout is not None and watcher.stderr is not None
+        output = watcher.stdout
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(output.readline, "")))
+        reader.start()
+        try:
+            with Client(daemon.admin) as plain:
+                pings = 0
+                while not lines and watcher.poll() is None and pings < 40:
+                    plain.force_status(
+                        "s0", "suspended" if pings % 2 else "active", "ping", "alice"
+                    )
+                    pings += 1
+                    reader.join(0.5)
+        finally:
+            watcher.terminate()
+            watcher.wait(30)
+            reader.join(30)
+        assert lines and " status." in lines[0], watcher.stderr.read()
+    finally:
+        daemon.close()
