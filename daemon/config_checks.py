@@ -8,12 +8,21 @@ imports nothing of the running daemon: the offline tools read the config too.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import socket
 
 import msgspec
 
-from alphad.daemon.config import Config, ConfigError, Paths, read_config, resolve_paths
+from alphad.daemon.config import (
+    Config,
+    ConfigError,
+    MetricsConfig,
+    Paths,
+    read_config,
+    resolve_paths,
+)
 from alphad.daemon.ipc_paths import ipc_path_problem
 from alphad.daemon.metrics import metrics_findings
 from alphad.daemon.security import SecurityError, load_server_keys
@@ -57,25 +66,32 @@ def validate(config: Config, paths: Paths, source: str = "") -> tuple[list[str],
     configured = [(n, e) for n, e in endpoints if getattr(config.daemon, f"{n}_endpoint")]
     derived = {n: e for n, e in endpoints if (n, e) not in configured}
     seen = {_same_socket(e): n for n, e in derived.items()}
+    bad = set()
     for name, endpoint in configured:
         key = f"{name}_endpoint"
         problem = _endpoint_problem(name, endpoint, config.daemon.allow_abstract_rpc)
         if problem:
             errors.append(f"key `daemon.{key}`: {problem}")
+            bad.add((name, endpoint))
             continue
         other = seen.setdefault(_same_socket(endpoint), name)
         if other != name:
             errors.append(
                 f"key `daemon.{key}`: {endpoint} is the {other} socket too; each needs its own"
             )
+    errors += _port_clashes(
+        [(n, e) for n, e in endpoints if e.startswith("tcp://") and (n, e) not in bad],
+        config.metrics,
+    )
     if any(e.startswith("tcp://") for e in seen):
         try:
             load_server_keys(config.security)
         except SecurityError as exc:
             errors.append(str(exc))
     metrics_errors, warnings = metrics_findings(config.metrics)
-    warnings += bars_findings(config)
+    warnings += bars_findings(config) + window_findings(config) + _busy_findings(config)
     errors = [source + error for error in errors + metrics_errors]
+    errors += _directory_clashes(paths)
     # The sockets named after the runtime directory (from the command line, systemd or
     # the default): a problem of that directory, not of the file.
     longest = max(
@@ -90,6 +106,151 @@ def validate(config: Config, paths: Paths, source: str = "") -> tuple[list[str],
             "socket path may have"
         )
     return errors, warnings
+
+
+def _directory_clashes(paths: Paths) -> list[str]:
+    """The state directory (or the database's) that is the runtime directory too: the
+    two are locked apart and kept with different modes."""
+    runtime = os.path.realpath(paths.runtime_dir)
+    for what, directory in (
+        ("state directory", paths.state_dir),
+        ("database directory", paths.database.parent),
+    ):
+        if os.path.realpath(directory) == runtime:
+            return [
+                f"{what} {directory} is the runtime directory too: the database's "
+                "directory is alphad's alone and the sockets' is the bots' group's, so "
+                "each needs its own"
+            ]
+    return []
+
+
+def window_findings(config: Config) -> list[str]:
+    """A warning for each rule that waits for more trades than a group's window holds
+    (its figures count the window's trades only, so it would never act)."""
+    window = config.performance.window_trades
+    needs = [
+        (
+            "[lifecycle] min_trades",
+            config.lifecycle.min_trades,
+            "the lifecycle's judgement of a strategy",
+        ),
+        (
+            "[weighting] min_trades",
+            config.weighting.min_trades,
+            "the weighting of a strategy on its own record",
+        ),
+        ("[scorer] regime_min_trades", config.scorer.regime_min_trades, "the scorer's regime fit"),
+    ]
+    if config.lifecycle.per_regime or any(s.regimes for s in config.strategies.values()):
+        needs.append(
+            (
+                "[lifecycle] regime_min_trades",
+                config.lifecycle.regime_min_trades,
+                "the lifecycle's judgement of a strategy in a regime",
+            )
+        )
+    for name, strategy in config.strategies.items():
+        for regime, limits in strategy.regimes.items():
+            if limits.min_trades is not None:
+                needs.append(
+                    (
+                        f"[strategies.{name}.regimes.{regime}] min_trades",
+                        limits.min_trades,
+                        "the lifecycle's judgement of this strategy in this regime",
+                    )
+                )
+    return [
+        f"{key} = {count} is above [performance] window_trades {window}: a window never "
+        f"holds that many trades, so {rule} never acts"
+        for key, count, rule in needs
+        if count > window
+    ]
+
+
+def _busy_findings(config: Config) -> list[str]:
+    """A warning when a write may wait on a locked database longer than its request."""
+    busy, request_s = config.store.busy_timeout_ms, config.daemon.request_timeout_s
+    if busy < request_s * 1000:
+        return []
+    return [
+        f"[store] busy_timeout_ms {busy} is not below [daemon] request_timeout_s "
+        f"{request_s:g} ({request_s * 1000:g} ms): a write that waits on a locked database "
+        "outlasts its request, so the bot is answered `timeout` while its trade may still "
+        "be recorded (a resend is then a `duplicate`)"
+    ]
+
+
+Addresses = frozenset[str] | None
+"""The IP addresses a tcp socket binds; None: every address of the host."""
+
+
+def _tcp_addresses(host: str) -> Addresses:
+    """What a ZeroMQ tcp bind on ``host`` takes; ValueError (why) when it cannot bind."""
+    if host in ("*", "0.0.0.0"):
+        return None
+    if host.startswith("[") or ":" in host:
+        raise ValueError(
+            f"{host} is an IPv6 address, which alphad's sockets do not bind: give an IPv4 "
+            "address or a name"
+        )
+    try:
+        return frozenset([str(ipaddress.IPv4Address(host))])
+    except ValueError:
+        pass
+    if host in {name for _, name in socket.if_nameindex()}:
+        return frozenset([f"interface {host}"])  # ZeroMQ binds a network interface by name
+    try:
+        found = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        found = []
+    if not found:
+        raise ValueError(f"{host} is neither an address nor a name this host resolves")
+    return frozenset(str(info[4][0]) for info in found)
+
+
+def _port_clashes(tcp: list[tuple[str, str]], metrics: MetricsConfig) -> list[str]:
+    """tcp endpoints (and the metrics' port) that cannot all bind: an address that
+    resolves to nothing, or one port on addresses that overlap (``localhost`` and
+    ``127.0.0.1``, ``0.0.0.0`` and any other)."""
+    errors: list[str] = []
+    bound: list[tuple[str, str, int, Addresses]] = []
+
+    def taken_by(port: int, addresses: Addresses) -> tuple[str, str] | None:
+        for other, endpoint, other_port, theirs in bound:
+            if port == other_port and (addresses is None or theirs is None or addresses & theirs):
+                return other, endpoint
+        return None
+
+    for name, endpoint in tcp:
+        host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
+        try:
+            addresses = _tcp_addresses(host)
+        except ValueError as exc:
+            errors.append(f"key `daemon.{name}_endpoint`: {endpoint}: {exc}")
+            continue
+        clash = taken_by(int(port), addresses)
+        if clash is not None and clash[1].lower() != endpoint.lower():  # the same: said above
+            errors.append(
+                f"key `daemon.{name}_endpoint`: {endpoint} takes port {port} on an address "
+                f"the {clash[0]} socket ({clash[1]}) binds too; each needs its own port"
+            )
+        bound.append((name, endpoint, int(port), addresses))
+    try:
+        address = ipaddress.ip_address(metrics.address)
+    except ValueError:
+        return errors  # metrics_findings says why
+    # An IPv6 address other than "::" (which takes IPv4 too) shares no port with these.
+    if metrics.enabled and (address.version == 4 or address.is_unspecified):
+        clash = taken_by(
+            metrics.port, None if address.is_unspecified else frozenset([str(address)])
+        )
+        if clash is not None:
+            errors.append(
+                f"key `metrics.port`: {metrics.port} on {metrics.address} is a port the "
+                f"{clash[0]} socket ({clash[1]}) binds too; each needs its own port"
+            )
+    return errors
 
 
 def full_batch_bytes(bars: int) -> tuple[int, int]:

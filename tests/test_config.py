@@ -160,7 +160,10 @@ def test_schema_lists_every_message() -> None:
             "-m",
             "alphad.daemon.cli",
             "schema",
-        ], capture_output=True, text=True, timeout=60
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0
     document = json.loads(result.stdout)
@@ -210,3 +213,107 @@ def test_check_config_warns_when_a_full_batch_of_bars_does_not_fit_a_message(
     # The default batch fits: no warning.
     quiet = check_config(write(tmp_path, "[regimes]\nmax_batch = 500\n"))
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def run_command(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "alphad.daemon.cli", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_state_directory_that_is_the_runtime_directory_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "alphad"
+    path = write(tmp_path, f'[daemon]\nstate_dir = "{shared}"\nruntime_dir = "{shared}/./"\n')
+    expected = (
+        f"alphad: state directory {shared} is the runtime directory too: the "
+        "database's directory is alphad's alone and the sockets' is the bots' group's, "
+        "so each needs its own\n"
+    )
+    checked = check_config(path)
+    assert (checked.returncode, checked.stderr) == (1, expected)
+    started = run_command(path)  # refused before it touches either directory
+    assert (started.returncode, started.stderr) == (1, expected)
+    assert not shared.exists()
+
+
+def test_check_config_warns_when_a_rule_needs_more_trades_than_a_window_holds(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "[performance]\nwindow_trades = 30\n"
+        "[strategies.breakout.regimes.trending]\nmin_trades = 31\n"
+        "[strategies.carry.regimes.trending]\nmin_trades = 30\n",
+    )
+    result = check_config(path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"alphad: warning: {key} = {needs} is above [performance] window_trades 30: a "
+        f"window never holds that many trades, so {rule} never acts"
+        for key, needs, rule in (
+            ("[lifecycle] min_trades", 50, "the lifecycle's judgement of a strategy"),
+            (
+                "[strategies.breakout.regimes.trending] min_trades",
+                31,
+                "the lifecycle's judgement of this strategy in this regime",
+            ),
+        )
+    ]
+    # At the defaults (a window of 100) every rule can act: no warning.
+    quiet = check_config(write(tmp_path, "[lifecycle]\nregime_min_trades = 100\n"))
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_check_config_warns_when_a_locked_database_outlasts_a_request(tmp_path: Path) -> None:
+    result = check_config(write(tmp_path, "[store]\nbusy_timeout_ms = 5000\n"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        "alphad: warning: [store] busy_timeout_ms 5000 is not below [daemon] "
+        "request_timeout_s 5 (5000 ms): a write that waits on a locked database outlasts "
+        "its request, so the bot is answered `timeout` while its trade may still be "
+        "recorded (a resend is then a `duplicate`)\n"
+    )
+    quiet = check_config(write(tmp_path, "[store]\nbusy_timeout_ms = 4999\n"))
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "expected"),
+    [
+        (
+            'rpc_endpoint = "tcp://127.0.0.1:7411"\nalerts_endpoint = "tcp://localhost:7411"\n',
+            "key `daemon.alerts_endpoint`: tcp://localhost:7411 takes port 7411 on an "
+            "address the rpc socket (tcp://127.0.0.1:7411) binds too; each needs its own port",
+        ),
+        (
+            'rpc_endpoint = "tcp://0.0.0.0:7411"\nalerts_endpoint = "tcp://127.0.0.1:7411"\n',
+            "key `daemon.alerts_endpoint`: tcp://127.0.0.1:7411 takes port 7411 on an "
+            "address the rpc socket (tcp://0.0.0.0:7411) binds too; each needs its own port",
+        ),
+        (
+            'rpc_endpoint = "tcp://*:9464"\n',
+            "key `metrics.port`: 9464 on 127.0.0.1 is a port the rpc socket (tcp://*:9464) "
+            "binds too; each needs its own port",
+        ),
+        (
+            'rpc_endpoint = "tcp://no-such-host.invalid:7411"\n',
+            "key `daemon.rpc_endpoint`: tcp://no-such-host.invalid:7411: no-such-host.invalid"
+            " is neither an address nor a name this host resolves",
+        ),
+        (
+            'rpc_endpoint = "tcp://[::1]:7411"\n',
+            "key `daemon.rpc_endpoint`: tcp://[::1]:7411: [::1] is an IPv6 address, which alphad's "
+            "sockets do not bind: give an IPv4 address or a name",
+        ),
+    ],
+)
+def test_check_config_refuses_tcp_endpoints_that_cannot_all_bind(
+    tmp_path: Path, endpoints: str, expected: str
+) -> None:
+    path = write(tmp_path, f"[daemon]\n{endpoints}")
+    result = check_config(path)
+    assert result.returncode == 1
+    assert f"alphad: {path}: {expected}\n" in result.stderr, result.stderr
