@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -49,7 +50,7 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
         rows = []
         for entry in report.strategies:
             figures = entry.get(window) or {}
-            rows.append([entry["strategy"], *(figures.get(c) for c in STRATEGY_COLUMNS)])
+            rows.append([entry["strategy"], *(shown(figures, c) for c in STRATEGY_COLUMNS)])
         tables[f"strategies_{window}"] = (["strategy", *STRATEGY_COLUMNS], rows)
     allocation = report.allocation
     names = sorted(allocation.get("base", {}))
@@ -76,7 +77,7 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
                 r.get("trades"),
                 r.get("win_rate"),
                 r.get("expectancy"),
-                r.get("profit_factor"),
+                shown(r, "profit_factor"),
                 r.get("sharpe"),
             ]
             for r in report.regime_effectiveness
@@ -103,9 +104,17 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
     ]
     tables["top_strategies"] = (
         ["strategy", *top_columns],
-        [[r.get("strategy"), *(r.get(c) for c in top_columns)] for r in report.top_strategies],
+        [[r.get("strategy"), *(shown(r, c) for c in top_columns)] for r in report.top_strategies],
     )
     return tables
+
+
+def shown(figures: dict[str, Any], column: str) -> Any:
+    """A figure of a row as a table shows it: a profit factor with gains and no loss is
+    infinite (``inf``), not undefined like one without either (``None``, ``-``)."""
+    if column == "profit_factor" and figures.get("profit_factor_infinite"):
+        return math.inf
+    return figures.get(column)
 
 
 def health_tables(health: Sequence[HealthRow]) -> dict[str, tuple[list[str], list[list[Any]]]]:

@@ -9,6 +9,7 @@ keeps trying.
 from __future__ import annotations
 
 import contextlib
+import math
 import select
 import sys
 import termios
@@ -24,6 +25,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from alphad.daemon.report import shown
 from alphad.protocol.client import Client, Subscriber
 from alphad.protocol.curve import CurveKeys, CurveRefused
 from alphad.protocol.errors import AlphadError
@@ -48,6 +50,8 @@ def _num(value: Any, digits: int = 2) -> str:
     if value is None:
         return "-"
     number = float(value)
+    if math.isinf(number):
+        return "inf" if number > 0 else "-inf"
     size = abs(number)
     if size >= 1e4:
         for unit, scale in (("M", 1e6), ("k", 1e3)):
@@ -122,7 +126,7 @@ class TopView:
                     "trades": recent.get("trades"),
                     "expectancy": recent.get("expectancy"),
                     "win_rate": recent.get("win_rate"),
-                    "profit_factor": recent.get("profit_factor"),
+                    "profit_factor": shown(recent, "profit_factor"),
                     "drawdown": recent.get("max_drawdown"),
                     "pnls": entry.get("recent_pnls", []),
                 }

@@ -7,6 +7,7 @@ import csv
 import inspect
 import io
 import json
+import math
 import os
 import signal
 import subprocess
@@ -615,6 +616,52 @@ def test_status_command_reports_a_running_daemon_and_a_missing_one(
     )
     assert down.returncode == 1
     assert "is alphad running?" in down.stderr and "Traceback" not in down.stderr
+
+
+def test_report_command_shows_a_profit_factor_without_a_loss_as_infinite(
+    daemon: DaemonProcess,
+) -> None:
+    # No losing trade: gains over no loss is infinite (profit_factor_infinite), which the
+    # tables must not show as "-", the mark of a figure that is undefined (no gain either).
+    with Client(daemon.rpc) as client:
+        for i in range(25):
+            for strategy, pnl in (("allwins", 1.0 + i % 3), ("allflat", 0.0)):
+                client.record_trade(
+                    f"pf-{strategy}-{i}",
+                    strategy,
+                    "BTC",
+                    "buy",
+                    pnl,
+                    1_732_000_000_001,
+                    1_732_000_000_002,
+                    regime="trend",
+                )
+        client.update_optimization()
+    base = [sys.executable, "-m", "alphad.daemon.cli", "report", "--runtime-dir"]
+    base += [str(daemon.runtime_dir), "--min-trades", "0"]
+    as_csv = subprocess.run([*base, "--format", "csv"], capture_output=True, text=True, timeout=60)
+    assert as_csv.returncode == 0, as_csv.stderr
+    records = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    shown = {
+        (r["section"], r["strategy"]): r["profit_factor"]
+        for r in records
+        if r["strategy"] in ("allwins", "allflat")
+        and r["section"] != "allocation"
+        and r["section"] != "health"
+    }
+    sections = ("strategies_all", "strategies_recent", "regime_effectiveness")
+    assert {k: v for k, v in shown.items() if k[0] in sections} == {
+        **{(section, "allwins"): "inf" for section in sections},
+        **{(section, "allflat"): "" for section in sections},
+    }
+    assert shown[("top_strategies", "allwins")] == "inf"
+    assert float(shown[("top_strategies", "allwins")]) == math.inf  # as a CSV reader takes it
+    text = subprocess.run(base, capture_output=True, text=True, timeout=60)
+    assert text.returncode == 0, text.stderr
+    table = text.stdout.split("STRATEGIES ALL\n")[1].split("\n\n")[0].splitlines()
+    column = table[0].split().index("profit_factor")
+    cells = {line.split()[0]: line.split()[column] for line in table[1:]}
+    assert (cells["allwins"], cells["allflat"]) == ("inf", "-")
 
 
 def test_report_command_prints_tables_json_and_csv(daemon: DaemonProcess) -> None:
