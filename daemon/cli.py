@@ -526,12 +526,19 @@ def watch(paths: Paths, topics: list[str], *, as_json: bool, curve: CurveKeys | 
 
 
 def alert_line(topic: str, alert: Any) -> str:
-    """``#12 status.suspended ema_trend [trending]: active -> suspended (why) by alice``."""
-    who = f" {alert.strategy}" if alert.strategy else ""
+    """``#12 status.suspended ema_trend [trending]: active -> suspended (why) by alice``,
+    ``#13 component scorer: on -> off (why) by alice``."""
+    from alphad.daemon.report import alert_subject
+
+    subject = alert_subject(alert)
+    who = f" {subject}" if subject else ""
     regime = alert.data.get("regime") if isinstance(alert.data, dict) else None
     where = f" [{regime}]" if regime else ""
     by = f" by {alert.actor}" if alert.actor != "system" else ""
-    return f"#{alert.seq} {topic}{who}{where}: {alert.old} -> {alert.new} ({alert.reason}){by}"
+    old, new = alert.old, alert.new
+    if alert.kind == "component":
+        old, new = ("on" if v else "off" for v in (old, new))
+    return f"#{alert.seq} {topic}{who}{where}: {old} -> {new} ({alert.reason}){by}"
 
 
 def check_database(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from alphad.protocol.messages import HealthRow, Report, StatusReply
+from alphad.protocol.messages import Alert, HealthRow, Report, StatusReply
 
 STRATEGY_COLUMNS = (
     "trades",
@@ -115,6 +115,14 @@ def shown(figures: dict[str, Any], column: str) -> Any:
     if column == "profit_factor" and figures.get("profit_factor_infinite"):
         return math.inf
     return figures.get(column)
+
+
+def alert_subject(alert: Alert) -> str:
+    """What an alert is about: its strategy, or the component an operator switched."""
+    if alert.strategy:
+        return alert.strategy
+    component = alert.data.get("component") if alert.kind == "component" else None
+    return str(component) if component else ""
 
 
 def health_tables(health: Sequence[HealthRow]) -> dict[str, tuple[list[str], list[list[Any]]]]:

@@ -25,7 +25,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from alphad.daemon.report import shown
+from alphad.daemon.report import alert_subject, shown
 from alphad.protocol.client import Client, Subscriber
 from alphad.protocol.curve import CurveKeys, CurveRefused
 from alphad.protocol.errors import AlphadError
@@ -201,7 +201,7 @@ class TopView:
         sort = SORT_KEYS[self.sort] + (" desc" if self.reverse else "")
         parts.append(Text(f"sort: {sort}   [s]ort [r]everse [q]uit", style="dim"))
         for topic, alert in list(self.alerts)[-alert_lines:]:
-            who = alert.strategy or ""
+            who = alert_subject(alert)
             if alert.regime is not None and alert.kind == "status":
                 who += f" in {alert.regime}"
             parts.append(

@@ -91,6 +91,44 @@ def test_watch_prints_alerts_as_they_come(daemon: DaemonProcess) -> None:
         watcher.wait(10)
 
 
+def test_watch_names_the_component_an_operator_switched(daemon: DaemonProcess) -> None:
+    watcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "alphad.daemon.cli",
+            "watch",
+            "component",
+            "--runtime-dir",
+            str(daemon.runtime_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        out = _Lines(watcher.stdout)
+        with Client(daemon.admin) as admin:
+            for _attempt in range(60):
+                admin.set_component("scorer", False, "bad fills", "alice")
+                line = out.next(0.5)
+                admin.set_component("scorer", True, "fills fixed", "alice")
+                if line:
+                    break
+            else:
+                raise AssertionError("the watcher printed no alert")
+        # The first alert heard is the switch off or, when the subscription landed
+        # between the two, the switch back on.
+        assert line.split(" ", 1)[1] in (
+            "component scorer: on -> off (bad fills) by alice\n",
+            "component scorer: off -> on (fills fixed) by alice\n",
+        )
+    finally:
+        watcher.terminate()
+        watcher.wait(10)
+
+
 def test_watch_without_a_daemon_says_it_waits_then_prints_alerts_once_it_is_up(
     tmp_path: Path,
 ) -> None:
