@@ -44,15 +44,19 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_location(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", help="TOML configuration file")
-        p.add_argument("--state-dir", help="directory of the database")
-        p.add_argument("--runtime-dir", help="directory of the sockets")
+        p.add_argument("--config", type=_path, help="TOML configuration file")
+        p.add_argument("--state-dir", type=_path, help="directory of the database")
+        p.add_argument("--runtime-dir", type=_path, help="directory of the sockets")
         return p
 
     def with_keys(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         with_location(p)
-        p.add_argument("--server-key", metavar="FILE", help="the daemon's server.key (CURVE)")
-        p.add_argument("--client-key", metavar="FILE", help="this client's .key_secret (CURVE)")
+        p.add_argument(
+            "--server-key", type=_path, metavar="FILE", help="the daemon's server.key (CURVE)"
+        )
+        p.add_argument(
+            "--client-key", type=_path, metavar="FILE", help="this client's .key_secret (CURVE)"
+        )
         return p
 
     with_location(sub.add_parser("run", help="run the daemon in the foreground"))
@@ -92,29 +96,31 @@ def _parser() -> argparse.ArgumentParser:
         "--interval", type=_refresh_seconds, default=1.0, help="seconds between refreshes"
     )
     keygen = sub.add_parser("keygen", help="write a CURVE key pair for tcp:// endpoints")
-    keygen.add_argument("directory")
+    keygen.add_argument("directory", type=_path)
     keygen.add_argument("name", help="e.g. server, or the bot's name")
     keygen.add_argument("--force", action="store_true", help="replace an existing key pair")
     sub.add_parser("schema", help="print the JSON Schema of every message")
     check = sub.add_parser("check-config", help="validate a configuration file")
-    check.add_argument("file")
+    check.add_argument("file", type=_path)
     check_db = sub.add_parser(
         "check-db", help="check the database file with SQLite's integrity_check (read-only)"
     )
-    check_db.add_argument("--config", help="TOML configuration file")
+    check_db.add_argument("--config", type=_path, help="TOML configuration file")
     where = check_db.add_mutually_exclusive_group()
-    where.add_argument("--state-dir", help="directory of the database")
-    where.add_argument("--database", help="the database file itself")
+    where.add_argument("--state-dir", type=_path, help="directory of the database")
+    where.add_argument("--database", type=_path, help="the database file itself")
     simulate = sub.add_parser("simulate", help="write a simulated history of signals")
     simulate.add_argument("--scenario", required=True, help="scenario name (see docs/replay.md)")
     simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    simulate.add_argument("--out", required=True, help="output file, .csv or .jsonl")
+    simulate.add_argument("--out", type=_path, required=True, help="output file, .csv or .jsonl")
     simulate.add_argument(
-        "--bars", help="also write the market's bars, with their true regime, as .csv or .jsonl"
+        "--bars",
+        type=_path,
+        help="also write the market's bars, with their true regime, as .csv or .jsonl",
     )
     replay = sub.add_parser("replay", help="replay a history of signals offline")
-    replay.add_argument("file", help="signals as .csv or .jsonl (see docs/replay.md)")
-    replay.add_argument("--config", help="TOML configuration file (as the daemon's)")
+    replay.add_argument("file", type=_path, help="signals as .csv or .jsonl (see docs/replay.md)")
+    replay.add_argument("--config", type=_path, help="TOML configuration file (as the daemon's)")
     replay.add_argument("--format", choices=("text", "json"), default="text")
     replay.add_argument(
         "--shadow-outcomes", action="store_true", help="also learn outcomes of refused signals"
@@ -125,9 +131,11 @@ def _parser() -> argparse.ArgumentParser:
         default=365.0,
         help="annualizes the daily Sharpe of calendar days (365, whatever the market)",
     )
-    replay.add_argument("--report", help="also write a self-contained HTML report here")
+    replay.add_argument("--report", type=_path, help="also write a self-contained HTML report here")
     replay.add_argument(
-        "--bars", help="the market's bars as .csv or .jsonl, for detected regimes (docs/replay.md)"
+        "--bars",
+        type=_path,
+        help="the market's bars as .csv or .jsonl, for detected regimes (docs/replay.md)",
     )
     replay.add_argument(
         "--hmm",
@@ -154,6 +162,14 @@ MAX_WAIT_S = 3600.0
 sleep take no infinite or astronomic number of seconds)."""
 MIN_REFRESH_S = 0.1
 """The shortest --interval of ``top``: faster refreshes only load the daemon."""
+
+
+def _path(text: str) -> str:
+    """A path argument: an empty one would quietly mean the default (another database,
+    another daemon's sockets), so it is refused."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path; leave the option out for the default")
+    return text
 
 
 def _seconds(text: str, least: float = 0.0) -> float:

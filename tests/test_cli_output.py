@@ -203,3 +203,26 @@ def test_watch_refuses_a_prefix_no_subscription_can_carry(tmp_path: Path) -> Non
         1,
         f"alphad: topic prefix {'x' * 20!r}… is 55 bytes: at most 54 (the longest topic has 16)\n",
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "--state-dir", ""),
+        ("run", "--config", ""),
+        ("status", "--runtime-dir", ""),
+        ("check-db", "--database", ""),
+        ("report", "--client-key", ""),
+        ("replay", ""),
+    ],
+)
+def test_an_empty_path_is_refused_not_taken_for_the_default(
+    tmp_path: Path, args: Sequence[str]
+) -> None:
+    # `--state-dir ""` once ran the daemon on the default state directory: another
+    # database than the operator named (and `check-db --database ""` checked that one).
+    code, err = alphad(*args, cwd=tmp_path)
+    flag = next((a for a in args if a.startswith("--")), "file")
+    assert code == 2, err
+    assert f"argument {flag}: an empty path; leave the option out for the default" in err
+    assert "Traceback" not in err
