@@ -15,6 +15,8 @@ import msgspec
 from alphad.actors.store_messages import StorageCorrupt
 
 SCHEMA_VERSION = 6
+# The tables every version of the schema has (`alphad check-db` looks for them).
+ALPHAD_TABLES = frozenset(("trades", "signals", "signal_outcomes", "audit", "history", "snapshots"))
 
 MIGRATIONS: dict[int, str] = {
     1: """

@@ -564,6 +564,7 @@ def check_database(args: argparse.Namespace) -> int:
     from urllib.parse import quote
 
     from alphad.actors.store import integrity_problems
+    from alphad.actors.store_schema import ALPHAD_TABLES, SCHEMA_VERSION
 
     if args.database:
         path = Path(args.database)
@@ -578,6 +579,7 @@ def check_database(args: argparse.Namespace) -> int:
         try:
             problems = integrity_problems(db, full=True)
             version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         finally:
             db.close()
     except sqlite3.Error as exc:
@@ -589,6 +591,18 @@ def check_database(args: argparse.Namespace) -> int:
     if not version:
         # SQLite takes an empty file for an empty database: whole, and holding nothing.
         raise CommandError(f"{path}: not an alphad database (no schema: an empty file?)")
+    if version > SCHEMA_VERSION:
+        raise CommandError(
+            f"{path}: written by a newer alphad (schema version {version}; this one reads "
+            f"up to {SCHEMA_VERSION})"
+        )
+    missing = sorted(ALPHAD_TABLES - tables)
+    if missing == sorted(ALPHAD_TABLES):
+        raise CommandError(
+            f"{path}: not an alphad database: schema version {version} but none of its tables"
+        )
+    if missing:
+        raise CommandError(f"{path}: damaged: missing tables {', '.join(missing)}")
     print(f"{path}: ok (integrity_check)")
     return 0
 

@@ -116,8 +116,7 @@ def test_a_bootstrap_beyond_its_bound_is_refused_before_the_replay(signals: Path
     code, err = alphad("replay", "signals.csv", "--bootstrap", "10" * 10, cwd=signals.parent)
     assert (code, err) == (
         1,
-        "alphad: --bootstrap needs a number of resamples from 0 to 100,000, not "
-        f"{'10' * 10}\n",
+        f"alphad: --bootstrap needs a number of resamples from 0 to 100,000, not {'10' * 10}\n",
     )
 
 
@@ -226,3 +225,25 @@ def test_an_empty_path_is_refused_not_taken_for_the_default(
     assert code == 2, err
     assert f"argument {flag}: an empty path; leave the option out for the default" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("version", "said"),
+    [
+        (3, "not an alphad database: schema version 3 but none of its tables"),
+        (99, "written by a newer alphad (schema version 99; this one reads up to 6)"),
+    ],
+)
+def test_check_db_does_not_pass_a_database_of_another_program(
+    tmp_path: Path, version: int, said: str
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE notes (body TEXT)")
+    db.execute(f"PRAGMA user_version={version}")
+    db.commit()
+    db.close()
+    code, err = alphad("check-db", "--database", str(path), cwd=tmp_path)
+    assert (code, err) == (1, f"alphad: {path}: {said}\n")
