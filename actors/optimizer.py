@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from alphad.actors.errors import NotFound
 from alphad.actors.events import STRICTNESS
 from alphad.actors.figures import Figures
 from alphad.actors.lifecycle import LifecycleModel
@@ -209,6 +210,8 @@ class Optimizer:
     ) -> tuple[list[WeightUpdate], int | None]:
         """Undo the last change of the weights, or every one after ``to_cycle``
         (``WeightingModel.roll_back``); the updates and the cycle restored."""
+        if to_cycle is not None and to_cycle > self.cycles:
+            raise NotFound(f"cycle {to_cycle} has not run yet: the last cycle is {self.cycles}")
         updates, restored = self.weighting.roll_back(reason, to_cycle)
         self.statuses = self.lifecycle.statuses()
         return updates, restored

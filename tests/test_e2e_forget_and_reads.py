@@ -267,6 +267,7 @@ def test_rollback_undoes_the_last_change_then_the_one_before_and_says_which(
         with pytest.raises(AlphadError) as too_far:
             admin.rollback_weights("x", to_cycle=5)
         assert too_far.value.code == "not_found"
+        assert "cycle 5 has not run yet: the last cycle is 3" in too_far.value.message
         to_start = admin.rollback_weights("from scratch", "ops", to_cycle=0)
         assert (to_start.adaptive, to_start.restored_cycle) == (base, 0)
         with pytest.raises(AlphadError) as empty:
