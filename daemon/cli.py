@@ -96,12 +96,12 @@ def _parser() -> argparse.ArgumentParser:
         "--interval", type=_refresh_seconds, default=1.0, help="seconds between refreshes"
     )
     keygen = sub.add_parser("keygen", help="write a CURVE key pair for tcp:// endpoints")
-    keygen.add_argument("directory", type=_path)
+    keygen.add_argument("directory", type=_given_path)
     keygen.add_argument("name", help="e.g. server, or the bot's name")
     keygen.add_argument("--force", action="store_true", help="replace an existing key pair")
     sub.add_parser("schema", help="print the JSON Schema of every message")
     check = sub.add_parser("check-config", help="validate a configuration file")
-    check.add_argument("file", type=_path)
+    check.add_argument("file", type=_given_path)
     check_db = sub.add_parser(
         "check-db", help="check the database file with SQLite's integrity_check (read-only)"
     )
@@ -112,14 +112,18 @@ def _parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser("simulate", help="write a simulated history of signals")
     simulate.add_argument("--scenario", required=True, help="scenario name (see docs/replay.md)")
     simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    simulate.add_argument("--out", type=_path, required=True, help="output file, .csv or .jsonl")
+    simulate.add_argument(
+        "--out", type=_given_path, required=True, help="output file, .csv or .jsonl"
+    )
     simulate.add_argument(
         "--bars",
         type=_path,
         help="also write the market's bars, with their true regime, as .csv or .jsonl",
     )
     replay = sub.add_parser("replay", help="replay a history of signals offline")
-    replay.add_argument("file", type=_path, help="signals as .csv or .jsonl (see docs/replay.md)")
+    replay.add_argument(
+        "file", type=_given_path, help="signals as .csv or .jsonl (see docs/replay.md)"
+    )
     replay.add_argument("--config", type=_path, help="TOML configuration file (as the daemon's)")
     replay.add_argument("--format", choices=("text", "json"), default="text")
     replay.add_argument(
@@ -165,10 +169,17 @@ MIN_REFRESH_S = 0.1
 
 
 def _path(text: str) -> str:
-    """A path argument: an empty one would quietly mean the default (another database,
+    """A path option: an empty one would quietly mean the default (another database,
     another daemon's sockets), so it is refused."""
     if not text:
         raise argparse.ArgumentTypeError("an empty path; leave the option out for the default")
+    return text
+
+
+def _given_path(text: str) -> str:
+    """A path the command needs (it has no default): never empty."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path")
     return text
 
 
@@ -544,16 +555,14 @@ def watch(paths: Paths, topics: list[str], *, as_json: bool, curve: CurveKeys | 
 def alert_line(topic: str, alert: Any) -> str:
     """``#12 status.suspended ema_trend [trending]: active -> suspended (why) by alice``,
     ``#13 component scorer: on -> off (why) by alice``."""
-    from alphad.daemon.report import alert_subject
+    from alphad.daemon.report import alert_change, alert_subject
 
     subject = alert_subject(alert)
     who = f" {subject}" if subject else ""
     regime = alert.data.get("regime") if isinstance(alert.data, dict) else None
     where = f" [{regime}]" if regime else ""
     by = f" by {alert.actor}" if alert.actor != "system" else ""
-    old, new = alert.old, alert.new
-    if alert.kind == "component":
-        old, new = ("on" if v else "off" for v in (old, new))
+    old, new = alert_change(alert)
     return f"#{alert.seq} {topic}{who}{where}: {old} -> {new} ({alert.reason}){by}"
 
 
@@ -588,7 +597,7 @@ def check_database(args: argparse.Namespace) -> int:
         raise CommandError(
             f"{path}: corrupt: {problems[0]} ({len(problems)} problems found by integrity_check)"
         )
-    if not version:
+    if not version and not tables:
         # SQLite takes an empty file for an empty database: whole, and holding nothing.
         raise CommandError(f"{path}: not an alphad database (no schema: an empty file?)")
     if version > SCHEMA_VERSION:

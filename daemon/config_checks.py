@@ -8,13 +8,18 @@ imports nothing of the running daemon: the offline tools read the config too.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import math
 import os
 import socket
+import struct
 
 import msgspec
 
+from alphad.actors.lifecycle_shapes import LifecycleConfig
+from alphad.actors.scorer_config import ScorerConfig
+from alphad.actors.weighting_config import WeightingConfig
 from alphad.daemon.config import (
     Config,
     ConfigError,
@@ -114,7 +119,7 @@ def _directory_clashes(paths: Paths) -> list[str]:
     runtime = os.path.realpath(paths.runtime_dir)
     for what, directory in (
         ("state directory", paths.state_dir),
-        ("database directory", paths.database.parent),
+        ("database directory", paths.database.resolve().parent),
     ):
         if os.path.realpath(directory) == runtime:
             return [
@@ -127,43 +132,55 @@ def _directory_clashes(paths: Paths) -> list[str]:
 
 def window_findings(config: Config) -> list[str]:
     """A warning for each rule that waits for more trades than a group's window holds
-    (its figures count the window's trades only, so it would never act)."""
+    (its figures count the window's trades only, so it would never act); the per-regime
+    lifecycle's only when it runs (``[lifecycle] per_regime``)."""
     window = config.performance.window_trades
-    needs = [
+    lifecycle, weighting, scorer = config.lifecycle, config.weighting, config.scorer
+    needs: list[tuple[str, int, int | None, str]] = [
         (
             "[lifecycle] min_trades",
-            config.lifecycle.min_trades,
+            lifecycle.min_trades,
+            LifecycleConfig().min_trades,
             "the lifecycle's judgement of a strategy",
         ),
         (
             "[weighting] min_trades",
-            config.weighting.min_trades,
+            weighting.min_trades,
+            WeightingConfig().min_trades,
             "the weighting of a strategy on its own record",
         ),
-        ("[scorer] regime_min_trades", config.scorer.regime_min_trades, "the scorer's regime fit"),
+        (
+            "[scorer] regime_min_trades",
+            scorer.regime_min_trades,
+            ScorerConfig().regime_min_trades,
+            "the scorer's regime fit",
+        ),
     ]
-    if config.lifecycle.per_regime or any(s.regimes for s in config.strategies.values()):
+    if lifecycle.per_regime:
         needs.append(
             (
                 "[lifecycle] regime_min_trades",
-                config.lifecycle.regime_min_trades,
+                lifecycle.regime_min_trades,
+                LifecycleConfig().regime_min_trades,
                 "the lifecycle's judgement of a strategy in a regime",
             )
         )
-    for name, strategy in config.strategies.items():
-        for regime, limits in strategy.regimes.items():
-            if limits.min_trades is not None:
-                needs.append(
-                    (
-                        f"[strategies.{name}.regimes.{regime}] min_trades",
-                        limits.min_trades,
-                        "the lifecycle's judgement of this strategy in this regime",
+        for name, strategy in config.strategies.items():
+            for regime, limits in strategy.regimes.items():
+                if limits.min_trades is not None:
+                    needs.append(
+                        (
+                            f"[strategies.{name}.regimes.{regime}] min_trades",
+                            limits.min_trades,
+                            None,
+                            "the lifecycle's judgement of this strategy in this regime",
+                        )
                     )
-                )
     return [
-        f"{key} = {count} is above [performance] window_trades {window}: a window never "
-        f"holds that many trades, so {rule} never acts"
-        for key, count, rule in needs
+        f"{key} = {count}{' (the default)' if count == default else ''} is above "
+        f"[performance] window_trades {window}: a window never holds that many trades, so "
+        f"{rule} never acts"
+        for key, count, default, rule in needs
         if count > window
     ]
 
@@ -171,42 +188,71 @@ def window_findings(config: Config) -> list[str]:
 def _busy_findings(config: Config) -> list[str]:
     """A warning when a write may wait on a locked database longer than its request."""
     busy, request_s = config.store.busy_timeout_ms, config.daemon.request_timeout_s
-    if busy < request_s * 1000:
+    request_ms = round(request_s * 1000, 6)  # 2.007 s is 2007 ms, not 2007.0000000000002
+    if busy < request_ms:
         return []
     return [
         f"[store] busy_timeout_ms {busy} is not below [daemon] request_timeout_s "
-        f"{request_s:g} ({request_s * 1000:g} ms): a write that waits on a locked database "
+        f"{request_s:g} ({request_ms:g} ms): a write that waits on a locked database "
         "outlasts its request, so the bot is answered `timeout` while its trade may still "
         "be recorded (a resend is then a `duplicate`)"
     ]
 
 
 Addresses = frozenset[str] | None
-"""The IP addresses a tcp socket binds; None: every address of the host."""
+"""The IPv4 address a tcp socket binds; None: every address of the host."""
+
+_SIOCGIFADDR = 0x8915  # Linux: an interface's IPv4 address
+
+
+def _interface_address(name: str) -> str | None:
+    """The IPv4 address ZeroMQ binds for a network interface named ``name``; "" for an
+    interface without one; None when there is no such interface."""
+    try:
+        names = {known for _, known in socket.if_nameindex()}
+    except OSError:  # no netlink (a sandbox): names are then resolved as host names
+        return None
+    if name not in names:
+        return None
+    request = struct.pack("256s", name.encode()[:15])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            answer = fcntl.ioctl(probe.fileno(), _SIOCGIFADDR, request)
+        except OSError:
+            return ""
+    return socket.inet_ntoa(answer[20:24])
 
 
 def _tcp_addresses(host: str) -> Addresses:
-    """What a ZeroMQ tcp bind on ``host`` takes; ValueError (why) when it cannot bind."""
-    if host in ("*", "0.0.0.0"):
+    """What a ZeroMQ tcp bind on ``host`` takes (it binds a name's first IPv4 address);
+    ValueError (why) when it cannot bind. Names resolve on the machine this runs on."""
+    if host == "*":
         return None
-    if host.startswith("[") or ":" in host:
+    inner = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        address = ipaddress.ip_address(inner)
+    except ValueError:
+        address = None
+    if address is not None and address.version == 6:
         raise ValueError(
             f"{host} is an IPv6 address, which alphad's sockets do not bind: give an IPv4 "
             "address or a name"
         )
-    try:
-        return frozenset([str(ipaddress.IPv4Address(host))])
-    except ValueError:
-        pass
-    if host in {name for _, name in socket.if_nameindex()}:
-        return frozenset([f"interface {host}"])  # ZeroMQ binds a network interface by name
-    try:
-        found = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        found = []
-    if not found:
-        raise ValueError(f"{host} is neither an address nor a name this host resolves")
-    return frozenset(str(info[4][0]) for info in found)
+    if address is None:
+        on_interface = _interface_address(host)
+        if on_interface == "":
+            raise ValueError(f"network interface {host} has no IPv4 address to bind")
+        if on_interface is not None:
+            address = ipaddress.IPv4Address(on_interface)
+    if address is None:
+        try:
+            found = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+        except (OSError, UnicodeError, ValueError):
+            found = []
+        if not found:
+            raise ValueError(f"{host} is neither an address nor a name this host resolves")
+        address = ipaddress.IPv4Address(found[0][4][0])
+    return None if address.is_unspecified else frozenset([str(address)])
 
 
 def _port_clashes(tcp: list[tuple[str, str]], metrics: MetricsConfig) -> list[str]:
@@ -223,7 +269,8 @@ def _port_clashes(tcp: list[tuple[str, str]], metrics: MetricsConfig) -> list[st
         return None
 
     for name, endpoint in tcp:
-        host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
+        # "tcp://SOURCE;HOST:PORT" binds HOST:PORT.
+        host, _, port = endpoint.removeprefix("tcp://").rpartition(";")[2].rpartition(":")
         try:
             addresses = _tcp_addresses(host)
         except ValueError as exc:
@@ -316,7 +363,7 @@ def _endpoint_problem(name: str, endpoint: str, allow_abstract: bool) -> str | N
         return None
     if transport == "tcp":
         host, _, port = address.rpartition(":")
-        if not host or not port.isdigit() or not 1 <= int(port) <= 65_535:
+        if not host or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65_535:
             return f"{endpoint} is not tcp://HOST:PORT with a port from 1 to 65535"
         return None
     if transport == "inproc":

@@ -125,6 +125,13 @@ def alert_subject(alert: Alert) -> str:
     return str(component) if component else ""
 
 
+def alert_change(alert: Alert) -> tuple[Any, Any]:
+    """An alert's ``old`` and ``new`` as an operator reads them: a component ``on``/``off``."""
+    if alert.kind == "component":
+        return ("on" if alert.old else "off"), ("on" if alert.new else "off")
+    return alert.old, alert.new
+
+
 def health_tables(health: Sequence[HealthRow]) -> dict[str, tuple[list[str], list[list[Any]]]]:
     """The strategies' lifecycle states (``health``) and, with [lifecycle] per_regime, each
     one's state in each regime it traded in (``regime_health``, when some strategy has

@@ -25,7 +25,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from alphad.daemon.report import alert_subject, shown
+from alphad.daemon.report import alert_change, alert_subject, shown
 from alphad.protocol.client import Client, Subscriber
 from alphad.protocol.curve import CurveKeys, CurveRefused
 from alphad.protocol.errors import AlphadError
@@ -204,9 +204,10 @@ class TopView:
             who = alert_subject(alert)
             if alert.regime is not None and alert.kind == "status":
                 who += f" in {alert.regime}"
+            old, new = alert_change(alert)
             parts.append(
                 Text(
-                    f"#{alert.seq} {topic} {who} {alert.old}->{alert.new} {alert.reason}"[:79],
+                    f"#{alert.seq} {topic} {who} {old}->{new} {alert.reason}"[:79],
                     style=_alert_style(topic),
                 )
             )

@@ -215,6 +215,9 @@ def test_check_config_warns_when_a_full_batch_of_bars_does_not_fit_a_message(
     assert quiet.returncode == 0 and quiet.stderr == ""
 
 
+ALPHAD = (sys.executable, "-m", "alphad.daemon.cli")
+
+
 def run_command(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "alphad.daemon.cli", "run", "--config", str(path)],
@@ -244,7 +247,7 @@ def test_check_config_warns_when_a_rule_needs_more_trades_than_a_window_holds(
 ) -> None:
     path = write(
         tmp_path,
-        "[performance]\nwindow_trades = 30\n"
+        "[performance]\nwindow_trades = 30\n[lifecycle]\nper_regime = true\n"
         "[strategies.breakout.regimes.trending]\nmin_trades = 31\n"
         "[strategies.carry.regimes.trending]\nmin_trades = 30\n",
     )
@@ -254,7 +257,11 @@ def test_check_config_warns_when_a_rule_needs_more_trades_than_a_window_holds(
         f"alphad: warning: {key} = {needs} is above [performance] window_trades 30: a "
         f"window never holds that many trades, so {rule} never acts"
         for key, needs, rule in (
-            ("[lifecycle] min_trades", 50, "the lifecycle's judgement of a strategy"),
+            (
+                "[lifecycle] min_trades",
+                "50 (the default)",
+                "the lifecycle's judgement of a strategy",
+            ),
             (
                 "[strategies.breakout.regimes.trending] min_trades",
                 31,
@@ -304,6 +311,28 @@ def test_check_config_warns_when_a_locked_database_outlasts_a_request(tmp_path: 
             " is neither an address nor a name this host resolves",
         ),
         (
+            # ZeroMQ binds a network interface by its IPv4 address: lo's is 127.0.0.1.
+            'rpc_endpoint = "tcp://lo:9464"\n',
+            "key `metrics.port`: 9464 on 127.0.0.1 is a port the rpc socket (tcp://lo:9464) "
+            "binds too; each needs its own port",
+        ),
+        (
+            'rpc_endpoint = "tcp://127.0.0.1:7411"\nadmin_endpoint = "tcp://lo:7411"\n',
+            "key `daemon.admin_endpoint`: tcp://lo:7411 takes port 7411 on an address the rpc"
+            " socket (tcp://127.0.0.1:7411) binds too; each needs its own port",
+        ),
+        (
+            # "0" resolves to 0.0.0.0: every address.
+            'rpc_endpoint = "tcp://0:7411"\nalerts_endpoint = "tcp://127.0.0.1:7411"\n',
+            "key `daemon.alerts_endpoint`: tcp://127.0.0.1:7411 takes port 7411 on an "
+            "address the rpc socket (tcp://0:7411) binds too; each needs its own port",
+        ),
+        (
+            'rpc_endpoint = "tcp://127.0.0.1:²"\n',
+            "key `daemon.rpc_endpoint`: tcp://127.0.0.1:² is not tcp://HOST:PORT with a port "
+            "from 1 to 65535",
+        ),
+        (
             'rpc_endpoint = "tcp://[::1]:7411"\n',
             "key `daemon.rpc_endpoint`: tcp://[::1]:7411: [::1] is an IPv6 address, which alphad's "
             "sockets do not bind: give an IPv4 address or a name",
@@ -317,3 +346,64 @@ def test_check_config_refuses_tcp_endpoints_that_cannot_all_bind(
     result = check_config(path)
     assert result.returncode == 1
     assert f"alphad: {path}: {expected}\n" in result.stderr, result.stderr
+
+
+def test_check_config_takes_the_tcp_hosts_zeromq_binds(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    subprocess.run(
+        [sys.executable, "-m", "alphad.daemon.cli", "keygen", str(keys), "server"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    (tmp_path / "clients").mkdir(mode=0o700)
+    security = (
+        f'[security]\ncurve_server_secret = "{keys}/server.key_secret"\n'
+        f'curve_clients_dir = "{tmp_path}/clients"\n'
+    )
+    for endpoints in (
+        # A bracketed IPv4 address; one port on two loopback addresses; the metrics off.
+        'rpc_endpoint = "tcp://[127.0.0.1]:7411"\nalerts_endpoint = "tcp://127.0.0.2:7411"\n',
+        'rpc_endpoint = "tcp://localhost:7411"\nalerts_endpoint = "tcp://127.0.0.1:7412"\n',
+        'rpc_endpoint = "tcp://*:9464"\n[metrics]\nenabled = false\n',
+    ):
+        result = check_config(write(tmp_path, f"{security}[daemon]\n{endpoints}"))
+        assert result.returncode == 0, (endpoints, result.stderr)
+
+
+def test_per_regime_rules_are_not_warned_of_while_the_per_regime_lifecycle_is_off(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "[lifecycle]\nregime_min_trades = 150\n"
+        "[strategies.alpha.regimes.trending]\nmin_trades = 120\n"
+    )
+    assert check_config(write(tmp_path, text)).stderr == ""
+    on = check_config(
+        write(tmp_path, text.replace("[lifecycle]\n", "[lifecycle]\nper_regime = true\n"))
+    )
+    assert len(on.stderr.splitlines()) == 2, on.stderr
+
+
+def test_the_busy_timeout_warning_is_not_missed_by_rounding(tmp_path: Path) -> None:
+    text = "[daemon]\nrequest_timeout_s = 2.007\n[store]\nbusy_timeout_ms = 2007\n"
+    assert "busy_timeout_ms 2007 is not below" in check_config(write(tmp_path, text)).stderr
+
+
+def test_a_database_linked_into_the_runtime_directory_is_refused(tmp_path: Path) -> None:
+    state, runtime = tmp_path / "state", tmp_path / "run"
+    state.mkdir(mode=0o700)
+    runtime.mkdir(mode=0o700)
+    (state / "alphad.db").symlink_to(runtime / "alphad.db")
+    started = subprocess.run(
+        [*ALPHAD, "run", "--state-dir", str(state), "--runtime-dir", str(runtime)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (started.returncode, started.stderr) == (
+        1,
+        f"alphad: database directory {runtime} is the runtime directory too: the "
+        "database's directory is alphad's alone and the sockets' is the bots' group's, so "
+        "each needs its own\n",
+    )
