@@ -55,14 +55,15 @@ def test_dev_example_runs_the_bot_against_a_daemon_of_its_own(tmp_path: Path) ->
     assert not Path(f"/proc/{started}").exists()  # the example's daemon was stopped
 
 
-def test_watch_prints_alerts_as_they_come(daemon: DaemonProcess) -> None:
-    watcher = subprocess.Popen(
+def watch(daemon: DaemonProcess, topic: str) -> subprocess.Popen[str]:
+    """``alphad watch TOPIC`` on this daemon, its output piped."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "alphad.daemon.cli",
             "watch",
-            "status.suspended",
+            topic,
             "--runtime-dir",
             str(daemon.runtime_dir),
         ],
@@ -70,6 +71,10 @@ def test_watch_prints_alerts_as_they_come(daemon: DaemonProcess) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_watch_prints_alerts_as_they_come(daemon: DaemonProcess) -> None:
+    watcher = watch(daemon, "status.suspended")
     try:
         assert watcher.stdout is not None
         out = _Lines(watcher.stdout)
@@ -92,20 +97,7 @@ def test_watch_prints_alerts_as_they_come(daemon: DaemonProcess) -> None:
 
 
 def test_watch_names_the_component_an_operator_switched(daemon: DaemonProcess) -> None:
-    watcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "alphad.daemon.cli",
-            "watch",
-            "component",
-            "--runtime-dir",
-            str(daemon.runtime_dir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    watcher = watch(daemon, "component")
     try:
         assert watcher.stdout is not None
         out = _Lines(watcher.stdout)

@@ -373,11 +373,21 @@ def test_watch_command_with_keys_prints_alerts_and_without_keys_names_curve(
     without = curve_daemon.cli("watch")
     assert without.returncode == 1
     assert "CURVE" in without.stderr and "waiting for alerts" not in without.stderr
-    watcher = subprocess.Popen(
+    lines, stderr = watched_status_lines(
         curve_daemon.command("watch", "status.", *curve_daemon.key_flags()),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        curve_daemon.process.admin,
+        strategies=40,
+    )
+    assert lines and " status." in lines[0], stderr
+
+
+def watched_status_lines(
+    command: list[str], admin_endpoint: str, strategies: int, env: dict[str, str] | None = None
+) -> tuple[list[str], str]:
+    """The lines ``alphad watch`` (``command``) printed while its strategies s0, s1, …
+    were suspended and lifted in turn until one came, and its stderr."""
+    watcher = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
     assert watcher.stdout is not None and watcher.stderr is not None
     output = watcher.stdout
@@ -385,11 +395,14 @@ def test_watch_command_with_keys_prints_alerts_and_without_keys_names_curve(
     reader = threading.Thread(target=lambda: lines.extend(iter(output.readline, "")))
     reader.start()
     try:
-        with Client(curve_daemon.process.admin) as admin:
+        with Client(admin_endpoint) as admin:
             pings = 0
             while not lines and watcher.poll() is None and pings < 60:
                 admin.force_status(
-                    f"s{pings % 40}", "suspended" if pings % 2 else "active", "ping", "alice"
+                    f"s{pings % strategies}",
+                    "suspended" if pings % 2 else "active",
+                    "ping",
+                    "alice",
                 )
                 pings += 1
                 reader.join(0.5)
@@ -397,7 +410,7 @@ def test_watch_command_with_keys_prints_alerts_and_without_keys_names_curve(
         watcher.terminate()
         watcher.wait(30)
         reader.join(30)
-    assert lines and " status." in lines[0], watcher.stderr.read()
+    return lines, watcher.stderr.read()
 
 
 def test_top_view_says_curve_refused_and_shows_the_daemon_with_keys(
@@ -501,7 +514,7 @@ def test_keys_for_a_tcp_socket_are_not_applied_to_the_ipc_ones(tmp_path: Path) -
         )
         assert status.returncode == 0, status.stderr
         assert f"at {daemon.admin}" in status.stdout
-        watcher = subprocess.Popen(
+        lines, stderr = watched_status_lines(
             [
                 sys.executable,
                 "-m",
@@ -513,29 +526,10 @@ def test_keys_for_a_tcp_socket_are_not_applied_to_the_ipc_ones(tmp_path: Path) -
                 "--runtime-dir",
                 str(daemon.runtime_dir),
             ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            daemon.admin,
+            strategies=1,
             env=env,
         )
-        assert watcher.stdout is not None and watcher.stderr is not None
-        output = watcher.stdout
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(iter(output.readline, "")))
-        reader.start()
-        try:
-            with Client(daemon.admin) as plain:
-                pings = 0
-                while not lines and watcher.poll() is None and pings < 40:
-                    plain.force_status(
-                        "s0", "suspended" if pings % 2 else "active", "ping", "alice"
-                    )
-                    pings += 1
-                    reader.join(0.5)
-        finally:
-            watcher.terminate()
-            watcher.wait(30)
-            reader.join(30)
-        assert lines and " status." in lines[0], watcher.stderr.read()
+        assert lines and " status." in lines[0], stderr
     finally:
         daemon.close()
