@@ -143,12 +143,18 @@ class Unread:
         return [self.first, self.pnls.tolist(), self.sizes.tolist()]
 
 
+def size_floor(sizes: Sequence[float]) -> float:
+    """The size a judged trade counts at no less than: ``SIZE_FLOOR_SHARE`` of the median
+    of its window's ``sizes`` (not empty)."""
+    return SIZE_FLOOR_SHARE * median(sizes)
+
+
 def per_unit_pnls(pnls: Sequence[float], sizes: Sequence[float]) -> list[float]:
     """Each trade's pnl per unit of size, ``pnl / max(size, floor)`` with ``floor`` the
     ``SIZE_FLOOR_SHARE`` of the median size of the trades given (``JudgedWindow``)."""
     if not sizes:
         return []
-    floor = SIZE_FLOOR_SHARE * median(sizes)
+    floor = size_floor(sizes)
     if min(sizes) > floor and len(pnls) == len(sizes):
         # Every size above the floor (the usual window): each trade divided by its own
         # size, as below. A sum that is not finite means a ratio overflowed (or the sum
@@ -277,7 +283,7 @@ class JudgedWindow:
         if not unread.pnls:
             return figures
         sizes = self.sizes.items()
-        floor = SIZE_FLOOR_SHARE * median(sizes) if sizes else 0.0
+        floor = size_floor(sizes) if sizes else 0.0
         left = array("d", per_unit_at(unread.pnls, unread.sizes, floor))
         return msgspec.structs.replace(figures, unread=left)
 

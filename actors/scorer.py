@@ -159,9 +159,10 @@ class ScorerActor(Actor):
             reply = self.model.score(scored)
             reply.regime_source = source
         rows = self._signal_rows
+        signal_id = reply.signal_id or ""
         rows.append(
             AppendSignal(
-                reply.signal_id or "",
+                signal_id,
                 ts_ms if ts_ms is not None else time.time_ns() // 1_000_000,
                 request.strategy,
                 request.symbol,
@@ -180,7 +181,7 @@ class ScorerActor(Actor):
                 self.model.scored,
             )
         )
-        self._unflushed.add(reply.signal_id or "")
+        self._unflushed.add(signal_id)
         if len(rows) >= self.flush_every:
             self.flush_signals()
         return reply
