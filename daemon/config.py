@@ -36,7 +36,7 @@ from alphad.actors.scorer_model import ScorerModel
 from alphad.actors.weighting import WeightingModel
 from alphad.actors.weighting_config import RegimeLimits, StrategyConfig, WeightingConfig
 from alphad.protocol.endpoints import default_runtime_dir, default_state_dir
-from alphad.protocol.messages import NAME_PATTERN
+from alphad.protocol.messages import MIN_MESSAGE_SIZE, NAME_PATTERN
 
 
 class ConfigError(Exception):
@@ -57,7 +57,7 @@ class DaemonConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     alerts_endpoint: str = ""
     # The same alerts, topics and seq as alerts_endpoint, with JSON payloads.
     alerts_json_endpoint: str = ""
-    max_message_size: Annotated[int, Meta(ge=256, le=64 * 1024 * 1024)] = 64 * 1024
+    max_message_size: Annotated[int, Meta(ge=MIN_MESSAGE_SIZE, le=64 * 1024 * 1024)] = 64 * 1024
     request_timeout_s: Annotated[float, Meta(gt=0, le=300)] = 5.0
     mailbox_size: Annotated[int, Meta(ge=16, le=1_000_000)] = 8192
     shutdown_grace_s: Annotated[float, Meta(gt=0, le=300)] = 10.0

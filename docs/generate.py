@@ -33,6 +33,9 @@ SHORT = {
         "list of bar (1 to 10000)"
     ),
     "Annotated[list[name], msgspec.Meta(min_length=1, max_length=2)]": "list of name (1 to 2)",
+    "Annotated[list[str (max_length=64)], msgspec.Meta(max_length=3)]": (
+        "list of str (up to 3, each up to 64 characters)"
+    ),
     "str (min_length=1, max_length=128)": "id",
     "int (ge=946684800000, le=4102444800000)": "timestamp_ms",
     "float (ge=1e-09, le=1000000000000.0)": "size",

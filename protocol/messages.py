@@ -51,6 +51,7 @@ from alphad.protocol.wire import (
     EARLIEST_TS_MS,
     LATEST_TS_MS,
     MAX_BARS_PER_REQUEST,
+    MIN_MESSAGE_SIZE,
     NAME_PATTERN,
     PAGE_BYTES,
     PAGE_ROWS,
@@ -166,7 +167,8 @@ class GetPerformance(Request, tag="get_performance"):
     )
     window: Window = "all"
     strategy: Name | None = None
-    after: Annotated[list[str], Meta(max_length=3)] | None = None
+    # A key's values: names (a value longer than any name cannot be a row's key).
+    after: Annotated[list[Annotated[str, Meta(max_length=64)]], Meta(max_length=3)] | None = None
 
 
 class GetWeights(Request, tag="get_weights"):

@@ -6,12 +6,21 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
 from alphad.daemon.config import Config, ConfigError, load_config, read_config, resolve_paths
 from alphad.protocol.codec import encode
-from alphad.protocol.messages import MarketBar, MarketBars
+from alphad.protocol.messages import (
+    MIN_MESSAGE_SIZE,
+    NAME_PATTERN,
+    TEXT_PATTERN,
+    AnyRequest,
+    MarketBar,
+    MarketBars,
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -407,3 +416,72 @@ def test_a_database_linked_into_the_runtime_directory_is_refused(tmp_path: Path)
         "database's directory is alphad's alone and the sockets' is the bots' group's, so "
         "each needs its own\n",
     )
+
+
+def _largest(kind: Any) -> Any:
+    """A value of the msgspec type ``kind`` that takes the most bytes on the wire: the
+    longest string its rules allow (six bytes a character in JSON where any character
+    is, four where a pattern takes any printable one), the longest number, every item of
+    a list."""
+    if isinstance(kind, msgspec.inspect.UnionType):
+        return _largest(next(t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType)))
+    if isinstance(kind, msgspec.inspect.StrType):
+        if kind.pattern == NAME_PATTERN:
+            return "A" * kind.max_length
+        if kind.pattern == TEXT_PATTERN:
+            return "\U0010ffff" * kind.max_length
+        assert kind.pattern is None, kind
+        return "\x01" * kind.max_length
+    if isinstance(kind, msgspec.inspect.IntType):
+        low = -(2**63) if kind.ge is None else kind.ge
+        high = 2**64 - 1 if kind.le is None else kind.le
+        return max((low, high), key=lambda v: len(str(v)))
+    if isinstance(kind, msgspec.inspect.FloatType):
+        candidates = [
+            sign * 1.2345678901234567 * 10.0**e
+            for e in (-300, -99, -9, -1, 2, 14)
+            for sign in (-1, 1)
+        ]
+        allowed = [
+            v
+            for v in candidates
+            if (kind.ge is None or v >= kind.ge) and (kind.le is None or v <= kind.le)
+        ]
+        return max(allowed, key=lambda v: len(repr(v)))
+    if isinstance(kind, msgspec.inspect.LiteralType):
+        return max(kind.values, key=lambda v: len(str(v)))
+    if isinstance(kind, msgspec.inspect.BoolType):
+        return False
+    if isinstance(kind, msgspec.inspect.ListType):
+        return [_largest(kind.item_type)] * kind.max_length
+    raise AssertionError(f"no largest value for {kind}")
+
+
+def test_every_request_but_a_batch_of_bars_fits_the_smallest_message_size() -> None:
+    sizes = {}
+    for request in AnyRequest.__args__:
+        if request is MarketBars:
+            continue
+        info = msgspec.inspect.type_info(request)
+        document = {"type": info.tag, **{f.name: _largest(f.type) for f in info.fields}}
+        built = msgspec.convert(document, request)  # within every bound of the protocol
+        sizes[info.tag] = max(len(encode(built)), len(encode(built, as_json=True)))
+    assert len(sizes) == len(AnyRequest.__args__) - 1
+    # The largest is an operator's request with a reason of 1 024 four-byte characters.
+    assert 4096 < max(sizes.values()) <= MIN_MESSAGE_SIZE, sizes
+
+
+@pytest.mark.parametrize(
+    ("size", "refused"), [(MIN_MESSAGE_SIZE - 1, True), (MIN_MESSAGE_SIZE, False)]
+)
+def test_a_message_size_below_the_largest_request_is_refused(
+    tmp_path: Path, size: int, refused: bool
+) -> None:
+    path = write(tmp_path, f"[daemon]\nmax_message_size = {size}\n")
+    if not refused:
+        assert load_config(path).daemon.max_message_size == size
+        return
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert f">= {MIN_MESSAGE_SIZE}" in str(info.value)
+    assert "key `daemon.max_message_size`" in str(info.value)
