@@ -271,7 +271,8 @@ class EngineActor(Actor):
         started = time.perf_counter()
         now = self.clock()
         by_strategy, by_regime = await ask_peer(
-            self.performance, RecentFigures(self.optimizer.edge_read())
+            self.performance,
+            RecentFigures(self.optimizer.edge_read(), self.optimizer.regime_edge_read()),
         )
         paper = await ask_peer(self.scorer, PaperRecord())
         regime_paper: dict[str, dict[str, PaperTrades]] | None = None

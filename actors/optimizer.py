@@ -176,6 +176,11 @@ class Optimizer:
         for (``PerformanceModel.recent_by_strategy``)."""
         return self.lifecycle.edge_read()
 
+    def regime_edge_read(self) -> dict[str, dict[str, int]]:
+        """``RegimeLifecycle.edge_read``: the same for each regime's lifecycle
+        (``PerformanceModel.recent_by_regime``)."""
+        return self.regimes.edge_read()
+
     def knows(self, strategy: str) -> bool:
         """Whether the lifecycle tracks the strategy (configured, registered or traded)."""
         return strategy in self.lifecycle.states

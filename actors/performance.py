@@ -30,7 +30,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from alphad.actors.events import ClosedTrade
+from alphad.actors.events import UNKNOWN_REGIME, ClosedTrade
 from alphad.actors.figures import Figures, RunningStats
 from alphad.actors.performance_windows import WINDOWS, Group, JudgedWindow, Ring, trade_size
 from alphad.protocol.messages import METRIC_FIELDS
@@ -124,12 +124,22 @@ class PerformanceModel:
     (``recent_by_strategy``, ``recent_by_regime``), two groups per trade instead of
     seven and no ``all`` window. A replay needs nothing else; the reported figures,
     the other groupings and the state are then refused with ValueError.
+
+    With ``regime_unread`` the windows by strategy and regime (but ``unknown``) keep the
+    trades that leave them before the per-regime lifecycle's edge test read them, as the
+    windows by strategy do for the whole strategy's (``recent_by_regime``).
     """
 
     def __init__(
-        self, config: PerformanceConfig, *, judging_only: bool = False, max_groups: int = 20_000
+        self,
+        config: PerformanceConfig,
+        *,
+        judging_only: bool = False,
+        max_groups: int = 20_000,
+        regime_unread: bool = False,
     ) -> None:
         self.config = config
+        self.regime_unread = regime_unread
         self.groups: dict[tuple[str, ...], dict[tuple[str, ...], Group]] = {
             grouping: {} for grouping in GROUPINGS
         }
@@ -139,6 +149,7 @@ class PerformanceModel:
         ) = ({}, {}) if judging_only else None
         self._tables = tuple(self.groups.values())  # in GROUPINGS order, for record
         self._by_strategy = self.groups[JUDGED[0]]
+        self._by_regime = self.groups[JUDGED[1]]
         self._judged = tuple(grouping in JUDGED for grouping in GROUPINGS)
         # The groups by strategy and regime in the order recent_by_regime lists them,
         # sorted again only when a group is added.
@@ -177,7 +188,9 @@ class PerformanceModel:
             judging.add(pnl, size)
             judging = by_regime.get((strategy, regime))
             if judging is None:
-                judging = by_regime[(strategy, regime)] = JudgedWindow(self.config.window_trades)
+                judging = by_regime[(strategy, regime)] = JudgedWindow(
+                    self.config.window_trades, keeps_unread=self._keeps_unread(regime)
+                )
             judging.add(pnl, size)
             self.last_seq = trade.seq
             self.trade_count += 1
@@ -203,10 +216,18 @@ class PerformanceModel:
                         self.groups_not_kept += 1
                         continue
                     self.capped_groups += 1
-                group = table[key] = Group(window, judged, keeps_unread=table is self._by_strategy)
+                keeps = table is self._by_strategy or (
+                    table is self._by_regime and self._keeps_unread(regime)
+                )
+                group = table[key] = Group(window, judged, keeps_unread=keeps)
             group.add(pnl, size)
         self.last_seq = trade.seq
         self.trade_count += 1
+
+    def _keeps_unread(self, regime: str) -> bool:
+        """Whether a window of a strategy's trades in ``regime`` keeps those that leave it
+        unread: with ``regime_unread``, in every regime the per-regime lifecycle judges."""
+        return self.regime_unread and regime != UNKNOWN_REGIME
 
     # ------------------------------------------------------------------ queries
 
@@ -309,9 +330,16 @@ class PerformanceModel:
             for key in sorted(table)
         }
 
-    def recent_by_regime(self) -> dict[str, dict[str, Figures]]:
+    def recent_by_regime(
+        self, edge_read: Mapping[str, Mapping[str, int]] | None = None
+    ) -> dict[str, dict[str, Figures]]:
         """regime -> strategy -> that strategy's recent window in that regime, per unit of
-        size, as the optimization cycle judges it."""
+        size, as the optimization cycle judges it.
+
+        ``edge_read``: for a cycle, regime → strategy → the number of its last trade in the
+        regime the regime's edge test read (``Optimizer.regime_edge_read``), as
+        ``recent_by_strategy``'s: each window that keeps them (``regime_unread``) then has
+        the ``unread`` trades that left it since; one not in it keeps them all."""
         table = self._judged_table(1)
         order = self._by_regime_order
         if len(order) != len(table):
@@ -319,7 +347,13 @@ class PerformanceModel:
         by_regime: dict[str, dict[str, Figures]] = {}
         for key in order:
             strategy, regime = key
-            by_regime.setdefault(regime, {})[strategy] = table[key].judged_figures()
+            if edge_read is None:
+                figures = table[key].judged_figures()
+            else:
+                marks = edge_read.get(regime)
+                mark = marks.get(strategy) if marks is not None else None
+                figures = _judged_window(table[key]).read_figures(mark)
+            by_regime.setdefault(regime, {})[strategy] = figures
         return by_regime
 
     def _judged_table(self, which: int) -> Mapping[tuple[str, ...], Group | JudgedWindow]:
@@ -329,11 +363,13 @@ class PerformanceModel:
         return self.groups[JUDGED[which]]
 
     def unread_dropped(self) -> int:
-        """Trades of every strategy that left its window and were dropped unread, more
-        than ``UNREAD_WINDOWS`` windows of them between two readings of the edge test."""
+        """Trades of every strategy (and, with ``regime_unread``, of every strategy in each
+        regime) that left its window and were dropped unread, more than
+        ``UNREAD_WINDOWS`` windows of them between two readings of the edge test."""
         return sum(
             window.unread.dropped
-            for window in map(_judged_window, self._judged_table(0).values())
+            for which in (0, 1)
+            for window in map(_judged_window, self._judged_table(which).values())
             if window.unread is not None
         )
 
@@ -447,7 +483,17 @@ class PerformanceModel:
                 )
                 if window.unread is not None and window.unread.pnls
             },
+            # strategy → regime → the trades that left its window there unread.
+            "regime_unread": self._regime_unread_state(),
         }
+
+    def _regime_unread_state(self) -> dict[str, dict[str, Any]]:
+        kept: dict[str, dict[str, Any]] = {}
+        for (strategy, regime), group in sorted(self._by_regime.items()):
+            window = _judged_window(group)
+            if window.unread is not None and window.unread.pnls:
+                kept.setdefault(strategy, {})[regime] = window.unread.to_state()
+        return kept
 
     def state_groups(self) -> Iterator[tuple[str, Iterator[list[Any]]]]:
         """The groups of ``to_state``, grouping by grouping, each entry made when asked."""
@@ -464,7 +510,12 @@ class PerformanceModel:
 
     @classmethod
     def from_state(
-        cls, config: PerformanceConfig, state: dict[str, Any], *, max_groups: int = 20_000
+        cls,
+        config: PerformanceConfig,
+        state: dict[str, Any],
+        *,
+        max_groups: int = 20_000,
+        regime_unread: bool = False,
     ) -> PerformanceModel:
         """Rebuild a model from ``to_state``.
 
@@ -481,9 +532,10 @@ class PerformanceModel:
                 f"performance state version {version!r}, expected one of "
                 f"{', '.join(map(str, READABLE_VERSIONS))}"
             )
-        model = cls(config, max_groups=max_groups)
+        model = cls(config, max_groups=max_groups, regime_unread=regime_unread)
         window = config.window_trades
         unread = state.get("unread", {})
+        regime_unread_state = state.get("regime_unread", {})
         for name, entries in state["groups"].items():
             grouping = tuple(name.split("+"))
             if grouping not in model.groups:
@@ -502,6 +554,12 @@ class PerformanceModel:
                 if len(key) != len(grouping):
                     raise ValueError(f"key {key!r} does not match grouping {name!r}")
                 by_strategy = grouping == JUDGED[0]
+                if by_strategy:
+                    left = unread.get(key[0], [])
+                elif judged and model._keeps_unread(key[1]):
+                    left = regime_unread_state.get(key[0], {}).get(key[1], [])
+                else:
+                    left = None
                 group = Group(window, judged)
                 group.stats = RunningStats.from_state(stats)
                 group.ring = Ring.of(window, recent)
@@ -516,7 +574,7 @@ class PerformanceModel:
                         group.stats.n,
                         pnls,
                         sizes,
-                        unread.get(key[0], []) if by_strategy else None,
+                        left,
                     )
                 table[tuple(key)] = group
         model.capped_groups = sum(len(model.groups[grouping]) for grouping in CAPPED)

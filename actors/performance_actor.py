@@ -39,9 +39,11 @@ log = structlog.get_logger("alphad.performance")
 
 class RecentFigures(Ask[tuple[dict[str, Figures], dict[str, dict[str, Figures]]]], frozen=True):
     """Ask: every strategy's recent figures, overall and per regime; for a cycle, with
-    what its edge test has read (``PerformanceModel.recent_by_strategy``)."""
+    what its edge tests have read (``PerformanceModel.recent_by_strategy``,
+    ``recent_by_regime``)."""
 
     edge_read: dict[str, int] | None = None
+    regime_edge_read: dict[str, dict[str, int]] | None = None
 
 
 class ReportTables(Ask[dict[str, Any]], frozen=True):
@@ -116,7 +118,10 @@ class PerformanceActor(Actor):
                     next=[rows[-1][k] for k in keys] if more else None,
                 )
             case RecentFigures():
-                recent = model.recent_by_strategy(message.edge_read), model.recent_by_regime()
+                recent = (
+                    model.recent_by_strategy(message.edge_read),
+                    model.recent_by_regime(message.regime_edge_read),
+                )
                 dropped = model.unread_dropped()
                 if message.edge_read is not None and dropped > self._unread_dropped:
                     # More of a strategy's trades between two cycles than it keeps for

@@ -23,7 +23,7 @@ import msgspec
 from alphad.actors.errors import BadInput
 from alphad.actors.events import UNKNOWN_REGIME
 from alphad.actors.figures import Figures
-from alphad.actors.lifecycle import LifecycleModel
+from alphad.actors.lifecycle import NOT_READ, LifecycleModel
 from alphad.actors.lifecycle_shapes import LifecycleConfig, PaperTrades, Transition
 from alphad.actors.weighting_config import StrategyConfig
 
@@ -101,6 +101,16 @@ class RegimeLifecycle:
                 )
                 moves.append(move)
         return moves
+
+    def edge_read(self) -> dict[str, dict[str, int]]:
+        """regime → ``LifecycleModel.edge_read`` of its lifecycle: what the next cycle asks
+        the performance model for (``PerformanceModel.recent_by_regime``); every strategy
+        ``NOT_READ`` while the per-regime lifecycle does not run."""
+        reads = self.on and self.enabled
+        return {
+            regime: model.edge_read() if reads else dict.fromkeys(model.states, NOT_READ)
+            for regime, model in sorted(self.models.items())
+        }
 
     def statuses(self) -> dict[str, dict[str, str]]:
         """regime -> strategy -> its status there, the strategies not active in a regime

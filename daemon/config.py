@@ -184,10 +184,25 @@ def build_models(
     """
     state = state or {}
     max_groups = config.limits.max_groups
+    lifecycle_config = config.lifecycle
+    # The per-regime lifecycle's edge test and peak stop read every trade in a regime once.
+    regime_unread = lifecycle_config.per_regime and (
+        lifecycle_config.edge_loss > 0.0 or lifecycle_config.peak_drawdown > 0.0
+    )
     performance = (
-        PerformanceModel.from_state(config.performance, state["performance"], max_groups=max_groups)
+        PerformanceModel.from_state(
+            config.performance,
+            state["performance"],
+            max_groups=max_groups,
+            regime_unread=regime_unread,
+        )
         if "performance" in state
-        else PerformanceModel(config.performance, judging_only=judging_only, max_groups=max_groups)
+        else PerformanceModel(
+            config.performance,
+            judging_only=judging_only,
+            max_groups=max_groups,
+            regime_unread=regime_unread,
+        )
     )
     weighting = (
         WeightingModel.from_state(config.weighting, config.strategies, state["weighting"])

@@ -146,7 +146,7 @@ class Replayer:
             performance = self.performance
             self._recent = (
                 performance.recent_by_strategy(self.optimizer.edge_read()),
-                performance.recent_by_regime(),
+                performance.recent_by_regime(self.optimizer.regime_edge_read()),
             )
         by_strategy, by_regime = self._recent
         optimizer = self.optimizer

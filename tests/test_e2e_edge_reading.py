@@ -78,3 +78,52 @@ def test_trades_beyond_the_window_between_two_cycles_are_read_after_a_kill9(
         rpc.close()
     finally:
         daemon.close()
+
+
+def test_a_regimes_trades_beyond_its_window_between_two_cycles_are_read(
+    tmp_path: Path,
+) -> None:
+    # With the per-regime lifecycle, the same 230 trades in one regime, each beside one
+    # without edge in another (so the whole strategy does not lose its edge): the
+    # regime's edge test reads all of its trades at the one cycle after them, not only
+    # the 100 its window holds (which are without edge and would raise no alarm).
+    daemon = DaemonProcess(tmp_path, CONFIG + "[lifecycle]\nper_regime = true\n").start()
+    try:
+        rpc = RawClient(daemon.rpc)
+
+        def trade(i: int, regime: str, pnl: float) -> None:
+            rpc.call(
+                RecordTrade(
+                    trade_id=f"{regime}-{i}",
+                    strategy="fader",
+                    symbol="ETH/USDT",
+                    side="buy",
+                    pnl=pnl,
+                    entry_ts_ms=T0 + i * 1000,
+                    exit_ts_ms=T0 + i * 1000 + 500,
+                    regime=regime,
+                )
+            )
+
+        def cycle() -> None:
+            state = rpc.call(UpdateOptimization())
+            assert isinstance(state, OptimizationState)
+
+        for i in range(10):
+            trade(i, "ranging", PNLS[i])
+            trade(i, "trending", 1.0 if i % 2 else -1.0)
+        cycle()
+        for i in range(10, len(PNLS)):
+            trade(i, "ranging", PNLS[i])
+            trade(i, "trending", 1.0 if i % 2 else -1.0)
+        cycle()
+        row = next(r for r in rpc.call(GetHealth()).rows if r.strategy == "fader")
+        assert row.status == "active", row.reason
+        ranging = {r.regime: r for r in row.regimes}["ranging"]
+        assert ranging.status == "suspended", ranging.reason
+        assert ranging.reason.startswith("in regime ranging: lost its edge: losing 0.3 σ"), (
+            ranging.reason
+        )
+        rpc.close()
+    finally:
+        daemon.close()

@@ -835,6 +835,70 @@ def test_trades_that_leave_the_window_unread_are_handed_to_the_next_reading(
     assert model.recent_by_regime()["trend"]["ema"].unread == ()
 
 
+@pytest.mark.parametrize("judging_only", [False, True])
+def test_trades_that_leave_a_regimes_window_unread_are_handed_to_its_next_reading(
+    judging_only: bool,
+) -> None:
+    model = PerformanceModel(
+        PerformanceConfig(window_trades=3), judging_only=judging_only, regime_unread=True
+    )
+
+    def unread(edge_read: dict[str, dict[str, int]] | None, regime: str = "trend") -> list[float]:
+        return list(model.recent_by_regime(edge_read)[regime]["ema"].unread)
+
+    for seq in range(1, 10):
+        model.record(sized(seq, float(seq), 2.0))
+    # Read in "trend" up to trade 2: trades 3 to 6 left the window since, 7 to 9 are in
+    # it, each per unit of size (pnl / 2.0), as the strategy's own window.
+    judged = model.recent_by_regime({"trend": {"ema": 2}})["trend"]["ema"]
+    assert list(judged.unread) == [1.5, 2.0, 2.5, 3.0]
+    assert judged.pnls == (3.5, 4.0, 4.5) and judged.seen == 9
+    model.record(sized(10, 10.0, 2.0))
+    assert unread(None) == []  # a report's reading hands over and forgets nothing
+    assert unread({}) == [1.5, 2.0, 2.5, 3.0, 3.5]  # a regime with no lifecycle yet
+    assert unread({"trend": {}}) == [1.5, 2.0, 2.5, 3.0, 3.5]  # nor the strategy in it
+    assert unread({"trend": {"ema": 9}}) == []
+    assert unread({"trend": {"ema": NOT_READ}}) == []
+    # The regime of trades without one is never judged on its own: it keeps nothing.
+    for seq in range(11, 20):
+        model.record(sized(seq, float(seq), 2.0, "unknown"))
+    assert unread({}, "unknown") == []
+    # Without ``regime_unread`` (no per-regime edge test) nothing is kept either.
+    plain = PerformanceModel(PerformanceConfig(window_trades=3), judging_only=judging_only)
+    for seq in range(1, 10):
+        plain.record(sized(seq, float(seq), 2.0))
+    assert plain.recent_by_regime({})["trend"]["ema"].unread == ()
+
+
+def test_more_trades_in_a_regime_than_it_keeps_are_counted_as_dropped() -> None:
+    model = PerformanceModel(PerformanceConfig(window_trades=3), regime_unread=True)
+    for seq in range(1, 101):
+        model.record(sized(seq, float(seq), 1.0))
+    # Window 3 keeps 30 trades at least, 60 at most: of the 97 that left each of the two
+    # windows (the strategy's and the strategy's in "trend"), the oldest 60 were dropped.
+    assert len(model.recent_by_regime({})["trend"]["ema"].unread) == 37
+    assert model.unread_dropped() == 2 * 60
+
+
+def test_a_regimes_unread_trades_survive_a_snapshot() -> None:
+    config = PerformanceConfig(window_trades=3)
+    model = PerformanceModel(config, regime_unread=True)
+    for seq in range(1, 10):
+        model.record(sized(seq, float(seq), 2.0, "trend" if seq % 3 else "range"))
+    state = msgspec.msgpack.decode(msgspec.msgpack.encode(model.to_state()))
+    restored = PerformanceModel.from_state(config, state, regime_unread=True)
+    marks = {"trend": {"ema": 1}, "range": {"ema": 3}}
+    assert [list(restored.recent_by_regime(marks)[r]["ema"].unread) for r in marks] == [
+        list(model.recent_by_regime(marks)[r]["ema"].unread) for r in marks
+    ]
+    # The marks count a strategy's trades in the regime: "trend" holds trades 1, 2, 4, 5,
+    # 7 and 8, its window the last three; read to its first, its second and third wait
+    # (pnl 2 and 4 at size 2).
+    assert list(restored.recent_by_regime(marks)["trend"]["ema"].unread) == [1.0, 2.0]
+    restored.record(sized(10, 10.0, 2.0, "trend"))  # its fourth (trade 5) leaves the window
+    assert list(restored.recent_by_regime({"trend": {"ema": 3}})["trend"]["ema"].unread) == [2.5]
+
+
 def test_unread_trades_count_at_the_windows_own_size_floor() -> None:
     model = PerformanceModel(PerformanceConfig(window_trades=3))
     model.record(sized(1, 1.0, 0.1))  # far below half the median size of the window

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from alphad.actors.figures import Figures, figures_of
-from alphad.actors.lifecycle import LifecycleModel
+from alphad.actors.lifecycle import NOT_READ, LifecycleModel
 from alphad.actors.lifecycle_shapes import LifecycleConfig, PaperTrades, Transition
 from alphad.actors.optimizer import Optimizer, set_allocation
 from alphad.actors.scorer_config import ScorerConfig
@@ -235,3 +235,18 @@ def test_the_config_file_takes_per_regime_thresholds(tmp_path: Path) -> None:
     path.write_text('[strategies.s.regimes."bad regime"]\nwin_rate_floor = 0.4\n')
     with pytest.raises(ConfigError, match=r"strategies.s.*regimes"):
         load_config(path)
+
+
+def test_each_regimes_lifecycle_says_what_its_edge_test_has_read() -> None:
+    optimizer = _optimizer(LifecycleConfig(per_regime=True, regime_min_trades=20))
+    assert optimizer.regime_edge_read() == {}  # no regime judged yet
+    _cycles(optimizer, 1)
+    # Where it wins, the regime's lifecycle read its STEP trades there; where it loses it
+    # suspended the strategy at once, and reads no more there until it is back.
+    assert optimizer.regimes.statuses() == {LOSING: {"s": "suspended"}}
+    assert optimizer.regime_edge_read() == {LOSING: {"s": NOT_READ}, WINNING: {"s": STEP}}
+    optimizer.regimes.enabled = False  # the lifecycle switched off: none read
+    assert optimizer.regime_edge_read() == {
+        LOSING: {"s": NOT_READ},
+        WINNING: {"s": NOT_READ},
+    }
