@@ -91,6 +91,10 @@ def test_top_draws_strategies_alerts_and_quits_on_q(daemon: DaemonProcess) -> No
         with Client(daemon.admin) as admin:
             admin.force_status("ema_trend", "retired", "end of life", "alice")
         terminal.read_until("status.retired")
+        with Client(daemon.admin) as admin:
+            admin.set_component("scorer", False, "bad fills", "alice")
+        # The component switched, as an operator reads it: on and off, not True and False.
+        terminal.read_until("scorer on->off bad fills")
         terminal.press("s")
         terminal.read_until("sort: status")
         terminal.press("q")
