@@ -20,7 +20,10 @@ from pathlib import Path
 import pytest
 
 from alphad.protocol.client import Client, Subscriber
+from alphad.protocol.codec import decode_reply, encode
+from alphad.protocol.messages import GetStatus, StatusReply
 from tests.daemon_process import DaemonProcess
+from tests.test_security import curve_client, free_port, keygen
 
 SYSTEMD = Path(__file__).parent.parent / "systemd"
 UNIT = SYSTEMD / "alphad.service"
@@ -79,7 +82,7 @@ def test_unit_declares_notify_watchdog_directories_and_hardening() -> None:
         "NoNewPrivileges": "yes",
         "CapabilityBoundingSet": "",
         "AmbientCapabilities": "",
-        "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+        "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6 AF_NETLINK",
         "IPAddressDeny": "any",
         "IPAddressAllow": "localhost",
         "MemoryDenyWriteExecute": "yes",
@@ -204,6 +207,12 @@ def _load(rules):
         add("shmat", (2, masked_eq, shm_exec, 0))
     for family in rules["families"]:  # RestrictAddressFamilies
         add("socket", (0, eq, family, 0))
+    # Any other family, as systemd refuses it: EAFNOSUPPORT, not SystemCallErrorNumber.
+    socket_nr = lib.seccomp_syscall_resolve_name(b"socket")
+    for family in range(64):
+        if family not in rules["families"]:
+            arr = (Cmp * 1)(Cmp(0, eq, family, 0))
+            lib.seccomp_rule_add_array(ctx, 0x00050000 | errno.EAFNOSUPPORT, socket_nr, 1, arr)
     if lib.seccomp_load(ctx) != 0:
         raise SystemExit("seccomp_load failed")
 
@@ -243,22 +252,30 @@ def allowed_syscalls(filters: list[str], groups: dict[str, list[str]]) -> set[st
     return allowed
 
 
-@needs_analyze
-def test_daemon_serves_under_the_units_syscall_filter(tmp_path: Path) -> None:
+def unit_seccomp(tmp_path: Path) -> tuple[dict[str, str], Path, dict[str, object], list[str]]:
+    """The environment that loads the unit's seccomp rules into a Python process at its
+    start, the folder and the rules it loads them from, and the syscalls they allow."""
     settings = unit_settings()
-    families = {"AF_UNIX": socket.AF_UNIX, "AF_INET": socket.AF_INET, "AF_INET6": socket.AF_INET6}
     allow = sorted(allowed_syscalls(settings["SystemCallFilter"], syscall_groups()))
     rules: dict[str, object] = {
         "allow": allow,
         "mdwe": settings["MemoryDenyWriteExecute"] == ["yes"],
-        "families": [int(families[f]) for f in settings["RestrictAddressFamilies"][0].split()],
+        "families": [
+            int(getattr(socket, f)) for f in settings["RestrictAddressFamilies"][0].split()
+        ],
     }
-    assert "setrlimit" not in allow and "mount" not in allow
     loader = tmp_path / "seccomp"
     loader.mkdir()
     (loader / "sitecustomize.py").write_text(SECCOMP_LOADER)
     (loader / "rules.json").write_text(json.dumps(rules))
     env = {"PYTHONPATH": str(loader), "ALPHAD_TEST_SECCOMP": str(loader / "rules.json")}
+    return env, loader, rules, allow
+
+
+@needs_analyze
+def test_daemon_serves_under_the_units_syscall_filter(tmp_path: Path) -> None:
+    env, loader, rules, allow = unit_seccomp(tmp_path)
+    assert "setrlimit" not in allow and "mount" not in allow
 
     (tmp_path / "daemon").mkdir()
     daemon = DaemonProcess(tmp_path / "daemon", "[engine]\nupdate_interval_s = 0\n")
@@ -308,3 +325,39 @@ def test_daemon_serves_under_the_units_syscall_filter(tmp_path: Path) -> None:
     )
     assert aborted.returncode == -signal.SIGABRT, aborted.stderr
     assert "Operation not permitted" in aborted.stderr
+
+
+@needs_analyze
+def test_daemon_serves_a_curve_tcp_endpoint_under_the_units_syscall_filter(
+    tmp_path: Path,
+) -> None:
+    # Binding tcp://, libzmq first reads the host's interfaces (getifaddrs, a netlink
+    # socket) to see whether the host is an interface's name; refused that socket it
+    # aborts, so the unit allows AF_NETLINK.
+    env, _, _, _ = unit_seccomp(tmp_path)
+    keys, allowed = tmp_path / "keys", tmp_path / "clients"
+    _, server_secret = keygen(keys, "server")
+    bot_public, bot_secret = keygen(keys, "bot")
+    allowed.mkdir()
+    (allowed / "bot.key").write_bytes(bot_public.read_bytes())
+    port = free_port()
+    config = (
+        f'[daemon]\nrpc_endpoint = "tcp://127.0.0.1:{port}"\n'
+        f'[security]\ncurve_server_secret = "{server_secret}"\n'
+        f'curve_clients_dir = "{allowed}"\n'
+    )
+    (tmp_path / "daemon").mkdir()
+    daemon = DaemonProcess(tmp_path / "daemon", config)
+    try:
+        daemon.start(extra_env=env)
+        bot = curve_client(f"tcp://127.0.0.1:{port}", bot_secret, keys / "server.key")
+        try:
+            bot.send(encode(GetStatus()))
+            assert bot.poll(5000), "a bot with its keys must be answered over tcp"
+            assert isinstance(decode_reply(bot.recv()), StatusReply)
+        finally:
+            bot.close(linger=0)
+        assert daemon.stop() == 0, daemon.log()
+    finally:
+        daemon.close()
+    assert "Operation not permitted" not in daemon.log()
