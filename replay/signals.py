@@ -350,6 +350,23 @@ def write_table(rows: Iterable[Row], path: str | Path, table: Table[Row]) -> int
     return count
 
 
+def check_output(path: str | Path) -> None:
+    """Refuse, before anything is written, a path that ``write_table`` could not write:
+    an unknown extension, a directory, or a folder that is missing or not writable (so
+    that a command refused for one of its files replaces none of the others)."""
+    file = Path(path)
+    file_format(file)
+    if file.is_dir():
+        raise InputError(f"{file}: cannot write (Is a directory)")
+    if file.exists() and not file.is_file():
+        return  # a device or a pipe, written to directly
+    folder = file.resolve().parent
+    if not folder.is_dir():
+        raise InputError(f"{file}: cannot write (No such file or directory)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{file}: cannot write (Permission denied)")
+
+
 def same_file(a: Path, b: Path) -> bool:
     """Whether two paths name one file (the same path, or one file by two names)."""
     try:

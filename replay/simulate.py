@@ -30,7 +30,13 @@ from alphad.actors.regimes import TRENDING_DOWN, TRENDING_UP
 from alphad.actors.regimes_sim import SimSettings, draw_bar
 from alphad.protocol.messages import Side
 from alphad.replay.bars import BarRow, TrueRegime, write_bars
-from alphad.replay.signals import InputError, SignalRow, same_file, write_signals
+from alphad.replay.signals import (
+    InputError,
+    SignalRow,
+    check_output,
+    same_file,
+    write_signals,
+)
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -349,18 +355,23 @@ def simulate_command(args: argparse.Namespace) -> int:
         raise InputError(f"unknown scenario {args.scenario!r}; one of {', '.join(SCENARIOS)}")
     if args.bars and same_file(Path(args.out), Path(args.bars)):
         raise InputError(f"--out and --bars are one file, {args.out}: give two")
+    # Both files checked before either is written, and what was written said once both
+    # are: a bad --bars replaces no signals file, a closed standard output skips no bars.
+    for path in (args.out, *([args.bars] if args.bars else [])):
+        check_output(path)
     simulation = simulate(args.scenario, args.seed)
     count = write_signals(simulation.rows, args.out)
     strategies = len(simulation.scenario.strategies)
-    print(
+    lines = [
         f"{args.out}: {count:,} signals of {strategies} strategies, scenario "
         f"{args.scenario} (seed {args.seed}): {simulation.scenario.summary}"
-    )
+    ]
     if args.bars:
         bars = simulate_bars(simulation)
         written = write_bars(bars, args.bars)
         series = len({b.symbol for b in bars})
-        print(
+        lines.append(
             f"{args.bars}: {written:,} {BAR_SIZE} bars of {series} symbols, with their true regime"
         )
+    print("\n".join(lines))
     return 0

@@ -251,3 +251,31 @@ def test_check_db_does_not_pass_a_database_of_another_program(
     db.close()
     code, err = alphad("check-db", "--database", str(path), cwd=tmp_path)
     assert (code, err) == (1, f"alphad: {path}: {said}\n")
+
+
+@pytest.mark.parametrize(
+    ("bars", "expected"),
+    [
+        ("bars.txt", "alphad: bars.txt: unknown file type '.txt'; use .csv or .jsonl\n"),
+        ("gone/bars.csv", "alphad: gone/bars.csv: cannot write (No such file or directory)\n"),
+        (".", "alphad: .: unknown file type '(none)'; use .csv or .jsonl\n"),
+        ("folder.csv", "alphad: folder.csv: cannot write (Is a directory)\n"),
+    ],
+)
+def test_simulate_refused_for_its_bars_file_keeps_the_signals_file(
+    tmp_path: Path, bars: str, expected: str
+) -> None:
+    (tmp_path / "steady.csv").write_text("the old history\n")
+    (tmp_path / "folder.csv").mkdir()
+    code, err = alphad(*SIMULATE, "--bars", bars, cwd=tmp_path)
+    assert (code, err) == (1, expected)
+    assert (tmp_path / "steady.csv").read_text() == "the old history\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.csv", "steady.csv"]
+
+
+def test_simulate_into_a_full_standard_output_still_writes_both_files(tmp_path: Path) -> None:
+    with open("/dev/full", "wb") as full:
+        code, err = alphad(*SIMULATE, "--bars", "bars.csv", cwd=tmp_path, stdout=full.fileno())
+    assert code == 1 and err.count("\n") == 1, err
+    assert (tmp_path / "steady.csv").read_text().startswith("ts_ms,")
+    assert (tmp_path / "bars.csv").read_text().startswith("symbol,bar_size,ts_ms,")
