@@ -26,17 +26,23 @@ PNLS = [1.0, -1.0] * 5 + [0.5, -1.5] * 60 + [1.0, -1.0] * 50
 
 def record(client: RawClient, first: int, last: int) -> None:
     for i in range(first, last):
-        client.call(
-            RecordTrade(
-                trade_id=f"t{i}",
-                strategy="fader",
-                symbol="ETH/USDT",
-                side="buy",
-                pnl=PNLS[i],
-                entry_ts_ms=T0 + i * 1000,
-                exit_ts_ms=T0 + i * 1000 + 500,
-            )
+        record_one(client, i, PNLS[i])
+
+
+def record_one(client: RawClient, i: int, pnl: float, regime: str | None = None) -> None:
+    """Trade ``i`` of the strategy, in ``regime`` if one is given."""
+    client.call(
+        RecordTrade(
+            trade_id=f"t{i}" if regime is None else f"{regime}-{i}",
+            strategy="fader",
+            symbol="ETH/USDT",
+            side="buy",
+            pnl=pnl,
+            entry_ts_ms=T0 + i * 1000,
+            exit_ts_ms=T0 + i * 1000 + 500,
+            regime=regime,
         )
+    )
 
 
 def newest_snapshot(database: Path) -> int:
@@ -91,31 +97,17 @@ def test_a_regimes_trades_beyond_its_window_between_two_cycles_are_read(
     try:
         rpc = RawClient(daemon.rpc)
 
-        def trade(i: int, regime: str, pnl: float) -> None:
-            rpc.call(
-                RecordTrade(
-                    trade_id=f"{regime}-{i}",
-                    strategy="fader",
-                    symbol="ETH/USDT",
-                    side="buy",
-                    pnl=pnl,
-                    entry_ts_ms=T0 + i * 1000,
-                    exit_ts_ms=T0 + i * 1000 + 500,
-                    regime=regime,
-                )
-            )
-
         def cycle() -> None:
             state = rpc.call(UpdateOptimization())
             assert isinstance(state, OptimizationState)
 
         for i in range(10):
-            trade(i, "ranging", PNLS[i])
-            trade(i, "trending", 1.0 if i % 2 else -1.0)
+            record_one(rpc, i, PNLS[i], "ranging")
+            record_one(rpc, i, 1.0 if i % 2 else -1.0, "trending")
         cycle()
         for i in range(10, len(PNLS)):
-            trade(i, "ranging", PNLS[i])
-            trade(i, "trending", 1.0 if i % 2 else -1.0)
+            record_one(rpc, i, PNLS[i], "ranging")
+            record_one(rpc, i, 1.0 if i % 2 else -1.0, "trending")
         cycle()
         row = next(r for r in rpc.call(GetHealth()).rows if r.strategy == "fader")
         assert row.status == "active", row.reason
