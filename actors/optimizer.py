@@ -176,7 +176,7 @@ class Optimizer:
         for (``PerformanceModel.recent_by_strategy``)."""
         return self.lifecycle.edge_read()
 
-    def regime_edge_read(self) -> dict[str, dict[str, int]]:
+    def regime_edge_read(self) -> dict[str, dict[str, int]] | int:
         """``RegimeLifecycle.edge_read``: the same for each regime's lifecycle
         (``PerformanceModel.recent_by_regime``)."""
         return self.regimes.edge_read()

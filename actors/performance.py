@@ -331,7 +331,7 @@ class PerformanceModel:
         }
 
     def recent_by_regime(
-        self, edge_read: Mapping[str, Mapping[str, int]] | None = None
+        self, edge_read: Mapping[str, Mapping[str, int]] | int | None = None
     ) -> dict[str, dict[str, Figures]]:
         """regime -> strategy -> that strategy's recent window in that regime, per unit of
         size, as the optimization cycle judges it.
@@ -339,7 +339,8 @@ class PerformanceModel:
         ``edge_read``: for a cycle, regime → strategy → the number of its last trade in the
         regime the regime's edge test read (``Optimizer.regime_edge_read``), as
         ``recent_by_strategy``'s: each window that keeps them (``regime_unread``) then has
-        the ``unread`` trades that left it since; one not in it keeps them all."""
+        the ``unread`` trades that left it since; one not in it keeps them all. One number
+        is every window's mark (``NOT_READ``: the test reads none)."""
         table = self._judged_table(1)
         order = self._by_regime_order
         if len(order) != len(table):
@@ -350,8 +351,11 @@ class PerformanceModel:
             if edge_read is None:
                 figures = table[key].judged_figures()
             else:
-                marks = edge_read.get(regime)
-                mark = marks.get(strategy) if marks is not None else None
+                if isinstance(edge_read, int):
+                    mark: int | None = edge_read
+                else:
+                    marks = edge_read.get(regime)
+                    mark = marks.get(strategy) if marks is not None else None
                 figures = _judged_window(table[key]).read_figures(mark)
             by_regime.setdefault(regime, {})[strategy] = figures
         return by_regime

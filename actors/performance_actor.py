@@ -43,7 +43,7 @@ class RecentFigures(Ask[tuple[dict[str, Figures], dict[str, dict[str, Figures]]]
     ``recent_by_regime``)."""
 
     edge_read: dict[str, int] | None = None
-    regime_edge_read: dict[str, dict[str, int]] | None = None
+    regime_edge_read: dict[str, dict[str, int]] | int | None = None
 
 
 class ReportTables(Ask[dict[str, Any]], frozen=True):

@@ -278,7 +278,10 @@ class JudgedWindow:
         if unread is None:
             return figures
         if mark is not None:
-            unread.read_to(mark)
+            # A mark past the window's newest trade (NOT_READ: a strategy the test does not
+            # read now) reads the trades so far, not those to come: a strategy back on
+            # probation has its next trades that leave the window read at the next cycle.
+            unread.read_to(mark if mark < self.seen else self.seen)
             unread.handed = self.seen  # the cycle reads up to the window's newest trade
         if not unread.pnls:
             return figures

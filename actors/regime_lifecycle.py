@@ -102,15 +102,14 @@ class RegimeLifecycle:
                 moves.append(move)
         return moves
 
-    def edge_read(self) -> dict[str, dict[str, int]]:
+    def edge_read(self) -> dict[str, dict[str, int]] | int:
         """regime → ``LifecycleModel.edge_read`` of its lifecycle: what the next cycle asks
-        the performance model for (``PerformanceModel.recent_by_regime``); every strategy
-        ``NOT_READ`` while the per-regime lifecycle does not run."""
-        reads = self.on and self.enabled
-        return {
-            regime: model.edge_read() if reads else dict.fromkeys(model.states, NOT_READ)
-            for regime, model in sorted(self.models.items())
-        }
+        the performance model for (``PerformanceModel.recent_by_regime``); ``NOT_READ``
+        for every window while the per-regime lifecycle does not run (also those of the
+        strategies it has not judged yet)."""
+        if not (self.on and self.enabled):
+            return NOT_READ
+        return {regime: model.edge_read() for regime, model in sorted(self.models.items())}
 
     def statuses(self) -> dict[str, dict[str, str]]:
         """regime -> strategy -> its status there, the strategies not active in a regime

@@ -828,10 +828,15 @@ def test_trades_that_leave_the_window_unread_are_handed_to_the_next_reading(
     for seq in range(11, 15):
         model.record(sized(seq, float(seq), 2.0))
     assert unread({"ema": 9}) == [5.0, 5.5]
-    # A strategy the test does not read (NOT_READ) keeps nothing.
+    # A strategy the test does not read (NOT_READ) keeps nothing of its trades so far,
     assert unread({"ema": NOT_READ}) == []
-    model.record(sized(15, 15.0, 2.0))
-    assert unread({"ema": 9}) == []
+    model.record(sized(15, 15.0, 2.0))  # trade 12 leaves the window
+    assert unread({"ema": NOT_READ}) == []
+    # but the trades after it that leave its window wait for the next reading, as when it
+    # is back on probation (its mark its last reading's, before it was suspended).
+    for seq in range(16, 22):  # trades 13 to 18 leave the window; 16 to 18 came after
+        model.record(sized(seq, float(seq), 2.0))
+    assert unread({"ema": 9}) == [8.0, 8.5, 9.0]
     assert model.recent_by_regime()["trend"]["ema"].unread == ()
 
 
@@ -843,7 +848,9 @@ def test_trades_that_leave_a_regimes_window_unread_are_handed_to_its_next_readin
         PerformanceConfig(window_trades=3), judging_only=judging_only, regime_unread=True
     )
 
-    def unread(edge_read: dict[str, dict[str, int]] | None, regime: str = "trend") -> list[float]:
+    def unread(
+        edge_read: dict[str, dict[str, int]] | int | None, regime: str = "trend"
+    ) -> list[float]:
         return list(model.recent_by_regime(edge_read)[regime]["ema"].unread)
 
     for seq in range(1, 10):
@@ -863,6 +870,11 @@ def test_trades_that_leave_a_regimes_window_unread_are_handed_to_its_next_readin
     for seq in range(11, 20):
         model.record(sized(seq, float(seq), 2.0, "unknown"))
     assert unread({}, "unknown") == []
+    # One mark for every window: NOT_READ, the per-regime test switched off, keeps
+    # nothing, also of a strategy its lifecycle has not met in that regime yet.
+    for seq in range(20, 26):
+        model.record(sized(seq, float(seq), 2.0, "range"))
+    assert unread(NOT_READ, "range") == []
     # Without ``regime_unread`` (no per-regime edge test) nothing is kept either.
     plain = PerformanceModel(PerformanceConfig(window_trades=3), judging_only=judging_only)
     for seq in range(1, 10):
