@@ -25,10 +25,11 @@ Identifier = Annotated[str, Meta(min_length=1, max_length=128)]
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*$(?!\n)"
 Text = Annotated[str, Meta(max_length=1024, pattern=TEXT_PATTERN)]
 # The smallest ``[daemon] max_message_size`` a config may set: every request but a batch of
-# bars fits in it with each field at its largest, in msgpack and in compact JSON (an
-# operator's reason of 1 024 four-byte characters is 4 KiB), so that no limit set too low
-# refuses a bot's trade as ``too_large``.
-MIN_MESSAGE_SIZE = 8192
+# bars fits in it with each field at its largest, in msgpack and in compact JSON, also
+# JSON that escapes every character beyond ASCII (an operator's reason of 1 024
+# characters beyond the Basic Multilingual Plane is 12 KiB so), so that no limit set too
+# low refuses a bot's trade or an operator's action as too large.
+MIN_MESSAGE_SIZE = 16384
 Side = Literal["buy", "sell"]
 Confidence = Annotated[float, Meta(ge=0.0, le=1.0)]
 Confluence = Annotated[int, Meta(ge=0, le=1000)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -420,18 +421,16 @@ def test_a_database_linked_into_the_runtime_directory_is_refused(tmp_path: Path)
 
 def _largest(kind: Any) -> Any:
     """A value of the msgspec type ``kind`` that takes the most bytes on the wire: the
-    longest string its rules allow (six bytes a character in JSON where any character
-    is, four where a pattern takes any printable one), the longest number, every item of
-    a list."""
+    longest string its rules allow, of a character beyond the Basic Multilingual Plane
+    where the rules take any (four bytes in UTF-8, twelve as a JSON escape of its two
+    surrogates), the longest number, every item of a list."""
     if isinstance(kind, msgspec.inspect.UnionType):
         return _largest(next(t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType)))
     if isinstance(kind, msgspec.inspect.StrType):
         if kind.pattern == NAME_PATTERN:
             return "A" * kind.max_length
-        if kind.pattern == TEXT_PATTERN:
-            return "\U0010ffff" * kind.max_length
-        assert kind.pattern is None, kind
-        return "\x01" * kind.max_length
+        assert kind.pattern in (TEXT_PATTERN, None), kind
+        return "\U0010ffff" * kind.max_length
     if isinstance(kind, msgspec.inspect.IntType):
         low = -(2**63) if kind.ge is None else kind.ge
         high = 2**64 - 1 if kind.le is None else kind.le
@@ -465,10 +464,13 @@ def test_every_request_but_a_batch_of_bars_fits_the_smallest_message_size() -> N
         info = msgspec.inspect.type_info(request)
         document = {"type": info.tag, **{f.name: _largest(f.type) for f in info.fields}}
         built = msgspec.convert(document, request)  # within every bound of the protocol
-        sizes[info.tag] = max(len(encode(built)), len(encode(built, as_json=True)))
+        # In msgpack, in msgspec's JSON, and in JSON that escapes every character beyond
+        # ASCII (Python's json.dumps, compact).
+        escaped = json.dumps(msgspec.to_builtins(built), separators=(",", ":")).encode()
+        sizes[info.tag] = max(len(encode(built)), len(encode(built, as_json=True)), len(escaped))
     assert len(sizes) == len(AnyRequest.__args__) - 1
-    # The largest is an operator's request with a reason of 1 024 four-byte characters.
-    assert 4096 < max(sizes.values()) <= MIN_MESSAGE_SIZE, sizes
+    # The largest is an operator's request with a reason of 1 024 such characters.
+    assert 12 * 1024 < max(sizes.values()) <= MIN_MESSAGE_SIZE, sizes
 
 
 @pytest.mark.parametrize(
