@@ -8,7 +8,7 @@ import csv
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
@@ -317,37 +317,83 @@ def write_signals(rows: Iterable[SignalRow], path: str | Path) -> int:
 
 def write_table(rows: Iterable[Row], path: str | Path, table: Table[Row]) -> int:
     """Write rows of ``table``'s kind as ``write_signals`` does."""
-    file = Path(path)
-    kind = file_format(file)
-    count = 0
-    # A regular file is written beside itself and renamed into place, so that an
-    # interrupted write leaves the old file or none, never half a history that a later
-    # replay would take for a whole one. A device or a pipe is written to directly.
-    in_place = file.exists() and not file.is_file()
-    real = file.resolve()  # through a symbolic link, to the file it names
-    target = file if in_place else real.with_name(f".{real.name}.{os.getpid()}.partial")
+    return write_tables([(rows, path, table)])[0]
+
+
+def write_tables(files: Sequence[tuple[Iterable[Any], str | Path, Table[Any]]]) -> list[int]:
+    """Write each (rows, path, table) as ``write_table`` does, all or none: each regular
+    file is written beside itself first and renamed into place only once every one is
+    written, so that one that cannot be written replaces none of the others (a rename
+    that fails after others were done is the one way left to replace some)."""
+    staged = [_Staged(path) for _, path, _ in files]
     try:
-        with target.open("w", encoding="utf-8", newline="") as out:
-            if kind == "csv":
-                writer = csv.writer(out, lineterminator="\n")
-                writer.writerow(table.columns)
-                for row in rows:
-                    writer.writerow([_cell(v) for v in msgspec.structs.astuple(row)])
-                    count += 1
-            else:
-                for row in rows:
-                    out.write(_row_encoder.encode(row).decode())
-                    out.write("\n")
-                    count += 1
-        if not in_place:
-            os.replace(target, real)
-    except OSError as exc:
-        raise InputError(f"{file}: cannot write ({exc.strerror})") from None
+        counts = [
+            stage.write(rows, table) for stage, (rows, _, table) in zip(staged, files, strict=True)
+        ]
+        for stage in staged:
+            stage.commit()
+        return counts
     finally:
-        if not in_place:
+        for stage in staged:
+            stage.discard()
+
+
+class _Staged:
+    """One file of ``write_tables``. A regular file is written beside itself and renamed
+    into place, so that an interrupted write leaves the old file or none, never half a
+    history that a later replay would take for a whole one. A device or a pipe is
+    written to directly."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.file = file = Path(path)
+        self.kind = file_format(file)
+        self.in_place = file.exists() and not file.is_file()
+        self.real = _resolved(file)  # through a symbolic link, to the file it names
+        partial = f".{self.real.name}.{os.getpid()}.partial"
+        self.target = file if self.in_place else self.real.with_name(partial)
+        self.written = False
+
+    def write(self, rows: Iterable[Any], table: Table[Any]) -> int:
+        count = 0
+        try:
+            with self.target.open("w", encoding="utf-8", newline="") as out:
+                self.written = True
+                if self.kind == "csv":
+                    writer = csv.writer(out, lineterminator="\n")
+                    writer.writerow(table.columns)
+                    for row in rows:
+                        writer.writerow([_cell(v) for v in msgspec.structs.astuple(row)])
+                        count += 1
+                else:
+                    for row in rows:
+                        out.write(_row_encoder.encode(row).decode())
+                        out.write("\n")
+                        count += 1
+        except OSError as exc:
+            raise InputError(f"{self.file}: cannot write ({exc.strerror})") from None
+        return count
+
+    def commit(self) -> None:
+        if self.in_place:
+            return
+        try:
+            os.replace(self.target, self.real)
+        except OSError as exc:
+            raise InputError(f"{self.file}: cannot write ({exc.strerror})") from None
+        self.written = False
+
+    def discard(self) -> None:
+        if self.written and not self.in_place:
             with contextlib.suppress(OSError):
-                target.unlink()
-    return count
+                self.target.unlink()
+
+
+def _resolved(file: Path) -> Path:
+    """``file`` through its symbolic links; a loop of them is a one-line error."""
+    try:
+        return file.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a loop, before Python 3.13
+        raise InputError(f"{file}: cannot write (Too many levels of symbolic links)") from None
 
 
 def check_output(path: str | Path) -> None:
@@ -356,14 +402,15 @@ def check_output(path: str | Path) -> None:
     that a command refused for one of its files replaces none of the others)."""
     file = Path(path)
     file_format(file)
+    _resolved(file)
     if file.is_dir():
         raise InputError(f"{file}: cannot write (Is a directory)")
     if file.exists() and not file.is_file():
         return  # a device or a pipe, written to directly
-    folder = file.resolve().parent
+    folder = file.parent  # as given: "gone/../x.csv" names no file
     if not folder.is_dir():
         raise InputError(f"{file}: cannot write (No such file or directory)")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if not os.access(_resolved(file).parent, os.W_OK | os.X_OK):
         raise InputError(f"{file}: cannot write (Permission denied)")
 
 
@@ -371,7 +418,7 @@ def same_file(a: Path, b: Path) -> bool:
     """Whether two paths name one file (the same path, or one file by two names)."""
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a loop of symbolic links
         return False
 
 

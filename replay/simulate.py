@@ -21,21 +21,23 @@ import argparse
 import math
 import random
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from alphad.actors.regimes import TRENDING_DOWN, TRENDING_UP
 from alphad.actors.regimes_sim import SimSettings, draw_bar
 from alphad.protocol.messages import Side
-from alphad.replay.bars import BarRow, TrueRegime, write_bars
+from alphad.replay.bars import BARS, BarRow, TrueRegime
 from alphad.replay.signals import (
+    SIGNALS,
     InputError,
     SignalRow,
+    Table,
     check_output,
     same_file,
-    write_signals,
+    write_tables,
 )
 
 DAY_MS = 86_400_000
@@ -360,18 +362,21 @@ def simulate_command(args: argparse.Namespace) -> int:
     for path in (args.out, *([args.bars] if args.bars else [])):
         check_output(path)
     simulation = simulate(args.scenario, args.seed)
-    count = write_signals(simulation.rows, args.out)
+    files: list[tuple[Sequence[Any], str, Table[Any]]] = [(simulation.rows, args.out, SIGNALS)]
+    bars = simulate_bars(simulation) if args.bars else []
+    if args.bars:
+        files.append((bars, args.bars, BARS))
+    counts = write_tables(files)  # both files or neither
     strategies = len(simulation.scenario.strategies)
     lines = [
-        f"{args.out}: {count:,} signals of {strategies} strategies, scenario "
+        f"{args.out}: {counts[0]:,} signals of {strategies} strategies, scenario "
         f"{args.scenario} (seed {args.seed}): {simulation.scenario.summary}"
     ]
     if args.bars:
-        bars = simulate_bars(simulation)
-        written = write_bars(bars, args.bars)
         series = len({b.symbol for b in bars})
         lines.append(
-            f"{args.bars}: {written:,} {BAR_SIZE} bars of {series} symbols, with their true regime"
+            f"{args.bars}: {counts[1]:,} {BAR_SIZE} bars of {series} symbols, with their true"
+            " regime"
         )
     print("\n".join(lines))
     return 0

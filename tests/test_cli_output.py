@@ -260,6 +260,22 @@ def test_check_db_does_not_pass_a_database_of_another_program(
         ("gone/bars.csv", "alphad: gone/bars.csv: cannot write (No such file or directory)\n"),
         (".", "alphad: .: unknown file type '(none)'; use .csv or .jsonl\n"),
         ("folder.csv", "alphad: folder.csv: cannot write (Is a directory)\n"),
+        (
+            "gone/../bars.csv",
+            "alphad: gone/../bars.csv: cannot write (No such file or directory)\n",
+        ),
+        ("loop.csv", "alphad: loop.csv: cannot write (Too many levels of symbolic links)\n"),
+        # A name the folder takes, but not its partial file's, 15 bytes longer.
+        ("b" * 246 + ".csv", f"alphad: {'b' * 246}.csv: cannot write (File name too long)\n"),
+    ],
+    ids=[
+        "extension",
+        "missing folder",
+        "no name",
+        "directory",
+        "through a missing folder",
+        "symbolic link loop",
+        "long name",
     ],
 )
 def test_simulate_refused_for_its_bars_file_keeps_the_signals_file(
@@ -267,10 +283,11 @@ def test_simulate_refused_for_its_bars_file_keeps_the_signals_file(
 ) -> None:
     (tmp_path / "steady.csv").write_text("the old history\n")
     (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "loop.csv").symlink_to("loop.csv")
     code, err = alphad(*SIMULATE, "--bars", bars, cwd=tmp_path)
     assert (code, err) == (1, expected)
     assert (tmp_path / "steady.csv").read_text() == "the old history\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.csv", "steady.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.csv", "loop.csv", "steady.csv"]
 
 
 def test_simulate_into_a_full_standard_output_still_writes_both_files(tmp_path: Path) -> None:
