@@ -350,12 +350,11 @@ class PerformanceModel:
             strategy, regime = key
             if edge_read is None:
                 figures = table[key].judged_figures()
+            elif isinstance(edge_read, int):
+                figures = _judged_window(table[key]).read_figures(edge_read)
             else:
-                if isinstance(edge_read, int):
-                    mark: int | None = edge_read
-                else:
-                    marks = edge_read.get(regime)
-                    mark = marks.get(strategy) if marks is not None else None
+                marks = edge_read.get(regime)
+                mark = marks.get(strategy) if marks is not None else None
                 figures = _judged_window(table[key]).read_figures(mark)
             by_regime.setdefault(regime, {})[strategy] = figures
         return by_regime

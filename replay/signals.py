@@ -402,7 +402,7 @@ def check_output(path: str | Path) -> None:
     that a command refused for one of its files replaces none of the others)."""
     file = Path(path)
     file_format(file)
-    _resolved(file)
+    real = _resolved(file)
     if file.is_dir():
         raise InputError(f"{file}: cannot write (Is a directory)")
     if file.exists() and not file.is_file():
@@ -410,7 +410,7 @@ def check_output(path: str | Path) -> None:
     folder = file.parent  # as given: "gone/../x.csv" names no file
     if not folder.is_dir():
         raise InputError(f"{file}: cannot write (No such file or directory)")
-    if not os.access(_resolved(file).parent, os.W_OK | os.X_OK):
+    if not os.access(real.parent, os.W_OK | os.X_OK):
         raise InputError(f"{file}: cannot write (Permission denied)")
 
 
