@@ -41,7 +41,6 @@ from alphad.actors.engine_messages import (
     EngineInline,
     EngineStats,
     FinalSnapshot,
-    StrategySeen,
     Tick,
 )
 from alphad.actors.errors import BadInput, NotFound
@@ -160,6 +159,9 @@ class EngineActor(Actor):
         )
         self.last_state: OptimizationState | None = None
         self.cycle_samples: Samples[float] = Samples()  # seconds, read by the metrics
+        # While a change awaits (``_all_or_nothing``): the strategies ``register`` took on
+        # meanwhile, and when; a change undone puts them back after the models it restores.
+        self.registered_meanwhile: list[tuple[str, int]] | None = None
 
     @property
     def cycle(self) -> int:
@@ -183,7 +185,24 @@ class EngineActor(Actor):
     def inline(self) -> EngineInline:
         """What the gateway answers from the engine in its receive callback (see
         ``EngineInline``)."""
-        return EngineInline(weights=self.weights, health=self.health)
+        return EngineInline(weights=self.weights, health=self.health, register=self.register)
+
+    def register(self, strategy: str) -> None:
+        """A strategy's first recorded trade, taken on at once (``EngineInline``): a
+        weight at its base and the status active. Called in the gateway's callback with
+        the trade already stored, so it never raises into the trade's reply."""
+        now = self.clock()
+        try:
+            self.optimizer.register(strategy, now)
+        except Exception as exc:
+            log.error(
+                "strategy_not_registered",
+                strategy=strategy,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return
+        if self.registered_meanwhile is not None:
+            self.registered_meanwhile.append((strategy, now))
 
     def weights(self, request: GetWeights) -> Weights:
         """``get_weights``, answered inline: the optimizer's tables as they stand."""
@@ -216,9 +235,6 @@ class EngineActor(Actor):
                 return await self._all_or_nothing(self.run_cycle(message.regime, "request"))
             case Tick():
                 await self._tick()
-                return None
-            case StrategySeen():
-                self.optimizer.register(message.strategy, self.clock())
                 return None
             case ForceStatus():
                 return await self._all_or_nothing(self.force_status(message))
@@ -465,11 +481,14 @@ class EngineActor(Actor):
         except BaseException:
             change.close()
             raise
+        self.registered_meanwhile = []
         try:
             return await change
         except Exception as exc:
             await self._put_back(saved, exc)
             raise
+        finally:
+            self.registered_meanwhile = None
 
     async def _put_back(self, saved: _Saved, failure: Exception) -> None:
         self.last_cycle_ms = saved.last_cycle_ms
@@ -478,6 +497,8 @@ class EngineActor(Actor):
         scorer_changed = scorer_was is not None and self.switches.get("scorer") != scorer_was
         try:
             self.optimizer.restore(saved.optimizer)
+            for strategy, registered_ms in self.registered_meanwhile or ():
+                self.optimizer.register(strategy, registered_ms)
             if scorer_changed:
                 await ask_peer(self.scorer, SetEnabled(bool(scorer_was)))
         except Exception as exc:

@@ -20,12 +20,6 @@ class Tick(msgspec.Struct, frozen=True):
     """Tell: the timer fired; run a cycle or take a snapshot if one is due."""
 
 
-class StrategySeen(msgspec.Struct, frozen=True):
-    """Tell: a request named a strategy for the first time."""
-
-    strategy: str
-
-
 class FinalSnapshot(Ask[None], frozen=True):
     """Ask: write a snapshot now (at shutdown)."""
 
@@ -40,12 +34,16 @@ class EngineStats(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class EngineInline(msgspec.Struct, frozen=True, kw_only=True):
-    """The engine's synchronous reads, answered in the gateway's receive callback.
+    """The engine's synchronous calls, made in the gateway's receive callback.
 
     ``get_weights`` and ``get_health`` only read the optimizer's tables, which change
-    only while the engine handles a message: on the daemon's one event loop a read
-    between two awaits sees them whole, as an ask would, without the mailbox's wait.
+    only while the engine handles a message or in ``register``: on the daemon's one event
+    loop a read between two awaits sees them whole, as an ask would, without the
+    mailbox's wait. ``register`` takes on a strategy the admission has just counted
+    (its first recorded trade), before the reply that acknowledges it: a ``get_weights``
+    or ``get_health`` the bot sends next lists it.
     """
 
     weights: Callable[[GetWeights], Weights]
     health: Callable[[GetHealth], Health]
+    register: Callable[[str], None]

@@ -30,7 +30,7 @@ import zmq
 from alphad.actors.admission import Admission
 from alphad.actors.base import Actor, Handle
 from alphad.actors.engine import EngineActor, wall_clock_ms
-from alphad.actors.engine_messages import EngineInline, FinalSnapshot, StrategySeen, Tick
+from alphad.actors.engine_messages import EngineInline, FinalSnapshot, Tick
 from alphad.actors.performance_actor import PerformanceActor
 from alphad.actors.scorer import FlushSignals, ScorerActor, ScorerInline
 from alphad.actors.sqlite_thread import stop_and_join
@@ -254,9 +254,8 @@ class Daemon:
         to_engine = Handle(engine)
         store.subscribe(trades=[to_performance, to_scorer], outcomes=[to_scorer], commits=to_engine)
 
-        admission = build_admission(
-            cfg, on_new_strategy=lambda name: _tell_quietly(to_engine, StrategySeen(name))
-        )
+        # A strategy's first recorded trade registers it before the trade's reply.
+        admission = build_admission(cfg, on_new_strategy=engine.register)
         # Counted: the strategies that traded (and the configured ones); names a snapshot
         # kept from being scored only do not use up the cap.
         model = recovered.performance

@@ -109,7 +109,7 @@ class Replayer:
         return self.optimizer.cycles
 
     def _register(self, strategy: str) -> None:
-        """A strategy's first recorded trade, as the engine handles ``StrategySeen``."""
+        """A strategy's first recorded trade, as the engine takes it on (its ``register``)."""
         self.optimizer.register(strategy, self.now_ms)
         base = self.optimizer.weighting.base[strategy]
         self.weights[strategy] = [(self.now_ms, round(base, 6), round(base, 6))]

@@ -28,6 +28,7 @@ from alphad.protocol.messages import (
     GetReport,
     GetStatus,
     GetWeights,
+    Health,
     Ok,
     OptimizationState,
     RecordSignalOutcome,
@@ -40,6 +41,7 @@ from alphad.protocol.messages import (
     StatusReply,
     TradeRecorded,
     UpdateOptimization,
+    Weights,
 )
 from tests.daemon_process import DaemonProcess, RawClient
 from tests.test_e2e_faults import scrape_until
@@ -318,7 +320,10 @@ def alphad(*args: str) -> subprocess.CompletedProcess[str]:
             "-m",
             "alphad.daemon.cli",
             *args,
-        ], capture_output=True, text=True, timeout=60
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -427,3 +432,48 @@ def test_check_db_refuses_an_empty_file_and_a_directory_in_one_line(tmp_path: Pa
         assert checked.returncode == 1 and checked.stdout == "", checked
         lines = checked.stderr.splitlines()
         assert len(lines) == 1 and expected in lines[0] and str(path) in lines[0], lines
+
+
+def test_a_strategy_is_in_the_weights_and_health_as_soon_as_its_first_trade_is_answered(
+    tmp_path: Path,
+) -> None:
+    # The engine is kept busy by cycles an operator queued (more than its mailbox holds):
+    # the strategy a trade brings must be listed by the reads the bot sends next, and not
+    # be lost when the engine's mailbox is full.
+    config = (
+        "[daemon]\nmailbox_size = 64\nrequest_timeout_s = 60\n"
+        "[engine]\nupdate_interval_s = 0\n"
+        "[limits]\noptimization_interval_s = 0\n"
+    )
+    daemon = DaemonProcess(tmp_path, config).start()
+    dealer = zmq.Context.instance().socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(daemon.admin)
+    client = RawClient(daemon.rpc)
+    try:
+        assert isinstance(client.call(closed_trade("warm", strategy="first")), TradeRecorded)
+        for i in range(300):
+            dealer.send_multipart([b"", encode(UpdateOptimization(request_id=f"c{i}"))])
+        replies: list[Any] = []
+        while len(replies) < 10 and dealer.poll(int(STALL_S * 1000)):
+            replies.append(decode_reply(dealer.recv_multipart()[-1]))  # the engine is at work
+        assert isinstance(client.call(closed_trade("new", strategy="newcomer")), TradeRecorded)
+        weights = client.call(GetWeights())
+        health = client.call(GetHealth(strategy="newcomer"))
+        while len(replies) < 300 and dealer.poll(int(STALL_S * 1000)):
+            replies.append(decode_reply(dealer.recv_multipart()[-1]))
+        assert len(replies) == 300
+        # Some cycles were refused for a full mailbox, the rest ran.
+        assert {type(r).__name__ for r in replies} <= {"OptimizationState", "Error"}
+        assert any(isinstance(r, Error) and r.code == "overloaded" for r in replies)
+        assert isinstance(weights, Weights), weights
+        assert weights.base == {"first": 1.0, "newcomer": 1.0}
+        assert isinstance(health, Health), health
+        assert health.rows[0].reason == "new strategy", health.rows[0]  # not "not seen yet"
+        assert health.rows[0].since_ms > 0
+        after = client.call(GetWeights())
+        assert isinstance(after, Weights) and set(after.base) == {"first", "newcomer"}
+    finally:
+        client.close()
+        dealer.close(linger=0)
+        daemon.close()

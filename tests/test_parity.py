@@ -20,7 +20,6 @@ import zmq
 
 from alphad.actors.base import Handle
 from alphad.actors.engine import EngineActor
-from alphad.actors.engine_messages import StrategySeen
 from alphad.actors.events import ClosedTrade
 from alphad.actors.optimizer import CycleResult
 from alphad.actors.performance import PerformanceModel
@@ -149,7 +148,7 @@ async def test_the_live_engine_and_the_replay_agree_cycle_by_cycle(
         for kind, ts_ms, item in replayed.events:
             now[0] = ts_ms
             if kind == "register":
-                await engine.tell_wait(StrategySeen(item))
+                engine.register(item)
             elif kind == "trade":
                 trade: ClosedTrade = item
                 duplicate, seq = await store.ask(AppendTrade(_request_of(trade)))
