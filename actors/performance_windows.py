@@ -101,7 +101,7 @@ class Unread:
     on the trades since its last reading, so that more trades between two cycles than
     the window holds are still each read once (docs/optimization.md, "The edge test")."""
 
-    __slots__ = ("dropped", "first", "handed", "keeps", "mark", "pnls", "sizes")
+    __slots__ = ("dropped", "first", "handed", "keeps", "mark", "pnls", "sizes", "spilled")
 
     def __init__(self, keeps: int, mark: int = 0) -> None:
         self.keeps = keeps  # trades kept at least; twice as many at most
@@ -112,7 +112,11 @@ class Unread:
         self.first = mark + 1
         self.pnls = array("d")
         self.sizes = array("d")
-        self.dropped = 0  # trades dropped unread, past twice ``keeps``
+        # Trades dropped unread, past twice ``keeps``: ``spilled`` since the last reading,
+        # ``dropped`` those a reading wanted (not those of a strategy the test does not
+        # read then, a suspended one's: they were not to be read).
+        self.spilled = 0
+        self.dropped = 0
 
     def keep(self, number: int, pnl: float, size: float) -> None:
         """Trade ``number`` leaves the window: kept if it is not read yet."""
@@ -128,10 +132,19 @@ class Unread:
             drop = max(handed, keeps)
             del self.pnls[:drop], self.sizes[:drop]
             self.first += drop
-            self.dropped += drop - handed
+            self.spilled += drop - handed
 
-    def read_to(self, mark: int) -> None:
-        """The trades up to ``mark`` are read: drop them."""
+    def count_spilled(self) -> None:
+        """A reading that wanted the trades dropped since the last one: count them."""
+        self.dropped += self.spilled
+        self.spilled = 0
+
+    def read_to(self, mark: int, *, reads: bool = True) -> None:
+        """The trades up to ``mark`` are read (``reads``), or are not to be: drop them.
+        The trades dropped since the last reading count as skipped only if it reads."""
+        if reads:
+            self.count_spilled()
+        self.spilled = 0
         self.mark = mark
         drop = min(mark - self.first + 1, len(self.pnls))
         if drop > 0:
@@ -277,11 +290,14 @@ class JudgedWindow:
         unread = self.unread
         if unread is None:
             return figures
-        if mark is not None:
+        if mark is None:
+            unread.count_spilled()  # kept to be read once the lifecycle knows it
+        else:
             # A mark past the window's newest trade (NOT_READ: a strategy the test does not
-            # read now) reads the trades so far, not those to come: a strategy back on
-            # probation has its next trades that leave the window read at the next cycle.
-            unread.read_to(mark if mark < self.seen else self.seen)
+            # read now, a suspended one) reads the trades so far, not those to come: a
+            # strategy back on probation has its next trades that leave the window read at
+            # the next cycle; those that spilled meanwhile were not to be read.
+            unread.read_to(min(mark, self.seen), reads=mark <= self.seen)
             unread.handed = self.seen  # the cycle reads up to the window's newest trade
         if not unread.pnls:
             return figures

@@ -889,7 +889,30 @@ def test_more_trades_in_a_regime_than_it_keeps_are_counted_as_dropped() -> None:
     # Window 3 keeps 30 trades at least, 60 at most: of the 97 that left each of the two
     # windows (the strategy's and the strategy's in "trend"), the oldest 60 were dropped.
     assert len(model.recent_by_regime({})["trend"]["ema"].unread) == 37
+    assert model.unread_dropped() == 60  # counted as a reading finds them gone
+    assert len(model.recent_by_strategy({})["ema"].unread) == 37
     assert model.unread_dropped() == 2 * 60
+
+
+def test_trades_not_to_be_read_are_not_counted_as_dropped() -> None:
+    # A strategy the edge test does not read (suspended: NOT_READ) trades more between
+    # two cycles than its buffer keeps: what spilled was not to be read, so nothing is
+    # counted as skipped; once it is read again (back on probation), a spill counts.
+    model = PerformanceModel(PerformanceConfig(window_trades=3), regime_unread=True)
+    model.record(sized(1, 1.0, 1.0))
+    model.recent_by_strategy({"ema": NOT_READ})
+    model.recent_by_regime(NOT_READ)
+    for seq in range(2, 101):
+        model.record(sized(seq, float(seq), 1.0))
+    assert model.recent_by_strategy({"ema": NOT_READ})["ema"].unread == ()
+    assert model.recent_by_regime(NOT_READ)["trend"]["ema"].unread == ()
+    assert model.unread_dropped() == 0
+    # Read from trade 100 on: 97 more leave the window, of which 60 spill before the
+    # next reading, which counts them.
+    for seq in range(101, 201):
+        model.record(sized(seq, float(seq), 1.0))
+    assert len(model.recent_by_strategy({"ema": 100})["ema"].unread) == 37
+    assert model.unread_dropped() == 60
 
 
 def test_a_regimes_unread_trades_survive_a_snapshot() -> None:
@@ -943,6 +966,7 @@ def test_a_full_buffer_drops_the_trades_a_cycle_was_handed_first() -> None:
     assert len(fresh.recent_by_strategy({"ema": 0})["ema"].unread) == 0
     for seq in range(4, 64):
         fresh.record(sized(seq, float(seq), 1.0))
+    fresh.recent_by_strategy({"ema": 3})
     assert fresh.unread_dropped() == 30 - 3
     # Unread trades beyond the bound: the handed ones (up to 90) go uncounted, then the
     # oldest of those never handed, counted.
