@@ -287,6 +287,9 @@ def _port_clashes(tcp: list[tuple[str, str]], metrics: MetricsConfig) -> list[st
         address = ipaddress.ip_address(metrics.address)
     except ValueError:
         return errors  # metrics_findings says why
+    # An IPv4 address mapped into IPv6 (::ffff:127.0.0.1) binds that IPv4 address.
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     # An IPv6 address other than "::" (which takes IPv4 too) shares no port with these.
     if metrics.enabled and (address.version == 4 or address.is_unspecified):
         clash = taken_by(

@@ -84,6 +84,8 @@ def metrics_findings(config: MetricsConfig) -> tuple[list[str], list[str]]:
         address = ipaddress.ip_address(config.address)
     except ValueError:
         return [*errors, f"key `metrics.address`: {config.address!r} is not an IP address"], []
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
     if address.is_loopback:
         return errors, []
     exposure = (

@@ -316,6 +316,12 @@ def test_check_config_warns_when_a_locked_database_outlasts_a_request(tmp_path: 
             "binds too; each needs its own port",
         ),
         (
+            # An IPv4 address mapped into IPv6 binds the IPv4 address.
+            'rpc_endpoint = "tcp://127.0.0.1:9464"\n[metrics]\naddress = "::ffff:127.0.0.1"\n',
+            "key `metrics.port`: 9464 on ::ffff:127.0.0.1 is a port the rpc socket "
+            "(tcp://127.0.0.1:9464) binds too; each needs its own port",
+        ),
+        (
             'rpc_endpoint = "tcp://no-such-host.invalid:7411"\n',
             "key `daemon.rpc_endpoint`: tcp://no-such-host.invalid:7411: no-such-host.invalid"
             " is neither an address nor a name this host resolves",

@@ -56,6 +56,12 @@ def test_metrics_on_every_interface_are_warned_in_check_config_and_at_start(
         assert "0.0.0.0 is not loopback" in warnings[0]["warning"]
     finally:
         daemon.close()
+    # Loopback mapped into IPv6 is loopback; another IPv4 address mapped is not.
+    config.write_text(f'[metrics]\naddress = "::ffff:127.0.0.1"\nport = {free_port()}\n')
+    mapped = alphad("check-config", config)
+    assert mapped.returncode == 0 and mapped.stderr == ""
+    config.write_text(f'[metrics]\naddress = "::ffff:10.1.2.3"\nport = {free_port()}\n')
+    assert "::ffff:10.1.2.3 is not loopback" in alphad("check-config", config).stderr
 
 
 def test_metrics_with_a_token_file_answer_only_scrapes_that_carry_the_token(
