@@ -30,6 +30,7 @@ from alphad.protocol.client import Client, Subscriber
 from alphad.protocol.curve import CurveKeys, CurveRefused
 from alphad.protocol.errors import AlphadError
 from alphad.protocol.messages import Alert, HealthRow, Report, StatusReply
+from alphad.protocol.pages import merge_report
 
 STATUS_STYLE = {"active": "green", "degraded": "yellow", "suspended": "red", "retired": "dim"}
 SORT_KEYS = ("strategy", "status", "effective", "trades", "expectancy", "win_rate", "drawdown")
@@ -75,7 +76,10 @@ class TopView:
         self.endpoint = endpoint
         self.report: Report | None = None
         self.status: StatusReply | None = None
+        # When the last status was read and its request count; the requests this view
+        # made since (the report's pages after it), which the rate leaves out.
         self.previous: tuple[float, int] | None = None
+        self.own_requests = 0
         self.rate = 0.0
         self.latency_ms: float | None = None
         self.error: str | None = None
@@ -88,11 +92,15 @@ class TopView:
         try:
             status = client.get_status(timeout_s=1.0)
             self.latency_ms = (time.perf_counter() - started) * 1000
-            self.report = client.report(timeout_s=2.0)  # every page: it sorts them all
+            pages = [client.get_report(timeout_s=2.0)]  # every page: it sorts them all
+            while pages[-1].next is not None:
+                pages.append(client.get_report(after=pages[-1].next, timeout_s=2.0))
         except CurveRefused as exc:
             self.error = f"{exc.message}; retrying"
+            self.previous = None  # its own requests unknown: no rate from this one
             return
         except AlphadError as exc:
+            self.previous = None
             self.error = (
                 f"alphad is not answering at {self.endpoint}; retrying"
                 if exc.code == "timeout"
@@ -101,8 +109,12 @@ class TopView:
             return
         now = time.monotonic()
         if self.previous is not None and now > self.previous[0]:
-            self.rate = (status.requests - self.previous[1] - 2) / (now - self.previous[0])
+            # The count includes the status request that read it.
+            others = status.requests - self.previous[1] - self.own_requests - 1
+            self.rate = max(0, others) / (now - self.previous[0])
         self.previous = (now, status.requests)
+        self.own_requests = len(pages)
+        self.report = merge_report(pages)
         self.status = status
         self.error = None
 

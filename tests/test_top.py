@@ -14,6 +14,7 @@ import termios
 import time
 from pathlib import Path
 
+from alphad.daemon.top import TopView
 from alphad.protocol.client import Client
 from tests.daemon_process import DaemonProcess
 
@@ -115,3 +116,29 @@ def test_top_says_when_the_daemon_is_down_and_keeps_trying(tmp_path: Path) -> No
     finally:
         if terminal.process.poll() is None:
             terminal.process.kill()
+
+
+def test_tops_request_rate_leaves_out_every_page_of_its_own_report(
+    daemon: DaemonProcess,
+) -> None:
+    # 600 strategies: their rows take more than one page of PAGE_ROWS rows.
+    with Client(daemon.rpc) as client:
+        for i in range(600):
+            client.record_trade(
+                f"t{i}", f"s{i}", "BTC", "buy", 1.0, 1_732_000_000_001, 1_732_000_000_002
+            )
+        first = client.get_report()
+        assert first.next is not None and client.get_report(after=first.next).next is None
+        view = TopView(daemon.rpc)
+        view.refresh(client)
+        assert view.report is not None and len(view.report.strategies) == 600
+        time.sleep(0.2)
+        view.refresh(client)  # nothing else asked meanwhile
+        assert view.error is None and view.rate == 0.0
+        assert view.previous is not None
+        before = view.previous[0]
+        for _ in range(40):
+            client.get_status()
+        view.refresh(client)
+        assert view.previous is not None
+        assert round(view.rate * (view.previous[0] - before)) == 40
