@@ -9,7 +9,7 @@ from pathlib import Path
 from alphad.daemon.config import load_config
 from alphad.replay.bars import read_bars
 from alphad.replay.runner import replay
-from alphad.replay.signals import InputError, read_signals, same_file
+from alphad.replay.signals import InputError, check_writable, read_signals, same_file
 from alphad.replay.text import render_json, render_text
 
 SECONDS_LIKELY_MS = 100_000_000_000
@@ -73,3 +73,4 @@ def _distinct_outputs(args: argparse.Namespace) -> None:
     for name, given in (("signals", args.file), ("bars", args.bars)):
         if given and same_file(report, Path(given)):
             raise InputError(f"--report {args.report} is the {name} file {given}: choose another")
+    check_writable(report)  # before the replay, not after it

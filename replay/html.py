@@ -15,7 +15,7 @@ from typing import Any
 
 from alphad.replay.bars import Accuracy, Detection
 from alphad.replay.results import Curve, Replay, ReplayResult, Sides, Stats, StatusEvent
-from alphad.replay.signals import InputError
+from alphad.replay.signals import write_whole
 from alphad.replay.text import (
     LUCK_HEADER,
     STAT_LINES,
@@ -70,12 +70,9 @@ svg text.unit { font-style: italic; }
 
 
 def write_report(replayed: Replay, path: str | Path, title: str = "") -> None:
-    """Write the page; raises ``InputError`` when the file cannot be written."""
-    file = Path(path)
-    try:
-        file.write_text(render_html(replayed, title), encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{file}: cannot write ({exc.strerror})") from None
+    """Write the page, whole or not at all (``write_whole``: an old page stays as it was
+    if this one cannot be written); raises ``InputError`` when it cannot be written."""
+    write_whole(path, render_html(replayed, title))
 
 
 def render_html(replayed: Replay, title: str = "") -> str:

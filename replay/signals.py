@@ -338,15 +338,26 @@ def write_tables(files: Sequence[tuple[Iterable[Any], str | Path, Table[Any]]]) 
             stage.discard()
 
 
+def write_whole(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` as ``write_tables`` writes a table: a regular file beside
+    itself, renamed into place once whole (a report, a page); ``InputError`` when it
+    cannot be written, with the old file, if any, left as it was."""
+    stage = _Staged(path)
+    try:
+        stage.write_text(text)
+        stage.commit()
+    finally:
+        stage.discard()
+
+
 class _Staged:
-    """One file of ``write_tables``. A regular file is written beside itself and renamed
-    into place, so that an interrupted write leaves the old file or none, never half a
-    history that a later replay would take for a whole one. A device or a pipe is
-    written to directly."""
+    """One file of ``write_tables`` (or ``write_whole``). A regular file is written beside
+    itself and renamed into place, so that an interrupted write leaves the old file or
+    none, never half a history that a later replay would take for a whole one. A device
+    or a pipe is written to directly."""
 
     def __init__(self, path: str | Path) -> None:
         self.file = file = Path(path)
-        self.kind = file_format(file)
         self.in_place = file.exists() and not file.is_file()
         self.real = _resolved(file)  # through a symbolic link, to the file it names
         partial = f".{self.real.name}.{os.getpid()}.partial"
@@ -355,10 +366,11 @@ class _Staged:
 
     def write(self, rows: Iterable[Any], table: Table[Any]) -> int:
         count = 0
+        kind = file_format(self.file)
         try:
             with self.target.open("w", encoding="utf-8", newline="") as out:
                 self.written = True
-                if self.kind == "csv":
+                if kind == "csv":
                     writer = csv.writer(out, lineterminator="\n")
                     writer.writerow(table.columns)
                     for row in rows:
@@ -372,6 +384,14 @@ class _Staged:
         except OSError as exc:
             raise InputError(f"{self.file}: cannot write ({exc.strerror})") from None
         return count
+
+    def write_text(self, text: str) -> None:
+        try:
+            with self.target.open("w", encoding="utf-8") as out:
+                self.written = True
+                out.write(text)
+        except OSError as exc:
+            raise InputError(f"{self.file}: cannot write ({exc.strerror})") from None
 
     def commit(self) -> None:
         if self.in_place:
@@ -400,8 +420,14 @@ def check_output(path: str | Path) -> None:
     """Refuse, before anything is written, a path that ``write_table`` could not write:
     an unknown extension, a directory, or a folder that is missing or not writable (so
     that a command refused for one of its files replaces none of the others)."""
+    file_format(Path(path))
+    check_writable(path)
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse, before the work that makes it, a file ``write_whole`` could not write: a
+    directory, or a folder that is missing or not writable."""
     file = Path(path)
-    file_format(file)
     real = _resolved(file)
     if file.is_dir():
         raise InputError(f"{file}: cannot write (Is a directory)")

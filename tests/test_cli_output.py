@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import os
+import resource
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -31,15 +32,26 @@ ROWS = "".join(
 
 
 def alphad(
-    *args: str, cwd: Path, stdout: int | None = subprocess.PIPE, close_stdout: bool = False
+    *args: str,
+    cwd: Path,
+    stdout: int | None = subprocess.PIPE,
+    close_stdout: bool = False,
+    file_size_limit: int | None = None,
 ) -> tuple[int, str]:
+    def before() -> None:
+        if close_stdout:
+            os.close(1)
+        if file_size_limit is not None:  # as `ulimit -f`: a write past it fails (EFBIG)
+            hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, hard))
+
     process = subprocess.run(
         [sys.executable, "-m", "alphad.daemon.cli", *args],
         stdout=stdout,
         stderr=subprocess.PIPE,
         cwd=cwd,
         env=os.environ | {"PYTHONPATH": str(ROOT)},
-        preexec_fn=(lambda: os.close(1)) if close_stdout else None,
+        preexec_fn=before,
         timeout=120,
     )
     return process.returncode, process.stderr.decode()
@@ -296,3 +308,19 @@ def test_simulate_into_a_full_standard_output_still_writes_both_files(tmp_path: 
     assert code == 1 and err.count("\n") == 1, err
     assert (tmp_path / "steady.csv").read_text().startswith("ts_ms,")
     assert (tmp_path / "bars.csv").read_text().startswith("symbol,bar_size,ts_ms,")
+
+
+def test_a_report_that_cannot_be_written_whole_keeps_the_old_page(signals: Path) -> None:
+    folder = signals.parent
+    code, err = alphad(*REPLAY, "--report", "page.html", cwd=folder)
+    assert code == 0, err
+    page = (folder / "page.html").read_text()
+    assert page.rstrip().endswith("</html>") and len(page) > 8192
+    # A file size limit below the page's size: the write fails, the old page stays whole.
+    code, err = alphad(*REPLAY, "--report", "page.html", cwd=folder, file_size_limit=4096)
+    assert (code, err) == (1, "alphad: page.html: cannot write (File too large)\n")
+    assert (folder / "page.html").read_text() == page
+    assert sorted(p.name for p in folder.iterdir()) == ["page.html", "signals.csv"]
+    # A folder that is missing is refused before the replay, in one line.
+    code, err = alphad(*REPLAY, "--report", "gone/page.html", cwd=folder)
+    assert (code, err) == (1, "alphad: gone/page.html: cannot write (No such file or directory)\n")

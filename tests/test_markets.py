@@ -11,6 +11,7 @@ import json
 import math
 import os
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -200,6 +201,45 @@ def test_a_declared_adjustment_divides_the_prices_before_its_day() -> None:
     for wrong in (((day, 2.0),), (("2020-01-05", 1.5),)):
         with pytest.raises(CorpusError, match="is not a split the prices show"):
             parse_bars(csv_of(bars), source(adjustments=wrong))
+
+
+@pytest.mark.parametrize("ratio", [2.5, 3.0, 10.0])
+def test_a_declared_split_beyond_the_move_limit_is_adjusted_not_refused(ratio: float) -> None:
+    # A 5-for-2, 3-for-1 or 10-for-1 split moves the raw close by more than ±50 %:
+    # declared, the prices before it are divided first.
+    bars = split_history(ratio)
+    day = datetime.fromtimestamp(bars[200].ts_ms / 1000, UTC).strftime("%Y-%m-%d")
+    with pytest.raises(CorpusError, match=r"line 202: close moves -\d+% in one bar"):
+        parse_bars(csv_of(bars), source())
+    adjusted = parse_bars(csv_of(bars), source(adjustments=((day, ratio),)))
+    assert adjusted[200:] == bars[200:]
+    assert adjusted[199].close == pytest.approx(bars[199].close / ratio)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        # A row without prices still has a time that the next row's must follow.
+        ("2020-01-03,,,,\n2020-01-03,11,12,10,11.5", "line 5: time 2020-01-03 00:00 repeats"),
+        ("2020-01-05,,,,\n2020-01-04,11,12,10,11.5", "line 5: time 2020-01-04 00:00 is before"),
+    ],
+)
+def test_a_time_after_a_row_without_prices_is_checked_against_that_row(
+    rows: str, message: str
+) -> None:
+    with pytest.raises(CorpusError, match=message):
+        parse_bars(GOOD + rows + "\n", source())
+
+
+def test_a_bad_row_after_a_field_spanning_lines_is_named_by_its_own_line() -> None:
+    text = (
+        "Date,Open,High,Low,Close,Note\n"
+        '2020-01-01,10,11,9,10.5,"first line\nsecond line"\n'
+        "2020-01-02,10.5,12,10,11,\n"
+        "2020-01-03,10.5,9,10,9.5,\n"
+    )
+    with pytest.raises(CorpusError, match=r"line 5: high 9\.0 is below low 10\.0"):
+        parse_bars(text, source())
 
 
 def test_a_close_only_file_uses_the_close_for_every_price() -> None:
@@ -610,3 +650,38 @@ def test_a_monthly_bar_is_declared_closed_by_the_next_months_open() -> None:
     [first, second] = bar_rows(History(source(bar="1mo"), bars))
     assert first.bar_size == "28d" and first.ts_ms + 28 * DAY <= second.ts_ms
     assert bar_rows(History(source(), bars))[0].bar_size == "1d"
+
+
+def test_a_report_that_cannot_be_written_whole_keeps_the_old_file(tmp_path: Path) -> None:
+    manifest, cache = make_archive(tmp_path, {"walk-a": walk(300, 5)})
+    out = tmp_path / "report.json"
+    out.write_text("the old report\n")
+
+    def command(target: Path, limit: int | None = None) -> subprocess.CompletedProcess[bytes]:
+        def before() -> None:
+            if limit is not None:  # as `ulimit -f`: a write past it fails (EFBIG)
+                hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+                resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+
+        args = ["--manifest", str(manifest), "--format", "json", "--out", str(target)]
+        return subprocess.run(
+            [sys.executable, "-m", "bench.markets", *args],
+            capture_output=True,
+            cwd=Path(__file__).parent.parent,
+            env=os.environ | {"ALPHAD_MARKETS_CACHE": str(cache)},
+            preexec_fn=before,
+            timeout=120,
+        )
+
+    limited = command(out, limit=4096)
+    assert limited.returncode == 1
+    assert limited.stderr.decode() == f"bench.markets: {out}: cannot write (File too large)\n"
+    assert out.read_text() == "the old report\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".json") == ["report.json"]
+    # A folder that is missing is refused before any history is read, in one line.
+    gone = tmp_path / "gone" / "report.json"
+    refused = command(gone)
+    assert refused.returncode == 1
+    assert refused.stderr.decode() == (
+        f"bench.markets: {gone}: cannot write (No such file or directory)\n"
+    )

@@ -298,10 +298,12 @@ def parse_bars(text: str, source: Source) -> list[Bar]:
     limit = MAX_MOVE[source.asset_class]
     bars: list[Bar] = []
     lines: list[int] = []
+    previous: int | None = None  # the previous row's time, with prices or without
     for line, ts_ms, day, prices in _rows(text, source):
-        if bars and ts_ms <= bars[-1].ts_ms:
-            what = "repeats" if ts_ms == bars[-1].ts_ms else "is before"
+        if previous is not None and ts_ms <= previous:
+            what = "repeats" if ts_ms == previous else "is before"
             raise _bad(source, line, f"time {_iso(ts_ms)} {what} the previous row's")
+        previous = ts_ms
         if prices is None or not first <= day <= last:
             continue
         o, h, lo, c = prices
@@ -313,20 +315,21 @@ def parse_bars(text: str, source: Source) -> list[Bar]:
         o, c = _on_bound(o, lo, h), _on_bound(c, lo, h)
         if not (lo <= o <= h and lo <= c <= h):
             raise _bad(source, line, f"open {o} or close {c} is outside low {lo} – high {h}")
-        if bars:
-            move = c / bars[-1].close - 1.0
-            if abs(move) > limit:
-                raise _bad(
-                    source,
-                    line,
-                    f"close moves {move:+.0%} in one bar (more than ±{limit:.0%} for "
-                    f"{source.asset_class}): an unadjusted split?",
-                )
         bars.append(Bar(ts_ms, o, h, lo, c))
         lines.append(line)
     if len(bars) < 2:
         raise CorpusError(f"{source.name}: {source.where}: fewer than 2 bars")
+    # The move limit on the prices as adjusted: a declared 3-for-1 split moves -67 %.
     bars = _adjusted(bars, source)
+    for i in range(1, len(bars)):
+        move = bars[i].close / bars[i - 1].close - 1.0
+        if abs(move) > limit:
+            raise _bad(
+                source,
+                lines[i],
+                f"close moves {move:+.0%} in one bar (more than ±{limit:.0%} for "
+                f"{source.asset_class}): an unadjusted split?",
+            )
     if source.asset_class in ("stock", "equity_index"):
         for i in range(1, len(bars)):
             ratio = _split_at(bars, i)
@@ -391,12 +394,11 @@ Prices = tuple[float, float, float, float] | None
 
 @dataclass(frozen=True)
 class _Layout:
-    """Where a file's fields are: column indices, and the line of the first row."""
+    """Where a file's fields are: column indices."""
 
     prices: list[int]  # open, high, low, close
     time: int
     symbol: int  # -1 unless the file is long
-    first_line: int
 
 
 def _layout(header: list[str], reader: Iterator[list[str]], source: Source) -> _Layout:
@@ -410,7 +412,7 @@ def _layout(header: list[str], reader: Iterator[list[str]], source: Source) -> _
             f: i for i, (s, f) in enumerate(zip(header, fields, strict=False)) if s == source.column
         }
         prices = [columns.get(f, -1) for f in ("open", "high", "low", "close")]
-        layout = _Layout(prices, time=0, symbol=-1, first_line=4)
+        layout = _Layout(prices, time=0, symbol=-1)
     else:
         where = {name: i for i, name in enumerate(header)}
         wanted = (
@@ -423,7 +425,6 @@ def _layout(header: list[str], reader: Iterator[list[str]], source: Source) -> _
             prices,
             time=where.get(source.time_column, -1),
             symbol=where.get(source.symbol_column, -1) if source.format == "long" else -1,
-            first_line=2,
         )
         if layout.time < 0:
             raise CorpusError(
@@ -448,7 +449,11 @@ def _rows(text: str, source: Source) -> Iterator[tuple[int, int, date, Prices]]:
         raise CorpusError(f"{source.name}: {source.where}: empty file")
     layout = _layout(header, reader, source)
     found = False
-    for line, row in enumerate(reader, layout.first_line):
+    while True:
+        line = reader.line_num + 1  # where the row begins: a quoted field may span lines
+        row = next(reader, None)
+        if row is None:
+            break
         if not row:
             continue
         if layout.symbol >= 0:

@@ -17,7 +17,7 @@ from alphad.actors.errors import Refused
 from alphad.daemon.cli import reader_gone
 from alphad.daemon.config import Config, ConfigError, load_config
 from alphad.replay.bootstrap import BLOCK_DAYS
-from alphad.replay.signals import InputError
+from alphad.replay.signals import InputError, check_writable, write_whole
 from bench.markets.corpus import MANIFEST, SPLITS, CorpusError
 from bench.markets.luck import RESAMPLES, Luck
 from bench.markets.run import DRAWDOWN_LIMIT, MarketsReport, Side, run
@@ -215,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not 0.0 <= args.cost_bps <= 100.0:
             raise CorpusError(f"--cost-bps must be 0 – 100, not {args.cost_bps:g}")
+        if args.out:
+            check_writable(args.out)  # before the run, not after it
         config = load_config(args.config) if args.config else Config()
         if config.regimes.source == "detected":
             raise CorpusError(
@@ -234,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         text = render_json(report) if args.format == "json" else render_text(report)
         if args.out:
-            args.out.write_text(text, encoding="utf-8")
+            write_whole(args.out, text)  # whole or not at all: an old file stays as it was
         else:
             sys.stdout.write(text)
             sys.stdout.flush()
