@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from alphad.actors.errors import LimitReached, UnknownStrategy
+from alphad.actors.events import UNKNOWN_REGIME
 
 
 class Admission:
@@ -160,10 +161,13 @@ class Admission:
     def _admit_market(self, symbol: str, regime: str | None) -> None:
         if symbol not in self.symbols and len(self.symbols) >= self.max_symbols:
             raise LimitReached(f"{self.max_symbols} symbols already known (limits.max_symbols)")
+        # ``unknown`` (a trade without a regime, or one that says so) is no regime: it is
+        # never refused and never counted, however it is spelled or was learned.
         if (
             regime is not None
+            and regime != UNKNOWN_REGIME
             and regime not in self.regimes
-            and len(self.regimes) >= self.max_regimes
+            and len(self.regimes) - (UNKNOWN_REGIME in self.regimes) >= self.max_regimes
         ):
             raise LimitReached(f"{self.max_regimes} regimes already known (limits.max_regimes)")
         self.symbols.add(symbol)

@@ -44,7 +44,7 @@ from alphad.actors.engine_messages import (
     Tick,
 )
 from alphad.actors.errors import BadInput, NotFound
-from alphad.actors.events import SetEnabled
+from alphad.actors.events import UNKNOWN_REGIME, SetEnabled
 from alphad.actors.lifecycle_shapes import PaperTrades
 from alphad.actors.optimizer import Allocation, Optimizer, set_allocation
 from alphad.actors.performance_actor import (
@@ -53,6 +53,7 @@ from alphad.actors.performance_actor import (
     RecentFigures,
     ReportTables,
 )
+from alphad.actors.regimes import REGIMES
 from alphad.actors.report_pages import ReportParts, report_page
 from alphad.actors.scorer import (
     AttachSignals,
@@ -342,6 +343,19 @@ class EngineActor(Actor):
             # "suspended": refuse names neither configured, traded nor scored lately.
             raise NotFound(
                 f"strategy {request.strategy!r} is neither configured nor seen; nothing changed",
+            )
+        regime = request.regime
+        if (
+            regime is not None
+            and regime != UNKNOWN_REGIME  # refused by the regimes' lifecycle, saying why
+            and self.optimizer.regimes.on
+            and regime not in REGIMES  # a detector's label, before it was first answered
+            and not self._knows_regime(regime)
+            and regime not in self.optimizer.regimes.models
+        ):
+            # As for a strategy: a typo must not record a status in a phantom regime.
+            raise NotFound(
+                f"regime {regime!r} was never seen in a trade or a signal; nothing changed"
             )
         transition = self.optimizer.force(
             request.strategy, request.status, request.reason, request.operator, now, request.regime

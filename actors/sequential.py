@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from alphad.actors.figures import ROUNDING_FLOOR
+
 SQRT_HALF_PI = math.sqrt(math.pi / 2.0)
 MIN_TRADES = 10
 """Trades in the window before the test runs: the scale of fewer is no measurement."""
@@ -46,13 +48,18 @@ def robust_scale(pnls: Sequence[float]) -> float:
 
 def edge_scale(pnls: Sequence[float]) -> float:
     """The scale the edge test standardises by: the larger of the standard deviation and
-    ``robust_scale``; 0.0 for fewer than two pnls or pnls without spread."""
+    ``robust_scale``; 0.0 for fewer than two pnls or pnls without spread, also when the
+    spread is only rounding (at most ``ROUNDING_FLOOR`` of the mean |pnl|, as a Sharpe
+    ratio reads it: twelve pnls of −0.1 have a computed deviation of 1.4e-17, and a
+    test standardised by it would read each loss as 10^16 σ)."""
     n = len(pnls)
     if n < 2:
         return 0.0
     mean = math.fsum(pnls) / n
     deviation = math.sqrt(math.fsum([(p - mean) ** 2 for p in pnls]) / (n - 1))
     scale = max(deviation, robust_scale(pnls))
+    if not scale > ROUNDING_FLOOR * (math.fsum(map(abs, pnls)) / n):
+        return 0.0
     return scale if math.isfinite(scale) else 0.0
 
 

@@ -193,6 +193,7 @@ def test_an_operator_suspends_a_strategy_in_one_regime_through_the_client(
     try:
         with Client(daemon.admin) as admin, Client(daemon.rpc) as bot:
             bot.record_trade("t0", "swing", "BTC/USDT", "buy", 1.0, T0, T0 + 500, WINNING)
+            bot.score_signal("swing", "BTC/USDT", "buy", 0.8, 3, regime=LOSING)  # a regime seen
             changed = admin.force_status("swing", "suspended", "review", "alice", regime=LOSING)
             assert (changed.new, changed.regime) == ("suspended", LOSING)
             there = bot.score_signal("swing", "BTC/USDT", "buy", 0.8, 3, regime=LOSING)

@@ -97,11 +97,12 @@ def test_a_cycle_without_new_trades_is_not_counted_again() -> None:
 
 
 def test_losses_of_almost_no_spread_suspend_with_a_reason_instead_of_failing() -> None:
-    # The same loss every trade (but for rounding) makes the edge test's evidence exceed
-    # what a float's exponential holds: the strategy is suspended all the same.
+    # The same loss every trade but for a spread of 1e-9 (above the 1e-12 that counts as
+    # rounding) makes the edge test's evidence exceed what a float's exponential holds:
+    # the strategy is suspended all the same.
     m = LifecycleModel(LifecycleConfig(), {})
     m.register("ema", 0)
-    pnls = [-1.0] * 11 + [-1.0 - 1e-12]  # past the edge test's 10 trades, short of min_trades
+    pnls = [-1.0] * 11 + [-1.0 - 1e-9]  # past the edge test's 10 trades, short of min_trades
     transitions = m.assess({"ema": figures_of(pnls, seen=len(pnls), keep_pnls=True)}, 0)
     assert [(t.old, t.new) for t in transitions] == [("active", "suspended")]
     assert "lost its edge" in transitions[0].reason and "times likelier" in transitions[0].reason

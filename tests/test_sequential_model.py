@@ -94,6 +94,16 @@ def test_the_scale_is_never_below_the_standard_deviation_nor_the_robust_scale() 
     assert robust_scale([3.0]) == 0.0 and edge_scale([3.0, 3.0]) == 0.0
 
 
+@pytest.mark.parametrize("pnl", [-0.1, -0.3, -1.0, -2.0, 0.7, 1e-9])
+def test_equal_pnls_have_no_scale_whatever_their_rounding(pnl: float) -> None:
+    # Twelve pnls of -0.1 sum to a mean that is not exactly -0.1: their computed standard
+    # deviation is 1.4e-17, the rounding of equal pnls, not a spread to standardise by.
+    for n in (10, 12, 37, 100):
+        assert edge_scale([pnl] * n) == 0.0, n
+    # A real spread, however small against the pnls, is kept.
+    assert edge_scale([pnl] * 11 + [pnl * (1 + 1e-9)]) > 0.0
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_a_reading_of_many_trades_alarms_at_the_trade_one_at_a_time_would(seed: int) -> None:
     rng = random.Random(seed)
