@@ -14,7 +14,7 @@ import math
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, NamedTuple
 
 import msgspec
@@ -128,9 +128,10 @@ class ScorerModel:
             if there is not None and STRICTNESS[there] > STRICTNESS.get(status, 0):
                 status, in_regime = there, f" in regime {regime}"
         confidence = request.confidence
-        if not 0.0 <= confidence <= 1.0:
+        if not 0.0 < confidence <= 1.0:
             # The wire refuses these; a request built in-process is clamped (NaN to 0)
-            # so the bounds hold for every caller.
+            # so the bounds hold for every caller; -0.0 (which the wire lets through as
+            # 0) is 0.0, so that no quality reads "-0.00".
             confidence = 1.0 if confidence > 1.0 else 0.0
         confluence = request.confluence
         target = cfg.confluence_target
@@ -193,8 +194,8 @@ class ScorerModel:
             reasons.append(f"strategy {status}{in_regime}")
         elif self.enabled and quality < cfg.min_quality:
             execute = False
-            shown = _two_digits_down(quality)
-            reasons.append(f"quality {shown} below minimum {cfg.min_quality:.2f}")
+            shown, minimum = _below(quality, cfg.min_quality)
+            reasons.append(f"quality {shown} below minimum {minimum}")
         else:
             execute = True
         size = 0.0
@@ -596,8 +597,15 @@ def _multiplier(value: float) -> float:
     return value if value > 0.0 else 0.0
 
 
-def _two_digits_down(quality: float) -> str:
-    """The quality to two digits, rounded down so that a refused 0.497 never reads "0.50
-    below minimum 0.50"; on its decimal digits, where 0.29 is 0.29 (0.29 × 100 is
+def _below(quality: float, minimum: float) -> tuple[str, str]:
+    """A refused quality and the minimum it is below, as the reason shows them: to two
+    digits, or as many as the minimum has (up to six), the quality rounded down and the
+    minimum up, so that the one shown is always below the other (a refused 0.497 never
+    reads "0.50 below minimum 0.50", nor 0.3049 "0.30 below minimum 0.30" against a
+    minimum of 0.305); on their decimal digits, where 0.29 is 0.29 (0.29 × 100 is
     28.999… in binary, which floor would read 0.28)."""
-    return str(Decimal(repr(quality)).quantize(Decimal("0.01"), rounding=ROUND_FLOOR))
+    exact = Decimal(repr(minimum))
+    places = min(max(2, -int(exact.normalize().as_tuple().exponent)), 6)
+    step = Decimal(1).scaleb(-places)
+    shown = Decimal(repr(quality)).quantize(step, rounding=ROUND_FLOOR)
+    return str(shown), str(exact.quantize(step, rounding=ROUND_CEILING))

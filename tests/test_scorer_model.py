@@ -418,6 +418,19 @@ def test_a_refused_signal_says_its_quality_and_the_minimum() -> None:
     for confidence, shown in ((0.29, "0.29"), (0.57, "0.57"), (0.58, "0.58"), (0.0, "0.00")):
         refused = higher.score(signal(confidence=confidence))
         assert refused.reasons == [f"quality {shown} below minimum 0.60"], confidence
+    # A minimum of more digits is shown with them (rounded up, the quality down), so
+    # that the two shown always differ; -0.0 is a quality of 0.
+    for minimum, confidence, expected in (
+        (0.305, 0.3049, "quality 0.304 below minimum 0.305"),
+        (0.305, 0.3, "quality 0.300 below minimum 0.305"),
+        (0.3333333333, 0.3333333332, "quality 0.333333 below minimum 0.333334"),
+        (0.6, -0.0, "quality 0.00 below minimum 0.60"),
+    ):
+        reply = ScorerModel(ScorerConfig(min_quality=minimum), "run").score(
+            signal(confidence=confidence)
+        )
+        assert reply.reasons == [expected], (minimum, confidence)
+        assert math.copysign(1.0, reply.quality) == 1.0
 
 
 # --------------------------------------------------------------------------- f_confluence
