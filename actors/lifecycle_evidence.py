@@ -71,10 +71,10 @@ def paper_verdict(
     record = f"{wins:g} of its last {outcomes:g} paper trades won"
     above = binomial_at_least(wins, outcomes, need)
     if above <= significance:
-        return True, f"{record}, above the {need:.0%} it needs to break even (p = {above:.3f})"
+        return True, f"{record}, above the {need:.0%} it needs to break even (p = {above:.2g})"
     below = binomial_at_most(wins, outcomes, need)
     if below <= significance:
-        return False, f"{record}, below the {need:.0%} it needs to break even (p = {below:.3f})"
+        return False, f"{record}, below the {need:.0%} it needs to break even (p = {below:.2g})"
     return None
 
 

@@ -449,8 +449,18 @@ def test_paper_trades_that_win_end_a_suspension_before_its_clock() -> None:
     assert (transition.old, transition.new) == ("suspended", "degraded")
     assert transition.reason == (
         "probation: 8 of its last 10 paper trades won, above the 33% it needs to break "
-        f"even (p = {at_least(8, 10, 1 / 3):.3f})"
+        f"even (p = {at_least(8, 10, 1 / 3):.2g})"
     )
+
+
+def test_a_verdict_of_paper_trades_shows_a_tiny_p_value_as_it_is() -> None:
+    # 20 of 20 at a third: p = 3 ** -20 = 2.9e-10, which three decimals read as 0.000.
+    need = paid(hard_breach())
+    assert need.avg_win is not None and need.avg_loss is not None
+    rate = need.avg_loss / (need.avg_win + need.avg_loss)
+    verdict = paper_verdict(need, (20.0, 20.0), 0.05)
+    assert verdict is not None and verdict[0]
+    assert verdict[1].endswith(f"(p = {rate**20:.2g})") and "p = 0.000" not in verdict[1]
 
 
 def test_each_batch_of_paper_trades_is_judged_once() -> None:
