@@ -464,7 +464,8 @@ class LifecycleModel:
         names = [strategy] if strategy is not None else sorted(self.states)
         rows = []
         for name in names:
-            state = self.states.get(name) or HealthState(reason="not seen yet")
+            # A name the daemon serves without a trade (scored only): active, untracked.
+            state = self.states.get(name) or HealthState(reason="no trade recorded yet")
             rows.append(
                 {
                     "strategy": name,

@@ -25,7 +25,6 @@ from alphad.protocol.messages import (
     GetAudit,
     GetHealth,
     GetPerformance,
-    GetReport,
     GetStatus,
     GetWeights,
     Health,
@@ -402,6 +401,15 @@ def test_names_that_were_only_scored_do_not_use_up_max_strategies(tmp_path: Path
                 ScoreSignal(strategy=f"passing-{i}", symbol="BTC", side="buy", confidence=0.6)
             )
             assert isinstance(scored, SignalScore), scored
+        # Scored lately (the last 5 names), never traded: active, untracked.
+        health = rpc.call(GetHealth(strategy="passing-19"))
+        assert isinstance(health, Health), health
+        assert (health.rows[0].status, health.rows[0].reason) == (
+            "active",
+            "no trade recorded yet",
+        )
+        every = rpc.call(GetHealth())
+        assert isinstance(every, Health) and every.rows == []
         rpc.close()
         assert daemon.stop() == 0
         daemon.start()
@@ -411,11 +419,7 @@ def test_names_that_were_only_scored_do_not_use_up_max_strategies(tmp_path: Path
             assert isinstance(recorded, TradeRecorded), recorded
         over = rpc.call(closed_trade("one-too-many", strategy="real-5"))
         assert isinstance(over, Error) and over.code == "limit", over
-        # A new strategy reaches the engine through its mailbox; a report, answered from
-        # that mailbox, comes after it (get_weights is answered at once, on the receive
-        # path, and on a loaded machine could come first).
-        rpc.call(GetReport())
-        weights = rpc.call(GetWeights())
+        weights = rpc.call(GetWeights())  # each registered before its trade's reply
         assert sorted(weights.base) == [f"real-{i}" for i in range(5)]
     finally:
         rpc.close()
@@ -469,7 +473,7 @@ def test_a_strategy_is_in_the_weights_and_health_as_soon_as_its_first_trade_is_a
         assert isinstance(weights, Weights), weights
         assert weights.base == {"first": 1.0, "newcomer": 1.0}
         assert isinstance(health, Health), health
-        assert health.rows[0].reason == "new strategy", health.rows[0]  # not "not seen yet"
+        assert health.rows[0].reason == "new strategy", health.rows[0]  # registered
         assert health.rows[0].since_ms > 0
         after = client.call(GetWeights())
         assert isinstance(after, Weights) and set(after.base) == {"first", "newcomer"}
