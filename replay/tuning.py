@@ -198,13 +198,26 @@ def _min(values: list[float]) -> float | None:
     return min(values) if values else None
 
 
+def _seed_count(text: str) -> int:
+    """``--seeds``: a whole number of at least 1 (none would print an empty table)."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 100_000:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seeds from 1 to 100000, not {text!r}"
+        )
+    return count
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m replay --tune``: the tuning table of docs/replay.md."""
     parser = argparse.ArgumentParser(
         prog="python -m replay", description="Tune alphad's defaults on simulations."
     )
     parser.add_argument("--tune", action="store_true", required=True, help="print the table")
-    parser.add_argument("--seeds", type=int, default=20, help="how many seeds (default 20)")
+    parser.add_argument("--seeds", type=_seed_count, default=20, help="how many seeds (default 20)")
     parser.add_argument(
         "--first-seed", type=int, default=1, help="first seed (default 1; 41: held-out seeds)"
     )

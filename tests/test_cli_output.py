@@ -324,3 +324,18 @@ def test_a_report_that_cannot_be_written_whole_keeps_the_old_page(signals: Path)
     # A folder that is missing is refused before the replay, in one line.
     code, err = alphad(*REPLAY, "--report", "gone/page.html", cwd=folder)
     assert (code, err) == (1, "alphad: gone/page.html: cannot write (No such file or directory)\n")
+
+
+@pytest.mark.parametrize("seeds", ["0", "-1", "x"])
+def test_tuning_on_no_seeds_is_refused(tmp_path: Path, seeds: str) -> None:
+    # It printed the table's header alone and exited 0.
+    process = subprocess.run(
+        [sys.executable, "-m", "alphad.replay", "--tune", "--seeds", seeds],
+        capture_output=True,
+        cwd=tmp_path,
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    said = process.stderr.decode()
+    assert process.returncode == 2 and process.stdout == b"", said
+    assert f"argument --seeds: expected a number of seeds from 1 to 100000, not '{seeds}'" in said
