@@ -296,5 +296,6 @@ def _format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-# A cell as _cell or the replay's formatting writes a number: 1,234, -0.5, +12.3%, 1e-05, inf.
-_NUMBER = re.compile(r"[+\-−]?(?:[\d,]*\.?\d+(?:e[+\-]?\d+)?|inf|nan)%?[×x]?")
+# A cell as _cell or the replay's formatting writes a number: 1,234, -0.5, +12.3%, 1e-05, inf,
+# and a weight marked suspended, 0.65 (s).
+_NUMBER = re.compile(r"[+\-−]?(?:[\d,]*\.?\d+(?:e[+\-]?\d+)?|inf|nan)%?[×x]?(?: \(s\))?")

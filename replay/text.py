@@ -260,7 +260,7 @@ def _weights_table(r: ReplayResult, columns: int = 7) -> str:
         for t in times:
             point = _at(path, t)
             if point is None:
-                cells.append("")
+                cells.append("-")  # not registered yet: before its first trade closed
             else:
                 suspended = point[2] == 0.0
                 cells.append(f"{point[1]:.2f}{' (s)' if suspended else ''}")
