@@ -351,7 +351,7 @@ class EngineActor(Actor):
             and self.optimizer.regimes.on
             and regime not in REGIMES  # a detector's label, before it was first answered
             and not self._knows_regime(regime)
-            and regime not in self.optimizer.regimes.models
+            and not self.optimizer.regimes.named(regime)  # in the config, or journaled
         ):
             # As for a strategy: a typo must not record a status in a phantom regime.
             raise NotFound(

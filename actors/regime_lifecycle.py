@@ -53,6 +53,11 @@ class RegimeLifecycle:
         )
         self.models: dict[str, LifecycleModel] = {}
 
+    def named(self, regime: str) -> bool:
+        """Whether the config names ``regime`` (``[strategies.NAME.regimes.REGIME]``) or
+        it has a lifecycle here (a status journaled in it)."""
+        return regime in self.models or any(regime in s.regimes for s in self.strategies.values())
+
     @property
     def on(self) -> bool:
         """Whether per-regime statuses are judged and served."""

@@ -80,7 +80,7 @@ class TopView:
         # made since (the report's pages after it), which the rate leaves out.
         self.previous: tuple[float, int] | None = None
         self.own_requests = 0
-        self.rate = 0.0
+        self.rate: float | None = None  # None: not known yet (first refresh, a failure)
         self.latency_ms: float | None = None
         self.error: str | None = None
         self.alerts: deque[tuple[str, Alert]] = deque(maxlen=50)
@@ -108,10 +108,13 @@ class TopView:
             )
             return
         now = time.monotonic()
+        self.rate = None
         if self.previous is not None and now > self.previous[0]:
-            # The count includes the status request that read it.
+            # The count includes the status request that read it; one that went back is
+            # a restarted daemon's.
             others = status.requests - self.previous[1] - self.own_requests - 1
-            self.rate = max(0, others) / (now - self.previous[0])
+            if others >= 0:
+                self.rate = others / (now - self.previous[0])
         self.previous = (now, status.requests)
         self.own_requests = len(pages)
         self.report = merge_report(pages)
@@ -167,7 +170,8 @@ class TopView:
             latency = f"{self.latency_ms:.1f}ms" if self.latency_ms is not None else "-"
             parts.append(
                 Text(
-                    f"req/s {self.rate:,.0f}  errors {status.errors}  rpc latency {latency}"
+                    f"req/s {'-' if self.rate is None else f'{self.rate:,.0f}'}  "
+                    f"errors {status.errors}  rpc latency {latency}"
                     f"  mailboxes {boxes or 'empty'}"
                 )
             )

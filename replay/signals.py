@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -353,13 +354,17 @@ def write_whole(path: str | Path, text: str) -> None:
 class _Staged:
     """One file of ``write_tables`` (or ``write_whole``). A regular file is written beside
     itself and renamed into place, so that an interrupted write leaves the old file or
-    none, never half a history that a later replay would take for a whole one. A device
-    or a pipe is written to directly."""
+    none, never half a history that a later replay would take for a whole one; the new
+    file keeps the old one's permission bits (a private report stays private). A device
+    or a pipe, and an existing file in a folder the user may not write to, are written
+    to directly."""
 
     def __init__(self, path: str | Path) -> None:
         self.file = file = Path(path)
-        self.in_place = file.exists() and not file.is_file()
         self.real = _resolved(file)  # through a symbolic link, to the file it names
+        self.in_place = file.exists() and (
+            not file.is_file() or not os.access(self.real.parent, os.W_OK | os.X_OK)
+        )
         partial = f".{self.real.name}.{os.getpid()}.partial"
         self.target = file if self.in_place else self.real.with_name(partial)
         self.written = False
@@ -397,6 +402,8 @@ class _Staged:
         if self.in_place:
             return
         try:
+            with contextlib.suppress(FileNotFoundError):  # a new file: the umask's mode
+                os.chmod(self.target, stat.S_IMODE(self.real.stat().st_mode))
             os.replace(self.target, self.real)
         except OSError as exc:
             raise InputError(f"{self.file}: cannot write ({exc.strerror})") from None
@@ -436,7 +443,9 @@ def check_writable(path: str | Path) -> None:
     folder = file.parent  # as given: "gone/../x.csv" names no file
     if not folder.is_dir():
         raise InputError(f"{file}: cannot write (No such file or directory)")
-    if not os.access(real.parent, os.W_OK | os.X_OK):
+    if not os.access(real.parent, os.W_OK | os.X_OK) and not (
+        file.exists() and os.access(real, os.W_OK)  # then written in place
+    ):
         raise InputError(f"{file}: cannot write (Permission denied)")
 
 

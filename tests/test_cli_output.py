@@ -316,6 +316,10 @@ def test_a_report_that_cannot_be_written_whole_keeps_the_old_page(signals: Path)
     assert code == 0, err
     page = (folder / "page.html").read_text()
     assert page.rstrip().endswith("</html>") and len(page) > 8192
+    # Written again, the page keeps the permission bits of the one it replaces.
+    (folder / "page.html").chmod(0o600)
+    assert alphad(*REPLAY, "--report", "page.html", cwd=folder) == (0, "")
+    assert (folder / "page.html").stat().st_mode & 0o777 == 0o600
     # A file size limit below the page's size: the write fails, the old page stays whole.
     code, err = alphad(*REPLAY, "--report", "page.html", cwd=folder, file_size_limit=4096)
     assert (code, err) == (1, "alphad: page.html: cannot write (File too large)\n")

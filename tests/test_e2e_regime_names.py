@@ -40,7 +40,10 @@ def refused(call: Any) -> str:
 def test_a_status_in_a_regime_never_seen_is_refused_and_nothing_recorded(
     tmp_path: Path,
 ) -> None:
-    config = "[engine]\nupdate_interval_s = 0\n[lifecycle]\nper_regime = true\n"
+    config = (
+        "[engine]\nupdate_interval_s = 0\n[lifecycle]\nper_regime = true\n"
+        "[strategies.swing.regimes.quiet]\nmin_trades = 5\n"
+    )
     daemon = DaemonProcess(tmp_path, config).start()
     try:
         with Client(daemon.rpc, retries=0) as rpc, Client(daemon.admin, retries=0) as admin:
@@ -49,8 +52,10 @@ def test_a_status_in_a_regime_never_seen_is_refused_and_nothing_recorded(
             assert code == "not_found"
             assert admin.get_audit(limit=100).entries == []
             assert [r.regime for r in rpc.get_health("swing").rows[0].regimes] == []
-            # A detector's label may be set before any trade or signal named it.
+            # A detector's label, or a regime the config names, may be set before any
+            # trade or signal named it.
             assert admin.force_status("swing", "degraded", "x", "ops", "volatile").new == "degraded"
+            assert admin.force_status("swing", "degraded", "x", "ops", "quiet").new == "degraded"
             changed = admin.force_status("swing", "suspended", "x", "ops", "chop")
             assert (changed.regime, changed.new) == ("chop", "suspended")
             # A regime seen only in a scored signal; after a restart, which forgets the

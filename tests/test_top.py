@@ -140,5 +140,18 @@ def test_tops_request_rate_leaves_out_every_page_of_its_own_report(
         for _ in range(40):
             client.get_status()
         view.refresh(client)
-        assert view.previous is not None
+        assert view.previous is not None and view.rate is not None
         assert round(view.rate * (view.previous[0] - before)) == 40
+    # A refresh that fails, then one after the daemon is back: no rate is known, none of
+    # the busy minute before is shown.
+    daemon.stop()
+    with Client(daemon.rpc, retries=0) as down:
+        view.refresh(down)
+        assert view.error is not None
+    daemon.start()
+    with Client(daemon.rpc, retries=0) as back:
+        view.refresh(back)
+        assert view.error is None and view.rate is None
+        time.sleep(0.1)
+        view.refresh(back)
+        assert view.rate == 0.0
