@@ -395,7 +395,8 @@ class Turns:
     last one: ``await turns.take()`` between the items of a long, synchronous piece of
     work (a report of a thousand strategies took tens of milliseconds in one go, and
     every bot's request waited for it). The actor doing the work handles no other message
-    meanwhile, so what it assembles is still of one state."""
+    meanwhile, so what it assembles is still of one state, but for what its inline calls
+    change (the engine's report leaves out a strategy registered meanwhile)."""
 
     __slots__ = ("after_s", "since")
 

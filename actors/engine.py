@@ -539,15 +539,19 @@ class EngineActor(Actor):
         optimizer = self.optimizer
         # Each weight table and health row of a thousand strategies is made between two
         # turns of the event loop, as the performance actor's tables and the page are.
+        # A strategy registered meanwhile (``register``, from a trade's reply) is left out
+        # of every table and row, so that the page is of one state: the next shows it.
+        registered = frozenset(optimizer.weighting.base)
+        tracked = frozenset(optimizer.lifecycle.states)
         weights = await take_with_turns(
-            optimizer.table(r) for r in (None, *optimizer.weighting.regimes())
+            optimizer.table(r, registered) for r in (None, *optimizer.weighting.regimes())
         )
         parts = ReportParts(
             status=self.status(),
             weights=weights[0],
             regime_weights={t.regime: t for t in weights[1:] if t.regime is not None},
             frozen=optimizer.weighting.frozen,
-            health=await take_with_turns(optimizer.iter_health_rows(None)),
+            health=await take_with_turns(optimizer.iter_health_rows(None, tracked)),
             tables=tables,
             signal_quality=await ask_peer(self.scorer, SignalSummary()),
         )

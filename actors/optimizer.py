@@ -10,7 +10,7 @@ given, so the same figures at the same times give the same result, live or repla
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -274,10 +274,10 @@ class Optimizer:
         """The ``weights`` reply of ``get_weights``."""
         return self.table(regime).reply(self.weighting.frozen)
 
-    def table(self, regime: str | None) -> WeightTable:
+    def table(self, regime: str | None, names: Collection[str] | None = None) -> WeightTable:
         """The weights of the global table (``regime`` None) or of one regime's, under
-        the statuses that apply there (``statuses_in``)."""
-        return self.weighting.table(regime, self.statuses_in(regime))
+        the statuses that apply there (``statuses_in``); of ``names`` only, if given."""
+        return self.weighting.table(regime, self.statuses_in(regime), names)
 
     def statuses_in(self, regime: str | None) -> dict[str, str]:
         """Each strategy's status where it trades in ``regime``: its own, or its status in
@@ -298,9 +298,14 @@ class Optimizer:
         each with the strategy's rows in the regimes it traded in (per_regime)."""
         return list(self.iter_health_rows(strategy))
 
-    def iter_health_rows(self, strategy: str | None) -> Iterator[HealthRow]:
-        """``health_rows``, each made as it is taken (the model must not change meanwhile)."""
+    def iter_health_rows(
+        self, strategy: str | None, names: Collection[str] | None = None
+    ) -> Iterator[HealthRow]:
+        """``health_rows``, each made as it is taken; of ``names`` only, if given (the
+        strategies tracked when a report began: one registered meanwhile is left out)."""
         for row in self.lifecycle.health(strategy):
+            if names is not None and row["strategy"] not in names:
+                continue
             if self.regimes.on:
                 row["regimes"] = self.regimes.health(row["strategy"])
             yield msgspec.convert(row, HealthRow)

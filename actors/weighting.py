@@ -15,7 +15,7 @@ tables, updates and rollback records it hands out (actors/weighting_tables.py).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import msgspec
@@ -377,15 +377,24 @@ class WeightingModel(Scoring):
 
     # ------------------------------------------------------------------ reading
 
-    def table(self, regime: str | None, statuses: Mapping[str, str]) -> WeightTable:
-        """Every strategy's weights under the given statuses (missing = active).
+    def table(
+        self,
+        regime: str | None,
+        statuses: Mapping[str, str],
+        names: Collection[str] | None = None,
+    ) -> WeightTable:
+        """Every strategy's weights under the given statuses (missing = active), or only
+        those of ``names``' (the strategies registered when a report began).
 
         A regime's table falls back to the global weight where the strategy has no weight
         of its own in that regime. Effective is 0 for suspended and retired strategies;
         normalized = effective / Σ effective, all 0 when nothing is effective.
         """
         own = self.regime_adaptive.get(regime, {}) if regime is not None else {}
-        adaptive = {s: own.get(s, self.adaptive[s]) for s in sorted(self.base)}
+        strategies = (
+            sorted(self.base) if names is None else sorted(n for n in names if n in self.base)
+        )
+        adaptive = {s: own.get(s, self.adaptive[s]) for s in strategies}
         effective = {
             s: 0.0 if statuses.get(s, "active") in INACTIVE else w for s, w in adaptive.items()
         }

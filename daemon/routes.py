@@ -72,8 +72,10 @@ def routes(
     task and no await: ``score_signal`` (the hot path) and ``market_bars`` from the
     scorer's inline interface, ``get_weights`` and ``get_health`` from the engine's,
     ``get_status`` from the daemon's counters. Safe because the daemon runs on one
-    event loop and an actor's state changes only while it handles a message, so such
-    a read sees it between two messages (``ScorerInline``, ``EngineInline``).
+    event loop and an actor's state changes only while it handles a message or in the
+    synchronous calls it declares inline (the scorer's scores and bars, the engine's
+    registration of a strategy at its first trade), so such a read sees it whole
+    between two of them (``ScorerInline``, ``EngineInline``).
     """
     admit_trade, admit_scored = admission.admit_trade, admission.admit_scored
     resolve_regime, signal_mark = scorer.resolve_regime, scorer.signal_mark
