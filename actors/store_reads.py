@@ -79,8 +79,13 @@ def load_recovery(db: sqlite3.Connection, snapshot_id: int | None = None) -> Rec
         for r in outcome_rows
     ]
     # The changes journaled after an older snapshot; never more than snapshots_keep
-    # commits' worth, since every journaled change commits a snapshot with it.
-    audit = audit_since(db, snapshot.audit_seq, None, 1_000_000) if snapshot else []
+    # commits' worth, since every journaled change commits a snapshot with it. Without
+    # any snapshot (its rows lost), every change journaled: the statuses and weights an
+    # operator or a cycle set are the journal's, not the defaults.
+    if snapshot is not None:
+        audit = audit_since(db, snapshot.audit_seq, None, 1_000_000)
+    else:
+        audit = audit_since(db, 0, None, -1)  # SQLite: LIMIT -1 is no limit
     return Recovery(snapshot=snapshot, trades=trades, outcomes=outcomes, audit=audit)
 
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager, suppress
 
 import msgspec
 
+from alphad.actors.store_messages import row_checksum
 from alphad.actors.store_plan import OUTCOME_FIELDS, TRADE_FIELDS, Batch, Recorded
 
 
@@ -78,19 +79,20 @@ def write_batch(
                 " FROM history WHERE cycle > ? ORDER BY cycle LIMIT 1)",
                 (batch.history[-1].cycle - batch.history_keep,),
             )
-        for *columns, pieces in batch.snapshots:
+        for ts_ms, trade_seq, outcome_seq, audit_seq, pieces in batch.snapshots:
             # Room for the whole state, then its pieces written into it in place.
             row = db.execute(
                 "INSERT INTO snapshots (ts_ms, trade_seq, outcome_seq, audit_seq, state)"
                 " VALUES (?,?,?,?,zeroblob(?))",
-                (*columns, sum(len(piece) for piece in pieces)),
+                (ts_ms, trade_seq, outcome_seq, audit_seq, sum(len(piece) for piece in pieces)),
             ).lastrowid
             assert row is not None
-            checksum = 0
+            of_state = 0
             with db.blobopen("snapshots", "state", row) as blob:
                 for piece in pieces:
                     blob.write(piece)
-                    checksum = zlib.crc32(piece, checksum)
+                    of_state = zlib.crc32(piece, of_state)
+            checksum = row_checksum((ts_ms, trade_seq, outcome_seq, audit_seq), of_state)
             db.execute("UPDATE snapshots SET checksum = ? WHERE id = ?", (checksum, row))
         if batch.snapshots:
             db.execute(

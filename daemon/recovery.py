@@ -170,6 +170,15 @@ async def _restore(
             first_failure = first_failure or exc
             failures.append(f"snapshot {snapshot_id}: {exc}")
             continue
+        if recovery.snapshot is None and recovery.audit:
+            # A database with journaled changes has snapshots (each change commits one):
+            # they were lost. The state is rebuilt from the trades and the journal.
+            log.warning(
+                "restored_without_snapshot",
+                database=str(database),
+                replayed_trades=len(recovery.trades),
+                reapplied_changes=len(recovery.audit),
+            )
         if skipped:
             assert recovery.snapshot is not None
             log.warning(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 import zmq
 
 from alphad.protocol.codec import decode_reply, encode
@@ -266,7 +267,12 @@ def state_a_bot_and_an_operator_see(rpc: RawClient) -> dict[str, Any]:
     }
 
 
-def test_a_damaged_newest_snapshot_falls_back_to_the_one_before(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["state", "trade_seq"])
+def test_a_damaged_newest_snapshot_falls_back_to_the_one_before(
+    tmp_path: Path, damage: str
+) -> None:
+    # A flipped piece of the state, or of the row's trade number (which decides the
+    # trades replayed after it: 8 too many and 8 trades were in no figure): the same.
     config = "[store]\nsnapshot_every_trades = 100\n[engine]\nupdate_interval_s = 0\n"
     daemon = DaemonProcess(tmp_path, config).start()
     rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
@@ -294,10 +300,15 @@ def test_a_damaged_newest_snapshot_falls_back_to_the_one_before(tmp_path: Path) 
             kept = db.execute("SELECT id, state FROM snapshots ORDER BY id DESC").fetchall()
             assert len(kept) >= 2
             newest_id, blob = kept[0]
-            middle = len(blob) // 2
-            damaged = blob[:middle] + bytes(b ^ 0x5A for b in blob[middle : middle + 8])
-            damaged += blob[middle + 8 :]
-            db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, newest_id))
+            if damage == "state":
+                middle = len(blob) // 2
+                damaged = blob[:middle] + bytes(b ^ 0x5A for b in blob[middle : middle + 8])
+                damaged += blob[middle + 8 :]
+                db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, newest_id))
+            else:
+                db.execute(
+                    "UPDATE snapshots SET trade_seq = trade_seq + 8 WHERE id = ?", (newest_id,)
+                )
 
         daemon.start()
         rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
@@ -306,6 +317,42 @@ def test_a_damaged_newest_snapshot_falls_back_to_the_one_before(tmp_path: Path) 
         assert len(warnings) == 1, daemon.log()
         health = {row["strategy"]: row["status"] for row in before["operator"]["health"]}
         assert health["rsi"] == "suspended"
+    finally:
+        rpc.close()
+        admin.close()
+        daemon.close()
+
+
+def test_a_database_whose_snapshots_were_lost_keeps_the_journaled_changes(
+    tmp_path: Path,
+) -> None:
+    # Every journaled change commits a snapshot with it; their rows lost, the state is
+    # rebuilt from the trades and the journal: an operator's suspension and switch hold.
+    config = "[engine]\nupdate_interval_s = 0\n"
+    daemon = DaemonProcess(tmp_path, config).start()
+    rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
+    try:
+        for i in range(30):
+            assert isinstance(rpc.call(closed_trade(f"a{i}", "ema", 1.0)), TradeRecorded)
+        forced = admin.call(
+            ForceStatus(strategy="ema", status="suspended", reason="x", operator="op")
+        )
+        assert not isinstance(forced, Error), forced
+        switched = admin.call(
+            SetComponent(name="lifecycle", enabled=False, reason="x", operator="op")
+        )
+        assert not isinstance(switched, Error), switched
+        before = figures_an_operator_sees(rpc)
+        assert before["scored"][0] == "suspended" and before["enabled"]["lifecycle"] is False
+        rpc.close()
+        admin.close()
+        assert daemon.stop() == 0
+        with sqlite3.connect(daemon.database) as db:
+            db.execute("DELETE FROM snapshots")
+        daemon.start()
+        rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
+        assert figures_an_operator_sees(rpc) == before
+        assert "restored_without_snapshot" in daemon.log()
     finally:
         rpc.close()
         admin.close()
