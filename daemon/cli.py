@@ -243,6 +243,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        if not type(exc).__module__.startswith("zmq."):
+            raise
+        # An endpoint ZeroMQ refuses to connect to (an ipc path past the socket's 107
+        # bytes, a scheme it does not know): the operator's, so one line.
+        _say(f"cannot connect: {exc}")
+        return EXIT_FAILURE
 
 
 STDOUT_CLOSED = "standard output is closed: there is nowhere to write to"

@@ -343,3 +343,17 @@ def test_tuning_on_no_seeds_is_refused(tmp_path: Path, seeds: str) -> None:
     said = process.stderr.decode()
     assert process.returncode == 2 and process.stdout == b"", said
     assert f"argument --seeds: expected a number of seeds from 1 to 100000, not '{seeds}'" in said
+
+
+@pytest.mark.parametrize("command", ["status", "health", "report", "watch"])
+def test_an_endpoint_zeromq_refuses_is_one_line(tmp_path: Path, command: str) -> None:
+    # An ipc path past a socket's 107 bytes, and a scheme ZeroMQ does not know: they
+    # were tracebacks from ZeroMQ's connect.
+    long_dir = tmp_path / ("a" * 120)
+    code, err = alphad(command, "--runtime-dir", str(long_dir), cwd=tmp_path)
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("alphad: cannot connect: File name too long") and "Traceback" not in err
+    config = tmp_path / "alphad.toml"
+    config.write_text('[daemon]\nrpc_endpoint = "foo://x"\n')
+    code, err = alphad(command, "--config", str(config), cwd=tmp_path)
+    assert (code, err) == (1, "alphad: cannot connect: Protocol not supported (addr='foo://x')\n")
