@@ -183,6 +183,7 @@ class StoreActor(Actor):
         require_primitive()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         refuse_orphan_log(self.path)
+        refuse_empty_or_create(self.path)
         # "IMMEDIATE": the first write of a batch opens the write transaction itself.
         self.db = await aiosqlite.connect(self.path, isolation_level="IMMEDIATE")
         try:
@@ -490,6 +491,29 @@ def refuse_orphan_log(path: Path) -> None:
             f"{path} is missing but its write-ahead log {wal.name} is not: restore the"
             " database file (or move the log away to start an empty database)"
         )
+
+
+def refuse_empty_or_create(path: Path) -> None:
+    """Refuse an empty file where the database should be (SQLite would take it for a
+    whole, empty database: a backup that lost everything would start as a new daemon,
+    every status and weight at its default); make a missing one whole before it takes
+    the name, so that a start killed while creating it leaves no empty file behind."""
+    if path.exists():
+        if path.is_file() and path.stat().st_size == 0:
+            raise StorageCorrupt(
+                f"{path} is an empty file, not an alphad database (a backup that lost"
+                " everything?): restore the database, or remove the file to start an empty one"
+            )
+        return
+    staged = path.with_name(f".{path.name}.new")
+    for leftover in (staged, *(staged.with_name(staged.name + s) for s in ("-wal", "-shm"))):
+        leftover.unlink(missing_ok=True)
+    db = sqlite3.connect(staged)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")  # writes the file's header
+    finally:
+        db.close()
+    os.replace(staged, path)
 
 
 def _resolve(envelope: Envelope, result: Any) -> None:

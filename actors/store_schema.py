@@ -157,6 +157,7 @@ def prepare(
         )
     # A file this alphad refuses is refused before the journal mode below rewrites it.
     refuse_newer(db, path)
+    refuse_foreign(db, path)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={synchronous}")
     db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
@@ -204,6 +205,26 @@ def refuse_newer(db: sqlite3.Connection, path: Path) -> int:
             f"alphad ({SCHEMA_VERSION}); upgrade alphad"
         )
     return version
+
+
+def refuse_foreign(db: sqlite3.Connection, path: Path) -> None:
+    """RuntimeError for another program's SQLite file (schema version 0 and tables, none
+    of them alphad's): the migrations would add alphad's tables beside its own, and
+    check-db would pass it from then on."""
+    if scalar(db, "PRAGMA user_version"):
+        return
+    tables = sorted(
+        row[0]
+        for row in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    )
+    if tables and not set(tables) & ALPHAD_TABLES:
+        shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
+        raise RuntimeError(
+            f"{path} is not an alphad database (it holds tables {shown} of another"
+            " program): give alphad a file of its own"
+        )
 
 
 def refuse_read_only(db: sqlite3.Connection, path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -288,6 +289,43 @@ async def test_database_from_a_newer_alphad_is_refused(tmp_path: Path) -> None:
     assert store.db is None  # closed, its thread gone: nothing outlives the refusal
     # Refused before anything is written: the journal mode once went to WAL first.
     assert db.read_bytes() == before
+
+
+async def test_another_programs_database_and_an_empty_file_are_refused_untouched(
+    tmp_path: Path,
+) -> None:
+    # Both were taken: the foreign file got alphad's tables beside its own (and passed
+    # check-db from then on), the empty one started as a new daemon with every status
+    # and weight at its default.
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE users (name TEXT)")
+        conn.execute("INSERT INTO users VALUES ('alice')")
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    for db, said in (
+        (foreign, "is not an alphad database (it holds tables users of another program)"),
+        (empty, "is an empty file, not an alphad database"),
+    ):
+        before = db.read_bytes()
+        store = StoreActor(db)
+        with pytest.raises(Exception, match=re.escape(said)):
+            await store.on_start()
+        assert store.db is None
+        assert db.read_bytes() == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db", "foreign.db"]
+
+
+async def test_a_new_database_takes_its_name_only_once_whole(tmp_path: Path) -> None:
+    # Made beside itself and renamed: a start killed while making it leaves no empty
+    # file under the database's name (which the next start would refuse).
+    db = tmp_path / "alphad.db"
+    (tmp_path / ".alphad.db.new").write_bytes(b"")  # left by a start killed before
+    store = StoreActor(db)
+    await store.on_start()
+    await store.on_stop()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alphad.db"]
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
 async def test_schema_is_created_once_with_wal(tmp_path: Path) -> None:
