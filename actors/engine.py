@@ -20,6 +20,7 @@ actors/engine_snapshot.py.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -60,8 +61,9 @@ from alphad.actors.scorer import (
     DetachSignals,
     PaperRecord,
     RegimePaperRecord,
-    SetRegimeFit,
+    ServeRegimeFit,
     SignalSummary,
+    StageRegimeFit,
 )
 from alphad.actors.store import TradesCommitted
 from alphad.actors.weighting_tables import WeightUpdate
@@ -320,9 +322,17 @@ class EngineActor(Actor):
                 duration_ms=duration_ms,
             )
         )
-        await self.journal.commit(drafts, history=state)
-        # The scorer serves the new weights and statuses only once they are on disk.
-        await self.scorer.tell_wait(SetRegimeFit(by_strategy, by_regime))
+        # The fits the cycle's figures give are in the snapshot of its commit (a restart
+        # serves them, as the daemon does after it), and served only once it is on disk,
+        # as the new weights and statuses are.
+        await self.scorer.tell_wait(StageRegimeFit(by_strategy, by_regime))
+        try:
+            await self.journal.commit(drafts, history=state)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.scorer.tell(ServeRegimeFit(False))
+            raise
+        await self.scorer.tell_wait(ServeRegimeFit(True))
         await self._push_allocation(allocation)
         self.last_state = state
         log.info(

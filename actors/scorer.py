@@ -38,11 +38,18 @@ class SetAllocation(msgspec.Struct, frozen=True, kw_only=True):
     regime_statuses: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
 
 
-class SetRegimeFit(msgspec.Struct, frozen=True):
-    """Tell: recent figures overall and per regime, to learn how strategies fit regimes."""
+class StageRegimeFit(msgspec.Struct, frozen=True):
+    """Tell: a cycle's recent figures overall and per regime, to learn how strategies fit
+    regimes, served once the cycle is on disk (``ServeRegimeFit``) and in its snapshot."""
 
     overall: Mapping[str, Figures]
     by_regime: Mapping[str, Mapping[str, Figures]]
+
+
+class ServeRegimeFit(msgspec.Struct, frozen=True):
+    """Tell: the staged fits' cycle is on disk (serve them) or was undone (drop them)."""
+
+    serve: bool
 
 
 class FlushSignals(msgspec.Struct, frozen=True):
@@ -255,8 +262,11 @@ class ScorerActor(Actor):
                     message.regime_statuses,
                 )
                 return None
-            case SetRegimeFit():
-                model.set_regime_fit(message.overall, message.by_regime)
+            case StageRegimeFit():
+                model.stage_regime_fit(message.overall, message.by_regime)
+                return None
+            case ServeRegimeFit():
+                model.serve_staged_fit(message.serve)
                 return None
             case SetEnabled():
                 model.enabled = message.enabled

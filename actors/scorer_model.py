@@ -78,6 +78,9 @@ class ScorerModel:
         self.regime_fit: dict[str, dict[str, float]] = {}
         # Every fit with the figures it was learned from (``scorer_fit.Fits``).
         self._fits: Fits = {}
+        # The fits a cycle learned, waiting for its journal's commit (``stage_regime_fit``):
+        # in the snapshot of that commit, served only once it is on disk.
+        self.staged_fit: tuple[dict[str, dict[str, float]], Fits] | None = None
         # Least recently updated first, so eviction drops the stalest record.
         self.setups: OrderedDict[SetupKey, SetupTally] = OrderedDict()
         self.strategy_tallies: OrderedDict[str, Tally] = OrderedDict()
@@ -555,6 +558,20 @@ class ScorerModel:
         """Learn f_regime from each strategy's recent results per regime (regime ->
         strategy -> figures) against its recent results overall (strategy -> figures)."""
         self.regime_fit, self._fits = learn_regime_fits(self.config, self._fits, overall, by_regime)
+
+    def stage_regime_fit(
+        self, overall: Mapping[str, Figures], by_regime: Mapping[str, Mapping[str, Figures]]
+    ) -> None:
+        """``set_regime_fit``, kept aside until ``serve_staged_fit``: a snapshot taken
+        meanwhile holds these fits (those a restart must serve), the signals scored
+        meanwhile the fits before them."""
+        self.staged_fit = learn_regime_fits(self.config, self._fits, overall, by_regime)
+
+    def serve_staged_fit(self, serve: bool) -> None:
+        """Serve the staged fits (their cycle is on disk), or drop them (it was undone)."""
+        if serve and self.staged_fit is not None:
+            self.regime_fit, self._fits = self.staged_fit
+        self.staged_fit = None
 
     # ------------------------------------------------------------------ reports and state
 

@@ -112,7 +112,14 @@ def state_header(model: ScorerModel) -> dict[str, Any]:
         "weights": dict(model.weights),
         "multipliers": dict(model.multipliers),
         "regime_multipliers": {k: dict(v) for k, v in model.regime_multipliers.items()},
-        "regime_fit": {k: dict(v) for k, v in model.regime_fit.items()},
+        # A cycle's fits, staged for the commit this snapshot is part of, are the ones a
+        # restart from it must serve.
+        "regime_fit": {
+            k: dict(v)
+            for k, v in (
+                model.staged_fit[0] if model.staged_fit is not None else model.regime_fit
+            ).items()
+        },
         "strategies": [(s, t.successes, t.outcomes) for s, t in model.strategy_tallies.items()],
         "confluence": [
             (s, b, t.successes, t.outcomes) for (s, b), t in model.confluence_tallies.items()

@@ -96,9 +96,13 @@ async def recover(
     _restore_scorer(scorer, scored_after, recovery)
     _replay(recovery, performance_model, scorer, optimizer)
     _serve(optimizer, scorer_model)
-    scorer_model.set_regime_fit(
-        performance_model.recent_by_strategy(), performance_model.recent_by_regime()
-    )
+    if recovery.snapshot is None or any(entry.kind == "cycle" for entry in recovery.audit):
+        # Cycles ran after the snapshot (an older one restored) or there is none: their
+        # fits are not kept, so they are learned again from the figures as they stand.
+        # Otherwise the snapshot's are those its cycle served, until the next cycle.
+        scorer_model.set_regime_fit(
+            performance_model.recent_by_strategy(), performance_model.recent_by_regime()
+        )
     log.info(
         "state_recovered",
         snapshot_trade_seq=recovery.snapshot.trade_seq if recovery.snapshot else None,

@@ -239,3 +239,45 @@ def test_signals_older_than_the_configured_days_are_pruned_and_trades_kept(
             assert db.execute("SELECT trade_id FROM trades").fetchall() == [("t-old",)]
     finally:
         daemon.close()
+
+
+def test_a_restart_serves_the_regime_fits_of_the_last_cycle(tmp_path: Path) -> None:
+    # The fits are learned at each cycle; trades after it change none until the next.
+    # A start once learned them again from every trade so far (a signal scored 0.80
+    # before a restart and 0.67 after it, with no cycle between), and the cycle's own
+    # snapshot held the fits of the cycle before.
+    from alphad.protocol.client import Client
+
+    daemon = DaemonProcess(tmp_path, "[engine]\nupdate_interval_s = 0\n").start()
+
+    def trades(client: Client, regime: str, pnl: float, first: int) -> None:
+        for i in range(first, first + 40):
+            client.record_trade(
+                f"{regime}-{i}", "ema", "BTC", "buy", pnl, 1_732_000_000_000 + i,
+                1_732_000_000_500 + i, regime=regime,
+            )  # fmt: skip
+
+    def scored() -> tuple[float, list[str]]:
+        with Client(daemon.rpc) as client:
+            reply = client.score_signal("ema", "BTC", "buy", 0.8, 3, regime="down")
+        return reply.quality, reply.reasons
+
+    try:
+        with Client(daemon.rpc) as rpc, Client(daemon.admin) as admin:
+            trades(rpc, "up", 1.0, 0)
+            trades(rpc, "down", -1.0, 100)
+            admin.update_optimization()  # "down" fits poorly
+            trades(rpc, "down", 1.0, 200)  # after the cycle: the fit waits for the next
+        before = scored()
+        assert before[0] < 0.8 and any("fits this strategy poorly" in r for r in before[1])
+        daemon.kill9()  # from the cycle's own snapshot
+        daemon.start()
+        assert scored() == before
+        assert daemon.stop() == 0  # from the final snapshot
+        daemon.start()
+        assert scored() == before
+        with Client(daemon.admin) as admin:
+            admin.update_optimization()  # the next cycle learns the wins
+        assert scored()[0] > before[0]
+    finally:
+        daemon.close()
