@@ -8,6 +8,7 @@ Both yield ``(topic, Alert)`` in ``seq`` order and fill the gaps a PUB socket le
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -19,12 +20,18 @@ from alphad.protocol.codec import decode_alert
 from alphad.protocol.core import AsyncClosing, Closing, Transport, open_socket
 from alphad.protocol.curve import CurveKeys
 from alphad.protocol.endpoints import alert_topic, default_endpoint
+from alphad.protocol.errors import AlphadError
 from alphad.protocol.messages import Alert, AuditEntry
 
 if TYPE_CHECKING:
     from alphad.protocol.client import AsyncClient, Client
 
 BACKFILL_PAGE = 1000  # audit entries per get_audit while filling a gap
+CATCH_UP_S = 2.0
+"""Quiet this long, a subscriber that has a client asks the audit log what it missed:
+alerts published while its socket reconnected (a daemon restarting, a subscriber
+resuming from ``last_seq``) are then not held back until some later alert shows the gap."""
+CATCH_UP_TIMEOUT_S = 1.0  # for the question: a daemon that is down is asked again later
 
 S = TypeVar("S", bound="zmq.Socket[Any]")
 C = TypeVar("C", bound="Transport[Any]")
@@ -38,13 +45,44 @@ class AlertSequence:
     retries it before reading the socket again.
     """
 
-    def __init__(self, topics: Sequence[str], last_seq: int | None) -> None:
+    def __init__(
+        self, topics: Sequence[str], last_seq: int | None, catch_up_s: float = CATCH_UP_S
+    ) -> None:
         self.topics = list(topics) or [""]
         self.last_seq = last_seq
         self.gaps = 0
         self.held: tuple[str, Alert] | None = None
         self.found: list[tuple[str, Alert]] = []
         self.before: int | None = None  # the held alert's seq while its gap is filled
+        self.catch_up_s = catch_up_s
+        self.heard = time.monotonic()  # when an alert last came, or the log was last asked
+
+    def catch_up_due(self) -> int | None:
+        """The ``since_seq`` to ask the audit log from after a quiet spell, or None (no
+        alert yielded yet: a new subscriber starts from now)."""
+        if self.held is not None or self.last_seq is None:
+            return None
+        if time.monotonic() - self.heard < self.catch_up_s:
+            return None
+        return self.last_seq
+
+    def caught_up(self, entries: list[AuditEntry] | None) -> list[tuple[str, Alert]]:
+        """The wanted alerts among the entries after ``last_seq`` (None: the question
+        failed, asked again after the next quiet spell)."""
+        found: list[tuple[str, Alert]] = []
+        for entry in entries or ():
+            if self.last_seq is not None and entry.seq <= self.last_seq:
+                continue
+            topic = alert_topic(entry.kind, entry.new)
+            if self.wanted(topic):
+                found.append((topic, Alert.from_audit(entry)))
+            self.last_seq = entry.seq
+        if found:
+            self.gaps += 1
+        # A full page: more may wait, so the next quiet poll asks again at once.
+        if entries is None or len(entries) < BACKFILL_PAGE:
+            self.heard = time.monotonic()
+        return found
 
     def wanted(self, topic: str) -> bool:
         """Whether ``topic`` matches a subscription (ZeroMQ's prefix rule)."""
@@ -56,6 +94,7 @@ class AlertSequence:
         # shows a gap, and the backfill brings the entry back from the audit log.
         if len(frames) != 2:
             return
+        self.heard = time.monotonic()
         try:
             self.held = (frames[0].decode(), decode_alert(frames[1]))
         except (UnicodeDecodeError, msgspec.DecodeError, msgspec.ValidationError):
@@ -115,8 +154,9 @@ class _Alerts(Generic[S, C]):
         last_seq: int | None = None,
         context: zmq.Context[S] | None = None,
         curve: CurveKeys | None = None,
+        catch_up_s: float = CATCH_UP_S,
     ) -> None:
-        self._sequence = AlertSequence(topics, last_seq)
+        self._sequence = AlertSequence(topics, last_seq, catch_up_s)
         context = context or self.default_context()
         self._own_client = isinstance(client, str)
         self.client: C | None = (
@@ -176,7 +216,9 @@ class Subscriber(_Alerts[zmq.Socket[Any], "Client"], Closing):
     When ``seq`` jumps by more than one, the entries in between are fetched with
     ``get_audit`` through ``client`` (a ``Client`` used by this subscriber only, or an
     rpc endpoint), filtered by the same topics, and yielded first. Without a client, a
-    gap is not filled. Pass ``last_seq`` to resume after a restart, ``curve=`` for a
+    gap is not filled. After ``catch_up_s`` without an alert it asks the audit log what
+    came after the last one (a change published while it reconnected shows no gap until
+    the next alert). Pass ``last_seq`` to resume after a restart, ``curve=`` for a
     tcp:// daemon. Because ``seq`` is shared by every topic, a filtered subscriber sees
     jumps over the topics it did not subscribe to; each costs one ``get_audit`` that
     finds nothing.
@@ -201,6 +243,17 @@ class Subscriber(_Alerts[zmq.Socket[Any], "Client"], Closing):
         sequence, client = self._sequence, self.client
         if sequence.held is None:
             if not self.socket.poll(_wait_ms(timeout_s), zmq.POLLIN):
+                since = sequence.catch_up_due() if client is not None else None
+                if since is not None and client is not None:
+                    try:
+                        entries: list[AuditEntry] | None = client.get_audit(
+                            since_seq=since, limit=BACKFILL_PAGE, timeout_s=CATCH_UP_TIMEOUT_S
+                        ).entries
+                    except AlphadError:
+                        entries = None
+                    found = sequence.caught_up(entries)
+                    if found:
+                        return found
                 return self._nothing_came()
             sequence.hold(self.socket.recv_multipart())
         since = sequence.gap(client is not None)
@@ -238,6 +291,19 @@ class AsyncSubscriber(_Alerts[zmq.asyncio.Socket, "AsyncClient"], AsyncClosing):
         sequence, client = self._sequence, self.client
         if sequence.held is None:
             if not await self.socket.poll(_wait_ms(timeout_s)):
+                since = sequence.catch_up_due() if client is not None else None
+                if since is not None and client is not None:
+                    try:
+                        entries: list[AuditEntry] | None = (
+                            await client.get_audit(
+                                since_seq=since, limit=BACKFILL_PAGE, timeout_s=CATCH_UP_TIMEOUT_S
+                            )
+                        ).entries
+                    except AlphadError:
+                        entries = None
+                    found = sequence.caught_up(entries)
+                    if found:
+                        return found
                 return self._nothing_came()
             sequence.hold(await self.socket.recv_multipart())
         since = sequence.gap(client is not None)
@@ -248,5 +314,6 @@ class AsyncSubscriber(_Alerts[zmq.asyncio.Socket, "AsyncClient"], AsyncClosing):
 
     async def __aiter__(self) -> AsyncIterator[tuple[str, Alert]]:
         while True:
-            for item in await self.receive():
+            # Not forever: a quiet spell is when what was missed is asked for.
+            for item in await self.receive(self._sequence.catch_up_s):
                 yield item
