@@ -505,7 +505,8 @@ def refuse_empty_or_create(path: Path) -> None:
                 " everything?): restore the database, or remove the file to start an empty one"
             )
         return
-    staged = path.with_name(f".{path.name}.new")
+    real = path.resolve()  # a symbolic link stays one: the file is made where it points
+    staged = real.with_name(f".{real.name}.new")
     for leftover in (staged, *(staged.with_name(staged.name + s) for s in ("-wal", "-shm"))):
         leftover.unlink(missing_ok=True)
     db = sqlite3.connect(staged)
@@ -513,7 +514,7 @@ def refuse_empty_or_create(path: Path) -> None:
         db.execute("PRAGMA journal_mode=WAL")  # writes the file's header
     finally:
         db.close()
-    os.replace(staged, path)
+    os.replace(staged, real)
 
 
 def _resolve(envelope: Envelope, result: Any) -> None:

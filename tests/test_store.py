@@ -498,3 +498,16 @@ async def test_a_version_2_database_is_migrated_and_its_trades_keep_their_regime
     old = (await store.trades_after(0))[0]
     assert (old.signal_pending, old.signal_scored) == (None, None)
     await supervisor.stop(5.0)
+
+
+async def test_a_new_database_behind_a_symbolic_link_is_made_where_it_points(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "disk").mkdir()
+    link = tmp_path / "alphad.db"
+    link.symlink_to(tmp_path / "disk" / "alphad.db")
+    store = StoreActor(link)
+    await store.on_start()
+    await store.on_stop()
+    assert link.is_symlink()
+    assert rows(tmp_path / "disk" / "alphad.db", "PRAGMA user_version") == [(SCHEMA_VERSION,)]
