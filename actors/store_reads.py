@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -85,7 +86,7 @@ def load_recovery(db: sqlite3.Connection, snapshot_id: int | None = None) -> Rec
     if snapshot is not None:
         audit = audit_since(db, snapshot.audit_seq, None, 1_000_000)
     else:
-        audit = audit_since(db, 0, None, -1)  # SQLite: LIMIT -1 is no limit
+        audit = journal_to_rebuild(db)
     return Recovery(snapshot=snapshot, trades=trades, outcomes=outcomes, audit=audit)
 
 
@@ -150,6 +151,37 @@ def latest_cycle(db: sqlite3.Connection) -> int:
     return scalar(db, "SELECT COALESCE(MAX(cycle), 0) FROM history")
 
 
+def journal_to_rebuild(db: sqlite3.Connection) -> list[AuditEntry]:
+    """The journaled changes a state rebuilt without a snapshot needs, oldest first,
+    read row by row (a journal of years is millions of rows): every status change (they
+    count toward retirement) since each strategy's last ``forget``, the last weight of
+    each strategy in each table, the last switch of each component, each strategy's
+    last ``forget`` and the last cycle."""
+    statuses: dict[str, list[AuditEntry]] = {}
+    last: dict[tuple[str, str | None, str | None], AuditEntry] = {}
+    cursor = db.execute(
+        "SELECT seq, ts_ms, kind, strategy, old, new, reason, actor, data FROM audit ORDER BY seq"
+    )
+    for row in cursor:
+        entry = _audit_entry(row)
+        name, regime = entry.strategy, entry.data.get("regime")
+        if entry.kind == "status" and name is not None:
+            statuses.setdefault(name, []).append(entry)
+        elif entry.kind == "forget" and name is not None:
+            statuses.pop(name, None)
+            for key in [k for k in last if k[1] == name and k[0] == "weight"]:
+                del last[key]
+            last[("forget", name, None)] = entry
+        elif entry.kind == "weight":
+            last[("weight", name, None if regime is None else str(regime))] = entry
+        elif entry.kind == "component":
+            last[("component", None, str(entry.data.get("component")))] = entry
+        elif entry.kind == "cycle":
+            last[("cycle", None, None)] = entry
+    kept = [*last.values(), *(e for entries in statuses.values() for e in entries)]
+    return sorted(kept, key=lambda e: e.seq)
+
+
 def audit_since(
     db: sqlite3.Connection, since_seq: int, strategy: str | None, limit: int
 ) -> list[AuditEntry]:
@@ -162,20 +194,21 @@ def audit_since(
         params.append(strategy)
     sql += " ORDER BY seq LIMIT ?"
     params.append(limit)
-    return [
-        AuditEntry(
-            seq=r[0],
-            ts_ms=r[1],
-            kind=r[2],
-            strategy=r[3],
-            old=_json_decode.decode(r[4]) if r[4] is not None else None,
-            new=_json_decode.decode(r[5]) if r[5] is not None else None,
-            reason=r[6],
-            actor=r[7],
-            data=_json_decode.decode(r[8]),
-        )
-        for r in db.execute(sql, params).fetchall()
-    ]
+    return [_audit_entry(r) for r in db.execute(sql, params).fetchall()]
+
+
+def _audit_entry(r: Sequence[Any]) -> AuditEntry:
+    return AuditEntry(
+        seq=r[0],
+        ts_ms=r[1],
+        kind=r[2],
+        strategy=r[3],
+        old=_json_decode.decode(r[4]) if r[4] is not None else None,
+        new=_json_decode.decode(r[5]) if r[5] is not None else None,
+        reason=r[6],
+        actor=r[7],
+        data=_json_decode.decode(r[8]),
+    )
 
 
 def audit_page(db: sqlite3.Connection, query: QueryAudit) -> tuple[list[AuditEntry], bool]:

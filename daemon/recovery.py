@@ -211,8 +211,20 @@ def _models_from(recovery: Recovery, config: Config) -> Restored:
             engine_state.setdefault("switches", {})[entry.data.get("component")] = entry.new
             engine_state.setdefault("switched_ms", {})[entry.data.get("component")] = entry.ts_ms
     models = build_models(config, state, id_prefix=f"{wall_clock_ms():x}")
+    optimizer = models.optimizer
     for entry in recovery.audit:
-        models.optimizer.apply_journaled(entry)
+        name = entry.strategy
+        if name is None:
+            continue
+        if entry.kind == "forget":
+            optimizer.forget(name)  # what came before it is gone, as it was live
+        elif entry.kind in ("weight", "status"):
+            if not optimizer.knows(name) or name not in optimizer.weighting.base:
+                # A strategy first seen after the snapshot (or, without one, any that was
+                # not configured) takes its journaled weights only once registered.
+                with contextlib.suppress(Exception):  # auto_register since switched off
+                    optimizer.register(name, entry.ts_ms)
+            optimizer.apply_journaled(entry)
     return Restored(state=state, models=models)
 
 

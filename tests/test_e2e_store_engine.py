@@ -359,6 +359,89 @@ def test_a_database_whose_snapshots_were_lost_keeps_the_journaled_changes(
         daemon.close()
 
 
+def test_a_rebuild_without_snapshots_keeps_the_weights_and_forgets_of_the_journal(
+    tmp_path: Path,
+) -> None:
+    # Strategies that are not configured take their journaled weights (they were skipped
+    # as not registered yet); one forgotten after a suspension and traded since comes
+    # back as it is live, active, not with the suspension from before the forget.
+    config = "[engine]\nupdate_interval_s = 0\n[lifecycle]\nedge_loss = 0\n"
+    daemon = DaemonProcess(tmp_path, config).start()
+    rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
+    try:
+        for i in range(40):
+            rpc.call(closed_trade(f"a{i}", "ema", 1.0 if i % 3 else -0.5))
+            rpc.call(closed_trade(f"b{i}", "rsi", -1.0 if i % 3 else 0.5))
+        for _ in range(3):
+            assert isinstance(admin.call(UpdateOptimization()), OptimizationState)
+        rpc.call(closed_trade("c0", "scalper", 1.0))
+        admin.call(ForceStatus(strategy="scalper", status="suspended", reason="x", operator="op"))
+        forgot = admin.call(ForgetStrategy(strategy="scalper", reason="x", operator="op"))
+        assert not isinstance(forgot, Error), forgot
+        rpc.call(closed_trade("c1", "scalper", 1.0))
+        before = figures_an_operator_sees(rpc)
+        weights = before["weights"]["adaptive"]
+        assert weights["rsi"] < 1.0 and weights["ema"] == 1.0, weights
+        health = {row["strategy"]: row["status"] for row in before["health"]}
+        assert health["scalper"] == "active"
+        rpc.close()
+        admin.close()
+        assert daemon.stop() == 0
+        with sqlite3.connect(daemon.database) as db:
+            db.execute("DELETE FROM snapshots")
+        daemon.start()
+        rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
+        after = figures_an_operator_sees(rpc)
+        assert after["weights"] == before["weights"]
+        assert {row["strategy"]: row["status"] for row in after["health"]} == health
+    finally:
+        rpc.close()
+        admin.close()
+        daemon.close()
+
+
+def test_a_rebuild_reads_only_what_decides_the_state_from_a_long_journal(
+    tmp_path: Path,
+) -> None:
+    # A journal of years is millions of rows: a rebuild keeps each strategy's statuses,
+    # its last weight per table, each component's last switch and the last cycle.
+    from alphad.actors.store_reads import journal_to_rebuild
+
+    database = tmp_path / "journal.db"
+    with sqlite3.connect(database) as db:
+        db.execute(
+            "CREATE TABLE audit (seq INTEGER PRIMARY KEY, ts_ms INTEGER, kind TEXT,"
+            " strategy TEXT, old TEXT, new TEXT, reason TEXT, actor TEXT, data TEXT)"
+        )
+        rows: list[tuple[Any, ...]] = []
+        for cycle in range(1, 2001):
+            for name in ("ema", "rsi"):
+                rows.append(
+                    (None, cycle, "weight", name, "1.0", str(1.0 - cycle / 1e4), "", "system", "{}")
+                )
+            rows.append(
+                (None, cycle, "cycle", None, str(cycle - 1), str(cycle), "", "system", "{}")
+            )
+        rows.append((None, 3000, "status", "rsi", '"active"', '"suspended"', "x", "op", "{}"))
+        rows.append(
+            (None, 3001, "component", None, "true", "false", "x", "op", '{"component": "scorer"}')
+        )
+        rows.append((None, 3002, "status", "old", '"active"', '"suspended"', "x", "op", "{}"))
+        rows.append(
+            (None, 3003, "forget", "old", '"suspended"', "null", "x", "op", '{"trade_seq": 5}')
+        )
+        db.executemany("INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        kept = journal_to_rebuild(db)
+    assert [(e.kind, e.strategy, e.ts_ms) for e in kept] == [
+        ("weight", "ema", 2000),
+        ("weight", "rsi", 2000),
+        ("cycle", None, 2000),
+        ("status", "rsi", 3000),
+        ("component", None, 3001),
+        ("forget", "old", 3003),
+    ]
+
+
 def alphad(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
