@@ -14,7 +14,7 @@ import msgspec
 
 from alphad.actors.store_messages import StorageCorrupt
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # The tables every version of the schema has (`alphad check-db` looks for them).
 ALPHAD_TABLES = frozenset(("trades", "signals", "signal_outcomes", "audit", "history", "snapshots"))
 
@@ -128,6 +128,10 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE signal_outcomes ADD COLUMN pending INTEGER;
     ALTER TABLE signal_outcomes ADD COLUMN scored INTEGER;
     """,
+    # No table changes: a snapshot's checksum covers its row's numbers (trade_seq, …)
+    # from this version on, which an older alphad would read as a damaged snapshot; it
+    # refuses the file as newer instead, and says to upgrade.
+    7: "",
 }
 
 

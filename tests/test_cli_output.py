@@ -247,7 +247,7 @@ def test_an_empty_path_is_refused_not_taken_for_the_default(
     [
         (3, "not an alphad database: schema version 3 but none of its tables"),
         (0, "not an alphad database: schema version 0 but none of its tables"),
-        (99, "written by a newer alphad (schema version 99; this one reads up to 6)"),
+        (99, "written by a newer alphad (schema version 99; this one reads up to 7)"),
     ],
 )
 def test_check_db_does_not_pass_a_database_of_another_program(

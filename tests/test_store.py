@@ -470,7 +470,7 @@ async def test_a_version_2_database_is_migrated_and_its_trades_keep_their_regime
             " 1.0, 'active', '')"
         )
     store, learner, supervisor = await start_store(db)
-    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(6,)]
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(7,)]
     # A signal journaled before its place in the scorer's count was kept is never taken
     # as scored after a snapshot: no start can tell when it was scored.
     assert await store.signals_after(0) == []
