@@ -212,18 +212,18 @@ def refuse_newer(db: sqlite3.Connection, path: Path) -> int:
 
 
 def refuse_foreign(db: sqlite3.Connection, path: Path) -> None:
-    """RuntimeError for another program's SQLite file (schema version 0 and tables, none
-    of them alphad's): the migrations would add alphad's tables beside its own, and
-    check-db would pass it from then on."""
-    if scalar(db, "PRAGMA user_version"):
-        return
+    """RuntimeError for another program's SQLite file, before anything is written to it:
+    tables at schema version 0 (alphad's first migration sets version 1 with its tables,
+    so any table at 0 is another program's, even one named ``trades``), or a version but
+    none of alphad's tables. The migrations would add alphad's tables beside its own."""
     tables = sorted(
         row[0]
         for row in db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         )
     )
-    if tables and not set(tables) & ALPHAD_TABLES:
+    version = scalar(db, "PRAGMA user_version")
+    if tables and (version == 0 or not set(tables) & ALPHAD_TABLES):
         shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
         raise RuntimeError(
             f"{path} is not an alphad database (it holds tables {shown} of another"

@@ -303,9 +303,20 @@ async def test_another_programs_database_and_an_empty_file_are_refused_untouched
         conn.execute("INSERT INTO users VALUES ('alice')")
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
+    # A trading bot's own file, one table of which has a name of alphad's.
+    bots = tmp_path / "bots.db"
+    with sqlite3.connect(bots) as conn:
+        conn.execute("CREATE TABLE trades (id INTEGER)")
+        conn.execute("CREATE TABLE orders (id INTEGER)")
+    versioned = tmp_path / "versioned.db"
+    with sqlite3.connect(versioned) as conn:
+        conn.execute("CREATE TABLE users (name TEXT)")
+        conn.execute("PRAGMA user_version=3")
     for db, said in (
         (foreign, "is not an alphad database (it holds tables users of another program)"),
         (empty, "is an empty file, not an alphad database"),
+        (bots, "is not an alphad database (it holds tables orders, trades of another"),
+        (versioned, "is not an alphad database (it holds tables users of another program)"),
     ):
         before = db.read_bytes()
         store = StoreActor(db)
@@ -313,7 +324,12 @@ async def test_another_programs_database_and_an_empty_file_are_refused_untouched
             await store.on_start()
         assert store.db is None
         assert db.read_bytes() == before
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db", "foreign.db"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "bots.db",
+            "empty.db",
+            "foreign.db",
+            "versioned.db",
+        ]
 
 
 async def test_a_new_database_takes_its_name_only_once_whole(tmp_path: Path) -> None:
