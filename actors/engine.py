@@ -328,7 +328,13 @@ class EngineActor(Actor):
         await self.scorer.tell_wait(StageRegimeFit(by_strategy, by_regime))
         try:
             await self.journal.commit(drafts, history=state)
-        except BaseException:
+        except Exception:
+            # Dropped for sure (waiting for room if need be): the next snapshot would
+            # otherwise hold the fits of a cycle that was undone.
+            with contextlib.suppress(Exception):
+                await self.scorer.tell_wait(ServeRegimeFit(False))
+            raise
+        except BaseException:  # cancelled: no await left
             with contextlib.suppress(Exception):
                 self.scorer.tell(ServeRegimeFit(False))
             raise

@@ -244,8 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:
-        if not type(exc).__module__.startswith("zmq."):
-            raise
+        if args.command == "run" or not type(exc).__module__.startswith("zmq."):
+            raise  # the daemon's own: its start says why in one line, or it is a bug
         # An endpoint ZeroMQ refuses to connect to (an ipc path past the socket's 107
         # bytes, a scheme it does not know): the operator's, so one line.
         _say(f"cannot connect: {exc}")

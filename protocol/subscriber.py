@@ -205,6 +205,13 @@ class _Alerts(Generic[S, C]):
             self.client.close()
 
 
+def _catch_up_wait(timeout_s: float | None) -> float:
+    """How long the catch-up's question may wait: no longer than the caller's receive."""
+    if timeout_s is None:
+        return CATCH_UP_TIMEOUT_S
+    return max(0.05, min(CATCH_UP_TIMEOUT_S, timeout_s))
+
+
 def _wait_ms(timeout_s: float | None) -> int:
     return -1 if timeout_s is None else int(timeout_s * 1000)
 
@@ -245,12 +252,17 @@ class Subscriber(_Alerts[zmq.Socket[Any], "Client"], Closing):
             if not self.socket.poll(_wait_ms(timeout_s), zmq.POLLIN):
                 since = sequence.catch_up_due() if client is not None else None
                 if since is not None and client is not None:
+                    retries, client.retries = client.retries, 0  # one try: asked again later
                     try:
                         entries: list[AuditEntry] | None = client.get_audit(
-                            since_seq=since, limit=BACKFILL_PAGE, timeout_s=CATCH_UP_TIMEOUT_S
+                            since_seq=since,
+                            limit=BACKFILL_PAGE,
+                            timeout_s=_catch_up_wait(timeout_s),
                         ).entries
                     except AlphadError:
                         entries = None
+                    finally:
+                        client.retries = retries
                     found = sequence.caught_up(entries)
                     if found:
                         return found
@@ -293,14 +305,19 @@ class AsyncSubscriber(_Alerts[zmq.asyncio.Socket, "AsyncClient"], AsyncClosing):
             if not await self.socket.poll(_wait_ms(timeout_s)):
                 since = sequence.catch_up_due() if client is not None else None
                 if since is not None and client is not None:
+                    retries, client.retries = client.retries, 0  # one try: asked again later
                     try:
                         entries: list[AuditEntry] | None = (
                             await client.get_audit(
-                                since_seq=since, limit=BACKFILL_PAGE, timeout_s=CATCH_UP_TIMEOUT_S
+                                since_seq=since,
+                                limit=BACKFILL_PAGE,
+                                timeout_s=_catch_up_wait(timeout_s),
                             )
                         ).entries
                     except AlphadError:
                         entries = None
+                    finally:
+                        client.retries = retries
                     found = sequence.caught_up(entries)
                     if found:
                         return found

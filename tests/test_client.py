@@ -753,3 +753,24 @@ def test_report_command_prints_tables_json_and_csv(daemon: DaemonProcess) -> Non
     year = time.strftime("%Y", time.gmtime())
     (swing_health,) = [line.split() for line in health_lines if line.startswith("swing ")]
     assert swing_health[2].startswith(year)  # a date, not epoch milliseconds
+
+
+def test_a_catch_up_with_the_daemon_down_waits_no_longer_than_the_receive(
+    tmp_path: Path,
+) -> None:
+    # The question after a quiet spell once took every retry of the client (4.5 s for a
+    # receive of 0.5 s): a bot polling in its loop stalled.
+    context = zmq.Context()
+    try:
+        down = Client(f"ipc://{tmp_path}/down.sock", timeout_s=2.0, retries=3, context=context)
+        with Subscriber(
+            f"ipc://{tmp_path}/alerts.sock", [""], client=down, last_seq=5, catch_up_s=0.0,
+            context=context,
+        ) as sub:  # fmt: skip
+            started = time.monotonic()
+            assert sub.receive(0.3) == []
+            assert time.monotonic() - started < 1.5
+            assert down.retries == 3 and sub.last_seq == 5
+        down.close()
+    finally:
+        context.destroy(linger=0)
