@@ -7,6 +7,7 @@ Both yield ``(topic, Alert)`` in ``seq`` order and fill the gaps a PUB socket le
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -189,6 +190,16 @@ class _Alerts(Generic[S, C]):
         """Whether ``topic`` matches a subscription (ZeroMQ's prefix rule)."""
         return self._sequence.wanted(topic)
 
+    def _catch_up_question(self, timeout_s: float | None) -> dict[str, Any] | None:
+        """The ``get_audit`` arguments that ask what was missed after a quiet spell
+        (``AlertSequence.catch_up_due``), waiting no longer than the caller's receive;
+        None when it is not due or there is no client."""
+        since = self._sequence.catch_up_due() if self.client is not None else None
+        if since is None:
+            return None
+        wait = CATCH_UP_TIMEOUT_S if timeout_s is None else min(CATCH_UP_TIMEOUT_S, timeout_s)
+        return {"since_seq": since, "limit": BACKFILL_PAGE, "timeout_s": max(0.05, wait)}
+
     def _nothing_came(self) -> list[tuple[str, Alert]]:
         # Silence on a tcp socket may be a refused CURVE handshake: say so, once known.
         refused = self.handshakes.refusal(self.endpoint) if self.handshakes else None
@@ -205,11 +216,15 @@ class _Alerts(Generic[S, C]):
             self.client.close()
 
 
-def _catch_up_wait(timeout_s: float | None) -> float:
-    """How long the catch-up's question may wait: no longer than the caller's receive."""
-    if timeout_s is None:
-        return CATCH_UP_TIMEOUT_S
-    return max(0.05, min(CATCH_UP_TIMEOUT_S, timeout_s))
+@contextlib.contextmanager
+def _one_try(client: Transport[Any]) -> Iterator[None]:
+    """The client asks once (a catch-up that fails is asked again after the next quiet
+    spell, not after every retry of a daemon that is down)."""
+    retries, client.retries = client.retries, 0
+    try:
+        yield
+    finally:
+        client.retries = retries
 
 
 def _wait_ms(timeout_s: float | None) -> int:
@@ -250,19 +265,13 @@ class Subscriber(_Alerts[zmq.Socket[Any], "Client"], Closing):
         sequence, client = self._sequence, self.client
         if sequence.held is None:
             if not self.socket.poll(_wait_ms(timeout_s), zmq.POLLIN):
-                since = sequence.catch_up_due() if client is not None else None
-                if since is not None and client is not None:
-                    retries, client.retries = client.retries, 0  # one try: asked again later
-                    try:
-                        entries: list[AuditEntry] | None = client.get_audit(
-                            since_seq=since,
-                            limit=BACKFILL_PAGE,
-                            timeout_s=_catch_up_wait(timeout_s),
-                        ).entries
-                    except AlphadError:
-                        entries = None
-                    finally:
-                        client.retries = retries
+                question = self._catch_up_question(timeout_s)
+                if question is not None and client is not None:
+                    with _one_try(client):
+                        try:
+                            entries: list[AuditEntry] | None = client.get_audit(**question).entries
+                        except AlphadError:
+                            entries = None
                     found = sequence.caught_up(entries)
                     if found:
                         return found
@@ -303,21 +312,15 @@ class AsyncSubscriber(_Alerts[zmq.asyncio.Socket, "AsyncClient"], AsyncClosing):
         sequence, client = self._sequence, self.client
         if sequence.held is None:
             if not await self.socket.poll(_wait_ms(timeout_s)):
-                since = sequence.catch_up_due() if client is not None else None
-                if since is not None and client is not None:
-                    retries, client.retries = client.retries, 0  # one try: asked again later
-                    try:
-                        entries: list[AuditEntry] | None = (
-                            await client.get_audit(
-                                since_seq=since,
-                                limit=BACKFILL_PAGE,
-                                timeout_s=_catch_up_wait(timeout_s),
-                            )
-                        ).entries
-                    except AlphadError:
-                        entries = None
-                    finally:
-                        client.retries = retries
+                question = self._catch_up_question(timeout_s)
+                if question is not None and client is not None:
+                    with _one_try(client):
+                        try:
+                            entries: list[AuditEntry] | None = (
+                                await client.get_audit(**question)
+                            ).entries
+                        except AlphadError:
+                            entries = None
                     found = sequence.caught_up(entries)
                     if found:
                         return found
