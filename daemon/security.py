@@ -19,11 +19,11 @@ import os
 import re
 import resource
 import stat
+import tempfile
 from pathlib import Path
 from typing import IO, Any
 
 import zmq
-import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from alphad.daemon.config import SecurityConfig
@@ -240,7 +240,11 @@ def keygen(directory: str, name: str, *, force: bool = False) -> tuple[str, str]
     """Write NAME.key (public, to share) and NAME.key_secret (mode 0600) in ``directory``.
 
     An existing pair is kept unless ``force``: a replaced secret key locks out every
-    peer that trusts the old public one.
+    peer that trusts the old public one. Each file is written whole beside its name and
+    then put in place, the secret one created 0600 (ZeroMQ's own writer creates it with
+    the umask's mode and narrows it afterwards, so it was readable by others meanwhile,
+    and a full disk left half a key), the secret one first: a public key never names a
+    secret that is not there.
     """
     if not KEY_NAME.fullmatch(name):
         raise SecurityError(
@@ -248,16 +252,72 @@ def keygen(directory: str, name: str, *, force: bool = False) -> tuple[str, str]
             " digit (the files are NAME.key and NAME.key_secret in the directory given)"
         )
     target = Path(directory)
-    existing = [p for p in (target / f"{name}.key", target / f"{name}.key_secret") if p.exists()]
+    public, secret = target / f"{name}.key", target / f"{name}.key_secret"
+    existing = [p for p in (public, secret) if p.exists() or p.is_symlink()]
     if existing and not force:
-        raise SecurityError(
-            f"{existing[-1]} exists: replacing it locks out every peer that trusts its "
-            "public key; pass --force to replace it"
-        )
+        raise SecurityError(_exists(existing[-1]))
     target.mkdir(parents=True, exist_ok=True)
-    public, secret = zmq.auth.create_certificates(target, name)
-    Path(secret).chmod(0o600)
+    public_key, secret_key = zmq.curve_keypair()
+    staged: list[tuple[Path, Path]] = []
+    placed: list[Path] = []
+    try:
+        for path, text, mode in (
+            (secret, _key_text("Secret", public_key, secret_key), 0o600),
+            (public, _key_text("Public", public_key, None), 0o644),
+        ):
+            staged.append((_staged_key(path, text, mode), path))
+        for new, path in staged:
+            if force:
+                os.replace(new, path)
+            else:
+                os.link(new, path)  # never replaces a file made meanwhile
+            placed.append(path)
+    except FileExistsError as exc:
+        _remove(placed)
+        raise SecurityError(_exists(Path(exc.filename2 or exc.filename or secret))) from None
+    finally:
+        _remove([new for new, _ in staged])
     return str(public), str(secret)
+
+
+def _exists(path: Path) -> str:
+    return (
+        f"{path} exists: replacing it locks out every peer that trusts its "
+        "public key; pass --force to replace it"
+    )
+
+
+def _key_text(kind: str, public_key: bytes, secret_key: bytes | None) -> str:
+    # The format of ZeroMQ's certificates, which ``zmq.auth.load_certificate`` reads.
+    lines = [f"#   ZeroMQ CURVE {kind} Certificate, written by alphad keygen"]
+    if secret_key is not None:
+        lines.append("#   Keep this file private: whoever holds it is this peer.")
+    lines += ["", "metadata", "curve", f'    public-key = "{public_key.decode()}"']
+    if secret_key is not None:
+        lines.append(f'    secret-key = "{secret_key.decode()}"')
+    return "\n".join(lines) + "\n"
+
+
+def _staged_key(path: Path, text: str, mode: int) -> Path:
+    """``text`` written whole and synced to a new file beside ``path``, of ``mode``."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # created 0600
+    staged = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(text)
+            out.flush()
+            os.fchmod(out.fileno(), mode)
+            os.fsync(out.fileno())
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return staged
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def raise_open_files_limit() -> tuple[int, int]:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -449,6 +450,38 @@ def test_keygen_keeps_an_existing_key_pair_unless_forced(tmp_path: Path) -> None
     assert forced.returncode == 0, forced.stderr
     assert secret.read_bytes() != before
     assert f"public key: {public}" in forced.stdout
+
+
+def _limit_file_size(limit: int) -> None:
+    # In the child: a write past ``limit`` bytes fails with EFBIG instead of killing it.
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def test_keygen_that_cannot_write_a_key_whole_leaves_no_key_behind(tmp_path: Path) -> None:
+    # A disk that fills while the keys are written (here: a file-size limit between the
+    # public key's size and the secret key's) left the public key and half a secret one:
+    # a retry then said "exists, pass --force" and the daemon read a broken key.
+    failed = subprocess.run(
+        [sys.executable, "-m", "alphad.daemon.cli", "keygen", str(tmp_path), "bot1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=partial(_limit_file_size, 200),
+    )
+    assert failed.returncode == 1
+    assert len(failed.stderr.splitlines()) == 1 and "File too large" in failed.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    public, secret = keygen(tmp_path, "bot1")
+    assert zmq.auth.load_certificate(secret)[1] is not None
+    assert zmq.auth.load_certificate(public)[0] == zmq.auth.load_certificate(secret)[0]
+    assert (secret.stat().st_mode & 0o777, sorted(p.name for p in tmp_path.iterdir())) == (
+        0o600,
+        ["bot1.key", "bot1.key_secret"],
+    )
 
 
 def test_curve_keys_refuse_what_is_not_a_key() -> None:
