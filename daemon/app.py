@@ -116,6 +116,8 @@ class Daemon:
         self._database_lock: IO[str] | None = None  # a database linked from elsewhere
         self._timers: list[asyncio.TimerHandle] = []
         self.sampler: Sampler | None = None
+        # Why the metrics endpoint is not served, when it is enabled and could not be.
+        self.metrics_problem: str | None = None
         self.parts: _Parts | None = None  # once wired
         self.curve: Curve | None = None
         # The stop's one deadline (monotonic), from the first stop signal or the start of
@@ -322,6 +324,8 @@ class Daemon:
             # Metrics are for watching, not trading: serve bots without them.
             log.error("metrics_not_served", port=config.port, error=str(exc))
             self.sampler = None
+            reason = exc.strerror or str(exc)
+            self.metrics_problem = f"not served: {config.address} port {config.port}: {reason}"
 
     def _start_timers(self, parts: _Parts) -> None:
         """Stop signals, the cycle and flush ticks, the journal's pruning, systemd's watchdog."""
@@ -370,6 +374,8 @@ class Daemon:
         for part in ("weighting", "lifecycle"):
             components[part] = components.get("engine", "new")
         components["storage"] = "ok" if store.healthy else "failing"
+        if self.config.metrics.enabled:
+            components["metrics"] = self.metrics_problem or "ok"
         return StatusReply(
             version=VERSION,
             uptime_s=round(time.monotonic() - self.started, 3),

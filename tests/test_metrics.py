@@ -226,3 +226,28 @@ def test_idle_connections_to_the_endpoint_cannot_use_up_the_daemons_descriptors(
         for sock in idle:
             sock.close()
         daemon.close()
+
+
+def test_a_metrics_port_held_by_another_process_shows_in_the_status(tmp_path: Path) -> None:
+    # The daemon serves bots without its metrics when their port is taken, as it should;
+    # but the only trace was one log line: `alphad status` said every component was fine.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        daemon = DaemonProcess(tmp_path, f"[metrics]\nport = {port}\n").start()
+        try:
+            with Client(daemon.rpc) as client:
+                assert client.score_signal("ema", "BTC", "buy", 0.8).quality <= 0.8
+                shown = client.get_status().components["metrics"]
+            assert shown.startswith(f"not served: 127.0.0.1 port {port}: "), shown
+            assert "in use" in shown, shown
+        finally:
+            daemon.close()
+    (tmp_path / "free").mkdir()
+    other = DaemonProcess(tmp_path / "free", f"[metrics]\nport = {free_port()}\n").start()
+    try:
+        with Client(other.rpc) as client:
+            assert client.get_status().components["metrics"] == "ok"
+    finally:
+        other.close()
