@@ -263,6 +263,7 @@ class LifecycleModel:
                     reason = f"{ordinal(state.violations)} violation in a row: {breaches}"
                     transitions += self._suspend(strategy, state, reason, now_ms, metrics)
             else:
+                self._end_probation(state, figures)
                 if state.status == "active" and state.reason in _NOT_YET_JUDGED:
                     # Say what the healthy status rests on, not "new strategy" for ever.
                     state.reason = (
@@ -288,13 +289,22 @@ class LifecycleModel:
 
     @staticmethod
     def _since_probation(state: HealthState, figures: Figures) -> Figures:
-        """The figures of the trades made since probation began; the whole window (and
-        the end of probation's own judgement) once every trade in it is newer."""
+        """The figures of the trades made since probation began; the whole window once
+        every trade in it is newer (judged once more as probation: ``_end_probation``)."""
         new = figures.seen - (state.probation_from or 0)
         if new >= figures.trades:
-            state.probation_from = None
             return figures
         return figures_of(figures.pnls[-new:] if new > 0 else (), seen=figures.seen)
+
+    @staticmethod
+    def _end_probation(state: HealthState, figures: Figures) -> None:
+        """Probation is over once a window of newer trades only has passed: that window
+        was probation's judgement too (with ``window_trades`` equal to ``min_trades`` it
+        is the only one, and a breach of it was taken for a first warning)."""
+        if state.probation_from is not None and (
+            figures.seen - state.probation_from >= figures.trades
+        ):
+            state.probation_from = None
 
     def _start_probation(self, state: HealthState) -> None:
         """The suspension's evidence is not forgotten on probation: the edge test starts

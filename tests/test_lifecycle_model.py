@@ -592,7 +592,9 @@ def test_probation_cycles_end_in_retirement() -> None:
     for hour in range(6):
         m.assess({"ema": soft_breach()}, hour * HOUR)
         statuses.append(m.status("ema"))
-    assert statuses == ["degraded", "suspended", "degraded", "degraded", "retired", "retired"]
+    # Each window is 50 new trades: the first after probation began is all new trades,
+    # and its breach suspends again at once (it was taken for a first warning).
+    assert statuses == ["degraded", "suspended", "degraded", "retired", "retired", "retired"]
 
 
 # --------------------------------------------------------------------------- the rest
@@ -1271,3 +1273,44 @@ def test_a_journaled_edge_suspension_applied_again_does_not_read_its_trades_twic
         # The first cycle on probation, without a new trade: nothing moves.
         assert m.assess({"ema": edge_window(pnls, len(pnls))}, later + 1) == []
         assert m.status("ema") == "degraded" and m.states["ema"].edge_read == len(pnls)
+
+
+def _assess_each_trade(
+    m: LifecycleModel, performance: PerformanceModel, pnls: list[float]
+) -> list[tuple[int, str, str]]:
+    """Record ``pnls`` one by one, a cycle after each; (trade number, old, new) of each move."""
+    found = []
+    for pnl in pnls:
+        record(performance, [pnl])
+        for t in m.assess({"ema": performance.recent_by_strategy()["ema"]}, performance.last_seq):
+            found.append((performance.last_seq, t.old, t.new))
+    return found
+
+
+def test_a_new_window_with_the_same_total_and_drawdowns_is_new_evidence() -> None:
+    # A bot with a fixed take-profit and stop-loss: every window of 20 losses of -1 has
+    # the same count, total and drawdowns. Such windows were taken for the one assessed
+    # before, so the second violation (due 20 trades after the first, recount_share 1.0)
+    # never came while the strategy lost the same amount on every trade.
+    m = model(max_violations=2, edge_loss=0.0)
+    performance = PerformanceModel(PerformanceConfig(window_trades=20))
+    moved = _assess_each_trade(m, performance, [1.0, -1.0] * 10 + [-1.0] * 40)
+    (first_trade, _, _), *rest = moved
+    assert moved[0][1:] == ("active", "degraded")
+    assert rest == [(first_trade + 20, "degraded", "suspended")]
+
+
+def test_on_probation_a_breach_of_a_window_all_of_new_trades_suspends_at_once() -> None:
+    # With window_trades equal to min_trades the first window judged on probation is all
+    # new trades: it ended probation before it was judged, so its breach was a first
+    # warning (degraded, one violation) instead of a suspension at once.
+    m = model(probation_after_hours=1, hard_drawdown=15.0)
+    performance = PerformanceModel(PerformanceConfig(window_trades=20))
+    record(performance, [-1.0] * 20)
+    assert moves(m, performance.recent_by_strategy()["ema"]) == [("active", "suspended")]
+    assert moves(m, performance.recent_by_strategy()["ema"], HOUR) == [("suspended", "degraded")]
+    record(performance, [-1.0, 0.5] * 10)
+    (transition,) = m.assess({"ema": performance.recent_by_strategy()["ema"]}, HOUR + 1)
+    assert (transition.old, transition.new) == ("degraded", "suspended")
+    assert transition.reason.startswith("breach on probation: ")
+    assert m.health("ema")[0]["suspensions"] == 2
