@@ -37,7 +37,7 @@ from alphad.actors.engine_drafts import (
     status_draft,
     weight_draft,
 )
-from alphad.actors.engine_journal import Journal, ask_peer
+from alphad.actors.engine_journal import Journal, Since, ask_peer
 from alphad.actors.engine_messages import (
     EngineInline,
     EngineStats,
@@ -146,8 +146,8 @@ class EngineActor(Actor):
         # Whether a regime was ever named in a trade or a signal.
         self.regime_seen = regime_seen or (lambda regime: True)
         self.clock = clock
-        self.last_cycle_ms = last_cycle_ms or clock()
-        self.retry_cycle_at_ms = 0  # after a scheduled cycle failed, not before
+        self.since_cycle = Since(last_cycle_ms or clock(), "cycle")
+        self.since_failed: Since | None = None  # a scheduled cycle failed: retried later
         self.journal = Journal(
             performance=performance,
             scorer=scorer,
@@ -269,18 +269,19 @@ class EngineActor(Actor):
     # ------------------------------------------------------------------ cycles
 
     async def _tick(self) -> None:
-        now = self.clock()
+        now, failed = self.clock(), self.since_failed
         if (
             self.update_interval_ms > 0
-            and now - self.last_cycle_ms >= self.update_interval_ms
-            and now >= self.retry_cycle_at_ms
+            and self.since_cycle.elapsed_ms(now) >= self.update_interval_ms
+            and (failed is None or failed.elapsed_ms(now) >= CYCLE_RETRY_MS)
         ):
             try:
                 await self._all_or_nothing(self.run_cycle(None, "schedule"))
+                self.since_failed = None
             except Exception as exc:
                 # Undone, so nothing to lose by trying again; raised, it would crash the
                 # loop once a second while the disk is full.
-                self.retry_cycle_at_ms = now + CYCLE_RETRY_MS
+                self.since_failed = Since(now, "failed cycle")
                 log.warning("cycle_not_run", error=f"{type(exc).__name__}: {exc}")
         elif self.journal.due_on_timer(now):
             await self.journal.background_snapshot("timer")
@@ -300,7 +301,7 @@ class EngineActor(Actor):
         result = self.optimizer.cycle(by_strategy, by_regime, now, regime, paper, regime_paper)
         updates, transitions = result.updates, result.transitions
         allocation = self.optimizer.allocation()
-        self.last_cycle_ms = now
+        self.since_cycle.set(now)
         state = cycle_state(result, allocation, now, regime)
         if regime is not None and not self._knows_regime(regime):
             state.notes.append(
@@ -505,7 +506,7 @@ class EngineActor(Actor):
         try:
             saved = _Saved(
                 optimizer=self.optimizer.to_state(),
-                last_cycle_ms=self.last_cycle_ms,
+                last_cycle_ms=self.since_cycle.at_ms,
                 last_state=self.last_state,
             )
         except BaseException:
@@ -521,7 +522,7 @@ class EngineActor(Actor):
             self.registered_meanwhile = None
 
     async def _put_back(self, saved: _Saved, failure: Exception) -> None:
-        self.last_cycle_ms = saved.last_cycle_ms
+        self.since_cycle.set(saved.last_cycle_ms)
         self.last_state = saved.last_state
         scorer_was = saved.optimizer["switches"].get("scorer")
         scorer_changed = scorer_was is not None and self.switches.get("scorer") != scorer_was
@@ -541,7 +542,7 @@ class EngineActor(Actor):
     def _state(self) -> dict[str, Any]:
         return {
             "cycle": self.cycle,
-            "last_cycle_ms": self.last_cycle_ms,
+            "last_cycle_ms": self.since_cycle.at_ms,
             "switches": dict(self.switches),
             "switched_ms": dict(self.optimizer.switched_ms),
         }

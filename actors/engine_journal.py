@@ -12,6 +12,7 @@ the last snapshot holds read in one place.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -31,6 +32,35 @@ _T = TypeVar("_T")
 async def ask_peer(actor: Handle[Actor], message: Ask[_T]) -> _T:
     """Ask, waiting for room in a full mailbox: none of the engine's peers waits on it."""
     return await actor.ask(message, timeout=30.0, wait_for_room=True)
+
+
+class Since:
+    """The time since a moment stamped on the wall clock (ms): what spaces scheduled
+    cycles and timer snapshots.
+
+    Where the wall clock is behind the stamp (set back by an operator or NTP, or a stamp
+    restored from a snapshot made while it ran fast), the time is counted on the
+    monotonic clock from when the stamp was set: a clock set back a year stopped every
+    scheduled cycle and timer snapshot for a year, across restarts too.
+    """
+
+    def __init__(self, at_ms: int, what: str) -> None:
+        self.what = what
+        self.set(at_ms)
+
+    def set(self, at_ms: int) -> None:
+        self.at_ms = at_ms
+        self._monotonic = time.monotonic()
+        self._behind_logged = False
+
+    def elapsed_ms(self, now_ms: int) -> int:
+        wall = now_ms - self.at_ms
+        if wall >= 0:
+            return wall
+        if not self._behind_logged:
+            self._behind_logged = True
+            log.warning("wall_clock_behind", last=self.what, last_ms=self.at_ms, now_ms=now_ms)
+        return int((time.monotonic() - self._monotonic) * 1000)
 
 
 class Journal:
@@ -63,7 +93,7 @@ class Journal:
         self.clock = clock
         self.snapshot_interval_ms = int(snapshot_interval_s * 1000)
         self.snapshot_every_trades = snapshot_every_trades
-        self.last_snapshot_ms = clock()
+        self.since_snapshot = Since(clock(), "snapshot")
         self.trades_since_snapshot = 0
 
     def trades_committed(self, count: int) -> bool:
@@ -76,7 +106,7 @@ class Journal:
         an interval ago or more."""
         return (
             bool(self.trades_since_snapshot or self.bars_taken() != self.bars_in_snapshot)
-            and now - self.last_snapshot_ms >= self.snapshot_interval_ms
+            and self.since_snapshot.elapsed_ms(now) >= self.snapshot_interval_ms
         )
 
     async def commit(
@@ -117,7 +147,7 @@ class Journal:
         try:
             await self.snapshot(reason)
         except Exception as exc:
-            self.last_snapshot_ms = self.clock()
+            self.since_snapshot.set(self.clock())
             log.warning(
                 "snapshot_not_written",
                 reason=reason,
@@ -126,7 +156,7 @@ class Journal:
             )
 
     def _after_snapshot(self, snapshot: Snapshot) -> None:
-        self.last_snapshot_ms = self.clock()
+        self.since_snapshot.set(self.clock())
         self.trades_since_snapshot = 0
         self.bars_in_snapshot = self._bars_being_saved
 

@@ -1,0 +1,78 @@
+"""Scheduled cycles and timer snapshots keep their interval when the wall clock is set
+back behind the last one (``Since``): counted on the monotonic clock from then on."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import zmq
+
+from alphad.actors.base import Handle
+from alphad.actors.engine import EngineActor
+from alphad.actors.performance_actor import PerformanceActor
+from alphad.actors.scorer import ScorerActor
+from alphad.actors.store import StoreActor
+from alphad.daemon.alerts import AlertPublisher
+from alphad.daemon.config import Config, build_models
+from alphad.daemon.supervisor import Supervisor
+from alphad.protocol.messages import StatusReply
+
+YEAR_MS = 365 * 86_400_000
+
+
+async def test_cycles_go_on_when_the_wall_clock_is_behind_the_last_one(tmp_path: Path) -> None:
+    # The last cycle stamped a year ahead (a snapshot made while the clock ran fast, then
+    # NTP set it right; or an operator setting it back): every scheduled cycle waited
+    # for the wall clock to reach that stamp, for a year, and across restarts.
+    context: zmq.Context[Any] = zmq.Context()
+    config = msgspec.convert({"strategies": {"core": {}}}, Config)
+    models = build_models(config, id_prefix="schedule")
+    store = StoreActor(tmp_path / "alphad.db", synchronous="OFF")
+    alerts = AlertPublisher(context, f"ipc://{tmp_path}/alerts.sock", hwm=10, mailbox_size=8)
+    performance = PerformanceActor(models.performance)
+    scorer = ScorerActor(models.scorer, Handle(store))
+    now_ms = time.time_ns() // 1_000_000
+    engine = EngineActor(
+        performance=Handle(performance),
+        optimizer=models.optimizer,
+        scorer=Handle(scorer),
+        store=Handle(store),
+        alerts=Handle(alerts),
+        update_interval_s=0.2,
+        snapshot_interval_s=3600,
+        snapshot_every_trades=10**9,
+        status=lambda: StatusReply(
+            version="t", uptime_s=0.0, trades=0, strategies=0, cycle=0, components={}
+        ),
+        last_cycle_ms=now_ms + YEAR_MS,  # the daemon's wall clock, a year behind it
+    )
+    supervisor = Supervisor()
+    try:
+        for actor in (store, performance, scorer, alerts, engine):
+            await supervisor.start(actor)
+        samples: list[tuple[float, int]] = []
+        started = time.monotonic()
+        while engine.cycle < 3 and time.monotonic() - started < 30.0:
+            await engine._tick()
+            samples.append((time.monotonic() - started, engine.cycle))
+            await asyncio.sleep(0.05)
+        assert engine.cycle >= 3, samples
+        # One an interval (0.2 s) after the stamp was taken, one an interval after each
+        # cycle: never more than the schedule allows.
+        assert all(cycle <= elapsed / 0.2 + 0.01 for elapsed, cycle in samples), samples
+        assert now_ms <= engine.since_cycle.at_ms <= now_ms + 60_000  # the last one's stamp
+    finally:
+        await supervisor.stop(10.0)
+        context.destroy(linger=0)
+
+
+def test_since_counts_the_wall_clock_where_it_is_ahead() -> None:
+    from alphad.actors.engine_journal import Since
+
+    mark = Since(1_000, "cycle")
+    assert mark.elapsed_ms(61_000) == 60_000  # a restart an hour later: the wall clock's
+    assert mark.elapsed_ms(500) < 1_000  # behind: the monotonic time since the stamp
