@@ -20,6 +20,7 @@ The messages are in actors/store_messages.py and are imported from here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -146,6 +147,11 @@ class StoreActor(Actor):
         # (device, inode) of the database file opened at the start: a write is
         # acknowledged only while the path still names that file (``_check_file``).
         self._file_id: tuple[int, int] | None = None
+        # The same of its write-ahead log, which holds every commit since the last
+        # checkpoint: deleted (a cleanup of `*-wal` files), the commits are only in the
+        # open file, and a crash loses them. None where there was none to check.
+        self._log_id: tuple[int, int] | None = None
+        self._log_saved = False  # the lost log's commits copied into the database file
         # (commit seconds, trades in the batch), read by the metrics sampler.
         self.commit_samples: Samples[tuple[float, int]] = Samples()
 
@@ -201,6 +207,8 @@ class StoreActor(Actor):
             self.db = None
             raise
         self._file_id = _file_id(self.path)
+        with contextlib.suppress(OSError):
+            self._log_id = _file_id(self._log_path())
         for version in opened.migrated:
             log.info("schema_migrated", version=version, database=str(self.path))
         self.last_trade_seq = opened.last_trade_seq
@@ -374,6 +382,8 @@ class StoreActor(Actor):
         try:
             trades_found, outcomes_found = await self._run(partial(self._write_checked, batch))
         except (sqlite3.Error, StorageUnavailable, ValueError) as exc:
+            if isinstance(exc, LogLost) and not self._log_saved:
+                await self._save_lost_log()  # before the refusal, which a crash may follow
             self._fail_batch(exc, trades, outcomes, commits)
             return
         # Committed: advance the sequences, answer the waiting asks, tell the learners.
@@ -413,18 +423,44 @@ class StoreActor(Actor):
 
     def _check_file(self) -> None:
         """Raise ``StorageUnavailable`` unless the path still names the database file
-        opened at the start (deleted, or replaced by another file, while alphad runs)."""
+        opened at the start (deleted, or replaced by another file, while alphad runs),
+        and ``LogLost`` unless its write-ahead log is still the one beside it."""
         if self._file_id is None:
             return
-        try:
-            now = _file_id(self.path)
-        except OSError:
-            now = None
-        if now != self._file_id:
+        if _file_id_or_none(self.path) != self._file_id:
             raise StorageUnavailable(
                 f"{self.path} was deleted or replaced after alphad opened it: nothing is"
                 " recorded until alphad is restarted on the database file"
             )
+        if self._log_id is not None and _file_id_or_none(self._log_path()) != self._log_id:
+            raise LogLost(
+                f"{self._log_path()} (the database's write-ahead log) was deleted or replaced"
+                " while alphad runs: what it had acknowledged is copied into the database"
+                " file, and nothing more is recorded until alphad is restarted"
+            )
+
+    def _log_path(self) -> Path:
+        # SQLite keeps the log beside the file a link points to.
+        return Path(f"{os.path.realpath(self.path)}-wal")
+
+    async def _save_lost_log(self) -> None:
+        """Copy the commits of a write-ahead log deleted while open into the database
+        file (a checkpoint reads the open file): a crash would otherwise lose them."""
+        try:
+            busy, frames, copied = await self._run(
+                lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            )
+        except (sqlite3.Error, StorageUnavailable) as exc:
+            log.error("lost_log_not_saved", error=str(exc))
+            return
+        self._log_saved = not busy and frames == copied
+        log.error(
+            "write_ahead_log_lost",
+            log=str(self._log_path()),
+            saved=self._log_saved,
+            frames=frames,
+            copied=copied,
+        )
 
     def _fail_batch(
         self,
@@ -480,6 +516,17 @@ def _file_id(path: Path) -> tuple[int, int]:
     """(device, inode) of the file ``path`` names, through any link."""
     stat = os.stat(path)
     return (stat.st_dev, stat.st_ino)
+
+
+def _file_id_or_none(path: Path) -> tuple[int, int] | None:
+    try:
+        return _file_id(path)
+    except OSError:
+        return None
+
+
+class LogLost(StorageUnavailable):
+    """The database's write-ahead log is no longer the file beside it."""
 
 
 def refuse_orphan_log(path: Path) -> None:

@@ -219,6 +219,39 @@ def test_a_database_deleted_while_running_is_refused_not_acknowledged(tmp_path: 
         daemon.close()
 
 
+def test_a_write_ahead_log_deleted_while_running_loses_no_acknowledged_trade(
+    tmp_path: Path,
+) -> None:
+    # A cleanup of `*-wal` files while alphad runs: the commits since the last checkpoint
+    # were then only in the open, unlinked log, every later one too, all acknowledged and
+    # all gone after a kill -9. Now the next write is refused, what the log held is copied
+    # into the database file at once, and a restart has every acknowledged trade.
+    daemon = DaemonProcess(tmp_path).start()
+    client = RawClient(daemon.rpc)
+    log_file = daemon.database.with_name("alphad.db-wal")
+    try:
+        for i in range(5):
+            assert isinstance(client.call(trade(f"kept-{i}")), TradeRecorded)
+        log_file.unlink()
+        refused = client.call(trade("after"))
+        assert isinstance(refused, Error) and refused.code == "storage_unavailable", refused
+        assert "write-ahead log" in refused.message and "restarted" in refused.message
+        status = client.call(GetStatus())
+        assert status.components["storage"] == "failing", status.components
+        client.close()
+        daemon.kill9()
+        with sqlite3.connect(daemon.database) as db:
+            on_disk = {row[0] for row in db.execute("SELECT trade_id FROM trades")}
+        assert on_disk == {f"kept-{i}" for i in range(5)}
+        daemon.start()
+        client = RawClient(daemon.rpc)
+        assert client.call(GetStatus()).trades == 5
+        assert isinstance(client.call(trade("after")), TradeRecorded)
+    finally:
+        client.close()
+        daemon.close()
+
+
 def test_a_write_refused_for_a_moved_database_is_not_in_it_when_it_comes_back(
     tmp_path: Path,
 ) -> None:
