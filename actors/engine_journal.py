@@ -94,12 +94,18 @@ class Journal:
         self.snapshot_interval_ms = int(snapshot_interval_s * 1000)
         self.snapshot_every_trades = snapshot_every_trades
         self.since_snapshot = Since(clock(), "snapshot")
+        self.since_failed: Since | None = None  # the last background snapshot failed
         self.trades_since_snapshot = 0
 
     def trades_committed(self, count: int) -> bool:
-        """Count trades the store committed; whether they make a snapshot due."""
+        """Count trades the store committed; whether they make a snapshot due (after a
+        background snapshot failed, not before the timer's interval: tried again at every
+        commit, it was made and refused again for every batch of trades)."""
         self.trades_since_snapshot += count
-        return self.trades_since_snapshot >= self.snapshot_every_trades
+        failed = self.since_failed
+        return self.trades_since_snapshot >= self.snapshot_every_trades and (
+            failed is None or failed.elapsed_ms(self.clock()) >= self.snapshot_interval_ms
+        )
 
     def due_on_timer(self, now: int) -> bool:
         """Whether the timer's snapshot is due: trades or bars came in since the last one,
@@ -141,13 +147,14 @@ class Journal:
         """A snapshot nobody waits for: a failure is logged and tried again later.
 
         Raised, it would crash the loop, and a storage outage would soon fail the daemon
-        over what only shortens the next restart's replay. The trade count is kept, so the
-        next commit tries again; the timer waits one interval.
+        over what only shortens the next restart's replay. The trade count is kept; the
+        next try comes one timer interval later, on the timer or on a commit.
         """
         try:
             await self.snapshot(reason)
         except Exception as exc:
             self.since_snapshot.set(self.clock())
+            self.since_failed = Since(self.clock(), "failed snapshot")
             log.warning(
                 "snapshot_not_written",
                 reason=reason,
@@ -157,6 +164,7 @@ class Journal:
 
     def _after_snapshot(self, snapshot: Snapshot) -> None:
         self.since_snapshot.set(self.clock())
+        self.since_failed = None
         self.trades_since_snapshot = 0
         self.bars_in_snapshot = self._bars_being_saved
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -84,6 +85,11 @@ from alphad.actors.store_writes import (
 log = structlog.get_logger("alphad.store")
 
 _T = TypeVar("_T")
+
+MIB = 1 << 20
+SNAPSHOT_ROOM = 2
+"""A snapshot alone is written only with this many times its size free, and 1 MiB more:
+the write-ahead log takes it once and the database file once more at the checkpoint."""
 
 
 def _now_ms() -> int:
@@ -276,13 +282,49 @@ class StoreActor(Actor):
             outcomes = await self._refuse_unknown_signals(outcomes)
         if outcomes:
             outcomes = await self._refuse_against_trades(outcomes, trades)
-        if trades or outcomes or commits or self._pending_signals:
-            await self._write(trades, outcomes, commits)
+        # Commits (cycles, operators' changes, snapshots) in a transaction of their own:
+        # one that fails (a snapshot of megabytes on a disk with room for trades only)
+        # refuses no trade with it.
+        if trades or outcomes or self._pending_signals:
+            await self._write(trades, outcomes, [])
+        kept = self._room_for(commits)
+        if kept:
+            await self._write([], [], kept)
         if prune is not None:
             await self._prune_signals(prune)
         for envelope in queries:
             await self._answer_query(envelope)
         self._announce_trades()
+
+    def _room_for(self, commits: list[Envelope]) -> list[Envelope]:
+        """The commits to write: a snapshot alone (nobody's change rides on it) is
+        refused, without writing, unless the database's disk keeps at least its size free
+        after it (``SNAPSHOT_ROOM``): retried as soon as space came back, it took what was
+        freed, and trades stayed refused until far more than it was."""
+        kept = []
+        for envelope in commits:
+            commit = envelope.message
+            if commit.snapshot is None or commit.audit or commit.history is not None:
+                kept.append(envelope)
+                continue
+            size = sum(len(piece) for piece in commit.snapshot.state)
+            try:
+                free = shutil.disk_usage(os.path.dirname(os.path.realpath(self.path))).free
+            except OSError:
+                free = None  # the write will say what is wrong
+            if free is None or free >= SNAPSHOT_ROOM * size + MIB:
+                kept.append(envelope)
+                continue
+            log.warning("snapshot_deferred", free_bytes=free, snapshot_bytes=size)
+            if envelope.reply_to is not None and not envelope.reply_to.done():
+                envelope.reply_to.set_exception(
+                    StorageUnavailable(
+                        f"snapshot not written: {free / MIB:.1f} MiB free on the database's"
+                        f" disk, and a snapshot of {size / MIB:.1f} MiB is written only with"
+                        f" {SNAPSHOT_ROOM} times its size and 1 MiB free"
+                    )
+                )
+        return kept
 
     async def _refuse_unknown_signals(self, outcomes: list[Envelope]) -> list[Envelope]:
         """Answer ``not_found`` to outcomes of signals alphad never scored (nor has

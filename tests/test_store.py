@@ -527,3 +527,41 @@ async def test_a_new_database_behind_a_symbolic_link_is_made_where_it_points(
     await store.on_stop()
     assert link.is_symlink()
     assert rows(tmp_path / "disk" / "alphad.db", "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
+async def test_a_commit_that_cannot_be_written_refuses_no_trade_beside_it(
+    tmp_path: Path,
+) -> None:
+    # A snapshot of megabytes with room on disk for trades only (here: a file size limit
+    # a little above the write-ahead log's size): written in the transaction of the trades
+    # that arrived with it, it failed them too.
+    import resource
+    import signal
+
+    db = tmp_path / "alphad.db"
+    store, _, supervisor = await start_store(db)
+    await store.ask(AppendTrade(trade("before")))
+    wal = db.with_name("alphad.db-wal")
+    snapshot = Snapshot(ts_ms=1, trade_seq=1, outcome_seq=0, state=[b"x" * 4_000_000])
+    was_signal = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(
+        resource.RLIMIT_FSIZE, (max(wal.stat().st_size, db.stat().st_size) + 500_000, limit[1])
+    )
+    try:
+        both = [
+            store.ask_future(AppendTrade(trade("beside"))),
+            store.ask_future(Commit(snapshot=snapshot)),
+        ]
+        recorded, committed = await asyncio.gather(*both, return_exceptions=True)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, was_signal)
+    assert recorded == (False, 2)
+    assert isinstance(committed, StorageUnavailable)
+    assert [r[0] for r in rows(db, "SELECT trade_id FROM trades ORDER BY seq")] == [
+        "before",
+        "beside",
+    ]
+    assert rows(db, "SELECT COUNT(*) FROM snapshots") == [(0,)]
+    await supervisor.stop(1.0)
