@@ -242,6 +242,13 @@ def refuse_read_only(db: sqlite3.Connection, path: Path) -> None:
         finally:
             db.execute("ROLLBACK")
     except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+            # Not a permission: another program holds a write lock on it (a sqlite3 shell
+            # inside a transaction, a long backup) for longer than [store] busy_timeout_ms.
+            raise RuntimeError(
+                f"the file is locked by another process ({exc}): end that process's"
+                " transaction (or stop it) and start alphad again"
+            ) from None
         raise RuntimeError(
             f"the file cannot be written ({exc}): give the daemon's user write access to"
             f" {path.name} and its directory"

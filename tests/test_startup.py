@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -321,6 +322,21 @@ def test_a_database_file_the_daemons_user_cannot_write_is_refused(shared: Path) 
     database.chmod(0o400)
     line = one_line_refusal(alphad(*run_args(root), user=user))
     assert f"cannot open database {database}: the file cannot be written" in line, line
+
+
+def test_a_database_another_process_holds_locked_is_refused_as_locked(tmp_path: Path) -> None:
+    # A sqlite3 shell left inside a transaction: the start said "give the daemon's user
+    # write access", which sent the operator to the file's permissions.
+    made = DaemonProcess(make_dir(tmp_path / "made", 0o700)).start()
+    made.stop()
+    holder = sqlite3.connect(made.database, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        line = one_line_refusal(alphad(*run_args(tmp_path, state=made.state_dir)))
+    finally:
+        holder.close()
+    assert f"cannot open database {made.database}: the file is locked by another process" in line
+    assert "write access" not in line, line
 
 
 def test_a_hangup_stops_the_daemon_as_sigterm_does(tmp_path: Path) -> None:
