@@ -45,7 +45,10 @@ def error_code(exc: BaseException) -> tuple[ErrorCode, str]:
     if isinstance(exc, msgspec.DecodeError):
         return "bad_request", f"undecodable message: {exc}"
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return "timeout", "the daemon did not answer in time"
+        return "timeout", (
+            "the daemon did not answer in time; a trade or an outcome may still be recorded:"
+            " resend it with the same id (answered as a duplicate if it was)"
+        )
     if isinstance(exc, ActorStopped):
         return "overloaded", f"daemon is shutting down ({exc})"
     if isinstance(exc, asyncio.CancelledError):

@@ -160,6 +160,11 @@ class Transport(Generic[S]):
             self.socket = None
 
 
+# Writes a resend with the same key makes once: what to tell a bot whose write went
+# unanswered (it may still be committed, as a daemon busy on its disk answers late).
+RESENDABLE: dict[str, str] = {"record_trade": "trade_id", "record_signal_outcome": "signal_id"}
+
+
 class Attempts(Generic[R]):
     """The attempts of one call: what to send, how long to wait, what a reply or its
     absence means."""
@@ -202,6 +207,12 @@ class Attempts(Generic[R]):
         if self.made < self.left:
             return
         why = "; not resent because it may have taken effect" if self.once else ""
+        key = RESENDABLE.get(str(self.call.request.__struct_config__.tag))
+        if key is not None:
+            why = (
+                f"; it may still be recorded: resend it with the same {key} (answered as a"
+                " duplicate if it was)"
+            )
         raise AlphadError(
             "timeout",
             f"no reply from {transport.endpoint} to {self.call.request.__struct_config__.tag} "

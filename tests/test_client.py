@@ -256,8 +256,21 @@ def test_a_cycle_is_sent_once_because_a_lost_reply_may_hide_a_cycle_that_ran(
             with pytest.raises(AlphadError) as resent:
                 client.get_status()
             resent_s = time.monotonic() - started
+            with pytest.raises(AlphadError) as write:
+                client.record_trade(
+                    trade_id="late",
+                    strategy="ema",
+                    symbol="BTC",
+                    side="buy",
+                    pnl=1.0,
+                    entry_ts_ms=1,
+                    exit_ts_ms=2,
+                )
         finally:
             os.kill(daemon.process.pid, signal.SIGCONT)
+        # A trade is resent (its id makes it once), and the bot told what to do after.
+        assert "4 attempt(s)" in write.value.message
+        assert "may still be recorded: resend it with the same trade_id" in write.value.message
         assert once.value.code == resent.value.code == "timeout"
         assert "1 attempt(s)" in once.value.message and "not resent" in once.value.message
         assert "4 attempt(s)" in resent.value.message
