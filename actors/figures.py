@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from itertools import accumulate
 from operator import mul
 from typing import Any
@@ -471,3 +472,30 @@ def borrowed_psr(figures: Figures, prior: tuple[float, float]) -> float | None:
     precision = n + worth
     posterior = (n * sharpe + worth * mean) / precision
     return _phi(posterior * math.sqrt(precision))
+
+
+def shown_below(value: float, limit: float, *, percent: bool = False) -> tuple[str, str]:
+    """A figure below its limit and the limit, as a reason shows them: to two digits, or
+    as many as the limit has (up to six), the figure rounded down and the limit up, so
+    that the one shown is always below the other (a refused 0.497 never reads "0.50
+    below minimum 0.50", nor 0.3049 "0.30 below minimum 0.30" against a minimum of
+    0.305, nor a PSR of 0.0496 "0.05 < 0.05"); on their decimal digits, where 0.29 is
+    0.29 (0.29 × 100 is 28.999… in binary, which floor would read 0.28). A figure above
+    0 that would show as 0 shows its two significant digits (a PSR of 0.0014 read
+    "0.00"). ``percent``: both in percent, to whole percents or the limit's digits
+    ("24% < 25%", never "25% < 25%" for 24.6 %).
+    """
+    scale = 2 if percent else 0
+    unit = "%" if percent else ""
+    if not (math.isfinite(value) and math.isfinite(limit)) or max(abs(value), abs(limit)) > 1e12:
+        # Far out (never a real figure): as it is, rather than a decimal's overflow.
+        return f"{value * 10**scale:.6g}{unit}", f"{limit * 10**scale:.6g}{unit}"
+    exact = Decimal(repr(limit)).scaleb(scale)
+    least = 0 if percent else 2
+    places = min(max(least, -int(exact.normalize().as_tuple().exponent)), 6)
+    step = Decimal(1).scaleb(-places)
+    figure = Decimal(repr(value)).scaleb(scale)
+    shown = figure.quantize(step, rounding=ROUND_FLOOR)
+    if shown == 0 and figure > 0:
+        shown = Decimal(f"{figure:.2g}")
+    return f"{shown}{unit}", f"{exact.quantize(step, rounding=ROUND_CEILING)}{unit}"

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from alphad.actors.exact import binomial_at_least, binomial_at_most
-from alphad.actors.figures import Figures, pnl_scale
+from alphad.actors.figures import Figures, pnl_scale, shown_below
 from alphad.actors.lifecycle_shapes import HealthState, LifecycleConfig, PaperTrades
 from alphad.actors.sequential import MIN_TRADES as EDGE_MIN_TRADES
 from alphad.actors.sequential import below_peak_to, cusum_to, edge_scale, threshold
@@ -123,9 +123,11 @@ def judge_window(
     profit_factor, psr = figures.profit_factor, figures.judged_psr
     soft = []
     if psr is not None and psr < cfg.psr_floor:
-        soft.append(f"PSR {psr:.2f} < {cfg.psr_floor:.2f}")
+        soft.append("PSR {} < {}".format(*shown_below(psr, cfg.psr_floor)))
     if win_rate < cfg.win_rate_floor:
-        soft.append(f"win rate {win_rate:.0%} < {cfg.win_rate_floor:.0%}")
+        soft.append(
+            "win rate {} < {}".format(*shown_below(win_rate, cfg.win_rate_floor, percent=True))
+        )
     if drawdown > soft_limit:
         soft.append(f"drawdown {_amount(drawdown)} > {_amount(soft_limit)}")
     hard = (
@@ -282,8 +284,19 @@ def _probation_due(cfg: LifecycleConfig, state: HealthState, now_ms: int) -> boo
 
 def probation_words(cfg: LifecycleConfig, state: HealthState, hours: float) -> str:
     """Why the clock ended a suspension of ``hours``, for the reason of its probation."""
+    lasted = _lasted(hours)
     if cfg.probation_after_hours is not None:
-        return f"suspended {hours:.1f} h (probation after {cfg.probation_after_hours:g} h)"
+        return f"suspended {lasted} (probation after {cfg.probation_after_hours:g} h)"
     if state.suspended_pace_ms is None:
-        return f"suspended {hours:.1f} h (suspended before probation counted trades)"
-    return f"suspended {hours:.1f} h, the time it took to make {cfg.probation_after_trades} trades"
+        return f"suspended {lasted} (suspended before probation counted trades)"
+    return f"suspended {lasted}, the time it took to make {cfg.probation_after_trades} trades"
+
+
+def _lasted(hours: float) -> str:
+    """A suspension's length for a reason: in hours from one on, in minutes or seconds
+    below (on minute bars a suspension of twelve seconds read "0.0 h")."""
+    if hours >= 1.0:
+        return f"{hours:.1f} h"
+    if hours * 60.0 >= 1.0:
+        return f"{hours * 60.0:.1f} min"
+    return f"{hours * 3600.0:.0f} s"

@@ -14,14 +14,13 @@ import math
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, NamedTuple
 
 import msgspec
 
 from alphad.actors.events import STRICTNESS, UNKNOWN_REGIME
 from alphad.actors.exact import binomial_at_most
-from alphad.actors.figures import Figures
+from alphad.actors.figures import Figures, shown_below
 from alphad.actors.lifecycle_shapes import LifecycleConfig, PaperTrades
 from alphad.actors.scorer_config import ScorerConfig
 from alphad.actors.scorer_fit import Fits, learn_regime_fits
@@ -197,7 +196,7 @@ class ScorerModel:
             reasons.append(f"strategy {status}{in_regime}")
         elif self.enabled and quality < cfg.min_quality:
             execute = False
-            shown, minimum = _below(quality, cfg.min_quality)
+            shown, minimum = shown_below(quality, cfg.min_quality)
             reasons.append(f"quality {shown} below minimum {minimum}")
         else:
             execute = True
@@ -612,17 +611,3 @@ def _multiplier(value: float) -> float:
     if not math.isfinite(value):
         return 1.0
     return value if value > 0.0 else 0.0
-
-
-def _below(quality: float, minimum: float) -> tuple[str, str]:
-    """A refused quality and the minimum it is below, as the reason shows them: to two
-    digits, or as many as the minimum has (up to six), the quality rounded down and the
-    minimum up, so that the one shown is always below the other (a refused 0.497 never
-    reads "0.50 below minimum 0.50", nor 0.3049 "0.30 below minimum 0.30" against a
-    minimum of 0.305); on their decimal digits, where 0.29 is 0.29 (0.29 × 100 is
-    28.999… in binary, which floor would read 0.28)."""
-    exact = Decimal(repr(minimum))
-    places = min(max(2, -int(exact.normalize().as_tuple().exponent)), 6)
-    step = Decimal(1).scaleb(-places)
-    shown = Decimal(repr(quality)).quantize(step, rounding=ROUND_FLOOR)
-    return str(shown), str(exact.quantize(step, rounding=ROUND_CEILING))

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from alphad.actors.errors import BadInput
@@ -741,6 +741,12 @@ def test_automatic_transitions_follow_the_table_for_any_stream(
 
 @settings(max_examples=60, deadline=None)
 @given(lifecycle_configs, st.lists(step, max_size=30), st.integers(0, 30))
+# A win rate far below its floor once overflowed the reason's decimal formatting.
+@example(
+    LifecycleConfig(min_trades=1),
+    [("assess", {"ema": Figures(trades=1, win_rate=-1e26)}, 0)],
+    0,
+)
 def test_same_inputs_give_the_same_transitions_even_across_a_restart(
     config: LifecycleConfig, steps: list[Any], split: int
 ) -> None:
@@ -1314,3 +1320,23 @@ def test_on_probation_a_breach_of_a_window_all_of_new_trades_suspends_at_once() 
     assert (transition.old, transition.new) == ("degraded", "suspended")
     assert transition.reason.startswith("breach on probation: ")
     assert m.health("ema")[0]["suspensions"] == 2
+
+
+def test_a_breachs_reason_never_shows_the_figure_at_its_floor() -> None:
+    # "PSR 0.05 < 0.05" for 0.0496, "win rate 25% < 25%" for 24.6 %, "PSR 0.00" for
+    # 0.0014: the figure shown rounded down (or to two significant digits), the floor up.
+    m = model(psr_floor=0.05, win_rate_floor=0.25)
+    assert m.check("ema", window(judged_psr=0.0496)).soft == ["PSR 0.04 < 0.05"]
+    assert m.check("ema", window(win_rate=0.246)).soft == ["win rate 24% < 25%"]
+    assert m.check("ema", window(judged_psr=0.0014)).soft == ["PSR 0.0014 < 0.05"]
+    assert m.check("ema", window(win_rate=0.29, judged_psr=0.049)).soft == ["PSR 0.04 < 0.05"]
+
+
+def test_a_probation_after_seconds_says_seconds() -> None:
+    # On minute bars a suspension of twelve seconds read "suspended 0.0 h".
+    m = model(probation_after_hours=12 / 3600, hard_drawdown=15.0)
+    performance = PerformanceModel(PerformanceConfig(window_trades=20))
+    record(performance, [-1.0] * 20)
+    assert moves(m, performance.recent_by_strategy()["ema"]) == [("active", "suspended")]
+    (back,) = m.assess({"ema": performance.recent_by_strategy()["ema"]}, 12_000)
+    assert back.reason == "probation: suspended 12 s (probation after 0.00333333 h)"
