@@ -63,11 +63,11 @@ def bootstrap(
 
     Each resample is ``ceil(days / block)`` blocks of ``block`` consecutive days
     (``block`` = ``block_days``, or every day of a shorter history), each starting on a
-    day drawn uniformly among those that leave room for the whole block. Daily Sharpe is
+    day drawn uniformly, running on from the last day to the first (circular blocks),
+    the last block cut so that the resample has the history's days. Daily Sharpe is
     the performance model's Sharpe ratio of the days × √``periods_per_year``, undefined
-    for a side without spread (such a resample is left out of the Sharpe interval); the
-    pnl difference is scaled to the history's length. A difference within rounding of
-    0 is a tie, counted as half a resample ahead.
+    for a side without spread (such a resample is left out of the Sharpe interval). A
+    difference within rounding of 0 is a tie, counted as half a resample ahead.
     """
     days = len(baseline_daily)
     if days != len(alphad_daily):
@@ -86,24 +86,30 @@ def bootstrap(
         empty = Interval(observed=None, low=None, high=None, ahead=None)
         return Luck(resamples=0, block_days=0, daily_sharpe=empty, total_pnl=empty)
     block = min(block_days, days)
-    starts = days - block + 1
     blocks = -(-days // block)
-    length = blocks * block
-    base_blocks = [_Block(baseline_daily[s : s + block]) for s in range(starts)]
-    mine_blocks = [_Block(alphad_daily[s : s + block]) for s in range(starts)]
+    last = days - (blocks - 1) * block  # the days of the last block, cut to the history
+    # Circular blocks (Politis and Romano): a block may run past the last day into the
+    # first, so that every day is drawn equally often, and the resample is cut to the
+    # history's days. Blocks that had to fit inside the history drew its first and last
+    # days less often than the others: on a history of six days, 0.6 times as often.
+    base_days = [*baseline_daily, *baseline_daily[: block - 1]]
+    mine_days = [*alphad_daily, *alphad_daily[: block - 1]]
+    base_blocks = [_Block(base_days[s : s + block]) for s in range(days)]
+    mine_blocks = [_Block(mine_days[s : s + block]) for s in range(days)]
+    base_tails = [_Block(base_days[s : s + last]) for s in range(days)]
+    mine_tails = [_Block(mine_days[s : s + last]) for s in range(days)]
     rng = random.Random(seed)
     choices = rng.choices
-    first_days = range(starts)
+    first_days = range(days)
     sharpe_differences: list[float] = []
     pnl_differences: list[float] = []
-    scale = days / length
     root = math.sqrt(periods_per_year)
     for _ in range(resamples):
-        picks = choices(first_days, k=blocks)
-        base = _Resample([base_blocks[k] for k in picks], block)
-        mine = _Resample([mine_blocks[k] for k in picks], block)
+        *picks, end = choices(first_days, k=blocks)
+        base = _Resample([*(base_blocks[k] for k in picks), base_tails[end]])
+        mine = _Resample([*(mine_blocks[k] for k in picks), mine_tails[end]])
         pnl = _difference(mine.total, base.total, mine.absolute + base.absolute)
-        pnl_differences.append(pnl * scale)
+        pnl_differences.append(pnl)
         difference = _sharpe_difference(mine.sharpe(root), base.sharpe(root))
         if difference is not None:
             sharpe_differences.append(difference)
@@ -119,11 +125,12 @@ class _Block:
     """The sums of one block of days: total, absolute total, and the sum of squared
     deviations from the block's own mean (centred, so that nothing cancels)."""
 
-    __slots__ = ("absolute", "m2", "mean", "total")
+    __slots__ = ("absolute", "m2", "mean", "n", "total")
 
     def __init__(self, days: Sequence[float]) -> None:
+        self.n = len(days)
         self.total = math.fsum(days)
-        self.mean = self.total / len(days)
+        self.mean = self.total / self.n
         self.absolute = math.fsum(map(abs, days))
         self.m2 = math.fsum((x - self.mean) ** 2 for x in days)
 
@@ -138,13 +145,13 @@ class _Resample:
 
     __slots__ = ("absolute", "m2", "n", "total")
 
-    def __init__(self, picked: list[_Block], block: int) -> None:
-        self.n = len(picked) * block
+    def __init__(self, picked: list[_Block]) -> None:
+        self.n = sum(b.n for b in picked)
         self.total = math.fsum([b.total for b in picked])
         self.absolute = math.fsum([b.absolute for b in picked])
         mean = self.total / self.n
-        self.m2 = math.fsum([b.m2 for b in picked]) + block * math.fsum(
-            [(b.mean - mean) ** 2 for b in picked]
+        self.m2 = math.fsum([b.m2 for b in picked]) + math.fsum(
+            [b.n * (b.mean - mean) ** 2 for b in picked]
         )
 
     def sharpe(self, root: float) -> float | None:
