@@ -106,6 +106,10 @@ class StoreStats(msgspec.Struct, frozen=True, kw_only=True):
     signals_pruned: int
     conflicts: int  # resends refused because they differ from the record
     commit_samples: SampleReader[tuple[float, int]]  # (commit seconds, trades in the batch)
+    # Since when (time.monotonic) the write now on the database thread has waited; None
+    # between writes. A write that waits on a lock or a slow disk is not a failure yet,
+    # but nothing is acknowledged meanwhile.
+    writing_since: float | None = None
 
 
 class StoreActor(Actor):
@@ -158,6 +162,7 @@ class StoreActor(Actor):
         # open file, and a crash loses them. None where there was none to check.
         self._log_id: tuple[int, int] | None = None
         self._log_saved = False  # the lost log's commits copied into the database file
+        self._writing_since: float | None = None
         # (commit seconds, trades in the batch), read by the metrics sampler.
         self.commit_samples: Samples[tuple[float, int]] = Samples()
 
@@ -185,6 +190,7 @@ class StoreActor(Actor):
             signals_pruned=self.signals_pruned,
             conflicts=self.conflicts,
             commit_samples=self.commit_samples,
+            writing_since=self._writing_since,
         )
 
     # ------------------------------------------------------------------ opening
@@ -421,6 +427,7 @@ class StoreActor(Actor):
         )
         batch = plan.batch(history_keep=self.history_keep, snapshots_keep=self.snapshots_keep)
         started = time.perf_counter()
+        self._writing_since = time.monotonic()
         try:
             trades_found, outcomes_found = await self._run(partial(self._write_checked, batch))
         except (sqlite3.Error, StorageUnavailable, ValueError) as exc:
@@ -428,6 +435,8 @@ class StoreActor(Actor):
                 await self._save_lost_log()  # before the refusal, which a crash may follow
             self._fail_batch(exc, trades, outcomes, commits)
             return
+        finally:
+            self._writing_since = None
         # Committed: advance the sequences, answer the waiting asks, tell the learners.
         self.commit_samples.add((time.perf_counter() - started, len(batch.trades)))
         self.healthy = True

@@ -81,6 +81,10 @@ def freeze_survivors() -> None:
     gc.freeze()
 
 
+STALLED_S = 1.0
+"""How long a write may wait on the database before the status calls storage stalled."""
+
+
 class _Parts(msgspec.Struct, kw_only=True):
     """The running daemon's actors, to start and stop, and what everything else holds of
     them: their handles and the synchronous reads the receive path makes."""
@@ -374,6 +378,12 @@ class Daemon:
         for part in ("weighting", "lifecycle"):
             components[part] = components.get("engine", "new")
         components["storage"] = "ok" if store.healthy else "failing"
+        if store.writing_since is not None:
+            waited = time.monotonic() - store.writing_since
+            if waited >= STALLED_S:
+                # Nothing is acknowledged while a write waits (a lock another program
+                # holds, a slow disk): "ok" would hide it until the write fails.
+                components["storage"] = f"stalled: a write has waited {waited:.0f} s"
         if self.config.metrics.enabled:
             components["metrics"] = self.metrics_problem or "ok"
         return StatusReply(

@@ -169,6 +169,33 @@ def test_sigterm_under_load_answers_in_flight_requests_and_exits_zero(tmp_path: 
     assert set(failures) <= {"timeout", "overloaded"}
 
 
+def test_a_write_waiting_on_a_lock_shows_in_the_status_as_stalled(tmp_path: Path) -> None:
+    # Another program holds the database locked: nothing is acknowledged while the write
+    # waits, and the status said storage "ok" until the wait ended in a refusal.
+    daemon = DaemonProcess(tmp_path, "[store]\nbusy_timeout_ms = 8000\n").start()
+    client, status = RawClient(daemon.rpc, timeout_ms=10_000), RawClient(daemon.rpc)
+    try:
+        assert isinstance(client.call(trade("before")), TradeRecorded)
+        blocker = sqlite3.connect(daemon.database, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        waiting = threading.Thread(target=lambda: client.call(trade("waits")))
+        waiting.start()
+        deadline = time.monotonic() + 6.0
+        stalled = status.call(GetStatus()).components["storage"]
+        while stalled == "ok" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            stalled = status.call(GetStatus()).components["storage"]
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        waiting.join(timeout=10)
+        assert stalled.startswith("stalled: a write has waited "), stalled
+        assert status.call(GetStatus()).components["storage"] == "ok"
+    finally:
+        client.close()
+        status.close()
+        daemon.close()
+
+
 def test_more_requests_than_the_mailbox_holds_get_overloaded_promptly(tmp_path: Path) -> None:
     daemon = DaemonProcess(tmp_path, "[daemon]\nmailbox_size = 16\n").start()
     try:
