@@ -24,29 +24,36 @@ from alphad.daemon.supervisor import Supervisor
 from alphad.protocol.messages import GetHealth, GetWeights, StatusReply
 
 
-def engine_of(tmp_path: Path, context: zmq.Context[Any]) -> tuple[EngineActor, list[Actor]]:
-    """The engine, and the actors it asks (to start for a test that runs them)."""
+def engine_of(
+    tmp_path: Path, context: zmq.Context[Any], **engine: Any
+) -> tuple[EngineActor, list[Actor]]:
+    """The engine (``engine``: its arguments other than these), and the actors it asks
+    (to start for a test that runs them)."""
     config = msgspec.convert({"strategies": {"core": {"base_weight": 1.5}}}, Config)
     models = build_models(config, id_prefix="registration")
     store = StoreActor(tmp_path / "alphad.db", synchronous="OFF")
     alerts = AlertPublisher(context, f"ipc://{tmp_path}/alerts.sock", hwm=10, mailbox_size=8)
     performance = PerformanceActor(models.performance)
     scorer = ScorerActor(models.scorer, Handle(store))
-    engine = EngineActor(
+    arguments: dict[str, Any] = {
+        "update_interval_s": 0,
+        "clock": lambda: 1_732_000_000_000,
+        **engine,
+    }
+    engine_actor = EngineActor(
         performance=Handle(performance),
         optimizer=models.optimizer,
         scorer=Handle(scorer),
         store=Handle(store),
         alerts=Handle(alerts),
-        update_interval_s=0,
         snapshot_interval_s=3600,
         snapshot_every_trades=10**9,
         status=lambda: StatusReply(
             version="t", uptime_s=0.0, trades=0, strategies=0, cycle=0, components={}
         ),
-        clock=lambda: 1_732_000_000_000,
+        **arguments,
     )
-    return engine, [store, performance, scorer, alerts]
+    return engine_actor, [store, performance, scorer, alerts]
 
 
 async def test_a_strategy_taken_on_while_a_change_fails_stays_taken_on(tmp_path: Path) -> None:

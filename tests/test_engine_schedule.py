@@ -8,18 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import zmq
 
-from alphad.actors.base import Handle
-from alphad.actors.engine import EngineActor
-from alphad.actors.performance_actor import PerformanceActor
-from alphad.actors.scorer import ScorerActor
-from alphad.actors.store import StoreActor
-from alphad.daemon.alerts import AlertPublisher
-from alphad.daemon.config import Config, build_models
+from alphad.actors.engine import wall_clock_ms
 from alphad.daemon.supervisor import Supervisor
-from alphad.protocol.messages import StatusReply
+from tests.test_engine_registration import engine_of
 
 YEAR_MS = 365 * 86_400_000
 
@@ -29,30 +22,17 @@ async def test_cycles_go_on_when_the_wall_clock_is_behind_the_last_one(tmp_path:
     # NTP set it right; or an operator setting it back): every scheduled cycle waited
     # for the wall clock to reach that stamp, for a year, and across restarts.
     context: zmq.Context[Any] = zmq.Context()
-    config = msgspec.convert({"strategies": {"core": {}}}, Config)
-    models = build_models(config, id_prefix="schedule")
-    store = StoreActor(tmp_path / "alphad.db", synchronous="OFF")
-    alerts = AlertPublisher(context, f"ipc://{tmp_path}/alerts.sock", hwm=10, mailbox_size=8)
-    performance = PerformanceActor(models.performance)
-    scorer = ScorerActor(models.scorer, Handle(store))
     now_ms = time.time_ns() // 1_000_000
-    engine = EngineActor(
-        performance=Handle(performance),
-        optimizer=models.optimizer,
-        scorer=Handle(scorer),
-        store=Handle(store),
-        alerts=Handle(alerts),
+    engine, actors = engine_of(
+        tmp_path,
+        context,
         update_interval_s=0.2,
-        snapshot_interval_s=3600,
-        snapshot_every_trades=10**9,
-        status=lambda: StatusReply(
-            version="t", uptime_s=0.0, trades=0, strategies=0, cycle=0, components={}
-        ),
+        clock=wall_clock_ms,
         last_cycle_ms=now_ms + YEAR_MS,  # the daemon's wall clock, a year behind it
     )
     supervisor = Supervisor()
     try:
-        for actor in (store, performance, scorer, alerts, engine):
+        for actor in (*actors, engine):
             await supervisor.start(actor)
         samples: list[tuple[float, int]] = []
         started = time.monotonic()
