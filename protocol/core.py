@@ -57,7 +57,53 @@ class Call(NamedTuple, Generic[R]):
         fields, plus ``timeout_s``."""
         fields = dict(arguments)
         timeout_s = fields.pop("timeout_s")
-        return cls(request(**fields), expected, timeout_s)
+        if timeout_s is not None:
+            checked_timeout(timeout_s)
+        try:
+            built = request(**fields)
+        except ValueError as exc:  # a rule of the request's own (exit before entry)
+            raise AlphadError("bad_request", str(exc)) from None
+        return cls(built, expected, timeout_s)
+
+
+def checked_timeout(timeout_s: float) -> float:
+    """``timeout_s`` if it is a number of seconds a socket can wait, ``ValueError`` if
+    not: a negative one waited for ever (ZeroMQ's poll of -1), one under a millisecond
+    gave up at once on a healthy daemon, NaN and infinity failed inside the call."""
+    if not (isinstance(timeout_s, int | float) and 0.001 <= timeout_s <= 86_400):
+        raise ValueError(f"timeout_s must be 0.001 - 86400 seconds, not {timeout_s!r}")
+    return timeout_s
+
+
+def _non_finite(value: Any, path: str) -> str | None:
+    """The first float of a request that is NaN or infinite, named by its path: JSON
+    writes them as null, which an optional field (a trade's size) takes for "none"."""
+    if isinstance(value, float):
+        return None if value - value == 0.0 else f"{path} is {value}"
+    if isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            found = _non_finite(getattr(value, name), f"{path}.{name}" if path else name)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = _non_finite(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def encoded(request: Request, as_json: bool) -> bytes:
+    """The request on the wire, or ``AlphadError("bad_request")`` for what cannot be sent
+    as it is (a non-finite number, an integer past 64 bits, a lone surrogate in a string),
+    which raised ``OverflowError`` or ``UnicodeEncodeError``, or went out as null."""
+    problem = _non_finite(request, "")
+    if problem is not None:
+        raise AlphadError("bad_request", f"{problem}: every number must be finite")
+    try:
+        return encode(request, as_json)
+    except (OverflowError, UnicodeEncodeError, msgspec.EncodeError) as exc:
+        raise AlphadError("bad_request", f"cannot be sent: {exc}") from None
 
 
 def open_socket(
@@ -124,8 +170,7 @@ class Transport(Generic[S]):
         context: zmq.Context[S] | None = None,
         curve: CurveKeys | None = None,
     ) -> None:
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be positive, not {timeout_s!r}")
+        checked_timeout(timeout_s)
         if retries < 0:
             raise ValueError(f"retries must be 0 or more, not {retries!r}")
         if encoding not in ("msgpack", "json"):
@@ -172,7 +217,7 @@ class Attempts(Generic[R]):
     def __init__(self, transport: Transport[Any], call: Call[R]) -> None:
         self.transport = transport
         self.call = call
-        self.payload = encode(call.request, transport.as_json)
+        self.payload = encoded(call.request, transport.as_json)
         timeout_s = call.timeout_s if call.timeout_s is not None else transport.timeout_s
         self.timeout_ms = int(1000 * timeout_s)
         self.once = type(call.request) in _SENT_ONCE

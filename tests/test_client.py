@@ -135,9 +135,50 @@ async def test_an_async_request_is_built_when_awaited() -> None:
     pending = client.record_trade(
         "t", "ema", "BTC", "buy", 1.0, 1_732_000_000_002, 1_732_000_000_001
     )
-    with pytest.raises(ValueError, match="before entry_ts_ms"):
+    # Refused as the daemon refuses it (bad_request), not with a bare ValueError a bot
+    # catching AlphadError would die of.
+    with pytest.raises(AlphadError, match=r"bad_request: .*before entry_ts_ms"):
         await pending
     client.close()
+
+
+def test_what_cannot_be_sent_as_it_is_is_refused_as_bad_request_before_it_is_sent() -> None:
+    client = Client("ipc:///nowhere/rpc.sock", timeout_s=0.1, retries=0)
+    as_json = Client("ipc:///nowhere/rpc.sock", timeout_s=0.1, retries=0, encoding="json")
+    trade = {
+        "trade_id": "t1",
+        "strategy": "ema",
+        "symbol": "BTC",
+        "side": "buy",
+        "pnl": 1.0,
+        "entry_ts_ms": 1_732_000_000_000,
+        "exit_ts_ms": 1_732_000_000_001,
+    }
+    refused = {
+        # JSON writes NaN as null, which the optional size took for "no size".
+        "size is nan": lambda: as_json.record_trade(**trade, size=math.nan),
+        "size is inf": lambda: client.record_trade(**trade, size=math.inf),
+        "pnl is -inf": lambda: as_json.record_trade(**{**trade, "pnl": -math.inf}),
+        "before entry_ts_ms": lambda: client.record_trade(
+            **{**trade, "exit_ts_ms": 1_731_000_000_000}
+        ),
+        # OverflowError and UnicodeEncodeError out of the encoder, before.
+        "cannot be sent": lambda: client.score_signal("ema", "BTC", "buy", 0.7, confluence=10**20),
+        "cannot be sent: ": lambda: as_json.record_trade(**{**trade, "trade_id": "\ud800"}),
+    }
+    for words, call in refused.items():
+        with pytest.raises(AlphadError) as error:
+            call()
+        assert error.value.code == "bad_request" and words in error.value.message, words
+    # A per-call timeout that is not a wait: -1 waited for ever (ZeroMQ's poll of -1),
+    # 0 and 0.0004 gave up at once on a healthy daemon after sending the request.
+    for timeout_s in (-1.0, 0.0, 0.0004, math.nan, math.inf):
+        with pytest.raises(ValueError, match="timeout_s"):
+            client.get_status(timeout_s=timeout_s)
+    with pytest.raises(ValueError, match="timeout_s"):
+        Client("ipc:///nowhere", timeout_s=math.nan)
+    client.close()
+    as_json.close()
 
 
 def test_typed_round_trips(daemon: DaemonProcess) -> None:
