@@ -78,8 +78,10 @@ class StoreConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
 
     synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
     batch_max: Annotated[int, Meta(ge=1, le=10_000)] = 512
-    # Below the request timeout, so a locked database is answered storage_unavailable.
-    busy_timeout_ms: Annotated[int, Meta(ge=0, le=600_000)] = 2_000
+    # Below the request timeout and the client's default attempt (2 s), so that a bot
+    # whose write waits on a lock another program holds is answered storage_unavailable
+    # (at 2 000 the client usually gave up first and said timeout).
+    busy_timeout_ms: Annotated[int, Meta(ge=0, le=600_000)] = 1_000
     snapshot_interval_s: Annotated[float, Meta(ge=1, le=86_400)] = 60.0
     snapshot_every_trades: Annotated[int, Meta(ge=100, le=10_000_000)] = 20_000
     history_keep: Annotated[int, Meta(ge=1, le=1_000_000)] = 10_000

@@ -33,6 +33,10 @@ from tests.test_metrics import free_port, scrape, value
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
+def fields_of(request: RecordTrade) -> dict[str, object]:
+    return {f: getattr(request, f) for f in request.__struct_fields__ if f != "request_id"}
+
+
 def trade(trade_id: str) -> RecordTrade:
     return RecordTrade(
         trade_id=trade_id,
@@ -167,6 +171,28 @@ def test_sigterm_under_load_answers_in_flight_requests_and_exits_zero(tmp_path: 
     assert snapshot_seq == last_seq, "the final snapshot covers every committed trade"
     # Bots stop on a timeout (the daemon is gone) or on a refusal while it shuts down.
     assert set(failures) <= {"timeout", "overloaded"}
+
+
+def test_with_the_defaults_a_locked_database_is_answered_storage_unavailable(
+    tmp_path: Path,
+) -> None:
+    # The store waited 2 s for the lock, as long as the client's default attempt: the bot
+    # usually gave up first and saw "timeout" instead of the documented code.
+    daemon = DaemonProcess(tmp_path).start()
+    try:
+        with Client(daemon.rpc, retries=0) as client:
+            blocker = sqlite3.connect(daemon.database, isolation_level=None)
+            blocker.execute("BEGIN EXCLUSIVE")
+            try:
+                with pytest.raises(AlphadError) as refused:
+                    client.record_trade(**fields_of(trade("locked")))
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+            assert refused.value.code == "storage_unavailable", refused.value
+            assert client.record_trade(**fields_of(trade("locked"))).duplicate is False
+    finally:
+        daemon.close()
 
 
 def test_a_write_waiting_on_a_lock_shows_in_the_status_as_stalled(tmp_path: Path) -> None:
