@@ -220,6 +220,7 @@ class LifecycleModel:
                         below_peak=alarm.below_peak,
                     )
                     continue
+            window = figures  # the whole recent window, also on probation
             if state.probation_from is not None:
                 if figures is not None:
                     figures = self._since_probation(state, figures)
@@ -263,7 +264,7 @@ class LifecycleModel:
                     reason = f"{ordinal(state.violations)} violation in a row: {breaches}"
                     transitions += self._suspend(strategy, state, reason, now_ms, metrics)
             else:
-                self._end_probation(state, figures)
+                self._end_probation(state, window or figures)
                 if state.status == "active" and state.reason in _NOT_YET_JUDGED:
                     # Say what the healthy status rests on, not "new strategy" for ever.
                     state.reason = (
@@ -297,12 +298,13 @@ class LifecycleModel:
         return figures_of(figures.pnls[-new:] if new > 0 else (), seen=figures.seen)
 
     @staticmethod
-    def _end_probation(state: HealthState, figures: Figures) -> None:
-        """Probation is over once a window of newer trades only has passed: that window
+    def _end_probation(state: HealthState, window: Figures) -> None:
+        """Probation is over once the whole recent ``window`` (not the new trades judged
+        on probation: they are always all new) is newer trades and has passed: that window
         was probation's judgement too (with ``window_trades`` equal to ``min_trades`` it
         is the only one, and a breach of it was taken for a first warning)."""
         if state.probation_from is not None and (
-            figures.seen - state.probation_from >= figures.trades
+            window.seen - state.probation_from >= window.trades
         ):
             state.probation_from = None
 

@@ -1340,3 +1340,27 @@ def test_a_probation_after_seconds_says_seconds() -> None:
     assert moves(m, performance.recent_by_strategy()["ema"]) == [("active", "suspended")]
     (back,) = m.assess({"ema": performance.recent_by_strategy()["ema"]}, 12_000)
     assert back.reason == "probation: suspended 12 s (probation after 0.00333333 h)"
+
+
+def test_probation_lasts_until_the_whole_window_is_new_trades() -> None:
+    # Window 100, judged on probation from its 50th new trade: probation ended at the
+    # first clean judgement of the new trades (they are always all new), and the next
+    # cycle judged the whole window again, the losses that got the strategy suspended
+    # with it: suspended a second time, which only paper trades or an operator can end.
+    m = LifecycleModel(msgspec.convert({"probation_after_hours": 1}, LifecycleConfig), {})
+    performance = PerformanceModel(PerformanceConfig())
+    record(performance, [0.2] * 50 + [-1.6] * 50)
+    assert moves(m, performance.recent_by_strategy()["ema"], HOUR) == [("active", "suspended")]
+    assert moves(m, performance.recent_by_strategy()["ema"], 3 * HOUR) == [
+        ("suspended", "degraded")
+    ]
+    rng = random.Random(5)
+    seen = []
+    for i in range(120):  # a healthy strategy now, a cycle after each trade
+        record(performance, [0.5 if rng.random() < 0.6 else -0.4])
+        for t in m.assess({"ema": performance.recent_by_strategy()["ema"]}, 3 * HOUR + i):
+            seen.append((performance.last_seq, t.old, t.new))
+        if performance.last_seq < 200:
+            assert m.states["ema"].probation_from == 100, performance.last_seq
+    assert [(old, new) for _, old, new in seen] == [("degraded", "active")]
+    assert m.states["ema"].probation_from is None and m.states["ema"].suspensions == 1
