@@ -101,17 +101,17 @@ class Figures(msgspec.Struct, kw_only=True):
 def fingerprint(figures: Figures) -> tuple[float, float, float, float]:
     """What identifies a recent window: it changes with every new trade in it.
 
-    Models use it so that a cycle without a new trade is not counted as new evidence.
-    A judged window counts by the group's trades in all (``seen``): two windows of a
-    full window's length with the same total and drawdowns are different trades (a bot
-    with a fixed take-profit and stop-loss makes them often), and were taken for the
-    same evidence, so a strategy losing the same amount every trade was judged no more.
+    Models use it so that a cycle without a new trade is not counted as new evidence,
+    beside the group's trade count (``seen``): two windows of a full window's length
+    with the same total and drawdowns are different trades (a bot with a fixed
+    take-profit and stop-loss makes them often), and were taken for the same evidence,
+    so a strategy losing the same amount on every trade was judged no more.
     """
     values = (figures.total_pnl, figures.max_drawdown, figures.current_drawdown)
     # Non-finite figures (never sent by the performance model) would not survive a
     # snapshot's round trip; they get one stand-in value.
     total, worst, current = (v if math.isfinite(v) else -1.0 for v in values)
-    return (float(figures.seen or figures.trades), total, worst, current)
+    return (float(figures.trades), total, worst, current)
 
 
 def pnl_scale(figures: Figures) -> float:

@@ -231,9 +231,9 @@ class LifecycleModel:
             if figures is None or figures.trades < self.overrides.get(strategy, cfg).min_trades:
                 continue
             evidence = fingerprint(figures)
-            if evidence == state.evidence:
-                continue
-            state.evidence = evidence
+            if evidence == state.evidence and state.evidence_seen in (0, figures.seen):
+                continue  # the same window (a state saved before the count: as it was)
+            state.evidence, state.evidence_seen = evidence, figures.seen
             found = self.check(strategy, figures)
             if found.hard is not None:
                 # The soft drawdown line would only repeat the hard one.

@@ -146,9 +146,11 @@ class HealthState(msgspec.Struct, kw_only=True):
     recoveries: Annotated[int, Meta(ge=0)] = 0  # consecutive assessments clear by the margin
     suspensions: Annotated[int, Meta(ge=0)] = 0  # automatic suspensions, toward retirement
     suspended_at_ms: int | None = None
-    # The recent window last assessed (its group's trade count, total pnl, drawdowns): a
-    # cycle without a new trade brings no new evidence and is not counted again.
+    # The recent window last assessed (trades, total pnl, drawdowns) and the strategy's
+    # trade count then (0 in a state saved before it was kept): a cycle without a new
+    # trade brings no new evidence and is not counted again.
     evidence: tuple[float, float, float, float] | None = None
+    evidence_seen: Annotated[int, Meta(ge=0)] = 0
     # The edge test's statistic and the trade count it has read up to.
     edge_statistic: Annotated[float, Meta(ge=0.0)] = 0.0
     edge_read: Annotated[int, Meta(ge=0)] = 0

@@ -1364,3 +1364,24 @@ def test_probation_lasts_until_the_whole_window_is_new_trades() -> None:
             assert m.states["ema"].probation_from == 100, performance.last_seq
     assert [(old, new) for _, old, new in seen] == [("degraded", "active")]
     assert m.states["ema"].probation_from is None and m.states["ema"].suspensions == 1
+
+
+def test_a_state_saved_before_the_trade_count_does_not_judge_its_last_window_again() -> None:
+    # The first cycle after an upgrade: the saved window is the current one (no new
+    # trade), and it must not count as one more assessment toward recovery.
+    m = model()
+    performance = PerformanceModel(PerformanceConfig())
+    record(performance, [1.5, -1.0] * 60)  # 120 trades: a window of 100
+    same = performance.recent_by_strategy()["ema"]
+    moves(m, same)
+    m.states["ema"].status, m.states["ema"].recoveries = "degraded", 2
+    saved = m.to_state()
+    # As an older alphad wrote it: the window's own count, total and drawdowns.
+    saved["strategies"]["ema"].pop("evidence_seen", None)
+    old = [float(same.trades), same.total_pnl, same.max_drawdown, same.current_drawdown]
+    saved["strategies"]["ema"]["evidence"] = old
+    restored = LifecycleModel.from_state(mechanics(), {}, saved)
+    assert moves(restored, same) == []
+    assert restored.states["ema"].recoveries == 2
+    record(performance, [1.5])  # a new trade: judged, the third clean assessment
+    assert moves(restored, performance.recent_by_strategy()["ema"]) == [("degraded", "active")]
