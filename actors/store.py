@@ -54,6 +54,7 @@ from alphad.actors.store_messages import (
     AppendSignals,
     AppendTrade,
     AuditDraft,
+    CheckFiles,
     Commit,
     JournaledSignal,
     PruneSignals,
@@ -276,6 +277,8 @@ class StoreActor(Actor):
                 self._pending_signals.extend(message.rows)
             elif isinstance(message, PruneSignals):
                 prune = message
+            elif isinstance(message, CheckFiles):
+                await self._check_files()
             elif isinstance(message, AppendTrade):
                 trades.append(envelope)
             elif isinstance(message, AppendOutcome):
@@ -490,6 +493,22 @@ class StoreActor(Actor):
                 " file, and nothing more is recorded until alphad is restarted"
             )
 
+    async def _check_files(self) -> None:
+        """``_check_file`` between writes: a lost log's commits are saved at once, and
+        storage reads failing, without waiting for a write to find it."""
+        try:
+            self._check_file()
+        except LogLost as exc:
+            if not self._log_saved:
+                await self._save_lost_log()
+            if self.healthy:
+                log.error("storage_write_failed", error=str(exc), trades=0)
+            self.healthy = False
+        except StorageUnavailable as exc:
+            if self.healthy:
+                log.error("storage_write_failed", error=str(exc), trades=0)
+            self.healthy = False
+
     def _log_path(self) -> Path:
         # SQLite keeps the log beside the file a link points to.
         return Path(f"{os.path.realpath(self.path)}-wal")
@@ -636,6 +655,7 @@ __all__ = [
     "AppendSignals",
     "AppendTrade",
     "AuditDraft",
+    "CheckFiles",
     "Commit",
     "JournaledSignal",
     "PruneSignals",

@@ -100,6 +100,12 @@ class TradesCommitted(msgspec.Struct, frozen=True):
     count: int
 
 
+class CheckFiles(msgspec.Struct, frozen=True):
+    """Tell: check that the database file and its write-ahead log are still the ones
+    opened, between writes too (every second): a log deleted while nothing was written
+    was found only by the next write, and a crash meanwhile lost all it held."""
+
+
 class PruneSignals(msgspec.Struct, frozen=True):
     """Tell: delete journaled signals scored before ``before_ms``, oldest first.
 

@@ -34,7 +34,7 @@ from alphad.actors.engine_messages import EngineInline, FinalSnapshot, Tick
 from alphad.actors.performance_actor import PerformanceActor
 from alphad.actors.scorer import FlushSignals, ScorerActor, ScorerInline
 from alphad.actors.sqlite_thread import stop_and_join
-from alphad.actors.store import PruneSignals, StoreActor
+from alphad.actors.store import CheckFiles, PruneSignals, StoreActor
 from alphad.daemon import sdnotify
 from alphad.daemon.alerts import AlertPublisher
 from alphad.daemon.config import Config, Paths, build_admission
@@ -341,6 +341,7 @@ class Daemon:
         engine, scorer, store = parts.engine, parts.scorer, parts.store
         self._every(1.0, lambda: _tell_quietly(engine, Tick()))
         self._every(1.0, lambda: _tell_quietly(scorer, FlushSignals()))
+        self._every(1.0, lambda: _tell_quietly(store, CheckFiles()))
         keep_days = self.config.store.signals_keep_days
         if keep_days is not None:
             keep_ms = round(keep_days * 86_400_000)

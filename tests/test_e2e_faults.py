@@ -305,6 +305,34 @@ def test_a_write_ahead_log_deleted_while_running_loses_no_acknowledged_trade(
         daemon.close()
 
 
+def test_a_write_ahead_log_deleted_while_nothing_is_written_is_found_within_seconds(
+    tmp_path: Path,
+) -> None:
+    # With no trade, outcome or signal coming in, nothing found the deleted log: storage
+    # read "ok", and a kill -9 lost everything it held (here the whole database: the
+    # file itself had never been checkpointed).
+    daemon = DaemonProcess(tmp_path).start()
+    client = RawClient(daemon.rpc)
+    try:
+        for i in range(5):
+            assert isinstance(client.call(trade(f"kept-{i}")), TradeRecorded)
+        daemon.database.with_name("alphad.db-wal").unlink()
+        deadline = time.monotonic() + 10.0
+        storage = client.call(GetStatus()).components["storage"]
+        while storage == "ok" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            storage = client.call(GetStatus()).components["storage"]
+        assert storage == "failing", storage
+        client.close()
+        daemon.kill9()
+        with sqlite3.connect(daemon.database) as db:
+            on_disk = {row[0] for row in db.execute("SELECT trade_id FROM trades")}
+        assert on_disk == {f"kept-{i}" for i in range(5)}
+    finally:
+        client.close()
+        daemon.close()
+
+
 def test_a_write_refused_for_a_moved_database_is_not_in_it_when_it_comes_back(
     tmp_path: Path,
 ) -> None:
