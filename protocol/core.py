@@ -57,8 +57,6 @@ class Call(NamedTuple, Generic[R]):
         fields, plus ``timeout_s``."""
         fields = dict(arguments)
         timeout_s = fields.pop("timeout_s")
-        if timeout_s is not None:
-            checked_timeout(timeout_s)
         try:
             built = request(**fields)
         except ValueError as exc:  # a rule of the request's own (exit before entry)
@@ -219,7 +217,7 @@ class Attempts(Generic[R]):
         self.call = call
         self.payload = encoded(call.request, transport.as_json)
         timeout_s = call.timeout_s if call.timeout_s is not None else transport.timeout_s
-        self.timeout_ms = int(1000 * timeout_s)
+        self.timeout_ms = int(1000 * checked_timeout(timeout_s))
         self.once = type(call.request) in _SENT_ONCE
         self.left = 1 if self.once else 1 + transport.retries
         self.made = 0

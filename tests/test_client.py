@@ -28,6 +28,7 @@ from alphad.protocol.errors import AlphadError
 from alphad.protocol.messages import (
     AnyRequest,
     Audit,
+    GetStatus,
     Health,
     History,
     Ok,
@@ -175,6 +176,8 @@ def test_what_cannot_be_sent_as_it_is_is_refused_as_bad_request_before_it_is_sen
     for timeout_s in (-1.0, 0.0, 0.0004, math.nan, math.inf):
         with pytest.raises(ValueError, match="timeout_s"):
             client.get_status(timeout_s=timeout_s)
+        with pytest.raises(ValueError, match="timeout_s"):  # the generic call too
+            client.call(GetStatus(), StatusReply, timeout_s=timeout_s)
     with pytest.raises(ValueError, match="timeout_s"):
         Client("ipc:///nowhere", timeout_s=math.nan)
     client.close()
