@@ -99,7 +99,7 @@ class _Saved(msgspec.Struct, kw_only=True):
     """What a failed change puts back."""
 
     optimizer: dict[str, Any]
-    last_cycle_ms: int
+    since_cycle: Since
     last_state: OptimizationState | None
 
 
@@ -506,7 +506,7 @@ class EngineActor(Actor):
         try:
             saved = _Saved(
                 optimizer=self.optimizer.to_state(),
-                last_cycle_ms=self.since_cycle.at_ms,
+                since_cycle=self.since_cycle.copy(),
                 last_state=self.last_state,
             )
         except BaseException:
@@ -522,7 +522,7 @@ class EngineActor(Actor):
             self.registered_meanwhile = None
 
     async def _put_back(self, saved: _Saved, failure: Exception) -> None:
-        self.since_cycle.set(saved.last_cycle_ms)
+        self.since_cycle = saved.since_cycle  # its monotonic start too
         self.last_state = saved.last_state
         scorer_was = saved.optimizer["switches"].get("scorer")
         scorer_changed = scorer_was is not None and self.switches.get("scorer") != scorer_was

@@ -53,6 +53,12 @@ class Since:
         self._monotonic = time.monotonic()
         self._behind_logged = False
 
+    def copy(self) -> Since:
+        """The same stamp and monotonic start, to put back as they were."""
+        other = Since(self.at_ms, self.what)
+        other._monotonic, other._behind_logged = self._monotonic, self._behind_logged
+        return other
+
     def elapsed_ms(self, now_ms: int) -> int:
         wall = now_ms - self.at_ms
         if wall >= 0:
