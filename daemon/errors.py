@@ -15,6 +15,7 @@ from alphad.actors.base import ActorStopped, MailboxFull
 from alphad.actors.errors import BadInput, Conflict, LimitReached, NotFound, UnknownStrategy
 from alphad.actors.store import StorageUnavailable
 from alphad.protocol.codec import UnknownType
+from alphad.protocol.core import RESENDABLE
 from alphad.protocol.errors import AlphadError, ErrorCode
 
 # What a model's refusal, or a failure the daemon expects, is called on the wire; the
@@ -30,8 +31,9 @@ CODES: dict[type[Exception], ErrorCode] = {
 }
 
 
-def error_code(exc: BaseException) -> tuple[ErrorCode, str]:
-    """The ``(code, message)`` of the error reply for an exception."""
+def error_code(exc: BaseException, request: type | None = None) -> tuple[ErrorCode, str]:
+    """The ``(code, message)`` of the error reply for an exception (to a request of the
+    type ``request`` when known)."""
     if isinstance(exc, AlphadError):
         return exc.code, exc.message
     for kind in type(exc).__mro__:
@@ -45,9 +47,13 @@ def error_code(exc: BaseException) -> tuple[ErrorCode, str]:
     if isinstance(exc, msgspec.DecodeError):
         return "bad_request", f"undecodable message: {exc}"
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        config = getattr(request, "__struct_config__", None)
+        key = RESENDABLE.get(str(config.tag)) if config is not None else None
+        if key is None:
+            return "timeout", "the daemon did not answer in time"
         return "timeout", (
-            "the daemon did not answer in time; a trade or an outcome may still be recorded:"
-            " resend it with the same id (answered as a duplicate if it was)"
+            f"the daemon did not answer in time; it may still be recorded: resend it with"
+            f" the same {key} (answered as a duplicate if it was)"
         )
     if isinstance(exc, ActorStopped):
         return "overloaded", f"daemon is shutting down ({exc})"

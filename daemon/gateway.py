@@ -391,7 +391,7 @@ class Gateway:
         kind: type | None = None,
     ) -> None:
         self.stats.errors += 1
-        code, message = error_code(exc)
+        code, message = error_code(exc, kind)
         key = (kind, code)
         self.stats.outcomes[key] = self.stats.outcomes.get(key, 0) + 1
         if code == "internal":

@@ -195,6 +195,31 @@ def test_with_the_defaults_a_locked_database_is_answered_storage_unavailable(
         daemon.close()
 
 
+def test_a_timed_out_trade_is_told_to_resend_and_a_timed_out_read_is_not(
+    tmp_path: Path,
+) -> None:
+    config = "[daemon]\nrequest_timeout_s = 0.5\n[store]\nbusy_timeout_ms = 3000\n"
+    daemon = DaemonProcess(tmp_path, config).start()
+    client = RawClient(daemon.rpc, timeout_ms=10_000)
+    try:
+        assert isinstance(client.call(trade("before")), TradeRecorded)
+        blocker = sqlite3.connect(daemon.database, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            written = client.call(trade("waits"))
+            read = client.call(GetAudit())
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert isinstance(written, Error) and written.code == "timeout", written
+        assert "resend it with the same trade_id" in written.message
+        assert isinstance(read, Error) and read.code == "timeout", read
+        assert read.message == "the daemon did not answer in time"
+    finally:
+        client.close()
+        daemon.close()
+
+
 def test_a_write_waiting_on_a_lock_shows_in_the_status_as_stalled(tmp_path: Path) -> None:
     # Another program holds the database locked: nothing is acknowledged while the write
     # waits, and the status said storage "ok" until the wait ended in a refusal.
