@@ -313,7 +313,7 @@ class StoreActor(Actor):
         kept = []
         for envelope in commits:
             commit = envelope.message
-            if commit.snapshot is None or commit.audit or commit.history is not None:
+            if not _snapshot_only(commit) or commit.snapshot is None:
                 kept.append(envelope)
                 continue
             size = sum(len(piece) for piece in commit.snapshot.state)
@@ -397,6 +397,7 @@ class StoreActor(Actor):
 
     async def _prune_signals(self, prune: PruneSignals) -> None:
         """Delete one chunk of old journaled signals; tell the store to go on if needed."""
+        self._writing_since = time.monotonic()
         try:
             deleted, more = await self._run(
                 partial(delete_old_signals, before_ms=prune.before_ms, chunk=self.prune_chunk)
@@ -405,6 +406,8 @@ class StoreActor(Actor):
             # Retried by the next scheduled prune; trades are unaffected.
             log.warning("signal_prune_failed", error=str(exc))
             return
+        finally:
+            self._writing_since = None
         self.signals_pruned += deleted
         if more:
             try:
@@ -539,7 +542,13 @@ class StoreActor(Actor):
         outcomes: list[Envelope],
         commits: list[Envelope],
     ) -> None:
-        self.healthy = False
+        # A snapshot alone that could not be written is not a write refused: trades go on
+        # being acknowledged, and storage read "failing" for it.
+        optional = not (trades or outcomes or self._pending_signals) and all(
+            _snapshot_only(e.message) for e in commits
+        )
+        if not optional:
+            self.healthy = False
         self.failed_batches += 1
         # Scored signals are best effort: keep a bounded backlog for the next batch.
         if len(self._pending_signals) > 100_000:
@@ -586,6 +595,11 @@ def _file_id(path: Path) -> tuple[int, int]:
     """(device, inode) of the file ``path`` names, through any link."""
     stat = os.stat(path)
     return (stat.st_dev, stat.st_ino)
+
+
+def _snapshot_only(commit: Commit) -> bool:
+    """A commit of a snapshot alone: nobody's change rides on it."""
+    return commit.snapshot is not None and not commit.audit and commit.history is None
 
 
 def _file_id_or_none(path: Path) -> tuple[int, int] | None:

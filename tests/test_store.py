@@ -564,4 +564,6 @@ async def test_a_commit_that_cannot_be_written_refuses_no_trade_beside_it(
         "beside",
     ]
     assert rows(db, "SELECT COUNT(*) FROM snapshots") == [(0,)]
+    # Trades go on being acknowledged: a snapshot alone refused is not failing storage.
+    assert store.healthy and store.failed_batches == 1
     await supervisor.stop(1.0)
