@@ -481,9 +481,10 @@ def shown_below(value: float, limit: float, *, percent: bool = False) -> tuple[s
     below minimum 0.50", nor 0.3049 "0.30 below minimum 0.30" against a minimum of
     0.305, nor a PSR of 0.0496 "0.05 < 0.05"); on their decimal digits, where 0.29 is
     0.29 (0.29 × 100 is 28.999… in binary, which floor would read 0.28). A figure above
-    0 that would show as 0 shows its two significant digits (a PSR of 0.0014 read
-    "0.00"). ``percent``: both in percent, to whole percents or the limit's digits
-    ("24% < 25%", never "25% < 25%" for 24.6 %).
+    0 that would show as 0 shows its two significant digits, rounded down too (a PSR
+    of 0.0014 read "0.00"; 0.00996 shows 0.0099, never "0.010 < 0.01"). ``percent``:
+    both in percent, to whole percents or the limit's digits ("24% < 25%", never
+    "25% < 25%" for 24.6 %).
     """
     scale = 2 if percent else 0
     unit = "%" if percent else ""
@@ -496,6 +497,6 @@ def shown_below(value: float, limit: float, *, percent: bool = False) -> tuple[s
     step = Decimal(1).scaleb(-places)
     figure = Decimal(repr(value)).scaleb(scale)
     shown = figure.quantize(step, rounding=ROUND_FLOOR)
-    if shown == 0 and figure > 0:
-        shown = Decimal(f"{figure:.2g}")
-    return f"{shown}{unit}", f"{exact.quantize(step, rounding=ROUND_CEILING)}{unit}"
+    if shown == 0 and figure > 0:  # two significant digits, rounded down too
+        shown = figure.quantize(Decimal(1).scaleb(figure.adjusted() - 1), rounding=ROUND_FLOOR)
+    return f"{shown:f}{unit}", f"{exact.quantize(step, rounding=ROUND_CEILING):f}{unit}"

@@ -284,7 +284,7 @@ def _probation_due(cfg: LifecycleConfig, state: HealthState, now_ms: int) -> boo
 
 def probation_words(cfg: LifecycleConfig, state: HealthState, hours: float) -> str:
     """Why the clock ended a suspension of ``hours``, for the reason of its probation."""
-    lasted = _lasted(hours)
+    lasted = lasted_words(hours)
     if cfg.probation_after_hours is not None:
         return f"suspended {lasted} (probation after {cfg.probation_after_hours:g} h)"
     if state.suspended_pace_ms is None:
@@ -292,11 +292,12 @@ def probation_words(cfg: LifecycleConfig, state: HealthState, hours: float) -> s
     return f"suspended {lasted}, the time it took to make {cfg.probation_after_trades} trades"
 
 
-def _lasted(hours: float) -> str:
+def lasted_words(hours: float) -> str:
     """A suspension's length for a reason: in hours from one on, in minutes or seconds
     below (on minute bars a suspension of twelve seconds read "0.0 h")."""
+    # Rounded down: 59.99 minutes is not "60.0 min", nor 59.99 seconds "60 s".
     if hours >= 1.0:
-        return f"{hours:.1f} h"
+        return f"{math.floor(hours * 10.0) / 10.0:.1f} h"
     if hours * 60.0 >= 1.0:
-        return f"{hours * 60.0:.1f} min"
-    return f"{hours * 3600.0:.0f} s"
+        return f"{math.floor(hours * 600.0) / 10.0:.1f} min"
+    return f"{math.floor(hours * 3600.0):.0f} s"

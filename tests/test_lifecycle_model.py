@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from alphad.actors.errors import BadInput
 from alphad.actors.events import ClosedTrade
 from alphad.actors.exact import binomial_at_least
-from alphad.actors.figures import Figures, figures_of
+from alphad.actors.figures import Figures, figures_of, shown_below
 from alphad.actors.lifecycle import TRANSITIONS, LifecycleModel
-from alphad.actors.lifecycle_evidence import edge_level, paper_batches, paper_verdict
+from alphad.actors.lifecycle_evidence import lasted_words, edge_level, paper_batches, paper_verdict
 from alphad.actors.lifecycle_shapes import LifecycleConfig, PaperTrades, Transition
 from alphad.actors.performance import PerformanceConfig, PerformanceModel
 from alphad.actors.sequential import below_peak
@@ -1330,6 +1330,10 @@ def test_a_breachs_reason_never_shows_the_figure_at_its_floor() -> None:
     assert m.check("ema", window(win_rate=0.246)).soft == ["win rate 24% < 25%"]
     assert m.check("ema", window(judged_psr=0.0014)).soft == ["PSR 0.0014 < 0.05"]
     assert m.check("ema", window(win_rate=0.29, judged_psr=0.049)).soft == ["PSR 0.04 < 0.05"]
+    # Small figures to two significant digits, rounded down too, never in exponents.
+    assert shown_below(0.00996, 0.01) == ("0.0099", "0.01")  # not "0.010 < 0.01"
+    assert shown_below(0.00996, 0.01, percent=True) == ("0.99%", "1%")
+    assert shown_below(2.9e-7, 0.05) == ("0.00000029", "0.05")  # not "2.9E-7"
 
 
 def test_a_probation_after_seconds_says_seconds() -> None:
@@ -1340,6 +1344,8 @@ def test_a_probation_after_seconds_says_seconds() -> None:
     assert moves(m, performance.recent_by_strategy()["ema"]) == [("active", "suspended")]
     (back,) = m.assess({"ema": performance.recent_by_strategy()["ema"]}, 12_000)
     assert back.reason == "probation: suspended 12 s (probation after 0.00333333 h)"
+    # Rounded down: just short of an hour or a minute is not "60.0 min" nor "60 s".
+    assert (lasted_words(0.99999), lasted_words(0.9999 / 60), lasted_words(2.0)) == ("59.9 min", "59 s", "2.0 h")
 
 
 def test_probation_lasts_until_the_whole_window_is_new_trades() -> None:
