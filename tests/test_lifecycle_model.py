@@ -18,7 +18,7 @@ from alphad.actors.events import ClosedTrade
 from alphad.actors.exact import binomial_at_least
 from alphad.actors.figures import Figures, figures_of, shown_below
 from alphad.actors.lifecycle import TRANSITIONS, LifecycleModel
-from alphad.actors.lifecycle_evidence import lasted_words, edge_level, paper_batches, paper_verdict
+from alphad.actors.lifecycle_evidence import edge_level, lasted_words, paper_batches, paper_verdict
 from alphad.actors.lifecycle_shapes import LifecycleConfig, PaperTrades, Transition
 from alphad.actors.performance import PerformanceConfig, PerformanceModel
 from alphad.actors.sequential import below_peak
@@ -1345,7 +1345,8 @@ def test_a_probation_after_seconds_says_seconds() -> None:
     (back,) = m.assess({"ema": performance.recent_by_strategy()["ema"]}, 12_000)
     assert back.reason == "probation: suspended 12 s (probation after 0.00333333 h)"
     # Rounded down: just short of an hour or a minute is not "60.0 min" nor "60 s".
-    assert (lasted_words(0.99999), lasted_words(0.9999 / 60), lasted_words(2.0)) == ("59.9 min", "59 s", "2.0 h")
+    shown = (lasted_words(0.99999), lasted_words(0.9999 / 60), lasted_words(2.0))
+    assert shown == ("59.9 min", "59 s", "2.0 h")
 
 
 def test_probation_lasts_until_the_whole_window_is_new_trades() -> None:
