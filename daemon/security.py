@@ -14,6 +14,7 @@ without them the daemon refuses to start. ``alphad keygen`` writes key pairs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
@@ -270,7 +271,7 @@ def keygen(directory: str, name: str, *, force: bool = False) -> tuple[str, str]
             if force:
                 os.replace(new, path)
             else:
-                os.link(new, path)  # never replaces a file made meanwhile
+                _place_new(new, path)
             placed.append(path)
     except FileExistsError as exc:
         _remove(placed)
@@ -312,6 +313,22 @@ def _staged_key(path: Path, text: str, mode: int) -> Path:
         staged.unlink(missing_ok=True)
         raise
     return staged
+
+
+def _place_new(staged: Path, path: Path) -> None:
+    """Put ``staged`` in place at ``path`` unless something is there: a hard link never
+    replaces a file made meanwhile; where the file system has none (FAT, some network
+    and FUSE mounts), a rename after a last look."""
+    try:
+        os.link(staged, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise
+        if path.exists() or path.is_symlink():
+            raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
+        os.replace(staged, path)
 
 
 def _remove(paths: list[Path]) -> None:
