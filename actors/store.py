@@ -163,6 +163,7 @@ class StoreActor(Actor):
         # open file, and a crash loses them. None where there was none to check.
         self._log_id: tuple[int, int] | None = None
         self._log_saved = False  # the lost log's commits copied into the database file
+        self._log_file = Path(f"{path}-wal")
         self._writing_since: float | None = None
         # (commit seconds, trades in the batch), read by the metrics sampler.
         self.commit_samples: Samples[tuple[float, int]] = Samples()
@@ -220,8 +221,10 @@ class StoreActor(Actor):
             self.db = None
             raise
         self._file_id = _file_id(self.path)
+        # SQLite keeps the log beside the file a link points to, as opened.
+        self._log_file = Path(f"{os.path.realpath(self.path)}-wal")
         with contextlib.suppress(OSError):
-            self._log_id = _file_id(self._log_path())
+            self._log_id = _file_id(self._log_file)
         for version in opened.migrated:
             log.info("schema_migrated", version=version, database=str(self.path))
         self.last_trade_seq = opened.last_trade_seq
@@ -513,8 +516,7 @@ class StoreActor(Actor):
             self.healthy = False
 
     def _log_path(self) -> Path:
-        # SQLite keeps the log beside the file a link points to.
-        return Path(f"{os.path.realpath(self.path)}-wal")
+        return self._log_file
 
     async def _save_lost_log(self) -> None:
         """Copy the commits of a write-ahead log deleted while open into the database
