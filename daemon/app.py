@@ -81,8 +81,9 @@ def freeze_survivors() -> None:
     gc.freeze()
 
 
-STALLED_S = 1.0
-"""How long a write may wait on the database before the status calls storage stalled."""
+STALLED_S = 0.5
+"""How long a write may wait on the database before the status calls storage stalled
+(a commit takes milliseconds; a lock is refused after [store] busy_timeout_ms, 1 s)."""
 
 
 class _Parts(msgspec.Struct, kw_only=True):
@@ -384,7 +385,7 @@ class Daemon:
             if waited >= STALLED_S:
                 # Nothing is acknowledged while a write waits (a lock another program
                 # holds, a slow disk): "ok" would hide it until the write fails.
-                components["storage"] = f"stalled: a write has waited {waited:.0f} s"
+                components["storage"] = f"stalled: a write has waited {waited:.1f} s"
         if self.config.metrics.enabled:
             components["metrics"] = self.metrics_problem or "ok"
         return StatusReply(
