@@ -492,9 +492,9 @@ class StoreActor(Actor):
                 f"{self.path} was deleted or replaced after alphad opened it: nothing is"
                 " recorded until alphad is restarted on the database file"
             )
-        if self._log_id is not None and _file_id_or_none(self._log_path()) != self._log_id:
+        if self._log_id is not None and _file_id_or_none(self._log_file) != self._log_id:
             raise LogLost(
-                f"{self._log_path()} (the database's write-ahead log) was deleted or replaced"
+                f"{self._log_file} (the database's write-ahead log) was deleted or replaced"
                 " while alphad runs: what it had acknowledged is copied into the database"
                 " file, and nothing more is recorded until alphad is restarted"
             )
@@ -504,19 +504,12 @@ class StoreActor(Actor):
         storage reads failing, without waiting for a write to find it."""
         try:
             self._check_file()
-        except LogLost as exc:
-            if not self._log_saved:
+        except StorageUnavailable as exc:
+            if isinstance(exc, LogLost) and not self._log_saved:
                 await self._save_lost_log()
             if self.healthy:
                 log.error("storage_write_failed", error=str(exc), trades=0)
             self.healthy = False
-        except StorageUnavailable as exc:
-            if self.healthy:
-                log.error("storage_write_failed", error=str(exc), trades=0)
-            self.healthy = False
-
-    def _log_path(self) -> Path:
-        return self._log_file
 
     async def _save_lost_log(self) -> None:
         """Copy the commits of a write-ahead log deleted while open into the database
@@ -531,7 +524,7 @@ class StoreActor(Actor):
         self._log_saved = not busy and frames == copied
         log.error(
             "write_ahead_log_lost",
-            log=str(self._log_path()),
+            log=str(self._log_file),
             saved=self._log_saved,
             frames=frames,
             copied=copied,

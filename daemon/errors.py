@@ -15,7 +15,7 @@ from alphad.actors.base import ActorStopped, MailboxFull
 from alphad.actors.errors import BadInput, Conflict, LimitReached, NotFound, UnknownStrategy
 from alphad.actors.store import StorageUnavailable
 from alphad.protocol.codec import UnknownType
-from alphad.protocol.core import RESENDABLE
+from alphad.protocol.core import resend_hint
 from alphad.protocol.errors import AlphadError, ErrorCode
 
 # What a model's refusal, or a failure the daemon expects, is called on the wire; the
@@ -47,14 +47,8 @@ def error_code(exc: BaseException, request: type | None = None) -> tuple[ErrorCo
     if isinstance(exc, msgspec.DecodeError):
         return "bad_request", f"undecodable message: {exc}"
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        config = getattr(request, "__struct_config__", None)
-        key = RESENDABLE.get(str(config.tag)) if config is not None else None
-        if key is None:
-            return "timeout", "the daemon did not answer in time"
-        return "timeout", (
-            f"the daemon did not answer in time; it may still be recorded: resend it with"
-            f" the same {key} (answered as a duplicate if it was)"
-        )
+        hint = resend_hint(request)
+        return "timeout", "the daemon did not answer in time" + (f"; {hint}" if hint else "")
     if isinstance(exc, ActorStopped):
         return "overloaded", f"daemon is shutting down ({exc})"
     if isinstance(exc, asyncio.CancelledError):

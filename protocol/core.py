@@ -208,6 +208,19 @@ class Transport(Generic[S]):
 RESENDABLE: dict[str, str] = {"record_trade": "trade_id", "record_signal_outcome": "signal_id"}
 
 
+def resend_hint(request: type | None) -> str | None:
+    """What a bot whose ``request`` (a request type) went unanswered should do, for the
+    writes a resend makes once; None for every other request."""
+    config = getattr(request, "__struct_config__", None)
+    key = RESENDABLE.get(str(config.tag)) if config is not None else None
+    if key is None:
+        return None
+    return (
+        f"it may still be recorded: resend it with the same {key} (answered as a"
+        " duplicate if it was)"
+    )
+
+
 class Attempts(Generic[R]):
     """The attempts of one call: what to send, how long to wait, what a reply or its
     absence means."""
@@ -250,12 +263,9 @@ class Attempts(Generic[R]):
         if self.made < self.left:
             return
         why = "; not resent because it may have taken effect" if self.once else ""
-        key = RESENDABLE.get(str(self.call.request.__struct_config__.tag))
-        if key is not None:
-            why = (
-                f"; it may still be recorded: resend it with the same {key} (answered as a"
-                " duplicate if it was)"
-            )
+        hint = resend_hint(type(self.call.request))
+        if hint is not None:
+            why = f"; {hint}"
         raise AlphadError(
             "timeout",
             f"no reply from {transport.endpoint} to {self.call.request.__struct_config__.tag} "

@@ -11,6 +11,7 @@ from typing import Any
 import zmq
 
 from alphad.actors.engine import wall_clock_ms
+from alphad.actors.engine_journal import Since
 from alphad.daemon.supervisor import Supervisor
 from tests.test_engine_registration import engine_of
 
@@ -51,8 +52,6 @@ async def test_cycles_go_on_when_the_wall_clock_is_behind_the_last_one(tmp_path:
 
 
 def test_since_counts_the_wall_clock_where_it_is_ahead() -> None:
-    from alphad.actors.engine_journal import Since
-
     mark = Since(1_000, "cycle")
     assert mark.elapsed_ms(61_000) == 60_000  # a restart an hour later: the wall clock's
     assert mark.elapsed_ms(500) < 1_000  # behind: the monotonic time since the stamp
@@ -62,8 +61,6 @@ def test_a_change_put_back_keeps_the_time_since_the_last_cycle() -> None:
     # A failed cycle puts the last one's stamp back: set again, its monotonic start was
     # the moment of the failure, and with the wall clock behind, each retry came a whole
     # interval later instead of a minute.
-    from alphad.actors.engine_journal import Since
-
     now_ms = 1_732_000_000_000
     mark = Since(now_ms + YEAR_MS, "cycle")
     time.sleep(0.05)
