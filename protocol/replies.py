@@ -180,7 +180,8 @@ class RegimeHealthRow(msgspec.Struct, kw_only=True):
 
 
 class HealthRow(msgspec.Struct, kw_only=True):
-    """One strategy's lifecycle state."""
+    """One strategy's lifecycle state; ``since_ms`` is 0 while it is not known (a
+    strategy only scored, or configured and not yet assessed)."""
 
     strategy: str
     status: str
