@@ -178,7 +178,8 @@ def build_models(
     judging_only: bool = False,
 ) -> Models:
     """Every model from a snapshot's ``state`` (each part fresh where it is missing), the
-    component switches the config's unless an operator's kept in the snapshot.
+    component switches the config's unless an operator switched one (its ``switched_ms``
+    kept in the snapshot).
 
     The daemon builds its models here at start, the replay its own (fresh, keeping only
     what the cycle judges: ``judging_only``), so both run the same models the same way.
@@ -233,7 +234,14 @@ def build_models(
         "weighting": config.components.weighting,
         "lifecycle": config.components.lifecycle,
     }
-    switches.update(engine.get("switches", {}))
+    # Only an operator's switch outlives a restart over the config: a snapshot keeps
+    # every switch, also those the config set (one from before ``switched_ms`` was kept
+    # is taken whole, as it was then).
+    saved = engine.get("switches", {})
+    switched = engine.get("switched_ms")
+    switches.update(
+        saved if switched is None else {k: v for k, v in saved.items() if k in switched}
+    )
     scorer.enabled = switches["scorer"]
     optimizer = Optimizer(
         weighting,

@@ -29,8 +29,11 @@ STRATEGY_COLUMNS = (
 )
 
 
-def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]]:
-    """Every table of the report as (header, rows): one source for text and CSV."""
+def report_tables(
+    report: Report, now_ms: int | None = None
+) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """Every table of the report as (header, rows): one source for text and CSV; a
+    switched-off component's age at ``now_ms`` when given (the text's, not the CSV's)."""
     tables: dict[str, tuple[list[str], list[list[Any]]]] = {}
     status = report.status
     tables["status"] = (
@@ -42,7 +45,9 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
                 status.trades,
                 status.strategies,
                 status.cycle,
-                "  ".join(f"{k}={v}" for k, v in sorted(component_states(status).items())),
+                "  ".join(
+                    f"{k}={v}" for k, v in sorted(component_states(status, now_ms).items())
+                ),
             ]
         ],
     )
@@ -176,8 +181,10 @@ def component_states(status: StatusReply, now_ms: int | None = None) -> dict[str
 
 
 def render_text(report: Report, now_ms: int | None = None) -> str:
-    """Readable fixed-width tables; times in UTC with their age at ``now_ms``."""
-    out = render_tables(report_tables(report), now_ms)
+    """Readable fixed-width tables; times in UTC with their age at ``now_ms`` (the wall
+    clock when None)."""
+    now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    out = render_tables(report_tables(report, now_ms), now_ms)
     quality = report.signal_quality
     if quality:
         out.append(

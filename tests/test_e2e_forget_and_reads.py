@@ -314,13 +314,45 @@ def test_status_and_report_show_a_switched_off_component_as_off_since_its_switch
         assert "off" in line_of(shown, "lifecycle") and "config" in line_of(shown, "lifecycle")
         assert line_of(shown, "scorer").split() == ["scorer", "running"]
         report = alphad(daemon, "report")
-        assert f"weighting=off since {utc_time(switched)} UTC" in report
+        assert f"weighting=off since {utc_time(switched)} UTC (" in report
+        assert "s ago)" in report.split("weighting=off since", 1)[1].splitlines()[0]
         admin.close()
 
         daemon.kill9()
         daemon.start()
         with Client(daemon.rpc, retries=0) as rpc:
             assert rpc.get_status().switched_ms == {"weighting": switched}
+    finally:
+        daemon.close()
+
+
+def test_the_config_switches_components_at_every_start_unless_an_operator_switched_them(
+    tmp_path: Path,
+) -> None:
+    # A snapshot keeps every switch; only an operator's may outlive a change of the config.
+    daemon = DaemonProcess(tmp_path, "[components]\nlifecycle = false\n").start()
+    try:
+        with Client(daemon.rpc, retries=0) as rpc:
+            assert rpc.get_status().enabled["lifecycle"] is False
+        with Client(daemon.admin, retries=0) as admin:
+            admin.set_component("weighting", False, "weights swing", "ops")
+        daemon.stop()
+        daemon.config_path.write_text(
+            "[metrics]\nenabled = false\n[components]\nscorer = false\n", encoding="utf-8"
+        )
+        daemon.start()
+        with Client(daemon.rpc, retries=0) as rpc:
+            status = rpc.get_status()
+        # The config's lifecycle is on again and its scorer off; the operator's weighting
+        # switch stays off.
+        assert status.enabled == {"scorer": False, "weighting": False, "lifecycle": True}
+        assert set(status.switched_ms) == {"weighting"}
+        daemon.kill9()
+        daemon.config_path.write_text("[metrics]\nenabled = false\n", encoding="utf-8")
+        daemon.start()
+        with Client(daemon.rpc, retries=0) as rpc:
+            status = rpc.get_status()
+        assert status.enabled == {"scorer": True, "weighting": False, "lifecycle": True}
     finally:
         daemon.close()
 
