@@ -258,7 +258,22 @@ class GetTop(Request, tag="get_top"):
     ascending: bool = False
 
 
-class ForceStatus(Request, tag="force_status"):
+class OperatorRequest(Request):
+    """An admin request made in an operator's name (its ``operator`` field). "system" is
+    alphad's own name for its automatic decisions, so no operator may take it: a status
+    forced under it would read, and be undone, as automatic."""
+
+    def __post_init__(self) -> None:
+        # On decoding, msgspec turns this into a ValidationError: a bad_request.
+        operator: str = self.operator  # type: ignore[attr-defined]
+        if operator.casefold() == "system":
+            raise ValueError(
+                f"operator {operator!r} is reserved for alphad's automatic decisions:"
+                " give the operator's own name"
+            )
+
+
+class ForceStatus(OperatorRequest, tag="force_status"):
     """Admin: set a strategy's lifecycle status by hand."""
 
     strategy: Name
@@ -270,14 +285,14 @@ class ForceStatus(Request, tag="force_status"):
     regime: Name | None = None
 
 
-class ResetWeights(Request, tag="reset_weights"):
+class ResetWeights(OperatorRequest, tag="reset_weights"):
     """Admin: return every adaptive weight to its base weight."""
 
     reason: Text = ""
     operator: Name = "operator"
 
 
-class RollbackWeights(Request, tag="rollback_weights"):
+class RollbackWeights(OperatorRequest, tag="rollback_weights"):
     """Admin: undo the last change of the adaptive weights (a cycle's or a reset), or
     every change after cycle ``to_cycle``."""
 
@@ -289,7 +304,7 @@ class RollbackWeights(Request, tag="rollback_weights"):
 ComponentName = Literal["scorer", "weighting", "lifecycle"]
 
 
-class SetComponent(Request, tag="set_component"):
+class SetComponent(OperatorRequest, tag="set_component"):
     """Admin: switch an optimization component off or on (docs/operations.md)."""
 
     name: ComponentName
@@ -298,7 +313,7 @@ class SetComponent(Request, tag="set_component"):
     operator: Name
 
 
-class ForgetStrategy(Request, tag="forget_strategy"):
+class ForgetStrategy(OperatorRequest, tag="forget_strategy"):
     """Admin: forget a strategy that is no longer configured: its weights, status and
     signal records go, its trades stay in the journal (docs/protocol.md)."""
 

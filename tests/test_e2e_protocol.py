@@ -273,6 +273,30 @@ def test_admin_requests_are_forbidden_on_rpc_and_served_on_admin(
     ]
 
 
+def test_no_operator_may_act_as_system_alphads_name_for_its_own_decisions(
+    rpc: RawClient, admin: RawClient
+) -> None:
+    # A status forced as "system" read as an automatic one, and paper trades ended an
+    # operator's suspension made under it.
+    assert rpc.call(SIGNAL).execute
+    requests = [
+        {"type": "force_status", "strategy": "ema_trend", "status": "suspended", "reason": "x"},
+        {"type": "reset_weights"},
+        {"type": "rollback_weights"},
+        {"type": "set_component", "name": "lifecycle", "enabled": False, "reason": "x"},
+        {"type": "forget_strategy", "strategy": "ema_trend", "reason": "x"},
+    ]
+    for request in requests:
+        for name in ("system", "System"):
+            reply = msgspec.msgpack.decode(
+                admin.raw(msgspec.msgpack.encode({**request, "operator": name}))
+            )
+            assert reply["type"] == "error" and reply["code"] == "bad_request", request
+            assert "reserved" in reply["message"], reply
+    assert rpc.call(GetAudit()).entries == []
+    assert rpc.call(SIGNAL).status == "active"
+
+
 def test_a_reason_with_a_control_character_is_refused_and_nothing_journaled(
     rpc: RawClient, admin: RawClient
 ) -> None:
