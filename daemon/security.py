@@ -24,11 +24,15 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
+import structlog
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from alphad.daemon.config import SecurityConfig
 from alphad.protocol.curve import load_key_file, over_network
+
+
+log = structlog.get_logger("alphad")
 
 
 class SecurityError(Exception):
@@ -349,5 +353,17 @@ def raise_open_files_limit() -> tuple[int, int]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY or soft >= hard:
         return soft, soft
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (OSError, ValueError) as exc:
+        # The unit's SystemCallFilter refuses setrlimit: a drop-in with a soft limit below
+        # the hard one (LimitNOFILE=16384:65536) is served at its soft limit, not refused.
+        log.warning(
+            "open_files_limit_not_raised",
+            soft=soft,
+            hard=hard,
+            error=str(exc),
+            hint="set LimitNOFILE to a single value (soft = hard)",
+        )
+        return soft, soft
     return soft, hard

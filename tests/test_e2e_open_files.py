@@ -67,3 +67,24 @@ def test_more_connections_than_the_soft_limit_are_all_answered(
             sock.close()
         context.term()
         daemon.close()
+
+
+def test_a_refused_setrlimit_is_served_at_the_soft_limit_it_has(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The unit's SystemCallFilter (~@resources) refuses setrlimit with EPERM; a seccomp
+    # filter cannot be installed in the test's process, so the refusal is the call's.
+    from structlog.testing import capture_logs
+
+    from alphad.daemon.security import raise_open_files_limit
+
+    def refused(*_: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 65536))
+    monkeypatch.setattr(resource, "setrlimit", refused)
+    with capture_logs() as logs:
+        assert raise_open_files_limit() == (1024, 1024)
+    [event] = [e for e in logs if e["event"] == "open_files_limit_not_raised"]
+    assert (event["soft"], event["hard"]) == (1024, 65536)
+    assert event["log_level"] == "warning"
