@@ -58,10 +58,22 @@ def validate(config: Config, paths: Paths, source: str = "") -> tuple[list[str],
     """Every error and every warning of a config with its resolved paths, one line each;
     ``source`` (the file) prefixes the errors that are the file's."""
     errors = _not_finite(config, "")
-    for key in ("state_dir", "runtime_dir"):
-        value = getattr(config.daemon, key)
+    # Read by the daemon from wherever it was started (systemd: /), not from the config's
+    # or the shell's directory.
+    files = [("daemon", k, getattr(config.daemon, k)) for k in ("state_dir", "runtime_dir")]
+    files.append(("metrics", "token_file", config.metrics.token_file))
+    files.extend(
+        ("security", k, getattr(config.security, k))
+        for k in (
+            "curve_server_secret",
+            "curve_clients_dir",
+            "curve_server_key",
+            "curve_client_secret",
+        )
+    )
+    for section, key, value in files:
         if value and not os.path.isabs(value):
-            errors.append(f"key `daemon.{key}`: {value!r} is relative; give an absolute path")
+            errors.append(f"key `{section}.{key}`: {value!r} is relative; give an absolute path")
     endpoints = (
         ("rpc", paths.rpc),
         ("admin", paths.admin),

@@ -75,7 +75,7 @@ def metrics_findings(config: MetricsConfig) -> tuple[list[str], list[str]]:
     if not config.enabled:
         return [], []
     errors: list[str] = []
-    if config.token_file:
+    if os.path.isabs(config.token_file):  # a relative one is refused with the paths
         try:
             read_token(config.token_file)
         except ValueError as exc:

@@ -57,6 +57,15 @@ BAD_CONFIGS = {
     ),
     "relative state dir": (b'[daemon]\nstate_dir = "state"\n', "key `daemon.state_dir`"),
     "relative ipc path": (b'[daemon]\nrpc_endpoint = "ipc://rpc.sock"\n', "path is relative"),
+    # Read from the daemon's working directory (systemd's /), not the config's.
+    "relative token file": (
+        b'[metrics]\nenabled = true\ntoken_file = "metrics.token"\n',
+        "key `metrics.token_file`: 'metrics.token' is relative",
+    ),
+    "relative CURVE key": (
+        b'[security]\ncurve_server_secret = "server.key_secret"\n',
+        "key `security.curve_server_secret`: 'server.key_secret' is relative",
+    ),
     "long ipc path": (
         f'[daemon]\nrpc_endpoint = "ipc:///run/{LONG}/rpc.sock"\n'.encode(),
         "over the 107 a unix socket path may have",
