@@ -396,7 +396,9 @@ def _convert(
         return None
     try:
         return msgspec.convert(good, kind)
-    except msgspec.ValidationError:
+    except msgspec.ValidationError as exc:
+        # A rule between the good keys (soft above hard): a problem of its own.
+        problems.append(f"{file}: {_describe(str(exc), prefix)}")
         return None
 
 

@@ -86,6 +86,24 @@ RULE = (
 )
 
 
+def test_a_rule_between_keys_is_reported_beside_a_bad_key_of_its_section(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        '[lifecycle]\nsoft_drawdown = 70\nhard_drawdown = 60\nmin_trades = "x"\n'
+        "[regimes]\nmax_batch = 900\nmax_bars = 800\nbar_size = 5\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = info.value.problems
+    assert f"{path}: key `lifecycle`: soft_drawdown 70 is over hard_drawdown 60" in problems
+    assert any("`lifecycle.min_trades`" in p for p in problems)
+    assert any("`regimes.bar_size`" in p for p in problems)
+    assert any(p.startswith(f"{path}: key `regimes`:") and "max_batch" in p for p in problems)
+    assert len(problems) == 4
+
+
 def test_a_bad_regime_key_is_one_line_naming_the_strategy_the_key_and_the_rule(
     tmp_path: Path,
 ) -> None:
