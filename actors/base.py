@@ -96,6 +96,7 @@ class Actor:
         self.mailbox_size = mailbox_size
         self.state = "new"
         self.full_count = 0
+        self.asks_given_up = 0  # asks left unhandled: their askers had given up
         self._stopping = False
 
     # ------------------------------------------------------------------ sending
@@ -182,11 +183,16 @@ class Actor:
         """Handle messages that arrived together; override to group work (the store does).
 
         A failing tell does not cost the rest of the batch: the batch is finished first,
-        then the failure is raised as a crash of the loop.
+        then the failure is raised as a crash of the loop. An ask whose asker gave up (its
+        answer already set: timed out, cancelled) is not handled: it was told it failed,
+        and a backlog of given-up reads must not hold back what comes after it.
         """
         crash: Exception | None = None
         for envelope in batch:
             reply_to = envelope.reply_to
+            if reply_to is not None and reply_to.done():
+                self.asks_given_up += 1
+                continue
             try:
                 result = await self.handle(envelope.message)
             except Exception as exc:

@@ -31,7 +31,6 @@ from zmq.auth.thread import ThreadAuthenticator
 from alphad.daemon.config import SecurityConfig
 from alphad.protocol.curve import load_key_file, over_network
 
-
 log = structlog.get_logger("alphad")
 
 

@@ -208,17 +208,27 @@ class Transport(Generic[S]):
 RESENDABLE: dict[str, str] = {"record_trade": "trade_id", "record_signal_outcome": "signal_id"}
 
 
+# Changes a resend would make again (``SENT_ONCE``): whether one that went unanswered took
+# effect is in the audit log (the daemon leaves one its asker gave up on undone, unless it
+# had begun).
+CHANGES = frozenset(str(kind.__struct_config__.tag) for kind in SENT_ONCE)
+
+
 def resend_hint(request: type | None) -> str | None:
     """What a bot whose ``request`` (a request type) went unanswered should do, for the
-    writes a resend makes once; None for every other request."""
+    writes a resend makes once and the changes the audit log shows; None for every other
+    request."""
     config = getattr(request, "__struct_config__", None)
-    key = RESENDABLE.get(str(config.tag)) if config is not None else None
-    if key is None:
-        return None
-    return (
-        f"it may still be recorded: resend it with the same {key} (answered as a"
-        " duplicate if it was)"
-    )
+    tag = str(config.tag) if config is not None else ""
+    key = RESENDABLE.get(tag)
+    if key is not None:
+        return (
+            f"it may still be recorded: resend it with the same {key} (answered as a"
+            " duplicate if it was)"
+        )
+    if tag in CHANGES:
+        return "get_audit shows whether it took effect"
+    return None
 
 
 class Attempts(Generic[R]):
@@ -262,10 +272,11 @@ class Attempts(Generic[R]):
         self.made += 1
         if self.made < self.left:
             return
-        why = "; not resent because it may have taken effect" if self.once else ""
         hint = resend_hint(type(self.call.request))
-        if hint is not None:
-            why = f"; {hint}"
+        if self.once:
+            why = "; not resent because it may have taken effect" + (f" ({hint})" if hint else "")
+        else:
+            why = f"; {hint}" if hint else ""
         raise AlphadError(
             "timeout",
             f"no reply from {transport.endpoint} to {self.call.request.__struct_config__.tag} "

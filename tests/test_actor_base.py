@@ -114,6 +114,38 @@ async def test_an_ask_still_times_out_and_its_answer_is_dropped() -> None:
     assert answer.cancelled()
 
 
+class Gated(Counter):
+    """Holds its mailbox at ``"wait"`` until the gate opens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def handle(self, message: Any) -> Any:
+        if message == "wait":
+            await self.gate.wait()
+            return None
+        return await super().handle(message)
+
+
+async def test_an_ask_given_up_before_its_turn_is_not_handled() -> None:
+    # A gateway's timed-out reads queued behind a slow one were each still handled, so an
+    # operator's change answered "timeout" came into effect a minute later.
+    actor = Gated()
+    supervisor = Supervisor()
+    await supervisor.start(actor)
+    held = actor.ask_future("wait")
+    with pytest.raises(TimeoutError):
+        await actor.ask(5, timeout=0.05)
+    cancelled = actor.ask_future(7)
+    cancelled.cancel()
+    actor.gate.set()
+    await held
+    assert await actor.ask(1) == 1  # 5 and 7 were never added
+    assert actor.asks_given_up == 2
+    await supervisor.stop(0.1)
+
+
 async def test_pending_asks_fail_cleanly_on_stop() -> None:
     actor = Counter()
     supervisor = Supervisor()

@@ -317,6 +317,8 @@ def test_a_cycle_is_sent_once_because_a_lost_reply_may_hide_a_cycle_that_ran(
         assert "may still be recorded: resend it with the same trade_id" in write.value.message
         assert once.value.code == resent.value.code == "timeout"
         assert "1 attempt(s)" in once.value.message and "not resent" in once.value.message
+        assert "(get_audit shows whether it took effect)" in once.value.message
+        assert "get_audit" not in resent.value.message
         assert "4 attempt(s)" in resent.value.message
         assert once_s < 1.0 <= resent_s
         # The daemon read the request before it was paused: the cycle ran although the
