@@ -119,6 +119,14 @@ PEER_SNDHWM = 1_000
 # build replies faster than anyone takes them.
 PEER_IN_FLIGHT = 64
 TOTAL_IN_FLIGHT = 4096
+# Messages one wake-up of a socket's reader takes before it lets the loop run (timers,
+# answers, the other socket) and goes on: a steady flood of inline requests would
+# otherwise hold the loop until it paused, and every other bot's write with it.
+DRAIN_BUDGET = 256
+# Frames of one message that are kept: a request is at most identity, delimiter and one
+# payload; the frames beyond are read and dropped, so no message of any number of frames
+# is held whole in the daemon's own memory (each frame is bounded by MAXMSGSIZE).
+MAX_FRAMES = 4
 
 
 class Gateway:
@@ -147,6 +155,7 @@ class Gateway:
         self._closing = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._drain_later: set[zmq.Socket[Any]] = set()  # a drain is scheduled for these
 
     def time_sampled_requests(self) -> None:
         """Time one request in ``2**LATENCY_SAMPLE_BITS`` from now on, for whoever takes
@@ -203,20 +212,34 @@ class Gateway:
     def _drain(self, sock: zmq.Socket[Any], admin: bool) -> None:
         if self._closing:
             return
+        self._drain_later.discard(sock)
         try:
-            while True:
+            for _ in range(DRAIN_BUDGET):
                 try:
                     frames = [_recv_frame(sock, _NOBLOCK)]
                 except zmq.Again:
                     return
+                extra = 0
                 while _get_option(sock, _RCVMORE):
-                    frames.append(_recv_frame(sock, _NOBLOCK))
-                self._dispatch(sock, admin, frames)
+                    if len(frames) < MAX_FRAMES:
+                        frames.append(_recv_frame(sock, _NOBLOCK))
+                    else:
+                        _recv_frame(sock, _NOBLOCK, False)  # a zmq.Frame, never copied
+                        extra += 1
+                self._dispatch(sock, admin, frames, extra)
         except zmq.ZMQError as exc:
             if not self._closing and self.error_log.admit("socket") is not None:
                 log.error("gateway_socket_error", error=str(exc))
+            return
+        # The budget is spent with messages still queued. The socket's descriptor signals
+        # an edge, not a level: no new wake-up comes for what is queued, so go on soon.
+        if sock not in self._drain_later and self._loop is not None:
+            self._drain_later.add(sock)
+            self._loop.call_soon(self._drain, sock, admin)
 
-    def _dispatch(self, sock: zmq.Socket[Any], admin: bool, frames: list[bytes]) -> None:
+    def _dispatch(
+        self, sock: zmq.Socket[Any], admin: bool, frames: list[bytes], extra: int = 0
+    ) -> None:
         stats = self.stats
         stats.requests += 1
         # Timed only while a metrics sampler drains the samples; at random, not every
@@ -232,11 +255,13 @@ class Gateway:
         else:
             self.stats.dropped_frames += 1
             return
-        if len(body) != 1:
+        if len(body) != 1 or extra:
             self._send_error(
                 sock,
                 header,
-                AlphadError("bad_request", f"expected 1 payload frame, got {len(body)}"),
+                AlphadError(
+                    "bad_request", f"expected 1 payload frame, got {len(body) + extra}"
+                ),
                 False,
                 None,
             )

@@ -320,3 +320,34 @@ def test_a_peer_that_pipelines_without_reading_is_refused_and_bounded(
     assert received < sent, kinds
     assert during - before < 200 * 1024, (before, during)
     assert isinstance(rpc.call(GetStatus()), StatusReply)
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_a_message_of_many_frames_is_refused_without_being_held_whole(
+    daemon: DaemonProcess,
+) -> None:
+    # Every frame under the size ceiling, but 500 of them: the daemon kept every frame in a
+    # list before it counted them (twice the message's size at its peak).
+    assert daemon.process is not None
+    frames, size = 500, 200_000
+    context = zmq.Context.instance()
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(daemon.rpc)
+    before = peak_rss_kib(daemon.process.pid)
+    chunk = b"x" * size
+    dealer.send_multipart([chunk] * frames)
+    assert dealer.poll(30_000)
+    reply = decode_reply(dealer.recv_multipart()[-1])
+    dealer.close(linger=0)
+    assert isinstance(reply, Error) and reply.code == "bad_request"
+    assert reply.message == f"expected 1 payload frame, got {frames}"
+    # ZeroMQ itself holds the message until its last frame (about 1 × its size).
+    grown = peak_rss_kib(daemon.process.pid) - before
+    assert grown < 1.5 * frames * size / 1024, (grown, frames * size / 1024)

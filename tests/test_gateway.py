@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from alphad.daemon.gateway import Gateway, LogThrottle, Route
 from alphad.protocol.codec import decode_reply, encode
-from alphad.protocol.messages import Error, GetStatus, Reply, Request, ScoreSignal
+from alphad.protocol.messages import Error, GetStatus, Ok, Reply, Request, ScoreSignal
 
 SECRET = "sender-data-7f3a"
 
@@ -102,3 +102,46 @@ async def test_a_request_that_fails_validation_is_counted_under_its_type(
     assert outcomes[(ScoreSignal, "bad_request")] == 2
     assert outcomes[(None, "bad_request")] == 1
     assert outcomes[(None, "unknown_type")] == 1
+
+
+async def test_a_flood_of_queued_requests_lets_the_loop_run_between_budgets(
+    tmp_path: Path,
+) -> None:
+    # A reader that took every queued message in one wake-up held the loop for as long as
+    # a flood lasted: the store's answers and the timers waited, and bots' writes timed out.
+    import time
+
+    from alphad.daemon.gateway import DRAIN_BUDGET
+
+    loop = asyncio.get_running_loop()
+    events: list[str] = []
+
+    def status(request: Any) -> Reply:
+        if not events:
+            loop.call_soon(events.append, "loop ran")
+        events.append("request")
+        return Ok()
+
+    gateway, endpoint = await serve(tmp_path, {GetStatus: Route(inline=status)})
+    queued = 8 * DRAIN_BUDGET
+    sender = zmq.Context.instance().socket(zmq.DEALER)
+    sender.setsockopt(zmq.LINGER, 0)
+    sender.connect(endpoint)
+    try:
+        for _ in range(queued):
+            sender.send_multipart([b"", encode(GetStatus())])
+        time.sleep(0.5)  # the loop does not run: every request is queued at the socket
+
+        def receive() -> None:
+            for _ in range(queued):
+                assert sender.poll(10_000)
+                sender.recv_multipart()
+
+        await asyncio.to_thread(receive)
+    finally:
+        sender.close(linger=0)
+        await gateway.close(1.0)
+    assert events.count("request") == queued
+    # The socket's reader and a drain scheduled after a spent budget may both run in one
+    # turn of the loop: at most two budgets between turns.
+    assert 0 < events.index("loop ran") <= 2 * DRAIN_BUDGET
