@@ -82,8 +82,10 @@ refused for a field given twice, ``repeated_field``).
     return exc
 
 
-_generic_msgpack = msgspec.msgpack.Decoder()
-_generic_json = msgspec.json.Decoder()
+# The top-level map's keys, each value left as its bytes: a value the request's decoder
+# skipped (an unknown field's 1e999, a bad timestamp) must not stop the count.
+_keys_msgpack = msgspec.msgpack.Decoder(dict[str, msgspec.Raw])
+_keys_json = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _JSON_KEY = re.compile(rb'"\s*:')
 
 
@@ -93,11 +95,11 @@ def repeated_field(payload: bytes, as_json: bool) -> str | None:
     the request is refused instead. Checked on the top-level map only, after it decoded."""
     try:
         if as_json:
-            if len(_JSON_KEY.findall(payload)) <= len(_generic_json.decode(payload)):
+            if len(_JSON_KEY.findall(payload)) <= len(_keys_json.decode(payload)):
                 return None  # one key per colon after a quote: none repeated
             return _repeated_json_key(payload)
         size = _map_size(payload)
-        if size is None or size <= len(_generic_msgpack.decode(payload)):
+        if size is None or size <= len(_keys_msgpack.decode(payload)):
             return None
         return "a field"
     except (msgspec.DecodeError, RecursionError, TypeError, ValueError):
