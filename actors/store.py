@@ -79,6 +79,7 @@ from alphad.actors.store_schema import MIGRATIONS, SCHEMA_VERSION, integrity_pro
 from alphad.actors.store_writes import (
     delete_old_signals,
     journaled_signals,
+    recorded_trade_ids,
     traded_outcomes,
     write_batch,
 )
@@ -365,16 +366,24 @@ class StoreActor(Actor):
         """Answer ``conflict`` to outcomes opposite to the one a trade recorded with the
         signal's id (its first, pnl > 0), whether on disk or in this batch (whose trades
         the scorer learns first): the scorer learned the trade's, and the journal must
-        not say the other. The same outcome is recorded as any resend is."""
+        not say the other. The same outcome is recorded as any resend is. Of this batch's
+        trades only those it records count: not a resend of a recorded trade_id (one that
+        differs is refused as a conflict, and an equal one's signal is on disk already)."""
         ids = sorted({e.message.signal_id for e in outcomes})
+        linked = [e.message.trade for e in trades if e.message.trade.signal_id is not None]
+        trade_ids = sorted({t.trade_id for t in linked})
+
+        def look_up(db: sqlite3.Connection) -> tuple[dict[str, tuple[str, float]], set[str]]:
+            return traded_outcomes(db, ids=ids), recorded_trade_ids(db, ids=trade_ids)
+
         try:
-            traded = await self._run(partial(traded_outcomes, ids=ids))
+            traded, recorded_ids = await self._run(look_up)
         except (sqlite3.Error, StorageUnavailable) as exc:
             log.warning("signal_lookup_failed", error=str(exc))
             return outcomes  # the write that follows answers for the storage
-        for envelope in trades:
-            trade = envelope.message.trade
-            if trade.signal_id is not None:
+        for trade in linked:
+            if trade.trade_id not in recorded_ids:
+                recorded_ids.add(trade.trade_id)  # a second one in the batch is a resend
                 traded.setdefault(trade.signal_id, (trade.trade_id, trade.pnl))
         kept = []
         for envelope in outcomes:

@@ -136,6 +136,17 @@ def traded_outcomes(db: sqlite3.Connection, *, ids: list[str]) -> dict[str, tupl
     return found
 
 
+def recorded_trade_ids(db: sqlite3.Connection, *, ids: list[str]) -> set[str]:
+    """The trade ids among ``ids`` already recorded."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(f"SELECT trade_id FROM trades WHERE trade_id IN ({marks})", chunk)
+        found.update(row[0] for row in rows)
+    return found
+
+
 def delete_old_signals(db: sqlite3.Connection, *, before_ms: int, chunk: int) -> tuple[int, bool]:
     """Delete the signals scored before ``before_ms`` among the ``chunk`` oldest journaled
     ones; returns (deleted, whether the next chunk may hold more).

@@ -430,6 +430,36 @@ async def test_an_outcome_opposite_to_its_signals_trade_is_a_conflict(tmp_path: 
     await supervisor.stop(1.0)
 
 
+async def test_a_trade_refused_in_the_batch_of_an_outcome_does_not_refuse_it(
+    tmp_path: Path,
+) -> None:
+    # A resend of a recorded trade naming a signal its record has not is a conflict and
+    # records nothing: the outcome beside it, opposite to that resend, was refused as
+    # "already recorded" and lost.
+    db = tmp_path / "alphad.db"
+    store, _, supervisor = await start_store(db)
+    await store.ask(AppendTrade(trade("t1", -1.0)))
+    resent = msgspec.structs.replace(trade("t1", -1.0), signal_id="sig-1")
+    twin = msgspec.structs.replace(trade("t2", -2.0), signal_id="sig-2")
+    refused, outcome, first, second, against = await asyncio.gather(
+        store.ask_future(AppendTrade(resent)),
+        store.ask_future(AppendOutcome("sig-1", True, 2)),
+        store.ask_future(AppendTrade(twin)),
+        # The second of two equal trades in one batch is a duplicate: its first counts.
+        store.ask_future(AppendTrade(twin)),
+        store.ask_future(AppendOutcome("sig-2", True, 3)),
+        return_exceptions=True,
+    )
+    assert isinstance(refused, Conflict)
+    assert isinstance(outcome, tuple) and outcome[0] is False
+    assert not isinstance(first, Exception) and not isinstance(second, Exception)
+    assert isinstance(against, Conflict) and "trade 't2'" in str(against)
+    assert rows(db, "SELECT signal_id, success FROM signal_outcomes ORDER BY seq") == [
+        ("sig-1", 1)
+    ]
+    await supervisor.stop(1.0)
+
+
 def journaled(signal_id: str, ts_ms: int) -> AppendSignal:
     return AppendSignal(
         signal_id, ts_ms, "ema", "BTC/USDT", "buy", 0.7, 3, None, 0.6, True, 1.0, 1.0, "active", ""
