@@ -103,6 +103,9 @@ class ScorerInline(msgspec.Struct, frozen=True, kw_only=True):
     # An outcome's signal (record_signal_outcome, a trade's signal_id): whether it is
     # pending or scored lately, and how many signals the scorer has scored so far.
     signal_mark: Callable[[str], tuple[bool, int]]
+    # The strategy and symbol a signal awaiting its outcome was scored for (None: none is
+    # awaited), so that a trade naming another's signal is refused, not learned as its.
+    signal_setup: Callable[[str], tuple[str, str] | None]
     # A trade's regime as the bars read it at its entry: (regime, source, detected).
     resolve_regime: Callable[[str, int, str | None], tuple[str | None, str | None, str | None]]
 
@@ -144,6 +147,7 @@ class ScorerActor(Actor):
             score=self.score,
             add_bars=self.add_bars,
             signal_mark=self.signal_mark,
+            signal_setup=self.signal_setup,
             resolve_regime=self.market.resolve,
         )
 
@@ -210,6 +214,11 @@ class ScorerActor(Actor):
             self.flush_signals()
             return True, model.scored
         return signal_id in model.pending, model.scored
+
+    def signal_setup(self, signal_id: str) -> tuple[str, str] | None:
+        """The strategy and symbol of a signal awaiting its outcome; None if none is."""
+        entry = self.model.pending.get(signal_id)
+        return None if entry is None else (entry[0][0], entry[0][1])
 
     def flush_signals(self) -> None:
         """Hand the scored signals to the store in one message (one insert per batch)."""

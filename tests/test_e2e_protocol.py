@@ -371,3 +371,33 @@ def test_second_daemon_on_the_same_state_dir_refuses_to_start(
     assert result.returncode == 1
     assert "another alphad is running" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_trade_naming_another_strategys_signal_is_refused_and_nothing_recorded(
+    rpc: RawClient,
+) -> None:
+    # It would be learned as that signal's outcome: strategy A's setups taught B's trades.
+    scored = rpc.call(SIGNAL)
+    assert isinstance(scored, SignalScore) and scored.signal_id is not None
+
+    def trade(trade_id: str, strategy: str, symbol: str) -> RecordTrade:
+        return RecordTrade(
+            trade_id=trade_id,
+            strategy=strategy,
+            symbol=symbol,
+            side="buy",
+            pnl=-1.0,
+            entry_ts_ms=1_732_000_000_000,
+            exit_ts_ms=1_732_000_060_000,
+            signal_id=scored.signal_id,
+        )
+
+    for trade_id, strategy, symbol in (("b-1", "other", "BTC/USDT"), ("b-2", "ema_trend", "ETH")):
+        refused = rpc.call(trade(trade_id, strategy, symbol))
+        assert isinstance(refused, Error) and refused.code == "bad_request", refused
+        assert "was scored for strategy 'ema_trend', symbol 'BTC/USDT'" in refused.message
+    status = rpc.call(GetStatus())
+    assert isinstance(status, StatusReply) and status.trades == 0
+    # Its own trade is its outcome, as before.
+    recorded = rpc.call(trade("a-1", "ema_trend", "BTC/USDT"))
+    assert isinstance(recorded, TradeRecorded) and not recorded.duplicate
