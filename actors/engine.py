@@ -137,7 +137,11 @@ class EngineActor(Actor):
         self.performance = performance
         self.optimizer = optimizer
         self.scorer = scorer
-        self.update_interval_ms = int(update_interval_s * 1000)
+        # 0: cycles only on request; any other interval at least 1 ms, rounded as the
+        # replay's (0.0005 s truncated to 0 switched the scheduled cycles off).
+        self.update_interval_ms = (
+            max(1, round(update_interval_s * 1000)) if update_interval_s > 0 else 0
+        )
         self.status = status
         # Names the daemon serves but has not taken on (scored, never traded).
         self.seen = seen or (lambda strategy: False)

@@ -65,3 +65,17 @@ def test_a_change_put_back_keeps_the_time_since_the_last_cycle() -> None:
     mark = Since(now_ms + YEAR_MS, "cycle")
     time.sleep(0.05)
     assert mark.copy().elapsed_ms(now_ms) >= 50
+
+
+def test_an_interval_below_a_millisecond_is_one_not_none(tmp_path: Path) -> None:
+    # 0.0005 s passed the config (ge=0) and was truncated to 0 ms: no scheduled cycle at
+    # all, where the replay, rounding it up, ran one every millisecond.
+    context: zmq.Context[Any] = zmq.Context()
+    try:
+        intervals = {
+            s: engine_of(tmp_path, context, update_interval_s=s)[0].update_interval_ms
+            for s in (0, 0.0004, 0.0005, 0.0016, 3600)
+        }
+    finally:
+        context.destroy(linger=0)
+    assert intervals == {0: 0, 0.0004: 1, 0.0005: 1, 0.0016: 2, 3600: 3_600_000}
