@@ -62,6 +62,9 @@ class Supervisor:
         self.tasks[actor.name] = asyncio.create_task(
             self._supervise(actor), name=f"actor:{actor.name}"
         )
+        # Let its loop begin (its state "running") before the next start, and so before
+        # READY=1: a get_status read at once showed every actor "new".
+        await asyncio.sleep(0)
 
     async def _supervise(self, actor: Actor) -> None:
         backoff = self.backoff_s

@@ -162,6 +162,15 @@ async def test_pending_asks_fail_cleanly_on_stop() -> None:
         actor.tell(1)
 
 
+async def test_an_actor_started_is_running_when_its_start_returns() -> None:
+    # The daemon says READY=1 after its last start: a status read at once showed "new".
+    actor = Counter()
+    supervisor = Supervisor()
+    await supervisor.start(actor)
+    assert actor.state == "running"
+    await supervisor.stop(1.0)
+
+
 async def test_crashed_loop_is_restarted_by_supervisor() -> None:
     actor = Counter()
     supervisor = Supervisor(max_restarts=3, backoff_s=0.001)
