@@ -524,6 +524,10 @@ def watch(paths: Paths, topics: list[str], *, as_json: bool, curve: CurveKeys | 
     from alphad.protocol.errors import AlphadError
 
     for topic in topics:
+        try:
+            topic.encode()
+        except UnicodeEncodeError:
+            raise CommandError(f"topic prefix {topic!r} is not UTF-8 text") from None
         if len(topic.encode()) > MAX_TOPIC_PREFIX_BYTES:
             # Its subscription message would pass the alerts socket's limit: the daemon's
             # ZeroMQ closes the connection on it, and every other topic would go unheard.
@@ -591,7 +595,9 @@ def check_database(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise CommandError(f"{path}: no such database file")
     try:
-        db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=10)
+        # The name's bytes, quoted: a file name need not be UTF-8 text.
+        uri = f"file:{quote(os.fsencode(path.resolve()))}?mode=ro"
+        db = sqlite3.connect(uri, uri=True, timeout=10)
         try:
             problems = integrity_problems(db, full=True)
             version = db.execute("PRAGMA user_version").fetchone()[0]

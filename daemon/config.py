@@ -450,6 +450,13 @@ def resolve_paths(config: Config, state_dir: str | None, runtime_dir: str | None
     )
     # A directory given on the command line is the operator's, relative to where they are.
     state, runtime = Path(os.path.abspath(state)), Path(os.path.abspath(runtime))
+    for kind, directory in (("state", state), ("runtime", runtime)):
+        if not _utf8(str(directory)):
+            # Socket endpoints are UTF-8 text (ZeroMQ), and so is the database's name.
+            raise ConfigError(
+                f"{str(directory)!r}: the {kind} directory's name is not UTF-8 text; give"
+                " one that is"
+            )
     return Paths(
         state_dir=state,
         runtime_dir=runtime,
@@ -459,6 +466,15 @@ def resolve_paths(config: Config, state_dir: str | None, runtime_dir: str | None
         alerts=config.daemon.alerts_endpoint or f"ipc://{runtime / 'alerts.sock'}",
         alerts_json=config.daemon.alerts_json_endpoint or f"ipc://{runtime / 'alerts_json.sock'}",
     )
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` (a path, which may hold a file name's undecodable bytes) is UTF-8."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _first_of(value: str | None) -> str | None:

@@ -72,7 +72,9 @@ svg text.unit { font-style: italic; }
 def write_report(replayed: Replay, path: str | Path, title: str = "") -> None:
     """Write the page, whole or not at all (``write_whole``: an old page stays as it was
     if this one cannot be written); raises ``InputError`` when it cannot be written."""
-    write_whole(path, render_html(replayed, title))
+    # A title made of a file name may hold bytes that are not UTF-8 (as surrogates).
+    shown = title.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    write_whole(path, render_html(replayed, shown))
 
 
 def render_html(replayed: Replay, title: str = "") -> str:

@@ -304,3 +304,25 @@ def test_a_socket_path_on_an_existing_file_is_refused_and_the_file_kept(
     assert database.is_file()
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
         assert db.execute("SELECT trade_id FROM trades").fetchall() == [("kept",)]
+
+
+def test_names_that_are_not_utf8_are_one_line_each(tmp_path: Path) -> None:
+    # Legal on Linux, but ZeroMQ endpoints are UTF-8 text: a traceback before.
+    odd = os.fsdecode(b"r\xff")
+    config = tmp_path / "alphad.toml"
+    config.write_text(NO_METRICS)
+    for command in ("status", "run"):
+        args = [command, "--config", config, "--runtime-dir", tmp_path / odd]
+        if command == "run":
+            args += ["--state-dir", tmp_path / "state"]
+        line = one_line_refusal(alphad(*args))
+        assert "the runtime directory's name is not UTF-8 text" in line, line
+    assert not (tmp_path / "state").exists()
+    line = one_line_refusal(alphad("watch", "--config", config, f"status{odd}"))
+    assert "is not UTF-8 text" in line
+    # A database file may have any name: check-db reads it.
+    folder = tmp_path / odd
+    folder.mkdir()
+    (folder / "alphad.db").write_bytes(b"")
+    line = one_line_refusal(alphad("check-db", "--database", folder / "alphad.db"))
+    assert "not an alphad database" in line, line
