@@ -12,20 +12,32 @@ names a restart would then take, nor leave those names in the weights and the
 lifecycle. Scoring keeps nothing by symbol or regime: the pending signals it holds are
 capped on their own (``[scorer] max_pending_signals``).
 
-In the daemon a new strategy's trade is admitted before the store has read it
-(``admit_trade``) and the strategy taken on only once the store has recorded it as new
-(``settle_trade``): a resend of a trade already recorded (a lost reply's retry, after a
-``forget_strategy`` or a restart) records nothing, and so must not bring back a strategy
-an operator forgot. Until then the name holds its place under the cap.
+In the daemon a trade is admitted before the store has read it (``admit_trade``) and
+its new names (strategy, symbol, regime) taken on only once the store has recorded it as
+new (``settle_trade``): a resend of a trade already recorded (a lost reply's retry, after
+a ``forget_strategy`` or a restart) records nothing, and so must not bring back a
+strategy an operator forgot, nor may a refused one (a conflicting resend under a new
+symbol) use up a place that a real trade is then refused. Until then each new name holds
+its place under its cap.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from alphad.actors.errors import LimitReached, UnknownStrategy
 from alphad.actors.events import UNKNOWN_REGIME
+
+
+class Hold(NamedTuple):
+    """The new names a trade on its way to the store holds places for (None: a name
+    already counted), for ``Admission.settle_trade``."""
+
+    strategy: str | None
+    symbol: str | None
+    regime: str | None
 
 
 class Admission:
@@ -50,8 +62,11 @@ class Admission:
         self.symbols: set[str] = set()
         self.regimes: set[str] = set()
         self.on_new_strategy = on_new_strategy
-        # New strategies whose trades are with the store: how many each, held under the cap.
+        # New strategies, symbols and regimes whose trades are with the store: how many
+        # each, held under their caps.
         self.pending: dict[str, int] = {}
+        self.pending_symbols: dict[str, int] = {}
+        self.pending_regimes: dict[str, int] = {}
         # Names scored lately that never traded, newest last; as many as the cap, the
         # oldest forgotten first, none kept across a restart.
         self.scored_only: OrderedDict[str, None] = OrderedDict()
@@ -122,41 +137,68 @@ class Admission:
             if self.on_new_strategy is not None:
                 self.on_new_strategy(strategy)
 
-    def admit_trade(self, strategy: str, symbol: str, regime: str | None) -> None:
-        """``admit`` for a trade on its way to the store: a new strategy is held under the
-        cap (``pending``) but taken on only by ``settle_trade``."""
-        if strategy in self.strategies:
-            self._admit_market(symbol, regime)
-            return
-        if not self.auto_register:
-            raise UnknownStrategy(
-                f"strategy {strategy!r} is not configured and auto_register is off",
-            )
-        if strategy not in self.pending and (
-            len(self.strategies) + len(self.pending) >= self.max_strategies
+    def admit_trade(self, strategy: str, symbol: str, regime: str | None) -> Hold:
+        """``admit`` for a trade on its way to the store: its new names are held under
+        their caps (``pending``) but taken on only by ``settle_trade``."""
+        held_strategy = strategy not in self.strategies
+        if held_strategy:
+            if not self.auto_register:
+                raise UnknownStrategy(
+                    f"strategy {strategy!r} is not configured and auto_register is off",
+                )
+            if strategy not in self.pending and (
+                len(self.strategies) + len(self.pending) >= self.max_strategies
+            ):
+                raise LimitReached(
+                    f"{self.max_strategies} strategies already known (limits.max_strategies)",
+                )
+        held_symbol = symbol not in self.symbols
+        if (
+            held_symbol
+            and symbol not in self.pending_symbols
+            and len(self.symbols) + len(self.pending_symbols) >= self.max_symbols
         ):
-            raise LimitReached(
-                f"{self.max_strategies} strategies already known (limits.max_strategies)",
-            )
-        self._admit_market(symbol, regime)
-        self.pending[strategy] = self.pending.get(strategy, 0) + 1
+            raise LimitReached(f"{self.max_symbols} symbols already known (limits.max_symbols)")
+        held_regime = regime is not None and regime != UNKNOWN_REGIME and regime not in self.regimes
+        if (
+            held_regime
+            and regime not in self.pending_regimes
+            and self._regimes_counted() + len(self.pending_regimes) >= self.max_regimes
+        ):
+            raise LimitReached(f"{self.max_regimes} regimes already known (limits.max_regimes)")
+        hold = Hold(
+            strategy if held_strategy else None,
+            symbol if held_symbol else None,
+            regime if held_regime else None,
+        )
+        places = (self.pending, self.pending_symbols, self.pending_regimes)
+        for name, pending in zip(hold, places, strict=True):
+            if name is not None:
+                pending[name] = pending.get(name, 0) + 1
+        if regime == UNKNOWN_REGIME:
+            self.regimes.add(regime)  # never counted: taken as it always was
+        return hold
 
-    def settle_trade(self, strategy: str, recorded: bool) -> None:
+    def settle_trade(self, hold: Hold, recorded: bool) -> None:
         """The store's answer to a trade ``admit_trade`` let through: ``recorded`` when it
-        was a new trade (the strategy is taken on, as ``admit`` takes it on), not when it
-        was a resend or failed."""
-        waiting = self.pending.get(strategy)
-        if waiting is None:
+        was a new trade (its names are taken on, as ``admit`` takes them on), not when it
+        was a resend or failed (their places are given back)."""
+        symbol, regime, strategy = hold.symbol, hold.regime, hold.strategy
+        if symbol is not None and _release(self.pending_symbols, symbol) and recorded:
+            self.symbols.add(symbol)
+        if regime is not None and _release(self.pending_regimes, regime) and recorded:
+            self.regimes.add(regime)
+            self.scored_regimes.pop(regime, None)
+        if strategy is None or not _release(self.pending, strategy) or not recorded:
             return
-        if waiting > 1:
-            self.pending[strategy] = waiting - 1
-        else:
-            del self.pending[strategy]
-        if recorded and strategy not in self.strategies:
+        if strategy not in self.strategies:
             self.strategies.add(strategy)
             self.scored_only.pop(strategy, None)
             if self.on_new_strategy is not None:
                 self.on_new_strategy(strategy)
+
+    def _regimes_counted(self) -> int:
+        return len(self.regimes) - (UNKNOWN_REGIME in self.regimes)
 
     def _admit_market(self, symbol: str, regime: str | None) -> None:
         if symbol not in self.symbols and len(self.symbols) >= self.max_symbols:
@@ -167,7 +209,7 @@ class Admission:
             regime is not None
             and regime != UNKNOWN_REGIME
             and regime not in self.regimes
-            and len(self.regimes) - (UNKNOWN_REGIME in self.regimes) >= self.max_regimes
+            and self._regimes_counted() >= self.max_regimes
         ):
             raise LimitReached(f"{self.max_regimes} regimes already known (limits.max_regimes)")
         self.symbols.add(symbol)
@@ -184,3 +226,15 @@ def _remember(names: OrderedDict[str, None], name: str, most: int) -> None:
     if len(names) >= most:
         names.popitem(last=False)
     names[name] = None
+
+
+def _release(pending: dict[str, int], name: str) -> bool:
+    """Give back one of ``name``'s held places; False if it held none."""
+    waiting = pending.get(name)
+    if waiting is None:
+        return False
+    if waiting > 1:
+        pending[name] = waiting - 1
+    else:
+        del pending[name]
+    return True

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from alphad.actors.admission import Admission
+from alphad.actors.admission import Admission, Hold
 from alphad.actors.base import Actor, Handle
 from alphad.actors.engine import wall_clock_ms
 from alphad.actors.engine_messages import EngineInline
@@ -82,11 +82,15 @@ def routes(
     resolve_regime, signal_mark = scorer.resolve_regime, scorer.signal_mark
     signal_setup = scorer.signal_setup
 
+    # The names each trade with the store holds places for, by the request's identity
+    # (alive until it is settled).
+    holds: dict[int, Hold] = {}
+
     def admit_names(request: RecordTrade) -> None:
         # Under the regime it will count in: with [regimes] source = "detected" the
         # bot's label is not counted, so it must not use up max_regimes either.
         counted, _, _ = resolve_regime(request.symbol, request.entry_ts_ms, request.regime)
-        admit_trade(request.strategy, request.symbol, counted)
+        holds[id(request)] = admit_trade(request.strategy, request.symbol, counted)
 
     def settle_trade(request: RecordTrade, result: Any) -> None:
         # Taken on by a trade the store recorded as new (Admission), and by one whose
@@ -94,7 +98,9 @@ def routes(
         recorded = isinstance(result, TimeoutError) or (
             isinstance(result, tuple) and not result[0]
         )
-        admission.settle_trade(request.strategy, recorded)
+        hold = holds.pop(id(request), None)
+        if hold is not None:
+            admission.settle_trade(hold, recorded)
 
     def admit_scored_names(request: ScoreSignal) -> None:
         admit_scored(request.strategy, request.symbol, request.regime)

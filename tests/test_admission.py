@@ -23,13 +23,12 @@ def admission(seen: list[str], max_strategies: int = 2) -> Admission:
 def test_a_pending_trade_holds_its_place_and_a_resend_takes_nothing_on() -> None:
     seen: list[str] = []
     names = admission(seen)
-    names.admit_trade("a", "BTC", None)
+    hold = names.admit_trade("a", "BTC", None)
     with pytest.raises(LimitReached):
         names.admit_trade("b", "BTC", None)  # "a" holds the last place
-    names.settle_trade("a", recorded=False)  # a resend: nothing recorded
+    names.settle_trade(hold, recorded=False)  # a resend: nothing recorded
     assert (names.strategies, names.pending, seen) == ({"core"}, {}, [])
-    names.admit_trade("b", "BTC", None)
-    names.settle_trade("b", recorded=True)
+    names.settle_trade(names.admit_trade("b", "BTC", None), recorded=True)
     assert (names.strategies, names.pending, seen) == ({"core", "b"}, {}, ["b"])
     with pytest.raises(LimitReached):
         names.admit_trade("a", "BTC", None)
@@ -38,11 +37,35 @@ def test_a_pending_trade_holds_its_place_and_a_resend_takes_nothing_on() -> None
 def test_two_trades_of_one_new_strategy_in_flight_take_it_on_once() -> None:
     seen: list[str] = []
     names = admission(seen, max_strategies=3)
-    for _ in range(2):
-        names.admit_trade("a", "BTC", None)
+    first, second = (names.admit_trade("a", "BTC", None) for _ in range(2))
     assert names.pending == {"a": 2}
-    names.settle_trade("a", recorded=False)
+    names.settle_trade(first, recorded=False)
     assert names.pending == {"a": 1} and "a" not in names.strategies
-    names.settle_trade("a", recorded=True)
-    names.settle_trade("a", recorded=True)  # no longer pending: nothing more happens
+    names.settle_trade(second, recorded=True)
+    names.settle_trade(second, recorded=True)  # no longer pending: nothing more happens
     assert (names.strategies, names.pending, seen) == ({"core", "a"}, {}, ["a"])
+
+
+def test_symbols_and_regimes_of_a_refused_trade_give_their_places_back() -> None:
+    # A resend of a recorded trade_id under a new symbol and regime is refused as a
+    # conflict: it used up max_symbols and max_regimes until a restart, and a real trade
+    # in a new symbol was then refused with limit.
+    names = Admission(
+        configured=["core"], auto_register=True, max_strategies=5, max_symbols=2, max_regimes=2
+    )
+    names.settle_trade(names.admit_trade("core", "BTC", "trend"), recorded=True)
+    for i in range(5):
+        refused = names.admit_trade("core", f"X{i}", f"r{i}")
+        with pytest.raises(LimitReached, match="max_regimes"):
+            names.admit_trade("core", "BTC", "range")  # r{i} holds the last place
+        names.settle_trade(refused, recorded=False)
+    assert (names.symbols, names.regimes) == ({"BTC"}, {"trend"})
+    assert (names.pending_symbols, names.pending_regimes) == ({}, {})
+    names.settle_trade(names.admit_trade("core", "ETH", "trend"), recorded=True)
+    assert names.symbols == {"BTC", "ETH"}
+    with pytest.raises(LimitReached, match="max_symbols"):
+        names.admit_trade("core", "SOL", None)
+    # "unknown" is no regime: never held, never refused.
+    names.settle_trade(names.admit_trade("core", "BTC", "unknown"), recorded=False)
+    assert names.pending_regimes == {}
+

@@ -95,3 +95,39 @@ def test_a_trade_without_a_regime_and_one_in_unknown_are_one_regime_never_counte
             assert rows == {"r0": 1, "r1": 1, "unknown": 3}
     finally:
         daemon.close()
+
+
+def test_a_refused_trade_uses_up_no_place_under_the_caps(tmp_path: Path) -> None:
+    # A resend of a recorded trade_id under new names is a conflict: its names held their
+    # places until a restart, and real trades were then refused with limit.
+    daemon = DaemonProcess(tmp_path, "[limits]\nmax_regimes = 2\nmax_symbols = 2\n").start()
+    try:
+        with Client(daemon.rpc, retries=0) as rpc:
+            trade(rpc, "t1", "trend")
+            for i in range(4):
+                resent = lambda i=i: rpc.record_trade(  # noqa: E731
+                    trade_id="t1",
+                    strategy="swing",
+                    symbol=f"JUNK{i}",
+                    side="buy",
+                    pnl=1.0,
+                    entry_ts_ms=T0,
+                    exit_ts_ms=T0 + 500,
+                    regime=f"junk{i}",
+                )
+                assert refused(resent) == "conflict"
+            assert not trade(rpc, "t2", "range").duplicate
+            eth = rpc.record_trade(
+                trade_id="t3",
+                strategy="swing",
+                symbol="ETH/USDT",
+                side="buy",
+                pnl=1.0,
+                entry_ts_ms=T0,
+                exit_ts_ms=T0 + 500,
+                regime="trend",
+            )
+            assert not eth.duplicate
+            assert refused(lambda: trade(rpc, "t4", "third")) == "limit"
+    finally:
+        daemon.close()
