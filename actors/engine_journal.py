@@ -81,7 +81,7 @@ class Journal:
         alerts: Handle[Actor],
         optimizer: Optimizer,
         engine_state: Callable[[], dict[str, Any]],
-        bars_taken: Callable[[], int],
+        inputs_taken: Callable[[], int],
         clock: Callable[[], int],
         snapshot_interval_s: float,
         snapshot_every_trades: int,
@@ -92,10 +92,12 @@ class Journal:
         self.alerts = alerts
         self.optimizer = optimizer
         self.engine_state = engine_state  # the engine's own part of a snapshot
-        # The bars the scorer's book took since the start: new ones make the timer's
-        # snapshot due, as trades do (the book is in the snapshot).
-        self.bars_taken = bars_taken
-        self.bars_in_snapshot = self._bars_being_saved = 0
+        # A count of what came in besides trades that the snapshot holds (the bars the
+        # scorer's book took, the signals it scored): a change makes the timer's snapshot
+        # due, as trades do. A bot that only scores left the start to read every signal
+        # since the last cycle's snapshot, millions in a day.
+        self.inputs_taken = inputs_taken
+        self.inputs_in_snapshot = self._inputs_being_saved = inputs_taken()
         self.clock = clock
         self.snapshot_interval_ms = int(snapshot_interval_s * 1000)
         self.snapshot_every_trades = snapshot_every_trades
@@ -114,10 +116,10 @@ class Journal:
         )
 
     def due_on_timer(self, now: int) -> bool:
-        """Whether the timer's snapshot is due: trades or bars came in since the last one,
-        an interval ago or more."""
+        """Whether the timer's snapshot is due: trades, bars or scored signals came in since
+        the last one, an interval ago or more."""
         return (
-            bool(self.trades_since_snapshot or self.bars_taken() != self.bars_in_snapshot)
+            bool(self.trades_since_snapshot or self.inputs_taken() != self.inputs_in_snapshot)
             and self.since_snapshot.elapsed_ms(now) >= self.snapshot_interval_ms
         )
 
@@ -172,10 +174,10 @@ class Journal:
         self.since_snapshot.set(self.clock())
         self.since_failed = None
         self.trades_since_snapshot = 0
-        self.bars_in_snapshot = self._bars_being_saved
+        self.inputs_in_snapshot = self._inputs_being_saved
 
     async def _snapshot_now(self) -> Snapshot:
-        self._bars_being_saved = self.bars_taken()  # a bar taken meanwhile is saved again
+        self._inputs_being_saved = self.inputs_taken()  # one taken meanwhile is saved again
         performance = await ask_peer(self.performance, TAKE_STATE)
         scorer = await ask_peer(self.scorer, TAKE_STATE)
         return encode_snapshot(

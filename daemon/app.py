@@ -254,7 +254,7 @@ class Daemon:
             seen=lambda strategy: self.admission.seen(strategy),
             forgotten=lambda strategy: self.admission.forget(strategy),
             regime_seen=lambda regime: self.admission.regime_seen(regime),
-            bars_taken=lambda: scorer.market.bars_taken,
+            inputs_taken=lambda: scorer.market.bars_taken + scorer.model.scored,
             last_cycle_ms=recovered.last_cycle_ms,
             mailbox_size=mailbox,
         )

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 import zmq
 
+from alphad.protocol.client import Client
 from alphad.protocol.codec import decode_reply, encode
 from alphad.protocol.messages import (
     GetPerformance,
@@ -279,5 +280,31 @@ def test_a_restart_serves_the_regime_fits_of_the_last_cycle(tmp_path: Path) -> N
         with Client(daemon.admin) as admin:
             admin.update_optimization()  # the next cycle learns the wins
         assert scored()[0] > before[0]
+    finally:
+        daemon.close()
+
+
+def test_scored_signals_alone_make_the_timers_snapshot_due(tmp_path: Path) -> None:
+    # A bot that only scores gave the timer nothing to save: a kill's start read every
+    # signal since the last cycle's snapshot (with cycles only on request, all of them).
+    daemon = DaemonProcess(
+        tmp_path, "[engine]\nupdate_interval_s = 0\n[store]\nsnapshot_interval_s = 1\n"
+    ).start()
+    try:
+
+        def snapshots() -> int:
+            with sqlite3.connect(daemon.database) as db:
+                return int(db.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0])
+
+        before = snapshots()
+        with Client(daemon.rpc, retries=0) as rpc:
+            for _ in range(20):
+                rpc.score_signal("ema", "BTC/USDT", "buy", 0.7)
+        deadline = time.monotonic() + 20
+        while snapshots() == before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert snapshots() == before + 1
+        time.sleep(2.5)  # nothing new since: no other snapshot
+        assert snapshots() == before + 1
     finally:
         daemon.close()
