@@ -93,6 +93,10 @@ async def recover(
     except Exception as exc:
         raise StartupError(f"cannot open database {database}: {exc}") from exc
     _serve(optimizer, scorer_model)
+    # A strategy forgotten after the snapshot (an older one restored) had its setups
+    # dropped live before anything that came after the forget was learned.
+    for _, name in _forgets(recovery):
+        scorer_model.detach(name)
     _restore_scorer(scorer, scored_after, recovery)
     _replay(recovery, performance_model, scorer, optimizer)
     _serve(optimizer, scorer_model)
@@ -251,6 +255,16 @@ def _restore_scorer(
         scorer.last_outcome_seq = max(scorer.last_outcome_seq, recovery.outcomes[-1].seq)
 
 
+def _forgets(recovery: Recovery) -> list[tuple[int, str]]:
+    """(the last trade's seq when it was made, the strategy) of each ``forget_strategy``
+    journaled after the snapshot, in the journal's order."""
+    return [
+        (int(entry.data.get("trade_seq", 0)), entry.strategy)
+        for entry in recovery.audit
+        if entry.kind == "forget" and entry.strategy is not None
+    ]
+
+
 def _replay(
     recovery: Recovery,
     performance: PerformanceModel,
@@ -260,19 +274,22 @@ def _replay(
     """Feed what was committed after the snapshot, as the live daemon would have (the
     scorer has its outcomes from ``_restore_scorer``)."""
     now = wall_clock_ms()
-    for trade in recovery.trades:
-        performance.record(trade)
     # A restart from an older snapshot than a forget replays the forgotten strategy's
-    # trades: forget it again unless it traded after it was forgotten.
+    # trades: each forget is made again where it came among them, so a strategy that
+    # traded after it has the figures of those trades only, as live (and is otherwise
+    # forgotten again).
+    forgets = _forgets(recovery)
+    at = 0
+    for trade in recovery.trades:
+        while at < len(forgets) and trade.seq > forgets[at][0]:
+            performance.detach(forgets[at][1])
+            at += 1
+        performance.record(trade)
+    for _, name in forgets[at:]:
+        performance.detach(name)
     last_trade = {trade.strategy: trade.seq for trade in recovery.trades}
-    for entry in recovery.audit:
-        name = entry.strategy
-        if (
-            entry.kind == "forget"
-            and name is not None
-            and last_trade.get(name, 0) <= int(entry.data.get("trade_seq", 0))
-        ):
-            performance.detach(name)
+    for trade_seq, name in forgets:
+        if last_trade.get(name, 0) <= trade_seq:
             scorer.model.detach(name)
             optimizer.forget(name)
     for strategy in performance.strategies():

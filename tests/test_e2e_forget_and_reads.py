@@ -486,3 +486,49 @@ def test_a_forget_holds_after_a_restart_from_the_snapshot_before_it(tmp_path: Pa
             trade(rpc, "newcomer", 2)  # the place old_trend held is free
     finally:
         daemon.close()
+
+
+@pytest.mark.parametrize("snapshots", ["older", "none"])
+def test_a_forgotten_strategy_that_trades_again_has_its_new_trades_only_after_a_fallback(
+    tmp_path: Path, snapshots: str
+) -> None:
+    # A start from a snapshot before the forget (or from none) replayed its old losses
+    # too: 36 trades instead of 5, and the next cycle suspended it.
+    daemon = DaemonProcess(tmp_path, FORGET_CONFIG).start()
+    try:
+        rpc, admin = Client(daemon.rpc, retries=0), Client(daemon.admin, retries=0)
+        trade(rpc, "old_trend", 0)
+        admin.update_optimization()  # a snapshot before the forget
+        for i in range(1, 31):
+            trade(rpc, "old_trend", i, pnl=-10.0)
+        admin.forget_strategy("old_trend", reason="retired", operator="ops")
+        for i in range(31, 36):
+            trade(rpc, "old_trend", i, pnl=2.0)
+
+        def seen() -> tuple[Any, ...]:
+            rows = {r["strategy"]: r for r in rpc.get_performance().rows}
+            figures = rows["old_trend"]
+            health = {r.strategy: r.status for r in rpc.get_health().rows}
+            return figures["trades"], figures["total_pnl"], health["old_trend"]
+
+        live = seen()
+        assert live == (5, 10.0, "active")
+        rpc.close()
+        admin.close()
+        daemon.kill9()
+        with sqlite3.connect(daemon.database) as db:
+            if snapshots == "none":
+                db.execute("DELETE FROM snapshots")
+            else:
+                newest = db.execute("SELECT id, state FROM snapshots ORDER BY id DESC").fetchone()
+                damaged = bytes(b ^ 0x5A for b in newest[1][:64]) + newest[1][64:]
+                db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, newest[0]))
+        daemon.start()
+        rpc, admin = Client(daemon.rpc, retries=0), Client(daemon.admin, retries=0)
+        assert seen() == live
+        admin.update_optimization()
+        assert seen() == live
+        rpc.close()
+        admin.close()
+    finally:
+        daemon.close()
