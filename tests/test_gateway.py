@@ -111,7 +111,7 @@ async def test_a_flood_of_queued_requests_lets_the_loop_run_between_budgets(
     # a flood lasted: the store's answers and the timers waited, and bots' writes timed out.
     import time
 
-    from alphad.daemon.gateway import DRAIN_BUDGET
+    from alphad.daemon.gateway import DRAIN_BUDGET, PEER_SNDHWM
 
     loop = asyncio.get_running_loop()
     events: list[str] = []
@@ -123,7 +123,9 @@ async def test_a_flood_of_queued_requests_lets_the_loop_run_between_budgets(
         return Ok()
 
     gateway, endpoint = await serve(tmp_path, {GetStatus: Route(inline=status)})
-    queued = 8 * DRAIN_BUDGET
+    # Three budgets: within the replies the daemon queues for one peer (PEER_SNDHWM).
+    queued = 3 * DRAIN_BUDGET
+    assert queued < PEER_SNDHWM
     sender = zmq.Context.instance().socket(zmq.DEALER)
     sender.setsockopt(zmq.LINGER, 0)
     sender.connect(endpoint)
