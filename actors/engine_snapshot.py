@@ -23,6 +23,7 @@ SNAPSHOT_PARTS = frozenset({"performance", "weighting", "lifecycle", "scorer", "
 older snapshot and then starts empty."""
 
 _decoder = msgspec.msgpack.Decoder(dict[str, Any])
+_encoder = msgspec.msgpack.Encoder()
 
 
 def encode_snapshot(
@@ -35,12 +36,16 @@ def encode_snapshot(
 ) -> Snapshot:
     """The snapshot of the performance and scorer actors' states (as they answered
     ``TAKE_STATE``), the optimizer's models and the engine's own counters."""
+    # The optimizer's parts are plain data of many small maps: encoded whole here (in C,
+    # the same bytes), not walked map by map in Python by ``msgpack_pieces``, which held
+    # the loop for half a second with a per-regime lifecycle of 1 000 × 64.
+    encode = _encoder.encode
     state = {
         "performance": performance,
         "scorer": scorer,
-        "weighting": optimizer.weighting.to_state(),
-        "lifecycle": optimizer.lifecycle.to_state(),
-        "regime_lifecycle": optimizer.regimes.to_state(),
+        "weighting": msgspec.Raw(encode(optimizer.weighting.to_state())),
+        "lifecycle": msgspec.Raw(encode(optimizer.lifecycle.snapshot_state())),
+        "regime_lifecycle": msgspec.Raw(encode(optimizer.regimes.snapshot_state())),
         "engine": engine,
     }
     return Snapshot(

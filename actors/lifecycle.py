@@ -501,6 +501,11 @@ class LifecycleModel:
             },
         }
 
+    def snapshot_state(self) -> dict[str, Any]:
+        """``to_state`` with each record as it is (a struct, encoded to the same msgpack),
+        for encoding at once: not copied into plain data first (a third of the time)."""
+        return {"enabled": self.enabled, "strategies": dict(sorted(self.states.items()))}
+
     @classmethod
     def from_state(
         cls,

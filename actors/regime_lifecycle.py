@@ -175,6 +175,10 @@ class RegimeLifecycle:
         """Plain data for a snapshot: each regime's ``LifecycleModel.to_state``."""
         return {regime: model.to_state() for regime, model in sorted(self.models.items())}
 
+    def snapshot_state(self) -> dict[str, Any]:
+        """``to_state`` for encoding at once (``LifecycleModel.snapshot_state``)."""
+        return {regime: model.snapshot_state() for regime, model in sorted(self.models.items())}
+
     @classmethod
     def from_state(
         cls,

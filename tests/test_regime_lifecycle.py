@@ -249,3 +249,15 @@ def test_each_regimes_lifecycle_says_what_its_edge_test_has_read() -> None:
     assert optimizer.regime_edge_read() == NOT_READ  # regime, known to it or not
     off = _optimizer(LifecycleConfig(per_regime=False))
     assert off.regime_edge_read() == NOT_READ
+
+
+def test_the_snapshots_lifecycle_parts_encode_as_their_states_do() -> None:
+    # The snapshot encodes the records as they are instead of copying them into plain
+    # data first: the bytes must be the same, or a start would read another state.
+    optimizer = _optimizer(ON)
+    _cycles(optimizer, 3)
+    optimizer.lifecycle.force("s", "degraded", "watch it", "alice", 7)
+    assert optimizer.regimes.models and optimizer.lifecycle.states
+    encode = msgspec.msgpack.encode
+    assert encode(optimizer.lifecycle.snapshot_state()) == encode(optimizer.lifecycle.to_state())
+    assert encode(optimizer.regimes.snapshot_state()) == encode(optimizer.regimes.to_state())
