@@ -25,6 +25,7 @@ import os
 import shutil
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -90,6 +91,14 @@ _T = TypeVar("_T")
 
 MIB = 1 << 20
 SNAPSHOT_ROOM = 2
+# Reads (audit, history, signal pages) answered per batch; the others wait for the next,
+# behind the writes queued meanwhile: sixteen dashboards paging the journal held every
+# bot's record_trade for seconds.
+QUERIES_PER_BATCH = 8
+
+
+class _MoreQueries:
+    """The store's note to itself that reads are waiting (``QUERIES_PER_BATCH``)."""
 """A snapshot alone is written only with this many times its size free, and 1 MiB more:
 the write-ahead log takes it once and the database file once more at the checkpoint."""
 
@@ -156,6 +165,8 @@ class StoreActor(Actor):
         self.conflicts = 0  # resends refused because they differ from the record
         self.prune_chunk = 5_000
         self._pending_signals: list[AppendSignal] = []
+        self._queries: deque[Envelope] = deque()  # reads waiting for their turn
+        self._queries_told = False  # a _MoreQueries is in the mailbox
         # (device, inode) of the database file opened at the start: a write is
         # acknowledged only while the path still names that file (``_check_file``).
         self._file_id: tuple[int, int] | None = None
@@ -234,6 +245,10 @@ class StoreActor(Actor):
         self.trades_committed = opened.trades
 
     async def on_stop(self) -> None:
+        while self._queries:
+            reply_to = self._queries.popleft().reply_to
+            if reply_to is not None and not reply_to.done():
+                reply_to.set_exception(ActorStopped(f"{self.name} stopped"))
         if self.db is not None:
             await self._flush_signals()
             await self.db.close()
@@ -283,6 +298,8 @@ class StoreActor(Actor):
                 prune = message
             elif isinstance(message, CheckFiles):
                 await self._check_files()
+            elif isinstance(message, _MoreQueries):
+                self._queries_told = False
             elif isinstance(message, AppendTrade):
                 trades.append(envelope)
             elif isinstance(message, AppendOutcome):
@@ -305,9 +322,29 @@ class StoreActor(Actor):
             await self._write([], [], kept)
         if prune is not None:
             await self._prune_signals(prune)
-        for envelope in queries:
-            await self._answer_query(envelope)
+        self._queries.extend(queries)
+        await self._answer_queries()
         self._announce_trades()
+
+    async def _answer_queries(self) -> None:
+        """Answer the reads waiting, ``QUERIES_PER_BATCH`` at most (one given up on, timed
+        out, costs nothing); tell the store to go on with the rest behind what is queued."""
+        waiting = self._queries
+        answered = 0
+        while waiting and answered < QUERIES_PER_BATCH:
+            envelope = waiting.popleft()
+            if envelope.reply_to is not None and envelope.reply_to.done():
+                continue
+            await self._answer_query(envelope)
+            answered += 1
+        if waiting and not self._queries_told:
+            try:
+                self.tell(_MoreQueries())
+                self._queries_told = True
+            except MailboxFull:
+                pass  # the messages filling it bring the store back here
+            except ActorStopped:
+                pass  # on_stop answers them
 
     def _room_for(self, commits: list[Envelope]) -> list[Envelope]:
         """The commits to write: a snapshot alone (nobody's change rides on it) is

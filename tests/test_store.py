@@ -460,6 +460,32 @@ async def test_a_trade_refused_in_the_batch_of_an_outcome_does_not_refuse_it(
     await supervisor.stop(1.0)
 
 
+async def test_reads_queued_with_trades_wait_behind_the_writes_of_the_next_batch(
+    tmp_path: Path,
+) -> None:
+    # Every read of a batch was answered before the store looked at its mailbox again:
+    # dashboards paging the journal held every bot's record_trade for seconds.
+    from alphad.actors.store import QUERIES_PER_BATCH
+
+    db = tmp_path / "alphad.db"
+    store, _, supervisor = await start_store(db)
+    done: list[str] = []
+    reads = [store.ask_future(QueryAudit(0, None, 100)) for _ in range(5 * QUERIES_PER_BATCH)]
+    for future in reads:
+        future.add_done_callback(lambda _: done.append("read"))
+    await asyncio.sleep(0)  # the store takes the reads as one batch
+    written = store.ask_future(AppendTrade(trade("t1", 1.0)))
+    written.add_done_callback(lambda _: done.append("trade"))
+    await asyncio.gather(written, *reads)
+    assert done.index("trade") <= 2 * QUERIES_PER_BATCH
+    assert len(done) == 5 * QUERIES_PER_BATCH + 1
+    # A read given up on before its turn is not run; the rest are still answered.
+    late = [store.ask_future(QueryAudit(0, None, 100)) for _ in range(3 * QUERIES_PER_BATCH)]
+    late[-1].cancel()
+    await asyncio.gather(*late[:-1])
+    await supervisor.stop(1.0)
+
+
 def journaled(signal_id: str, ts_ms: int) -> AppendSignal:
     return AppendSignal(
         signal_id, ts_ms, "ema", "BTC/USDT", "buy", 0.7, 3, None, 0.6, True, 1.0, 1.0, "active", ""
