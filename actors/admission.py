@@ -183,13 +183,15 @@ class Admission:
         """The store's answer to a trade ``admit_trade`` let through: ``recorded`` when it
         was a new trade (its names are taken on, as ``admit`` takes them on), not when it
         was a resend or failed (their places are given back)."""
+        # A name taken on holds no place any more, whatever else of it is in flight: it
+        # is counted once, as known (counted twice, a trade under the cap was refused).
         symbol, regime, strategy = hold.symbol, hold.regime, hold.strategy
-        if symbol is not None and _release(self.pending_symbols, symbol) and recorded:
+        if symbol is not None and _release(self.pending_symbols, symbol, recorded) and recorded:
             self.symbols.add(symbol)
-        if regime is not None and _release(self.pending_regimes, regime) and recorded:
+        if regime is not None and _release(self.pending_regimes, regime, recorded) and recorded:
             self.regimes.add(regime)
             self.scored_regimes.pop(regime, None)
-        if strategy is None or not _release(self.pending, strategy) or not recorded:
+        if strategy is None or not _release(self.pending, strategy, recorded) or not recorded:
             return
         if strategy not in self.strategies:
             self.strategies.add(strategy)
@@ -228,12 +230,13 @@ def _remember(names: OrderedDict[str, None], name: str, most: int) -> None:
     names[name] = None
 
 
-def _release(pending: dict[str, int], name: str) -> bool:
-    """Give back one of ``name``'s held places; False if it held none."""
+def _release(pending: dict[str, int], name: str, taken: bool) -> bool:
+    """Give back one of ``name``'s held places, or all of them when it is ``taken`` on;
+    False if it held none."""
     waiting = pending.get(name)
     if waiting is None:
         return False
-    if waiting > 1:
+    if waiting > 1 and not taken:
         pending[name] = waiting - 1
     else:
         del pending[name]

@@ -69,3 +69,25 @@ def test_symbols_and_regimes_of_a_refused_trade_give_their_places_back() -> None
     names.settle_trade(names.admit_trade("core", "BTC", "unknown"), recorded=False)
     assert names.pending_regimes == {}
 
+
+
+def test_a_name_taken_on_is_counted_once_while_more_of_its_trades_are_in_flight() -> None:
+    # The first of two trades in a new symbol recorded: the symbol was known and still
+    # held for the second, counted twice, and a trade in another one refused under the cap.
+    seen: list[str] = []
+    names = Admission(
+        configured=["core"],
+        auto_register=True,
+        max_strategies=3,
+        max_symbols=3,
+        max_regimes=3,
+        on_new_strategy=seen.append,
+    )
+    names.settle_trade(names.admit_trade("core", "BTC", "trend"), recorded=True)
+    first, second = (names.admit_trade("a", "ETH", "range") for _ in range(2))
+    names.settle_trade(first, recorded=True)
+    assert (names.pending, names.pending_symbols, names.pending_regimes) == ({}, {}, {})
+    names.settle_trade(names.admit_trade("b", "SOL", "calm"), recorded=True)
+    names.settle_trade(second, recorded=False)
+    assert names.symbols == {"BTC", "ETH", "SOL"} and names.regimes == {"trend", "range", "calm"}
+    assert names.strategies == {"core", "a", "b"} and seen == ["a", "b"]
