@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
+import structlog
 
 from alphad.actors.base import TAKE_STATE, Actor, Ask, Handle, encode_in_slices
 from alphad.actors.events import ClosedTrade, SetEnabled, SignalOutcome
@@ -27,6 +28,7 @@ from alphad.actors.scorer_state import state_header, state_pending, state_setups
 from alphad.actors.store import AppendSignal, AppendSignals
 from alphad.protocol.messages import BarsTaken, MarketBars, ScoreSignal, SignalScore
 
+log = structlog.get_logger("alphad.scorer")
 
 class SetAllocation(msgspec.Struct, frozen=True, kw_only=True):
     """Tell: statuses, effective weights and weight multipliers after a change."""
@@ -103,9 +105,6 @@ class ScorerInline(msgspec.Struct, frozen=True, kw_only=True):
     # An outcome's signal (record_signal_outcome, a trade's signal_id): whether it is
     # pending or scored lately, and how many signals the scorer has scored so far.
     signal_mark: Callable[[str], tuple[bool, int]]
-    # The strategy and symbol a signal awaiting its outcome was scored for (None: none is
-    # awaited), so that a trade naming another's signal is refused, not learned as its.
-    signal_setup: Callable[[str], tuple[str, str] | None]
     # A trade's regime as the bars read it at its entry: (regime, source, detected).
     resolve_regime: Callable[[str, int, str | None], tuple[str | None, str | None, str | None]]
 
@@ -136,6 +135,7 @@ class ScorerActor(Actor):
         self.flush_every = 1024
         self._signal_rows: list[AppendSignal] = []
         self._unflushed: set[str] = set()  # the signal ids of _signal_rows
+        self._foreign_warned: set[str] = set()  # strategies told of (_foreign_signal)
 
     def stats(self) -> ScorerStats:
         """The scorer's counters for the metrics."""
@@ -147,7 +147,6 @@ class ScorerActor(Actor):
             score=self.score,
             add_bars=self.add_bars,
             signal_mark=self.signal_mark,
-            signal_setup=self.signal_setup,
             resolve_regime=self.market.resolve,
         )
 
@@ -215,11 +214,6 @@ class ScorerActor(Actor):
             return True, model.scored
         return signal_id in model.pending, model.scored
 
-    def signal_setup(self, signal_id: str) -> tuple[str, str] | None:
-        """The strategy and symbol of a signal awaiting its outcome; None if none is."""
-        entry = self.model.pending.get(signal_id)
-        return None if entry is None else (entry[0][0], entry[0][1])
-
     def flush_signals(self) -> None:
         """Hand the scored signals to the store in one message (one insert per batch)."""
         rows = self._signal_rows
@@ -243,7 +237,27 @@ class ScorerActor(Actor):
             return
         self.last_trade_seq = trade.seq
         if trade.signal_id is not None and trade.signal_pending is not False:
-            self.model.record_outcome(trade.signal_id, trade.pnl > 0)
+            owner = (trade.strategy, trade.symbol)
+            if not self.model.record_outcome(trade.signal_id, trade.pnl > 0, owner):
+                self._foreign_signal(trade)
+
+    def _foreign_signal(self, trade: ClosedTrade) -> None:
+        """Say once per strategy that its trades name signals scored for another strategy
+        or symbol (a bot's bug): recorded, but not those signals' outcomes."""
+        entry = self.model.pending.get(trade.signal_id or "")
+        if entry is None or trade.strategy in self._foreign_warned:
+            return
+        if len(self._foreign_warned) < 1_000:
+            self._foreign_warned.add(trade.strategy)
+        log.warning(
+            "trade_names_another_signal",
+            trade_id=trade.trade_id,
+            strategy=trade.strategy,
+            symbol=trade.symbol,
+            signal_id=trade.signal_id,
+            signal_strategy=entry[0][0],
+            signal_symbol=entry[0][1],
+        )
 
     def learn_outcome(self, outcome: SignalOutcome) -> None:
         """A committed ``record_signal_outcome``."""

@@ -35,13 +35,15 @@ EXECUTABLE = frozenset(("active", "degraded"))
 
 class PlacedOutcome(NamedTuple):
     """An outcome committed after the snapshot, for ``restore_scored``: how many signals
-    the scorer had scored when it came (None: not recorded), its signal, and whether
-    that signal was pending then (None: not recorded)."""
+    the scorer had scored when it came (None: not recorded), its signal, whether that
+    signal was pending then (None: not recorded), and a trade's strategy and symbol (None
+    for a ``record_signal_outcome``; ``record_outcome``'s ``owner``)."""
 
     scored: int | None
     signal_id: str
     success: bool
     pending: bool | None
+    owner: tuple[str, str] | None = None
 
 
 def _place(outcome: PlacedOutcome) -> int:
@@ -298,7 +300,7 @@ class ScorerModel:
 
     def _learn_placed(self, outcome: PlacedOutcome) -> None:
         if outcome.pending is not False:
-            self.record_outcome(outcome.signal_id, outcome.success)
+            self.record_outcome(outcome.signal_id, outcome.success, outcome.owner)
 
     # ------------------------------------------------------------------ the factors
 
@@ -408,11 +410,16 @@ class ScorerModel:
 
     # ------------------------------------------------------------------ learning
 
-    def record_outcome(self, signal_id: str, success: bool) -> bool:
-        """Learn a scored signal's outcome; False if it is unknown, evicted or already done."""
-        entry = self.pending.pop(signal_id, None)
-        if entry is None:
+    def record_outcome(
+        self, signal_id: str, success: bool, owner: tuple[str, str] | None = None
+    ) -> bool:
+        """Learn a scored signal's outcome; False if it is unknown, evicted or already done,
+        or if ``owner`` (a trade's strategy and symbol) is not the signal's: a trade naming
+        another's signal is not its outcome, which stays awaited."""
+        entry = self.pending.get(signal_id)
+        if entry is None or (owner is not None and owner != entry[0][:2]):
             return False
+        del self.pending[signal_id]
         key, bucket_q = entry
         if bucket_q >= PAPER:
             bucket_q -= PAPER

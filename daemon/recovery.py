@@ -239,7 +239,9 @@ def _restore_scorer(
     after it (a trade's signal_id, then record_signal_outcome) learned at their place
     among them (``ScorerModel.restore_scored``): forgotten and learned as live."""
     outcomes = [
-        PlacedOutcome(t.signal_scored, t.signal_id, t.pnl > 0, t.signal_pending)
+        PlacedOutcome(
+            t.signal_scored, t.signal_id, t.pnl > 0, t.signal_pending, (t.strategy, t.symbol)
+        )
         for t in recovery.trades
         if t.signal_id is not None and t.seq > scorer.last_trade_seq
     ]

@@ -20,7 +20,6 @@ from alphad.actors.engine_messages import EngineInline
 from alphad.actors.scorer import ScorerInline
 from alphad.actors.store import AppendOutcome, AppendTrade, QueryAudit, QueryHistory, QuerySignals
 from alphad.daemon.gateway import Route
-from alphad.protocol.errors import AlphadError
 from alphad.protocol.messages import (
     PAGE_BYTES,
     PAGE_ROWS,
@@ -80,7 +79,6 @@ def routes(
     """
     admit_trade, admit_scored = admission.admit_trade, admission.admit_scored
     resolve_regime, signal_mark = scorer.resolve_regime, scorer.signal_mark
-    signal_setup = scorer.signal_setup
 
     # The names each trade with the store holds places for, by the request's identity
     # (alive until it is settled).
@@ -107,20 +105,7 @@ def routes(
 
     def append_trade(request: RecordTrade) -> AppendTrade:
         _, source, detected = resolve_regime(request.symbol, request.entry_ts_ms, request.regime)
-        signal_id = request.signal_id
-        if signal_id is not None:
-            # The trade is its signal's outcome, learned for the setup the signal was scored
-            # in: another strategy's or symbol's signal would teach that one this trade.
-            setup = signal_setup(signal_id)
-            if setup is not None and setup != (request.strategy, request.symbol):
-                raise AlphadError(
-                    "bad_request",
-                    f"signal_id {signal_id!r} was scored for strategy {setup[0]!r}, symbol"
-                    f" {setup[1]!r}, not for this trade's ({request.strategy!r},"
-                    f" {request.symbol!r}): send the signal_id of the trade's own signal, or"
-                    " none; nothing was recorded",
-                )
-        mark = signal_mark(signal_id) if signal_id is not None else None
+        mark = signal_mark(request.signal_id) if request.signal_id is not None else None
         return AppendTrade(request, detected, source == "detected", mark)
 
     return {
