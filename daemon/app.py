@@ -43,6 +43,7 @@ from alphad.daemon.metrics import Sampler
 from alphad.daemon.recovery import Recovered, StartupError, recover
 from alphad.daemon.routes import routes, tag_of
 from alphad.daemon.security import (
+    CLIENTS_REFRESH_S,
     RUNTIME_DIR_FORBIDDEN,
     STATE_DIR_FORBIDDEN,
     Curve,
@@ -352,6 +353,8 @@ class Daemon:
 
             prune()
             self._every(3600.0, prune)
+        if self.curve is not None:
+            self._every(CLIENTS_REFRESH_S, self.curve.refresh)
         watchdog = sdnotify.watchdog_interval_s()
         if watchdog:
             # Pinged from the event loop itself: a wedged loop stops the pings.

@@ -198,6 +198,7 @@ def load_server_keys(config: SecurityConfig) -> tuple[bytes, bytes]:
             f"key `security.curve_clients_dir`: {clients} may be written by every user, who"
             f" could let any client in: chmod o-w {clients}"
         )
+    client_keys(config.curve_clients_dir)  # a bad key file locked every client out
     secret_file = Path(config.curve_server_secret)
     with contextlib.suppress(OSError):  # unreadable: load_key_file says why
         if stat.S_IMODE(secret_file.stat().st_mode) & 0o007:
@@ -216,14 +217,79 @@ def load_server_keys(config: SecurityConfig) -> tuple[bytes, bytes]:
     return public, secret
 
 
+def client_keys(directory: str) -> dict[bytes, bool]:
+    """The public keys of the ``*.key`` files in ``directory`` (the bots let in), as
+    ZeroMQ's authenticator takes them; ``SecurityError`` naming a file that holds none.
+
+    ZeroMQ's own loader logs such a file and lets nobody in at all, every listed bot
+    refused as unknown: one bad copy (an empty file) locked out every client."""
+    try:
+        files = sorted(p for p in Path(directory).iterdir() if p.name.endswith(".key"))
+    except OSError as exc:
+        raise SecurityError(
+            f"key `security.curve_clients_dir`: cannot read {directory}: {exc.strerror or exc}"
+        ) from None
+    keys: dict[bytes, bool] = {}
+    for path in files:
+        try:
+            public, _ = load_key_file(str(path))
+        except ValueError as exc:
+            raise SecurityError(
+                f"key `security.curve_clients_dir`: {exc}; remove it or write it again"
+                " with `alphad keygen`"
+            ) from None
+        keys[public] = True
+    return keys
+
+
+# How often the daemon looks at the clients' directory for keys added, removed or changed.
+CLIENTS_REFRESH_S = 5.0
+
+
 class Curve:
     """The server's keys and the running ZAP authenticator."""
 
     def __init__(self, context: zmq.Context[Any], config: SecurityConfig) -> None:
         self.public, self.secret = load_server_keys(config)
+        self.clients_dir = config.curve_clients_dir
         self.authenticator = ThreadAuthenticator(context)
         self.authenticator.start()
-        self.authenticator.configure_curve(domain="*", location=config.curve_clients_dir)
+        self._seen = self._listing()
+        self.authenticator.certs["*"] = client_keys(self.clients_dir)
+
+    def _listing(self) -> tuple[tuple[str, int, int], ...] | None:
+        """What a change to the clients' keys changes: each key file's name, size and
+        modification time (None when the directory cannot be read)."""
+        try:
+            return tuple(
+                sorted(
+                    (p.name, (st := p.stat()).st_size, st.st_mtime_ns)
+                    for p in Path(self.clients_dir).iterdir()
+                    if p.name.endswith(".key")
+                )
+            )
+        except OSError:
+            return None
+
+    def refresh(self) -> None:
+        """Take the clients' keys again when a key file was added, removed or changed
+        (a bot's key revoked takes effect within ``CLIENTS_REFRESH_S``); a directory that
+        holds a bad key file keeps the keys as they were, said once in the log."""
+        listing = self._listing()
+        if listing == self._seen:
+            return
+        self._seen = listing
+        try:
+            keys = client_keys(self.clients_dir)
+        except SecurityError as exc:
+            log.error("curve_clients_not_reloaded", error=str(exc), kept=len(self.keys()))
+            return
+        self.authenticator.certs["*"] = keys
+        log.info("curve_clients_reloaded", keys=len(keys))
+
+    def keys(self) -> dict[bytes, bool]:
+        """The public keys let in now."""
+        return dict(self.authenticator.certs.get("*", {}))
 
     def serve(self, sock: zmq.Socket[Any]) -> None:
         """Make ``sock`` a CURVE server (before it binds)."""

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -564,5 +565,68 @@ def test_keys_for_a_tcp_socket_are_not_applied_to_the_ipc_ones(tmp_path: Path) -
             env=env,
         )
         assert lines and " status." in lines[0], stderr
+    finally:
+        daemon.close()
+
+
+def test_a_bad_key_file_among_the_clients_is_refused_and_keys_are_taken_again_live(
+    tmp_path: Path,
+) -> None:
+    # ZeroMQ's loader logged a bad *.key file and let nobody in: every listed bot was
+    # refused as unknown. And the directory was read once: a key removed still worked.
+    keys, allowed = tmp_path / "keys", tmp_path / "clients"
+    _, server_secret = keygen(keys, "server")
+    bot_public, bot_secret = keygen(keys, "bot")
+    other_public, other_secret = keygen(keys, "other")
+    allowed.mkdir()
+    (allowed / "bot.key").write_bytes(bot_public.read_bytes())
+    (allowed / "junk.key").write_bytes(b"")  # a copy that failed
+    port = free_port()
+    config_text = (
+        f'[daemon]\nrpc_endpoint = "tcp://127.0.0.1:{port}"\n'
+        f'[security]\ncurve_server_secret = "{server_secret}"\ncurve_clients_dir = "{allowed}"\n'
+    )
+    config = tmp_path / "alphad.toml"
+    config.write_text(config_text + "[metrics]\nenabled = false\n")
+    location = ["--state-dir", str(tmp_path / "s"), "--runtime-dir", str(tmp_path / "r")]
+    for command in (["check-config", str(config)], ["run", "--config", str(config), *location]):
+        result = subprocess.run(
+            [sys.executable, "-m", "alphad.daemon.cli", *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert "junk.key is not a CURVE key file" in result.stderr, result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+    (allowed / "junk.key").unlink()
+    (tmp_path / "d").mkdir()
+    daemon = DaemonProcess(tmp_path / "d", config_text).start()
+    endpoint = f"tcp://127.0.0.1:{port}"
+
+    def answered(secret: Path, wait_ms: int) -> bool:
+        sock = curve_client(endpoint, secret, keys / "server.key")
+        try:
+            sock.send(encode(GetStatus()))
+            return bool(sock.poll(wait_ms))
+        finally:
+            sock.close(linger=0)
+
+    try:
+        assert answered(bot_secret, 5000) and not answered(other_secret, 1000)
+        # The bot's key revoked, another's added, while alphad runs.
+        (allowed / "bot.key").unlink()
+        (allowed / "other.key").write_bytes(other_public.read_bytes())
+        deadline = time.monotonic() + 20
+        while not answered(other_secret, 1000) and time.monotonic() < deadline:
+            pass
+        assert answered(other_secret, 5000) and not answered(bot_secret, 1000)
+        # A bad file added later keeps the keys as they were, and says so.
+        (allowed / "junk.key").write_bytes(b"not a key")
+        deadline = time.monotonic() + 20
+        while "curve_clients_not_reloaded" not in daemon.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "curve_clients_not_reloaded" in daemon.log()
+        assert answered(other_secret, 5000)
     finally:
         daemon.close()
