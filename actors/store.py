@@ -536,7 +536,8 @@ class StoreActor(Actor):
         if _file_id_or_none(self.path) != self._file_id:
             raise StorageUnavailable(
                 f"{self.path} was deleted or replaced after alphad opened it: nothing is"
-                " recorded until alphad is restarted on the database file"
+                " recorded until the file alphad opened is back under that name, or alphad"
+                " is restarted on the database file"
             )
         if self._log_id is not None and _file_id_or_none(self._log_file) != self._log_id:
             raise LogLost(

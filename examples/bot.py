@@ -6,8 +6,9 @@
 
 Each strategy emits signals; the bot asks alphad whether to take each one and at what
 size, "trades" it (a simulated pnl), reports the closed trade, runs an optimization
-cycle every 50 trades, and prints alerts (suspensions, weight changes) as they arrive.
-`mean_reversion` loses its edge halfway through: watch alphad degrade and suspend it.
+cycle every 50 trades, and prints alerts (status and weight changes) as they arrive.
+`mean_reversion` loses its edge halfway through: watch alphad suspend it, try it again
+on probation (degraded) and suspend it again.
 """
 
 from __future__ import annotations
