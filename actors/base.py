@@ -73,13 +73,18 @@ class ActorStopped(Exception):
 
 
 class Envelope:
-    """A message and, for an ask, the future its answer goes to."""
+    """A message and, for an ask, the future its answer goes to; ``skippable`` when it
+    is left unhandled if its asker gave up before its turn (a bot's request, answered
+    ``timeout``), unlike the actors' own asks (an undo must run, however late)."""
 
-    __slots__ = ("message", "reply_to")
+    __slots__ = ("message", "reply_to", "skippable")
 
-    def __init__(self, message: Any, reply_to: asyncio.Future[Any] | None) -> None:
+    def __init__(
+        self, message: Any, reply_to: asyncio.Future[Any] | None, skippable: bool = False
+    ) -> None:
         self.message = message
         self.reply_to = reply_to
+        self.skippable = skippable
 
 
 _STOP = Envelope(None, None)
@@ -112,13 +117,16 @@ class Actor:
         await self.mailbox.put(Envelope(message, None))
 
     @overload
-    def ask_future(self, message: Ask[T]) -> asyncio.Future[T]: ...
+    def ask_future(self, message: Ask[T], *, skippable: bool = False) -> asyncio.Future[T]: ...
     @overload
-    def ask_future(self, message: Request) -> asyncio.Future[Reply]: ...
-    def ask_future(self, message: Any) -> asyncio.Future[Any]:
-        """Queue a message and return the future its answer will be set on."""
+    def ask_future(
+        self, message: Request, *, skippable: bool = False
+    ) -> asyncio.Future[Reply]: ...
+    def ask_future(self, message: Any, *, skippable: bool = False) -> asyncio.Future[Any]:
+        """Queue a message and return the future its answer will be set on; one
+        ``skippable`` is not handled if the answer is set (given up) before its turn."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._put(Envelope(message, future))
+        self._put(Envelope(message, future, skippable))
         return future
 
     @overload
@@ -183,14 +191,14 @@ class Actor:
         """Handle messages that arrived together; override to group work (the store does).
 
         A failing tell does not cost the rest of the batch: the batch is finished first,
-        then the failure is raised as a crash of the loop. An ask whose asker gave up (its
-        answer already set: timed out, cancelled) is not handled: it was told it failed,
+        then the failure is raised as a crash of the loop. A skippable ask whose asker
+        gave up (its answer already set: timed out) is not handled: it was told it failed,
         and a backlog of given-up reads must not hold back what comes after it.
         """
         crash: Exception | None = None
         for envelope in batch:
             reply_to = envelope.reply_to
-            if reply_to is not None and reply_to.done():
+            if envelope.skippable and reply_to is not None and reply_to.done():
                 self.asks_given_up += 1
                 continue
             try:
@@ -301,12 +309,14 @@ class Handle(Generic[A_co]):
         await self._actor.tell_wait(message)
 
     @overload
-    def ask_future(self, message: Ask[T]) -> asyncio.Future[T]: ...
+    def ask_future(self, message: Ask[T], *, skippable: bool = False) -> asyncio.Future[T]: ...
     @overload
-    def ask_future(self, message: Request) -> asyncio.Future[Reply]: ...
-    def ask_future(self, message: Any) -> asyncio.Future[Any]:
+    def ask_future(
+        self, message: Request, *, skippable: bool = False
+    ) -> asyncio.Future[Reply]: ...
+    def ask_future(self, message: Any, *, skippable: bool = False) -> asyncio.Future[Any]:
         """``Actor.ask_future``: queue a message; its answer goes to the future."""
-        return self._actor.ask_future(message)
+        return self._actor.ask_future(message, skippable=skippable)
 
     @overload
     async def ask(

@@ -333,7 +333,7 @@ class StoreActor(Actor):
         answered = 0
         while waiting and answered < QUERIES_PER_BATCH:
             envelope = waiting.popleft()
-            if envelope.reply_to is not None and envelope.reply_to.done():
+            if envelope.skippable and envelope.reply_to is not None and envelope.reply_to.done():
                 continue
             await self._answer_query(envelope)
             answered += 1

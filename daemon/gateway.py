@@ -334,7 +334,8 @@ class Gateway:
                 f"{TOTAL_IN_FLIGHT} in all): read the replies, then retry",
             )
         message = route.wrap(request) if route.wrap is not None else request
-        future = route.actor.ask_future(message)
+        # Left undone if answered timeout before its turn (docs/protocol.md, Errors).
+        future = route.actor.ask_future(message, skippable=True)
         loop = self._loop
         assert loop is not None
         timer = loop.call_later(self.request_timeout_s, _expire, future)
