@@ -420,7 +420,7 @@ class EngineActor(Actor):
         now = self.clock()
         groups, trade_seq = await ask_peer(self.performance, DetachStrategy(name))
         try:
-            signals = await ask_peer(self.scorer, DetachSignals(name))
+            signals, scored = await ask_peer(self.scorer, DetachSignals(name))
             try:
                 undo_admission = self.forgotten(name)
                 try:
@@ -433,6 +433,7 @@ class EngineActor(Actor):
                         reason=request.reason or "forgotten by operator",
                         operator=request.operator,
                         trade_seq=trade_seq,
+                        scored=scored,
                     )
                     entries = await self.journal.commit([draft])
                 except BaseException:

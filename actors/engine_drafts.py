@@ -116,10 +116,18 @@ def cycle_draft(
 
 
 def forget_draft(
-    *, now: int, strategy: str, status: str, reason: str, operator: str, trade_seq: int
+    *,
+    now: int,
+    strategy: str,
+    status: str,
+    reason: str,
+    operator: str,
+    trade_seq: int,
+    scored: int,
 ) -> AuditDraft:
-    """The audit entry of a forgotten strategy: its last status and the last trade it had
-    (a restart from an older snapshot forgets it again unless it traded after)."""
+    """The audit entry of a forgotten strategy: its last status, the last trade it had and
+    the scorer's count of signals then (a restart from an older snapshot makes the forget
+    again there, among the trades and signals it replays)."""
     return AuditDraft(
         ts_ms=now,
         kind="forget",
@@ -128,7 +136,7 @@ def forget_draft(
         new=None,
         reason=reason,
         actor=operator,
-        data={"trade_seq": trade_seq},
+        data={"trade_seq": trade_seq, "scored": scored},
     )
 
 

@@ -58,8 +58,9 @@ class FlushSignals(msgspec.Struct, frozen=True):
     """Tell: hand the scored signals kept so far to the store (sent every second)."""
 
 
-class DetachSignals(Ask[tuple[Any, ...]], frozen=True):
-    """Ask: take out a strategy's records (``ScorerModel.detach``); answered with them."""
+class DetachSignals(Ask[tuple[tuple[Any, ...], int]], frozen=True):
+    """Ask: take out a strategy's records (``ScorerModel.detach``); answered with them and
+    the count of signals scored so far (where a start makes the forget again)."""
 
     strategy: str
 
@@ -298,7 +299,7 @@ class ScorerActor(Actor):
                 self.flush_signals()
                 return None
             case DetachSignals():
-                return model.detach(message.strategy)
+                return model.detach(message.strategy), model.scored
             case AttachSignals():
                 model.attach(message.detached)
                 return None

@@ -265,7 +265,10 @@ class ScorerModel:
         pending[signal_id] = (key, bucket_q + PAPER if status == "suspended" else bucket_q)
 
     def restore_scored(
-        self, signals: Iterable[JournaledSignal], outcomes: Sequence[PlacedOutcome] = ()
+        self,
+        signals: Iterable[JournaledSignal],
+        outcomes: Sequence[PlacedOutcome] = (),
+        forgets: Sequence[tuple[int, str]] = (),
     ) -> int:
         """Count and hold pending again the signals the journal kept from after the
         snapshot this model was restored from (in their order), as when they were scored,
@@ -276,14 +279,29 @@ class ScorerModel:
         Each outcome is learned after the signals scored before it came (its ``scored``)
         and before the next, so the pending signals are forgotten and learned as live;
         one whose signal was not pending when it came teaches nothing, as live; one
-        without a place (recorded before schema 6) is learned after them all."""
-        placed = sorted((o for o in outcomes if o.scored is not None), key=_place)
+        without a place (recorded before schema 6) is learned after them all. Each of
+        ``forgets`` (the count of signals scored then, a strategy) takes the strategy's
+        records out at its place (``detach``), as ``forget_strategy`` did live."""
+        events: list[tuple[int, int, PlacedOutcome | str]] = [
+            (_place(o), 1, o) for o in outcomes if o.scored is not None
+        ]
+        # At one place a forget goes first: an outcome there is of a signal scored before
+        # it, learned and dropped or not learned at all, the same either way.
+        events += [(place, 0, strategy) for place, strategy in forgets]
+        events.sort(key=lambda e: (e[0], e[1]))
         later = [o for o in outcomes if o.scored is None]
         at = 0
         taken = 0
+
+        def play(event: PlacedOutcome | str) -> None:
+            if isinstance(event, str):
+                self.detach(event)
+            else:
+                self._learn_placed(event)
+
         for signal in signals:
-            while at < len(placed) and _place(placed[at]) < signal.ordinal:
-                self._learn_placed(placed[at])
+            while at < len(events) and events[at][0] < signal.ordinal:
+                play(events[at][2])
                 at += 1
             key = self._setup_key(
                 signal.strategy, signal.symbol, signal.side, signal.regime, signal.confluence
@@ -294,7 +312,9 @@ class ScorerModel:
             self._count(signal.signal_id, key, signal.quality, signal.execute, signal.status)
             self.scored = max(self.scored, signal.ordinal)
             taken += 1
-        for outcome in (*placed[at:], *later):
+        for _, _, event in events[at:]:
+            play(event)
+        for outcome in later:
             self._learn_placed(outcome)
         return taken
 

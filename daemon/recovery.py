@@ -93,10 +93,6 @@ async def recover(
     except Exception as exc:
         raise StartupError(f"cannot open database {database}: {exc}") from exc
     _serve(optimizer, scorer_model)
-    # A strategy forgotten after the snapshot (an older one restored) had its setups
-    # dropped live before anything that came after the forget was learned.
-    for _, name in _forgets(recovery):
-        scorer_model.detach(name)
     _restore_scorer(scorer, scored_after, recovery)
     _replay(recovery, performance_model, scorer, optimizer)
     _serve(optimizer, scorer_model)
@@ -250,18 +246,26 @@ def _restore_scorer(
         for o in recovery.outcomes
         if o.seq > scorer.last_outcome_seq
     ]
-    scorer.model.restore_scored(signals, outcomes)
+    # A forget after the snapshot (an older one restored) is made again at its place
+    # among them; one journaled without a place, before everything learned here.
+    forgets = [(s if s is not None else -1, name) for _, name, s in _forgets(recovery)]
+    scorer.model.restore_scored(signals, outcomes, forgets)
     if recovery.trades:
         scorer.last_trade_seq = max(scorer.last_trade_seq, recovery.trades[-1].seq)
     if recovery.outcomes:
         scorer.last_outcome_seq = max(scorer.last_outcome_seq, recovery.outcomes[-1].seq)
 
 
-def _forgets(recovery: Recovery) -> list[tuple[int, str]]:
-    """(the last trade's seq when it was made, the strategy) of each ``forget_strategy``
+def _forgets(recovery: Recovery) -> list[tuple[int, str, int | None]]:
+    """(the last trade's seq when it was made, the strategy, the scorer's count of
+    signals then: None in an entry from before it was kept) of each ``forget_strategy``
     journaled after the snapshot, in the journal's order."""
     return [
-        (int(entry.data.get("trade_seq", 0)), entry.strategy)
+        (
+            int(entry.data.get("trade_seq", 0)),
+            entry.strategy,
+            int(entry.data["scored"]) if "scored" in entry.data else None,
+        )
         for entry in recovery.audit
         if entry.kind == "forget" and entry.strategy is not None
     ]
@@ -287,12 +291,13 @@ def _replay(
             performance.detach(forgets[at][1])
             at += 1
         performance.record(trade)
-    for _, name in forgets[at:]:
+    for _, name, _ in forgets[at:]:
         performance.detach(name)
     last_trade = {trade.strategy: trade.seq for trade in recovery.trades}
-    for trade_seq, name in forgets:
+    for trade_seq, name, scored in forgets:
         if last_trade.get(name, 0) <= trade_seq:
-            scorer.model.detach(name)
+            if scored is None:  # no place kept: what was learned after it goes too
+                scorer.model.detach(name)
             optimizer.forget(name)
     for strategy in performance.strategies():
         with contextlib.suppress(Exception):

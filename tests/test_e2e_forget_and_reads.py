@@ -532,3 +532,56 @@ def test_a_forgotten_strategy_that_trades_again_has_its_new_trades_only_after_a_
         admin.close()
     finally:
         daemon.close()
+
+
+@pytest.mark.parametrize("traded_after", [False, True])
+def test_the_scorers_records_of_a_forgotten_strategy_are_as_live_after_a_fallback(
+    tmp_path: Path, traded_after: bool
+) -> None:
+    # A start from a snapshot before the forget learned its old signals' outcomes again
+    # (traded after it: its old losses back) or dropped what it learned after the forget
+    # (only scored after it).
+    daemon = DaemonProcess(tmp_path, FORGET_CONFIG).start()
+    try:
+        rpc, admin = Client(daemon.rpc, retries=0), Client(daemon.admin, retries=0)
+        trade(rpc, "y", 0)
+        admin.update_optimization()  # a snapshot before the forget
+        for i in range(15):  # losing signals on BTC, before the forget
+            lost = rpc.score_signal("y", "BTC/USDT", "buy", 0.9, confluence=3)
+            assert lost.signal_id is not None
+            rpc.record_signal_outcome(lost.signal_id, False)
+        admin.forget_strategy("y", reason="retired", operator="ops")
+        if traded_after:
+            trade(rpc, "y", 1)
+        for symbol, won in (("ETH/USDT", False), ("SOL/USDT", True)):
+            for _ in range(15):  # after the forget: losing on ETH, winning elsewhere
+                scored = rpc.score_signal("y", symbol, "buy", 0.9, confluence=3)
+                assert scored.signal_id is not None
+                rpc.record_signal_outcome(scored.signal_id, won)
+
+        def readings() -> list[tuple[float, list[str]]]:
+            return [
+                (s.quality, s.reasons)
+                for s in (
+                    rpc.score_signal("y", symbol, "buy", 0.9, confluence=3)
+                    for symbol in ("BTC/USDT", "ETH/USDT")
+                )
+            ]
+
+        live = readings()
+        assert live[0][1] == [] and live[1][1] != []  # the old losses forgotten, new kept
+        time.sleep(1.5)  # the signals reach the journal
+        rpc.close()
+        admin.close()
+        daemon.kill9()
+        with sqlite3.connect(daemon.database) as db:
+            newest = db.execute("SELECT id, state FROM snapshots ORDER BY id DESC").fetchone()
+            damaged = bytes(b ^ 0x5A for b in newest[1][:64]) + newest[1][64:]
+            db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, newest[0]))
+        daemon.start()
+        assert "restored_from_older_snapshot" in daemon.log()
+        rpc = Client(daemon.rpc, retries=0)
+        assert readings() == live
+        rpc.close()
+    finally:
+        daemon.close()
