@@ -546,7 +546,7 @@ def test_the_scorers_records_of_a_forgotten_strategy_are_as_live_after_a_fallbac
         rpc, admin = Client(daemon.rpc, retries=0), Client(daemon.admin, retries=0)
         trade(rpc, "y", 0)
         admin.update_optimization()  # a snapshot before the forget
-        for i in range(15):  # losing signals on BTC, before the forget
+        for _ in range(15):  # losing signals on BTC, before the forget
             lost = rpc.score_signal("y", "BTC/USDT", "buy", 0.9, confluence=3)
             assert lost.signal_id is not None
             rpc.record_signal_outcome(lost.signal_id, False)
