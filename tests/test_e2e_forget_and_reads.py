@@ -460,6 +460,14 @@ def test_every_number_of_a_performance_row_can_rank_strategies() -> None:
     assert set(get_args(RankedMetric)) == set(METRIC_FIELDS) - {"profit_factor_infinite"}
 
 
+def damage_newest_snapshot(database: Path) -> None:
+    """Flip bytes of the newest snapshot's state: a start falls back to the one before."""
+    with sqlite3.connect(database) as db:
+        newest = db.execute("SELECT id, state FROM snapshots ORDER BY id DESC").fetchone()
+        damaged = bytes(b ^ 0x5A for b in newest[1][:64]) + newest[1][64:]
+        db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, newest[0]))
+
+
 def test_a_forget_holds_after_a_restart_from_the_snapshot_before_it(tmp_path: Path) -> None:
     daemon = DaemonProcess(tmp_path, FORGET_CONFIG).start()
     try:
@@ -471,10 +479,7 @@ def test_a_forget_holds_after_a_restart_from_the_snapshot_before_it(tmp_path: Pa
         rpc.close()
         admin.close()
         daemon.kill9()
-        with sqlite3.connect(daemon.database) as db:
-            newest = db.execute("SELECT id, state FROM snapshots ORDER BY id DESC").fetchone()
-            damaged = bytes(b ^ 0x5A for b in newest[1][:64]) + newest[1][64:]
-            db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, newest[0]))
+        damage_newest_snapshot(daemon.database)
 
         daemon.start()
         assert "restored_from_older_snapshot" in daemon.log()
@@ -516,13 +521,11 @@ def test_a_forgotten_strategy_that_trades_again_has_its_new_trades_only_after_a_
         rpc.close()
         admin.close()
         daemon.kill9()
-        with sqlite3.connect(daemon.database) as db:
-            if snapshots == "none":
+        if snapshots == "none":
+            with sqlite3.connect(daemon.database) as db:
                 db.execute("DELETE FROM snapshots")
-            else:
-                newest = db.execute("SELECT id, state FROM snapshots ORDER BY id DESC").fetchone()
-                damaged = bytes(b ^ 0x5A for b in newest[1][:64]) + newest[1][64:]
-                db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, newest[0]))
+        else:
+            damage_newest_snapshot(daemon.database)
         daemon.start()
         rpc, admin = Client(daemon.rpc, retries=0), Client(daemon.admin, retries=0)
         assert seen() == live
@@ -574,10 +577,7 @@ def test_the_scorers_records_of_a_forgotten_strategy_are_as_live_after_a_fallbac
         rpc.close()
         admin.close()
         daemon.kill9()
-        with sqlite3.connect(daemon.database) as db:
-            newest = db.execute("SELECT id, state FROM snapshots ORDER BY id DESC").fetchone()
-            damaged = bytes(b ^ 0x5A for b in newest[1][:64]) + newest[1][64:]
-            db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, newest[0]))
+        damage_newest_snapshot(daemon.database)
         daemon.start()
         assert "restored_from_older_snapshot" in daemon.log()
         rpc = Client(daemon.rpc, retries=0)
