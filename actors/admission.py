@@ -185,15 +185,22 @@ class Admission:
         was a resend or failed (their places are given back)."""
         # A name taken on holds no place any more, whatever else of it is in flight: it
         # is counted once, as known (counted twice, a trade under the cap was refused).
+        # A trade recorded takes its names on whatever held them (a forget between two of
+        # a new strategy's trades in flight let the second's go untaken).
         symbol, regime, strategy = hold.symbol, hold.regime, hold.strategy
-        if symbol is not None and _release(self.pending_symbols, symbol, recorded) and recorded:
-            self.symbols.add(symbol)
-        if regime is not None and _release(self.pending_regimes, regime, recorded) and recorded:
-            self.regimes.add(regime)
-            self.scored_regimes.pop(regime, None)
-        if strategy is None or not _release(self.pending, strategy, recorded) or not recorded:
+        if symbol is not None:
+            _release(self.pending_symbols, symbol, recorded)
+            if recorded:
+                self.symbols.add(symbol)
+        if regime is not None:
+            _release(self.pending_regimes, regime, recorded)
+            if recorded:
+                self.regimes.add(regime)
+                self.scored_regimes.pop(regime, None)
+        if strategy is None:
             return
-        if strategy not in self.strategies:
+        _release(self.pending, strategy, recorded)
+        if recorded and strategy not in self.strategies:
             self.strategies.add(strategy)
             self.scored_only.pop(strategy, None)
             if self.on_new_strategy is not None:
@@ -230,14 +237,12 @@ def _remember(names: OrderedDict[str, None], name: str, most: int) -> None:
     names[name] = None
 
 
-def _release(pending: dict[str, int], name: str, taken: bool) -> bool:
-    """Give back one of ``name``'s held places, or all of them when it is ``taken`` on;
-    False if it held none."""
+def _release(pending: dict[str, int], name: str, taken: bool) -> None:
+    """Give back one of ``name``'s held places, or all of them when it is ``taken`` on."""
     waiting = pending.get(name)
     if waiting is None:
-        return False
+        return
     if waiting > 1 and not taken:
         pending[name] = waiting - 1
     else:
         del pending[name]
-    return True

@@ -246,10 +246,10 @@ class ScorerActor(Actor):
         """Say once per strategy that its trades name signals scored for another strategy
         or symbol (a bot's bug): recorded, but not those signals' outcomes."""
         entry = self.model.pending.get(trade.signal_id or "")
-        if entry is None or trade.strategy in self._foreign_warned:
-            return
-        if len(self._foreign_warned) < 1_000:
-            self._foreign_warned.add(trade.strategy)
+        warned = self._foreign_warned
+        if entry is None or trade.strategy in warned or len(warned) >= 1_000:
+            return  # (past a thousand strategies told of, no more: not a line per trade)
+        warned.add(trade.strategy)
         log.warning(
             "trade_names_another_signal",
             trade_id=trade.trade_id,

@@ -364,8 +364,12 @@ class Daemon:
         loop = asyncio.get_running_loop()
 
         def fire() -> None:
-            action()
+            # Armed again first: an action that raises once must not end its timer.
             self._timers.append(loop.call_later(interval_s, fire))
+            try:
+                action()
+            except Exception as exc:
+                log.error("timer_action_failed", action=repr(action), error=repr(exc))
             if len(self._timers) > 16:
                 del self._timers[:-8]
 

@@ -281,7 +281,7 @@ class Curve:
         self._seen = listing
         try:
             keys = client_keys(self.clients_dir)
-        except SecurityError as exc:
+        except (SecurityError, OSError) as exc:
             log.error("curve_clients_not_reloaded", error=str(exc), kept=len(self.keys()))
             return
         self.authenticator.certs["*"] = keys

@@ -35,11 +35,15 @@ def load_key_file(path: KeyFile) -> tuple[bytes, bytes | None]:
     """The public key and the secret key (None in a public ``.key`` file) of a file
     written by ``alphad keygen``; ``ValueError`` naming the file when it cannot be read."""
     try:
-        return zmq.auth.load_certificate(path)
+        public, secret = zmq.auth.load_certificate(path)
     except OSError as exc:
         raise ValueError(f"cannot read CURVE key file {path}: {exc.strerror or exc}") from None
-    except ValueError:
+    except Exception:  # ZeroMQ's reader: ValueError, an IndexError on a cut-off line, ...
         raise ValueError(f"{path} is not a CURVE key file written by `alphad keygen`") from None
+    if not _is_key(public) or (secret is not None and not _is_key(secret)):
+        # A copy cut off inside a key reads as a shorter key, which no peer holds.
+        raise ValueError(f"{path} is not a CURVE key file written by `alphad keygen`")
+    return public, secret
 
 
 def _is_key(key: bytes) -> bool:

@@ -91,3 +91,16 @@ def test_a_name_taken_on_is_counted_once_while_more_of_its_trades_are_in_flight(
     names.settle_trade(second, recorded=False)
     assert names.symbols == {"BTC", "ETH", "SOL"} and names.regimes == {"trend", "range", "calm"}
     assert names.strategies == {"core", "a", "b"} and seen == ["a", "b"]
+
+
+def test_a_trade_recorded_after_a_forget_takes_its_strategy_on_again() -> None:
+    # Two trades of a new strategy in flight, the first recorded, then a forget: the
+    # second, recorded after it, held no place any more and went untaken (uncounted
+    # under max_strategies, never registered).
+    seen: list[str] = []
+    names = admission(seen, max_strategies=3)
+    first, second = (names.admit_trade("y", "BTC", None) for _ in range(2))
+    names.settle_trade(first, recorded=True)
+    names.forget("y")
+    names.settle_trade(second, recorded=True)
+    assert "y" in names.strategies and seen == ["y", "y"]

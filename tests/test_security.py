@@ -580,7 +580,6 @@ def test_a_bad_key_file_among_the_clients_is_refused_and_keys_are_taken_again_li
     other_public, other_secret = keygen(keys, "other")
     allowed.mkdir()
     (allowed / "bot.key").write_bytes(bot_public.read_bytes())
-    (allowed / "junk.key").write_bytes(b"")  # a copy that failed
     port = free_port()
     config_text = (
         f'[daemon]\nrpc_endpoint = "tcp://127.0.0.1:{port}"\n'
@@ -589,16 +588,25 @@ def test_a_bad_key_file_among_the_clients_is_refused_and_keys_are_taken_again_li
     config = tmp_path / "alphad.toml"
     config.write_text(config_text + "[metrics]\nenabled = false\n")
     location = ["--state-dir", str(tmp_path / "s"), "--runtime-dir", str(tmp_path / "r")]
-    for command in (["check-config", str(config)], ["run", "--config", str(config), *location]):
-        result = subprocess.run(
-            [sys.executable, "-m", "alphad.daemon.cli", *command],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 1, (command, result.stdout, result.stderr)
-        assert "junk.key is not a CURVE key file" in result.stderr, result.stderr
-        assert len(result.stderr.splitlines()) == 1, result.stderr
+    text = bot_public.read_text()
+    at = text.index("public-key")
+    # Copies that failed: empty, cut after the name (ZeroMQ's reader raised IndexError),
+    # cut inside the key (read as a shorter key that no bot holds).
+    for junk in ("", text[: at + len("public-key")], text[: at + len('public-key = "o&=It')]):
+        (allowed / "junk.key").write_text(junk)
+        for command in (
+            ["check-config", str(config)],
+            ["run", "--config", str(config), *location],
+        ):
+            result = subprocess.run(
+                [sys.executable, "-m", "alphad.daemon.cli", *command],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 1, (command, junk, result.stdout, result.stderr)
+            assert "junk.key is not a CURVE key file" in result.stderr, result.stderr
+            assert len(result.stderr.splitlines()) == 1, result.stderr
     (allowed / "junk.key").unlink()
     (tmp_path / "d").mkdir()
     daemon = DaemonProcess(tmp_path / "d", config_text).start()
@@ -621,12 +629,19 @@ def test_a_bad_key_file_among_the_clients_is_refused_and_keys_are_taken_again_li
         while not answered(other_secret, 1000) and time.monotonic() < deadline:
             pass
         assert answered(other_secret, 5000) and not answered(bot_secret, 1000)
-        # A bad file added later keeps the keys as they were, and says so.
-        (allowed / "junk.key").write_bytes(b"not a key")
+        # A bad file added later keeps the keys as they were, says so, and the directory
+        # is still read afterwards (an IndexError from a cut-off file ended the re-read).
+        (allowed / "junk.key").write_text(text[: at + len("public-key")])
         deadline = time.monotonic() + 20
         while "curve_clients_not_reloaded" not in daemon.log() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert "curve_clients_not_reloaded" in daemon.log()
         assert answered(other_secret, 5000)
+        (allowed / "junk.key").unlink()
+        (allowed / "other.key").unlink()
+        deadline = time.monotonic() + 20
+        while answered(other_secret, 1000) and time.monotonic() < deadline:
+            pass
+        assert not answered(other_secret, 1000)
     finally:
         daemon.close()
