@@ -121,56 +121,15 @@ class Admission:
 
     def admit(self, strategy: str, symbol: str, regime: str | None) -> None:
         """Raise ``unknown_strategy`` or ``limit`` for a name the daemon must not take on."""
-        if strategy not in self.strategies:
-            if not self.auto_register:
-                raise UnknownStrategy(
-                    f"strategy {strategy!r} is not configured and auto_register is off",
-                )
-            if len(self.strategies) + len(self.pending) >= self.max_strategies:
-                raise LimitReached(
-                    f"{self.max_strategies} strategies already known (limits.max_strategies)",
-                )
-        self._admit_market(symbol, regime)
-        if strategy not in self.strategies:
-            self.strategies.add(strategy)
-            self.scored_only.pop(strategy, None)
-            if self.on_new_strategy is not None:
-                self.on_new_strategy(strategy)
+        new = self._new_names(strategy, symbol, regime)
+        if regime == UNKNOWN_REGIME:
+            self.regimes.add(regime)  # never counted: taken as it always was
+        self._take_on(new)
 
     def admit_trade(self, strategy: str, symbol: str, regime: str | None) -> Hold:
         """``admit`` for a trade on its way to the store: its new names are held under
         their caps (``pending``) but taken on only by ``settle_trade``."""
-        held_strategy = strategy not in self.strategies
-        if held_strategy:
-            if not self.auto_register:
-                raise UnknownStrategy(
-                    f"strategy {strategy!r} is not configured and auto_register is off",
-                )
-            if strategy not in self.pending and (
-                len(self.strategies) + len(self.pending) >= self.max_strategies
-            ):
-                raise LimitReached(
-                    f"{self.max_strategies} strategies already known (limits.max_strategies)",
-                )
-        held_symbol = symbol not in self.symbols
-        if (
-            held_symbol
-            and symbol not in self.pending_symbols
-            and len(self.symbols) + len(self.pending_symbols) >= self.max_symbols
-        ):
-            raise LimitReached(f"{self.max_symbols} symbols already known (limits.max_symbols)")
-        held_regime = regime is not None and regime != UNKNOWN_REGIME and regime not in self.regimes
-        if (
-            held_regime
-            and regime not in self.pending_regimes
-            and self._regimes_counted() + len(self.pending_regimes) >= self.max_regimes
-        ):
-            raise LimitReached(f"{self.max_regimes} regimes already known (limits.max_regimes)")
-        hold = Hold(
-            strategy if held_strategy else None,
-            symbol if held_symbol else None,
-            regime if held_regime else None,
-        )
+        hold = self._new_names(strategy, symbol, regime)
         places = (self.pending, self.pending_symbols, self.pending_regimes)
         for name, pending in zip(hold, places, strict=True):
             if name is not None:
@@ -187,44 +146,65 @@ class Admission:
         # is counted once, as known (counted twice, a trade under the cap was refused).
         # A trade recorded takes its names on whatever held them (a forget between two of
         # a new strategy's trades in flight let the second's go untaken).
-        symbol, regime, strategy = hold.symbol, hold.regime, hold.strategy
-        if symbol is not None:
-            _release(self.pending_symbols, symbol, recorded)
-            if recorded:
-                self.symbols.add(symbol)
-        if regime is not None:
-            _release(self.pending_regimes, regime, recorded)
-            if recorded:
-                self.regimes.add(regime)
-                self.scored_regimes.pop(regime, None)
-        if strategy is None:
-            return
-        _release(self.pending, strategy, recorded)
-        if recorded and strategy not in self.strategies:
+        places = (self.pending, self.pending_symbols, self.pending_regimes)
+        for name, pending in zip(hold, places, strict=True):
+            if name is not None:
+                _release(pending, name, recorded)
+        if recorded:
+            self._take_on(hold)
+
+    def _new_names(self, strategy: str, symbol: str, regime: str | None) -> Hold:
+        """The names of a trade not counted yet (None: counted), once it is sure they may
+        be taken on; raises ``unknown_strategy`` or ``limit``. A name held for a trade
+        with the store (``pending``) counts under its cap, and may be held again."""
+        new_strategy = strategy not in self.strategies
+        if new_strategy:
+            if not self.auto_register:
+                raise UnknownStrategy(
+                    f"strategy {strategy!r} is not configured and auto_register is off",
+                )
+            if strategy not in self.pending and (
+                len(self.strategies) + len(self.pending) >= self.max_strategies
+            ):
+                raise LimitReached(
+                    f"{self.max_strategies} strategies already known (limits.max_strategies)",
+                )
+        new_symbol = symbol not in self.symbols
+        if (
+            new_symbol
+            and symbol not in self.pending_symbols
+            and len(self.symbols) + len(self.pending_symbols) >= self.max_symbols
+        ):
+            raise LimitReached(f"{self.max_symbols} symbols already known (limits.max_symbols)")
+        # ``unknown`` (a trade without a regime, or one that says so) is no regime: it is
+        # never refused and never counted, however it is spelled or was learned.
+        new_regime = regime is not None and regime != UNKNOWN_REGIME and regime not in self.regimes
+        counted = len(self.regimes) - (UNKNOWN_REGIME in self.regimes)
+        if (
+            new_regime
+            and regime not in self.pending_regimes
+            and counted + len(self.pending_regimes) >= self.max_regimes
+        ):
+            raise LimitReached(f"{self.max_regimes} regimes already known (limits.max_regimes)")
+        return Hold(
+            strategy if new_strategy else None,
+            symbol if new_symbol else None,
+            regime if new_regime else None,
+        )
+
+    def _take_on(self, new: Hold) -> None:
+        """Count a trade's new names (``_new_names``); a strategy is registered."""
+        if new.symbol is not None:
+            self.symbols.add(new.symbol)
+        if new.regime is not None:
+            self.regimes.add(new.regime)
+            self.scored_regimes.pop(new.regime, None)
+        strategy = new.strategy
+        if strategy is not None and strategy not in self.strategies:
             self.strategies.add(strategy)
             self.scored_only.pop(strategy, None)
             if self.on_new_strategy is not None:
                 self.on_new_strategy(strategy)
-
-    def _regimes_counted(self) -> int:
-        return len(self.regimes) - (UNKNOWN_REGIME in self.regimes)
-
-    def _admit_market(self, symbol: str, regime: str | None) -> None:
-        if symbol not in self.symbols and len(self.symbols) >= self.max_symbols:
-            raise LimitReached(f"{self.max_symbols} symbols already known (limits.max_symbols)")
-        # ``unknown`` (a trade without a regime, or one that says so) is no regime: it is
-        # never refused and never counted, however it is spelled or was learned.
-        if (
-            regime is not None
-            and regime != UNKNOWN_REGIME
-            and regime not in self.regimes
-            and self._regimes_counted() >= self.max_regimes
-        ):
-            raise LimitReached(f"{self.max_regimes} regimes already known (limits.max_regimes)")
-        self.symbols.add(symbol)
-        if regime is not None:
-            self.regimes.add(regime)
-            self.scored_regimes.pop(regime, None)
 
 
 def _remember(names: OrderedDict[str, None], name: str, most: int) -> None:

@@ -30,6 +30,7 @@ from alphad.protocol.messages import BarsTaken, MarketBars, ScoreSignal, SignalS
 
 log = structlog.get_logger("alphad.scorer")
 
+
 class SetAllocation(msgspec.Struct, frozen=True, kw_only=True):
     """Tell: statuses, effective weights and weight multipliers after a change."""
 

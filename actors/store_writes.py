@@ -11,6 +11,7 @@ import sqlite3
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from typing import Any
 
 import msgspec
 
@@ -105,17 +106,20 @@ def write_batch(
     return trades_found, outcomes_found
 
 
+def _rows_in(db: sqlite3.Connection, query: str, ids: list[str]) -> Iterator[Any]:
+    """The rows of ``query`` for ``ids``, its ``{marks}`` their placeholders, 500 ids at a
+    time (under SQLite's bound on a statement's variables)."""
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        yield from db.execute(query.format(marks=",".join("?" * len(chunk))), chunk)
+
+
 def journaled_signals(db: sqlite3.Connection, *, ids: list[str]) -> set[str]:
     """The ids among ``ids`` that are in the signals journal or have an outcome."""
     found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for table in ("signals", "signal_outcomes"):
-            rows = db.execute(
-                f"SELECT DISTINCT signal_id FROM {table} WHERE signal_id IN ({marks})", chunk
-            )
-            found.update(row[0] for row in rows)
+    for table in ("signals", "signal_outcomes"):
+        query = f"SELECT DISTINCT signal_id FROM {table} WHERE signal_id IN ({{marks}})"
+        found.update(row[0] for row in _rows_in(db, query, ids))
     return found
 
 
@@ -123,28 +127,16 @@ def traded_outcomes(db: sqlite3.Connection, *, ids: list[str]) -> dict[str, tupl
     """signal_id -> (trade_id, pnl) of the first trade recorded with it, for the ids
     among ``ids`` that have one (the outcome that trade gave its signal: pnl > 0)."""
     found: dict[str, tuple[str, float]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = db.execute(
-            f"SELECT signal_id, trade_id, pnl FROM trades WHERE signal_id IN ({marks})"
-            " ORDER BY seq",
-            chunk,
-        )
-        for signal_id, trade_id, pnl in rows:
-            found.setdefault(signal_id, (trade_id, pnl))
+    query = "SELECT signal_id, trade_id, pnl FROM trades WHERE signal_id IN ({marks}) ORDER BY seq"
+    for signal_id, trade_id, pnl in _rows_in(db, query, ids):
+        found.setdefault(signal_id, (trade_id, pnl))
     return found
 
 
 def recorded_trade_ids(db: sqlite3.Connection, *, ids: list[str]) -> set[str]:
     """The trade ids among ``ids`` already recorded."""
-    found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = db.execute(f"SELECT trade_id FROM trades WHERE trade_id IN ({marks})", chunk)
-        found.update(row[0] for row in rows)
-    return found
+    query = "SELECT trade_id FROM trades WHERE trade_id IN ({marks})"
+    return {row[0] for row in _rows_in(db, query, ids)}
 
 
 def delete_old_signals(db: sqlite3.Connection, *, before_ms: int, chunk: int) -> tuple[int, bool]:
@@ -187,13 +179,7 @@ def recorded(
 ) -> dict[str, Recorded]:
     """The seq and ``fields`` of each of ``keys`` as recorded (inside the batch's transaction)."""
     found: dict[str, Recorded] = {}
-    columns = ", ".join(fields)
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = db.execute(
-            f"SELECT {key}, seq, {columns} FROM {table} WHERE {key} IN ({marks})", chunk
-        )
-        for value, seq, *values in rows:
-            found[value] = (seq, tuple(values))
+    query = f"SELECT {key}, seq, {', '.join(fields)} FROM {table} WHERE {key} IN ({{marks}})"
+    for value, seq, *values in _rows_in(db, query, keys):
+        found[value] = (seq, tuple(values))
     return found

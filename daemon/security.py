@@ -217,6 +217,11 @@ def load_server_keys(config: SecurityConfig) -> tuple[bytes, bytes]:
     return public, secret
 
 
+def key_files(directory: str) -> list[Path]:
+    """The public key files (``*.key``, as ZeroMQ's loader takes them) in ``directory``."""
+    return sorted(p for p in Path(directory).iterdir() if p.name.endswith(".key"))
+
+
 def client_keys(directory: str) -> dict[bytes, bool]:
     """The public keys of the ``*.key`` files in ``directory`` (the bots let in), as
     ZeroMQ's authenticator takes them; ``SecurityError`` naming a file that holds none.
@@ -224,7 +229,7 @@ def client_keys(directory: str) -> dict[bytes, bool]:
     ZeroMQ's own loader logs such a file and lets nobody in at all, every listed bot
     refused as unknown: one bad copy (an empty file) locked out every client."""
     try:
-        files = sorted(p for p in Path(directory).iterdir() if p.name.endswith(".key"))
+        files = key_files(directory)
     except OSError as exc:
         raise SecurityError(
             f"key `security.curve_clients_dir`: cannot read {directory}: {exc.strerror or exc}"
@@ -262,11 +267,8 @@ class Curve:
         modification time (None when the directory cannot be read)."""
         try:
             return tuple(
-                sorted(
-                    (p.name, (st := p.stat()).st_size, st.st_mtime_ns)
-                    for p in Path(self.clients_dir).iterdir()
-                    if p.name.endswith(".key")
-                )
+                (p.name, (st := p.stat()).st_size, st.st_mtime_ns)
+                for p in key_files(self.clients_dir)
             )
         except OSError:
             return None
