@@ -354,7 +354,22 @@ class Daemon:
             prune()
             self._every(3600.0, prune)
         if self.curve is not None:
-            self._every(CLIENTS_REFRESH_S, self.curve.refresh)
+            curve = self.curve
+            reading: list[asyncio.Future[None]] = []
+
+            def done(future: asyncio.Future[None]) -> None:
+                if not future.cancelled() and future.exception() is not None:
+                    log.error("curve_clients_not_read", error=repr(future.exception()))
+
+            def refresh_keys() -> None:
+                # Listed and read in a thread (20 000 key files took the loop about
+                # 100 ms); one read at a time.
+                if reading and not reading[0].done():
+                    return
+                reading[:] = [loop.run_in_executor(None, curve.refresh)]
+                reading[0].add_done_callback(done)
+
+            self._every(CLIENTS_REFRESH_S, refresh_keys)
         watchdog = sdnotify.watchdog_interval_s()
         if watchdog:
             # Pinged from the event loop itself: a wedged loop stops the pings.

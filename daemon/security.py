@@ -262,12 +262,14 @@ class Curve:
         self._seen = self._listing()
         self.authenticator.certs["*"] = client_keys(self.clients_dir)
 
-    def _listing(self) -> tuple[tuple[str, int, int], ...] | None:
-        """What a change to the clients' keys changes: each key file's name, size and
-        modification time (None when the directory cannot be read)."""
+    def _listing(self) -> tuple[tuple[str, int, int, int, int], ...] | None:
+        """What a change to the clients' keys changes: each key file's name, inode, size,
+        modification and change time (None when the directory cannot be read). The
+        change time is the kernel's: a copy that keeps the size and sets the modification
+        time back (``cp -p``, ``touch -r``) still moves it."""
         try:
             return tuple(
-                (p.name, (st := p.stat()).st_size, st.st_mtime_ns)
+                (p.name, (st := p.stat()).st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
                 for p in key_files(self.clients_dir)
             )
         except OSError:

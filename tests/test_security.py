@@ -453,6 +453,11 @@ def test_keygen_keeps_an_existing_key_pair_unless_forced(tmp_path: Path) -> None
     assert f"public key: {public}" in forced.stdout
 
 
+def _z85_key(path: Path) -> str:
+    """The public key a key file holds, as its text writes it."""
+    return zmq.auth.load_certificate(str(path))[0].decode()
+
+
 def _limit_file_size(limit: int) -> None:
     # In the child: a write past ``limit`` bytes fails with EFBIG instead of killing it.
     import resource
@@ -629,6 +634,23 @@ def test_a_bad_key_file_among_the_clients_is_refused_and_keys_are_taken_again_li
         while not answered(other_secret, 1000) and time.monotonic() < deadline:
             pass
         assert answered(other_secret, 5000) and not answered(bot_secret, 1000)
+        # The key replaced in place by one of the same size with its times set back
+        # (`cp -p`, `touch -r`): the kernel's change time still shows it.
+        held = allowed / "other.key"
+        before = held.stat()
+        swapped = held.read_text().replace(_z85_key(other_public), _z85_key(bot_public))
+        assert len(swapped) == before.st_size
+        held.write_text(swapped)
+        os.utime(held, ns=(before.st_atime_ns, before.st_mtime_ns))
+        deadline = time.monotonic() + 20
+        while not answered(bot_secret, 1000) and time.monotonic() < deadline:
+            pass
+        assert answered(bot_secret, 5000) and not answered(other_secret, 1000)
+        held.write_text(held.read_text().replace(_z85_key(bot_public), _z85_key(other_public)))
+        deadline = time.monotonic() + 20
+        while not answered(other_secret, 1000) and time.monotonic() < deadline:
+            pass
+        assert answered(other_secret, 5000)
         # A bad file added later keeps the keys as they were, says so, and the directory
         # is still read afterwards (an IndexError from a cut-off file ended the re-read).
         (allowed / "junk.key").write_text(text[: at + len("public-key")])
