@@ -54,6 +54,8 @@ class WeightingModel(Scoring):
         # the cycle whose update made the tables as they stand.
         self.rollbacks: list[WeightsBefore] = []
         self.tables_cycle = 0
+        # Why changes made before this start cannot be undone (``drop_history``).
+        self.history_lost: str | None = None
         # The strategy's trade count (``Figures.seen``) when each weight was last judged
         # ("regime|strategy" -> seen).
         self.judged_at: dict[str, int] = {}
@@ -278,7 +280,8 @@ class WeightingModel(Scoring):
         ``to_cycle`` is older than the history kept (``ROLLBACK_KEEP`` changes)."""
         history = self.rollbacks
         if not history:
-            raise NotFound("no change of the weights to undo")
+            lost = f" ({self.history_lost})" if self.history_lost else ""
+            raise NotFound(f"no change of the weights to undo{lost}")
         if to_cycle is None:
             start = len(history) - 1
         else:
@@ -355,6 +358,14 @@ class WeightingModel(Scoring):
             del self.judged_at[key]
         for considered in self._considered.values():
             considered.pop(strategy, None)
+
+    def drop_history(self, why: str) -> None:
+        """Forget the changes ``rollback`` could undo, saying ``why`` when one is asked
+        for: a start that applied journaled changes after its snapshot again has the
+        snapshot's history, which ends before them (undone, it set back a change older
+        than the last one and left the newer ones in place)."""
+        self.rollbacks.clear()
+        self.history_lost = why
 
     def apply_journaled(self, strategy: str, regime: str | None, weight: float) -> None:
         """Set a weight as the audit trail recorded it (a restart from an older snapshot

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +226,17 @@ def _models_from(recovery: Recovery, config: Config) -> Restored:
                 with contextlib.suppress(Exception):  # auto_register since switched off
                     optimizer.register(name, entry.ts_ms)
             optimizer.apply_journaled(entry)
+    changed = [e for e in recovery.audit if e.kind == "weight" and e.strategy is not None]
+    if changed:
+        # Every change is committed with a snapshot, so only a start from an older one
+        # (the newest unreadable) or from none applies weight changes again.
+        how = "from an older snapshot" if recovery.snapshot else "without a snapshot"
+        when = datetime.fromtimestamp(changed[-1].ts_ms / 1000, UTC).isoformat(timespec="seconds")
+        optimizer.weighting.drop_history(
+            f"alphad started {how} and applied the journaled weight changes again, the"
+            f" last of {when}: the changes before that start cannot be undone"
+        )
+        log.warning("weights_rollback_history_dropped", reapplied_weights=len(changed))
     return Restored(state=state, models=models)
 
 

@@ -494,6 +494,46 @@ def test_a_forget_holds_after_a_restart_from_the_snapshot_before_it(tmp_path: Pa
 
 
 @pytest.mark.parametrize("snapshots", ["older", "none"])
+def test_a_rollback_after_a_start_that_applied_weight_changes_again_is_refused_saying_why(
+    tmp_path: Path, snapshots: str
+) -> None:
+    # From the snapshot of cycle 1 with cycle 2's weights applied again, the rollback
+    # history was cycle 1's: a rollback set the weights back to base (cycle 0's),
+    # skipping cycle 1's, as if it undid the last change.
+    daemon = DaemonProcess(tmp_path, ROLLBACK_CONFIG).start()
+    try:
+        admin = Client(daemon.admin, retries=0)
+        next_id = losing_trades(admin, 0, 20)
+        assert admin.update_optimization().weight_changes
+        losing_trades(admin, next_id, 20)
+        assert admin.update_optimization().weight_changes
+        after_2 = admin.get_weights().adaptive
+        admin.close()
+        daemon.kill9()
+        if snapshots == "none":
+            with sqlite3.connect(daemon.database) as db:
+                db.execute("DELETE FROM snapshots")
+        else:
+            damage_newest_snapshot(daemon.database)
+        daemon.start()
+        assert "weights_rollback_history_dropped" in daemon.log()
+        admin = Client(daemon.admin, retries=0)
+        assert admin.get_weights().adaptive == after_2
+        with pytest.raises(AlphadError) as refused:
+            admin.rollback_weights("undo cycle 2", "ops")
+        assert refused.value.code == "not_found"
+        assert "the changes before that start cannot be undone" in refused.value.message
+        assert admin.get_weights().adaptive == after_2
+        # Changes made after the start are undone as before.
+        flat = admin.reset_weights("flatten", "ops")
+        assert flat.adaptive != after_2
+        assert admin.rollback_weights("undo the reset", "ops").adaptive == after_2
+        admin.close()
+    finally:
+        daemon.close()
+
+
+@pytest.mark.parametrize("snapshots", ["older", "none"])
 def test_a_forgotten_strategy_that_trades_again_has_its_new_trades_only_after_a_fallback(
     tmp_path: Path, snapshots: str
 ) -> None:
