@@ -189,31 +189,32 @@ def test_a_crash_at_a_splits_ratio_that_does_not_stay_is_a_crash() -> None:
     assert parse_bars(csv_of(bars), source()) == bars
 
 
-def test_a_declared_adjustment_divides_the_prices_before_its_day() -> None:
+def test_a_declared_adjustment_multiplies_the_prices_from_its_day_on() -> None:
     bars = split_history(1.5)
     day = datetime.fromtimestamp(bars[200].ts_ms / 1000, UTC).strftime("%Y-%m-%d")
     adjusted = parse_bars(csv_of(bars), source(adjustments=((day, 1.5),)))
-    assert adjusted[200:] == bars[200:]
-    for got, raw in zip(adjusted[:200], bars[:200], strict=True):
-        assert got.close == pytest.approx(raw.close / 1.5)
-        assert got.open == pytest.approx(raw.open / 1.5)
+    assert adjusted[:200] == bars[:200]  # no earlier price depends on the split
+    for got, raw in zip(adjusted[200:], bars[200:], strict=True):
+        assert got.close == pytest.approx(raw.close * 1.5)
+        assert got.open == pytest.approx(raw.open * 1.5)
     # One the prices do not show, on that day or at that ratio, is refused.
     for wrong in (((day, 2.0),), (("2020-01-05", 1.5),)):
         with pytest.raises(CorpusError, match="is not a split the prices show"):
             parse_bars(csv_of(bars), source(adjustments=wrong))
 
 
-@pytest.mark.parametrize("ratio", [2.5, 3.0, 10.0])
+@pytest.mark.parametrize("ratio", [2.5, 3.0, 10.0, 7.0, 20.0])
 def test_a_declared_split_beyond_the_move_limit_is_adjusted_not_refused(ratio: float) -> None:
     # A 5-for-2, 3-for-1 or 10-for-1 split moves the raw close by more than ±50 %:
-    # declared, the prices before it are divided first.
+    # declared, the prices from it on are multiplied first. A ratio no undeclared split
+    # is read at (7-for-1, 20-for-1) is taken when declared, as the prices show it.
     bars = split_history(ratio)
     day = datetime.fromtimestamp(bars[200].ts_ms / 1000, UTC).strftime("%Y-%m-%d")
     with pytest.raises(CorpusError, match=r"line 202: close moves -\d+% in one bar"):
         parse_bars(csv_of(bars), source())
     adjusted = parse_bars(csv_of(bars), source(adjustments=((day, ratio),)))
-    assert adjusted[200:] == bars[200:]
-    assert adjusted[199].close == pytest.approx(bars[199].close / ratio)
+    assert adjusted[:200] == bars[:200]
+    assert adjusted[200].open == pytest.approx(bars[200].open * ratio)
 
 
 @pytest.mark.parametrize(

