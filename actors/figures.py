@@ -86,6 +86,10 @@ class Figures(msgspec.Struct, kw_only=True):
     # first, so that a rule can judge only its newest trades. 0 and () elsewhere.
     seen: int = 0
     pnls: tuple[float, ...] = ()
+    # Only in the judged windows: the window's max drawdown of the pnls as the bots
+    # reported them, at the sizes traded, which an operator's absolute limits
+    # (``[strategies.NAME] soft_drawdown``, ``hard_drawdown``) are in. 0.0 elsewhere.
+    sized_drawdown: float = 0.0
     # Only in a strategy's window as the cycle reads it: the pnls per unit of size of the
     # trades that left the window before the edge test read them, oldest first (the
     # newest of them is the trade just before the window's first). () elsewhere.
@@ -95,6 +99,7 @@ class Figures(msgspec.Struct, kw_only=True):
         """The wire row's metric keys (``protocol.messages.METRIC_FIELDS``)."""
         row = msgspec.structs.asdict(self)
         del row["judged_psr"], row["mean_abs_pnl"], row["seen"], row["pnls"], row["unread"]
+        del row["sized_drawdown"]
         return row
 
 
@@ -288,6 +293,18 @@ class RunningStats:
         for name, value in zip(cls.STATE_FIELDS, values, strict=True):
             setattr(stats, name, int(value) if name in cls._COUNTS else float(value))
         return stats
+
+
+def max_drawdown_of(pnls: Sequence[float]) -> float:
+    """The largest fall of the running pnl from 0.0 below its peak, as ``figures_of``
+    computes ``max_drawdown``."""
+    peak = max_drawdown = 0.0
+    for running in accumulate(pnls, initial=0.0):
+        if running > peak:
+            peak = running
+        elif peak - running > max_drawdown:
+            max_drawdown = peak - running
+    return max_drawdown
 
 
 def figures_of(pnls: Sequence[float], *, seen: int = 0, keep_pnls: bool = False) -> Figures:

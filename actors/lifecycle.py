@@ -29,6 +29,7 @@ from alphad.actors.figures import Figures, figures_of, fingerprint, pnl_scale
 from alphad.actors.lifecycle_evidence import (
     HOUR_MS,
     Assessment,
+    DrawdownLimit,
     edge_level,
     judge_window,
     ordinal,
@@ -136,19 +137,26 @@ class LifecycleModel:
 
     # ------------------------------------------------------------------ assessment
 
-    def drawdown_limits(self, strategy: str, figures: Figures) -> tuple[float, float]:
-        """Soft and hard drawdown limits in pnl units for this window.
+    def drawdown_limits(
+        self, strategy: str, figures: Figures
+    ) -> tuple[DrawdownLimit, DrawdownLimit]:
+        """The soft and hard drawdown limits of this window, each with the drawdown it
+        is held against.
 
-        The strategy's absolute limits when configured, else the relative ones times the
-        window's mean |pnl|.
+        The strategy's absolute limits when configured, against the drawdown of the pnl
+        as traded (``Figures.sized_drawdown``: an operator's limit of 100 is 100 of the
+        bot's money whatever the size; held against the pnl per unit of size, a strategy
+        trading size 10 was stopped only at 10 times it); else the relative ones times
+        the window's mean |pnl|, against the drawdown per unit of size.
         """
         scale = pnl_scale(figures)
         limits = self.limits.get(strategy)
         soft = limits.soft_drawdown if limits is not None else None
         hard = limits.hard_drawdown if limits is not None else None
+        per_unit, sized = figures.max_drawdown, figures.sized_drawdown
         return (
-            soft if soft is not None else self.config.soft_drawdown * scale,
-            hard if hard is not None else self.config.hard_drawdown * scale,
+            (soft, sized) if soft is not None else (self.config.soft_drawdown * scale, per_unit),
+            (hard, sized) if hard is not None else (self.config.hard_drawdown * scale, per_unit),
         )
 
     def check(self, strategy: str, figures: Figures) -> Assessment:

@@ -108,18 +108,24 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
+DrawdownLimit = tuple[float, float]
+"""A drawdown limit and the window's drawdown it is held against (per unit of size for
+the relative limits, as traded for an operator's absolute ones)."""
+
+
 def judge_window(
-    cfg: LifecycleConfig, figures: Figures, soft_limit: float, hard_limit: float
+    cfg: LifecycleConfig, figures: Figures, soft_rule: DrawdownLimit, hard_rule: DrawdownLimit
 ) -> Assessment:
     """Soft and hard breaches of one recent window under ``cfg`` and the drawdown limits
-    in pnl units, and whether it clears the margin.
+    (``DrawdownLimit``), and whether it clears the margin.
 
     A NaN figure breaches nothing but never counts as cleared either, so bad data
     can keep a strategy degraded but cannot bring it back.
     """
     margin = cfg.hysteresis
     scale = pnl_scale(figures)
-    expectancy, win_rate, drawdown = figures.expectancy, figures.win_rate, figures.max_drawdown
+    expectancy, win_rate = figures.expectancy, figures.win_rate
+    (soft_limit, drawdown), (hard_limit, hard_drawdown) = soft_rule, hard_rule
     profit_factor, psr = figures.profit_factor, figures.judged_psr
     soft = []
     if psr is not None and psr < cfg.psr_floor:
@@ -131,8 +137,8 @@ def judge_window(
     if drawdown > soft_limit:
         soft.append(f"drawdown {_amount(drawdown)} > {_amount(soft_limit)}")
     hard = (
-        f"drawdown {_amount(drawdown)} > hard limit {_amount(hard_limit)}"
-        if drawdown > hard_limit
+        f"drawdown {_amount(hard_drawdown)} > hard limit {_amount(hard_limit)}"
+        if hard_drawdown > hard_limit
         else None
     )
     # Recovery asks for more than the absence of a breach: a positive expectancy and

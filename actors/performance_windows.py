@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from alphad.actors.figures import Figures, RunningStats, figures_of
+from alphad.actors.figures import Figures, RunningStats, figures_of, max_drawdown_of
 
 WINDOWS: tuple[str, ...] = ("all", "recent")
 # A judged trade counts at no less than this share of its window's median size (see
@@ -278,7 +278,9 @@ class JudgedWindow:
         """The recent window per unit of size, with ``seen`` and ``pnls`` (shared: read,
         never modify)."""
         if self.judged is None:
-            self.judged = figures_of(self.per_unit(), seen=self.seen, keep_pnls=True)
+            judged = figures_of(self.per_unit(), seen=self.seen, keep_pnls=True)
+            judged.sized_drawdown = max_drawdown_of(self.pnls.items())
+            self.judged = judged
         return self.judged
 
     def read_figures(self, mark: int | None) -> Figures:

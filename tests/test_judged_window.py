@@ -54,7 +54,15 @@ def same(a: Figures | list[float] | float, b: Figures | list[float] | float) -> 
 def direct(window: JudgedWindow) -> Figures:
     """The window's judged figures recomputed from its rings alone."""
     per_unit = plain_per_unit(window.pnls.items(), window.sizes.items())
-    return figures_of(per_unit, seen=window.seen, keep_pnls=True)
+    figures = figures_of(per_unit, seen=window.seen, keep_pnls=True)
+    # The drawdown as traded: the deepest fall of the summed pnls below their best.
+    running = best = deepest = 0.0
+    for pnl in window.pnls.items():
+        running += pnl
+        best = max(best, running)
+        deepest = max(deepest, best - running)
+    figures.sized_drawdown = deepest
+    return figures
 
 
 pnls = st.one_of(

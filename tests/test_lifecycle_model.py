@@ -273,14 +273,37 @@ def test_hard_breach_suspends_a_degraded_strategy_at_once() -> None:
 
 
 def test_absolute_drawdown_limits_of_a_strategy_replace_the_relative_ones() -> None:
+    # In the bot's money (the drawdown as traded), not per unit of size.
     limits = {"ema": StrategyConfig(soft_drawdown=3.0, hard_drawdown=5.0)}
     m = LifecycleModel(mechanics(), limits)
-    assert moves(m, window(max_drawdown=2.9)) == []
-    assert moves(m, window(max_drawdown=3.5)) == [("active", "degraded")]
-    assert moves(m, window(max_drawdown=6.0)) == [("degraded", "suspended")]
+    assert moves(m, window(sized_drawdown=2.9, max_drawdown=100.0)) == []
+    assert moves(m, window(sized_drawdown=3.5)) == [("active", "degraded")]
+    assert moves(m, window(sized_drawdown=6.0)) == [("degraded", "suspended")]
     relative = LifecycleModel(mechanics(), {"ema": StrategyConfig(hard_drawdown=5.0)})
-    assert moves(relative, window(max_drawdown=4.5)) == []  # soft stays relative: 24
-    assert relative.drawdown_limits("ema", window()) == (24.0, 5.0)
+    assert moves(relative, window(sized_drawdown=4.5, max_drawdown=4.5)) == []  # soft: 24
+    assert relative.drawdown_limits("ema", window(sized_drawdown=4.5, max_drawdown=7.0)) == (
+        (24.0, 7.0),
+        (5.0, 4.5),
+    )
+
+
+@pytest.mark.parametrize("size", [1.0, 10.0, 0.1])
+def test_an_operators_absolute_limit_is_in_the_money_traded_at_any_size(size: float) -> None:
+    # 60 wins of 3, 20 losses of 8, 20 wins of 3: a drawdown of 160 per unit of size.
+    # Held against the pnl per unit, a limit of 100 stopped the strategy trading size 10
+    # only at ten times the loss, and the one trading 0.1 at a tenth of it.
+    shape = [3.0] * 60 + [-8.0] * 20 + [3.0] * 20
+    performance = PerformanceModel(PerformanceConfig(window_trades=100))
+    record(performance, shape, size=size)
+    judged = performance.recent_by_strategy()["ema"]
+    assert judged.sized_drawdown == pytest.approx(160.0 * size)
+    assert judged.max_drawdown == pytest.approx(160.0)
+    limits = {"ema": StrategyConfig(soft_drawdown=80.0, hard_drawdown=100.0)}
+    found = LifecycleModel(mechanics(edge_loss=0.0), limits).check("ema", judged)
+    if size * 160.0 > 100.0:
+        assert found.hard == f"drawdown {160.0 * size:.2f} > hard limit 100.00"
+    else:
+        assert found.hard is None and found.soft == []
 
 
 def test_relative_drawdown_limits_follow_the_size_of_the_trades() -> None:
