@@ -73,6 +73,15 @@ NOT_READ = 2**62
 every trade of it counts as read."""
 
 
+def _back_from_now(cfg: LifecycleConfig, state: HealthState, seen: int) -> None:
+    """A strategy back from a suspension (or retirement) at trade ``seen``: the edge test
+    and the peak stop read its trades from there on, not those made while it was out (a
+    bot that went on trading it reported them; read at the next cycle, they suspended it
+    again with no new trade)."""
+    if cfg.edge_loss > 0.0 or cfg.peak_drawdown > 0.0:
+        state.edge_read = max(state.edge_read, seen)
+
+
 class LifecycleModel:
     """Statuses of every strategy and the counters behind them."""
 
@@ -192,15 +201,18 @@ class LifecycleModel:
                     # A configured strategy, judged from its first cycle on: its status
                     # holds since then, not since 1970.
                     state.since_ms = now_ms
+            figures = recent.get(strategy)
+            if figures is not None and state.status in ("retired", "suspended"):
+                state.seen = figures.seen  # where it comes back, if it does
             if state.status == "retired":
                 continue
-            figures = recent.get(strategy)
             if state.status == "suspended":
                 words = probation_ends(cfg, state, figures, (paper or {}).get(strategy), now_ms)
                 if words is not None:
                     hours = (now_ms - (state.suspended_at_ms or 0)) / HOUR_MS
                     state.violations = state.recoveries = 0
                     state.probation_from = figures.seen if figures is not None else 0
+                    _back_from_now(cfg, state, state.seen)
                     self._start_probation(state)
                     transitions.append(
                         self._move(
@@ -215,6 +227,13 @@ class LifecycleModel:
                 continue
             if figures is not None:
                 state.seen = figures.seen
+            back, state.back_at = state.back_at, None
+            if figures is not None and back is not None and figures.seen <= back:
+                # Brought back by an operator, and no trade since: the window it came
+                # back with is not judged again (it re-suspended it on no new trade).
+                state.evidence, state.evidence_seen = fingerprint(figures), figures.seen
+                self._assessed[strategy] = figures
+                continue
             if figures is not None and figures.seen > state.edge_read:
                 alarm = read_edge(cfg, state, figures)
                 if alarm is not None:
@@ -407,6 +426,9 @@ class LifecycleModel:
             state = self.states[strategy] = HealthState(since_ms=now_ms)
         if state.status == "retired" and status != "retired":
             state.suspensions = 0
+        if state.status in ("suspended", "retired") and status in ("active", "degraded"):
+            _back_from_now(self.config, state, state.seen)
+            state.back_at = state.seen
         state.violations = state.recoveries = 0
         state.probation_from = None
         state.below_peak, state.stopped_below_peak = 0.0, False
@@ -468,6 +490,10 @@ class LifecycleModel:
                 state.edge_read = seen
         elif state.status == "suspended" and status == "degraded":
             self._start_probation(state)
+        if state.status in ("suspended", "retired") and status in ("active", "degraded"):
+            _back_from_now(self.config, state, state.seen)
+            if actor != "system":
+                state.back_at = state.seen
         state.violations = state.recoveries = 0
         state.probation_from = None
         state.suspended_at_ms = ts_ms if status == "suspended" else None

@@ -170,3 +170,6 @@ class HealthState(msgspec.Struct, kw_only=True):
     # last suspended automatically (the clock of probation).
     seen: Annotated[int, Meta(ge=0)] = 0
     suspended_pace_ms: float | None = None
+    # Its trade count when an operator brought it back from a suspension or retirement:
+    # judged again from its next trade on (None otherwise).
+    back_at: Annotated[int, Meta(ge=0)] | None = None

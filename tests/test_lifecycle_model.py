@@ -1415,3 +1415,35 @@ def test_a_state_saved_before_the_trade_count_does_not_judge_its_last_window_aga
     assert restored.states["ema"].recoveries == 2
     record(performance, [1.5])  # a new trade: judged, the third clean assessment
     assert moves(restored, performance.recent_by_strategy()["ema"]) == [("degraded", "active")]
+
+
+@pytest.mark.parametrize("back", ["probation", "operator", "operator_from_retired"])
+def test_trades_made_while_suspended_are_not_read_by_the_edge_test_once_back(back: str) -> None:
+    # A bot that went on trading a suspended strategy reported its trades; once back (on
+    # probation or by an operator) the edge test read them at the next cycle and
+    # suspended it again on no new trade: the second suspension, toward retirement.
+    pnls = [1.0, -1.0] * 5 + [0.5, -1.5] * 60
+    clock = {"probation_after_trades": 0} if back != "probation" else {}  # 0: no clock
+    m = model(retire_after_suspensions=5, **clock)
+    m.register("ema", 0)
+    m.assess({"ema": edge_window(pnls[:10], 10)}, 1)
+    (alarm,) = m.assess({"ema": edge_window(pnls, len(pnls))}, 2)
+    assert alarm.reason.startswith("lost its edge")
+    if back == "operator_from_retired":
+        m.force("ema", "retired", "out", "ops", 3)
+    out = pnls + [0.5, -1.5] * 30  # losing trades made while it was out
+    if back == "probation":
+        later = 10**12  # long past the probation clock
+        moved = m.assess({"ema": edge_window(out, len(out))}, later)
+        assert [t.new for t in moved] == ["degraded"]
+    else:
+        assert m.assess({"ema": edge_window(out, len(out))}, 5) == []  # a cycle while out
+        later = 10
+        m.force("ema", "active", "back", "ops", later)
+    assert m.assess({"ema": edge_window(out, len(out))}, later + 1) == []
+    assert m.status("ema") in ("active", "degraded")
+    assert m.states["ema"].edge_read == len(out)
+    # Losing trades made after it came back are read, and suspend it again.
+    more = out + [0.5, -1.5] * 40
+    moved = m.assess({"ema": edge_window(more, len(more))}, later + 2)
+    assert [t.new for t in moved] == ["suspended"]
