@@ -373,8 +373,9 @@ def traded_conflict(signal_id: str, trade_id: str, pnl: float, success: bool) ->
 def unknown_signal(signal_id: str) -> NotFound:
     """The refusal of an outcome for a signal the journal does not know."""
     return NotFound(
-        f"signal {signal_id!r} was never scored, or is older than the signals"
-        " journal keeps ([store] signals_keep_days); nothing was recorded",
+        f"signal {signal_id!r} is not in the signals journal: never scored, older than"
+        " it keeps ([store] signals_keep_days), or scored in the second before a kill -9"
+        " (rows are written once a second); nothing was recorded",
     )
 
 

@@ -226,8 +226,9 @@ def test_an_outcome_of_an_unknown_signal_is_looked_up_unless_its_signal_is_pendi
     refusal = unknown_signal("late")
     assert isinstance(refusal, NotFound)
     assert str(refusal) == (
-        "signal 'late' was never scored, or is older than the signals journal keeps"
-        " ([store] signals_keep_days); nothing was recorded"
+        "signal 'late' is not in the signals journal: never scored, older than it keeps"
+        " ([store] signals_keep_days), or scored in the second before a kill -9 (rows are"
+        " written once a second); nothing was recorded"
     )
 
 
