@@ -44,10 +44,11 @@ class Interval(msgspec.Struct, kw_only=True):
 class Luck(msgspec.Struct, kw_only=True):
     """The paired block bootstrap of a replay's daily pnl."""
 
-    resamples: int
+    resamples: int  # 0: none drawn (no days, or no more days than a block)
     block_days: int
     daily_sharpe: Interval
     total_pnl: Interval
+    days: int = 0  # the history's calendar days
 
 
 def bootstrap(
@@ -62,7 +63,8 @@ def bootstrap(
     """The bootstrap of two daily pnl series over the same calendar days.
 
     Each resample is ``ceil(days / block)`` blocks of ``block`` consecutive days
-    (``block`` = ``block_days``, or every day of a shorter history), each starting on a
+    (``block`` = ``block_days``; a history of no more days than that is not resampled:
+    every resample would be the history turned round), each starting on a
     day drawn uniformly, running on from the last day to the first (circular blocks),
     the last block cut so that the resample has the history's days. Daily Sharpe is
     the performance model's Sharpe ratio of the days × √``periods_per_year``, undefined
@@ -85,6 +87,17 @@ def bootstrap(
     if days == 0:
         empty = Interval(observed=None, low=None, high=None, ahead=None)
         return Luck(resamples=0, block_days=0, daily_sharpe=empty, total_pnl=empty)
+    if days <= block_days:
+        # One block holds every day: each resample is the history turned round, with its
+        # sums and its Sharpe ratios, so every range would be the observed value and
+        # alphad "ahead in 100 %": certainty from no evidence. None is drawn.
+        return Luck(
+            resamples=0,
+            block_days=block_days,
+            daily_sharpe=Interval(observed=observed_sharpe, low=None, high=None, ahead=None),
+            total_pnl=Interval(observed=observed_pnl, low=None, high=None, ahead=None),
+            days=days,
+        )
     block = min(block_days, days)
     blocks = -(-days // block)
     last = days - (blocks - 1) * block  # the days of the last block, cut to the history
@@ -118,6 +131,7 @@ def bootstrap(
         block_days=block,
         daily_sharpe=_interval(observed_sharpe, sharpe_differences, resamples),
         total_pnl=_interval(observed_pnl, pnl_differences, resamples),
+        days=days,
     )
 
 

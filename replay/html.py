@@ -196,6 +196,12 @@ def _luck_section(r: ReplayResult) -> list[str]:
     luck = r.luck
     if luck is None:
         return []
+    if luck.resamples == 0 and luck.days:
+        return [
+            "<h2>Could it be luck?</h2>",
+            f'<p class="muted">Not told: the history\'s {luck.days} days are one block of '
+            f"{luck.block_days}, and every resample would be the history turned round.</p>",
+        ]
     head = "".join(f"<th>{escape(cell)}</th>" for cell in LUCK_HEADER)
     rows = [f"<table><tr>{head}</tr>"]
     for cells in luck_rows(luck):

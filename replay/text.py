@@ -226,6 +226,11 @@ LUCK_HEADER = ["", "alphad - baseline", "90% of resamples", "alphad ahead in"]
 
 def luck_lines(luck: Luck) -> list[str]:
     """The bootstrap as a heading and a table."""
+    if luck.resamples == 0 and luck.days:
+        return [
+            f"COULD IT BE LUCK? not told: the history's {luck.days} days are one block of "
+            f"{luck.block_days}, and every resample would be the history turned round"
+        ]
     return [
         f"COULD IT BE LUCK? {luck.resamples:,} resamples of the history's days in blocks of "
         f"{luck.block_days}, the same days for both sides",

@@ -73,6 +73,7 @@ money = st.integers(-50_000, 50_000).map(lambda cents: cents / 100)
 @example(days=[(0.0, 0.0), (0.0, 0.0), (0.01, -0.01)], block_days=1, ppy=252.0)
 @example(days=[(0.0, 0.0), (0.0, 0.03), (0.01, 0.01)], block_days=1, ppy=252.0)
 @example(days=[(0.1, 0.3), (-0.07, -0.21), (0.13, 0.39), (0.0, 0.0)], block_days=2, ppy=365.0)
+@example(days=[(-40.0, 0.0), (1.0, 1.0), (2.0, 2.0)], block_days=5, ppy=365.0)
 @example(
     days=[(0.0, 0.0), (-0.01, 0.0), (-0.02, 0.0), (0.03, 0.0), (0.0, 0.01), (0.0, -0.01)],
     block_days=3,
@@ -89,6 +90,14 @@ def test_the_bootstrap_matches_a_direct_resampling(
     base = [b for b, _ in days]
     mine = [a for _, a in days]
     luck = bootstrap(base, mine, ppy, resamples=300, block_days=block_days)
+    if len(days) <= block_days:
+        # One block holds every day: no resample differs from the history but by its
+        # order, so no range is told (it was the observed value, "ahead in 100 %").
+        assert luck.resamples == 0 and luck.days == len(days)
+        assert luck.total_pnl.observed == pytest.approx(sum(mine) - sum(base), abs=1e-6)
+        for interval in (luck.daily_sharpe, luck.total_pnl):
+            assert (interval.low, interval.high, interval.ahead) == (None, None, None)
+        return
     sharpes, pnls = direct(base, mine, ppy, 300, block_days)
     assert luck.block_days == min(block_days, len(days))
     assert luck.total_pnl.observed == pytest.approx(sum(mine) - sum(base), abs=1e-6)
@@ -170,3 +179,19 @@ def test_the_first_and_last_days_are_drawn_as_often_as_the_others() -> None:
     assert statistics.mean(pnls) == pytest.approx(60.0, rel=0.03)
     assert luck.total_pnl.low is not None and luck.total_pnl.high is not None
     assert luck.total_pnl.low < 60.0 < luck.total_pnl.high
+
+
+def test_a_history_no_longer_than_a_block_is_not_resampled_and_says_so() -> None:
+    from alphad.replay.text import luck_lines
+
+    # Five days, alphad skipping the one losing day: every resample was the same five
+    # days turned round, "+40.00 to +40.00, 100.0 % of resamples".
+    luck = bootstrap([-40.0, 0.0, 0.0, 0.0, 0.0], [0.0] * 5, 365.0)
+    assert luck.resamples == 0 and luck.total_pnl.observed == 40.0
+    assert luck.total_pnl.low is None and luck.total_pnl.ahead is None
+    assert luck_lines(luck) == [
+        "COULD IT BE LUCK? not told: the history's 5 days are one block of 5, and every"
+        " resample would be the history turned round"
+    ]
+    six = bootstrap([-40.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0] * 6, 365.0)
+    assert six.resamples == 2000 and six.total_pnl.low is not None
