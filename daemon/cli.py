@@ -243,6 +243,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except MemoryError:
+        if args.command == "run":
+            raise
+        # A file too large for the memory it may use (a replay of millions of rows under
+        # a ulimit): the operator's, so one line.
+        _say(f"out of memory: the input of `{args.command}` does not fit in the memory it may use")
+        return EXIT_FAILURE
     except Exception as exc:
         if args.command == "run" or not type(exc).__module__.startswith("zmq."):
             raise  # the daemon's own: its start says why in one line, or it is a bug

@@ -16,6 +16,10 @@ SECONDS_LIKELY_MS = 100_000_000_000
 """1973-03-03 UTC in milliseconds: a history that ends before it has timestamps in seconds,
 most likely (its 90 days would replay as 2 hours of January 1970)."""
 
+MILLISECONDS_SURELY = 1_000_000_000_000
+"""2001-09-09 UTC in milliseconds: a history with times after it and times before
+``SECONDS_LIKELY_MS`` mixes seconds with milliseconds."""
+
 MAX_RESAMPLES = 100_000
 """The most resamples ``--bootstrap`` takes: 50 times the default, whose ranges are
 already steady to a few per mille; more only costs memory and time."""
@@ -32,6 +36,16 @@ def replay_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     rows = read_signals(args.file)
     last = max(max(row.ts_ms, row.exit_ts_ms) for row in rows)
+    early = [i for i, row in enumerate(rows) if min(row.ts_ms, row.exit_ts_ms) < SECONDS_LIKELY_MS]
+    if early and last >= MILLISECONDS_SURELY:
+        # Seconds among milliseconds: one such row made a 90-day history span 54 years.
+        first = rows[early[0]]
+        raise InputError(
+            f"{args.file}: signal {early[0] + 1} of {len(rows)} (ts_ms {first.ts_ms}, "
+            f"exit_ts_ms {first.exit_ts_ms}) is before 1973-03-03 UTC where others are after "
+            f"2001-09-09 ({len(early)} such): a time in seconds? ts_ms and exit_ts_ms are "
+            "milliseconds since the epoch; nothing replayed"
+        )
     if last < SECONDS_LIKELY_MS:
         # Valid times, so a warning and not a refusal; the day-span check sees only
         # spans too long, and seconds make them shorter.
@@ -66,11 +80,13 @@ def replay_command(args: argparse.Namespace) -> int:
 
 
 def _distinct_outputs(args: argparse.Namespace) -> None:
-    """Refuse a report written over an input file: the signals or the bars it reads."""
+    """Refuse a report written over an input file: the signals, the bars or the config
+    it reads."""
     if not args.report:
         return
     report = Path(args.report)
-    for name, given in (("signals", args.file), ("bars", args.bars)):
+    inputs = (("signals", args.file), ("bars", args.bars), ("config", args.config))
+    for name, given in inputs:
         if given and same_file(report, Path(given)):
             raise InputError(f"--report {args.report} is the {name} file {given}: choose another")
     check_writable(report)  # before the replay, not after it

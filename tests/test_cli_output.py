@@ -37,10 +37,14 @@ def alphad(
     stdout: int | None = subprocess.PIPE,
     close_stdout: bool = False,
     file_size_limit: int | None = None,
+    memory_limit: int | None = None,
 ) -> tuple[int, str]:
     def before() -> None:
         if close_stdout:
             os.close(1)
+        if memory_limit is not None:  # as `ulimit -v`: an allocation past it fails
+            hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, hard))
         if file_size_limit is not None:  # as `ulimit -f`: a write past it fails (EFBIG)
             hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, hard))
@@ -116,6 +120,56 @@ def test_a_report_over_its_own_input_is_refused_and_the_input_kept(signals: Path
         assert code == 1 and err.startswith(f"alphad: --report {report} is the signals file")
         assert err.count("\n") == 1
     assert signals.read_bytes() == before
+    # The config it reads, too: the daemon's TOML was replaced by the HTML page.
+    config = signals.parent / "alphad.toml"
+    config.write_text("[scorer]\nmax_size_multiplier = 1.5\n")
+    kept = config.read_bytes()
+    code, err = alphad(
+        "replay",
+        "signals.csv",
+        "--config",
+        "alphad.toml",
+        "--report",
+        "alphad.toml",
+        cwd=signals.parent,
+    )
+    assert (code, err) == (
+        1,
+        "alphad: --report alphad.toml is the config file alphad.toml: choose another\n",
+    )
+    assert config.read_bytes() == kept
+
+
+def test_a_history_too_large_for_the_memory_allowed_is_one_line(tmp_path: Path) -> None:
+    # A MemoryError was a 20-line traceback.
+    row = "{},{},ema,BTC,buy,0.8,3,,1.5,\n"
+    start = 1_704_067_200_000
+    with (tmp_path / "big.csv").open("w") as out:
+        out.write(HEADER)
+        out.writelines(
+            row.format(start + i * 60_000, start + i * 60_000 + 1) for i in range(600_000)
+        )
+    code, err = alphad(
+        "replay", "big.csv", "--bootstrap", "0", cwd=tmp_path, memory_limit=250 * 2**20
+    )
+    assert (code, err) == (
+        1,
+        "alphad: out of memory: the input of `replay` does not fit in the memory it may use\n",
+    )
+
+
+def test_one_time_in_seconds_among_milliseconds_is_refused_naming_its_signal(
+    tmp_path: Path,
+) -> None:
+    # Replayed, a 30-hour history with one entry in seconds spanned 54 years.
+    rows = ROWS.splitlines(keepends=True)
+    ts_ms, rest = rows[3].split(",", 1)
+    rows[3] = f"{int(ts_ms) // 1000},{rest}"
+    (tmp_path / "mixed.csv").write_text(HEADER + "".join(rows))
+    code, err = alphad("replay", "mixed.csv", cwd=tmp_path)
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith(f"alphad: mixed.csv: signal 4 of 30 (ts_ms {int(ts_ms) // 1000},")
+    assert "a time in seconds?" in err
 
 
 def test_simulate_refuses_one_file_for_the_signals_and_the_bars(tmp_path: Path) -> None:
