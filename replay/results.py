@@ -66,9 +66,11 @@ class SignalCounts(msgspec.Struct, kw_only=True):
     executed: int
     refused_status: int  # the strategy was suspended or retired
     refused_quality: int  # quality below min_quality
-    # Signals, and trades of executed signals, the daemon's admission refuses
-    # (auto_register off, limits): a refused trade is in the book, but nothing learns it.
+    # Signals the daemon's admission refuses (auto_register off, limits): not executed.
     not_admitted: int
+    # Trades of executed signals it refuses to record (limits): in the book, since the
+    # bot traded them, but nothing learns them.
+    trades_not_recorded: int = 0
     mean_size: float | None  # of executed signals
     max_size: float | None
     outcomes_learned: int  # outcomes the scorer counted (shadow ones included)

@@ -214,7 +214,7 @@ class Replayer:
         closed: list[int] = []  # every row, in close order
         taken: list[int] = []  # executed rows, in close order
         taken_pnl: list[float] = []
-        refused_status = refused_quality = not_admitted = learned = 0
+        refused_status = refused_quality = not_admitted = not_recorded = learned = 0
         seq = 0
         # As live: a signal's strategy is served without being taken on; its first
         # recorded trade takes it on (counted under the caps, registered).
@@ -283,7 +283,7 @@ class Replayer:
                     admit(row.strategy, row.symbol, regime)
                 except Refused:
                     # The daemon refuses the trade (limit): the bot traded, nothing learns.
-                    not_admitted += 1
+                    not_recorded += 1
                     continue
                 seq += 1
                 signal_id = str(i)
@@ -315,6 +315,7 @@ class Replayer:
             refused_status=refused_status,
             refused_quality=refused_quality,
             not_admitted=not_admitted,
+            trades_not_recorded=not_recorded,
             mean_size=math.fsum(executed_sizes) / len(taken) if taken else None,
             max_size=max(executed_sizes) if taken else None,
             outcomes_learned=learned,

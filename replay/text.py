@@ -78,7 +78,13 @@ def render_text(replayed: Replay, source: str = "") -> str:
         f"alphad executed {d.executed:,} of {r.signals:,} signals (refused: "
         f"{d.refused_quality:,} on quality, {d.refused_status:,} suspended or retired"
         + (f", {d.not_admitted:,} not admitted" if d.not_admitted else "")
-        + f"), mean size {_ratio(d.mean_size, 2)}, largest {_ratio(d.max_size, 2)}",
+        + f"), mean size {_ratio(d.mean_size, 2)}, largest {_ratio(d.max_size, 2)}"
+        + (
+            f"; {d.trades_not_recorded:,} executed trades not recorded ([limits]: in the "
+            "book, not learned)"
+            if d.trades_not_recorded
+            else ""
+        ),
     ]
     if replayed.detection is not None:
         out.append(detection_line(replayed.detection))
