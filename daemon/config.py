@@ -480,3 +480,58 @@ def _utf8(text: str) -> bool:
 def _first_of(value: str | None) -> str | None:
     # systemd passes a colon-separated list when several directories are configured.
     return value.split(":")[0] if value else None
+
+
+def window_findings(config: Config) -> list[str]:
+    """A warning for each rule that waits for more trades than a group's window holds
+    (its figures count the window's trades only, so it would never act); the per-regime
+    lifecycle's only when it runs (``[lifecycle] per_regime``)."""
+    window = config.performance.window_trades
+    lifecycle, weighting, scorer = config.lifecycle, config.weighting, config.scorer
+    needs: list[tuple[str, int, int | None, str]] = [
+        (
+            "[lifecycle] min_trades",
+            lifecycle.min_trades,
+            LifecycleConfig().min_trades,
+            "the lifecycle's judgement of a strategy",
+        ),
+        (
+            "[weighting] min_trades",
+            weighting.min_trades,
+            WeightingConfig().min_trades,
+            "the weighting of a strategy on its own record",
+        ),
+        (
+            "[scorer] regime_min_trades",
+            scorer.regime_min_trades,
+            ScorerConfig().regime_min_trades,
+            "the scorer's regime fit",
+        ),
+    ]
+    if lifecycle.per_regime:
+        needs.append(
+            (
+                "[lifecycle] regime_min_trades",
+                lifecycle.regime_min_trades,
+                LifecycleConfig().regime_min_trades,
+                "the lifecycle's judgement of a strategy in a regime",
+            )
+        )
+        for name, strategy in config.strategies.items():
+            for regime, limits in strategy.regimes.items():
+                if limits.min_trades is not None:
+                    needs.append(
+                        (
+                            f"[strategies.{name}.regimes.{regime}] min_trades",
+                            limits.min_trades,
+                            None,
+                            "the lifecycle's judgement of this strategy in this regime",
+                        )
+                    )
+    return [
+        f"{key} = {count}{' (the default)' if count == default else ''} is above "
+        f"[performance] window_trades {window}: a window never holds that many trades, so "
+        f"{rule} never acts"
+        for key, count, default, rule in needs
+        if count > window
+    ]

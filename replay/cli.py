@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from alphad.daemon.config import load_config
+from alphad.daemon.config import load_config, window_findings
 from alphad.replay.bars import read_bars
 from alphad.replay.runner import replay
 from alphad.replay.signals import InputError, check_writable, read_signals, same_file
@@ -34,6 +34,8 @@ def replay_command(args: argparse.Namespace) -> int:
         )
     _distinct_outputs(args)
     config = load_config(args.config)
+    for warning in window_findings(config):  # a rule that never acts, as check-config says
+        print(f"alphad: warning: {warning}", file=sys.stderr)
     rows = read_signals(args.file)
     last = max(max(row.ts_ms, row.exit_ts_ms) for row in rows)
     early = [i for i, row in enumerate(rows) if min(row.ts_ms, row.exit_ts_ms) < SECONDS_LIKELY_MS]

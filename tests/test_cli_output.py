@@ -411,3 +411,18 @@ def test_an_endpoint_zeromq_refuses_is_one_line(tmp_path: Path, command: str) ->
     config.write_text('[daemon]\nrpc_endpoint = "foo://x"\n')
     code, err = alphad(command, "--config", str(config), cwd=tmp_path)
     assert (code, err) == (1, "alphad: cannot connect: Protocol not supported (addr='foo://x')\n")
+
+
+def test_a_rule_that_never_acts_is_a_warning_of_the_replay_as_of_check_config(
+    signals: Path,
+) -> None:
+    # The replay took [lifecycle] min_trades 500 over a window of 100 without a word.
+    config = signals.parent / "alphad.toml"
+    config.write_text("[lifecycle]\nmin_trades = 500\n")
+    code, err = alphad(*REPLAY, "--config", "alphad.toml", cwd=signals.parent)
+    assert (code, err) == (
+        0,
+        "alphad: warning: [lifecycle] min_trades = 500 is above [performance] window_trades"
+        " 100: a window never holds that many trades, so the lifecycle's judgement of a"
+        " strategy never acts\n",
+    )
