@@ -7,6 +7,7 @@ Both yield ``(topic, Alert)`` in ``seq`` order and fill the gaps a PUB socket le
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -21,7 +22,7 @@ from alphad.protocol.codec import decode_alert
 from alphad.protocol.core import AsyncClosing, Closing, Transport, open_socket
 from alphad.protocol.curve import CurveKeys
 from alphad.protocol.endpoints import alert_topic, default_endpoint
-from alphad.protocol.errors import AlphadError
+from alphad.protocol.errors import AlphadError, ErrorCode
 from alphad.protocol.messages import Alert, AuditEntry
 
 if TYPE_CHECKING:
@@ -227,8 +228,12 @@ def _one_try(client: Transport[Any]) -> Iterator[None]:
         client.retries = retries
 
 
-def _wait_ms(timeout_s: float | None) -> int:
-    return -1 if timeout_s is None else int(timeout_s * 1000)
+def _wait_ms(timeout_s: float) -> int:
+    return int(timeout_s * 1000)
+
+
+RETRIED_BACKFILL: frozenset[ErrorCode] = frozenset(("timeout", "overloaded"))
+"""The backfill failures ``iter`` asks again after: the daemon down, restarting or busy."""
 
 
 class Subscriber(_Alerts[zmq.Socket[Any], "Client"], Closing):
@@ -257,11 +262,21 @@ class Subscriber(_Alerts[zmq.Socket[Any], "Client"], Closing):
         return Client(endpoint, context=context, curve=curve)
 
     def receive(self, timeout_s: float | None = None) -> list[tuple[str, Alert]]:
-        """The next alert, after any backfilled ones; ``[]`` when none came in time.
+        """The next alert, after any backfilled ones; ``[]`` when none came in time
+        (``timeout_s`` None: waits until one comes, asking the audit log after each quiet
+        spell, as with a timeout).
 
         Raises ``AlphadError`` when a backfill fails (the alert is kept and the backfill
         retried by the next call), ``CurveRefused`` when the daemon refused the keys.
         """
+        if timeout_s is None:
+            # Not one endless poll: the catch-up runs when a poll comes back empty.
+            while not (found := self._receive(self._sequence.catch_up_s)):
+                pass
+            return found
+        return self._receive(timeout_s)
+
+    def _receive(self, timeout_s: float) -> list[tuple[str, Alert]]:
         sequence, client = self._sequence, self.client
         if sequence.held is None:
             if not self.socket.poll(_wait_ms(timeout_s), zmq.POLLIN):
@@ -286,9 +301,16 @@ class Subscriber(_Alerts[zmq.Socket[Any], "Client"], Closing):
     def iter(
         self, timeout_s: float = 0.5, stop: threading.Event | None = None
     ) -> Iterator[tuple[str, Alert]]:
-        """Alerts until ``stop`` is set (checked every ``timeout_s``)."""
+        """Alerts until ``stop`` is set (checked every ``timeout_s``). A backfill the
+        daemon does not answer (restarting) is asked again, the alert kept: it ended
+        the iteration, and with it a bot's alert thread."""
         while stop is None or not stop.is_set():
-            yield from self.receive(timeout_s)
+            try:
+                yield from self.receive(timeout_s)
+            except AlphadError as exc:
+                if exc.code not in RETRIED_BACKFILL:
+                    raise
+                (stop or threading.Event()).wait(timeout_s)
 
     def __iter__(self) -> Iterator[tuple[str, Alert]]:
         return self.iter()
@@ -308,7 +330,15 @@ class AsyncSubscriber(_Alerts[zmq.asyncio.Socket, "AsyncClient"], AsyncClosing):
         return AsyncClient(endpoint, context=context, curve=curve)
 
     async def receive(self, timeout_s: float | None = None) -> list[tuple[str, Alert]]:
-        """The next alert, after any backfilled ones; ``[]`` when none came in time."""
+        """The next alert, after any backfilled ones; ``[]`` when none came in time
+        (``Subscriber.receive``)."""
+        if timeout_s is None:
+            while not (found := await self._receive(self._sequence.catch_up_s)):
+                pass
+            return found
+        return await self._receive(timeout_s)
+
+    async def _receive(self, timeout_s: float) -> list[tuple[str, Alert]]:
         sequence, client = self._sequence, self.client
         if sequence.held is None:
             if not await self.socket.poll(_wait_ms(timeout_s)):
@@ -335,5 +365,12 @@ class AsyncSubscriber(_Alerts[zmq.asyncio.Socket, "AsyncClient"], AsyncClosing):
     async def __aiter__(self) -> AsyncIterator[tuple[str, Alert]]:
         while True:
             # Not forever: a quiet spell is when what was missed is asked for.
-            for item in await self.receive(self._sequence.catch_up_s):
+            try:
+                found = await self.receive(self._sequence.catch_up_s)
+            except AlphadError as exc:
+                if exc.code not in RETRIED_BACKFILL:
+                    raise
+                await asyncio.sleep(self._sequence.catch_up_s)
+                continue
+            for item in found:
                 yield item

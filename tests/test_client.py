@@ -563,6 +563,63 @@ def test_subscriber_keeps_an_alert_whose_backfill_failed_and_retries_it(
     assert [a.new for _, a in received] == ["suspended", "retired"]
 
 
+def test_receive_without_a_timeout_asks_for_what_was_missed_after_a_quiet_spell(
+    daemon: DaemonProcess,
+) -> None:
+    # receive() with no timeout polled forever, so the catch-up never ran: a bot written
+    # as `while True: sub.receive()` missed a suspension until some later alert came.
+    probe = published_probe(daemon, b"status.suspended")
+    with Client(daemon.admin) as admin:
+        admin.force_status("a", "degraded", "watch it", "alice")
+        resume_at = admin.get_audit().entries[-1].seq
+        admin.force_status("a", "suspended", "stop it", "alice")
+        wait_published(probe)
+    got: list[list[tuple[str, Any]]] = []
+    with Subscriber(
+        daemon.alerts, ["status."], client=daemon.rpc, last_seq=resume_at, catch_up_s=0.3
+    ) as sub:
+        reader = threading.Thread(target=lambda: got.append(sub.receive()), daemon=True)
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive(), "receive() waited for an alert that already came"
+    assert [(t, a.new) for t, a in got[0]] == [("status.suspended", "suspended")]
+
+
+def test_iter_rides_out_a_backfill_the_daemon_does_not_answer(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    # A backfill that timed out ended iter() with AlphadError: a bot's alert thread (and
+    # `alphad watch`) died with the daemon's restart and heard nothing after it.
+    probe = published_probe(daemon, b"status.suspended")
+    with Client(daemon.admin) as admin:
+        admin.force_status("a", "degraded", "watch it", "alice")
+        resume_at = admin.get_audit().entries[-1].seq
+        admin.force_status("a", "suspended", "stop it", "alice")
+        wait_published(probe)
+        unreachable = Client(f"ipc://{tmp_path}/down.sock", timeout_s=0.1, retries=0)
+        stop = threading.Event()
+        seen: list[str] = []
+        with Subscriber(daemon.alerts, [""], client=unreachable, last_seq=resume_at) as sub:
+
+            def read() -> None:
+                for _, alert in sub.iter(0.1, stop):
+                    seen.append(alert.new)
+                    if len(seen) == 2:
+                        stop.set()
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            time.sleep(0.3)
+            admin.force_status("a", "retired", "gone", "alice")  # a gap: the backfill fails
+            time.sleep(0.5)
+            assert reader.is_alive() and seen == []
+            sub.client = Client(daemon.rpc)  # the daemon answers again
+            reader.join(10)
+            sub.client.close()
+        unreachable.close()
+    assert not reader.is_alive() and seen == ["suspended", "retired"]
+
+
 def test_subscriber_rides_out_a_daemon_restart_and_backfills_what_it_missed(
     daemon: DaemonProcess,
 ) -> None:
