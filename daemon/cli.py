@@ -567,6 +567,9 @@ def watch(paths: Paths, topics: list[str], *, as_json: bool, curve: CurveKeys | 
     except CurveRefused as exc:
         # Waiting would be forever: the daemon is up and will never let this client in.
         raise CommandError(f"{exc.message}; {KEYS_HINT}") from None
+    except AlphadError as exc:
+        # A backfill refused for good (a timeout or a busy daemon is asked again).
+        raise CommandError(f"alerts stopped: the missed alerts could not be read: {exc}") from None
     return 0
 
 
