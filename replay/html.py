@@ -267,8 +267,10 @@ class _Frame:
     """Maps event time and values to the pixels of one chart."""
 
     def __init__(self, r: ReplayResult, low: float, high: float, height: int = HEIGHT) -> None:
-        self.t0 = r.first_ts_ms
-        self.t1 = max(r.last_ts_ms, r.first_ts_ms + 1)
+        # A history of one instant spans the millisecond before it (after it could be
+        # past the year 9999, which no date prints).
+        self.t1 = r.last_ts_ms
+        self.t0 = min(r.first_ts_ms, self.t1 - 1)
         if high <= low:
             high = low + 1.0
         self.ticks = _ticks(low, high)
@@ -468,7 +470,8 @@ def _points(points: list[tuple[float, float]]) -> str:
 
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     """Round tick values (1, 2 or 5 × 10^k apart) covering [low, high]."""
-    raw = (high - low) / count
+    # At least 1e-12 apart: a span of subnormal pnls has no logarithm.
+    raw = max((high - low) / count, 1e-12)
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
     first = math.floor(low / step) * step

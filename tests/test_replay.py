@@ -816,3 +816,30 @@ def test_a_trade_past_the_strategy_cap_is_in_the_book_but_learns_nothing() -> No
     assert result.total.alphad.total_pnl == pytest.approx(6.0 * size)
     assert sorted(result.weights) == ["A"]
     assert replayer.performance.trade_count == 1
+
+
+@pytest.mark.parametrize(
+    ("ts_ms", "pnl"),
+    [
+        (253_402_300_799_999, 1.5),  # the last instant the rows take: its frame ran past 9999
+        (1_704_067_200_000, 5e-324),  # a span with no logarithm
+    ],
+)
+def test_the_html_report_draws_a_history_of_one_instant_or_of_subnormal_pnls(
+    ts_ms: int, pnl: float
+) -> None:
+    rows = [
+        SignalRow(
+            ts_ms=ts_ms,
+            exit_ts_ms=ts_ms,
+            strategy=name,
+            symbol="X",
+            side="buy",
+            confidence=0.9,
+            confluence=3,
+            pnl=pnl,
+        )
+        for name in ("a", "b")
+    ]
+    page = render_html(replay(rows), "edge.csv")
+    assert page.startswith("<!DOCTYPE html>") and page.count("<svg") >= 2
