@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from alphad.actors.errors import NotFound, UnknownStrategy
+from alphad.actors.events import UNKNOWN_REGIME
 from alphad.actors.figures import Figures, borrowed_psr
 from alphad.actors.weighting_config import StrategyConfig, WeightingConfig
 from alphad.actors.weighting_score import Scoring, bounded
@@ -135,6 +136,10 @@ class WeightingModel(Scoring):
         before_regimes = {r: dict(t) for r, t in self.regime_adaptive.items()}
         updates = self._update_table(self.adaptive, recent, None, reason)
         for regime in sorted(regime_recent):
+            if regime == UNKNOWN_REGIME:
+                # Trades without a regime: the global table judges them, and a signal
+                # without one is sized by it; a table of its own repeated every change.
+                continue
             table = regime_recent[regime]
             weights = self.regime_adaptive.get(regime, {})
             for strategy in sorted(table):
@@ -479,10 +484,12 @@ class WeightingModel(Scoring):
             return restored
 
         model.adaptive.update(restore(state.get("adaptive", {})))
+        # A table of the trades without a regime, which a snapshot from before 2026-12-07
+        # may hold, is dropped: the global table judges and sizes them.
         model.regime_adaptive = {
             regime: table
             for regime, saved in state.get("regime_adaptive", {}).items()
-            if (table := restore(saved))
+            if regime != UNKNOWN_REGIME and (table := restore(saved))
         }
         model.frozen = bool(state.get("frozen", False))
         # A snapshot from before judged_at (it kept "evidence") judges every weight anew.
@@ -493,7 +500,7 @@ class WeightingModel(Scoring):
             change.weights = [
                 (regime, name, restore({name: w})[name] if w is not None else None)
                 for regime, name, w in change.weights
-                if name in model.base
+                if name in model.base and regime != UNKNOWN_REGIME
             ]
             model.rollbacks.append(change)
         previous = state.get("previous")  # version 1: the tables before the last update

@@ -865,3 +865,19 @@ def test_the_pooled_prior_is_computed_only_for_a_short_history_it_can_judge() ->
     # The same windows again: nothing new to judge, nothing pooled.
     model.update(pool | {"losing": losing_short}, {})
     assert pooled == [4]
+
+
+def test_trades_without_a_regime_have_no_weight_table_of_their_own() -> None:
+    # Judged in the global table, and sized by it (a signal without a regime takes the
+    # global weight), they had an `unknown` table too: every change journaled and
+    # published twice, once with no regime and once with `unknown`.
+    config = WeightingConfig(max_multiplier=2.0)
+    model = WeightingModel(config, {"ema": StrategyConfig()})
+    updates = model.update({"ema": good()}, {"unknown": {"ema": good()}, "calm": {"ema": good()}})
+    assert sorted(str(u.regime) for u in updates) == ["None", "calm"]
+    assert set(model.regime_adaptive) == {"calm"}
+    # A snapshot that holds one (from before) restores without it.
+    state = model.to_state()
+    state["regime_adaptive"]["unknown"] = {"ema": 1.3}
+    restored = WeightingModel.from_state(config, {"ema": StrategyConfig()}, state)
+    assert set(restored.regime_adaptive) == {"calm"}
