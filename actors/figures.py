@@ -86,9 +86,11 @@ class Figures(msgspec.Struct, kw_only=True):
     # first, so that a rule can judge only its newest trades. 0 and () elsewhere.
     seen: int = 0
     pnls: tuple[float, ...] = ()
-    # Only in the judged windows: the window's max drawdown of the pnls as the bots
-    # reported them, at the sizes traded, which an operator's absolute limits
-    # (``[strategies.NAME] soft_drawdown``, ``hard_drawdown``) are in. 0.0 elsewhere.
+    # Only in the judged windows: the window's pnls as the bots reported them, at the
+    # sizes traded, oldest first, and their max drawdown, which an operator's absolute
+    # limits (``[strategies.NAME] soft_drawdown``, ``hard_drawdown``) are in. () and 0.0
+    # elsewhere.
+    sized_pnls: tuple[float, ...] = ()
     sized_drawdown: float = 0.0
     # Only in a strategy's window as the cycle reads it: the pnls per unit of size of the
     # trades that left the window before the edge test read them, oldest first (the
@@ -99,7 +101,7 @@ class Figures(msgspec.Struct, kw_only=True):
         """The wire row's metric keys (``protocol.messages.METRIC_FIELDS``)."""
         row = msgspec.structs.asdict(self)
         del row["judged_psr"], row["mean_abs_pnl"], row["seen"], row["pnls"], row["unread"]
-        del row["sized_drawdown"]
+        del row["sized_pnls"], row["sized_drawdown"]
         return row
 
 

@@ -25,7 +25,7 @@ from typing import Any, cast
 import msgspec
 
 from alphad.actors.errors import BadInput
-from alphad.actors.figures import Figures, figures_of, fingerprint, pnl_scale
+from alphad.actors.figures import Figures, figures_of, fingerprint, max_drawdown_of, pnl_scale
 from alphad.actors.lifecycle_evidence import (
     HOUR_MS,
     Assessment,
@@ -275,17 +275,18 @@ class LifecycleModel:
                 state.violations += 1
                 state.counted_at = figures.seen
                 breaches = "; ".join(found.soft)
-                if state.status == "active":
+                if state.probation_from is not None:
+                    # On probation the breach that suspended it has already counted: a
+                    # strategy let back in at reduced size gets no second warning (also
+                    # one that recovered to active before probation's window was new).
+                    metrics = found.metrics() | {"violations": state.violations}
+                    reason = f"breach on probation: {breaches}"
+                    transitions += self._suspend(strategy, state, reason, now_ms, metrics)
+                elif state.status == "active":
                     metrics = found.metrics() | {"violations": state.violations}
                     transitions.append(
                         self._move(strategy, state, "degraded", breaches, now_ms, metrics)
                     )
-                elif state.probation_from is not None:
-                    # On probation the breach that suspended it has already counted: a
-                    # strategy let back in at reduced size gets no second warning.
-                    metrics = found.metrics() | {"violations": state.violations}
-                    reason = f"breach on probation: {breaches}"
-                    transitions += self._suspend(strategy, state, reason, now_ms, metrics)
                 elif state.violations >= cfg.max_violations:
                     metrics = found.metrics() | {"violations": state.violations}
                     reason = f"{ordinal(state.violations)} violation in a row: {breaches}"
@@ -322,7 +323,12 @@ class LifecycleModel:
         new = figures.seen - (state.probation_from or 0)
         if new >= figures.trades:
             return figures
-        return figures_of(figures.pnls[-new:] if new > 0 else (), seen=figures.seen)
+        since = figures_of(figures.pnls[-new:] if new > 0 else (), seen=figures.seen)
+        # The same trades as traded, for an operator's absolute limits (left out, they
+        # never held on probation).
+        since.sized_pnls = figures.sized_pnls[-new:] if new > 0 else ()
+        since.sized_drawdown = max_drawdown_of(since.sized_pnls)
+        return since
 
     @staticmethod
     def _end_probation(state: HealthState, window: Figures) -> None:

@@ -88,7 +88,7 @@ def _amount(value: float) -> str:
 def _metrics(figures: Figures) -> dict[str, Any]:
     """The window's figures for the journal: no NaN or infinity in JSON."""
     row = msgspec.structs.asdict(figures)
-    del row["pnls"], row["unread"]
+    del row["pnls"], row["unread"], row["sized_pnls"]
     return {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
     }

@@ -279,7 +279,8 @@ class JudgedWindow:
         never modify)."""
         if self.judged is None:
             judged = figures_of(self.per_unit(), seen=self.seen, keep_pnls=True)
-            judged.sized_drawdown = max_drawdown_of(self.pnls.items())
+            judged.sized_pnls = tuple(self.pnls.items())
+            judged.sized_drawdown = max_drawdown_of(judged.sized_pnls)
             self.judged = judged
         return self.judged
 

@@ -1447,3 +1447,41 @@ def test_trades_made_while_suspended_are_not_read_by_the_edge_test_once_back(bac
     more = out + [0.5, -1.5] * 40
     moved = m.assess({"ema": edge_window(more, len(more))}, later + 2)
     assert [t.new for t in moved] == ["suspended"]
+
+
+def test_an_operators_absolute_limit_holds_on_probation_too() -> None:
+    # On probation only the new trades are judged; rebuilt from them, the figures had
+    # no drawdown as traded (0.0), so an absolute limit never held there.
+    limits = {"ema": StrategyConfig(soft_drawdown=8.0, hard_drawdown=10.0)}
+    m = LifecycleModel(mechanics(probation_after_hours=1, edge_loss=0.0), limits)
+    performance = PerformanceModel(PerformanceConfig())
+    record(performance, [-1.0] * 40, size=1.0)
+    assert moves(m, performance.recent_by_strategy()["ema"]) == [("active", "suspended")]
+    assert moves(m, performance.recent_by_strategy()["ema"], HOUR) == [("suspended", "degraded")]
+    record(performance, [3.0] * 20 + [-3.0] * 10, size=1.0)  # 30 down as traded
+    (found,) = m.assess({"ema": performance.recent_by_strategy()["ema"]}, HOUR + 1)
+    assert (found.old, found.new) == ("degraded", "suspended")
+    assert found.reason.startswith("drawdown 30.00 > hard limit 10.00")
+    assert found.metrics["sized_drawdown"] == 30.0
+
+
+def test_a_breach_on_probation_suspends_also_after_it_recovered_to_active() -> None:
+    # Three recovered judgements of the new trades made it active before probation's
+    # window was all new; a breach then only degraded it (a second warning).
+    m = LifecycleModel(mechanics(probation_after_hours=1, edge_loss=0.0), {})
+    performance = PerformanceModel(PerformanceConfig())
+    record(performance, [-1.0] * 40)
+    assert moves(m, performance.recent_by_strategy()["ema"]) == [("active", "suspended")]
+    assert moves(m, performance.recent_by_strategy()["ema"], HOUR) == [("suspended", "degraded")]
+    now = HOUR
+    statuses = []
+    for batch in ([2.0, 1.0, 1.5, -0.5] * 5, [2.0], [1.0], [1.5]):
+        record(performance, batch)
+        now += 1
+        statuses += moves(m, performance.recent_by_strategy()["ema"], now)
+    assert statuses == [("degraded", "active")]
+    assert m.states["ema"].probation_from is not None  # its window is not all new yet
+    record(performance, [-1.0] * 25)
+    (found,) = m.assess({"ema": performance.recent_by_strategy()["ema"]}, now + 1)
+    assert (found.old, found.new) == ("active", "suspended")
+    assert found.reason.startswith("breach on probation")
