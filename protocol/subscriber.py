@@ -20,7 +20,7 @@ import zmq.asyncio
 
 from alphad.protocol.codec import decode_alert
 from alphad.protocol.core import AsyncClosing, Closing, Transport, open_socket
-from alphad.protocol.curve import CurveKeys
+from alphad.protocol.curve import CurveKeys, CurveRefused
 from alphad.protocol.endpoints import alert_topic, default_endpoint
 from alphad.protocol.errors import AlphadError, ErrorCode
 from alphad.protocol.messages import Alert, AuditEntry
@@ -232,6 +232,15 @@ def _wait_ms(timeout_s: float) -> int:
     return int(timeout_s * 1000)
 
 
+MIN_SPELL_S = 0.05
+"""The shortest wait between two asks of a receive without a timeout (a ``catch_up_s`` of
+0 polled without waiting: a core spun, and an asyncio loop never ran anything else)."""
+
+
+def _spell(catch_up_s: float) -> float:
+    return max(catch_up_s, MIN_SPELL_S)
+
+
 RETRIED_BACKFILL: frozenset[ErrorCode] = frozenset(("timeout", "overloaded"))
 """The backfill failures ``iter`` asks again after: the daemon down, restarting or busy."""
 
@@ -271,7 +280,7 @@ class Subscriber(_Alerts[zmq.Socket[Any], "Client"], Closing):
         """
         if timeout_s is None:
             # Not one endless poll: the catch-up runs when a poll comes back empty.
-            while not (found := self._receive(self._sequence.catch_up_s)):
+            while not (found := self._receive(_spell(self._sequence.catch_up_s))):
                 pass
             return found
         return self._receive(timeout_s)
@@ -308,8 +317,8 @@ class Subscriber(_Alerts[zmq.Socket[Any], "Client"], Closing):
             try:
                 yield from self.receive(timeout_s)
             except AlphadError as exc:
-                if exc.code not in RETRIED_BACKFILL:
-                    raise
+                if isinstance(exc, CurveRefused) or exc.code not in RETRIED_BACKFILL:
+                    raise  # refused keys are refused for good: waiting would be silent
                 (stop or threading.Event()).wait(timeout_s)
 
     def __iter__(self) -> Iterator[tuple[str, Alert]]:
@@ -333,7 +342,7 @@ class AsyncSubscriber(_Alerts[zmq.asyncio.Socket, "AsyncClient"], AsyncClosing):
         """The next alert, after any backfilled ones; ``[]`` when none came in time
         (``Subscriber.receive``)."""
         if timeout_s is None:
-            while not (found := await self._receive(self._sequence.catch_up_s)):
+            while not (found := await self._receive(_spell(self._sequence.catch_up_s))):
                 pass
             return found
         return await self._receive(timeout_s)
@@ -368,9 +377,9 @@ class AsyncSubscriber(_Alerts[zmq.asyncio.Socket, "AsyncClient"], AsyncClosing):
             try:
                 found = await self.receive(self._sequence.catch_up_s)
             except AlphadError as exc:
-                if exc.code not in RETRIED_BACKFILL:
+                if isinstance(exc, CurveRefused) or exc.code not in RETRIED_BACKFILL:
                     raise
-                await asyncio.sleep(self._sequence.catch_up_s)
+                await asyncio.sleep(_spell(self._sequence.catch_up_s))
                 continue
             for item in found:
                 yield item

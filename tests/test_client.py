@@ -585,6 +585,16 @@ def test_receive_without_a_timeout_asks_for_what_was_missed_after_a_quiet_spell(
     assert [(t, a.new) for t, a in got[0]] == [("status.suspended", "suspended")]
 
 
+async def test_receive_without_a_timeout_leaves_the_loop_free_at_any_catch_up(
+    daemon: DaemonProcess,
+) -> None:
+    # With catch_up_s 0 it polled without waiting and never let the loop run: a bot's
+    # wait_for around it never fired.
+    async with AsyncSubscriber(daemon.alerts, ["status."], catch_up_s=0.0) as sub:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(sub.receive(), 0.3)
+
+
 def test_iter_rides_out_a_backfill_the_daemon_does_not_answer(
     daemon: DaemonProcess, tmp_path: Path
 ) -> None:

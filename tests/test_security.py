@@ -293,6 +293,15 @@ async def test_async_client_without_keys_is_told_curve_failed(curve_daemon: Curv
 def test_subscriber_without_keys_is_told_curve_failed(curve_daemon: CurveDaemon) -> None:
     with Subscriber(curve_daemon.alerts) as sub, pytest.raises(CurveRefused, match="CURVE"):
         sub.receive(0.5)
+    # Iterating too: a refusal is no backfill to wait for (its code is `timeout`, which
+    # an unanswered backfill has too; retried, the subscriber waited in silence).
+    stop = threading.Event()
+    threading.Timer(20, stop.set).start()
+    with Subscriber(curve_daemon.alerts) as sub, pytest.raises(CurveRefused, match="CURVE"):
+        for _ in sub.iter(0.5, stop):
+            pass
+    assert not stop.is_set()
+    stop.set()
 
 
 def test_status_command_with_keys_from_flags_environment_or_config(
