@@ -8,8 +8,9 @@ from pathlib import Path
 
 from alphad.daemon.config import load_config, window_findings
 from alphad.replay.bars import read_bars
+from alphad.replay.results import DAY_MS
 from alphad.replay.runner import replay
-from alphad.replay.signals import InputError, check_writable, read_signals, same_file
+from alphad.replay.signals import InputError, SignalRow, check_writable, read_signals, same_file
 from alphad.replay.text import render_json, render_text
 
 SECONDS_LIKELY_MS = 100_000_000_000
@@ -38,8 +39,8 @@ def replay_command(args: argparse.Namespace) -> int:
         print(f"alphad: warning: {warning}", file=sys.stderr)
     rows = read_signals(args.file)
     last = max(max(row.ts_ms, row.exit_ts_ms) for row in rows)
-    early = [i for i, row in enumerate(rows) if min(row.ts_ms, row.exit_ts_ms) < SECONDS_LIKELY_MS]
-    if early and last >= MILLISECONDS_SURELY:
+    early = _in_seconds(rows)
+    if early:
         # Seconds among milliseconds: one such row made a 90-day history span 54 years.
         first = rows[early[0]]
         raise InputError(
@@ -79,6 +80,23 @@ def replay_command(args: argparse.Namespace) -> int:
         if args.report:
             print(f"\nreport written to {args.report}")
     return 0
+
+
+def _in_seconds(rows: list[SignalRow]) -> list[int]:
+    """The rows with a time in seconds among rows in milliseconds: before 1973-03-03 as
+    milliseconds, and inside the span of the rows after 2001-09-09 once read as seconds
+    (a history in milliseconds that begins before 1973 has none)."""
+    late = [t for row in rows for t in (row.ts_ms, row.exit_ts_ms) if t >= MILLISECONDS_SURELY]
+    if not late:
+        return []
+    low, high = min(late) - DAY_MS, max(late) + DAY_MS
+    return [
+        i
+        for i, row in enumerate(rows)
+        if any(
+            t < SECONDS_LIKELY_MS and low <= t * 1000 <= high for t in (row.ts_ms, row.exit_ts_ms)
+        )
+    ]
 
 
 def _distinct_outputs(args: argparse.Namespace) -> None:

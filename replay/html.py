@@ -15,11 +15,12 @@ from typing import Any
 
 from alphad.replay.bars import Accuracy, Detection
 from alphad.replay.results import Curve, Replay, ReplayResult, Sides, Stats, StatusEvent
-from alphad.replay.signals import write_whole
+from alphad.replay.signals import LAST_TS_MS, write_whole
 from alphad.replay.text import (
     LUCK_HEADER,
     STAT_LINES,
     accuracy_line,
+    days_of,
     detection_line,
     exposure_line,
     luck_rows,
@@ -199,8 +200,9 @@ def _luck_section(r: ReplayResult) -> list[str]:
     if luck.resamples == 0 and luck.days:
         return [
             "<h2>Could it be luck?</h2>",
-            f'<p class="muted">Not told: the history\'s {luck.days} days are one block of '
-            f"{luck.block_days}, and every resample would be the history turned round.</p>",
+            f'<p class="muted">Not told: the history has {days_of(luck.days)}, no more than a '
+            f"block of {luck.block_days}, and every resample would be the history turned "
+            "round.</p>",
         ]
     head = "".join(f"<th>{escape(cell)}</th>" for cell in LUCK_HEADER)
     rows = [f"<table><tr>{head}</tr>"]
@@ -267,10 +269,11 @@ class _Frame:
     """Maps event time and values to the pixels of one chart."""
 
     def __init__(self, r: ReplayResult, low: float, high: float, height: int = HEIGHT) -> None:
-        # A history of one instant spans the millisecond before it (after it could be
-        # past the year 9999, which no date prints).
-        self.t1 = r.last_ts_ms
-        self.t0 = min(r.first_ts_ms, self.t1 - 1)
+        # A history of one instant spans the millisecond after it, or before it at the
+        # last instant the rows take (after it is past the year 9999, which no date prints).
+        self.t0, self.t1 = r.first_ts_ms, max(r.last_ts_ms, r.first_ts_ms + 1)
+        if self.t1 > LAST_TS_MS:
+            self.t0, self.t1 = LAST_TS_MS - 1, LAST_TS_MS
         if high <= low:
             high = low + 1.0
         self.ticks = _ticks(low, high)

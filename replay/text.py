@@ -234,14 +234,19 @@ def luck_lines(luck: Luck) -> list[str]:
     """The bootstrap as a heading and a table."""
     if luck.resamples == 0 and luck.days:
         return [
-            f"COULD IT BE LUCK? not told: the history's {luck.days} days are one block of "
-            f"{luck.block_days}, and every resample would be the history turned round"
+            f"COULD IT BE LUCK? not told: the history has {days_of(luck.days)}, no more than a "
+            f"block of {luck.block_days}, and every resample would be the history turned round"
         ]
     return [
         f"COULD IT BE LUCK? {luck.resamples:,} resamples of the history's days in blocks of "
         f"{luck.block_days}, the same days for both sides",
         _format_table(LUCK_HEADER, luck_rows(luck)),
     ]
+
+
+def days_of(n: int) -> str:
+    """``1 day``, ``5 days``."""
+    return "1 day" if n == 1 else f"{n} days"
 
 
 def _signed_money(value: float | None) -> str:

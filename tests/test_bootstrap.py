@@ -190,8 +190,8 @@ def test_a_history_no_longer_than_a_block_is_not_resampled_and_says_so() -> None
     assert luck.resamples == 0 and luck.total_pnl.observed == 40.0
     assert luck.total_pnl.low is None and luck.total_pnl.ahead is None
     assert luck_lines(luck) == [
-        "COULD IT BE LUCK? not told: the history's 5 days are one block of 5, and every"
-        " resample would be the history turned round"
+        "COULD IT BE LUCK? not told: the history has 5 days, no more than a block of 5, and"
+        " every resample would be the history turned round"
     ]
     six = bootstrap([-40.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0] * 6, 365.0)
     assert six.resamples == 2000 and six.total_pnl.low is not None

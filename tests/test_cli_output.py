@@ -170,6 +170,15 @@ def test_one_time_in_seconds_among_milliseconds_is_refused_naming_its_signal(
     assert code == 1 and err.count("\n") == 1, err
     assert err.startswith(f"alphad: mixed.csv: signal 4 of 30 (ts_ms {int(ts_ms) // 1000},")
     assert "a time in seconds?" in err
+    # A history in milliseconds that begins before 1973 is a history, not seconds.
+    weekly = 7 * 86_400_000
+    long_ago = "".join(
+        f"{63_072_000_000 + i * weekly},{63_072_000_000 + i * weekly + 3_600_000},ema,BTC,buy,"
+        f"0.8,3,,{(-1) ** i * 1.5},\n"
+        for i in range(1_600)  # 1972-01-01 on, to 2002
+    )
+    (tmp_path / "long.csv").write_text(HEADER + long_ago)
+    assert alphad("replay", "long.csv", "--bootstrap", "0", cwd=tmp_path) == (0, "")
 
 
 def test_simulate_refuses_one_file_for_the_signals_and_the_bars(tmp_path: Path) -> None:

@@ -823,6 +823,7 @@ def test_a_trade_past_the_strategy_cap_is_in_the_book_but_learns_nothing() -> No
     [
         (253_402_300_799_999, 1.5),  # the last instant the rows take: its frame ran past 9999
         (1_704_067_200_000, 5e-324),  # a span with no logarithm
+        (0, 1.5),  # the first: its axis showed 1969
     ],
 )
 def test_the_html_report_draws_a_history_of_one_instant_or_of_subnormal_pnls(
@@ -843,3 +844,4 @@ def test_the_html_report_draws_a_history_of_one_instant_or_of_subnormal_pnls(
     ]
     page = render_html(replay(rows), "edge.csv")
     assert page.startswith("<!DOCTYPE html>") and page.count("<svg") >= 2
+    assert "1969" not in page
