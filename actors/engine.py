@@ -53,6 +53,7 @@ from alphad.actors.performance_actor import (
     DetachStrategy,
     RecentFigures,
     ReportTables,
+    TradesSeen,
 )
 from alphad.actors.regimes import REGIMES
 from alphad.actors.report_pages import ReportParts, report_page
@@ -378,8 +379,17 @@ class EngineActor(Actor):
             raise NotFound(
                 f"regime {regime!r} was never seen in a trade or a signal; nothing changed"
             )
+        # Where a return from a suspension is judged from: the trades so far, not the last
+        # cycle's count (those a bot reported since, while it was out, were read as new).
+        seen = await ask_peer(self.performance, TradesSeen(request.strategy, regime))
         transition = self.optimizer.force(
-            request.strategy, request.status, request.reason, request.operator, now, request.regime
+            request.strategy,
+            request.status,
+            request.reason,
+            request.operator,
+            now,
+            request.regime,
+            seen=seen,
         )
         allocation = self.optimizer.allocation()
         entries = await self.journal.commit([status_draft(transition)])

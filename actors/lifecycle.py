@@ -417,13 +417,21 @@ class LifecycleModel:
     # ------------------------------------------------------------------ operator actions
 
     def force(
-        self, strategy: str, status: str, reason: str, operator: str, now_ms: int
+        self,
+        strategy: str,
+        status: str,
+        reason: str,
+        operator: str,
+        now_ms: int,
+        seen: int | None = None,
     ) -> Transition:
         """An operator sets any status; the violation and recovery counters start over.
 
         The suspension count is kept (three strikes stay three strikes), except when the
         strategy leaves retirement: that is a new start. A strategy never seen is
-        registered. Raises ``BadInput`` for an unknown status.
+        registered. Raises ``BadInput`` for an unknown status. ``seen``: the strategy's
+        trade count now (the last cycle's without it): a return from a suspension or
+        retirement is judged from the trades after it.
         """
         if status not in STATUSES:
             raise BadInput(f"unknown status {status!r}")
@@ -432,9 +440,11 @@ class LifecycleModel:
             state = self.states[strategy] = HealthState(since_ms=now_ms)
         if state.status == "retired" and status != "retired":
             state.suspensions = 0
+        metrics: dict[str, Any] = {"suspensions": state.suspensions}
         if state.status in ("suspended", "retired") and status in ("active", "degraded"):
+            state.seen = max(state.seen, seen or 0)
             _back_from_now(self.config, state, state.seen)
-            state.back_at = state.seen
+            state.back_at = metrics["seen"] = state.seen  # journaled: a restart knows it
         state.violations = state.recoveries = 0
         state.probation_from = None
         state.below_peak, state.stopped_below_peak = 0.0, False
@@ -445,7 +455,7 @@ class LifecycleModel:
             cast(Status, status),
             reason or f"set by {operator}",
             now_ms,
-            {"suspensions": state.suspensions},
+            metrics,
             actor=operator,
         )
 
@@ -497,6 +507,9 @@ class LifecycleModel:
         elif state.status == "suspended" and status == "degraded":
             self._start_probation(state)
         if state.status in ("suspended", "retired") and status in ("active", "degraded"):
+            back = (metrics or {}).get("seen")
+            if isinstance(back, int) and not isinstance(back, bool):
+                state.seen = max(state.seen, back)  # where an operator's return was made
             _back_from_now(self.config, state, state.seen)
             if actor != "system":
                 state.back_at = state.seen

@@ -193,14 +193,18 @@ class Optimizer:
         operator: str,
         now_ms: int,
         regime: str | None = None,
+        seen: int | None = None,
     ) -> Transition:
         """An operator sets a status (``LifecycleModel.force``), the strategy's own or, in
-        a ``regime``, its status there (``RegimeLifecycle.force``)."""
+        a ``regime``, its status there (``RegimeLifecycle.force``); ``seen``: its trade
+        count now (in the regime), where a return from a suspension is judged from."""
         if regime is not None:
-            transition = self.regimes.force(strategy, regime, status, reason, operator, now_ms)
+            transition = self.regimes.force(
+                strategy, regime, status, reason, operator, now_ms, seen=seen
+            )
             self.regime_statuses = self.regimes.statuses()
             return transition
-        transition = self.lifecycle.force(strategy, status, reason, operator, now_ms)
+        transition = self.lifecycle.force(strategy, status, reason, operator, now_ms, seen=seen)
         self.statuses = self.lifecycle.statuses()
         return transition
 

@@ -309,6 +309,13 @@ class PerformanceModel:
             row.update(table[key].figures(window).as_row())
             yield row
 
+    def trades_seen(self, strategy: str, regime: str | None = None) -> int:
+        """How many trades the strategy has recorded (in ``regime``), as its judged
+        window counts them (``Figures.seen``); 0 for none."""
+        which, key = (0, (strategy,)) if regime is None else (1, (strategy, regime))
+        kept = self._judged_table(which).get(key)
+        return _judged_window(kept).seen if kept is not None else 0
+
     def strategy_figures(self, strategy: str, window: str = "all") -> Figures | None:
         """One strategy's figures, or None if it has no trade."""
         return self.group_figures(("strategy",), (strategy,), window)

@@ -46,6 +46,14 @@ class RecentFigures(Ask[tuple[dict[str, Figures], dict[str, dict[str, Figures]]]
     regime_edge_read: dict[str, dict[str, int]] | int | None = None
 
 
+class TradesSeen(Ask[int], frozen=True):
+    """Ask: a strategy's trade count now, overall or in a regime
+    (``PerformanceModel.trades_seen``)."""
+
+    strategy: str
+    regime: str | None = None
+
+
 class ReportTables(Ask[dict[str, Any]], frozen=True):
     """Ask: the performance tables of a ``get_report`` page, its strategies those after
     ``after`` (at most ``PAGE_ROWS``)."""
@@ -129,6 +137,8 @@ class PerformanceActor(Actor):
                     log.warning("edge_trades_skipped", trades=dropped - self._unread_dropped)
                 self._unread_dropped = dropped  # less after a strategy is forgotten
                 return recent
+            case TradesSeen():
+                return model.trades_seen(message.strategy, message.regime)
             case GetTop():
                 rows = await top_rows(
                     model,

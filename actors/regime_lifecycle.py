@@ -131,7 +131,14 @@ class RegimeLifecycle:
         return served
 
     def force(
-        self, strategy: str, regime: str, status: str, reason: str, operator: str, now_ms: int
+        self,
+        strategy: str,
+        regime: str,
+        status: str,
+        reason: str,
+        operator: str,
+        now_ms: int,
+        seen: int | None = None,
     ) -> Transition:
         """An operator sets the strategy's status in a regime; raises ``BadInput`` with
         ``per_regime`` off, for ``unknown`` and for ``retired`` (a regime retires none)."""
@@ -139,7 +146,7 @@ class RegimeLifecycle:
             raise BadInput("[lifecycle] per_regime is off: no status in a regime to set")
         if regime == UNKNOWN_REGIME or status == "retired":
             raise BadInput(f"a strategy cannot be {status} in regime {regime!r}")
-        move = self.model(regime).force(strategy, status, reason, operator, now_ms)
+        move = self.model(regime).force(strategy, status, reason, operator, now_ms, seen=seen)
         move.regime = regime
         return move
 

@@ -625,3 +625,41 @@ def test_the_scorers_records_of_a_forgotten_strategy_are_as_live_after_a_fallbac
         rpc.close()
     finally:
         daemon.close()
+
+
+def test_a_strategy_an_operator_brings_back_is_not_suspended_again_on_no_new_trade(
+    tmp_path: Path,
+) -> None:
+    # A bot that went on trading a suspended strategy reported its losses; brought back
+    # by an operator before the next cycle, the strategy was suspended again at that
+    # cycle, with no trade since its return (its edge test read them as new), and again
+    # after a kill -9 and a start from an older snapshot.
+    config = (
+        "[engine]\nupdate_interval_s = 0\n[limits]\noptimization_interval_s = 0\n"
+        "[lifecycle]\nprobation_after_trades = 0\n"  # no return on the clock
+    )
+    daemon = DaemonProcess(tmp_path, config).start()
+    try:
+        admin = Client(daemon.admin, retries=0)
+        wins = [1.0, -1.0] * 5
+        losses = [0.5, -1.5] * 60
+        for i, pnl in enumerate(wins + losses):
+            trade(admin, "fader", i, pnl=pnl)
+            if i >= 10 and i % 10 == 0:
+                admin.update_optimization()
+        assert admin.get_health("fader").rows[0].status == "suspended"
+        for i in range(130, 190):  # still traded while suspended, still losing
+            trade(admin, "fader", i, pnl=-1.5 if i % 2 else 0.5)
+        admin.force_status("fader", "active", "reviewed", "ops")
+        admin.update_optimization()
+        assert admin.get_health("fader").rows[0].status == "active"
+        admin.close()
+        daemon.kill9()
+        damage_newest_snapshot(daemon.database)  # the force applied again from the journal
+        daemon.start()
+        admin = Client(daemon.admin, retries=0)
+        admin.update_optimization()
+        assert admin.get_health("fader").rows[0].status == "active"
+        admin.close()
+    finally:
+        daemon.close()
