@@ -241,8 +241,11 @@ def _spell(catch_up_s: float) -> float:
     return max(catch_up_s, MIN_SPELL_S)
 
 
-RETRIED_BACKFILL: frozenset[ErrorCode] = frozenset(("timeout", "overloaded"))
-"""The backfill failures ``iter`` asks again after: the daemon down, restarting or busy."""
+RETRIED_BACKFILL: frozenset[ErrorCode] = frozenset(
+    ("timeout", "overloaded", "storage_unavailable")
+)
+"""The backfill failures ``iter`` asks again after: the daemon down, restarting or busy,
+or its journal unreadable for a moment."""
 
 
 class Subscriber(_Alerts[zmq.Socket[Any], "Client"], Closing):
