@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 import msgspec
@@ -85,6 +86,22 @@ def _amount(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _over(value: float, limit: float) -> tuple[str, str]:
+    """A drawdown over its limit and the limit, as a reason shows them (``_amount``), with
+    as many more decimals (up to six) as it takes for the one shown to be over the other:
+    30.0001 over 30.00003 read "30.00 > 30.00"."""
+    shown = _amount(value), _amount(limit)
+    if shown[0] != shown[1] or not (0.01 <= abs(value) < 1e9 and 0.01 <= abs(limit) < 1e9):
+        return shown
+    for places in range(3, 7):
+        step = Decimal(1).scaleb(-places)
+        over = Decimal(repr(value)).quantize(step, rounding=ROUND_CEILING)
+        under = Decimal(repr(limit)).quantize(step, rounding=ROUND_FLOOR)
+        if over > under:
+            return f"{over:f}", f"{under:f}"
+    return f"{value!r}", f"{limit!r}"
+
+
 def _metrics(figures: Figures) -> dict[str, Any]:
     """The window's figures for the journal: no NaN or infinity in JSON."""
     row = msgspec.structs.asdict(figures)
@@ -135,9 +152,9 @@ def judge_window(
             "win rate {} < {}".format(*shown_below(win_rate, cfg.win_rate_floor, percent=True))
         )
     if drawdown > soft_limit:
-        soft.append(f"drawdown {_amount(drawdown)} > {_amount(soft_limit)}")
+        soft.append("drawdown {} > {}".format(*_over(drawdown, soft_limit)))
     hard = (
-        f"drawdown {_amount(hard_drawdown)} > hard limit {_amount(hard_limit)}"
+        "drawdown {} > hard limit {}".format(*_over(hard_drawdown, hard_limit))
         if hard_drawdown > hard_limit
         else None
     )
