@@ -160,7 +160,12 @@ class ScorerModel:
             )
             if f_confluence < 1.0:
                 quality *= f_confluence
-                reasons.append(f"confluence {confluence} of {target}")
+                reasons.append(
+                    f"confluence {confluence}: its signals won less than the strategy's"
+                    f" ({f_confluence:.2f})"
+                    if self._by_record
+                    else f"confluence {confluence} of {target}"
+                )
             if regime is not None:
                 fits = self.regime_fit.get(regime)
                 f_regime = 1.0 if fits is None else fits.get(strategy, 1.0)

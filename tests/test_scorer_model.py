@@ -1033,6 +1033,21 @@ def test_confluence_by_record_stays_low_for_a_bucket_that_loses_more() -> None:
     assert model.confluence_factor(0, "ema") < 0.7
 
 
+def test_a_confluence_held_back_by_its_record_says_so() -> None:
+    # A signal of 5 agreeing indicators (the target is 3) whose bucket has won less than
+    # its strategy read "confluence 5 of 3", the fixed line's "fewer than the target".
+    model = ScorerModel(ScorerConfig(confluence="record"), "run")
+    learn(model, signal(confluence=3, symbol="ETH"), [True] * 10 + [False] * 40)
+    learn(model, signal(confluence=0, symbol="ETH"), [True] * 60 + [False] * 20)
+    factor = model.confluence_factor(5, "ema")
+    assert factor < 1.0
+    reply = model.score(signal(confluence=5, symbol="SOL"))
+    assert f"confluence 5: its signals won less than the strategy's ({factor:.2f})" in (
+        reply.reasons
+    )
+    assert not any(reason.startswith("confluence 5 of") for reason in reply.reasons)
+
+
 def test_a_version_1_snapshot_restores_without_confluence_records() -> None:
     model = ScorerModel(ScorerConfig(confluence="record"), "run")
     learn(model, signal(confluence=0), [False] * 5)
