@@ -61,6 +61,7 @@ def direct(window: JudgedWindow) -> Figures:
         running += pnl
         best = max(best, running)
         deepest = max(deepest, best - running)
+    figures.sized_pnls = tuple(window.pnls.items())
     figures.sized_drawdown = deepest
     return figures
 
