@@ -381,7 +381,16 @@ class EngineActor(Actor):
             )
         # Where a return from a suspension is judged from: the trades so far, not the last
         # cycle's count (those a bot reported since, while it was out, were read as new).
-        seen = await ask_peer(self.performance, TradesSeen(request.strategy, regime))
+        # Asked for a return only: a suspension waits on nothing.
+        optimizer = self.optimizer
+        now_status = (
+            optimizer.regime_statuses.get(regime, {}).get(request.strategy)
+            if regime is not None
+            else optimizer.statuses.get(request.strategy)
+        )
+        seen = None
+        if request.status in ("active", "degraded") and now_status in ("suspended", "retired"):
+            seen = await ask_peer(self.performance, TradesSeen(request.strategy, regime))
         transition = self.optimizer.force(
             request.strategy,
             request.status,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import msgspec
@@ -88,15 +88,15 @@ def _amount(value: float) -> str:
 
 def _over(value: float, limit: float) -> tuple[str, str]:
     """A drawdown over its limit and the limit, as a reason shows them (``_amount``), with
-    as many more decimals (up to six) as it takes for the one shown to be over the other:
-    30.0001 over 30.00003 read "30.00 > 30.00"."""
+    as many more decimals (up to six, each rounded to the nearest) as it takes for the
+    one shown to be over the other: 30.0001 over 30.00003 read "30.00 > 30.00"."""
     shown = _amount(value), _amount(limit)
     if shown[0] != shown[1] or not (0.01 <= abs(value) < 1e9 and 0.01 <= abs(limit) < 1e9):
         return shown
     for places in range(3, 7):
         step = Decimal(1).scaleb(-places)
-        over = Decimal(repr(value)).quantize(step, rounding=ROUND_CEILING)
-        under = Decimal(repr(limit)).quantize(step, rounding=ROUND_FLOOR)
+        over = Decimal(repr(value)).quantize(step, rounding=ROUND_HALF_EVEN)
+        under = Decimal(repr(limit)).quantize(step, rounding=ROUND_HALF_EVEN)
         if over > under:
             return f"{over:f}", f"{under:f}"
     return f"{value!r}", f"{limit!r}"

@@ -161,8 +161,7 @@ class ScorerModel:
             if f_confluence < 1.0:
                 quality *= f_confluence
                 reasons.append(
-                    f"confluence {confluence}: its signals won less than the strategy's"
-                    f" ({f_confluence:.2f})"
+                    f"confluence {confluence}: {f_confluence:.2f} by its record"
                     if self._by_record
                     else f"confluence {confluence} of {target}"
                 )

@@ -377,6 +377,8 @@ class WeightingModel(Scoring):
         than the newest applies the journaled changes after it again), within bounds."""
         if strategy not in self.base or not isinstance(weight, int | float):
             return
+        if regime == UNKNOWN_REGIME:
+            return  # a table of the trades without a regime, journaled before 2026-12-07
         weight = self._within(strategy, float(weight))
         if regime is None:
             self.adaptive[strategy] = weight
@@ -506,7 +508,9 @@ class WeightingModel(Scoring):
         previous = state.get("previous")  # version 1: the tables before the last update
         if previous is not None:
             before = {**model.adaptive, **restore(previous[0])}
-            before_regimes = {r: restore(t) for r, t in previous[1].items()}
+            before_regimes = {
+                r: restore(t) for r, t in previous[1].items() if r != UNKNOWN_REGIME
+            }
             model.tables_cycle = -1  # unknown: the old layout kept no cycle
             model._remember(before, before_regimes)
             for change in model.rollbacks:

@@ -378,7 +378,7 @@ class AsyncSubscriber(_Alerts[zmq.asyncio.Socket, "AsyncClient"], AsyncClosing):
         while True:
             # Not forever: a quiet spell is when what was missed is asked for.
             try:
-                found = await self.receive(self._sequence.catch_up_s)
+                found = await self.receive(_spell(self._sequence.catch_up_s))
             except AlphadError as exc:
                 if isinstance(exc, CurveRefused) or exc.code not in RETRIED_BACKFILL:
                     raise

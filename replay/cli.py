@@ -8,7 +8,6 @@ from pathlib import Path
 
 from alphad.daemon.config import load_config, window_findings
 from alphad.replay.bars import read_bars
-from alphad.replay.results import DAY_MS
 from alphad.replay.runner import replay
 from alphad.replay.signals import InputError, SignalRow, check_writable, read_signals, same_file
 from alphad.replay.text import render_json, render_text
@@ -20,6 +19,9 @@ most likely (its 90 days would replay as 2 hours of January 1970)."""
 MILLISECONDS_SURELY = 1_000_000_000_000
 """2001-09-09 UTC in milliseconds: a history with times after it and times before
 ``SECONDS_LIKELY_MS`` mixes seconds with milliseconds."""
+
+SECONDS_AT_MOST_MS = 4_102_444_800_000
+"""2100-01-01 UTC in milliseconds: the latest a time in seconds is read as."""
 
 MAX_RESAMPLES = 100_000
 """The most resamples ``--bootstrap`` takes: 50 times the default, whose ranges are
@@ -84,17 +86,17 @@ def replay_command(args: argparse.Namespace) -> int:
 
 def _in_seconds(rows: list[SignalRow]) -> list[int]:
     """The rows with a time in seconds among rows in milliseconds: before 1973-03-03 as
-    milliseconds, and inside the span of the rows after 2001-09-09 once read as seconds
-    (a history in milliseconds that begins before 1973 has none)."""
-    late = [t for row in rows for t in (row.ts_ms, row.exit_ts_ms) if t >= MILLISECONDS_SURELY]
-    if not late:
+    milliseconds, and between 2001-09-09 and 2100 once read as seconds, in a history with
+    times after 2001-09-09 (a history in milliseconds that begins before 1973 has none:
+    its times read as seconds are centuries ahead)."""
+    if not any(max(row.ts_ms, row.exit_ts_ms) >= MILLISECONDS_SURELY for row in rows):
         return []
-    low, high = min(late) - DAY_MS, max(late) + DAY_MS
     return [
         i
         for i, row in enumerate(rows)
         if any(
-            t < SECONDS_LIKELY_MS and low <= t * 1000 <= high for t in (row.ts_ms, row.exit_ts_ms)
+            t < SECONDS_LIKELY_MS and MILLISECONDS_SURELY <= t * 1000 <= SECONDS_AT_MOST_MS
+            for t in (row.ts_ms, row.exit_ts_ms)
         )
     ]
 

@@ -170,6 +170,14 @@ def test_one_time_in_seconds_among_milliseconds_is_refused_naming_its_signal(
     assert code == 1 and err.count("\n") == 1, err
     assert err.startswith(f"alphad: mixed.csv: signal 4 of 30 (ts_ms {int(ts_ms) // 1000},")
     assert "a time in seconds?" in err
+    # Also a month exported in seconds before two in milliseconds (not inside their span).
+    january = "".join(
+        f"{1_704_067_200 + i * 3_600},{1_704_067_200 + i * 3_600 + 60},ema,BTC,buy,0.8,3,,1.0,\n"
+        for i in range(5)
+    )
+    (tmp_path / "two.csv").write_text(HEADER + january + ROWS.replace("1704", "1706"))
+    code, err = alphad("replay", "two.csv", cwd=tmp_path)
+    assert code == 1 and "signal 1 of 35" in err and "a time in seconds?" in err, err
     # A history in milliseconds that begins before 1973 is a history, not seconds.
     weekly = 7 * 86_400_000
     long_ago = "".join(

@@ -594,6 +594,14 @@ async def test_receive_without_a_timeout_leaves_the_loop_free_at_any_catch_up(
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(sub.receive(), 0.3)
 
+        async def first() -> object:
+            async for item in sub:
+                return item
+            return None
+
+        with pytest.raises(TimeoutError):  # async for too
+            await asyncio.wait_for(first(), 0.3)
+
 
 def test_iter_rides_out_a_backfill_the_daemon_does_not_answer(
     daemon: DaemonProcess, tmp_path: Path

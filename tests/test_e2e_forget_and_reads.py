@@ -460,12 +460,14 @@ def test_every_number_of_a_performance_row_can_rank_strategies() -> None:
     assert set(get_args(RankedMetric)) == set(METRIC_FIELDS) - {"profit_factor_infinite"}
 
 
-def damage_newest_snapshot(database: Path) -> None:
-    """Flip bytes of the newest snapshot's state: a start falls back to the one before."""
+def damage_newest_snapshot(database: Path, count: int = 1) -> None:
+    """Flip bytes of the newest snapshot's state (of the ``count`` newest): a start falls
+    back to the one before."""
     with sqlite3.connect(database) as db:
-        newest = db.execute("SELECT id, state FROM snapshots ORDER BY id DESC").fetchone()
-        damaged = bytes(b ^ 0x5A for b in newest[1][:64]) + newest[1][64:]
-        db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, newest[0]))
+        newest = db.execute("SELECT id, state FROM snapshots ORDER BY id DESC").fetchmany(count)
+        for row_id, state in newest:
+            damaged = bytes(b ^ 0x5A for b in state[:64]) + state[64:]
+            db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, row_id))
 
 
 def test_a_forget_holds_after_a_restart_from_the_snapshot_before_it(tmp_path: Path) -> None:
@@ -655,8 +657,11 @@ def test_a_strategy_an_operator_brings_back_is_not_suspended_again_on_no_new_tra
         assert admin.get_health("fader").rows[0].status == "active"
         admin.close()
         daemon.kill9()
-        damage_newest_snapshot(daemon.database)  # the force applied again from the journal
+        # Every commit carries a snapshot: the force's own is the newest but one. Both
+        # damaged, the start applies the force again from the journal, with its count.
+        damage_newest_snapshot(daemon.database, count=2)
         daemon.start()
+        assert "restored_from_older_snapshot" in daemon.log()
         admin = Client(daemon.admin, retries=0)
         admin.update_optimization()
         assert admin.get_health("fader").rows[0].status == "active"

@@ -1492,9 +1492,9 @@ def test_a_drawdown_just_over_its_limit_reads_over_it() -> None:
     # 30.0001 over a limit of 30.00003 read "drawdown 30.00 > 30.00".
     limits = {"ema": StrategyConfig(soft_drawdown=30.00003, hard_drawdown=60.00001)}
     m = LifecycleModel(mechanics(edge_loss=0.0), limits)
-    # The drawdown rounded up and the limit down, to the first decimal that tells them apart.
-    assert m.check("ema", window(sized_drawdown=30.0001)).soft == ["drawdown 30.001 > 30.000"]
+    # Both to the nearest, to the first decimal that tells them apart.
+    assert m.check("ema", window(sized_drawdown=30.0001)).soft == ["drawdown 30.0001 > 30.0000"]
     assert m.check("ema", window(sized_drawdown=60.00002)).hard == (
-        "drawdown 60.001 > hard limit 60.000"
+        "drawdown 60.00002 > hard limit 60.00001"
     )
     assert m.check("ema", window(sized_drawdown=31.5)).soft == ["drawdown 31.50 > 30.00"]

@@ -1042,9 +1042,7 @@ def test_a_confluence_held_back_by_its_record_says_so() -> None:
     factor = model.confluence_factor(5, "ema")
     assert factor < 1.0
     reply = model.score(signal(confluence=5, symbol="SOL"))
-    assert f"confluence 5: its signals won less than the strategy's ({factor:.2f})" in (
-        reply.reasons
-    )
+    assert f"confluence 5: {factor:.2f} by its record" in reply.reasons
     assert not any(reason.startswith("confluence 5 of") for reason in reply.reasons)
 
 

@@ -881,3 +881,7 @@ def test_trades_without_a_regime_have_no_weight_table_of_their_own() -> None:
     state["regime_adaptive"]["unknown"] = {"ema": 1.3}
     restored = WeightingModel.from_state(config, {"ema": StrategyConfig()}, state)
     assert set(restored.regime_adaptive) == {"calm"}
+    # Nor a journaled weight of that table, applied again after a start from an older
+    # snapshot (it came back, frozen, for signals naming `unknown`).
+    restored.apply_journaled("ema", "unknown", 1.8)
+    assert set(restored.regime_adaptive) == {"calm"}
