@@ -298,15 +298,21 @@ class RunningStats:
 
 
 def max_drawdown_of(pnls: Sequence[float]) -> float:
-    """The largest fall of the running pnl from 0.0 below its peak, as ``figures_of``
-    computes ``max_drawdown``."""
-    peak = max_drawdown = 0.0
+    """The largest fall of the running pnl from 0.0 below its peak (``max_drawdown``)."""
+    return _drawdowns(pnls)[0]
+
+
+def _drawdowns(pnls: Sequence[float]) -> tuple[float, float]:
+    """The largest fall of the running pnl from 0.0 below its peak, and its fall at the
+    end (``max_drawdown``, ``current_drawdown``)."""
+    peak = max_drawdown = running = 0.0
+    # The running pnl from 0.0 (the additions of ``running += pnl``, made by accumulate).
     for running in accumulate(pnls, initial=0.0):
         if running > peak:
             peak = running
         elif peak - running > max_drawdown:
             max_drawdown = peak - running
-    return max_drawdown
+    return max_drawdown, peak - running
 
 
 def figures_of(pnls: Sequence[float], *, seen: int = 0, keep_pnls: bool = False) -> Figures:
@@ -331,13 +337,7 @@ def figures_of(pnls: Sequence[float], *, seen: int = 0, keep_pnls: bool = False)
     mean = total / n
     deviations = [p - mean for p in pnls]
     squares = [d * d for d in deviations]
-    peak = max_drawdown = 0.0
-    # The running pnl from 0.0 (the additions of ``running += pnl``, made by accumulate).
-    for running in accumulate(pnls, initial=0.0):
-        if running > peak:
-            peak = running
-        elif peak - running > max_drawdown:
-            max_drawdown = peak - running
+    max_drawdown, current_drawdown = _drawdowns(pnls)
     return _assemble(
         n=n,
         wins=len(winning),
@@ -350,7 +350,7 @@ def figures_of(pnls: Sequence[float], *, seen: int = 0, keep_pnls: bool = False)
         m3=sum(map(mul, squares, deviations)),
         m4=sum(map(mul, squares, squares)),
         max_drawdown=max_drawdown,
-        current_drawdown=peak - running,
+        current_drawdown=current_drawdown,
         seen=seen,
         pnls=tuple(pnls) if keep_pnls else (),
     )
