@@ -221,7 +221,11 @@ class LifecycleModel:
                             "degraded",
                             f"probation: {words or probation_words(cfg, state, hours)}",
                             now_ms,
-                            {"suspended_at_ms": state.suspended_at_ms, "hours_suspended": hours},
+                            {
+                                "suspended_at_ms": state.suspended_at_ms,
+                                "hours_suspended": hours,
+                                "seen": state.probation_from,  # where probation begins
+                            },
                         )
                     )
                 continue
@@ -506,15 +510,22 @@ class LifecycleModel:
                 state.edge_read = seen
         elif state.status == "suspended" and status == "degraded":
             self._start_probation(state)
-        if state.status in ("suspended", "retired") and status in ("active", "degraded"):
-            back = (metrics or {}).get("seen")
-            if isinstance(back, int) and not isinstance(back, bool):
-                state.seen = max(state.seen, back)  # where an operator's return was made
+        returned = state.status in ("suspended", "retired") and status in ("active", "degraded")
+        back = (metrics or {}).get("seen")
+        if not isinstance(back, int) or isinstance(back, bool):
+            back = None
+        if returned:
+            if back is not None:
+                state.seen = max(state.seen, back)  # where the return was made
             _back_from_now(self.config, state, state.seen)
             if actor != "system":
                 state.back_at = state.seen
         state.violations = state.recoveries = 0
         state.probation_from = None
+        if returned and actor == "system" and status == "degraded" and back is not None:
+            # An automatic probation journaled with where it began (since 2026-12-07):
+            # judged on its new trades alone again, a breach suspending at once.
+            state.probation_from = back
         state.suspended_at_ms = ts_ms if status == "suspended" else None
         state.paper_judged, state.paper_verdict = (0.0, 0.0), None
         state.status = cast(Status, status)

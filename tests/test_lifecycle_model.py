@@ -391,7 +391,7 @@ def test_probation_moves_a_suspended_strategy_to_degraded_after_the_time() -> No
     (transition,) = m.assess({}, 5 + 24 * HOUR)
     assert (transition.old, transition.new) == ("suspended", "degraded")
     assert transition.reason == "probation: suspended 24.0 h (probation after 24 h)"
-    assert transition.metrics == {"suspended_at_ms": 5, "hours_suspended": 24.0}
+    assert transition.metrics == {"suspended_at_ms": 5, "hours_suspended": 24.0, "seen": 0}
     assert m.health("ema")[0]["violations"] == 0
 
 
@@ -1498,3 +1498,23 @@ def test_a_drawdown_just_over_its_limit_reads_over_it() -> None:
         "drawdown 60.00002 > hard limit 60.00001"
     )
     assert m.check("ema", window(sized_drawdown=31.5)).soft == ["drawdown 31.50 > 30.00"]
+
+
+def test_a_journaled_probation_applied_again_is_judged_as_probation() -> None:
+    # Applied again after a start from an older snapshot, an automatic probation had no
+    # start: its strategy was judged on the whole window, a breach only a first warning.
+    live = model(probation_after_hours=1, edge_loss=0.0)
+    performance = PerformanceModel(PerformanceConfig())
+    record(performance, [-1.0] * 40)
+    older = LifecycleModel.from_state(live.config, {}, live.to_state())
+    (suspension,) = live.assess({"ema": performance.recent_by_strategy()["ema"]}, 0)
+    (probation,) = live.assess({"ema": performance.recent_by_strategy()["ema"]}, HOUR)
+    assert (probation.old, probation.new) == ("suspended", "degraded")
+    for move in (suspension, probation):
+        older.apply_journaled("ema", move.new, move.reason, "system", move.ts_ms, move.metrics)
+    assert older.states["ema"].probation_from == live.states["ema"].probation_from == 40
+    record(performance, [0.5, -1.0, -1.0, -1.0] * 6)  # a win rate of 25 %: a breach
+    for m in (live, older):
+        (found,) = m.assess({"ema": performance.recent_by_strategy()["ema"]}, HOUR + 1)
+        assert (found.old, found.new) == ("degraded", "suspended")
+        assert found.reason.startswith("breach on probation")
