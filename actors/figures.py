@@ -88,7 +88,8 @@ class Figures(msgspec.Struct, kw_only=True):
     pnls: tuple[float, ...] = ()
     # Only in the judged windows: the window's pnls as the bots reported them, at the
     # sizes traded, oldest first, and their max drawdown, which an operator's absolute
-    # limits (``[strategies.NAME] soft_drawdown``, ``hard_drawdown``) are in. () and 0.0
+    # limits (``[strategies.NAME] soft_drawdown``, ``hard_drawdown``) are in (set where
+    # such a limit judges the window: ``LifecycleModel.drawdown_limits``). () and 0.0
     # elsewhere.
     sized_pnls: tuple[float, ...] = ()
     sized_drawdown: float = 0.0

@@ -162,6 +162,10 @@ class LifecycleModel:
         limits = self.limits.get(strategy)
         soft = limits.soft_drawdown if limits is not None else None
         hard = limits.hard_drawdown if limits is not None else None
+        if (soft is not None or hard is not None) and figures.sized_pnls:
+            # Computed here, for the windows an absolute limit judges (kept in the figures
+            # for the transition's metrics).
+            figures.sized_drawdown = max_drawdown_of(figures.sized_pnls)
         per_unit, sized = figures.max_drawdown, figures.sized_drawdown
         return (
             (soft, sized) if soft is not None else (self.config.soft_drawdown * scale, per_unit),

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from alphad.actors.figures import Figures, RunningStats, figures_of, max_drawdown_of
+from alphad.actors.figures import Figures, RunningStats, figures_of
 
 WINDOWS: tuple[str, ...] = ("all", "recent")
 # A judged trade counts at no less than this share of its window's median size (see
@@ -279,8 +279,9 @@ class JudgedWindow:
         never modify)."""
         if self.judged is None:
             judged = figures_of(self.per_unit(), seen=self.seen, keep_pnls=True)
+            # Their drawdown is computed where an absolute limit needs it (drawdown_limits):
+            # for every window it cost a tenth of a replay.
             judged.sized_pnls = tuple(self.pnls.items())
-            judged.sized_drawdown = max_drawdown_of(judged.sized_pnls)
             self.judged = judged
         return self.judged
 

@@ -55,14 +55,7 @@ def direct(window: JudgedWindow) -> Figures:
     """The window's judged figures recomputed from its rings alone."""
     per_unit = plain_per_unit(window.pnls.items(), window.sizes.items())
     figures = figures_of(per_unit, seen=window.seen, keep_pnls=True)
-    # The drawdown as traded: the deepest fall of the summed pnls below their best.
-    running = best = deepest = 0.0
-    for pnl in window.pnls.items():
-        running += pnl
-        best = max(best, running)
-        deepest = max(deepest, best - running)
-    figures.sized_pnls = tuple(window.pnls.items())
-    figures.sized_drawdown = deepest
+    figures.sized_pnls = tuple(window.pnls.items())  # as traded
     return figures
 
 
