@@ -391,7 +391,7 @@ class EngineActor(Actor):
         seen = None
         if request.status in ("active", "degraded") and now_status in ("suspended", "retired"):
             seen = await ask_peer(self.performance, TradesSeen(request.strategy, regime))
-        transition = self.optimizer.force(
+        transition = optimizer.force(
             request.strategy,
             request.status,
             request.reason,

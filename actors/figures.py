@@ -87,12 +87,10 @@ class Figures(msgspec.Struct, kw_only=True):
     seen: int = 0
     pnls: tuple[float, ...] = ()
     # Only in the judged windows: the window's pnls as the bots reported them, at the
-    # sizes traded, oldest first, and their max drawdown, which an operator's absolute
-    # limits (``[strategies.NAME] soft_drawdown``, ``hard_drawdown``) are in (set where
-    # such a limit judges the window: ``LifecycleModel.drawdown_limits``). () and 0.0
-    # elsewhere.
+    # sizes traded, oldest first, whose drawdown an operator's absolute limits
+    # (``[strategies.NAME] soft_drawdown``, ``hard_drawdown``) are held against
+    # (``LifecycleModel.drawdown_limits``). () elsewhere.
     sized_pnls: tuple[float, ...] = ()
-    sized_drawdown: float = 0.0
     # Only in a strategy's window as the cycle reads it: the pnls per unit of size of the
     # trades that left the window before the edge test read them, oldest first (the
     # newest of them is the trade just before the window's first). () elsewhere.
@@ -102,7 +100,7 @@ class Figures(msgspec.Struct, kw_only=True):
         """The wire row's metric keys (``protocol.messages.METRIC_FIELDS``)."""
         row = msgspec.structs.asdict(self)
         del row["judged_psr"], row["mean_abs_pnl"], row["seen"], row["pnls"], row["unread"]
-        del row["sized_pnls"], row["sized_drawdown"]
+        del row["sized_pnls"]
         return row
 
 

@@ -153,20 +153,16 @@ class LifecycleModel:
         is held against.
 
         The strategy's absolute limits when configured, against the drawdown of the pnl
-        as traded (``Figures.sized_drawdown``: an operator's limit of 100 is 100 of the
-        bot's money whatever the size; held against the pnl per unit of size, a strategy
-        trading size 10 was stopped only at 10 times it); else the relative ones times
-        the window's mean |pnl|, against the drawdown per unit of size.
+        as traded (of ``Figures.sized_pnls``, computed only then: an operator's limit of
+        100 is 100 of the bot's money whatever the size; held against the pnl per unit
+        of size, a strategy trading size 10 was stopped only at 10 times it); else the
+        relative ones times the window's mean |pnl|, against the drawdown per unit of size.
         """
         scale = pnl_scale(figures)
-        limits = self.limits.get(strategy)
-        soft = limits.soft_drawdown if limits is not None else None
-        hard = limits.hard_drawdown if limits is not None else None
-        if (soft is not None or hard is not None) and figures.sized_pnls:
-            # Computed here, for the windows an absolute limit judges (kept in the figures
-            # for the transition's metrics).
-            figures.sized_drawdown = max_drawdown_of(figures.sized_pnls)
-        per_unit, sized = figures.max_drawdown, figures.sized_drawdown
+        soft, hard = self._absolute_limits(strategy)
+        per_unit = figures.max_drawdown
+        absolute = soft is not None or hard is not None
+        sized = max_drawdown_of(figures.sized_pnls) if absolute else 0.0
         return (
             (soft, sized) if soft is not None else (self.config.soft_drawdown * scale, per_unit),
             (hard, sized) if hard is not None else (self.config.hard_drawdown * scale, per_unit),
@@ -176,7 +172,19 @@ class LifecycleModel:
         """Soft and hard breaches of one recent window, and whether it clears the margin
         (``judge_window``), by the strategy's thresholds and drawdown limits."""
         cfg = self.overrides.get(strategy, self.config)
-        return judge_window(cfg, figures, *self.drawdown_limits(strategy, figures))
+        soft_rule, hard_rule = self.drawdown_limits(strategy, figures)
+        found = judge_window(cfg, figures, soft_rule, hard_rule)
+        soft, hard = self._absolute_limits(strategy)
+        if soft is not None or hard is not None:  # the drawdown as traded, journaled
+            found.sized_drawdown = (soft_rule if soft is not None else hard_rule)[1]
+        return found
+
+    def _absolute_limits(self, strategy: str) -> tuple[float | None, float | None]:
+        """The strategy's ``soft_drawdown`` and ``hard_drawdown`` (None: relative)."""
+        limits = self.limits.get(strategy)
+        if limits is None:
+            return None, None
+        return limits.soft_drawdown, limits.hard_drawdown
 
     def assess(
         self,
@@ -335,7 +343,6 @@ class LifecycleModel:
         # The same trades as traded, for an operator's absolute limits (left out, they
         # never held on probation).
         since.sized_pnls = figures.sized_pnls[-new:] if new > 0 else ()
-        since.sized_drawdown = max_drawdown_of(since.sized_pnls)
         return since
 
     @staticmethod

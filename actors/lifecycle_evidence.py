@@ -38,12 +38,16 @@ class Assessment(msgspec.Struct, kw_only=True):
     figures: Figures
     soft_limit: float  # the drawdown limits applied, in pnl units
     hard_limit: float
+    # The window's drawdown as traded, where an operator's absolute limit judged it.
+    sized_drawdown: float | None = None
 
     def metrics(self) -> dict[str, Any]:
         """The figures and limits for the journal (built only for a transition)."""
         metrics = _metrics(self.figures)
         metrics["soft_drawdown_limit"] = self.soft_limit
         metrics["hard_drawdown_limit"] = self.hard_limit
+        if self.sized_drawdown is not None:
+            metrics["sized_drawdown"] = self.sized_drawdown
         return metrics
 
 

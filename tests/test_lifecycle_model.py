@@ -276,12 +276,12 @@ def test_absolute_drawdown_limits_of_a_strategy_replace_the_relative_ones() -> N
     # In the bot's money (the drawdown as traded), not per unit of size.
     limits = {"ema": StrategyConfig(soft_drawdown=3.0, hard_drawdown=5.0)}
     m = LifecycleModel(mechanics(), limits)
-    assert moves(m, window(sized_drawdown=2.9, max_drawdown=100.0)) == []
-    assert moves(m, window(sized_drawdown=3.5)) == [("active", "degraded")]
-    assert moves(m, window(sized_drawdown=6.0)) == [("degraded", "suspended")]
+    assert moves(m, window(sized_pnls=(-2.9,), max_drawdown=100.0)) == []
+    assert moves(m, window(sized_pnls=(-3.5,))) == [("active", "degraded")]
+    assert moves(m, window(sized_pnls=(-6.0,))) == [("degraded", "suspended")]
     relative = LifecycleModel(mechanics(), {"ema": StrategyConfig(hard_drawdown=5.0)})
-    assert moves(relative, window(sized_drawdown=4.5, max_drawdown=4.5)) == []  # soft: 24
-    assert relative.drawdown_limits("ema", window(sized_drawdown=4.5, max_drawdown=7.0)) == (
+    assert moves(relative, window(sized_pnls=(-4.5,), max_drawdown=4.5)) == []  # soft: 24
+    assert relative.drawdown_limits("ema", window(sized_pnls=(-4.5,), max_drawdown=7.0)) == (
         (24.0, 7.0),
         (5.0, 4.5),
     )
@@ -1493,11 +1493,11 @@ def test_a_drawdown_just_over_its_limit_reads_over_it() -> None:
     limits = {"ema": StrategyConfig(soft_drawdown=30.00003, hard_drawdown=60.00001)}
     m = LifecycleModel(mechanics(edge_loss=0.0), limits)
     # Both to the nearest, to the first decimal that tells them apart.
-    assert m.check("ema", window(sized_drawdown=30.0001)).soft == ["drawdown 30.0001 > 30.0000"]
-    assert m.check("ema", window(sized_drawdown=60.00002)).hard == (
+    assert m.check("ema", window(sized_pnls=(-30.0001,))).soft == ["drawdown 30.0001 > 30.0000"]
+    assert m.check("ema", window(sized_pnls=(-60.00002,))).hard == (
         "drawdown 60.00002 > hard limit 60.00001"
     )
-    assert m.check("ema", window(sized_drawdown=31.5)).soft == ["drawdown 31.50 > 30.00"]
+    assert m.check("ema", window(sized_pnls=(-31.5,))).soft == ["drawdown 31.50 > 30.00"]
 
 
 def test_a_journaled_probation_applied_again_is_judged_as_probation() -> None:

@@ -1038,7 +1038,7 @@ def test_a_version_2_state_restores_its_pnls_per_unit_of_size_as_judged_windows(
         # Version 2 kept no pnl as traded: its windows read as traded at size 1 until
         # their trades are new (an operator's absolute limits then hold on them so).
         return {
-            k: msgspec.structs.replace(f, sized_pnls=(), sized_drawdown=0.0)
+            k: msgspec.structs.replace(f, sized_pnls=())
             for k, f in m.recent_by_strategy().items()
         }
 
