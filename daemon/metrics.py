@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hmac
 import ipaddress
+import math
 import os
 import socket
 import stat
@@ -464,14 +465,19 @@ class Sampler:
         families = {
             "expectancy": "Recent-window expectancy (pnl per trade).",
             "win_rate": "Recent-window win rate.",
-            "profit_factor": "Recent-window profit factor (absent when undefined).",
+            "profit_factor": (
+                "Recent-window profit factor (+Inf with gains and no loss; absent when undefined)."
+            ),
             "max_drawdown": "Recent-window max drawdown (pnl units).",
         }
         figures: list[Metric] = []
         for key, doc in families.items():
             family = GaugeMetricFamily(f"alphad_strategy_recent_{key}", doc, labels=["strategy"])
             for entry in report.strategies:
-                value = (entry.get("recent") or {}).get(key)
+                recent = entry.get("recent") or {}
+                value = recent.get(key)
+                if key == "profit_factor" and recent.get("profit_factor_infinite"):
+                    value = math.inf  # the best strategies, not a gap in the dashboard
                 if value is not None:
                     family.add_metric([entry["strategy"]], float(value))
                 await turns.take()
@@ -492,9 +498,7 @@ def regime_status_metrics(
             tally = counts.setdefault(there.regime, dict.fromkeys(REGIME_STATUSES, 0))
             tally[there.status] = tally.get(there.status, 0) + 1
             if there.status != "active":  # the most severe first, then by name
-                off.append(
-                    (-STRICTNESS[there.status], there.regime, row.strategy, there.status)
-                )
+                off.append((-STRICTNESS[there.status], there.regime, row.strategy, there.status))
     strategies = GaugeMetricFamily(
         "alphad_regime_strategies",
         "Strategies in each status in a regime, of those judged in it (per_regime).",

@@ -63,6 +63,15 @@ def test_metrics_endpoint_reports_requests_trades_mailboxes_and_strategies(
                     1_732_000_000_001,
                     1_732_000_000_002,
                 )
+            # Gains and no loss: a profit factor that is infinite, not undefined.
+            for i in range(3):
+                client.record_trade(
+                    f"w{i}", "winner", "BTC", "buy", 2.0, 1_732_000_000_001, 1_732_000_000_002
+                )
+            # Only pnls of 0: no gain and no loss, an undefined profit factor.
+            client.record_trade(
+                "z0", "flat", "BTC", "buy", 0.0, 1_732_000_000_001, 1_732_000_000_002
+            )
             for _ in range(3):
                 try:
                     client.score_signal("ema", "BTC", "buy", 1.7)
@@ -73,11 +82,11 @@ def test_metrics_endpoint_reports_requests_trades_mailboxes_and_strategies(
         time.sleep(2.5)
         samples = scrape(port)
         assert value(samples, "alphad_requests_total", type="score_signal", outcome="ok") == 200
-        assert value(samples, "alphad_requests_total", type="record_trade", outcome="ok") == 40
+        assert value(samples, "alphad_requests_total", type="record_trade", outcome="ok") == 44
         assert value(samples, "alphad_errors_total", code="bad_request") == 3
-        assert value(samples, "alphad_trades_recorded_total") == 40
+        assert value(samples, "alphad_trades_recorded_total") == 44
         assert value(samples, "alphad_request_latency_seconds_count", type="score_signal") >= 1
-        assert value(samples, "alphad_store_batch_trades_sum") == 40
+        assert value(samples, "alphad_store_batch_trades_sum") == 44
         assert value(samples, "alphad_mailbox_depth", actor="store") >= 0
         assert value(samples, "alphad_cycle") == 1
         assert value(samples, "alphad_cycle_duration_seconds_count") == 1
@@ -89,6 +98,17 @@ def test_metrics_endpoint_reports_requests_trades_mailboxes_and_strategies(
             abs(value(samples, "alphad_strategy_recent_expectancy", strategy="ema") - expected)
             < 1e-9
         )
+        losses = -sum(float(i % 5 - 1) for i in range(40) if i % 5 == 0)
+        gains = sum(float(i % 5 - 1) for i in range(40) if i % 5 > 1)
+        profit_factor = value(samples, "alphad_strategy_recent_profit_factor", strategy="ema")
+        assert abs(profit_factor - gains / losses) < 1e-12
+        infinite = value(samples, "alphad_strategy_recent_profit_factor", strategy="winner")
+        assert infinite == float("inf")
+        assert not [
+            labels
+            for labels, _ in samples["alphad_strategy_recent_profit_factor"]
+            if labels["strategy"] == "flat"
+        ]
         assert value(samples, "alphad_component_enabled", component="scorer") == 1
         assert value(samples, "alphad_storage_healthy") == 1
         assert value(samples, "alphad_store_failed_commits_total") == 0
