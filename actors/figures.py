@@ -492,6 +492,10 @@ def borrowed_psr(figures: Figures, prior: tuple[float, float]) -> float | None:
     return _phi(posterior * math.sqrt(precision))
 
 
+TINY_EXPONENT = -12
+"""A figure above 0 below 10 ** TINY_EXPONENT shows in an exponent (``shown_below``)."""
+
+
 def shown_below(value: float, limit: float, *, percent: bool = False) -> tuple[str, str]:
     """A figure below its limit and the limit, as a reason shows them: to two digits, or
     as many as the limit has (up to six), the figure rounded down and the limit up, so
@@ -500,7 +504,8 @@ def shown_below(value: float, limit: float, *, percent: bool = False) -> tuple[s
     0.305, nor a PSR of 0.0496 "0.05 < 0.05"); on their decimal digits, where 0.29 is
     0.29 (0.29 × 100 is 28.999… in binary, which floor would read 0.28). A figure above
     0 that would show as 0 shows its two significant digits, rounded down too (a PSR
-    of 0.0014 read "0.00"; 0.00996 shows 0.0099, never "0.010 < 0.01"). ``percent``:
+    of 0.0014 read "0.00"; 0.00996 shows 0.0099, never "0.010 < 0.01"), in an exponent
+    below 1e-12 (2.9e-7 is 0.00000029, 5e-324 is 5.0e-324). ``percent``:
     both in percent, to whole percents or the limit's digits ("24% < 25%", never
     "25% < 25%" for 24.6 %).
     """
@@ -515,6 +520,10 @@ def shown_below(value: float, limit: float, *, percent: bool = False) -> tuple[s
     step = Decimal(1).scaleb(-places)
     figure = Decimal(repr(value)).scaleb(scale)
     shown = figure.quantize(step, rounding=ROUND_FLOOR)
+    limit_shown = f"{exact.quantize(step, rounding=ROUND_CEILING):f}{unit}"
     if shown == 0 and figure > 0:  # two significant digits, rounded down too
         shown = figure.quantize(Decimal(1).scaleb(figure.adjusted() - 1), rounding=ROUND_FLOOR)
-    return f"{shown:f}{unit}", f"{exact.quantize(step, rounding=ROUND_CEILING):f}{unit}"
+        if figure.adjusted() < TINY_EXPONENT:
+            # Far below any real figure (a confidence of 5e-324 read as 330 characters).
+            return f"{shown:.1e}{unit}", limit_shown
+    return f"{shown:f}{unit}", limit_shown

@@ -1357,6 +1357,10 @@ def test_a_breachs_reason_never_shows_the_figure_at_its_floor() -> None:
     assert shown_below(0.00996, 0.01) == ("0.0099", "0.01")  # not "0.010 < 0.01"
     assert shown_below(0.00996, 0.01, percent=True) == ("0.99%", "1%")
     assert shown_below(2.9e-7, 0.05) == ("0.00000029", "0.05")  # not "2.9E-7"
+    # Far below any real figure, an exponent: 5e-324 took 330 characters.
+    assert shown_below(5e-324, 0.3) == ("5.0e-324", "0.30")
+    assert shown_below(1.27e-13, 0.3) == ("1.2e-13", "0.30")
+    assert shown_below(1.27e-12, 0.3) == ("0.0000000000012", "0.30")
 
 
 def test_a_probation_after_seconds_says_seconds() -> None:
