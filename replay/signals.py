@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import os
 import re
 import stat
@@ -286,13 +287,32 @@ def _take(
         # type, with the same bounds as the wire.
         row = msgspec.convert(record, table.kind, strict=strict)
     except msgspec.ValidationError as exc:
-        problems.add(line, _describe(str(exc)))
+        problems.add(line, _not_finite(record, str(exc)) or _describe(str(exc)))
         return
     problem = table.check(row, line, seen)
     if problem:
         problems.add(line, problem)
         return
     rows.append(row)
+
+
+def _not_finite(record: dict[str, Any], error: str) -> str | None:
+    """"`pnl`: nan is not a number" where the field refused holds NaN or an infinity,
+    which msgspec's bound alone ("expected `float` >= -1e15") would misname; else None."""
+    match = _AT_FIELD.match(error)
+    field = match.group("field") if match else None
+    value = record.get(field) if field else None
+    if isinstance(value, bool) or not isinstance(value, (str, float)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    if math.isnan(number):
+        return f"`{field}`: {value} is not a number"
+    if math.isinf(number):
+        return f"`{field}`: {value} is not a finite number"
+    return None
 
 
 def _describe(error: str) -> str:

@@ -159,6 +159,24 @@ def test_bad_rows_are_reported_with_their_line_numbers(tmp_path: Path) -> None:
     assert "and 2 more" in message  # only the first five are spelled out
 
 
+def test_a_nan_or_infinite_cell_is_named_so_not_as_out_of_bounds(tmp_path: Path) -> None:
+    # msgspec's bound read "`pnl`: expected `float` >= -1e15" for a NaN.
+    path = tmp_path / "nan.csv"
+    path.write_text(
+        HEADER + "1000,2000,ema,BTC/USDT,buy,0.8,3,trending,nan,a\n"
+        "1000,2000,ema,BTC/USDT,buy,0.8,3,trending,-inf,b\n"
+        "1000,2000,ema,BTC/USDT,buy,NaN,3,trending,1.5,c\n"
+        "1000,2000,ema,BTC/USDT,buy,0.8,3,trending,2e15,d\n"
+    )
+    with pytest.raises(InputError) as caught:
+        read_signals(path)
+    message = str(caught.value)
+    assert "line 2: `pnl`: nan is not a number" in message
+    assert "line 3: `pnl`: -inf is not a finite number" in message
+    assert "line 4: `confidence`: NaN is not a number" in message
+    assert "line 5: `pnl`: expected `float` <= 1000000000000000.0" in message  # a bound
+
+
 def test_a_quote_left_open_does_not_swallow_the_rows_after_it(tmp_path: Path) -> None:
     # The quote opened on line 3 runs to the end of the file: csv reads lines 3 - 5 as
     # one row of ten fields, its signal_id holding the two losing rows.
