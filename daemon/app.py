@@ -344,6 +344,7 @@ class Daemon:
         self._every(1.0, lambda: _tell_quietly(engine, Tick()))
         self._every(1.0, lambda: _tell_quietly(scorer, FlushSignals()))
         self._every(1.0, lambda: _tell_quietly(store, CheckFiles()))
+        self._every(1.0, sdnotify.resend_held)  # a READY=1 that met a full queue
         keep_days = self.config.store.signals_keep_days
         if keep_days is not None:
             keep_ms = round(keep_days * 86_400_000)

@@ -2,7 +2,11 @@
 
 Every function returns False instead of raising: a daemon run outside systemd, or whose
 notification socket went away, keeps serving. Nothing here logs, because ``watchdog()``
-runs on the event loop's hot path.
+runs on the event loop's hot path. Nothing here waits either: the socket does not block,
+so a service manager that does not read its queue (a stalled PID 1, a flooded socket) is
+a lost notification, never a wedged event loop (a blocking send held every bot). A
+``READY=1`` or ``STOPPING=1`` that met a full queue is held and sent again with the next
+notification, or by ``resend_held``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ import socket
 # One socket per process, opened on first use; a forked child opens its own.
 _socket: socket.socket | None = None
 _socket_pid = 0
+# The state changes a full queue refused, to be sent before anything else.
+HELD_STATES = ("READY=1", "STOPPING=1")
+_held: list[str] = []
 
 
 def _address() -> str | None:
@@ -24,20 +31,33 @@ def _address() -> str | None:
 
 
 def notify(*lines: str) -> bool:
-    """Send ``lines`` as one notification; False when not run by systemd or on failure."""
+    """Send ``lines`` as one notification, after any held state change; False when not
+    run by systemd or on failure (a full queue: at once, without waiting)."""
     global _socket, _socket_pid
     address = _address()
     if address is None or not lines:
         return False
+    held = [line for line in _held if line not in lines]
     try:
         if _socket is None or _socket_pid != os.getpid():
-            _socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            _socket = socket.socket(
+                socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+            )
             _socket_pid = os.getpid()
-        _socket.sendto("\n".join(lines).encode("utf-8", "replace"), address)
-    except OSError:
+        _socket.sendto("\n".join([*held, *lines]).encode("utf-8", "replace"), address)
+    except OSError as exc:
         # No listener, a full queue, a path too long: none is a reason to stop serving.
+        if isinstance(exc, BlockingIOError):
+            _held[:] = [*held, *(line for line in lines if line in HELD_STATES)]
         return False
+    _held.clear()
     return True
+
+
+def resend_held() -> bool:
+    """Send a held ``READY=1`` or ``STOPPING=1`` again (a timer's: the queue may have room
+    now); False when none is held or it still cannot be sent."""
+    return bool(_held) and notify(*_held)
 
 
 def watchdog_interval_s() -> float | None:

@@ -6,12 +6,16 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from alphad.daemon import sdnotify
+from alphad.protocol.client import Client
+from tests.daemon_process import DaemonProcess
 
 ROOT = Path(__file__).parent.parent
 
@@ -123,3 +127,63 @@ def test_watchdog_interval_is_half_of_watchdog_usec_for_our_pid_only(
         else:
             monkeypatch.setenv(name, str(os.getpid()) if value == "self" else value)
     assert sdnotify.watchdog_interval_s() == expected
+
+
+def _fill(listener: socket.socket) -> int:
+    """Send watchdog pings into a queue nobody reads until one is refused; how many went."""
+    sent = 0
+    while sdnotify.watchdog():
+        sent += 1
+        assert sent < 100_000, "the queue never filled"
+    return sent
+
+
+def test_a_queue_nobody_reads_loses_notifications_and_never_waits(
+    listener: socket.socket,
+) -> None:
+    # A blocking send waited for room once the reader's queue was full (a stalled PID 1):
+    # the watchdog ping ran on the event loop, and every bot went unanswered. Run in a
+    # thread so that a send that blocks fails the test instead of hanging it.
+    sdnotify._held.clear()
+    outcome: list[int] = []
+    sender = threading.Thread(target=lambda: outcome.append(_fill(listener)), daemon=True)
+    sender.start()
+    sender.join(30)
+    assert not sender.is_alive(), "a notification waited for room in the queue"
+    assert outcome and outcome[0] >= 1
+    # READY=1 refused by the full queue is held, and sent once there is room again.
+    assert sdnotify.ready("serving") is False
+    assert sdnotify.resend_held() is False  # still full
+    for _ in range(outcome[0]):
+        assert listener.recv(4096) == b"WATCHDOG=1"
+    assert sdnotify.resend_held() is True
+    assert listener.recv(4096) == b"READY=1"
+    assert sdnotify.resend_held() is False  # nothing held any more
+
+
+def test_a_held_ready_goes_first_in_the_next_notification(listener: socket.socket) -> None:
+    sdnotify._held.clear()
+    sent = _fill(listener)
+    assert sdnotify.ready() is False
+    for _ in range(sent):
+        listener.recv(4096)
+    assert sdnotify.status("cycle 2") is True
+    assert listener.recv(4096) == b"READY=1\nSTATUS=cycle 2"
+
+
+def test_the_daemon_keeps_answering_while_its_notification_socket_is_not_read(
+    tmp_path: Path,
+) -> None:
+    # The service manager reads READY=1 and then nothing more; the watchdog pings every
+    # 0.1 s fill the queue within about a second, and the daemon must go on serving.
+    daemon = DaemonProcess(tmp_path, "[engine]\nupdate_interval_s = 0\n")
+    daemon.start({"WATCHDOG_USEC": "200000"})
+    try:
+        with Client(daemon.rpc, timeout_s=5, retries=0) as client:
+            for _ in range(6):
+                time.sleep(0.5)
+                reply = client.score_signal("ema", "BTC", "buy", 0.8, confluence=3)
+                assert reply.quality <= 0.8
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
