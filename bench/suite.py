@@ -51,6 +51,16 @@ SIGNAL = encode(
     )
 )
 
+# A bot that sends its features along, in a field alphad does not know (ignored): the
+# check for a field given twice compared every key of such a map with every key before
+# it, half a second on the event loop for this one.
+WIDE_SIGNAL = (
+    '{"type":"score_signal","strategy":"bench","symbol":"BTC/USDT","side":"buy",'
+    '"confidence":0.75,"confluence":3,"features":{'
+    + ",".join(f'"f{i}":{i}' for i in range(5_000))
+    + "}}"
+).encode()
+
 
 @dataclass
 class Row:
@@ -417,6 +427,19 @@ def run(quick: bool) -> list[Row]:
                 )
             )
             rows.append(_bars_held_row(daemon, reps, trips))
+            wide: list[tuple[float, float]] = []
+            for _ in range(reps):
+                floor = round_trips(echo.endpoint, WIDE_SIGNAL, trips // 20)
+                ours = round_trips(daemon.rpc, WIDE_SIGNAL, trips // 20)
+                wide.append((percentile(ours, 50), percentile(floor, 50)))
+            rows.append(
+                _median_row(
+                    "latency p50, JSON score_signal with a map of 5 000 features (60 KB)",
+                    wide,
+                    "µs",
+                    "<= 30",
+                )
+            )
             # Last: the thousand strategies stay in this daemon.
             many_strategies(daemon)
             quiet, asked = [], []

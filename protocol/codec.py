@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import msgspec
@@ -86,7 +85,6 @@ refused for a field given twice, ``repeated_field``).
 # skipped (an unknown field's 1e999, a bad timestamp) must not stop the count.
 _keys_msgpack = msgspec.msgpack.Decoder(dict[str, msgspec.Raw])
 _keys_json = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_JSON_KEY = re.compile(rb'"\s*:')
 
 
 def repeated_field(payload: bytes, as_json: bool) -> str | None:
@@ -95,8 +93,14 @@ def repeated_field(payload: bytes, as_json: bool) -> str | None:
     the request is refused instead. Checked on the top-level map only, after it decoded."""
     try:
         if as_json:
-            if len(_JSON_KEY.findall(payload)) <= len(_keys_json.decode(payload)):
+            keys = _keys_json.decode(payload)
+            colons = _key_colons(payload)
+            if colons <= len(keys):
                 return None  # one key per colon after a quote: none repeated
+            # Those of nested maps (a bot's map of features) are not the top map's keys.
+            colons -= sum(_key_colons(bytes(raw)) for raw in keys.values())
+            if colons <= len(keys):
+                return None
             return _repeated_json_key(payload)
         size = _map_size(payload)
         if size is None or size <= len(_keys_msgpack.decode(payload)):
@@ -104,6 +108,14 @@ def repeated_field(payload: bytes, as_json: bool) -> str | None:
         return "a field"
     except (msgspec.DecodeError, RecursionError, TypeError, ValueError):
         return None  # what the request's decoder took but a second reading cannot
+
+
+def _key_colons(text: bytes) -> int:
+    """How often a quote is followed by a colon, after any whitespace: at least once for
+    every key of every map in the JSON ``text`` (more where a string holds one). The
+    whitespace is deleted first, which can only add such pairs, never remove one; a
+    regular expression for the same took 0.3 ms for 60 KB, eight times as long."""
+    return text.translate(None, b" \t\r\n").count(b'":')
 
 
 def _map_size(payload: bytes) -> int | None:
@@ -122,11 +134,24 @@ def _repeated_json_key(payload: bytes) -> str | None:
     top: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        top[:] = [key for i, (key, _) in enumerate(items) if key in [k for k, _ in items[:i]]]
+        top[:] = repeated_keys(items)
         return dict(items)
 
     json.loads(payload, object_pairs_hook=pairs)  # the top-level map is the last one made
     return f"`{top[0]}`" if top else None
+
+
+def repeated_keys(items: list[tuple[str, Any]]) -> list[str]:
+    """The keys of ``items`` given before, in order, in one pass (comparing each with
+    every key before it took half a second for a map of 7 000 keys)."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for key, _ in items:
+        if key in seen:
+            repeated.append(key)
+        else:
+            seen.add(key)
+    return repeated
 
 
 def decode_request(payload: bytes) -> Any:

@@ -17,6 +17,7 @@ from typing import IO, Any, Generic, TypeVar
 
 import msgspec
 
+from alphad.protocol.codec import repeated_keys
 from alphad.protocol.messages import (
     Amount,
     Confidence,
@@ -263,8 +264,7 @@ def _repeated_key(text: str) -> str | None:
     repeated: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in items]
-        repeated.extend(key for i, key in enumerate(keys) if key in keys[:i])
+        repeated.extend(repeated_keys(items))
         return dict(items)
 
     with contextlib.suppress(ValueError, RecursionError):  # what msgspec read, nested deeper

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
@@ -14,7 +15,13 @@ from alphad.actors.base import MailboxFull
 from alphad.actors.errors import Refused
 from alphad.actors.store import StorageUnavailable
 from alphad.daemon.errors import error_code
-from alphad.protocol.codec import decode_request, is_json, type_refused
+from alphad.protocol.codec import (
+    decode_request,
+    is_json,
+    repeated_field,
+    repeated_keys,
+    type_refused,
+)
 from alphad.protocol.errors import ERROR_CODES, AlphadError, ErrorCode
 from alphad.protocol.messages import AnyRequest
 from alphad.protocol.schema import json_schema
@@ -129,3 +136,26 @@ def test_a_type_given_twice_is_read_as_every_field_is_the_last_one() -> None:
         with pytest.raises(msgspec.ValidationError) as failed:
             decode_request(payload)
         assert error_code(failed.value)[0] == code, payload
+
+
+def test_a_field_given_twice_is_found_at_the_top_whatever_the_maps_nested_in_it() -> None:
+    head = '{"type":"score_signal","strategy":"s","symbol":"X","side":"buy","confidence":0.5'
+    features = ",".join(f'"f{i}":{i}' for i in range(2_000))
+    cases = [
+        # A bot's map of features: its keys are not the request's.
+        (head + ',"features":{' + features + "}}", None),
+        # Nested keys that repeat, or that repeat the top map's, are not the top map's.
+        (head + ',"x":{"a":1,"a":2},"y":{"strategy":"t","side":"sell"}}', None),
+        (head + ',"features":{' + features + '},"confidence":0.9}', "`confidence`"),
+        (head + ',"x":{"a":[{"b":1}]},"x":2}', "`x`"),
+        # A colon after a quote inside a string is no key.
+        (head + ',"note":"a\\":b\\":c"}', None),
+        (head + ',"note":"a\\":b","strategy":"t"}', "`strategy`"),
+        # Whitespace before a key's colon, or in a string, as a pretty printer writes it.
+        (head.replace(",", ", ").replace(":", " : ") + ', "x" : {"y" : 1}}', None),
+        (head + ',"note":"a\\" :b", "side" :"sell"}', "`side`"),
+    ]
+    for payload, repeated in cases:
+        assert repeated_field(payload.encode(), as_json=True) == repeated, payload[-60:]
+        assert repeated_keys(list(json.loads(payload).items())) == []  # the decoder kept one
+    assert repeated_keys([("a", 1), ("b", 2), ("a", 3), ("b", 4), ("a", 5)]) == ["a", "b", "a"]
