@@ -11,6 +11,7 @@ scored signals. The model it feeds is ``ScorerModel`` (actors/scorer_model.py).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,6 +30,17 @@ from alphad.actors.store import AppendSignal, AppendSignals
 from alphad.protocol.messages import BarsTaken, MarketBars, ScoreSignal, SignalScore
 
 log = structlog.get_logger("alphad.scorer")
+
+HELD_SIGNALS = 100_000
+"""Scored signals the scorer keeps while the store has not taken its last rows (as many
+as the store keeps while its writes fail); the oldest beyond are not journaled."""
+
+
+def _quietly(future: asyncio.Future[None]) -> None:
+    """Read a handed batch's outcome, so that an error set at the store's stop is not
+    logged as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 class SetAllocation(msgspec.Struct, frozen=True, kw_only=True):
@@ -135,6 +147,11 @@ class ScorerActor(Actor):
         self.last_outcome_seq = last_outcome_seq
         self.signals_not_kept = 0
         self.flush_every = 1024
+        # The last rows handed to the store, answered when its next write takes them:
+        # until then the rows stay here, at most HELD_SIGNALS of them (a write that hangs,
+        # on a frozen or stalled disk, let a message of rows a second pile up in the
+        # store's mailbox, 6 GB before it was full).
+        self._handed: asyncio.Future[None] | None = None
         self._signal_rows: list[AppendSignal] = []
         self._unflushed: set[str] = set()  # the signal ids of _signal_rows
         self._foreign_warned: set[str] = set()  # strategies told of (_foreign_signal)
@@ -216,22 +233,35 @@ class ScorerActor(Actor):
             return True, model.scored
         return signal_id in model.pending, model.scored
 
-    def flush_signals(self) -> None:
-        """Hand the scored signals to the store in one message (one insert per batch)."""
+    def flush_signals(self, *, last: bool = False) -> None:
+        """Hand the scored signals to the store in one message (one insert per batch),
+        once it has taken the last one (``last``: at the stop, whatever it has taken)."""
         rows = self._signal_rows
         if not rows:
+            return
+        handed = self._handed
+        if handed is not None and not handed.done() and not last:
+            if len(rows) >= HELD_SIGNALS + self.flush_every:
+                # The oldest go: the answers were given, only their journal rows are lost.
+                dropped = rows[: self.flush_every]
+                del rows[: self.flush_every]
+                self._unflushed.difference_update(row.signal_id for row in dropped)
+                self.signals_not_kept += len(dropped)
             return
         self._signal_rows = []
         self._unflushed = set()
         try:
-            self.store.tell(AppendSignals(rows))
+            self._handed = self.store.ask_future(AppendSignals(rows))
         except Exception:
             # The answers were given; only their journal rows are lost, and counted.
             self.signals_not_kept += len(rows)
+            return
+        # Stopped before its turn, the store sets an error nobody else reads.
+        self._handed.add_done_callback(_quietly)
 
     async def on_stop(self) -> None:
         # The store stops after the scorer: the last signals still reach it.
-        self.flush_signals()
+        self.flush_signals(last=True)
 
     def learn_trade(self, trade: ClosedTrade) -> None:
         """A committed trade that carries a signal_id is that signal's outcome."""

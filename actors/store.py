@@ -294,6 +294,7 @@ class StoreActor(Actor):
             message = envelope.message
             if isinstance(message, AppendSignals):
                 self._pending_signals.extend(message.rows)
+                _resolve(envelope, None)  # taken: the scorer may hand the next rows
             elif isinstance(message, PruneSignals):
                 prune = message
             elif isinstance(message, CheckFiles):

@@ -84,8 +84,9 @@ class AppendSignal(msgspec.Struct, frozen=True, array_like=True):
     ordinal: int | None = None
 
 
-class AppendSignals(msgspec.Struct, frozen=True):
-    """Tell: scored signals collected by the scorer since its last flush."""
+class AppendSignals(Ask[None], frozen=True):
+    """Ask: scored signals collected by the scorer since its last flush, answered when
+    the store takes them into its next write (the scorer hands no more until then)."""
 
     rows: list[AppendSignal]
 

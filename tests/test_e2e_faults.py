@@ -247,6 +247,45 @@ def test_a_write_waiting_on_a_lock_shows_in_the_status_as_stalled(tmp_path: Path
         daemon.close()
 
 
+def test_signals_scored_while_a_write_hangs_wait_in_the_scorer_not_in_the_stores_mailbox(
+    tmp_path: Path,
+) -> None:
+    # A write that hangs (a frozen or stalled disk; here a lock held for seconds) let the
+    # scorer's rows pile up in the store's mailbox, a message a second or every 1 024
+    # signals, unbounded in practice (about 6 GB); they wait in the scorer, bounded.
+    daemon = DaemonProcess(tmp_path, "[store]\nbusy_timeout_ms = 15000\n").start()
+    scorer, status = RawClient(daemon.rpc), RawClient(daemon.rpc)
+    signal = ScoreSignal(strategy="ema", symbol="BTC", side="buy", confidence=0.8, confluence=3)
+    try:
+        assert isinstance(scorer.call(trade("before")), TradeRecorded)
+        blocker = sqlite3.connect(daemon.database, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            scorer.call(signal)  # its row starts a write within a second, which waits
+            deadline = time.monotonic() + 10.0
+            while status.call(GetStatus()).components["storage"] == "ok":
+                assert time.monotonic() < deadline, "no write waited on the lock"
+                time.sleep(0.05)
+            for _ in range(8 * 1024):
+                assert isinstance(scorer.call(signal), SignalScore)
+            depth = status.call(GetStatus()).mailboxes["store"]
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert depth <= 3, depth  # eight messages of rows and more before
+        deadline = time.monotonic() + 20.0
+        journaled = 0
+        while journaled < 8 * 1024 + 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with sqlite3.connect(daemon.database) as db:
+                journaled = db.execute("SELECT count(*) FROM signals").fetchone()[0]
+        assert journaled == 8 * 1024 + 1  # every row reaches the journal once it can
+    finally:
+        scorer.close()
+        status.close()
+        daemon.close()
+
+
 def test_more_requests_than_the_mailbox_holds_get_overloaded_promptly(tmp_path: Path) -> None:
     daemon = DaemonProcess(tmp_path, "[daemon]\nmailbox_size = 16\n").start()
     try:
