@@ -485,7 +485,9 @@ class StoreActor(Actor):
         started = time.perf_counter()
         self._writing_since = time.monotonic()
         try:
-            trades_found, outcomes_found = await self._run(partial(self._write_checked, batch))
+            trades_found, outcomes_found = await self._run(
+                partial(self._write_checked, batch, self._lock_wait_ms(trades, outcomes))
+            )
         except (sqlite3.Error, StorageUnavailable, ValueError) as exc:
             if isinstance(exc, LogLost) and not self._log_saved:
                 await self._save_lost_log()  # before the refusal, which a crash may follow
@@ -520,13 +522,32 @@ class StoreActor(Actor):
             for actor in self.outcome_subscribers:
                 await actor.tell_wait(outcome)
 
+    def _lock_wait_ms(self, trades: list[Envelope], outcomes: list[Envelope]) -> int:
+        """How long this write may wait on a lock another program holds: what is left of
+        ``busy_timeout_ms`` since the oldest trade or outcome in it was sent. Each write
+        waited the whole of it, so one that came while the store waited in another write
+        (the scored signals', a cycle's) was refused after two or three times as long,
+        past a bot's timeout; left with nothing, the write tries once."""
+        sent = [e.message.sent for e in (*trades, *outcomes)]
+        if not sent:
+            return self.busy_timeout_ms
+        waited_ms = (time.monotonic() - min(sent)) * 1000.0
+        return max(0, min(self.busy_timeout_ms, int(self.busy_timeout_ms - waited_ms)))
+
     def _write_checked(
-        self, batch: Batch, db: sqlite3.Connection
+        self, batch: Batch, lock_wait_ms: int, db: sqlite3.Connection
     ) -> tuple[dict[str, Recorded] | None, dict[str, Recorded] | None]:
         """``write_batch`` with ``_check_file`` just before its commit: a batch committed
         into a file the path no longer names is lost at the next start, and one refused
-        must not come back when the file is put back, so it is rolled back and refused."""
-        return write_batch(db, batch=batch, before_commit=self._check_file)
+        must not come back when the file is put back, so it is rolled back and refused.
+        It waits at most ``lock_wait_ms`` on a lock (``_lock_wait_ms``)."""
+        if lock_wait_ms == self.busy_timeout_ms:
+            return write_batch(db, batch=batch, before_commit=self._check_file)
+        db.execute(f"PRAGMA busy_timeout={lock_wait_ms}")
+        try:
+            return write_batch(db, batch=batch, before_commit=self._check_file)
+        finally:
+            db.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
 
     def _check_file(self) -> None:
         """Raise ``StorageUnavailable`` unless the path still names the database file

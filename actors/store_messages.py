@@ -7,6 +7,7 @@ rest of the daemon and are imported from ``actors.store`` as they always were.
 from __future__ import annotations
 
 import struct
+import time
 import zlib
 from typing import Any
 
@@ -44,6 +45,9 @@ class AppendTrade(Ask[tuple[bool, int]], frozen=True):
     # The trade's signal_id when it came: (whether the scorer held it pending, the
     # scorer's count of scored signals); None without a signal_id.
     signal_mark: tuple[bool, int] | None = None
+    # When it was sent (time.monotonic()): a write waits on a lock only for what is left
+    # of [store] busy_timeout_ms since then (StoreActor._lock_wait_ms).
+    sent: float = msgspec.field(default_factory=time.monotonic)
 
 
 class AppendOutcome(Ask[tuple[bool, int]], frozen=True):
@@ -58,6 +62,7 @@ class AppendOutcome(Ask[tuple[bool, int]], frozen=True):
     success: bool
     ts_ms: int
     pending: bool = True
+    sent: float = msgspec.field(default_factory=time.monotonic)  # as AppendTrade's
     scored: int | None = None  # the scorer's count of scored signals when it came
 
 

@@ -195,6 +195,47 @@ def test_with_the_defaults_a_locked_database_is_answered_storage_unavailable(
         daemon.close()
 
 
+def test_a_locked_database_is_answered_storage_unavailable_while_bots_score_and_cycles_run(
+    tmp_path: Path,
+) -> None:
+    # Each write waited the whole busy timeout: a trade that came while the store waited
+    # in the scored signals' write (every second) or a cycle's was refused after two or
+    # three times as long, past the client's 2 s attempt (5 of 10 saw "timeout").
+    daemon = DaemonProcess(tmp_path, "[engine]\nupdate_interval_s = 1\n").start()
+    stop = threading.Event()
+
+    def score() -> None:
+        with Client(daemon.rpc) as bot:
+            while not stop.is_set():
+                bot.score_signal("ema", "BTC", "buy", 0.8, confluence=3)
+                time.sleep(0.002)
+
+    scorer = threading.Thread(target=score)
+    scorer.start()
+    codes = []
+    try:
+        with Client(daemon.rpc, retries=0) as client:
+            client.record_trade(**fields_of(trade("before")))  # a strategy for the cycles
+            blocker = sqlite3.connect(daemon.database, isolation_level=None)
+            blocker.execute("BEGIN EXCLUSIVE")
+            try:
+                for i in range(8):
+                    time.sleep(0.37)  # at different points of the signals' writes
+                    try:
+                        client.record_trade(**fields_of(trade(f"locked-{i}")))
+                        codes.append("ok")
+                    except AlphadError as refused:
+                        codes.append(refused.code)
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+        assert codes == ["storage_unavailable"] * 8, codes
+    finally:
+        stop.set()
+        scorer.join(10)
+        daemon.close()
+
+
 def test_a_timed_out_trade_is_told_to_resend_and_a_timed_out_read_is_not(
     tmp_path: Path,
 ) -> None:
