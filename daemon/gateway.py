@@ -123,6 +123,9 @@ TOTAL_IN_FLIGHT = 4096
 # answers, the other socket) and goes on: a steady flood of inline requests would
 # otherwise hold the loop until it paused, and every other bot's write with it.
 DRAIN_BUDGET = 256
+# At the close: what the socket still holds is answered, up to its RCVHWM (bind), then
+# the socket closes with the rest.
+LAST_DRAIN = 100_000
 # Frames of one message that are kept: a request is at most identity, delimiter and one
 # payload; the frames beyond are read and dropped, so no message of any number of frames
 # is held whole in the daemon's own memory (each frame is bounded by MAXMSGSIZE).
@@ -193,28 +196,32 @@ class Gateway:
         loop.call_soon(self._drain, sock, admin)
 
     async def close(self, grace_s: float) -> None:
-        """Stop reading, let in-flight requests be answered within ``grace_s``, close."""
+        """Let in-flight requests be answered within ``grace_s``, then close. Requests that
+        come meanwhile, and those queued at the close, are answered ``overloaded`` (they
+        went unanswered: a bot waited out its timeout)."""
         self._closing = True
         loop = asyncio.get_running_loop()
-        for sock, _ in self.sockets:
-            loop.remove_reader(sock.FD)
         if self.stats.in_flight:
             try:
                 await asyncio.wait_for(self._idle.wait(), grace_s)
             except TimeoutError:
                 log.warning("gateway_unanswered_at_stop", in_flight=self.stats.in_flight)
-        for sock, _ in self.sockets:
+        for sock, admin in self.sockets:
+            loop.remove_reader(sock.FD)
+            self._drain(sock, admin, last=True)
             sock.close(linger=0)
         self.sockets.clear()
 
     # ------------------------------------------------------------------ receiving
 
-    def _drain(self, sock: zmq.Socket[Any], admin: bool) -> None:
-        if self._closing:
+    def _drain(self, sock: zmq.Socket[Any], admin: bool, *, last: bool = False) -> None:
+        """Dispatch what the socket holds, ``DRAIN_BUDGET`` at a time (``last``: up to
+        ``LAST_DRAIN``, at the close, when no later turn comes)."""
+        if sock.closed:
             return
         self._drain_later.discard(sock)
         try:
-            for _ in range(DRAIN_BUDGET):
+            for _ in range(DRAIN_BUDGET if not last else LAST_DRAIN):
                 try:
                     frames = [_recv_frame(sock, _NOBLOCK)]
                 except zmq.Again:
@@ -233,7 +240,7 @@ class Gateway:
             return
         # The budget is spent with messages still queued. The socket's descriptor signals
         # an edge, not a level: no new wake-up comes for what is queued, so go on soon.
-        if sock not in self._drain_later and self._loop is not None:
+        if not last and sock not in self._drain_later and self._loop is not None:
             self._drain_later.add(sock)
             self._loop.call_soon(self._drain, sock, admin)
 
@@ -275,6 +282,8 @@ class Gateway:
         request: Any = None
         admitted: Route | None = None
         try:
+            if self._closing:
+                raise AlphadError("overloaded", "daemon is shutting down: send again later")
             if len(payload) > self.max_message_size:
                 raise _too_large(len(payload), self.max_message_size)
             try:
@@ -388,7 +397,7 @@ class Gateway:
             self.stats.samples.append((type(request), perf_counter_ns() - started))
         # A send outside the drain loop can consume the FD's edge while requests are
         # queued; look again so none waits for the next unrelated wake-up.
-        if not self._closing and cast(int, _get_option(sock, _EVENTS)) & _POLLIN:
+        if not sock.closed and cast(int, _get_option(sock, _EVENTS)) & _POLLIN:
             self._drain(sock, self._is_admin(sock))
 
     # ------------------------------------------------------------------ sending

@@ -4,6 +4,7 @@ SIGTERM under load, overload."""
 from __future__ import annotations
 
 import resource
+import signal
 import sqlite3
 import threading
 import time
@@ -171,6 +172,43 @@ def test_sigterm_under_load_answers_in_flight_requests_and_exits_zero(tmp_path: 
     assert snapshot_seq == last_seq, "the final snapshot covers every committed trade"
     # Bots stop on a timeout (the daemon is gone) or on a refusal while it shuts down.
     assert set(failures) <= {"timeout", "overloaded"}
+
+
+def test_a_request_that_comes_during_the_stop_is_answered_overloaded(tmp_path: Path) -> None:
+    # While the stop waited for an in-flight trade (here on a locked database), a new
+    # request got no answer at all: the bot waited out its timeout.
+    daemon = DaemonProcess(tmp_path, "[store]\nbusy_timeout_ms = 4000\n").start()
+    blocker = sqlite3.connect(daemon.database, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    codes: list[str] = []
+
+    def waits() -> None:
+        with Client(daemon.rpc, timeout_s=10.0, retries=0) as client:
+            try:
+                client.record_trade(**fields_of(trade("in-flight")))
+                codes.append("ok")
+            except AlphadError as refused:
+                codes.append(refused.code)
+
+    in_flight = threading.Thread(target=waits)
+    try:
+        in_flight.start()
+        time.sleep(0.5)  # the trade waits on the lock
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        with Client(daemon.rpc, timeout_s=3.0, retries=0) as late:
+            with pytest.raises(AlphadError) as refused:
+                late.score_signal("ema", "BTC", "buy", 0.8, confluence=3)
+        assert refused.value.code == "overloaded", refused.value
+        assert "shutting down" in str(refused.value)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        in_flight.join(15)
+        assert daemon.wait(30) == 0
+        daemon.close()
+    assert codes in (["ok"], ["storage_unavailable"]), codes  # the one in flight: answered
 
 
 def test_with_the_defaults_a_locked_database_is_answered_storage_unavailable(
