@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import struct
 import threading
 import time
@@ -199,10 +200,7 @@ class Outlet:
         if self._forget_at is None or time.monotonic() < self._forget_at:
             return
         self._forget_at = None
-        connected = set()
-        for key, conn in self._connections():
-            conn.close()
-            connected.add(key)
+        connected = {key for key, _ in self._connections()}
         self.book.forget(lambda peer: any(_same_peer(peer, key) for key in connected))
 
     def publish(self, topic: bytes, payload: bytes, seq: bytes) -> None:
@@ -217,13 +215,12 @@ class Outlet:
         """Shut down the connections of ``peer``; ZeroMQ notices and lets go of them."""
         cut = 0
         for key, conn in self._connections():
-            with conn:
-                if _same_peer(peer, key):
-                    try:
-                        conn.shutdown(socket.SHUT_RDWR)
-                        cut += 1
-                    except OSError:
-                        pass
+            if _same_peer(peer, key):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                    cut += 1
+                except OSError:
+                    pass
         if cut and self._throttle.admit("disconnected:" + peer) is not None:
             log.warning(
                 "alert_subscriber_disconnected",
@@ -234,9 +231,16 @@ class Outlet:
         return cut
 
     def _connections(self) -> Iterator[tuple[str, socket.socket]]:
-        """``(peer, socket)`` for each connection accepted on this endpoint. Each socket is
-        a duplicate of ZeroMQ's descriptor, for the caller to close; shutting it down
-        ends the connection ZeroMQ holds."""
+        """``(peer, socket)`` for each connection accepted on this endpoint, each socket
+        on ZeroMQ's own descriptor, valid until the next one is yielded: shutting it down
+        ends the connection ZeroMQ holds; never close it.
+
+        Only sockets are looked at, and no descriptor is duplicated or closed: closing any
+        descriptor of a file releases every POSIX lock the process holds on that file, and
+        a duplicate of SQLite's closed here released the daemon's locks on the database
+        (another process then rebuilt the shared memory under it, a SIGBUS, or
+        checkpointed and deleted the write-ahead log, and no trade was recorded again).
+        """
         local = _local_address(self.socket)
         if local is None:
             return
@@ -246,19 +250,19 @@ class Outlet:
             return
         for name in names:
             try:
-                fd = os.dup(int(name))
-            except (OSError, ValueError):
-                continue  # closed since the listing
-            try:
+                fd = int(name)
+                if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    continue
+                # Not a socket after all (closed and reused since): refused, left open.
                 conn = socket.socket(fileno=fd)
-            except OSError:
-                os.close(fd)  # not a socket
+            except (OSError, ValueError):
                 continue
-            key = _peer_of(conn, local)
-            if key is None:
-                conn.close()
-                continue
-            yield key, conn
+            try:
+                key = _peer_of(conn, local)
+                if key is not None:
+                    yield key, conn
+            finally:
+                conn.detach()  # ZeroMQ's: the socket object lets go without closing it
 
     def close(self) -> None:
         self.socket.close(linger=0)

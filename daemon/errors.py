@@ -16,7 +16,7 @@ from alphad.actors.errors import BadInput, Conflict, LimitReached, NotFound, Unk
 from alphad.actors.store import StorageUnavailable
 from alphad.protocol.codec import UnknownType
 from alphad.protocol.core import resend_hint
-from alphad.protocol.errors import AlphadError, ErrorCode
+from alphad.protocol.errors import SHUTTING_DOWN, AlphadError, ErrorCode
 
 # What a model's refusal, or a failure the daemon expects, is called on the wire; the
 # message of the reply is the exception's own text. A subclass takes its base's code.
@@ -50,7 +50,7 @@ def error_code(exc: BaseException, request: type | None = None) -> tuple[ErrorCo
         hint = resend_hint(request)
         return "timeout", "the daemon did not answer in time" + (f"; {hint}" if hint else "")
     if isinstance(exc, ActorStopped):
-        return "overloaded", f"daemon is shutting down ({exc})"
+        return "overloaded", f"{SHUTTING_DOWN} ({exc})"
     if isinstance(exc, asyncio.CancelledError):
-        return "overloaded", "daemon is shutting down"
+        return "overloaded", SHUTTING_DOWN
     return "internal", f"{type(exc).__name__}: {exc}"

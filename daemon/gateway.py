@@ -36,7 +36,7 @@ from alphad.protocol.codec import (
     request_json_decoder,
     type_refused,
 )
-from alphad.protocol.errors import AlphadError, ErrorCode
+from alphad.protocol.errors import SHUTTING_DOWN, AlphadError, ErrorCode
 from alphad.protocol.messages import Error, Reply, Request
 
 log = structlog.get_logger("alphad.gateway")
@@ -283,7 +283,7 @@ class Gateway:
         admitted: Route | None = None
         try:
             if self._closing:
-                raise AlphadError("overloaded", "daemon is shutting down: send again later")
+                raise AlphadError("overloaded", f"{SHUTTING_DOWN}: send again later")
             if len(payload) > self.max_message_size:
                 raise _too_large(len(payload), self.max_message_size)
             try:

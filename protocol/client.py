@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import zmq
@@ -24,6 +25,7 @@ from alphad.protocol.core import (
     Transport,
 )
 from alphad.protocol.curve import CurveKeys, CurveRefused
+from alphad.protocol.errors import AlphadError
 from alphad.protocol.frames import report_frames
 from alphad.protocol.messages import Reply, Report, Request
 from alphad.protocol.pages import merge_report
@@ -75,7 +77,14 @@ class Client(Requests, Transport[zmq.Socket[Any]], Closing):
                 self.close()
                 raise
             if answer is not None:
-                return attempts.answer(answer)
+                try:
+                    return attempts.answer(answer)
+                except AlphadError as refused:
+                    pause = attempts.resend_after(refused)
+                    if pause is None:
+                        raise
+                time.sleep(pause)
+                continue
             attempts.lost()
 
     def report(self, *, timeout_s: float | None = None) -> Report:
@@ -121,7 +130,14 @@ class AsyncClient(Requests, Transport[zmq.asyncio.Socket], AsyncClosing):
                     self.close()
                     raise
                 if answer is not None:
-                    return attempts.answer(answer)
+                    try:
+                        return attempts.answer(answer)
+                    except AlphadError as refused:
+                        pause = attempts.resend_after(refused)
+                        if pause is None:
+                            raise
+                    await asyncio.sleep(pause)
+                    continue
                 attempts.lost()
 
     async def report(self, *, timeout_s: float | None = None) -> Report:

@@ -26,7 +26,7 @@ import zmq
 from alphad.protocol.codec import decode_reply, encode
 from alphad.protocol.curve import CurveKeys, HandshakeWatch, over_network
 from alphad.protocol.endpoints import default_endpoint
-from alphad.protocol.errors import AlphadError, ErrorCode
+from alphad.protocol.errors import SHUTTING_DOWN, AlphadError, ErrorCode
 from alphad.protocol.messages import (
     ADMIN_REQUESTS,
     Error,
@@ -260,6 +260,18 @@ class Attempts(Generic[R]):
                 "internal", f"expected {expected.__name__}, got {type(reply).__name__}"
             )
         return reply
+
+    def resend_after(self, refused: AlphadError) -> float | None:
+        """Seconds to wait before sending again a request the daemon refused because it
+        is stopping (nothing took effect; it may be back soon), as long as an attempt
+        would have waited for a lost reply; None to raise ``refused`` (any other error,
+        no attempt left, or a request sent only once)."""
+        if refused.code != "overloaded" or not refused.message.startswith(SHUTTING_DOWN):
+            return None
+        self.made += 1
+        if self.once or self.made >= self.left:
+            return None
+        return self.timeout_ms / 1000
 
     def lost(self) -> None:
         """An attempt timed out: drop its socket (a REQ socket that lost its reply can

@@ -41,6 +41,11 @@ if tuple(ERROR_CODES) != get_args(ErrorCode):  # a code added to one and not the
     raise TypeError("ERROR_CODES must describe every ErrorCode, in the same order")
 
 
+SHUTTING_DOWN = "daemon is shutting down"
+"""How an ``overloaded`` refused because the daemon is stopping begins: nothing took
+effect, and a client resends it after a pause (the daemon may be restarting)."""
+
+
 class AlphadError(Exception):
     """An ``error`` reply: ``code`` is one of ``ErrorCode``."""
 

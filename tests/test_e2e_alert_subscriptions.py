@@ -161,3 +161,48 @@ def test_subscription_book_caps_distinct_prefixes_per_subscriber_and_in_all() ->
     book.forget(lambda peer: peer.endswith(":11"))
     assert list(book.peers) == ["localhost:1:1:11"] and book.total == 1
     assert book.subscribe("localhost:1:1:12", b"weights")
+
+
+def _database_locks(pid: int, database: Path) -> list[str]:
+    """The POSIX locks ``pid`` holds on the database and its shared-memory file."""
+    inodes = {(database.parent / (database.name + s)).stat().st_ino for s in ("", "-shm")}
+    held = []
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if fields[1] == "POSIX" and fields[4] == str(pid):
+            if int(fields[5].split(":")[2]) in inodes:
+                held.append(" ".join(fields[5:]))
+    return sorted(held)
+
+
+def test_a_subscriber_that_leaves_takes_none_of_the_databases_locks_with_it(
+    tmp_path: Path,
+) -> None:
+    # Finding the connections that had ended, the outlet duplicated and closed every
+    # descriptor of the process, SQLite's too: closing any descriptor of a file releases
+    # the process's locks on it, so another process (check-db, a backup) then rebuilt the
+    # shared memory under the daemon (a SIGBUS) or deleted its write-ahead log.
+    daemon = DaemonProcess(tmp_path).start()
+    assert daemon.process is not None
+    try:
+        with Client(daemon.rpc) as bot:
+            bot.record_trade("t1", "ema", "BTC", "buy", 1.0, 1_732_000_000_001, 1_732_000_000_002)
+        held = _database_locks(daemon.process.pid, daemon.database)
+        assert held, "SQLite holds a lock on its shared memory while the database is open"
+        context = zmq.Context()
+        try:
+            for _ in range(2):
+                sub = context.socket(zmq.SUB)
+                sub.setsockopt(zmq.SUBSCRIBE, b"status.")
+                sub.connect(daemon.alerts)
+                time.sleep(0.3)
+                sub.close(linger=0)
+                time.sleep(1.6)  # the outlet looks for the ended connections after 1 s
+                assert _database_locks(daemon.process.pid, daemon.database) == held
+        finally:
+            context.term()
+        with Client(daemon.rpc) as bot:  # and the daemon still records
+            bot.record_trade("t2", "ema", "BTC", "buy", 1.0, 1_732_000_000_001, 1_732_000_000_002)
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
