@@ -375,7 +375,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _locate(args: argparse.Namespace) -> tuple[Config, Paths]:
     config = load_config(args.config)
-    return config, resolve_paths(config, args.state_dir, args.runtime_dir)
+    return config, resolve_paths(config, args.state_dir, args.runtime_dir, client=True)
 
 
 def run(config: Config, paths: Paths, warnings: Sequence[str] = ()) -> int:

@@ -35,7 +35,11 @@ from alphad.actors.scorer_config import ScorerConfig
 from alphad.actors.scorer_model import ScorerModel
 from alphad.actors.weighting import WeightingModel
 from alphad.actors.weighting_config import RegimeLimits, StrategyConfig, WeightingConfig
-from alphad.protocol.endpoints import default_runtime_dir, default_state_dir
+from alphad.protocol.endpoints import (
+    client_runtime_dir,
+    default_runtime_dir,
+    default_state_dir,
+)
 from alphad.protocol.messages import MIN_MESSAGE_SIZE, NAME_PATTERN
 
 
@@ -434,8 +438,12 @@ class Paths(msgspec.Struct, frozen=True, kw_only=True):
     alerts_json: str
 
 
-def resolve_paths(config: Config, state_dir: str | None, runtime_dir: str | None) -> Paths:
-    """Command line beats config beats systemd's directories beats per-user defaults."""
+def resolve_paths(
+    config: Config, state_dir: str | None, runtime_dir: str | None, *, client: bool = False
+) -> Paths:
+    """Command line beats config beats systemd's directories beats per-user defaults
+    (``client``: an operator's command, which also finds the shipped unit's daemon,
+    ``client_runtime_dir``)."""
     state = Path(
         state_dir
         or config.daemon.state_dir
@@ -446,7 +454,7 @@ def resolve_paths(config: Config, state_dir: str | None, runtime_dir: str | None
         runtime_dir
         or config.daemon.runtime_dir
         or _first_of(os.environ.get("RUNTIME_DIRECTORY"))
-        or default_runtime_dir()
+        or (client_runtime_dir() if client else default_runtime_dir())
     )
     # A directory given on the command line is the operator's, relative to where they are.
     state, runtime = Path(os.path.abspath(state)), Path(os.path.abspath(runtime))

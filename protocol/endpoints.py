@@ -35,6 +35,23 @@ def default_runtime_dir() -> Path:
     return default_state_dir() / "run"
 
 
+SYSTEM_RUNTIME_DIR = Path("/run/alphad")
+"""The shipped systemd unit's runtime directory (``RuntimeDirectory=alphad``), made by
+the service manager: no other user can have made it first."""
+
+
+def client_runtime_dir() -> Path:
+    """Where a client looks for the daemon's sockets: ``default_runtime_dir`` when a
+    daemon's rpc socket is there, else the shipped unit's ``/run/alphad`` when one is
+    there (a bot of another user in the ``alphad`` group found no daemon at all: the
+    daemon's ``$RUNTIME_DIRECTORY`` is not in the bot's environment), else
+    ``default_runtime_dir``."""
+    own = default_runtime_dir()
+    if not (own / "rpc.sock").exists() and (SYSTEM_RUNTIME_DIR / "rpc.sock").exists():
+        return SYSTEM_RUNTIME_DIR
+    return own
+
+
 def _is_private_dir(path: Path) -> bool:
     try:
         info = os.lstat(path)
@@ -44,14 +61,14 @@ def _is_private_dir(path: Path) -> bool:
 
 
 def default_endpoint(name: str) -> str:
-    """The endpoint of socket ``name`` (rpc, admin, alerts, alerts_json); ``ALPHAD_<NAME>``
-    overrides it."""
+    """The endpoint of socket ``name`` (rpc, admin, alerts, alerts_json) in
+    ``client_runtime_dir``; ``ALPHAD_<NAME>`` overrides it."""
     if name not in SOCKET_NAMES:
         raise ValueError(f"unknown socket {name!r}; one of {', '.join(SOCKET_NAMES)}")
     override = os.environ.get(f"ALPHAD_{name.upper()}")
     if override:
         return override
-    return f"ipc://{default_runtime_dir() / (name + '.sock')}"
+    return f"ipc://{client_runtime_dir() / (name + '.sock')}"
 
 
 def alert_topic(kind: str, new: object) -> str:

@@ -22,6 +22,8 @@ import msgspec
 import pytest
 import zmq
 
+from alphad.daemon.config import Config, resolve_paths
+from alphad.protocol import endpoints
 from alphad.protocol.client import AsyncClient, AsyncSubscriber, Client, Subscriber
 from alphad.protocol.endpoints import alert_topic, default_endpoint, default_runtime_dir
 from alphad.protocol.errors import AlphadError
@@ -65,6 +67,12 @@ ROOT = Path(__file__).parent.parent
 # ---------------------------------------------------------------------------- endpoints
 
 
+@pytest.fixture(autouse=True)
+def no_system_daemon(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No daemon of the shipped unit on this machine, whatever runs here."""
+    monkeypatch.setattr(endpoints, "SYSTEM_RUNTIME_DIR", tmp_path / "no-system-daemon")
+
+
 def test_default_endpoints_live_in_xdg_runtime_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
     for name in ("rpc", "admin", "alerts"):
@@ -82,6 +90,40 @@ def test_default_endpoints_fall_back_to_the_users_own_state_dir_not_tmp(
         assert default_runtime_dir() == tmp_path / "alphad" / "run"
     assert default_endpoint("rpc") == f"ipc://{default_runtime_dir() / 'rpc.sock'}"
     assert not str(default_runtime_dir()).startswith("/tmp/alphad-")
+
+
+def test_a_client_finds_the_shipped_units_daemon_when_the_user_has_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A bot of another user in the alphad group found no daemon under the shipped unit:
+    # the daemon's sockets are in /run/alphad ($RUNTIME_DIRECTORY), which a bot's
+    # environment does not name, and Client() looked in the bot's own directories only.
+    for folder in ("system", "own"):
+        (tmp_path / folder).mkdir()
+    system = DaemonProcess(tmp_path / "system").start()
+    monkeypatch.setattr(endpoints, "SYSTEM_RUNTIME_DIR", system.runtime_dir)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "user"))
+    for name in ("rpc", "admin", "alerts"):
+        monkeypatch.delenv(f"ALPHAD_{name.upper()}", raising=False)
+    try:
+        assert default_endpoint("rpc") == system.rpc
+        assert default_endpoint("alerts") == system.alerts
+        with Client(timeout_s=5) as bot:
+            assert bot.get_status().version
+        paths = resolve_paths(Config(), None, None, client=True)
+        assert paths.runtime_dir == system.runtime_dir  # what `alphad status` asks
+        # The daemon's own start never takes another daemon's directory for its own.
+        assert resolve_paths(Config(), None, None).runtime_dir == tmp_path / "user" / "alphad"
+        # The user's own daemon, once it runs, comes first.
+        own = DaemonProcess(tmp_path / "own")
+        own.runtime_dir = tmp_path / "user" / "alphad"
+        own.start()
+        try:
+            assert default_endpoint("rpc") == own.rpc
+        finally:
+            own.close()
+    finally:
+        system.close()
 
 
 def test_environment_overrides_each_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:

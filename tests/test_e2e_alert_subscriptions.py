@@ -169,9 +169,9 @@ def _database_locks(pid: int, database: Path) -> list[str]:
     held = []
     for line in Path("/proc/locks").read_text().splitlines():
         fields = line.split()
-        if fields[1] == "POSIX" and fields[4] == str(pid):
-            if int(fields[5].split(":")[2]) in inodes:
-                held.append(" ".join(fields[5:]))
+        mine = fields[1] == "POSIX" and fields[4] == str(pid)
+        if mine and int(fields[5].split(":")[2]) in inodes:
+            held.append(" ".join(fields[5:]))
     return sorted(held)
 
 

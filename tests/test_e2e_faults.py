@@ -197,9 +197,11 @@ def test_a_request_that_comes_during_the_stop_is_answered_overloaded(tmp_path: P
         assert daemon.process is not None
         daemon.process.send_signal(signal.SIGTERM)
         time.sleep(0.5)
-        with Client(daemon.rpc, timeout_s=3.0, retries=0) as late:
-            with pytest.raises(AlphadError) as refused:
-                late.score_signal("ema", "BTC", "buy", 0.8, confluence=3)
+        with (
+            Client(daemon.rpc, timeout_s=3.0, retries=0) as late,
+            pytest.raises(AlphadError) as refused,
+        ):
+            late.score_signal("ema", "BTC", "buy", 0.8, confluence=3)
         assert refused.value.code == "overloaded", refused.value
         assert "shutting down" in str(refused.value)
     finally:
