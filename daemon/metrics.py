@@ -23,6 +23,7 @@ import math
 import os
 import socket
 import stat
+import sys
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
@@ -168,6 +169,14 @@ def serve_metrics(config: MetricsConfig, registry: CollectorRegistry) -> None:
                 super().process_request_thread(request, client_address)
             finally:
                 slots.release()
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            """A connection that ends badly is a JSON line at most, never socketserver's
+            traceback on stderr (an idle one, closed after METRICS_IDLE_S, printed 15)."""
+            error = sys.exc_info()[1]
+            if isinstance(error, OSError):  # idle, reset, cut: ordinary for an endpoint
+                return
+            log.warning("metrics_request_failed", error=repr(error))
 
     httpd = make_server(config.address, config.port, app, Server, handler_class=_QuietHandler)
     threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True).start()

@@ -271,3 +271,23 @@ def test_a_metrics_port_held_by_another_process_shows_in_the_status(tmp_path: Pa
             assert client.get_status().components["metrics"] == "ok"
     finally:
         other.close()
+
+
+def test_an_idle_connection_closed_by_the_endpoint_prints_no_traceback(tmp_path: Path) -> None:
+    # The close of a connection that sent nothing (or half a request) printed
+    # socketserver's traceback on stderr, 15 lines that are not the daemon's JSON lines.
+    port = free_port()
+    daemon = DaemonProcess(tmp_path, f"[metrics]\nport = {port}\n").start()
+    try:
+        quiet = socket.create_connection(("127.0.0.1", port), timeout=30)
+        half = socket.create_connection(("127.0.0.1", port), timeout=30)
+        half.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never ends its headers
+        for sock in (quiet, half):
+            assert sock.recv(1024) == b""  # closed by the endpoint, after its idle time
+            sock.close()
+        assert "alphad_trades_recorded_total" in scrape(port)
+        assert daemon.stop() == 0
+        log = daemon.log()
+        assert "Traceback" not in log and "Exception occurred" not in log, log[-2000:]
+    finally:
+        daemon.close()
