@@ -48,6 +48,7 @@ from alphad.actors.base import (
 from alphad.actors.errors import Refused
 from alphad.actors.events import ClosedTrade
 from alphad.actors.history_rows import Chain
+from alphad.actors.log_throttle import LogThrottle
 from alphad.actors.sqlite_thread import in_connection_thread, require_primitive
 from alphad.actors.store_messages import (
     AppendOutcome,
@@ -144,6 +145,7 @@ class StoreActor(Actor):
         self.synchronous = synchronous
         self.max_batch = batch_max
         self.busy_timeout_ms = busy_timeout_ms
+        self._failure_log = LogThrottle()
         self.history_keep = history_keep
         # The last committed history row's maps (None: the next row is a keyframe).
         self._history_chain: Chain | None = None
@@ -618,7 +620,11 @@ class StoreActor(Actor):
         if len(self._pending_signals) > 100_000:
             self.dropped_signals += len(self._pending_signals)
             self._pending_signals = []
-        log.error("storage_write_failed", error=str(exc), trades=len(trades))
+        held = self._failure_log.admit("storage_write_failed")
+        if held is not None:  # a bot retrying against a full disk, once a second at most
+            log.error(
+                "storage_write_failed", error=str(exc), trades=len(trades), lines_held_back=held
+            )
         failure = StorageUnavailable(f"database cannot be written: {exc}")
         for envelope in (*trades, *outcomes, *commits):
             if envelope.reply_to is not None and not envelope.reply_to.done():

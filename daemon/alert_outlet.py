@@ -34,7 +34,8 @@ from typing import Any
 import structlog
 import zmq
 
-from alphad.daemon.gateway import LogThrottle, bind_with_mode
+from alphad.actors.log_throttle import LogThrottle
+from alphad.daemon.gateway import bind_with_mode
 
 log = structlog.get_logger("alphad.alerts")
 

@@ -24,8 +24,8 @@ import structlog
 import zmq
 
 from alphad.actors.base import Actor
+from alphad.actors.log_throttle import LogThrottle
 from alphad.daemon.alert_outlet import AlertThread, Outlet
-from alphad.daemon.gateway import LogThrottle
 from alphad.protocol.codec import json_encoder, msgpack_encoder
 from alphad.protocol.endpoints import alert_topic
 from alphad.protocol.messages import Alert

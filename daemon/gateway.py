@@ -24,6 +24,7 @@ import structlog
 import zmq
 
 from alphad.actors.base import Actor, Handle
+from alphad.actors.log_throttle import LogThrottle
 from alphad.daemon.errors import error_code
 from alphad.daemon.ipc_paths import ipc_path_problem
 from alphad.protocol.codec import (
@@ -493,27 +494,6 @@ class Gateway:
 
 
 MAX_LOGGED_MESSAGE = 200  # characters of an error's message that reach the log
-
-
-class LogThrottle:
-    """At most one line per kind of event every ``every_s`` seconds; the lines held back
-    are counted and reported with the next one let through."""
-
-    def __init__(self, every_s: float = 1.0, clock: Callable[[], float] = monotonic) -> None:
-        self.every_s = every_s
-        self.clock = clock
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-
-    def admit(self, kind: str) -> int | None:
-        """None to hold this line back, else how many lines of ``kind`` were held."""
-        now = self.clock()
-        last = self._last.get(kind)
-        if last is not None and now - last < self.every_s:
-            self._held[kind] = self._held.get(kind, 0) + 1
-            return None
-        self._last[kind] = now
-        return self._held.pop(kind, 0)
 
 
 def _expire(future: asyncio.Future[Any]) -> None:

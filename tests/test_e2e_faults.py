@@ -3,6 +3,7 @@ SIGTERM under load, overload."""
 
 from __future__ import annotations
 
+import json
 import resource
 import signal
 import sqlite3
@@ -273,6 +274,33 @@ def test_a_locked_database_is_answered_storage_unavailable_while_bots_score_and_
     finally:
         stop.set()
         scorer.join(10)
+        daemon.close()
+
+
+def test_refused_writes_log_one_line_a_second_not_one_each(tmp_path: Path) -> None:
+    # A bot retrying against a failing database logged a line per refused write: 2 000
+    # lines for 2 000 retries, enough to trip journald's rate limit and hide the rest.
+    daemon = DaemonProcess(tmp_path, "[store]\nbusy_timeout_ms = 0\n").start()
+    try:
+        with Client(daemon.rpc, retries=0) as client:
+            blocker = sqlite3.connect(daemon.database, isolation_level=None)
+            blocker.execute("BEGIN EXCLUSIVE")
+            try:
+                for burst in range(3):  # 50 refusals in well under a second, 1.2 s apart
+                    time.sleep(1.2 if burst else 0.0)
+                    for i in range(50):
+                        with pytest.raises(AlphadError) as refused:
+                            client.record_trade(**fields_of(trade(f"refused-{burst}-{i}")))
+                        assert refused.value.code == "storage_unavailable"
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+            client.record_trade(**fields_of(trade("after")))
+        assert daemon.stop() == 0
+        lines = [line for line in daemon.log().splitlines() if "storage_write_failed" in line]
+        # The first of each burst, with the count of those held back since the last line.
+        assert [json.loads(line)["lines_held_back"] for line in lines] == [0, 49, 49], lines
+    finally:
         daemon.close()
 
 

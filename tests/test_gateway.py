@@ -12,7 +12,8 @@ import zmq
 import zmq.asyncio
 from structlog.testing import capture_logs
 
-from alphad.daemon.gateway import Gateway, LogThrottle, Route
+from alphad.actors.log_throttle import LogThrottle
+from alphad.daemon.gateway import Gateway, Route
 from alphad.protocol.codec import decode_reply, encode
 from alphad.protocol.messages import Error, GetStatus, Ok, Reply, Request, ScoreSignal
 
