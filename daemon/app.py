@@ -184,8 +184,17 @@ class Daemon:
         # since (freeze_survivors, every FREEZE_EVERY_S).
         freeze_survivors()
         self._every(FREEZE_EVERY_S, freeze_survivors)
-        trades, cycle = parts.store.stats().trades_committed, parts.engine.stats().cycle
-        sdnotify.ready(f"serving {trades} trades, cycle {cycle}")
+        shown = [_status_line(parts)]
+        sdnotify.ready(shown[0])
+
+        def show_status() -> None:
+            # What `systemctl status` shows, kept up to date (it read the counts of the
+            # start for as long as the daemon ran, "storage failing" never).
+            line = _status_line(parts)
+            if line != shown[0] and sdnotify.status(line):
+                shown[0] = line
+
+        self._every(1.0, show_status)
         log.info(
             "alphad_ready",
             version=VERSION,
@@ -536,6 +545,13 @@ class Daemon:
             if self._lock_file is not None:
                 self._lock_file.close()
         log.info("alphad_stopped")
+
+
+def _status_line(parts: _Parts) -> str:
+    """The daemon's ``STATUS=``: trades recorded, the last cycle, storage when failing."""
+    store = parts.store.stats()
+    line = f"serving {store.trades_committed} trades, cycle {parts.engine.stats().cycle}"
+    return line if store.healthy else line + ", storage failing"
 
 
 def _tell_quietly(actor: Handle[Actor], message: Any) -> None:

@@ -187,3 +187,24 @@ def test_the_daemon_keeps_answering_while_its_notification_socket_is_not_read(
         assert daemon.stop() == 0
     finally:
         daemon.close()
+
+
+def test_the_status_line_follows_the_trades_and_the_cycles(tmp_path: Path) -> None:
+    # STATUS= was sent once, at READY: `systemctl status` read "serving 0 trades, cycle 0"
+    # after hours of trading.
+    daemon = DaemonProcess(tmp_path, "[engine]\nupdate_interval_s = 0\n").start()
+    try:
+        assert "STATUS=serving 0 trades, cycle 0" in daemon.notifications
+        with Client(daemon.rpc) as bot:
+            for i in range(3):
+                bot.record_trade(
+                    f"t{i}", "ema", "BTC", "buy", 1.0, 1_732_000_000_001, 1_732_000_000_002
+                )
+            bot.update_optimization()
+        deadline = time.monotonic() + 10.0
+        while "STATUS=serving 3 trades, cycle 1" not in daemon.drain_notifications():
+            assert time.monotonic() < deadline, daemon.notifications
+            time.sleep(0.2)
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
