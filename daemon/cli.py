@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
 import msgspec
 
@@ -37,8 +37,16 @@ class CommandError(Exception):
     """A failure to report as one line."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's, with a bad argument refused in one line (it printed the usage first,
+    three to five lines), as every other failure of a command is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (`{self.prog} --help` for the usage)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="alphad", description="Signal scoring and strategy lifecycle daemon for trading bots."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

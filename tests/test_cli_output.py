@@ -443,3 +443,23 @@ def test_a_rule_that_never_acts_is_a_warning_of_the_replay_as_of_check_config(
         " 100: a window never holds that many trades, so the lifecycle's judgement of a"
         " strategy never acts\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("status", "--timeout", "0"), "alphad status: argument --timeout: expected seconds"),
+        (("report", "--top", "nosuch"), "alphad report: argument --top: invalid choice: 'nosuch'"),
+        (("nosuch",), "alphad: argument COMMAND: invalid choice: 'nosuch'"),
+        ((), "alphad: the following arguments are required: COMMAND"),
+        (("replay",), "alphad replay: the following arguments are required"),
+    ],
+)
+def test_a_bad_argument_is_one_line_and_exit_two(
+    tmp_path: Path, args: tuple[str, ...], said: str
+) -> None:
+    # argparse printed its usage, three to five lines, before the error.
+    code, err = alphad(*args, cwd=tmp_path)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith(said), err
+    assert err.endswith("--help` for the usage)\n"), err
