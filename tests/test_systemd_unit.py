@@ -68,7 +68,7 @@ def test_unit_declares_notify_watchdog_directories_and_hardening() -> None:
     expected = {
         "Type": "notify",
         "NotifyAccess": "main",
-        "Restart": "on-failure",
+        "Restart": "always",  # a SIGHUP's clean exit is restarted too
         "StateDirectory": "alphad",
         "RuntimeDirectory": "alphad",
         "RuntimeDirectoryPreserve": "yes",
