@@ -105,6 +105,7 @@ def validate(config: Config, paths: Paths, source: str = "") -> tuple[list[str],
             errors.append(str(exc))
     metrics_errors, warnings = metrics_findings(config.metrics)
     warnings += bars_findings(config) + window_findings(config) + _busy_findings(config)
+    warnings += _stop_and_request_findings(config)
     errors = [source + error for error in errors + metrics_errors]
     errors += _directory_clashes(paths)
     # The sockets named after the runtime directory (from the command line, systemd or
@@ -152,6 +153,33 @@ def _busy_findings(config: Config) -> list[str]:
         "outlasts its request, so the bot is answered `timeout` while its trade may still "
         "be recorded (a resend is then a `duplicate`)"
     ]
+
+
+# Below these a setting the bounds admit defeats its purpose (a request that waits on a
+# component takes a few milliseconds, a commit under load tens; a final snapshot of a
+# large state hundreds).
+SHORTEST_REQUEST_S = 0.1
+SHORTEST_STOP_S = 1.0
+
+
+def _stop_and_request_findings(config: Config) -> list[str]:
+    """A warning for a request timeout or a stop's grace too short to be met."""
+    found = []
+    request_s, grace_s = config.daemon.request_timeout_s, config.daemon.shutdown_grace_s
+    if request_s < SHORTEST_REQUEST_S:
+        found.append(
+            f"[daemon] request_timeout_s {request_s:g} is below {SHORTEST_REQUEST_S:g} s: a"
+            " request that waits on a component (record_trade, the reads, the operator's"
+            " changes) is answered `timeout` before it can be answered, and a trade may"
+            " still be recorded after"
+        )
+    if grace_s < SHORTEST_STOP_S:
+        found.append(
+            f"[daemon] shutdown_grace_s {grace_s:g} is below {SHORTEST_STOP_S:g} s: a stop"
+            " ends before its final snapshot is written (final_snapshot_failed), and the"
+            " next start replays every trade since the last snapshot"
+        )
+    return found
 
 
 Addresses = frozenset[str] | None

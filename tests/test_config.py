@@ -424,6 +424,19 @@ def test_the_busy_timeout_warning_is_not_missed_by_rounding(tmp_path: Path) -> N
     assert "busy_timeout_ms 2007 is not below" in check_config(write(tmp_path, text)).stderr
 
 
+def test_a_request_timeout_or_a_grace_too_short_to_be_met_is_warned_of(tmp_path: Path) -> None:
+    # Within their bounds, and each defeats its purpose: every request that waits on a
+    # component answered `timeout`; every stop without its final snapshot.
+    text = "[daemon]\nrequest_timeout_s = 0.000001\nshutdown_grace_s = 0.000001\n"
+    text += "[store]\nbusy_timeout_ms = 0\n"
+    said = check_config(write(tmp_path, text)).stderr
+    assert "request_timeout_s 1e-06 is below 0.1 s" in said, said
+    assert "shutdown_grace_s 1e-06 is below 1 s" in said, said
+    at_floor = "[daemon]\nrequest_timeout_s = 0.1\nshutdown_grace_s = 1\n"
+    at_floor += "[store]\nbusy_timeout_ms = 50\n"
+    assert check_config(write(tmp_path, at_floor)).stderr == ""
+
+
 def test_a_database_linked_into_the_runtime_directory_is_refused(tmp_path: Path) -> None:
     state, runtime = tmp_path / "state", tmp_path / "run"
     state.mkdir(mode=0o700)
