@@ -528,8 +528,27 @@ def _ask(paths: Paths, timeout_s: float, curve: CurveKeys | None, call: Any) -> 
         raise CommandError(f"{exc.message}; {KEYS_HINT}") from None
     except AlphadError as exc:
         if exc.code == "timeout":
-            raise CommandError(f"no answer from {paths.rpc}: is alphad running?") from None
+            raise CommandError(f"no answer from {paths.rpc}: {_why_no_answer(paths)}") from None
         raise CommandError(str(exc)) from None
+
+
+def _why_no_answer(paths: Paths) -> str:
+    """What to check when the rpc socket did not answer: a socket this user may not use
+    (not in the daemon's group) reads as no daemon otherwise."""
+    from alphad.protocol.endpoints import SYSTEM_RUNTIME_DIR
+
+    socket_path = paths.rpc.removeprefix("ipc://")
+    if paths.rpc.startswith("ipc://") and os.path.lexists(socket_path):
+        if not os.access(socket_path, os.R_OK | os.W_OK):
+            return "this user may not use the socket (a bot's user joins group alphad)"
+        return "is alphad running?"
+    system = SYSTEM_RUNTIME_DIR
+    if paths.runtime_dir != system and os.path.isdir(system) and not os.access(system, os.X_OK):
+        return (
+            f"is alphad running? ({system}, the systemd unit's, is there but this user may"
+            " not look in it: a bot's user joins group alphad)"
+        )
+    return "is alphad running?"
 
 
 def watch(paths: Paths, topics: list[str], *, as_json: bool, curve: CurveKeys | None) -> int:
