@@ -463,4 +463,3 @@ def test_a_bad_argument_is_one_line_and_exit_two(
     assert code == 2
     assert err.count("\n") == 1 and err.startswith(said), err
     assert err.endswith("--help` for the usage)\n"), err
-
