@@ -229,18 +229,21 @@ class ScorerActor(Actor):
         of every outcome acknowledged (it learns only those of journaled signals)."""
         model = self.model
         if signal_id in self._unflushed:
-            self.flush_signals()
+            # Now, even while the store has not taken the last rows: they are ahead of
+            # these in its mailbox, and these ahead of the outcome.
+            self.flush_signals(now=True)
             return True, model.scored
         return signal_id in model.pending, model.scored
 
-    def flush_signals(self, *, last: bool = False) -> None:
+    def flush_signals(self, *, now: bool = False) -> None:
         """Hand the scored signals to the store in one message (one insert per batch),
-        once it has taken the last one (``last``: at the stop, whatever it has taken)."""
+        once it has taken the last one (``now``: whatever it has taken: at the stop, and
+        for a signal whose outcome follows)."""
         rows = self._signal_rows
         if not rows:
             return
         handed = self._handed
-        if handed is not None and not handed.done() and not last:
+        if handed is not None and not handed.done() and not now:
             if len(rows) >= HELD_SIGNALS + self.flush_every:
                 # The oldest go: the answers were given, only their journal rows are lost.
                 dropped = rows[: self.flush_every]
@@ -261,7 +264,7 @@ class ScorerActor(Actor):
 
     async def on_stop(self) -> None:
         # The store stops after the scorer: the last signals still reach it.
-        self.flush_signals(last=True)
+        self.flush_signals(now=True)
 
     def learn_trade(self, trade: ClosedTrade) -> None:
         """A committed trade that carries a signal_id is that signal's outcome."""

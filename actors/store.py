@@ -534,6 +534,8 @@ class StoreActor(Actor):
         if not sent:
             return self.busy_timeout_ms
         waited_ms = (time.monotonic() - min(sent)) * 1000.0
+        if waited_ms < LOCK_WAIT_SLACK_MS:
+            return self.busy_timeout_ms  # as set: no PRAGMA for a write that came just now
         return max(0, min(self.busy_timeout_ms, int(self.busy_timeout_ms - waited_ms)))
 
     def _write_checked(
@@ -716,6 +718,10 @@ def refuse_empty_or_create(path: Path) -> None:
     finally:
         db.close()
     os.replace(staged, real)
+
+
+LOCK_WAIT_SLACK_MS = 5.0
+"""A trade or outcome sent less than this before its write waits the whole busy timeout."""
 
 
 def _resolve(envelope: Envelope, result: Any) -> None:

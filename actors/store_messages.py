@@ -62,8 +62,9 @@ class AppendOutcome(Ask[tuple[bool, int]], frozen=True):
     success: bool
     ts_ms: int
     pending: bool = True
-    sent: float = msgspec.field(default_factory=time.monotonic)  # as AppendTrade's
     scored: int | None = None  # the scorer's count of scored signals when it came
+    # Last, so that no field given by position lands in it: as AppendTrade's.
+    sent: float = msgspec.field(default_factory=time.monotonic)
 
 
 class AppendSignal(msgspec.Struct, frozen=True, array_like=True):

@@ -523,6 +523,9 @@ class Daemon:
         deadline = self._begin_stop()
         sdnotify.stopping()
         log.info("alphad_stopping", within_s=round(time_left(deadline), 3))
+        # A STOPPING=1 that met a full queue goes again while the stop lasts (the timers,
+        # resend_held's among them, end here).
+        resending = asyncio.get_running_loop().create_task(_resend_held_notifications())
         try:
             for timer in self._timers:
                 timer.cancel()
@@ -537,6 +540,7 @@ class Daemon:
                     log.error("final_snapshot_failed", error=str(exc) or type(exc).__name__)
             await self.supervisor.stop(time_left(deadline))
         finally:
+            resending.cancel()
             await self._release_database(deadline)
             if self.curve is not None:
                 self.curve.stop()
@@ -545,6 +549,12 @@ class Daemon:
             if self._lock_file is not None:
                 self._lock_file.close()
         log.info("alphad_stopped")
+
+
+async def _resend_held_notifications() -> None:
+    while True:
+        await asyncio.sleep(0.25)
+        sdnotify.resend_held()
 
 
 def _status_line(parts: _Parts) -> str:

@@ -299,6 +299,8 @@ def _take(
 def _not_finite(record: dict[str, Any], error: str) -> str | None:
     """"`pnl`: nan is not a number" where the field refused holds NaN or an infinity,
     which msgspec's bound alone ("expected `float` >= -1e15") would misname; else None."""
+    if "`float`" not in error and "`int`" not in error:
+        return None  # not a number's field (a side of "nan" is not one of the sides)
     match = _AT_FIELD.match(error)
     field = match.group("field") if match else None
     value = record.get(field) if field else None

@@ -23,6 +23,7 @@ from alphad.protocol.messages import (
     ForceStatus,
     GetAudit,
     GetStatus,
+    RecordSignalOutcome,
     RecordTrade,
     ScoreSignal,
     SignalScore,
@@ -392,6 +393,84 @@ def test_signals_scored_while_a_write_hangs_wait_in_the_scorer_not_in_the_stores
     finally:
         scorer.close()
         status.close()
+        daemon.close()
+
+
+def test_an_outcome_is_never_committed_before_its_signal_while_signals_wait(
+    tmp_path: Path,
+) -> None:
+    # While the store had not taken the scorer's last rows (a write waiting on a lock),
+    # the signal of an outcome stayed in the scorer and the outcome went ahead: committed,
+    # acknowledged, and after a kill -9 the journal held it without its signal.
+    daemon = DaemonProcess(tmp_path, "[store]\nbusy_timeout_ms = 15000\n").start()
+    bot, status = RawClient(daemon.rpc), RawClient(daemon.rpc)
+    reporter = RawClient(daemon.rpc, timeout_ms=20_000)
+    signal = ScoreSignal(strategy="ema", symbol="BTC", side="buy", confidence=0.8, confluence=3)
+    answers: list[object] = []
+    try:
+        assert isinstance(bot.call(trade("before")), TradeRecorded)
+        blocker = sqlite3.connect(daemon.database, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            bot.call(signal)  # its row starts a write, which waits on the lock
+            deadline = time.monotonic() + 10.0
+            while status.call(GetStatus()).components["storage"] == "ok":
+                assert time.monotonic() < deadline, "no write waited on the lock"
+                time.sleep(0.05)
+            bot.call(signal)
+            time.sleep(1.5)  # handed to the store, not yet taken
+            last = bot.call(signal)  # in the scorer
+            assert isinstance(last, SignalScore)
+            outcome = RecordSignalOutcome(signal_id=last.signal_id, success=True)
+            reporting = threading.Thread(target=lambda: answers.append(reporter.call(outcome)))
+            reporting.start()
+            time.sleep(0.3)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        reporting.join(30)
+        assert answers and not isinstance(answers[0], Error), answers
+        daemon.kill9()
+        with sqlite3.connect(daemon.database) as db:
+            signals = db.execute(
+                "SELECT count(*) FROM signals WHERE signal_id = ?", (last.signal_id,)
+            ).fetchone()[0]
+            outcomes = db.execute(
+                "SELECT count(*) FROM signal_outcomes WHERE signal_id = ?", (last.signal_id,)
+            ).fetchone()[0]
+        assert (signals, outcomes) == (1, 1)
+    finally:
+        bot.close()
+        status.close()
+        reporter.close()
+        daemon.close()
+
+
+def test_an_outcome_waits_on_a_short_lock_as_a_trade_does(tmp_path: Path) -> None:
+    # The outcome's send time was given the scorer's count by position: it looked sent
+    # long ago, tried once and was refused while a trade under the same lock waited.
+    daemon = DaemonProcess(tmp_path, "[store]\nbusy_timeout_ms = 3000\n").start()
+    bot = RawClient(daemon.rpc, timeout_ms=10_000)
+    signal = ScoreSignal(strategy="ema", symbol="BTC", side="buy", confidence=0.8, confluence=3)
+    answers: list[object] = []
+    try:
+        scored = bot.call(signal)
+        assert isinstance(scored, SignalScore)
+        assert isinstance(bot.call(trade("flushes-the-signal")), TradeRecorded)
+        blocker = sqlite3.connect(daemon.database, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        outcome = RecordSignalOutcome(signal_id=scored.signal_id, success=True)
+        try:
+            reporting = threading.Thread(target=lambda: answers.append(bot.call(outcome)))
+            reporting.start()
+            time.sleep(0.5)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        reporting.join(10)
+        assert answers and not isinstance(answers[0], Error), answers
+    finally:
+        bot.close()
         daemon.close()
 
 

@@ -167,6 +167,7 @@ def test_a_nan_or_infinite_cell_is_named_so_not_as_out_of_bounds(tmp_path: Path)
         "1000,2000,ema,BTC/USDT,buy,0.8,3,trending,-inf,b\n"
         "1000,2000,ema,BTC/USDT,buy,NaN,3,trending,1.5,c\n"
         "1000,2000,ema,BTC/USDT,buy,0.8,3,trending,2e15,d\n"
+        "1000,2000,ema,BTC/USDT,nan,0.8,3,trending,1.5,e\n"
     )
     with pytest.raises(InputError) as caught:
         read_signals(path)
@@ -175,6 +176,7 @@ def test_a_nan_or_infinite_cell_is_named_so_not_as_out_of_bounds(tmp_path: Path)
     assert "line 3: `pnl`: -inf is not a finite number" in message
     assert "line 4: `confidence`: NaN is not a number" in message
     assert "line 5: `pnl`: expected `float` <= 1000000000000000.0" in message  # a bound
+    assert "line 6: `side`: invalid enum value 'nan'" in message  # not a number's field
 
 
 def test_a_quote_left_open_does_not_swallow_the_rows_after_it(tmp_path: Path) -> None:
