@@ -33,12 +33,13 @@ from alphad.protocol.codec import (
     json_text,
     msgpack_encoder,
     repeated_field,
+    repeated_in_list,
     request_decoder,
     request_json_decoder,
     type_refused,
 )
 from alphad.protocol.errors import SHUTTING_DOWN, AlphadError, ErrorCode
-from alphad.protocol.messages import Error, Reply, Request
+from alphad.protocol.messages import Error, MarketBars, Reply, Request
 
 log = structlog.get_logger("alphad.gateway")
 
@@ -295,6 +296,8 @@ class Gateway:
             except msgspec.ValidationError as exc:
                 raise type_refused(exc, payload, as_json) from None
             twice = repeated_field(payload, as_json)
+            if twice is None and isinstance(request, MarketBars):
+                twice = repeated_in_list(payload, as_json, "bars")
             if twice is not None:
                 raise AlphadError("bad_request", f"{twice} given twice in one request")
             route = self.routes[type(request)]

@@ -110,6 +110,28 @@ def repeated_field(payload: bytes, as_json: bool) -> str | None:
         return None  # what the request's decoder took but a second reading cannot
 
 
+def repeated_in_list(payload: bytes, as_json: bool, name: str) -> str | None:
+    """``repeated_field`` of each map in the request's list ``name`` (``market_bars``'
+    bars: a bar whose ``close`` came twice was held at the second), naming the first
+    such field and its map's place, or None."""
+    try:
+        raw = (_keys_json if as_json else _keys_msgpack).decode(payload).get(name)
+        if raw is None:
+            return None
+        items = (_list_json if as_json else _list_msgpack).decode(raw)
+    except (msgspec.DecodeError, RecursionError, TypeError, ValueError):
+        return None
+    for i, item in enumerate(items):
+        found = repeated_field(bytes(item), as_json)
+        if found is not None:
+            return f"{found} of {name}[{i}]"
+    return None
+
+
+_list_msgpack = msgspec.msgpack.Decoder(list[msgspec.Raw])
+_list_json = msgspec.json.Decoder(list[msgspec.Raw])
+
+
 def _key_colons(text: bytes) -> int:
     """How often a quote is followed by a colon, after any whitespace: at least once for
     every key of every map in the JSON ``text`` (more where a string holds one). The

@@ -190,3 +190,35 @@ def test_batches_and_series_are_bounded_by_the_config(bars_daemon: DaemonProcess
         assert client.market_bars("A", "1h", [wire(history[1])]).held == 2
     finally:
         client.close()
+
+
+def test_a_field_given_twice_in_a_bar_is_refused_and_nothing_taken(
+    bars_daemon: DaemonProcess,
+) -> None:
+    # A bar whose close came twice was taken at the second (the check read the request's
+    # own map only): its prices set the regimes, and with them sizes and suspensions.
+    history, _ = simulate(30, seed=5)
+    rpc = RawClient(bars_daemon.rpc)
+    bars = [msgspec.to_builtins(wire(b)) for b in history[:20]]
+    text = json.dumps({"type": "market_bars", "symbol": "ADA", "bar_size": "1d", "bars": bars})
+    twice = text.replace('"close": ', '"close": 1.0, "close": ', 1)
+    reply = json.loads(rpc.raw(twice.encode()))
+    assert (reply["type"], reply["code"]) == ("error", "bad_request"), reply
+    assert reply["message"] == "`close` of bars[0] given twice in one request"
+    # msgpack: the third bar a map of 7 entries, its last repeating "close".
+    body = msgspec.msgpack.encode(
+        {"type": "market_bars", "symbol": "ADA", "bar_size": "1d", "bars": bars[:2]}
+    )
+    third = msgspec.msgpack.encode(bars[2])
+    assert third[0] == 0x86
+    again = msgspec.msgpack.encode("close") + msgspec.msgpack.encode(1.0)
+    lists = msgspec.msgpack.encode(bars[:2])
+    assert lists[0] == 0x92 and body.endswith(lists[1:])
+    payload = body[: -len(lists)] + bytes([0x93]) + lists[1:] + bytes([0x87]) + third[1:] + again
+    reply = msgspec.msgpack.decode(rpc.raw(payload))
+    assert (reply["type"], reply["code"]) == ("error", "bad_request"), reply
+    assert reply["message"] == "a field of bars[2] given twice in one request"
+    # Nothing was taken: the same bars, sent once rightly, are all new.
+    taken = rpc.call(MarketBars(symbol="ADA", bar_size="1d", bars=[wire(b) for b in history[:20]]))
+    assert isinstance(taken, BarsTaken) and (taken.taken, taken.held) == (20, 20)
+    rpc.close()
