@@ -294,7 +294,7 @@ class MarketRegimes:
             raise ValueError("market state: a series is saved twice")
         settings = self.book.rules
         checked = []
-        for state in states[max(0, len(states) - self.config.max_series) :]:
+        for state in _newest_series(states, self.config.max_series):
             rules = state.rules
             if max(len(rules.seed), len(rules.dx_seed)) > settings.period or (
                 len(rules.shares) > settings.vol_window
@@ -356,3 +356,19 @@ class MarketRegimes:
             if self._on_label is not None:
                 self._on_label(detected)
         return detected, "detected", detected
+
+
+def _newest_series(states: list[SeriesState], most: int) -> list[SeriesState]:
+    """Of the saved series, the ``most`` whose last bar closed latest, in their saved
+    order: those fed until the stop, not those held last (a live series first held long
+    ago was dropped for two left idle, and then refused ``limit`` for good)."""
+    if len(states) <= most:
+        return states
+
+    def closed(i: int) -> tuple[int, int]:
+        state = states[i]
+        last = state.ts_ms[-1] + bar_ms(state.bar_size) if state.ts_ms else 0
+        return last, i  # equal closes: the one held later, as before
+
+    kept = sorted(range(len(states)), key=closed)[len(states) - most :]
+    return [states[i] for i in sorted(kept)]

@@ -181,6 +181,24 @@ def test_a_restore_keeps_within_the_configs_caps_the_newest_bars_and_series() ->
     )
 
 
+def test_a_restore_over_fewer_series_keeps_those_fed_last_not_those_held_last() -> None:
+    # Of more series than max_series the ones held last were kept: a live series first
+    # held long ago was dropped for two left idle, and then refused `limit` for good.
+    bars, _ = simulate(300, seed=7)
+    original = MarketRegimes(RegimesConfig(max_bars=300, max_series=3, max_batch=100))
+    original.add(request("LIVE", "1d", bars[:100]))
+    original.add(request("OLD1", "1d", bars[:100]))
+    original.add(request("OLD2", "1d", bars[:100]))
+    original.add(request("OLD2", "1d", bars[100:150]))
+    original.add(request("LIVE", "1d", bars[100:200]))
+    narrow = RegimesConfig(max_bars=300, max_series=2, max_batch=100)
+    restored = through_a_snapshot(original, narrow)
+    assert list(restored.series) == [("LIVE", "1d"), ("OLD2", "1d")]  # saved order
+    assert restored.add(request("LIVE", "1d", bars[200:260])) == original.add(
+        request("LIVE", "1d", bars[200:260])
+    )
+
+
 def saved_state() -> list:
     market = MarketRegimes(RegimesConfig())
     bars, _ = simulate(120, seed=6)
