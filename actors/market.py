@@ -72,9 +72,10 @@ class Readings:
     oldest first, in packed arrays (the label by its place in ``REGIMES``); the oldest
     are dropped ``max_bars`` at a time, as the bars' (``BarWindow``)."""
 
-    __slots__ = ("bar_ms", "closes", "codes", "confidences", "max_bars", "start")
+    __slots__ = ("bar_ms", "bar_size", "closes", "codes", "confidences", "max_bars", "start")
 
     def __init__(self, bar_size: str, max_bars: int) -> None:
+        self.bar_size = bar_size
         self.bar_ms = bar_ms(bar_size)
         self.max_bars = max_bars
         self.start = 0
@@ -257,7 +258,9 @@ class MarketRegimes:
         readings = self.series[(symbol, bar_size)] = Readings(bar_size, self.config.max_bars)
         held = self.symbols.setdefault(symbol, [])
         held.append(readings)
-        held.sort(key=lambda r: -r.bar_ms)
+        # Longest first; of two as long (60m and 1h), by name, not by which came first (a
+        # replay's answer then hung on the order of its bars file's rows).
+        held.sort(key=lambda r: (-r.bar_ms, r.bar_size))
         return readings
 
     # ------------------------------------------------------------------ snapshots

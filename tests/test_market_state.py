@@ -199,6 +199,21 @@ def test_a_restore_over_fewer_series_keeps_those_fed_last_not_those_held_last() 
     )
 
 
+def test_two_bar_sizes_as_long_are_chosen_by_name_not_by_which_came_first() -> None:
+    # 60m and 1h are as long: the one held first was read, so a replay's answers hung on
+    # the order of its bars file's rows, and a live daemon's on which feeder came first.
+    rises = bars_of([(25, 40)] * 120, "1h")  # trending readings
+    flat = bars_of([(0, 0)] * 120, "60m")  # ranging readings
+    answers = []
+    for order in (("60m", "1h"), ("1h", "60m")):
+        market = MarketRegimes(RegimesConfig(max_bars=200, max_batch=120))
+        for size in order:
+            market.add(request("BTC/USDT", size, flat if size == "60m" else rises))
+        answers.append([market.at("BTC/USDT", b.ts_ms + 3_600_000) for b in rises])
+    assert answers[0] == answers[1]
+    assert "trending" in {str(a).split("_")[0] for a in answers[0]}  # the 1h series'
+
+
 def saved_state() -> list:
     market = MarketRegimes(RegimesConfig())
     bars, _ = simulate(120, seed=6)
