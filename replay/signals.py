@@ -170,13 +170,27 @@ def read_table(path: str | Path, table: Table[Row]) -> list[Row]:
             else:
                 rows = _read_jsonl(handle, table, problems)
     except UnicodeDecodeError:
-        raise InputError(f"{file}: not UTF-8 text") from None
+        raise InputError(f"{file}: {_where_not_utf8(file)}not UTF-8 text") from None
     except csv.Error as exc:
         raise InputError(f"{file}: not valid CSV ({exc})") from None
     problems.raise_if_any(file)
     if not rows:
         raise InputError(f"{file}: no {table.noun}")
     return rows
+
+
+def _where_not_utf8(file: Path) -> str:
+    """"line N: " of the file's first byte that is not UTF-8 (a reader's error says only
+    that one is somewhere); "" if the file cannot be read again."""
+    try:
+        data = file.read_bytes()
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f"line {line}: "
+    except (OSError, MemoryError):
+        pass
+    return ""
 
 
 def _read_csv(file: Path, handle: IO[str], table: Table[Row], problems: _Problems) -> list[Row]:

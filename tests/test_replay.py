@@ -179,6 +179,16 @@ def test_a_nan_or_infinite_cell_is_named_so_not_as_out_of_bounds(tmp_path: Path)
     assert "line 6: `side`: invalid enum value 'nan'" in message  # not a number's field
 
 
+def test_a_byte_that_is_not_utf8_is_refused_naming_its_line(tmp_path: Path) -> None:
+    # "not UTF-8 text" alone: in a file of thousands of rows, no way to find it.
+    path = tmp_path / "latin.csv"
+    good = "1000,2000,ema,BTC/USDT,buy,0.8,3,trending,1.5,"
+    path.write_bytes((HEADER + good + "a\n" + good + "b\n").encode() + b"1000,2000,caf\xe9\n")
+    with pytest.raises(InputError) as caught:
+        read_signals(path)
+    assert str(caught.value) == f"{path}: line 4: not UTF-8 text"
+
+
 def test_a_quote_left_open_does_not_swallow_the_rows_after_it(tmp_path: Path) -> None:
     # The quote opened on line 3 runs to the end of the file: csv reads lines 3 - 5 as
     # one row of ten fields, its signal_id holding the two losing rows.
