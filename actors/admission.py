@@ -85,14 +85,21 @@ class Admission:
     def admit_scored(self, strategy: str, symbol: str, regime: str | None) -> None:
         """``admit`` for a signal to score: a new strategy is served but not taken on, and
         new symbols and regimes are served but not counted."""
-        if strategy not in self.strategies and not self.auto_register:
-            raise UnknownStrategy(
-                f"strategy {strategy!r} is not configured and auto_register is off",
-            )
+        self._refuse_unconfigured(strategy)
         if strategy not in self.strategies:
             _remember(self.scored_only, strategy, self.max_strategies)
         if regime is not None and regime not in self.regimes:
             _remember(self.scored_regimes, regime, self.max_regimes)
+
+    def _refuse_unconfigured(self, strategy: str) -> None:
+        """With ``auto_register`` off only configured strategies are served: one known
+        from the recovered state but no longer in the config (an operator removed it)
+        was served and recorded still, at a size it had not learned."""
+        if not self.auto_register and strategy not in self.configured:
+            known = " (its record is kept)" if strategy in self.strategies else ""
+            raise UnknownStrategy(
+                f"strategy {strategy!r} is not configured and auto_register is off{known}",
+            )
 
     def regime_seen(self, regime: str) -> bool:
         """Whether a trade recorded the regime, or a signal was scored in it lately."""
@@ -157,18 +164,16 @@ class Admission:
         """The names of a trade not counted yet (None: counted), once it is sure they may
         be taken on; raises ``unknown_strategy`` or ``limit``. A name held for a trade
         with the store (``pending``) counts under its cap, and may be held again."""
+        self._refuse_unconfigured(strategy)
         new_strategy = strategy not in self.strategies
-        if new_strategy:
-            if not self.auto_register:
-                raise UnknownStrategy(
-                    f"strategy {strategy!r} is not configured and auto_register is off",
-                )
-            if strategy not in self.pending and (
-                len(self.strategies) + len(self.pending) >= self.max_strategies
-            ):
-                raise LimitReached(
-                    f"{self.max_strategies} strategies already known (limits.max_strategies)",
-                )
+        if (
+            new_strategy
+            and strategy not in self.pending
+            and len(self.strategies) + len(self.pending) >= self.max_strategies
+        ):
+            raise LimitReached(
+                f"{self.max_strategies} strategies already known (limits.max_strategies)",
+            )
         new_symbol = symbol not in self.symbols
         if (
             new_symbol

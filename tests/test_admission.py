@@ -3,10 +3,15 @@ taken on only by one the store recorded as new (actors/admission.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from alphad.actors.admission import Admission
 from alphad.actors.errors import LimitReached
+from alphad.protocol.client import Client
+from alphad.protocol.errors import AlphadError
+from tests.daemon_process import DaemonProcess
 
 
 def admission(seen: list[str], max_strategies: int = 2) -> Admission:
@@ -104,3 +109,43 @@ def test_a_trade_recorded_after_a_forget_takes_its_strategy_on_again() -> None:
     names.forget("y")
     names.settle_trade(second, recorded=True)
     assert "y" in names.strategies and seen == ["y", "y"]
+
+
+def test_a_strategy_removed_from_the_config_is_not_served_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    # With auto_register off, a strategy that traded and was then removed from
+    # [strategies] was served after the restart (its record made it known), at a size it
+    # had never learned, and its trades recorded: only configured strategies are served.
+    config = "[weighting]\nauto_register = false\n[strategies.a]\n[strategies.c]\n"
+    daemon = DaemonProcess(tmp_path, config).start()
+    try:
+        with Client(daemon.rpc) as bot:
+            for i in range(5):
+                for name in ("a", "c"):
+                    bot.record_trade(
+                        f"{name}{i}", name, "BTC", "buy", 1.0, 1_732_000_000_001, 1_732_000_000_002
+                    )
+        assert daemon.stop() == 0
+        daemon.config_path.write_text(
+            "[metrics]\nenabled = false\n" + config.replace("[strategies.c]\n", "")
+        )
+        daemon.start()
+        with Client(daemon.rpc, retries=0) as bot:
+            assert bot.score_signal("a", "BTC", "buy", 0.8, confluence=3).execute
+            for attempt in (
+                lambda: bot.score_signal("c", "BTC", "buy", 0.8, confluence=3),
+                lambda: bot.record_trade(
+                    "c9", "c", "BTC", "buy", 1.0, 1_732_000_000_001, 1_732_000_000_002
+                ),
+            ):
+                with pytest.raises(AlphadError) as refused:
+                    attempt()
+                assert refused.value.code == "unknown_strategy"
+                assert "is not configured and auto_register is off" in refused.value.message
+            # Its record is kept.
+            rows = bot.get_performance(["strategy"]).rows
+            assert {row["strategy"]: row["trades"] for row in rows} == {"a": 5, "c": 5}
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
