@@ -20,7 +20,7 @@ actors/lifecycle_shapes.py.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, TypeGuard, cast
 
 import msgspec
 
@@ -487,8 +487,9 @@ class LifecycleModel:
 
         For a restart from an older snapshot than the newest (which was unreadable): the
         journaled changes after it are applied again. The counters start over as after
-        ``force``; an automatic suspension counts toward retirement, and one by the peak
-        stop (its ``metrics`` carry ``below_peak``) still never ends on the clock.
+        ``force``, but for an automatic warning's violations (its ``metrics``); an
+        automatic suspension counts toward retirement, and one by the peak stop (its
+        ``metrics`` carry ``below_peak``) still never ends on the clock.
         """
         if status not in STATUSES:
             return
@@ -532,6 +533,14 @@ class LifecycleModel:
             if actor != "system":
                 state.back_at = state.seen
         state.violations = state.recoveries = 0
+        counted = (metrics or {}).get("violations")
+        if actor == "system" and status == "degraded" and not returned and _count(counted):
+            # A breach's warning keeps its count, and the trades it was counted at (the
+            # window's ``seen``): started over, a losing strategy was suspended a whole
+            # window later than without the restart.
+            state.violations = counted
+            if _count(back):
+                state.counted_at = back
         state.probation_from = None
         if returned and actor == "system" and status == "degraded" and back is not None:
             # An automatic probation journaled with where it began (since 2026-12-07):
@@ -595,3 +604,8 @@ class LifecycleModel:
         for name, saved in state.get("strategies", {}).items():
             model.states[name] = msgspec.convert(saved, HealthState)
         return model
+
+
+def _count(value: Any) -> TypeGuard[int]:
+    """A journaled count: an int, not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)

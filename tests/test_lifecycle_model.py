@@ -1522,3 +1522,21 @@ def test_a_journaled_probation_applied_again_is_judged_as_probation() -> None:
         (found,) = m.assess({"ema": performance.recent_by_strategy()["ema"]}, HOUR + 1)
         assert (found.old, found.new) == ("degraded", "suspended")
         assert found.reason.startswith("breach on probation")
+
+
+def test_a_journaled_warning_applied_again_keeps_its_violation_count() -> None:
+    # Applied again after a start from an older snapshot, an automatic degradation
+    # started its count over: the losing strategy's second violation was its first, and
+    # it was suspended a whole window later than without the restart.
+    live = model(edge_loss=0.0, recount_share=1.0, max_violations=2)
+    older = LifecycleModel.from_state(live.config, {}, live.to_state())
+    first = soft_breach()
+    (warning,) = live.assess({"ema": first}, 0)
+    assert (warning.old, warning.new) == ("active", "degraded")
+    older.apply_journaled("ema", "degraded", warning.reason, "system", 0, warning.metrics)
+    assert older.states["ema"].violations == live.states["ema"].violations == 1
+    assert older.states["ema"].counted_at == live.states["ema"].counted_at == first.seen
+    # The same window again: no new evidence for either; then a new window's breach.
+    assert moves(live, first) == moves(older, first) == []
+    second = soft_breach()
+    assert moves(live, second) == moves(older, second) == [("degraded", "suspended")]
