@@ -135,7 +135,9 @@ class Optimizer:
             )
             self.statuses = self.lifecycle.statuses()
         elif entry.kind == "weight":
-            self.weighting.apply_journaled(entry.strategy, entry.data.get("regime"), entry.new)
+            self.weighting.apply_journaled(
+                entry.strategy, entry.data.get("regime"), entry.new, metrics
+            )
 
     def cycle(
         self,

@@ -235,6 +235,9 @@ class WeightingModel(Scoring):
                 continue
             weights[strategy] = new
             metrics["target"] = target
+            # For a start that applies the change again (apply_journaled): the trades it
+            # was judged at, and the base it is a multiple of.
+            metrics["seen"], metrics["base"] = figures.seen, self.base[strategy]
             held = f", step held to {self.config.max_change:.0%}" if capped else ""
             psr = "-" if judged.judged_psr is None else f"{judged.judged_psr:.2f}"
             pooled = ", borrowing from the other strategies" if judged is not figures else ""
@@ -372,14 +375,33 @@ class WeightingModel(Scoring):
         self.rollbacks.clear()
         self.history_lost = why
 
-    def apply_journaled(self, strategy: str, regime: str | None, weight: float) -> None:
+    def apply_journaled(
+        self,
+        strategy: str,
+        regime: str | None,
+        weight: float,
+        metrics: Mapping[str, Any] | None = None,
+    ) -> None:
         """Set a weight as the audit trail recorded it (a restart from an older snapshot
-        than the newest applies the journaled changes after it again), within bounds."""
+        than the newest applies the journaled changes after it again), within bounds.
+
+        A cycle's change (its ``metrics`` since 2026-12-08) keeps its multiple of the
+        base it was made on, on today's base (as ``from_state`` does), and marks its
+        evidence judged at the trades it was judged at: otherwise the next cycle stepped
+        again on the same trades, and a changed base lost the learned multiplier."""
         if strategy not in self.base or not isinstance(weight, int | float):
             return
         if regime == UNKNOWN_REGIME:
             return  # a table of the trades without a regime, journaled before 2026-12-07
-        weight = self._within(strategy, float(weight))
+        found = metrics or {}
+        then, seen = found.get("base"), found.get("seen")
+        weight = float(weight)
+        base = self.base[strategy]
+        if isinstance(then, int | float) and not isinstance(then, bool) and 0 < then != base:
+            weight = weight / then * base
+        if isinstance(seen, int) and not isinstance(seen, bool):
+            self.judged_at[f"{regime or ''}|{strategy}"] = seen
+        weight = self._within(strategy, weight)
         if regime is None:
             self.adaptive[strategy] = weight
         else:

@@ -885,3 +885,27 @@ def test_trades_without_a_regime_have_no_weight_table_of_their_own() -> None:
     # snapshot (it came back, frozen, for signals naming `unknown`).
     restored.apply_journaled("ema", "unknown", 1.8)
     assert set(restored.regime_adaptive) == {"calm"}
+
+
+def test_a_journaled_change_applied_again_is_not_made_again_and_keeps_its_multiple() -> None:
+    # A start from an older snapshot applied the journaled weights again but not when
+    # they were judged: the next cycle stepped again on the same trades (a change made
+    # twice). And a base changed meanwhile lost the learned multiplier (the journaled
+    # weight was taken as it was, not as a multiple of the base it was made on).
+    config = WeightingConfig(max_multiplier=2.0)
+    live = WeightingModel(config, {"ema": StrategyConfig(base_weight=0.8)})
+    older = live.to_state()
+    window = good()
+    (change,) = live.update({"ema": window}, {})
+    again = WeightingModel.from_state(config, {"ema": StrategyConfig(base_weight=0.8)}, older)
+    again.apply_journaled("ema", None, change.new, change.metrics)
+    assert again.adaptive == live.adaptive
+    assert live.update({"ema": window}, {}) == again.update({"ema": window}, {}) == []
+    # The operator set the base to 0.4: the multiple learned on 0.8 stays.
+    halved = WeightingModel.from_state(config, {"ema": StrategyConfig(base_weight=0.4)}, older)
+    halved.apply_journaled("ema", None, change.new, change.metrics)
+    assert math.isclose(halved.adaptive["ema"], change.new / 0.8 * 0.4)
+    restarted = WeightingModel.from_state(
+        config, {"ema": StrategyConfig(base_weight=0.4)}, live.to_state()
+    )
+    assert math.isclose(halved.adaptive["ema"], restarted.adaptive["ema"])  # as a clean stop
