@@ -32,8 +32,8 @@ _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_8
 _encoder = msgspec.msgpack.Encoder()
 _LABEL_INDEX = {label: i for i, label in enumerate(REGIMES)}
 BAR_AHEAD_MS = 300_000
-"""How far after the daemon's clock a bar may close (clocks a few minutes apart): a bar
-is sent once closed. A bar stamped later, a year ahead say, would make
+"""How far after the daemon's clock a bar may open (clocks a few minutes apart): a bar
+sent once closed opened before it. A bar stamped later, a year ahead say, would make
 every real bar after it "before the previous bar" for good, so it is refused."""
 
 
@@ -210,23 +210,14 @@ class MarketRegimes:
                 f" {symbol} {bar_size} would be one more",
             )
         newest = wire_bars[-1].ts_ms if wire_bars else 0
-        now = self.clock() if self.clock is not None else None
-        if now is not None and newest + bar_ms(bar_size) > now + BAR_AHEAD_MS:
+        if self.clock is not None and newest > (now := self.clock()) + BAR_AHEAD_MS:
             # Oldest first, so the newest is the last unless the batch is out of order
-            # (refused below): one look here. A bar that has not closed yet is refused
-            # too: taken, its prices so far stayed, and the closed bar was refused as a
-            # different one for the same time.
-            closes = newest + bar_ms(bar_size)
-            when = (
-                f"opens at {_utc(newest)}"
-                if newest > now + BAR_AHEAD_MS
-                else f"has not closed: it closes at {_utc(closes)}"
-            )
+            # (refused below): one look here.
             raise BadInput(
-                f"{symbol} {bar_size}: bar {len(wire_bars) - 1} (ts_ms {newest}): {when}, more"
-                f" than {BAR_AHEAD_MS // 60_000} min after the daemon's clock ({_utc(now)}):"
-                " send bars once closed, stamped with their open time; no bar of this request"
-                " was taken"
+                f"{symbol} {bar_size}: bar {len(wire_bars) - 1} (ts_ms {newest}): opens at "
+                f"{_utc(newest)}, more than {BAR_AHEAD_MS // 60_000} min after the daemon's "
+                f"clock ({_utc(now)}): send bars once closed, stamped with their open time; "
+                "no bar of this request was taken"
             )
         bars = [Bar(b.ts_ms, b.open, b.high, b.low, b.close, b.volume) for b in wire_bars]
         try:

@@ -222,20 +222,3 @@ def test_a_field_given_twice_in_a_bar_is_refused_and_nothing_taken(
     taken = rpc.call(MarketBars(symbol="ADA", bar_size="1d", bars=[wire(b) for b in history[:20]]))
     assert isinstance(taken, BarsTaken) and (taken.taken, taken.held) == (20, 20)
     rpc.close()
-
-
-def test_a_bar_that_has_not_closed_is_refused(bars_daemon: DaemonProcess) -> None:
-    # A daily bar opened an hour ago was taken with its prices so far, and the closed bar
-    # for that time was then refused as a different one: the partial bar stayed.
-    rpc = RawClient(bars_daemon.rpc)
-    now = int(time.time() * 1000)
-    opened = now - now % DAY  # today's bar, open since midnight UTC
-    forming = MarketBar(ts_ms=opened, open=100.0, high=101.0, low=99.0, close=100.5)
-    reply = rpc.call(MarketBars(symbol="DOT", bar_size="1d", bars=[forming]))
-    assert isinstance(reply, Error) and reply.code == "bad_request", reply
-    closes = datetime.fromtimestamp((opened + DAY) / 1000, tz=UTC)
-    assert f"has not closed: it closes at {closes:%Y-%m-%d %H:%M:%S} UTC" in reply.message
-    yesterday = msgspec.structs.replace(forming, ts_ms=opened - DAY)
-    taken = rpc.call(MarketBars(symbol="DOT", bar_size="1d", bars=[yesterday]))
-    assert isinstance(taken, BarsTaken) and taken.taken == 1, taken
-    rpc.close()
