@@ -12,6 +12,7 @@ the bars taken after the last snapshot.
 
 from __future__ import annotations
 
+import math
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
@@ -362,16 +363,21 @@ class MarketRegimes:
 
 
 def _newest_series(states: list[SeriesState], most: int) -> list[SeriesState]:
-    """Of the saved series, the ``most`` whose last bar closed latest, in their saved
-    order: those fed until the stop, not those held last (a live series first held long
-    ago was dropped for two left idle, and then refused ``limit`` for good)."""
+    """Of the saved series, the ``most`` least behind, in their saved order: behind by how
+    many of its own bars its last close is before the latest close of any series (a
+    daily series fed until the stop is at most one bar behind, a minute series left idle
+    for an hour sixty). Not those held last: a live series first held long ago was
+    dropped for two left idle, and then refused ``limit`` for good."""
     if len(states) <= most:
         return states
+    closes = [
+        state.ts_ms[-1] + bar_ms(state.bar_size) if state.ts_ms else 0 for state in states
+    ]
+    latest = max(closes)
 
-    def closed(i: int) -> tuple[int, int]:
-        state = states[i]
-        last = state.ts_ms[-1] + bar_ms(state.bar_size) if state.ts_ms else 0
-        return last, i  # equal closes: the one held later, as before
+    def behind(i: int) -> tuple[float, int]:
+        lag = (latest - closes[i]) / bar_ms(states[i].bar_size) if states[i].ts_ms else math.inf
+        return -lag, i  # as far behind: the one held later, as before
 
-    kept = sorted(range(len(states)), key=closed)[len(states) - most :]
+    kept = sorted(range(len(states)), key=behind)[len(states) - most :]
     return [states[i] for i in sorted(kept)]

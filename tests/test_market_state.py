@@ -4,6 +4,7 @@ original did and answers every later bar as the original does (actors/market.py)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from typing import Any
 
@@ -197,6 +198,20 @@ def test_a_restore_over_fewer_series_keeps_those_fed_last_not_those_held_last() 
     assert restored.add(request("LIVE", "1d", bars[200:260])) == original.add(
         request("LIVE", "1d", bars[200:260])
     )
+    # Behind in bars of its own size: a daily series fed until the stop, whose last bar
+    # closed before the last bar of a minute series since left idle, is the one kept.
+    book = MarketRegimes(RegimesConfig(max_bars=300, max_series=3, max_batch=100))
+    days = bars_of([(25, 40)] * 100, "1d")
+    minutes = bars_of([(1, 2)] * 100, "1m")
+    offset = days[-1].ts_ms + 86_400_000 + 2 * 3_600_000  # 2 h after the last day closed
+    shifted = [
+        dataclasses.replace(b, ts_ms=b.ts_ms - minutes[0].ts_ms + offset) for b in minutes
+    ]
+    book.add(request("LIVE", "1d", days))
+    book.add(request("IDLE", "1m", shifted[:50]))
+    book.add(request("BUSY", "1m", shifted))
+    kept = through_a_snapshot(book, RegimesConfig(max_bars=300, max_series=2, max_batch=100))
+    assert list(kept.series) == [("LIVE", "1d"), ("BUSY", "1m")]
 
 
 def test_two_bar_sizes_as_long_are_chosen_by_name_not_by_which_came_first() -> None:
