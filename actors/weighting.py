@@ -407,12 +407,19 @@ class WeightingModel(Scoring):
         else:
             self.regime_adaptive.setdefault(regime, {})[strategy] = weight
 
-    @staticmethod
     def _change(
-        strategy: str, regime: str | None, old: float, new: float, reason: str
+        self, strategy: str, regime: str | None, old: float, new: float, reason: str
     ) -> WeightUpdate:
+        """An operator's change (a reset, a rollback), with the base it is a multiple of
+        (``apply_journaled``: a reset on a base changed since is back at the new base)."""
         return WeightUpdate(
-            strategy=strategy, regime=regime, old=old, new=new, target=None, reason=reason
+            strategy=strategy,
+            regime=regime,
+            old=old,
+            new=new,
+            target=None,
+            reason=reason,
+            metrics={"base": self.base[strategy]},
         )
 
     # ------------------------------------------------------------------ reading

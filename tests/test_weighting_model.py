@@ -909,3 +909,16 @@ def test_a_journaled_change_applied_again_is_not_made_again_and_keeps_its_multip
         config, {"ema": StrategyConfig(base_weight=0.4)}, live.to_state()
     )
     assert math.isclose(halved.adaptive["ema"], restarted.adaptive["ema"])  # as a clean stop
+
+
+def test_a_journaled_reset_applied_again_on_a_changed_base_is_at_the_new_base() -> None:
+    # A reset was journaled as the weight it set: applied again after a start from an
+    # older snapshot under a doubled base, it left the weight at half the new base.
+    config = WeightingConfig(max_multiplier=2.0)
+    live = WeightingModel(config, {"ema": StrategyConfig(base_weight=1.0)})
+    live.update({"ema": good()}, {})
+    older = live.to_state()
+    (reset,) = live.reset("ops")
+    doubled = WeightingModel.from_state(config, {"ema": StrategyConfig(base_weight=2.0)}, older)
+    doubled.apply_journaled("ema", None, reset.new, reset.metrics)
+    assert doubled.adaptive["ema"] == 2.0  # base, as after a clean restart
