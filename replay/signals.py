@@ -183,6 +183,8 @@ def _where_not_utf8(file: Path) -> str:
     """"line N: " of the file's first byte that is not UTF-8 (a reader's error says only
     that one is somewhere); "" if the file cannot be read again."""
     try:
+        if not stat.S_ISREG(os.stat(file).st_mode):
+            return ""  # a pipe: read once already, and opening it again would wait
         data = file.read_bytes()
         data.decode("utf-8")
     except UnicodeDecodeError as exc:

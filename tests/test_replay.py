@@ -11,6 +11,7 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from functools import cache
@@ -187,6 +188,15 @@ def test_a_byte_that_is_not_utf8_is_refused_naming_its_line(tmp_path: Path) -> N
     with pytest.raises(InputError) as caught:
         read_signals(path)
     assert str(caught.value) == f"{path}: line 4: not UTF-8 text"
+    # From a pipe, read once: opening it again to find the line waited for ever.
+    fifo = tmp_path / "piped.csv"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(path.read_bytes()))
+    writer.start()
+    with pytest.raises(InputError) as caught:
+        read_signals(fifo)
+    writer.join(10)
+    assert str(caught.value) == f"{fifo}: not UTF-8 text"
 
 
 def test_a_quote_left_open_does_not_swallow_the_rows_after_it(tmp_path: Path) -> None:
