@@ -92,9 +92,9 @@ class Admission:
             _remember(self.scored_regimes, regime, self.max_regimes)
 
     def _refuse_unconfigured(self, strategy: str) -> None:
-        """With ``auto_register`` off only configured strategies are served: one known
-        from the recovered state but no longer in the config (an operator removed it)
-        was served and recorded still, at a size it had not learned."""
+        """With ``auto_register`` off only configured strategies are served (scored): one
+        known from the recovered state but no longer in the config (an operator removed
+        it) was served still, at a size it had not learned. Its trades are recorded."""
         if not self.auto_register and strategy not in self.configured:
             known = " (its record is kept)" if strategy in self.strategies else ""
             raise UnknownStrategy(
@@ -164,8 +164,13 @@ class Admission:
         """The names of a trade not counted yet (None: counted), once it is sure they may
         be taken on; raises ``unknown_strategy`` or ``limit``. A name held for a trade
         with the store (``pending``) counts under its cap, and may be held again."""
-        self._refuse_unconfigured(strategy)
         new_strategy = strategy not in self.strategies
+        if new_strategy and not self.auto_register:
+            # One known from the record but no longer configured is still recorded: the
+            # closing trades of positions opened before it was removed, a resend.
+            raise UnknownStrategy(
+                f"strategy {strategy!r} is not configured and auto_register is off",
+            )
         if (
             new_strategy
             and strategy not in self.pending

@@ -75,7 +75,6 @@ def test_symbols_and_regimes_of_a_refused_trade_give_their_places_back() -> None
     assert names.pending_regimes == {}
 
 
-
 def test_a_name_taken_on_is_counted_once_while_more_of_its_trades_are_in_flight() -> None:
     # The first of two trades in a new symbol recorded: the symbol was known and still
     # held for the second, counted twice, and a trade in another one refused under the cap.
@@ -133,19 +132,24 @@ def test_a_strategy_removed_from_the_config_is_not_served_after_a_restart(
         daemon.start()
         with Client(daemon.rpc, retries=0) as bot:
             assert bot.score_signal("a", "BTC", "buy", 0.8, confluence=3).execute
-            for attempt in (
-                lambda: bot.score_signal("c", "BTC", "buy", 0.8, confluence=3),
-                lambda: bot.record_trade(
-                    "c9", "c", "BTC", "buy", 1.0, 1_732_000_000_001, 1_732_000_000_002
-                ),
-            ):
-                with pytest.raises(AlphadError) as refused:
-                    attempt()
-                assert refused.value.code == "unknown_strategy"
-                assert "is not configured and auto_register is off" in refused.value.message
-            # Its record is kept.
+            with pytest.raises(AlphadError) as refused:
+                bot.score_signal("c", "BTC", "buy", 0.8, confluence=3)
+            assert refused.value.code == "unknown_strategy"
+            assert "is not configured and auto_register is off" in refused.value.message
+            # Its trades are still recorded (positions opened before it was removed close
+            # after), a resend is a duplicate, and its record is kept.
+            closing = ("c9", "c", "BTC", "buy", 1.0, 1_732_000_000_001, 1_732_000_000_002)
+            assert bot.record_trade(*closing).duplicate is False
+            again = ("c0", "c", "BTC", "buy", 1.0, 1_732_000_000_001, 1_732_000_000_002)
+            assert bot.record_trade(*again).duplicate is True
             rows = bot.get_performance(["strategy"]).rows
-            assert {row["strategy"]: row["trades"] for row in rows} == {"a": 5, "c": 5}
+            assert {row["strategy"]: row["trades"] for row in rows} == {"a": 5, "c": 6}
+            # A strategy never configured nor recorded is refused as ever.
+            with pytest.raises(AlphadError) as refused:
+                bot.record_trade(
+                    "n1", "new", "BTC", "buy", 1.0, 1_732_000_000_001, 1_732_000_000_002
+                )
+            assert refused.value.code == "unknown_strategy"
         assert daemon.stop() == 0
     finally:
         daemon.close()
