@@ -500,7 +500,7 @@ class LifecycleModel:
             state.suspensions = 0
         if status == "suspended" and actor == "system":
             seen = (metrics or {}).get("seen")
-            if isinstance(seen, int) and not isinstance(seen, bool):
+            if _count(seen):
                 state.seen = max(state.seen, seen)  # the trades up to the suspension
             state.suspensions += 1
             state.suspended_pace_ms = (
@@ -516,7 +516,7 @@ class LifecycleModel:
             if "below_peak" in alarm or "edge_statistic" in alarm:
                 state.edge_statistic = state.below_peak = 0.0  # as the alarm did
             seen = alarm.get("seen")
-            if isinstance(seen, int) and not isinstance(seen, bool) and seen > state.edge_read:
+            if _count(seen) and seen > state.edge_read:
                 # The trades the suspension judged are read: probation does not read
                 # them again (and suspend again on no new trade).
                 state.edge_read = seen
@@ -524,7 +524,7 @@ class LifecycleModel:
             self._start_probation(state)
         returned = state.status in ("suspended", "retired") and status in ("active", "degraded")
         back = (metrics or {}).get("seen")
-        if not isinstance(back, int) or isinstance(back, bool):
+        if not _count(back):
             back = None
         if returned:
             if back is not None:
@@ -539,7 +539,7 @@ class LifecycleModel:
             # window's ``seen``): started over, a losing strategy was suspended a whole
             # window later than without the restart.
             state.violations = counted
-            if _count(back):
+            if back is not None:
                 state.counted_at = back
         state.probation_from = None
         if returned and actor == "system" and status == "degraded" and back is not None:

@@ -536,7 +536,7 @@ class StoreActor(Actor):
         waited_ms = (time.monotonic() - min(sent)) * 1000.0
         if waited_ms < LOCK_WAIT_SLACK_MS:
             return self.busy_timeout_ms  # as set: no PRAGMA for a write that came just now
-        return max(0, min(self.busy_timeout_ms, int(self.busy_timeout_ms - waited_ms)))
+        return max(0, int(self.busy_timeout_ms - waited_ms))
 
     def _write_checked(
         self, batch: Batch, lock_wait_ms: int, db: sqlite3.Connection

@@ -215,7 +215,7 @@ class WeightingModel(Scoring):
             # A weight moves only on new evidence: once step_share of its window is trades
             # made since it was last judged. Cycles in between would step again on much
             # the same trades.
-            key = f"{regime or ''}|{strategy}"
+            key = _judged_key(regime, strategy)
             last = self.judged_at.get(key)
             if last is not None and figures.seen - last < self.config.step_share * figures.trades:
                 continue
@@ -400,7 +400,7 @@ class WeightingModel(Scoring):
         if isinstance(then, int | float) and not isinstance(then, bool) and 0 < then != base:
             weight = weight / then * base
         if isinstance(seen, int) and not isinstance(seen, bool):
-            self.judged_at[f"{regime or ''}|{strategy}"] = seen
+            self.judged_at[_judged_key(regime, strategy)] = seen
         weight = self._within(strategy, weight)
         if regime is None:
             self.adaptive[strategy] = weight
@@ -560,3 +560,9 @@ def _saved_weight(weight: Any, saved_base: Any, base: float) -> float:
         return math.nan
     # Unchanged base: the exact saved value, so a restart changes no digit.
     return weight if saved_base == base else base * (weight / saved_base)
+
+
+def _judged_key(regime: str | None, strategy: str) -> str:
+    """A weight's key in ``judged_at``: ``regime|strategy``, ``|strategy`` for the global
+    table (``forget`` finds a strategy's by what follows the bar)."""
+    return f"{regime or ''}|{strategy}"
