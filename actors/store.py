@@ -150,6 +150,8 @@ class StoreActor(Actor):
         # The last committed history row's maps (None: the next row is a keyframe).
         self._history_chain: Chain | None = None
         self.snapshots_keep = snapshots_keep
+        # Kept snapshots that did not restore (set by the start): deleted with the next.
+        self.unrestorable_snapshots: list[int] = []
         self.db: aiosqlite.Connection | None = None
         self.trade_subscribers: list[Handle[Actor]] = []
         self.outcome_subscribers: list[Handle[Actor]] = []
@@ -483,7 +485,11 @@ class StoreActor(Actor):
             chain=self._history_chain,
             now_ms=_now_ms(),
         )
-        batch = plan.batch(history_keep=self.history_keep, snapshots_keep=self.snapshots_keep)
+        batch = plan.batch(
+            history_keep=self.history_keep,
+            snapshots_keep=self.snapshots_keep,
+            snapshots_drop=self.unrestorable_snapshots,
+        )
         started = time.perf_counter()
         self._writing_since = time.monotonic()
         try:
@@ -501,6 +507,8 @@ class StoreActor(Actor):
         self.commit_samples.add((time.perf_counter() - started, len(batch.trades)))
         self.healthy = True
         self._pending_signals = []
+        if batch.snapshots:
+            self.unrestorable_snapshots = []
         plan.settle(trades_found, outcomes_found)
         self.conflicts += plan.conflicts
         new_trades, new_outcomes = plan.trades.new, plan.outcomes.new

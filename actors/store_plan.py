@@ -289,6 +289,9 @@ class Batch(msgspec.Struct, kw_only=True):
     history_keep: int
     snapshots: list[tuple[Any, ...]]
     snapshots_keep: int
+    # Snapshots a start found that do not restore: deleted with the next snapshot's
+    # commit, so that they do not hold places among the kept ones.
+    snapshots_drop: list[int] = msgspec.field(default_factory=list)
 
 
 @dataclass
@@ -300,7 +303,9 @@ class BatchPlan:
     commits: CommitPlan
     signals: list[AppendSignal]
 
-    def batch(self, *, history_keep: int, snapshots_keep: int) -> Batch:
+    def batch(
+        self, *, history_keep: int, snapshots_keep: int, snapshots_drop: list[int] | None = None
+    ) -> Batch:
         return Batch(
             trades=self.trades.rows,
             trade_ids=self.trades.keys,
@@ -312,6 +317,7 @@ class BatchPlan:
             history_keep=history_keep,
             snapshots=self.commits.snapshots,
             snapshots_keep=snapshots_keep,
+            snapshots_drop=list(snapshots_drop or []),
         )
 
     def settle(

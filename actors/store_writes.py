@@ -96,6 +96,9 @@ def write_batch(
             checksum = row_checksum((ts_ms, trade_seq, outcome_seq, audit_seq), of_state)
             db.execute("UPDATE snapshots SET checksum = ? WHERE id = ?", (checksum, row))
         if batch.snapshots:
+            db.executemany(
+                "DELETE FROM snapshots WHERE id = ?", [(i,) for i in batch.snapshots_drop]
+            )
             db.execute(
                 "DELETE FROM snapshots WHERE id NOT IN"
                 " (SELECT id FROM snapshots ORDER BY id DESC LIMIT ?)",

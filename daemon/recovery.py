@@ -164,6 +164,7 @@ async def _restore(
     """
     failures: list[str] = []
     first_failure: Exception | None = None
+    unrestorable: list[int] = []
     for skipped, snapshot_id in enumerate(snapshot_ids or [None]):
         try:
             recovery = await store.load_recovery(snapshot_id)
@@ -174,6 +175,8 @@ async def _restore(
         except Exception as exc:
             first_failure = first_failure or exc
             failures.append(f"snapshot {snapshot_id}: {exc}")
+            if snapshot_id is not None:
+                unrestorable.append(snapshot_id)
             continue
         if recovery.snapshot is None and recovery.audit:
             # A database with journaled changes has snapshots (each change commits one):
@@ -194,6 +197,10 @@ async def _restore(
                 replayed_trades=len(recovery.trades),
                 reapplied_changes=len(recovery.audit),
             )
+        # Newer than the one restored, they would be passed over at every start while
+        # holding places among the kept snapshots: deleted with the next snapshot, so
+        # that a later damage still finds ``snapshots_keep`` that restore.
+        store.unrestorable_snapshots = unrestorable
         return recovery, restored
     # Never start with a half-restored state: weights and statuses (a suspended
     # strategy!) would silently fall back to their defaults.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -178,3 +179,13 @@ class RawClient:
 
     def close(self) -> None:
         self.socket.close(linger=0)
+
+
+def damage_newest_snapshot(database: Path, count: int = 1) -> None:
+    """Flip bytes of the newest snapshot's state (of the ``count`` newest): a start falls
+    back to the one before."""
+    with sqlite3.connect(database) as db:
+        newest = db.execute("SELECT id, state FROM snapshots ORDER BY id DESC").fetchmany(count)
+        for row_id, state in newest:
+            damaged = bytes(b ^ 0x5A for b in state[:64]) + state[64:]
+            db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, row_id))

@@ -20,7 +20,7 @@ from alphad.protocol.client import Client
 from alphad.protocol.codec import decode_alert
 from alphad.protocol.errors import AlphadError
 from alphad.protocol.messages import TradeRecorded
-from tests.daemon_process import DaemonProcess
+from tests.daemon_process import DaemonProcess, damage_newest_snapshot
 
 BASE_MS = 1_732_000_000_000
 
@@ -458,16 +458,6 @@ def test_every_number_of_a_performance_row_can_rank_strategies() -> None:
     from alphad.protocol.messages import METRIC_FIELDS, RankedMetric
 
     assert set(get_args(RankedMetric)) == set(METRIC_FIELDS) - {"profit_factor_infinite"}
-
-
-def damage_newest_snapshot(database: Path, count: int = 1) -> None:
-    """Flip bytes of the newest snapshot's state (of the ``count`` newest): a start falls
-    back to the one before."""
-    with sqlite3.connect(database) as db:
-        newest = db.execute("SELECT id, state FROM snapshots ORDER BY id DESC").fetchmany(count)
-        for row_id, state in newest:
-            damaged = bytes(b ^ 0x5A for b in state[:64]) + state[64:]
-            db.execute("UPDATE snapshots SET state = ? WHERE id = ?", (damaged, row_id))
 
 
 def test_a_forget_holds_after_a_restart_from_the_snapshot_before_it(tmp_path: Path) -> None:

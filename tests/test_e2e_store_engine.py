@@ -43,7 +43,7 @@ from alphad.protocol.messages import (
     UpdateOptimization,
     Weights,
 )
-from tests.daemon_process import DaemonProcess, RawClient
+from tests.daemon_process import DaemonProcess, RawClient, damage_newest_snapshot
 from tests.test_e2e_faults import scrape_until
 from tests.test_metrics import free_port, value
 
@@ -317,6 +317,28 @@ def test_a_damaged_newest_snapshot_falls_back_to_the_one_before(
         assert len(warnings) == 1, daemon.log()
         health = {row["strategy"]: row["status"] for row in before["operator"]["health"]}
         assert health["rsi"] == "suspended"
+
+        # The snapshot passed over is deleted with the next one, so it does not hold a
+        # place among the three kept: two later damages still find one that restores.
+        for status in ("degraded", "active"):
+            changed = admin.call(
+                ForceStatus(strategy="rsi", status=status, reason="review", operator="op")
+            )
+            assert not isinstance(changed, Error), changed
+        rpc.close()
+        admin.close()
+        daemon.kill9()
+        with sqlite3.connect(daemon.database) as db:
+            ids = [row[0] for row in db.execute("SELECT id FROM snapshots ORDER BY id DESC")]
+        assert newest_id not in ids and len(ids) == 3
+        damage_newest_snapshot(daemon.database, count=2)
+        daemon.start()
+        rpc, admin = RawClient(daemon.rpc), RawClient(daemon.admin)
+        health = {
+            row["strategy"]: row["status"]
+            for row in state_a_bot_and_an_operator_see(rpc)["operator"]["health"]
+        }
+        assert health["rsi"] == "active", daemon.log()
     finally:
         rpc.close()
         admin.close()
