@@ -122,6 +122,7 @@ class StoreStats(msgspec.Struct, frozen=True, kw_only=True):
     # between writes. A write that waits on a lock or a slow disk is not a failure yet,
     # but nothing is acknowledged meanwhile.
     writing_since: float | None = None
+    audit_seq: int = 0  # the newest committed audit entry's
 
 
 class StoreActor(Actor):
@@ -209,6 +210,7 @@ class StoreActor(Actor):
             conflicts=self.conflicts,
             commit_samples=self.commit_samples,
             writing_since=self._writing_since,
+            audit_seq=self.last_audit_seq,
         )
 
     # ------------------------------------------------------------------ opening

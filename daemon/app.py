@@ -432,6 +432,7 @@ class Daemon:
             requests=self.gateway.stats.requests if self.gateway is not None else 0,
             errors=self.gateway.stats.errors if self.gateway is not None else 0,
             mailboxes={mailbox.name: mailbox.depth() for mailbox in parts.mailboxes},
+            audit_seq=store.audit_seq,
         )
 
     async def serve(self) -> int:

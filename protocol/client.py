@@ -8,7 +8,6 @@ Both take ``curve=CurveKeys(...)`` for a tcp:// daemon (``protocol.curve``).
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -63,9 +62,16 @@ class Client(Requests, Transport[zmq.Socket[Any]], Closing):
     def default_context(self) -> zmq.Context[zmq.Socket[Any]]:
         return zmq.Context.instance()
 
-    def call(self, request: Request, expected: type[R], timeout_s: float | None = None) -> R:
-        """Send any request and return its reply of type ``expected``."""
-        attempts = Attempts(self, Call(request, expected, timeout_s))
+    def call(
+        self,
+        request: Request,
+        expected: type[R],
+        timeout_s: float | None = None,
+        retries: int | None = None,
+    ) -> R:
+        """Send any request and return its reply of type ``expected`` (``timeout_s`` and
+        ``retries`` for this call only; None: the client's)."""
+        attempts = Attempts(self, Call(request, expected, timeout_s, retries))
         while True:
             sock = self._socket()
             try:
@@ -111,13 +117,26 @@ class AsyncClient(Requests, Transport[zmq.asyncio.Socket], AsyncClosing):
     def default_context(self) -> zmq.asyncio.Context:
         return zmq.asyncio.Context.instance()
 
-    @functools.cached_property
-    def _lock(self) -> asyncio.Lock:
-        return asyncio.Lock()  # made at first use, inside the loop that uses it
+    _locked: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
-    async def call(self, request: Request, expected: type[R], timeout_s: float | None = None) -> R:
-        """Send any request and return its reply of type ``expected``."""
-        attempts = Attempts(self, Call(request, expected, timeout_s))
+    @property
+    def _lock(self) -> asyncio.Lock:
+        """The lock of the running loop: made at first use inside it, and again in the
+        next loop (``asyncio.run`` after ``asyncio.run``: a lock is bound to one loop)."""
+        loop = asyncio.get_running_loop()
+        if self._locked is None or self._locked[0] is not loop:
+            self._locked = (loop, asyncio.Lock())
+        return self._locked[1]
+
+    async def call(
+        self,
+        request: Request,
+        expected: type[R],
+        timeout_s: float | None = None,
+        retries: int | None = None,
+    ) -> R:
+        """Send any request and return its reply of type ``expected`` (``Client.call``)."""
+        attempts = Attempts(self, Call(request, expected, timeout_s, retries))
         async with self._lock:
             while True:
                 sock = self._socket()

@@ -14,10 +14,14 @@ answered ``duplicate: true``) and ``record_signal_outcome`` (idempotent on
 attempt may have taken effect with only its reply lost, and a repeat would run a second
 cycle or move the weights twice. A timeout on one of them raises at once; ``get_history``
 or ``get_audit`` tells whether it took effect.
+
+A client made before ``os.fork()`` may be used in the child: its first call there opens a
+socket in a context of the child's own (ZeroMQ's cannot cross a fork).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, Self, TypeVar, cast
 
 import msgspec
@@ -45,11 +49,13 @@ _SENT_ONCE = frozenset(SENT_ONCE)  # a set lookup: isinstance on Structs is slow
 
 
 class Call(NamedTuple, Generic[R]):
-    """One request ready to send, the reply it expects, and its timeout (None: the client's)."""
+    """One request ready to send, the reply it expects, its timeout and its retries
+    (None: the client's)."""
 
     request: Request
     expected: type[R]
     timeout_s: float | None = None
+    retries: int | None = None
 
     @classmethod
     def of(cls, request: type[Request], expected: type[R], arguments: dict[str, Any]) -> Call[R]:
@@ -181,17 +187,28 @@ class Transport(Generic[S]):
         self.context: zmq.Context[S] = context or self.default_context()
         self.socket: S | None = None
         self.handshakes: HandshakeWatch | None = None
+        self._pid = os.getpid()
 
     def default_context(self) -> zmq.Context[S]:
         """The process's shared context of this kind of client."""
         raise NotImplementedError
 
     def _socket(self) -> S:
+        if self._pid != os.getpid():
+            self._forked()
         if self.socket is None:
             self.socket, self.handshakes = open_socket(
                 self.context, zmq.REQ, self.endpoint, self.curve
             )
         return self.socket
+
+    def _forked(self) -> None:
+        """In a child of ``os.fork()``: ZeroMQ's context and sockets cannot be used across
+        a fork (a call waited for ever, spinning), and pyzmq leaves the parent's alone
+        there: this process takes the shared context of its own and a new socket."""
+        self.socket, self.handshakes = None, None
+        self.context = self.default_context()
+        self._pid = os.getpid()
 
     def close(self) -> None:
         """Close the socket; the next call opens a new one."""
@@ -242,7 +259,8 @@ class Attempts(Generic[R]):
         timeout_s = call.timeout_s if call.timeout_s is not None else transport.timeout_s
         self.timeout_ms = int(1000 * checked_timeout(timeout_s))
         self.once = type(call.request) in _SENT_ONCE
-        self.left = 1 if self.once else 1 + transport.retries
+        retries = call.retries if call.retries is not None else transport.retries
+        self.left = 1 if self.once else 1 + retries
         self.made = 0
 
     def answer(self, payload: bytes) -> R:

@@ -117,6 +117,9 @@ class StatusReply(Reply, tag="status"):
     # When each optimization component was last switched off or on by an operator (ms);
     # a component off since the start by the config has no entry.
     switched_ms: dict[str, int] = msgspec.field(default_factory=dict)
+    # The seq of the newest committed audit entry (the newest alert's; 0: none yet): where
+    # a new subscriber starts, so that alerts it misses from then on are backfilled.
+    audit_seq: int = 0
 
 
 METRIC_FIELDS: tuple[str, ...] = (

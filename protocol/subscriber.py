@@ -8,7 +8,7 @@ Both yield ``(topic, Alert)`` in ``seq`` order and fill the gaps a PUB socket le
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -23,7 +23,7 @@ from alphad.protocol.core import AsyncClosing, Closing, Transport, open_socket
 from alphad.protocol.curve import CurveKeys, CurveRefused
 from alphad.protocol.endpoints import alert_topic, default_endpoint
 from alphad.protocol.errors import AlphadError, ErrorCode
-from alphad.protocol.messages import Alert, AuditEntry
+from alphad.protocol.messages import Alert, Audit, AuditEntry, GetAudit, GetStatus, StatusReply
 
 if TYPE_CHECKING:
     from alphad.protocol.client import AsyncClient, Client
@@ -58,22 +58,42 @@ class AlertSequence:
         self.before: int | None = None  # the held alert's seq while its gap is filled
         self.catch_up_s = catch_up_s
         self.heard = time.monotonic()  # when an alert last came, or the log was last asked
+        # Where the journal stood when a new subscriber (no ``last_seq``) first found its
+        # socket quiet (``get_status.audit_seq``): it starts from there, so that an alert
+        # lost after it (published while a restarted daemon's socket reconnected) is
+        # backfilled as for one that has yielded an alert. None: not known yet.
+        self.floor: int | None = None
+
+    def since(self) -> int | None:
+        """The seq after which every wanted alert is delivered: the last one yielded (or
+        found in the log), else the floor; None when neither is known."""
+        return self.last_seq if self.last_seq is not None else self.floor
+
+    def floor_due(self) -> bool:
+        """Whether to ask where the journal stands (``floor``): nothing yielded yet."""
+        return self.held is None and self.since() is None
+
+    def started_at(self, audit_seq: int | None) -> None:
+        """The journal's newest seq when asked (None: the question failed, asked again)."""
+        self.floor = audit_seq
 
     def catch_up_due(self) -> int | None:
-        """The ``since_seq`` to ask the audit log from after a quiet spell, or None (no
-        alert yielded yet: a new subscriber starts from now)."""
-        if self.held is not None or self.last_seq is None:
+        """The ``since_seq`` to ask the audit log from after a quiet spell, or None (not
+        due, or nothing known to ask after)."""
+        since = self.since()
+        if self.held is not None or since is None:
             return None
         if time.monotonic() - self.heard < self.catch_up_s:
             return None
-        return self.last_seq
+        return since
 
     def caught_up(self, entries: list[AuditEntry] | None) -> list[tuple[str, Alert]]:
         """The wanted alerts among the entries after ``last_seq`` (None: the question
         failed, asked again after the next quiet spell)."""
         found: list[tuple[str, Alert]] = []
+        since = self.since()
         for entry in entries or ():
-            if self.last_seq is not None and entry.seq <= self.last_seq:
+            if since is not None and entry.seq <= since:
                 continue
             topic = alert_topic(entry.kind, entry.new)
             if self.wanted(topic):
@@ -106,13 +126,14 @@ class AlertSequence:
         """The ``since_seq`` of the first ``get_audit`` page to fetch, or None when
         nothing is missing before the held alert (or there is no client to ask)."""
         self.found, self.before = [], None
-        if self.held is None or self.last_seq is None or not can_backfill:
+        since = self.since()
+        if self.held is None or since is None or not can_backfill:
             return None
         seq = self.held[1].seq
-        if seq <= self.last_seq + 1:
+        if seq <= since + 1:
             return None
         self.before = seq
-        return self.last_seq
+        return since
 
     def page(self, entries: list[AuditEntry], since: int) -> int | None:
         """Keep the wanted entries of one ``get_audit`` page; the next ``since``, or None."""
@@ -165,9 +186,20 @@ class _Alerts(Generic[S, C]):
             self.make_client(client, context, curve) if isinstance(client, str) else client
         )
         self.endpoint = endpoint or default_endpoint("alerts")
-        self.socket, self.handshakes = open_socket(context, zmq.SUB, self.endpoint, curve)
+        self._curve = curve
+        self._open(context)
+
+    def _open(self, context: zmq.Context[S]) -> None:
+        self.socket, self.handshakes = open_socket(context, zmq.SUB, self.endpoint, self._curve)
         for topic in self._sequence.topics:
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        self._pid = os.getpid()
+
+    def _after_fork(self) -> None:
+        """In a child of ``os.fork()`` (``Transport._forked``): a SUB socket of its own,
+        subscribed again; alerts published meanwhile are a gap, as after a restart."""
+        if self._pid != os.getpid():
+            self._open(self.default_context())
 
     def default_context(self) -> zmq.Context[S]:
         """The process's shared context of this kind of subscriber."""
@@ -192,14 +224,32 @@ class _Alerts(Generic[S, C]):
         return self._sequence.wanted(topic)
 
     def _catch_up_question(self, timeout_s: float | None) -> dict[str, Any] | None:
-        """The ``get_audit`` arguments that ask what was missed after a quiet spell
-        (``AlertSequence.catch_up_due``), waiting no longer than the caller's receive;
-        None when it is not due or there is no client."""
-        since = self._sequence.catch_up_due() if self.client is not None else None
-        if since is None:
+        """The ``call`` arguments of the ``get_audit`` that asks what was missed after a
+        quiet spell (``AlertSequence.catch_up_due``), waiting no longer than the caller's
+        receive and asked once (one that fails is asked again after the next quiet spell,
+        not after every retry of a daemon that is down; the client's own retries, which a
+        bot sharing it relies on, stay as they are); None when it is not due or there is
+        no client."""
+        if self.client is None:
             return None
         wait = CATCH_UP_TIMEOUT_S if timeout_s is None else min(CATCH_UP_TIMEOUT_S, timeout_s)
-        return {"since_seq": since, "limit": BACKFILL_PAGE, "timeout_s": max(0.05, wait)}
+        once = {"timeout_s": max(0.05, wait), "retries": 0}
+        if self._sequence.floor_due():
+            return {"request": GetStatus(), "expected": StatusReply, **once}
+        since = self._sequence.catch_up_due()
+        if since is None:
+            return None
+        request = GetAudit(since_seq=since, limit=BACKFILL_PAGE)
+        return {"request": request, "expected": Audit, **once}
+
+    def _answered(self, answer: Audit | StatusReply | None) -> list[tuple[str, Alert]]:
+        """What a quiet spell's question found (None: it failed, asked again later)."""
+        if isinstance(answer, StatusReply):
+            self._sequence.started_at(answer.audit_seq)
+            return []
+        if answer is None and self._sequence.floor_due():
+            return []
+        return self._sequence.caught_up(answer.entries if answer is not None else None)
 
     def _nothing_came(self) -> list[tuple[str, Alert]]:
         # Silence on a tcp socket may be a refused CURVE handshake: say so, once known.
@@ -215,17 +265,6 @@ class _Alerts(Generic[S, C]):
         self.socket.close(linger=0)
         if self._own_client and self.client is not None:
             self.client.close()
-
-
-@contextlib.contextmanager
-def _one_try(client: Transport[Any]) -> Iterator[None]:
-    """The client asks once (a catch-up that fails is asked again after the next quiet
-    spell, not after every retry of a daemon that is down)."""
-    retries, client.retries = client.retries, 0
-    try:
-        yield
-    finally:
-        client.retries = retries
 
 
 def _wait_ms(timeout_s: float) -> int:
@@ -289,17 +328,17 @@ class Subscriber(_Alerts[zmq.Socket[Any], "Client"], Closing):
         return self._receive(timeout_s)
 
     def _receive(self, timeout_s: float) -> list[tuple[str, Alert]]:
+        self._after_fork()
         sequence, client = self._sequence, self.client
         if sequence.held is None:
             if not self.socket.poll(_wait_ms(timeout_s), zmq.POLLIN):
                 question = self._catch_up_question(timeout_s)
                 if question is not None and client is not None:
-                    with _one_try(client):
-                        try:
-                            entries: list[AuditEntry] | None = client.get_audit(**question).entries
-                        except AlphadError:
-                            entries = None
-                    found = sequence.caught_up(entries)
+                    try:
+                        answer: Audit | StatusReply | None = client.call(**question)
+                    except AlphadError:
+                        answer = None
+                    found = self._answered(answer)
                     if found:
                         return found
                 return self._nothing_came()
@@ -351,19 +390,17 @@ class AsyncSubscriber(_Alerts[zmq.asyncio.Socket, "AsyncClient"], AsyncClosing):
         return await self._receive(timeout_s)
 
     async def _receive(self, timeout_s: float) -> list[tuple[str, Alert]]:
+        self._after_fork()
         sequence, client = self._sequence, self.client
         if sequence.held is None:
             if not await self.socket.poll(_wait_ms(timeout_s)):
                 question = self._catch_up_question(timeout_s)
                 if question is not None and client is not None:
-                    with _one_try(client):
-                        try:
-                            entries: list[AuditEntry] | None = (
-                                await client.get_audit(**question)
-                            ).entries
-                        except AlphadError:
-                            entries = None
-                    found = sequence.caught_up(entries)
+                    try:
+                        answer: Audit | StatusReply | None = await client.call(**question)
+                    except AlphadError:
+                        answer = None
+                    found = self._answered(answer)
                     if found:
                         return found
                 return self._nothing_came()

@@ -950,3 +950,116 @@ def test_a_catch_up_with_the_daemon_down_waits_no_longer_than_the_receive(
         down.close()
     finally:
         context.destroy(linger=0)
+
+
+FORKED_BOT = """
+import asyncio, os, sys
+from alphad.protocol.client import AsyncClient, Client, Subscriber
+rpc, alerts = sys.argv[1], sys.argv[2]
+client = Client(rpc, timeout_s=0.5, retries=1)
+async_client = AsyncClient(rpc, timeout_s=0.5, retries=1)
+subscriber = Subscriber(alerts, [""], client=rpc)
+client.score_signal("ema", "BTC", "buy", 0.7, signal_id="parent-1")
+asyncio.run(async_client.get_status())
+subscriber.receive(0.1)
+child = os.fork()
+if child == 0:
+    answers = [client.score_signal("ema", "BTC", "buy", 0.7, signal_id="child-1").signal_id]
+    answers.append(str(asyncio.run(async_client.get_status()).protocol))
+    subscriber.receive(0.1)
+    print(" ".join(answers), flush=True)
+    os._exit(0)
+_, status = os.waitpid(child, 0)
+print(client.score_signal("ema", "BTC", "buy", 0.7, signal_id="parent-2").signal_id, status)
+"""
+
+
+def test_a_client_made_before_a_fork_answers_in_the_child(daemon: DaemonProcess) -> None:
+    # A worker forked from a bot (multiprocessing's fork) once spun for ever in its
+    # first call: ZeroMQ's context and sockets cannot cross a fork.
+    bot = subprocess.run(
+        [sys.executable, "-c", FORKED_BOT, daemon.rpc, daemon.alerts],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bot.returncode == 0, bot.stderr
+    assert bot.stdout.splitlines() == ["child-1 1", "parent-2 0"], bot.stdout
+
+
+async def test_a_subscriber_sharing_the_bots_async_client_leaves_its_retries_alone(
+    daemon: DaemonProcess,
+) -> None:
+    # The subscriber's catch-up is asked once; it once did so by setting the shared
+    # client's retries to 0, so a bot's trade sent meanwhile was not resent.
+    assert daemon.process is not None
+    pid = daemon.process.pid
+    async with AsyncClient(daemon.rpc, timeout_s=0.5, retries=6) as bot:
+        sub = AsyncSubscriber(daemon.alerts, client=bot, last_seq=0, catch_up_s=0.1)
+        try:
+            await asyncio.sleep(0.3)
+            os.kill(pid, signal.SIGSTOP)
+            asyncio.get_running_loop().call_later(1.5, os.kill, pid, signal.SIGCONT)
+            try:
+                catching_up = asyncio.create_task(sub.receive(0.3))
+                await asyncio.sleep(0.4)  # the catch-up's get_audit waits on the daemon
+                recorded = await bot.record_trade(
+                    "shared-1", "ema", "BTC", "buy", 1.0, 1_732_000_000_010, 1_732_000_000_020
+                )
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            await catching_up
+        finally:
+            sub.close()
+    assert isinstance(recorded, TradeRecorded)
+
+
+def test_a_new_subscriber_gets_an_alert_published_while_it_reconnected(
+    daemon: DaemonProcess,
+) -> None:
+    # One that had not yielded an alert yet did not know what to ask for: the change
+    # published while it reconnected to a restarted daemon was lost, even when a later
+    # alert came. It starts at where the journal stood (get_status.audit_seq).
+    context = zmq.Context()
+    context.setsockopt(zmq.RECONNECT_IVL, 3000)
+    try:
+        with (
+            Client(daemon.admin) as admin,
+            Subscriber(
+                daemon.alerts, [""], client=daemon.rpc, context=context, catch_up_s=0.5
+            ) as sub,
+        ):
+            assert sub.receive(0.5) == []  # quiet: it learns where the journal stands
+            daemon.restart()
+            admin.force_status("a", "suspended", "stop it", "alice")
+            received: list[str | None] = []
+            deadline = time.monotonic() + 10
+            while not received and time.monotonic() < deadline:
+                received += [a.reason for _, a in sub.receive(0.2)]
+        with Client(daemon.rpc) as rpc:
+            audit_seq, newest = rpc.get_status().audit_seq, rpc.get_audit().entries[-1].seq
+    finally:
+        context.destroy(linger=0)
+    assert received == ["stop it"]
+    assert audit_seq == newest == 1
+
+
+def test_one_async_client_serves_one_event_loop_after_another(daemon: DaemonProcess) -> None:
+    # Its lock was made in the first loop that used it: calls that waited on it in a
+    # later loop (asyncio.run after asyncio.run) raised "bound to a different event loop".
+    client = AsyncClient(daemon.rpc)
+
+    async def together(prefix: str) -> list[str]:
+        scores = await asyncio.gather(
+            *(
+                client.score_signal("ema", "BTC", "buy", 0.7, signal_id=f"{prefix}-{k}")
+                for k in range(3)
+            )
+        )
+        return [score.signal_id for score in scores]
+
+    try:
+        assert asyncio.run(together("first")) == ["first-0", "first-1", "first-2"]
+        assert asyncio.run(together("second")) == ["second-0", "second-1", "second-2"]
+    finally:
+        client.close()
