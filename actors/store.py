@@ -20,6 +20,7 @@ The messages are in actors/store_messages.py and are imported from here.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -77,7 +78,13 @@ from alphad.actors.store_plan import (
     traded_conflict,
     unknown_signal,
 )
-from alphad.actors.store_schema import MIGRATIONS, SCHEMA_VERSION, integrity_problems, prepare
+from alphad.actors.store_schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    check_read_only,
+    integrity_problems,
+    prepare,
+)
 from alphad.actors.store_writes import (
     delete_old_signals,
     journaled_signals,
@@ -222,6 +229,7 @@ class StoreActor(Actor):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         refuse_orphan_log(self.path)
         refuse_empty_or_create(self.path)
+        checked = await asyncio.to_thread(check_read_only, self.path)
         # "IMMEDIATE": the first write of a batch opens the write transaction itself.
         self.db = await aiosqlite.connect(self.path, isolation_level="IMMEDIATE")
         try:
@@ -231,6 +239,7 @@ class StoreActor(Actor):
                     path=self.path,
                     synchronous=self.synchronous,
                     busy_timeout_ms=self.busy_timeout_ms,
+                    checked=checked,
                 )
             )
         except BaseException:

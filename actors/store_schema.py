@@ -6,9 +6,11 @@ Functions of a ``sqlite3.Connection``, run on the database thread (actors/sqlite
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from contextlib import suppress
 from pathlib import Path
+from urllib.parse import quote
 
 import msgspec
 
@@ -147,21 +149,17 @@ class Opened(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def prepare(
-    db: sqlite3.Connection, path: Path, *, synchronous: str, busy_timeout_ms: int
+    db: sqlite3.Connection,
+    path: Path,
+    *,
+    synchronous: str,
+    busy_timeout_ms: int,
+    checked: bool = False,
 ) -> Opened:
-    """Check the file, set the pragmas, migrate to ``SCHEMA_VERSION``; ``StorageCorrupt``
-    if SQLite's quick check finds the file damaged (nothing is written to it then)."""
-    # Before anything writes: a corrupt file must not be written into (nor trades
-    # acknowledged into it), and "storage ok" must mean what it says.
-    problems = integrity_problems(db)
-    if problems:
-        raise StorageCorrupt(
-            f"it fails PRAGMA quick_check ({problems[0]}); nothing was written to it:"
-            " restore a backup (alphad check-db runs the full check)"
-        )
-    # A file this alphad refuses is refused before the journal mode below rewrites it.
-    refuse_newer(db, path)
-    refuse_foreign(db, path)
+    """Check the file (``refuse_unusable``; not again when ``checked``), set the pragmas,
+    migrate to ``SCHEMA_VERSION``."""
+    if not checked:
+        refuse_unusable(db, path)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={synchronous}")
     db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
@@ -198,6 +196,57 @@ def migrate(db: sqlite3.Connection, path: Path) -> list[int]:
             raise
         applied.append(target)
     return applied
+
+
+def refuse_unusable(db: sqlite3.Connection, path: Path) -> None:
+    """``StorageCorrupt`` if SQLite's quick check finds the file damaged, RuntimeError for
+    a file of a newer alphad or of another program; reads only."""
+    # Before anything writes: a corrupt file must not be written into (nor trades
+    # acknowledged into it), and "storage ok" must mean what it says.
+    problems = integrity_problems(db)
+    if problems:
+        raise StorageCorrupt(
+            f"it fails PRAGMA quick_check ({problems[0]}); nothing was written to it:"
+            f" restore a backup (alphad check-db runs the full check){stale_log_hint(path)}"
+        )
+    refuse_newer(db, path)
+    refuse_foreign(db, path)
+
+
+def stale_log_hint(path: Path) -> str:
+    """What to add to a verdict of "damaged" when a write-ahead log is beside the file:
+    SQLite reads the file through it, and a backup copied over a file a crash left with
+    its log is read through the old file's log (and found damaged)."""
+    log = Path(os.path.realpath(path) + "-wal")
+    with suppress(OSError):
+        if log.stat().st_size > 0:
+            return (
+                f"; if {path.name} was copied in from a backup, the log {log.name} beside it"
+                " may be the old file's: move it and the -shm away"
+            )
+    return ""
+
+
+def check_read_only(path: Path) -> bool:
+    """``refuse_unusable`` on a read-only connection, before any connection that may write
+    opens the file: the last connection to close a database in WAL mode copies its log
+    into the file and deletes it, so a refusal through that one rewrote the file it said
+    it left alone (and poured a stale log, left by a crash beside a file restored from a
+    backup, into it). False when the file cannot be opened read-only (the writable
+    connection checks it then)."""
+    try:
+        # The name's bytes, quoted: a file name need not be UTF-8 text.
+        db = sqlite3.connect(f"file:{quote(os.fsencode(path.absolute()))}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        try:
+            refuse_unusable(db, path)
+        except sqlite3.OperationalError:
+            return False  # locked or unreadable here: the writable connection will say
+        return True
+    finally:
+        db.close()
 
 
 def refuse_newer(db: sqlite3.Connection, path: Path) -> int:

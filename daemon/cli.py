@@ -621,7 +621,7 @@ def check_database(args: argparse.Namespace) -> int:
     from urllib.parse import quote
 
     from alphad.actors.store import integrity_problems
-    from alphad.actors.store_schema import ALPHAD_TABLES, SCHEMA_VERSION
+    from alphad.actors.store_schema import ALPHAD_TABLES, SCHEMA_VERSION, stale_log_hint
 
     if args.database:
         path = Path(args.database)
@@ -646,6 +646,7 @@ def check_database(args: argparse.Namespace) -> int:
     if problems:
         raise CommandError(
             f"{path}: corrupt: {problems[0]} ({len(problems)} problems found by integrity_check)"
+            + stale_log_hint(path)
         )
     if not version and not tables:
         # SQLite takes an empty file for an empty database: whole, and holding nothing.

@@ -544,6 +544,52 @@ def test_a_corrupt_database_is_refused_at_start_and_reported_by_check_db(tmp_pat
     damaged.close()
 
 
+def test_a_backup_copied_over_a_crashed_database_is_refused_and_left_as_it_was(
+    tmp_path: Path,
+) -> None:
+    # A kill -9 leaves the log beside the file; a backup copied over the file is read
+    # through that log, found damaged and refused. The refusal once closed the only
+    # connection, which copied the stale log into the backup and deleted the log (the
+    # latest acknowledged trades with it).
+    daemon = DaemonProcess(tmp_path, "").start()
+    rpc = RawClient(daemon.rpc)
+    backup = tmp_path / "nightly.db"
+    try:
+        for i in range(300):
+            assert isinstance(rpc.call(closed_trade(f"a{i}", pnl=float(i % 7 - 3))), TradeRecorded)
+        with sqlite3.connect(daemon.database) as live, sqlite3.connect(backup) as copy:
+            live.backup(copy)
+        for i in range(300):
+            assert isinstance(rpc.call(closed_trade(f"b{i}", pnl=float(i % 5 - 2))), TradeRecorded)
+    finally:
+        rpc.close()
+    daemon.kill9()
+    log = daemon.database.with_name(daemon.database.name + "-wal")
+    shutil.copyfile(backup, daemon.database)
+    as_restored, as_logged = daemon.database.read_bytes(), log.read_bytes()
+    assert as_logged, "the crash leaves the log"
+
+    checked = alphad("check-db", "--database", str(daemon.database))
+    assert checked.returncode == 1 and log.name in checked.stderr, checked.stderr
+    with pytest.raises(RuntimeError) as refused:
+        daemon.start()
+    assert "quick_check" in str(refused.value) and log.name in str(refused.value)
+    assert daemon.database.read_bytes() == as_restored, "nothing may be written into it"
+    assert log.read_bytes() == as_logged, "the log is kept"
+
+    # The log and its index moved away, as the refusal says: the backup starts.
+    log.rename(tmp_path / "old.db-wal")
+    daemon.database.with_name(daemon.database.name + "-shm").unlink()
+    daemon.start()
+    rpc = RawClient(daemon.rpc)
+    try:
+        status = rpc.call(GetStatus())
+        assert isinstance(status, StatusReply) and status.trades == 300
+    finally:
+        rpc.close()
+        daemon.close()
+
+
 def test_names_that_were_only_scored_do_not_use_up_max_strategies(tmp_path: Path) -> None:
     daemon = DaemonProcess(tmp_path, "[limits]\nmax_strategies = 5\n").start()
     rpc = RawClient(daemon.rpc)
