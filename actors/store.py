@@ -530,18 +530,23 @@ class StoreActor(Actor):
         self.last_audit_seq = plan.commits.last_seq(self.last_audit_seq)
         # The next row is a delta against the last one on disk, never a refused one.
         self._history_chain = plan.commits.chain
-        _resolve_all(trades, plan.trades.answers)
-        _resolve_all(outcomes, plan.outcomes.answers)
+        # The cycles' commits first: the engine that waits on one drains its mailbox once
+        # answered, so the waits below cannot hold it.
         _resolve_all(commits, plan.commits.answers)
         # Learners must see every committed record: a full mailbox slows the store down
         # (and so the acknowledgements) instead of dropping a trade. They never ask the
-        # store, so this wait cannot close a circle.
+        # store, so this wait cannot close a circle. They are told before the bots are
+        # answered: an idle scorer then learns a trade's outcome before the bot's next
+        # score_signal (its wake-up is queued on the loop before the reply's), as a replay
+        # of the same rows does; acknowledged first, the next score often missed it.
         for trade in new_trades:
             for actor in self.trade_subscribers:
                 await actor.tell_wait(trade)
         for outcome in new_outcomes:
             for actor in self.outcome_subscribers:
                 await actor.tell_wait(outcome)
+        _resolve_all(trades, plan.trades.answers)
+        _resolve_all(outcomes, plan.outcomes.answers)
 
     def _lock_wait_ms(self, trades: list[Envelope], outcomes: list[Envelope]) -> int:
         """How long this write may wait on a lock another program holds: what is left of
