@@ -382,7 +382,7 @@ class LifecycleModel:
         state.paper_judged, state.paper_verdict = (0.0, 0.0), None
         if state.first_ms is not None:
             # A strategy suspended before it recorded a trade counts as having made one.
-            state.suspended_pace_ms = max(now_ms - state.first_ms, 1) / max(state.seen, 1)
+            state.suspended_pace_ms = _pace_ms(now_ms, state.first_ms, state.seen)
         state.violations = state.recoveries = 0
         state.probation_from = None
         metrics = {**metrics, "suspensions": state.suspensions}
@@ -504,7 +504,7 @@ class LifecycleModel:
                 state.seen = max(state.seen, seen)  # the trades up to the suspension
             state.suspensions += 1
             state.suspended_pace_ms = (
-                max(ts_ms - state.first_ms, 1) / max(state.seen, 1)
+                _pace_ms(ts_ms, state.first_ms, state.seen)
                 if state.first_ms is not None
                 else None  # no pace known: the clock of before
             )
@@ -609,3 +609,14 @@ class LifecycleModel:
 def _count(value: Any) -> TypeGuard[int]:
     """A journaled count: an int, not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _pace_ms(now_ms: int, first_ms: int, seen: int) -> float | None:
+    """The time a trade took, from when the strategy was first seen to ``now_ms``, over
+    the trades it made; None when the clock is behind when it was first seen (set back
+    since, by an operator or NTP): the pace is not known, and the suspension ends on the
+    clock of before (``LEGACY_PROBATION_HOURS``), not at once (a pace of 1 ms a trade
+    ended a suspension at the next cycle)."""
+    if now_ms < first_ms:
+        return None
+    return max(now_ms - first_ms, 1) / max(seen, 1)

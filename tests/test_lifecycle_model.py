@@ -412,6 +412,19 @@ def test_by_default_probation_comes_after_the_time_the_strategy_takes_for_20_tra
     assert "the time it took to make 20 trades" in transition.reason
 
 
+def test_a_clock_set_back_past_the_first_sight_does_not_end_a_suspension_at_once() -> None:
+    # First seen while the clock ran a day ahead, suspended after it was set back: the
+    # pace (time since first seen over the trades) came out at 1 ms a trade, and the
+    # suspension ended at the next cycle. The pace is not known then: the hour clock.
+    day = 24 * HOUR
+    m = model()
+    m.register("ema", day)
+    assert moves(m, hard_breach_seen(100), now=60_000) == [("active", "suspended")]
+    assert moves(m, hard_breach_seen(100), now=120_000) == []
+    assert moves(m, hard_breach_seen(100), now=60_000 + 72 * HOUR - 1) == []
+    assert moves(m, hard_breach_seen(100), now=60_000 + 72 * HOUR) == [("suspended", "degraded")]
+
+
 def hard_breach_seen(seen: int) -> Figures:
     return msgspec.structs.replace(hard_breach(), seen=seen)
 
