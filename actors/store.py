@@ -464,8 +464,13 @@ class StoreActor(Actor):
         """Delete one chunk of old journaled signals; tell the store to go on if needed."""
         self._writing_since = time.monotonic()
         try:
-            deleted, more = await self._run(
-                partial(delete_old_signals, before_ms=prune.before_ms, chunk=self.prune_chunk)
+            deleted, after_id = await self._run(
+                partial(
+                    delete_old_signals,
+                    before_ms=prune.before_ms,
+                    chunk=self.prune_chunk,
+                    after_id=prune.after_id,
+                )
             )
         except (sqlite3.Error, StorageUnavailable, ValueError) as exc:
             # Retried by the next scheduled prune; trades are unaffected.
@@ -474,9 +479,9 @@ class StoreActor(Actor):
         finally:
             self._writing_since = None
         self.signals_pruned += deleted
-        if more:
+        if after_id is not None:
             try:
-                self.tell(prune)
+                self.tell(PruneSignals(prune.before_ms, after_id))
             except Exception:
                 pass  # a full mailbox: the next scheduled prune goes on from here
         elif deleted:

@@ -117,10 +117,11 @@ class PruneSignals(msgspec.Struct, frozen=True):
     """Tell: delete journaled signals scored before ``before_ms``, oldest first.
 
     A chunk per batch, so writes interleave with a long prune; the store tells itself
-    to go on while whole chunks are old enough.
+    to go on after row ``after_id`` while a chunk held an old signal.
     """
 
     before_ms: int
+    after_id: int = 0
 
 
 class AuditDraft(msgspec.Struct, frozen=True, kw_only=True):

@@ -142,27 +142,34 @@ def recorded_trade_ids(db: sqlite3.Connection, *, ids: list[str]) -> set[str]:
     return {row[0] for row in _rows_in(db, query, ids)}
 
 
-def delete_old_signals(db: sqlite3.Connection, *, before_ms: int, chunk: int) -> tuple[int, bool]:
-    """Delete the signals scored before ``before_ms`` among the ``chunk`` oldest journaled
-    ones; returns (deleted, whether the next chunk may hold more).
+def delete_old_signals(
+    db: sqlite3.Connection, *, before_ms: int, chunk: int, after_id: int = 0
+) -> tuple[int, int | None]:
+    """Delete the signals scored before ``before_ms`` among the ``chunk`` journaled after
+    row ``after_id``, in the order they were journaled; returns (deleted, the ``after_id``
+    of the next chunk, or None when the prune is done).
 
-    The search never goes past the oldest ``chunk`` rows, so a prune costs the same on a
-    table of any size; a signal a bot stamped with a time far in the past waits until it
-    is among the oldest rows.
+    A chunk costs the same on a table of any size. The prune goes on while a whole chunk
+    held a signal old enough, and stops at the first chunk of recent signals only: one a
+    bot stamped with a time far ahead no longer holds back every row behind it (a single
+    signal stamped 2099 kept all but a chunk's worth an hour for ever), and one stamped
+    far in the past waits until the rows journaled before it are old enough.
     """
     edge = db.execute(
-        "SELECT id FROM signals ORDER BY id LIMIT 1 OFFSET ?", (chunk - 1,)
+        "SELECT id FROM signals WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?",
+        (after_id, chunk - 1),
     ).fetchone()
     full_chunk = edge is not None
     if edge is None:
-        edge = db.execute("SELECT MAX(id) FROM signals").fetchone()
+        edge = db.execute("SELECT MAX(id) FROM signals WHERE id > ?", (after_id,)).fetchone()
     if edge is None or edge[0] is None:
-        return 0, False
+        return 0, None
     with transaction(db):
         deleted = db.execute(
-            "DELETE FROM signals WHERE id <= ? AND ts_ms < ?", (edge[0], before_ms)
+            "DELETE FROM signals WHERE id > ? AND id <= ? AND ts_ms < ?",
+            (after_id, edge[0], before_ms),
         ).rowcount
-    return deleted, full_chunk and deleted == chunk
+    return deleted, edge[0] if full_chunk and deleted > 0 else None
 
 
 @contextmanager

@@ -500,8 +500,9 @@ async def test_prune_deletes_old_signals_chunk_by_chunk_and_nothing_else(tmp_pat
     store, _, supervisor = await start_store(db)
     try:
         store.prune_chunk = 3
-        # Journaled in time order, then one a bot stamped far in the past after recent ones.
-        stamps = [100, 200, 300, 400, 500, 600, 700, 5_000, 6_000, 50]
+        # Journaled in time order, one a bot stamped far ahead first (a clock in the wrong
+        # century), and one stamped far in the past after recent ones.
+        stamps = [4_000_000_000_000, 100, 200, 300, 400, 500, 5_000, 6_000, 6_500, 50]
         store.tell(AppendSignals([journaled(f"s{i}", ts) for i, ts in enumerate(stamps)]))
         await store.ask(AppendTrade(trade("kept", 1.0)))
         store.tell(PruneSignals(before_ms=1_000))
@@ -511,15 +512,18 @@ async def test_prune_deletes_old_signals_chunk_by_chunk_and_nothing_else(tmp_pat
             # Nothing journaled in the history: an empty page with nothing left.
             assert await store.ask(QueryHistory(1)) == ([], False)
         left = rows(db, "SELECT signal_id, ts_ms FROM signals ORDER BY id")
-        # The seven old ones in front are gone; s9 waits behind rows too recent to delete.
-        assert left == [("s7", 5_000), ("s8", 6_000), ("s9", 50)]
-        assert store.signals_pruned == 7
+        # The five old ones behind the one stamped ahead are gone (it once held back every
+        # chunk behind it: each deleted one short of a chunk, and the prune stopped); s9
+        # waits behind a chunk of rows too recent to delete.
+        assert left == [("s0", stamps[0]), ("s6", 5_000), ("s7", 6_000), ("s8", 6_500), ("s9", 50)]
+        assert store.signals_pruned == 5
         assert rows(db, "SELECT trade_id FROM trades") == [("kept",)]
-        # The next prune reaches s9: it is among the oldest rows now.
-        store.tell(PruneSignals(before_ms=1_000))
-        await store.ask(QueryHistory(1))
-        assert rows(db, "SELECT signal_id FROM signals ORDER BY id") == [("s7",), ("s8",)]
-        assert store.signals_pruned == 8
+        # With the rows before it old enough, a prune reaches s9.
+        store.tell(PruneSignals(before_ms=10_000))
+        for _ in range(2):
+            await store.ask(QueryHistory(1))
+        assert rows(db, "SELECT signal_id FROM signals ORDER BY id") == [("s0",)]
+        assert store.signals_pruned == 9
     finally:
         await supervisor.stop(1.0)
 
