@@ -286,41 +286,9 @@ class ScorerModel:
         without a place (recorded before schema 6) is learned after them all. Each of
         ``forgets`` (the count of signals scored then, a strategy) takes the strategy's
         records out at its place (``detach``), as ``forget_strategy`` did live."""
-        events: list[tuple[int, int, PlacedOutcome | str]] = [
-            (_place(o), 1, o) for o in outcomes if o.scored is not None
-        ]
-        # At one place a forget goes first: an outcome there is of a signal scored before
-        # it, learned and dropped or not learned at all, the same either way.
-        events += [(place, 0, strategy) for place, strategy in forgets]
-        events.sort(key=lambda e: (e[0], e[1]))
-        later = [o for o in outcomes if o.scored is None]
-        at = 0
-        taken = 0
-
-        def play(event: PlacedOutcome | str) -> None:
-            if isinstance(event, str):
-                self.detach(event)
-            else:
-                self._learn_placed(event)
-
-        for signal in signals:
-            while at < len(events) and events[at][0] < signal.ordinal:
-                play(events[at][2])
-                at += 1
-            key = self._setup_key(
-                signal.strategy, signal.symbol, signal.side, signal.regime, signal.confluence
-            )
-            tally = self.setups.get(key)
-            if tally is not None:
-                key = tally.key
-            self._count(signal.signal_id, key, signal.quality, signal.execute, signal.status)
-            self.scored = max(self.scored, signal.ordinal)
-            taken += 1
-        for _, _, event in events[at:]:
-            play(event)
-        for outcome in later:
-            self._learn_placed(outcome)
-        return taken
+        restoring = ScoredRestore(self, outcomes, forgets)
+        restoring.take(signals)
+        return restoring.finish()
 
     def _learn_placed(self, outcome: PlacedOutcome) -> None:
         if outcome.pending is not False:
@@ -642,3 +610,62 @@ def _multiplier(value: float) -> float:
     if not math.isfinite(value):
         return 1.0
     return value if value > 0.0 else 0.0
+
+
+class ScoredRestore:
+    """``ScorerModel.restore_scored`` a page of signals at a time (``take``, in their
+    order, then ``finish``): a start that reads the journal's signals in pages holds one
+    page, not every signal scored since the snapshot (a rebuild without one read them all:
+    0.7 GB for a million)."""
+
+    def __init__(
+        self,
+        model: ScorerModel,
+        outcomes: Sequence[PlacedOutcome] = (),
+        forgets: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        self.model = model
+        events: list[tuple[int, int, PlacedOutcome | str]] = [
+            (_place(o), 1, o) for o in outcomes if o.scored is not None
+        ]
+        # At one place a forget goes first: an outcome there is of a signal scored before
+        # it, learned and dropped or not learned at all, the same either way.
+        events += [(place, 0, strategy) for place, strategy in forgets]
+        events.sort(key=lambda e: (e[0], e[1]))
+        self.events = events
+        self.later = [o for o in outcomes if o.scored is None]
+        self.at = 0
+        self.taken = 0
+
+    def _play(self, event: PlacedOutcome | str) -> None:
+        if isinstance(event, str):
+            self.model.detach(event)
+        else:
+            self.model._learn_placed(event)
+
+    def take(self, signals: Iterable[JournaledSignal]) -> None:
+        """The next signals, in their order, with the outcomes and forgets before each."""
+        model, events = self.model, self.events
+        for signal in signals:
+            while self.at < len(events) and events[self.at][0] < signal.ordinal:
+                self._play(events[self.at][2])
+                self.at += 1
+            key = model._setup_key(
+                signal.strategy, signal.symbol, signal.side, signal.regime, signal.confluence
+            )
+            tally = model.setups.get(key)
+            if tally is not None:
+                key = tally.key
+            model._count(signal.signal_id, key, signal.quality, signal.execute, signal.status)
+            model.scored = max(model.scored, signal.ordinal)
+            self.taken += 1
+
+    def finish(self) -> int:
+        """The outcomes and forgets after the last signal; the number of signals taken."""
+        for _, _, event in self.events[self.at :]:
+            self._play(event)
+        self.at = len(self.events)
+        for outcome in self.later:
+            self.model._learn_placed(outcome)
+        self.later = []
+        return self.taken

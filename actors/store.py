@@ -285,9 +285,12 @@ class StoreActor(Actor):
         """A snapshot (the newest unless told which) and what was committed after it."""
         return await self._run(partial(reads.load_recovery, snapshot_id=snapshot_id))
 
-    async def signals_after(self, ordinal: int) -> list[JournaledSignal]:
-        """The journaled signals the scorer scored after its ``ordinal``-th, in order."""
-        return await self._run(partial(reads.signals_after, ordinal=ordinal))
+    async def signals_after(
+        self, ordinal: int, limit: int | None = None
+    ) -> list[JournaledSignal]:
+        """The journaled signals the scorer scored after its ``ordinal``-th, in order (the
+        first ``limit``)."""
+        return await self._run(partial(reads.signals_after, ordinal=ordinal, limit=limit))
 
     async def trades_after(self, seq: int, limit: int | None = None) -> list[ClosedTrade]:
         """Committed trades with a greater seq, in seq order."""

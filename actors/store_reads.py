@@ -90,13 +90,16 @@ def load_recovery(db: sqlite3.Connection, snapshot_id: int | None = None) -> Rec
     return Recovery(snapshot=snapshot, trades=trades, outcomes=outcomes, audit=audit)
 
 
-def signals_after(db: sqlite3.Connection, ordinal: int) -> list[JournaledSignal]:
-    """The journaled signals the scorer scored after its ``ordinal``-th, in order."""
+def signals_after(
+    db: sqlite3.Connection, ordinal: int, limit: int | None = None
+) -> list[JournaledSignal]:
+    """The journaled signals the scorer scored after its ``ordinal``-th, in order; the
+    first ``limit`` of them when it is given."""
     rows = db.execute(
         "SELECT ordinal, signal_id, strategy, symbol, side, confluence,"
         " CASE WHEN regime_source = 'detected' THEN detected_regime ELSE regime END,"
-        " quality, execute, status FROM signals WHERE ordinal > ? ORDER BY ordinal",
-        (ordinal,),
+        " quality, execute, status FROM signals WHERE ordinal > ? ORDER BY ordinal LIMIT ?",
+        (ordinal, -1 if limit is None else limit),
     ).fetchall()
     return [
         JournaledSignal(

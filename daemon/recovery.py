@@ -29,9 +29,8 @@ from alphad.actors.market import MarketRegimes
 from alphad.actors.optimizer import Optimizer, set_allocation
 from alphad.actors.performance import PerformanceModel
 from alphad.actors.scorer import ScorerActor
-from alphad.actors.scorer_model import PlacedOutcome, ScorerModel
+from alphad.actors.scorer_model import PlacedOutcome, ScoredRestore, ScorerModel
 from alphad.actors.store import Recovery, StoreActor
-from alphad.actors.store_messages import JournaledSignal
 from alphad.daemon.config import Config, Models, build_models
 
 log = structlog.get_logger("alphad")
@@ -89,12 +88,8 @@ async def recover(
     # committed after it are learned: those are theirs as often as the snapshot's. They
     # were scored under the recovered statuses, so the scorer serves those first (a
     # suspension's paper record exists before its paper trades are counted).
-    try:
-        scored_after = await store.signals_after(scorer_model.scored)
-    except Exception as exc:
-        raise StartupError(f"cannot open database {database}: {exc}") from exc
     _serve(optimizer, scorer_model)
-    _restore_scorer(scorer, scored_after, recovery)
+    pending_again = await _restore_scorer(scorer, store, recovery, database)
     _replay(recovery, performance_model, scorer, optimizer)
     _serve(optimizer, scorer_model)
     if recovery.snapshot is None or any(entry.kind == "cycle" for entry in recovery.audit):
@@ -109,7 +104,7 @@ async def recover(
         snapshot_trade_seq=recovery.snapshot.trade_seq if recovery.snapshot else None,
         replayed_trades=len(recovery.trades),
         replayed_outcomes=len(recovery.outcomes),
-        signals_pending_again=len(scored_after),
+        signals_pending_again=pending_again,
         bars_held=scorer.market.bars_restored,
         trades=store.trades_committed,
         duration_ms=round((time.perf_counter() - started_recovery) * 1000, 1),
@@ -247,12 +242,18 @@ def _models_from(recovery: Recovery, config: Config) -> Restored:
     return Restored(state=state, models=models)
 
 
-def _restore_scorer(
-    scorer: ScorerActor, signals: list[JournaledSignal], recovery: Recovery
-) -> None:
+SIGNALS_PAGE = 10_000
+"""Journaled signals read at a time at a start (a rebuild without a snapshot reads every
+one the journal keeps)."""
+
+
+async def _restore_scorer(
+    scorer: ScorerActor, store: StoreActor, recovery: Recovery, database: Path
+) -> int:
     """The signals scored after the snapshot pending again, and the outcomes committed
     after it (a trade's signal_id, then record_signal_outcome) learned at their place
-    among them (``ScorerModel.restore_scored``): forgotten and learned as live."""
+    among them (``ScorerModel.restore_scored``, a page of signals at a time): forgotten
+    and learned as live; the number of signals taken."""
     outcomes = [
         PlacedOutcome(
             t.signal_scored, t.signal_id, t.pnl > 0, t.signal_pending, (t.strategy, t.symbol)
@@ -268,11 +269,23 @@ def _restore_scorer(
     # A forget after the snapshot (an older one restored) is made again at its place
     # among them; one journaled without a place, before everything learned here.
     forgets = [(s if s is not None else -1, name) for _, name, s in _forgets(recovery)]
-    scorer.model.restore_scored(signals, outcomes, forgets)
+    restoring = ScoredRestore(scorer.model, outcomes, forgets)
+    ordinal = scorer.model.scored
+    while True:
+        try:
+            page = await store.signals_after(ordinal, SIGNALS_PAGE)
+        except Exception as exc:
+            raise StartupError(f"cannot open database {database}: {exc}") from exc
+        restoring.take(page)
+        if len(page) < SIGNALS_PAGE:
+            break
+        ordinal = page[-1].ordinal
+    taken = restoring.finish()
     if recovery.trades:
         scorer.last_trade_seq = max(scorer.last_trade_seq, recovery.trades[-1].seq)
     if recovery.outcomes:
         scorer.last_outcome_seq = max(scorer.last_outcome_seq, recovery.outcomes[-1].seq)
+    return taken
 
 
 def _forgets(recovery: Recovery) -> list[tuple[int, str, int | None]]:

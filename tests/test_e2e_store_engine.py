@@ -26,6 +26,7 @@ from alphad.protocol.messages import (
     GetAudit,
     GetHealth,
     GetPerformance,
+    GetReport,
     GetStatus,
     GetWeights,
     Health,
@@ -33,6 +34,7 @@ from alphad.protocol.messages import (
     OptimizationState,
     RecordSignalOutcome,
     RecordTrade,
+    Report,
     ResetWeights,
     RollbackWeights,
     ScoreSignal,
@@ -678,4 +680,48 @@ def test_a_strategy_is_in_the_weights_and_health_as_soon_as_its_first_trade_is_a
     finally:
         client.close()
         dealer.close(linger=0)
+        daemon.close()
+
+
+def test_a_rebuild_reads_the_journals_signals_in_pages_and_learns_them_all(
+    tmp_path: Path,
+) -> None:
+    # A rebuild without snapshots holds pending again every signal the journal keeps; it
+    # read them all at once (0.7 GB for a million). In pages of 10 000 now: more than a
+    # page here, with outcomes in the first page, across the edge and in the last.
+    daemon = DaemonProcess(tmp_path, "[engine]\nupdate_interval_s = 0\n").start()
+    rpc = RawClient(daemon.rpc)
+    try:
+        for i in range(10_400):
+            scored = ScoreSignal(
+                strategy="ema",
+                symbol=f"S{i % 7}",
+                side="buy",
+                confidence=0.7,
+                confluence=i % 4,
+                signal_id=f"s{i}",
+            )
+            assert isinstance(rpc.call(scored), SignalScore)
+            if i % 50 == 0 or 9_990 <= i < 10_010:
+                traded = closed_trade(f"t{i}", pnl=1.0 if i % 3 else -1.0)
+                traded = msgspec.structs.replace(traded, symbol=f"S{i % 7}", signal_id=f"s{i}")
+                assert isinstance(rpc.call(traded), TradeRecorded)
+        report = rpc.call(GetReport())
+        assert isinstance(report, Report)
+        before = report.signal_quality
+        assert before["scored"] == 10_400
+    finally:
+        rpc.close()
+    assert daemon.stop() == 0
+    with sqlite3.connect(daemon.database) as db:
+        db.execute("DELETE FROM snapshots")
+    daemon.start()
+    rpc = RawClient(daemon.rpc)
+    try:
+        report = rpc.call(GetReport())
+        assert isinstance(report, Report)
+        assert report.signal_quality == before
+        assert '"signals_pending_again": 10400' in daemon.log()
+    finally:
+        rpc.close()
         daemon.close()

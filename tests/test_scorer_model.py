@@ -22,7 +22,7 @@ from alphad.actors.lifecycle_shapes import PAPER_BATCHES_KEPT, PaperTrades
 from alphad.actors.scorer import ScorerActor
 from alphad.actors.scorer_config import ScorerConfig
 from alphad.actors.scorer_fit import regime_fit_of
-from alphad.actors.scorer_model import PlacedOutcome, ScorerModel
+from alphad.actors.scorer_model import PlacedOutcome, ScoredRestore, ScorerModel
 from alphad.actors.scorer_state import STATE_VERSION
 from alphad.actors.scorer_tallies import BUCKETS, Tally
 from alphad.actors.store_messages import JournaledSignal
@@ -1216,6 +1216,16 @@ def test_a_start_learns_the_outcomes_at_their_place_among_the_signals() -> None:
     allocate(restored, {"ema": "active"})
     assert restored.restore_scored(journal, placed) == 6
     assert restored.to_state() == live.to_state()
+    # A page at a time, as a start reads the journal, the same (pages of 1 and 4: the
+    # outcomes fall inside a page and between two).
+    for size in (1, 4):
+        paged = ScorerModel.from_state(config, "run", snapshot)
+        allocate(paged, {"ema": "active"})
+        restoring = ScoredRestore(paged, placed)
+        for start in range(0, len(journal), size):
+            restoring.take(journal[start : start + size])
+        assert restoring.finish() == 6
+        assert paged.to_state() == live.to_state()
     # Learned after all the signals instead (no places, before schema 6), s0 and s1 are
     # forgotten first and s2 is learned: not what live did.
     unplaced = ScorerModel.from_state(config, "run", snapshot)
