@@ -73,13 +73,7 @@ def write_batch(
                 " VALUES (?,?,?,?,?)",
                 [msgspec.structs.astuple(row) for row in batch.history],
             )
-            # The last history_keep cycles, and the rest of the keyframe group of the
-            # oldest of them (its delta is rebuilt from there): whole groups go.
-            db.execute(
-                "DELETE FROM history WHERE cycle < (SELECT COALESCE(keyframe, cycle)"
-                " FROM history WHERE cycle > ? ORDER BY cycle LIMIT 1)",
-                (batch.history[-1].cycle - batch.history_keep,),
-            )
+            _delete_old_history(db, batch.history[-1].cycle - batch.history_keep)
         for ts_ms, trade_seq, outcome_seq, audit_seq, pieces in batch.snapshots:
             # Room for the whole state, then its pieces written into it in place.
             row = db.execute(
@@ -107,6 +101,38 @@ def write_batch(
         if before_commit is not None:
             before_commit()
     return trades_found, outcomes_found
+
+
+HISTORY_DELETED_AT_ONCE = 1_000
+"""History rows a commit deletes at most (whole keyframe groups): a history_keep lowered
+far (200 000 rows to 100) deleted them all in one cycle's transaction, and the trades
+committed with it waited seconds."""
+
+
+def _delete_old_history(db: sqlite3.Connection, before_cycle: int) -> None:
+    """Delete the history older than the keyframe group of the first cycle after
+    ``before_cycle`` (its delta is rebuilt from there): whole groups, the oldest first,
+    about ``HISTORY_DELETED_AT_ONCE`` rows at a time; the rest with the next commits."""
+
+    def group_of(sql: str, *args: int) -> int | None:
+        row = db.execute(sql, args).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    cut = group_of(
+        "SELECT COALESCE(keyframe, cycle) FROM history WHERE cycle > ? ORDER BY cycle LIMIT 1",
+        before_cycle,
+    )
+    if cut is None:
+        return
+    # A group boundary (a keyframe) about a chunk's rows in: no delta loses its keyframe.
+    step = group_of(
+        "SELECT COALESCE(keyframe, cycle) FROM history ORDER BY cycle LIMIT 1 OFFSET ?",
+        HISTORY_DELETED_AT_ONCE,
+    )
+    oldest = group_of("SELECT MIN(cycle) FROM history")
+    if step is not None and oldest is not None and oldest < step < cut:
+        cut = step
+    db.execute("DELETE FROM history WHERE cycle < ?", (cut,))
 
 
 def _rows_in(db: sqlite3.Connection, query: str, ids: list[str]) -> Iterator[Any]:

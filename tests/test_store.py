@@ -630,3 +630,37 @@ async def test_a_commit_that_cannot_be_written_refuses_no_trade_beside_it(
     # Trades go on being acknowledged: a snapshot alone refused is not failing storage.
     assert store.healthy and store.failed_batches == 1
     await supervisor.stop(1.0)
+
+
+def test_old_history_goes_a_chunk_of_whole_keyframe_groups_a_commit() -> None:
+    # history_keep lowered far: 200 000 rows deleted in one cycle's transaction held the
+    # trades committed with it for seconds. A chunk of whole groups a commit now: no
+    # delta is ever left without its keyframe, and the rest goes with later commits.
+    from alphad.actors.store_schema import MIGRATIONS
+    from alphad.actors.store_writes import HISTORY_DELETED_AT_ONCE, _delete_old_history
+
+    db = sqlite3.connect(":memory:")
+    for version in sorted(MIGRATIONS):
+        db.executescript(MIGRATIONS[version])
+    cycles = 3 * HISTORY_DELETED_AT_ONCE + 250
+    db.executemany(
+        "INSERT INTO history (cycle, ts_ms, state, keyframe) VALUES (?, 0, x'00', ?)",
+        [(c, None if c % 100 == 1 else c - (c - 1) % 100) for c in range(1, cycles + 1)],
+    )
+    kept_from = cycles - 100  # the last 100 cycles, and the rest of their oldest's group
+    sizes = []
+    while True:
+        before = db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
+        _delete_old_history(db, kept_from - 1)
+        after = db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
+        if after == before:
+            break
+        sizes.append(before - after)
+        orphans = db.execute(
+            "SELECT COUNT(*) FROM history AS d WHERE keyframe IS NOT NULL AND NOT EXISTS"
+            " (SELECT 1 FROM history AS k WHERE k.cycle = d.keyframe)"
+        ).fetchone()[0]
+        assert orphans == 0
+    assert sizes == [1000, 1000, 1000, 100]
+    group_start = kept_from - (kept_from - 1) % 100
+    assert db.execute("SELECT MIN(cycle) FROM history").fetchone()[0] == group_start
