@@ -10,7 +10,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
@@ -196,7 +196,14 @@ def _where_not_utf8(file: Path) -> str:
 
 
 def _read_csv(file: Path, handle: IO[str], table: Table[Row], problems: _Problems) -> list[Row]:
-    reader = csv.reader(handle)
+    read: list[str] = []  # the lines of the row last read
+
+    def lines() -> Iterator[str]:
+        for text in handle:
+            read.append(text)
+            yield text
+
+    reader = csv.reader(lines())
     header = next(reader, None)
     columns = table.columns
     if header is None:
@@ -213,13 +220,21 @@ def _read_csv(file: Path, handle: IO[str], table: Table[Row], problems: _Problem
     rows: list[Row] = []
     seen: dict[Any, int] = {}
     last = reader.line_num
+    read.clear()
     for values in reader:
         first, line = last + 1, reader.line_num
         last = line
+        # A quote left open in the last row runs into the end of the file, not over
+        # lines: its quotes are odd (a quote inside a field is written twice).
+        unclosed = sum(text.count('"') for text in read) % 2 == 1
+        read.clear()
         if line > first:
             # A quote left open takes the next lines into its field, where they would
             # pass unseen as one row: a row is one line.
             problems.add(first, f"a field runs over lines {first} – {line} (a quote not closed?)")
+            continue
+        if unclosed:
+            problems.add(first, "a quote is not closed (it runs to the end of the file)")
             continue
         if not values or values == [""]:
             continue

@@ -214,6 +214,19 @@ def test_a_quote_left_open_does_not_swallow_the_rows_after_it(tmp_path: Path) ->
     assert "1 bad row, nothing replayed: line 3: a field runs over lines 3 – 5" in str(caught.value)
 
 
+@pytest.mark.parametrize("end", ["\n", ""])
+def test_a_quote_left_open_in_the_last_row_is_a_bad_row(tmp_path: Path, end: str) -> None:
+    # At the end of the file the line count does not move: the row was read with a
+    # signal_id of `s2` and a newline, and replayed. Quotes written twice stay fine.
+    path = tmp_path / "open.csv"
+    path.write_text(
+        HEADER + '1000,2000,ema,X,buy,0.9,3,,10,"s""1"\n1000,2000,ema,X,buy,0.9,3,,10,"s2' + end
+    )
+    with pytest.raises(InputError) as caught:
+        read_signals(path)
+    assert "1 bad row, nothing replayed: line 3: a quote is not closed" in str(caught.value)
+
+
 def test_bad_json_lines_are_reported_with_their_line_numbers(tmp_path: Path) -> None:
     good = {
         "ts_ms": 1000,
