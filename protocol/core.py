@@ -29,7 +29,7 @@ import zmq
 
 from alphad.protocol.codec import decode_reply, encode
 from alphad.protocol.curve import CurveKeys, HandshakeWatch, over_network
-from alphad.protocol.endpoints import default_endpoint
+from alphad.protocol.endpoints import checked_endpoint, default_endpoint
 from alphad.protocol.errors import SHUTTING_DOWN, AlphadError, ErrorCode
 from alphad.protocol.messages import (
     ADMIN_REQUESTS,
@@ -180,7 +180,7 @@ class Transport(Generic[S]):
         if encoding not in ("msgpack", "json"):
             raise ValueError(f"encoding must be 'msgpack' or 'json', not {encoding!r}")
         self.as_json = encoding == "json"
-        self.endpoint = endpoint or default_endpoint("rpc")
+        self.endpoint = checked_endpoint(endpoint) if endpoint else default_endpoint("rpc")
         self.timeout_s = timeout_s
         self.retries = retries
         self.curve = curve

@@ -13,6 +13,20 @@ import stat
 from pathlib import Path
 
 SOCKET_NAMES = ("rpc", "admin", "alerts", "alerts_json")
+TRANSPORTS = ("ipc", "tcp", "inproc")  # the ZeroMQ transports a daemon's sockets are on
+
+
+def checked_endpoint(endpoint: str) -> str:
+    """``endpoint``, or ``ValueError`` saying how to write one: ZeroMQ's own error for a
+    bare path (``Invalid argument``) or ``unix://`` (``Protocol not supported``) named
+    neither the endpoint nor the fix."""
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep or scheme not in TRANSPORTS or not rest:
+        raise ValueError(
+            f"endpoint {endpoint!r} is not one a daemon serves: write ipc:///path/to/rpc.sock"
+            " (a socket file) or tcp://host:port"
+        )
+    return endpoint
 
 
 def default_state_dir() -> Path:

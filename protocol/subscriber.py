@@ -21,7 +21,7 @@ import zmq.asyncio
 from alphad.protocol.codec import decode_alert
 from alphad.protocol.core import AsyncClosing, Closing, Transport, open_socket
 from alphad.protocol.curve import CurveKeys, CurveRefused
-from alphad.protocol.endpoints import alert_topic, default_endpoint
+from alphad.protocol.endpoints import alert_topic, checked_endpoint, default_endpoint
 from alphad.protocol.errors import AlphadError, ErrorCode
 from alphad.protocol.messages import Alert, Audit, AuditEntry, GetAudit, GetStatus, StatusReply
 
@@ -185,7 +185,7 @@ class _Alerts(Generic[S, C]):
         self.client: C | None = (
             self.make_client(client, context, curve) if isinstance(client, str) else client
         )
-        self.endpoint = endpoint or default_endpoint("alerts")
+        self.endpoint = checked_endpoint(endpoint) if endpoint else default_endpoint("alerts")
         self._curve = curve
         self._open(context)
 

@@ -151,6 +151,12 @@ def test_client_refuses_bad_settings() -> None:
         Client("ipc:///nowhere", retries=-1)
     with pytest.raises(ValueError, match="timeout_s"):
         AsyncClient("ipc:///nowhere", timeout_s=0)
+    # ZeroMQ's own errors came at the first call and named neither the endpoint nor the fix.
+    for endpoint in ("/run/alphad/rpc.sock", "unix:///run/alphad/rpc.sock", "ipc://"):
+        for make in (Client, AsyncClient, Subscriber):
+            with pytest.raises(ValueError, match="ipc:///path/to/rpc.sock") as refused:
+                make(endpoint)
+            assert repr(endpoint) in str(refused.value)
 
 
 # ---------------------------------------------------------------------------- requests
