@@ -26,3 +26,9 @@ class LogThrottle:
             return None
         self._last[kind] = now
         return self._held.pop(kind, 0)
+
+    def held(self, kind: str) -> int:
+        """How many lines of ``kind`` are held back now, counted as reported: a flood that
+        ended reports them with the line that says so, not with a next one that may
+        never come."""
+        return self._held.pop(kind, 0)

@@ -524,6 +524,12 @@ class StoreActor(Actor):
             self._writing_since = None
         # Committed: advance the sequences, answer the waiting asks, tell the learners.
         self.commit_samples.add((time.perf_counter() - started, len(batch.trades)))
+        if not self.healthy:
+            log.info(
+                "storage_write_recovered",
+                failed_batches=self.failed_batches,
+                lines_held_back=self._failure_log.held("storage_write_failed"),
+            )
         self.healthy = True
         self._pending_signals = []
         if batch.snapshots:

@@ -299,8 +299,13 @@ def test_refused_writes_log_one_line_a_second_not_one_each(tmp_path: Path) -> No
             client.record_trade(**fields_of(trade("after")))
         assert daemon.stop() == 0
         lines = [line for line in daemon.log().splitlines() if "storage_write_failed" in line]
-        # The first of each burst, with the count of those held back since the last line.
+        # The first of each burst, with the count of those held back since the last line;
+        # the last burst's come with the line that says the writes go through again (they
+        # were only told with a next failure, which may never come).
         assert [json.loads(line)["lines_held_back"] for line in lines] == [0, 49, 49], lines
+        log = daemon.log().splitlines()
+        (recovered,) = [json.loads(line) for line in log if "storage_write_recovered" in line]
+        assert (recovered["lines_held_back"], recovered["failed_batches"]) == (49, 150)
     finally:
         daemon.close()
 
