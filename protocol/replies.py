@@ -118,8 +118,9 @@ class StatusReply(Reply, tag="status"):
     # a component off since the start by the config has no entry.
     switched_ms: dict[str, int] = msgspec.field(default_factory=dict)
     # The seq of the newest committed audit entry (the newest alert's; 0: none yet): where
-    # a new subscriber starts, so that alerts it misses from then on are backfilled.
-    audit_seq: int = 0
+    # a new subscriber starts, so that alerts it misses from then on are backfilled. None
+    # from a daemon before 2026-12-08, which did not send it.
+    audit_seq: int | None = None
 
 
 METRIC_FIELDS: tuple[str, ...] = (

@@ -63,6 +63,10 @@ class AlertSequence:
         # lost after it (published while a restarted daemon's socket reconnected) is
         # backfilled as for one that has yielded an alert. None: not known yet.
         self.floor: int | None = None
+        # When the floor was last asked for (None: never), and whether the daemon can
+        # tell it (one before audit_seq cannot: the subscriber starts from now, as then).
+        self.floor_asked: float | None = None
+        self.floor_told = True
 
     def since(self) -> int | None:
         """The seq after which every wanted alert is delivered: the last one yielded (or
@@ -70,12 +74,23 @@ class AlertSequence:
         return self.last_seq if self.last_seq is not None else self.floor
 
     def floor_due(self) -> bool:
-        """Whether to ask where the journal stands (``floor``): nothing yielded yet."""
-        return self.held is None and self.since() is None
+        """Whether to ask where the journal stands (``floor``): nothing yielded yet, the
+        daemon can tell, and the last question failed a quiet spell ago (or was never
+        asked: the first quiet poll asks)."""
+        if self.held is not None or self.since() is not None or not self.floor_told:
+            return False
+        asked = self.floor_asked
+        return asked is None or time.monotonic() - asked >= self.catch_up_s
 
-    def started_at(self, audit_seq: int | None) -> None:
-        """The journal's newest seq when asked (None: the question failed, asked again)."""
+    def floor_question(self) -> None:
+        """The floor is being asked for now."""
+        self.floor_asked = time.monotonic()
+
+    def started_at(self, audit_seq: int | None, told: bool = True) -> None:
+        """The journal's newest seq when asked (None: the question failed, asked again
+        after a quiet spell; ``told`` False: the daemon does not say, never asked again)."""
         self.floor = audit_seq
+        self.floor_told = told
 
     def catch_up_due(self) -> int | None:
         """The ``since_seq`` to ask the audit log from after a quiet spell, or None (not
@@ -235,6 +250,7 @@ class _Alerts(Generic[S, C]):
         wait = CATCH_UP_TIMEOUT_S if timeout_s is None else min(CATCH_UP_TIMEOUT_S, timeout_s)
         once = {"timeout_s": max(0.05, wait), "retries": 0}
         if self._sequence.floor_due():
+            self._sequence.floor_question()
             return {"request": GetStatus(), "expected": StatusReply, **once}
         since = self._sequence.catch_up_due()
         if since is None:
@@ -244,11 +260,12 @@ class _Alerts(Generic[S, C]):
 
     def _answered(self, answer: Audit | StatusReply | None) -> list[tuple[str, Alert]]:
         """What a quiet spell's question found (None: it failed, asked again later)."""
+        sequence = self._sequence
         if isinstance(answer, StatusReply):
-            self._sequence.started_at(answer.audit_seq)
+            sequence.started_at(answer.audit_seq, told=answer.audit_seq is not None)
             return []
-        if answer is None and self._sequence.floor_due():
-            return []
+        if answer is None and sequence.since() is None:
+            return []  # the floor's question failed: asked again after a quiet spell
         return self._sequence.caught_up(answer.entries if answer is not None else None)
 
     def _nothing_came(self) -> list[tuple[str, Alert]]:

@@ -195,6 +195,21 @@ def _where_not_utf8(file: Path) -> str:
     return ""
 
 
+def _quote_left_open(lines: list[str]) -> bool:
+    """Whether a row's lines end inside a quoted field: a quote left open in the last row
+    runs into the end of the file, not over lines, and csv reads what follows it as the
+    field. Only a row whose quotes are odd can (a quote inside a quoted field is written
+    twice); a quote inside a field that is not quoted (``s"1``) is the field's own."""
+    if sum(text.count('"') for text in lines) % 2 == 0:
+        return False
+    try:
+        for _ in csv.reader(lines, strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
+
+
 def _read_csv(file: Path, handle: IO[str], table: Table[Row], problems: _Problems) -> list[Row]:
     read: list[str] = []  # the lines of the row last read
 
@@ -224,9 +239,7 @@ def _read_csv(file: Path, handle: IO[str], table: Table[Row], problems: _Problem
     for values in reader:
         first, line = last + 1, reader.line_num
         last = line
-        # A quote left open in the last row runs into the end of the file, not over
-        # lines: its quotes are odd (a quote inside a field is written twice).
-        unclosed = sum(text.count('"') for text in read) % 2 == 1
+        unclosed = _quote_left_open(read)
         read.clear()
         if line > first:
             # A quote left open takes the next lines into its field, where they would

@@ -25,6 +25,7 @@ import zmq
 from alphad.daemon.config import Config, resolve_paths
 from alphad.protocol import endpoints
 from alphad.protocol.client import AsyncClient, AsyncSubscriber, Client, Subscriber
+from alphad.protocol.codec import encode
 from alphad.protocol.endpoints import alert_topic, default_endpoint, default_runtime_dir
 from alphad.protocol.errors import AlphadError
 from alphad.protocol.messages import (
@@ -154,7 +155,7 @@ def test_client_refuses_bad_settings() -> None:
     # ZeroMQ's own errors came at the first call and named neither the endpoint nor the fix.
     for endpoint in ("/run/alphad/rpc.sock", "unix:///run/alphad/rpc.sock", "ipc://"):
         for make in (Client, AsyncClient, Subscriber):
-            with pytest.raises(ValueError, match="ipc:///path/to/rpc.sock") as refused:
+            with pytest.raises(ValueError, match=r"ipc:///path/to/rpc\.sock") as refused:
                 make(endpoint)
             assert repr(endpoint) in str(refused.value)
 
@@ -1069,3 +1070,58 @@ def test_one_async_client_serves_one_event_loop_after_another(daemon: DaemonProc
         assert asyncio.run(together("second")) == ["second-0", "second-1", "second-2"]
     finally:
         client.close()
+
+
+class FakeDaemon(threading.Thread):
+    """An rpc socket that counts the requests by type and answers ``get_status`` as a
+    daemon from before ``audit_seq`` (``answer``), or never."""
+
+    def __init__(self, endpoint: str, answer: bool) -> None:
+        super().__init__(daemon=True)
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.ROUTER)
+        self.socket.bind(endpoint)
+        self.answer, self.asked, self.stop = answer, [], threading.Event()
+
+    def run(self) -> None:
+        reply = StatusReply(
+            version="0", uptime_s=1.0, trades=0, strategies=0, cycle=0, components={}, audit_seq=7
+        )
+        status = msgspec.msgpack.decode(encode(reply))
+        del status["audit_seq"]
+        while not self.stop.is_set():
+            if not self.socket.poll(50):
+                continue
+            peer, empty, payload = self.socket.recv_multipart()
+            kind = msgspec.msgpack.decode(payload)["type"]
+            self.asked.append(kind)
+            if self.answer and kind == "get_status":
+                self.socket.send_multipart([peer, empty, msgspec.msgpack.encode(status)])
+
+    def close(self) -> None:
+        self.stop.set()
+        self.join(5)
+        self.socket.close(linger=0)
+        self.context.term()
+
+
+@pytest.mark.parametrize("answer", [True, False])
+def test_a_new_subscriber_asks_where_the_journal_stands_once_a_quiet_spell(
+    tmp_path: Path, answer: bool
+) -> None:
+    # A daemon from before audit_seq answers get_status without it: taken as 0, every
+    # entry of the journal was backfilled as a new alert. A daemon that does not answer
+    # was asked at every quiet poll, each receive then waiting twice as long.
+    fake = FakeDaemon(f"ipc://{tmp_path}/rpc.sock", answer)
+    fake.start()
+    try:
+        with Subscriber(
+            f"ipc://{tmp_path}/alerts.sock", [""], client=f"ipc://{tmp_path}/rpc.sock",
+            catch_up_s=0.2 if answer else 60.0,  # quiet spells to catch up after
+        ) as sub:  # fmt: skip
+            for _ in range(8):
+                assert sub.receive(0.1) == []
+            assert sub.last_seq is None
+    finally:
+        fake.close()
+    assert fake.asked == ["get_status"]

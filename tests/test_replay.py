@@ -220,11 +220,15 @@ def test_a_quote_left_open_in_the_last_row_is_a_bad_row(tmp_path: Path, end: str
     # signal_id of `s2` and a newline, and replayed. Quotes written twice stay fine.
     path = tmp_path / "open.csv"
     path.write_text(
-        HEADER + '1000,2000,ema,X,buy,0.9,3,,10,"s""1"\n1000,2000,ema,X,buy,0.9,3,,10,"s2' + end
+        HEADER + '1000,2000,ema,X,buy,0.9,3,,10,"s""1"\n1000,2000,ema,X,buy,0.9,3,,10,s"0\n'
+        '1000,2000,ema,X,buy,0.9,3,,10,"s2' + end
     )
     with pytest.raises(InputError) as caught:
         read_signals(path)
-    assert "1 bad row, nothing replayed: line 3: a quote is not closed" in str(caught.value)
+    assert "1 bad row, nothing replayed: line 4: a quote is not closed" in str(caught.value)
+    # Without that row, a quote inside a field that is not quoted is the field's own.
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))
+    assert [row.signal_id for row in read_signals(path)] == ['s"1', 's"0']
 
 
 def test_bad_json_lines_are_reported_with_their_line_numbers(tmp_path: Path) -> None:
