@@ -473,6 +473,7 @@ class StoreActor(Actor):
                     before_ms=prune.before_ms,
                     chunk=self.prune_chunk,
                     after_id=prune.after_id,
+                    now_ms=prune.now_ms,
                 )
             )
         except (sqlite3.Error, StorageUnavailable, ValueError) as exc:
@@ -484,9 +485,9 @@ class StoreActor(Actor):
         self.signals_pruned += deleted
         if after_id is not None:
             try:
-                self.tell(PruneSignals(prune.before_ms, after_id))
+                self.tell(PruneSignals(prune.before_ms, after_id, prune.now_ms))
             except Exception:
-                pass  # a full mailbox: the next scheduled prune goes on from here
+                pass  # a full mailbox: the next scheduled prune walks again from the start
         elif deleted:
             log.info("signals_pruned", before_ms=prune.before_ms, total=self.signals_pruned)
 

@@ -117,11 +117,13 @@ class PruneSignals(msgspec.Struct, frozen=True):
     """Tell: delete journaled signals scored before ``before_ms``, oldest first.
 
     A chunk per batch, so writes interleave with a long prune; the store tells itself
-    to go on after row ``after_id`` while a chunk held an old signal.
+    to go on after row ``after_id`` while a chunk held an old signal or was all stamped
+    after ``now_ms`` (the clock when the prune began).
     """
 
     before_ms: int
     after_id: int = 0
+    now_ms: int | None = None
 
 
 class AuditDraft(msgspec.Struct, frozen=True, kw_only=True):

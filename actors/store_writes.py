@@ -169,17 +169,23 @@ def recorded_trade_ids(db: sqlite3.Connection, *, ids: list[str]) -> set[str]:
 
 
 def delete_old_signals(
-    db: sqlite3.Connection, *, before_ms: int, chunk: int, after_id: int = 0
+    db: sqlite3.Connection,
+    *,
+    before_ms: int,
+    chunk: int,
+    after_id: int = 0,
+    now_ms: int | None = None,
 ) -> tuple[int, int | None]:
     """Delete the signals scored before ``before_ms`` among the ``chunk`` journaled after
     row ``after_id``, in the order they were journaled; returns (deleted, the ``after_id``
     of the next chunk, or None when the prune is done).
 
     A chunk costs the same on a table of any size. The prune goes on while a whole chunk
-    held a signal old enough, and stops at the first chunk of recent signals only: one a
-    bot stamped with a time far ahead no longer holds back every row behind it (a single
-    signal stamped 2099 kept all but a chunk's worth an hour for ever), and one stamped
-    far in the past waits until the rows journaled before it are old enough.
+    held a signal old enough, or was all stamped ahead of ``now_ms``, and stops at the
+    first chunk of recent signals: signals a bot stamped with a time far ahead no longer
+    hold back every row behind them (a single one stamped 2099 kept all but a chunk's
+    worth an hour for ever), and one stamped far in the past waits until the rows
+    journaled before it are old enough.
     """
     edge = db.execute(
         "SELECT id FROM signals WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?",
@@ -195,7 +201,15 @@ def delete_old_signals(
             "DELETE FROM signals WHERE id > ? AND id <= ? AND ts_ms < ?",
             (after_id, edge[0], before_ms),
         ).rowcount
-    return deleted, edge[0] if full_chunk and deleted > 0 else None
+    if not full_chunk:
+        return deleted, None
+    if deleted == 0 and now_ms is not None:
+        (earliest,) = db.execute(
+            "SELECT MIN(ts_ms) FROM signals WHERE id > ? AND id <= ?", (after_id, edge[0])
+        ).fetchone()
+        ahead = earliest is not None and earliest > now_ms
+        return 0, edge[0] if ahead else None
+    return deleted, edge[0] if deleted > 0 else None
 
 
 @contextmanager

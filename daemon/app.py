@@ -359,7 +359,8 @@ class Daemon:
             keep_ms = round(keep_days * 86_400_000)
 
             def prune() -> None:
-                _tell_quietly(store, PruneSignals(before_ms=wall_clock_ms() - keep_ms))
+                now = wall_clock_ms()
+                _tell_quietly(store, PruneSignals(before_ms=now - keep_ms, now_ms=now))
 
             prune()
             self._every(3600.0, prune)

@@ -524,6 +524,16 @@ async def test_prune_deletes_old_signals_chunk_by_chunk_and_nothing_else(tmp_pat
             await store.ask(QueryHistory(1))
         assert rows(db, "SELECT signal_id FROM signals ORDER BY id") == [("s0",)]
         assert store.signals_pruned == 9
+        # More than a chunk stamped ahead of the clock, in front of old rows: the prune
+        # walks past them (it stopped there for good: a chunk with nothing to delete).
+        ahead = [journaled(f"a{i}", 4_000_000_000_000 + i) for i in range(5)]
+        store.tell(AppendSignals([*ahead, *(journaled(f"o{i}", 100 + i) for i in range(4))]))
+        await store.ask(AppendTrade(trade("kept-2", 1.0)))
+        store.tell(PruneSignals(before_ms=1_000, now_ms=2_000))
+        for _ in range(4):
+            await store.ask(QueryHistory(1))
+        left = [row[0] for row in rows(db, "SELECT signal_id FROM signals ORDER BY id")]
+        assert left == ["s0", "a0", "a1", "a2", "a3", "a4"]
     finally:
         await supervisor.stop(1.0)
 
