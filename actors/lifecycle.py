@@ -386,6 +386,10 @@ class LifecycleModel:
         state.violations = state.recoveries = 0
         state.probation_from = None
         metrics = {**metrics, "suspensions": state.suspensions}
+        if state.suspended_pace_ms is not None:
+            # Journaled, so that a start that applies it again (from an older snapshot,
+            # or none) keeps the pace: it registers the strategy at the entry's time.
+            metrics["pace_ms"] = state.suspended_pace_ms
         moves = [self._move(strategy, state, "suspended", reason, now_ms, metrics)]
         if state.suspensions >= self.config.retire_after_suspensions:
             moves.append(
@@ -503,11 +507,16 @@ class LifecycleModel:
             if _count(seen):
                 state.seen = max(state.seen, seen)  # the trades up to the suspension
             state.suspensions += 1
-            state.suspended_pace_ms = (
-                _pace_ms(ts_ms, state.first_ms, state.seen)
-                if state.first_ms is not None
-                else None  # no pace known: the clock of before
-            )
+            pace = (metrics or {}).get("pace_ms")
+            if isinstance(pace, (int, float)) and not isinstance(pace, bool) and pace > 0:
+                state.suspended_pace_ms = float(pace)
+            elif state.first_ms is not None and state.first_ms < ts_ms:
+                state.suspended_pace_ms = _pace_ms(ts_ms, state.first_ms, state.seen)
+            else:
+                # No pace known (an entry from before it was journaled, of a strategy first
+                # seen at the entry's time by this start): the clock of before, not a
+                # millisecond a trade (the suspension ended at the first cycle).
+                state.suspended_pace_ms = None
         if actor != "system":
             state.below_peak, state.stopped_below_peak = 0.0, False
         elif status == "suspended":

@@ -315,7 +315,7 @@ def probation_words(cfg: LifecycleConfig, state: HealthState, hours: float) -> s
     if cfg.probation_after_hours is not None:
         return f"suspended {lasted} (probation after {cfg.probation_after_hours:g} h)"
     if state.suspended_pace_ms is None:
-        return f"suspended {lasted} (suspended before probation counted trades)"
+        return f"suspended {lasted} (no pace of its trades known: the clock of before)"
     return f"suspended {lasted}, the time it took to make {cfg.probation_after_trades} trades"
 
 

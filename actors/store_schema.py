@@ -236,7 +236,11 @@ def check_read_only(path: Path) -> bool:
     connection checks it then)."""
     try:
         # The name's bytes, quoted: a file name need not be UTF-8 text.
-        db = sqlite3.connect(f"file:{quote(os.fsencode(path.absolute()))}?mode=ro", uri=True)
+        # No waiting on a lock here: a file another program holds is checked by the
+        # writable connection, with busy_timeout_ms (twice the wait otherwise).
+        db = sqlite3.connect(
+            f"file:{quote(os.fsencode(path.absolute()))}?mode=ro", uri=True, timeout=0
+        )
     except sqlite3.Error:
         return False
     try:

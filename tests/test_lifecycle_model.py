@@ -425,6 +425,27 @@ def test_a_clock_set_back_past_the_first_sight_does_not_end_a_suspension_at_once
     assert moves(m, hard_breach_seen(100), now=60_000 + 72 * HOUR) == [("suspended", "degraded")]
 
 
+def test_a_suspension_applied_again_from_the_journal_keeps_its_pace() -> None:
+    # A start from an older snapshot (or none) registers a strategy first seen after it
+    # at the journaled suspension's time: its pace came out at 1 / seen ms a trade, and
+    # the suspension ended at the first cycle. The pace is journaled with it now, and an
+    # entry from before that ends on the hour clock of before.
+    pace = 60_000
+    live = model()
+    live.register("ema", 0)
+    (suspension,) = live.assess({"ema": hard_breach_seen(100)}, 100 * pace)
+    at = suspension.ts_ms
+    assert suspension.metrics["pace_ms"] == pace
+    older_entry = {k: v for k, v in suspension.metrics.items() if k != "pace_ms"}
+    for metrics, lasts in ((suspension.metrics, 20 * pace), (older_entry, 72 * HOUR)):
+        again = model()
+        again.register("ema", at)  # as the start does: first seen at the entry's time
+        again.apply_journaled("ema", "suspended", suspension.reason, "system", at, metrics)
+        assert moves(again, hard_breach_seen(100), now=at + 1_000) == []
+        assert moves(again, hard_breach_seen(100), now=at + lasts - 1) == []
+        assert moves(again, hard_breach_seen(100), now=at + lasts) == [("suspended", "degraded")]
+
+
 def hard_breach_seen(seen: int) -> Figures:
     return msgspec.structs.replace(hard_breach(), seen=seen)
 
@@ -1041,7 +1062,7 @@ def test_a_suspension_from_before_the_trade_clock_ends_on_the_clock_it_was_made_
     assert (transition.old, transition.new) == ("suspended", "degraded")
     assert (
         transition.reason
-        == "probation: suspended 72.0 h (suspended before probation counted trades)"
+        == "probation: suspended 72.0 h (no pace of its trades known: the clock of before)"
     )
 
 
