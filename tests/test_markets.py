@@ -128,6 +128,8 @@ def test_a_clean_file_gives_its_bars_with_gaps_and_empty_rows_skipped() -> None:
         ("2020-01-03,5,5.4,5,5.2", "line 4: close moves -53% in one bar"),
         ("2020-01-03,10,12,,11", "line 4: prices ['10', '12', '', '11'] are not all numbers"),
         ("03/01/2020,10,12,10,11", "line 4: time ['03/01/2020'] is not %Y-%m-%d"),
+        # A price past the protocol's bound once overflowed a variance (a traceback).
+        ("2020-01-03,10.5,2e15,10,11", "line 4: high 2e+15 is above 1e+15"),
     ],
 )
 def test_a_bad_row_is_refused_naming_the_file_and_the_line(row: str, message: str) -> None:
@@ -198,9 +200,31 @@ def test_a_declared_adjustment_multiplies_the_prices_from_its_day_on() -> None:
         assert got.close == pytest.approx(raw.close * 1.5)
         assert got.open == pytest.approx(raw.open * 1.5)
     # One the prices do not show, on that day or at that ratio, is refused.
-    for wrong in (((day, 2.0),), (("2020-01-05", 1.5),)):
-        with pytest.raises(CorpusError, match="is not a split the prices show"):
+    earlier = datetime.fromtimestamp(bars[190].ts_ms / 1000, UTC).strftime("%Y-%m-%d")
+    for wrong in (((day, 2.0),), ((earlier, 1.5),)):
+        with pytest.raises(CorpusError, match=r"× [\d.]+ is not a split the prices show"):
             parse_bars(csv_of(bars), source(adjustments=wrong))
+    # One outside the bars kept says so (a history cut before it was told it was not a
+    # split the prices show).
+    with pytest.raises(CorpusError, match="is outside the bars kept"):
+        parse_bars(csv_of(bars), source(adjustments=((day, 1.5),), end="2020-10-01"))
+
+
+def test_rows_the_replay_would_refuse_are_refused_at_the_source(tmp_path: Path) -> None:
+    # A history before 1970 and a symbol outside the name rule ran and were reported,
+    # though their rows are not replay input (a replay's ts_ms is >= 0).
+    with pytest.raises(CorpusError, match="line 2: time 1965-01-04 00:00 is before 1970"):
+        parse_bars("Date,Open,High,Low,Close\n1965-01-04,10,11,9,10.5\n", source())
+    with pytest.raises(CorpusError, match=r"line 3: close 0\.0 is not a positive price"):
+        parse_bars("Date,X\n2020-01-01,1\n2020-01-02,0\n", source(format="close", close="X"))
+    manifest = tmp_path / "manifest.toml"
+    fields = dataclasses.asdict(source(symbol="S&P 500"))
+    del fields["adjustments"]
+    manifest.write_text(
+        "[[history]]\n" + "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in fields.items())
+    )
+    with pytest.raises(CorpusError, match="symbol 'S&P 500' is not a name alphad takes"):
+        load_manifest(manifest)
 
 
 @pytest.mark.parametrize("ratio", [2.5, 3.0, 10.0, 7.0, 20.0])

@@ -41,6 +41,7 @@ import hashlib
 import io
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -53,6 +54,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from alphad.actors.regimes import Bar
+from alphad.protocol.wire import NAME_PATTERN
 
 MANIFEST = Path(__file__).with_name("manifest.toml")
 CACHE_ENV = "ALPHAD_MARKETS_CACHE"
@@ -73,6 +75,7 @@ BOUND_TOLERANCE = 1e-9
 # reverse split is rare and shows beyond MAX_MOVE.
 SPLIT_RATIOS = (1.25, 4 / 3, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 10.0)
 SPLIT_TOLERANCE = 0.03
+MAX_PRICE = 1e15  # the bars protocol's bound on a price (a price near 1e154 overflowed a variance)
 SPLIT_BARS = 5
 SPLIT_KEPT = 0.05
 
@@ -171,6 +174,12 @@ def load_manifest(path: Path = MANIFEST) -> list[Source]:
             )
         if source.format == "long" and not (source.symbol_column and source.column):
             raise CorpusError(f"{path}: {source.name}: a long file needs symbol_column and column")
+        if not (re.match(NAME_PATTERN, source.symbol) and len(source.symbol) <= 64):
+            # Its rows go to the replay, whose names follow the protocol's rule.
+            raise CorpusError(
+                f"{path}: {source.name}: symbol {source.symbol!r} is not a name alphad takes"
+                " (letters, digits and _.:/@+-, at most 64)"
+            )
         sources.append(source)
     names = [s.name for s in sources]
     for name in names:
@@ -354,10 +363,15 @@ def parse_bars(text: str, source: Source) -> list[Bar]:
         previous = ts_ms
         if prices is None or not first <= day <= last:
             continue
+        if ts_ms < 0:
+            raise _bad(source, line, f"time {_iso(ts_ms)} is before 1970 (a replay's ts_ms is not)")
         o, h, lo, c = prices
-        for label, value in (("open", o), ("high", h), ("low", lo), ("close", c)):
+        names = ("close",) * 4 if source.format == "close" else ("open", "high", "low", "close")
+        for label, value in zip(names, (o, h, lo, c), strict=True):
             if not (math.isfinite(value) and value > 0):
                 raise _bad(source, line, f"{label} {value} is not a positive price")
+            if value > MAX_PRICE:
+                raise _bad(source, line, f"{label} {value:g} is above {MAX_PRICE:g}")
         if h < lo:
             raise _bad(source, line, f"high {h} is below low {lo}")
         o, c = _on_bound(o, lo, h), _on_bound(c, lo, h)
@@ -419,10 +433,15 @@ def _adjusted(bars: list[Bar], source: Source) -> list[Bar]:
         at = _day(day, source)
         days = [datetime.fromtimestamp(b.ts_ms / 1000, UTC).date() for b in bars]
         i = next((k for k, d in enumerate(days) if d >= at), 0)
+        if not days[0] < at <= days[-1]:
+            raise CorpusError(
+                f"{source.name}: {source.where}: the adjustment {day} × {ratio:g} is outside"
+                f" the bars kept ({days[0]} – {days[-1]}): move the history's start or end"
+            )
         shown = i > 0 and days[i] == at and _split_at(bars, i, (ratio,)) is not None
         if not shown:
             raise CorpusError(
-                f"{source.name}: {source.where}: the adjustment {day} ÷ {ratio:g} is not a "
+                f"{source.name}: {source.where}: the adjustment {day} × {ratio:g} is not a "
                 "split the prices show on that day"
             )
         bars = [
