@@ -554,14 +554,18 @@ class StoreActor(Actor):
         # answered: an idle scorer then learns a trade's outcome before the bot's next
         # score_signal (its wake-up is queued on the loop before the reply's), as a replay
         # of the same rows does; acknowledged first, the next score often missed it.
-        for trade in new_trades:
-            for actor in self.trade_subscribers:
-                await actor.tell_wait(trade)
-        for outcome in new_outcomes:
-            for actor in self.outcome_subscribers:
-                await actor.tell_wait(outcome)
-        _resolve_all(trades, plan.trades.answers)
-        _resolve_all(outcomes, plan.outcomes.answers)
+        try:
+            for trade in new_trades:
+                for actor in self.trade_subscribers:
+                    await actor.tell_wait(trade)
+            for outcome in new_outcomes:
+                for actor in self.outcome_subscribers:
+                    await actor.tell_wait(outcome)
+        finally:
+            # Committed: acknowledged even when a learner stopped (at a stop; the next
+            # start learns the trade from the journal).
+            _resolve_all(trades, plan.trades.answers)
+            _resolve_all(outcomes, plan.outcomes.answers)
 
     def _lock_wait_ms(self, trades: list[Envelope], outcomes: list[Envelope]) -> int:
         """How long this write may wait on a lock another program holds: what is left of
