@@ -259,7 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"out of memory: the input of `{args.command}` does not fit in the memory it may use")
         return EXIT_FAILURE
     except Exception as exc:
-        if args.command == "run" or not type(exc).__module__.startswith("zmq."):
+        from alphad.protocol.endpoints import EndpointError
+
+        ours = isinstance(exc, EndpointError)
+        if args.command == "run" or not (ours or type(exc).__module__.startswith("zmq.")):
             raise  # the daemon's own: its start says why in one line, or it is a bug
         # An endpoint ZeroMQ refuses to connect to (an ipc path past the socket's 107
         # bytes, a scheme it does not know): the operator's, so one line.

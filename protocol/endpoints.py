@@ -16,13 +16,17 @@ SOCKET_NAMES = ("rpc", "admin", "alerts", "alerts_json")
 TRANSPORTS = ("ipc", "tcp", "inproc")  # the ZeroMQ transports a daemon's sockets are on
 
 
+class EndpointError(ValueError):
+    """An endpoint no daemon serves (``checked_endpoint``)."""
+
+
 def checked_endpoint(endpoint: str) -> str:
-    """``endpoint``, or ``ValueError`` saying how to write one: ZeroMQ's own error for a
+    """``endpoint``, or ``EndpointError`` saying how to write one: ZeroMQ's own error for a
     bare path (``Invalid argument``) or ``unix://`` (``Protocol not supported``) named
     neither the endpoint nor the fix."""
     scheme, sep, rest = endpoint.partition("://")
     if not sep or scheme not in TRANSPORTS or not rest:
-        raise ValueError(
+        raise EndpointError(
             f"endpoint {endpoint!r} is not one a daemon serves: write ipc:///path/to/rpc.sock"
             " (a socket file) or tcp://host:port"
         )

@@ -427,7 +427,11 @@ def test_an_endpoint_zeromq_refuses_is_one_line(tmp_path: Path, command: str) ->
     config = tmp_path / "alphad.toml"
     config.write_text('[daemon]\nrpc_endpoint = "foo://x"\n')
     code, err = alphad(command, "--config", str(config), cwd=tmp_path)
-    assert (code, err) == (1, "alphad: cannot connect: Protocol not supported (addr='foo://x')\n")
+    assert (code, err) == (
+        1,
+        "alphad: cannot connect: endpoint 'foo://x' is not one a daemon serves: write"
+        " ipc:///path/to/rpc.sock (a socket file) or tcp://host:port\n",
+    )
 
 
 def test_a_rule_that_never_acts_is_a_warning_of_the_replay_as_of_check_config(
