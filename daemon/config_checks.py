@@ -347,6 +347,14 @@ def _endpoint_problem(name: str, endpoint: str, allow_abstract: bool) -> str | N
                 "socket path may have: choose a shorter directory"
             )
         return None
+    if transport == "tcp" and name == "admin":
+        # One curve_clients_dir lets keys into every tcp socket: the bots' keys would
+        # reach force_status, set_component and forget_strategy.
+        return (
+            f"{endpoint}: admin is served on a socket file only (over tcp every bot key in"
+            " curve_clients_dir would reach the operator's requests); an operator on"
+            " another host runs the commands there, over ssh"
+        )
     if transport == "tcp":
         host, _, port = address.rpartition(":")
         if not host or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65_535:

@@ -351,9 +351,12 @@ def test_check_config_warns_when_a_locked_database_outlasts_a_request(tmp_path: 
             "binds too; each needs its own port",
         ),
         (
-            'rpc_endpoint = "tcp://127.0.0.1:7411"\nadmin_endpoint = "tcp://lo:7411"\n',
-            "key `daemon.admin_endpoint`: tcp://lo:7411 takes port 7411 on an address the rpc"
-            " socket (tcp://127.0.0.1:7411) binds too; each needs its own port",
+            # One curve_clients_dir lets keys into every tcp socket: a bot's key reached
+            # set_component and force_status.
+            'rpc_endpoint = "tcp://127.0.0.1:7411"\nadmin_endpoint = "tcp://lo:7412"\n',
+            "key `daemon.admin_endpoint`: tcp://lo:7412: admin is served on a socket file only"
+            " (over tcp every bot key in curve_clients_dir would reach the operator's requests);"
+            " an operator on another host runs the commands there, over ssh",
         ),
         (
             # "0" resolves to 0.0.0.0: every address.
