@@ -191,14 +191,14 @@ def _given_path(text: str) -> str:
     return text
 
 
-def _seconds(text: str, least: float = 0.0) -> float:
+def _seconds(text: str, least: float = 0.001) -> float:
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if not (value > 0 and least <= value <= MAX_WAIT_S):  # NaN fails too
         raise argparse.ArgumentTypeError(
-            f"expected seconds {'above 0' if not least else f'from {least:g}'} to"
+            f"expected seconds from {least:g} to"
             f" {MAX_WAIT_S:g}, not {text!r}"
         )
     return value

@@ -243,10 +243,12 @@ def test_an_interrupt_while_the_command_line_loads_ends_with_130(
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (("status", "--timeout", "0"), "argument --timeout: expected seconds above 0 to 3600"),
-        (("health", "--timeout", "nan"), "argument --timeout: expected seconds above 0 to 3600"),
-        (("report", "--timeout", "inf"), "argument --timeout: expected seconds above 0 to 3600"),
-        (("status", "--timeout", "1e30"), "argument --timeout: expected seconds above 0 to 3600"),
+        (("status", "--timeout", "0"), "argument --timeout: expected seconds from 0.001 to 3600"),
+        (("health", "--timeout", "nan"), "argument --timeout: expected seconds from 0.001 to 3600"),
+        (("report", "--timeout", "inf"), "argument --timeout: expected seconds from 0.001 to 3600"),
+        (("status", "--timeout", "1e30"), "argument --timeout: expected seconds from 0.001"),
+        # Below a millisecond the client refused it with a traceback.
+        (("status", "--timeout", "0.0005"), "argument --timeout: expected seconds from 0.001 to"),
         (("report", "--min-trades", "9" * 20), "argument --min-trades: expected 0 to 1000000000"),
         (("top", "--interval", "0"), "argument --interval: expected seconds from 0.1 to 3600"),
         (("top", "--interval", "inf"), "argument --interval: expected seconds from 0.1 to 3600"),
