@@ -105,7 +105,7 @@ def validate(config: Config, paths: Paths, source: str = "") -> tuple[list[str],
             errors.append(str(exc))
     metrics_errors, warnings = metrics_findings(config.metrics)
     warnings += bars_findings(config) + window_findings(config) + _busy_findings(config)
-    warnings += _stop_and_request_findings(config)
+    warnings += _stop_and_request_findings(config) + _deprecated_findings(config)
     errors = [source + error for error in errors + metrics_errors]
     errors += _directory_clashes(paths)
     # The sockets named after the runtime directory (from the command line, systemd or
@@ -139,6 +139,20 @@ def _directory_clashes(paths: Paths) -> list[str]:
                 "each needs its own"
             ]
     return []
+
+
+def _deprecated_findings(config: Config) -> list[str]:
+    """A warning for the hour clock of probation: set, it replaces the trade clock
+    (``probation_after_trades``, whatever its value), silently until then."""
+    hours = config.lifecycle.probation_after_hours
+    if hours is None:
+        return []
+    return [
+        f"[lifecycle] probation_after_hours = {hours:g} is deprecated and replaces"
+        f" probation_after_trades ({config.lifecycle.probation_after_trades}): an automatic"
+        " suspension ends after that many hours on every time frame; remove it for the"
+        " trade clock"
+    ]
 
 
 def _busy_findings(config: Config) -> list[str]:

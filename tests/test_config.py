@@ -315,6 +315,21 @@ def test_check_config_warns_when_a_locked_database_outlasts_a_request(tmp_path: 
     assert quiet.returncode == 0 and quiet.stderr == ""
 
 
+def test_check_config_warns_of_the_hour_clock_of_probation(tmp_path: Path) -> None:
+    # Set beside probation_after_trades = 0 ("no clock"), it silently ended suspensions
+    # after 72 h.
+    text = "[lifecycle]\nprobation_after_trades = 0\nprobation_after_hours = 72\n"
+    result = check_config(write(tmp_path, text))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        "alphad: warning: [lifecycle] probation_after_hours = 72 is deprecated and replaces"
+        " probation_after_trades (0): an automatic suspension ends after that many hours on"
+        " every time frame; remove it for the trade clock\n"
+    )
+    quiet = check_config(write(tmp_path, "[lifecycle]\nprobation_after_trades = 0\n"))
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
 @pytest.mark.parametrize(
     ("endpoints", "expected"),
     [
