@@ -44,7 +44,10 @@ class WeightingModel(Scoring):
     def __init__(self, config: WeightingConfig, strategies: Mapping[str, StrategyConfig]) -> None:
         self.config = config
         self.configured = dict(strategies)
-        self.base: dict[str, float] = {n: s.base_weight for n, s in sorted(strategies.items())}
+        self.base: dict[str, float] = {
+            n: s.base_weight if s.base_weight is not None else config.default_base_weight
+            for n, s in sorted(strategies.items())
+        }
         self.adaptive: dict[str, float] = dict(self.base)
         # regime -> strategy -> adaptive weight; a strategy missing from a regime's table
         # uses its global weight there.

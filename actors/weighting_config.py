@@ -44,7 +44,9 @@ class RegimeLimits(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
 class StrategyConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """``[strategies.NAME]``: a configured strategy."""
 
-    base_weight: BaseWeight = 1.0
+    # None: ``[weighting] default_base_weight``, as for a strategy first seen in a request
+    # (declared only for its drawdown limits, one took 1.0 beside a default of 0.25).
+    base_weight: BaseWeight | None = None
     # Absolute drawdown limits in pnl units, used by the lifecycle; without them its
     # relative limits (in average trades) apply.
     soft_drawdown: DrawdownLimit | None = None

@@ -922,3 +922,18 @@ def test_a_journaled_reset_applied_again_on_a_changed_base_is_at_the_new_base() 
     doubled = WeightingModel.from_state(config, {"ema": StrategyConfig(base_weight=2.0)}, older)
     doubled.apply_journaled("ema", None, reset.new, reset.metrics)
     assert doubled.adaptive["ema"] == 2.0  # base, as after a clean restart
+
+
+def test_a_strategy_configured_without_a_base_weight_takes_the_default_one() -> None:
+    # Declared only for its drawdown limits, it took 1.0 beside a default of 0.25: four
+    # times the allocation the operator set for every strategy.
+    config = WeightingConfig(default_base_weight=0.25)
+    model = WeightingModel(
+        config,
+        {
+            "limits_only": StrategyConfig(hard_drawdown=500.0),
+            "core": StrategyConfig(base_weight=2.0),
+        },
+    )
+    model.ensure_registered("seen")
+    assert model.base == {"core": 2.0, "limits_only": 0.25, "seen": 0.25}
