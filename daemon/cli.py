@@ -629,7 +629,7 @@ def check_database(args: argparse.Namespace) -> int:
     if args.database:
         path = Path(args.database)
     else:
-        path = resolve_paths(load_config(args.config), args.state_dir, None).database
+        path = resolve_paths(load_config(args.config), args.state_dir, None, client=True).database
     if path.is_dir():
         raise CommandError(f"{path}: is a directory, not a database file")
     if not path.is_file():

@@ -37,6 +37,7 @@ from alphad.actors.weighting import WeightingModel
 from alphad.actors.weighting_config import RegimeLimits, StrategyConfig, WeightingConfig
 from alphad.protocol.endpoints import (
     client_runtime_dir,
+    client_state_dir,
     default_runtime_dir,
     default_state_dir,
 )
@@ -443,12 +444,12 @@ def resolve_paths(
 ) -> Paths:
     """Command line beats config beats systemd's directories beats per-user defaults
     (``client``: an operator's command, which also finds the shipped unit's daemon,
-    ``client_runtime_dir``)."""
+    ``client_runtime_dir`` and ``client_state_dir``)."""
     state = Path(
         state_dir
         or config.daemon.state_dir
         or _first_of(os.environ.get("STATE_DIRECTORY"))
-        or default_state_dir()
+        or (client_state_dir() if client else default_state_dir())
     )
     runtime = Path(
         runtime_dir

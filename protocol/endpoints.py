@@ -58,6 +58,21 @@ SYSTEM_RUNTIME_DIR = Path("/run/alphad")
 the service manager: no other user can have made it first."""
 
 
+SYSTEM_STATE_DIR = Path("/var/lib/alphad")
+"""The shipped systemd unit's state directory (``StateDirectory=alphad``)."""
+
+
+def client_state_dir() -> Path:
+    """Where an operator's command looks for the database: ``default_state_dir`` when a
+    database is there, else the shipped unit's ``/var/lib/alphad`` when one is there
+    (``check-db --config /etc/alphad/alphad.toml`` checked a per-user file, or none),
+    else ``default_state_dir``."""
+    own = default_state_dir()
+    if not (own / "alphad.db").exists() and (SYSTEM_STATE_DIR / "alphad.db").exists():
+        return SYSTEM_STATE_DIR
+    return own
+
+
 def client_runtime_dir() -> Path:
     """Where a client looks for the daemon's sockets: ``default_runtime_dir`` when a
     daemon's rpc socket is there, else the shipped unit's ``/run/alphad`` when one is

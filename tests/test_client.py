@@ -1125,3 +1125,22 @@ def test_a_new_subscriber_asks_where_the_journal_stands_once_a_quiet_spell(
     finally:
         fake.close()
     assert fake.asked == ["get_status"]
+
+
+def test_an_operators_command_finds_the_shipped_units_database_when_the_user_has_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `alphad check-db --config /etc/alphad/alphad.toml` (whose state_dir is unset, as the
+    # unit gives it $STATE_DIRECTORY) checked a per-user file, or said there was none.
+    system = tmp_path / "var-lib-alphad"
+    system.mkdir()
+    (system / "alphad.db").write_bytes(b"")
+    monkeypatch.setattr(endpoints, "SYSTEM_STATE_DIR", system)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "user"))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    assert resolve_paths(Config(), None, None, client=True).database == system / "alphad.db"
+    own = tmp_path / "user" / "alphad"
+    assert resolve_paths(Config(), None, None).state_dir == own  # the daemon's own start
+    own.mkdir(parents=True)
+    (own / "alphad.db").write_bytes(b"")
+    assert resolve_paths(Config(), None, None, client=True).state_dir == own
