@@ -22,11 +22,11 @@ class ScorerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     """``[scorer]``: thresholds and shapes of the quality factors and the position size."""
 
     min_quality: Factor = 0.3
-    # f_confluence. "record" (the default): judged by what confluence has predicted for
+    # f_confluence. "record": judged by what confluence has predicted for
     # the strategy: 1.0 unless the strategy's outcomes at this confluence bucket are
     # significantly below its own rate, then their Beta posterior over that rate, at least
     # confluence_floor. "target": confluence_floor with no agreeing indicator, rising
-    # linearly to 1.0 at confluence_target, whatever the record. Both count every
+    # linearly to 1.0 at confluence_target, whatever the record (the default). Both count every
     # confluence from confluence_target up as confluence_target.
     confluence: Literal["record", "target"] = "target"
     confluence_target: Annotated[int, Meta(ge=1, le=100)] = 3

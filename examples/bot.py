@@ -112,8 +112,9 @@ def trade(args: argparse.Namespace) -> None:
             edge = before if i < args.trades // 2 else after
             regime = rng.choice(REGIMES)
             confidence = min(1.0, max(0.0, rng.gauss(0.7, 0.1)))
+            side = rng.choice(("buy", "sell"))
             verdict = alphad.score_signal(
-                strategy=name, symbol=symbol, side=rng.choice(("buy", "sell")),
+                strategy=name, symbol=symbol, side=side,
                 confidence=confidence, confluence=rng.randint(1, 4), regime=regime,
             )  # fmt: skip
             pnl = rng.gauss(edge, 1.0) * 100  # what the trade makes at size 1.0
@@ -122,7 +123,7 @@ def trade(args: argparse.Namespace) -> None:
                 pnl_with += pnl * verdict.size_multiplier
                 now = int(time.time() * 1000)
                 alphad.record_trade(
-                    trade_id=f"{run_id}-{i}", strategy=name, symbol=symbol, side="buy",
+                    trade_id=f"{run_id}-{i}", strategy=name, symbol=symbol, side=side,
                     pnl=pnl * verdict.size_multiplier, entry_ts_ms=now - 60_000, exit_ts_ms=now,
                     regime=regime, size=verdict.size_multiplier, signal_id=verdict.signal_id,
                 )  # fmt: skip

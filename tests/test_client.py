@@ -960,7 +960,7 @@ def test_a_catch_up_with_the_daemon_down_waits_no_longer_than_the_receive(
 
 
 FORKED_BOT = """
-import asyncio, os, sys
+import asyncio, os, signal, sys
 from alphad.protocol.client import AsyncClient, Client, Subscriber
 rpc, alerts = sys.argv[1], sys.argv[2]
 client = Client(rpc, timeout_s=0.5, retries=1)
@@ -971,6 +971,7 @@ asyncio.run(async_client.get_status())
 subscriber.receive(0.1)
 child = os.fork()
 if child == 0:
+    signal.alarm(20)  # a child that spins (as it did) ends, not an orphan for ever
     answers = [client.score_signal("ema", "BTC", "buy", 0.7, signal_id="child-1").signal_id]
     answers.append(str(asyncio.run(async_client.get_status()).protocol))
     subscriber.receive(0.1)
