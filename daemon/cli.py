@@ -20,6 +20,7 @@ import msgspec
 from alphad.daemon.config import Config, ConfigError, Paths, load_config, resolve_paths
 from alphad.daemon.config_checks import checked_config
 from alphad.daemon.entry import EXIT_INTERRUPTED
+from alphad.protocol.endpoints import EndpointError
 from alphad.protocol.messages import LOWER_IS_BETTER, RankedMetric
 
 if TYPE_CHECKING:
@@ -259,8 +260,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"out of memory: the input of `{args.command}` does not fit in the memory it may use")
         return EXIT_FAILURE
     except Exception as exc:
-        from alphad.protocol.endpoints import EndpointError
-
         ours = isinstance(exc, EndpointError)
         if args.command == "run" or not (ours or type(exc).__module__.startswith("zmq.")):
             raise  # the daemon's own: its start says why in one line, or it is a bug

@@ -67,10 +67,7 @@ def client_state_dir() -> Path:
     database is there, else the shipped unit's ``/var/lib/alphad`` when one is there
     (``check-db --config /etc/alphad/alphad.toml`` checked a per-user file, or none),
     else ``default_state_dir``."""
-    own = default_state_dir()
-    if not (own / "alphad.db").exists() and (SYSTEM_STATE_DIR / "alphad.db").exists():
-        return SYSTEM_STATE_DIR
-    return own
+    return _own_else_system(default_state_dir(), SYSTEM_STATE_DIR, "alphad.db")
 
 
 def client_runtime_dir() -> Path:
@@ -79,9 +76,13 @@ def client_runtime_dir() -> Path:
     there (a bot of another user in the ``alphad`` group found no daemon at all: the
     daemon's ``$RUNTIME_DIRECTORY`` is not in the bot's environment), else
     ``default_runtime_dir``."""
-    own = default_runtime_dir()
-    if not (own / "rpc.sock").exists() and (SYSTEM_RUNTIME_DIR / "rpc.sock").exists():
-        return SYSTEM_RUNTIME_DIR
+    return _own_else_system(default_runtime_dir(), SYSTEM_RUNTIME_DIR, "rpc.sock")
+
+
+def _own_else_system(own: Path, system: Path, name: str) -> Path:
+    """``own``, unless ``name`` is missing there and is in the shipped unit's ``system``."""
+    if not (own / name).exists() and (system / name).exists():
+        return system
     return own
 
 
